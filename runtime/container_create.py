@@ -1,0 +1,164 @@
+"""`pyrunc create`: build the container up to the point where only exec of the user process is left."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+from runtime import process, state as statemod
+from runtime.errors import PyruncError
+from runtime.init import InitConfig, stage1
+from runtime.linux import capabilities, hooks, libc, namespaces
+from runtime.linux.cgroups import CgroupError, new_manager
+from runtime.spec import load_bundle
+from runtime.sync import Channel
+
+
+@dataclass
+class CreateOptions:
+    root: str
+    container_id: str
+    bundle: str
+    pid_file: str | None = None
+    console_socket: str | None = None
+    no_pivot: bool = False
+    preserve_fds: int = 0
+    # `run` with a terminal and no console socket passes its own end of a socketpair here.
+    console_fd: int | None = None
+
+
+def _check_spec(spec: dict[str, Any]) -> None:
+    proc = spec["process"]
+    if proc.get("capabilities"):
+        capabilities.validate(proc["capabilities"])
+    process.validate_rlimits(proc.get("rlimits") or [])
+    seccomp_cfg = (spec.get("linux") or {}).get("seccomp")
+    if seccomp_cfg:
+        from runtime.linux import seccomp
+
+        try:
+            seccomp.validate(seccomp_cfg)
+        except seccomp.SeccompError as exc:
+            raise PyruncError(str(exc)) from None
+    if spec.get("hostname") and not any(ns.get("type") == "uts" for ns in (spec.get("linux") or {}).get("namespaces") or []):
+        raise PyruncError("unable to set hostname without a private UTS namespace")
+
+
+def create(opts: CreateOptions) -> statemod.ContainerState:
+    statemod.validate_id(opts.container_id)
+    spec, rootfs = load_bundle(opts.bundle)
+    _check_spec(spec)
+    os.makedirs(opts.root, mode=0o711, exist_ok=True)
+    container_dir = os.path.join(opts.root, opts.container_id)
+    try:
+        os.mkdir(container_dir, 0o711)
+    except FileExistsError:
+        raise PyruncError(f"container with given ID already exists: {opts.container_id}") from None
+    except OSError as exc:
+        raise PyruncError(f"cannot create state directory {container_dir}: {exc.strerror}") from None
+
+    linux = spec.get("linux") or {}
+    cgroups = None
+    init_pid = 0
+    try:
+        fifo_path = os.path.join(container_dir, statemod.EXEC_FIFO)
+        os.mkfifo(fifo_path, 0o622)
+        cgroups = new_manager(linux.get("cgroupsPath") or None, opts.container_id)
+        cgroups.create()
+        cgroups.set_resources(linux.get("resources") or {})
+        console_sock: socket.socket | None = None
+        console_fd = opts.console_fd
+        if opts.console_socket:
+            from runtime.linux import console
+
+            console_sock = console.connect(opts.console_socket)
+            console_fd = console_sock.fileno()
+        cfg = InitConfig(
+            spec=spec,
+            rootfs=rootfs,
+            fifo_path=fifo_path,
+            cgroup_mounts=cgroups.mount_sources(),
+            console_fd=console_fd,
+            no_pivot=opts.no_pivot,
+            preserve_fds=opts.preserve_fds,
+        )
+        parent, child = Channel.pair()
+        first = os.fork()
+        if first == 0:
+            parent.close()
+            stage1(cfg, child)
+        child.close()
+        if console_sock is not None:
+            console_sock.close()
+        try:
+            cgroups.add_process(first)
+            parent.send("go")
+            msg = parent.recv()
+            if msg["type"] == "userns":
+                namespaces.write_id_maps(first, linux.get("uidMappings") or [], linux.get("gidMappings") or [])
+                parent.send("mapped")
+                msg = parent.recv()
+            if msg["type"] == "error":
+                raise PyruncError(msg["message"])
+            init_pid = int(msg["pid"])
+        finally:
+            os.waitpid(first, 0)
+        proc = spec["process"]
+        if proc.get("oomScoreAdj") is not None:
+            process.set_oom_score_adj(proc["oomScoreAdj"], init_pid)
+        cs = statemod.ContainerState(
+            id=opts.container_id,
+            bundle=os.path.abspath(opts.bundle),
+            rootfs=rootfs,
+            pid=init_pid,
+            pid_start=libc.process_start_time(init_pid) or 0,
+            created=statemod.now_rfc3339(),
+            config=spec,
+            cgroup=cgroups.to_dict(),
+            owner="",
+            annotations=spec.get("annotations") or {},
+        )
+        cs.save(opts.root)
+        parent.expect("hooks")
+        creating = statemod.oci_state(opts.root, cs, "creating")
+        hooks.run(spec.get("hooks"), "prestart", creating)
+        hooks.run(spec.get("hooks"), "createRuntime", creating)
+        parent.send("hooks-done", state=creating)
+        parent.expect("ready")
+        parent.close()
+        if opts.pid_file:
+            statemod.write_atomic(os.path.abspath(opts.pid_file), str(init_pid).encode(), 0o644)
+        return cs
+    except BaseException as exc:
+        _abort(init_pid, cgroups, opts.root, opts.container_id)
+        if isinstance(exc, CgroupError):
+            raise PyruncError(str(exc)) from None
+        if isinstance(exc, OSError) and not isinstance(exc, PyruncError):
+            raise PyruncError(f"{exc.strerror or exc}{' ' + str(exc.filename) if exc.filename else ''}") from None
+        raise
+
+
+def _abort(init_pid: int, cgroups: Any, root: str, container_id: str) -> None:
+    """Undo a half-made container: nothing of it may outlive a failed create."""
+    if init_pid:
+        try:
+            os.kill(init_pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            os.waitpid(init_pid, 0)  # only succeeds when we are its subreaper (`run`)
+        except ChildProcessError:
+            pass
+        except OSError as exc:
+            if exc.errno != errno.ECHILD:
+                raise
+    if cgroups is not None:
+        try:
+            cgroups.destroy()
+        except Exception:  # noqa: BLE001 - best effort; the original error matters more
+            pass
+    statemod.remove_dir(root, container_id)

@@ -1,0 +1,245 @@
+"""`pyrunc exec`: start another process inside a running container's namespaces and cgroups."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import signal
+import socket
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+from runtime import process, spec as specmod, state as statemod
+from runtime.container_run import FORWARDED, exit_code
+from runtime.errors import PyruncError
+from runtime.linux import libc, namespaces
+from runtime.linux.cgroups import load_manager
+from runtime.sync import Channel, report_and_exit
+
+
+@dataclass
+class ExecOptions:
+    root: str
+    container_id: str
+    process_file: str | None = None
+    args: list[str] = field(default_factory=list)
+    tty: bool = False
+    detach: bool = False
+    pid_file: str | None = None
+    console_socket: str | None = None
+    cwd: str | None = None
+    env: list[str] = field(default_factory=list)
+    user: str | None = None
+    additional_gids: list[int] = field(default_factory=list)
+    caps: list[str] = field(default_factory=list)
+    no_new_privs: bool = False
+    preserve_fds: int = 0
+    ignore_paused: bool = False
+
+
+def build_process(opts: ExecOptions, base: dict[str, Any]) -> dict[str, Any]:
+    if opts.process_file:
+        try:
+            with open(opts.process_file, "rb") as f:
+                proc = json.load(f)
+        except OSError as exc:
+            raise PyruncError(f"cannot read process file {opts.process_file}: {exc.strerror}") from None
+        except ValueError as exc:
+            raise PyruncError(f"invalid process file {opts.process_file}: {exc}") from None
+    else:
+        if not opts.args:
+            raise PyruncError("exec: a command to run is required (or --process FILE)")
+        proc = copy.deepcopy(base)
+        proc["args"] = opts.args
+        proc["terminal"] = opts.tty
+        proc.pop("consoleSize", None)
+        proc["env"] = list(proc.get("env") or []) + opts.env
+        if opts.cwd:
+            proc["cwd"] = opts.cwd
+        if opts.user:
+            uid, _, gid = opts.user.partition(":")
+            try:
+                proc["user"] = {"uid": int(uid), "gid": int(gid or 0)}
+            except ValueError:
+                raise PyruncError(f"invalid --user {opts.user!r}: want UID[:GID]") from None
+        if opts.additional_gids:
+            proc.setdefault("user", {})["additionalGids"] = opts.additional_gids
+        if opts.caps:
+            caps = proc.setdefault("capabilities", {})
+            for key in ("bounding", "effective", "permitted", "ambient"):
+                caps[key] = sorted(set(caps.get(key) or []) | set(opts.caps))
+        if opts.no_new_privs:
+            proc["noNewPrivileges"] = True
+    specmod.check_process(proc)
+    proc.setdefault("cwd", "/")
+    return proc
+
+
+def exec_process(opts: ExecOptions) -> int:
+    cs = statemod.load(opts.root, opts.container_id)
+    current = statemod.status(opts.root, cs)
+    if current == "stopped":
+        raise PyruncError("cannot exec in a stopped container")
+    if current == "paused" and not opts.ignore_paused:
+        raise PyruncError("cannot exec in a paused container (use --ignore-paused to override)")
+    proc = build_process(opts, cs.config.get("process") or {})
+    if proc.get("capabilities"):
+        from runtime.linux import capabilities
+
+        capabilities.validate(proc["capabilities"])
+    process.validate_rlimits(proc.get("rlimits") or [])
+
+    console_fd: int | None = None
+    ours: socket.socket | None = None
+    keep: list[socket.socket] = []
+    if proc.get("terminal"):
+        if opts.console_socket:
+            from runtime.linux import console
+
+            sock = console.connect(opts.console_socket)
+            keep.append(sock)
+            console_fd = sock.fileno()
+        elif opts.detach:
+            raise PyruncError("cannot allocate tty if runc will detach without setting console socket")
+        else:
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            keep.append(theirs)
+            console_fd = theirs.fileno()
+    if not opts.detach:
+        libc.set_child_subreaper()
+
+    kinds = [ns["type"] for ns in specmod.namespaces(cs.config)]
+    opened = namespaces.open_paths(namespaces.of_process(cs.pid, kinds))
+    in_userns = "user" in kinds
+    seccomp_cfg = (cs.config.get("linux") or {}).get("seccomp")
+    parent, child = Channel.pair()
+    first = os.fork()
+    if first == 0:
+        parent.close()
+        _stage1(child, opened, proc, console_fd, seccomp_cfg, opts.preserve_fds, in_userns)
+    child.close()
+    for _, fd in opened:
+        os.close(fd)
+    for sock in keep:
+        sock.close()
+    try:
+        try:
+            load_manager(cs.cgroup).add_process(first)
+            parent.send("go")
+            pid = int(parent.expect("pid")["pid"])
+        finally:
+            os.waitpid(first, 0)
+        master = None
+        if ours is not None:
+            from runtime.linux import console
+
+            master = console.receive_master(ours)
+            ours.close()
+        msg = parent.recv_or_eof()
+        if msg is not None and msg["type"] == "error":
+            raise PyruncError(msg["message"])
+    finally:
+        parent.close()
+    if opts.pid_file:
+        statemod.write_atomic(os.path.abspath(opts.pid_file), str(pid).encode(), 0o644)
+    if opts.detach:
+        return 0
+    return _wait(pid, master)
+
+
+def _stage1(
+    chan: Channel,
+    opened: list[tuple[str, int]],
+    proc: dict[str, Any],
+    console_fd: int | None,
+    seccomp_cfg: dict[str, Any] | None,
+    preserve_fds: int,
+    in_userns: bool,
+) -> NoReturn:
+    try:
+        chan.expect("go")
+        namespaces.join(opened)
+        pid = os.fork()
+        if pid == 0:
+            _stage2(chan, proc, console_fd, seccomp_cfg, preserve_fds, in_userns)
+        chan.send("pid", pid=pid)
+        os._exit(0)
+    except BaseException as exc:  # noqa: BLE001
+        report_and_exit(chan, exc)
+    os._exit(1)
+
+
+def _stage2(
+    chan: Channel,
+    proc: dict[str, Any],
+    console_fd: int | None,
+    seccomp_cfg: dict[str, Any] | None,
+    preserve_fds: int,
+    in_userns: bool,
+) -> NoReturn:
+    try:
+        os.setsid()
+        if proc.get("terminal") and console_fd is not None:
+            from runtime.linux import console
+
+            master, slave_path = console.open_pty()
+            size = proc.get("consoleSize")
+            if size:
+                libc.set_winsize(master, size.get("height", 0), size.get("width", 0))
+            console.send_master(console_fd, master)
+            os.close(master)
+            console.attach_slave(slave_path)
+        if console_fd is not None:
+            os.close(console_fd)
+        try:
+            os.chdir(proc["cwd"])
+        except OSError as exc:
+            raise PyruncError(f"cannot chdir to {proc['cwd']}: {exc.strerror}") from None
+        process.apply_rlimits(proc.get("rlimits") or [])
+        exe = process.resolve_executable(proc["args"][0], process.env_dict(proc.get("env") or []))
+        seccomp_filter = None
+        if seccomp_cfg:
+            from runtime.linux import seccomp
+
+            seccomp_filter = seccomp.build_filter(seccomp_cfg)
+        process.finalize_and_exec(proc, exe, seccomp_filter, preserve_fds, in_userns)
+    except BaseException as exc:  # noqa: BLE001
+        report_and_exit(chan, exc)
+    os._exit(1)
+
+
+def _wait(pid: int, master: int | None) -> int:
+    pending: list[int] = []
+    for sig in FORWARDED:
+        signal.signal(sig, lambda signum, _frame: pending.append(signum))
+    result: dict[str, int] = {}
+
+    def poll(block: bool) -> bool:
+        while pending:
+            try:
+                os.kill(pid, pending.pop(0))
+            except ProcessLookupError:
+                pass
+        while True:
+            try:
+                got, status = os.waitpid(-1, 0 if block else os.WNOHANG)
+            except ChildProcessError:
+                return True
+            except InterruptedError:
+                return False
+            if got == 0:
+                return False
+            if got == pid:
+                result["status"] = status
+                return True
+
+    if master is not None:
+        from runtime.linux import console
+
+        console.proxy(master, lambda: poll(False))
+        os.close(master)
+    while "status" not in result:
+        if poll(True) and "status" not in result:
+            raise PyruncError("lost track of the exec'd process")
+    return exit_code(result["status"])

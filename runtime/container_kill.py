@@ -1,0 +1,32 @@
+"""`pyrunc kill`: signal the init, or with --all every process in the container's cgroup."""
+
+from __future__ import annotations
+
+import os
+
+from runtime import state as statemod
+from runtime.errors import PyruncError
+from runtime.linux import libc
+from runtime.linux.cgroups import load_manager
+
+
+def kill(root: str, container_id: str, sig: int, all_processes: bool) -> None:
+    cs = statemod.load(root, container_id)
+    if statemod.status(root, cs) == "stopped":
+        raise PyruncError("container not running")
+    if all_processes:
+        load_manager(cs.cgroup).kill_all(sig)
+        return
+    # A pidfd pins the process we checked, so a recycled pid never gets the signal.
+    try:
+        pidfd = libc.pidfd_open(cs.pid)
+    except OSError:
+        raise PyruncError("container not running") from None
+    try:
+        if libc.process_start_time(cs.pid) != cs.pid_start:
+            raise PyruncError("container not running")
+        libc.pidfd_send_signal(pidfd, sig)
+    except ProcessLookupError:
+        raise PyruncError("container not running") from None
+    finally:
+        os.close(pidfd)

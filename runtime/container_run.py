@@ -1,0 +1,117 @@
+"""`pyrunc run`: create, start and (unless detached) wait, exiting with the container's status."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+
+from runtime import state as statemod
+from runtime.container_create import CreateOptions, create
+from runtime.container_delete import delete
+from runtime.container_start import start
+from runtime.errors import PyruncError
+from runtime.linux import libc
+
+FORWARDED = [
+    signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2,
+    signal.SIGCONT, signal.SIGWINCH, signal.SIGALRM,
+]  # fmt: skip
+
+
+def exit_code(wait_status: int) -> int:
+    if os.WIFSIGNALED(wait_status):
+        return 128 + os.WTERMSIG(wait_status)
+    return os.waitstatus_to_exitcode(wait_status)
+
+
+def run(opts: CreateOptions, detach: bool, keep: bool) -> int:
+    if not detach:
+        # The init is re-parented to us when stage 1 exits, so we can wait for it and reap its orphans.
+        libc.set_child_subreaper()
+    ours: socket.socket | None = None
+    terminal = _wants_terminal(opts)
+    if terminal and not opts.console_socket:
+        if detach:
+            raise PyruncError("cannot allocate tty if runc will detach without setting console socket")
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        opts.console_fd = theirs.fileno()
+        theirs.set_inheritable(False)
+    cs = create(opts)
+    master = None
+    if ours is not None:
+        from runtime.linux import console
+
+        master = console.receive_master(ours)
+        ours.close()
+    if detach:
+        start(opts.root, opts.container_id)
+        return 0
+
+    pending: list[int] = []
+    for sig in FORWARDED:
+        signal.signal(sig, lambda signum, _frame: pending.append(signum))
+    try:
+        start(opts.root, opts.container_id)
+        status = _wait(cs.pid, master, pending)
+    finally:
+        for sig in FORWARDED:
+            signal.signal(sig, signal.SIG_DFL)
+    if not keep:
+        delete(opts.root, opts.container_id, force=True)
+    return status
+
+
+def _wants_terminal(opts: CreateOptions) -> bool:
+    import json
+
+    try:
+        with open(os.path.join(opts.bundle, "config.json"), "rb") as f:
+            return bool(json.load(f).get("process", {}).get("terminal"))
+    except (OSError, ValueError, AttributeError):
+        return False  # create reports the real problem
+
+
+def _wait(init_pid: int, master: int | None, pending: list[int]) -> int:
+    result: dict[str, int] = {}
+
+    def reap(block: bool) -> bool:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, 0 if block else os.WNOHANG)
+            except ChildProcessError:
+                return True
+            except InterruptedError:
+                _forward(init_pid, pending)
+                continue
+            if pid == 0:
+                return "init" in result
+            if pid == init_pid:
+                result["init"] = status
+                return True
+
+    def forward_and_check() -> bool:
+        _forward(init_pid, pending)
+        return reap(False)
+
+    if master is not None:
+        from runtime.linux import console
+
+        console.proxy(master, forward_and_check)
+        os.close(master)
+    while "init" not in result:
+        _forward(init_pid, pending)
+        reap(True)
+    return exit_code(result["init"])
+
+
+def _forward(init_pid: int, pending: list[int]) -> None:
+    while pending:
+        sig = pending.pop(0)
+        try:
+            os.kill(init_pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+__all__ = ["run", "statemod"]

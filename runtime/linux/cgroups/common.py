@@ -1,0 +1,157 @@
+"""Small helpers shared by the v1 and v2 cgroup managers: file I/O with readable errors, parsers."""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+
+
+class CgroupError(Exception):
+    """A cgroup operation failed; the message is one human-readable line."""
+
+    def __init__(self, message: str, errno_value: int | None = None) -> None:
+        super().__init__(message)
+        # The kernel's errno when a control file write was refused; lets callers retry in another order.
+        self.errno = errno_value
+
+
+def _strerror(err: OSError) -> str:
+    return os.strerror(err.errno) if err.errno else str(err)
+
+
+def write_file(directory: str, name: str, value: str | int) -> None:
+    """Write one value to a cgroup control file, naming the file and the kernel's reason on failure."""
+    data = str(value)
+    path = os.path.join(directory, name)
+    try:
+        # One write(2) per value: the kernel parses each write as a whole command.
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, data.encode())
+        finally:
+            os.close(fd)
+    except OSError as err:
+        raise CgroupError(f"cgroup: setting {name} to {data} failed: {_strerror(err)}", err.errno) from None
+
+
+def read_file(directory: str, name: str) -> str:
+    try:
+        with open(os.path.join(directory, name), encoding="ascii", errors="replace") as f:
+            return f.read()
+    except OSError as err:
+        raise CgroupError(f"cgroup: reading {os.path.join(directory, name)} failed: {_strerror(err)}") from None
+
+
+def read_optional(directory: str, name: str) -> str | None:
+    """The file's content, or None when this kernel/controller does not provide it."""
+    try:
+        with open(os.path.join(directory, name), encoding="ascii", errors="replace") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        # ENODEV/EOPNOTSUPP: file exists but the feature is compiled out or disabled.
+        if err.errno in (errno.ENODEV, errno.EOPNOTSUPP, errno.EINVAL):
+            return None
+        raise CgroupError(f"cgroup: reading {os.path.join(directory, name)} failed: {_strerror(err)}") from None
+
+
+def read_uint(directory: str, name: str) -> int:
+    """An unsigned value; 0 when the file is missing (the way runc reports absent counters)."""
+    text = read_optional(directory, name)
+    if text is None:
+        return 0
+    return parse_uint(text.strip())
+
+
+def parse_uint(text: str) -> int:
+    """Parse a cgroup number; 'max' and negative values (v1 '-1') mean unlimited -> 2**64-1 like runc."""
+    if text == "max":
+        return 2**64 - 1
+    try:
+        value = int(text)
+    except ValueError:
+        raise CgroupError(f"cgroup: unexpected value {text!r}") from None
+    return value if value >= 0 else 2**64 - 1
+
+
+def parse_flat_keyed(text: str) -> dict[str, int]:
+    """'key value' lines (memory.stat, cpu.stat, memory.events, ...)."""
+    result: dict[str, int] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2:
+            try:
+                result[parts[0]] = int(parts[1])
+            except ValueError:
+                continue
+    return result
+
+
+def parse_cpu_list(text: str) -> list[int]:
+    """Kernel list format '0-3,5' -> [0, 1, 2, 3, 5]."""
+    result: list[int] = []
+    for part in text.strip().split(","):
+        if not part:
+            continue
+        if "-" in part:
+            lo, hi = part.split("-", 1)
+            result.extend(range(int(lo), int(hi) + 1))
+        else:
+            result.append(int(part))
+    return result
+
+
+def read_procs(directory: str) -> list[int]:
+    text = read_optional(directory, "cgroup.procs")
+    if text is None:
+        return []
+    return [int(x) for x in text.split()]
+
+
+def walk_dirs(directory: str) -> list[str]:
+    """The directory and every cgroup below it, parents before children."""
+    if not os.path.isdir(directory):
+        return []
+    result = []
+    for root, _dirs, _files in os.walk(directory):
+        result.append(root)
+    return result
+
+
+def all_pids(directory: str) -> list[int]:
+    pids: set[int] = set()
+    for d in walk_dirs(directory):
+        pids.update(read_procs(d))
+    return sorted(pids)
+
+
+def rmdir_retry(path: str, timeout: float = 2.0) -> bool:
+    """rmdir a cgroup, retrying while the kernel still reports it busy.
+
+    Returns False if it stayed busy (e.g. a sibling container still lives in a shared parent)."""
+    deadline = time.monotonic() + timeout
+    delay = 0.002
+    while True:
+        try:
+            os.rmdir(path)
+            return True
+        except FileNotFoundError:
+            return True
+        except OSError as err:
+            if err.errno not in (errno.EBUSY, errno.ENOTEMPTY) or time.monotonic() >= deadline:
+                if err.errno in (errno.EBUSY, errno.ENOTEMPTY):
+                    return False
+                raise CgroupError(f"cgroup: removing {path} failed: {_strerror(err)}") from None
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+
+
+def clean_path(path: str) -> str:
+    """Lexically clean a cgroup path so '..' can never climb above where it starts (like runc)."""
+    absolute = path.startswith("/")
+    cleaned = os.path.normpath("/" + path)
+    if cleaned.startswith("//"):
+        cleaned = cleaned[1:]
+    return cleaned if absolute else cleaned.lstrip("/")

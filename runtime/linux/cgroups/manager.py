@@ -1,0 +1,203 @@
+"""The cgroup manager interface and the lifecycle logic shared by v1 and v2.
+
+A manager owns one container's cgroup: a directory per hierarchy (v1) or a single directory (v2).
+It remembers which directories it created so destroy() removes exactly those and nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from abc import ABC, abstractmethod
+from typing import Any
+
+from .common import CgroupError, all_pids, rmdir_retry, walk_dirs, write_file
+
+# How long destroy() waits for SIGKILLed processes to leave the cgroup.
+_EMPTY_TIMEOUT = 5.0
+
+
+class CgroupManager(ABC):
+    version: int = 0
+
+    def __init__(self, paths: dict[str, str], created: list[str] | None = None) -> None:
+        # paths: hierarchy key -> absolute directory ('' is the cgroup2 directory).
+        self.paths = dict(paths)
+        self.created: list[str] = list(created or [])
+
+    # ---- identity -------------------------------------------------------------------------------
+
+    def dirs(self) -> list[str]:
+        """Each distinct directory once (co-mounted v1 controllers share one)."""
+        seen: list[str] = []
+        for d in self.paths.values():
+            if d not in seen:
+                seen.append(d)
+        return seen
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": self.version, "paths": dict(self.paths), "created": list(self.created)}
+
+    def exists(self) -> bool:
+        return any(os.path.isdir(d) for d in self.dirs())
+
+    @abstractmethod
+    def primary_dir(self) -> str:
+        """The directory whose process list is authoritative for pids() and kill_all()."""
+
+    # ---- lifecycle ------------------------------------------------------------------------------
+
+    def create(self) -> None:
+        made: list[str] = []
+        try:
+            for d in self.dirs():
+                made.extend(self._mkdir_p(d))
+                self._prepare(d)
+        except BaseException:
+            for d in reversed(made):
+                rmdir_retry(d, timeout=0.2)
+            raise
+        self.created.extend(d for d in made if d not in self.created)
+
+    def _mkdir_p(self, directory: str) -> list[str]:
+        """mkdir -p, returning the directories this call created, parents first."""
+        missing: list[str] = []
+        d = directory
+        while not os.path.isdir(d):
+            missing.append(d)
+            parent = os.path.dirname(d)
+            if parent == d:
+                break
+            d = parent
+        made: list[str] = []
+        for d in reversed(missing):
+            try:
+                os.mkdir(d, 0o755)
+                made.append(d)
+            except FileExistsError:
+                # Another container created a shared parent at the same moment: it is theirs.
+                continue
+            except OSError as err:
+                for m in reversed(made):
+                    rmdir_retry(m, timeout=0.2)
+                raise CgroupError(f"cgroup: creating {d} failed: {os.strerror(err.errno or 0)}") from None
+        return made
+
+    def _prepare(self, directory: str) -> None:
+        """Hook run after a container directory exists, before any process joins it."""
+
+    def add_process(self, pid: int) -> None:
+        for d in self.dirs():
+            try:
+                write_file(d, "cgroup.procs", pid)
+            except CgroupError as err:
+                reason = str(err).rsplit(": ", 1)[-1]
+                raise CgroupError(f"cgroup: adding process {pid} to {d} failed: {reason}", err.errno) from None
+
+    def pids(self) -> list[int]:
+        return all_pids(self.primary_dir())
+
+    def _pids_anywhere(self) -> list[int]:
+        found: set[int] = set()
+        for d in self.dirs():
+            found.update(all_pids(d))
+        return sorted(found)
+
+    def kill_all(self, sig: int) -> None:
+        """Signal every process; freezing first means none can fork a child we would miss."""
+        was_frozen = self.is_frozen()
+        froze = False
+        if not was_frozen:
+            try:
+                self.freeze()
+                froze = True
+            except CgroupError:
+                # Best effort, as in runc: signal unfrozen rather than not at all.
+                pass
+        try:
+            for pid in self.pids():
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+        finally:
+            # A SIGKILLed process only dies once thawed; otherwise restore a paused container.
+            if froze or (was_frozen and sig == signal.SIGKILL):
+                self.thaw()
+
+    def destroy(self) -> None:
+        if not self.exists():
+            self._remove_created()
+            return
+        if self._pids_anywhere():
+            self._kill_and_wait()
+        for d in self.dirs():
+            # Sub-cgroups the container made for itself (e.g. systemd inside) must go before our dir.
+            for sub in reversed(walk_dirs(d)[1:]):
+                if not rmdir_retry(sub):
+                    raise CgroupError(f"cgroup: {sub} is still busy, cannot remove it")
+        self._remove_created()
+
+    def _kill_and_wait(self) -> None:
+        deadline = time.monotonic() + _EMPTY_TIMEOUT
+        next_kill = 0.0
+        while True:
+            remaining = self._pids_anywhere()
+            if not remaining:
+                return
+            now = time.monotonic()
+            if now >= deadline:
+                raise CgroupError(
+                    f"cgroup: processes {remaining} are still in {self.primary_dir()} after SIGKILL"
+                )
+            if now >= next_kill:
+                self._sigkill_all(remaining)
+                next_kill = now + 0.5
+            time.sleep(0.01)
+
+    def _sigkill_all(self, pids: list[int]) -> None:
+        self.kill_all(signal.SIGKILL)
+        # Processes that are only in a non-primary hierarchy (half-joined) are killed directly.
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if self.is_frozen():
+            self.thaw()
+
+    def _remove_created(self) -> None:
+        leaves = set(self.dirs())
+        # Deepest first, so a created parent is only tried once its created children are gone.
+        for d in sorted(self.created, key=lambda p: p.count("/"), reverse=True):
+            if not os.path.isdir(d):
+                continue
+            if os.path.ismount(d):
+                continue  # never a hierarchy root, whatever a state file says
+            if not rmdir_retry(d, timeout=2.0 if d in leaves else 0.0):
+                if d in leaves:
+                    raise CgroupError(f"cgroup: {d} is still busy, cannot remove it")
+                # A parent we created now holds another container's cgroup: leave it (runc never
+                # removes parents at all).
+        self.created = [d for d in self.created if os.path.isdir(d)]
+
+    # ---- per-version operations -----------------------------------------------------------------
+
+    @abstractmethod
+    def set_resources(self, resources: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    def freeze(self) -> None: ...
+
+    @abstractmethod
+    def thaw(self) -> None: ...
+
+    @abstractmethod
+    def is_frozen(self) -> bool: ...
+
+    @abstractmethod
+    def stats(self) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def oom_kill_count(self) -> int: ...

@@ -1,0 +1,36 @@
+"""OCI hooks: programs run at lifecycle points with the container state on stdin."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from typing import Any
+
+from runtime.errors import PyruncError
+
+
+def run(hooks: dict[str, Any] | None, stage: str, state: dict[str, Any]) -> None:
+    """Run every hook of STAGE in order; the first failure raises (callers decide whether it is fatal)."""
+    for hook in (hooks or {}).get(stage) or []:
+        args = hook.get("args") or [hook["path"]]
+        env = dict(item.split("=", 1) for item in hook.get("env") or [] if "=" in item)
+        timeout = hook.get("timeout")
+        if timeout is not None and timeout <= 0:
+            raise PyruncError(f"{stage} hook {hook['path']}: timeout must be positive")
+        try:
+            done = subprocess.run(
+                args,
+                executable=hook["path"],
+                input=json.dumps(state).encode(),
+                env=env,
+                capture_output=True,
+                timeout=timeout,
+            )
+        except subprocess.TimeoutExpired:
+            raise PyruncError(f"{stage} hook {hook['path']} timed out after {timeout}s") from None
+        except OSError as exc:
+            raise PyruncError(f"{stage} hook {hook['path']}: {exc.strerror}") from None
+        if done.returncode != 0:
+            detail = (done.stderr or done.stdout).decode(errors="replace").strip().splitlines()
+            reason = f": {detail[-1]}" if detail else ""
+            raise PyruncError(f"{stage} hook {hook['path']} exited with status {done.returncode}{reason}")

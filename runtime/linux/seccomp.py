@@ -1,0 +1,495 @@
+"""OCI `linux.seccomp` support: validate the profile, compile it with libseccomp, load it.
+
+The work is split in three steps because they belong to different moments of a container's
+life: `validate` runs in `pyrunc create` before anything is forked so a bad profile is a
+clean error, `build_filter` compiles the BPF program while Python can still report errors
+normally, and `SeccompFilter.load` is the last thing the init does before execve (every
+syscall after it is filtered).
+
+libseccomp (libseccomp.so.2) is reached through ctypes; the constants below are the values
+of its public header for the 2.5 series.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import functools
+import os
+from dataclasses import dataclass
+from typing import Any
+
+
+class SeccompError(Exception):
+    """A seccomp profile that cannot be used, or a libseccomp failure; the message is one line."""
+
+
+# --- the OCI vocabulary and its libseccomp values -------------------------------------------
+
+_ACT_KILL_THREAD = 0x00000000
+_ACT_KILL_PROCESS = 0x80000000
+_ACT_TRAP = 0x00030000
+_ACT_ERRNO = 0x00050000
+_ACT_TRACE = 0x7FF00000
+_ACT_LOG = 0x7FFC0000
+_ACT_ALLOW = 0x7FFF0000
+_ACT_NOTIFY = 0x7FC00000
+
+_ACTIONS: dict[str, int] = {
+    "SCMP_ACT_KILL": _ACT_KILL_THREAD,  # libseccomp's historical name for KILL_THREAD
+    "SCMP_ACT_KILL_THREAD": _ACT_KILL_THREAD,
+    "SCMP_ACT_KILL_PROCESS": _ACT_KILL_PROCESS,
+    "SCMP_ACT_TRAP": _ACT_TRAP,
+    "SCMP_ACT_ERRNO": _ACT_ERRNO,
+    "SCMP_ACT_TRACE": _ACT_TRACE,
+    "SCMP_ACT_LOG": _ACT_LOG,
+    "SCMP_ACT_ALLOW": _ACT_ALLOW,
+    "SCMP_ACT_NOTIFY": _ACT_NOTIFY,
+}
+# Only these two actions carry a 16-bit return code (the errno, or the tracer's message).
+_ACTIONS_WITH_ERRNO = frozenset({"SCMP_ACT_ERRNO", "SCMP_ACT_TRACE"})
+# Actions pyrunc knows but cannot honour: user notification needs the notify fd handed to
+# the listener over a unix socket together with the container state.
+_UNSUPPORTED_ACTIONS = frozenset({"SCMP_ACT_NOTIFY"})
+# The libseccomp API level (seccomp_api_get) that first made each action usable.
+_ACTION_API_LEVEL = {"SCMP_ACT_KILL_PROCESS": 3, "SCMP_ACT_LOG": 3}
+
+_OPERATORS: dict[str, int] = {
+    "SCMP_CMP_NE": 1,
+    "SCMP_CMP_LT": 2,
+    "SCMP_CMP_LE": 3,
+    "SCMP_CMP_EQ": 4,
+    "SCMP_CMP_GE": 5,
+    "SCMP_CMP_GT": 6,
+    "SCMP_CMP_MASKED_EQ": 7,
+}
+
+# OCI architecture name -> the name libseccomp's seccomp_arch_resolve_name understands.
+_ARCHES: dict[str, str] = {
+    "SCMP_ARCH_X86": "x86",
+    "SCMP_ARCH_X86_64": "x86_64",
+    "SCMP_ARCH_X32": "x32",
+    "SCMP_ARCH_ARM": "arm",
+    "SCMP_ARCH_AARCH64": "aarch64",
+    "SCMP_ARCH_MIPS": "mips",
+    "SCMP_ARCH_MIPS64": "mips64",
+    "SCMP_ARCH_MIPS64N32": "mips64n32",
+    "SCMP_ARCH_MIPSEL": "mipsel",
+    "SCMP_ARCH_MIPSEL64": "mipsel64",
+    "SCMP_ARCH_MIPSEL64N32": "mipsel64n32",
+    "SCMP_ARCH_PPC": "ppc",
+    "SCMP_ARCH_PPC64": "ppc64",
+    "SCMP_ARCH_PPC64LE": "ppc64le",
+    "SCMP_ARCH_S390": "s390",
+    "SCMP_ARCH_S390X": "s390x",
+    "SCMP_ARCH_PARISC": "parisc",
+    "SCMP_ARCH_PARISC64": "parisc64",
+    "SCMP_ARCH_RISCV64": "riscv64",
+}
+
+_FLTATR_CTL_NNP = 3
+_FLTATR_CTL_TSYNC = 4
+_FLTATR_CTL_LOG = 6
+_FLTATR_CTL_SSB = 7
+_FLTATR_API_SYSRAWRC = 9
+
+
+@dataclass(frozen=True)
+class _FlagSpec:
+    attribute: int  # the libseccomp filter attribute that turns the kernel flag on
+    api_level: int  # the seccomp_api_get() level at which libseccomp and the kernel support it
+
+
+# Order as `runc features` lists them.
+_FLAGS: dict[str, _FlagSpec] = {
+    "SECCOMP_FILTER_FLAG_TSYNC": _FlagSpec(_FLTATR_CTL_TSYNC, 2),
+    "SECCOMP_FILTER_FLAG_SPEC_ALLOW": _FlagSpec(_FLTATR_CTL_SSB, 4),
+    "SECCOMP_FILTER_FLAG_LOG": _FlagSpec(_FLTATR_CTL_LOG, 3),
+}
+
+_MAX_ARGS = 6  # a syscall has at most six arguments
+_MAX_ERRNO_RET = 0xFFFF  # the data field of a seccomp return value is 16 bits
+_MAX_U64 = (1 << 64) - 1
+_NR_SCMP_ERROR = -1  # seccomp_syscall_resolve_name's "no such syscall"
+
+
+# --- the validated profile ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ArgCondition:
+    index: int
+    op: str
+    value: int
+    value_two: int
+
+
+@dataclass(frozen=True)
+class SyscallRule:
+    names: tuple[str, ...]
+    action: str
+    errno_ret: int | None
+    args: tuple[ArgCondition, ...]
+
+
+@dataclass(frozen=True)
+class Profile:
+    default_action: str
+    default_errno_ret: int | None
+    architectures: tuple[str, ...]
+    flags: tuple[str, ...]
+    syscalls: tuple[SyscallRule, ...]
+
+
+def _type_name(value: object) -> str:
+    return type(value).__name__ if value is not None else "null"
+
+
+def _want_str(value: object, where: str) -> str:
+    if not isinstance(value, str):
+        raise SeccompError(f"seccomp: {where} must be a string, got {_type_name(value)}")
+    return value
+
+
+def _want_list(value: object, where: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise SeccompError(f"seccomp: {where} must be an array, got {_type_name(value)}")
+    return value
+
+
+def _want_uint(value: object, where: str, maximum: int) -> int:
+    # bool is an int in Python but `true` is never a number in JSON.
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise SeccompError(f"seccomp: {where} must be an integer, got {_type_name(value)}")
+    if not 0 <= value <= maximum:
+        raise SeccompError(f"seccomp: {where} must be between 0 and {maximum}, got {value}")
+    return value
+
+
+def _parse_action(value: object, where: str) -> str:
+    name = _want_str(value, where)
+    if name not in _ACTIONS:
+        raise SeccompError(f'seccomp: unknown action "{name}" in {where}')
+    if name in _UNSUPPORTED_ACTIONS:
+        raise SeccompError(
+            f'seccomp: action "{name}" in {where} (user notification via listenerPath) is not supported by pyrunc'
+        )
+    return name
+
+
+def _parse_errno_ret(value: object, action: str, where: str) -> int | None:
+    if value is None:
+        return None
+    ret = _want_uint(value, where, _MAX_ERRNO_RET)
+    if action not in _ACTIONS_WITH_ERRNO:
+        raise SeccompError(
+            f"seccomp: {where} is only allowed with SCMP_ACT_ERRNO or SCMP_ACT_TRACE, not {action}"
+        )
+    return ret
+
+
+def _parse_arg(raw: object, where: str) -> ArgCondition:
+    if not isinstance(raw, dict):
+        raise SeccompError(f"seccomp: {where} must be an object, got {_type_name(raw)}")
+    index = _want_uint(raw.get("index"), f"{where}.index", _MAX_ARGS - 1)
+    op = _want_str(raw.get("op"), f"{where}.op")
+    if op not in _OPERATORS:
+        raise SeccompError(f'seccomp: unknown operator "{op}" in {where}.op')
+    value = _want_uint(raw.get("value"), f"{where}.value", _MAX_U64)
+    raw_two = raw.get("valueTwo")
+    value_two = 0 if raw_two is None else _want_uint(raw_two, f"{where}.valueTwo", _MAX_U64)
+    return ArgCondition(index=index, op=op, value=value, value_two=value_two)
+
+
+def _parse_syscall(raw: object, where: str) -> SyscallRule:
+    if not isinstance(raw, dict):
+        raise SeccompError(f"seccomp: {where} must be an object, got {_type_name(raw)}")
+    names = _want_list(raw.get("names"), f"{where}.names")
+    if not names:
+        raise SeccompError(f"seccomp: {where}.names must not be empty")
+    for i, name in enumerate(names):
+        if not _want_str(name, f"{where}.names[{i}]"):
+            raise SeccompError(f"seccomp: {where}.names[{i}] must not be empty")
+    action = _parse_action(raw.get("action"), f"{where}.action")
+    errno_ret = _parse_errno_ret(raw.get("errnoRet"), action, f"{where}.errnoRet")
+    raw_args = raw.get("args")
+    args = [] if raw_args is None else _want_list(raw_args, f"{where}.args")
+    conditions = tuple(_parse_arg(arg, f"{where}.args[{i}]") for i, arg in enumerate(args))
+    return SyscallRule(names=tuple(names), action=action, errno_ret=errno_ret, args=conditions)
+
+
+def parse(seccomp: object) -> Profile:
+    """Check an OCI linux.seccomp object and return it typed; raises SeccompError."""
+    if not isinstance(seccomp, dict):
+        raise SeccompError(f"seccomp: linux.seccomp must be an object, got {_type_name(seccomp)}")
+    default_action = _parse_action(seccomp.get("defaultAction"), "defaultAction")
+    default_errno_ret = _parse_errno_ret(seccomp.get("defaultErrnoRet"), default_action, "defaultErrnoRet")
+
+    raw_arches = seccomp.get("architectures")
+    arches = [] if raw_arches is None else _want_list(raw_arches, "architectures")
+    for i, arch in enumerate(arches):
+        if _want_str(arch, f"architectures[{i}]") not in _ARCHES:
+            raise SeccompError(f'seccomp: unknown architecture "{arch}" in architectures[{i}]')
+
+    raw_flags = seccomp.get("flags")
+    flags = [] if raw_flags is None else _want_list(raw_flags, "flags")
+    for i, flag in enumerate(flags):
+        if _want_str(flag, f"flags[{i}]") not in _FLAGS:
+            raise SeccompError(f'seccomp: unknown flag "{flag}" in flags[{i}]')
+
+    for key in ("listenerPath", "listenerMetadata"):
+        if seccomp.get(key) is not None:
+            _want_str(seccomp[key], key)
+
+    raw_syscalls = seccomp.get("syscalls")
+    syscalls = [] if raw_syscalls is None else _want_list(raw_syscalls, "syscalls")
+    rules = tuple(_parse_syscall(rule, f"syscalls[{i}]") for i, rule in enumerate(syscalls))
+    return Profile(
+        default_action=default_action,
+        default_errno_ret=default_errno_ret,
+        architectures=tuple(arches),
+        flags=tuple(flags),
+        syscalls=rules,
+    )
+
+
+def validate(seccomp: dict[str, Any]) -> None:
+    """Raise SeccompError if `seccomp` is not a usable OCI linux.seccomp object."""
+    parse(seccomp)
+
+
+def _action_value(action: str, errno_ret: int | None) -> int:
+    value = _ACTIONS[action]
+    if action in _ACTIONS_WITH_ERRNO:
+        # The OCI spec's default return code for ERRNO and TRACE is EPERM.
+        value |= (errno.EPERM if errno_ret is None else errno_ret) & _MAX_ERRNO_RET
+    return value
+
+
+# --- libseccomp through ctypes --------------------------------------------------------------
+
+
+class _ArgCmp(ctypes.Structure):
+    # struct scmp_arg_cmp
+    _fields_ = [
+        ("arg", ctypes.c_uint),
+        ("op", ctypes.c_int),
+        ("datum_a", ctypes.c_uint64),
+        ("datum_b", ctypes.c_uint64),
+    ]
+
+
+class _Version(ctypes.Structure):
+    _fields_ = [("major", ctypes.c_uint), ("minor", ctypes.c_uint), ("micro", ctypes.c_uint)]
+
+
+@functools.cache
+def _lib() -> ctypes.CDLL:
+    """libseccomp with its prototypes declared; loaded once per process and never changed."""
+    try:
+        lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)
+    except OSError as exc:
+        raise SeccompError(f"seccomp: cannot load libseccomp.so.2: {exc}") from None
+    ctx = ctypes.c_void_p
+    prototypes: dict[str, tuple[Any, list[Any]]] = {
+        "seccomp_version": (ctypes.POINTER(_Version), []),
+        "seccomp_api_get": (ctypes.c_uint, []),
+        "seccomp_init": (ctx, [ctypes.c_uint32]),
+        "seccomp_release": (None, [ctx]),
+        "seccomp_arch_resolve_name": (ctypes.c_uint32, [ctypes.c_char_p]),
+        "seccomp_arch_native": (ctypes.c_uint32, []),
+        "seccomp_arch_add": (ctypes.c_int, [ctx, ctypes.c_uint32]),
+        "seccomp_attr_set": (ctypes.c_int, [ctx, ctypes.c_int, ctypes.c_uint32]),
+        "seccomp_syscall_resolve_name": (ctypes.c_int, [ctypes.c_char_p]),
+        "seccomp_rule_add_array": (
+            ctypes.c_int,
+            [ctx, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint, ctypes.POINTER(_ArgCmp)],
+        ),
+        "seccomp_load": (ctypes.c_int, [ctx]),
+        "seccomp_export_pfc": (ctypes.c_int, [ctx, ctypes.c_int]),
+    }
+    for name, (restype, argtypes) in prototypes.items():
+        func = getattr(lib, name)
+        func.restype = restype
+        func.argtypes = argtypes
+    return lib
+
+
+def _fail(rc: int, what: str) -> SeccompError:
+    # libseccomp returns -errno rather than setting errno.
+    return SeccompError(f"seccomp: {what}: {os.strerror(-rc)}")
+
+
+def libseccomp_version() -> str:
+    v = _lib().seccomp_version().contents
+    return f"{v.major}.{v.minor}.{v.micro}"
+
+
+def _api_level() -> int:
+    level: int = _lib().seccomp_api_get()
+    return level
+
+
+def _arch_token(arch: str) -> int:
+    token: int = _lib().seccomp_arch_resolve_name(_ARCHES[arch].encode())
+    return token
+
+
+class SeccompFilter:
+    """A compiled libseccomp filter context: load it once, release it when done."""
+
+    def __init__(self, ctx: int) -> None:
+        self._ctx: int | None = ctx
+
+    def _handle(self) -> int:
+        if self._ctx is None:
+            raise SeccompError("seccomp: filter was already released")
+        return self._ctx
+
+    def load(self) -> None:
+        """Install the filter on the calling thread (every thread with TSYNC)."""
+        rc = _lib().seccomp_load(self._handle())
+        if rc < 0:
+            hint = ""
+            if -rc in (errno.EACCES, errno.EPERM):
+                hint = " (a filter needs no_new_privs set or CAP_SYS_ADMIN)"
+            raise SeccompError(f"seccomp: loading the filter: {os.strerror(-rc)}{hint}")
+
+    def export_pfc(self) -> str:
+        """The filter as libseccomp's human-readable pseudo filter code, for debugging."""
+        fd = os.memfd_create("seccomp-pfc", os.MFD_CLOEXEC)
+        try:
+            rc = _lib().seccomp_export_pfc(self._handle(), fd)
+            if rc < 0:
+                raise _fail(rc, "exporting the filter")
+            os.lseek(fd, 0, os.SEEK_SET)
+            with os.fdopen(os.dup(fd), "r") as f:
+                return f.read()
+        finally:
+            os.close(fd)
+
+    def release(self) -> None:
+        if self._ctx is not None:
+            _lib().seccomp_release(self._ctx)
+            self._ctx = None
+
+    def __enter__(self) -> SeccompFilter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _rule_condition_sets(args: tuple[ArgCondition, ...]) -> list[tuple[ArgCondition, ...]]:
+    """One libseccomp rule per returned tuple.
+
+    libseccomp refuses two comparisons on the same argument in one rule, so when a profile
+    has them each condition becomes a rule of its own (runc does the same).
+    """
+    indexes = [arg.index for arg in args]
+    if len(set(indexes)) == len(indexes):
+        return [args]
+    return [(arg,) for arg in args]
+
+
+def _add_rule(ctx: int, action: int, number: int, name: str, conditions: tuple[ArgCondition, ...]) -> None:
+    array = (_ArgCmp * max(len(conditions), 1))()
+    for slot, cond in zip(array, conditions, strict=False):
+        slot.arg = cond.index
+        slot.op = _OPERATORS[cond.op]
+        slot.datum_a = cond.value
+        slot.datum_b = cond.value_two
+    rc = _lib().seccomp_rule_add_array(ctx, action, number, len(conditions), array)
+    if rc < 0:
+        raise _fail(rc, f'adding a rule for syscall "{name}"')
+
+
+def _configure(ctx: int, profile: Profile, default_value: int) -> None:
+    lib = _lib()
+    # The runtime sets no_new_privs itself only when process.noNewPrivileges asks for it;
+    # libseccomp would otherwise turn it on for every container at load time.
+    rc = lib.seccomp_attr_set(ctx, _FLTATR_CTL_NNP, 0)
+    if rc < 0:
+        raise _fail(rc, "clearing the no_new_privs attribute")
+    # Without it libseccomp folds every kernel error of seccomp_load into ECANCELED; the real
+    # errno (EACCES: no no_new_privs and no CAP_SYS_ADMIN) is what tells the user the cause.
+    # libseccomp older than 2.5 lacks the attribute, which only costs that detail.
+    lib.seccomp_attr_set(ctx, _FLTATR_API_SYSRAWRC, 1)
+
+    for arch in profile.architectures:
+        token = _arch_token(arch)
+        if token == 0:
+            raise SeccompError(f'seccomp: architecture "{arch}" is not supported by libseccomp')
+        rc = lib.seccomp_arch_add(ctx, token)
+        if -rc == errno.EDOM:
+            raise SeccompError(
+                f"seccomp: architecture {arch} cannot share a filter with the native one (different byte order)"
+            )
+        if rc < 0 and -rc != errno.EEXIST:  # the native arch is always already there
+            raise _fail(rc, f"adding architecture {arch}")
+
+    level = _api_level()
+    for flag in profile.flags:
+        spec = _FLAGS[flag]
+        if level < spec.api_level:
+            raise SeccompError(f"seccomp: flag {flag} is not supported by this kernel and libseccomp")
+        rc = lib.seccomp_attr_set(ctx, spec.attribute, 1)
+        if rc < 0:
+            raise _fail(rc, f"setting flag {flag}")
+
+    for rule in profile.syscalls:
+        action = _action_value(rule.action, rule.errno_ret)
+        # libseccomp rejects a rule that repeats the default action, and it would be a no-op.
+        if action == default_value:
+            continue
+        for name in rule.names:
+            number = lib.seccomp_syscall_resolve_name(name.encode())
+            # Profiles name syscalls that this kernel, arch or libseccomp may not know.
+            if number == _NR_SCMP_ERROR:
+                continue
+            for conditions in _rule_condition_sets(rule.args):
+                _add_rule(ctx, action, number, name, conditions)
+
+
+def build_filter(seccomp: dict[str, Any]) -> SeccompFilter:
+    """Compile an OCI linux.seccomp object into a filter that is ready to load."""
+    profile = parse(seccomp)
+    lib = _lib()
+    level = _api_level()
+    for action in {profile.default_action, *(rule.action for rule in profile.syscalls)}:
+        if level < _ACTION_API_LEVEL.get(action, 0):
+            raise SeccompError(f"seccomp: action {action} is not supported by this kernel and libseccomp")
+
+    default_value = _action_value(profile.default_action, profile.default_errno_ret)
+    ctx = lib.seccomp_init(default_value)
+    if not ctx:
+        raise SeccompError(f"seccomp: libseccomp refused default action {profile.default_action}")
+    filt = SeccompFilter(ctx)
+    try:
+        _configure(ctx, profile, default_value)
+    except BaseException:
+        filt.release()
+        raise
+    return filt
+
+
+def features() -> dict[str, Any]:
+    """The "seccomp" object of `pyrunc features`, shaped like runc's."""
+    try:
+        level = _api_level()
+        archs = sorted(arch for arch in _ARCHES if _arch_token(arch) != 0)
+    except SeccompError:
+        return {"enabled": False}
+    actions = sorted(
+        name
+        for name in _ACTIONS
+        if name not in _UNSUPPORTED_ACTIONS and level >= _ACTION_API_LEVEL.get(name, 0)
+    )
+    return {
+        "enabled": True,
+        "actions": actions,
+        "operators": sorted(_OPERATORS),
+        "archs": archs,
+        "knownFlags": list(_FLAGS),
+        "supportedFlags": [name for name, spec in _FLAGS.items() if level >= spec.api_level],
+    }

@@ -1,0 +1,134 @@
+"""The per-container state directory under --root, and the container's status.
+
+Layout: ROOT/ID/state.json (written atomically) and ROOT/ID/exec.fifo, which exists
+from `create` until `start` (its presence is what makes a live init "created").
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import re
+import shutil
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from runtime.errors import PyruncError
+from runtime.linux import libc
+
+OCI_VERSION = "1.2.0"
+STATE_FILE = "state.json"
+EXEC_FIFO = "exec.fifo"
+_VALID_ID = re.compile(r"^[\w+.-]+$")
+
+
+@dataclass
+class ContainerState:
+    id: str
+    bundle: str
+    rootfs: str
+    pid: int
+    pid_start: int
+    created: str
+    config: dict[str, Any]
+    cgroup: dict[str, Any]
+    owner: str = ""
+    annotations: dict[str, str] = field(default_factory=dict)
+
+    def directory(self, root: str) -> str:
+        return os.path.join(root, self.id)
+
+    def save(self, root: str) -> None:
+        write_atomic(os.path.join(self.directory(root), STATE_FILE), json.dumps(asdict(self)).encode())
+
+
+def now_rfc3339() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def write_atomic(path: str, data: bytes, mode: int = 0o600) -> None:
+    """Readers (containerd reads pid files) must never see a half-written file."""
+    tmp = os.path.join(os.path.dirname(path) or ".", f".{os.path.basename(path)}.tmp{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
+
+
+def validate_id(container_id: str) -> None:
+    if not container_id:
+        raise PyruncError("container id cannot be empty")
+    if not _VALID_ID.match(container_id) or container_id in (".", ".."):
+        raise PyruncError(f"invalid container id format: {container_id}")
+    if len(container_id) > 1024:
+        raise PyruncError("container id is too long")
+
+
+def load(root: str, container_id: str) -> ContainerState:
+    validate_id(container_id)
+    path = os.path.join(root, container_id, STATE_FILE)
+    try:
+        with open(path, "rb") as f:
+            raw = json.load(f)
+    except FileNotFoundError:
+        raise PyruncError(f"container {container_id} does not exist") from None
+    except (OSError, ValueError) as exc:
+        raise PyruncError(f"container {container_id} has an unreadable state file: {exc}") from None
+    return ContainerState(**raw)
+
+
+def list_ids(root: str) -> list[str]:
+    try:
+        names = sorted(os.listdir(root))
+    except FileNotFoundError:
+        return []
+    return [n for n in names if os.path.exists(os.path.join(root, n, STATE_FILE))]
+
+
+def init_alive(cs: ContainerState) -> bool:
+    """Alive means the same process (pid + start time) and not a zombie awaiting its reaper."""
+    if cs.pid <= 0:
+        return False
+    if libc.process_start_time(cs.pid) != cs.pid_start:
+        return False
+    return libc.process_state(cs.pid) not in (None, "Z", "X")
+
+
+def status(root: str, cs: ContainerState) -> str:
+    if not init_alive(cs):
+        return "stopped"
+    if os.path.exists(os.path.join(root, cs.id, EXEC_FIFO)):
+        return "created"
+    from runtime.linux.cgroups import load_manager
+
+    try:
+        if load_manager(cs.cgroup).is_frozen():
+            return "paused"
+    except Exception:  # noqa: BLE001 - a vanished cgroup means not paused
+        pass
+    return "running"
+
+
+def oci_state(root: str, cs: ContainerState, current: str | None = None) -> dict[str, Any]:
+    """The JSON `state` prints (runc's shape) and hooks read on stdin."""
+    current = current or status(root, cs)
+    out: dict[str, Any] = {
+        "ociVersion": OCI_VERSION,
+        "id": cs.id,
+        "pid": cs.pid if current != "stopped" else 0,
+        "status": current,
+        "bundle": cs.bundle,
+        "rootfs": cs.rootfs,
+        "created": cs.created,
+        "owner": cs.owner,
+    }
+    if cs.annotations:
+        out["annotations"] = cs.annotations
+    return out
+
+
+def remove_dir(root: str, container_id: str) -> None:
+    shutil.rmtree(os.path.join(root, container_id), ignore_errors=True)
