@@ -34,7 +34,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rootless", default="auto", help="accepted for compatibility (auto|true|false)")
     p.add_argument("--criu", default=None, help=argparse.SUPPRESS)
     p.add_argument("-v", "--version", action="store_true")
-    sub = p.add_subparsers(dest="command", parser_class=_Parser)
+    sub = p.add_subparsers(dest="verb", parser_class=_Parser)
 
     def cmd(name: str, help_text: str) -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help_text, description=help_text)
@@ -117,7 +117,7 @@ def _create_flags(c: argparse.ArgumentParser) -> None:
 
 def _dispatch(args: Any) -> int:
     root = os.path.abspath(args.root)
-    command = args.command
+    command = args.verb
     if command in ("create", "run"):
         from runtime.container_create import CreateOptions
 
@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.version:
         print(_version())
         return 0
-    if args.command is None:
+    if args.verb is None:
         parser.print_help()
         return 0
     try:

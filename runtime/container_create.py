@@ -48,6 +48,28 @@ def _check_spec(spec: dict[str, Any]) -> None:
         raise PyruncError("unable to set hostname without a private UTS namespace")
 
 
+def effective_resources(spec: dict[str, Any]) -> dict[str, Any]:
+    """The spec's resources plus the device rules runc always appends: the default /dev nodes, ptys,
+    mknod of anything, and every device the spec itself asks to be created."""
+    from runtime.linux.cgroups import RUNC_DEFAULT_DEVICE_RULES
+
+    linux = spec.get("linux") or {}
+    resources = dict(linux.get("resources") or {})
+    if "devices" not in resources:
+        return resources
+    rules = list(resources["devices"])
+    for rule in RUNC_DEFAULT_DEVICE_RULES:
+        rules.append(
+            {"allow": rule.allow, "type": rule.type, "major": rule.major, "minor": rule.minor, "access": rule.access}
+        )
+    for dev in linux.get("devices") or []:
+        rules.append(
+            {"allow": True, "type": dev["type"], "major": dev.get("major"), "minor": dev.get("minor"), "access": "rwm"}
+        )
+    resources["devices"] = rules
+    return resources
+
+
 def create(opts: CreateOptions) -> statemod.ContainerState:
     statemod.validate_id(opts.container_id)
     spec, rootfs = load_bundle(opts.bundle)
@@ -67,9 +89,11 @@ def create(opts: CreateOptions) -> statemod.ContainerState:
     try:
         fifo_path = os.path.join(container_dir, statemod.EXEC_FIFO)
         os.mkfifo(fifo_path, 0o622)
+        # The init reopens the fifo after switching to the container's root, which may be an unprivileged host uid.
+        os.chown(fifo_path, _host_id(linux.get("uidMappings")), _host_id(linux.get("gidMappings")))
         cgroups = new_manager(linux.get("cgroupsPath") or None, opts.container_id)
         cgroups.create()
-        cgroups.set_resources(linux.get("resources") or {})
+        cgroups.set_resources(effective_resources(spec))
         console_sock: socket.socket | None = None
         console_fd = opts.console_fd
         if opts.console_socket:
@@ -140,6 +164,14 @@ def create(opts: CreateOptions) -> statemod.ContainerState:
         if isinstance(exc, OSError) and not isinstance(exc, PyruncError):
             raise PyruncError(f"{exc.strerror or exc}{' ' + str(exc.filename) if exc.filename else ''}") from None
         raise
+
+
+def _host_id(mappings: list[dict[str, int]] | None) -> int:
+    """The host id that container id 0 maps to (0 without a user namespace)."""
+    for m in mappings or []:
+        if m["containerID"] <= 0 < m["containerID"] + m["size"] or m["containerID"] == 0:
+            return int(m["hostID"])
+    return 0
 
 
 def _abort(init_pid: int, cgroups: Any, root: str, container_id: str) -> None:

@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 from runtime import process, spec as specmod, state as statemod
 from runtime.container_run import FORWARDED, exit_code
 from runtime.errors import PyruncError
-from runtime.linux import libc, namespaces
+from runtime.linux import console, libc, namespaces
 from runtime.linux.cgroups import load_manager
 from runtime.sync import Channel, report_and_exit
 
@@ -109,15 +109,22 @@ def exec_process(opts: ExecOptions) -> int:
     if not opts.detach:
         libc.set_child_subreaper()
 
+    # Load every module the child needs now: after setns into the container's mount namespace
+    # the host's Python files are out of reach.
+    seccomp_filter = None
+    seccomp_cfg = (cs.config.get("linux") or {}).get("seccomp")
+    if seccomp_cfg:
+        from runtime.linux import seccomp
+
+        seccomp_filter = seccomp.build_filter(seccomp_cfg)
     kinds = [ns["type"] for ns in specmod.namespaces(cs.config)]
     opened = namespaces.open_paths(namespaces.of_process(cs.pid, kinds))
     in_userns = "user" in kinds
-    seccomp_cfg = (cs.config.get("linux") or {}).get("seccomp")
     parent, child = Channel.pair()
     first = os.fork()
     if first == 0:
         parent.close()
-        _stage1(child, opened, proc, console_fd, seccomp_cfg, opts.preserve_fds, in_userns)
+        _stage1(child, opened, proc, console_fd, seccomp_filter, opts.preserve_fds, in_userns)
     child.close()
     for _, fd in opened:
         os.close(fd)
@@ -153,7 +160,7 @@ def _stage1(
     opened: list[tuple[str, int]],
     proc: dict[str, Any],
     console_fd: int | None,
-    seccomp_cfg: dict[str, Any] | None,
+    seccomp_filter: Any,
     preserve_fds: int,
     in_userns: bool,
 ) -> NoReturn:
@@ -162,7 +169,7 @@ def _stage1(
         namespaces.join(opened)
         pid = os.fork()
         if pid == 0:
-            _stage2(chan, proc, console_fd, seccomp_cfg, preserve_fds, in_userns)
+            _stage2(chan, proc, console_fd, seccomp_filter, preserve_fds, in_userns)
         chan.send("pid", pid=pid)
         os._exit(0)
     except BaseException as exc:  # noqa: BLE001
@@ -174,15 +181,13 @@ def _stage2(
     chan: Channel,
     proc: dict[str, Any],
     console_fd: int | None,
-    seccomp_cfg: dict[str, Any] | None,
+    seccomp_filter: Any,
     preserve_fds: int,
     in_userns: bool,
 ) -> NoReturn:
     try:
         os.setsid()
         if proc.get("terminal") and console_fd is not None:
-            from runtime.linux import console
-
             master, slave_path = console.open_pty()
             size = proc.get("consoleSize")
             if size:
@@ -198,11 +203,6 @@ def _stage2(
             raise PyruncError(f"cannot chdir to {proc['cwd']}: {exc.strerror}") from None
         process.apply_rlimits(proc.get("rlimits") or [])
         exe = process.resolve_executable(proc["args"][0], process.env_dict(proc.get("env") or []))
-        seccomp_filter = None
-        if seccomp_cfg:
-            from runtime.linux import seccomp
-
-            seccomp_filter = seccomp.build_filter(seccomp_cfg)
         process.finalize_and_exec(proc, exe, seccomp_filter, preserve_fds, in_userns)
     except BaseException as exc:  # noqa: BLE001
         report_and_exit(chan, exc)
@@ -211,8 +211,15 @@ def _stage2(
 
 def _wait(pid: int, master: int | None) -> int:
     pending: list[int] = []
+
+    def forward(signum: int, _frame: object) -> None:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
     for sig in FORWARDED:
-        signal.signal(sig, lambda signum, _frame: pending.append(signum))
+        signal.signal(sig, forward)
     result: dict[str, int] = {}
 
     def poll(block: bool) -> bool:

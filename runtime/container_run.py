@@ -48,9 +48,10 @@ def run(opts: CreateOptions, detach: bool, keep: bool) -> int:
         start(opts.root, opts.container_id)
         return 0
 
+    # Forward from the handler itself: waitpid is retried after EINTR, so a queued signal would wait.
     pending: list[int] = []
     for sig in FORWARDED:
-        signal.signal(sig, lambda signum, _frame: pending.append(signum))
+        signal.signal(sig, lambda signum, _frame: _forward(cs.pid, [signum]))
     try:
         start(opts.root, opts.container_id)
         status = _wait(cs.pid, master, pending)

@@ -89,6 +89,12 @@ def _prepare(cfg: InitConfig, chan: Channel) -> _Ready:
     has_mntns = specmod.has_namespace(spec, "mount")
     in_userns = specmod.has_namespace(spec, "user")
     os.setsid()
+    # Everything used after the root switch must be loaded now: the host's modules are gone then.
+    seccomp_filter = None
+    if linux.get("seccomp"):
+        from runtime.linux import seccomp
+
+        seccomp_filter = seccomp.build_filter(linux["seccomp"])
 
     if has_mntns:
         mounts.prepare_root(rootfs, linux.get("rootfsPropagation"))
@@ -151,11 +157,6 @@ def _prepare(cfg: InitConfig, chan: Channel) -> _Ready:
     process.apply_rlimits(proc.get("rlimits") or [])
     os.chdir(proc["cwd"])
     exe = process.resolve_executable(proc["args"][0], process.env_dict(proc.get("env") or []))
-    seccomp_filter = None
-    if linux.get("seccomp"):
-        from runtime.linux import seccomp
-
-        seccomp_filter = seccomp.build_filter(linux["seccomp"])
     chan.send("ready")
     chan.close()
     return _Ready(exe, fifo_fd, seccomp_filter, state)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import resource
 import signal
 from typing import Any, NoReturn
 
@@ -65,8 +66,6 @@ def validate_rlimits(rlimits: list[dict[str, Any]]) -> None:
 
 
 def apply_rlimits(rlimits: list[dict[str, Any]]) -> None:
-    import resource
-
     for rl in rlimits:
         try:
             resource.setrlimit(RLIMITS[rl["type"]], (rl["soft"], rl["hard"]))

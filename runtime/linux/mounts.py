@@ -237,7 +237,8 @@ def _mount_cgroup(dest: str, opts: MountOptions, cgroup_paths: dict[str, str], c
         return
     libc.mount("tmpfs", dest, "tmpfs", base_flags, "mode=755")
     for name, host_path in sorted(cgroup_paths.items()):
-        if name.startswith("__"):
+        # runc shows only the v1 hierarchies to a hybrid-mode container; do the same.
+        if name.startswith("__") or name == "unified":
             continue
         sub = os.path.join(dest, name.replace("name=", ""))
         os.makedirs(sub, exist_ok=True)
@@ -254,8 +255,6 @@ def _mount_cgroup(dest: str, opts: MountOptions, cgroup_paths: dict[str, str], c
                 link = os.path.join(dest, alias)
                 if not os.path.lexists(link):
                     os.symlink(name, link)
-    if readonly:
-        _remount_bind(dest, base_flags | libc.MS_RDONLY)
 
 
 def create_devices(rootfs: str, devices: list[dict], in_userns: bool, dev_is_bind: bool) -> None:
@@ -283,7 +282,10 @@ def create_devices(rootfs: str, devices: list[dict], in_userns: bool, dev_is_bin
         if os.path.lexists(dest):
             os.unlink(dest)
         type_bits = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}[kind]
-        os.mknod(dest, type_bits | mode, os.makedev(major, minor))
+        try:
+            os.mknod(dest, type_bits | mode, os.makedev(major, minor))
+        except OSError as exc:
+            raise PyruncError(f"mknod {path}: {exc.strerror}") from None
         os.chmod(dest, mode)  # mknod honours the umask; the spec's mode must win
         os.chown(dest, uid, gid)
 

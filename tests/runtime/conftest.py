@@ -13,6 +13,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,12 +74,19 @@ class Pyrunc:
         return Bundle(path, base_config(args, cid))
 
     def __call__(self, *args: str, input: bytes | None = None, timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run(
-            [str(PYRUNC), "--root", str(self.root), *args],
-            input=input,
-            capture_output=True,
-            timeout=timeout,
-        )
+        # Files, not pipes: a created or detached container inherits pyrunc's stdio (as under
+        # containerd), so waiting for a pipe's EOF would wait for the container to exit.
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            done = subprocess.run(
+                [str(PYRUNC), "--root", str(self.root), *args],
+                input=input,
+                stdout=out,
+                stderr=err,
+                timeout=timeout,
+            )
+            out.seek(0)
+            err.seek(0)
+            return subprocess.CompletedProcess(done.args, done.returncode, out.read(), err.read())
 
     def ok(self, *args: str, input: bytes | None = None, timeout: float = 60) -> str:
         done = self(*args, input=input, timeout=timeout)

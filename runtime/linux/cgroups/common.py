@@ -40,7 +40,9 @@ def read_file(directory: str, name: str) -> str:
         with open(os.path.join(directory, name), encoding="ascii", errors="replace") as f:
             return f.read()
     except OSError as err:
-        raise CgroupError(f"cgroup: reading {os.path.join(directory, name)} failed: {_strerror(err)}") from None
+        raise CgroupError(
+            f"cgroup: reading {os.path.join(directory, name)} failed: {_strerror(err)}"
+        ) from None
 
 
 def read_optional(directory: str, name: str) -> str | None:
@@ -54,7 +56,9 @@ def read_optional(directory: str, name: str) -> str | None:
         # ENODEV/EOPNOTSUPP: file exists but the feature is compiled out or disabled.
         if err.errno in (errno.ENODEV, errno.EOPNOTSUPP, errno.EINVAL):
             return None
-        raise CgroupError(f"cgroup: reading {os.path.join(directory, name)} failed: {_strerror(err)}") from None
+        raise CgroupError(
+            f"cgroup: reading {os.path.join(directory, name)} failed: {_strerror(err)}"
+        ) from None
 
 
 def read_uint(directory: str, name: str) -> int:

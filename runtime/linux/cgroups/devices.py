@@ -10,6 +10,7 @@ losing /dev/null access during `update` would be a bug), and tells v2 whether an
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from .resources import DeviceRule
 
@@ -35,6 +36,21 @@ RUNC_DEFAULT_DEVICE_RULES: tuple[DeviceRule, ...] = (
     _mk(True, "c", 5, 2, "rwm"),  # /dev/ptmx
     _mk(True, "c", 10, 200, "rwm"),  # /dev/net/tun
 )
+
+
+def runc_default_devices() -> list[dict[str, Any]]:
+    """RUNC_DEFAULT_DEVICE_RULES as OCI linux.resources.devices entries, ready to append to a spec's."""
+    out: list[dict[str, Any]] = []
+    for r in RUNC_DEFAULT_DEVICE_RULES:
+        entry: dict[str, Any] = {"allow": r.allow, "type": r.type}
+        # OCI spells a wildcard by leaving the number out.
+        if r.major is not None:
+            entry["major"] = r.major
+        if r.minor is not None:
+            entry["minor"] = r.minor
+        entry["access"] = r.access
+        out.append(entry)
+    return out
 
 
 def _union(a: str, b: str) -> str:
@@ -96,7 +112,11 @@ def parse_devices_list(text: str) -> DeviceState:
         if dtype == "a":
             return DeviceState(default_allow=True)
         major_s, _, minor_s = numbers.partition(":")
-        key: _Key = (dtype, None if major_s == "*" else int(major_s), None if minor_s == "*" else int(minor_s))
+        key: _Key = (
+            dtype,
+            None if major_s == "*" else int(major_s),
+            None if minor_s == "*" else int(minor_s),
+        )
         state.exceptions[key] = _union(state.exceptions.get(key, ""), access)
     return state
 

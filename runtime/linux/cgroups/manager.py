@@ -39,6 +39,21 @@ class CgroupManager(ABC):
     def to_dict(self) -> dict[str, Any]:
         return {"version": self.version, "paths": dict(self.paths), "created": list(self.created)}
 
+    def mount_sources(self) -> dict[str, str]:
+        """What the container's /sys/fs/cgroup should show: '__version__' plus, per hierarchy, its
+        host-side name (as under a v1 /sys/fs/cgroup: 'cpu,cpuacct', 'name=systemd', 'unified'
+        for cgroup2 in hybrid mode; '' for a v2 host) -> the container's directory in it."""
+        out = {"__version__": str(self.version)}
+        by_dir: dict[str, list[str]] = {}
+        for key, d in self.paths.items():
+            by_dir.setdefault(d, []).append(key)
+        for d, keys in by_dir.items():
+            if keys == [""]:
+                out["" if self.version == 2 else "unified"] = d
+            else:
+                out[",".join(k for k in keys if k)] = d
+        return out
+
     def exists(self) -> bool:
         return any(os.path.isdir(d) for d in self.dirs())
 
@@ -84,7 +99,7 @@ class CgroupManager(ABC):
                 raise CgroupError(f"cgroup: creating {d} failed: {os.strerror(err.errno or 0)}") from None
         return made
 
-    def _prepare(self, directory: str) -> None:
+    def _prepare(self, directory: str) -> None:  # noqa: B027 (optional hook, no-op by default)
         """Hook run after a container directory exists, before any process joins it."""
 
     def add_process(self, pid: int) -> None:
@@ -93,7 +108,9 @@ class CgroupManager(ABC):
                 write_file(d, "cgroup.procs", pid)
             except CgroupError as err:
                 reason = str(err).rsplit(": ", 1)[-1]
-                raise CgroupError(f"cgroup: adding process {pid} to {d} failed: {reason}", err.errno) from None
+                raise CgroupError(
+                    f"cgroup: adding process {pid} to {d} failed: {reason}", err.errno
+                ) from None
 
     def pids(self) -> list[int]:
         return all_pids(self.primary_dir())

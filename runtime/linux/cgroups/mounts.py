@@ -41,7 +41,15 @@ def _unescape(field: str) -> str:
     return _OCTAL_ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), field)
 
 
-_V1_OPTIONS_NOT_CONTROLLERS = {"rw", "ro", "noprefix", "xattr", "clone_children", "cpuset_v2_mode", "favordynmods"}
+_V1_OPTIONS_NOT_CONTROLLERS = {
+    "rw",
+    "ro",
+    "noprefix",
+    "xattr",
+    "clone_children",
+    "cpuset_v2_mode",
+    "favordynmods",
+}
 
 
 def parse_mountinfo(text: str) -> list[CgroupMount]:

@@ -159,9 +159,7 @@ def _weight_devices(raw: Any, where: str) -> list[WeightDevice]:
         minor = _int(obj, "minor", f"{where}[{i}]", zero_is_unset=False)
         if major is None or minor is None:
             raise CgroupError(f"cgroup: invalid {where}[{i}]: major and minor are required")
-        out.append(
-            WeightDevice(major, minor, _int(obj, "weight", where), _int(obj, "leafWeight", where))
-        )
+        out.append(WeightDevice(major, minor, _int(obj, "weight", where), _int(obj, "leafWeight", where)))
     return out
 
 
@@ -227,7 +225,9 @@ def parse_resources(raw: dict[str, Any] | None) -> Resources:
         leaf_weight=_int(bio, "leafWeight", w),
         weight_device=_weight_devices(bio.get("weightDevice"), f"{w}.weightDevice"),
         throttle_read_bps=_throttle_devices(bio.get("throttleReadBpsDevice"), f"{w}.throttleReadBpsDevice"),
-        throttle_write_bps=_throttle_devices(bio.get("throttleWriteBpsDevice"), f"{w}.throttleWriteBpsDevice"),
+        throttle_write_bps=_throttle_devices(
+            bio.get("throttleWriteBpsDevice"), f"{w}.throttleWriteBpsDevice"
+        ),
         throttle_read_iops=_throttle_devices(
             bio.get("throttleReadIOPSDevice"), f"{w}.throttleReadIOPSDevice"
         ),
@@ -263,7 +263,9 @@ def parse_resources(raw: dict[str, Any] | None) -> Resources:
     for dev, limits in _obj(top.get("rdma"), "linux.resources.rdma").items():
         obj = _obj(limits, f"linux.resources.rdma.{dev}")
         res.rdma[dev] = {
-            k: v for k in ("hcaHandles", "hcaObjects") if (v := _int(obj, k, "rdma", zero_is_unset=False)) is not None
+            k: v
+            for k in ("hcaHandles", "hcaObjects")
+            if (v := _int(obj, k, "rdma", zero_is_unset=False)) is not None
         }
 
     for key, value in _obj(top.get("unified"), "linux.resources.unified").items():

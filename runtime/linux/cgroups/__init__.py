@@ -1,0 +1,83 @@
+"""cgroup management for pyrunc: v2 when /sys/fs/cgroup is cgroup2, otherwise the v1 hierarchies
+(plus the cgroup2 mount in hybrid mode, so the container shows the same path everywhere)."""
+
+from __future__ import annotations
+
+import posixpath
+from typing import Any
+
+from .common import CgroupError, clean_path
+from .devices import RUNC_DEFAULT_DEVICE_RULES, runc_default_devices
+from .manager import CgroupManager
+from .mounts import CgroupMount, current_layout, own_cgroups
+from .v1 import V1Manager
+from .v2 import V2Manager
+
+__all__ = [
+    "CgroupError",
+    "CgroupManager",
+    "RUNC_DEFAULT_DEVICE_RULES",
+    "V1Manager",
+    "V2Manager",
+    "load_manager",
+    "new_manager",
+    "runc_default_devices",
+]
+
+
+def _is_systemd_style(path: str) -> bool:
+    return not path.startswith("/") and path.count(":") == 2
+
+
+def _resolve(mount: CgroupMount, own: str | None, inner: str) -> str:
+    if inner.startswith("/"):
+        # Absolute: relative to the hierarchy root as this process sees it.
+        return posixpath.join(mount.mountpoint, inner.lstrip("/"))
+    # Relative: below the cgroup the calling process is in, in this hierarchy.
+    return posixpath.join(mount.dir_for(own or "/"), inner)
+
+
+def new_manager(cgroups_path: str | None, container_id: str) -> CgroupManager:
+    """Manager for OCI linux.cgroupsPath.
+
+    "/a/b" is under each hierarchy's root, "a/b" under the caller's own cgroup in each hierarchy.
+    Without a path the container id is used as a relative path, which is what runc does (runc's
+    default lands in the caller's cgroup, e.g. memory:/<caller's cgroup>/<id>)."""
+    if cgroups_path and _is_systemd_style(cgroups_path):
+        raise CgroupError("systemd cgroup driver is not supported")
+    if not cgroups_path and not container_id:
+        raise CgroupError("cgroup: neither a cgroupsPath nor a container id was given")
+    inner = clean_path(cgroups_path or container_id)
+    if inner in ("", "/"):
+        raise CgroupError(f"cgroup: cgroupsPath {cgroups_path!r} would be a hierarchy root or our own cgroup")
+
+    layout = current_layout()
+    own = own_cgroups()
+    if layout.unified and layout.v2 is not None:
+        return V2Manager(_resolve(layout.v2, own.get(""), inner), layout.v2.mountpoint)
+
+    paths: dict[str, str] = {}
+    for mount in layout.v1:
+        own_path = next((own[c] for c in mount.controllers if c in own), None)
+        directory = _resolve(mount, own_path, inner)
+        for controller in mount.controllers:
+            paths[controller] = directory
+    if layout.v2 is not None:
+        # Hybrid: also join the cgroup2 hierarchy at the same path, as runc does.
+        paths[""] = _resolve(layout.v2, own.get(""), inner)
+    return V1Manager(paths)
+
+
+def load_manager(saved: dict[str, Any]) -> CgroupManager:
+    """Rebuild a manager from CgroupManager.to_dict() (as kept in the container's state.json)."""
+    try:
+        version = saved["version"]
+        paths = {str(k): str(v) for k, v in dict(saved["paths"]).items()}
+        created = [str(p) for p in saved.get("created", [])]
+        if version == 1:
+            return V1Manager(paths, created)
+        if version == 2:
+            return V2Manager(paths[""], str(saved["mountpoint"]), created)
+    except (KeyError, TypeError, ValueError):
+        pass
+    raise CgroupError("cgroup: the saved cgroup state is invalid")

@@ -1,0 +1,483 @@
+"""cgroup v1: one directory per hierarchy (plus the cgroup2 directory in hybrid mode)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from typing import Any
+
+from . import stats as st
+from .common import (
+    CgroupError,
+    parse_cpu_list,
+    parse_flat_keyed,
+    parse_uint,
+    read_file,
+    read_optional,
+    read_uint,
+    write_file,
+)
+from .devices import parse_devices_list, target_state, transition
+from .manager import CgroupManager
+from .resources import BlockIOResources, CpuResources, DeviceRule, MemoryResources, parse_resources
+from .v2 import has_freeze, v2_frozen_state, v2_set_frozen
+
+_FREEZE_TIMEOUT = 5.0
+
+# Hierarchy whose process list we trust, in order of preference (all hold the same processes).
+_PRIMARY_ORDER = ("devices", "freezer", "pids", "memory", "cpu", "name=systemd")
+
+# Resource groups to the controller that must be mounted for them (for clear errors).
+_UNMOUNTED = "cgroup: cannot set {what}: the {controller} controller is not mounted"
+
+# blkio statistics: runc reads the first group whose first file has data (BFQ debug, BFQ, CFQ,
+# recursive throttle, plain throttle); each entry is (file suffix, JSON key).
+_BLKIO_GROUPS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
+    (
+        "blkio.bfq.",
+        (
+            ("sectors_recursive", "sectorsRecursive"),
+            ("io_service_time_recursive", "ioServiceTimeRecursive"),
+            ("io_wait_time_recursive", "ioWaitTimeRecursive"),
+            ("io_merged_recursive", "ioMergedRecursive"),
+            ("io_queued_recursive", "ioQueueRecursive"),
+            ("time_recursive", "ioTimeRecursive"),
+            ("io_serviced_recursive", "ioServicedRecursive"),
+            ("io_service_bytes_recursive", "ioServiceBytesRecursive"),
+        ),
+    ),
+    (
+        "blkio.bfq.",
+        (
+            ("io_serviced_recursive", "ioServicedRecursive"),
+            ("io_service_bytes_recursive", "ioServiceBytesRecursive"),
+        ),
+    ),
+    (
+        "blkio.",
+        (
+            ("sectors_recursive", "sectorsRecursive"),
+            ("io_service_time_recursive", "ioServiceTimeRecursive"),
+            ("io_wait_time_recursive", "ioWaitTimeRecursive"),
+            ("io_merged_recursive", "ioMergedRecursive"),
+            ("io_queued_recursive", "ioQueueRecursive"),
+            ("time_recursive", "ioTimeRecursive"),
+            ("io_serviced_recursive", "ioServicedRecursive"),
+            ("io_service_bytes_recursive", "ioServiceBytesRecursive"),
+        ),
+    ),
+    (
+        "blkio.throttle.",
+        (
+            ("io_serviced_recursive", "ioServicedRecursive"),
+            ("io_service_bytes_recursive", "ioServiceBytesRecursive"),
+        ),
+    ),
+    (
+        "blkio.throttle.",
+        (
+            ("io_serviced", "ioServicedRecursive"),
+            ("io_service_bytes", "ioServiceBytesRecursive"),
+        ),
+    ),
+)
+
+
+class V1Manager(CgroupManager):
+    version = 1
+
+    def primary_dir(self) -> str:
+        for key in _PRIMARY_ORDER:
+            if key in self.paths:
+                return self.paths[key]
+        return self.dirs()[0]
+
+    def _dir(self, controller: str, what: str) -> str:
+        d = self.paths.get(controller)
+        if d is None:
+            raise CgroupError(_UNMOUNTED.format(what=what, controller=controller))
+        return d
+
+    def _prepare(self, directory: str) -> None:
+        if directory == self.paths.get("cpuset"):
+            self._fill_cpuset(directory)
+
+    def _fill_cpuset(self, directory: str) -> None:
+        """A new cpuset cgroup starts with no CPUs or memory nodes, and no process can join it
+        (ENOSPC) until they are set: inherit them from the nearest ancestor that has them."""
+        cpus = read_file(directory, "cpuset.cpus").strip()
+        mems = read_file(directory, "cpuset.mems").strip()
+        if cpus and mems:
+            return
+        parent = os.path.dirname(directory)
+        if not os.path.exists(os.path.join(parent, "cpuset.cpus")):
+            raise CgroupError(f"cgroup: cpuset hierarchy above {directory} has no CPUs to inherit")
+        self._fill_cpuset(parent)
+        if not cpus:
+            write_file(directory, "cpuset.cpus", read_file(parent, "cpuset.cpus").strip())
+        if not mems:
+            write_file(directory, "cpuset.mems", read_file(parent, "cpuset.mems").strip())
+
+    # ---- resources ------------------------------------------------------------------------------
+
+    def set_resources(self, resources: dict[str, Any]) -> None:
+        r = parse_resources(resources)
+        if r.unified:
+            raise CgroupError("cgroup: linux.resources.unified needs cgroup v2, but this host uses cgroup v1")
+        # Same order as runc's v1 subsystems: cpuset, devices, memory, cpu, pids, blkio, hugetlb, net.
+        if r.cpu.cpus:
+            write_file(self._dir("cpuset", "cpuset.cpus"), "cpuset.cpus", r.cpu.cpus)
+        if r.cpu.mems:
+            write_file(self._dir("cpuset", "cpuset.mems"), "cpuset.mems", r.cpu.mems)
+        if r.devices:
+            self._set_devices(r.devices)
+        self._set_memory(r.memory)
+        self._set_cpu(r.cpu)
+        if r.pids_limit is not None:
+            pids_max = "max" if r.pids_limit < 0 else str(r.pids_limit)
+            write_file(self._dir("pids", "pids limit"), "pids.max", pids_max)
+        if r.block_io.is_set():
+            self._set_blkio(r.block_io)
+        for size, limit in r.hugepage_limits:
+            d = self._dir("hugetlb", "hugepage limit")
+            write_file(d, f"hugetlb.{size}.limit_in_bytes", limit)
+            if os.path.exists(os.path.join(d, f"hugetlb.{size}.rsvd.limit_in_bytes")):
+                write_file(d, f"hugetlb.{size}.rsvd.limit_in_bytes", limit)
+        if r.net_class_id is not None:
+            write_file(self._dir("net_cls", "network class id"), "net_cls.classid", r.net_class_id)
+        for name, prio in r.net_priorities:
+            write_file(self._dir("net_prio", "network priorities"), "net_prio.ifpriomap", f"{name} {prio}")
+        for dev, limits in r.rdma.items():
+            parts = [dev]
+            if "hcaHandles" in limits:
+                parts.append(f"hca_handle={limits['hcaHandles']}")
+            if "hcaObjects" in limits:
+                parts.append(f"hca_object={limits['hcaObjects']}")
+            write_file(self._dir("rdma", "rdma limits"), "rdma.max", " ".join(parts))
+
+    def _set_devices(self, rules: list[DeviceRule]) -> None:
+        d = self._dir("devices", "device rules")
+        current = parse_devices_list(read_file(d, "devices.list"))
+        target = target_state(rules)
+        for rule in transition(current, target):
+            write_file(d, "devices.allow" if rule.allow else "devices.deny", rule.cgroup_string())
+        if not target.default_allow:
+            # Safety net: never let a container run with device access other than configured.
+            result = parse_devices_list(read_file(d, "devices.list"))
+            if result.default_allow or result.exceptions != target.exceptions:
+                raise CgroupError(f"cgroup: device rules in {d} do not match the requested rules")
+
+    def _set_memory(self, m: MemoryResources) -> None:
+        wanted = (
+            m.limit is not None
+            or m.swap is not None
+            or m.reservation is not None
+            or m.kernel_tcp is not None
+            or m.swappiness is not None
+            or m.disable_oom_killer
+        )
+        if not wanted:
+            return  # memory.kernel alone is ignored: kernel memory limits are gone from modern kernels
+        if m.swappiness is not None and not 0 <= m.swappiness <= 100:
+            raise CgroupError(f"cgroup: invalid memory swappiness {m.swappiness} (valid range is 0-100)")
+        d = self._dir("memory", "memory limit")
+        limit, swap = m.limit, m.swap
+        has_swap = os.path.exists(os.path.join(d, "memory.memsw.limit_in_bytes"))
+        if limit == -1 and swap is None and has_swap:
+            swap = -1  # "unlimited memory" must lift the memory+swap cap as well
+        # The kernel insists memsw >= memory at every step, so order the two writes accordingly.
+        swap_first = False
+        if limit is not None and swap is not None:
+            current = int(read_file(d, "memory.limit_in_bytes").strip())
+            swap_first = swap == -1 or current < swap
+        if swap_first and swap is not None:
+            write_file(d, "memory.memsw.limit_in_bytes", swap)
+        if limit is not None:
+            write_file(d, "memory.limit_in_bytes", limit)
+        if not swap_first and swap is not None:
+            write_file(d, "memory.memsw.limit_in_bytes", swap)
+        if m.reservation is not None:
+            write_file(d, "memory.soft_limit_in_bytes", m.reservation)
+        if m.kernel_tcp is not None:
+            write_file(d, "memory.kmem.tcp.limit_in_bytes", m.kernel_tcp)
+        if m.disable_oom_killer:
+            write_file(d, "memory.oom_control", "1")
+        if m.swappiness is not None:
+            write_file(d, "memory.swappiness", m.swappiness)
+
+    def _set_cpu(self, c: CpuResources) -> None:
+        wanted = (
+            c.shares is not None
+            or c.quota is not None
+            or c.period is not None
+            or c.burst is not None
+            or c.idle is not None
+            or c.realtime_period is not None
+            or c.realtime_runtime is not None
+        )
+        if not wanted:
+            return
+        d = self._dir("cpu", "cpu limits")
+        if c.shares is not None:
+            write_file(d, "cpu.shares", c.shares)
+            # The kernel clamps out-of-range shares silently; say so instead of running with less.
+            got = int(read_file(d, "cpu.shares").strip())
+            if got != c.shares:
+                bound = "maximum" if c.shares > got else "minimum"
+                raise CgroupError(f"cgroup: the {bound} allowed cpu-shares is {got}")
+        self._pair(d, "cpu.cfs_period_us", c.period, "cpu.cfs_quota_us", c.quota)
+        if c.burst is not None:
+            write_file(d, "cpu.cfs_burst_us", c.burst)
+        if c.idle is not None:
+            write_file(d, "cpu.idle", c.idle)
+        self._pair(d, "cpu.rt_period_us", c.realtime_period, "cpu.rt_runtime_us", c.realtime_runtime)
+
+    @staticmethod
+    def _pair(d: str, period_file: str, period: int | None, value_file: str, value: int | None) -> None:
+        """Write a period and the budget within it. The kernel validates each write against the
+        other's current value, so a shorter period can be refused (EINVAL) until the budget is
+        lowered: then write the budget first and retry the period."""
+        retry_period = False
+        if period is not None:
+            try:
+                write_file(d, period_file, period)
+            except CgroupError as err:
+                if err.errno != errno.EINVAL or value is None:
+                    raise
+                retry_period = True
+        if value is not None:
+            write_file(d, value_file, value)
+            if retry_period:
+                write_file(d, period_file, period if period is not None else 0)
+
+    def _set_blkio(self, b: BlockIOResources) -> None:
+        d = self._dir("blkio", "block I/O limits")
+        # Kernels with BFQ but without CFQ only have the blkio.bfq.* weight files.
+        if not os.path.exists(os.path.join(d, "blkio.weight")) and os.path.exists(
+            os.path.join(d, "blkio.bfq.weight")
+        ):
+            weight_file, weight_device_file = "blkio.bfq.weight", "blkio.bfq.weight_device"
+        else:
+            weight_file, weight_device_file = "blkio.weight", "blkio.weight_device"
+        if b.weight is not None:
+            write_file(d, weight_file, b.weight)
+        if b.leaf_weight is not None:
+            write_file(d, "blkio.leaf_weight", b.leaf_weight)
+        for wd in b.weight_device:
+            if wd.weight is not None:
+                write_file(d, weight_device_file, f"{wd.major}:{wd.minor} {wd.weight}")
+            if wd.leaf_weight is not None:
+                write_file(d, "blkio.leaf_weight_device", f"{wd.major}:{wd.minor} {wd.leaf_weight}")
+        for name, devices in (
+            ("blkio.throttle.read_bps_device", b.throttle_read_bps),
+            ("blkio.throttle.write_bps_device", b.throttle_write_bps),
+            ("blkio.throttle.read_iops_device", b.throttle_read_iops),
+            ("blkio.throttle.write_iops_device", b.throttle_write_iops),
+        ):
+            for td in devices:
+                write_file(d, name, f"{td.major}:{td.minor} {td.rate}")
+
+    # ---- freezer --------------------------------------------------------------------------------
+
+    def _unified_freezer(self) -> str | None:
+        """Hybrid hosts without a v1 freezer can still freeze through the cgroup2 directory."""
+        d = self.paths.get("")
+        return d if d is not None and has_freeze(d) else None
+
+    def freeze(self) -> None:
+        d = self.paths.get("freezer")
+        if d is None:
+            unified = self._unified_freezer()
+            if unified is None:
+                raise CgroupError("cgroup: cannot freeze: the freezer controller is not mounted")
+            v2_set_frozen(unified, True)
+            return
+        deadline = time.monotonic() + _FREEZE_TIMEOUT
+        attempt = 0
+        while True:
+            write_file(d, "freezer.state", "FROZEN")
+            state = read_file(d, "freezer.state").strip()
+            if state == "FROZEN":
+                return
+            if state != "FREEZING":
+                raise CgroupError(f"cgroup: unexpected freezer state {state} after writing FROZEN")
+            if time.monotonic() >= deadline:
+                write_file(d, "freezer.state", "THAWED")
+                raise CgroupError(f"cgroup: unable to freeze {d}: still FREEZING after {_FREEZE_TIMEOUT}s")
+            attempt += 1
+            if attempt % 50 == 0:
+                # A process forking fast can keep the freezer from converging; a brief thaw resets it.
+                write_file(d, "freezer.state", "THAWED")
+                time.sleep(0.01)
+            else:
+                time.sleep(0.001 if attempt < 20 else 0.005)
+
+    def thaw(self) -> None:
+        d = self.paths.get("freezer")
+        if d is None:
+            unified = self._unified_freezer()
+            if unified is None:
+                raise CgroupError("cgroup: cannot thaw: the freezer controller is not mounted")
+            v2_set_frozen(unified, False)
+            return
+        write_file(d, "freezer.state", "THAWED")
+        state = read_file(d, "freezer.state").strip()
+        if state != "THAWED":
+            raise CgroupError(f"cgroup: unable to thaw {d}: freezer state is {state}")
+
+    def is_frozen(self) -> bool:
+        d = self.paths.get("freezer")
+        if d is None:
+            unified = self._unified_freezer()
+            return unified is not None and v2_frozen_state(unified)
+        text = read_optional(d, "freezer.state")
+        return text is not None and text.strip() == "FROZEN"
+
+    # ---- statistics -----------------------------------------------------------------------------
+
+    def oom_kill_count(self) -> int:
+        d = self.paths.get("memory")
+        if d is None:
+            return 0
+        return parse_flat_keyed(read_optional(d, "memory.oom_control") or "").get("oom_kill", 0)
+
+    def stats(self) -> dict[str, Any]:
+        out = st.empty_stats()
+        if "cpu" in self.paths or "cpuacct" in self.paths:
+            out["cpu"] = self._cpu_stats()
+        if "cpuset" in self.paths:
+            out["cpuset"] = self._cpuset_stats(self.paths["cpuset"])
+        if "memory" in self.paths:
+            out["memory"] = self._memory_stats(self.paths["memory"])
+        if "pids" in self.paths:
+            d = self.paths["pids"]
+            limit_text = (read_optional(d, "pids.max") or "max").strip()
+            limit = 0 if limit_text == "max" else int(limit_text)
+            out["pids"] = {
+                k: v for k, v in (("current", read_uint(d, "pids.current")), ("limit", limit)) if v
+            }
+        if "blkio" in self.paths:
+            out["blkio"] = self._blkio_stats(self.paths["blkio"])
+        if "hugetlb" in self.paths:
+            out["hugetlb"] = self._hugetlb_stats(self.paths["hugetlb"])
+        return out
+
+    def _cpu_stats(self) -> dict[str, Any]:
+        usage = st.cpu_usage()
+        acct = self.paths.get("cpuacct")
+        if acct is not None:
+            percpu_user: list[int] = []
+            percpu_kernel: list[int] = []
+            for line in (read_optional(acct, "cpuacct.usage_all") or "").splitlines()[1:]:
+                parts = line.split()
+                if len(parts) == 3:
+                    percpu_user.append(int(parts[1]))
+                    percpu_kernel.append(int(parts[2]))
+            ticks = parse_flat_keyed(read_optional(acct, "cpuacct.stat") or "")
+            # cpuacct.stat counts in USER_HZ ticks; runc reports nanoseconds.
+            ns_per_tick = 1_000_000_000 // (os.sysconf("SC_CLK_TCK") or 100)
+            usage = st.cpu_usage(
+                total=read_uint(acct, "cpuacct.usage"),
+                percpu=[int(x) for x in (read_optional(acct, "cpuacct.usage_percpu") or "").split()],
+                percpu_kernel=percpu_kernel,
+                percpu_user=percpu_user,
+                kernel=ticks.get("system", 0) * ns_per_tick,
+                user=ticks.get("user", 0) * ns_per_tick,
+            )
+        throttle: dict[str, int] = {}
+        cpu = self.paths.get("cpu")
+        if cpu is not None:
+            s = parse_flat_keyed(read_optional(cpu, "cpu.stat") or "")
+            throttle = st.throttling(
+                s.get("nr_periods", 0), s.get("nr_throttled", 0), s.get("throttled_time", 0)
+            )
+        return {"usage": usage, "throttling": throttle}
+
+    @staticmethod
+    def _cpuset_stats(d: str) -> dict[str, Any]:
+        flags = {}
+        for key in (
+            "cpu_exclusive",
+            "mem_hardwall",
+            "mem_exclusive",
+            "memory_migrate",
+            "memory_spread_page",
+            "memory_spread_slab",
+            "memory_pressure",
+            "sched_load_balance",
+            "sched_relax_domain_level",
+        ):
+            text = read_optional(d, f"cpuset.{key}")
+            flags[key] = int(text.strip()) if text and text.strip() else 0
+        return st.cpuset(
+            parse_cpu_list(read_optional(d, "cpuset.cpus") or ""),
+            parse_cpu_list(read_optional(d, "cpuset.mems") or ""),
+            **flags,
+        )
+
+    @staticmethod
+    def _memory_entry(d: str, prefix: str) -> dict[str, int]:
+        def value(name: str) -> int:
+            text = read_optional(d, f"{prefix}{name}")
+            return parse_uint(text.strip()) if text and text.strip() else 0
+
+        return st.memory_entry(
+            limit=value("limit_in_bytes"),
+            usage=value("usage_in_bytes"),
+            max_usage=value("max_usage_in_bytes"),
+            failcnt=value("failcnt"),
+        )
+
+    def _memory_stats(self, d: str) -> dict[str, Any]:
+        raw = parse_flat_keyed(read_optional(d, "memory.stat") or "")
+        return st.memory(
+            cache=raw.get("cache", 0),
+            usage=self._memory_entry(d, "memory."),
+            swap=self._memory_entry(d, "memory.memsw."),
+            kernel=self._memory_entry(d, "memory.kmem."),
+            kernel_tcp=self._memory_entry(d, "memory.kmem.tcp."),
+            raw=raw,
+        )
+
+    @staticmethod
+    def _blkio_file(d: str, name: str) -> list[dict[str, Any]] | None:
+        text = read_optional(d, name)
+        if not text:
+            return None
+        entries = []
+        for line in text.splitlines():
+            fields = line.replace(":", " ").split()
+            if len(fields) < 3:
+                continue  # the "Total N" line
+            op = fields[2] if len(fields) == 4 else ""
+            entries.append(st.blkio_entry(int(fields[0]), int(fields[1]), op, int(fields[-1])))
+        return entries or None
+
+    def _blkio_stats(self, d: str) -> dict[str, Any]:
+        for prefix, files in _BLKIO_GROUPS:
+            out: dict[str, Any] = {}
+            for i, (suffix, key) in enumerate(files):
+                entries = self._blkio_file(d, prefix + suffix)
+                if entries is None:
+                    if i == 0:
+                        break  # this kind of statistics is not available: try the next group
+                    return out
+                out[key] = entries
+            else:
+                return out
+        return {}
+
+    @staticmethod
+    def _hugetlb_stats(d: str) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for size in st.hugepage_sizes():
+            prefix = f"hugetlb.{size}."
+            if read_optional(d, prefix + "usage_in_bytes") is None:
+                continue
+            out[size] = st.hugetlb_entry(
+                read_uint(d, prefix + "usage_in_bytes"),
+                read_uint(d, prefix + "max_usage_in_bytes"),
+                read_uint(d, prefix + "failcnt"),
+            )
+        return out
