@@ -9,7 +9,8 @@ import socket
 from dataclasses import dataclass
 from typing import Any
 
-from runtime import process, state as statemod
+from runtime import process
+from runtime import state as statemod
 from runtime.errors import PyruncError
 from runtime.init import InitConfig, stage1
 from runtime.linux import capabilities, hooks, libc, namespaces

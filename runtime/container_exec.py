@@ -10,7 +10,9 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
-from runtime import process, spec as specmod, state as statemod
+from runtime import process
+from runtime import spec as specmod
+from runtime import state as statemod
 from runtime.container_run import FORWARDED, exit_code
 from runtime.errors import PyruncError
 from runtime.linux import console, libc, namespaces

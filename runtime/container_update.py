@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from runtime import state as statemod
@@ -50,7 +51,7 @@ def update(root: str, container_id: str, resources_file: str | None, flags: dict
             raise PyruncError(f"invalid resources JSON: {exc}") from None
         if not isinstance(change, dict):
             raise PyruncError("invalid resources JSON: want an object")
-    table = {
+    table: dict[str, tuple[str, str, Callable[[str], Any]]] = {
         "memory": ("memory", "limit", parse_bytes),
         "memory_reservation": ("memory", "reservation", parse_bytes),
         "memory_swap": ("memory", "swap", parse_bytes),

@@ -16,7 +16,8 @@ import os
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from runtime import process, spec as specmod
+from runtime import process
+from runtime import spec as specmod
 from runtime.errors import PyruncError
 from runtime.linux import console, hooks, libc, mounts, namespaces
 from runtime.sync import Channel, report_and_exit

@@ -14,6 +14,7 @@ import socket
 import sys
 import termios
 import tty
+from collections.abc import Callable
 
 from runtime.errors import PyruncError
 from runtime.linux import libc
@@ -61,7 +62,7 @@ def attach_slave(slave_path: str) -> None:
         os.close(slave)
 
 
-def proxy(master: int, child_done: "callable[[], bool]") -> None:  # type: ignore[valid-type]
+def proxy(master: int, child_done: Callable[[], bool]) -> None:
     """Foreground run/exec with a terminal: copy between our stdio and the pty until the container's side closes."""
     stdin_fd = sys.stdin.fileno()
     saved = None
