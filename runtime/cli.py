@@ -6,118 +6,130 @@ container is dominated by interpreter start-up, so every import counts.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-from typing import Any, NoReturn
 
+from runtime.argv import Flag, Namespace, Verb, parse_flags, parse_verb, switch, usage, verb_usage
 from runtime.errors import PyruncError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 VERSION = "0.1.0"
 DEFAULT_ROOT = "/run/pyrunc"
 
+GLOBAL_FLAGS = [
+    Flag("--root", "directory for the containers' state (default /run/pyrunc)", default=DEFAULT_ROOT),
+    Flag("--log", "log file (default: stderr only)"),
+    Flag("--log-format", "text or json", default="text"),
+    switch("--debug", "log debug messages"),
+    switch("--systemd-cgroup", "not supported: pyrunc drives cgroupfs directly"),
+    Flag("--rootless", "accepted for compatibility (auto|true|false)", default="auto"),
+    Flag("--criu", "accepted for compatibility; checkpointing is not supported"),
+    switch("--version,-v", "print the version"),
+    switch("--help,-h", "show help"),
+]
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line and exit 1, like every other error here."""
+_CREATE_FLAGS = [
+    Flag("--bundle,-b", "path to the bundle directory", default="."),
+    Flag("--pid-file", "write the init's host pid here"),
+    Flag("--console-socket", "unix socket that receives the pty master"),
+    switch("--no-pivot", "use MS_MOVE and chroot instead of pivot_root"),
+    switch("--no-new-keyring", "do not create a session keyring"),
+    Flag("--preserve-fds", "pass N extra fds (3..3+N-1) into the container", default=0, convert=int),
+    switch("--help,-h", "show help"),
+]
+_HELP = switch("--help,-h", "show help")
+_UPDATE_NAMES = (
+    "memory", "memory-reservation", "memory-swap", "kernel-memory", "cpu-shares", "cpu-quota", "cpu-period",
+    "cpu-rt-runtime", "cpu-rt-period", "cpuset-cpus", "cpuset-mems", "pids-limit", "blkio-weight",
+)  # fmt: skip
 
-    def error(self, message: str) -> NoReturn:
-        self.exit(1, f"{self.prog}: {message}\n")
-
-
-def _build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="pyrunc", description="An OCI runtime with runc's command line, in Python.")
-    p.add_argument("--root", default=DEFAULT_ROOT, help="directory for the containers' state (default %(default)s)")
-    p.add_argument("--log", default=None, help="log file (default: stderr only)")
-    p.add_argument("--log-format", default="text", choices=["text", "json"])
-    p.add_argument("--debug", action="store_true")
-    p.add_argument("--systemd-cgroup", action="store_true", help="not supported: pyrunc drives cgroupfs directly")
-    p.add_argument("--rootless", default="auto", help="accepted for compatibility (auto|true|false)")
-    p.add_argument("--criu", default=None, help=argparse.SUPPRESS)
-    p.add_argument("-v", "--version", action="store_true")
-    sub = p.add_subparsers(dest="verb", parser_class=_Parser)
-
-    def cmd(name: str, help_text: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help_text, description=help_text)
-
-    c = cmd("create", "create a container (its init waits for `start`)")
-    _create_flags(c)
-    c = cmd("run", "create and start a container, wait for it unless --detach")
-    _create_flags(c)
-    c.add_argument("-d", "--detach", action="store_true")
-    c.add_argument("--keep", action="store_true", help="do not delete the container after it exits")
-    c.add_argument("--no-subreaper", action="store_true", help=argparse.SUPPRESS)
-    c = cmd("start", "start the user process of a created container")
-    c.add_argument("id")
-    c = cmd("state", "print the state of a container as JSON")
-    c.add_argument("id")
-    c = cmd("kill", "send a signal to the container's init (default SIGTERM)")
-    c.add_argument("-a", "--all", action="store_true", help="signal every process of the container")
-    c.add_argument("id")
-    c.add_argument("signal", nargs="?", default="SIGTERM")
-    c = cmd("delete", "delete a container and everything it holds")
-    c.add_argument("-f", "--force", action="store_true", help="kill it first if it still runs")
-    c.add_argument("id")
-    c = cmd("exec", "run a process inside a running container")
-    c.add_argument("--process", "-p", default=None, help="process.json: the OCI process to run")
-    c.add_argument("-t", "--tty", action="store_true")
-    c.add_argument("-d", "--detach", action="store_true")
-    c.add_argument("--pid-file", default=None)
-    c.add_argument("--console-socket", default=None)
-    c.add_argument("--cwd", default=None)
-    c.add_argument("-e", "--env", action="append", default=[])
-    c.add_argument("-u", "--user", default=None, help="UID[:GID]")
-    c.add_argument("-g", "--additional-gids", action="append", type=int, default=[])
-    c.add_argument("-c", "--cap", action="append", default=[])
-    c.add_argument("--no-new-privs", action="store_true")
-    c.add_argument("--apparmor", default=None)
-    c.add_argument("--process-label", default=None)
-    c.add_argument("--preserve-fds", type=int, default=0)
-    c.add_argument("--ignore-paused", action="store_true")
-    c.add_argument("--cgroup", action="append", default=[], help=argparse.SUPPRESS)
-    c.add_argument("id")
-    c.add_argument("command", nargs=argparse.REMAINDER)
-    for name, text in (("pause", "freeze every process of a container"), ("resume", "thaw a paused container")):
-        c = cmd(name, text)
-        c.add_argument("id")
-    c = cmd("ps", "list the processes of a container")
-    c.add_argument("-f", "--format", default="table", choices=["table", "json"])
-    c.add_argument("id")
-    c.add_argument("ps_args", nargs=argparse.REMAINDER)
-    c = cmd("list", "list containers")
-    c.add_argument("-f", "--format", default="table", choices=["table", "json"])
-    c.add_argument("-q", "--quiet", action="store_true")
-    c = cmd("events", "print cgroup statistics and OOM notices")
-    c.add_argument("--stats", action="store_true", help="print statistics once and exit")
-    c.add_argument("--interval", default="5s")
-    c.add_argument("id")
-    c = cmd("update", "update a container's resource limits")
-    c.add_argument("-r", "--resources", default=None, help="LinuxResources JSON file, - for stdin")
-    for flag in (
-        "memory", "memory-reservation", "memory-swap", "kernel-memory", "cpu-shares", "cpu-quota", "cpu-period",
-        "cpu-rt-runtime", "cpu-rt-period", "cpuset-cpus", "cpuset-mems", "pids-limit", "blkio-weight",
-    ):  # fmt: skip
-        c.add_argument(f"--{flag}", default=None)
-    c.add_argument("id")
-    c = cmd("spec", "write a default config.json")
-    c.add_argument("-b", "--bundle", default=None)
-    c.add_argument("--rootless", action="store_true")
-    cmd("features", "print the features this runtime supports, as JSON")
-    return p
+VERBS = [
+    Verb("create", "create a container (its init waits for `start`)", _CREATE_FLAGS, ["id"]),
+    Verb(
+        "run",
+        "create and start a container, wait for it unless --detach",
+        [*_CREATE_FLAGS, switch("--detach,-d", "do not wait"), switch("--keep", "keep the container after it exits")],
+        ["id"],
+    ),
+    Verb("start", "start the user process of a created container", [_HELP], ["id"]),
+    Verb("state", "print the state of a container as JSON", [_HELP], ["id"]),
+    Verb("kill", "send a signal to the container's init (default SIGTERM)", [switch("--all,-a", "signal every process"), _HELP], ["id", "signal?"]),
+    Verb("delete", "delete a container and everything it holds", [switch("--force,-f", "kill it first if it runs"), _HELP], ["id"]),
+    Verb(
+        "exec",
+        "run a process inside a running container",
+        [
+            Flag("--process,-p", "process.json: the OCI process to run"),
+            switch("--tty,-t", "allocate a pseudo-TTY"),
+            switch("--detach,-d", "do not wait for the process"),
+            Flag("--pid-file", "write the process's host pid here"),
+            Flag("--console-socket", "unix socket that receives the pty master"),
+            Flag("--cwd", "working directory"),
+            Flag("--env,-e", "add an environment variable", repeat=True),
+            Flag("--user,-u", "UID[:GID]"),
+            Flag("--additional-gids,-g", "additional gid", repeat=True, convert=int),
+            Flag("--cap,-c", "add a capability", repeat=True),
+            switch("--no-new-privs", "set no_new_privs"),
+            Flag("--apparmor", "accepted; AppArmor is not supported"),
+            Flag("--process-label", "accepted; SELinux is not supported"),
+            Flag("--preserve-fds", "pass N extra fds", default=0, convert=int),
+            switch("--ignore-paused", "exec even into a paused container"),
+            Flag("--cgroup", "accepted for compatibility", repeat=True),
+            _HELP,
+        ],
+        ["id"],
+        tail="command",
+    ),
+    Verb("pause", "freeze every process of a container", [_HELP], ["id"]),
+    Verb("resume", "thaw a paused container", [_HELP], ["id"]),
+    Verb("ps", "list the processes of a container", [Flag("--format,-f", "table or json", default="table"), _HELP], ["id"], tail="ps_args"),
+    Verb(
+        "list",
+        "list containers",
+        [Flag("--format,-f", "table or json", default="table"), switch("--quiet,-q", "ids only"), _HELP],
+        [],
+    ),
+    Verb(
+        "events",
+        "print cgroup statistics and OOM notices",
+        [switch("--stats", "print statistics once and exit"), Flag("--interval", "stats interval", default="5s"), _HELP],
+        ["id"],
+    ),
+    Verb(
+        "update",
+        "update a container's resource limits",
+        [Flag("--resources,-r", "LinuxResources JSON file, - for stdin"), *[Flag(f"--{n}") for n in _UPDATE_NAMES], _HELP],
+        ["id"],
+    ),
+    Verb("spec", "write a default config.json", [Flag("--bundle,-b", "directory to write it in"), switch("--rootless", "a rootless spec"), _HELP], []),
+    Verb("features", "print the features this runtime supports, as JSON", [_HELP], []),
+]
 
 
-def _create_flags(c: argparse.ArgumentParser) -> None:
-    c.add_argument("-b", "--bundle", default=".")
-    c.add_argument("--pid-file", default=None)
-    c.add_argument("--console-socket", default=None)
-    c.add_argument("--no-pivot", action="store_true")
-    c.add_argument("--no-new-keyring", action="store_true")
-    c.add_argument("--preserve-fds", type=int, default=0)
-    c.add_argument("id")
+def parse(argv: list[str]) -> Namespace:
+    values, _, rest = parse_flags(argv, GLOBAL_FLAGS, "pyrunc", stop_at_positional=True)
+    values["verb"] = None
+    if rest:
+        name = rest[0]
+        verb = next((v for v in VERBS if v.name == name), None)
+        if verb is None:
+            raise PyruncError(f"pyrunc: no such command: {name}")
+        if "--help" in rest[1:] or "-h" in rest[1:2]:
+            values["verb_help"] = verb_usage("pyrunc", verb)
+        else:
+            values.update(vars(parse_verb(verb, rest[1:])))
+        values["verb"] = name
+    return Namespace(**values)
 
 
 def _dispatch(args: Any) -> int:
     root = os.path.abspath(args.root)
     command = args.verb
+    if getattr(args, "format", None) not in (None, "table", "json"):
+        raise PyruncError(f"invalid --format {args.format!r}: want table or json")
     if command in ("create", "run"):
         from runtime.container_create import CreateOptions
 
@@ -150,7 +162,7 @@ def _dispatch(args: Any) -> int:
         from runtime import signals
         from runtime.container_kill import kill
 
-        kill(root, args.id, signals.parse(args.signal), args.all)
+        kill(root, args.id, signals.parse(args.signal or "SIGTERM"), args.all)
     elif command == "delete":
         from runtime.container_delete import delete
 
@@ -197,11 +209,7 @@ def _dispatch(args: Any) -> int:
     elif command == "update":
         from runtime.container_update import update
 
-        names = (
-            "memory", "memory_reservation", "memory_swap", "kernel_memory", "cpu_shares", "cpu_quota", "cpu_period",
-            "cpu_rt_runtime", "cpu_rt_period", "cpuset_cpus", "cpuset_mems", "pids_limit", "blkio_weight",
-        )  # fmt: skip
-        update(root, args.id, args.resources, {n: getattr(args, n) for n in names})
+        update(root, args.id, args.resources, {n.replace("-", "_"): getattr(args, n.replace("-", "_")) for n in _UPDATE_NAMES})
     elif command == "spec":
         from runtime.container_spec import write_spec
 
@@ -229,20 +237,28 @@ def _version() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _build_parser()
-    args = parser.parse_args(argv)
     from runtime.linux import log
 
+    try:
+        args = parse(sys.argv[1:] if argv is None else argv)
+    except PyruncError as exc:
+        log.error(str(exc))
+        return 1
     log.configure(args.log, args.log_format, args.debug)
     if args.version:
         print(_version())
         return 0
-    if args.verb is None:
-        parser.print_help()
+    if args.verb is None or args.help:
+        print(usage("pyrunc", GLOBAL_FLAGS, VERBS))
+        return 0
+    if getattr(args, "verb_help", None):
+        print(args.verb_help)
         return 0
     try:
         if args.systemd_cgroup:
             raise PyruncError("--systemd-cgroup is not supported: pyrunc manages cgroups through cgroupfs")
+        if args.log_format not in ("text", "json"):
+            raise PyruncError(f"invalid --log-format {args.log_format!r}: want text or json")
         return _dispatch(args)
     except PyruncError as exc:
         log.error(str(exc))

@@ -5,9 +5,6 @@ from __future__ import annotations
 import errno
 import os
 import signal
-import socket
-from dataclasses import dataclass
-from typing import Any
 
 from runtime import process
 from runtime import state as statemod
@@ -18,18 +15,34 @@ from runtime.linux.cgroups import CgroupError, new_manager
 from runtime.spec import load_bundle
 from runtime.sync import Channel
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
-@dataclass
+
 class CreateOptions:
-    root: str
-    container_id: str
-    bundle: str
-    pid_file: str | None = None
-    console_socket: str | None = None
-    no_pivot: bool = False
-    preserve_fds: int = 0
-    # `run` with a terminal and no console socket passes its own end of a socketpair here.
-    console_fd: int | None = None
+    __slots__ = ("root", "container_id", "bundle", "pid_file", "console_socket", "no_pivot", "preserve_fds", "console_fd")
+
+    def __init__(
+        self,
+        root: str,
+        container_id: str,
+        bundle: str,
+        pid_file: str | None = None,
+        console_socket: str | None = None,
+        no_pivot: bool = False,
+        preserve_fds: int = 0,
+        console_fd: int | None = None,
+    ) -> None:
+        self.root = root
+        self.container_id = container_id
+        self.bundle = bundle
+        self.pid_file = pid_file
+        self.console_socket = console_socket
+        self.no_pivot = no_pivot
+        self.preserve_fds = preserve_fds
+        # `run` with a terminal and no console socket passes its own end of a socketpair here.
+        self.console_fd = console_fd
 
 
 def _check_spec(spec: dict[str, Any]) -> None:
@@ -95,7 +108,7 @@ def create(opts: CreateOptions) -> statemod.ContainerState:
         cgroups = new_manager(linux.get("cgroupsPath") or None, opts.container_id)
         cgroups.create()
         cgroups.set_resources(effective_resources(spec))
-        console_sock: socket.socket | None = None
+        console_sock = None
         console_fd = opts.console_fd
         if opts.console_socket:
             from runtime.linux import console
@@ -122,14 +135,11 @@ def create(opts: CreateOptions) -> statemod.ContainerState:
         try:
             cgroups.add_process(first)
             parent.send("go")
-            msg = parent.recv()
-            if msg["type"] == "userns":
+            if any(ns.get("type") == "user" and not ns.get("path") for ns in linux.get("namespaces") or []):
+                parent.expect("userns")
                 namespaces.write_id_maps(first, linux.get("uidMappings") or [], linux.get("gidMappings") or [])
                 parent.send("mapped")
-                msg = parent.recv()
-            if msg["type"] == "error":
-                raise PyruncError(msg["message"])
-            init_pid = int(msg["pid"])
+            init_pid = int(parent.expect("pid")["pid"])
         finally:
             os.waitpid(first, 0)
         proc = spec["process"]

@@ -6,38 +6,58 @@ import copy
 import json
 import os
 import signal
-import socket
-from dataclasses import dataclass, field
-from typing import Any, NoReturn
 
 from runtime import process
 from runtime import spec as specmod
 from runtime import state as statemod
 from runtime.container_run import FORWARDED, exit_code
 from runtime.errors import PyruncError
-from runtime.linux import console, libc, namespaces
+from runtime.linux import libc, namespaces
 from runtime.linux.cgroups import load_manager
 from runtime.sync import Channel, report_and_exit
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import socket
+    from typing import Any, NoReturn
 
-@dataclass
+
 class ExecOptions:
-    root: str
-    container_id: str
-    process_file: str | None = None
-    args: list[str] = field(default_factory=list)
-    tty: bool = False
-    detach: bool = False
-    pid_file: str | None = None
-    console_socket: str | None = None
-    cwd: str | None = None
-    env: list[str] = field(default_factory=list)
-    user: str | None = None
-    additional_gids: list[int] = field(default_factory=list)
-    caps: list[str] = field(default_factory=list)
-    no_new_privs: bool = False
-    preserve_fds: int = 0
-    ignore_paused: bool = False
+    def __init__(
+        self,
+        root: str,
+        container_id: str,
+        process_file: str | None = None,
+        args: list[str] | None = None,
+        tty: bool = False,
+        detach: bool = False,
+        pid_file: str | None = None,
+        console_socket: str | None = None,
+        cwd: str | None = None,
+        env: list[str] | None = None,
+        user: str | None = None,
+        additional_gids: list[int] | None = None,
+        caps: list[str] | None = None,
+        no_new_privs: bool = False,
+        preserve_fds: int = 0,
+        ignore_paused: bool = False,
+    ) -> None:
+        self.root = root
+        self.container_id = container_id
+        self.process_file = process_file
+        self.args = args or []
+        self.tty = tty
+        self.detach = detach
+        self.pid_file = pid_file
+        self.console_socket = console_socket
+        self.cwd = cwd
+        self.env = env or []
+        self.user = user
+        self.additional_gids = additional_gids or []
+        self.caps = caps or []
+        self.no_new_privs = no_new_privs
+        self.preserve_fds = preserve_fds
+        self.ignore_paused = ignore_paused
 
 
 def build_process(opts: ExecOptions, base: dict[str, Any]) -> dict[str, Any]:
@@ -96,9 +116,12 @@ def exec_process(opts: ExecOptions) -> int:
     ours: socket.socket | None = None
     keep: list[socket.socket] = []
     if proc.get("terminal"):
-        if opts.console_socket:
-            from runtime.linux import console
+        # Imported before the fork: after setns into the container's mount namespace it cannot be.
+        import socket
 
+        from runtime.linux import console
+
+        if opts.console_socket:
             sock = console.connect(opts.console_socket)
             keep.append(sock)
             console_fd = sock.fileno()
@@ -190,6 +213,8 @@ def _stage2(
     try:
         os.setsid()
         if proc.get("terminal") and console_fd is not None:
+            from runtime.linux import console
+
             master, slave_path = console.open_pty()
             size = proc.get("consoleSize")
             if size:

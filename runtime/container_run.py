@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 
 from runtime import state as statemod
 from runtime.container_create import CreateOptions, create
@@ -29,9 +28,11 @@ def run(opts: CreateOptions, detach: bool, keep: bool) -> int:
     if not detach:
         # The init is re-parented to us when stage 1 exits, so we can wait for it and reap its orphans.
         libc.set_child_subreaper()
-    ours: socket.socket | None = None
+    ours = None
     terminal = _wants_terminal(opts)
     if terminal and not opts.console_socket:
+        import socket
+
         if detach:
             raise PyruncError("cannot allocate tty if runc will detach without setting console socket")
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -13,25 +13,40 @@ switches root, sets up the terminal, reports "ready" and blocks on the exec fifo
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Any, NoReturn
 
 from runtime import process
 from runtime import spec as specmod
 from runtime.errors import PyruncError
-from runtime.linux import console, hooks, libc, mounts, namespaces
+from runtime.linux import hooks, libc, mounts, namespaces
 from runtime.sync import Channel, report_and_exit
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
-@dataclass
+
 class InitConfig:
-    spec: dict[str, Any]
-    rootfs: str
-    fifo_path: str
-    cgroup_mounts: dict[str, str]
-    console_fd: int | None
-    no_pivot: bool
-    preserve_fds: int
+    """Everything the forked init needs; it crosses the fork as a plain object."""
+
+    __slots__ = ("spec", "rootfs", "fifo_path", "cgroup_mounts", "console_fd", "no_pivot", "preserve_fds")
+
+    def __init__(
+        self,
+        spec: dict[str, Any],
+        rootfs: str,
+        fifo_path: str,
+        cgroup_mounts: dict[str, str],
+        console_fd: int | None,
+        no_pivot: bool,
+        preserve_fds: int,
+    ) -> None:
+        self.spec = spec
+        self.rootfs = rootfs
+        self.fifo_path = fifo_path
+        self.cgroup_mounts = cgroup_mounts
+        self.console_fd = console_fd
+        self.no_pivot = no_pivot
+        self.preserve_fds = preserve_fds
 
 
 def stage1(cfg: InitConfig, chan: Channel) -> NoReturn:
@@ -72,14 +87,16 @@ def stage2(cfg: InitConfig, chan: Channel) -> NoReturn:
     os._exit(127)
 
 
-@dataclass
 class _Ready:
     """What the set-up phase hands to the post-start phase."""
 
-    exe: str
-    fifo_fd: int
-    seccomp_filter: Any
-    state: dict[str, Any]
+    __slots__ = ("exe", "fifo_fd", "seccomp_filter", "state")
+
+    def __init__(self, exe: str, fifo_fd: int, seccomp_filter: Any, state: dict[str, Any]) -> None:
+        self.exe = exe
+        self.fifo_fd = fifo_fd
+        self.seccomp_filter = seccomp_filter
+        self.state = state
 
 
 def _prepare(cfg: InitConfig, chan: Channel) -> _Ready:
@@ -91,6 +108,10 @@ def _prepare(cfg: InitConfig, chan: Channel) -> _Ready:
     in_userns = specmod.has_namespace(spec, "user")
     os.setsid()
     # Everything used after the root switch must be loaded now: the host's modules are gone then.
+    if spec.get("hooks"):
+        import subprocess  # noqa: F401 - startContainer hooks run after pivot_root
+    if proc.get("terminal"):
+        from runtime.linux import console
     seccomp_filter = None
     if linux.get("seccomp"):
         from runtime.linux import seccomp

@@ -12,10 +12,13 @@ import errno
 import os
 import resource
 import signal
-from typing import Any, NoReturn
 
 from runtime.errors import PyruncError
 from runtime.linux import capabilities, libc
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 RLIMITS = {
     "RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3, "RLIMIT_CORE": 4,

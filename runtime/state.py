@@ -6,45 +6,63 @@ from `create` until `start` (its presence is what makes a live init "created").
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
-import re
-import shutil
-from dataclasses import asdict, dataclass, field
-from typing import Any
 
 from runtime.errors import PyruncError
 from runtime.linux import libc
+from runtime.linux.log import rfc3339_now
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 OCI_VERSION = "1.2.0"
 STATE_FILE = "state.json"
 EXEC_FIFO = "exec.fifo"
-_VALID_ID = re.compile(r"^[\w+.-]+$")
+_ID_EXTRA_CHARS = set("+.-_")
 
 
-@dataclass
 class ContainerState:
-    id: str
-    bundle: str
-    rootfs: str
-    pid: int
-    pid_start: int
-    created: str
-    config: dict[str, Any]
-    cgroup: dict[str, Any]
-    owner: str = ""
-    annotations: dict[str, str] = field(default_factory=dict)
+    """What survives between pyrunc invocations; saved as ROOT/ID/state.json."""
+
+    __slots__ = ("id", "bundle", "rootfs", "pid", "pid_start", "created", "config", "cgroup", "owner", "annotations")
+
+    def __init__(
+        self,
+        id: str,
+        bundle: str,
+        rootfs: str,
+        pid: int,
+        pid_start: int,
+        created: str,
+        config: dict[str, Any],
+        cgroup: dict[str, Any],
+        owner: str = "",
+        annotations: dict[str, str] | None = None,
+    ) -> None:
+        self.id = id
+        self.bundle = bundle
+        self.rootfs = rootfs
+        self.pid = pid
+        self.pid_start = pid_start
+        self.created = created
+        self.config = config
+        self.cgroup = cgroup
+        self.owner = owner
+        self.annotations = annotations or {}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
 
     def directory(self, root: str) -> str:
         return os.path.join(root, self.id)
 
     def save(self, root: str) -> None:
-        write_atomic(os.path.join(self.directory(root), STATE_FILE), json.dumps(asdict(self)).encode())
+        write_atomic(os.path.join(self.directory(root), STATE_FILE), json.dumps(self.to_dict()).encode())
 
 
-def now_rfc3339() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+now_rfc3339 = rfc3339_now
 
 
 def write_atomic(path: str, data: bytes, mode: int = 0o600) -> None:
@@ -61,7 +79,7 @@ def write_atomic(path: str, data: bytes, mode: int = 0o600) -> None:
 def validate_id(container_id: str) -> None:
     if not container_id:
         raise PyruncError("container id cannot be empty")
-    if not _VALID_ID.match(container_id) or container_id in (".", ".."):
+    if not all(c.isalnum() or c in _ID_EXTRA_CHARS for c in container_id) or container_id in (".", ".."):
         raise PyruncError(f"invalid container id format: {container_id}")
     if len(container_id) > 1024:
         raise PyruncError("container id is too long")
@@ -77,7 +95,10 @@ def load(root: str, container_id: str) -> ContainerState:
         raise PyruncError(f"container {container_id} does not exist") from None
     except (OSError, ValueError) as exc:
         raise PyruncError(f"container {container_id} has an unreadable state file: {exc}") from None
-    return ContainerState(**raw)
+    try:
+        return ContainerState(**raw)
+    except TypeError as exc:
+        raise PyruncError(f"container {container_id} has an invalid state file: {exc}") from None
 
 
 def list_ids(root: str) -> list[str]:
@@ -131,4 +152,22 @@ def oci_state(root: str, cs: ContainerState, current: str | None = None) -> dict
 
 
 def remove_dir(root: str, container_id: str) -> None:
-    shutil.rmtree(os.path.join(root, container_id), ignore_errors=True)
+    """The state directory holds only flat files (state.json, exec.fifo, temporaries)."""
+    directory = os.path.join(root, container_id)
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return
+    for name in names:
+        try:
+            os.unlink(os.path.join(directory, name))
+        except FileNotFoundError:
+            pass
+        except IsADirectoryError:
+            import shutil
+
+            shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
+    try:
+        os.rmdir(directory)
+    except FileNotFoundError:
+        pass

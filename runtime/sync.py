@@ -1,40 +1,55 @@
-"""The parent <-> container-init conversation: newline-delimited JSON over a socketpair.
+"""The parent <-> container-init conversation: newline-delimited JSON over two pipes.
 
-Both sides are single-threaded and the messages are tiny, so a blocking stream with a
-line buffer is all the protocol needs. EOF from the child means it died; the parent
-turns that into an error rather than hanging.
+Both sides are single-threaded and the messages are tiny, so blocking pipes with a line
+buffer are all the protocol needs (pipes rather than a socketpair: importing socket costs
+more than this whole exchange). EOF means the other side died or exec'd; the parent turns
+that into an error rather than hanging.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import socket
-from typing import Any
 
 from runtime.errors import PyruncError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 
 class Channel:
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
+    __slots__ = ("read_fd", "write_fd", "_buf", "_backlog")
+
+    def __init__(self, read_fd: int, write_fd: int) -> None:
+        self.read_fd = read_fd
+        self.write_fd = write_fd
         self._buf = b""
+        # Stage 1 and stage 2 share the child's write end, so stage 2's first message can overtake
+        # stage 1's last one; expect() parks what it was not waiting for here.
+        self._backlog: list[dict[str, Any]] = []
 
     @classmethod
     def pair(cls) -> tuple[Channel, Channel]:
-        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        return cls(parent), cls(child)
+        down_r, down_w = os.pipe2(os.O_CLOEXEC)
+        up_r, up_w = os.pipe2(os.O_CLOEXEC)
+        return cls(up_r, down_w), cls(down_r, up_w)
 
     def send(self, kind: str, **fields: Any) -> None:
-        self.sock.sendall(json.dumps({"type": kind, **fields}).encode() + b"\n")
+        data = json.dumps({"type": kind, **fields}).encode() + b"\n"
+        while data:
+            data = data[os.write(self.write_fd, data) :]
 
     def recv(self, timeout: float | None = None) -> dict[str, Any]:
-        self.sock.settimeout(timeout)
+        if self._backlog:
+            return self._backlog.pop(0)
         while b"\n" not in self._buf:
-            try:
-                chunk = self.sock.recv(65536)
-            except TimeoutError:
-                raise PyruncError("timed out waiting for the container's init") from None
+            if timeout is not None:
+                import select
+
+                if not select.select([self.read_fd], [], [], timeout)[0]:
+                    raise PyruncError("timed out waiting for the container's init")
+            chunk = os.read(self.read_fd, 65536)
             if not chunk:
                 raise PyruncError("container init exited before it was ready")
             self._buf += chunk
@@ -50,18 +65,33 @@ class Channel:
             return None
 
     def expect(self, kind: str, timeout: float | None = None) -> dict[str, Any]:
-        msg = self.recv(timeout)
+        for i, parked in enumerate(self._backlog):
+            if parked["type"] in (kind, "error"):
+                msg = self._backlog.pop(i)
+                break
+        else:
+            while True:
+                msg = self._read_message(timeout)
+                if msg["type"] in (kind, "error"):
+                    break
+                self._backlog.append(msg)
         if msg["type"] == "error":
             raise PyruncError(msg["message"])
-        if msg["type"] != kind:
-            raise PyruncError(f"container init sent {msg['type']!r} where {kind!r} was expected")
         return msg
 
-    def fileno(self) -> int:
-        return self.sock.fileno()
+    def _read_message(self, timeout: float | None) -> dict[str, Any]:
+        backlog, self._backlog = self._backlog, []
+        try:
+            return self.recv(timeout)
+        finally:
+            self._backlog = backlog + self._backlog
 
     def close(self) -> None:
-        self.sock.close()
+        for fd in (self.read_fd, self.write_fd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
 
 def report_and_exit(chan: Channel, exc: BaseException) -> None:

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
-import subprocess
-from typing import Any
 
 from runtime.errors import PyruncError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def run(hooks: dict[str, Any] | None, stage: str, state: dict[str, Any]) -> None:
     """Run every hook of STAGE in order; the first failure raises (callers decide whether it is fatal)."""
-    for hook in (hooks or {}).get(stage) or []:
+    entries = (hooks or {}).get(stage) or []
+    if entries:
+        import subprocess
+    for hook in entries:
         args = hook.get("args") or [hook["path"]]
         env = dict(item.split("=", 1) for item in hook.get("env") or [] if "=" in item)
         timeout = hook.get("timeout")

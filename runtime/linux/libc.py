@@ -8,11 +8,12 @@ written once.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import fcntl
 import os
 import struct
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+# By soname: ctypes.util.find_library would spawn ldconfig, costing more than a container start.
+_libc = ctypes.CDLL("libc.so.6", use_errno=True)
 
 # --- constants (x86_64 / generic Linux) ---------------------------------------------------
 
@@ -228,14 +229,10 @@ def cloexec_from(first: int) -> None:
 
 
 def set_controlling_tty(fd: int) -> None:
-    import fcntl
-
     fcntl.ioctl(fd, TIOCSCTTY, 0)
 
 
 def pty_unlock_and_number(master_fd: int) -> int:
-    import fcntl
-
     fcntl.ioctl(master_fd, TIOCSPTLCK, struct.pack("i", 0))
     buf = fcntl.ioctl(master_fd, TIOCGPTN, struct.pack("I", 0))
     number: int = struct.unpack("I", buf)[0]
@@ -243,14 +240,10 @@ def pty_unlock_and_number(master_fd: int) -> int:
 
 
 def set_winsize(fd: int, rows: int, cols: int) -> None:
-    import fcntl
-
     fcntl.ioctl(fd, TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
 
 def get_winsize(fd: int) -> tuple[int, int]:
-    import fcntl
-
     buf = fcntl.ioctl(fd, TIOCGWINSZ, struct.pack("HHHH", 0, 0, 0, 0))
     rows, cols, _, _ = struct.unpack("HHHH", buf)
     return rows, cols

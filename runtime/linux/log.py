@@ -1,23 +1,25 @@
 """runc-style logging: --log FILE in json or text format; errors also go to stderr.
 
 containerd's shim reads the last error line of the JSON log to explain a failed
-command, so every error a command reports is written there too.
+command, so every error a command reports is written there too, and nothing but JSON
+lines may go into that file.
 """
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import sys
-from dataclasses import dataclass
+import time
 
 
-@dataclass
 class _Sink:
-    path: str | None = None
-    fmt: str = "text"
-    debug: bool = False
+    __slots__ = ("path", "fmt", "debug")
+
+    def __init__(self) -> None:
+        self.path: str | None = None
+        self.fmt = "text"
+        self.debug = False
 
 
 _sink = _Sink()
@@ -27,14 +29,18 @@ def configure(path: str | None, fmt: str, debug: bool) -> None:
     _sink.path, _sink.fmt, _sink.debug = path, fmt, debug
 
 
+def rfc3339_now() -> str:
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}Z"
+
+
 def _write(level: str, msg: str) -> None:
     if not _sink.path:
         return
-    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     if _sink.fmt == "json":
-        line = json.dumps({"level": level, "msg": msg, "time": now})
+        line = json.dumps({"level": level, "msg": msg, "time": rfc3339_now()})
     else:
-        line = f'time="{now}" level={level} msg={json.dumps(msg)}'
+        line = f'time="{rfc3339_now()}" level={level} msg={json.dumps(msg)}'
     try:
         fd = os.open(_sink.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from dataclasses import dataclass
 
 from runtime.errors import PyruncError
 from runtime.linux import libc
@@ -74,11 +73,13 @@ _DEFAULT_DEVICES = [
 ]
 
 
-@dataclass
 class MountOptions:
-    flags: int
-    propagation: list[int]
-    data: str
+    __slots__ = ("flags", "propagation", "data")
+
+    def __init__(self, flags: int, propagation: list[int], data: str) -> None:
+        self.flags = flags
+        self.propagation = propagation
+        self.data = data
 
 
 def parse_options(options: list[str]) -> MountOptions:

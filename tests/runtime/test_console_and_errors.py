@@ -228,5 +228,10 @@ def test_unsupported_global_flag(pyrunc: Pyrunc, flag: str) -> None:
 
 
 def test_bad_flags(pyrunc: Pyrunc) -> None:
-    assert_clean_error(pyrunc("create", "--no-such-flag", "x"), "unrecognized arguments")
-    assert_clean_error(pyrunc("kill"), "required")
+    assert_clean_error(pyrunc("create", "--no-such-flag", "x"), "flag provided but not defined: --no-such-flag")
+    assert_clean_error(pyrunc("kill"), "missing required argument: id")
+    assert_clean_error(pyrunc("nosuchverb"), "no such command")
+    assert_clean_error(pyrunc("create", "--bundle"), "flag needs an argument")
+    assert_clean_error(pyrunc("list", "--format", "xml"), "invalid --format")
+    assert_clean_error(pyrunc("--log-format", "yaml", "list"), "invalid --log-format")
+    assert_clean_error(pyrunc("exec", "--preserve-fds", "many", "x", "true"), "invalid value")

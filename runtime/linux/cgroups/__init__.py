@@ -4,14 +4,18 @@
 from __future__ import annotations
 
 import posixpath
-from typing import Any
 
 from .common import CgroupError, clean_path
-from .devices import RUNC_DEFAULT_DEVICE_RULES, runc_default_devices
-from .manager import CgroupManager
-from .mounts import CgroupMount, current_layout, own_cgroups
-from .v1 import V1Manager
-from .v2 import V2Manager
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .devices import RUNC_DEFAULT_DEVICE_RULES, runc_default_devices
+    from .manager import CgroupManager
+    from .mounts import CgroupMount
+    from .v1 import V1Manager
+    from .v2 import V2Manager
 
 __all__ = [
     "CgroupError",
@@ -23,6 +27,28 @@ __all__ = [
     "new_manager",
     "runc_default_devices",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # Every pyrunc command imports this package, most only to call load_manager(): the submodules
+    # load on first use, so a v1 host never imports v2 and `pyrunc state` no mountinfo parser.
+    if name in ("RUNC_DEFAULT_DEVICE_RULES", "runc_default_devices"):
+        from . import devices
+
+        return getattr(devices, name)
+    if name == "CgroupManager":
+        from .manager import CgroupManager
+
+        return CgroupManager
+    if name == "V1Manager":
+        from .v1 import V1Manager
+
+        return V1Manager
+    if name == "V2Manager":
+        from .v2 import V2Manager
+
+        return V2Manager
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _is_systemd_style(path: str) -> bool:
@@ -51,9 +77,13 @@ def new_manager(cgroups_path: str | None, container_id: str) -> CgroupManager:
     if inner in ("", "/"):
         raise CgroupError(f"cgroup: cgroupsPath {cgroups_path!r} would be a hierarchy root or our own cgroup")
 
+    from .mounts import current_layout, own_cgroups
+
     layout = current_layout()
     own = own_cgroups()
     if layout.unified and layout.v2 is not None:
+        from .v2 import V2Manager
+
         return V2Manager(_resolve(layout.v2, own.get(""), inner), layout.v2.mountpoint)
 
     paths: dict[str, str] = {}
@@ -65,6 +95,8 @@ def new_manager(cgroups_path: str | None, container_id: str) -> CgroupManager:
     if layout.v2 is not None:
         # Hybrid: also join the cgroup2 hierarchy at the same path, as runc does.
         paths[""] = _resolve(layout.v2, own.get(""), inner)
+    from .v1 import V1Manager
+
     return V1Manager(paths)
 
 
@@ -75,8 +107,12 @@ def load_manager(saved: dict[str, Any]) -> CgroupManager:
         paths = {str(k): str(v) for k, v in dict(saved["paths"]).items()}
         created = [str(p) for p in saved.get("created", [])]
         if version == 1:
+            from .v1 import V1Manager
+
             return V1Manager(paths, created)
         if version == 2:
+            from .v2 import V2Manager
+
             return V2Manager(paths[""], str(saved["mountpoint"]), created)
     except (KeyError, TypeError, ValueError):
         pass

@@ -35,10 +35,26 @@ def write_file(directory: str, name: str, value: str | int) -> None:
         raise CgroupError(f"cgroup: setting {name} to {data} failed: {_strerror(err)}", err.errno) from None
 
 
+def _read_text(path: str) -> str:
+    # Raw os.read rather than open(): no buffered text layer to build, and decoding bytes as ASCII
+    # needs no codec module import (open(encoding="ascii") loads encodings.ascii).
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while True:
+            # Control files are generated per read; keep reading until the kernel says EOF.
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks).decode("ascii", "replace")
+
+
 def read_file(directory: str, name: str) -> str:
     try:
-        with open(os.path.join(directory, name), encoding="ascii", errors="replace") as f:
-            return f.read()
+        return _read_text(os.path.join(directory, name))
     except OSError as err:
         raise CgroupError(
             f"cgroup: reading {os.path.join(directory, name)} failed: {_strerror(err)}"
@@ -48,8 +64,7 @@ def read_file(directory: str, name: str) -> str:
 def read_optional(directory: str, name: str) -> str | None:
     """The file's content, or None when this kernel/controller does not provide it."""
     try:
-        with open(os.path.join(directory, name), encoding="ascii", errors="replace") as f:
-            return f.read()
+        return _read_text(os.path.join(directory, name))
     except FileNotFoundError:
         return None
     except OSError as err:

@@ -9,10 +9,11 @@ losing /dev/null access during `update` would be a bug), and tells v2 whether an
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 from .resources import DeviceRule
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _Key = tuple[str, int | None, int | None]
 
@@ -61,10 +62,20 @@ def _minus(a: str, b: str) -> str:
     return "".join(c for c in "rwm" if c in a and c not in b)
 
 
-@dataclass
 class DeviceState:
-    default_allow: bool
-    exceptions: dict[_Key, str] = field(default_factory=dict)  # key -> access bits
+    __slots__ = ("default_allow", "exceptions")
+
+    def __init__(self, default_allow: bool, exceptions: dict[_Key, str] | None = None) -> None:
+        self.default_allow = default_allow
+        self.exceptions: dict[_Key, str] = exceptions if exceptions is not None else {}  # key -> access bits
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, DeviceState):
+            return NotImplemented
+        return self.default_allow == other.default_allow and self.exceptions == other.exceptions
+
+    def __repr__(self) -> str:
+        return f"DeviceState(default_allow={self.default_allow!r}, exceptions={self.exceptions!r})"
 
     def apply(self, rule: DeviceRule) -> None:
         if rule.type == "a":

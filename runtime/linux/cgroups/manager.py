@@ -7,18 +7,27 @@ It remembers which directories it created so destroy() removes exactly those and
 from __future__ import annotations
 
 import os
-import signal
 import time
-from abc import ABC, abstractmethod
-from typing import Any
 
 from .common import CgroupError, all_pids, rmdir_retry, walk_dirs, write_file
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # How long destroy() waits for SIGKILLed processes to leave the cgroup.
 _EMPTY_TIMEOUT = 5.0
 
+# SIGKILL is 9 on every Linux architecture; naming the number spares importing signal (and the enum
+# machinery it loads) on every create. Callers' signal.SIGKILL compares equal to it.
+_SIGKILL = 9
 
-class CgroupManager(ABC):
+
+class CgroupManager:
+    """Base of V1Manager and V2Manager; the per-version operations raise NotImplementedError here.
+
+    A plain base class rather than an ABC: it is imported on every `pyrunc create`."""
+
     version: int = 0
 
     def __init__(self, paths: dict[str, str], created: list[str] | None = None) -> None:
@@ -57,9 +66,9 @@ class CgroupManager(ABC):
     def exists(self) -> bool:
         return any(os.path.isdir(d) for d in self.dirs())
 
-    @abstractmethod
     def primary_dir(self) -> str:
         """The directory whose process list is authoritative for pids() and kill_all()."""
+        raise NotImplementedError
 
     # ---- lifecycle ------------------------------------------------------------------------------
 
@@ -140,7 +149,7 @@ class CgroupManager(ABC):
                     pass
         finally:
             # A SIGKILLed process only dies once thawed; otherwise restore a paused container.
-            if froze or (was_frozen and sig == signal.SIGKILL):
+            if froze or (was_frozen and sig == _SIGKILL):
                 self.thaw()
 
     def destroy(self) -> None:
@@ -174,11 +183,11 @@ class CgroupManager(ABC):
             time.sleep(0.01)
 
     def _sigkill_all(self, pids: list[int]) -> None:
-        self.kill_all(signal.SIGKILL)
+        self.kill_all(_SIGKILL)
         # Processes that are only in a non-primary hierarchy (half-joined) are killed directly.
         for pid in pids:
             try:
-                os.kill(pid, signal.SIGKILL)
+                os.kill(pid, _SIGKILL)
             except ProcessLookupError:
                 pass
         if self.is_frozen():
@@ -201,20 +210,20 @@ class CgroupManager(ABC):
 
     # ---- per-version operations -----------------------------------------------------------------
 
-    @abstractmethod
-    def set_resources(self, resources: dict[str, Any]) -> None: ...
+    def set_resources(self, resources: dict[str, Any]) -> None:
+        raise NotImplementedError
 
-    @abstractmethod
-    def freeze(self) -> None: ...
+    def freeze(self) -> None:
+        raise NotImplementedError
 
-    @abstractmethod
-    def thaw(self) -> None: ...
+    def thaw(self) -> None:
+        raise NotImplementedError
 
-    @abstractmethod
-    def is_frozen(self) -> bool: ...
+    def is_frozen(self) -> bool:
+        raise NotImplementedError
 
-    @abstractmethod
-    def stats(self) -> dict[str, Any]: ...
+    def stats(self) -> dict[str, Any]:
+        raise NotImplementedError
 
-    @abstractmethod
-    def oom_kill_count(self) -> int: ...
+    def oom_kill_count(self) -> int:
+        raise NotImplementedError

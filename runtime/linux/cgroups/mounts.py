@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import os
-import re
-from dataclasses import dataclass
 
 from .common import CgroupError
 
-_OCTAL_ESCAPE = re.compile(r"\\([0-7]{3})")
 
-
-@dataclass(frozen=True)
 class CgroupMount:
-    mountpoint: str
-    root: str  # the path inside the hierarchy that is visible at mountpoint
-    version: int  # 1 or 2
-    controllers: tuple[str, ...]  # v1 only: e.g. ("cpu", "cpuacct") or ("name=systemd",)
+    """One mounted cgroup hierarchy; treated as an immutable value."""
+
+    __slots__ = ("mountpoint", "root", "version", "controllers")
+
+    def __init__(self, mountpoint: str, root: str, version: int, controllers: tuple[str, ...]) -> None:
+        self.mountpoint = mountpoint
+        self.root = root  # the path inside the hierarchy that is visible at mountpoint
+        self.version = version  # 1 or 2
+        self.controllers = controllers  # v1 only: e.g. ("cpu", "cpuacct") or ("name=systemd",)
+
+    def __repr__(self) -> str:
+        return (
+            f"CgroupMount(mountpoint={self.mountpoint!r}, root={self.root!r}, "
+            f"version={self.version!r}, controllers={self.controllers!r})"
+        )
 
     def dir_for(self, cgroup_path: str) -> str:
         """Directory of a hierarchy-absolute cgroup path, seen through this mount."""
@@ -28,17 +34,33 @@ class CgroupMount:
         return os.path.normpath(os.path.join(self.mountpoint, rel.lstrip("/")))
 
 
-@dataclass(frozen=True)
 class CgroupLayout:
     """What this process sees: unified (v2 only), hybrid (v1 + a cgroup2 mount) or legacy (v1 only)."""
 
-    v1: tuple[CgroupMount, ...]
-    v2: CgroupMount | None
-    unified: bool  # True when /sys/fs/cgroup itself is cgroup2 (or no v1 hierarchy exists at all)
+    __slots__ = ("v1", "v2", "unified")
+
+    def __init__(self, v1: tuple[CgroupMount, ...], v2: CgroupMount | None, unified: bool) -> None:
+        self.v1 = v1
+        self.v2 = v2
+        self.unified = unified  # True when /sys/fs/cgroup itself is cgroup2 (or no v1 hierarchy exists at all)
+
+
+_OCTAL_DIGITS = frozenset("01234567")
 
 
 def _unescape(field: str) -> str:
-    return _OCTAL_ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), field)
+    """Undo mountinfo's \\NNN octal escapes (space, tab, newline, backslash in paths)."""
+    if "\\" not in field:
+        return field
+    pieces = field.split("\\")
+    out = [pieces[0]]
+    for piece in pieces[1:]:
+        code = piece[:3]
+        if len(code) == 3 and _OCTAL_DIGITS.issuperset(code):
+            out.append(chr(int(code, 8)) + piece[3:])
+        else:
+            out.append("\\" + piece)  # not an escape: keep the backslash as it was
+    return "".join(out)
 
 
 _V1_OPTIONS_NOT_CONTROLLERS = {

@@ -5,19 +5,44 @@ Like runc, a numeric limit of 0 (or an absent field) means "leave unchanged", an
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 from .common import CgroupError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
-@dataclass(frozen=True)
+# Plain classes rather than dataclasses: these are built on every `pyrunc create`, where importing
+# dataclasses (and the typing/inspect machinery it pulls in) would cost more than the whole job.
+
+
 class DeviceRule:
-    allow: bool
-    type: str  # 'a' (all), 'b' or 'c'
-    major: int | None  # None = wildcard '*'
-    minor: int | None
-    access: str  # subset of 'rwm', canonical order
+    """One device access rule; treated as an immutable value."""
+
+    __slots__ = ("allow", "type", "major", "minor", "access")
+
+    def __init__(self, allow: bool, type: str, major: int | None, minor: int | None, access: str) -> None:
+        self.allow = allow
+        self.type = type  # 'a' (all), 'b' or 'c'
+        self.major = major  # None = wildcard '*'
+        self.minor = minor
+        self.access = access  # subset of 'rwm', canonical order
+
+    def _key(self) -> tuple[bool, str, int | None, int | None, str]:
+        return (self.allow, self.type, self.major, self.minor, self.access)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, DeviceRule):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (
+            f"DeviceRule(allow={self.allow!r}, type={self.type!r}, major={self.major!r}, "
+            f"minor={self.minor!r}, access={self.access!r})"
+        )
 
     def cgroup_string(self) -> str:
         major = "*" if self.major is None else str(self.major)
@@ -25,54 +50,117 @@ class DeviceRule:
         return f"{self.type} {major}:{minor} {self.access}"
 
 
-@dataclass(frozen=True)
 class WeightDevice:
-    major: int
-    minor: int
-    weight: int | None
-    leaf_weight: int | None
+    __slots__ = ("major", "minor", "weight", "leaf_weight")
+
+    def __init__(self, major: int, minor: int, weight: int | None, leaf_weight: int | None) -> None:
+        self.major = major
+        self.minor = minor
+        self.weight = weight
+        self.leaf_weight = leaf_weight
 
 
-@dataclass(frozen=True)
 class ThrottleDevice:
-    major: int
-    minor: int
-    rate: int
+    __slots__ = ("major", "minor", "rate")
+
+    def __init__(self, major: int, minor: int, rate: int) -> None:
+        self.major = major
+        self.minor = minor
+        self.rate = rate
 
 
-@dataclass
 class MemoryResources:
-    limit: int | None = None
-    reservation: int | None = None
-    swap: int | None = None
-    kernel: int | None = None
-    kernel_tcp: int | None = None
-    swappiness: int | None = None
-    disable_oom_killer: bool = False
+    __slots__ = ("limit", "reservation", "swap", "kernel", "kernel_tcp", "swappiness", "disable_oom_killer")
+
+    def __init__(
+        self,
+        limit: int | None = None,
+        reservation: int | None = None,
+        swap: int | None = None,
+        kernel: int | None = None,
+        kernel_tcp: int | None = None,
+        swappiness: int | None = None,
+        disable_oom_killer: bool = False,
+    ) -> None:
+        self.limit = limit
+        self.reservation = reservation
+        self.swap = swap
+        self.kernel = kernel
+        self.kernel_tcp = kernel_tcp
+        self.swappiness = swappiness
+        self.disable_oom_killer = disable_oom_killer
 
 
-@dataclass
 class CpuResources:
-    shares: int | None = None
-    quota: int | None = None
-    burst: int | None = None
-    period: int | None = None
-    realtime_runtime: int | None = None
-    realtime_period: int | None = None
-    cpus: str | None = None
-    mems: str | None = None
-    idle: int | None = None
+    __slots__ = (
+        "shares",
+        "quota",
+        "burst",
+        "period",
+        "realtime_runtime",
+        "realtime_period",
+        "cpus",
+        "mems",
+        "idle",
+    )
+
+    def __init__(
+        self,
+        shares: int | None = None,
+        quota: int | None = None,
+        burst: int | None = None,
+        period: int | None = None,
+        realtime_runtime: int | None = None,
+        realtime_period: int | None = None,
+        cpus: str | None = None,
+        mems: str | None = None,
+        idle: int | None = None,
+    ) -> None:
+        self.shares = shares
+        self.quota = quota
+        self.burst = burst
+        self.period = period
+        self.realtime_runtime = realtime_runtime
+        self.realtime_period = realtime_period
+        self.cpus = cpus
+        self.mems = mems
+        self.idle = idle
 
 
-@dataclass
 class BlockIOResources:
-    weight: int | None = None
-    leaf_weight: int | None = None
-    weight_device: list[WeightDevice] = field(default_factory=list)
-    throttle_read_bps: list[ThrottleDevice] = field(default_factory=list)
-    throttle_write_bps: list[ThrottleDevice] = field(default_factory=list)
-    throttle_read_iops: list[ThrottleDevice] = field(default_factory=list)
-    throttle_write_iops: list[ThrottleDevice] = field(default_factory=list)
+    __slots__ = (
+        "weight",
+        "leaf_weight",
+        "weight_device",
+        "throttle_read_bps",
+        "throttle_write_bps",
+        "throttle_read_iops",
+        "throttle_write_iops",
+    )
+
+    def __init__(
+        self,
+        weight: int | None = None,
+        leaf_weight: int | None = None,
+        weight_device: list[WeightDevice] | None = None,
+        throttle_read_bps: list[ThrottleDevice] | None = None,
+        throttle_write_bps: list[ThrottleDevice] | None = None,
+        throttle_read_iops: list[ThrottleDevice] | None = None,
+        throttle_write_iops: list[ThrottleDevice] | None = None,
+    ) -> None:
+        self.weight = weight
+        self.leaf_weight = leaf_weight
+        self.weight_device: list[WeightDevice] = weight_device if weight_device is not None else []
+        self.throttle_read_bps: list[ThrottleDevice] = throttle_read_bps if throttle_read_bps is not None else []
+        self.throttle_write_bps: list[ThrottleDevice] = (
+            throttle_write_bps if throttle_write_bps is not None else []
+        )
+        self.throttle_read_iops: list[ThrottleDevice] = (
+            throttle_read_iops if throttle_read_iops is not None else []
+        )
+        self.throttle_write_iops: list[ThrottleDevice] = (
+            throttle_write_iops if throttle_write_iops is not None else []
+        )
 
     def is_set(self) -> bool:
         return bool(
@@ -86,19 +174,45 @@ class BlockIOResources:
         )
 
 
-@dataclass
 class Resources:
-    memory: MemoryResources = field(default_factory=MemoryResources)
-    cpu: CpuResources = field(default_factory=CpuResources)
-    pids_limit: int | None = None
-    block_io: BlockIOResources = field(default_factory=BlockIOResources)
-    # None: devices not mentioned, leave the cgroup's device access alone.
-    devices: list[DeviceRule] | None = None
-    hugepage_limits: list[tuple[str, int]] = field(default_factory=list)  # (page size like '2MB', bytes)
-    net_class_id: int | None = None
-    net_priorities: list[tuple[str, int]] = field(default_factory=list)
-    rdma: dict[str, dict[str, int]] = field(default_factory=dict)
-    unified: dict[str, str] = field(default_factory=dict)
+    __slots__ = (
+        "memory",
+        "cpu",
+        "pids_limit",
+        "block_io",
+        "devices",
+        "hugepage_limits",
+        "net_class_id",
+        "net_priorities",
+        "rdma",
+        "unified",
+    )
+
+    def __init__(
+        self,
+        memory: MemoryResources | None = None,
+        cpu: CpuResources | None = None,
+        pids_limit: int | None = None,
+        block_io: BlockIOResources | None = None,
+        devices: list[DeviceRule] | None = None,
+        hugepage_limits: list[tuple[str, int]] | None = None,
+        net_class_id: int | None = None,
+        net_priorities: list[tuple[str, int]] | None = None,
+        rdma: dict[str, dict[str, int]] | None = None,
+        unified: dict[str, str] | None = None,
+    ) -> None:
+        self.memory = memory if memory is not None else MemoryResources()
+        self.cpu = cpu if cpu is not None else CpuResources()
+        self.pids_limit = pids_limit
+        self.block_io = block_io if block_io is not None else BlockIOResources()
+        # None: devices not mentioned, leave the cgroup's device access alone.
+        self.devices = devices
+        # (page size like '2MB', bytes)
+        self.hugepage_limits: list[tuple[str, int]] = hugepage_limits if hugepage_limits is not None else []
+        self.net_class_id = net_class_id
+        self.net_priorities: list[tuple[str, int]] = net_priorities if net_priorities is not None else []
+        self.rdma: dict[str, dict[str, int]] = rdma if rdma is not None else {}
+        self.unified: dict[str, str] = unified if unified is not None else {}
 
 
 def _obj(value: Any, where: str) -> dict[str, Any]:

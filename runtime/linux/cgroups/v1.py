@@ -5,9 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import time
-from typing import Any
 
-from . import stats as st
 from .common import (
     CgroupError,
     parse_cpu_list,
@@ -20,8 +18,16 @@ from .common import (
 )
 from .devices import parse_devices_list, target_state, transition
 from .manager import CgroupManager
-from .resources import BlockIOResources, CpuResources, DeviceRule, MemoryResources, parse_resources
-from .v2 import has_freeze, v2_frozen_state, v2_set_frozen
+from .resources import parse_resources
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .resources import BlockIOResources, CpuResources, DeviceRule, MemoryResources
+
+# stats (only for stats()) and v2's freezer helpers (only on hybrid hosts without a v1 freezer) are
+# imported where used, so create/run does not pay for them.
 
 _FREEZE_TIMEOUT = 5.0
 
@@ -283,7 +289,11 @@ class V1Manager(CgroupManager):
     def _unified_freezer(self) -> str | None:
         """Hybrid hosts without a v1 freezer can still freeze through the cgroup2 directory."""
         d = self.paths.get("")
-        return d if d is not None and has_freeze(d) else None
+        if d is None:
+            return None
+        from .v2 import has_freeze
+
+        return d if has_freeze(d) else None
 
     def freeze(self) -> None:
         d = self.paths.get("freezer")
@@ -291,6 +301,8 @@ class V1Manager(CgroupManager):
             unified = self._unified_freezer()
             if unified is None:
                 raise CgroupError("cgroup: cannot freeze: the freezer controller is not mounted")
+            from .v2 import v2_set_frozen
+
             v2_set_frozen(unified, True)
             return
         deadline = time.monotonic() + _FREEZE_TIMEOUT
@@ -319,6 +331,8 @@ class V1Manager(CgroupManager):
             unified = self._unified_freezer()
             if unified is None:
                 raise CgroupError("cgroup: cannot thaw: the freezer controller is not mounted")
+            from .v2 import v2_set_frozen
+
             v2_set_frozen(unified, False)
             return
         write_file(d, "freezer.state", "THAWED")
@@ -330,7 +344,11 @@ class V1Manager(CgroupManager):
         d = self.paths.get("freezer")
         if d is None:
             unified = self._unified_freezer()
-            return unified is not None and v2_frozen_state(unified)
+            if unified is None:
+                return False
+            from .v2 import v2_frozen_state
+
+            return v2_frozen_state(unified)
         text = read_optional(d, "freezer.state")
         return text is not None and text.strip() == "FROZEN"
 
@@ -343,6 +361,8 @@ class V1Manager(CgroupManager):
         return parse_flat_keyed(read_optional(d, "memory.oom_control") or "").get("oom_kill", 0)
 
     def stats(self) -> dict[str, Any]:
+        from . import stats as st
+
         out = st.empty_stats()
         if "cpu" in self.paths or "cpuacct" in self.paths:
             out["cpu"] = self._cpu_stats()
@@ -364,6 +384,8 @@ class V1Manager(CgroupManager):
         return out
 
     def _cpu_stats(self) -> dict[str, Any]:
+        from . import stats as st
+
         usage = st.cpu_usage()
         acct = self.paths.get("cpuacct")
         if acct is not None:
@@ -396,6 +418,8 @@ class V1Manager(CgroupManager):
 
     @staticmethod
     def _cpuset_stats(d: str) -> dict[str, Any]:
+        from . import stats as st
+
         flags = {}
         for key in (
             "cpu_exclusive",
@@ -418,6 +442,8 @@ class V1Manager(CgroupManager):
 
     @staticmethod
     def _memory_entry(d: str, prefix: str) -> dict[str, int]:
+        from . import stats as st
+
         def value(name: str) -> int:
             text = read_optional(d, f"{prefix}{name}")
             return parse_uint(text.strip()) if text and text.strip() else 0
@@ -430,6 +456,8 @@ class V1Manager(CgroupManager):
         )
 
     def _memory_stats(self, d: str) -> dict[str, Any]:
+        from . import stats as st
+
         raw = parse_flat_keyed(read_optional(d, "memory.stat") or "")
         return st.memory(
             cache=raw.get("cache", 0),
@@ -442,6 +470,8 @@ class V1Manager(CgroupManager):
 
     @staticmethod
     def _blkio_file(d: str, name: str) -> list[dict[str, Any]] | None:
+        from . import stats as st
+
         text = read_optional(d, name)
         if not text:
             return None
@@ -470,6 +500,8 @@ class V1Manager(CgroupManager):
 
     @staticmethod
     def _hugetlb_stats(d: str) -> dict[str, Any]:
+        from . import stats as st
+
         out: dict[str, Any] = {}
         for size in st.hugepage_sizes():
             prefix = f"hugetlb.{size}."

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
 import time
-from typing import Any
 
-from . import stats as st
 from .common import (
     CgroupError,
     parse_cpu_list,
@@ -20,7 +17,16 @@ from .common import (
 )
 from .devices import target_state
 from .manager import CgroupManager
-from .resources import BlockIOResources, CpuResources, MemoryResources, parse_resources
+from .resources import parse_resources
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .resources import BlockIOResources, CpuResources, MemoryResources
+
+# SIGKILL is 9 on every Linux architecture (spares importing signal on every create).
+_SIGKILL = 9
 
 _FREEZE_TIMEOUT = 5.0
 
@@ -246,7 +252,7 @@ class V2Manager(CgroupManager):
 
     def kill_all(self, sig: int) -> None:
         # cgroup.kill (5.14+) kills the whole subtree atomically, even processes forking right now.
-        if sig == signal.SIGKILL and os.path.exists(os.path.join(self.path, "cgroup.kill")):
+        if sig == _SIGKILL and os.path.exists(os.path.join(self.path, "cgroup.kill")):
             write_file(self.path, "cgroup.kill", "1")
             return
         super().kill_all(sig)
@@ -258,6 +264,8 @@ class V2Manager(CgroupManager):
         return parse_flat_keyed(text).get("oom_kill", 0) if text else 0
 
     def stats(self) -> dict[str, Any]:
+        from . import stats as st
+
         d = self.path
         out = st.empty_stats()
         out["pids"] = self._pids_stats(d)
@@ -286,6 +294,8 @@ class V2Manager(CgroupManager):
 
     @staticmethod
     def _cpu_stats(d: str) -> dict[str, Any]:
+        from . import stats as st
+
         s = parse_flat_keyed(read_optional(d, "cpu.stat") or "")
         return {
             "usage": st.cpu_usage(
@@ -300,6 +310,8 @@ class V2Manager(CgroupManager):
 
     @staticmethod
     def _memory_stats(d: str) -> dict[str, Any] | None:
+        from . import stats as st
+
         stat_text = read_optional(d, "memory.stat")
         current_text = read_optional(d, "memory.current")
         if stat_text is None or current_text is None:
@@ -327,6 +339,8 @@ class V2Manager(CgroupManager):
 
     @staticmethod
     def _io_stats(d: str) -> dict[str, Any]:
+        from . import stats as st
+
         text = read_optional(d, "io.stat")
         if not text:
             return {}
@@ -356,6 +370,8 @@ class V2Manager(CgroupManager):
 
     @staticmethod
     def _hugetlb_stats(d: str) -> dict[str, Any]:
+        from . import stats as st
+
         out: dict[str, Any] = {}
         for size in st.hugepage_sizes():
             current = read_optional(d, f"hugetlb.{size}.current")
