@@ -141,6 +141,7 @@ def _dispatch(args: Any) -> int:
             console_socket=args.console_socket,
             no_pivot=args.no_pivot,
             preserve_fds=args.preserve_fds,
+            new_keyring=not args.no_new_keyring,
         )
         if command == "create":
             from runtime.container_create import create

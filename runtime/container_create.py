@@ -21,7 +21,10 @@ if TYPE_CHECKING:
 
 
 class CreateOptions:
-    __slots__ = ("root", "container_id", "bundle", "pid_file", "console_socket", "no_pivot", "preserve_fds", "console_fd")
+    __slots__ = (
+        "root", "container_id", "bundle", "pid_file", "console_socket", "no_pivot", "preserve_fds", "console_fd",
+        "new_keyring",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -33,7 +36,9 @@ class CreateOptions:
         no_pivot: bool = False,
         preserve_fds: int = 0,
         console_fd: int | None = None,
+        new_keyring: bool = True,
     ) -> None:
+        self.new_keyring = new_keyring
         self.root = root
         self.container_id = container_id
         self.bundle = bundle
@@ -116,6 +121,8 @@ def create(opts: CreateOptions) -> statemod.ContainerState:
             console_sock = console.connect(opts.console_socket)
             console_fd = console_sock.fileno()
         cfg = InitConfig(
+            container_id=opts.container_id,
+            new_keyring=opts.new_keyring,
             spec=spec,
             rootfs=rootfs,
             fifo_path=fifo_path,

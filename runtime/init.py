@@ -12,6 +12,7 @@ switches root, sets up the terminal, reports "ready" and blocks on the exec fifo
 
 from __future__ import annotations
 
+import errno
 import os
 
 from runtime import process
@@ -28,10 +29,14 @@ if TYPE_CHECKING:
 class InitConfig:
     """Everything the forked init needs; it crosses the fork as a plain object."""
 
-    __slots__ = ("spec", "rootfs", "fifo_path", "cgroup_mounts", "console_fd", "no_pivot", "preserve_fds")
+    __slots__ = (
+        "container_id", "spec", "rootfs", "fifo_path", "cgroup_mounts", "console_fd", "no_pivot", "preserve_fds",
+        "new_keyring",
+    )  # fmt: skip
 
     def __init__(
         self,
+        container_id: str,
         spec: dict[str, Any],
         rootfs: str,
         fifo_path: str,
@@ -39,7 +44,10 @@ class InitConfig:
         console_fd: int | None,
         no_pivot: bool,
         preserve_fds: int,
+        new_keyring: bool,
     ) -> None:
+        self.container_id = container_id
+        self.new_keyring = new_keyring
         self.spec = spec
         self.rootfs = rootfs
         self.fifo_path = fifo_path
@@ -112,6 +120,13 @@ def _prepare(cfg: InitConfig, chan: Channel) -> _Ready:
         import subprocess  # noqa: F401 - startContainer hooks run after pivot_root
     if proc.get("terminal"):
         from runtime.linux import console
+    if cfg.new_keyring:
+        try:
+            libc.join_session_keyring(f"_ses.{cfg.container_id}")
+        except OSError as exc:
+            # Kernels without keyrings (or seccomp'd hosts) refuse it; runc carries on there too.
+            if exc.errno not in (errno.ENOSYS, errno.EPERM, errno.EACCES):
+                raise
     seccomp_filter = None
     if linux.get("seccomp"):
         from runtime.linux import seccomp

@@ -72,6 +72,8 @@ SYS_capset = 126
 SYS_pidfd_open = 434
 SYS_pidfd_send_signal = 424
 SYS_close_range = 436
+SYS_keyctl = 250
+KEYCTL_JOIN_SESSION_KEYRING = 1
 
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
@@ -203,6 +205,11 @@ def last_cap() -> int:
             return int(f.read())
     except OSError:
         return 40
+
+
+def join_session_keyring(name: str) -> None:
+    """A fresh session keyring, so the container cannot read the keys of the runtime's session."""
+    _check(_libc.syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, _b(name)), "join session keyring")
 
 
 def pidfd_open(pid: int) -> int:

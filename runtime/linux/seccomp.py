@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import functools
 import os
-from dataclasses import dataclass
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class SeccompError(Exception):
@@ -94,10 +95,12 @@ _FLTATR_CTL_SSB = 7
 _FLTATR_API_SYSRAWRC = 9
 
 
-@dataclass(frozen=True)
 class _FlagSpec:
-    attribute: int  # the libseccomp filter attribute that turns the kernel flag on
-    api_level: int  # the seccomp_api_get() level at which libseccomp and the kernel support it
+    __slots__ = ("attribute", "api_level")
+
+    def __init__(self, attribute: int, api_level: int) -> None:
+        self.attribute = attribute  # the libseccomp filter attribute that turns the kernel flag on
+        self.api_level = api_level  # the seccomp_api_get() level at which libseccomp and the kernel support it
 
 
 # Order as `runc features` lists them.
@@ -114,31 +117,51 @@ _NR_SCMP_ERROR = -1  # seccomp_syscall_resolve_name's "no such syscall"
 
 
 # --- the validated profile ------------------------------------------------------------------
+# Plain classes, not dataclasses: this module is imported on every container start, and the
+# dataclasses module (with the inspect/typing machinery it loads) would cost more than the filter.
 
 
-@dataclass(frozen=True)
 class ArgCondition:
-    index: int
-    op: str
-    value: int
-    value_two: int
+    __slots__ = ("index", "op", "value", "value_two")
+
+    def __init__(self, index: int, op: str, value: int, value_two: int) -> None:
+        self.index = index
+        self.op = op
+        self.value = value
+        self.value_two = value_two
+
+    def __repr__(self) -> str:
+        return f"ArgCondition(index={self.index}, op={self.op!r}, value={self.value}, value_two={self.value_two})"
 
 
-@dataclass(frozen=True)
 class SyscallRule:
-    names: tuple[str, ...]
-    action: str
-    errno_ret: int | None
-    args: tuple[ArgCondition, ...]
+    __slots__ = ("names", "action", "errno_ret", "args")
+
+    def __init__(
+        self, names: tuple[str, ...], action: str, errno_ret: int | None, args: tuple[ArgCondition, ...]
+    ) -> None:
+        self.names = names
+        self.action = action
+        self.errno_ret = errno_ret
+        self.args = args
 
 
-@dataclass(frozen=True)
 class Profile:
-    default_action: str
-    default_errno_ret: int | None
-    architectures: tuple[str, ...]
-    flags: tuple[str, ...]
-    syscalls: tuple[SyscallRule, ...]
+    __slots__ = ("default_action", "default_errno_ret", "architectures", "flags", "syscalls")
+
+    def __init__(
+        self,
+        default_action: str,
+        default_errno_ret: int | None,
+        architectures: tuple[str, ...],
+        flags: tuple[str, ...],
+        syscalls: tuple[SyscallRule, ...],
+    ) -> None:
+        self.default_action = default_action
+        self.default_errno_ret = default_errno_ret
+        self.architectures = architectures
+        self.flags = flags
+        self.syscalls = syscalls
 
 
 def _type_name(value: object) -> str:
@@ -283,9 +306,16 @@ class _Version(ctypes.Structure):
     _fields_ = [("major", ctypes.c_uint), ("minor", ctypes.c_uint), ("micro", ctypes.c_uint)]
 
 
-@functools.cache
+# libseccomp, once _lib() has loaded it: one handle per process (a cache, like functools.cache but
+# without importing functools on every container start).
+_LIB: ctypes.CDLL | None = None
+
+
 def _lib() -> ctypes.CDLL:
     """libseccomp with its prototypes declared; loaded once per process and never changed."""
+    global _LIB
+    if _LIB is not None:
+        return _LIB
     try:
         lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)
     except OSError as exc:
@@ -312,6 +342,7 @@ def _lib() -> ctypes.CDLL:
         func = getattr(lib, name)
         func.restype = restype
         func.argtypes = argtypes
+    _LIB = lib
     return lib
 
 
@@ -392,16 +423,17 @@ def _rule_condition_sets(args: tuple[ArgCondition, ...]) -> list[tuple[ArgCondit
     return [(arg,) for arg in args]
 
 
-def _add_rule(ctx: int, action: int, number: int, name: str, conditions: tuple[ArgCondition, ...]) -> None:
-    array = (_ArgCmp * max(len(conditions), 1))()
-    for slot, cond in zip(array, conditions, strict=False):
+def _cmp_array(conditions: tuple[ArgCondition, ...]) -> ctypes.Array[_ArgCmp] | None:
+    """The struct scmp_arg_cmp array for one rule; None (NULL) for a rule without conditions."""
+    if not conditions:
+        return None
+    array = (_ArgCmp * len(conditions))()
+    for slot, cond in zip(array, conditions, strict=True):
         slot.arg = cond.index
         slot.op = _OPERATORS[cond.op]
         slot.datum_a = cond.value
         slot.datum_b = cond.value_two
-    rc = _lib().seccomp_rule_add_array(ctx, action, number, len(conditions), array)
-    if rc < 0:
-        raise _fail(rc, f'adding a rule for syscall "{name}"')
+    return array
 
 
 def _configure(ctx: int, profile: Profile, default_value: int) -> None:
@@ -437,18 +469,25 @@ def _configure(ctx: int, profile: Profile, default_value: int) -> None:
         if rc < 0:
             raise _fail(rc, f"setting flag {flag}")
 
+    # Hundreds of names per profile: look the two hot functions up once, build each rule's
+    # condition arrays once rather than once per name.
+    resolve = lib.seccomp_syscall_resolve_name
+    add_rule = lib.seccomp_rule_add_array
     for rule in profile.syscalls:
         action = _action_value(rule.action, rule.errno_ret)
         # libseccomp rejects a rule that repeats the default action, and it would be a no-op.
         if action == default_value:
             continue
+        arrays = [(len(c), _cmp_array(c)) for c in _rule_condition_sets(rule.args)]
         for name in rule.names:
-            number = lib.seccomp_syscall_resolve_name(name.encode())
+            number = resolve(name.encode())
             # Profiles name syscalls that this kernel, arch or libseccomp may not know.
             if number == _NR_SCMP_ERROR:
                 continue
-            for conditions in _rule_condition_sets(rule.args):
-                _add_rule(ctx, action, number, name, conditions)
+            for count, array in arrays:
+                rc = add_rule(ctx, action, number, count, array)
+                if rc < 0:
+                    raise _fail(rc, f'adding a rule for syscall "{name}"')
 
 
 def build_filter(seccomp: dict[str, Any]) -> SeccompFilter:

@@ -277,3 +277,46 @@ def test_pid_file_is_atomic_and_exact(pyrunc: Pyrunc, tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".p.pid")] == []
     pyrunc.ok("delete", cid)  # a created container may be deleted without --force
     assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+
+
+def test_join_namespaces_by_path_cgroupns_domainname_keyring(pyrunc: Pyrunc) -> None:
+    first = pyrunc.new_id()
+    bundle = pyrunc.bundle(["sleep", "1000"])
+    bundle.config["domainname"] = "example.test"
+    bundle.write()
+    pyrunc.ok("run", "-d", "-b", str(bundle.path), first)
+    pid = pyrunc.state(first)["pid"]
+    second = pyrunc.new_id()
+    other = pyrunc.bundle(
+        ["sh", "-c", "hostname; cat /proc/sys/kernel/domainname; cat /proc/self/cgroup | grep memory; grep -c _ses.$CID /proc/keys"]
+    )
+    del other.config["hostname"]
+    other.config["process"]["env"].append(f"CID={second}")
+    for ns in other.config["linux"]["namespaces"]:
+        if ns["type"] == "uts":
+            ns["path"] = f"/proc/{pid}/ns/uts"
+    other.config["linux"]["namespaces"].append({"type": "cgroup"})
+    other.config["linux"]["maskedPaths"].remove("/proc/keys")
+    other.write()
+    done = pyrunc("run", "-b", str(other.path), second)
+    assert done.returncode == 0, done.stderr
+    host, domain, memory_cgroup, keyrings = done.stdout.decode().split()
+    assert (host, domain) == ("pyrunc-test", "example.test")  # the first container's UTS namespace
+    assert memory_cgroup.endswith(":memory:/"), memory_cgroup  # a cgroup namespace rooted at its own cgroup
+    assert keyrings == "1"  # its own session keyring
+    pyrunc.ok("delete", "--force", first)
+
+
+def test_events_stream(pyrunc: Pyrunc) -> None:
+    cid = pyrunc.new_id()
+    bundle = pyrunc.bundle(["sleep", "1000"]).write()
+    pyrunc.ok("run", "-d", "-b", str(bundle.path), cid)
+    stream = subprocess.Popen(
+        [str(PYRUNC), "--root", str(pyrunc.root), "events", "--interval", "100ms", cid], stdout=subprocess.PIPE
+    )
+    assert stream.stdout is not None
+    events = [json.loads(stream.stdout.readline()) for _ in range(2)]
+    assert [e["type"] for e in events] == ["stats", "stats"]
+    pyrunc.ok("kill", cid, "KILL")
+    assert stream.wait(timeout=10) == 0  # the stream ends when the container stops
+    pyrunc.ok("delete", cid)
