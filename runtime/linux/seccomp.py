@@ -99,8 +99,10 @@ class _FlagSpec:
     __slots__ = ("attribute", "api_level")
 
     def __init__(self, attribute: int, api_level: int) -> None:
-        self.attribute = attribute  # the libseccomp filter attribute that turns the kernel flag on
-        self.api_level = api_level  # the seccomp_api_get() level at which libseccomp and the kernel support it
+        # The libseccomp filter attribute that turns the kernel flag on, and the seccomp_api_get()
+        # level at which libseccomp and the kernel support it.
+        self.attribute = attribute
+        self.api_level = api_level
 
 
 # Order as `runc features` lists them.

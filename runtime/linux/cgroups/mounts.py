@@ -42,7 +42,8 @@ class CgroupLayout:
     def __init__(self, v1: tuple[CgroupMount, ...], v2: CgroupMount | None, unified: bool) -> None:
         self.v1 = v1
         self.v2 = v2
-        self.unified = unified  # True when /sys/fs/cgroup itself is cgroup2 (or no v1 hierarchy exists at all)
+        # True when /sys/fs/cgroup itself is cgroup2 (or no v1 hierarchy exists at all).
+        self.unified = unified
 
 
 _OCTAL_DIGITS = frozenset("01234567")

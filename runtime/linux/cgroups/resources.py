@@ -151,7 +151,9 @@ class BlockIOResources:
         self.weight = weight
         self.leaf_weight = leaf_weight
         self.weight_device: list[WeightDevice] = weight_device if weight_device is not None else []
-        self.throttle_read_bps: list[ThrottleDevice] = throttle_read_bps if throttle_read_bps is not None else []
+        self.throttle_read_bps: list[ThrottleDevice] = (
+            throttle_read_bps if throttle_read_bps is not None else []
+        )
         self.throttle_write_bps: list[ThrottleDevice] = (
             throttle_write_bps if throttle_write_bps is not None else []
         )

@@ -6,16 +6,7 @@ import errno
 import os
 import time
 
-from .common import (
-    CgroupError,
-    parse_cpu_list,
-    parse_flat_keyed,
-    parse_uint,
-    read_file,
-    read_optional,
-    read_uint,
-    write_file,
-)
+from .common import CgroupError, parse_flat_keyed, read_file, read_optional, write_file
 from .devices import parse_devices_list, target_state, transition
 from .manager import CgroupManager
 from .resources import parse_resources
@@ -26,8 +17,8 @@ if TYPE_CHECKING:
 
     from .resources import BlockIOResources, CpuResources, DeviceRule, MemoryResources
 
-# stats (only for stats()) and v2's freezer helpers (only on hybrid hosts without a v1 freezer) are
-# imported where used, so create/run does not pay for them.
+# The stats module (only for stats()) and v2's freezer helpers (only on hybrid hosts without a v1
+# freezer) are imported where used, so create/run does not pay for them.
 
 _FREEZE_TIMEOUT = 5.0
 
@@ -36,58 +27,6 @@ _PRIMARY_ORDER = ("devices", "freezer", "pids", "memory", "cpu", "name=systemd")
 
 # Resource groups to the controller that must be mounted for them (for clear errors).
 _UNMOUNTED = "cgroup: cannot set {what}: the {controller} controller is not mounted"
-
-# blkio statistics: runc reads the first group whose first file has data (BFQ debug, BFQ, CFQ,
-# recursive throttle, plain throttle); each entry is (file suffix, JSON key).
-_BLKIO_GROUPS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
-    (
-        "blkio.bfq.",
-        (
-            ("sectors_recursive", "sectorsRecursive"),
-            ("io_service_time_recursive", "ioServiceTimeRecursive"),
-            ("io_wait_time_recursive", "ioWaitTimeRecursive"),
-            ("io_merged_recursive", "ioMergedRecursive"),
-            ("io_queued_recursive", "ioQueueRecursive"),
-            ("time_recursive", "ioTimeRecursive"),
-            ("io_serviced_recursive", "ioServicedRecursive"),
-            ("io_service_bytes_recursive", "ioServiceBytesRecursive"),
-        ),
-    ),
-    (
-        "blkio.bfq.",
-        (
-            ("io_serviced_recursive", "ioServicedRecursive"),
-            ("io_service_bytes_recursive", "ioServiceBytesRecursive"),
-        ),
-    ),
-    (
-        "blkio.",
-        (
-            ("sectors_recursive", "sectorsRecursive"),
-            ("io_service_time_recursive", "ioServiceTimeRecursive"),
-            ("io_wait_time_recursive", "ioWaitTimeRecursive"),
-            ("io_merged_recursive", "ioMergedRecursive"),
-            ("io_queued_recursive", "ioQueueRecursive"),
-            ("time_recursive", "ioTimeRecursive"),
-            ("io_serviced_recursive", "ioServicedRecursive"),
-            ("io_service_bytes_recursive", "ioServiceBytesRecursive"),
-        ),
-    ),
-    (
-        "blkio.throttle.",
-        (
-            ("io_serviced_recursive", "ioServicedRecursive"),
-            ("io_service_bytes_recursive", "ioServiceBytesRecursive"),
-        ),
-    ),
-    (
-        "blkio.throttle.",
-        (
-            ("io_serviced", "ioServicedRecursive"),
-            ("io_service_bytes", "ioServiceBytesRecursive"),
-        ),
-    ),
-)
 
 
 class V1Manager(CgroupManager):
@@ -361,155 +300,6 @@ class V1Manager(CgroupManager):
         return parse_flat_keyed(read_optional(d, "memory.oom_control") or "").get("oom_kill", 0)
 
     def stats(self) -> dict[str, Any]:
-        from . import stats as st
+        from .stats import v1_stats
 
-        out = st.empty_stats()
-        if "cpu" in self.paths or "cpuacct" in self.paths:
-            out["cpu"] = self._cpu_stats()
-        if "cpuset" in self.paths:
-            out["cpuset"] = self._cpuset_stats(self.paths["cpuset"])
-        if "memory" in self.paths:
-            out["memory"] = self._memory_stats(self.paths["memory"])
-        if "pids" in self.paths:
-            d = self.paths["pids"]
-            limit_text = (read_optional(d, "pids.max") or "max").strip()
-            limit = 0 if limit_text == "max" else int(limit_text)
-            out["pids"] = {
-                k: v for k, v in (("current", read_uint(d, "pids.current")), ("limit", limit)) if v
-            }
-        if "blkio" in self.paths:
-            out["blkio"] = self._blkio_stats(self.paths["blkio"])
-        if "hugetlb" in self.paths:
-            out["hugetlb"] = self._hugetlb_stats(self.paths["hugetlb"])
-        return out
-
-    def _cpu_stats(self) -> dict[str, Any]:
-        from . import stats as st
-
-        usage = st.cpu_usage()
-        acct = self.paths.get("cpuacct")
-        if acct is not None:
-            percpu_user: list[int] = []
-            percpu_kernel: list[int] = []
-            for line in (read_optional(acct, "cpuacct.usage_all") or "").splitlines()[1:]:
-                parts = line.split()
-                if len(parts) == 3:
-                    percpu_user.append(int(parts[1]))
-                    percpu_kernel.append(int(parts[2]))
-            ticks = parse_flat_keyed(read_optional(acct, "cpuacct.stat") or "")
-            # cpuacct.stat counts in USER_HZ ticks; runc reports nanoseconds.
-            ns_per_tick = 1_000_000_000 // (os.sysconf("SC_CLK_TCK") or 100)
-            usage = st.cpu_usage(
-                total=read_uint(acct, "cpuacct.usage"),
-                percpu=[int(x) for x in (read_optional(acct, "cpuacct.usage_percpu") or "").split()],
-                percpu_kernel=percpu_kernel,
-                percpu_user=percpu_user,
-                kernel=ticks.get("system", 0) * ns_per_tick,
-                user=ticks.get("user", 0) * ns_per_tick,
-            )
-        throttle: dict[str, int] = {}
-        cpu = self.paths.get("cpu")
-        if cpu is not None:
-            s = parse_flat_keyed(read_optional(cpu, "cpu.stat") or "")
-            throttle = st.throttling(
-                s.get("nr_periods", 0), s.get("nr_throttled", 0), s.get("throttled_time", 0)
-            )
-        return {"usage": usage, "throttling": throttle}
-
-    @staticmethod
-    def _cpuset_stats(d: str) -> dict[str, Any]:
-        from . import stats as st
-
-        flags = {}
-        for key in (
-            "cpu_exclusive",
-            "mem_hardwall",
-            "mem_exclusive",
-            "memory_migrate",
-            "memory_spread_page",
-            "memory_spread_slab",
-            "memory_pressure",
-            "sched_load_balance",
-            "sched_relax_domain_level",
-        ):
-            text = read_optional(d, f"cpuset.{key}")
-            flags[key] = int(text.strip()) if text and text.strip() else 0
-        return st.cpuset(
-            parse_cpu_list(read_optional(d, "cpuset.cpus") or ""),
-            parse_cpu_list(read_optional(d, "cpuset.mems") or ""),
-            **flags,
-        )
-
-    @staticmethod
-    def _memory_entry(d: str, prefix: str) -> dict[str, int]:
-        from . import stats as st
-
-        def value(name: str) -> int:
-            text = read_optional(d, f"{prefix}{name}")
-            return parse_uint(text.strip()) if text and text.strip() else 0
-
-        return st.memory_entry(
-            limit=value("limit_in_bytes"),
-            usage=value("usage_in_bytes"),
-            max_usage=value("max_usage_in_bytes"),
-            failcnt=value("failcnt"),
-        )
-
-    def _memory_stats(self, d: str) -> dict[str, Any]:
-        from . import stats as st
-
-        raw = parse_flat_keyed(read_optional(d, "memory.stat") or "")
-        return st.memory(
-            cache=raw.get("cache", 0),
-            usage=self._memory_entry(d, "memory."),
-            swap=self._memory_entry(d, "memory.memsw."),
-            kernel=self._memory_entry(d, "memory.kmem."),
-            kernel_tcp=self._memory_entry(d, "memory.kmem.tcp."),
-            raw=raw,
-        )
-
-    @staticmethod
-    def _blkio_file(d: str, name: str) -> list[dict[str, Any]] | None:
-        from . import stats as st
-
-        text = read_optional(d, name)
-        if not text:
-            return None
-        entries = []
-        for line in text.splitlines():
-            fields = line.replace(":", " ").split()
-            if len(fields) < 3:
-                continue  # the "Total N" line
-            op = fields[2] if len(fields) == 4 else ""
-            entries.append(st.blkio_entry(int(fields[0]), int(fields[1]), op, int(fields[-1])))
-        return entries or None
-
-    def _blkio_stats(self, d: str) -> dict[str, Any]:
-        for prefix, files in _BLKIO_GROUPS:
-            out: dict[str, Any] = {}
-            for i, (suffix, key) in enumerate(files):
-                entries = self._blkio_file(d, prefix + suffix)
-                if entries is None:
-                    if i == 0:
-                        break  # this kind of statistics is not available: try the next group
-                    return out
-                out[key] = entries
-            else:
-                return out
-        return {}
-
-    @staticmethod
-    def _hugetlb_stats(d: str) -> dict[str, Any]:
-        from . import stats as st
-
-        out: dict[str, Any] = {}
-        for size in st.hugepage_sizes():
-            prefix = f"hugetlb.{size}."
-            if read_optional(d, prefix + "usage_in_bytes") is None:
-                continue
-            out[size] = st.hugetlb_entry(
-                read_uint(d, prefix + "usage_in_bytes"),
-                read_uint(d, prefix + "max_usage_in_bytes"),
-                read_uint(d, prefix + "failcnt"),
-            )
-        return out
+        return v1_stats(self.paths)

@@ -6,15 +6,7 @@ import errno
 import os
 import time
 
-from .common import (
-    CgroupError,
-    parse_cpu_list,
-    parse_flat_keyed,
-    parse_uint,
-    read_optional,
-    read_procs,
-    write_file,
-)
+from .common import CgroupError, parse_flat_keyed, read_optional, write_file
 from .devices import target_state
 from .manager import CgroupManager
 from .resources import parse_resources
@@ -264,119 +256,6 @@ class V2Manager(CgroupManager):
         return parse_flat_keyed(text).get("oom_kill", 0) if text else 0
 
     def stats(self) -> dict[str, Any]:
-        from . import stats as st
+        from .stats import v2_stats
 
-        d = self.path
-        out = st.empty_stats()
-        out["pids"] = self._pids_stats(d)
-        out["cpu"] = self._cpu_stats(d)
-        cpus = read_optional(d, "cpuset.cpus.effective")
-        mems = read_optional(d, "cpuset.mems.effective")
-        if cpus is not None or mems is not None:
-            out["cpuset"] = st.cpuset(parse_cpu_list(cpus or ""), parse_cpu_list(mems or ""))
-        mem = self._memory_stats(d)
-        if mem is not None:
-            out["memory"] = mem
-        out["blkio"] = self._io_stats(d)
-        out["hugetlb"] = self._hugetlb_stats(d)
-        return out
-
-    @staticmethod
-    def _pids_stats(d: str) -> dict[str, int]:
-        current_text = read_optional(d, "pids.current")
-        if current_text is None:
-            # No pids controller: count what cgroup.procs lists, as runc does.
-            current = sum(len(read_procs(x)) for x, _, _ in os.walk(d))
-            return {"current": current} if current else {}
-        limit_text = (read_optional(d, "pids.max") or "max").strip()
-        limit = 0 if limit_text == "max" else int(limit_text)
-        return {k: v for k, v in (("current", int(current_text)), ("limit", limit)) if v}
-
-    @staticmethod
-    def _cpu_stats(d: str) -> dict[str, Any]:
-        from . import stats as st
-
-        s = parse_flat_keyed(read_optional(d, "cpu.stat") or "")
-        return {
-            "usage": st.cpu_usage(
-                total=s.get("usage_usec", 0) * 1000,
-                kernel=s.get("system_usec", 0) * 1000,
-                user=s.get("user_usec", 0) * 1000,
-            ),
-            "throttling": st.throttling(
-                s.get("nr_periods", 0), s.get("nr_throttled", 0), s.get("throttled_usec", 0) * 1000
-            ),
-        }
-
-    @staticmethod
-    def _memory_stats(d: str) -> dict[str, Any] | None:
-        from . import stats as st
-
-        stat_text = read_optional(d, "memory.stat")
-        current_text = read_optional(d, "memory.current")
-        if stat_text is None or current_text is None:
-            return None
-        raw = parse_flat_keyed(stat_text)
-        usage = parse_uint(current_text.strip())
-        limit = parse_uint((read_optional(d, "memory.max") or "max").strip())
-        peak = parse_uint((read_optional(d, "memory.peak") or "0").strip())
-        events = parse_flat_keyed(read_optional(d, "memory.events") or "")
-        swap_usage = parse_uint((read_optional(d, "memory.swap.current") or "0").strip())
-        swap_limit_text = read_optional(d, "memory.swap.max")
-        swap_limit = parse_uint(swap_limit_text.strip()) if swap_limit_text is not None else 0
-        # v1 reported swap as memory+swap; keep that meaning so consumers need not care.
-        swap_usage += usage
-        if swap_limit != 2**64 - 1:
-            swap_limit += limit
-        return st.memory(
-            cache=raw.get("file", 0),
-            usage=st.memory_entry(limit, usage, peak, events.get("max", 0)),
-            swap=st.memory_entry(swap_limit, swap_usage),
-            kernel=st.memory_entry(),
-            kernel_tcp=st.memory_entry(),
-            raw=raw,
-        )
-
-    @staticmethod
-    def _io_stats(d: str) -> dict[str, Any]:
-        from . import stats as st
-
-        text = read_optional(d, "io.stat")
-        if not text:
-            return {}
-        service_bytes: list[dict[str, Any]] = []
-        serviced: list[dict[str, Any]] = []
-        for line in text.splitlines():
-            parts = line.split()
-            if not parts or ":" not in parts[0]:
-                continue
-            major, minor = (int(x) for x in parts[0].split(":", 1))
-            for item in parts[1:]:
-                key, _, value = item.partition("=")
-                target = {
-                    "rbytes": (service_bytes, "Read"),
-                    "wbytes": (service_bytes, "Write"),
-                    "rios": (serviced, "Read"),
-                    "wios": (serviced, "Write"),
-                }.get(key)
-                if target is not None:
-                    target[0].append(st.blkio_entry(major, minor, target[1], int(value)))
-        out: dict[str, Any] = {}
-        if service_bytes:
-            out["ioServiceBytesRecursive"] = service_bytes
-        if serviced:
-            out["ioServicedRecursive"] = serviced
-        return out
-
-    @staticmethod
-    def _hugetlb_stats(d: str) -> dict[str, Any]:
-        from . import stats as st
-
-        out: dict[str, Any] = {}
-        for size in st.hugepage_sizes():
-            current = read_optional(d, f"hugetlb.{size}.current")
-            if current is None:
-                continue
-            events = parse_flat_keyed(read_optional(d, f"hugetlb.{size}.events") or "")
-            out[size] = st.hugetlb_entry(int(current), 0, events.get("max", 0))
-        return out
+        return v2_stats(self.path)
