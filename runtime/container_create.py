@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import _signal  # the C module: `signal` would import enum
 import errno
 import os
-import signal
 
 from runtime import process
 from runtime import state as statemod
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 class CreateOptions:
     __slots__ = (
         "root", "container_id", "bundle", "pid_file", "console_socket", "no_pivot", "preserve_fds", "console_fd",
-        "new_keyring",
+        "new_keyring", "preloaded",
     )  # fmt: skip
 
     def __init__(
@@ -39,6 +39,8 @@ class CreateOptions:
         new_keyring: bool = True,
     ) -> None:
         self.new_keyring = new_keyring
+        # `run` reads the bundle first (it must know about the terminal) and hands it over here.
+        self.preloaded: tuple[dict[str, Any], str] | None = None
         self.root = root
         self.container_id = container_id
         self.bundle = bundle
@@ -91,7 +93,7 @@ def effective_resources(spec: dict[str, Any]) -> dict[str, Any]:
 
 def create(opts: CreateOptions) -> statemod.ContainerState:
     statemod.validate_id(opts.container_id)
-    spec, rootfs = load_bundle(opts.bundle)
+    spec, rootfs = opts.preloaded or load_bundle(opts.bundle)
     _check_spec(spec)
     os.makedirs(opts.root, mode=0o711, exist_ok=True)
     container_dir = os.path.join(opts.root, opts.container_id)
@@ -196,7 +198,7 @@ def _abort(init_pid: int, cgroups: Any, root: str, container_id: str) -> None:
     """Undo a half-made container: nothing of it may outlive a failed create."""
     if init_pid:
         try:
-            os.kill(init_pid, signal.SIGKILL)
+            os.kill(init_pid, _signal.SIGKILL)
         except ProcessLookupError:
             pass
         try:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import _signal  # the C module: `signal` would import enum
 import os
-import signal
 import time
 
 from runtime import state as statemod
@@ -31,7 +31,7 @@ def delete(root: str, container_id: str, force: bool) -> None:
     cgroups = load_manager(cs.cgroup)
     if current != "stopped":
         # A frozen task cannot die; kill everything, then thaw so SIGKILL is delivered.
-        cgroups.kill_all(signal.SIGKILL)
+        cgroups.kill_all(_signal.SIGKILL)
         if current == "paused":
             cgroups.thaw()
         _wait_gone(cs)

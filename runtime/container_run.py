@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import _signal  # the C module: `signal` would import enum
 import os
-import signal
 
 from runtime import state as statemod
 from runtime.container_create import CreateOptions, create
@@ -11,10 +11,11 @@ from runtime.container_delete import delete
 from runtime.container_start import start
 from runtime.errors import PyruncError
 from runtime.linux import libc
+from runtime.spec import load_bundle
 
 FORWARDED = [
-    signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2,
-    signal.SIGCONT, signal.SIGWINCH, signal.SIGALRM,
+    _signal.SIGTERM, _signal.SIGINT, _signal.SIGHUP, _signal.SIGQUIT, _signal.SIGUSR1, _signal.SIGUSR2,
+    _signal.SIGCONT, _signal.SIGWINCH, _signal.SIGALRM,
 ]  # fmt: skip
 
 
@@ -29,7 +30,8 @@ def run(opts: CreateOptions, detach: bool, keep: bool) -> int:
         # The init is re-parented to us when stage 1 exits, so we can wait for it and reap its orphans.
         libc.set_child_subreaper()
     ours = None
-    terminal = _wants_terminal(opts)
+    opts.preloaded = load_bundle(opts.bundle)
+    terminal = bool(opts.preloaded[0]["process"].get("terminal"))
     if terminal and not opts.console_socket:
         import socket
 
@@ -52,26 +54,16 @@ def run(opts: CreateOptions, detach: bool, keep: bool) -> int:
     # Forward from the handler itself: waitpid is retried after EINTR, so a queued signal would wait.
     pending: list[int] = []
     for sig in FORWARDED:
-        signal.signal(sig, lambda signum, _frame: _forward(cs.pid, [signum]))
+        _signal.signal(sig, lambda signum, _frame: _forward(cs.pid, [signum]))
     try:
         start(opts.root, opts.container_id)
         status = _wait(cs.pid, master, pending)
     finally:
         for sig in FORWARDED:
-            signal.signal(sig, signal.SIG_DFL)
+            _signal.signal(sig, _signal.SIG_DFL)
     if not keep:
         delete(opts.root, opts.container_id, force=True)
     return status
-
-
-def _wants_terminal(opts: CreateOptions) -> bool:
-    import json
-
-    try:
-        with open(os.path.join(opts.bundle, "config.json"), "rb") as f:
-            return bool(json.load(f).get("process", {}).get("terminal"))
-    except (OSError, ValueError, AttributeError):
-        return False  # create reports the real problem
 
 
 def _wait(init_pid: int, master: int | None, pending: list[int]) -> int:

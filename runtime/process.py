@@ -8,10 +8,10 @@ no_new_privs is off, because loading a filter then needs CAP_SYS_ADMIN).
 
 from __future__ import annotations
 
+import _signal  # the C module: `signal` would import enum, which the start path does not need
 import errno
 import os
 import resource
-import signal
 
 from runtime.errors import PyruncError
 from runtime.linux import capabilities, libc
@@ -118,9 +118,9 @@ def finalize_and_exec(
     os.umask(user["umask"] if user.get("umask") is not None else 0o022)
     if nnp:
         libc.set_no_new_privs()
-    for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP):
-        signal.signal(sig, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    for sig in (_signal.SIGPIPE, _signal.SIGXFSZ, _signal.SIGINT, _signal.SIGTERM, _signal.SIGCHLD, _signal.SIGHUP):
+        _signal.signal(sig, _signal.SIG_DFL)
+    _signal.pthread_sigmask(_signal.SIG_SETMASK, [])
     libc.cloexec_from(3 + preserve_fds)
     if seccomp_filter is not None and nnp:
         seccomp_filter.load()

@@ -7,9 +7,9 @@ clear message at `create` instead of a failure deep inside the container's init.
 
 from __future__ import annotations
 
-import json
 import os
 
+from runtime import fastjson
 from runtime.errors import PyruncError
 
 TYPE_CHECKING = False
@@ -209,7 +209,7 @@ def load_bundle(bundle: str) -> tuple[dict[str, Any], str]:
     path = os.path.join(bundle, "config.json")
     try:
         with open(path, "rb") as f:
-            spec = json.load(f)
+            spec = fastjson.loads(f.read())
     except FileNotFoundError:
         raise PyruncError(f"bundle {bundle} has no config.json") from None
     except (ValueError, UnicodeDecodeError) as exc:

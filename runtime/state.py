@@ -6,9 +6,9 @@ from `create` until `start` (its presence is what makes a live init "created").
 
 from __future__ import annotations
 
-import json
 import os
 
+from runtime import fastjson
 from runtime.errors import PyruncError
 from runtime.linux import libc
 from runtime.linux.log import rfc3339_now
@@ -59,7 +59,7 @@ class ContainerState:
         return os.path.join(root, self.id)
 
     def save(self, root: str) -> None:
-        write_atomic(os.path.join(self.directory(root), STATE_FILE), json.dumps(self.to_dict()).encode())
+        write_atomic(os.path.join(self.directory(root), STATE_FILE), fastjson.dumps(self.to_dict()).encode())
 
 
 now_rfc3339 = rfc3339_now
@@ -90,7 +90,7 @@ def load(root: str, container_id: str) -> ContainerState:
     path = os.path.join(root, container_id, STATE_FILE)
     try:
         with open(path, "rb") as f:
-            raw = json.load(f)
+            raw = fastjson.loads(f.read())
     except FileNotFoundError:
         raise PyruncError(f"container {container_id} does not exist") from None
     except (OSError, ValueError) as exc:

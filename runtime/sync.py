@@ -8,9 +8,9 @@ that into an error rather than hanging.
 
 from __future__ import annotations
 
-import json
 import os
 
+from runtime import fastjson
 from runtime.errors import PyruncError
 
 TYPE_CHECKING = False
@@ -36,7 +36,7 @@ class Channel:
         return cls(up_r, down_w), cls(down_r, up_w)
 
     def send(self, kind: str, **fields: Any) -> None:
-        data = json.dumps({"type": kind, **fields}).encode() + b"\n"
+        data = fastjson.dumps({"type": kind, **fields}).encode() + b"\n"
         while data:
             data = data[os.write(self.write_fd, data) :]
 
@@ -54,7 +54,7 @@ class Channel:
                 raise PyruncError("container init exited before it was ready")
             self._buf += chunk
         line, self._buf = self._buf.split(b"\n", 1)
-        msg: dict[str, Any] = json.loads(line)
+        msg: dict[str, Any] = fastjson.loads(line)
         return msg
 
     def recv_or_eof(self) -> dict[str, Any] | None:

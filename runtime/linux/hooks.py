@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import json
-
+from runtime import fastjson
 from runtime.errors import PyruncError
 
 TYPE_CHECKING = False
@@ -26,7 +25,7 @@ def run(hooks: dict[str, Any] | None, stage: str, state: dict[str, Any]) -> None
             done = subprocess.run(
                 args,
                 executable=hook["path"],
-                input=json.dumps(state).encode(),
+                input=fastjson.dumps(state).encode(),
                 env=env,
                 capture_output=True,
                 timeout=timeout,

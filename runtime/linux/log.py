@@ -7,10 +7,11 @@ lines may go into that file.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
+
+from runtime import fastjson
 
 
 class _Sink:
@@ -38,9 +39,9 @@ def _write(level: str, msg: str) -> None:
     if not _sink.path:
         return
     if _sink.fmt == "json":
-        line = json.dumps({"level": level, "msg": msg, "time": rfc3339_now()})
+        line = fastjson.dumps({"level": level, "msg": msg, "time": rfc3339_now()})
     else:
-        line = f'time="{rfc3339_now()}" level={level} msg={json.dumps(msg)}'
+        line = f'time="{rfc3339_now()}" level={level} msg={fastjson.dumps(msg)}'
     try:
         fd = os.open(_sink.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
