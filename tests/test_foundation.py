@@ -202,15 +202,16 @@ def test_default_bundle_runs_under_runc(built: Path, tmp_path: Path) -> None:
     config["process"]["args"] = ["sh", "-c", "echo hello; cat /etc/hostname"]
     (tmp_path / "config.json").write_text(json.dumps(config))
     cid = f"foundation-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    root = str(tmp_path / "runc-root")  # never the machine's /run/runc
     try:
         proc = subprocess.run(
-            ["runc", "run", "--bundle", str(tmp_path), cid],
+            ["runc", "--root", root, "run", "--bundle", str(tmp_path), cid],
             capture_output=True,
             text=True,
             timeout=60,
             stdin=subprocess.DEVNULL,
         )
     finally:
-        subprocess.run(["runc", "delete", "--force", cid], capture_output=True)
+        subprocess.run(["runc", "--root", root, "delete", "--force", cid], capture_output=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["hello", "pyrunc"]
