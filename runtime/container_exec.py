@@ -5,15 +5,14 @@ from __future__ import annotations
 import copy
 import json
 import os
-import signal
 
 from runtime import process
 from runtime import spec as specmod
 from runtime import state as statemod
-from runtime.container_run import FORWARDED, exit_code
 from runtime.errors import PyruncError
 from runtime.linux import libc, namespaces
 from runtime.linux.cgroups import load_manager
+from runtime.supervise import Forwarding, wait
 from runtime.sync import Channel, report_and_exit
 
 TYPE_CHECKING = False
@@ -177,7 +176,8 @@ def exec_process(opts: ExecOptions) -> int:
         statemod.write_atomic(os.path.abspath(opts.pid_file), str(pid).encode(), 0o644)
     if opts.detach:
         return 0
-    return _wait(pid, master)
+    with Forwarding(pid):
+        return wait(pid, master)
 
 
 def _stage1(
@@ -234,46 +234,3 @@ def _stage2(
     except BaseException as exc:  # noqa: BLE001
         report_and_exit(chan, exc)
     os._exit(1)
-
-
-def _wait(pid: int, master: int | None) -> int:
-    pending: list[int] = []
-
-    def forward(signum: int, _frame: object) -> None:
-        try:
-            os.kill(pid, signum)
-        except ProcessLookupError:
-            pass
-
-    for sig in FORWARDED:
-        signal.signal(sig, forward)
-    result: dict[str, int] = {}
-
-    def poll(block: bool) -> bool:
-        while pending:
-            try:
-                os.kill(pid, pending.pop(0))
-            except ProcessLookupError:
-                pass
-        while True:
-            try:
-                got, status = os.waitpid(-1, 0 if block else os.WNOHANG)
-            except ChildProcessError:
-                return True
-            except InterruptedError:
-                return False
-            if got == 0:
-                return False
-            if got == pid:
-                result["status"] = status
-                return True
-
-    if master is not None:
-        from runtime.linux import console
-
-        console.proxy(master, lambda: poll(False))
-        os.close(master)
-    while "status" not in result:
-        if poll(True) and "status" not in result:
-            raise PyruncError("lost track of the exec'd process")
-    return exit_code(result["status"])
