@@ -1,11 +1,64 @@
-"""Entry point placeholder until this layer's issue lands."""
+"""pycontainerd: a daemon speaking containerd's v1 gRPC API over a unix socket."""
 
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
 import sys
+import threading
+
+from containerd.config import ConfigError, load
 
 
-def main() -> int:
-    print("containerd: not built yet", file=sys.stderr)
-    return 1
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="pycontainerd", description="containerd's v1 API, in Python.")
+    p.add_argument("--root", help="persistent state: content, snapshots, metadata (default /var/lib/pycontainerd)")
+    p.add_argument("--state", help="runtime state: shim sockets, bundles (default /run/pycontainerd)")
+    p.add_argument("--address", "-a", help="gRPC unix socket (default /run/pycontainerd/pycontainerd.sock)")
+    p.add_argument("--config", "-c", help="TOML config file")
+    p.add_argument("--log-level", "-l", choices=["debug", "info", "warn", "warning", "error"], default=None)
+    p.add_argument("--version", "-v", action="store_true")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    if args.version:
+        from containerd.server import VERSION
+
+        print(f"pycontainerd {VERSION}")
+        return 0
+    try:
+        cfg = load(
+            args.config,
+            {"root": args.root, "state": args.state, "address": args.address, "log_level": args.log_level},
+        )
+    except ConfigError as exc:
+        print(f"pycontainerd: {exc}", file=sys.stderr)
+        return 1
+    level = {"warn": "WARNING"}.get(cfg.log_level, cfg.log_level.upper())
+    logging.basicConfig(
+        level=level,
+        format='time="%(asctime)s" level=%(levelname)s msg="%(message)s" logger=%(name)s',
+        stream=sys.stderr,
+    )
+    from containerd.server import Daemon, DaemonError
+
+    try:
+        daemon = Daemon(cfg)
+        daemon.start()
+    except DaemonError as exc:
+        print(f"pycontainerd: {exc}", file=sys.stderr)
+        return 1
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    logging.getLogger("pycontainerd").info("serving on %s (pid %d)", cfg.address, os.getpid())
+    stop.wait()
+    daemon.stop()
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,148 @@
+"""The pycontainerd daemon: its stores, its event exchange and the gRPC server over them.
+
+Each service in containerd/services/ is thin glue from protobuf to a store; this module
+only owns their lifetimes and the socket.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import stat
+import uuid
+from concurrent import futures
+from typing import Any
+
+import grpc
+
+from containerd.config import Config
+from containerd.events import Exchange
+
+VERSION = "0.1.0"
+REVISION = "pydocker"
+
+log = logging.getLogger("pycontainerd")
+
+
+class DaemonError(Exception):
+    pass
+
+
+class Daemon:
+    def __init__(self, cfg: Config) -> None:
+        from containerd.content.store import ContentStore
+        from containerd.metadata.db import MetadataDB
+
+        self.cfg = cfg
+        for directory, mode in ((cfg.root, 0o711), (cfg.state, 0o711), (os.path.dirname(cfg.address), 0o711)):
+            try:
+                os.makedirs(directory, mode=mode, exist_ok=True)
+            except OSError as exc:
+                raise DaemonError(f"cannot create {directory}: {exc.strerror}") from None
+        self.uuid = self._load_uuid()
+        self.db = MetadataDB(os.path.join(cfg.root, "metadata.db"))
+        self.content = ContentStore(os.path.join(cfg.root, "content"))
+        self.exchange = Exchange()
+        self._server: grpc.Server | None = None
+
+    def _load_uuid(self) -> str:
+        path = os.path.join(self.cfg.root, "uuid")
+        try:
+            with open(path) as f:
+                return f.read().strip()
+        except FileNotFoundError:
+            value = str(uuid.uuid4())
+            with open(path, "w") as f:
+                f.write(value)
+            return value
+
+    # --- events ------------------------------------------------------------------------------
+
+    def publish(self, namespace: str, topic: str, message: Any) -> None:
+        import protos
+
+        self.exchange.publish(namespace, topic, protos.type_url(message), message.SerializeToString())
+
+    # --- introspection -----------------------------------------------------------------------
+
+    def plugins(self) -> list[tuple[str, str, list[str], dict[str, str]]]:
+        root = self.cfg.root
+        return [
+            ("io.containerd.content.v1", "content", [], {"root": os.path.join(root, "content")}),
+            ("io.containerd.snapshotter.v1", "overlayfs", [], {"root": os.path.join(root, "snapshots")}),
+            ("io.containerd.metadata.v1", "sqlite", ["io.containerd.content.v1", "io.containerd.snapshotter.v1"], {}),
+            ("io.containerd.differ.v1", "walking", ["io.containerd.metadata.v1"], {}),
+            ("io.containerd.event.v1", "exchange", [], {}),
+            ("io.containerd.lease.v1", "manager", ["io.containerd.metadata.v1"], {}),
+            ("io.containerd.gc.v1", "scheduler", ["io.containerd.metadata.v1"], {}),
+            ("io.containerd.runtime.v2", "task", ["io.containerd.event.v1"], {"root": os.path.join(root, "tasks"), "state": self.cfg.state}),
+            *[
+                ("io.containerd.grpc.v1", name, ["io.containerd.metadata.v1"], {})
+                for name in ("containers", "content", "diff", "events", "images", "introspection", "leases", "namespaces", "snapshots", "tasks", "version")
+            ],
+        ]
+
+    # --- serving -----------------------------------------------------------------------------
+
+    def _services(self) -> list[tuple[Any, Any]]:
+        import protos
+
+        protos.load()
+        from containerd_api.services.events.v1 import events_pb2_grpc
+        from containerd_api.services.introspection.v1 import introspection_pb2_grpc
+        from containerd_api.services.namespaces.v1 import namespace_pb2_grpc
+        from containerd_api.services.version.v1 import version_pb2_grpc
+
+        from containerd.services import basic
+
+        return [
+            (version_pb2_grpc.add_VersionServicer_to_server, basic.VersionService(self)),
+            (introspection_pb2_grpc.add_IntrospectionServicer_to_server, basic.IntrospectionService(self)),
+            (namespace_pb2_grpc.add_NamespacesServicer_to_server, basic.NamespacesService(self)),
+            (events_pb2_grpc.add_EventsServicer_to_server, basic.EventsService(self)),
+        ]
+
+    def start(self) -> None:
+        address = self.cfg.address
+        _claim_socket_path(address)
+        server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="grpc"),
+            options=[("grpc.max_receive_message_length", 16 << 20), ("grpc.max_send_message_length", 16 << 20)],
+        )
+        for add, service in self._services():
+            add(service, server)
+        if server.add_insecure_port(f"unix://{address}") == 0:
+            raise DaemonError(f"cannot listen on {address}")
+        server.start()
+        os.chmod(address, 0o660)
+        self._server = server
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop(grace=2).wait()
+            self._server = None
+        try:
+            os.unlink(self.cfg.address)
+        except FileNotFoundError:
+            pass
+        self.db.close()
+
+
+def _claim_socket_path(address: str) -> None:
+    """Refuse to start over a live daemon; remove a stale socket left by a killed one."""
+    try:
+        st = os.stat(address)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(st.st_mode):
+        raise DaemonError(f"{address} exists and is not a socket")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(address)
+    except OSError:
+        os.unlink(address)
+        return
+    finally:
+        probe.close()
+    raise DaemonError(f"another daemon is serving on {address}")
