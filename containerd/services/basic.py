@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Iterator
@@ -91,10 +92,10 @@ class NamespacesService(namespace_pb2_grpc.NamespacesServicer):
     def List(self, request: Any, context: grpc.ServicerContext) -> Any:
         from containerd.filters import parse_all
 
-        matcher = parse_all(list(request.filter))
+        matcher = parse_all([request.filter] if request.filter else [])
         with self.daemon.db.transaction() as tx:
             found = tx.namespaces.list()
-        listed = [ns for ns in found if matcher.match(lambda path, n=ns: _namespace_field(n, path))]
+        listed = [ns for ns in found if matcher.match(functools.partial(_namespace_field, ns))]
         return namespace_pb2.ListNamespacesResponse(namespaces=[self._to_proto(ns) for ns in listed])
 
     @handler

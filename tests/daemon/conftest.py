@@ -1,0 +1,118 @@
+"""A real pycontainerd process per test, on its own temp root, state and socket."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PYCONTAINERD = REPO / ".venv" / "bin" / "pycontainerd"
+
+
+@dataclass
+class RunningDaemon:
+    root: Path
+    state: Path
+    address: Path
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def channel(self, namespace: str | None = "default") -> grpc.Channel:
+        channel = grpc.insecure_channel(f"unix://{self.address}")
+        if namespace is None:
+            return channel
+        return grpc.intercept_channel(channel, _NamespaceHeader(namespace))
+
+    def ctr(self, *args: str, namespace: str = "default", timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["ctr", "--address", str(self.address), "--namespace", namespace, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+
+class _NamespaceHeader(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor, grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):  # type: ignore[misc]
+    def __init__(self, namespace: str) -> None:
+        self.namespace = namespace
+
+    def _details(self, details):  # type: ignore[no-untyped-def]
+        metadata = list(details.metadata or []) + [("containerd-namespace", self.namespace)]
+        return details._replace(metadata=metadata)
+
+    def intercept_unary_unary(self, continuation, details, request):  # type: ignore[no-untyped-def]
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(self, continuation, details, request):  # type: ignore[no-untyped-def]
+        return continuation(self._details(details), request)
+
+    def intercept_stream_unary(self, continuation, details, requests):  # type: ignore[no-untyped-def]
+        return continuation(self._details(details), requests)
+
+    def intercept_stream_stream(self, continuation, details, requests):  # type: ignore[no-untyped-def]
+        return continuation(self._details(details), requests)
+
+
+def start_daemon(base: Path, extra: list[str] | None = None) -> RunningDaemon:
+    root, state, address, log = base / "root", base / "state", base / "pycontainerd.sock", base / "daemon.log"
+    proc = subprocess.Popen(
+        [str(PYCONTAINERD), "--root", str(root), "--state", str(state), "--address", str(address), *(extra or [])],
+        stdout=open(log, "ab"),  # noqa: SIM115 - the daemon owns it
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 30
+    while not _accepting(address):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(f"pycontainerd did not start: {log.read_text()}")
+        time.sleep(0.05)
+    return RunningDaemon(root, state, address, proc, log)
+
+
+def _accepting(address: Path) -> bool:
+    """A socket file alone proves nothing: a killed daemon leaves its socket behind."""
+    import socket
+
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(address))
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.close()
+
+
+def stop_daemon(daemon: RunningDaemon) -> None:
+    if daemon.proc.poll() is None:
+        daemon.proc.send_signal(signal.SIGTERM)
+        try:
+            daemon.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            daemon.proc.kill()
+            daemon.proc.wait()
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[RunningDaemon]:
+    import protos
+
+    protos.load()
+    running = start_daemon(tmp_path)
+    yield running
+    stop_daemon(running)
+    log = running.log.read_text()
+    assert "Traceback" not in log, f"the daemon hit an unexpected error:\n{log}"
+    leftovers = [line.split()[4] for line in open("/proc/self/mountinfo") if line.split()[4].startswith(str(tmp_path))]
+    assert not leftovers, f"mounts left behind: {leftovers}"
+    assert os.path.exists(running.root)
