@@ -10,6 +10,7 @@ import logging
 import os
 import socket
 import stat
+import threading
 import uuid
 from concurrent import futures
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import grpc
 
 from containerd.config import Config
+from containerd.errors import FailedPrecondition
 from containerd.events import Exchange
 
 VERSION = "0.1.0"
@@ -44,7 +46,9 @@ class Daemon:
         self.db = MetadataDB(os.path.join(cfg.root, "metadata.db"))
         self.content = ContentStore(os.path.join(cfg.root, "content"))
         self.exchange = Exchange()
+        self.snapshotters: dict[str, Any] = {}
         self._server: grpc.Server | None = None
+        self._gc_lock = threading.Lock()
 
     def _load_uuid(self) -> str:
         path = os.path.join(self.cfg.root, "uuid")
@@ -63,6 +67,27 @@ class Daemon:
         import protos
 
         self.exchange.publish(namespace, topic, protos.type_url(message), message.SerializeToString())
+
+    # --- cross-service rules ---------------------------------------------------------------------
+
+    def check_no_task(self, namespace: str, container_id: str) -> None:
+        """A container whose task still exists cannot be deleted (its rootfs and shim are in use)."""
+        tasks = getattr(self, "tasks", None)
+        if tasks is not None and tasks.exists(namespace, container_id):
+            raise FailedPrecondition(f"container {container_id}: cannot delete a container with a task; delete the task first")
+
+    def collect_garbage(self) -> None:
+        """Run after deletes, as containerd's scheduler does; serialized, and never fatal to the request."""
+        from containerd import gc
+
+        with self._gc_lock:
+            try:
+                result = gc.collect(self.db, self.content, self.snapshotters)
+            except Exception:  # noqa: BLE001 - a failed collection is retried after the next delete
+                log.exception("garbage collection failed")
+                return
+        if result.removed_anything:
+            log.info("garbage collection: %s", result)
 
     # --- introspection -----------------------------------------------------------------------
 
@@ -89,18 +114,24 @@ class Daemon:
         import protos
 
         protos.load()
+        from containerd_api.services.containers.v1 import containers_pb2_grpc
         from containerd_api.services.events.v1 import events_pb2_grpc
+        from containerd_api.services.images.v1 import images_pb2_grpc
         from containerd_api.services.introspection.v1 import introspection_pb2_grpc
+        from containerd_api.services.leases.v1 import leases_pb2_grpc
         from containerd_api.services.namespaces.v1 import namespace_pb2_grpc
         from containerd_api.services.version.v1 import version_pb2_grpc
 
-        from containerd.services import basic
+        from containerd.services import basic, metadata
 
         return [
             (version_pb2_grpc.add_VersionServicer_to_server, basic.VersionService(self)),
             (introspection_pb2_grpc.add_IntrospectionServicer_to_server, basic.IntrospectionService(self)),
             (namespace_pb2_grpc.add_NamespacesServicer_to_server, basic.NamespacesService(self)),
             (events_pb2_grpc.add_EventsServicer_to_server, basic.EventsService(self)),
+            (containers_pb2_grpc.add_ContainersServicer_to_server, metadata.ContainersService(self)),
+            (images_pb2_grpc.add_ImagesServicer_to_server, metadata.ImagesService(self)),
+            (leases_pb2_grpc.add_LeasesServicer_to_server, metadata.LeasesService(self)),
         ]
 
     def start(self) -> None:
