@@ -20,6 +20,7 @@ from google.protobuf import timestamp_pb2
 from containerd.errors import ContainerdError, FailedPrecondition, InvalidArgument
 
 NAMESPACE_HEADER = "containerd-namespace"
+LEASE_HEADER = "containerd-lease"
 # containerd's identifiers rule: alphanumerics separated by single '.', '_' or '-', at most 76 chars.
 _IDENTIFIER = re.compile(r"^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$")
 
@@ -41,6 +42,14 @@ def namespace_of(context: grpc.ServicerContext) -> str:
         if key == NAMESPACE_HEADER and value:
             return validate_identifier("namespace", str(value))
     raise FailedPrecondition("namespace is required: set the containerd-namespace header")
+
+
+def lease_of(context: grpc.ServicerContext) -> str:
+    """The client's lease, if it sent one: resources it creates are then held by that lease."""
+    for key, value in context.invocation_metadata() or ():
+        if key == LEASE_HEADER and value:
+            return str(value)
+    return ""
 
 
 def _abort(context: grpc.ServicerContext, exc: BaseException, what: str) -> None:

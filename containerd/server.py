@@ -115,6 +115,7 @@ class Daemon:
 
         protos.load()
         from containerd_api.services.containers.v1 import containers_pb2_grpc
+        from containerd_api.services.content.v1 import content_pb2_grpc
         from containerd_api.services.events.v1 import events_pb2_grpc
         from containerd_api.services.images.v1 import images_pb2_grpc
         from containerd_api.services.introspection.v1 import introspection_pb2_grpc
@@ -122,7 +123,7 @@ class Daemon:
         from containerd_api.services.namespaces.v1 import namespace_pb2_grpc
         from containerd_api.services.version.v1 import version_pb2_grpc
 
-        from containerd.services import basic, metadata
+        from containerd.services import basic, content, metadata
 
         return [
             (version_pb2_grpc.add_VersionServicer_to_server, basic.VersionService(self)),
@@ -132,6 +133,7 @@ class Daemon:
             (containers_pb2_grpc.add_ContainersServicer_to_server, metadata.ContainersService(self)),
             (images_pb2_grpc.add_ImagesServicer_to_server, metadata.ImagesService(self)),
             (leases_pb2_grpc.add_LeasesServicer_to_server, metadata.LeasesService(self)),
+            (content_pb2_grpc.add_ContentServicer_to_server, content.ContentService(self)),
         ]
 
     def start(self) -> None:

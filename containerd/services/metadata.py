@@ -19,6 +19,7 @@ import protos
 
 protos.load()
 from containerd_api.events import container_pb2 as container_events  # noqa: E402
+from containerd_api.events import image_pb2 as image_events  # noqa: E402
 from containerd_api.services.containers.v1 import containers_pb2, containers_pb2_grpc  # noqa: E402
 from containerd_api.services.images.v1 import images_pb2, images_pb2_grpc  # noqa: E402
 from containerd_api.services.leases.v1 import leases_pb2, leases_pb2_grpc  # noqa: E402
@@ -184,7 +185,7 @@ class ImagesService(images_pb2_grpc.ImagesServicer):
         ns = namespace_of(context)
         with self.daemon.db.transaction() as tx:
             created = tx.images(ns).create(image_from(request.image))
-        self.daemon.publish(ns, "/images/create", images_pb2.ImageCreate(name=created.name, labels=created.labels))
+        self.daemon.publish(ns, "/images/create", image_events.ImageCreate(name=created.name, labels=created.labels))
         return images_pb2.CreateImageResponse(image=image_to(created))
 
     @handler
@@ -192,7 +193,7 @@ class ImagesService(images_pb2_grpc.ImagesServicer):
         ns = namespace_of(context)
         with self.daemon.db.transaction() as tx:
             updated = tx.images(ns).update(image_from(request.image), list(request.update_mask.paths))
-        self.daemon.publish(ns, "/images/update", images_pb2.ImageUpdate(name=updated.name, labels=updated.labels))
+        self.daemon.publish(ns, "/images/update", image_events.ImageUpdate(name=updated.name, labels=updated.labels))
         return images_pb2.UpdateImageResponse(image=image_to(updated))
 
     @handler
@@ -200,7 +201,7 @@ class ImagesService(images_pb2_grpc.ImagesServicer):
         ns = namespace_of(context)
         with self.daemon.db.transaction() as tx:
             tx.images(ns).delete(request.name)
-        self.daemon.publish(ns, "/images/delete", images_pb2.ImageDelete(name=request.name))
+        self.daemon.publish(ns, "/images/delete", image_events.ImageDelete(name=request.name))
         self.daemon.collect_garbage()
         return empty_pb2.Empty()
 
