@@ -157,7 +157,9 @@ class _Parser:
         if ch in _QUOTES:
             self.after_operator = False
             return _Token(_QUOTED, self._scan_quoted(ch), start)
-        if ch in ",.":
+        # After an operator only "," separates: containerd would reject `~=.*` for its
+        # leading dot, which can only ever be meant as a value.
+        if ch == "," or (ch == "." and not self.after_operator):
             self.pos += 1
             self.after_operator = False
             return _Token(_SEP, ch, start)

@@ -46,7 +46,12 @@ class Daemon:
         self.db = MetadataDB(os.path.join(cfg.root, "metadata.db"))
         self.content = ContentStore(os.path.join(cfg.root, "content"))
         self.exchange = Exchange()
-        self.snapshotters: dict[str, Any] = {}
+        from containerd.snapshots.overlay import OverlaySnapshotter
+
+        # One snapshotter, namespaced itself; GC sees all namespaces through AllNamespaces.
+        self.snapshotters_by_name: dict[str, Any] = {
+            "overlayfs": OverlaySnapshotter(os.path.join(cfg.root, "snapshots", "overlayfs"))
+        }
         self._server: grpc.Server | None = None
         self._gc_lock = threading.Lock()
 
@@ -60,6 +65,12 @@ class Daemon:
             with open(path, "w") as f:
                 f.write(value)
             return value
+
+    def scratch_dir(self) -> str:
+        """Temporary mounts and files of the daemon's own (layer apply/compare), under its state dir."""
+        path = os.path.join(self.cfg.state, "tmp")
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        return path
 
     # --- events ------------------------------------------------------------------------------
 
@@ -79,10 +90,18 @@ class Daemon:
     def collect_garbage(self) -> None:
         """Run after deletes, as containerd's scheduler does; serialized, and never fatal to the request."""
         from containerd import gc
+        from containerd.snapshots.views import AllNamespaces
 
+        snapshotters = {name: AllNamespaces(sn) for name, sn in self.snapshotters_by_name.items()}
         with self._gc_lock:
             try:
-                result = gc.collect(self.db, self.content, self.snapshotters)
+                result = gc.collect(
+                    self.db,
+                    self.content,
+                    snapshotters,
+                    snapshot_name=gc.prefix_namer,
+                    snapshot_owner=gc.prefix_owner,
+                )
             except Exception:  # noqa: BLE001 - a failed collection is retried after the next delete
                 log.exception("garbage collection failed")
                 return
@@ -116,14 +135,16 @@ class Daemon:
         protos.load()
         from containerd_api.services.containers.v1 import containers_pb2_grpc
         from containerd_api.services.content.v1 import content_pb2_grpc
+        from containerd_api.services.diff.v1 import diff_pb2_grpc
         from containerd_api.services.events.v1 import events_pb2_grpc
         from containerd_api.services.images.v1 import images_pb2_grpc
         from containerd_api.services.introspection.v1 import introspection_pb2_grpc
         from containerd_api.services.leases.v1 import leases_pb2_grpc
         from containerd_api.services.namespaces.v1 import namespace_pb2_grpc
+        from containerd_api.services.snapshots.v1 import snapshots_pb2_grpc
         from containerd_api.services.version.v1 import version_pb2_grpc
 
-        from containerd.services import basic, content, metadata
+        from containerd.services import basic, content, layers, metadata
 
         return [
             (version_pb2_grpc.add_VersionServicer_to_server, basic.VersionService(self)),
@@ -134,6 +155,8 @@ class Daemon:
             (images_pb2_grpc.add_ImagesServicer_to_server, metadata.ImagesService(self)),
             (leases_pb2_grpc.add_LeasesServicer_to_server, metadata.LeasesService(self)),
             (content_pb2_grpc.add_ContentServicer_to_server, content.ContentService(self)),
+            (snapshots_pb2_grpc.add_SnapshotsServicer_to_server, layers.SnapshotsService(self)),
+            (diff_pb2_grpc.add_DiffServicer_to_server, layers.DiffService(self)),
         ]
 
     def start(self) -> None:
@@ -160,6 +183,8 @@ class Daemon:
         except FileNotFoundError:
             pass
         self.db.close()
+        for snapshotter in self.snapshotters_by_name.values():
+            snapshotter.close()
 
 
 def _claim_socket_path(address: str) -> None:

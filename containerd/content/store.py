@@ -22,6 +22,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import secrets
 import shutil
 import time
 from collections.abc import Iterator
@@ -157,7 +158,7 @@ class ContentStore:
         # a half-described ingest; a directory left by a crash after commit (no data) goes.
         if directory.exists():
             shutil.rmtree(directory, ignore_errors=True)
-        tmp = self.ingests / f".tmp-{directory.name}-{os.getpid()}-{time.monotonic_ns()}"
+        tmp = self.ingests / f".tmp-{directory.name}-{os.getpid()}-{secrets.token_hex(8)}"
         tmp.mkdir()
         try:
             _write_text(tmp / "ref", ref)

@@ -12,7 +12,7 @@ import io
 from collections.abc import Iterable, Iterator
 from typing import IO, Any, Protocol, cast
 
-from containerd.errors import InvalidArgument, Unimplemented
+from containerd.errors import ContainerdError, InvalidArgument, Unimplemented
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -113,12 +113,23 @@ class DigestReader:
         self._inner = inner
         self._hash = hashlib.sha256()
         self.size = 0
+        self._tail = b""
 
     def read(self, size: int = -1, /) -> bytes:
-        data = self._inner.read(size)
+        try:
+            data = self._inner.read(size)
+        except ContainerdError:
+            raise
+        except Exception as e:  # gzip, zlib, zstd and the source's own errors alike
+            raise InvalidArgument(f"corrupt layer stream: {e}") from None
         self._hash.update(data)
         self.size += len(data)
+        self._tail = (self._tail + data[-1024:])[-1024:]
         return data
+
+    def ended_like_a_tar(self) -> bool:
+        """Whether the stream ended in whole blocks with tar's end-of-archive (two zero blocks)."""
+        return self.size % 512 == 0 and self._tail == bytes(1024)
 
     def drain(self) -> None:
         """Read to the end: a diff id covers the tar's trailing padding too."""

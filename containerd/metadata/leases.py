@@ -16,7 +16,7 @@ from containerd.content.digest import validate_digest
 from containerd.errors import AlreadyExists, InvalidArgument, NotFound
 from containerd.metadata.base import NamespacedStore
 from containerd.metadata.records import Lease, LeaseResource
-from containerd.metadata.validate import dump_labels, load_labels, validate_identifier, validate_labels
+from containerd.metadata.validate import dump_labels, load_labels, validate_labels
 
 SNAPSHOTS_PREFIX = "snapshots/"
 
@@ -53,7 +53,7 @@ def validate_resource(resource: LeaseResource) -> LeaseResource:
 
 class LeaseStore(NamespacedStore):
     def create(self, lease_id: str, labels: Mapping[str, str] | None = None) -> Lease:
-        validate_identifier("lease id", lease_id)
+        _validate_lease_id(lease_id)
         clean = validate_labels(labels or {})
         self.ensure_namespace()
         lease = Lease(lease_id, clean, self.tx.now())
@@ -72,6 +72,12 @@ class LeaseStore(NamespacedStore):
         if row is None:
             raise NotFound(f"lease {lease_id}: not found")
         return _lease(row)
+
+    def exists(self, lease_id: str) -> bool:
+        row = self.conn.execute(
+            "SELECT 1 FROM leases WHERE namespace = ? AND id = ?", (self.namespace, lease_id)
+        ).fetchone()
+        return row is not None
 
     def list(self, filter_strings: Iterable[str] = ()) -> list[Lease]:
         matcher = filters.parse_all(filter_strings)
@@ -114,3 +120,12 @@ class LeaseStore(NamespacedStore):
 def _lease(row: Any) -> Lease:
     lease_id, labels, created = row
     return Lease(lease_id, load_labels(labels), created)
+
+
+def _validate_lease_id(lease_id: str) -> None:
+    """Lease ids are not identifiers: containerd's clients make them from a time and URL-safe
+    base64 (e.g. "47472413-_I3M"), so only emptiness, length and control characters are refused."""
+    if not lease_id:
+        raise InvalidArgument("lease id must not be empty")
+    if len(lease_id) > 256 or any(ord(c) < 0x20 or c == "/" for c in lease_id):
+        raise InvalidArgument(f"invalid lease id {lease_id!r}")

@@ -67,6 +67,7 @@ class NamespacedContent:
             raise InvalidArgument("ref must not be empty")
         if expected:
             validate_digest(expected)
+            shared = False
             with self.db.transaction() as tx:
                 records = tx.content(self.namespace)
                 if records.has(expected):
@@ -80,7 +81,9 @@ class NamespacedContent:
                     records.add(expected, size)
                     if lease:
                         tx.leases(self.namespace).add_resource(lease, LeaseResource(expected, "content"))
-                    raise AlreadyExists(f"content {expected}: already exists")
+                    shared = True
+            if shared:  # raised after the transaction so that the record stays
+                raise AlreadyExists(f"content {expected}: already exists")
         if lease:
             with self.db.transaction() as tx:
                 tx.leases(self.namespace).add_resource(lease, LeaseResource(ref, "ingests"))
@@ -173,7 +176,7 @@ class NamespacedWriter:
                 digest = self._inner.digest()  # verified before the existence check
             records = tx.content(owner.namespace)
             leases = tx.leases(owner.namespace)
-            if self.lease and any(lease.id == self.lease for lease in leases.list()):
+            if self.lease and leases.exists(self.lease):  # a lease gone meanwhile must not undo the commit
                 leases.delete_resource(self.lease, LeaseResource(self.ref, "ingests"))
                 leases.add_resource(self.lease, LeaseResource(digest, "content"))
             already = records.has(digest)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -77,7 +78,11 @@ def readonly(mounts: list[Mount]) -> list[Mount]:
         if m.type == "overlay":
             upper, lowers = overlay_dirs(m)
             layers = ([upper] if upper else []) + lowers
-            keep = [o for o in m.options if o.split("=", 1)[0] not in ("upperdir", "workdir", "lowerdir", "rw", "ro")]
+            keep = [
+                o
+                for o in m.options
+                if o.split("=", 1)[0] not in ("upperdir", "workdir", "lowerdir", "rw", "ro")
+            ]
             if len(layers) == 1:
                 # overlayfs refuses a single lower layer without an upper; it is just a directory
                 out.append(Mount("bind", layers[0], m.target, ["ro", "rbind"]))
@@ -118,7 +123,9 @@ def _mount_one(m: Mount, target: str) -> None:
                 raise
         return
     if len(opts.data) > _MAX_MOUNT_DATA:
-        raise InvalidArgument(f"{m.type} mount options are {len(opts.data)} bytes, more than the kernel's one page")
+        raise InvalidArgument(
+            f"{m.type} mount options are {len(opts.data)} bytes, more than the kernel's one page"
+        )
     try:
         libc.mount(m.source, target, m.type, opts.flags, opts.data or None)
     except OSError as e:
@@ -136,10 +143,28 @@ def unmount(target: str) -> None:
             raise
 
 
+def mount_points(under: str = "/") -> list[str]:
+    """Mount points at or below UNDER, from /proc/self/mountinfo (os.path.ismount misses binds)."""
+    base = os.path.realpath(under).rstrip("/") + "/"
+    found = []
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+        for line in f:
+            point = _unescape(line.split(" ", 5)[4])
+            if (point.rstrip("/") + "/").startswith(base):
+                found.append(point)
+    return found
+
+
+def _unescape(field: str) -> str:
+    # mountinfo writes space, tab, newline and backslash as \ooo octal
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
 def unmount_all(target: str) -> None:
     """Unmount every mount stacked on TARGET."""
-    while os.path.ismount(target):
-        unmount(target)
+    path = os.path.realpath(target)
+    while path in mount_points(path):
+        unmount(path)
 
 
 @contextlib.contextmanager

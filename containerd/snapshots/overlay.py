@@ -21,14 +21,13 @@ Mounts are the ones containerd's overlayfs snapshotter returns:
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import stat
 import time
 from collections.abc import Iterator
 
-from containerd.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from containerd.errors import AlreadyExists, ContainerdError, FailedPrecondition, InvalidArgument, NotFound
 from containerd.snapshots.mount import Mount
 from containerd.snapshots.storage import Row, Storage, Tx
 from containerd.snapshots.types import (
@@ -98,15 +97,21 @@ class OverlaySnapshotter:
 
     # --- creating ----------------------------------------------------------------------
 
-    def prepare(self, namespace: str, key: str, parent: str = "", labels: dict[str, str] | None = None) -> list[Mount]:
+    def prepare(
+        self, namespace: str, key: str, parent: str = "", labels: dict[str, str] | None = None
+    ) -> list[Mount]:
         """A new writable snapshot on PARENT (a committed snapshot, or none)."""
         return self._create(namespace, KIND_ACTIVE, key, parent, labels)
 
-    def view(self, namespace: str, key: str, parent: str = "", labels: dict[str, str] | None = None) -> list[Mount]:
+    def view(
+        self, namespace: str, key: str, parent: str = "", labels: dict[str, str] | None = None
+    ) -> list[Mount]:
         """A new read-only snapshot of PARENT."""
         return self._create(namespace, KIND_VIEW, key, parent, labels)
 
-    def _create(self, namespace: str, kind: str, key: str, parent: str, labels: dict[str, str] | None) -> list[Mount]:
+    def _create(
+        self, namespace: str, kind: str, key: str, parent: str, labels: dict[str, str] | None
+    ) -> list[Mount]:
         if not key:
             raise InvalidArgument("snapshot key must not be empty")
         labels = dict(labels or {})
@@ -121,8 +126,15 @@ class OverlaySnapshotter:
                     raise NotFound(f"parent snapshot {parent}: not found")
                 if parent_row.kind != KIND_COMMITTED:
                     raise InvalidArgument(f"parent snapshot {parent} is not committed ({parent_row.kind})")
-            id_ = tx.insert(namespace, key, kind, parent_row.id if parent_row else None, labels, time.time_ns())
-            self._make_dirs(id_, kind, parent_row)
+            id_ = tx.insert(
+                namespace, key, kind, parent_row.id if parent_row else None, labels, time.time_ns()
+            )
+            try:
+                self._make_dirs(id_, kind, parent_row)
+            except OSError as e:
+                raise ContainerdError(
+                    f"snapshot {key}: cannot create its directory: {e.strerror or e}"
+                ) from None
             row = tx.by_id(id_)
             return self._mounts(row, tx.chain(row))
 
@@ -174,7 +186,9 @@ class OverlaySnapshotter:
         with self._db.transaction() as tx:
             row = self._must_get(tx, namespace, key)
             if row.kind == KIND_COMMITTED:
-                raise FailedPrecondition(f"snapshot {key} is committed: only active snapshots and views have mounts")
+                raise FailedPrecondition(
+                    f"snapshot {key} is committed: only active snapshots and views have mounts"
+                )
             return self._mounts(row, tx.chain(row))
 
     def stat(self, namespace: str, key: str) -> SnapshotInfo:
@@ -184,7 +198,7 @@ class OverlaySnapshotter:
     def walk(self, namespace: str) -> Iterator[SnapshotInfo]:
         """Every snapshot of NAMESPACE, ordered by key."""
         with self._db.transaction() as tx:
-            rows = tx.list(namespace)
+            rows = tx.rows(namespace)
             keys = {r.id: r.key for r in rows}
             infos = [
                 SnapshotInfo(
@@ -235,7 +249,9 @@ class OverlaySnapshotter:
     def _check_commit(self, tx: Tx, namespace: str, name: str, key: str) -> Row:
         row = self._must_get(tx, namespace, key)
         if row.kind != KIND_ACTIVE:
-            raise FailedPrecondition(f"snapshot {key} is {row.kind}, not active: only active snapshots can be committed")
+            raise FailedPrecondition(
+                f"snapshot {key} is {row.kind}, not active: only active snapshots can be committed"
+            )
         if tx.get(namespace, name) is not None:
             raise AlreadyExists(f"snapshot {name}: already exists")
         return row
@@ -249,8 +265,14 @@ class OverlaySnapshotter:
             tx.delete(row.id)
             doomed = os.path.join(self.root, "snapshots", f"rm-{row.id}")
             # renamed inside the transaction: if the rename fails the row stays
-            with contextlib.suppress(FileNotFoundError):
+            try:
                 os.rename(self._dir(row.id), doomed)
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                raise FailedPrecondition(
+                    f"snapshot {key}: cannot move its directory away: {e.strerror}"
+                ) from None
         shutil.rmtree(doomed, ignore_errors=True)
 
     def update(self, namespace: str, info: SnapshotInfo, fieldpaths: list[str] | None = None) -> SnapshotInfo:
@@ -270,7 +292,9 @@ class OverlaySnapshotter:
                     else:
                         labels.pop(name, None)
                 else:
-                    raise InvalidArgument(f"cannot update {path!r} of snapshot {info.name}: only labels can change")
+                    raise InvalidArgument(
+                        f"cannot update {path!r} of snapshot {info.name}: only labels can change"
+                    )
             validate_labels(labels)
             tx.set_labels(row.id, labels, time.time_ns())
             return self._info(tx, tx.by_id(row.id))

@@ -61,7 +61,9 @@ class Tx:
         self._c = conn
 
     def get(self, namespace: str, key: str) -> Row | None:
-        cur = self._c.execute(f"SELECT {_COLUMNS} FROM snapshots WHERE namespace = ? AND key = ?", (namespace, key))
+        cur = self._c.execute(
+            f"SELECT {_COLUMNS} FROM snapshots WHERE namespace = ? AND key = ?", (namespace, key)
+        )
         found = cur.fetchone()
         return _row(found) if found else None
 
@@ -81,7 +83,9 @@ class Tx:
             parent = p.parent_id
         return out
 
-    def insert(self, namespace: str, key: str, kind: str, parent_id: int | None, labels: dict[str, str], now: int) -> int:
+    def insert(
+        self, namespace: str, key: str, kind: str, parent_id: int | None, labels: dict[str, str], now: int
+    ) -> int:
         cur = self._c.execute(
             "INSERT INTO snapshots (namespace, key, kind, parent_id, labels, created_at, updated_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -91,9 +95,14 @@ class Tx:
         return cur.lastrowid
 
     def has_children(self, id_: int) -> bool:
-        return self._c.execute("SELECT 1 FROM snapshots WHERE parent_id = ? LIMIT 1", (id_,)).fetchone() is not None
+        return (
+            self._c.execute("SELECT 1 FROM snapshots WHERE parent_id = ? LIMIT 1", (id_,)).fetchone()
+            is not None
+        )
 
-    def commit(self, id_: int, name: str, kind: str, labels: dict[str, str], size: int, inodes: int, now: int) -> None:
+    def commit(
+        self, id_: int, name: str, kind: str, labels: dict[str, str], size: int, inodes: int, now: int
+    ) -> None:
         self._c.execute(
             "UPDATE snapshots SET key = ?, kind = ?, labels = ?, size = ?, inodes = ?, updated_at = ? WHERE id = ?",
             (name, kind, json.dumps(labels, sort_keys=True), size, inodes, now, id_),
@@ -108,8 +117,10 @@ class Tx:
     def delete(self, id_: int) -> None:
         self._c.execute("DELETE FROM snapshots WHERE id = ?", (id_,))
 
-    def list(self, namespace: str) -> list[Row]:
-        cur = self._c.execute(f"SELECT {_COLUMNS} FROM snapshots WHERE namespace = ? ORDER BY key", (namespace,))
+    def rows(self, namespace: str) -> list[Row]:
+        cur = self._c.execute(
+            f"SELECT {_COLUMNS} FROM snapshots WHERE namespace = ? ORDER BY key", (namespace,)
+        )
         return [_row(r) for r in cur.fetchall()]
 
     def ids(self) -> set[int]:

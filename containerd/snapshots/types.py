@@ -41,4 +41,6 @@ def validate_labels(labels: dict[str, str]) -> None:
             raise InvalidArgument("label key must not be empty")
         size = len(key.encode()) + len(value.encode())
         if size > MAX_LABEL_SIZE:
-            raise InvalidArgument(f"label {key[:64]!r}: key and value are {size} bytes, more than {MAX_LABEL_SIZE}")
+            raise InvalidArgument(
+                f"label {key[:64]!r}: key and value are {size} bytes, more than {MAX_LABEL_SIZE}"
+            )
