@@ -142,9 +142,10 @@ class Daemon:
         from containerd_api.services.leases.v1 import leases_pb2_grpc
         from containerd_api.services.namespaces.v1 import namespace_pb2_grpc
         from containerd_api.services.snapshots.v1 import snapshots_pb2_grpc
+        from containerd_api.services.tasks.v1 import tasks_pb2_grpc
         from containerd_api.services.version.v1 import version_pb2_grpc
 
-        from containerd.services import basic, content, layers, metadata
+        from containerd.services import basic, content, layers, metadata, tasks
 
         return [
             (version_pb2_grpc.add_VersionServicer_to_server, basic.VersionService(self)),
@@ -157,9 +158,14 @@ class Daemon:
             (content_pb2_grpc.add_ContentServicer_to_server, content.ContentService(self)),
             (snapshots_pb2_grpc.add_SnapshotsServicer_to_server, layers.SnapshotsService(self)),
             (diff_pb2_grpc.add_DiffServicer_to_server, layers.DiffService(self)),
+            (tasks_pb2_grpc.add_TasksServicer_to_server, tasks.TasksService(self)),
         ]
 
     def start(self) -> None:
+        from containerd.tasks import TaskManager
+
+        self.tasks = TaskManager(self)
+        self.tasks.recover()
         address = self.cfg.address
         _claim_socket_path(address)
         server = grpc.server(
@@ -178,6 +184,8 @@ class Daemon:
         if self._server is not None:
             self._server.stop(grace=2).wait()
             self._server = None
+        if getattr(self, "tasks", None) is not None:
+            self.tasks.close()
         try:
             os.unlink(self.cfg.address)
         except FileNotFoundError:

@@ -8,7 +8,7 @@ own event queue service (protos/containerd_api/runtime/task/v2/events.proto).
 
 from __future__ import annotations
 
-from shim.wire import ANY, BOOL, BYTES, FIXED64, INT, MESSAGE, STRING, TIMESTAMP, UINT
+from shim.wire import ANY, BOOL, BYTES, INT, MESSAGE, STRING, TIMESTAMP, UINT
 
 # --- ttrpc envelope (github.com/containerd/ttrpc request.proto) ----------------------------
 KEY_VALUE = ((1, "key", STRING), (2, "value", STRING))
@@ -166,5 +166,3 @@ METRICS_V1 = (
     (5, "blkio", MESSAGE, BLKIO_STAT),
     (9, "memory_oom_control", MESSAGE, MEMORY_OOM_CONTROL),
 )
-
-__all__ = ["FIXED64"]  # re-exported for callers that define extra tables

@@ -47,10 +47,11 @@ def _queued(fd: int) -> int:
 class Output:
     """One container output stream (pipe read end or pty master) into one FIFO, spooling what it cannot take."""
 
-    def __init__(self, loop: Loop, src: int, target: str, spool_path: str) -> None:
+    def __init__(self, loop: Loop, src: int, fifo: int, spool_path: str) -> None:
+        """FIFO is an fd from open_target, or -1 to read and discard (a terminal nobody asked to see)."""
         self.loop = loop
-        self.fifo = open_target(target, for_output=True)
-        self.is_fifo = stat.S_ISFIFO(os.fstat(self.fifo).st_mode)
+        self.fifo = fifo
+        self.is_fifo = fifo >= 0 and stat.S_ISFIFO(os.fstat(fifo).st_mode)
         self.src = src
         self.spool_path = spool_path
         self.spool = -1
@@ -123,17 +124,19 @@ class Output:
         self._maybe_finish()
 
     def _maybe_finish(self) -> None:
-        if not self.done or self.fifo < 0:
+        if not self.done:
             return
         if self.spool >= 0:
             os.close(self.spool)
             self.spool = -1
             _unlink(self.spool_path)
+        if self.fifo < 0:
+            return
         # Closing our end while bytes still sit in the FIFO would discard them (we may be its
         # only holder): wait, with growing pauses, until a reader has taken them.
         if self.is_fifo and _queued(self.fifo) > 0:
             self.timer = self.loop.call_later(self.poll_delay, self._maybe_finish)
-            self.poll_delay = min(self.poll_delay * 2, 2.0)
+            self.poll_delay = min(self.poll_delay * 2, 0.5)
             return
         os.close(self.fifo)
         self.fifo = -1
@@ -153,9 +156,9 @@ class Output:
 class Input:
     """The stdin FIFO into the container's stdin pipe (or pty master), with back-pressure instead of buffers."""
 
-    def __init__(self, loop: Loop, target: str, dst: int, is_terminal: bool) -> None:
+    def __init__(self, loop: Loop, fifo: int, dst: int, is_terminal: bool) -> None:
         self.loop = loop
-        self.fifo = open_target(target, for_output=False)
+        self.fifo = fifo
         self.dst = dst
         self.is_terminal = is_terminal
         self.pending = b""
@@ -184,7 +187,7 @@ class Input:
             self.loop.unwatch(self.fifo)
             self.loop.watch(self.dst, OUT | ERR, self._on_dst)
         elif self.closing:
-            self._finish_close()
+            self.close()
 
     def _on_dst(self, _mask: int) -> None:
         data, self.pending = self.pending, b""
@@ -214,9 +217,6 @@ class Input:
         if self.loop.handlers.get(self.dst) is not None:
             self.loop.unwatch(self.dst)
         self._write(b"".join(chunks) + (b"\x04" if self.is_terminal else b""))
-
-    def _finish_close(self) -> None:
-        self.close()
 
     def close(self) -> None:
         for fd in (self.fifo, self.dst):

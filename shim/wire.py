@@ -36,7 +36,7 @@ class WireError(ValueError):
     """Bytes that are not a valid encoding of the expected message."""
 
 
-def _varint(value: int) -> bytes:
+def varint(value: int) -> bytes:
     value &= _MASK64
     out = bytearray()
     while value > 0x7F:
@@ -65,17 +65,17 @@ def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
 def _scalar(kind: int, value: Any, sub: Any) -> bytes:
     if kind == STRING:
         raw = value.encode()
-        return _varint(len(raw)) + raw
+        return varint(len(raw)) + raw
     if kind == BYTES:
-        return _varint(len(value)) + bytes(value)
+        return varint(len(value)) + bytes(value)
     if kind == MESSAGE:
         raw = encode(sub, value)
-        return _varint(len(raw)) + raw
+        return varint(len(raw)) + raw
     if kind == FIXED64:
         return (value & _MASK64).to_bytes(8, "little")
     if kind == FIXED32:
         return (value & 0xFFFFFFFF).to_bytes(4, "little")
-    return _varint(int(value))
+    return varint(int(value))
 
 
 def encode(schema: tuple[Any, ...], values: dict[str, Any]) -> bytes:
@@ -90,14 +90,14 @@ def encode(schema: tuple[Any, ...], values: dict[str, Any]) -> bytes:
             kind = kind[0]
             if kind <= FIXED32:  # packed
                 body = b"".join(_scalar(kind, v, None) for v in value)
-                out.append(_varint(number << 3 | _WIRE_LEN) + _varint(len(body)) + body)
+                out.append(varint(number << 3 | _WIRE_LEN) + varint(len(body)) + body)
             else:
-                tag = _varint(number << 3 | _WIRE_LEN)
+                tag = varint(number << 3 | _WIRE_LEN)
                 out.extend(tag + _scalar(kind, v, sub) for v in value)
             continue
         if value is None or (kind != MESSAGE and not value):
             continue
-        out.append(_varint(number << 3 | _WIRE_OF[kind]) + _scalar(kind, value, sub))
+        out.append(varint(number << 3 | _WIRE_OF[kind]) + _scalar(kind, value, sub))
     return b"".join(out)
 
 

@@ -1,0 +1,277 @@
+"""Tasks: one pycontainerd-shim per container, found again after a daemon restart.
+
+The daemon keeps no task state of its own that a restart could lose: each task is a
+directory STATE/tasks/<namespace>/<id> (the OCI bundle, which is also the shim's state
+directory) holding the shim's `address`. On start the manager reconnects to every live
+shim there; a shim that died is cleaned up with `pycontainerd-shim delete`, which reports
+the recorded exit status.
+
+Events come from the shims, not from here: each shim keeps a durable queue (create, start,
+exit, oom, exec, pause, delete...) and one pump thread per task long-polls it, publishes
+to the exchange and acknowledges, so exits that happened while the daemon was down are
+delivered once it is back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from containerd.errors import AlreadyExists, ContainerdError, FailedPrecondition, NotFound
+
+if TYPE_CHECKING:
+    from containerd.server import Daemon
+
+log = logging.getLogger("pycontainerd.tasks")
+
+RUNTIME_FILE = "pycontainerd-runtime"
+
+
+@dataclass
+class Task:
+    namespace: str
+    id: str
+    bundle: str
+    client: Any
+    config: Any
+    pid: int = 0
+    pump: threading.Thread | None = None
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+
+class TaskManager:
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self.root = os.path.join(daemon.cfg.state, "tasks")
+        self.sockets = os.path.join(daemon.cfg.state, "s")
+        os.makedirs(self.root, mode=0o711, exist_ok=True)
+        os.makedirs(self.sockets, mode=0o711, exist_ok=True)
+        self._lock = threading.Lock()
+        self._tasks: dict[tuple[str, str], Task] = {}
+
+    # --- lookup ------------------------------------------------------------------------------
+
+    def exists(self, namespace: str, container_id: str) -> bool:
+        with self._lock:
+            return (namespace, container_id) in self._tasks
+
+    def get(self, namespace: str, container_id: str) -> Task:
+        with self._lock:
+            task = self._tasks.get((namespace, container_id))
+        if task is None:
+            raise NotFound(f"task {container_id} not found")
+        return task
+
+    def in_namespace(self, namespace: str) -> list[Task]:
+        with self._lock:
+            return [t for (ns, _), t in sorted(self._tasks.items()) if ns == namespace]
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def _shim_config(self, namespace: str, container_id: str, bundle: str, runtime: str) -> Any:
+        from containerd.shim_client import ShimConfig
+
+        # Unix socket paths are limited to 108 bytes; a hash keeps them short whatever --state is.
+        digest = hashlib.sha256(f"{namespace}/{container_id}".encode()).hexdigest()[:24]
+        return ShimConfig(
+            id=container_id,
+            bundle=bundle,
+            namespace=namespace,
+            runtime=runtime,
+            runtime_root=os.path.join(self.daemon.cfg.state, "runtime", namespace),
+            address=self.daemon.cfg.address,
+            socket=os.path.join(self.sockets, f"{digest}.sock"),
+            exit_timeout=self.daemon.cfg.shim_orphan_timeout,
+        )
+
+    def create(self, namespace: str, request: Any) -> Task:
+        from containerd.config import ConfigError
+        from containerd.shim_client import ShimClient, start_shim
+
+        container_id = request.container_id
+        with self.daemon.db.transaction() as tx:
+            container = tx.containers(namespace).get(container_id)
+        if container.spec is None or not container.spec.value:
+            raise FailedPrecondition(f"container {container_id} has no OCI spec")
+        try:
+            runtime = self.daemon.cfg.runtime_binary(request.runtime_path or container.runtime.name)
+        except ConfigError as exc:
+            raise NotFound(str(exc)) from None
+        bundle = os.path.join(self.root, namespace, container_id)
+        with self._lock:
+            if (namespace, container_id) in self._tasks:
+                raise AlreadyExists(f"task {container_id}: already exists")
+            try:
+                os.makedirs(bundle, mode=0o711)
+            except FileExistsError:
+                raise AlreadyExists(f"task {container_id}: already exists") from None
+            placeholder = Task(namespace, container_id, bundle, None, None)
+            self._tasks[(namespace, container_id)] = placeholder
+        try:
+            with open(os.path.join(bundle, "config.json"), "wb") as f:
+                f.write(container.spec.value)
+            with open(os.path.join(bundle, RUNTIME_FILE), "w") as f:
+                f.write(runtime)  # a restarted daemon needs it to clean up after a dead shim
+            os.makedirs(os.path.join(bundle, "rootfs"), exist_ok=True)
+            config = self._shim_config(namespace, container_id, bundle, runtime)
+            address = start_shim(config)
+            client = ShimClient(address.removeprefix("unix://"))
+            try:
+                created = client.create(
+                    id=container_id,
+                    bundle=bundle,
+                    rootfs=list(request.rootfs),
+                    terminal=request.terminal,
+                    stdin=request.stdin,
+                    stdout=request.stdout,
+                    stderr=request.stderr,
+                    checkpoint=request.checkpoint.digest if request.HasField("checkpoint") else "",
+                    options=request.options,
+                )
+            except BaseException:
+                self._discard_shim(client, config)
+                raise
+        except BaseException:
+            with self._lock:
+                self._tasks.pop((namespace, container_id), None)
+            shutil.rmtree(bundle, ignore_errors=True)
+            raise
+        task = Task(namespace, container_id, bundle, client, config, pid=created.pid)
+        with self._lock:
+            self._tasks[(namespace, container_id)] = task
+        self._start_pump(task)
+        return task
+
+    def delete(self, namespace: str, container_id: str) -> Any:
+        task = self.get(namespace, container_id)
+        response = task.client.delete(id=container_id)
+        self._drain_events(task)
+        task.stopping.set()
+        try:
+            task.client.shutdown(id=container_id)
+        except ContainerdError:
+            pass
+        task.client.close()
+        with self._lock:
+            self._tasks.pop((namespace, container_id), None)
+        shutil.rmtree(task.bundle, ignore_errors=True)
+        return response
+
+    def _discard_shim(self, client: Any, config: Any) -> None:
+        from containerd.shim_client import cleanup_shim
+
+        try:
+            client.shutdown(id=config.id, now=True)
+        except ContainerdError:
+            pass
+        client.close()
+        try:
+            cleanup_shim(config)
+        except ContainerdError:
+            pass
+
+    # --- events ------------------------------------------------------------------------------
+
+    def _start_pump(self, task: Task) -> None:
+        task.pump = threading.Thread(target=self._pump, args=(task,), name=f"events-{task.id}", daemon=True)
+        task.pump.start()
+
+    def _publish(self, task: Task, events: list[Any]) -> int:
+        last = 0
+        for event in events:
+            self.daemon.exchange.publish(
+                event.namespace or task.namespace,
+                event.topic,
+                event.event.type_url,
+                bytes(event.event.value),
+                event.timestamp.ToNanoseconds() or None,
+            )
+            last = max(last, event.seq)
+        if last:
+            task.client.ack_events(last)
+        return last
+
+    def _pump(self, task: Task) -> None:
+        after = 0
+        while not task.stopping.is_set():
+            try:
+                events = task.client.fetch_events(after=after, wait=True, timeout_ms=1000)
+                after = max(after, self._publish(task, events))
+            except ContainerdError as exc:
+                if task.stopping.is_set():
+                    return
+                log.warning("events of task %s/%s: %s", task.namespace, task.id, exc)
+                if task.stopping.wait(1.0):
+                    return
+            except Exception:  # noqa: BLE001 - the pump must outlive a bad event
+                log.exception("events of task %s/%s", task.namespace, task.id)
+                if task.stopping.wait(1.0):
+                    return
+
+    def _drain_events(self, task: Task) -> None:
+        """Deliver what the shim still holds (TaskDelete, a late TaskExit) before it goes away."""
+        try:
+            while events := task.client.fetch_events(after=0, wait=False):
+                self._publish(task, events)
+        except ContainerdError as exc:
+            log.warning("draining events of %s/%s: %s", task.namespace, task.id, exc)
+
+    # --- restart -----------------------------------------------------------------------------
+
+    def recover(self) -> None:
+        """Reconnect to every shim that outlived the previous daemon; clean up after dead ones."""
+        from containerd.shim_client import ShimClient, cleanup_shim
+
+        for namespace in sorted(_listdir(self.root)):
+            for container_id in sorted(_listdir(os.path.join(self.root, namespace))):
+                bundle = os.path.join(self.root, namespace, container_id)
+                config = self._shim_config(namespace, container_id, bundle, self._recorded_runtime(bundle))
+                try:
+                    with open(os.path.join(bundle, "address")) as f:
+                        address = f.read().strip()
+                    client = ShimClient(address.removeprefix("unix://"), connect_timeout=5)
+                    state = client.state(id=container_id)
+                except (OSError, ContainerdError) as exc:
+                    log.warning("shim of %s/%s is gone (%s): cleaning up", namespace, container_id, exc)
+                    try:
+                        cleanup_shim(config)
+                    except (OSError, ContainerdError) as cleanup_exc:
+                        log.warning("cleanup of %s/%s: %s", namespace, container_id, cleanup_exc)
+                    shutil.rmtree(bundle, ignore_errors=True)
+                    continue
+                task = Task(namespace, container_id, bundle, client, config, pid=state.pid)
+                with self._lock:
+                    self._tasks[(namespace, container_id)] = task
+                self._start_pump(task)
+                log.info("reconnected to task %s/%s (pid %d)", namespace, container_id, state.pid)
+
+    def _recorded_runtime(self, bundle: str) -> str:
+        try:
+            with open(os.path.join(bundle, RUNTIME_FILE)) as f:
+                return f.read().strip() or "pyrunc"
+        except OSError:
+            return "pyrunc"
+
+    def close(self) -> None:
+        """Daemon shutdown: stop pumping and disconnect; the shims and containers live on."""
+        with self._lock:
+            tasks = list(self._tasks.values())
+        for task in tasks:
+            task.stopping.set()
+        for task in tasks:
+            if task.client is not None:
+                task.client.close()
+            if task.pump is not None:
+                task.pump.join(timeout=5)
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return [name for name in os.listdir(path) if not name.startswith(".")]
+    except FileNotFoundError:
+        return []
