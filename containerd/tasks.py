@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("pycontainerd.tasks")
 
 RUNTIME_FILE = "pycontainerd-runtime"
+MAX_SOCKET_PATH = 107  # sun_path holds 108 bytes including the terminating NUL
+SHORT_SOCKET_DIR = "/run/pycontainerd-shim"
 
 
 @dataclass
@@ -76,8 +78,14 @@ class TaskManager:
     def _shim_config(self, namespace: str, container_id: str, bundle: str, runtime: str) -> Any:
         from containerd.shim_client import ShimConfig
 
-        # Unix socket paths are limited to 108 bytes; a hash keeps them short whatever --state is.
-        digest = hashlib.sha256(f"{namespace}/{container_id}".encode()).hexdigest()[:24]
+        # Unix socket paths are limited to 108 bytes. Under a long --state the sockets go to a short
+        # directory of their own (as containerd's /run/containerd/s), named by a hash of the state
+        # directory too, so that daemons with different state never collide there.
+        digest = hashlib.sha256(f"{self.daemon.cfg.state}\0{namespace}\0{container_id}".encode()).hexdigest()[:32]
+        socket = os.path.join(self.sockets, f"{digest}.sock")
+        if len(socket.encode()) > MAX_SOCKET_PATH:
+            os.makedirs(SHORT_SOCKET_DIR, mode=0o711, exist_ok=True)
+            socket = os.path.join(SHORT_SOCKET_DIR, f"{digest}.sock")
         return ShimConfig(
             id=container_id,
             bundle=bundle,
@@ -85,7 +93,7 @@ class TaskManager:
             runtime=runtime,
             runtime_root=os.path.join(self.daemon.cfg.state, "runtime", namespace),
             address=self.daemon.cfg.address,
-            socket=os.path.join(self.sockets, f"{digest}.sock"),
+            socket=socket,
             exit_timeout=self.daemon.cfg.shim_orphan_timeout,
         )
 
