@@ -17,7 +17,7 @@ from containerd_api.types.task import task_pb2
 from containerd import errors
 from containerd.shim_client import ShimClient, cleanup_shim, start_shim
 from tests.shim.conftest import REPO, Lab, cgroup_dirs, pid_alive, wait_for
-from tests.shim.test_lifecycle import create, finish
+from tests.shim.test_shim_lifecycle import create, finish
 
 STATUS = task_pb2.Status
 MiB = 1024 * 1024
