@@ -146,7 +146,7 @@ def _remove_shim_files(opts: Options) -> None:
 
     for directory in (opts.exits_dir, opts.events_dir, opts.io_dir):
         shutil.rmtree(directory, ignore_errors=True)
-    names = ["shim.pid", "address", "console.sock", "shim.log", "init.pid", "init.json"]
+    names = ["shim.pid", "address", "shim.log", "init.pid", "init.json"]
     try:
         names += [n for n in os.listdir(opts.state_dir) if n.startswith("exec-")]
     except FileNotFoundError:

@@ -150,7 +150,8 @@ class TaskService:
             null_r = fd(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC), child)
             null_w = fd(os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC), child)
             if proc.terminal:
-                console_path = self.opts.path("console.sock")
+                # Next to the ttrpc socket, whose path is known to fit a sockaddr_un; the state dir may not.
+                console_path = self.opts.socket.removesuffix(".sock") + ".tty"
                 _unlink(console_path)
                 listener = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
                 listener.bind(console_path)
@@ -711,7 +712,7 @@ class TaskService:
                 os.rmdir(directory)
             except OSError:
                 pass
-        for name in ("shim.pid", "address", "console.sock", "init.pid", "init.json", "shim.log"):
+        for name in ("shim.pid", "address", "init.pid", "init.json", "shim.log"):
             _unlink(self.opts.path(name))
         if self.deleted or self.init is None:
             _unlink(self.opts.log_json)

@@ -172,3 +172,39 @@ def test_runc_as_the_runtime(tmp_path: Path) -> None:
     finally:
         stop_daemon(daemon)
     assert not ours(tmp_path), ours(tmp_path)
+
+
+def test_ctr_listings_after_import(busybox_daemon: RunningDaemon) -> None:
+    c = busybox_daemon.ctr
+    images = c("images", "ls").stdout.splitlines()
+    assert images[1].split()[0] == IMAGE
+    assert "sha256:a546b3c538bb39f65803f3e072942a70a6666295555ac80a501ecb04585891e9" in images[1]
+    digests = set(c("content", "ls", "-q").stdout.split())
+    assert "sha256:80cbd88a5f7ef9f87fe0d5a3bd512e7bcb1e27f31a79208585f0f78cf4ab5824" in digests  # the config
+    assert len(digests) == 3  # manifest, config, one layer
+    snapshots = c("snapshots", "ls").stdout.splitlines()[1:]
+    assert [s.split()[-1] for s in snapshots] == ["Committed"]
+    check = c("images", "check").stdout
+    assert "complete" in check and "true" in check.splitlines()[1]
+
+
+def test_ctr_run_with_a_terminal(busybox_daemon: RunningDaemon) -> None:
+    import pty
+
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execvp("ctr", ["ctr", "--address", str(busybox_daemon.address), "run", "-t", "--rm", IMAGE, "tty1", "sh", "-c", "tty; exit 6"])
+    out = b""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    assert b"/dev/pts/0" in out, out
+    assert os.waitstatus_to_exitcode(status) == 6
