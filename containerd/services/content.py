@@ -118,7 +118,7 @@ class ContentService(content_pb2_grpc.ContentServicer):
         content = self._content(context)
         lease = lease_of(context)
         requests = iter(request_iterator)
-        first = next(requests, None)
+        first = _next_or_gone(requests, context)
         if first is None:
             return
         if not first.ref:
@@ -153,6 +153,17 @@ class ContentService(content_pb2_grpc.ContentServicer):
                 yield response
                 if request.action == COMMIT:
                     return
-                request = next(requests, None)
+                request = _next_or_gone(requests, context)
         finally:
             writer.close()
+
+
+def _next_or_gone(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
+    """The next request, or None when the client ended the stream, cancelled it or went away:
+    the ingest stays on disk for the same ref to resume, and nothing is an error."""
+    try:
+        return next(requests, None)
+    except Exception:  # noqa: BLE001 - grpc raises its own types from a cancelled request stream
+        if context.is_active():
+            raise
+        return None

@@ -116,3 +116,43 @@ def daemon(tmp_path: Path) -> Iterator[RunningDaemon]:
     leftovers = [line.split()[4] for line in open("/proc/self/mountinfo") if line.split()[4].startswith(str(tmp_path))]
     assert not leftovers, f"mounts left behind: {leftovers}"
     assert os.path.exists(running.root)
+
+
+# --- real containerd (Debian's), for proving clients work against the reference too ------------
+
+REAL_CONTAINERD = "/usr/bin/containerd"
+
+
+def start_real_containerd(base: Path) -> RunningDaemon:
+    """Debian's containerd on private root, state, socket and opt dirs under BASE (no CRI).
+
+    Returned as a RunningDaemon, so `ctr()` and `channel()` work the same; stop it with
+    stop_daemon(). Only content, images, leases, snapshots and diff are meant to be used:
+    nothing here isolates tasks. BASE must be short: containerd refuses socket paths longer
+    than 104 bytes (pytest's tmp_path under xdist is too long).
+    """
+    base.mkdir(parents=True, exist_ok=True)
+    root, state, address, log = base / "root", base / "state", base / "containerd.sock", base / "containerd.log"
+    config = base / "config.toml"
+    config.write_text(
+        "version = 2\n"
+        f'root = "{root}"\nstate = "{state}"\n'
+        'disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs",'
+        ' "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.devmapper"]\n'
+        f'[grpc]\n  address = "{address}"\n'
+        f'[ttrpc]\n  address = "{address}.ttrpc"\n'
+        '[debug]\n  address = ""\n'
+        f'[plugins."io.containerd.internal.v1.opt"]\n  path = "{base / "opt"}"\n'
+    )
+    proc = subprocess.Popen(
+        [REAL_CONTAINERD, "--config", str(config)],
+        stdout=open(log, "ab"),  # noqa: SIM115 - the daemon owns it
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 30
+    while not _accepting(address):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop_daemon(RunningDaemon(root, state, address, proc, log))
+            raise AssertionError(f"containerd did not start: {log.read_text()}")
+        time.sleep(0.05)
+    return RunningDaemon(root, state, address, proc, log)
