@@ -36,4 +36,7 @@ class Unimplemented(ContainerdError):
 
 
 class Conflict(FailedPrecondition):
-    """A concurrent writer holds the resource (containerd reports these as Unavailable or FailedPrecondition)."""
+    """A concurrent writer holds the resource. containerd answers Unavailable here (a locked
+    ingest ref), which its clients retry; so do we."""
+
+    code = "UNAVAILABLE"

@@ -65,5 +65,5 @@ def from_rpc(exc: grpc.RpcError, address: str = "") -> ContainerdError:
 
 
 def is_locked(exc: ContainerdError) -> bool:
-    """A concurrent writer holds an ingest (containerd says Unavailable, pycontainerd FailedPrecondition)."""
+    """A concurrent writer holds an ingest (containerd and pycontainerd answer Unavailable)."""
     return isinstance(exc, Unavailable | FailedPrecondition) and "locked" in str(exc)

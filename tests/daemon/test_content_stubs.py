@@ -36,12 +36,15 @@ def test_cancelled_write_resumes_and_commits(daemon: RunningDaemon) -> None:
     time.sleep(0.5)
     status = stub.Status(content_pb2.StatusRequest(ref="r1")).status
     assert status.offset == 200_000
-    resume = stub.Write(
-        requests(
-            content_pb2.WriteContentRequest(action=content_pb2.STAT, ref="r1"),
-        )
-    )
-    offset = next(iter(resume)).offset
+    deadline = time.monotonic() + 10
+    while True:  # the cancelled writer may still hold the ref for a moment: retry, as clients do
+        try:
+            offset = next(iter(stub.Write(requests(content_pb2.WriteContentRequest(action=content_pb2.STAT, ref="r1"))))).offset
+            break
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
     assert offset == status.offset
     done = list(
         stub.Write(
