@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     except DaemonError as exc:
         print(f"pycontainerd: {exc}", file=sys.stderr)
         return 1
+    _release_startup_memory()
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -59,6 +60,18 @@ def main(argv: list[str] | None = None) -> int:
     stop.wait()
     daemon.stop()
     return 0
+
+
+def _release_startup_memory() -> None:
+    """Start-up (imports, protobuf descriptors) leaves freed heap behind; give it back to the OS."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 if __name__ == "__main__":

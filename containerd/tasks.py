@@ -233,10 +233,10 @@ class TaskManager:
 
     def recover(self) -> None:
         """Reconnect to every shim that outlived the previous daemon; clean up after dead ones."""
-        from containerd.shim_client import ShimClient, cleanup_shim
-
         for namespace in sorted(_listdir(self.root)):
             for container_id in sorted(_listdir(os.path.join(self.root, namespace))):
+                from containerd.shim_client import ShimClient, cleanup_shim
+
                 bundle = os.path.join(self.root, namespace, container_id)
                 config = self._shim_config(namespace, container_id, bundle, self._recorded_runtime(bundle))
                 try:

@@ -36,9 +36,9 @@ class ShimError(Exception):
 
 
 def _serving(socket_path: str) -> bool:
-    import socket
+    import _socket  # the C module: `socket` imports enum and more, and the shim is started per task
 
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         sock.settimeout(2)
         sock.connect(socket_path)
@@ -49,10 +49,17 @@ def _serving(socket_path: str) -> bool:
         sock.close()
 
 
-def _resolve_runtime(runtime: str) -> str:
-    import shutil
+def _which(name: str) -> str | None:
+    """shutil.which without importing shutil (which pulls in re, fnmatch, bz2, lzma)."""
+    for directory in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        candidate = os.path.join(directory or ".", name)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
 
-    found = runtime if "/" in runtime else shutil.which(runtime)
+
+def _resolve_runtime(runtime: str) -> str:
+    found = runtime if "/" in runtime else _which(runtime)
     if not found or not os.access(found, os.X_OK):
         raise ShimError(f"runtime {runtime!r} is not an executable (pass --runtime PATH)")
     return os.path.abspath(found)
