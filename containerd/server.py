@@ -174,8 +174,12 @@ class Daemon:
         )
         for add, service in self._services():
             add(service, server)
-        if server.add_insecure_port(f"unix://{address}") == 0:
-            raise DaemonError(f"cannot listen on {address}")
+        try:
+            bound = server.add_insecure_port(f"unix://{address}")
+        except RuntimeError:
+            bound = 0
+        if bound == 0:
+            raise DaemonError(f"cannot listen on {address} (is the path longer than a unix socket allows?)")
         server.start()
         os.chmod(address, 0o660)
         self._server = server

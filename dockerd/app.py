@@ -1,0 +1,486 @@
+"""The Docker Engine API over the engine, as a FastAPI app.
+
+Paths are served both unversioned and under /vX.Y (1.24 to 1.41); errors are Docker's
+`{"message": ...}` with its status codes. Streaming endpoints (logs, events, load/save)
+run their blocking engine calls in threads so the event loop keeps serving.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import struct
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+
+from dockerd.engine.errors import EngineError, InvalidParameter, NotImplementedYet, NotModified
+
+if TYPE_CHECKING:
+    from dockerd.daemon import Daemon
+
+MIN_API, MAX_API = (1, 24), (1, 41)
+_VERSIONED = re.compile(r"^/v(\d+)\.(\d+)(/.*)$")
+
+
+def _truthy(value: str | None) -> bool:
+    return value is not None and value.lower() in ("1", "true", "yes")
+
+
+def frame(stream: str, data: bytes) -> bytes:
+    """Docker's multiplexed stream frame: stream type, 3 zero bytes, big-endian length."""
+    kind = {"stdin": 0, "stdout": 1, "stderr": 2}[stream]
+    return struct.pack(">BxxxL", kind, len(data)) + data
+
+
+def create_app(daemon: Daemon) -> FastAPI:
+    app = FastAPI(title="pydockerd", docs_url=None, redoc_url=None, openapi_url=None)
+    engine = daemon.containers
+    images = daemon.images
+
+    @app.middleware("http")
+    async def api_version(request: Request, call_next: Any) -> Response:
+        path = request.scope["path"]
+        match = _VERSIONED.match(path)
+        if match:
+            version = (int(match.group(1)), int(match.group(2)))
+            if version > MAX_API:
+                return JSONResponse(
+                    {"message": f"client version {version[0]}.{version[1]} is too new. Maximum supported API version is 1.41"},
+                    status_code=400,
+                )
+            if version < MIN_API:
+                return JSONResponse(
+                    {"message": f"client version {version[0]}.{version[1]} is too old. Minimum supported API version is 1.24, please upgrade your client to a newer version"},
+                    status_code=400,
+                )
+            request.scope["path"] = match.group(3)
+        started = time.monotonic()
+        response: Response = await call_next(request)
+        response.headers["API-Version"] = "1.41"
+        response.headers["Server"] = f"Docker/{daemon.version} (linux)"
+        response.headers["Ostype"] = "linux"
+        daemon.metrics.observe(request.method, time.monotonic() - started)
+        return response
+
+    @app.exception_handler(EngineError)
+    async def engine_error(request: Request, exc: EngineError) -> Response:
+        if isinstance(exc, NotModified):
+            return Response(status_code=304)
+        return JSONResponse({"message": str(exc)}, status_code=exc.status)
+
+    @app.exception_handler(json.JSONDecodeError)
+    async def bad_json(request: Request, exc: json.JSONDecodeError) -> Response:
+        return JSONResponse({"message": f"invalid JSON: {exc}"}, status_code=400)
+
+    @app.exception_handler(404)
+    async def not_found(request: Request, exc: Any) -> Response:
+        return JSONResponse({"message": "page not found"}, status_code=404)
+
+    async def body_json(request: Request) -> dict[str, Any]:
+        raw = await request.body()
+        if not raw.strip():
+            return {}
+        try:
+            value = json.loads(raw)
+        except ValueError as exc:
+            raise InvalidParameter(f"invalid JSON: {exc}") from None
+        if not isinstance(value, dict):
+            raise InvalidParameter("invalid JSON: the body must be an object")
+        return value
+
+    # --- system ----------------------------------------------------------------------------
+
+    @app.get("/_ping")
+    @app.head("/_ping")
+    async def ping() -> Response:
+        return Response("OK", media_type="text/plain", headers={"Cache-Control": "no-cache, no-store, must-revalidate", "Pragma": "no-cache"})
+
+    @app.get("/version")
+    async def version() -> dict[str, Any]:
+        return daemon.version_info()
+
+    @app.get("/info")
+    async def info() -> dict[str, Any]:
+        return await run_in_threadpool(daemon.info)
+
+    @app.get("/events")
+    async def events(request: Request) -> StreamingResponse:
+        q = request.query_params
+        filters = json.loads(q.get("filters") or "{}")
+        since = float(q["since"]) if q.get("since") else None
+        until = float(q["until"]) if q.get("until") else None
+        stream = daemon.events.stream(filters, since, until)
+        return StreamingResponse(iterate_in_threadpool(stream), media_type="application/json")
+
+    @app.get("/system/df")
+    async def system_df() -> dict[str, Any]:
+        return await run_in_threadpool(daemon.disk_usage)
+
+    # --- images ----------------------------------------------------------------------------
+
+    @app.get("/images/json")
+    async def images_list(request: Request) -> list[dict[str, Any]]:
+        filters = json.loads(request.query_params.get("filters") or "{}")
+
+        def listing() -> list[dict[str, Any]]:
+            out = []
+            for image in images.all():
+                summary = images.summary(image)
+                if _image_matches(summary, image, filters):
+                    out.append(summary)
+            return out
+
+        return await run_in_threadpool(listing)
+
+    @app.post("/images/load")
+    async def images_load(request: Request) -> StreamingResponse:
+        quiet = _truthy(request.query_params.get("quiet"))
+        spool = tempfile.TemporaryFile(dir=daemon.tmp_dir)
+        async for chunk in request.stream():
+            spool.write(chunk)
+        spool.seek(0)
+
+        def run() -> Iterator[bytes]:
+            try:
+                lines = images.load(spool)
+            except EngineError as exc:
+                yield json.dumps({"errorDetail": {"message": str(exc)}, "error": str(exc)}).encode() + b"\r\n"
+                return
+            finally:
+                spool.close()
+            for line in lines:
+                if not quiet:
+                    yield json.dumps({"stream": line + "\n"}).encode() + b"\r\n"
+                else:
+                    yield json.dumps({"stream": line + "\n"}).encode() + b"\r\n"
+
+        return StreamingResponse(iterate_in_threadpool(run()), media_type="application/json")
+
+    @app.get("/images/get")
+    async def images_get_many(request: Request) -> StreamingResponse:
+        return await _save(list(request.query_params.getlist("names")))
+
+    @app.get("/images/{name:path}/get")
+    async def images_get(name: str) -> StreamingResponse:
+        return await _save([name])
+
+    async def _save(refs: list[str]) -> StreamingResponse:
+        if not refs:
+            raise InvalidParameter("no image names given")
+        out = tempfile.TemporaryFile(dir=daemon.tmp_dir)
+        await run_in_threadpool(images.save, refs, out)
+        out.seek(0)
+
+        def chunks() -> Iterator[bytes]:
+            with out:
+                while chunk := out.read(1 << 20):
+                    yield chunk
+
+        return StreamingResponse(iterate_in_threadpool(chunks()), media_type="application/x-tar")
+
+    @app.post("/images/create")
+    async def images_create() -> Response:
+        raise NotImplementedYet("pulling images is not supported yet: use `docker load` (pull arrives with the registry work)")
+
+    @app.post("/images/{name:path}/push")
+    async def images_push(name: str) -> Response:
+        raise NotImplementedYet("pushing images is not supported yet")
+
+    @app.post("/build")
+    async def build() -> Response:
+        raise NotImplementedYet("building images is not supported yet")
+
+    @app.get("/images/{name:path}/json")
+    async def image_inspect(name: str) -> dict[str, Any]:
+        return await run_in_threadpool(lambda: images.inspect(images.resolve(name)))
+
+    @app.get("/images/{name:path}/history")
+    async def image_history(name: str) -> list[dict[str, Any]]:
+        return await run_in_threadpool(lambda: images.history(images.resolve(name)))
+
+    @app.post("/images/{name:path}/tag")
+    async def image_tag(name: str, request: Request) -> Response:
+        repo = request.query_params.get("repo") or ""
+        if not repo:
+            raise InvalidParameter("repository name must have at least one component")
+        await run_in_threadpool(images.tag, name, repo, request.query_params.get("tag") or "latest")
+        daemon.events.publish("image", "tag", name, {"name": f"{repo}:{request.query_params.get('tag') or 'latest'}"})
+        return Response(status_code=201)
+
+    @app.delete("/images/{name:path}")
+    async def image_remove(name: str, request: Request) -> list[dict[str, str]]:
+        force = _truthy(request.query_params.get("force"))
+
+        def remove() -> list[dict[str, str]]:
+            image = images.resolve(name)
+            users = [c.id for c in engine.all() if c.image_id == image.id]
+            running = [c for c in engine.all() if c.image_id == image.id and c.running()]
+            if running and force:
+                from dockerd.engine.errors import Conflict
+
+                raise Conflict(
+                    f"conflict: unable to delete {image.id.removeprefix('sha256:')[:12]} (cannot be forced) - image is being used by running container {running[0].id[:12]}"
+                )
+            result = images.remove(name, force, users)
+            for entry in result:
+                for action, ref in entry.items():
+                    daemon.events.publish("image", action.lower(), ref, {"name": ref})
+            return result
+
+        return await run_in_threadpool(remove)
+
+    # --- containers ------------------------------------------------------------------------
+
+    @app.post("/containers/create")
+    async def container_create(request: Request) -> Response:
+        body = await body_json(request)
+        name = request.query_params.get("name")
+        container, warnings = await run_in_threadpool(engine.create, body, name)
+        return JSONResponse({"Id": container.id, "Warnings": warnings}, status_code=201)
+
+    @app.get("/containers/json")
+    async def container_list(request: Request) -> list[dict[str, Any]]:
+        q = request.query_params
+        show_all = _truthy(q.get("all"))
+        limit = int(q.get("limit") or -1)
+        filters = json.loads(q.get("filters") or "{}")
+        out = []
+        for c in engine.all():
+            if not show_all and not c.running() and limit < 0 and "status" not in filters and "exited" not in filters:
+                continue
+            if not _container_matches(c, filters, engine):
+                continue
+            out.append(engine.summary(c))
+        if limit > 0:
+            out = out[:limit]
+        return out
+
+    @app.get("/containers/{ref}/json")
+    async def container_inspect(ref: str) -> dict[str, Any]:
+        return engine.inspect(ref)
+
+    @app.post("/containers/{ref}/start")
+    async def container_start(ref: str) -> Response:
+        await run_in_threadpool(engine.start, ref)
+        return Response(status_code=204)
+
+    @app.post("/containers/{ref}/stop")
+    async def container_stop(ref: str, request: Request) -> Response:
+        q = request.query_params
+        timeout = int(q["t"]) if q.get("t") else None
+        sig = q.get("signal")
+        from dockerd.engine.containers import signal_number
+
+        await run_in_threadpool(engine.stop, ref, timeout, signal_number(sig) if sig else None)
+        return Response(status_code=204)
+
+    @app.post("/containers/{ref}/restart")
+    async def container_restart(ref: str, request: Request) -> Response:
+        q = request.query_params
+        await run_in_threadpool(engine.restart, ref, int(q["t"]) if q.get("t") else None)
+        return Response(status_code=204)
+
+    @app.post("/containers/{ref}/kill")
+    async def container_kill(ref: str, request: Request) -> Response:
+        from dockerd.engine.containers import signal_number
+
+        await run_in_threadpool(engine.kill, ref, signal_number(request.query_params.get("signal") or "SIGKILL"))
+        return Response(status_code=204)
+
+    @app.post("/containers/{ref}/pause")
+    async def container_pause(ref: str) -> Response:
+        await run_in_threadpool(engine.pause, ref)
+        return Response(status_code=204)
+
+    @app.post("/containers/{ref}/unpause")
+    async def container_unpause(ref: str) -> Response:
+        await run_in_threadpool(engine.unpause, ref)
+        return Response(status_code=204)
+
+    @app.post("/containers/{ref}/wait")
+    async def container_wait(ref: str, request: Request) -> Response:
+        engine.get(ref)
+        condition = request.query_params.get("condition") or "not-running"
+        if condition not in ("not-running", "next-exit", "removed"):
+            raise InvalidParameter(f"invalid condition: {condition!r}")
+
+        # Headers go out at once, the body when the condition is met: the CLI registers its wait
+        # before it starts the container and will not start it until the headers arrive.
+        def result() -> Iterator[bytes]:
+            yield json.dumps(engine.wait(ref, condition)).encode() + b"\n"
+
+        return StreamingResponse(iterate_in_threadpool(result()), media_type="application/json")
+
+    @app.post("/containers/{ref}/rename")
+    async def container_rename(ref: str, request: Request) -> Response:
+        await run_in_threadpool(engine.rename, ref, request.query_params.get("name") or "")
+        return Response(status_code=204)
+
+    @app.delete("/containers/{ref}")
+    async def container_remove(ref: str, request: Request) -> Response:
+        q = request.query_params
+        await run_in_threadpool(engine.remove, ref, _truthy(q.get("force")), _truthy(q.get("v")))
+        return Response(status_code=204)
+
+    @app.get("/containers/{ref}/logs")
+    async def container_logs(ref: str, request: Request) -> StreamingResponse:
+        q = request.query_params
+        c = engine.get(ref)
+        stdout, stderr = _truthy(q.get("stdout")), _truthy(q.get("stderr"))
+        if not stdout and not stderr:
+            raise InvalidParameter("You must choose at least one stream")
+        tty = bool(c.config.get("Tty"))
+        timestamps = _truthy(q.get("timestamps"))
+        tail = q.get("tail") or "all"
+        entries = engine.logs(
+            ref,
+            follow=_truthy(q.get("follow")),
+            stdout=stdout,
+            stderr=stderr,
+            since=float(q.get("since") or 0),
+            until=float(q.get("until") or 0),
+            tail=-1 if tail == "all" else int(tail),
+        )
+
+        def render() -> Iterator[bytes]:
+            for stream, data, stamp in entries:
+                payload = (stamp.encode() + b" " + data) if timestamps else data
+                yield payload if tty else frame(stream, payload)
+
+        media = "application/vnd.docker.raw-stream" if tty else "application/vnd.docker.multiplexed-stream"
+        return StreamingResponse(iterate_in_threadpool(render()), media_type=media)
+
+    @app.post("/containers/{ref}/resize")
+    async def container_resize(ref: str, request: Request) -> Response:
+        q = request.query_params
+        try:
+            h, w = int(q.get("h") or 0), int(q.get("w") or 0)
+        except ValueError:
+            raise InvalidParameter("invalid resize: h and w must be integers") from None
+        await run_in_threadpool(engine.resize, ref, h, w)
+        return Response(status_code=200)
+
+    @app.post("/containers/prune")
+    async def containers_prune() -> dict[str, Any]:
+        def prune() -> dict[str, Any]:
+            deleted = []
+            for c in engine.all():
+                if not c.running() and not c.state.get("Paused"):
+                    engine.remove(c.id, False, False)
+                    deleted.append(c.id)
+            return {"ContainersDeleted": deleted or None, "SpaceReclaimed": 0}
+
+        return await run_in_threadpool(prune)
+
+    return app
+
+
+def _image_matches(summary: dict[str, Any], image: Any, filters: dict[str, Any]) -> bool:
+    tags = summary.get("RepoTags") or []
+    for key, wanted in filters.items():
+        values = list(wanted) if isinstance(wanted, (list, dict)) else [wanted]
+        if key == "dangling":
+            dangling = not tags
+            if any((v in ("true", "1")) != dangling for v in values):
+                return False
+        elif key == "reference":
+            import fnmatch
+
+            if not any(fnmatch.fnmatch(t, v) or fnmatch.fnmatch(t.split(":")[0], v) for t in tags for v in values):
+                return False
+        elif key == "label":
+            labels = summary.get("Labels") or {}
+            for v in values:
+                k, _, val = v.partition("=")
+                if k not in labels or (val and labels[k] != val):
+                    return False
+    return True
+
+
+def _container_matches(c: Any, filters: dict[str, Any], engine: Any) -> bool:
+    for key, wanted in filters.items():
+        values = list(wanted) if isinstance(wanted, (list, dict)) else [wanted]
+        if key == "status" and c.status() not in values:
+            return False
+        if key == "name" and not any(re.search(v, c.name) for v in values):
+            return False
+        if key == "id" and not any(c.id.startswith(v) for v in values):
+            return False
+        if key == "label":
+            labels = c.config.get("Labels") or {}
+            for v in values:
+                k, _, val = v.partition("=")
+                if k not in labels or (val and labels[k] != val):
+                    return False
+        if key == "exited" and (c.status() != "exited" or str(c.state.get("ExitCode")) not in values):
+            return False
+        if key == "ancestor" and not any(v in (c.image_ref, c.image_id, c.image_id.removeprefix("sha256:")[:12]) for v in values):
+            return False
+        if key in ("before", "since"):
+            ref = engine.get(values[0])
+            if key == "before" and not c.created < ref.created:
+                return False
+            if key == "since" and not c.created > ref.created:
+                return False
+    return True
+
+
+def default_info(daemon: Daemon, containers: list[Any], image_count: int) -> dict[str, Any]:
+    running = sum(1 for c in containers if c.running() and not c.state.get("Paused"))
+    paused = sum(1 for c in containers if c.state.get("Paused"))
+    return {
+        "ID": daemon.id,
+        "Containers": len(containers),
+        "ContainersRunning": running,
+        "ContainersPaused": paused,
+        "ContainersStopped": len(containers) - running - paused,
+        "Images": image_count,
+        "Driver": "overlayfs",
+        "DriverStatus": [],
+        "Plugins": {"Volume": [], "Network": [], "Authorization": None, "Log": ["json-file"]},
+        "MemoryLimit": True,
+        "SwapLimit": True,
+        "CpuCfsPeriod": True,
+        "CpuCfsQuota": True,
+        "CPUShares": True,
+        "CPUSet": True,
+        "PidsLimit": True,
+        "IPv4Forwarding": False,
+        "Debug": False,
+        "NFd": len(os.listdir("/proc/self/fd")),
+        "NGoroutines": threading.active_count(),
+        "SystemTime": time.strftime("%Y-%m-%dT%H:%M:%S.000000000Z", time.gmtime()),
+        "LoggingDriver": "json-file",
+        "CgroupDriver": "cgroupfs",
+        "CgroupVersion": "1" if not os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "2",
+        "NEventsListener": daemon.events.listeners(),
+        "KernelVersion": platform.release(),
+        "OperatingSystem": "pydocker",
+        "OSVersion": "",
+        "OSType": "linux",
+        "Architecture": platform.machine(),
+        "IndexServerAddress": "https://index.docker.io/v1/",
+        "NCPU": os.cpu_count() or 1,
+        "MemTotal": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
+        "DockerRootDir": daemon.data_root,
+        "Name": platform.node(),
+        "Labels": [],
+        "ExperimentalBuild": False,
+        "ServerVersion": daemon.version,
+        "Runtimes": {"runc": {"path": "pyrunc"}},
+        "DefaultRuntime": "runc",
+        "LiveRestoreEnabled": True,
+        "Isolation": "",
+        "InitBinary": "docker-init",
+        "SecurityOptions": [],
+        "Warnings": [],
+    }

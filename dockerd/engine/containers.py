@@ -1,0 +1,855 @@
+"""Docker containers on top of pycontainerd: records, lifecycle, logs, exits, restarts.
+
+pydockerd keeps what Docker keeps in /var/lib/docker/containers/<id>: the container's
+config and state (config.v2.json), its json-file log, and the files it bind-mounts
+(hostname, hosts, resolv.conf). Everything about the running process is containerd's:
+a containerd container record, a snapshot keyed by the container id, and a task whose
+stdio goes through FIFOs under the exec root. Exits arrive as containerd events.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import queue
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from containerd.client import Client
+from containerd.errors import ContainerdError
+from containerd.errors import NotFound as ContainerdNotFound
+from dockerd.engine import names, spec
+from dockerd.engine.errors import Conflict, InvalidParameter, NotModified, no_such_container
+from dockerd.engine.images import ImageService
+from dockerd.engine.logs import LogCopier, read_log
+
+log = logging.getLogger("pydockerd.containers")
+
+NAMESPACE = "moby"
+SPEC_TYPE = "types.containerd.io/opencontainers/runtime-spec/1/Spec"
+ZERO_TIME = "0001-01-01T00:00:00Z"
+
+# Config/HostConfig fields pydockerd acts on; any other field with a non-empty value is refused.
+SUPPORTED_CONFIG = {
+    "Hostname", "Domainname", "User", "AttachStdin", "AttachStdout", "AttachStderr", "Tty", "OpenStdin", "StdinOnce",
+    "Env", "Cmd", "Image", "WorkingDir", "Entrypoint", "Labels", "StopSignal", "StopTimeout", "HostConfig",
+    "NetworkingConfig", "ExposedPorts", "Volumes", "OnBuild", "ArgsEscaped", "NetworkDisabled", "MacAddress",
+    "Healthcheck", "Shell",
+}  # fmt: skip
+SUPPORTED_HOST = {
+    "Memory", "MemorySwap", "MemoryReservation", "NanoCpus", "CpuShares", "CpuQuota", "CpuPeriod", "CpusetCpus",
+    "PidsLimit", "RestartPolicy", "AutoRemove", "Binds", "Tmpfs", "Privileged", "CapAdd", "CapDrop", "ReadonlyRootfs",
+    "Init", "Ulimits", "SecurityOpt", "ShmSize", "Sysctls", "OomKillDisable", "NetworkMode", "LogConfig",
+    "PortBindings", "Dns", "DnsOptions", "DnsSearch", "ExtraHosts", "ConsoleSize", "Isolation", "CgroupnsMode",
+    "IpcMode", "PidMode", "UTSMode", "UsernsMode", "Cgroup", "CgroupParent", "OomScoreAdj", "Runtime", "Devices",
+    "DeviceCgroupRules", "BlkioWeight", "KernelMemory", "MemorySwappiness", "Mounts", "VolumesFrom", "Links",
+    "GroupAdd", "ContainerIDFile", "PublishAllPorts", "MaskedPaths", "ReadonlyPaths", "Annotations",
+}  # fmt: skip
+# Accepted only at their default values until their issue lands.
+NOT_YET = {
+    "PortBindings": "port publishing", "Dns": "DNS options", "DnsOptions": "DNS options", "DnsSearch": "DNS options",
+    "ExtraHosts": "extra hosts", "Mounts": "the Mounts API (use Binds)", "VolumesFrom": "volumes-from",
+    "Links": "links", "Devices": "devices", "DeviceCgroupRules": "device cgroup rules", "GroupAdd": "group-add",
+    "Annotations": "annotations", "PublishAllPorts": "port publishing", "Volumes": "volumes", "Healthcheck": "healthchecks",
+}  # fmt: skip
+
+
+def now() -> str:
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
+
+
+@dataclass
+class Container:
+    id: str
+    name: str
+    created: str
+    image_id: str
+    image_ref: str
+    config: dict[str, Any]
+    host_config: dict[str, Any]
+    path: str = ""
+    args: list[str] = field(default_factory=list)
+    state: dict[str, Any] = field(default_factory=dict)
+    restart_count: int = 0
+    has_been_started: bool = False
+    manually_stopped: bool = False
+    removal_in_progress: bool = False
+
+    def running(self) -> bool:
+        return bool(self.state.get("Running"))
+
+    def status(self) -> str:
+        s = self.state
+        if s.get("Paused"):
+            return "paused"
+        if s.get("Restarting"):
+            return "restarting"
+        if s.get("Running"):
+            return "running"
+        if self.removal_in_progress:
+            return "removing"
+        if s.get("Dead"):
+            return "dead"
+        return "exited" if self.has_been_started else "created"
+
+
+def fresh_state() -> dict[str, Any]:
+    return {
+        "Status": "created", "Running": False, "Paused": False, "Restarting": False, "OOMKilled": False,
+        "Dead": False, "Pid": 0, "ExitCode": 0, "Error": "", "StartedAt": ZERO_TIME, "FinishedAt": ZERO_TIME,
+    }  # fmt: skip
+
+
+class ContainerEngine:
+    def __init__(self, data_root: str, exec_root: str, client: Client, images: ImageService, publish: Callable[..., None]) -> None:
+        self.root = os.path.join(data_root, "containers")
+        self.fifo_root = os.path.join(exec_root, "fifo")
+        os.makedirs(self.root, mode=0o710, exist_ok=True)
+        os.makedirs(self.fifo_root, mode=0o700, exist_ok=True)
+        self.client = client
+        self.images = images
+        self.publish = publish
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        self._containers: dict[str, Container] = {}
+        self._copiers: dict[str, list[LogCopier]] = {}
+        # Attached clients per container: queues of (stream, bytes) and (stream, None) at its end.
+        self._attached: dict[str, list[queue.Queue[tuple[str, bytes | None]]]] = {}
+        self._load()
+        import protos
+
+        protos.load()
+        from containerd_api.services.containers.v1 import containers_pb2, containers_pb2_grpc
+        from containerd_api.services.tasks.v1 import tasks_pb2, tasks_pb2_grpc
+
+        self._cpb, self._tpb = containers_pb2, tasks_pb2
+        self._containers_api = containers_pb2_grpc.ContainersStub(client.channel)
+        self._tasks_api = tasks_pb2_grpc.TasksStub(client.channel)
+
+    # --- records ---------------------------------------------------------------------------
+
+    def _dir(self, cid: str) -> str:
+        return os.path.join(self.root, cid)
+
+    def _save(self, c: Container) -> None:
+        path = os.path.join(self._dir(c.id), "config.v2.json")
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(asdict(c), f)
+        os.replace(tmp, path)
+
+    def _load(self) -> None:
+        for cid in os.listdir(self.root):
+            try:
+                with open(os.path.join(self._dir(cid), "config.v2.json")) as f:
+                    self._containers[cid] = Container(**json.load(f))
+            except (OSError, ValueError, TypeError) as exc:
+                log.warning("skipping unreadable container %s: %s", cid, exc)
+
+    def get(self, ref: str) -> Container:
+        """By full id, unique id prefix, or name (with or without its leading slash)."""
+        with self._lock:
+            if ref in self._containers:
+                return self._containers[ref]
+            name = ref.lstrip("/")
+            for c in self._containers.values():
+                if c.name == name:
+                    return c
+            matches = [c for c in self._containers.values() if ref and c.id.startswith(ref)]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise InvalidParameter(f"multiple IDs found with provided prefix: {ref}")
+        raise no_such_container(ref)
+
+    def all(self) -> list[Container]:
+        with self._lock:
+            return sorted(self._containers.values(), key=lambda c: c.created, reverse=True)
+
+    def log_path(self, c: Container) -> str:
+        return os.path.join(self._dir(c.id), f"{c.id}-json.log")
+
+    # --- create ----------------------------------------------------------------------------
+
+    def create(self, body: dict[str, Any], name: str | None) -> tuple[Container, list[str]]:
+        if not isinstance(body, dict):
+            raise InvalidParameter("invalid JSON: the body must be an object")
+        host = body.get("HostConfig") or {}
+        if not isinstance(host, dict):
+            raise InvalidParameter("invalid JSON: HostConfig must be an object")
+        self._check_fields(body, host)
+        image_ref = body.get("Image") or ""
+        if not image_ref:
+            raise InvalidParameter("No image specified" if not image_ref else "")
+        image = self.images.resolve(image_ref)
+        image_config = image.config.get("config") or {}
+        config = {k: v for k, v in body.items() if k not in ("HostConfig", "NetworkingConfig")}
+        restart = (host.get("RestartPolicy") or {}).get("Name", "") or "no"
+        if restart not in ("no", "always", "on-failure", "unless-stopped"):
+            raise InvalidParameter(f"invalid restart policy {restart!r}")
+        if host.get("AutoRemove") and restart not in ("", "no"):
+            raise InvalidParameter("can't create 'AutoRemove' container with restart policy")
+        args = spec.command(config, image_config)
+        with self._lock:
+            taken = {c.name for c in self._containers.values()}
+            if name:
+                name = names.validate_name(name)
+                if name in taken:
+                    owner = next(c.id for c in self._containers.values() if c.name == name)
+                    raise Conflict(
+                        f'Conflict. The container name "/{name}" is already in use by container "{owner}". '
+                        "You have to remove (or rename) that container to be able to reuse that name."
+                    )
+            else:
+                name = names.generate_name(taken)
+            cid = names.new_id()
+            c = Container(
+                id=cid,
+                name=name,
+                created=now(),
+                image_id=image.id,
+                image_ref=image_ref,
+                config={**config, "Image": image_ref, "Hostname": config.get("Hostname") or cid[:12]},
+                host_config=host,
+                path=args[0],
+                args=args[1:],
+                state=fresh_state(),
+            )
+            os.makedirs(self._dir(cid), mode=0o710)
+            self._write_files(c)
+            self._save(c)
+            self._containers[cid] = c
+        self.publish("container", "create", c.id, {"image": image_ref, "name": c.name})
+        return c, []
+
+    def _check_fields(self, body: dict[str, Any], host: dict[str, Any]) -> None:
+        for key in body:
+            if key not in SUPPORTED_CONFIG and body[key] not in (None, "", [], {}, False, 0):
+                raise InvalidParameter(f"unsupported container setting {key!r}")
+        for key, value in host.items():
+            if key not in SUPPORTED_HOST:
+                if value not in (None, "", [], {}, False, 0):
+                    raise InvalidParameter(f"unsupported HostConfig setting {key!r}")
+            elif key in NOT_YET and value not in (None, "", [], {}, False, 0):
+                raise InvalidParameter(f"{NOT_YET[key]} ({key}) is not supported yet")
+        for key in ("Volumes", "Healthcheck"):
+            if body.get(key) not in (None, {}, ""):
+                raise InvalidParameter(f"{NOT_YET[key]} ({key}) is not supported yet")
+        mode = host.get("NetworkMode") or "default"
+        if mode not in ("default", "bridge", "none", ""):
+            raise InvalidParameter(f"network mode {mode!r} is not supported yet")
+        for key in ("IpcMode", "PidMode", "UTSMode", "UsernsMode", "CgroupnsMode"):
+            if host.get(key) not in (None, "", "private", "host" if key == "CgroupnsMode" else "private"):
+                raise InvalidParameter(f"{key} {host.get(key)!r} is not supported yet")
+        for key in ("Memory", "MemorySwap", "NanoCpus", "CpuShares", "PidsLimit", "ShmSize"):
+            value = host.get(key)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+                raise InvalidParameter(f"invalid HostConfig.{key}: want an integer")
+        for key in ("Env", "Binds", "CapAdd", "CapDrop"):
+            value = body.get(key) if key == "Env" else host.get(key)
+            if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+                raise InvalidParameter(f"invalid {key}: want an array of strings")
+
+    def _write_files(self, c: Container) -> None:
+        d = self._dir(c.id)
+        hostname = c.config["Hostname"]
+        with open(os.path.join(d, "hostname"), "w") as f:
+            f.write(hostname + "\n")
+        with open(os.path.join(d, "hosts"), "w") as f:
+            f.write(f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n")
+        resolv = ""
+        try:
+            with open("/etc/resolv.conf") as f:
+                resolv = "".join(line for line in f if not line.startswith("nameserver 127."))
+        except OSError:
+            pass
+        with open(os.path.join(d, "resolv.conf"), "w") as f:
+            f.write(resolv)
+
+    # --- start -----------------------------------------------------------------------------
+
+    def start(self, ref: str) -> None:
+        c = self.get(ref)
+        with self._lock:
+            if c.state.get("Paused"):
+                raise Conflict("cannot start a paused container, try unpause instead")
+            if c.running():
+                raise NotModified("container already started")
+        self._start(c)
+
+    def _start(self, c: Container) -> None:
+        from google.protobuf import any_pb2
+
+        from containerd.client import Snapshots, get_image
+
+        image = self.images.resolve(c.image_id)
+        top = self.images.ensure_unpacked(image)
+        snaps = Snapshots(self.client, "overlayfs")
+        user = self._resolve_user(c, image, top)
+        oci = spec.build(c.id, c.config, c.host_config, image.config.get("config") or {}, user, self._dir(c.id), "/pydocker")
+        try:
+            mounts = snaps.mounts(c.id)
+        except ContainerdNotFound:
+            mounts = snaps.prepare(c.id, top)
+        self._tasks_delete_quietly(c.id)
+        try:
+            self.client.call(self._containers_api.Delete, self._cpb.DeleteContainerRequest(id=c.id))
+        except ContainerdNotFound:
+            pass
+        record = self._cpb.Container(id=c.id, image=get_image(self.client, image.names[0]).name, snapshotter="overlayfs", snapshot_key=c.id)
+        record.runtime.name = "io.containerd.runc.v2"
+        record.spec.CopyFrom(any_pb2.Any(type_url=SPEC_TYPE, value=json.dumps(oci).encode()))
+        self.client.call(self._containers_api.Create, self._cpb.CreateContainerRequest(container=record))
+        fifos = self._make_fifos(c)
+        request = self._tpb.CreateTaskRequest(
+            container_id=c.id,
+            rootfs=[self._mount_pb(m) for m in mounts],
+            stdin=fifos.get("stdin", ""),
+            stdout=fifos["stdout"],
+            stderr=fifos.get("stderr", ""),
+            terminal=bool(c.config.get("Tty")),
+        )
+        copiers = [
+            LogCopier(c.id, stream, path, self.log_path(c), live=self._fan_out(c.id))
+            for stream, path in fifos.items()
+            if stream != "stdin"
+        ]
+        for copier in copiers:
+            copier.start()
+        try:
+            created = self.client.call(self._tasks_api.Create, request)
+            self.client.call(self._tasks_api.Start, self._tpb.StartRequest(container_id=c.id))
+        except ContainerdError as exc:
+            for copier in copiers:
+                copier.stop()
+            self._tasks_delete_quietly(c.id)
+            message = str(exc)
+            with self._lock:
+                c.state.update(Error=message, ExitCode=127 if "not found" in message or "no such file" in message else 126)
+                self._save(c)
+            raise InvalidParameter(f"failed to create task for container: {message}") from None
+        with self._lock:
+            self._copiers[c.id] = copiers
+            c.state.update(
+                Status="running", Running=True, Paused=False, Restarting=False, OOMKilled=False, Dead=False,
+                Pid=created.pid, ExitCode=0, Error="", StartedAt=now(),
+            )  # fmt: skip
+            c.has_been_started = True
+            c.manually_stopped = False
+            self._save(c)
+            self._changed.notify_all()
+        self.publish("container", "start", c.id, {"image": c.image_ref, "name": c.name})
+
+    # --- attach ----------------------------------------------------------------------------
+
+    def _fan_out(self, cid: str) -> Callable[[str, bytes | None], None]:
+        def deliver(stream: str, data: bytes | None) -> None:
+            with self._lock:
+                queues = list(self._attached.get(cid, []))
+            for q in queues:
+                q.put((stream, data))
+
+        return deliver
+
+    def attach_output(self, cid: str) -> queue.Queue[tuple[str, bytes | None]]:
+        q: queue.Queue[tuple[str, bytes | None]] = queue.Queue()
+        with self._lock:
+            self._attached.setdefault(cid, []).append(q)
+        return q
+
+    def detach_output(self, cid: str, q: queue.Queue[tuple[str, bytes | None]]) -> None:
+        with self._lock:
+            queues = self._attached.get(cid, [])
+            if q in queues:
+                queues.remove(q)
+
+    def stdin_fifo(self, c: Container) -> str | None:
+        path = os.path.join(self.fifo_root, c.id, "init-stdin")
+        return path if os.path.exists(path) else None
+
+    def streams_of(self, c: Container) -> list[str]:
+        return ["stdout"] if c.config.get("Tty") else ["stdout", "stderr"]
+
+    def close_stdin(self, cid: str) -> None:
+        try:
+            self.client.call(self._tasks_api.CloseIO, self._tpb.CloseIORequest(container_id=cid, stdin=True))
+        except ContainerdError as exc:
+            log.debug("closing stdin of %s: %s", cid, exc)
+
+    def resize(self, ref: str, height: int, width: int) -> None:
+        c = self.get(ref)
+        if not c.running():
+            raise Conflict(f"Container {c.id} is not running")
+        self.client.call(self._tasks_api.ResizePty, self._tpb.ResizePtyRequest(container_id=c.id, width=width, height=height))
+
+    def _mount_pb(self, m: Any) -> Any:
+        from containerd_api.types import mount_pb2
+
+        return mount_pb2.Mount(type=m.type, source=m.source, target=getattr(m, "target", ""), options=list(m.options))
+
+    def _make_fifos(self, c: Container) -> dict[str, str]:
+        d = os.path.join(self.fifo_root, c.id)
+        shutil.rmtree(d, ignore_errors=True)
+        os.makedirs(d, mode=0o700)
+        streams = ["stdout"] if c.config.get("Tty") else ["stdout", "stderr"]
+        if c.config.get("OpenStdin"):
+            streams.append("stdin")
+        paths = {}
+        for stream in streams:
+            path = os.path.join(d, f"init-{stream}")
+            os.mkfifo(path, 0o600)
+            paths[stream] = path
+        return paths
+
+    def _resolve_user(self, c: Container, image: Any, top: str) -> tuple[int, int, list[int]]:
+        user = c.config.get("User") or (image.config.get("config") or {}).get("User") or ""
+        if not user:
+            return 0, 0, []
+        name, _, group = user.partition(":")
+        if name.isdigit() and (not group or group.isdigit()):
+            return int(name), int(group or 0), []
+        passwd, groups = self._read_account_files(c, top)
+        uid = gid = None
+        if name.isdigit():
+            uid = int(name)
+        for line in passwd.splitlines():
+            parts = line.split(":")
+            if len(parts) >= 4 and (parts[0] == name or (name.isdigit() and parts[2] == name)):
+                uid, gid = int(parts[2]), int(parts[3])
+                break
+        if uid is None:
+            raise InvalidParameter(f"unable to find user {name}: no matching entries in passwd file")
+        if group:
+            if group.isdigit():
+                gid = int(group)
+            else:
+                gid = next((int(p[2]) for p in (g.split(":") for g in groups.splitlines()) if len(p) >= 3 and p[0] == group), None)
+                if gid is None:
+                    raise InvalidParameter(f"unable to find group {group}: no matching entries in group file")
+        return uid, gid or 0, []
+
+    def _read_account_files(self, c: Container, top: str) -> tuple[str, str]:
+        """As containerd's client does for WithUsername: mount a read-only view of the image and read it."""
+        import subprocess
+        import tempfile
+
+        from containerd.client import Snapshots
+
+        snaps = Snapshots(self.client, "overlayfs")
+        key = f"{c.id}-accounts"
+        with self.client.lease():
+            mounts = snaps.view(key, top)
+            target = tempfile.mkdtemp(prefix="pydockerd-view-")
+            try:
+                m = mounts[0]
+                args = ["mount", "-t", m.type, m.source, target]
+                if m.options:
+                    args += ["-o", ",".join(m.options)]
+                subprocess.run(args, check=True, capture_output=True)
+                try:
+                    texts = []
+                    for name in ("etc/passwd", "etc/group"):
+                        try:
+                            with open(os.path.join(target, name)) as f:
+                                texts.append(f.read())
+                        except OSError:
+                            texts.append("")
+                    return texts[0], texts[1]
+                finally:
+                    subprocess.run(["umount", target], check=False, capture_output=True)
+            finally:
+                os.rmdir(target)
+                try:
+                    snaps.remove(key)
+                except ContainerdError:
+                    pass
+
+    # --- exits -----------------------------------------------------------------------------
+
+    def task_exited(self, cid: str, exit_status: int, oom: bool = False) -> None:
+        with self._lock:
+            c = self._containers.get(cid)
+            if c is None or not c.running():
+                return
+        deleted_status = self._tasks_delete_quietly(cid)
+        status = deleted_status if deleted_status is not None else exit_status
+        for copier in self._copiers.pop(cid, []):
+            copier.finish()
+        with self._lock:
+            c.state.update(Status="exited", Running=False, Paused=False, Pid=0, ExitCode=status, FinishedAt=now())
+            if oom:
+                c.state["OOMKilled"] = True
+            self._save(c)
+            self._changed.notify_all()
+        self.publish("container", "die", cid, {"exitCode": str(status), "image": c.image_ref, "name": c.name})
+        if c.host_config.get("AutoRemove"):
+            self.remove(cid, force=True, volumes=False)
+            return
+        self._maybe_restart(c)
+
+    def mark_oom(self, cid: str) -> None:
+        with self._lock:
+            c = self._containers.get(cid)
+            if c is not None:
+                c.state["OOMKilled"] = True
+                self._save(c)
+        self.publish("container", "oom", cid, {})
+
+    def _tasks_delete_quietly(self, cid: str) -> int | None:
+        try:
+            resp = self.client.call(self._tasks_api.Delete, self._tpb.DeleteTaskRequest(container_id=cid))
+            return int(resp.exit_status)
+        except ContainerdError:
+            return None
+
+    def _maybe_restart(self, c: Container) -> None:
+        policy = c.host_config.get("RestartPolicy") or {}
+        name = policy.get("Name") or "no"
+        code = c.state.get("ExitCode", 0)
+        if c.manually_stopped or name == "no":
+            return
+        if name == "on-failure":
+            if code == 0:
+                return
+            limit = int(policy.get("MaximumRetryCount") or 0)
+            if limit and c.restart_count >= limit:
+                return
+        delay = min(0.1 * (2**c.restart_count), 60.0)  # Docker doubles from 100 ms, up to a minute
+        with self._lock:
+            c.state["Restarting"] = True
+            c.restart_count += 1
+            self._save(c)
+
+        def later() -> None:
+            time.sleep(delay)
+            with self._lock:
+                if c.id not in self._containers or c.manually_stopped:
+                    c.state["Restarting"] = False
+                    return
+            try:
+                self._start(c)
+            except Exception as exc:  # noqa: BLE001 - a failed restart is recorded, not fatal
+                with self._lock:
+                    c.state.update(Restarting=False, Error=str(exc))
+                    self._save(c)
+
+        threading.Thread(target=later, daemon=True, name=f"restart-{c.id[:12]}").start()
+
+    # --- stop, kill, wait ------------------------------------------------------------------
+
+    def kill(self, ref: str, signal: int) -> None:
+        c = self.get(ref)
+        if not c.running():
+            raise Conflict(f"Cannot kill container: {ref}: Container {c.id} is not running")
+        if signal in (9, 15):
+            c.manually_stopped = True
+        self.client.call(self._tasks_api.Kill, self._tpb.KillRequest(container_id=c.id, signal=signal, all=False))
+        self.publish("container", "kill", c.id, {"signal": str(signal), "name": c.name})
+
+    def stop(self, ref: str, timeout: int | None, signal: int | None = None) -> None:
+        c = self.get(ref)
+        if not c.running():
+            raise NotModified("container already stopped")
+        c.manually_stopped = True
+        sig = signal or _signal_number(c.config.get("StopSignal") or "SIGTERM")
+        wait = timeout if timeout is not None else int(c.config.get("StopTimeout") or 10)
+        if c.state.get("Paused"):
+            self.unpause(c.id)
+        try:
+            self.client.call(self._tasks_api.Kill, self._tpb.KillRequest(container_id=c.id, signal=sig))
+        except ContainerdError:
+            pass
+        if not self.wait_until(c, lambda: not c.running(), wait if wait >= 0 else None):
+            try:
+                self.client.call(self._tasks_api.Kill, self._tpb.KillRequest(container_id=c.id, signal=9, all=True))
+            except ContainerdError:
+                pass
+            self.wait_until(c, lambda: not c.running(), 30)
+        self.publish("container", "stop", c.id, {"name": c.name})
+
+    def wait_until(self, c: Container, predicate: Callable[[], bool], timeout: float | None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._changed:
+            while not predicate():
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._changed.wait(timeout=min(remaining, 1.0) if remaining is not None else 1.0)
+        return True
+
+    def wait(self, ref: str, condition: str) -> dict[str, Any]:
+        c = self.get(ref)
+        if condition not in ("not-running", "next-exit", "removed", ""):
+            raise InvalidParameter(f"invalid condition: {condition!r}")
+        if condition == "next-exit":
+            started = c.state.get("StartedAt")
+            self.wait_until(c, lambda: not c.running() and (c.state.get("FinishedAt") or "") >= (started or "") and c.has_been_started and c.state.get("FinishedAt") != ZERO_TIME and not c.state.get("Restarting"), None)
+        elif condition == "removed":
+            self.wait_until(c, lambda: c.id not in self._containers, None)
+        else:
+            self.wait_until(c, lambda: not c.running() and not c.state.get("Restarting"), None)
+        error = c.state.get("Error") or ""
+        return {"StatusCode": c.state.get("ExitCode", 0), "Error": {"Message": error} if error else None}
+
+    def pause(self, ref: str) -> None:
+        c = self.get(ref)
+        if not c.running():
+            raise Conflict(f"Container {c.id} is not running")
+        if c.state.get("Paused"):
+            raise Conflict(f"Container {c.id} is already paused")
+        self.client.call(self._tasks_api.Pause, self._tpb.PauseTaskRequest(container_id=c.id))
+        with self._lock:
+            c.state.update(Paused=True, Status="paused")
+            self._save(c)
+        self.publish("container", "pause", c.id, {"name": c.name})
+
+    def unpause(self, ref: str) -> None:
+        c = self.get(ref)
+        if not c.state.get("Paused"):
+            raise Conflict(f"Container {c.id} is not paused")
+        self.client.call(self._tasks_api.Resume, self._tpb.ResumeTaskRequest(container_id=c.id))
+        with self._lock:
+            c.state.update(Paused=False, Status="running")
+            self._save(c)
+        self.publish("container", "unpause", c.id, {"name": c.name})
+
+    def restart(self, ref: str, timeout: int | None) -> None:
+        c = self.get(ref)
+        if c.running():
+            self.stop(c.id, timeout)
+        self._start(c)
+
+    # --- remove, rename --------------------------------------------------------------------
+
+    def remove(self, ref: str, force: bool, volumes: bool) -> None:
+        c = self.get(ref)
+        if c.running():
+            if not force:
+                raise Conflict(
+                    f"You cannot remove a running container {c.id}. Stop the container before attempting removal or force remove"
+                )
+            c.manually_stopped = True
+            try:
+                self.client.call(self._tasks_api.Kill, self._tpb.KillRequest(container_id=c.id, signal=9, all=True))
+            except ContainerdError:
+                pass
+            self.wait_until(c, lambda: not c.running(), 30)
+        with self._lock:
+            if c.removal_in_progress:
+                return
+            c.removal_in_progress = True
+        self._tasks_delete_quietly(c.id)
+        for copier in self._copiers.pop(c.id, []):
+            copier.stop()
+        from containerd.client import Snapshots
+
+        try:
+            Snapshots(self.client, "overlayfs").remove(c.id)
+        except ContainerdError:
+            pass
+        try:
+            self.client.call(self._containers_api.Delete, self._cpb.DeleteContainerRequest(id=c.id))
+        except ContainerdError:
+            pass
+        shutil.rmtree(os.path.join(self.fifo_root, c.id), ignore_errors=True)
+        shutil.rmtree(self._dir(c.id), ignore_errors=True)
+        with self._lock:
+            self._containers.pop(c.id, None)
+            self._changed.notify_all()
+        self.publish("container", "destroy", c.id, {"name": c.name, "image": c.image_ref})
+
+    def rename(self, ref: str, new_name: str) -> None:
+        c = self.get(ref)
+        new_name = names.validate_name(new_name)
+        with self._lock:
+            if any(o.name == new_name for o in self._containers.values() if o.id != c.id):
+                raise Conflict(f'Conflict. The container name "/{new_name}" is already in use')
+            old = c.name
+            c.name = new_name
+            self._save(c)
+        self.publish("container", "rename", c.id, {"oldName": f"/{old}", "name": new_name})
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def logs(self, ref: str, **opts: Any) -> Iterator[tuple[str, bytes, str]]:
+        c = self.get(ref)
+        follow = opts.pop("follow", False)
+        path = self.log_path(c)
+        yield from read_log(path, follow=follow and c.running(), alive=lambda: c.running() and c.id in self._containers, **opts)
+
+    def inspect(self, ref: str) -> dict[str, Any]:
+        c = self.get(ref)
+        state = dict(c.state)
+        state["Status"] = c.status()
+        return {
+            "Id": c.id,
+            "Created": c.created,
+            "Path": c.path,
+            "Args": c.args,
+            "State": state,
+            "Image": c.image_id,
+            "ResolvConfPath": os.path.join(self._dir(c.id), "resolv.conf"),
+            "HostnamePath": os.path.join(self._dir(c.id), "hostname"),
+            "HostsPath": os.path.join(self._dir(c.id), "hosts"),
+            "LogPath": self.log_path(c),
+            "Name": f"/{c.name}",
+            "RestartCount": c.restart_count,
+            "Driver": "overlayfs",
+            "Platform": "linux",
+            "MountLabel": "",
+            "ProcessLabel": "",
+            "AppArmorProfile": "",
+            "ExecIDs": None,
+            "HostConfig": _host_config_view(c.host_config),
+            "GraphDriver": {"Data": None, "Name": "overlayfs"},
+            "Mounts": _mounts_view(c.host_config),
+            "Config": _config_view(c),
+            "NetworkSettings": {"Bridge": "", "SandboxID": "", "Ports": {}, "Networks": {}},
+        }
+
+    def summary(self, c: Container) -> dict[str, Any]:
+        return {
+            "Id": c.id,
+            "Names": [f"/{c.name}"],
+            "Image": c.image_ref,
+            "ImageID": c.image_id,
+            "Command": " ".join([c.path, *c.args]),
+            "Created": _unix(c.created),
+            "Ports": [],
+            "Labels": c.config.get("Labels") or {},
+            "State": c.status(),
+            "Status": _human_status(c),
+            "HostConfig": {"NetworkMode": c.host_config.get("NetworkMode") or "default"},
+            "NetworkSettings": {"Networks": {}},
+            "Mounts": _mounts_view(c.host_config),
+        }
+
+    # --- live restore ----------------------------------------------------------------------
+
+    def restore(self) -> None:
+        """After a restart: re-attach log copiers to running tasks, record exits that happened meanwhile."""
+        from containerd_api.types.task import task_pb2
+
+        try:
+            tasks = {t.id: t for t in self.client.call(self._tasks_api.List, self._tpb.ListTasksRequest()).tasks}
+        except ContainerdError as exc:
+            log.warning("cannot list tasks for live restore: %s", exc)
+            tasks = {}
+        for c in self.all():
+            task = tasks.get(c.id)
+            if c.running():
+                if task is None or task.status == task_pb2.STOPPED:
+                    code = int(task.exit_status) if task is not None else 255
+                    self.task_exited(c.id, code)
+                    continue
+                fifo_dir = os.path.join(self.fifo_root, c.id)
+                copiers = []
+                for stream in ("stdout", "stderr"):
+                    path = os.path.join(fifo_dir, f"init-{stream}")
+                    if os.path.exists(path):
+                        copier = LogCopier(c.id, stream, path, self.log_path(c), live=self._fan_out(c.id))
+                        copier.start()
+                        copiers.append(copier)
+                self._copiers[c.id] = copiers
+            elif (c.host_config.get("RestartPolicy") or {}).get("Name") == "always" and not c.manually_stopped:
+                self._maybe_restart(c)
+
+    def close(self) -> None:
+        for copiers in list(self._copiers.values()):
+            for copier in copiers:
+                copier.stop()
+
+
+def _signal_number(name: str) -> int:
+    import signal
+
+    text = str(name).upper()
+    if text.isdigit():
+        return int(text)
+    if not text.startswith("SIG"):
+        text = "SIG" + text
+    try:
+        return int(signal.Signals[text])
+    except KeyError:
+        raise InvalidParameter(f"Invalid signal: {name}") from None
+
+
+def signal_number(name: str) -> int:
+    return _signal_number(name)
+
+
+def _unix(stamp: str) -> int:
+    try:
+        return int(time.mktime(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone)
+    except ValueError:
+        return 0
+
+
+def _human_status(c: Container) -> str:
+    status = c.status()
+    if status == "running" or status == "paused":
+        since = time.time() - _unix(c.state.get("StartedAt") or c.created)
+        text = f"Up {_human_duration(since)}"
+        return text + " (Paused)" if status == "paused" else text
+    if status == "exited":
+        ago = time.time() - _unix(c.state.get("FinishedAt") or c.created)
+        return f"Exited ({c.state.get('ExitCode', 0)}) {_human_duration(ago)} ago"
+    if status == "restarting":
+        return f"Restarting ({c.state.get('ExitCode', 0)}) Less than a second ago"
+    return "Created"
+
+
+def _human_duration(seconds: float) -> str:
+    if seconds < 1:
+        return "Less than a second"
+    if seconds < 60:
+        return f"{int(seconds)} seconds" if int(seconds) != 1 else "1 second"
+    minutes = seconds / 60
+    if minutes < 60:
+        return f"{int(minutes)} minutes" if int(minutes) != 1 else "About a minute"
+    hours = minutes / 60
+    return f"{int(hours)} hours" if int(hours) != 1 else "About an hour"
+
+
+def _config_view(c: Container) -> dict[str, Any]:
+    cfg = dict(c.config)
+    defaults = {
+        "Hostname": c.id[:12], "Domainname": "", "User": "", "AttachStdin": False, "AttachStdout": False,
+        "AttachStderr": False, "Tty": False, "OpenStdin": False, "StdinOnce": False, "Env": None, "Cmd": None,
+        "Image": c.image_ref, "Volumes": None, "WorkingDir": "", "Entrypoint": None, "OnBuild": None, "Labels": {},
+    }  # fmt: skip
+    for key, value in defaults.items():
+        cfg.setdefault(key, value)
+    return cfg
+
+
+def _host_config_view(host: dict[str, Any]) -> dict[str, Any]:
+    view = {
+        "Binds": None, "NetworkMode": "default", "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
+        "AutoRemove": False, "CapAdd": None, "CapDrop": None, "Privileged": False, "ReadonlyRootfs": False,
+        "Memory": 0, "MemorySwap": 0, "NanoCpus": 0, "CpuShares": 0, "CpusetCpus": "", "PidsLimit": None,
+        "LogConfig": {"Type": "json-file", "Config": {}}, "ShmSize": 67108864, "Init": None, "Tmpfs": None,
+        "SecurityOpt": None, "Sysctls": None, "Ulimits": None, "OomKillDisable": False,
+    }  # fmt: skip
+    view.update({k: v for k, v in host.items() if v is not None})
+    return view
+
+
+def _mounts_view(host: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for bind in host.get("Binds") or []:
+        parts = bind.split(":")
+        mode = parts[2] if len(parts) > 2 else ""
+        out.append({"Type": "bind", "Source": parts[0], "Destination": parts[1], "Mode": mode, "RW": "ro" not in mode.split(","), "Propagation": "rprivate"})
+    return out
+
+
+def encode_auth(value: str) -> str:
+    return base64.urlsafe_b64encode(value.encode()).decode()

@@ -1,0 +1,224 @@
+"""Docker's view of images, kept entirely in pycontainerd (reached only over gRPC).
+
+An image is a containerd image record named like `docker.io/library/busybox:latest`; its
+Docker ID is the digest of its config. Nothing about images is stored by pydockerd.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import IO, Any
+
+from containerd.client import (
+    Client,
+    Image,
+    chain_ids,
+    create_or_update_image,
+    delete_image,
+    export_archive,
+    familiar_name,
+    image_manifest,
+    import_archive,
+    list_images,
+    normalize_name,
+    unpack,
+)
+from containerd.errors import ContainerdError
+from containerd.errors import NotFound as ContainerdNotFound
+from dockerd.engine.errors import Conflict, InvalidParameter, no_such_image
+
+CONFIG_LIMIT = 8 << 20
+
+
+@dataclass
+class ResolvedImage:
+    id: str  # sha256:<config digest>
+    names: list[str]  # containerd names pointing at it
+    config: dict[str, Any]  # the image config JSON
+    chain_id: str  # top of the unpacked chain ("" for no layers)
+    size: int
+    created: str
+
+
+class ImageService:
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def _config_of(self, image: Image) -> tuple[str, dict[str, Any], list[str], int]:
+        desc, manifest, config = image_manifest(self.client, image)
+        raw = self.client.content.read_all(manifest.config.digest, CONFIG_LIMIT)
+        size = sum(layer.size for layer in manifest.layers)
+        return manifest.config.digest, json.loads(raw), list(config.diff_ids), size
+
+    def all(self) -> list[ResolvedImage]:
+        grouped: dict[str, ResolvedImage] = {}
+        for image in list_images(self.client):
+            try:
+                image_id, config, diff_ids, size = self._config_of(image)
+            except ContainerdError:
+                continue  # an index without our platform, or content garbage-collected meanwhile
+            entry = grouped.get(image_id)
+            if entry is None:
+                chains = chain_ids(diff_ids)
+                entry = grouped[image_id] = ResolvedImage(
+                    image_id, [], config, chains[-1] if chains else "", size, config.get("created", "")
+                )
+            entry.names.append(image.name)
+        return list(grouped.values())
+
+    def resolve(self, ref: str) -> ResolvedImage:
+        """By name (normalised like Docker's), by full or short ID (with or without sha256:)."""
+        images = self.all()
+        if ref:
+            try:
+                wanted = normalize_name(ref)
+            except ValueError:
+                wanted = ""
+            for image in images:
+                if wanted and wanted in image.names:
+                    return image
+            short = ref.removeprefix("sha256:")
+            if len(short) >= 1 and all(c in "0123456789abcdef" for c in short):
+                matches = [i for i in images if i.id.removeprefix("sha256:").startswith(short)]
+                if len(matches) == 1:
+                    return matches[0]
+                if len(matches) > 1:
+                    raise InvalidParameter(f"ambiguous image reference {ref}")
+        raise no_such_image(ref)
+
+    def repo_tags(self, image: ResolvedImage) -> list[str]:
+        return sorted(familiar_name(name) for name in image.names if "@" not in name)
+
+    # --- Docker JSON -----------------------------------------------------------------------
+
+    def summary(self, image: ResolvedImage) -> dict[str, Any]:
+        created = _unix(image.created)
+        return {
+            "Containers": -1,
+            "Created": created,
+            "Id": image.id,
+            "Labels": (image.config.get("config") or {}).get("Labels"),
+            "ParentId": "",
+            "RepoDigests": [],
+            "RepoTags": self.repo_tags(image) or None,
+            "SharedSize": -1,
+            "Size": image.size,
+            "VirtualSize": image.size,
+        }
+
+    def inspect(self, image: ResolvedImage) -> dict[str, Any]:
+        cfg = image.config
+        return {
+            "Id": image.id,
+            "RepoTags": self.repo_tags(image),
+            "RepoDigests": [],
+            "Parent": "",
+            "Comment": "",
+            "Created": image.created,
+            "Container": cfg.get("container", ""),
+            "ContainerConfig": cfg.get("container_config") or {},
+            "DockerVersion": cfg.get("docker_version", ""),
+            "Author": cfg.get("author", ""),
+            "Config": cfg.get("config") or {},
+            "Architecture": cfg.get("architecture", ""),
+            "Os": cfg.get("os", ""),
+            "Size": image.size,
+            "VirtualSize": image.size,
+            "GraphDriver": {"Data": None, "Name": "overlayfs"},
+            "RootFS": {"Type": "layers", "Layers": (cfg.get("rootfs") or {}).get("diff_ids", [])},
+            "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
+        }
+
+    def history(self, image: ResolvedImage) -> list[dict[str, Any]]:
+        out = []
+        for i, entry in enumerate(reversed(image.config.get("history") or [])):
+            out.append(
+                {
+                    "Id": image.id if i == 0 else "<missing>",
+                    "Created": _unix(entry.get("created", "")),
+                    "CreatedBy": entry.get("created_by", ""),
+                    "Tags": self.repo_tags(image) if i == 0 else None,
+                    "Size": 0,
+                    "Comment": entry.get("comment", ""),
+                }
+            )
+        return out
+
+    # --- changing --------------------------------------------------------------------------
+
+    def load(self, stream: IO[bytes]) -> list[str]:
+        """Import an archive (docker-save, OCI layout or archive); return Docker's 'Loaded image' lines."""
+        try:
+            images = import_archive(self.client, stream)
+        except ContainerdError as exc:
+            raise InvalidParameter(str(exc)) from None
+        lines = []
+        for image in images:
+            if "@" in image.name:
+                lines.append(f"Loaded image ID: {image.target.digest}")
+            else:
+                lines.append(f"Loaded image: {familiar_name(image.name)}")
+        return lines
+
+    def ensure_unpacked(self, image: ResolvedImage) -> str:
+        name = image.names[0]
+        from containerd.client import get_image
+
+        result = unpack(self.client, get_image(self.client, name))
+        return result.top
+
+    def tag(self, source: str, repo: str, tag: str) -> None:
+        image = self.resolve(source)
+        target_name = normalize_name(f"{repo}:{tag or 'latest'}")
+        from containerd.client import get_image
+
+        existing = get_image(self.client, image.names[0])
+        create_or_update_image(self.client, Image(name=target_name, target=existing.target, labels=dict(existing.labels)))
+
+    def remove(self, ref: str, force: bool, in_use: list[str]) -> list[dict[str, str]]:
+        image = self.resolve(ref)
+        try:
+            by_name = normalize_name(ref)
+        except ValueError:
+            by_name = ""
+        if by_name in image.names and len(image.names) > 1:
+            delete_image(self.client, by_name)
+            return [{"Untagged": familiar_name(by_name)}]
+        if in_use and not force:
+            raise Conflict(
+                f"conflict: unable to delete {image.id.removeprefix('sha256:')[:12]} (must be forced) - "
+                f"image is being used by stopped container {in_use[0][:12]}"
+            )
+        result: list[dict[str, str]] = [{"Untagged": familiar_name(n)} for n in image.names if "@" not in n]
+        for name in image.names:
+            try:
+                delete_image(self.client, name, sync=True)
+            except ContainerdNotFound:
+                pass
+        result.append({"Deleted": image.id})
+        return result
+
+    def save(self, refs: list[str], out: IO[bytes]) -> None:
+        names = []
+        for ref in refs:
+            image = self.resolve(ref)
+            try:
+                wanted = normalize_name(ref)
+            except ValueError:
+                wanted = ""
+            names.append(wanted if wanted in image.names else image.names[0])
+        export_archive(self.client, names, out, format="docker")
+
+
+def _unix(created: str) -> int:
+    if not created:
+        return 0
+    text = created.rstrip("Z").split(".")[0]
+    try:
+        return int(time.mktime(time.strptime(text, "%Y-%m-%dT%H:%M:%S")) - time.timezone)
+    except ValueError:
+        return 0

@@ -1,0 +1,241 @@
+"""The OCI runtime spec for a Docker container: Docker's defaults, the image config, and the
+container's Config/HostConfig on top."""
+
+from __future__ import annotations
+
+import copy
+import os
+import shlex
+from typing import Any
+
+from dockerd.engine.errors import InvalidParameter
+
+DEFAULT_CAPS = [
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID",
+    "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+]  # fmt: skip
+MASKED = [
+    "/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+    "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
+]  # fmt: skip
+READONLY = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+ALL_CAPS = [
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID",
+    "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN",
+    "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+]  # fmt: skip
+_RLIMITS = {
+    "core": "RLIMIT_CORE", "cpu": "RLIMIT_CPU", "data": "RLIMIT_DATA", "fsize": "RLIMIT_FSIZE",
+    "locks": "RLIMIT_LOCKS", "memlock": "RLIMIT_MEMLOCK", "msgqueue": "RLIMIT_MSGQUEUE", "nice": "RLIMIT_NICE",
+    "nofile": "RLIMIT_NOFILE", "nproc": "RLIMIT_NPROC", "rss": "RLIMIT_RSS", "rtprio": "RLIMIT_RTPRIO",
+    "rttime": "RLIMIT_RTTIME", "sigpending": "RLIMIT_SIGPENDING", "stack": "RLIMIT_STACK",
+}  # fmt: skip
+
+
+def command(config: dict[str, Any], image_config: dict[str, Any]) -> list[str]:
+    """Docker's rule: the container's Entrypoint replaces the image's (and then the image's Cmd is dropped)."""
+    entrypoint = config.get("Entrypoint")
+    cmd = config.get("Cmd")
+    if entrypoint is None:
+        entrypoint = image_config.get("Entrypoint") or []
+        if not cmd:
+            cmd = image_config.get("Cmd") or []
+    elif not cmd:
+        cmd = []
+    if isinstance(entrypoint, str):
+        entrypoint = shlex.split(entrypoint)
+    if isinstance(cmd, str):
+        cmd = shlex.split(cmd)
+    args = list(entrypoint) + list(cmd)
+    if not args:
+        raise InvalidParameter("No command specified")
+    return args
+
+
+def merged_env(config: dict[str, Any], image_config: dict[str, Any], hostname: str, tty: bool) -> list[str]:
+    env: dict[str, str] = {}
+    for item in image_config.get("Env") or []:
+        key, _, value = item.partition("=")
+        env[key] = value
+    env.setdefault("PATH", DEFAULT_PATH)
+    env["HOSTNAME"] = hostname
+    if tty:
+        env["TERM"] = "xterm"
+    for item in config.get("Env") or []:
+        key, sep, value = item.partition("=")
+        if sep:
+            env[key] = value
+        else:
+            env.pop(key, None)
+    return [f"{k}={v}" for k, v in env.items()]
+
+
+def _capabilities(host: dict[str, Any]) -> list[str]:
+    if host.get("Privileged"):
+        return list(ALL_CAPS)
+    caps = set(DEFAULT_CAPS)
+
+    def norm(name: str) -> str:
+        name = name.upper()
+        return name if name.startswith("CAP_") else f"CAP_{name}"
+
+    for name in host.get("CapAdd") or []:
+        if name.upper() == "ALL":
+            caps = set(ALL_CAPS)
+        else:
+            if norm(name) not in ALL_CAPS:
+                raise InvalidParameter(f"unknown capability: {name!r}")
+            caps.add(norm(name))
+    for name in host.get("CapDrop") or []:
+        if name.upper() == "ALL":
+            caps = set()
+        else:
+            caps.discard(norm(name))
+    return [c for c in ALL_CAPS if c in caps]
+
+
+def build(
+    container_id: str,
+    config: dict[str, Any],
+    host: dict[str, Any],
+    image_config: dict[str, Any],
+    user: tuple[int, int, list[int]],
+    files_dir: str,
+    cgroup_parent: str,
+) -> dict[str, Any]:
+    tty = bool(config.get("Tty"))
+    hostname = config.get("Hostname") or container_id[:12]
+    caps = _capabilities(host)
+    uid, gid, groups = user
+    nonroot = uid != 0
+    spec: dict[str, Any] = {
+        "ociVersion": "1.0.2-dev",
+        "process": {
+            "terminal": tty,
+            "user": {"uid": uid, "gid": gid, "additionalGids": groups},
+            "args": command(config, image_config),
+            "env": merged_env(config, image_config, hostname, tty),
+            "cwd": config.get("WorkingDir") or image_config.get("WorkingDir") or "/",
+            "capabilities": {
+                "bounding": caps,
+                "effective": [] if nonroot else caps,
+                "permitted": [] if nonroot else caps,
+            },
+            "oomScoreAdj": 0,
+        },
+        "root": {"path": "rootfs", "readonly": bool(host.get("ReadonlyRootfs"))},
+        "hostname": hostname,
+        "mounts": _mounts(host, files_dir),
+        "linux": {
+            "resources": _resources(host),
+            "cgroupsPath": f"{cgroup_parent}/{container_id}",
+            "namespaces": [{"type": t} for t in ("mount", "network", "uts", "pid", "ipc")],
+            "maskedPaths": [] if host.get("Privileged") else list(MASKED),
+            "readonlyPaths": [] if host.get("Privileged") else list(READONLY),
+            "sysctl": {"net.ipv4.ip_unprivileged_port_start": "0", "net.ipv4.ping_group_range": "0 2147483647"},
+        },
+    }
+    if config.get("Domainname"):
+        spec["domainname"] = config["Domainname"]
+    security = host.get("SecurityOpt") or []
+    for opt in security:
+        key, _, value = opt.replace(":", "=", 1).partition("=")
+        if key == "no-new-privileges" and value in ("", "true"):
+            spec["process"]["noNewPrivileges"] = True
+        elif key == "no-new-privileges" and value == "false":
+            continue
+        else:
+            raise InvalidParameter(f"security option {opt!r} is not supported yet")
+    spec["linux"]["sysctl"].update(host.get("Sysctls") or {})
+    rlimits = []
+    for ulimit in host.get("Ulimits") or []:
+        name = _RLIMITS.get(str(ulimit.get("Name", "")).lower())
+        if name is None:
+            raise InvalidParameter(f"invalid ulimit type: {ulimit.get('Name')}")
+        rlimits.append({"type": name, "soft": int(ulimit.get("Soft", 0)), "hard": int(ulimit.get("Hard", 0))})
+    if rlimits:
+        spec["process"]["rlimits"] = rlimits
+    if host.get("Init"):
+        init = "/usr/bin/docker-init"
+        if not os.path.exists(init):
+            raise InvalidParameter("--init needs docker-init (Debian package tini or docker.io)")
+        spec["mounts"].append({"destination": "/sbin/docker-init", "type": "bind", "source": init, "options": ["bind", "ro"]})
+        spec["process"]["args"] = ["/sbin/docker-init", "--", *spec["process"]["args"]]
+    return spec
+
+
+def _mounts(host: dict[str, Any], files_dir: str) -> list[dict[str, Any]]:
+    shm = int(host.get("ShmSize") or 64 << 20)
+    privileged = bool(host.get("Privileged"))
+    mounts: list[dict[str, Any]] = [
+        {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+        {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+        {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "rw" if privileged else "ro"]},
+        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["rw" if privileged else "ro", "nosuid", "noexec", "nodev"]},
+        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", f"size={shm}"]},
+    ]  # fmt: skip
+    readonly = bool(host.get("ReadonlyRootfs"))
+    for name in ("resolv.conf", "hostname", "hosts"):
+        opts = ["rbind", "rprivate"] + (["ro"] if readonly else [])
+        mounts.append({"destination": f"/etc/{name}", "type": "bind", "source": os.path.join(files_dir, name), "options": opts})
+    for bind in host.get("Binds") or []:
+        parts = bind.split(":")
+        if len(parts) < 2 or not parts[0].startswith("/"):
+            raise InvalidParameter(f"invalid bind mount spec {bind!r}: named volumes are not supported yet")
+        source, target = parts[0], parts[1]
+        mode = parts[2].split(",") if len(parts) > 2 else []
+        if not target.startswith("/"):
+            raise InvalidParameter(f"invalid mount config: the destination {target!r} is not an absolute path")
+        if not os.path.exists(source):
+            os.makedirs(source, exist_ok=True)  # Docker creates a missing bind source directory
+        options = ["rbind", "ro" if "ro" in mode else "rw", "rprivate"]
+        mounts.append({"destination": target, "type": "bind", "source": source, "options": options})
+    for target, opts in (host.get("Tmpfs") or {}).items():
+        options = ["noexec", "nosuid", "nodev", "rprivate"] + [o for o in str(opts).split(",") if o]
+        mounts.append({"destination": target, "type": "tmpfs", "source": "tmpfs", "options": options})
+    return mounts
+
+
+def _resources(host: dict[str, Any]) -> dict[str, Any]:
+    res: dict[str, Any] = {
+        "devices": [
+            {"allow": False, "access": "rwm"},
+            *[{"allow": True, "type": "c", "major": ma, "minor": mi, "access": "rwm"} for ma, mi in ((1, 5), (1, 3), (1, 9), (1, 8), (5, 0), (5, 1))],
+            {"allow": False, "type": "c", "major": 10, "minor": 229, "access": "rwm"},
+        ],
+        "memory": {"disableOOMKiller": bool(host.get("OomKillDisable"))},
+        "cpu": {},
+    }
+    if host.get("Privileged"):
+        res["devices"] = [{"allow": True, "access": "rwm"}]
+    memory = int(host.get("Memory") or 0)
+    swap = int(host.get("MemorySwap") or 0)
+    if memory:
+        res["memory"]["limit"] = memory
+        res["memory"]["swap"] = swap if swap else memory * 2
+    elif swap:
+        raise InvalidParameter("You should always set the Memory limit when using Memoryswap limit")
+    if host.get("MemoryReservation"):
+        res["memory"]["reservation"] = int(host["MemoryReservation"])
+    if host.get("NanoCpus"):
+        res["cpu"]["period"] = 100000
+        res["cpu"]["quota"] = int(host["NanoCpus"]) * 100000 // 1_000_000_000
+    if host.get("CpuShares"):
+        res["cpu"]["shares"] = int(host["CpuShares"])
+    if host.get("CpuQuota"):
+        res["cpu"]["quota"] = int(host["CpuQuota"])
+    if host.get("CpuPeriod"):
+        res["cpu"]["period"] = int(host["CpuPeriod"])
+    if host.get("CpusetCpus"):
+        res["cpu"]["cpus"] = host["CpusetCpus"]
+    if host.get("PidsLimit"):
+        res["pids"] = {"limit": int(host["PidsLimit"])}
+    return copy.deepcopy(res)

@@ -1,0 +1,200 @@
+"""Helpers for driving the real `pydocker` binary against the reference engine.
+
+One reference dockerd (Debian's docker.io, tests/dockerd_ref.py) per test session (per
+xdist worker), with busybox loaded. pydocker runs as a subprocess with a private HOME and
+config directory, so no user configuration leaks in. Every container a test makes has a
+unique name from the `names` fixture and is removed (through the reference docker CLI, not
+through the code under test) when the test ends; images a test tags are removed likewise.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import pty
+import re
+import select
+import signal
+import struct
+import subprocess
+import termios
+import time
+import uuid
+from pathlib import Path
+
+from tests.dockerd_ref import RefDockerd
+
+REPO = Path(__file__).resolve().parents[2]
+PYDOCKER = REPO / ".venv" / "bin" / "pydocker"
+SHARED_IMAGES = REPO.parent / "shared" / "images"
+
+
+class CLI:
+    """Runs `pydocker -H unix://<reference socket> ...` with an isolated environment."""
+
+    def __init__(self, daemon: RefDockerd, home: Path) -> None:
+        self.daemon = daemon
+        self.home = home
+        self.config_dir = home / ".pydocker"
+        self.env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(home),
+            "PYDOCKER_CONFIG": str(self.config_dir),
+            "LANG": "C.UTF-8",
+            "TZ": "UTC",
+        }
+
+    @property
+    def host(self) -> str:
+        return f"unix://{self.daemon.socket}"
+
+    def argv(self, *args: str) -> list[str]:
+        return [str(PYDOCKER), "-H", self.host, *args]
+
+    def run(
+        self,
+        *args: str,
+        input: str | bytes | None = None,
+        timeout: float = 60.0,
+        env: dict[str, str] | None = None,
+        host: bool = True,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run pydocker and capture text output; never raises on a non-zero status."""
+        argv = self.argv(*args) if host else [str(PYDOCKER), *args]
+        data = input.encode() if isinstance(input, str) else (input if input is not None else b"")
+        res = subprocess.run(
+            argv, input=data, capture_output=True, timeout=timeout, env={**self.env, **(env or {})}
+        )
+        return subprocess.CompletedProcess(
+            res.args, res.returncode, res.stdout.decode(errors="replace"), res.stderr.decode(errors="replace")
+        )
+
+    def run_bytes(self, *args: str, input: bytes = b"", timeout: float = 60.0) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(self.argv(*args), input=input, capture_output=True, timeout=timeout, env=self.env)
+
+    def ok(self, *args: str, input: str | bytes | None = None, timeout: float = 60.0) -> str:
+        res = self.run(*args, input=input, timeout=timeout)
+        assert res.returncode == 0, explain(res)
+        return res.stdout
+
+    def popen(self, *args: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            self.argv(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env, start_new_session=True
+        )
+
+    def tty(self, *args: str, rows: int = 24, cols: int = 80) -> PtySession:
+        return PtySession(self.argv(*args), self.env, rows, cols)
+
+
+def explain(res: subprocess.CompletedProcess[str]) -> str:
+    return f"$ {' '.join(map(str, res.args))}\nrc={res.returncode}\nstdout={res.stdout!r}\nstderr={res.stderr!r}"
+
+
+class PtySession:
+    """pydocker on a pseudo-terminal that is its controlling terminal (pty.fork), so that
+    resizing the terminal delivers SIGWINCH exactly as an interactive shell would."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], rows: int, cols: int) -> None:
+        pid, fd = pty.fork()
+        if pid == 0:  # child: becomes pydocker, with the pty as stdin/stdout/stderr
+            try:
+                fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+                os.execve(argv[0], argv, env)
+            finally:
+                os._exit(127)
+        self.pid = pid
+        self.fd = fd
+        self.output = b""
+        self._pos = 0
+        self.returncode: int | None = None
+
+    def _read(self, timeout: float) -> bool:
+        ready, _, _ = select.select([self.fd], [], [], timeout)
+        if not ready:
+            return True
+        try:
+            data = os.read(self.fd, 65536)
+        except OSError as exc:
+            if exc.errno != errno.EIO:
+                raise
+            data = b""
+        if not data:
+            return False
+        self.output += data
+        return True
+
+    def expect(self, pattern: str, timeout: float = 30.0) -> re.Match[bytes]:
+        """Wait until pattern (a regex) appears in output not consumed by an earlier expect."""
+        regex = re.compile(pattern.encode())
+        deadline = time.monotonic() + timeout
+        while True:
+            m = regex.search(self.output, self._pos)
+            if m:
+                self._pos = m.end()
+                return m
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"{pattern!r} not seen within {timeout}s; output: {self.text()!r}")
+            if not self._read(min(left, 0.2)) and not regex.search(self.output, self._pos):
+                raise AssertionError(f"{pattern!r} not seen before the terminal closed; output: {self.text()!r}")
+
+    def _alive(self) -> bool:
+        if self.returncode is not None:
+            return False
+        pid, status = os.waitpid(self.pid, os.WNOHANG)
+        if pid == 0:
+            return True
+        self.returncode = os.waitstatus_to_exitcode(status)
+        return False
+
+    def send(self, data: bytes) -> None:
+        os.write(self.fd, data)
+
+    def resize(self, rows: int, cols: int) -> None:
+        """Change the terminal size; the kernel signals SIGWINCH to pydocker."""
+        fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+    def wait(self, timeout: float = 30.0) -> int:
+        deadline = time.monotonic() + timeout
+        while self._alive():
+            if time.monotonic() > deadline:
+                self.close()
+                raise AssertionError(f"pydocker still running after {timeout}s; output: {self.text()!r}")
+            self._read(0.1)
+        while self._read(0.05) and select.select([self.fd], [], [], 0)[0]:
+            pass
+        assert self.returncode is not None
+        return self.returncode
+
+    def text(self) -> str:
+        return re.sub("\r+\n", "\n", self.output.decode(errors="replace"))
+
+    def close(self) -> None:
+        if self._alive():
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+            self.returncode = -9
+        try:
+            os.close(self.fd)
+        except OSError:
+            pass
+
+
+class Names:
+    """Unique names for containers and image tags; removed at teardown."""
+
+    def __init__(self) -> None:
+        self.containers: list[str] = []
+        self.images: list[str] = []
+        self.tag = uuid.uuid4().hex[:10]
+
+    def container(self, label: str = "c") -> str:
+        name = f"pdc-{label}-{self.tag}-{len(self.containers)}"
+        self.containers.append(name)
+        return name
+
+    def image(self, label: str = "img") -> str:
+        name = f"pdc-{label}-{self.tag}-{len(self.images)}:t"
+        self.images.append(name)
+        return name
