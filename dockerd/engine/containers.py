@@ -9,7 +9,6 @@ stdio goes through FIFOs under the exec root. Exits arrive as containerd events.
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import os
@@ -558,7 +557,7 @@ class ContainerEngine:
         if not c.running():
             raise NotModified("container already stopped")
         c.manually_stopped = True
-        sig = signal or _signal_number(c.config.get("StopSignal") or "SIGTERM")
+        sig = signal or signal_number(c.config.get("StopSignal") or "SIGTERM")
         wait = timeout if timeout is not None else int(c.config.get("StopTimeout") or 10)
         if c.state.get("Paused"):
             self.unpause(c.id)
@@ -767,7 +766,7 @@ class ContainerEngine:
                 copier.stop()
 
 
-def _signal_number(name: str) -> int:
+def signal_number(name: str) -> int:
     import signal
 
     text = str(name).upper()
@@ -779,10 +778,6 @@ def _signal_number(name: str) -> int:
         return int(signal.Signals[text])
     except KeyError:
         raise InvalidParameter(f"Invalid signal: {name}") from None
-
-
-def signal_number(name: str) -> int:
-    return _signal_number(name)
 
 
 def _unix(stamp: str) -> int:
@@ -849,7 +844,3 @@ def _mounts_view(host: dict[str, Any]) -> list[dict[str, Any]]:
         mode = parts[2] if len(parts) > 2 else ""
         out.append({"Type": "bind", "Source": parts[0], "Destination": parts[1], "Mode": mode, "RW": "ro" not in mode.split(","), "Propagation": "rprivate"})
     return out
-
-
-def encode_auth(value: str) -> str:
-    return base64.urlsafe_b64encode(value.encode()).decode()
