@@ -26,7 +26,7 @@ from containerd.errors import NotFound as ContainerdNotFound
 from dockerd.engine import names, spec
 from dockerd.engine.errors import Conflict, InvalidParameter, NotModified, no_such_container
 from dockerd.engine.images import ImageService
-from dockerd.engine.logs import LogCopier, read_log
+from dockerd.engine.logs import LogCopier, parse_time, read_log, rfc3339nano
 
 log = logging.getLogger("pydockerd.containers")
 
@@ -59,9 +59,7 @@ NOT_YET = {
 }  # fmt: skip
 
 
-def now() -> str:
-    t = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
+now = rfc3339nano
 
 
 @dataclass
@@ -781,10 +779,7 @@ def signal_number(name: str) -> int:
 
 
 def _unix(stamp: str) -> int:
-    try:
-        return int(time.mktime(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone)
-    except ValueError:
-        return 0
+    return int(parse_time(stamp))
 
 
 def _human_status(c: Container) -> str:

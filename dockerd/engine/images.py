@@ -7,7 +7,6 @@ Docker ID is the digest of its config. Nothing about images is stored by pydocke
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -28,6 +27,7 @@ from containerd.client import (
 from containerd.errors import ContainerdError
 from containerd.errors import NotFound as ContainerdNotFound
 from dockerd.engine.errors import Conflict, InvalidParameter, no_such_image
+from dockerd.engine.logs import parse_time
 
 CONFIG_LIMIT = 8 << 20
 
@@ -215,10 +215,4 @@ class ImageService:
 
 
 def _unix(created: str) -> int:
-    if not created:
-        return 0
-    text = created.rstrip("Z").split(".")[0]
-    try:
-        return int(time.mktime(time.strptime(text, "%Y-%m-%dT%H:%M:%S")) - time.timezone)
-    except ValueError:
-        return 0
+    return int(parse_time(created)) if created else 0
