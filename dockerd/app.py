@@ -444,7 +444,7 @@ def default_info(daemon: Daemon, containers: list[Any], image_count: int) -> dic
         "ContainersPaused": paused,
         "ContainersStopped": len(containers) - running - paused,
         "Images": image_count,
-        "Driver": "overlayfs",
+        "Driver": "overlay2",
         "DriverStatus": [],
         "Plugins": {"Volume": [], "Network": [], "Authorization": None, "Log": ["json-file"]},
         "MemoryLimit": True,

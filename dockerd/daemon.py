@@ -127,7 +127,7 @@ class Metrics:
 
 
 class Daemon:
-    def __init__(self, data_root: str, exec_root: str, containerd: str | None) -> None:
+    def __init__(self, data_root: str, exec_root: str, containerd: str | None, cgroup_parent: str = "/pydocker") -> None:
         self.data_root = os.path.abspath(data_root)
         self.exec_root = os.path.abspath(exec_root)
         self.version = VERSION
@@ -141,7 +141,9 @@ class Daemon:
         self.events = EventBus()
         self.metrics = Metrics()
         self.images = ImageService(self.client)
-        self.containers = ContainerEngine(self.data_root, self.exec_root, self.client, self.images, self.events.publish)
+        self.containers = ContainerEngine(
+            self.data_root, self.exec_root, self.client, self.images, self.events.publish, cgroup_parent=cgroup_parent
+        )
         self._stop = threading.Event()
         self._listener = threading.Thread(target=self._containerd_events, daemon=True, name="containerd-events")
 

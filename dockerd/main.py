@@ -21,6 +21,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--exec-root", default="/run/pydocker")
     p.add_argument("-p", "--pidfile", default=None)
     p.add_argument("--config-file", default=None, help="daemon.json")
+    p.add_argument("--cgroup-parent", default="/pydocker", help="parent cgroup of every container")
     p.add_argument("--containerd", default=None, help="pycontainerd socket; without it pydockerd starts its own")
     p.add_argument("-l", "--log-level", default="info", choices=["debug", "info", "warn", "error", "fatal"])
     p.add_argument("--tlsverify", action="store_true")
@@ -41,13 +42,13 @@ def _apply_config_file(args: argparse.Namespace) -> None:
             cfg = json.load(f)
     except (OSError, ValueError) as exc:
         raise SystemExit(f"pydockerd: cannot read {args.config_file}: {exc}") from None
-    known = {"hosts", "data-root", "exec-root", "pidfile", "containerd", "log-level", "tlsverify", "tlscacert", "tlscert", "tlskey", "metrics-addr", "live-restore"}
+    known = {"hosts", "data-root", "exec-root", "pidfile", "containerd", "log-level", "tlsverify", "tlscacert", "tlscert", "tlskey", "metrics-addr", "live-restore", "cgroup-parent"}
     unknown = set(cfg) - known
     if unknown:
         raise SystemExit(f"pydockerd: unknown settings in {args.config_file}: {', '.join(sorted(unknown))}")
     if cfg.get("hosts") and not args.host:
         args.host = list(cfg["hosts"])
-    for key in ("data-root", "exec-root", "pidfile", "containerd", "tlscacert", "tlscert", "tlskey", "metrics-addr"):
+    for key in ("data-root", "exec-root", "pidfile", "containerd", "cgroup-parent", "tlscacert", "tlscert", "tlskey", "metrics-addr"):
         attr = key.replace("-", "_")
         if cfg.get(key) and getattr(args, attr) in (None, _parse([]).__dict__.get(attr)):
             setattr(args, attr, cfg[key])
@@ -118,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     from dockerd.daemon import Daemon, DaemonError
 
     try:
-        daemon = Daemon(args.data_root, args.exec_root, args.containerd)
+        daemon = Daemon(args.data_root, args.exec_root, args.containerd, cgroup_parent=args.cgroup_parent)
     except DaemonError as exc:
         print(f"pydockerd: {exc}", file=sys.stderr)
         return 1

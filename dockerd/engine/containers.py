@@ -105,7 +105,16 @@ def fresh_state() -> dict[str, Any]:
 
 
 class ContainerEngine:
-    def __init__(self, data_root: str, exec_root: str, client: Client, images: ImageService, publish: Callable[..., None]) -> None:
+    def __init__(
+        self,
+        data_root: str,
+        exec_root: str,
+        client: Client,
+        images: ImageService,
+        publish: Callable[..., None],
+        cgroup_parent: str = "/pydocker",
+    ) -> None:
+        self.cgroup_parent = cgroup_parent
         self.root = os.path.join(data_root, "containers")
         self.fifo_root = os.path.join(exec_root, "fifo")
         os.makedirs(self.root, mode=0o710, exist_ok=True)
@@ -290,7 +299,7 @@ class ContainerEngine:
         top = self.images.ensure_unpacked(image)
         snaps = Snapshots(self.client, "overlayfs")
         user = self._resolve_user(c, image, top)
-        oci = spec.build(c.id, c.config, c.host_config, image.config.get("config") or {}, user, self._dir(c.id), "/pydocker")
+        oci = spec.build(c.id, c.config, c.host_config, image.config.get("config") or {}, user, self._dir(c.id), c.host_config.get("CgroupParent") or self.cgroup_parent)
         try:
             mounts = snaps.mounts(c.id)
         except ContainerdNotFound:
@@ -698,14 +707,14 @@ class ContainerEngine:
             "LogPath": self.log_path(c),
             "Name": f"/{c.name}",
             "RestartCount": c.restart_count,
-            "Driver": "overlayfs",
+            "Driver": "overlay2",
             "Platform": "linux",
             "MountLabel": "",
             "ProcessLabel": "",
             "AppArmorProfile": "",
             "ExecIDs": None,
             "HostConfig": _host_config_view(c.host_config),
-            "GraphDriver": {"Data": None, "Name": "overlayfs"},
+            "GraphDriver": {"Data": None, "Name": "overlay2"},
             "Mounts": _mounts_view(c.host_config),
             "Config": _config_view(c),
             "NetworkSettings": {"Bridge": "", "SandboxID": "", "Ports": {}, "Networks": {}},

@@ -1,0 +1,216 @@
+"""Start pydockerd (with its own pycontainerd) on private temporary roots, for tests.
+
+The handle it yields has the same face as the reference engine's (tests/dockerd_ref.py):
+`socket`, `docker()`, `docker_ok()`, `docker_tty()`, `log_tail()`, so one test body can be
+pointed at either engine with the same real Docker CLI.
+
+Isolation and leak checks:
+
+* data root, exec root, socket and logs live in one fresh temporary directory;
+* pydockerd starts inside a cgroup of our own (pids hierarchy), so pycontainerd, every
+  shim and every container process stays findable, and containers get a unique
+  `--cgroup-parent`;
+* teardown removes the containers through the API, stops pydockerd and pycontainerd by
+  their pids, then fails with LeftoversError if any process, cgroup, mount or FIFO
+  directory of ours is still there (after cleaning it up, so one leak does not cascade).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests.dockerd_ref import (
+    BUSYBOX_TAR,
+    CGROUP_ROOT,
+    DAEMON_ENV,
+    TRACKING_HIERARCHY,
+    DockerdRefError,
+    LeftoversError,
+    RefDockerd,
+    _cgroup_trees,
+    _describe,
+    _kill_pids,
+    _mounts_under,
+    _pids_in_cgroups,
+    _remove_cgroup_trees,
+    _thaw,
+    _wait_gone,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+PYDOCKERD = REPO / ".venv" / "bin" / "pydockerd"
+
+
+class PyDockerd(RefDockerd):
+    """A running pydockerd; `docker()` runs the real Docker CLI against it."""
+
+    @property
+    def data_root(self) -> Path:
+        return self.workdir / "data"
+
+    @property
+    def containerd_pid(self) -> int | None:
+        try:
+            return int((self.exec_root / "containerd" / "pycontainerd.pid").read_text())
+        except (OSError, ValueError):
+            return None
+
+
+def _join_cgroup(path: Path) -> None:
+    with open(path / "cgroup.procs", "w") as f:
+        f.write(str(os.getpid()))
+
+
+def start_pydockerd(daemon: PyDockerd, extra_args: Sequence[str] = ()) -> subprocess.Popen[bytes]:
+    """(Re)start pydockerd for an existing handle, e.g. after a test killed it."""
+    tracking = CGROUP_ROOT / TRACKING_HIERARCHY / daemon.cgroup_parent.lstrip("/") / "daemon"
+    tracking.mkdir(parents=True, exist_ok=True)
+    args = [
+        str(PYDOCKERD),
+        "-H", f"unix://{daemon.socket}",
+        "--data-root", str(daemon.workdir / "data"),
+        "--exec-root", str(daemon.workdir / "exec"),
+        "--pidfile", str(daemon.workdir / "pydockerd.pid"),
+        "--cgroup-parent", daemon.cgroup_parent,
+        *extra_args,
+    ]  # fmt: skip
+    with open(daemon.log_path, "ab") as log:
+        proc = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=dict(DAEMON_ENV),
+            start_new_session=True,
+            preexec_fn=lambda: _join_cgroup(tracking),
+        )
+    object.__setattr__(daemon, "pid", proc.pid)
+    return proc
+
+
+def wait_ready(daemon: PyDockerd, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise DockerdRefError(f"pydockerd exited {proc.returncode} while starting:\n{daemon.log_tail()}")
+        if daemon.socket.exists() and daemon.docker("version", "--format", "{{.Server.Version}}").returncode == 0:
+            return
+        if time.monotonic() > deadline:
+            raise DockerdRefError(f"pydockerd not ready after {timeout}s:\n{daemon.log_tail()}")
+        time.sleep(0.1)
+
+
+@contextmanager
+def pydockerd_engine(
+    images: Sequence[Path] = (BUSYBOX_TAR,),
+    extra_args: Sequence[str] = (),
+    start_timeout: float = 60.0,
+) -> Iterator[PyDockerd]:
+    """Start pydockerd, load `images`, yield, tear down; raise LeftoversError on any leak."""
+    if os.geteuid() != 0:
+        raise DockerdRefError("pydockerd needs root")
+    tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    workdir = Path(tempfile.mkdtemp(prefix=f"pydocker-pd-{tag}-", dir="/tmp"))
+    daemon = PyDockerd(
+        workdir=workdir,
+        socket=workdir / "docker.sock",
+        pid=0,
+        cgroup_parent=f"/pydocker-pd-{tag}",
+        runtimes={},
+        log_path=workdir / "pydockerd.log",
+        _cli_env=dict(DAEMON_ENV, DOCKER_CONFIG=str(workdir / "cli")),
+    )
+    proc: subprocess.Popen[bytes] | None = None
+    try:
+        proc = start_pydockerd(daemon, extra_args)
+        wait_ready(daemon, proc, start_timeout)
+        for image in images:
+            daemon.docker_ok("load", "-i", str(image), timeout=120)
+        yield daemon
+    finally:
+        teardown(daemon)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def stop_pid(pid: int | None, timeout: float = 30.0) -> bool:
+    """SIGTERM a pid we started and wait; SIGKILL after `timeout`. False if it had to be killed."""
+    if not pid or not _alive(pid):
+        return True
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            _wait_gone(pid, 5)
+            return False
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        time.sleep(0.05)
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+    return True
+
+
+def teardown(daemon: PyDockerd) -> None:
+    leftovers: list[str] = []
+    if daemon.pid and _alive(daemon.pid):
+        ids = daemon.docker("ps", "-aq", "--no-trunc").stdout.split()
+        if ids:
+            res = daemon.docker("rm", "-f", *ids, timeout=120)
+            if res.returncode != 0:
+                leftovers.append(f"docker rm -f failed: {res.stderr.strip()}")
+        else:
+            left = daemon.docker("ps", "-aq").stdout.split()
+            if left:
+                leftovers.append(f"containers listed after removal: {left}")
+    if not stop_pid(daemon.pid, 40):
+        leftovers.append(f"pydockerd {daemon.pid} ignored SIGTERM for 40s")
+    if not stop_pid(daemon.containerd_pid, 40):
+        leftovers.append(f"pycontainerd {daemon.containerd_pid} ignored SIGTERM for 40s")
+    trees = _cgroup_trees(daemon.cgroup_parent)
+    in_cgroups = sorted(_pids_in_cgroups(trees))
+    if in_cgroups:
+        leftovers.append(f"processes left in cgroups {daemon.cgroup_parent}: {_describe(in_cgroups)}")
+        _thaw(trees)
+        _kill_pids(in_cgroups)
+        for pid in in_cgroups:
+            _wait_gone(pid, 5)
+    stuck = _remove_cgroup_trees(trees)
+    if stuck:
+        leftovers.append(f"cgroups that could not be removed: {stuck}")
+    mounts = _mounts_under(daemon.workdir)
+    if mounts:
+        leftovers.append(f"mounts left under {daemon.workdir}: {mounts}")
+        for mount_point in sorted(mounts, key=len, reverse=True):
+            subprocess.run(["umount", "-l", mount_point], capture_output=True, check=False)
+    fifo_root = daemon.exec_root / "fifo"
+    if fifo_root.exists() and any(fifo_root.iterdir()):
+        leftovers.append(f"FIFO directories left: {sorted(p.name for p in fifo_root.iterdir())}")
+    log_tail = daemon.log_tail()
+    shutil.rmtree(daemon.workdir, ignore_errors=True)
+    if leftovers:
+        raise LeftoversError("; ".join(leftovers) + f"\n--- pydockerd log tail ---\n{log_tail}")
