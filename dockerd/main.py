@@ -137,7 +137,12 @@ def main(argv: list[str] | None = None) -> int:
             f.write(str(os.getpid()))
     daemon.start()
     try:
-        asyncio.run(_serve(configs, daemon, args.metrics_addr))
+        # Not asyncio.run: it joins the default executor's threads, which may be blocked (see below).
+        loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(_serve(configs, daemon, args.metrics_addr))
+        finally:
+            loop.close()
     finally:
         daemon.stop()
         if args.pidfile:
@@ -145,7 +150,13 @@ def main(argv: list[str] | None = None) -> int:
                 os.unlink(args.pidfile)
             except FileNotFoundError:
                 pass
-    return 0
+    # Worker threads may still sit in blocking reads for clients that never hung up (a FIFO
+    # open, a follow); the interpreter would join them at exit and never stop. State is on
+    # disk and containers belong to their shims, so nothing is lost by not waiting.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 async def _serve(configs: list[Any], daemon: Any, metrics_addr: str | None) -> None:
