@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import stat
 import threading
 import uuid
@@ -17,6 +16,7 @@ from typing import Any
 
 import grpc
 
+from common.unixsock import accepting
 from containerd.config import Config
 from containerd.errors import FailedPrecondition
 from containerd.events import Exchange
@@ -207,12 +207,7 @@ def _claim_socket_path(address: str) -> None:
         return
     if not stat.S_ISSOCK(st.st_mode):
         raise DaemonError(f"{address} exists and is not a socket")
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.connect(address)
-    except OSError:
+    if not accepting(address):
         os.unlink(address)
         return
-    finally:
-        probe.close()
     raise DaemonError(f"another daemon is serving on {address}")

@@ -8,6 +8,7 @@ run their blocking engine calls in threads so the event loop keeps serving.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import re
@@ -23,16 +24,69 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from dockerd.engine.errors import EngineError, InvalidParameter, NotImplementedYet, NotModified
+from dockerd.engine.resources import ResourceService, familiar_match
 
 if TYPE_CHECKING:
     from dockerd.daemon import Daemon
 
+log = logging.getLogger("pydockerd.api")
 MIN_API, MAX_API = (1, 24), (1, 41)
 _VERSIONED = re.compile(r"^/v(\d+)\.(\d+)(/.*)$")
 
 
 def _truthy(value: str | None) -> bool:
     return value is not None and value.lower() in ("1", "true", "yes")
+
+
+def _int_query(params: Any, name: str, default: int | None = None) -> int | None:
+    """An integer query parameter; a malformed one is the client's error (400), not a server fault."""
+    raw = params.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise InvalidParameter(f"invalid value for {name}: {raw!r} is not an integer") from None
+
+
+def _time_query(params: Any, name: str) -> float | None:
+    """A Unix timestamp (seconds, fraction allowed, as the Docker CLI sends) or an RFC 3339 time."""
+    raw = params.get(name)
+    if raw in (None, ""):
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        pass
+    from dockerd.engine.logs import parse_time
+
+    value = parse_time(raw) if len(raw) >= 19 and raw[4] == "-" and raw[10] == "T" else 0.0
+    if not value:
+        raise InvalidParameter(f"invalid value for {name}: {raw!r} is neither a Unix timestamp nor an RFC 3339 time")
+    return value
+
+
+CONTAINER_FILTERS = {
+    "ancestor", "before", "expose", "exited", "health", "id", "isolation", "is-task", "label", "name", "network",
+    "publish", "since", "status", "volume",
+}  # fmt: skip
+IMAGE_FILTERS = {"before", "dangling", "label", "reference", "since"}
+
+
+def _filters_query(params: Any, allowed: set[str] | None = None) -> dict[str, Any]:
+    """Docker's `filters` parameter: JSON of {key: [values]} (or the old {key: {value: true}})."""
+    raw = params.get("filters") or "{}"
+    try:
+        filters = json.loads(raw)
+    except ValueError:
+        raise InvalidParameter(f"invalid filters: {raw!r} is not JSON") from None
+    if not isinstance(filters, dict):
+        raise InvalidParameter("invalid filters: want a JSON object")
+    if allowed is not None:
+        for key in filters:
+            if key not in allowed:
+                raise InvalidParameter(f"Invalid filter '{key}'")
+    return filters
 
 
 def frame(stream: str, data: bytes) -> bytes:
@@ -45,6 +99,7 @@ def create_app(daemon: Daemon) -> FastAPI:
     app = FastAPI(title="pydockerd", docs_url=None, redoc_url=None, openapi_url=None)
     engine = daemon.containers
     images = daemon.images
+    resources = ResourceService(engine, images, daemon.client, daemon.events.publish)
 
     @app.middleware("http")
     async def api_version(request: Request, call_next: Any) -> Response:
@@ -68,7 +123,8 @@ def create_app(daemon: Daemon) -> FastAPI:
         response.headers["API-Version"] = "1.41"
         response.headers["Server"] = f"Docker/{daemon.version} (linux)"
         response.headers["Ostype"] = "linux"
-        daemon.metrics.observe(request.method, time.monotonic() - started)
+        route = request.scope.get("route")  # the matched route's template keeps the label set small
+        daemon.metrics.observe(request.method, time.monotonic() - started, getattr(route, "path", "") or "other")
         return response
 
     @app.exception_handler(EngineError)
@@ -84,6 +140,12 @@ def create_app(daemon: Daemon) -> FastAPI:
     @app.exception_handler(404)
     async def not_found(request: Request, exc: Any) -> Response:
         return JSONResponse({"message": "page not found"}, status_code=404)
+
+    @app.exception_handler(Exception)
+    async def server_fault(request: Request, exc: Exception) -> Response:
+        # A real fault of ours: the client still gets Docker's JSON error, the log the traceback.
+        log.exception("%s %s failed", request.method, request.url.path)
+        return JSONResponse({"message": f"internal error: {exc}"}, status_code=500)
 
     async def body_json(request: Request) -> dict[str, Any]:
         raw = await request.body()
@@ -115,21 +177,32 @@ def create_app(daemon: Daemon) -> FastAPI:
     @app.get("/events")
     async def events(request: Request) -> StreamingResponse:
         q = request.query_params
-        filters = json.loads(q.get("filters") or "{}")
-        since = float(q["since"]) if q.get("since") else None
-        until = float(q["until"]) if q.get("until") else None
+        filters = _filters_query(q)
+        since, until = _time_query(q, "since"), _time_query(q, "until")
         stream = daemon.events.stream(filters, since, until)
         return StreamingResponse(iterate_in_threadpool(stream), media_type="application/json")
 
     @app.get("/system/df")
     async def system_df() -> dict[str, Any]:
-        return await run_in_threadpool(daemon.disk_usage)
+        return await run_in_threadpool(resources.disk_usage)
+
+    @app.post("/build/prune")
+    async def build_prune() -> dict[str, Any]:
+        return {"CachesDeleted": None, "SpaceReclaimed": 0}  # pydockerd has no builder, so no cache
+
+    @app.post("/networks/prune")
+    async def networks_prune() -> dict[str, Any]:
+        return {"NetworksDeleted": None}  # no user-defined networks yet
+
+    @app.post("/volumes/prune")
+    async def volumes_prune() -> dict[str, Any]:
+        return {"VolumesDeleted": [], "SpaceReclaimed": 0}  # no volumes yet
 
     # --- images ----------------------------------------------------------------------------
 
     @app.get("/images/json")
     async def images_list(request: Request) -> list[dict[str, Any]]:
-        filters = json.loads(request.query_params.get("filters") or "{}")
+        filters = _filters_query(request.query_params, IMAGE_FILTERS)
 
         def listing() -> list[dict[str, Any]]:
             out = []
@@ -140,6 +213,11 @@ def create_app(daemon: Daemon) -> FastAPI:
             return out
 
         return await run_in_threadpool(listing)
+
+    @app.post("/images/prune")
+    async def images_prune(request: Request) -> dict[str, Any]:
+        filters = _filters_query(request.query_params)
+        return await run_in_threadpool(resources.prune_images, filters)
 
     @app.post("/images/load")
     async def images_load(request: Request) -> StreamingResponse:
@@ -188,8 +266,36 @@ def create_app(daemon: Daemon) -> FastAPI:
         return StreamingResponse(iterate_in_threadpool(chunks()), media_type="application/x-tar")
 
     @app.post("/images/create")
-    async def images_create() -> Response:
-        raise NotImplementedYet("pulling images is not supported yet: use `docker load` (pull arrives with the registry work)")
+    async def images_create(request: Request) -> Response:
+        q = request.query_params
+        source = q.get("fromSrc")
+        if not source:
+            raise NotImplementedYet("pulling images is not supported yet: use `docker load` (pull arrives with the registry work)")
+        if source != "-":
+            raise NotImplementedYet("importing from a URL is not supported yet: upload the archive (`docker import FILE`)")
+        from dockerd.engine import image_import
+
+        # Checked before the upload is read, as dockerd does.
+        name = image_import.target_name(q.get("repo") or "", q.get("tag") or "")
+        changes = q.getlist("changes")
+        image_import.apply_changes(changes)
+        spool = tempfile.TemporaryFile(dir=daemon.tmp_dir)
+        try:
+            async for chunk in request.stream():
+                spool.write(chunk)
+            spool.seek(0)
+            image_id = await run_in_threadpool(
+                lambda: image_import.import_rootfs(
+                    daemon.client, spool, name=name, message=q.get("message") or f"Imported from {source}",
+                    changes=changes, docker_version=daemon.version, tmp_dir=daemon.tmp_dir,
+                )
+            )  # fmt: skip
+        finally:
+            spool.close()
+        daemon.events.publish("image", "import", image_id, {"name": image_id})
+        if name:
+            daemon.events.publish("image", "tag", image_id, {"name": name})
+        return Response(json.dumps({"status": image_id}, separators=(",", ":")) + "\r\n", media_type="application/json")
 
     @app.post("/images/{name:path}/push")
     async def images_push(name: str) -> Response:
@@ -233,7 +339,7 @@ def create_app(daemon: Daemon) -> FastAPI:
             result = images.remove(name, force, users)
             for entry in result:
                 for action, ref in entry.items():
-                    daemon.events.publish("image", action.lower(), ref, {"name": ref})
+                    daemon.events.publish("image", {"Untagged": "untag", "Deleted": "delete"}.get(action, action.lower()), ref, {"name": ref})
             return result
 
         return await run_in_threadpool(remove)
@@ -251,22 +357,45 @@ def create_app(daemon: Daemon) -> FastAPI:
     async def container_list(request: Request) -> list[dict[str, Any]]:
         q = request.query_params
         show_all = _truthy(q.get("all"))
-        limit = int(q.get("limit") or -1)
-        filters = json.loads(q.get("filters") or "{}")
-        out = []
+        limit = _int_query(q, "limit", -1) or -1
+        filters = _filters_query(q, CONTAINER_FILTERS)
+        chosen = []
         for c in engine.all():
             if not show_all and not c.running() and limit < 0 and "status" not in filters and "exited" not in filters:
                 continue
             if not _container_matches(c, filters, engine):
                 continue
-            out.append(engine.summary(c))
+            chosen.append(c)
         if limit > 0:
-            out = out[:limit]
-        return out
+            chosen = chosen[:limit]
+        if _truthy(q.get("size")):
+            return await run_in_threadpool(resources.sized_summaries, chosen)
+        return [engine.summary(c) for c in chosen]
 
     @app.get("/containers/{ref}/json")
-    async def container_inspect(ref: str) -> dict[str, Any]:
-        return engine.inspect(ref)
+    async def container_inspect(ref: str, request: Request) -> dict[str, Any]:
+        if _truthy(request.query_params.get("size")):
+            info = await run_in_threadpool(lambda: resources.with_sizes(engine.get(ref), engine.inspect(ref)))
+        else:
+            info = engine.inspect(ref)
+        info["ExecIDs"] = daemon.execs.live_ids(info["Id"]) or None
+        return info
+
+    @app.get("/containers/{ref}/top")
+    async def container_top(ref: str, request: Request) -> dict[str, Any]:
+        return await run_in_threadpool(resources.top, ref, request.query_params.get("ps_args") or "")
+
+    @app.get("/containers/{ref}/stats")
+    async def container_stats(ref: str, request: Request) -> StreamingResponse:
+        q = request.query_params
+        stream = q.get("stream") is None or _truthy(q.get("stream"))
+        frames = resources.stats(ref, stream, _truthy(q.get("one-shot")))
+        return StreamingResponse(frames, media_type="application/json")
+
+    @app.post("/containers/{ref}/update")
+    async def container_update(ref: str, request: Request) -> dict[str, Any]:
+        body = await body_json(request)
+        return await run_in_threadpool(resources.update, ref, body)
 
     @app.post("/containers/{ref}/start")
     async def container_start(ref: str) -> Response:
@@ -276,7 +405,7 @@ def create_app(daemon: Daemon) -> FastAPI:
     @app.post("/containers/{ref}/stop")
     async def container_stop(ref: str, request: Request) -> Response:
         q = request.query_params
-        timeout = int(q["t"]) if q.get("t") else None
+        timeout = _int_query(q, "t")
         sig = q.get("signal")
         from dockerd.engine.containers import signal_number
 
@@ -286,7 +415,7 @@ def create_app(daemon: Daemon) -> FastAPI:
     @app.post("/containers/{ref}/restart")
     async def container_restart(ref: str, request: Request) -> Response:
         q = request.query_params
-        await run_in_threadpool(engine.restart, ref, int(q["t"]) if q.get("t") else None)
+        await run_in_threadpool(engine.restart, ref, _int_query(q, "t"))
         return Response(status_code=204)
 
     @app.post("/containers/{ref}/kill")
@@ -337,7 +466,7 @@ def create_app(daemon: Daemon) -> FastAPI:
         c = engine.get(ref)
         stdout, stderr = _truthy(q.get("stdout")), _truthy(q.get("stderr"))
         if not stdout and not stderr:
-            raise InvalidParameter("You must choose at least one stream")
+            raise InvalidParameter("Bad parameters: you must choose at least one stream")
         tty = bool(c.config.get("Tty"))
         timestamps = _truthy(q.get("timestamps"))
         tail = q.get("tail") or "all"
@@ -346,9 +475,9 @@ def create_app(daemon: Daemon) -> FastAPI:
             follow=_truthy(q.get("follow")),
             stdout=stdout,
             stderr=stderr,
-            since=float(q.get("since") or 0),
-            until=float(q.get("until") or 0),
-            tail=-1 if tail == "all" else int(tail),
+            since=_time_query(q, "since") or 0,
+            until=_time_query(q, "until") or 0,
+            tail=-1 if tail == "all" else (_int_query(q, "tail") or 0),
         )
 
         def render() -> Iterator[bytes]:
@@ -369,15 +498,86 @@ def create_app(daemon: Daemon) -> FastAPI:
         await run_in_threadpool(engine.resize, ref, h, w)
         return Response(status_code=200)
 
+    # --- exec (POST /exec/{id}/start is a hijacked route: dockerd/attach.py) -----------------
+
+    @app.post("/containers/{ref}/exec")
+    async def exec_create(ref: str, request: Request) -> Response:
+        body = await body_json(request)
+        ex = await run_in_threadpool(daemon.execs.create, ref, body)
+        return JSONResponse({"Id": ex.id}, status_code=201)
+
+    @app.get("/exec/{exec_id}/json")
+    async def exec_inspect(exec_id: str) -> dict[str, Any]:
+        return daemon.execs.inspect(exec_id)
+
+    @app.post("/exec/{exec_id}/resize")
+    async def exec_resize(exec_id: str, request: Request) -> Response:
+        h, w = _int_query(request.query_params, "h", 0), _int_query(request.query_params, "w", 0)
+        await run_in_threadpool(daemon.execs.resize, exec_id, h or 0, w or 0)
+        return Response(status_code=200)
+
+    # --- container filesystems: cp, export, changes (dockerd/engine/filesystem.py) -----------
+
+    from dockerd.engine.filesystem import STAT_HEADER, FilesystemService, encode_stat
+
+    fs = FilesystemService(engine, images, daemon.tmp_dir)
+
+    def _spooled(f: Any, media_type: str, headers: dict[str, str] | None = None) -> StreamingResponse:
+        def chunks() -> Iterator[bytes]:
+            with f:
+                while chunk := f.read(1 << 20):
+                    yield chunk
+
+        return StreamingResponse(iterate_in_threadpool(chunks()), media_type=media_type, headers=headers)
+
+    @app.head("/containers/{ref}/archive")
+    async def container_archive_stat(ref: str, request: Request) -> Response:
+        info = await run_in_threadpool(fs.stat, ref, request.query_params.get("path") or "")
+        return Response(status_code=200, headers={STAT_HEADER: encode_stat(info)})
+
+    @app.get("/containers/{ref}/archive")
+    async def container_archive(ref: str, request: Request) -> StreamingResponse:
+        info, out = await run_in_threadpool(fs.archive, ref, request.query_params.get("path") or "")
+        return _spooled(out, "application/x-tar", {STAT_HEADER: encode_stat(info)})
+
+    @app.put("/containers/{ref}/archive")
+    async def container_extract(ref: str, request: Request) -> Response:
+        q = request.query_params
+        engine.get(ref)
+        spool = tempfile.TemporaryFile(dir=daemon.tmp_dir)
+        try:
+            async for chunk in request.stream():
+                spool.write(chunk)
+            spool.seek(0)
+            await run_in_threadpool(
+                lambda: fs.extract(
+                    ref, q.get("path") or "", spool, no_overwrite_dir_non_dir=_truthy(q.get("noOverwriteDirNonDir")),
+                    copy_uid_gid=_truthy(q.get("copyUIDGID")),
+                )
+            )  # fmt: skip
+        finally:
+            spool.close()
+        return Response(status_code=200)
+
+    @app.get("/containers/{ref}/export")
+    async def container_export(ref: str) -> StreamingResponse:
+        return _spooled(await run_in_threadpool(fs.export, ref), "application/octet-stream")
+
+    @app.get("/containers/{ref}/changes")
+    async def container_changes(ref: str) -> Response:
+        return JSONResponse(await run_in_threadpool(fs.changes, ref))
+
     @app.post("/containers/prune")
     async def containers_prune() -> dict[str, Any]:
         def prune() -> dict[str, Any]:
-            deleted = []
+            deleted, reclaimed = [], 0
             for c in engine.all():
                 if not c.running() and not c.state.get("Paused"):
+                    size = resources.writable_size(c)
                     engine.remove(c.id, False, False)
                     deleted.append(c.id)
-            return {"ContainersDeleted": deleted or None, "SpaceReclaimed": 0}
+                    reclaimed += size
+            return {"ContainersDeleted": deleted or None, "SpaceReclaimed": reclaimed}
 
         return await run_in_threadpool(prune)
 
@@ -385,17 +585,19 @@ def create_app(daemon: Daemon) -> FastAPI:
 
 
 def _image_matches(summary: dict[str, Any], image: Any, filters: dict[str, Any]) -> bool:
-    tags = summary.get("RepoTags") or []
+    tags = [t for t in summary.get("RepoTags") or [] if t != "<none>:<none>"]
+    if "reference" in filters:
+        # As dockerd: only the tags that match are listed, and an image without one is left out.
+        patterns = list(filters["reference"]) if isinstance(filters["reference"], (list, dict)) else [filters["reference"]]
+        tags = [t for t in tags if any(familiar_match(p, t) for p in patterns)]
+        if not tags:
+            return False
+        summary["RepoTags"] = tags
     for key, wanted in filters.items():
         values = list(wanted) if isinstance(wanted, (list, dict)) else [wanted]
         if key == "dangling":
             dangling = not tags
             if any((v in ("true", "1")) != dangling for v in values):
-                return False
-        elif key == "reference":
-            import fnmatch
-
-            if not any(fnmatch.fnmatch(t, v) or fnmatch.fnmatch(t.split(":")[0], v) for t in tags for v in values):
                 return False
         elif key == "label":
             labels = summary.get("Labels") or {}
@@ -446,7 +648,7 @@ def default_info(daemon: Daemon, containers: list[Any], image_count: int) -> dic
         "Images": image_count,
         "Driver": "overlay2",
         "DriverStatus": [],
-        "Plugins": {"Volume": [], "Network": [], "Authorization": None, "Log": ["json-file"]},
+        "Plugins": {"Volume": [], "Network": [], "Authorization": None, "Log": ["json-file", "none"]},
         "MemoryLimit": True,
         "SwapLimit": True,
         "CpuCfsPeriod": True,
@@ -459,7 +661,7 @@ def default_info(daemon: Daemon, containers: list[Any], image_count: int) -> dic
         "NFd": len(os.listdir("/proc/self/fd")),
         "NGoroutines": threading.active_count(),
         "SystemTime": time.strftime("%Y-%m-%dT%H:%M:%S.000000000Z", time.gmtime()),
-        "LoggingDriver": "json-file",
+        "LoggingDriver": daemon.containers.log_defaults.type,  # daemon.json log-driver
         "CgroupDriver": "cgroupfs",
         "CgroupVersion": "1" if not os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "2",
         "NEventsListener": daemon.events.listeners(),

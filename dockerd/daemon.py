@@ -7,7 +7,6 @@ import logging
 import os
 import queue
 import secrets
-import socket
 import subprocess
 import sys
 import threading
@@ -15,9 +14,11 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from common.unixsock import accepting
 from containerd.client import Client
 from dockerd.engine.containers import NAMESPACE, ContainerEngine
 from dockerd.engine.images import ImageService
+from dockerd.metrics import Metrics, container_states
 
 VERSION = "20.10.99-pydocker"
 log = logging.getLogger("pydockerd")
@@ -102,32 +103,20 @@ def _event_matches(event: dict[str, Any], filters: dict[str, Any]) -> bool:
     return True
 
 
-class Metrics:
-    """Prometheus text for --metrics-addr: request latency and containers by state."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.count: dict[str, int] = {}
-        self.seconds: dict[str, float] = {}
-
-    def observe(self, method: str, seconds: float) -> None:
-        with self._lock:
-            self.count[method] = self.count.get(method, 0) + 1
-            self.seconds[method] = self.seconds.get(method, 0.0) + seconds
-
-    def render(self, states: dict[str, int]) -> str:
-        lines = ["# TYPE pydockerd_containers gauge"]
-        lines += [f'pydockerd_containers{{state="{s}"}} {n}' for s, n in sorted(states.items())]
-        lines.append("# TYPE pydockerd_api_request_seconds summary")
-        with self._lock:
-            for method in sorted(self.count):
-                lines.append(f'pydockerd_api_request_seconds_count{{method="{method}"}} {self.count[method]}')
-                lines.append(f'pydockerd_api_request_seconds_sum{{method="{method}"}} {self.seconds[method]:.6f}')
-        return "\n".join(lines) + "\n"
+# Published to pycontainerd by pydockerd itself, to learn when its event subscription is live.
+SUBSCRIBED_TOPIC = "/pydockerd/subscribed"
 
 
 class Daemon:
-    def __init__(self, data_root: str, exec_root: str, containerd: str | None, cgroup_parent: str = "/pydocker") -> None:
+    def __init__(
+        self,
+        data_root: str,
+        exec_root: str,
+        containerd: str | None,
+        cgroup_parent: str = "/pydocker",
+        log_driver: str = "json-file",
+        log_opts: dict[str, str] | None = None,
+    ) -> None:
         self.data_root = os.path.abspath(data_root)
         self.exec_root = os.path.abspath(exec_root)
         self.version = VERSION
@@ -136,15 +125,22 @@ class Daemon:
         self.tmp_dir = os.path.join(self.data_root, "tmp")
         os.makedirs(self.tmp_dir, mode=0o700, exist_ok=True)
         self.id = self._engine_id()
-        self.containerd_address = containerd or self._own_containerd()
+        self.owns_containerd = containerd is None
+        self._containerd_proc: subprocess.Popen[bytes] | None = None
+        self.containerd_address = self._wait_for(containerd) if containerd else self._own_containerd()
         self.client = Client(self.containerd_address, NAMESPACE)
         self.events = EventBus()
         self.metrics = Metrics()
         self.images = ImageService(self.client)
         self.containers = ContainerEngine(
-            self.data_root, self.exec_root, self.client, self.images, self.events.publish, cgroup_parent=cgroup_parent
-        )
+            self.data_root, self.exec_root, self.client, self.images, self.events.publish, cgroup_parent=cgroup_parent,
+            log_driver=log_driver, log_opts=log_opts,
+        )  # fmt: skip
+        from dockerd.engine.execs import ExecEngine
+
+        self.execs = ExecEngine(self.containers, self.events.publish)
         self._stop = threading.Event()
+        self._subscribed = threading.Event()
         self._listener = threading.Thread(target=self._containerd_events, daemon=True, name="containerd-events")
 
     def _engine_id(self) -> str:
@@ -158,6 +154,16 @@ class Daemon:
                 f.write(value)
             return value
 
+    def _wait_for(self, address: str, timeout: float = 60.0) -> str:
+        """A given pycontainerd (its own service) may still be starting: wait, as dockerd does."""
+        address = address.removeprefix("unix://")
+        deadline = time.monotonic() + timeout
+        while not accepting(address):
+            if time.monotonic() > deadline:
+                raise DaemonError(f"pycontainerd is not serving {address} (waited {timeout:.0f}s)")
+            time.sleep(0.1)
+        return address
+
     def _own_containerd(self) -> str:
         """Start pycontainerd detached (its own session) so that it outlives pydockerd; reuse a live one."""
         address = os.path.join(self.exec_root, "containerd", "pycontainerd.sock")
@@ -167,7 +173,7 @@ class Daemon:
             digest = hashlib.sha256(self.exec_root.encode()).hexdigest()[:32]
             os.makedirs("/run/pydocker-containerd", mode=0o711, exist_ok=True)
             address = f"/run/pydocker-containerd/{digest}.sock"
-        if _accepting(address):
+        if accepting(address):
             return address
         os.makedirs(os.path.join(self.exec_root, "containerd"), mode=0o711, exist_ok=True)
         logfile = open(os.path.join(self.exec_root, "containerd", "pycontainerd.log"), "ab")  # noqa: SIM115 - handed to the child
@@ -181,17 +187,22 @@ class Daemon:
             cmd, stdin=subprocess.DEVNULL, stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True
         )
         logfile.close()
+        self._containerd_proc = proc
         with open(os.path.join(self.exec_root, "containerd", "pycontainerd.pid"), "w") as f:
             f.write(str(proc.pid))
         deadline = time.monotonic() + 30
-        while not _accepting(address):
+        while not accepting(address):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise DaemonError(f"pycontainerd did not start (see {self.exec_root}/containerd/pycontainerd.log)")
             time.sleep(0.05)
         return address
 
     def start(self) -> None:
+        """Listen to pycontainerd's events, then restore: an exit is either in the task listing
+        restore reads or arrives as an event afterwards, never lost in between."""
         self._listener.start()
+        if not self._subscribed.wait(30):
+            log.warning("no event subscription to pycontainerd yet; restoring anyway")
         self.containers.restore()
 
     def _containerd_events(self) -> None:
@@ -201,29 +212,94 @@ class Daemon:
         from containerd_api.events import task_pb2
         from containerd_api.services.events.v1 import events_pb2, events_pb2_grpc
 
+        from dockerd.engine.containers import timestamp_text
+
         stub = events_pb2_grpc.EventsStub(self.client.channel)
+        filters = ['topic=="/tasks/exit"', 'topic=="/tasks/oom"', f'topic=="{SUBSCRIBED_TOPIC}"']
         while not self._stop.is_set():
+            token = secrets.token_hex(8).encode()
+            confirmed = threading.Event()
             try:
-                request = events_pb2.SubscribeRequest(filters=['topic=="/tasks/exit"', 'topic=="/tasks/oom"'])
-                for envelope in stub.Subscribe(request):
+                responses = stub.Subscribe(events_pb2.SubscribeRequest(filters=filters))
+                threading.Thread(target=self._confirm_subscription, args=(token, confirmed), daemon=True).start()
+                for envelope in responses:
                     if envelope.namespace != NAMESPACE:
                         continue
-                    if envelope.topic == "/tasks/exit":
+                    if envelope.topic == SUBSCRIBED_TOPIC:
+                        if envelope.event.value == token and not confirmed.is_set():
+                            confirmed.set()
+                            self._on_subscribed()
+                    elif envelope.topic == "/tasks/exit":
                         exit_event = task_pb2.TaskExit.FromString(envelope.event.value)
                         if exit_event.id == exit_event.container_id:
                             threading.Thread(
                                 target=self.containers.task_exited,
                                 args=(exit_event.container_id, exit_event.exit_status),
+                                kwargs={"finished_at": timestamp_text(exit_event.exited_at)},
+                                daemon=True,
+                            ).start()
+                            threading.Thread(
+                                target=self.execs.container_exited, args=(exit_event.container_id,), daemon=True
+                            ).start()
+                        else:  # an exec's process
+                            threading.Thread(
+                                target=self.execs.process_exited,
+                                args=(exit_event.container_id, exit_event.id, exit_event.exit_status),
                                 daemon=True,
                             ).start()
                     elif envelope.topic == "/tasks/oom":
                         oom = task_pb2.TaskOOM.FromString(envelope.event.value)
                         self.containers.mark_oom(oom.container_id)
             except Exception as exc:  # noqa: BLE001 - resubscribe after pycontainerd restarts
+                confirmed.set()
                 if self._stop.is_set():
                     return
                 log.warning("containerd event stream: %s; reconnecting", exc)
+                self._supervise_containerd()
                 self._stop.wait(1.0)
+
+    def _confirm_subscription(self, token: bytes, confirmed: threading.Event) -> None:
+        """Publish a marker until it comes back through the new subscription: from then on no
+        event can slip past unseen (the Subscribe call gives no other sign that it is live)."""
+        from containerd_api.services.events.v1 import events_pb2, events_pb2_grpc
+        from google.protobuf import any_pb2
+
+        stub = events_pb2_grpc.EventsStub(self.client.channel)
+        marker = any_pb2.Any(type_url="pydockerd/subscribed", value=token)
+        while not confirmed.is_set() and not self._stop.is_set():
+            try:
+                stub.Publish(events_pb2.PublishRequest(topic=SUBSCRIBED_TOPIC, event=marker), timeout=5)
+            except Exception as exc:  # noqa: BLE001 - the subscription loop handles a lost pycontainerd
+                log.debug("publishing the subscription marker: %s", exc)
+            confirmed.wait(0.2)
+
+    def _on_subscribed(self) -> None:
+        if not self._subscribed.is_set():
+            self._subscribed.set()  # the first time: start() restores now
+            return
+        log.info("event subscription to pycontainerd restored; reconciling container states")
+        threading.Thread(target=self.containers.reconcile, daemon=True, name="reconcile").start()
+
+    def _supervise_containerd(self) -> None:
+        """As dockerd does for the containerd it manages: start it again if it died."""
+        if not self.owns_containerd or accepting(self.containerd_address):
+            return
+        proc = self._containerd_proc
+        if proc is not None:
+            if proc.poll() is None:
+                return  # alive, perhaps still starting
+        else:  # started by an earlier pydockerd
+            try:
+                with open(os.path.join(self.exec_root, "containerd", "pycontainerd.pid")) as f:
+                    os.kill(int(f.read().strip()), 0)
+                return
+            except (OSError, ValueError):
+                pass
+        log.warning("pycontainerd is gone; starting it again")
+        try:
+            self._own_containerd()
+        except DaemonError as exc:
+            log.error("%s", exc)
 
     def stop(self) -> None:
         self._stop.set()
@@ -249,23 +325,11 @@ class Daemon:
             "BuildTime": "",
         }
 
+    def render_metrics(self) -> str:
+        return self.metrics.render(container_states([c.status() for c in self.containers.all()]), self.version)
+
     def info(self) -> dict[str, Any]:
         from dockerd.app import default_info
 
         return default_info(self, self.containers.all(), len(self.images.all()))
 
-    def disk_usage(self) -> dict[str, Any]:
-        images = [self.images.summary(i) for i in self.images.all()]
-        containers = [self.containers.summary(c) for c in self.containers.all()]
-        return {"LayersSize": sum(i["Size"] for i in images), "Images": images, "Containers": containers, "Volumes": [], "BuildCache": []}
-
-
-def _accepting(address: str) -> bool:
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.connect(address)
-        return True
-    except OSError:
-        return False
-    finally:
-        probe.close()

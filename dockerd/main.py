@@ -1,155 +1,186 @@
-"""pydockerd: the Docker Engine API, served by FastAPI on uvicorn, over pycontainerd."""
+"""pydockerd: the Docker Engine API, served by FastAPI on uvicorn, over pycontainerd.
+
+Start-up order: flags and daemon.json (dockerd/config.py), the -H plan (refused hosts and
+bad certificates fail before anything starts), the pid file, pycontainerd, live restore of
+the containers, and only then the API sockets (dockerd/listeners.py), so that the first
+request already sees every container as it is.
+"""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import logging
 import os
 import signal
 import sys
+import time
 from typing import Any
 
-DEFAULT_HOST = "unix:///run/pydocker.sock"
+from dockerd.config import ConfigError, Options, parse
 
 
-def _parse(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="pydockerd", description="The Docker Engine API over pycontainerd.")
-    p.add_argument("-H", "--host", action="append", default=[], help="unix:///path, tcp://HOST:PORT (with TLS), fd://")
-    p.add_argument("--data-root", default="/var/lib/pydocker")
-    p.add_argument("--exec-root", default="/run/pydocker")
-    p.add_argument("-p", "--pidfile", default=None)
-    p.add_argument("--config-file", default=None, help="daemon.json")
-    p.add_argument("--cgroup-parent", default="/pydocker", help="parent cgroup of every container")
-    p.add_argument("--containerd", default=None, help="pycontainerd socket; without it pydockerd starts its own")
-    p.add_argument("-l", "--log-level", default="info", choices=["debug", "info", "warn", "error", "fatal"])
-    p.add_argument("--tlsverify", action="store_true")
-    p.add_argument("--tlscacert", default=None)
-    p.add_argument("--tlscert", default=None)
-    p.add_argument("--tlskey", default=None)
-    p.add_argument("--allow-insecure-tcp", action="store_true", help="serve plain TCP without TLS (dangerous)")
-    p.add_argument("--metrics-addr", default=None, help="HOST:PORT for Prometheus metrics")
-    p.add_argument("-v", "--version", action="store_true")
-    return p.parse_args(argv)
+class _Formatter(logging.Formatter):
+    """dockerd's logrus text format: time="RFC 3339" level=info msg="..." (UTC)."""
+
+    LEVELS = {"WARNING": "warning", "CRITICAL": "fatal"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs * 1000):06d}Z"
+        level = self.LEVELS.get(record.levelname, record.levelname.lower())
+        msg = record.getMessage().replace("\\", "\\\\").replace('"', '\\"')
+        text = f'time="{stamp}" level={level} msg="{msg}"'
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        return text
 
 
-def _apply_config_file(args: argparse.Namespace) -> None:
-    if not args.config_file:
-        return
+def _setup_logging(opts: Options) -> None:
+    name = "debug" if opts["debug"] else opts["log-level"]
+    level = {"warn": "WARNING", "fatal": "CRITICAL", "panic": "CRITICAL"}.get(name, name.upper())
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter())
+    logging.basicConfig(level=level, handlers=[handler])
+
+
+def _write_pidfile(path: str) -> None:
+    """As dockerd's pidfile.New: refuse to start over a live daemon's pid file."""
     try:
-        with open(args.config_file) as f:
-            cfg = json.load(f)
-    except (OSError, ValueError) as exc:
-        raise SystemExit(f"pydockerd: cannot read {args.config_file}: {exc}") from None
-    known = {"hosts", "data-root", "exec-root", "pidfile", "containerd", "log-level", "tlsverify", "tlscacert", "tlscert", "tlskey", "metrics-addr", "live-restore", "cgroup-parent"}
-    unknown = set(cfg) - known
-    if unknown:
-        raise SystemExit(f"pydockerd: unknown settings in {args.config_file}: {', '.join(sorted(unknown))}")
-    if cfg.get("hosts") and not args.host:
-        args.host = list(cfg["hosts"])
-    for key in ("data-root", "exec-root", "pidfile", "containerd", "cgroup-parent", "tlscacert", "tlscert", "tlskey", "metrics-addr"):
-        attr = key.replace("-", "_")
-        if cfg.get(key) and getattr(args, attr) in (None, _parse([]).__dict__.get(attr)):
-            setattr(args, attr, cfg[key])
-    if cfg.get("tlsverify"):
-        args.tlsverify = True
+        with open(path) as f:
+            pid = int(f.read().strip() or "0")
+    except (OSError, ValueError):
+        pid = 0
+    if pid and pid != os.getpid() and _running(pid):
+        raise ConfigError(f"pid file found, ensure docker is not running or delete {path}")
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w") as f:
+        f.write(str(os.getpid()))
 
 
-def _server_configs(app: Any, hosts: list[str], args: argparse.Namespace, protocol: Any) -> list[Any]:
-    import uvicorn
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has stopped running
+    except (OSError, IndexError):
+        return False
 
-    configs = []
-    for host in hosts:
-        common: dict[str, Any] = {
-            "http": protocol,
-            "log_level": "warning", "access_log": False, "lifespan": "off", "timeout_keep_alive": 300,
-            "timeout_graceful_shutdown": 5,
-        }  # fmt: skip
-        if host.startswith("unix://"):
-            path = host[len("unix://") :]
-            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-            if os.path.exists(path):
-                os.unlink(path)
-            configs.append(("unix", path, uvicorn.Config(app, uds=path, **common)))
-        elif host.startswith("tcp://"):
-            hostport = host[len("tcp://") :]
-            h, _, port = hostport.rpartition(":")
-            if not (args.tlsverify and args.tlscacert and args.tlscert and args.tlskey):
-                if not args.allow_insecure_tcp:
-                    raise SystemExit(
-                        f"pydockerd: refusing to listen on {host} without TLS: pass --tlsverify --tlscacert --tlscert --tlskey"
-                        " (or --allow-insecure-tcp to accept the risk)"
-                    )
-                configs.append(("tcp", host, uvicorn.Config(app, host=h or "127.0.0.1", port=int(port), **common)))
-            else:
-                import ssl
 
-                configs.append(
-                    (
-                        "tcp",
-                        host,
-                        uvicorn.Config(
-                            app, host=h or "127.0.0.1", port=int(port), ssl_certfile=args.tlscert, ssl_keyfile=args.tlskey,
-                            ssl_ca_certs=args.tlscacert, ssl_cert_reqs=ssl.CERT_REQUIRED, **common,
-                        ),
-                    )
-                )  # fmt: skip
-        elif host.startswith("fd://"):
-            fds = int(os.environ.get("LISTEN_FDS", "0"))
-            if os.environ.get("LISTEN_PID") not in (None, str(os.getpid())) or fds < 1:
-                raise SystemExit("pydockerd: fd:// needs systemd socket activation (LISTEN_FDS)")
-            for i in range(fds):
-                configs.append(("fd", str(3 + i), uvicorn.Config(app, fd=3 + i, **common)))
-        else:
-            raise SystemExit(f"pydockerd: unsupported host {host!r}: use unix://, tcp:// or fd://")
-    return configs
+def _remove_pidfile(path: str) -> None:
+    try:
+        with open(path) as f:
+            if f.read().strip() != str(os.getpid()):
+                return  # not ours any more
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _sd_notify(address: str | None, state: str) -> None:
+    """systemd's sd_notify (Type=notify units): a datagram to $NOTIFY_SOCKET."""
+    if not address:
+        return
+    import socket
+
+    if address.startswith("@"):
+        address = "\0" + address[1:]  # an abstract socket
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+            s.connect(address)
+            s.sendall(state.encode())
+    except OSError as exc:
+        logging.getLogger("pydockerd").warning("sd_notify: %s", exc)
+
+
+def _hijack_router(daemon: Any) -> Any:
+    from dockerd.attach import make_attach_handler, make_exec_start_handler
+    from dockerd.hijack import HijackRouter
+
+    router = HijackRouter()
+    router.add("POST", r"/containers/(?P<name>[^/]+)/attach", make_attach_handler(daemon.containers, daemon.events.publish))
+    router.add("POST", r"/exec/(?P<id>[^/]+)/start", make_exec_start_handler(daemon.execs))
+    return router
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parse(argv)
-    if args.version:
+    try:
+        opts = parse(argv)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    if opts.version:
         from dockerd.daemon import VERSION
 
         print(f"pydockerd version {VERSION}")
         return 0
-    _apply_config_file(args)
-    level = {"warn": "WARNING", "fatal": "CRITICAL"}.get(args.log_level, args.log_level.upper())
-    logging.basicConfig(level=level, format='time="%(asctime)s" level=%(levelname)s msg="%(message)s"', stream=sys.stderr)
+    _setup_logging(opts)
+    # For our own READY=1 only: pycontainerd, started by us, must not report to our unit.
+    notify = os.environ.pop("NOTIFY_SOCKET", None)
+    from dockerd import listeners, metrics
+
+    values = opts.values
+    try:
+        from dockerd.engine.errors import EngineError
+        from dockerd.engine.logs import validate_log_config
+
+        validate_log_config(values["log-driver"], values["log-opts"])
+    except EngineError as exc:
+        print(f"pydockerd: failed to start daemon: failed to set log opts: {exc}", file=sys.stderr)
+        return 1
+    try:
+        planned = listeners.plan(values)
+        metrics_sock = metrics.bind(values["metrics-addr"]) if values["metrics-addr"] else None
+        _write_pidfile(values["pidfile"])
+    except (ConfigError, ValueError, OSError) as exc:
+        print(f"pydockerd: {exc}", file=sys.stderr)
+        return 1
+    try:
+        return _run(opts, planned, metrics_sock, notify)
+    finally:
+        _remove_pidfile(values["pidfile"])
+
+
+def _run(opts: Options, planned: list[Any], metrics_sock: Any, notify: str | None = None) -> int:
+    from dockerd import listeners
     from dockerd.daemon import Daemon, DaemonError
 
+    values = opts.values
     try:
-        daemon = Daemon(args.data_root, args.exec_root, args.containerd, cgroup_parent=args.cgroup_parent)
+        daemon = Daemon(
+            values["data-root"], values["exec-root"], values["containerd"] or None, cgroup_parent=values["cgroup-parent"],
+            log_driver=values["log-driver"], log_opts=values["log-opts"],
+        )  # fmt: skip
     except DaemonError as exc:
         print(f"pydockerd: {exc}", file=sys.stderr)
         return 1
+    except Exception as exc:  # noqa: BLE001 - e.g. a bad log-driver in daemon.json: say it, exit 1
+        from dockerd.engine.errors import EngineError
+
+        if not isinstance(exc, EngineError):
+            raise
+        print(f"pydockerd: failed to start daemon: {exc}", file=sys.stderr)
+        return 1
     from dockerd.app import create_app
+    from dockerd.hijack import make_protocol_class
 
     app = create_app(daemon)
-    from dockerd.attach import make_attach_handler
-    from dockerd.hijack import HijackRouter, make_protocol_class
-
-    router = HijackRouter()
-    router.add("POST", r"/containers/(?P<name>[^/]+)/attach", make_attach_handler(daemon.containers))
-    configs = _server_configs(app, args.host or [DEFAULT_HOST], args, make_protocol_class(router))
-    if args.pidfile:
-        with open(args.pidfile, "w") as f:
-            f.write(str(os.getpid()))
-    daemon.start()
+    protocol = make_protocol_class(_hijack_router(daemon))
+    try:
+        daemon.start()
+        listeners.bind(planned, values["group"])
+    except ConfigError as exc:
+        daemon.stop()
+        print(f"pydockerd: {exc}", file=sys.stderr)
+        return 1
+    tls = listeners.tls_context(values) if any(lst.tls for lst in planned) else None
     try:
         # Not asyncio.run: it joins the default executor's threads, which may be blocked (see below).
         loop = asyncio.new_event_loop()
         try:
-            loop.run_until_complete(_serve(configs, daemon, args.metrics_addr))
+            loop.run_until_complete(_serve(app, protocol, planned, tls, daemon, metrics_sock, notify))
         finally:
             loop.close()
     finally:
         daemon.stop()
-        if args.pidfile:
-            try:
-                os.unlink(args.pidfile)
-            except FileNotFoundError:
-                pass
+        _remove_pidfile(values["pidfile"])
     # Worker threads may still sit in blocking reads for clients that never hung up (a FIFO
     # open, a follow); the interpreter would join them at exit and never stop. State is on
     # disk and containers belong to their shims, so nothing is lost by not waiting.
@@ -159,59 +190,45 @@ def main(argv: list[str] | None = None) -> int:
     os._exit(0)
 
 
-async def _serve(configs: list[Any], daemon: Any, metrics_addr: str | None) -> None:
+async def _serve(
+    app: Any, protocol: Any, planned: list[Any], tls: Any, daemon: Any, metrics_sock: Any, notify: str | None
+) -> None:
     import contextlib
 
     import uvicorn
 
-    servers = [uvicorn.Server(cfg) for _, _, cfg in configs]
-    for server in servers:
+    from dockerd import metrics
+
+    servers = []
+    for lst in planned:
+        config = uvicorn.Config(
+            app, http=protocol, log_level="warning", access_log=False, lifespan="off", timeout_keep_alive=300,
+            timeout_graceful_shutdown=5,
+        )  # fmt: skip
+        config.load()
+        if lst.tls:
+            config.ssl = tls  # uvicorn builds contexts from file names only; ours requires client certificates
+        server = uvicorn.Server(config)
         # One signal handler for all servers (below); uvicorn's own would stop only one of them.
         server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
+        servers.append((server, lst.sock))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    tasks = [asyncio.create_task(s.serve()) for s in servers]
-    if metrics_addr:
-        tasks.append(asyncio.create_task(_serve_metrics(metrics_addr, daemon)))
-    await asyncio.sleep(0.2)
-    for kind, where, _ in configs:
-        if kind == "unix":
-            os.chmod(where, 0o660)
-            _chgrp_docker(where)
-    logging.getLogger("pydockerd").info("API listening on %s", ", ".join(w for _, w, _ in configs))
+    tasks = [asyncio.create_task(s.serve(sockets=[sock])) for s, sock in servers]
+    if metrics_sock is not None:
+        tasks.append(asyncio.create_task(metrics.serve(metrics_sock, daemon.render_metrics)))
+    logging.getLogger("pydockerd").info("API listening on %s", ", ".join(lst.address for lst in planned))
+    _sd_notify(notify, f"READY=1\nMAINPID={os.getpid()}")
     await stop.wait()
-    for s in servers:
+    _sd_notify(notify, "STOPPING=1")
+    logging.getLogger("pydockerd").info("Processing signal 'terminated'")
+    for s, _ in servers:
         s.should_exit = True
-    await asyncio.gather(*tasks, return_exceptions=True)
-
-
-def _chgrp_docker(path: str) -> None:
-    import grp
-
-    try:
-        os.chown(path, -1, grp.getgrnam("docker").gr_gid)
-    except (KeyError, OSError):
-        pass
-
-
-async def _serve_metrics(addr: str, daemon: Any) -> None:
-    host, _, port = addr.rpartition(":")
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        states: dict[str, int] = {}
-        for c in daemon.containers.all():
-            states[c.status()] = states.get(c.status(), 0) + 1
-        body = daemon.metrics.render(states).encode()
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
-        await writer.drain()
-        writer.close()
-
-    server = await asyncio.start_server(handle, host or "127.0.0.1", int(port))
-    async with server:
-        await server.serve_forever()
+    await asyncio.gather(*tasks[: len(servers)], return_exceptions=True)
+    for task in tasks[len(servers) :]:
+        task.cancel()
 
 
 if __name__ == "__main__":

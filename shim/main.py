@@ -36,17 +36,9 @@ class ShimError(Exception):
 
 
 def _serving(socket_path: str) -> bool:
-    import _socket  # the C module: `socket` imports enum and more, and the shim is started per task
+    from common.unixsock import accepting
 
-    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
-    try:
-        sock.settimeout(2)
-        sock.connect(socket_path)
-        return True
-    except OSError:
-        return False
-    finally:
-        sock.close()
+    return accepting(socket_path)
 
 
 def _which(name: str) -> str | None:

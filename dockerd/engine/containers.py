@@ -21,12 +21,23 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from containerd.client import Client
+from containerd.errors import AlreadyExists as ContainerdAlreadyExists
 from containerd.errors import ContainerdError
 from containerd.errors import NotFound as ContainerdNotFound
-from dockerd.engine import names, spec
+from dockerd.engine import filesystem, names, spec, validate
 from dockerd.engine.errors import Conflict, InvalidParameter, NotModified, no_such_container
 from dockerd.engine.images import ImageService
-from dockerd.engine.logs import LogCopier, parse_time, read_log, rfc3339nano
+from dockerd.engine.logs import (
+    LogCopier,
+    LogFiles,
+    LogSettings,
+    parse_time,
+    read_log,
+    reading_not_supported,
+    resolve_log_config,
+    rfc3339nano,
+    stop_copiers,
+)
 
 log = logging.getLogger("pydockerd.containers")
 
@@ -113,12 +124,22 @@ class ContainerEngine:
         images: ImageService,
         publish: Callable[..., None],
         cgroup_parent: str = "/pydocker",
+        log_driver: str = "json-file",
+        log_opts: dict[str, str] | None = None,
     ) -> None:
         self.cgroup_parent = cgroup_parent
+        # The daemon's default LogConfig (daemon.json log-driver/log-opts), checked as a container's is.
+        self.log_defaults = resolve_log_config({"Type": log_driver, "Config": log_opts or {}}, log_driver, {})
+        self.log_files = LogFiles()
         self.root = os.path.join(data_root, "containers")
         self.fifo_root = os.path.join(exec_root, "fifo")
         os.makedirs(self.root, mode=0o710, exist_ok=True)
         os.makedirs(self.fifo_root, mode=0o700, exist_ok=True)
+        # Where container and image filesystems are mounted for cp, export, changes (private, ours).
+        self.mount_root = os.path.join(data_root, "mnt")
+        os.makedirs(self.mount_root, mode=0o700, exist_ok=True)
+        filesystem.clean_mount_root(self.mount_root)
+        self.rootfs_guard = filesystem.RootfsGuard()
         self.client = client
         self.images = images
         self.publish = publish
@@ -126,6 +147,8 @@ class ContainerEngine:
         self._changed = threading.Condition(self._lock)
         self._containers: dict[str, Container] = {}
         self._copiers: dict[str, list[LogCopier]] = {}
+        self._exiting: set[str] = set()  # containers whose exit is being recorded
+        self._restarting_now: set[str] = set()  # containers a restart policy is starting right now
         # Attached clients per container: queues of (stream, bytes) and (stream, None) at its end.
         self._attached: dict[str, list[queue.Queue[tuple[str, bytes | None]]]] = {}
         self._load()
@@ -182,6 +205,12 @@ class ContainerEngine:
     def log_path(self, c: Container) -> str:
         return os.path.join(self._dir(c.id), f"{c.id}-json.log")
 
+    def save_host_config(self, c: Container, host: dict[str, Any]) -> None:
+        """Replace a container's HostConfig (docker update) and persist it."""
+        with self._lock:
+            c.host_config = host
+            self._save(c)
+
     # --- create ----------------------------------------------------------------------------
 
     def create(self, body: dict[str, Any], name: str | None) -> tuple[Container, list[str]]:
@@ -190,6 +219,7 @@ class ContainerEngine:
         host = body.get("HostConfig") or {}
         if not isinstance(host, dict):
             raise InvalidParameter("invalid JSON: HostConfig must be an object")
+        validate.check_create(body)
         self._check_fields(body, host)
         image_ref = body.get("Image") or ""
         if not image_ref:
@@ -197,12 +227,22 @@ class ContainerEngine:
         image = self.images.resolve(image_ref)
         image_config = image.config.get("config") or {}
         config = {k: v for k, v in body.items() if k not in ("HostConfig", "NetworkingConfig")}
+        for key in ("Cmd", "Entrypoint", "Shell"):
+            if isinstance(config.get(key), str):  # Docker's strslice: a lone string is a one-element list
+                config[key] = [config[key]]
         restart = (host.get("RestartPolicy") or {}).get("Name", "") or "no"
         if restart not in ("no", "always", "on-failure", "unless-stopped"):
             raise InvalidParameter(f"invalid restart policy {restart!r}")
         if host.get("AutoRemove") and restart not in ("", "no"):
             raise InvalidParameter("can't create 'AutoRemove' container with restart policy")
         args = spec.command(config, image_config)
+        host = dict(host)
+        if host.get("Memory") and not host.get("MemorySwap"):
+            host["MemorySwap"] = host["Memory"] * 2  # dockerd's default: swap as much as memory
+        if host.get("PidsLimit") is not None and host["PidsLimit"] <= 0:
+            host["PidsLimit"] = None  # 0 and -1 both mean unlimited; dockerd shows null
+        log_config = resolve_log_config(host.get("LogConfig"), self.log_defaults.type, self.log_defaults.config)
+        host = {**host, "LogConfig": log_config.view()}  # inspect shows the resolved driver and options
         with self._lock:
             taken = {c.name for c in self._containers.values()}
             if name:
@@ -254,14 +294,6 @@ class ContainerEngine:
         for key in ("IpcMode", "PidMode", "UTSMode", "UsernsMode", "CgroupnsMode"):
             if host.get(key) not in (None, "", "private", "host" if key == "CgroupnsMode" else "private"):
                 raise InvalidParameter(f"{key} {host.get(key)!r} is not supported yet")
-        for key in ("Memory", "MemorySwap", "NanoCpus", "CpuShares", "PidsLimit", "ShmSize"):
-            value = host.get(key)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-                raise InvalidParameter(f"invalid HostConfig.{key}: want an integer")
-        for key in ("Env", "Binds", "CapAdd", "CapDrop"):
-            value = body.get(key) if key == "Env" else host.get(key)
-            if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
-                raise InvalidParameter(f"invalid {key}: want an array of strings")
 
     def _write_files(self, c: Container) -> None:
         d = self._dir(c.id)
@@ -291,6 +323,10 @@ class ContainerEngine:
         self._start(c)
 
     def _start(self, c: Container) -> None:
+        with self.rootfs_guard.hold(c.id):  # a cp into the stopped container has it mounted: let it finish
+            self._start_task(c)
+
+    def _start_task(self, c: Container) -> None:
         from google.protobuf import any_pb2
 
         from containerd.client import Snapshots, get_image
@@ -300,19 +336,18 @@ class ContainerEngine:
         snaps = Snapshots(self.client, "overlayfs")
         user = self._resolve_user(c, image, top)
         oci = spec.build(c.id, c.config, c.host_config, image.config.get("config") or {}, user, self._dir(c.id), c.host_config.get("CgroupParent") or self.cgroup_parent)
+        self._tasks_delete_quietly(c.id)
+        record = self._cpb.Container(id=c.id, image=get_image(self.client, image.names[0]).name, snapshotter="overlayfs", snapshot_key=c.id)
+        record.runtime.name = "io.containerd.runc.v2"
+        record.spec.CopyFrom(any_pb2.Any(type_url=SPEC_TYPE, value=json.dumps(oci).encode()))
+        # The containerd record is updated, never deleted and re-created, and it exists before
+        # the snapshot it names: pycontainerd collects garbage on every delete (anyone's), and a
+        # snapshot no record refers to (the container's writable layer) would be collected.
+        self._put_record(record)
         try:
             mounts = snaps.mounts(c.id)
         except ContainerdNotFound:
             mounts = snaps.prepare(c.id, top)
-        self._tasks_delete_quietly(c.id)
-        try:
-            self.client.call(self._containers_api.Delete, self._cpb.DeleteContainerRequest(id=c.id))
-        except ContainerdNotFound:
-            pass
-        record = self._cpb.Container(id=c.id, image=get_image(self.client, image.names[0]).name, snapshotter="overlayfs", snapshot_key=c.id)
-        record.runtime.name = "io.containerd.runc.v2"
-        record.spec.CopyFrom(any_pb2.Any(type_url=SPEC_TYPE, value=json.dumps(oci).encode()))
-        self.client.call(self._containers_api.Create, self._cpb.CreateContainerRequest(container=record))
         fifos = self._make_fifos(c)
         request = self._tpb.CreateTaskRequest(
             container_id=c.id,
@@ -322,13 +357,7 @@ class ContainerEngine:
             stderr=fifos.get("stderr", ""),
             terminal=bool(c.config.get("Tty")),
         )
-        copiers = [
-            LogCopier(c.id, stream, path, self.log_path(c), live=self._fan_out(c.id))
-            for stream, path in fifos.items()
-            if stream != "stdin"
-        ]
-        for copier in copiers:
-            copier.start()
+        copiers = self._start_copiers(c, fifos)
         try:
             created = self.client.call(self._tasks_api.Create, request)
             self.client.call(self._tasks_api.Start, self._tpb.StartRequest(container_id=c.id))
@@ -340,6 +369,9 @@ class ContainerEngine:
             with self._lock:
                 c.state.update(Error=message, ExitCode=127 if "not found" in message or "no such file" in message else 126)
                 self._save(c)
+            if c.host_config.get("AutoRemove"):
+                # As dockerd: a --rm container that cannot start is removed at once (the CLI waits for it).
+                self.remove(c.id, force=True, volumes=False)
             raise InvalidParameter(f"failed to create task for container: {message}") from None
         with self._lock:
             self._copiers[c.id] = copiers
@@ -353,6 +385,32 @@ class ContainerEngine:
             self._changed.notify_all()
         self.publish("container", "start", c.id, {"image": c.image_ref, "name": c.name})
 
+    def log_settings(self, c: Container) -> LogSettings:
+        cfg = c.host_config.get("LogConfig") or {}
+        return LogSettings(cfg.get("Type") or "json-file", dict(cfg.get("Config") or {}))
+
+    def _start_copiers(self, c: Container, fifos: dict[str, str], adopt: bool = False) -> list[LogCopier]:
+        """ADOPT: the task exists already (a restarted daemon), its shim holds the FIFOs, if anyone."""
+        settings = self.log_settings(c)
+        sink = self.log_files.open(self.log_path(c), settings) if settings.readable else None
+        copiers = [
+            LogCopier(c.id, stream, path, sink, live=self._fan_out(c.id), adopt=adopt)
+            for stream, path in fifos.items()
+            if stream != "stdin"
+        ]
+        for copier in copiers:
+            copier.start()
+        return copiers
+
+    def _put_record(self, record: Any) -> None:
+        from google.protobuf import field_mask_pb2
+
+        try:
+            self.client.call(self._containers_api.Create, self._cpb.CreateContainerRequest(container=record))
+        except ContainerdAlreadyExists:
+            mask = field_mask_pb2.FieldMask(paths=["spec", "image"])
+            self.client.call(self._containers_api.Update, self._cpb.UpdateContainerRequest(container=record, update_mask=mask))
+
     # --- attach ----------------------------------------------------------------------------
 
     def _fan_out(self, cid: str) -> Callable[[str, bytes | None], None]:
@@ -364,8 +422,11 @@ class ContainerEngine:
 
         return deliver
 
-    def attach_output(self, cid: str) -> queue.Queue[tuple[str, bytes | None]]:
-        q: queue.Queue[tuple[str, bytes | None]] = queue.Queue()
+    def attach_output(
+        self, cid: str, q: queue.Queue[tuple[str, bytes | None]] | None = None
+    ) -> queue.Queue[tuple[str, bytes | None]]:
+        """Subscribe Q (a fresh queue by default) to the container's output as it arrives."""
+        q = q if q is not None else queue.Queue()
         with self._lock:
             self._attached.setdefault(cid, []).append(q)
         return q
@@ -414,86 +475,51 @@ class ContainerEngine:
             paths[stream] = path
         return paths
 
-    def _resolve_user(self, c: Container, image: Any, top: str) -> tuple[int, int, list[int]]:
-        user = c.config.get("User") or (image.config.get("config") or {}).get("User") or ""
+    def _resolve_user(self, c: Container, image: Any, top: str, wanted: str | None = None) -> tuple[int, int, list[int]]:
+        """uid, gid, groups of WANTED (an exec's --user), else of the container's or the image's user."""
+        user = wanted or c.config.get("User") or (image.config.get("config") or {}).get("User") or ""
         if not user:
             return 0, 0, []
         name, _, group = user.partition(":")
         if name.isdigit() and (not group or group.isdigit()):
             return int(name), int(group or 0), []
         passwd, groups = self._read_account_files(c, top)
-        uid = gid = None
-        if name.isdigit():
-            uid = int(name)
-        for line in passwd.splitlines():
-            parts = line.split(":")
-            if len(parts) >= 4 and (parts[0] == name or (name.isdigit() and parts[2] == name)):
-                uid, gid = int(parts[2]), int(parts[3])
-                break
-        if uid is None:
-            raise InvalidParameter(f"unable to find user {name}: no matching entries in passwd file")
-        if group:
-            if group.isdigit():
-                gid = int(group)
-            else:
-                gid = next((int(p[2]) for p in (g.split(":") for g in groups.splitlines()) if len(p) >= 3 and p[0] == group), None)
-                if gid is None:
-                    raise InvalidParameter(f"unable to find group {group}: no matching entries in group file")
-        return uid, gid or 0, []
+        uid, gid = filesystem.lookup_user(user, passwd, groups)
+        return uid, gid, []
 
     def _read_account_files(self, c: Container, top: str) -> tuple[str, str]:
         """As containerd's client does for WithUsername: mount a read-only view of the image and read it."""
-        import subprocess
-        import tempfile
-
-        from containerd.client import Snapshots
-
-        snaps = Snapshots(self.client, "overlayfs")
-        key = f"{c.id}-accounts"
-        with self.client.lease():
-            mounts = snaps.view(key, top)
-            target = tempfile.mkdtemp(prefix="pydockerd-view-")
-            try:
-                m = mounts[0]
-                args = ["mount", "-t", m.type, m.source, target]
-                if m.options:
-                    args += ["-o", ",".join(m.options)]
-                subprocess.run(args, check=True, capture_output=True)
-                try:
-                    texts = []
-                    for name in ("etc/passwd", "etc/group"):
-                        try:
-                            with open(os.path.join(target, name)) as f:
-                                texts.append(f.read())
-                        except OSError:
-                            texts.append("")
-                    return texts[0], texts[1]
-                finally:
-                    subprocess.run(["umount", target], check=False, capture_output=True)
-            finally:
-                os.rmdir(target)
-                try:
-                    snaps.remove(key)
-                except ContainerdError:
-                    pass
+        return filesystem.read_account_files(self.client, f"{c.id}-accounts", top, self.mount_root)
 
     # --- exits -----------------------------------------------------------------------------
 
-    def task_exited(self, cid: str, exit_status: int, oom: bool = False) -> None:
+    def task_exited(self, cid: str, exit_status: int, oom: bool = False, finished_at: str | None = None) -> None:
+        """One exit, however many report it (the event stream and live restore's listing can both)."""
         with self._lock:
             c = self._containers.get(cid)
-            if c is None or not c.running():
+            if c is None or not c.running() or cid in self._exiting:
                 return
-        deleted_status = self._tasks_delete_quietly(cid)
-        status = deleted_status if deleted_status is not None else exit_status
-        for copier in self._copiers.pop(cid, []):
-            copier.finish()
-        with self._lock:
-            c.state.update(Status="exited", Running=False, Paused=False, Pid=0, ExitCode=status, FinishedAt=now())
-            if oom:
-                c.state["OOMKilled"] = True
-            self._save(c)
-            self._changed.notify_all()
+            self._exiting.add(cid)
+        try:
+            copiers = self._copiers.pop(cid, None)
+            if copiers is None:  # exited before a restarted daemon adopted it: what the shim kept goes to the log
+                copiers = self._start_copiers(c, self._output_fifos(c), adopt=True)
+            for copier in copiers:
+                copier.finish()
+            # Only now: deleting the task makes the shim drop the output it still holds (spooled
+            # while the FIFO was full), and the copiers end once it has delivered everything.
+            deleted_status = self._tasks_delete_quietly(cid)
+            status = deleted_status if deleted_status is not None else exit_status
+            self.log_files.close(self.log_path(c))
+            with self._lock:
+                c.state.update(Status="exited", Running=False, Paused=False, Pid=0, ExitCode=status, FinishedAt=finished_at or now())
+                if oom:
+                    c.state["OOMKilled"] = True
+                self._save(c)
+                self._changed.notify_all()
+        finally:
+            with self._lock:
+                self._exiting.discard(cid)
         self.publish("container", "die", cid, {"exitCode": str(status), "image": c.image_ref, "name": c.name})
         if c.host_config.get("AutoRemove"):
             self.remove(cid, force=True, volumes=False)
@@ -536,15 +562,21 @@ class ContainerEngine:
         def later() -> None:
             time.sleep(delay)
             with self._lock:
-                if c.id not in self._containers or c.manually_stopped:
+                if c.id not in self._containers or c.manually_stopped or c.removal_in_progress:
                     c.state["Restarting"] = False
                     return
+                self._restarting_now.add(c.id)  # remove() waits for it: no task may outlive the container
             try:
                 self._start(c)
             except Exception as exc:  # noqa: BLE001 - a failed restart is recorded, not fatal
                 with self._lock:
                     c.state.update(Restarting=False, Error=str(exc))
-                    self._save(c)
+                    if c.id in self._containers:
+                        self._save(c)
+            finally:
+                with self._lock:
+                    self._restarting_now.discard(c.id)
+                    self._changed.notify_all()
 
         threading.Thread(target=later, daemon=True, name=f"restart-{c.id[:12]}").start()
 
@@ -558,6 +590,9 @@ class ContainerEngine:
             c.manually_stopped = True
         self.client.call(self._tasks_api.Kill, self._tpb.KillRequest(container_id=c.id, signal=signal, all=False))
         self.publish("container", "kill", c.id, {"signal": str(signal), "name": c.name})
+        if signal == 9:
+            # As dockerd's Kill: a SIGKILL returns once the exit is recorded (inspect right after shows it).
+            self.wait_until(c, lambda: not c.running(), 30)
 
     def stop(self, ref: str, timeout: int | None, signal: int | None = None) -> None:
         c = self.get(ref)
@@ -636,6 +671,14 @@ class ContainerEngine:
 
     def remove(self, ref: str, force: bool, volumes: bool) -> None:
         c = self.get(ref)
+        if c.state.get("Restarting") and not c.running():
+            if not force:
+                raise Conflict(
+                    f"You cannot remove a restarting container {c.id}. Stop the container before attempting removal or force remove"
+                )
+            with self._lock:
+                c.manually_stopped = True  # cancels the pending restart
+        self.wait_until(c, lambda: c.id not in self._restarting_now, 60)
         if c.running():
             if not force:
                 raise Conflict(
@@ -654,10 +697,12 @@ class ContainerEngine:
         self._tasks_delete_quietly(c.id)
         for copier in self._copiers.pop(c.id, []):
             copier.stop()
+        self.log_files.close(self.log_path(c))
         from containerd.client import Snapshots
 
         try:
-            Snapshots(self.client, "overlayfs").remove(c.id)
+            with self.rootfs_guard.hold(c.id):  # not under a cp that has it mounted
+                Snapshots(self.client, "overlayfs").remove(c.id)
         except ContainerdError:
             pass
         try:
@@ -672,6 +717,8 @@ class ContainerEngine:
         self.publish("container", "destroy", c.id, {"name": c.name, "image": c.image_ref})
 
     def rename(self, ref: str, new_name: str) -> None:
+        if not new_name.strip("/"):
+            raise InvalidParameter("Neither old nor new names may be empty")
         c = self.get(ref)
         new_name = names.validate_name(new_name)
         with self._lock:
@@ -685,10 +732,13 @@ class ContainerEngine:
     # --- reading ---------------------------------------------------------------------------
 
     def logs(self, ref: str, **opts: Any) -> Iterator[tuple[str, bytes, str]]:
+        """Not a generator: a missing container or a driver that cannot be read fails at the call."""
         c = self.get(ref)
+        if not self.log_settings(c).readable:
+            raise reading_not_supported()
         follow = opts.pop("follow", False)
-        path = self.log_path(c)
-        yield from read_log(path, follow=follow and c.running(), alive=lambda: c.running() and c.id in self._containers, **opts)
+        alive = lambda: c.running() and c.id in self._containers  # noqa: E731
+        return read_log(self.log_path(c), self.log_files, follow=follow and c.running(), alive=alive, **opts)
 
     def inspect(self, ref: str) -> dict[str, Any]:
         c = self.get(ref)
@@ -726,7 +776,7 @@ class ContainerEngine:
             "Names": [f"/{c.name}"],
             "Image": c.image_ref,
             "ImageID": c.image_id,
-            "Command": " ".join([c.path, *c.args]),
+            "Command": _summary_command(c.path, c.args),
             "Created": _unix(c.created),
             "Ports": [],
             "Labels": c.config.get("Labels") or {},
@@ -740,37 +790,115 @@ class ContainerEngine:
     # --- live restore ----------------------------------------------------------------------
 
     def restore(self) -> None:
-        """After a restart: re-attach log copiers to running tasks, record exits that happened meanwhile."""
+        """At daemon start (live restore): adopt the tasks that kept running, record the exits
+        that happened while the daemon was down, and resume restart policies."""
         from containerd_api.types.task import task_pb2
 
-        try:
-            tasks = {t.id: t for t in self.client.call(self._tasks_api.List, self._tpb.ListTasksRequest()).tasks}
-        except ContainerdError as exc:
-            log.warning("cannot list tasks for live restore: %s", exc)
-            tasks = {}
+        known = self._running_pids()
+        tasks = self._list_tasks()
+        if tasks is None:
+            return
         for c in self.all():
             task = tasks.get(c.id)
-            if c.running():
-                if task is None or task.status == task_pb2.STOPPED:
-                    code = int(task.exit_status) if task is not None else 255
-                    self.task_exited(c.id, code)
-                    continue
-                fifo_dir = os.path.join(self.fifo_root, c.id)
-                copiers = []
-                for stream in ("stdout", "stderr"):
-                    path = os.path.join(fifo_dir, f"init-{stream}")
-                    if os.path.exists(path):
-                        copier = LogCopier(c.id, stream, path, self.log_path(c), live=self._fan_out(c.id))
-                        copier.start()
-                        copiers.append(copier)
-                self._copiers[c.id] = copiers
-            elif (c.host_config.get("RestartPolicy") or {}).get("Name") == "always" and not c.manually_stopped:
+            live = task is not None and task.status in (task_pb2.RUNNING, task_pb2.PAUSED)
+            if c.id in known:
+                if not live:
+                    self._exited_meanwhile(c, task, known[c.id])
+                else:
+                    self._adopt(c, task)
+            elif live and not c.running() and c.id not in self._exiting:
+                # Started, but the daemon died before it recorded so.
+                self._adopt(c, task)
+            elif not c.running() and self._restarts_at_boot(c):
+                c.state["Restarting"] = False  # the back-off it was in died with the daemon
+                c.manually_stopped = False  # (an `always` container stopped by hand starts again too)
                 self._maybe_restart(c)
 
+    def reconcile(self) -> None:
+        """pycontainerd (re)connected: exits its event stream delivered while nobody listened
+        are lost, so compare the running containers with its tasks."""
+        from containerd_api.types.task import task_pb2
+
+        known = self._running_pids()
+        tasks = self._list_tasks()
+        if tasks is None:
+            return
+        for cid, pid in known.items():
+            task = tasks.get(cid)
+            c = self._containers.get(cid)
+            if c is not None and (task is None or task.status == task_pb2.STOPPED):
+                self._exited_meanwhile(c, task, pid)
+
+    def _running_pids(self) -> dict[str, int]:
+        # Taken before the task listing: a container started after it is not mistaken for one
+        # whose task vanished (its pid differs from the one noted here).
+        with self._lock:
+            return {c.id: int(c.state.get("Pid") or 0) for c in self._containers.values() if c.running()}
+
+    def _list_tasks(self) -> dict[str, Any] | None:
+        try:
+            return {t.id: t for t in self.client.call(self._tasks_api.List, self._tpb.ListTasksRequest()).tasks}
+        except ContainerdError as exc:
+            log.warning("cannot list tasks for live restore: %s", exc)
+            return None
+
+    def _exited_meanwhile(self, c: Container, task: Any, pid: int) -> None:
+        with self._lock:
+            if not c.running() or int(c.state.get("Pid") or 0) != pid:
+                return  # already recorded, or started again since the listing
+        if task is None:
+            # The task is gone with its exit status (its shim died): dockerd reports 255.
+            self.task_exited(c.id, 255)
+        else:
+            self.task_exited(c.id, int(task.exit_status), finished_at=timestamp_text(task.exited_at))
+
+    def _adopt(self, c: Container, task: Any) -> None:
+        from containerd_api.types.task import task_pb2
+
+        paused = task.status == task_pb2.PAUSED
+        with self._lock:
+            if not c.running():
+                c.state.update(Status="running", Running=True, Restarting=False, Pid=task.pid, StartedAt=c.state.get("StartedAt") or now())
+                c.has_been_started = True
+            c.state.update(Paused=paused, Pid=task.pid)
+            self._save(c)
+            if c.id in self._copiers:
+                return
+            self._copiers[c.id] = self._start_copiers(c, self._output_fifos(c), adopt=True)
+            self._changed.notify_all()
+
+    def _output_fifos(self, c: Container) -> dict[str, str]:
+        fifo_dir = os.path.join(self.fifo_root, c.id)
+        paths = {s: os.path.join(fifo_dir, f"init-{s}") for s in ("stdout", "stderr")}
+        return {s: p for s, p in paths.items() if os.path.exists(p)}
+
+    def _restarts_at_boot(self, c: Container) -> bool:
+        """dockerd's restore: a container started before restarts at daemon start when its policy
+        says so with a fresh restart manager (`docker stop` cancelled only the old one): always
+        (even if stopped by hand), unless-stopped if not stopped by hand, on-failure after a
+        failure (within its retry count); and the back-off the daemon died in is finished."""
+        if c.removal_in_progress or not c.has_been_started:
+            return False
+        name = (c.host_config.get("RestartPolicy") or {}).get("Name") or "no"
+        if name == "always":
+            return True
+        if c.manually_stopped:
+            return False
+        if name == "on-failure":
+            return int(c.state.get("ExitCode") or 0) != 0
+        return name == "unless-stopped" or bool(c.state.get("Restarting"))
+
     def close(self) -> None:
-        for copiers in list(self._copiers.values()):
-            for copier in copiers:
-                copier.stop()
+        """Daemon shutdown: the copiers stop (the shims keep what comes meanwhile for the next daemon)."""
+        stop_copiers([copier for copiers in list(self._copiers.values()) for copier in copiers])
+        self.log_files.close_all()
+
+
+def timestamp_text(ts: Any) -> str | None:
+    """A protobuf Timestamp as Docker's RFC 3339 text; None when unset."""
+    if not ts.seconds and not ts.nanos:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts.seconds)) + f".{ts.nanos:09d}Z"
 
 
 def signal_number(name: str) -> int:
@@ -785,6 +913,11 @@ def signal_number(name: str) -> int:
         return int(signal.Signals[text])
     except KeyError:
         raise InvalidParameter(f"Invalid signal: {name}") from None
+
+
+def _summary_command(path: str, args: list[str]) -> str:
+    """As dockerd's container list: arguments with a space are single-quoted."""
+    return " ".join([path, *(f"'{a}'" if " " in a else a for a in args)])
 
 
 def _unix(stamp: str) -> int:

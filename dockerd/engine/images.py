@@ -7,7 +7,8 @@ Docker ID is the digest of its config. Nothing about images is stored by pydocke
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from typing import IO, Any
 
 from containerd.client import (
@@ -40,32 +41,35 @@ class ResolvedImage:
     chain_id: str  # top of the unpacked chain ("" for no layers)
     size: int
     created: str
+    layer_blob_sizes: list[int] = field(default_factory=list)  # the manifest's, one per layer
 
 
 class ImageService:
     def __init__(self, client: Client) -> None:
         self.client = client
+        # Committed layer snapshots never change: their usage is measured once.
+        self._layer_usage: dict[str, int] = {}
+        self._usage_lock = threading.Lock()
 
     # --- reading ---------------------------------------------------------------------------
 
-    def _config_of(self, image: Image) -> tuple[str, dict[str, Any], list[str], int]:
+    def _config_of(self, image: Image) -> tuple[str, dict[str, Any], list[str], list[int]]:
         desc, manifest, config = image_manifest(self.client, image)
         raw = self.client.content.read_all(manifest.config.digest, CONFIG_LIMIT)
-        size = sum(layer.size for layer in manifest.layers)
-        return manifest.config.digest, json.loads(raw), list(config.diff_ids), size
+        return manifest.config.digest, json.loads(raw), list(config.diff_ids), [layer.size for layer in manifest.layers]
 
     def all(self) -> list[ResolvedImage]:
         grouped: dict[str, ResolvedImage] = {}
         for image in list_images(self.client):
             try:
-                image_id, config, diff_ids, size = self._config_of(image)
+                image_id, config, diff_ids, blob_sizes = self._config_of(image)
             except ContainerdError:
                 continue  # an index without our platform, or content garbage-collected meanwhile
             entry = grouped.get(image_id)
             if entry is None:
                 chains = chain_ids(diff_ids)
                 entry = grouped[image_id] = ResolvedImage(
-                    image_id, [], config, chains[-1] if chains else "", size, config.get("created", "")
+                    image_id, [], config, chains[-1] if chains else "", sum(blob_sizes), config.get("created", ""), blob_sizes
                 )
             entry.names.append(image.name)
         return list(grouped.values())
@@ -88,10 +92,34 @@ class ImageService:
                     return matches[0]
                 if len(matches) > 1:
                     raise InvalidParameter(f"ambiguous image reference {ref}")
-        raise no_such_image(ref)
+        # Docker names the reference as it looked it up: `busybox` is `busybox:latest`.
+        has_tag = ":" in ref.rsplit("/", 1)[-1] or "@" in ref
+        raise no_such_image(ref if has_tag or _looks_like_id(ref) else f"{ref}:latest")
 
     def repo_tags(self, image: ResolvedImage) -> list[str]:
         return sorted(familiar_name(name) for name in image.names if "@" not in name)
+
+    def layer_sizes(self, image: ResolvedImage) -> list[tuple[str, int]]:
+        """(chain ID, bytes) per layer: the unpacked layer snapshot's disk usage (as Docker counts
+        unpacked layers), or the layer blob's size while it is not unpacked."""
+        diff_ids = (image.config.get("rootfs") or {}).get("diff_ids") or []
+        out = []
+        for i, chain in enumerate(chain_ids(diff_ids)):
+            with self._usage_lock:
+                size = self._layer_usage.get(chain)
+            if size is None:
+                usage = snapshot_usage(self.client, chain)
+                if usage is not None:
+                    size = usage[0]
+                    with self._usage_lock:
+                        self._layer_usage[chain] = size
+            if size is None:
+                size = image.layer_blob_sizes[i] if i < len(image.layer_blob_sizes) else 0
+            out.append((chain, size))
+        return out
+
+    def unpacked_size(self, image: ResolvedImage) -> int:
+        return sum(size for _, size in self.layer_sizes(image))
 
     # --- Docker JSON -----------------------------------------------------------------------
 
@@ -103,11 +131,12 @@ class ImageService:
             "Id": image.id,
             "Labels": (image.config.get("config") or {}).get("Labels"),
             "ParentId": "",
-            "RepoDigests": [],
-            "RepoTags": self.repo_tags(image) or None,
+            # As dockerd's list: an image without tags shows `<none>` placeholders.
+            "RepoDigests": None if self.repo_tags(image) else ["<none>@<none>"],
+            "RepoTags": self.repo_tags(image) or ["<none>:<none>"],
             "SharedSize": -1,
-            "Size": image.size,
-            "VirtualSize": image.size,
+            "Size": (size := self.unpacked_size(image)),
+            "VirtualSize": size,
         }
 
     def inspect(self, image: ResolvedImage) -> dict[str, Any]:
@@ -117,7 +146,7 @@ class ImageService:
             "RepoTags": self.repo_tags(image),
             "RepoDigests": [],
             "Parent": "",
-            "Comment": "",
+            "Comment": cfg.get("comment", ""),
             "Created": image.created,
             "Container": cfg.get("container", ""),
             "ContainerConfig": cfg.get("container_config") or {},
@@ -126,8 +155,8 @@ class ImageService:
             "Config": cfg.get("config") or {},
             "Architecture": cfg.get("architecture", ""),
             "Os": cfg.get("os", ""),
-            "Size": image.size,
-            "VirtualSize": image.size,
+            "Size": (size := self.unpacked_size(image)),
+            "VirtualSize": size,
             "GraphDriver": {"Data": None, "Name": "overlayfs"},
             "RootFS": {"Type": "layers", "Layers": (cfg.get("rootfs") or {}).get("diff_ids", [])},
             "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
@@ -159,7 +188,12 @@ class ImageService:
         lines = []
         for image in images:
             if "@" in image.name:
-                lines.append(f"Loaded image ID: {image.target.digest}")
+                # Docker's image ID is the config's digest, not the manifest's.
+                try:
+                    image_id = image_manifest(self.client, image)[1].config.digest
+                except ContainerdError:
+                    image_id = image.target.digest
+                lines.append(f"Loaded image ID: {image_id}")
             else:
                 lines.append(f"Loaded image: {familiar_name(image.name)}")
         return lines
@@ -214,5 +248,21 @@ class ImageService:
         export_archive(self.client, names, out, format="docker")
 
 
+def snapshot_usage(client: Client, key: str, snapshotter: str = "overlayfs") -> tuple[int, int] | None:
+    """(bytes, inodes) of a snapshot from Snapshots.Usage, None when there is no such snapshot."""
+    from containerd_api.services.snapshots.v1 import snapshots_pb2
+
+    try:
+        usage = client.call(client.api.snapshots.Usage, snapshots_pb2.UsageRequest(snapshotter=snapshotter, key=key))
+    except ContainerdNotFound:
+        return None
+    return int(usage.size), int(usage.inodes)
+
+
 def _unix(created: str) -> int:
     return int(parse_time(created)) if created else 0
+
+
+def _looks_like_id(ref: str) -> bool:
+    short = ref.removeprefix("sha256:")
+    return len(short) >= 12 and all(c in "0123456789abcdef" for c in short)

@@ -1,4 +1,4 @@
-"""Fixtures: one reference dockerd per session (per xdist worker) with busybox loaded, a
+"""Fixtures: one reference dockerd and one pydockerd per session (per xdist worker) with busybox loaded, a
 `cli` runner with a private HOME and config directory, and `names` for unique container
 and image names that are removed (through the reference docker CLI) after each test."""
 
@@ -11,11 +11,14 @@ import pytest
 
 from tests.cli.cli_helpers import CLI, Names
 from tests.dockerd_ref import BUSYBOX_TAR, RefDockerd, reference_dockerd
+from tests.pydockerd_harness import pydockerd_engine
 
 
-@pytest.fixture(scope="session")
-def dockerd() -> Iterator[RefDockerd]:
-    with reference_dockerd({}, images=(BUSYBOX_TAR,)) as daemon:
+@pytest.fixture(scope="session", params=["reference", "pydockerd"])
+def dockerd(request: pytest.FixtureRequest) -> Iterator[RefDockerd]:
+    """Every CLI test runs twice: against Debian's dockerd and against pydockerd."""
+    engine = reference_dockerd({}, images=(BUSYBOX_TAR,)) if request.param == "reference" else pydockerd_engine()
+    with engine as daemon:
         yield daemon
 
 

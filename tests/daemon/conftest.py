@@ -13,6 +13,8 @@ from pathlib import Path
 import grpc
 import pytest
 
+from common.unixsock import accepting
+
 REPO = Path(__file__).resolve().parents[2]
 PYCONTAINERD = REPO / ".venv" / "bin" / "pycontainerd"
 
@@ -72,25 +74,12 @@ def start_daemon(base: Path, extra: list[str] | None = None) -> RunningDaemon:
         stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 30
-    while not _accepting(address):
+    while not accepting(address):
         if proc.poll() is not None or time.monotonic() > deadline:
             raise AssertionError(f"pycontainerd did not start: {log.read_text()}")
         time.sleep(0.05)
     return RunningDaemon(root, state, address, proc, log)
 
-
-def _accepting(address: Path) -> bool:
-    """A socket file alone proves nothing: a killed daemon leaves its socket behind."""
-    import socket
-
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.connect(str(address))
-        return True
-    except OSError:
-        return False
-    finally:
-        probe.close()
 
 
 def stop_daemon(daemon: RunningDaemon) -> None:
@@ -150,7 +139,7 @@ def start_real_containerd(base: Path) -> RunningDaemon:
         stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 30
-    while not _accepting(address):
+    while not accepting(address):
         if proc.poll() is not None or time.monotonic() > deadline:
             stop_daemon(RunningDaemon(root, state, address, proc, log))
             raise AssertionError(f"containerd did not start: {log.read_text()}")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -14,20 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from common.unixsock import accepting
+
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared" / "images"
 PYDOCKERD = REPO / ".venv" / "bin" / "pydockerd"
 
-
-def _accepting(path: Path) -> bool:
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        s.connect(str(path))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
 
 
 class Engine:
@@ -52,7 +43,7 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
     )
     e = Engine(base)
     deadline = time.monotonic() + 60
-    while not _accepting(e.sock):
+    while not accepting(e.sock):
         assert proc.poll() is None and time.monotonic() < deadline, (base / "pydockerd.log").read_text()
         time.sleep(0.1)
     try:
