@@ -23,6 +23,14 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def _dump_stacks_on_sigusr1() -> None:
+    """As containerd: SIGUSR1 writes every thread's stack to the log (stderr), for hangs."""
+    import faulthandler
+    import signal
+
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     if args.version:
@@ -30,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"pycontainerd {VERSION}")
         return 0
+    _dump_stacks_on_sigusr1()
     try:
         cfg = load(
             args.config,

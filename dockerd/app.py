@@ -7,6 +7,8 @@ run their blocking engine calls in threads so the event loop keeps serving.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -16,7 +18,7 @@ import struct
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request, Response
@@ -437,17 +439,35 @@ def create_app(daemon: Daemon) -> FastAPI:
 
     @app.post("/containers/{ref}/wait")
     async def container_wait(ref: str, request: Request) -> Response:
-        engine.get(ref)
         condition = request.query_params.get("condition") or "not-running"
         if condition not in ("not-running", "next-exit", "removed"):
             raise InvalidParameter(f"invalid condition: {condition!r}")
+        c, done = engine.wait_condition(ref, condition)
 
         # Headers go out at once, the body when the condition is met: the CLI registers its wait
-        # before it starts the container and will not start it until the headers arrive.
-        def result() -> Iterator[bytes]:
-            yield json.dumps(engine.wait(ref, condition)).encode() + b"\n"
+        # before it starts the container and will not start it until the headers arrive. The
+        # wait holds no thread (a `run -d` leaves its wait behind for the container's lifetime);
+        # a client that hangs up cancels it.
+        async def result() -> AsyncIterator[bytes]:
+            changed = asyncio.Event()
+            loop = asyncio.get_running_loop()
 
-        return StreamingResponse(iterate_in_threadpool(result()), media_type="application/json")
+            def wake() -> None:
+                loop.call_soon_threadsafe(changed.set)
+
+            unwatch = engine.watch(wake)
+            try:
+                while not done():
+                    changed.clear()
+                    if done():
+                        break
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(changed.wait(), 1.0)
+            finally:
+                unwatch()
+            yield json.dumps(engine.wait_result(c)).encode() + b"\n"
+
+        return StreamingResponse(result(), media_type="application/json")
 
     @app.post("/containers/{ref}/rename")
     async def container_rename(ref: str, request: Request) -> Response:

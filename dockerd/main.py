@@ -100,7 +100,13 @@ def _hijack_router(daemon: Any) -> Any:
     return router
 
 
+THREADS = 1024  # at most this many API calls block in threads at once
+
+
 def main(argv: list[str] | None = None) -> int:
+    import faulthandler
+
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # as dockerd: SIGUSR1 dumps every stack to the log
     try:
         opts = parse(argv)
     except ConfigError as exc:
@@ -194,10 +200,18 @@ async def _serve(
     app: Any, protocol: Any, planned: list[Any], tls: Any, daemon: Any, metrics_sock: Any, notify: str | None
 ) -> None:
     import contextlib
+    from concurrent.futures import ThreadPoolExecutor
 
+    import anyio.to_thread
     import uvicorn
 
     from dockerd import metrics
+
+    # Blocking work runs in threads, and some of it blocks for as long as a client follows
+    # (logs -f, events, stats): anyio's default of 40 threads, or asyncio's default executor
+    # (cpus + 4), would let 40 followers stall every other request. Threads start on demand.
+    anyio.to_thread.current_default_thread_limiter().total_tokens = THREADS
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(THREADS, thread_name_prefix="api"))
 
     servers = []
     for lst in planned:

@@ -145,6 +145,8 @@ class ContainerEngine:
         self.publish = publish
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
+        # Waiters that must not hold a thread (the API's wait): told of every state change.
+        self._watchers: set[Callable[[], None]] = set()
         self._containers: dict[str, Container] = {}
         self._copiers: dict[str, list[LogCopier]] = {}
         self._exiting: set[str] = set()  # containers whose exit is being recorded
@@ -382,7 +384,7 @@ class ContainerEngine:
             c.has_been_started = True
             c.manually_stopped = False
             self._save(c)
-            self._changed.notify_all()
+            self._notify()
         self.publish("container", "start", c.id, {"image": c.image_ref, "name": c.name})
 
     def log_settings(self, c: Container) -> LogSettings:
@@ -516,7 +518,7 @@ class ContainerEngine:
                 if oom:
                     c.state["OOMKilled"] = True
                 self._save(c)
-                self._changed.notify_all()
+                self._notify()
         finally:
             with self._lock:
                 self._exiting.discard(cid)
@@ -576,7 +578,7 @@ class ContainerEngine:
             finally:
                 with self._lock:
                     self._restarting_now.discard(c.id)
-                    self._changed.notify_all()
+                    self._notify()
 
         threading.Thread(target=later, daemon=True, name=f"restart-{c.id[:12]}").start()
 
@@ -625,19 +627,46 @@ class ContainerEngine:
                 self._changed.wait(timeout=min(remaining, 1.0) if remaining is not None else 1.0)
         return True
 
-    def wait(self, ref: str, condition: str) -> dict[str, Any]:
+    def wait_condition(self, ref: str, condition: str) -> tuple[Container, Callable[[], bool]]:
+        """The container and a predicate that holds once `condition` is met (Docker's wait)."""
         c = self.get(ref)
         if condition not in ("not-running", "next-exit", "removed", ""):
             raise InvalidParameter(f"invalid condition: {condition!r}")
         if condition == "next-exit":
             started = c.state.get("StartedAt")
-            self.wait_until(c, lambda: not c.running() and (c.state.get("FinishedAt") or "") >= (started or "") and c.has_been_started and c.state.get("FinishedAt") != ZERO_TIME and not c.state.get("Restarting"), None)
-        elif condition == "removed":
-            self.wait_until(c, lambda: c.id not in self._containers, None)
-        else:
-            self.wait_until(c, lambda: not c.running() and not c.state.get("Restarting"), None)
+            return c, lambda: (
+                not c.running()
+                and (c.state.get("FinishedAt") or "") >= (started or "")
+                and c.has_been_started
+                and c.state.get("FinishedAt") != ZERO_TIME
+                and not c.state.get("Restarting")
+            )
+        if condition == "removed":
+            return c, lambda: c.id not in self._containers
+        return c, lambda: not c.running() and not c.state.get("Restarting")
+
+    @staticmethod
+    def wait_result(c: Container) -> dict[str, Any]:
         error = c.state.get("Error") or ""
         return {"StatusCode": c.state.get("ExitCode", 0), "Error": {"Message": error} if error else None}
+
+    def watch(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback` (from any thread) whenever a container's state changes; returns the unwatch."""
+        with self._lock:
+            self._watchers.add(callback)
+
+        def unwatch() -> None:
+            with self._lock:
+                self._watchers.discard(callback)
+
+        return unwatch
+
+    def _notify(self) -> None:
+        with self._lock:
+            self._changed.notify_all()
+            watchers = list(self._watchers)
+        for callback in watchers:
+            callback()
 
     def pause(self, ref: str) -> None:
         c = self.get(ref)
@@ -713,7 +742,7 @@ class ContainerEngine:
         shutil.rmtree(self._dir(c.id), ignore_errors=True)
         with self._lock:
             self._containers.pop(c.id, None)
-            self._changed.notify_all()
+            self._notify()
         self.publish("container", "destroy", c.id, {"name": c.name, "image": c.image_ref})
 
     def rename(self, ref: str, new_name: str) -> None:
@@ -865,7 +894,7 @@ class ContainerEngine:
             if c.id in self._copiers:
                 return
             self._copiers[c.id] = self._start_copiers(c, self._output_fifos(c), adopt=True)
-            self._changed.notify_all()
+            self._notify()
 
     def _output_fifos(self, c: Container) -> dict[str, str]:
         fifo_dir = os.path.join(self.fifo_root, c.id)
