@@ -805,20 +805,9 @@ def report(engines: Sequence[EngineSpec], res: Results, args: argparse.Namespace
 
 
 def update_doc(doc: Path, command: str, body: str) -> None:
-    """Replace this section's figures (from its "Command:" line to the next `## ` heading)."""
-    text = doc.read_text() if doc.exists() else "# Benchmarks\n"
-    lines = text.splitlines()
-    try:
-        head = lines.index(DOC_SECTION)
-    except ValueError:
-        # A new section goes before "## Later layers" (the placeholder for what is not measured yet).
-        at = next((i for i, line in enumerate(lines) if line.startswith("## Later layers")), len(lines))
-        lines[at:at] = [DOC_SECTION, "", *DOC_INTRO.splitlines(), ""]
-        head = at
-    end = next((i for i in range(head + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    start = next((i for i in range(head + 1, end) if lines[i].startswith("Command:")), end)
-    lines[start:end] = [f"Command: `{command}`", "", *body.splitlines(), ""]
-    doc.write_text("\n".join(lines).rstrip("\n") + "\n")
+    from benchdoc import update_section
+
+    update_section(doc, DOC_SECTION, DOC_INTRO, command, body)
 
 
 def version_of(argv: list[str]) -> str:

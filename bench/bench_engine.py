@@ -182,17 +182,9 @@ def measure(engines: list[Engine], runs: int, concurrent: int, total: int) -> st
 
 
 def write_doc(body: str, command: str) -> None:
-    lines = DOC.read_text().splitlines()
-    try:
-        head = lines.index(DOC_SECTION)
-    except ValueError:
-        at = next((i for i, line in enumerate(lines) if line.startswith("## Later layers")), len(lines))
-        lines[at:at] = [DOC_SECTION, "", *DOC_INTRO.splitlines(), ""]
-        head = at
-    end = next((i for i in range(head + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    start = next((i for i in range(head + 1, end) if lines[i].startswith("Command:")), end)
-    lines[start:end] = [f"Command: `{command}`", "", *body.splitlines(), ""]
-    DOC.write_text("\n".join(lines).rstrip("\n") + "\n")
+    from benchdoc import update_section
+
+    update_section(DOC, DOC_SECTION, DOC_INTRO, command, body)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -148,19 +148,9 @@ def table(summaries: list[Summary], baseline: Summary) -> str:
 
 
 def update_doc(doc: Path, command: str, body: str) -> None:
-    """Replace the pyrunc section's figures (from its "Command:" line to the next heading)."""
-    text = doc.read_text() if doc.exists() else "# Benchmarks\n"
-    lines = text.splitlines()
-    try:
-        head = lines.index(DOC_SECTION)
-    except ValueError:
-        lines += ["", DOC_SECTION, ""]
-        head = len(lines) - 2
-    end = next((i for i in range(head + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    start = next((i for i in range(head + 1, end) if lines[i].startswith("Command:")), end)
-    new = [f"Command: `{command}`", "", *body.splitlines(), ""]
-    lines[start:end] = new
-    doc.write_text("\n".join(lines).rstrip("\n") + "\n")
+    from benchdoc import update_section
+
+    update_section(doc, DOC_SECTION, "", command, body)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,6 +13,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from dockerd.engine.validate import json_kind
+
 DEFAULT_HOST = "unix:///run/pydocker.sock"
 DEFAULT_CONFIG_FILE = "/etc/pydocker/daemon.json"
 
@@ -52,6 +54,9 @@ SETTINGS = [
     Setting("log-driver", str, "json-file", "default logging driver of containers (json-file or none)"),
     Setting("log-opts", dict, {}, "default options of the logging driver", flag=False),
     Setting("live-restore", bool, True, "keep containers running while the daemon is down (always on)"),
+    Setting("insecure-registries", list, [], "registries reached over plain HTTP when HTTPS fails (loopback always is)", long="--insecure-registry"),
+    Setting("registry-mirrors", list, [], "mirrors tried first for docker.io pulls (URLs)", long="--registry-mirror"),
+    Setting("default-registry", str, "docker.io", "where unqualified names (busybox) are pulled from and pushed to"),
 ]
 BY_KEY = {s.key: s for s in SETTINGS}
 LOG_LEVELS = ("debug", "info", "warn", "error", "fatal", "panic")
@@ -161,20 +166,9 @@ def _read_config_file(path: str) -> dict[str, Any]:
             ok = all(isinstance(v, str) for v in value.values())
         if not ok:
             want = {str: "string", bool: "bool", list: "[]string", dict: "map[string]string"}[kind]
-            raise ConfigError(f"{prefix}: json: cannot unmarshal {_json_kind(value)} into Go struct field Config.{key} of type {want}")
+            raise ConfigError(f"{prefix}: json: cannot unmarshal {json_kind(value)} into Go struct field Config.{key} of type {want}")
     return data
 
-
-def _json_kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
 
 
 def _go(value: Any) -> str:

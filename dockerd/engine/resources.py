@@ -31,6 +31,7 @@ from dockerd.engine.containers import Container, ContainerEngine
 from dockerd.engine.errors import Conflict, EngineError, InvalidParameter, NotFound
 from dockerd.engine.images import ImageService, ResolvedImage, snapshot_usage
 from dockerd.engine.logs import parse_time
+from dockerd.engine.validate import json_kind
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 RESOURCES_TYPE = "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources"
@@ -285,7 +286,7 @@ def check_update_body(body: dict[str, Any]) -> None:
             and (not isinstance(value, int) or isinstance(value, bool))
         ):
             raise InvalidParameter(
-                f"json: cannot unmarshal {_json_kind(value)} into Go struct field UpdateConfig.{key} of type int64"
+                f"json: cannot unmarshal {json_kind(value)} into Go struct field UpdateConfig.{key} of type int64"
             )
         if (
             key == "PidsLimit"
@@ -293,30 +294,19 @@ def check_update_body(body: dict[str, Any]) -> None:
             and (not isinstance(value, int) or isinstance(value, bool))
         ):
             raise InvalidParameter(
-                f"json: cannot unmarshal {_json_kind(value)} into Go struct field UpdateConfig.PidsLimit of type int64"
+                f"json: cannot unmarshal {json_kind(value)} into Go struct field UpdateConfig.PidsLimit of type int64"
             )
         if key == "CpusetCpus" and value is not None and not isinstance(value, str):
             raise InvalidParameter(
-                f"json: cannot unmarshal {_json_kind(value)} into Go struct field UpdateConfig.CpusetCpus of type string"
+                f"json: cannot unmarshal {json_kind(value)} into Go struct field UpdateConfig.CpusetCpus of type string"
             )
         if key == "RestartPolicy" and value is not None and not isinstance(value, dict):
             raise InvalidParameter(
-                f"json: cannot unmarshal {_json_kind(value)} into Go struct field UpdateConfig.RestartPolicy of type container.RestartPolicy"
+                f"json: cannot unmarshal {json_kind(value)} into Go struct field UpdateConfig.RestartPolicy of type container.RestartPolicy"
             )
         if key not in UPDATE_FIELDS and value not in (None, "", [], {}, False, 0):
             raise InvalidParameter(f"updating {key} is not supported by pydockerd")
 
-
-def _json_kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
 
 
 def verify_resources(res: dict[str, Any]) -> list[str]:

@@ -127,18 +127,25 @@ def check_types(body: dict[str, Any], fields: dict[str, Check], prefix: str = ""
             raise InvalidParameter(f"invalid {prefix}{key}: want {_NAMES[check]}, got {_json_type(value)}")
 
 
-def _json_type(value: Any) -> str:
+def json_kind(value: Any) -> str:
+    """A JSON value's type in Go's words, as its decoder names them in errors."""
+    if value is None:
+        return "null"
     if isinstance(value, bool):
-        return "a boolean"
+        return "bool"
     if isinstance(value, (int, float)):
-        return "a number"
+        return "number"
     if isinstance(value, str):
-        return "a string"
+        return "string"
     if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return "null"
+        return "array"
+    return "object"
+
+
+def _json_type(value: Any) -> str:
+    return {"bool": "a boolean", "number": "a number", "string": "a string", "array": "an array", "object": "an object"}.get(
+        json_kind(value), "null"
+    )
 
 
 def check_create(body: dict[str, Any]) -> None:
