@@ -22,6 +22,7 @@ _C = "cli.commands.containers"
 _IO = "cli.commands.container_io"
 _IM = "cli.commands.images"
 _SY = "cli.commands.system"
+_DI = "cli.commands.distribution"
 GROUPS: dict[str, dict[str, tuple[str, str]]] = {
     "container": {
         "attach": (_IO, "attach"),
@@ -56,6 +57,8 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
         "load": (_IM, "load"),
         "ls": (_IM, "images"),
         "prune": (_IM, "prune"),
+        "pull": (_DI, "pull"),
+        "push": (_DI, "push"),
         "rm": (_IM, "rmi"),
         "save": (_IM, "save"),
         "tag": (_IM, "tag"),
@@ -92,6 +95,10 @@ TOP_LEVEL: dict[str, tuple[str, str]] = {
     "info": GROUPS["system"]["info"],
     "inspect": (_C, "inspect"),
     "version": (_SY, "version"),
+    "pull": (_DI, "pull"),
+    "push": (_DI, "push"),
+    "login": (_DI, "login"),
+    "logout": (_DI, "logout"),
 }  # fmt: skip
 COMMON_VERBS = ("run", "exec", "ps", "images", "logs", "inspect", "version", "info")
 

@@ -91,6 +91,13 @@ def _filters_query(params: Any, allowed: set[str] | None = None) -> dict[str, An
     return filters
 
 
+def _registry_auth(request: Request) -> Any:
+    """The X-Registry-Auth credentials of a pull or push (none when absent or malformed)."""
+    from dockerd.engine.registry_client import decode_auth_header
+
+    return decode_auth_header(request.headers.get("x-registry-auth"))
+
+
 def frame(stream: str, data: bytes) -> bytes:
     """Docker's multiplexed stream frame: stream type, 3 zero bytes, big-endian length."""
     kind = {"stdin": 0, "stdout": 1, "stderr": 2}[stream]
@@ -271,8 +278,14 @@ def create_app(daemon: Daemon) -> FastAPI:
     async def images_create(request: Request) -> Response:
         q = request.query_params
         source = q.get("fromSrc")
+        if not source and q.get("fromImage"):
+            from dockerd.engine import distribution
+
+            pull = distribution.Pull(daemon.client, q["fromImage"], q.get("tag") or "", _registry_auth(request))
+            await run_in_threadpool(pull.prepare)  # errors before any progress are HTTP errors, as dockerd's
+            return StreamingResponse(iterate_in_threadpool(pull.stream()), media_type="application/json")
         if not source:
-            raise NotImplementedYet("pulling images is not supported yet: use `docker load` (pull arrives with the registry work)")
+            raise InvalidParameter("Either fromSrc or fromImage must be specified")  # nothing to pull or import
         if source != "-":
             raise NotImplementedYet("importing from a URL is not supported yet: upload the archive (`docker import FILE`)")
         from dockerd.engine import image_import
@@ -300,8 +313,19 @@ def create_app(daemon: Daemon) -> FastAPI:
         return Response(json.dumps({"status": image_id}, separators=(",", ":")) + "\r\n", media_type="application/json")
 
     @app.post("/images/{name:path}/push")
-    async def images_push(name: str) -> Response:
-        raise NotImplementedYet("pushing images is not supported yet")
+    async def images_push(name: str, request: Request) -> Response:
+        from dockerd.engine import distribution
+
+        push = distribution.Push(daemon.client, name, request.query_params.get("tag") or "", _registry_auth(request))
+        await run_in_threadpool(push.prepare)
+        return StreamingResponse(iterate_in_threadpool(push.stream()), media_type="application/json")
+
+    @app.post("/auth")
+    async def auth(request: Request) -> dict[str, str]:
+        from dockerd.engine import distribution, registry_client
+
+        credentials = registry_client.auth_from_json(await body_json(request))
+        return await run_in_threadpool(distribution.login, credentials)
 
     @app.post("/build")
     async def build() -> Response:

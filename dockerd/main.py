@@ -165,7 +165,13 @@ def _run(opts: Options, planned: list[Any], metrics_sock: Any, notify: str | Non
         print(f"pydockerd: failed to start daemon: {exc}", file=sys.stderr)
         return 1
     from dockerd.app import create_app
+    from dockerd.engine import distribution
+    from dockerd.engine.registry_client import RegistryConfig
     from dockerd.hijack import make_protocol_class
+
+    distribution.CONFIG = RegistryConfig(
+        list(values["insecure-registries"]), list(values["registry-mirrors"]), values["default-registry"] or "docker.io"
+    )
 
     app = create_app(daemon)
     protocol = make_protocol_class(_hijack_router(daemon))

@@ -151,8 +151,11 @@ def _split_ref(image: str) -> tuple[str, str]:
 
 def pull(ctx: Context, image: str) -> None:
     """POST /images/create?fromImage=... and show its progress messages."""
+    from cli.commands.distribution import registry_auth_header, split_reference
+
     repo, tag = _split_ref(image)
-    resp = ctx.client.open("POST", "/images/create", {"fromImage": repo, "tag": tag})
+    auth = registry_auth_header(ctx, split_reference(image)[0])  # saved by `pydocker login`
+    resp = ctx.client.open("POST", "/images/create", {"fromImage": repo, "tag": tag}, headers=auth)
     try:
         for msg in resp.json_stream():
             if not isinstance(msg, dict):

@@ -1,0 +1,326 @@
+"""A client of the registry HTTP API V2 (OCI distribution), as dockerd's distribution code uses it.
+
+One `Session` talks to one registry for one repository: it picks the scheme (https, then
+plain http for an insecure registry: loopback or daemon.json `insecure-registries`),
+answers the `WWW-Authenticate` challenge of `GET /v2/` (a Bearer token from the realm, with
+the X-Registry-Auth credentials when there are some, or Basic), and maps the registry's
+JSON errors to `RegistryError`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import json
+import logging
+import re
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from dockerd.engine.errors import EngineError
+
+# One INFO line per registry request would drown the daemon's log.
+logging.getLogger("httpx").setLevel(logging.WARNING)
+
+DOCKER_HUB = "docker.io"
+DOCKER_HUB_ENDPOINT = "registry-1.docker.io"
+MANIFEST_LIMIT = 4 << 20
+
+
+class Unauthorized(EngineError):
+    status = 401
+
+
+class RegistryError(EngineError):
+    """The registry's answer was an error (`code` from its JSON errors, "" if none)."""
+
+    def __init__(self, message: str, status: int = 500, code: str = "", detail: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.detail = detail
+
+
+@dataclass
+class AuthConfig:
+    username: str = ""
+    password: str = ""
+    serveraddress: str = ""
+    identitytoken: str = ""
+    registrytoken: str = ""
+
+    @property
+    def empty(self) -> bool:
+        return not (self.username or self.identitytoken or self.registrytoken)
+
+
+def decode_auth_header(value: str | None) -> AuthConfig:
+    """X-Registry-Auth: base64url JSON (padding optional, as the Docker CLI omits it); a bad one
+    is no credentials, as dockerd treats it."""
+    if not value:
+        return AuthConfig()
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+        data = json.loads(raw)
+    except (binascii.Error, ValueError):
+        return AuthConfig()
+    return auth_from_json(data)
+
+
+def auth_from_json(data: Any) -> AuthConfig:
+    if not isinstance(data, dict):
+        return AuthConfig()
+
+    def text(key: str) -> str:
+        value = data.get(key) or data.get(key.capitalize()) or ""
+        return value if isinstance(value, str) else ""
+
+    return AuthConfig(text("username"), text("password"), text("serveraddress"), text("identitytoken"), text("registrytoken"))
+
+
+@dataclass
+class RegistryConfig:
+    """daemon.json `insecure-registries`, `registry-mirrors` and `default-registry`."""
+
+    insecure: list[str] = field(default_factory=list)
+    mirrors: list[str] = field(default_factory=list)
+    default_registry: str = DOCKER_HUB
+
+    def is_insecure(self, host: str) -> bool:
+        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        name = name.strip("[]")
+        if name == "localhost":
+            return True
+        try:
+            address = ipaddress.ip_address(name)
+        except ValueError:
+            address = None
+        if address is not None and address.is_loopback:
+            return True
+        for entry in self.insecure:
+            entry = re.sub(r"^https?://", "", entry).rstrip("/")
+            if entry in (host, name):
+                return True
+            if address is not None and "/" in entry:
+                try:
+                    if address in ipaddress.ip_network(entry, strict=False):
+                        return True
+                except ValueError:
+                    continue
+        return False
+
+    def endpoints(self, domain: str, *, push: bool = False) -> list[str]:
+        """Base URLs to try, in order, for a reference's domain."""
+        out: list[str] = []
+        if domain == DOCKER_HUB:
+            if not push:
+                out.extend(m.rstrip("/") for m in self.mirrors)
+            host = DOCKER_HUB_ENDPOINT if self.default_registry in ("", DOCKER_HUB) else self.default_registry
+        else:
+            host = domain
+        if re.match(r"^https?://", host):
+            out.append(host.rstrip("/"))
+            return out
+        out.append(f"https://{host}")
+        if self.is_insecure(host):
+            out.append(f"http://{host}")
+        return out
+
+
+_CHALLENGE = re.compile(r'(\w+)\s*=\s*(?:"([^"]*)"|([^,\s]*))')
+
+
+def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
+    scheme, _, rest = header.strip().partition(" ")
+    return scheme.lower(), {m.group(1).lower(): m.group(2) if m.group(2) is not None else m.group(3) for m in _CHALLENGE.finditer(rest)}
+
+
+class Session:
+    """One registry, one repository, the actions wanted on it (`pull` or `pull,push`)."""
+
+    def __init__(self, base: str, repo: str, actions: str, auth: AuthConfig, *, timeout: float = 60.0) -> None:
+        self.base = base
+        self.repo = repo
+        self.actions = actions
+        self.auth = auth
+        self.http = httpx.Client(base_url=base, verify=True, timeout=timeout, follow_redirects=True)
+        self._header: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self.http.close()
+
+    @property
+    def host(self) -> str:
+        return self.base.split("://", 1)[1]
+
+    # --- authentication ----------------------------------------------------------------------
+
+    def ping(self) -> None:
+        """GET /v2/ and answer its challenge; Unauthorized when the credentials are refused."""
+        r = self.http.get("/v2/")
+        if r.status_code == 401:
+            self._answer(r.headers.get("www-authenticate", ""), login=False)
+        elif r.status_code >= 500 or r.status_code == 404:
+            raise RegistryError(f"error pinging registry {self.host}: status {r.status_code}", 500)
+
+    def login(self) -> None:
+        """Check the credentials as dockerd's /auth does."""
+        r = self.http.get("/v2/")
+        if r.status_code != 401:
+            return
+        self._answer(r.headers.get("www-authenticate", ""), login=True)
+        r = self.http.get("/v2/", headers=self._header)
+        if r.status_code == 401:
+            raise Unauthorized(f"login attempt to {self.base}/v2/ failed with status: 401 Unauthorized")
+
+    def _answer(self, header: str, *, login: bool) -> None:
+        scheme, params = parse_challenge(header)
+        if scheme == "basic":
+            if self.auth.username:
+                token = base64.b64encode(f"{self.auth.username}:{self.auth.password}".encode()).decode()
+                self._header = {"Authorization": f"Basic {token}"}
+            return
+        if scheme != "bearer" or not params.get("realm"):
+            return
+        query: dict[str, str] = {}
+        if params.get("service"):
+            query["service"] = params["service"]
+        if not login:
+            query["scope"] = f"repository:{self.repo}:{self.actions}"
+        basic = None
+        if self.auth.registrytoken:
+            self._header = {"Authorization": f"Bearer {self.auth.registrytoken}"}
+            return
+        if self.auth.username:
+            basic = (self.auth.username, self.auth.password)
+        r = self.http.get(params["realm"], params=query, auth=basic) if basic else self.http.get(params["realm"], params=query)
+        if r.status_code in (401, 403):
+            if login:
+                raise Unauthorized(f"Get \"{params['realm']}\": unauthorized: {_error_text(r) or 'authentication required'}")
+            return  # anonymous or refused: the request that needs it gets the registry's error
+        if r.status_code != 200:
+            raise RegistryError(f"token endpoint {params['realm']} answered {r.status_code}", 500)
+        try:
+            body = r.json()
+        except ValueError:
+            raise RegistryError(f"token endpoint {params['realm']} answered no JSON", 500) from None
+        found: Any = (body.get("token") or body.get("access_token")) if isinstance(body, dict) else None
+        if isinstance(found, str) and found:
+            token = found
+            self._header = {"Authorization": f"Bearer {token}"}
+
+    # --- requests ----------------------------------------------------------------------------
+
+    def request(self, method: str, url: str, **kw: Any) -> httpx.Response:
+        headers = {**self._header, **kw.pop("headers", {})}
+        return self.http.request(method, url, headers=headers, **kw)
+
+    def stream(self, method: str, url: str, **kw: Any) -> Any:
+        headers = {**self._header, **kw.pop("headers", {})}
+        return self.http.stream(method, url, headers=headers, **kw)
+
+    def manifest(self, ref: str, accept: list[str]) -> tuple[bytes, str, str]:
+        """(bytes, media type, Docker-Content-Digest header) of a manifest by tag or digest."""
+        with self.stream("GET", f"/v2/{self.repo}/manifests/{ref}", headers={"Accept": ", ".join(accept)}) as r:
+            if r.status_code != 200:
+                r.read()
+                raise error_of(r)
+            data = b""
+            for chunk in r.iter_bytes():
+                data += chunk
+                if len(data) > MANIFEST_LIMIT:
+                    raise RegistryError(f"manifest {ref} is larger than {MANIFEST_LIMIT} bytes", 500)
+            media_type = r.headers.get("content-type", "").split(";")[0].strip()
+            return data, media_type, r.headers.get("docker-content-digest", "")
+
+    def blob_chunks(self, digest: str, size: int, on_bytes: Any, retries: int = 3) -> Iterator[bytes]:
+        """A blob's bytes; a connection broken mid-way resumes with a Range request."""
+        offset = 0
+        attempts = 0
+        while offset < size or size == 0:
+            headers = {"Range": f"bytes={offset}-"} if offset else {}
+            try:
+                with self.stream("GET", f"/v2/{self.repo}/blobs/{digest}", headers=headers) as r:
+                    if r.status_code not in (200, 206):
+                        r.read()
+                        raise error_of(r)
+                    if offset and r.status_code == 200:
+                        raise RegistryError(f"registry does not resume blob {digest}", 500)
+                    for chunk in r.iter_bytes(1 << 20):
+                        offset += len(chunk)
+                        on_bytes(offset)
+                        yield chunk
+                return
+            except (httpx.TransportError, httpx.StreamError) as exc:
+                attempts += 1
+                if attempts > retries:
+                    raise RegistryError(f"downloading {digest}: {exc}", 500) from None
+
+    def has_blob(self, digest: str) -> bool:
+        r = self.request("HEAD", f"/v2/{self.repo}/blobs/{digest}")
+        if r.status_code == 200:
+            return True
+        if r.status_code == 404:
+            return False
+        raise error_of(r)
+
+    def upload(self, digest: str, size: int, chunks: Iterator[bytes], mount_from: str = "") -> bool:
+        """Upload a blob (POST then PUT ?digest=); True when a cross-repository mount did it."""
+        params = {"mount": digest, "from": mount_from} if mount_from else {}
+        r = self.request("POST", f"/v2/{self.repo}/blobs/uploads/", params=params)
+        if r.status_code == 201 and mount_from:
+            for _ in chunks:  # nothing to send; let the reader finish
+                break
+            return True
+        if r.status_code != 202:
+            raise error_of(r)
+        location = r.headers.get("location", "")
+        sep = "&" if "?" in location else "?"
+        r = self.request(
+            "PUT", f"{location}{sep}digest={digest}", content=chunks,
+            headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
+        )  # fmt: skip
+        if r.status_code not in (201, 204):
+            raise error_of(r)
+        return False
+
+    def put_manifest(self, ref: str, data: bytes, media_type: str) -> str:
+        r = self.request("PUT", f"/v2/{self.repo}/manifests/{ref}", content=data, headers={"Content-Type": media_type})
+        if r.status_code not in (200, 201):
+            raise error_of(r)
+        return r.headers.get("docker-content-digest", "")
+
+
+def _error_text(r: httpx.Response) -> str:
+    try:
+        body = r.json()
+        errors = body.get("errors") if isinstance(body, dict) else None
+        if errors:
+            first = errors[0]
+            return f"{first.get('code', '').lower().replace('_', ' ')}: {first.get('message', '')}"
+        if isinstance(body, dict) and body.get("details"):
+            return str(body["details"])
+    except ValueError:
+        pass
+    return r.text.strip()[:200]
+
+
+def error_of(r: httpx.Response) -> RegistryError:
+    code, message = "", ""
+    try:
+        body = r.json()
+        errors = body.get("errors") if isinstance(body, dict) else None
+        if errors and isinstance(errors[0], dict):
+            code = str(errors[0].get("code", ""))
+            message = str(errors[0].get("message", ""))
+    except ValueError:
+        pass
+    text = f"{code.lower().replace('_', ' ')}: {message}" if code else (r.text.strip()[:200] or r.reason_phrase)
+    status = {401: 401, 403: 403, 404: 404}.get(r.status_code, 500)
+    return RegistryError(text, status, code, message)
