@@ -421,7 +421,31 @@ def _teardown(
 ) -> None:
     leftovers: list[str] = []
     ns = _mount_ns(proc.pid) if proc is not None else None
+    # Hold the namespace open while we look for its members: once dockerd is gone it would be
+    # freed, and a container made meanwhile by another engine could get the same inode number.
+    ns_fd = _open_ns(proc.pid) if proc is not None else None
+    try:
+        _teardown_checked(workdir, cgroup_parent, proc, daemon, ns, leftovers)
+    finally:
+        if ns_fd is not None:
+            os.close(ns_fd)
 
+
+def _open_ns(pid: int) -> int | None:
+    try:
+        return os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY)
+    except OSError:
+        return None
+
+
+def _teardown_checked(
+    workdir: Path,
+    cgroup_parent: str,
+    proc: subprocess.Popen[bytes] | None,
+    daemon: RefDockerd | None,
+    ns: str | None,
+    leftovers: list[str],
+) -> None:
     if daemon is not None and proc is not None and proc.poll() is None:
         # Remove containers through the daemon first: that is the runtime's own delete path.
         ids = daemon.docker("ps", "-aq", "--no-trunc").stdout.split()

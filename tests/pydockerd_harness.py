@@ -178,15 +178,15 @@ def stop_pid(pid: int | None, timeout: float = 30.0) -> bool:
 def teardown(daemon: PyDockerd) -> None:
     leftovers: list[str] = []
     if daemon.pid and _alive(daemon.pid):
-        ids = daemon.docker("ps", "-aq", "--no-trunc").stdout.split()
-        if ids:
-            res = daemon.docker("rm", "-f", *ids, timeout=120)
-            if res.returncode != 0:
-                leftovers.append(f"docker rm -f failed: {res.stderr.strip()}")
-        else:
-            left = daemon.docker("ps", "-aq").stdout.split()
-            if left:
-                leftovers.append(f"containers listed after removal: {left}")
+        # A daemon that no longer answers must not stop the rest of the clean-up.
+        try:
+            ids = daemon.docker("ps", "-aq", "--no-trunc").stdout.split()
+            if ids:
+                res = daemon.docker("rm", "-f", *ids, timeout=120)
+                if res.returncode != 0:
+                    leftovers.append(f"docker rm -f failed: {res.stderr.strip()}")
+        except DockerdRefError as exc:
+            leftovers.append(str(exc))
     if not stop_pid(daemon.pid, 40):
         leftovers.append(f"pydockerd {daemon.pid} ignored SIGTERM for 40s")
     if not stop_pid(daemon.containerd_pid, 40):
