@@ -140,6 +140,16 @@ def _bind_unix(path: str, group: str) -> socket.socket:
 
 
 
+def remove_unix_sockets(listeners: list[Listener]) -> None:
+    """At a clean exit, as dockerd: the socket files we created go (systemd's fd:// ones stay)."""
+    for lst in listeners:
+        if lst.kind == "unix" and lst.host.startswith("unix://"):
+            try:
+                os.unlink(lst.host[len("unix://") :])
+            except FileNotFoundError:
+                pass
+
+
 def tls_context(values: dict[str, Any]) -> ssl.SSLContext:
     """The server's TLS context: its certificate, and with --tlsverify the client CA (required)."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

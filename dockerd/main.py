@@ -192,6 +192,7 @@ def _run(opts: Options, planned: list[Any], metrics_sock: Any, notify: str | Non
             loop.close()
     finally:
         daemon.stop()
+        listeners.remove_unix_sockets(planned)
         _remove_pidfile(values["pidfile"])
     # Worker threads may still sit in blocking reads for clients that never hung up (a FIFO
     # open, a follow); the interpreter would join them at exit and never stop. State is on

@@ -53,6 +53,7 @@ def test_stack_start_run_stop() -> None:
     assert stopped.returncode == 0, stopped.stderr
     status = subprocess.run([stack, "status"], env=env, capture_output=True, text=True, timeout=30).stdout
     assert status == "pydockerd: stopped\npycontainerd: stopped\n"
+    assert not (base / "pydocker.sock").exists()  # removed at a clean exit, as dockerd does
     assert _pids_mentioning(str(base)) == []
     assert [line for line in open("/proc/self/mountinfo") if str(base) in line] == []
     subprocess.run(["rm", "-rf", str(base)], check=True)
