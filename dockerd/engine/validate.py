@@ -1,4 +1,4 @@
-"""Type checks for the JSON bodies of container create and update.
+"""Type checks for the JSON body of container create.
 
 Docker decodes these bodies into Go structs, so a field of the wrong type never reaches its
 logic; pydockerd gets plain dicts and checks them here, once, before anything is stored.
@@ -151,8 +151,3 @@ def _json_type(value: Any) -> str:
 def check_create(body: dict[str, Any]) -> None:
     check_types(body, CONFIG)
     check_types(body.get("HostConfig") or {}, HOST_CONFIG, "HostConfig.")
-
-
-def check_update(body: dict[str, Any]) -> None:
-    """The update body is a HostConfig's resources plus RestartPolicy, at the top level."""
-    check_types(body, HOST_CONFIG)
