@@ -75,22 +75,26 @@ def _tls(gopts: GlobalOptions, config: dict[str, Any]) -> TLSConfig | None:
 class Context:
     """The resolved host, TLS settings and user config; the client is created on first use."""
 
-    def __init__(self, host: Host, tls: TLSConfig | None, config: dict[str, Any], debug: bool = False) -> None:
+    def __init__(
+        self, host: Host, tls: TLSConfig | None, config: dict[str, Any], debug: bool = False, config_dir: str = ""
+    ) -> None:
         self.host = host
         self.tls = tls
         self.config = config
+        self.config_dir = config_dir  # where config.json lives (--config, PYDOCKER_CONFIG or ~/.pydocker)
         self.debug = debug
         self._client: Client | None = None
 
     @classmethod
     def create(cls, gopts: GlobalOptions) -> Context:
-        config = load_config(config_dir(gopts.config_dir))
+        directory = config_dir(gopts.config_dir)
+        config = load_config(directory)
         url = host_from_env(gopts.host, config.get("host") if isinstance(config.get("host"), str) else None)
         try:
             host = Host.parse(url)
         except ValueError as exc:
             raise CLIError(f"pydocker: {exc}", 125) from None
-        return cls(host=host, tls=_tls(gopts, config), config=config, debug=gopts.debug)
+        return cls(host=host, tls=_tls(gopts, config), config=config, debug=gopts.debug, config_dir=directory)
 
     @property
     def client(self) -> Client:

@@ -471,6 +471,20 @@ def _teardown_checked(
             _kill_pids(stray)
             for pid in stray:
                 _wait_gone(pid, 5)
+    sweep_cgroups_and_mounts(cgroup_parent, workdir, leftovers)
+    log_tail = daemon.log_tail() if daemon is not None else ""
+    shutil.rmtree(workdir, ignore_errors=True)
+    if workdir.exists():
+        leftovers.append(f"{workdir} could not be removed")
+    if leftovers:
+        raise LeftoversError(
+            "; ".join(leftovers) + (f"\n--- dockerd log tail ---\n{log_tail}" if log_tail else "")
+        )
+
+
+def sweep_cgroups_and_mounts(cgroup_parent: str, workdir: Path, leftovers: list[str]) -> None:
+    """After the daemons are gone: kill what is still in our cgroups, remove the cgroups,
+    unmount what is under `workdir`; each finding is appended to `leftovers`."""
     trees = _cgroup_trees(cgroup_parent)
     in_cgroups = sorted(_pids_in_cgroups(trees))
     if in_cgroups:
@@ -482,20 +496,11 @@ def _teardown_checked(
     stuck = _remove_cgroup_trees(trees)
     if stuck:
         leftovers.append(f"cgroups that could not be removed: {stuck}")
-
     mounts = _mounts_under(workdir)
     if mounts:
         leftovers.append(f"mounts left under {workdir} in the host namespace: {mounts}")
         for mount_point in sorted(mounts, key=len, reverse=True):
             subprocess.run(["umount", "-l", mount_point], capture_output=True, check=False)
-    log_tail = daemon.log_tail() if daemon is not None else ""
-    shutil.rmtree(workdir, ignore_errors=True)
-    if workdir.exists():
-        leftovers.append(f"{workdir} could not be removed")
-    if leftovers:
-        raise LeftoversError(
-            "; ".join(leftovers) + (f"\n--- dockerd log tail ---\n{log_tail}" if log_tail else "")
-        )
 
 
 def _describe(pids: Sequence[int]) -> str:

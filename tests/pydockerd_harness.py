@@ -17,6 +17,7 @@ Isolation and leak checks:
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -24,9 +25,10 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from tests.dockerd_ref import (
     BUSYBOX_TAR,
@@ -36,14 +38,8 @@ from tests.dockerd_ref import (
     DockerdRefError,
     LeftoversError,
     RefDockerd,
-    _cgroup_trees,
-    _describe,
-    _kill_pids,
-    _mounts_under,
-    _pids_in_cgroups,
-    _remove_cgroup_trees,
-    _thaw,
     _wait_gone,
+    sweep_cgroups_and_mounts,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -63,6 +59,21 @@ class PyDockerd(RefDockerd):
             return int((self.exec_root / "containerd" / "pycontainerd.pid").read_text())
         except (OSError, ValueError):
             return None
+
+
+def until(what: str, check: Callable[[], object], timeout: float = 20.0) -> None:
+    """Poll `check` until it is true; fail the test naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what} ({timeout}s)")
+        time.sleep(0.05)
+
+
+def inspect(daemon: RefDockerd, name: str) -> dict[str, Any]:
+    """`docker inspect NAME`, decoded."""
+    found: list[dict[str, Any]] = json.loads(daemon.docker_ok("inspect", name))
+    return found[0]
 
 
 def _join_cgroup(path: Path) -> None:
@@ -191,22 +202,7 @@ def teardown(daemon: PyDockerd) -> None:
         leftovers.append(f"pydockerd {daemon.pid} ignored SIGTERM for 40s")
     if not stop_pid(daemon.containerd_pid, 40):
         leftovers.append(f"pycontainerd {daemon.containerd_pid} ignored SIGTERM for 40s")
-    trees = _cgroup_trees(daemon.cgroup_parent)
-    in_cgroups = sorted(_pids_in_cgroups(trees))
-    if in_cgroups:
-        leftovers.append(f"processes left in cgroups {daemon.cgroup_parent}: {_describe(in_cgroups)}")
-        _thaw(trees)
-        _kill_pids(in_cgroups)
-        for pid in in_cgroups:
-            _wait_gone(pid, 5)
-    stuck = _remove_cgroup_trees(trees)
-    if stuck:
-        leftovers.append(f"cgroups that could not be removed: {stuck}")
-    mounts = _mounts_under(daemon.workdir)
-    if mounts:
-        leftovers.append(f"mounts left under {daemon.workdir}: {mounts}")
-        for mount_point in sorted(mounts, key=len, reverse=True):
-            subprocess.run(["umount", "-l", mount_point], capture_output=True, check=False)
+    sweep_cgroups_and_mounts(daemon.cgroup_parent, daemon.workdir, leftovers)
     fifo_root = daemon.exec_root / "fifo"
     if fifo_root.exists() and any(fifo_root.iterdir()):
         leftovers.append(f"FIFO directories left: {sorted(p.name for p in fifo_root.iterdir())}")

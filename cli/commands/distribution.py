@@ -66,18 +66,7 @@ def _server_key(server: str) -> str:
 
 
 def _config_path(ctx: Context) -> str:
-    return os.path.join(config_dir(None), "config.json")
-
-
-def _read_config(path: str) -> dict[str, Any]:
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as exc:
-        raise CLIError(f"pydocker: error loading config file {path}: {exc}") from None
-    return data if isinstance(data, dict) else {}
+    return os.path.join(ctx.config_dir or config_dir(None), "config.json")
 
 
 def _write_config(path: str, data: dict[str, Any]) -> None:
@@ -226,7 +215,7 @@ def login(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
         raise CLIError("pydocker: Error: Username and password are required", 1)
     _, body = ctx.client.call("POST", "/auth", body={"username": username, "password": password, "serveraddress": key})
     path = _config_path(ctx)
-    data = _read_config(path)
+    data = ctx.config  # config.json as loaded at start-up (cli/context.py)
     auths = data.get("auths") if isinstance(data.get("auths"), dict) else {}
     assert isinstance(auths, dict)
     auths[key] = {"auth": base64.b64encode(f"{username}:{password}".encode()).decode()}
@@ -239,7 +228,7 @@ def login(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
 def logout(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
     key = _server_key(args[0] if args else "")
     path = _config_path(ctx)
-    data = _read_config(path)
+    data = ctx.config  # config.json as loaded at start-up (cli/context.py)
     auths = data.get("auths") if isinstance(data.get("auths"), dict) else {}
     assert isinstance(auths, dict)
     if key not in auths:

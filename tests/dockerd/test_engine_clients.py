@@ -24,7 +24,7 @@ import pytest
 
 from tests.cli.cli_helpers import PtySession
 from tests.dockerd_ref import SHARED_IMAGES, reference_dockerd
-from tests.pydockerd_harness import PyDockerd, pydockerd_engine
+from tests.pydockerd_harness import PyDockerd, pydockerd_engine, until
 
 CLIENTS = {"docker28": "/usr/local/bin/docker", "docker20": "/usr/bin/docker"}
 
@@ -86,13 +86,6 @@ def docker(request: pytest.FixtureRequest, engine: PyDockerd) -> Iterator[Docker
     d = Docker(CLIENTS[request.param], engine)
     yield d
     d.cleanup()
-
-
-def wait_for(predicate, timeout: float = 15.0, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 # --- the CLIs ------------------------------------------------------------------------------
@@ -180,7 +173,7 @@ def test_attach_and_detach_keys(docker: Docker) -> None:
 def test_cp_both_ways(docker: Docker, tmp_path: Path) -> None:
     name = docker.name("cp")
     docker.ok("run", "-d", "--name", name, "busybox", "sh", "-c", "mkdir /work; echo inside > /work/a; sleep 1000")
-    wait_for(lambda: docker("exec", name, "cat", "/work/a").stdout == "inside\n", what="the file in the container")
+    until("the file in the container", lambda: docker("exec", name, "cat", "/work/a").stdout == "inside\n", 15.0)
     docker.ok("cp", f"{name}:/work/a", str(tmp_path / "a"))
     assert (tmp_path / "a").read_text() == "inside\n"
     (tmp_path / "dir").mkdir()
@@ -348,7 +341,7 @@ def test_events_stream_during_a_run(docker: Docker) -> None:
     try:
         time.sleep(0.5)
         docker.ok("run", "--rm", "--name", name, "busybox", "true")
-        wait_for(lambda: "destroy" in lines, what="the destroy event")
+        until("the destroy event", lambda: "destroy" in lines, 15.0)
     finally:
         watcher.terminate()
         watcher.wait()

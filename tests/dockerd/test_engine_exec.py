@@ -18,14 +18,14 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import docker
 import pytest
 
 from tests.cli.cli_helpers import PtySession
-from tests.pydockerd_harness import PyDockerd, pydockerd_engine
+from tests.pydockerd_harness import PyDockerd, pydockerd_engine, until
 
 DOCKER = "/usr/local/bin/docker"
 PROMPT = r"/ # "
@@ -83,13 +83,6 @@ def sdk(engine: PyDockerd) -> Iterator[docker.DockerClient]:
     client = docker.DockerClient(base_url=f"unix://{engine.socket}", version="1.41")
     yield client
     client.close()
-
-
-def until(what: str, check: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"{what}: not within {timeout}s"
-        time.sleep(0.05)
 
 
 def exec_ids(cli: CLI, name: str) -> list[str]:

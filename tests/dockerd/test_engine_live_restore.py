@@ -24,26 +24,16 @@ from pathlib import Path
 import pytest
 
 from tests.dockerd_ref import DOCKER_CLI
-from tests.pydockerd_harness import PyDockerd, pydockerd_engine, start_pydockerd, wait_ready
+from tests.pydockerd_harness import PyDockerd, inspect, pydockerd_engine, start_pydockerd, until, wait_ready
 
 TICKER = "i=0; while true; do echo line $i; i=$((i+1)); sleep 1; done"
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
 
-def _until(what: str, check: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
-
-def _inspect(d: PyDockerd, name: str) -> dict:
-    return json.loads(d.docker_ok("inspect", name))[0]
 
 
 def _json_log(d: PyDockerd, name: str) -> list[str]:
-    path = Path(_inspect(d, name)["LogPath"])
+    path = Path(inspect(d, name)["LogPath"])
     return [json.loads(line)["log"] for line in path.read_text().splitlines()]
 
 
@@ -52,7 +42,7 @@ def _kill9(pid: int) -> None:
     try:
         os.waitpid(pid, 0)  # pydockerd is our child: reap it
     except ChildProcessError:
-        _until(f"pid {pid} to go", lambda: not os.path.exists(f"/proc/{pid}"))
+        until(f"pid {pid} to go", lambda: not os.path.exists(f"/proc/{pid}"))
 
 
 def _docker_popen(d: PyDockerd, *args: str, stdin: int | None = None) -> subprocess.Popen[str]:
@@ -66,7 +56,7 @@ def _docker_popen(d: PyDockerd, *args: str, stdin: int | None = None) -> subproc
     )
 
 
-def _read_until(proc: subprocess.Popen[str], predicate: Callable[[str], bool], timeout: float = 20.0) -> list[str]:
+def _readuntil(proc: subprocess.Popen[str], predicate: Callable[[str], bool], timeout: float = 20.0) -> list[str]:
     """Lines from PROC's stdout until one satisfies PREDICATE (then PROC is stopped)."""
     import select
 
@@ -100,16 +90,16 @@ def test_containers_survive_kill_9(also_containerd: bool) -> None:
         d.docker_ok("run", "-d", "--name", "always", "--restart=always", "busybox", "sh", "-c", "sleep 2; exit 3")
         d.docker_ok("run", "-d", "--name", "seven", "busybox", "sh", "-c", "sleep 3; echo bye; exit 7")
         d.docker_ok("run", "-di", "--name", "echoer", "busybox", "sh", "-c", "while read l; do echo got $l; done")
-        _until("the ticker's first lines", lambda: "line 1\n" in _json_log(d, "ticker"))
-        ticker_pid = _inspect(d, "ticker")["State"]["Pid"]
-        always_pid = _inspect(d, "always")["State"]["Pid"]
+        until("the ticker's first lines", lambda: "line 1\n" in _json_log(d, "ticker"))
+        ticker_pid = inspect(d, "ticker")["State"]["Pid"]
+        always_pid = inspect(d, "always")["State"]["Pid"]
         containerd_pid = d.containerd_pid
         assert ticker_pid > 0 and containerd_pid
 
         _kill9(d.pid)
         if also_containerd:
             os.kill(containerd_pid, signal.SIGKILL)
-            _until("pycontainerd to go", lambda: not os.path.exists(f"/proc/{containerd_pid}"))
+            until("pycontainerd to go", lambda: not os.path.exists(f"/proc/{containerd_pid}"))
         down_since = time.time()
         time.sleep(5)  # `always` and `seven` exit meanwhile; the ticker goes on
         restarted = time.time()
@@ -119,13 +109,13 @@ def test_containers_survive_kill_9(also_containerd: bool) -> None:
         if also_containerd:
             assert d.containerd_pid not in (None, containerd_pid), "pydockerd should have started a new pycontainerd"
         # The ticker: same process, still running, listed as such.
-        state = _inspect(d, "ticker")["State"]
+        state = inspect(d, "ticker")["State"]
         assert state["Status"] == "running" and state["Running"] and state["Pid"] == ticker_pid
         assert os.path.exists(f"/proc/{ticker_pid}")
         running = d.docker_ok("ps", "--format", "{{.Names}} {{.Status}}").splitlines()
         assert any(line.startswith("ticker Up") for line in running), running
         # `seven` exited while nobody watched: its code, the time it really exited, its last words.
-        seven = _inspect(d, "seven")["State"]
+        seven = inspect(d, "seven")["State"]
         assert seven["Status"] == "exited" and seven["ExitCode"] == 7, seven
         assert seven["FinishedAt"] != ZERO_TIME
         finished = _parse_rfc3339(seven["FinishedAt"])
@@ -135,14 +125,14 @@ def test_containers_survive_kill_9(also_containerd: bool) -> None:
         exited = d.docker_ok("ps", "-a", "--filter", "name=seven", "--format", "{{.Status}}")
         assert exited.startswith("Exited (7)"), exited
         # `always` exited too, and its restart policy brings it back.
-        _until("`always` to run again", lambda: _inspect(d, "always")["State"]["Running"])
-        again = _inspect(d, "always")
+        until("`always` to run again", lambda: inspect(d, "always")["State"]["Running"])
+        again = inspect(d, "always")
         assert again["RestartCount"] >= 1 and again["State"]["Pid"] != always_pid
 
         # logs -f goes on with new lines; the json log has every line once, in order.
         before = len(_json_log(d, "ticker"))
         follower = _docker_popen(d, "logs", "-f", "--tail", "1", "ticker")
-        got = _read_until(follower, lambda line: int(line.split()[1]) >= before + 1)
+        got = _readuntil(follower, lambda line: int(line.split()[1]) >= before + 1)
         assert len(got) >= 2, got
         lines = _json_log(d, "ticker")
         assert lines == [f"line {i}\n" for i in range(len(lines))], lines
@@ -153,17 +143,17 @@ def test_containers_survive_kill_9(also_containerd: bool) -> None:
         assert attacher.stdin is not None
         attacher.stdin.write("hello\n")
         attacher.stdin.flush()
-        assert _read_until(attacher, lambda line: line == "got hello\n")[-1] == "got hello\n"
+        assert _readuntil(attacher, lambda line: line == "got hello\n")[-1] == "got hello\n"
 
         # exec into the adopted container (through the shim pycontainerd reconnected to)
         res = d.docker("exec", "ticker", "sh", "-c", "echo in $(hostname); exit 4")
-        assert res.returncode == 4 and res.stdout == f"in {_inspect(d, 'ticker')['Config']['Hostname']}\n", res
+        assert res.returncode == 4 and res.stdout == f"in {inspect(d, 'ticker')['Config']['Hostname']}\n", res
 
         # stop and wait work on the adopted container (sh as pid 1 ignores SIGTERM: killed after 1 s).
         d.docker_ok("stop", "-t", "1", "ticker")
         assert d.docker_ok("wait", "ticker").strip() == "137"
         assert not os.path.exists(f"/proc/{ticker_pid}") or _zombie(ticker_pid)
-        assert _inspect(d, "ticker")["State"]["Status"] == "exited"
+        assert inspect(d, "ticker")["State"]["Status"] == "exited"
 
 
 def test_pycontainerd_killed_alone_comes_back() -> None:
@@ -173,14 +163,14 @@ def test_pycontainerd_killed_alone_comes_back() -> None:
     with pydockerd_engine() as d:
         d.docker_ok("run", "-d", "--name", "sleeper", "busybox", "sleep", "600")
         d.docker_ok("run", "-d", "--name", "five", "busybox", "sh", "-c", "sleep 2; exit 5")
-        pid = _inspect(d, "sleeper")["State"]["Pid"]
+        pid = inspect(d, "sleeper")["State"]["Pid"]
         containerd_pid = d.containerd_pid
         assert containerd_pid
         os.kill(containerd_pid, signal.SIGKILL)
-        _until("a new pycontainerd", lambda: d.containerd_pid not in (None, containerd_pid), timeout=30)
-        _until("the exit of `five`", lambda: _inspect(d, "five")["State"]["Status"] == "exited", timeout=30)
-        assert _inspect(d, "five")["State"]["ExitCode"] == 5
-        state = _inspect(d, "sleeper")["State"]
+        until("a new pycontainerd", lambda: d.containerd_pid not in (None, containerd_pid), timeout=30)
+        until("the exit of `five`", lambda: inspect(d, "five")["State"]["Status"] == "exited", timeout=30)
+        assert inspect(d, "five")["State"]["ExitCode"] == 5
+        state = inspect(d, "sleeper")["State"]
         assert state["Running"] and state["Pid"] == pid
         assert d.docker_ok("run", "--rm", "busybox", "echo", "still serving") == "still serving\n"
 
@@ -211,10 +201,10 @@ def test_restart_policies_at_daemon_start() -> None:
         os.waitpid(d.pid, 0)
         proc = start_pydockerd(d)
         wait_ready(d, proc)
-        _until("`always` to run again", lambda: _inspect(d, "always")["State"]["Running"])
+        until("`always` to run again", lambda: inspect(d, "always")["State"]["Running"])
         time.sleep(1)
-        assert _inspect(d, "unless")["State"]["Status"] == "exited"
-        assert _inspect(d, "never")["State"]["Status"] == "exited"
+        assert inspect(d, "unless")["State"]["Status"] == "exited"
+        assert inspect(d, "never")["State"]["Status"] == "exited"
         d.docker_ok("stop", "-t", "0", "always")  # and a stop holds again
         time.sleep(1)
-        assert _inspect(d, "always")["State"]["Status"] == "exited"
+        assert inspect(d, "always")["State"]["Status"] == "exited"

@@ -18,7 +18,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -26,7 +26,7 @@ import pytest
 
 from dockerd.engine.logs import JSONLog, LogFiles, LogSettings, read_log
 from tests.dockerd_ref import DOCKER_CLI
-from tests.pydockerd_harness import PyDockerd, pydockerd_engine, start_pydockerd, wait_ready
+from tests.pydockerd_harness import PyDockerd, inspect, pydockerd_engine, start_pydockerd, until, wait_ready
 
 
 @pytest.fixture(scope="module")
@@ -42,21 +42,11 @@ def api(d: PyDockerd, method: str, path: str, body: object = None) -> httpx.Resp
         return client.request(method, path, content=content, headers={"Content-Type": "application/json"})
 
 
-def _until(what: str, check: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
-
-def _inspect(d: PyDockerd, name: str) -> dict:
-    return json.loads(d.docker_ok("inspect", name))[0]
 
 
 def _files(d: PyDockerd, name: str) -> list[Path]:
     """The container's log files, oldest first."""
-    log = Path(_inspect(d, name)["LogPath"])
+    log = Path(inspect(d, name)["LogPath"])
     rotated = sorted(log.parent.glob(log.name + ".*"), key=lambda p: -int(p.suffix[1:]))
     return [*rotated, log]
 
@@ -70,16 +60,16 @@ def _lines(first: int, last: int) -> str:
 
 
 def _exited(d: PyDockerd, name: str) -> bool:
-    return _inspect(d, name)["State"]["Status"] == "exited"
+    return inspect(d, name)["State"]["Status"] == "exited"
 
 
 def test_rotation_and_reading_across_files(engine: PyDockerd) -> None:
     engine.docker_ok("run", "-d", "--name", "rot", "--log-opt", "max-size=1k", "--log-opt", "max-file=3",
                      "busybox", "sh", "-c", "for i in $(seq 1 100); do echo line $i; done")  # fmt: skip
-    _until("rot to exit", lambda: _exited(engine, "rot"))
-    assert _inspect(engine, "rot")["HostConfig"]["LogConfig"] == {"Type": "json-file", "Config": {"max-file": "3", "max-size": "1k"}}
+    until("rot to exit", lambda: _exited(engine, "rot"), 30.0)
+    assert inspect(engine, "rot")["HostConfig"]["LogConfig"] == {"Type": "json-file", "Config": {"max-file": "3", "max-size": "1k"}}
     files = _files(engine, "rot")
-    cid = _inspect(engine, "rot")["Id"]
+    cid = inspect(engine, "rot")["Id"]
     assert [p.name for p in files] == [f"{cid}-json.log.2", f"{cid}-json.log.1", f"{cid}-json.log"]
     for rotated in files[:-1]:  # rotated once they reached 1000 bytes, so never much more
         assert 1000 <= rotated.stat().st_size < 1100, (rotated, rotated.stat().st_size)
@@ -114,7 +104,7 @@ def test_follow_across_rotations(engine: PyDockerd) -> None:
 def test_logs_of_removed_container_is_404(engine: PyDockerd) -> None:
     engine.docker_ok("run", "--name", "gone", "busybox", "echo", "bye")
     assert engine.docker_ok("logs", "gone") == "bye\n"
-    log_dir = Path(_inspect(engine, "gone")["LogPath"]).parent
+    log_dir = Path(inspect(engine, "gone")["LogPath"]).parent
     engine.docker_ok("rm", "gone")
     res = engine.docker("logs", "gone")
     assert res.returncode == 1 and res.stderr == "Error response from daemon: No such container: gone\n"
@@ -126,7 +116,7 @@ def test_logs_of_removed_container_is_404(engine: PyDockerd) -> None:
 def test_none_driver(engine: PyDockerd) -> None:
     # attached output still reaches the client; nothing is written; reading is refused as dockerd does
     assert engine.docker_ok("run", "--name", "quiet", "--log-driver", "none", "busybox", "echo", "hi") == "hi\n"
-    info = _inspect(engine, "quiet")
+    info = inspect(engine, "quiet")
     assert info["HostConfig"]["LogConfig"] == {"Type": "none", "Config": {}}
     assert not Path(info["LogPath"]).exists()
     res = engine.docker("logs", "quiet")
@@ -161,21 +151,21 @@ def test_daemon_json_defaults_and_restart(tmp_path: Path) -> None:
     config.write_text(json.dumps({"log-driver": "json-file", "log-opts": {"max-size": "1k", "max-file": "2"}}))
     with pydockerd_engine(extra_args=["--config-file", str(config)]) as d:
         d.docker_ok("create", "--name", "plain", "busybox", "true")
-        assert _inspect(d, "plain")["HostConfig"]["LogConfig"] == {"Type": "json-file", "Config": {"max-file": "2", "max-size": "1k"}}
+        assert inspect(d, "plain")["HostConfig"]["LogConfig"] == {"Type": "json-file", "Config": {"max-file": "2", "max-size": "1k"}}
         d.docker_ok("create", "--name", "own", "--log-opt", "max-file=4", "busybox", "true")
-        assert _inspect(d, "own")["HostConfig"]["LogConfig"] == {"Type": "json-file", "Config": {"max-file": "4", "max-size": "1k"}}
+        assert inspect(d, "own")["HostConfig"]["LogConfig"] == {"Type": "json-file", "Config": {"max-file": "4", "max-size": "1k"}}
         d.docker_ok("create", "--name", "silent", "--log-driver", "none", "busybox", "true")
-        assert _inspect(d, "silent")["HostConfig"]["LogConfig"] == {"Type": "none", "Config": {}}
+        assert inspect(d, "silent")["HostConfig"]["LogConfig"] == {"Type": "none", "Config": {}}
 
         # a slow writer: lines before, during and after a kill -9 of the daemon
         d.docker_ok("run", "-d", "--name", "slow", "busybox", "sh", "-c", "for i in $(seq 1 60); do echo line $i; sleep 0.1; done")
-        _until("a rotation", lambda: len(_files(d, "slow")) == 2)
+        until("a rotation", lambda: len(_files(d, "slow")) == 2, 30.0)
         os.kill(d.pid, signal.SIGKILL)
         os.waitpid(d.pid, 0)
         time.sleep(1)
         proc = start_pydockerd(d, ["--config-file", str(config)])
         wait_ready(d, proc)
-        _until("slow to exit", lambda: _exited(d, "slow"))
+        until("slow to exit", lambda: _exited(d, "slow"), 30.0)
         files = _files(d, "slow")
         assert len(files) == 2  # max-file 2 still holds after the restart
         kept = _entries(files)
