@@ -14,8 +14,8 @@ from typing import IO, Any, Protocol, cast
 
 from containerd.errors import ContainerdError, InvalidArgument, Unimplemented
 
-_GZIP_MAGIC = b"\x1f\x8b"
-_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 Source = IO[bytes] | Iterable[bytes]
 
@@ -91,9 +91,9 @@ def decompressed(source: Source) -> Readable:
             break
         head += chunk
     stream = io.BufferedReader(_Prefixed(head, raw), 1 << 20)
-    if head.startswith(_GZIP_MAGIC):
+    if head.startswith(GZIP_MAGIC):
         return cast(Readable, gzip.GzipFile(fileobj=stream, mode="rb"))
-    if head.startswith(_ZSTD_MAGIC):
+    if head.startswith(ZSTD_MAGIC):
         return zstd_module().ZstdDecompressor().stream_reader(stream, read_across_frames=True)
     return stream
 

@@ -24,10 +24,11 @@ from containerd.diff import (
     OCI_LAYER,
     OCI_LAYER_GZIP,
     OCI_LAYER_ZSTD,
-    apply,
+    Descriptor,
     compare,
     compare_to_content,
 )
+from containerd.diff import apply as diff_apply
 from containerd.errors import InvalidArgument, Unimplemented
 from containerd.snapshots import Mount, OverlaySnapshotter
 from containerd.snapshots.mount import mount_all, mount_points, unmount_all
@@ -38,6 +39,34 @@ NS = "default"
 
 
 # --- helpers ---------------------------------------------------------------------------
+
+# Every test runs twice: once with the layer as a stream (what a client sends), once as a
+# verified blob file in a content store (what Diff.Apply hands over: an uncompressed one takes
+# the seek-and-copy_file_range path), so both paths meet the same layers, good and hostile.
+_blob_store: list[ContentStore] = []
+
+
+@pytest.fixture(autouse=True, params=["stream", "blob-file"])
+def layer_source(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "blob-file":
+        _blob_store.append(ContentStore(str(tmp_path / "blobs")))
+    yield request.param
+    _blob_store.clear()
+
+
+def apply(mounts: list[Mount], layer: object, media_type: str) -> Descriptor:
+    """containerd.diff.apply, handed the layer as the current `layer_source` says."""
+    if not _blob_store or not isinstance(layer, io.BytesIO):
+        return diff_apply(mounts, layer, media_type)  # type: ignore[arg-type]
+    store = _blob_store[0]
+    data = layer.getvalue()
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    if not store.exists(digest):
+        writer = store.writer(f"ref-{digest}", len(data))
+        writer.write(data)
+        writer.commit(len(data), digest)
+    with open(store.blob_path(digest), "rb") as blob:
+        return diff_apply(mounts, blob, media_type, verified=digest)
 
 
 @pytest.fixture
