@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -126,18 +127,33 @@ def is_unpacked(
 
 
 def unpack(
-    client: Client, image: Image | Descriptor, snapshotter: str = "overlayfs", *, platform: Platform | None = None
+    client: Client,
+    image: Image | Descriptor,
+    snapshotter: str = "overlayfs",
+    *,
+    platform: Platform | None = None,
+    before_layer: Callable[[Descriptor], None] | None = None,
+    after_layer: Callable[[Descriptor], None] | None = None,
 ) -> Unpacked:
-    """Unpack the image's layers for `platform` (default: the host's) into `snapshotter`."""
+    """Unpack the image's layers for `platform` (default: the host's) into `snapshotter`.
+
+    `before_layer` is called before a layer is applied and may block until its blob is in the
+    content store, so a pull unpacks each layer while the later ones still download;
+    `after_layer` once it is applied (or was already).
+    """
     with client.lease():
         desc, manifest, config = image_manifest(client, image, platform)
         chains = chain_ids(config.diff_ids)
         snapshots = Snapshots(client, snapshotter)
         applied = 0
         for i, (layer, diff_id, chain) in enumerate(zip(manifest.layers, config.diff_ids, chains, strict=True)):
+            if before_layer is not None:
+                before_layer(layer)
             if not snapshots.exists(chain) and _unpack_layer(client, snapshots, layer, diff_id, chain, chains[i - 1] if i else ""):
                 applied += 1
             client.content.update_labels(layer.digest, {LABEL_UNCOMPRESSED: diff_id})
+            if after_layer is not None:
+                after_layer(layer)
         if chains:
             client.content.update_labels(manifest.config.digest, {f"{LABEL_GC_REF_SNAPSHOT}.{snapshotter}": chains[-1]})
     return Unpacked(desc, manifest.config, chains, applied)

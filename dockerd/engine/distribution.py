@@ -22,7 +22,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,7 +66,9 @@ from dockerd.engine.registry_client import (
 
 ACCEPT = [OCI_MANIFEST, DOCKER_MANIFEST, OCI_INDEX, DOCKER_MANIFEST_LIST]
 LABEL_SOURCE = "containerd.io/distribution.source."
-WORKERS = 3
+# dockerd's defaults for max-concurrent-downloads and max-concurrent-uploads
+DOWNLOAD_WORKERS = 3
+UPLOAD_WORKERS = 5
 CONFIG_LIMIT = 8 << 20
 
 # Set by dockerd/main.py from the flags and daemon.json.
@@ -229,7 +231,9 @@ class Pull:
         except RegistryError as exc:
             raise self._pull_error(exc) from None
         digest = sha256_digest(data)
-        if (expected and digest != expected) or (header and header.startswith("sha256:") and header != digest):
+        if (expected and digest != expected) or (
+            header and header.startswith("sha256:") and header != digest
+        ):
             raise InvalidParameter(f"manifest verification failed for digest {expected or header}")
         if media_type not in MANIFEST_TYPES | INDEX_TYPES:
             try:
@@ -241,11 +245,15 @@ class Pull:
         return data, media_type, digest
 
     def _pull_error(self, exc: RegistryError) -> EngineError:
-        if exc.code in ("MANIFEST_UNKNOWN", "NOT_FOUND") or (exc.status == 404 and exc.code != "NAME_UNKNOWN"):
+        if exc.code in ("MANIFEST_UNKNOWN", "NOT_FOUND") or (
+            exc.status == 404 and exc.code != "NAME_UNKNOWN"
+        ):
             return NotFound(f"manifest for {self.familiar} not found: {exc}")
         if exc.status in (401, 403) or exc.code in ("NAME_UNKNOWN", "UNAUTHORIZED", "DENIED"):
             repo = familiar_name(self.ref.repository)
-            return NotFound(f"pull access denied for {repo}, repository does not exist or may require 'docker login': {exc}")
+            return NotFound(
+                f"pull access denied for {repo}, repository does not exist or may require 'docker login': {exc}"
+            )
         return exc
 
     def _resolve(self, session: Session) -> _Resolved:
@@ -260,7 +268,11 @@ class Pull:
         except InvalidArgument as exc:
             raise InvalidParameter(str(exc)) from None
         for slot, entry in enumerate(entries):
-            if entry.media_type in MANIFEST_TYPES and entry.platform is not None and platform.matches(entry.platform):
+            if (
+                entry.media_type in MANIFEST_TYPES
+                and entry.platform is not None
+                and platform.matches(entry.platform)
+            ):
                 child, child_type, child_digest = self._fetch_manifest(session, entry.digest, entry.digest)
                 return _Resolved(top, data, Descriptor(child_type, child_digest, len(child)), child, slot)
         raise NotFound(f"no matching manifest for {platform} in the manifest list entries")
@@ -285,12 +297,14 @@ class Pull:
         source = {f"{LABEL_SOURCE}{self.ref.domain}": self.ref.path}
         already = self._already_unpacked(res.manifest, manifest.config.digest)
         if not already:
-            config = b"".join(session.blob_chunks(manifest.config.digest, manifest.config.size, lambda n: None))
+            config = b"".join(
+                session.blob_chunks(manifest.config.digest, manifest.config.size, lambda n: None)
+            )
             if len(config) > CONFIG_LIMIT:
                 raise InvalidParameter("image config too large")
             self.client.content.write(config, size=len(config), expected=manifest.config.digest)
             parse_config(config)
-            fetched = self._fetch_layers(progress, session, manifest.layers, source)
+            # The manifest goes first so unpack can read it while the layers still download.
             self.client.content.write(
                 res.manifest_bytes, size=len(res.manifest_bytes), expected=res.manifest.digest,
                 labels=_gc_labels(res.manifest.media_type, res.manifest_bytes),
@@ -300,16 +314,13 @@ class Pull:
                     res.top_bytes, size=len(res.top_bytes), expected=res.top.digest,
                     labels={f"{LABEL_GC_REF_CONTENT}.m.{res.index_slot}": res.manifest.digest},
                 )  # fmt: skip
-            for layer in fetched:
-                progress.put(message("Extracting", short(layer.digest), 0, layer.size))
-            try:
-                unpack(self.client, res.top)
-            except DigestMismatch as exc:
-                raise InvalidParameter(f"failed to register layer: {exc}") from None
-            except ContainerdError as exc:
-                raise InvalidParameter(f"failed to register layer: {exc}") from None
-            for layer in fetched:
-                progress.put(message("Pull complete", short(layer.digest)))
+            with ThreadPoolExecutor(max_workers=DOWNLOAD_WORKERS, thread_name_prefix="pull-layer") as pool:
+                downloads = self._start_downloads(pool, progress, session, manifest.layers, source)
+                try:
+                    self._unpack_as_downloaded(progress, res.top, downloads)
+                except BaseException:
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise
         else:
             self._ensure_stored(res)
         up_to_date = self._points_at(res.top.digest)
@@ -339,28 +350,48 @@ class Pull:
         except ContainerdNotFound:
             return False
 
-    def _fetch_layers(
-        self, progress: _Progress, session: Session, layers: list[Descriptor], source: dict[str, str]
-    ) -> list[Descriptor]:
-        """Download the layers the content store lacks; returns them."""
-        todo = []
+    def _start_downloads(
+        self,
+        pool: ThreadPoolExecutor,
+        progress: _Progress,
+        session: Session,
+        layers: list[Descriptor],
+        source: dict[str, str],
+    ) -> dict[str, Future[None]]:
+        """Start downloading the layers the content store lacks, by digest."""
+        downloads: dict[str, Future[None]] = {}
         for layer in layers:
+            if layer.digest in downloads:
+                continue
             if self.client.content.exists(layer.digest):
                 progress.put(message("Already exists", short(layer.digest)))
-            else:
-                progress.put(message("Pulling fs layer", short(layer.digest)))
-                todo.append(layer)
-        unique = list({d.digest: d for d in todo}.values())
-        with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="pull-layer") as pool:
-            futures = [
-                pool.submit(contextvars.copy_context().run, self._fetch_layer, progress, session, layer, source)
-                for layer in unique
-            ]
-            for future in futures:
-                future.result()
-        return unique
+                continue
+            progress.put(message("Pulling fs layer", short(layer.digest)))
+            run = contextvars.copy_context().run
+            downloads[layer.digest] = pool.submit(run, self._fetch_layer, progress, session, layer, source)
+        return downloads
 
-    def _fetch_layer(self, progress: _Progress, session: Session, layer: Descriptor, source: dict[str, str]) -> None:
+    def _unpack_as_downloaded(self, progress: _Progress, top: Descriptor, downloads: dict[str, Future[None]]) -> None:
+        """Unpack layer by layer, each as soon as its download is done (as dockerd does)."""
+
+        def before(layer: Descriptor) -> None:
+            download = downloads.get(layer.digest)
+            if download is not None:
+                download.result()
+                progress.put(message("Extracting", short(layer.digest), 0, layer.size))
+
+        def after(layer: Descriptor) -> None:
+            if layer.digest in downloads:
+                progress.put(message("Pull complete", short(layer.digest)))
+
+        try:
+            unpack(self.client, top, before_layer=before, after_layer=after)
+        except ContainerdError as exc:  # a download's own errors are the engine's, raised as they are
+            raise InvalidParameter(f"failed to register layer: {exc}") from None
+
+    def _fetch_layer(
+        self, progress: _Progress, session: Session, layer: Descriptor, source: dict[str, str]
+    ) -> None:
         id_ = short(layer.digest)
         last = [0.0]
 
@@ -371,9 +402,16 @@ class Pull:
                 progress.put(message("Downloading", id_, done, layer.size))
 
         try:
-            self.client.content.write(session.blob_chunks(layer.digest, layer.size, on_bytes), size=layer.size, expected=layer.digest, labels=source)
+            self.client.content.write(
+                session.blob_chunks(layer.digest, layer.size, on_bytes),
+                size=layer.size,
+                expected=layer.digest,
+                labels=source,
+            )
         except DigestMismatch:
-            raise InvalidParameter(f"filesystem layer verification failed for digest {layer.digest}") from None
+            raise InvalidParameter(
+                f"filesystem layer verification failed for digest {layer.digest}"
+            ) from None
         progress.put(message("Verifying Checksum", id_))
         progress.put(message("Download complete", id_))
 
@@ -438,12 +476,16 @@ class Push:
         pairs = list(zip(manifest.layers, config.diff_ids, strict=True))
         for _layer, diff_id in pairs:
             progress.put(message("Preparing", short(diff_id)))
-        with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="push-layer") as pool:
-            futures = [pool.submit(self._push_layer, progress, session, layer, diff_id) for layer, diff_id in pairs]
+        with ThreadPoolExecutor(max_workers=UPLOAD_WORKERS, thread_name_prefix="push-layer") as pool:
+            futures = [
+                pool.submit(self._push_layer, progress, session, layer, diff_id) for layer, diff_id in pairs
+            ]
             for future in futures:
                 future.result()
         if not session.has_blob(manifest.config.digest):
-            session.upload(manifest.config.digest, manifest.config.size, self.client.content.read(manifest.config.digest))
+            session.upload(
+                manifest.config.digest, manifest.config.size, self.client.content.read(manifest.config.digest)
+            )
         try:
             session.put_manifest(tag, data, desc.media_type)
         except RegistryError as exc:
@@ -460,7 +502,9 @@ class Push:
         mount_from = ""
         try:
             labels = self.client.content.info(layer.digest).labels
-            mount_from = labels.get(f"{LABEL_SOURCE}{session.host}", "") if self.ref.domain == session.host else ""
+            mount_from = (
+                labels.get(f"{LABEL_SOURCE}{session.host}", "") if self.ref.domain == session.host else ""
+            )
         except ContainerdError:
             pass
         if mount_from == self.ref.path:

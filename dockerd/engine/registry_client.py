@@ -11,14 +11,19 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
+import http.client
 import ipaddress
 import json
 import logging
 import re
+import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 
@@ -30,6 +35,8 @@ logging.getLogger("httpx").setLevel(logging.WARNING)
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_ENDPOINT = "registry-1.docker.io"
 MANIFEST_LIMIT = 4 << 20
+BLOB_CHUNK = 1 << 20
+MAX_REDIRECTS = 5
 
 
 class Unauthorized(EngineError):
@@ -80,7 +87,13 @@ def auth_from_json(data: Any) -> AuthConfig:
         value = data.get(key) or data.get(key.capitalize()) or ""
         return value if isinstance(value, str) else ""
 
-    return AuthConfig(text("username"), text("password"), text("serveraddress"), text("identitytoken"), text("registrytoken"))
+    return AuthConfig(
+        text("username"),
+        text("password"),
+        text("serveraddress"),
+        text("identitytoken"),
+        text("registrytoken"),
+    )
 
 
 @dataclass
@@ -137,18 +150,24 @@ _CHALLENGE = re.compile(r'(\w+)\s*=\s*(?:"([^"]*)"|([^,\s]*))')
 
 def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
     scheme, _, rest = header.strip().partition(" ")
-    return scheme.lower(), {m.group(1).lower(): m.group(2) if m.group(2) is not None else m.group(3) for m in _CHALLENGE.finditer(rest)}
+    return scheme.lower(), {
+        m.group(1).lower(): m.group(2) if m.group(2) is not None else m.group(3)
+        for m in _CHALLENGE.finditer(rest)
+    }
 
 
 class Session:
     """One registry, one repository, the actions wanted on it (`pull` or `pull,push`)."""
 
-    def __init__(self, base: str, repo: str, actions: str, auth: AuthConfig, *, timeout: float = 60.0) -> None:
+    def __init__(
+        self, base: str, repo: str, actions: str, auth: AuthConfig, *, timeout: float = 60.0
+    ) -> None:
         self.base = base
         self.repo = repo
         self.actions = actions
         self.auth = auth
-        self.http = httpx.Client(base_url=base, verify=True, timeout=timeout, follow_redirects=True)
+        self.http = httpx.Client(base_url=base, verify=tls_context(), timeout=timeout, follow_redirects=True)
+        self.raw = RawHTTP(timeout)
         self._header: dict[str, str] = {}
         self._lock = threading.Lock()
 
@@ -199,10 +218,16 @@ class Session:
             return
         if self.auth.username:
             basic = (self.auth.username, self.auth.password)
-        r = self.http.get(params["realm"], params=query, auth=basic) if basic else self.http.get(params["realm"], params=query)
+        r = (
+            self.http.get(params["realm"], params=query, auth=basic)
+            if basic
+            else self.http.get(params["realm"], params=query)
+        )
         if r.status_code in (401, 403):
             if login:
-                raise Unauthorized(f"Get \"{params['realm']}\": unauthorized: {_error_text(r) or 'authentication required'}")
+                raise Unauthorized(
+                    f'Get "{params["realm"]}": unauthorized: {_error_text(r) or "authentication required"}'
+                )
             return  # anonymous or refused: the request that needs it gets the registry's error
         if r.status_code != 200:
             raise RegistryError(f"token endpoint {params['realm']} answered {r.status_code}", 500)
@@ -227,7 +252,9 @@ class Session:
 
     def manifest(self, ref: str, accept: list[str]) -> tuple[bytes, str, str]:
         """(bytes, media type, Docker-Content-Digest header) of a manifest by tag or digest."""
-        with self.stream("GET", f"/v2/{self.repo}/manifests/{ref}", headers={"Accept": ", ".join(accept)}) as r:
+        with self.stream(
+            "GET", f"/v2/{self.repo}/manifests/{ref}", headers={"Accept": ", ".join(accept)}
+        ) as r:
             if r.status_code != 200:
                 r.read()
                 raise error_of(r)
@@ -244,23 +271,24 @@ class Session:
         offset = 0
         attempts = 0
         while offset < size or size == 0:
-            headers = {"Range": f"bytes={offset}-"} if offset else {}
+            headers = {**self._header, **({"Range": f"bytes={offset}-"} if offset else {})}
             try:
-                with self.stream("GET", f"/v2/{self.repo}/blobs/{digest}", headers=headers) as r:
-                    if r.status_code not in (200, 206):
-                        r.read()
-                        raise error_of(r)
-                    if offset and r.status_code == 200:
+                with self.raw.get(f"{self.base}/v2/{self.repo}/blobs/{digest}", headers) as r:
+                    if r.status not in (200, 206):
+                        raise _error_from(r.status, r.reason, r.read(64 << 10))
+                    if offset and r.status == 200:
                         raise RegistryError(f"registry does not resume blob {digest}", 500)
-                    for chunk in r.iter_bytes(1 << 20):
+                    while chunk := r.read(BLOB_CHUNK):
                         offset += len(chunk)
                         on_bytes(offset)
                         yield chunk
+                    if size and offset < size:
+                        raise http.client.IncompleteRead(b"", size - offset)
                 return
-            except (httpx.TransportError, httpx.StreamError) as exc:
+            except (OSError, http.client.HTTPException) as exc:
                 attempts += 1
                 if attempts > retries:
-                    raise RegistryError(f"downloading {digest}: {exc}", 500) from None
+                    raise RegistryError(f"downloading {digest}: {exc or type(exc).__name__}", 500) from None
 
     def has_blob(self, digest: str) -> bool:
         r = self.request("HEAD", f"/v2/{self.repo}/blobs/{digest}")
@@ -280,18 +308,22 @@ class Session:
             return True
         if r.status_code != 202:
             raise error_of(r)
-        location = r.headers.get("location", "")
+        location = urljoin(self.base + "/", r.headers.get("location", ""))
         sep = "&" if "?" in location else "?"
-        r = self.request(
-            "PUT", f"{location}{sep}digest={digest}", content=chunks,
-            headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
-        )  # fmt: skip
-        if r.status_code not in (201, 204):
-            raise error_of(r)
+        headers = {**self._header, "Content-Type": "application/octet-stream", "Content-Length": str(size)}
+        try:
+            with self.raw.put(f"{location}{sep}digest={digest}", headers, chunks) as resp:
+                body = resp.read(64 << 10)
+                if resp.status not in (201, 204):
+                    raise _error_from(resp.status, resp.reason, body)
+        except (OSError, http.client.HTTPException) as exc:
+            raise RegistryError(f"uploading {digest}: {exc or type(exc).__name__}", 500) from None
         return False
 
     def put_manifest(self, ref: str, data: bytes, media_type: str) -> str:
-        r = self.request("PUT", f"/v2/{self.repo}/manifests/{ref}", content=data, headers={"Content-Type": media_type})
+        r = self.request(
+            "PUT", f"/v2/{self.repo}/manifests/{ref}", content=data, headers={"Content-Type": media_type}
+        )
         if r.status_code not in (200, 201):
             raise error_of(r)
         return r.headers.get("docker-content-digest", "")
@@ -312,15 +344,85 @@ def _error_text(r: httpx.Response) -> str:
 
 
 def error_of(r: httpx.Response) -> RegistryError:
+    return _error_from(r.status_code, r.reason_phrase, r.content)
+
+
+def _error_from(status: int, reason: str, body: bytes) -> RegistryError:
     code, message = "", ""
     try:
-        body = r.json()
-        errors = body.get("errors") if isinstance(body, dict) else None
+        data = json.loads(body)
+        errors = data.get("errors") if isinstance(data, dict) else None
         if errors and isinstance(errors[0], dict):
             code = str(errors[0].get("code", ""))
             message = str(errors[0].get("message", ""))
     except ValueError:
         pass
-    text = f"{code.lower().replace('_', ' ')}: {message}" if code else (r.text.strip()[:200] or r.reason_phrase)
-    status = {401: 401, 403: 403, 404: 404}.get(r.status_code, 500)
-    return RegistryError(text, status, code, message)
+    text = (
+        f"{code.lower().replace('_', ' ')}: {message}"
+        if code
+        else (body.decode(errors="replace").strip()[:200] or reason)
+    )
+    return RegistryError(text, {401: 401, 403: 403, 404: 404}.get(status, 500), code, message)
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The system's trust store, loaded once: loading it costs tens of ms, paid per session before."""
+    return ssl.create_default_context()
+
+
+class RawHTTP:
+    """Blob bodies over the standard library's http.client.
+
+    httpx parses a body in 64 KiB pieces through h11, which costs about 4 ms of CPU per MiB
+    here: most of a pull's CPU. http.client reads a Content-Length body straight off the socket
+    (about 0.3 ms per MiB). Redirects (a registry sending blobs to a storage backend) are
+    followed for GET, dropping the Authorization header on another host as httpx does.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+
+    @contextmanager
+    def get(self, url: str, headers: dict[str, str]) -> Iterator[http.client.HTTPResponse]:
+        origin = urlsplit(url).netloc
+        for _ in range(MAX_REDIRECTS):
+            conn, resp = self._send("GET", url, headers, None)
+            try:
+                if resp.status in (301, 302, 303, 307, 308) and resp.getheader("location"):
+                    url = urljoin(url, resp.getheader("location", ""))
+                    if urlsplit(url).netloc != origin:
+                        headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+                    continue
+                yield resp
+                return
+            finally:
+                conn.close()
+        raise RegistryError(f"too many redirects fetching {url}", 500)
+
+    @contextmanager
+    def put(
+        self, url: str, headers: dict[str, str], body: Iterable[bytes]
+    ) -> Iterator[http.client.HTTPResponse]:
+        conn, resp = self._send("PUT", url, headers, body)
+        try:
+            yield resp
+        finally:
+            conn.close()
+
+    def _send(
+        self, method: str, url: str, headers: dict[str, str], body: Iterable[bytes] | None
+    ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+        parts = urlsplit(url)
+        conn: http.client.HTTPConnection
+        if parts.scheme == "https":
+            conn = http.client.HTTPSConnection(parts.netloc, timeout=self.timeout, context=tls_context())
+        else:
+            conn = http.client.HTTPConnection(parts.netloc, timeout=self.timeout)
+        try:
+            path = parts.path + (f"?{parts.query}" if parts.query else "")
+            conn.request(method, path, body=body, headers=headers)
+            return conn, conn.getresponse()
+        except BaseException:
+            conn.close()
+            raise
