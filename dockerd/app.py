@@ -51,6 +51,70 @@ def _int_query(params: Any, name: str, default: int | None = None) -> int | None
         raise InvalidParameter(f"invalid value for {name}: {raw!r} is not an integer") from None
 
 
+class _ApiVersion:
+    """/vX.Y prefixes (1.24-1.41), Docker's response headers, and the latency metric per route."""
+
+    def __init__(self, app: Any, daemon: Daemon) -> None:
+        self.app = app
+        self.daemon = daemon
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        match = _VERSIONED.match(scope["path"])
+        if match:
+            version = (int(match.group(1)), int(match.group(2)))
+            refusal = ""
+            if version > MAX_API:
+                refusal = f"client version {version[0]}.{version[1]} is too new. Maximum supported API version is 1.41"
+            elif version < MIN_API:
+                refusal = (
+                    f"client version {version[0]}.{version[1]} is too old. Minimum supported API version is 1.24, "
+                    "please upgrade your client to a newer version"
+                )
+            if refusal:
+                await JSONResponse({"message": refusal}, status_code=400)(scope, receive, send)
+                return
+            scope["path"] = match.group(3)
+        started = time.monotonic()
+        extra = [
+            (b"api-version", b"1.41"),
+            (b"server", f"Docker/{self.daemon.version} (linux)".encode()),
+            (b"ostype", b"linux"),
+        ]
+
+        async def send_with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            route = scope.get("route")  # the matched route's template keeps the label set small
+            self.daemon.metrics.observe(scope["method"], time.monotonic() - started, getattr(route, "path", "") or "other")
+
+
+class _JobResponse(StreamingResponse):
+    """A pull's or push's JSON progress stream that cancels the work when the response ends.
+
+    A client that hangs up ends the response (Starlette stops the stream), and the pull stops,
+    as dockerd's does with its request context. This is done here rather than in the body's
+    generator: a stopped stream leaves its generator suspended, not closed.
+    """
+
+    def __init__(self, job: Any, body: AsyncIterator[bytes]) -> None:
+        super().__init__(body, media_type="application/json")
+        self.job = job
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.job.cancel()
+
+
 def _time_query(params: Any, name: str) -> float | None:
     """A Unix timestamp (seconds, fraction allowed, as the Docker CLI sends) or an RFC 3339 time."""
     raw = params.get(name)
@@ -110,31 +174,10 @@ def create_app(daemon: Daemon) -> FastAPI:
     images = daemon.images
     resources = ResourceService(engine, images, daemon.client, daemon.events.publish)
 
-    @app.middleware("http")
-    async def api_version(request: Request, call_next: Any) -> Response:
-        path = request.scope["path"]
-        match = _VERSIONED.match(path)
-        if match:
-            version = (int(match.group(1)), int(match.group(2)))
-            if version > MAX_API:
-                return JSONResponse(
-                    {"message": f"client version {version[0]}.{version[1]} is too new. Maximum supported API version is 1.41"},
-                    status_code=400,
-                )
-            if version < MIN_API:
-                return JSONResponse(
-                    {"message": f"client version {version[0]}.{version[1]} is too old. Minimum supported API version is 1.24, please upgrade your client to a newer version"},
-                    status_code=400,
-                )
-            request.scope["path"] = match.group(3)
-        started = time.monotonic()
-        response: Response = await call_next(request)
-        response.headers["API-Version"] = "1.41"
-        response.headers["Server"] = f"Docker/{daemon.version} (linux)"
-        response.headers["Ostype"] = "linux"
-        route = request.scope.get("route")  # the matched route's template keeps the label set small
-        daemon.metrics.observe(request.method, time.monotonic() - started, getattr(route, "path", "") or "other")
-        return response
+    # A plain ASGI middleware, not @app.middleware("http"): Starlette's BaseHTTPMiddleware runs
+    # every route in a task of its own and relays streamed bodies (logs, events, pulls) through a
+    # memory stream, behind a wrapped `receive`.
+    app.add_middleware(_ApiVersion, daemon=daemon)
 
     @app.exception_handler(EngineError)
     async def engine_error(request: Request, exc: EngineError) -> Response:
@@ -274,6 +317,13 @@ def create_app(daemon: Daemon) -> FastAPI:
 
         return StreamingResponse(iterate_in_threadpool(chunks()), media_type="application/x-tar")
 
+    async def _distribution_events(job: Any, action: str) -> AsyncIterator[bytes]:
+        """A pull's or push's progress, then the image events of one that succeeded."""
+        async for chunk in iterate_in_threadpool(job.stream()):
+            yield chunk
+        for id_, name in job.events:
+            daemon.events.publish("image", action, id_, {"name": name})
+
     @app.post("/images/create")
     async def images_create(request: Request) -> Response:
         q = request.query_params
@@ -283,7 +333,7 @@ def create_app(daemon: Daemon) -> FastAPI:
 
             pull = distribution.Pull(daemon.client, q["fromImage"], q.get("tag") or "", _registry_auth(request))
             await run_in_threadpool(pull.prepare)  # errors before any progress are HTTP errors, as dockerd's
-            return StreamingResponse(iterate_in_threadpool(pull.stream()), media_type="application/json")
+            return _JobResponse(pull, _distribution_events(pull, "pull"))
         if not source:
             raise InvalidParameter("Either fromSrc or fromImage must be specified")  # nothing to pull or import
         if source != "-":
@@ -318,7 +368,7 @@ def create_app(daemon: Daemon) -> FastAPI:
 
         push = distribution.Push(daemon.client, name, request.query_params.get("tag") or "", _registry_auth(request))
         await run_in_threadpool(push.prepare)
-        return StreamingResponse(iterate_in_threadpool(push.stream()), media_type="application/json")
+        return _JobResponse(push, _distribution_events(push, "push"))
 
     @app.post("/auth")
     async def auth(request: Request) -> dict[str, str]:

@@ -61,11 +61,13 @@ class EventBus:
     def stream(self, filters: dict[str, Any], since: float | None, until: float | None) -> Iterator[bytes]:
         q: queue.Queue[dict[str, Any]] = queue.Queue()
         with self._lock:
-            backlog = [e for e in self._history if since is not None and e["time"] >= since]
+            # timeNano, not time: the CLI sends fractional seconds, and a whole-second compare
+            # dropped events from the second `since` falls in
+            backlog = [e for e in self._history if since is not None and e["timeNano"] >= since * 1e9]
             self._listeners.append(q)
         try:
             for event in backlog:
-                if until is not None and event["time"] > until:
+                if until is not None and event["timeNano"] > until * 1e9:
                     return
                 if _event_matches(event, filters):
                     yield json.dumps(event).encode() + b"\n"
@@ -76,7 +78,7 @@ class EventBus:
                     event = q.get(timeout=0.5)
                 except queue.Empty:
                     continue
-                if until is not None and event["time"] > until:
+                if until is not None and event["timeNano"] > until * 1e9:
                     return
                 if _event_matches(event, filters):
                     yield json.dumps(event).encode() + b"\n"

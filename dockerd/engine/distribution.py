@@ -21,7 +21,7 @@ import json
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -148,6 +148,10 @@ def _transport_text(exc: Exception) -> str:
     return text
 
 
+class Cancelled(Exception):
+    """The client went away: the pull or push stops at its next progress message."""
+
+
 class _Progress:
     """Messages from worker threads to the response, in order."""
 
@@ -155,11 +159,21 @@ class _Progress:
 
     def __init__(self) -> None:
         self.queue: queue.Queue[Any] = queue.Queue()
+        self.cancelled = threading.Event()
 
     def put(self, data: bytes) -> None:
+        """Queue a message; raises Cancelled once nobody reads them any more.
+
+        Every download reports its bytes through here, so a client hanging up stops the
+        downloads (and their half-written ingests are aborted) within one progress tick.
+        """
+        if self.cancelled.is_set():
+            raise Cancelled
         self.queue.put(data)
 
-    def end(self) -> None:
+    def end(self, last: bytes = b"") -> None:
+        if last:
+            self.queue.put(last)
         self.queue.put(self._END)
 
     def __iter__(self) -> Iterator[bytes]:
@@ -170,25 +184,46 @@ class _Progress:
             yield item
 
 
-def _run_streaming(work: Callable[[_Progress], None], name: str) -> Iterator[bytes]:
-    progress = _Progress()
+class _Streamed:
+    """A pull or a push: work in a thread, its progress as the response body.
 
-    def main() -> None:
-        try:
-            work(progress)
-        except EngineError as exc:
-            progress.put(error_message(str(exc)))
-        except ContainerdError as exc:
-            progress.put(error_message(str(exc)))
-        except httpx.HTTPError as exc:
-            progress.put(error_message(_transport_text(exc)))
-        except Exception as exc:  # noqa: BLE001 - never a traceback in the stream
-            progress.put(error_message(f"{type(exc).__name__}: {exc}"))
-        finally:
-            progress.end()
+    `events` holds the (id, name) pairs of the image events to publish once the stream ended
+    well; `cancel()` is for a client that went away.
+    """
 
-    threading.Thread(target=main, name=name, daemon=True).start()
-    return iter(progress)
+    def __init__(self) -> None:
+        self.progress = _Progress()
+        self.events: list[tuple[str, str]] = []
+
+    def _work(self, progress: _Progress) -> None:
+        raise NotImplementedError
+
+    def cancel(self) -> None:
+        self.progress.cancelled.set()
+
+    def stream(self) -> Iterator[bytes]:
+        progress = self.progress
+
+        def main() -> None:
+            last = b""
+            try:
+                self._work(progress)
+            except Cancelled:
+                self.events.clear()
+            except EngineError as exc:
+                last = error_message(str(exc))
+            except ContainerdError as exc:
+                last = error_message(str(exc))
+            except httpx.HTTPError as exc:
+                last = error_message(_transport_text(exc))
+            except Exception as exc:  # noqa: BLE001 - never a traceback in the stream
+                last = error_message(f"{type(exc).__name__}: {exc}")
+            if last:
+                self.events.clear()
+            progress.end(last)
+
+        threading.Thread(target=main, name=type(self).__name__.lower(), daemon=True).start()
+        return iter(progress)
 
 
 # --- pull -----------------------------------------------------------------------------------
@@ -203,8 +238,9 @@ class _Resolved:
     index_slot: int  # the manifest's position in the index (-1: no index)
 
 
-class Pull:
+class Pull(_Streamed):
     def __init__(self, client: Client, from_image: str, tag: str, auth: AuthConfig) -> None:
+        super().__init__()
         self.client = client
         self.ref = parse_pull_reference(from_image, tag)
         self.auth = auth
@@ -277,9 +313,6 @@ class Pull:
                 return _Resolved(top, data, Descriptor(child_type, child_digest, len(child)), child, slot)
         raise NotFound(f"no matching manifest for {platform} in the manifest list entries")
 
-    def stream(self) -> Iterator[bytes]:
-        return _run_streaming(self._work, "pull")
-
     def _work(self, progress: _Progress) -> None:
         assert self.session is not None and self.resolved is not None
         try:
@@ -328,6 +361,7 @@ class Pull:
         progress.put(message(f"Digest: {res.top.digest}"))
         state = "Image is up to date for" if up_to_date else "Downloaded newer image for"
         progress.put(message(f"Status: {state} {self.familiar}"))
+        self.events.append((self.familiar, familiar_name(self.ref.repository)))
 
     def _already_unpacked(self, manifest: Descriptor, config_digest: str) -> bool:
         if not (self.client.content.exists(manifest.digest) and self.client.content.exists(config_digest)):
@@ -426,8 +460,9 @@ def _gc_labels(media_type: str, data: bytes) -> dict[str, str]:
 # --- push -----------------------------------------------------------------------------------
 
 
-class Push:
+class Push(_Streamed):
     def __init__(self, client: Client, name: str, tag: str, auth: AuthConfig) -> None:
+        super().__init__()
         self.client = client
         self.auth = auth
         try:
@@ -457,9 +492,6 @@ class Push:
         if not self.images:
             raise NotFound(f"An image does not exist locally with the tag: {familiar_name(repo)}")
         self.session = _connect(self.ref, "pull,push", self.auth, push=True)
-
-    def stream(self) -> Iterator[bytes]:
-        return _run_streaming(self._work, "push")
 
     def _work(self, progress: _Progress) -> None:
         assert self.session is not None
@@ -493,6 +525,7 @@ class Push:
         progress.put(message(f"{tag}: digest: {desc.digest} size: {len(data)}"))
         aux = {"progressDetail": {}, "aux": {"Tag": tag, "Digest": desc.digest, "Size": len(data)}}
         progress.put(json.dumps(aux, separators=(",", ":")).encode() + b"\r\n")
+        self.events.append((familiar_name(f"{self.ref.repository}:{tag}"), familiar_name(self.ref.repository)))
 
     def _push_layer(self, progress: _Progress, session: Session, layer: Descriptor, diff_id: str) -> None:
         id_ = short(diff_id)

@@ -397,6 +397,7 @@ class RawHTTP:
                 yield resp
                 return
             finally:
+                resp.close()  # the socket stays open while the response's file on it does
                 conn.close()
         raise RegistryError(f"too many redirects fetching {url}", 500)
 
@@ -408,6 +409,7 @@ class RawHTTP:
         try:
             yield resp
         finally:
+            resp.close()
             conn.close()
 
     def _send(

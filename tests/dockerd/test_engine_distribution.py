@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -18,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.pydockerd_harness import PyDockerd, pydockerd_engine
+from tests.pydockerd_harness import PyDockerd, pydockerd_engine, until
 from tests.registry.registry_harness import (
     DOCKER_MANIFEST,
     htpasswd,
@@ -75,6 +76,18 @@ def test_docker_cli_pushes_to_pyregistry_and_pulls_back(engine: PyDockerd, tmp_p
         engine.docker_ok("rmi", name)
 
 
+def _daemon_time(engine: PyDockerd) -> str:
+    return f"{time.time():.6f}"
+
+
+def _image_events(engine: PyDockerd, since: str) -> list[dict]:
+    """The image events since `since` until now, as `docker events --format json` prints them."""
+    out = engine.docker_ok(
+        "events", "--since", since, "--until", str(int(time.time()) + 1), "--filter", "type=image", "--format", "{{json .}}"
+    )
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
 def _forget(engine: PyDockerd, *names: str) -> None:
     """Remove the names (and with the last one the image's content), so a pull must download it."""
     for name in names:
@@ -102,7 +115,12 @@ def test_pull_downloads_layers_run_auto_pulls_and_missing_tag_fails(engine: PyDo
 
         # The raw stream: Docker's progress messages, per layer.
         _forget(engine, name)
+        since = _daemon_time(engine)
         messages = _api_pull(engine, name)
+        pulls = [e for e in _image_events(engine, since) if e["Action"] == "pull"]
+        assert [(e["Actor"]["ID"], e["Actor"]["Attributes"]["name"]) for e in pulls] == [
+            (name, name.rsplit(":", 1)[0])
+        ]
         statuses = [m.get("status", "") for m in messages]
         assert statuses[0] == "Pulling from team/layered" and messages[0]["id"] == "v1"
         layer_ids = {m["id"] for m in messages if m.get("status") == "Pulling fs layer"}
@@ -207,6 +225,78 @@ def test_pull_refuses_a_layer_that_does_not_match_its_digest(engine: PyDockerd) 
     finally:
         server.shutdown()
         server.server_close()
+
+
+class _Slow(BaseHTTPRequestHandler):
+    """A registry that serves its one layer at about 1 MiB/s, and notes when the puller hangs up."""
+
+    blobs: dict[str, bytes] = {}
+    manifest = b""
+    hung_up = threading.Event()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        if self.path == "/v2/":
+            body, kind = b"{}", "application/json"
+        elif self.path.startswith("/v2/slow/manifests/"):
+            body, kind = self.manifest, DOCKER_MANIFEST
+        else:
+            body, kind = self.blobs.get(self.path.rsplit("/", 1)[1], b""), "application/octet-stream"
+        self.send_response(200)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        try:
+            for start in range(0, len(body), 64 << 10):
+                self.wfile.write(body[start : start + (64 << 10)])
+                self.wfile.flush()
+                if len(body) > 1 << 20:
+                    time.sleep(0.06)
+        except OSError:
+            self.hung_up.set()
+
+
+def test_a_client_hanging_up_cancels_the_pull(engine: PyDockerd) -> None:
+    layer = _tar_of(os.urandom(8 << 20))
+    config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [sha256(layer)]}}).encode()
+    _Slow.manifest = json.dumps(image_manifest(config, [layer], DOCKER_MANIFEST)).encode()
+    _Slow.blobs = {sha256(config): config, sha256(layer): layer}
+    _Slow.hung_up.clear()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Slow)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        name = f"127.0.0.1:{server.server_address[1]}/slow"
+        since = _daemon_time(engine)
+        transport = httpx.HTTPTransport(uds=str(engine.socket))
+        with httpx.Client(transport=transport, base_url="http://docker", timeout=60) as c:
+            with c.stream("POST", "/v1.41/images/create", params={"fromImage": name, "tag": "latest"}) as r:
+                assert r.status_code == 200
+                for line in r.iter_lines():
+                    if json.loads(line).get("status") == "Downloading":
+                        break
+        # The layer needs 8 s at the registry's pace: the engine must stop fetching well before.
+        until("pydockerd to stop downloading from the registry", _Slow.hung_up.is_set, timeout=5)
+        assert engine.docker("image", "inspect", name).returncode != 0
+        assert not _content_has(engine, sha256(layer))
+        assert not [e for e in _image_events(engine, since) if e["Action"] == "pull"]
+        assert engine.docker_ok("version", "--format", "{{.Server.Version}}").strip()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _tar_of(data: bytes) -> bytes:
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("blob")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
 
 
 def _content_has(engine: PyDockerd, digest: str) -> bool:
