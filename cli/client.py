@@ -263,6 +263,17 @@ class Hijacked:
             pass
 
 
+def _api_error(resp: Response) -> APIError:
+    """The APIError for a failed response (its body read and the response closed)."""
+    try:
+        message = _error_message(resp.read(), resp.status)
+    except (OSError, APIError):
+        message = f"HTTP {resp.status}"
+    finally:
+        resp.close()
+    return APIError(resp.status, message)
+
+
 def _error_message(body: bytes, status: int) -> str:
     text = body.decode("utf-8", errors="replace").strip()
     try:
@@ -432,13 +443,7 @@ class Client:
         for a status >= 400 (unless listed in ok)."""
         resp = self._send(method, self.url(path, params), body, headers)
         if resp.status >= 400 and resp.status not in ok:
-            try:
-                message = _error_message(resp.read(), resp.status)
-            except (OSError, APIError):
-                message = f"HTTP {resp.status}"
-            finally:
-                resp.close()
-            raise APIError(resp.status, message)
+            raise _api_error(resp)
         return resp
 
     def call(
@@ -491,13 +496,7 @@ class Client:
         resp = self._send("POST", self.url(path, params), payload, headers)
         if resp.status in (101, 200):
             return Hijacked(resp._sock, resp._buf)
-        try:
-            message = _error_message(resp.read(), resp.status)
-        except (OSError, APIError):
-            message = f"HTTP {resp.status}"
-        finally:
-            resp.close()
-        raise APIError(resp.status, message)
+        raise _api_error(resp)
 
 
 def version_lt(a: str, b: str) -> bool:

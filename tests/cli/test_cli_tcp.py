@@ -11,7 +11,6 @@ from __future__ import annotations
 import shutil
 import socket
 import ssl
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.cli_helpers import CLI, Names, explain
+from tests.testpki import make_pki, openssl
 
 
 class Forwarder:
@@ -81,25 +81,11 @@ class Forwarder:
                     pass
 
 
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
 @pytest.fixture
 def certs(tmp_path: Path) -> Path:
-    if shutil.which("openssl") is None:
-        pytest.fail("openssl is needed to make the test's certificates")
     d = tmp_path / "certs"
     d.mkdir()
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca-key.pem", "-out", "ca.pem",
-             "-days", "1", "-subj", "/CN=pydocker-test-ca", cwd=d)  # fmt: skip
-    (d / "server.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n")
-    (d / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
-    for who in ("server", "client"):
-        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{who}-key.pem", "-out", f"{who}.csr",
-                 "-subj", f"/CN={who}", cwd=d)  # fmt: skip
-        _openssl("x509", "-req", "-in", f"{who}.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial",
-                 "-out", f"{who}.pem", "-days", "1", "-extfile", f"{who}.ext", cwd=d)  # fmt: skip
+    make_pki(d)
     # DOCKER_CERT_PATH layout: ca.pem, cert.pem, key.pem
     shutil.copy(d / "client.pem", d / "cert.pem")
     shutil.copy(d / "client-key.pem", d / "key.pem")
@@ -150,7 +136,7 @@ def test_mutual_tls(cli: CLI, names: Names, certs: Path, tls_forwarder: Forwarde
     # a client that does not trust the server's CA refuses it
     other = certs / "other-ca"
     other.mkdir()
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "k.pem", "-out", "ca.pem", "-days", "1",
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "k.pem", "-out", "ca.pem", "-days", "1",
              "-subj", "/CN=other", cwd=other)  # fmt: skip
     res = cli.run("--tlsverify", "--tlscacert", str(other / "ca.pem"), "--tlscert", str(certs / "client.pem"),
                   "--tlskey", str(certs / "client-key.pem"), "-H", host, "ps", host=False)  # fmt: skip

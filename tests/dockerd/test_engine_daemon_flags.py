@@ -33,6 +33,7 @@ import pytest
 from common.unixsock import accepting
 from tests.dockerd_ref import BUSYBOX_TAR, CGROUP_ROOT, DAEMON_ENV, DOCKER_CLI, TRACKING_HIERARCHY
 from tests.pydockerd_harness import PYDOCKERD, PyDockerd, _join_cgroup, pydockerd_engine, teardown, wait_ready
+from tests.testpki import make_pki, openssl
 
 
 def _free_port() -> int:
@@ -96,26 +97,11 @@ def test_plain_tcp_when_asked_for() -> None:
 # --- TLS -----------------------------------------------------------------------------------------
 
 
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
 @pytest.fixture(scope="module")
 def certs() -> Iterator[Path]:
-    if shutil.which("openssl") is None:
-        pytest.fail("openssl is needed to make the test's certificates")
-    d = Path(tempfile.mkdtemp(prefix="pydockerd-certs-"))
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca-key.pem", "-out", "ca.pem",
-             "-days", "1", "-subj", "/CN=pydockerd-test-ca", cwd=d)  # fmt: skip
-    (d / "server.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n")
-    (d / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
-    for who in ("server", "client"):
-        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{who}-key.pem", "-out", f"{who}.csr",
-                 "-subj", f"/CN={who}", cwd=d)  # fmt: skip
-        _openssl("x509", "-req", "-in", f"{who}.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial",
-                 "-out", f"{who}.pem", "-days", "1", "-extfile", f"{who}.ext", cwd=d)  # fmt: skip
+    d = make_pki(Path(tempfile.mkdtemp(prefix="pydockerd-certs-")), "pydockerd-test-ca")
     # a client certificate from a CA the daemon does not trust
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "rogue-key.pem", "-out", "rogue.pem",
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "rogue-key.pem", "-out", "rogue.pem",
              "-days", "1", "-subj", "/CN=rogue", cwd=d)  # fmt: skip
     yield d
     shutil.rmtree(d, ignore_errors=True)

@@ -7,9 +7,11 @@ One pydockerd per module (with busybox loaded), a fresh registry per test.
 from __future__ import annotations
 
 import base64
+import io
 import json
 import os
 import subprocess
+import tarfile
 import threading
 import time
 from collections.abc import Iterator
@@ -288,9 +290,6 @@ def test_a_client_hanging_up_cancels_the_pull(engine: PyDockerd) -> None:
 
 
 def _tar_of(data: bytes) -> bytes:
-    import io
-    import tarfile
-
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         info = tarfile.TarInfo("blob")
