@@ -68,6 +68,17 @@ DAEMON_ENV = {
 }
 
 
+# What the Docker CLI prints on stderr from the engine's create warnings about the host, not
+# about the container: the reference runs with --ip-forward=false, and a fresh machine has
+# net.ipv4.ip_forward=0, so dockerd warns on every run there.
+HOST_WARNINGS = ("WARNING: IPv4 forwarding is disabled. Networking will not work.",)
+
+
+def without_host_warnings(text: str) -> str:
+    """`text` (a CLI's stderr, or a TTY's merged output) without the host-warning lines."""
+    return "".join(line for line in text.splitlines(keepends=True) if line.rstrip("\r\n") not in HOST_WARNINGS)
+
+
 class DockerdRefError(Exception):
     """The reference dockerd could not be started or driven."""
 
