@@ -1,36 +1,101 @@
-"""The client's errors: containerd's error kinds, from gRPC statuses, plus archive problems.
+"""containerd's error kinds (its errdefs), the client's mapping from gRPC statuses, and archive errors.
 
-A client caller catches the same classes the daemon's stores raise (containerd.errors),
-so `except NotFound` reads the same on both sides of the socket.
+The kinds are defined here, on the client side of the socket, and the daemon raises the
+very same classes (containerd/errors.py re-exports them), so `except NotFound` reads the
+same on both sides; a client never needs the daemon's modules. Each kind names the gRPC
+status code it travels as (`code`), which is how the daemon's gRPC layer answers and how
+from_rpc() recognises it again.
+
+Nothing here imports grpc at module level: the daemon's stores use these kinds without it.
 """
 
 from __future__ import annotations
 
-import grpc
+from typing import TYPE_CHECKING
 
-from containerd.errors import (
-    AlreadyExists,
-    ContainerdError,
-    FailedPrecondition,
-    InvalidArgument,
-    NotFound,
-    Unavailable,
-    Unimplemented,
-)
+if TYPE_CHECKING:
+    import grpc
 
 __all__ = [
+    "Aborted",
     "AlreadyExists",
     "ArchiveError",
+    "Canceled",
     "ContainerdError",
+    "DeadlineExceeded",
     "DigestMismatch",
     "FailedPrecondition",
+    "Internal",
     "InvalidArgument",
     "NotFound",
+    "OutOfRange",
+    "PermissionDenied",
+    "ResourceExhausted",
     "Unavailable",
     "Unimplemented",
     "from_rpc",
     "is_locked",
 ]
+
+
+class ContainerdError(Exception):
+    """Base: a one-line message for the user; `code` names the gRPC status it travels as."""
+
+    code = "UNKNOWN"
+
+
+class NotFound(ContainerdError):
+    code = "NOT_FOUND"
+
+
+class AlreadyExists(ContainerdError):
+    code = "ALREADY_EXISTS"
+
+
+class InvalidArgument(ContainerdError):
+    code = "INVALID_ARGUMENT"
+
+
+class OutOfRange(InvalidArgument):
+    """A read or write past the end (containerd's errdefs count it as invalid input too)."""
+
+    code = "OUT_OF_RANGE"
+
+
+class FailedPrecondition(ContainerdError):
+    code = "FAILED_PRECONDITION"
+
+
+class Unavailable(ContainerdError):
+    code = "UNAVAILABLE"
+
+
+class Unimplemented(ContainerdError):
+    code = "UNIMPLEMENTED"
+
+
+class PermissionDenied(ContainerdError):
+    code = "PERMISSION_DENIED"
+
+
+class ResourceExhausted(ContainerdError):
+    code = "RESOURCE_EXHAUSTED"
+
+
+class Aborted(ContainerdError):
+    code = "ABORTED"
+
+
+class Internal(ContainerdError):
+    code = "INTERNAL"
+
+
+class Canceled(ContainerdError):
+    code = "CANCELLED"
+
+
+class DeadlineExceeded(ContainerdError):
+    code = "DEADLINE_EXCEEDED"
 
 
 class ArchiveError(InvalidArgument):
@@ -41,27 +106,30 @@ class DigestMismatch(InvalidArgument):
     """Bytes did not hash (or count) to what their descriptor promised."""
 
 
-_BY_CODE: dict[grpc.StatusCode, type[ContainerdError]] = {
-    grpc.StatusCode.NOT_FOUND: NotFound,
-    grpc.StatusCode.ALREADY_EXISTS: AlreadyExists,
-    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
-    grpc.StatusCode.OUT_OF_RANGE: InvalidArgument,
-    grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
-    grpc.StatusCode.UNAVAILABLE: Unavailable,
-    grpc.StatusCode.UNIMPLEMENTED: Unimplemented,
-}
+_BY_CODE: dict[str, type[ContainerdError]] = {
+    kind.code: kind
+    for kind in (
+        NotFound, AlreadyExists, InvalidArgument, OutOfRange, FailedPrecondition, Unavailable,
+        Unimplemented, PermissionDenied, ResourceExhausted, Aborted, Internal, Canceled, DeadlineExceeded,
+    )
+}  # fmt: skip
+# Kinds whose message has always been the bare server message; the others keep the code
+# name in front ("unknown: OCI runtime exec failed: ..."), as containerd's Go errors print.
+_BARE = {NotFound, AlreadyExists, InvalidArgument, OutOfRange, FailedPrecondition, Unavailable, Unimplemented}
 
 
 def from_rpc(exc: grpc.RpcError, address: str = "") -> ContainerdError:
     """The containerd error kind for a failed call, with the server's one-line message."""
+    import grpc
+
     code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
     details = (exc.details() if isinstance(exc, grpc.Call) else "") or str(code)
-    kind = _BY_CODE.get(code, ContainerdError)
-    if code == grpc.StatusCode.UNAVAILABLE and "locked" not in details:
+    kind = _BY_CODE.get(code.name, ContainerdError)
+    if kind is Unavailable and "locked" not in details:
         return Unavailable(f"containerd at {address or '?'} is unavailable: {details}")
-    if kind is ContainerdError:
-        return ContainerdError(f"{code.name.lower()}: {details}")
-    return kind(details)
+    if kind in _BARE:
+        return kind(details)
+    return kind(f"{code.name.lower()}: {details}")
 
 
 def is_locked(exc: ContainerdError) -> bool:
