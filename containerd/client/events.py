@@ -124,10 +124,11 @@ class Events:
         responses = self.client.api.events.Subscribe(pb.SubscribeRequest(filters=list(filters)))
         return Subscription(responses, self.client.address)
 
-    def publish(self, topic: str, event: Message | Payload) -> None:
-        """Publish EVENT on TOPIC in the client's namespace."""
+    def publish(self, topic: str, event: Message | Payload, *, timeout: float | None = None) -> None:
+        """Publish EVENT on TOPIC in the client's namespace (TIMEOUT: instead of the client's)."""
         payload = event if isinstance(event, Payload) else Payload.message(event)
-        self.client.call(self.client.api.events.Publish, pb.PublishRequest(topic=topic, event=payload.to_pb()))
+        req = pb.PublishRequest(topic=topic, event=payload.to_pb())
+        self.client.call(self.client.api.events.Publish, req, timeout=timeout)
 
     def forward(self, envelope: Envelope) -> None:
         """Re-publish an envelope as it is (its namespace and timestamp kept)."""

@@ -2,7 +2,9 @@
 processes exec'd into it.
 
 Stdio is by path, as containerd's: the client makes FIFOs (or names files) and hands their
-paths to create/exec; the shim opens them. Exits arrive as `/tasks/exit` events (see
+paths to create/exec; the shim opens them. For containerd's own runc shim the client opens
+its end of each output FIFO first (the shim waits for a reader) and gives stdout and stderr
+both or neither (unless the process has a terminal); pycontainerd's shim has neither need. Exits arrive as `/tasks/exit` events (see
 containerd.client.events) or through wait(); delete() reaps the task and returns its exit.
 """
 

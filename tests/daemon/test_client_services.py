@@ -461,7 +461,7 @@ def test_events_publish_and_forward(engine: Engine) -> None:
     # A subscription delivers only what is published after it is live: publish until one arrives.
     deadline = time.monotonic() + 20
     while not events.envelopes and time.monotonic() < deadline:
-        client.events.publish("/pyclient/marker", TaskPaused(container_id="marker"))
+        client.events.publish("/pyclient/marker", TaskPaused(container_id="marker"), timeout=5)
         time.sleep(0.1)
     marker = events.wait_for(lambda e: e.topic == "/pyclient/marker")
     assert marker.namespace == NAMESPACE and marker.unpack(TaskPaused).container_id == "marker"
