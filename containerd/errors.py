@@ -2,12 +2,12 @@
 
 Stores raise these with a one-line message; services translate them once, in one place,
 so a store never imports grpc and a service never guesses a code. The kinds themselves
-are containerd's errdefs and live with the client (containerd/client/errors.py), so the
+are containerd's errdefs (common/errdefs.py), shared with the client library, so the
 client and the daemon raise and catch the very same classes; only Conflict is the
 daemon's own.
 """
 
-from containerd.client.errors import (
+from common.errdefs import (
     AlreadyExists,
     ContainerdError,
     FailedPrecondition,

@@ -1,20 +1,30 @@
-"""containerd's error kinds (its errdefs), the client's mapping from gRPC statuses, and archive errors.
+"""The client's errors: containerd's error kinds (common/errdefs.py) from gRPC statuses, and
+archive errors.
 
-The kinds are defined here, on the client side of the socket, and the daemon raises the
-very same classes (containerd/errors.py re-exports them), so `except NotFound` reads the
-same on both sides; a client never needs the daemon's modules. Each kind names the gRPC
-status code it travels as (`code`), which is how the daemon's gRPC layer answers and how
-from_rpc() recognises it again.
-
-Nothing here imports grpc at module level: the daemon's stores use these kinds without it.
+from_rpc() turns a failed call's status into the kind the daemon raised (the same classes:
+the daemon raises common.errdefs' kinds too), with the server's one-line message.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import grpc
 
-if TYPE_CHECKING:
-    import grpc
+from common.errdefs import (
+    Aborted,
+    AlreadyExists,
+    Canceled,
+    ContainerdError,
+    DeadlineExceeded,
+    FailedPrecondition,
+    Internal,
+    InvalidArgument,
+    NotFound,
+    OutOfRange,
+    PermissionDenied,
+    ResourceExhausted,
+    Unavailable,
+    Unimplemented,
+)
 
 __all__ = [
     "Aborted",
@@ -36,66 +46,6 @@ __all__ = [
     "from_rpc",
     "is_locked",
 ]
-
-
-class ContainerdError(Exception):
-    """Base: a one-line message for the user; `code` names the gRPC status it travels as."""
-
-    code = "UNKNOWN"
-
-
-class NotFound(ContainerdError):
-    code = "NOT_FOUND"
-
-
-class AlreadyExists(ContainerdError):
-    code = "ALREADY_EXISTS"
-
-
-class InvalidArgument(ContainerdError):
-    code = "INVALID_ARGUMENT"
-
-
-class OutOfRange(InvalidArgument):
-    """A read or write past the end (containerd's errdefs count it as invalid input too)."""
-
-    code = "OUT_OF_RANGE"
-
-
-class FailedPrecondition(ContainerdError):
-    code = "FAILED_PRECONDITION"
-
-
-class Unavailable(ContainerdError):
-    code = "UNAVAILABLE"
-
-
-class Unimplemented(ContainerdError):
-    code = "UNIMPLEMENTED"
-
-
-class PermissionDenied(ContainerdError):
-    code = "PERMISSION_DENIED"
-
-
-class ResourceExhausted(ContainerdError):
-    code = "RESOURCE_EXHAUSTED"
-
-
-class Aborted(ContainerdError):
-    code = "ABORTED"
-
-
-class Internal(ContainerdError):
-    code = "INTERNAL"
-
-
-class Canceled(ContainerdError):
-    code = "CANCELLED"
-
-
-class DeadlineExceeded(ContainerdError):
-    code = "DEADLINE_EXCEEDED"
 
 
 class ArchiveError(InvalidArgument):
@@ -120,8 +70,6 @@ _BARE = {NotFound, AlreadyExists, InvalidArgument, OutOfRange, FailedPreconditio
 
 def from_rpc(exc: grpc.RpcError, address: str = "") -> ContainerdError:
     """The containerd error kind for a failed call, with the server's one-line message."""
-    import grpc
-
     code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
     details = (exc.details() if isinstance(exc, grpc.Call) else "") or str(code)
     kind = _BY_CODE.get(code.name, ContainerdError)

@@ -1,6 +1,6 @@
-"""Mounts: containerd's mount package lives with the client (containerd/client/mount.py)."""
+"""Mounts: containerd's mount package, shared with the client library (common/mount.py)."""
 
-from containerd.client.mount import (
+from common.mount import (
     Mount,
     is_bind,
     is_readonly,

@@ -5,8 +5,8 @@
 - protos.load(), kept for code written against the old top-level names, makes those names
   aliases of the very same modules (one copy of each message class);
 - the generated .pyi give mypy real types;
-- containerd/client uses nothing of the daemon: only itself, protos and the runtime's
-  syscall layer (for mounts).
+- containerd/client uses nothing of the daemon: only itself, protos and what both sides share
+  (common/errdefs.py, common/mount.py); and the daemon does not load the client library.
 """
 
 from __future__ import annotations
@@ -52,6 +52,19 @@ def test_protos_is_import_light() -> None:
         "assert not heavy, heavy",
         "-I",
         "-S",
+    )
+
+
+def test_daemon_does_not_load_the_client_library() -> None:
+    # it raises the same error kinds and mounts the same way, from common/: the client library
+    # (its stubs, archive code...) would only slow pycontainerd's start
+    _run(
+        "import sys, containerd.main, containerd.server\n"
+        "loaded = [m for m in sys.modules if m.startswith('containerd.client')]\n"
+        "assert not loaded, loaded\n"
+        "import containerd.errors, containerd.client.errors, containerd.snapshots.mount, containerd.client.mount\n"
+        "assert containerd.errors.NotFound is containerd.client.errors.NotFound\n"
+        "assert containerd.snapshots.mount.Mount is containerd.client.mount.Mount"
     )
 
 
@@ -119,7 +132,7 @@ def _imports(path: Path) -> set[str]:
 
 
 def test_client_uses_nothing_of_the_daemon() -> None:
-    allowed = ("containerd.client", "protos", "runtime.linux.libc", "runtime.linux.mounts")
+    allowed = ("containerd.client", "protos", "common.errdefs", "common.mount")
     offenders = {
         f"{path.relative_to(REPO)}: {name}"
         for path in (REPO / "containerd" / "client").glob("*.py")
