@@ -1,38 +1,32 @@
 """Error kinds shared by every pycontainerd store; the gRPC layer maps each to its status code.
 
 Stores raise these with a one-line message; services translate them once, in one place,
-so a store never imports grpc and a service never guesses a code.
+so a store never imports grpc and a service never guesses a code. The kinds themselves
+are containerd's errdefs (common/errdefs.py), shared with the client library, so the
+client and the daemon raise and catch the very same classes; only Conflict is the
+daemon's own.
 """
 
+from common.errdefs import (
+    AlreadyExists,
+    ContainerdError,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+    Unimplemented,
+)
 
-class ContainerdError(Exception):
-    """Base: a message for the client; `code` names the gRPC status it becomes."""
-
-    code = "UNKNOWN"
-
-
-class NotFound(ContainerdError):
-    code = "NOT_FOUND"
-
-
-class AlreadyExists(ContainerdError):
-    code = "ALREADY_EXISTS"
-
-
-class InvalidArgument(ContainerdError):
-    code = "INVALID_ARGUMENT"
-
-
-class FailedPrecondition(ContainerdError):
-    code = "FAILED_PRECONDITION"
-
-
-class Unavailable(ContainerdError):
-    code = "UNAVAILABLE"
-
-
-class Unimplemented(ContainerdError):
-    code = "UNIMPLEMENTED"
+__all__ = [
+    "AlreadyExists",
+    "Conflict",
+    "ContainerdError",
+    "FailedPrecondition",
+    "InvalidArgument",
+    "NotFound",
+    "Unavailable",
+    "Unimplemented",
+]
 
 
 class Conflict(FailedPrecondition):

@@ -1,37 +1,56 @@
 """A connection to a containerd-compatible daemon (pycontainerd or containerd itself).
 
-Every call carries the `containerd-namespace` header; inside `with client.lease():` it
-also carries `containerd-lease`, so whatever the calls create (content, ingests,
-snapshots) is held by the lease and not garbage-collected before the work that made it
-is finished and referenced from an image.
+Every call carries the `containerd-namespace` header; inside `with client.lease():` (or
+`with client.using_lease(id):` for one the caller manages) it also carries
+`containerd-lease`, so whatever the calls create (content, ingests, snapshots) is held by
+the lease and not garbage-collected before the work that made it is finished and
+referenced from an image.
 
 The lease in force is kept in a ContextVar owned by the Client: a thread that shares the
 client with others (a server handling requests in a pool) never hands its lease to
 another thread's calls.
+
+The services, one typed wrapper each (as containerd's Go client has them):
+client.containers, client.tasks, client.events, client.leases, client.diff,
+client.content, client.snapshots(name), and the image functions of this package.
 """
 
 from __future__ import annotations
 
 import contextvars
-import secrets
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import timedelta
+from typing import Any, TypeVar
 
 import grpc
+from google.protobuf.message import Message
 
-import protos
+from containerd.client.containers import Containers
 from containerd.client.content import ContentStore
+from containerd.client.diff import Diff
 from containerd.client.errors import ContainerdError, NotFound, from_rpc
+from containerd.client.events import Events
+from containerd.client.leases import DEFAULT_LEASE_TTL, LEASE_HEADER, Leases
 from containerd.client.snapshots import Snapshots
+from containerd.client.tasks import Tasks
+from protos.gen.containerd_api.services.containers.v1 import containers_pb2_grpc
+from protos.gen.containerd_api.services.content.v1 import content_pb2_grpc
+from protos.gen.containerd_api.services.diff.v1 import diff_pb2_grpc
+from protos.gen.containerd_api.services.events.v1 import events_pb2_grpc
+from protos.gen.containerd_api.services.images.v1 import images_pb2_grpc
+from protos.gen.containerd_api.services.leases.v1 import leases_pb2_grpc
+from protos.gen.containerd_api.services.namespaces.v1 import namespace_pb2_grpc
+from protos.gen.containerd_api.services.snapshots.v1 import snapshots_pb2_grpc
+from protos.gen.containerd_api.services.tasks.v1 import tasks_pb2_grpc
+from protos.gen.containerd_api.services.version.v1 import version_pb2_grpc
 
 NAMESPACE_HEADER = "containerd-namespace"
-LEASE_HEADER = "containerd-lease"
-LEASE_EXPIRE_LABEL = "containerd.io/gc.expire"
-DEFAULT_LEASE_TTL = timedelta(hours=1)
 # Blobs travel in chunks well below this; list answers (images, content) may be large.
 _MAX_MESSAGE = 64 << 20
+
+Request = TypeVar("Request", bound=Message)
+Response = TypeVar("Response", bound=Message)
 
 
 class _Headers(
@@ -68,24 +87,18 @@ class _Headers(
 
 
 class Api:
-    """The raw gRPC stubs of the services the client library uses."""
+    """The raw, typed gRPC stubs of every service (for what the wrappers do not cover)."""
 
     def __init__(self, channel: grpc.Channel) -> None:
-        protos.load()
-        from containerd_api.services.content.v1 import content_pb2_grpc
-        from containerd_api.services.diff.v1 import diff_pb2_grpc
-        from containerd_api.services.images.v1 import images_pb2_grpc
-        from containerd_api.services.leases.v1 import leases_pb2_grpc
-        from containerd_api.services.namespaces.v1 import namespace_pb2_grpc
-        from containerd_api.services.snapshots.v1 import snapshots_pb2_grpc
-        from containerd_api.services.version.v1 import version_pb2_grpc
-
+        self.containers = containers_pb2_grpc.ContainersStub(channel)
         self.content = content_pb2_grpc.ContentStub(channel)
         self.diff = diff_pb2_grpc.DiffStub(channel)
+        self.events = events_pb2_grpc.EventsStub(channel)
         self.images = images_pb2_grpc.ImagesStub(channel)
         self.leases = leases_pb2_grpc.LeasesStub(channel)
         self.namespaces = namespace_pb2_grpc.NamespacesStub(channel)
         self.snapshots = snapshots_pb2_grpc.SnapshotsStub(channel)
+        self.tasks = tasks_pb2_grpc.TasksStub(channel)
         self.version = version_pb2_grpc.VersionStub(channel)
 
 
@@ -121,9 +134,21 @@ class Client:
         self.channel = grpc.intercept_channel(self._raw, _Headers(namespace, self._lease))
         self.api = Api(self.channel)
         self.content = ContentStore(self)
+        self.containers = Containers(self)
+        self.tasks = Tasks(self)
+        self.events = Events(self)
+        self.leases = Leases(self)
+        self.diff = Diff(self)
 
     def snapshots(self, snapshotter: str = "overlayfs") -> Snapshots:
         return Snapshots(self, snapshotter)
+
+    def version(self) -> tuple[str, str]:
+        """The daemon's (version, revision)."""
+        from google.protobuf import empty_pb2
+
+        resp = self.call(self.api.version.Version, empty_pb2.Empty())
+        return resp.version, resp.revision
 
     # --- lifetime ----------------------------------------------------------------------------
 
@@ -143,18 +168,27 @@ class Client:
 
     # --- calls -------------------------------------------------------------------------------
 
-    def call(self, method: Callable[..., Any], request: Any, *, no_deadline: bool = False) -> Any:
+    def call(
+        self,
+        method: grpc.UnaryUnaryMultiCallable[Request, Response],
+        request: Request,
+        *,
+        no_deadline: bool = False,
+        timeout: float | None = None,
+    ) -> Response:
         """A unary call; a failure becomes the matching containerd error kind.
 
-        `no_deadline` is for calls whose work grows with the data (applying a layer)."""
+        `no_deadline` is for calls whose work grows with the data (applying a layer) or that
+        wait for something (Tasks.Wait); `timeout` overrides the client's for this call."""
+        deadline = None if no_deadline else (timeout if timeout is not None else self.timeout)
         try:
-            return method(request, timeout=None if no_deadline else self.timeout)
+            return method(request, timeout=deadline)
         except grpc.RpcError as exc:
             raise from_rpc(exc, self.address) from None
 
-    def stream(self, method: Callable[..., Any], request: Any) -> Iterator[Any]:
+    def stream(self, method: grpc.UnaryStreamMultiCallable[Request, Response], request: Request) -> Iterator[Response]:
         """A server-streaming call, its responses one by one; failures map as in call()."""
-        responses = method(request)
+        responses: Any = method(request)  # a grpc.Call as well as an iterator
         try:
             yield from responses
         except grpc.RpcError as exc:
@@ -170,8 +204,18 @@ class Client:
         return self._lease.get()
 
     @contextmanager
+    def using_lease(self, lease_id: str) -> Iterator[str]:
+        """Carry an existing lease (one from client.leases.create) on this context's calls
+        for the block; the lease itself is left alone (containerd's WithLease)."""
+        token = self._lease.set(lease_id)
+        try:
+            yield lease_id
+        finally:
+            self._lease.reset(token)
+
+    @contextmanager
     def lease(self, ttl: timedelta = DEFAULT_LEASE_TTL, labels: Mapping[str, str] | None = None) -> Iterator[str]:
-        """Hold everything created inside the block with a lease, deleted at the end.
+        """Hold everything created inside the block with a new lease, deleted at the end.
 
         The lease expires by itself after `ttl` (the `containerd.io/gc.expire` label), so a
         client that dies mid-import leaves nothing behind for ever. Nested blocks share the
@@ -181,23 +225,17 @@ class Client:
         if current:
             yield current
             return
-        from containerd_api.services.leases.v1 import leases_pb2
-
-        lease_id = f"pycontainerd-client-{secrets.token_hex(8)}"
-        expires = (datetime.now(UTC) + ttl).strftime("%Y-%m-%dT%H:%M:%SZ")
-        all_labels = {**(labels or {}), LEASE_EXPIRE_LABEL: expires}
-        self.call(self.api.leases.Create, leases_pb2.CreateRequest(id=lease_id, labels=all_labels))
-        token = self._lease.set(lease_id)
+        lease_id = self.leases.create(ttl=ttl, labels=labels).id
         failed = False
         try:
-            yield lease_id
+            with self.using_lease(lease_id):
+                yield lease_id
         except BaseException:
             failed = True
             raise
         finally:
-            self._lease.reset(token)
             try:
-                self.call(self.api.leases.Delete, leases_pb2.DeleteRequest(id=lease_id, sync=True))
+                self.leases.delete(lease_id, sync=True)
             except NotFound:
                 pass  # expired and collected meanwhile
             except ContainerdError:

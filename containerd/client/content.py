@@ -17,9 +17,10 @@ import secrets
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
 
 import grpc
+from google.protobuf import field_mask_pb2
 
 from containerd.client.errors import (
     AlreadyExists,
@@ -32,6 +33,7 @@ from containerd.client.errors import (
     is_locked,
 )
 from containerd.client.media import validate_digest
+from protos.gen.containerd_api.services.content.v1 import content_pb2
 
 if TYPE_CHECKING:
     from containerd.client.client import Client
@@ -53,7 +55,7 @@ class ContentInfo:
     updated_at: int = 0
 
 
-def _info_from(msg: Any) -> ContentInfo:
+def _info_from(msg: content_pb2.Info) -> ContentInfo:
     return ContentInfo(
         msg.digest,
         msg.size,
@@ -66,21 +68,19 @@ def _info_from(msg: Any) -> ContentInfo:
 class _Requests:
     """The request side of a bidi stream, fed one message at a time."""
 
-    _END = object()
-
     def __init__(self) -> None:
-        self._queue: queue.Queue[Any] = queue.Queue()
+        self._queue: queue.Queue[content_pb2.WriteContentRequest | None] = queue.Queue()
 
-    def put(self, msg: Any) -> None:
+    def put(self, msg: content_pb2.WriteContentRequest) -> None:
         self._queue.put(msg)
 
     def close(self) -> None:
-        self._queue.put(self._END)
+        self._queue.put(None)
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[content_pb2.WriteContentRequest]:
         while True:
             msg = self._queue.get()
-            if msg is self._END:
+            if msg is None:
                 return
             yield msg
 
@@ -88,8 +88,6 @@ class _Requests:
 class ContentStore:
     def __init__(self, client: Client) -> None:
         self.client = client
-        from containerd_api.services.content.v1 import content_pb2
-
         self._pb = content_pb2
 
     # --- inspection --------------------------------------------------------------------------
@@ -114,8 +112,6 @@ class ContentStore:
 
     def update_labels(self, digest: str, labels: Mapping[str, str], *, replace: bool = False) -> ContentInfo:
         """Set these labels (an empty value removes one); `replace` swaps the whole label set."""
-        from google.protobuf import field_mask_pb2
-
         validate_digest(digest)
         paths = ["labels"] if replace else [f"labels.{key}" for key in labels]
         wanted = {k: v for k, v in labels.items() if v}

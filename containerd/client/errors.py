@@ -1,31 +1,46 @@
-"""The client's errors: containerd's error kinds, from gRPC statuses, plus archive problems.
+"""The client's errors: containerd's error kinds (common/errdefs.py) from gRPC statuses, and
+archive errors.
 
-A client caller catches the same classes the daemon's stores raise (containerd.errors),
-so `except NotFound` reads the same on both sides of the socket.
+from_rpc() turns a failed call's status into the kind the daemon raised (the same classes:
+the daemon raises common.errdefs' kinds too), with the server's one-line message.
 """
 
 from __future__ import annotations
 
 import grpc
 
-from containerd.errors import (
+from common.errdefs import (
+    Aborted,
     AlreadyExists,
+    Canceled,
     ContainerdError,
+    DeadlineExceeded,
     FailedPrecondition,
+    Internal,
     InvalidArgument,
     NotFound,
+    OutOfRange,
+    PermissionDenied,
+    ResourceExhausted,
     Unavailable,
     Unimplemented,
 )
 
 __all__ = [
+    "Aborted",
     "AlreadyExists",
     "ArchiveError",
+    "Canceled",
     "ContainerdError",
+    "DeadlineExceeded",
     "DigestMismatch",
     "FailedPrecondition",
+    "Internal",
     "InvalidArgument",
     "NotFound",
+    "OutOfRange",
+    "PermissionDenied",
+    "ResourceExhausted",
     "Unavailable",
     "Unimplemented",
     "from_rpc",
@@ -41,27 +56,28 @@ class DigestMismatch(InvalidArgument):
     """Bytes did not hash (or count) to what their descriptor promised."""
 
 
-_BY_CODE: dict[grpc.StatusCode, type[ContainerdError]] = {
-    grpc.StatusCode.NOT_FOUND: NotFound,
-    grpc.StatusCode.ALREADY_EXISTS: AlreadyExists,
-    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
-    grpc.StatusCode.OUT_OF_RANGE: InvalidArgument,
-    grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
-    grpc.StatusCode.UNAVAILABLE: Unavailable,
-    grpc.StatusCode.UNIMPLEMENTED: Unimplemented,
-}
+_BY_CODE: dict[str, type[ContainerdError]] = {
+    kind.code: kind
+    for kind in (
+        NotFound, AlreadyExists, InvalidArgument, OutOfRange, FailedPrecondition, Unavailable,
+        Unimplemented, PermissionDenied, ResourceExhausted, Aborted, Internal, Canceled, DeadlineExceeded,
+    )
+}  # fmt: skip
+# Kinds whose message has always been the bare server message; the others keep the code
+# name in front ("unknown: OCI runtime exec failed: ..."), as containerd's Go errors print.
+_BARE = {NotFound, AlreadyExists, InvalidArgument, OutOfRange, FailedPrecondition, Unavailable, Unimplemented}
 
 
 def from_rpc(exc: grpc.RpcError, address: str = "") -> ContainerdError:
     """The containerd error kind for a failed call, with the server's one-line message."""
     code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
     details = (exc.details() if isinstance(exc, grpc.Call) else "") or str(code)
-    kind = _BY_CODE.get(code, ContainerdError)
-    if code == grpc.StatusCode.UNAVAILABLE and "locked" not in details:
+    kind = _BY_CODE.get(code.name, ContainerdError)
+    if kind is Unavailable and "locked" not in details:
         return Unavailable(f"containerd at {address or '?'} is unavailable: {details}")
-    if kind is ContainerdError:
-        return ContainerdError(f"{code.name.lower()}: {details}")
-    return kind(details)
+    if kind in _BARE:
+        return kind(details)
+    return kind(f"{code.name.lower()}: {details}")
 
 
 def is_locked(exc: ContainerdError) -> bool:

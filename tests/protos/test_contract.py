@@ -38,6 +38,7 @@ FILES: dict[str, str] = {
     "types.platform_pb2": "containerd.types",
     "types.metrics_pb2": "containerd.types",
     "types.task.task_pb2": "containerd.v1.types",
+    "types.runc.options.oci_pb2": "containerd.runc.v1",
     "events.container_pb2": "containerd.events",
     "events.content_pb2": "containerd.events",
     # containerd really declares the image events in the images service's package
@@ -163,6 +164,13 @@ SMAP = "map<string,string>"
 # message -> {field: (number, type)}; "repeated " marks lists. The complete field
 # set is compared, so an extra or missing field fails too.
 MESSAGES: dict[str, dict[str, tuple[int, str]]] = {
+    "containerd.runc.v1.Options": {
+        "no_pivot_root": (1, "bool"), "no_new_keyring": (2, "bool"), "shim_cgroup": (3, "string"),
+        "io_uid": (4, "uint32"), "io_gid": (5, "uint32"), "binary_name": (6, "string"), "root": (7, "string"),
+        "criu_path": (8, "string"), "systemd_cgroup": (9, "bool"), "criu_image_path": (10, "string"),
+        "criu_work_path": (11, "string"),
+    },
+    "containerd.runc.v1.ProcessDetails": {"exec_id": (1, "string")},
     "containerd.types.Mount": {
         "type": (1, "string"), "source": (2, "string"), "target": (3, "string"),
         "options": (4, "repeated string"),
