@@ -507,7 +507,7 @@ def test_containerds_ctr_speaks_our_wire(socket_dir: str) -> None:
     assert server.add_insecure_port(f"unix:{sock}") == 1
     server.start()
     try:
-        assert os.path.exists(CTR), f"{CTR} missing: scripts/setup installs Debian's containerd package"
+        assert os.path.exists(CTR), f"{CTR} missing: scripts/setup-test installs Debian's containerd package"
         proc = subprocess.run(
             [CTR, "--address", sock, "--connect-timeout", "10s", "version"],
             capture_output=True, text=True, timeout=60,
