@@ -178,7 +178,7 @@ class Daemon:
         if accepting(address):
             return address
         os.makedirs(os.path.join(self.exec_root, "containerd"), mode=0o711, exist_ok=True)
-        logfile = open(os.path.join(self.exec_root, "containerd", "pycontainerd.log"), "ab")  # noqa: SIM115 - handed to the child
+        logfile = open(os.path.join(self.exec_root, "containerd", "pycontainerd.log"), "ab")  # handed to the child
         # -P: `-m` would otherwise put pydockerd's working directory first on pycontainerd's path,
         # so a `containerd` directory there would run instead of the installed one.
         cmd = [
