@@ -26,3 +26,40 @@ ensure_debian_packages() {
 stamp_matches() {
     [[ "$(cat "$1" 2>/dev/null || true)" == "$2" ]]
 }
+
+# pyproject_digest KEY...: a hash of the tables or lists at the dotted KEYs of pyproject.toml, so
+# a stamp changes with them and not with the rest of the file (lint settings, say).
+pyproject_digest() {
+    python3 - "$@" <<'PY'
+import hashlib
+import json
+import sys
+import tomllib
+
+with open("pyproject.toml", "rb") as f:
+    data = tomllib.load(f)
+picked = {}
+for key in sys.argv[1:]:
+    node = data
+    for part in key.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    picked[key] = node
+print(hashlib.sha256(json.dumps(picked, sort_keys=True).encode()).hexdigest())
+PY
+}
+
+# pyproject_list KEY...: the items of the lists at the dotted KEYs of pyproject.toml, one a line.
+pyproject_list() {
+    python3 - "$@" <<'PY'
+import sys
+import tomllib
+
+with open("pyproject.toml", "rb") as f:
+    data = tomllib.load(f)
+for key in sys.argv[1:]:
+    node = data
+    for part in key.split("."):
+        node = node[part]
+    print("\n".join(node))
+PY
+}

@@ -71,7 +71,7 @@ def _run(cmd: list[str], cwd: Path, timeout: float = 60) -> subprocess.Completed
 def pip_installed() -> Iterator[tuple[Path, Path]]:
     """The bin directory of a fresh virtualenv that `pip install SOURCE` (non-editable) filled, and a
     working directory with decoy packages."""
-    assert (WHEELHOUSE / ".pyproject-hash").is_file(), f"{WHEELHOUSE} missing: run scripts/setup-test"
+    assert (WHEELHOUSE / ".requirements-hash").is_file(), f"{WHEELHOUSE} missing: run scripts/setup-test"
     # Not pytest's tmp_path: that keeps the last runs' directories, and this one is ~150 MB.
     with tempfile.TemporaryDirectory(prefix="pydocker-pip-") as tmp:
         src, venv, decoys = Path(tmp) / "src", Path(tmp) / "venv", Path(tmp) / "decoys"
