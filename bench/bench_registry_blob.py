@@ -155,7 +155,7 @@ def main() -> int:
     targets = [("pyregistry", _start_pyregistry)]
     if args.reference:
         if not shutil.which("docker-registry"):
-            print("docker-registry is not installed (scripts/setup installs it)", file=sys.stderr)
+            print("docker-registry is not installed (scripts/setup-test installs it)", file=sys.stderr)
             return 1
         targets.append(("docker-registry", _start_reference))
     print(

@@ -289,7 +289,7 @@ def _dispatch(gopts: GlobalOptions, path: str, target: tuple[str, str], argv: li
         where = f": {exc.filename}" if exc.filename else ""
         sys.stderr.write(f"pydocker: {exc.strerror or exc}{where}\n")
         return 1
-    except Exception as exc:  # a bug of ours: one line for users, the traceback with -D
+    except Exception as exc:  # noqa: BLE001 - a bug of ours: one line for users, the traceback with -D
         if gopts.debug:
             import traceback
 

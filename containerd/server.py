@@ -102,7 +102,7 @@ class Daemon:
                     snapshot_name=gc.prefix_namer,
                     snapshot_owner=gc.prefix_owner,
                 )
-            except Exception:  # noqa: BLE001 - a failed collection is retried after the next delete
+            except Exception:  # a failed collection is retried after the next delete
                 log.exception("garbage collection failed")
                 return
         if result.removed_anything:

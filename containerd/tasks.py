@@ -216,7 +216,7 @@ class TaskManager:
                 log.warning("events of task %s/%s: %s", task.namespace, task.id, exc)
                 if task.stopping.wait(1.0):
                     return
-            except Exception:  # noqa: BLE001 - the pump must outlive a bad event
+            except Exception:  # the pump must outlive a bad event
                 log.exception("events of task %s/%s", task.namespace, task.id)
                 if task.stopping.wait(1.0):
                     return

@@ -178,9 +178,11 @@ class Daemon:
         if accepting(address):
             return address
         os.makedirs(os.path.join(self.exec_root, "containerd"), mode=0o711, exist_ok=True)
-        logfile = open(os.path.join(self.exec_root, "containerd", "pycontainerd.log"), "ab")  # noqa: SIM115 - handed to the child
+        logfile = open(os.path.join(self.exec_root, "containerd", "pycontainerd.log"), "ab")  # handed to the child
+        # -P: `-m` would otherwise put pydockerd's working directory first on pycontainerd's path,
+        # so a `containerd` directory there would run instead of the installed one.
         cmd = [
-            sys.executable, "-m", "containerd.main",
+            sys.executable, "-P", "-m", "containerd.main",
             "--root", os.path.join(self.data_root, "containerd"),
             "--state", os.path.join(self.exec_root, "containerd", "state"),
             "--address", address,

@@ -157,7 +157,7 @@ def _run(opts: Options, planned: list[Any], metrics_sock: Any, notify: str | Non
     except DaemonError as exc:
         print(f"pydockerd: {exc}", file=sys.stderr)
         return 1
-    except Exception as exc:  # noqa: BLE001 - e.g. a bad log-driver in daemon.json: say it, exit 1
+    except Exception as exc:  # e.g. a bad log-driver in daemon.json: say it, exit 1
         from dockerd.engine.errors import EngineError
 
         if not isinstance(exc, EngineError):

@@ -31,7 +31,7 @@ def features() -> None:
         "ociVersionMax": OCI_VERSION,
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
         "mountOptions": sorted(
-            [*mounts._FLAG_OPTIONS, *mounts.PROPAGATION, "tmpcopyup"]  # noqa: SLF001 - the tables are the truth
+            [*mounts._FLAG_OPTIONS, *mounts.PROPAGATION, "tmpcopyup"]  # the tables are the truth
         ),
         "linux": {
             "namespaces": sorted(NAMESPACE_FLAGS),

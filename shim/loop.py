@@ -98,12 +98,12 @@ class Loop:
                     continue
                 try:
                     handler(mask)
-                except Exception:
+                except Exception:  # noqa: BLE001 - logged; one handler's bug must not stop the shim's loop
                     log_exception(f"handling fd {fd}")
             now = time.monotonic()
             for timer in [t for t in self.timers if t.callback is not None and t.deadline <= now]:
                 callback, timer.callback = timer.callback, None
                 try:
                     callback()  # type: ignore[misc]
-                except Exception:
+                except Exception:  # noqa: BLE001 - logged; one timer's bug must not stop the shim's loop
                     log_exception("running a timer")

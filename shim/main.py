@@ -81,7 +81,7 @@ def start(opts: Options) -> str:
             os.set_inheritable(ready_w, True)
             argv = [sys.executable, "-IS", "-c", BOOTSTRAP, *opts.argv(), "--ready-fd", str(ready_w), "serve"]
             os.execv(sys.executable, argv)
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - the forked child reports any failure to its parent
             os.write(ready_w, f"error {exc}\n".encode())
         os._exit(1)
     os.close(ready_w)

@@ -29,7 +29,7 @@ def _in_child(work: Callable[[], None]) -> None:
         try:
             os.close(r)
             work()
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - the forked child reports any failure to its parent
             os.write(w, str(exc).encode()[:4000])
             code = 1
         os._exit(code)

@@ -81,12 +81,15 @@ def _join_cgroup(path: Path) -> None:
         f.write(str(os.getpid()))
 
 
-def start_pydockerd(daemon: PyDockerd, extra_args: Sequence[str] = ()) -> subprocess.Popen[bytes]:
-    """(Re)start pydockerd for an existing handle, e.g. after a test killed it."""
+def start_pydockerd(
+    daemon: PyDockerd, extra_args: Sequence[str] = (), program: Path = PYDOCKERD, cwd: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """(Re)start pydockerd (`program`, the checkout's by default; in `cwd`, ours by default) for an
+    existing handle, e.g. after a test killed it."""
     tracking = CGROUP_ROOT / TRACKING_HIERARCHY / daemon.cgroup_parent.lstrip("/") / "daemon"
     tracking.mkdir(parents=True, exist_ok=True)
     args = [
-        str(PYDOCKERD),
+        str(program),
         "-H", f"unix://{daemon.socket}",
         "--data-root", str(daemon.workdir / "data"),
         "--exec-root", str(daemon.workdir / "exec"),
@@ -101,6 +104,7 @@ def start_pydockerd(daemon: PyDockerd, extra_args: Sequence[str] = ()) -> subpro
             stdout=log,
             stderr=subprocess.STDOUT,
             env=dict(DAEMON_ENV),
+            cwd=cwd,
             start_new_session=True,
             preexec_fn=lambda: _join_cgroup(tracking),
         )
@@ -125,8 +129,11 @@ def pydockerd_engine(
     images: Sequence[Path] = (BUSYBOX_TAR,),
     extra_args: Sequence[str] = (),
     start_timeout: float = 60.0,
+    program: Path = PYDOCKERD,
+    cwd: Path | None = None,
 ) -> Iterator[PyDockerd]:
-    """Start pydockerd, load `images`, yield, tear down; raise LeftoversError on any leak."""
+    """Start pydockerd (`program`, the checkout's by default; in `cwd`, ours by default), load
+    `images`, yield, tear down; raise LeftoversError on any leak."""
     if os.geteuid() != 0:
         raise DockerdRefError("pydockerd needs root")
     tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -142,7 +149,7 @@ def pydockerd_engine(
     )
     proc: subprocess.Popen[bytes] | None = None
     try:
-        proc = start_pydockerd(daemon, extra_args)
+        proc = start_pydockerd(daemon, extra_args, program, cwd)
         wait_ready(daemon, proc, start_timeout)
         for image in images:
             daemon.docker_ok("load", "-i", str(image), timeout=120)

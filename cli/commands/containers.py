@@ -249,7 +249,7 @@ class Waiter:
                 self.status = 125
             else:
                 self.status = int(body.get("StatusCode", 0)) if isinstance(body, dict) else 0
-        except Exception as exc:  # reported by result(), in the main thread
+        except Exception as exc:  # noqa: BLE001 - reported by result(), in the main thread
             self.error = exc
             self.status = 125
         finally:

@@ -231,7 +231,7 @@ def _tar_stream(local: str, top: str | None, follow: bool, counter: list[int]) -
         try:
             with os.fdopen(write_fd_, "wb") as out:
                 _write_tar(out, local, top, follow)
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - reported after the join, in the main thread
             errors.append(exc)
 
     thread = threading.Thread(target=produce, daemon=True)

@@ -79,7 +79,7 @@ class DirSource:
     def open(self, name: str) -> IO[bytes]:
         path = self._path(name)
         try:
-            f = open(path, "rb")  # noqa: SIM115 - the caller closes it
+            f = open(path, "rb")  # the caller closes it
         except OSError as exc:
             raise ArchiveError(f"cannot read {self.describe(name)}: {exc.strerror}") from None
         if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
@@ -164,7 +164,7 @@ def _decompress_into(src: IO[bytes], compression: str, out: IO[bytes]) -> None:
         shutil.copyfileobj(reader, out, 1 << 20)
     except (OSError, EOFError, ValueError) as exc:
         raise ArchiveError(f"corrupt {compression} archive: {exc}") from None
-    except Exception as exc:  # zstandard.ZstdError is not an OSError
+    except Exception as exc:  # noqa: BLE001 - zstandard.ZstdError and zlib.error are not OSErrors
         raise ArchiveError(f"corrupt {compression} archive: {exc}") from None
 
 
@@ -177,7 +177,7 @@ def open_source(source: str | Path | IO[bytes], tmp_dir: str | None = None) -> I
             yield DirSource(path)
             return
         try:
-            f = open(path, "rb")  # noqa: SIM115 - closed below
+            f = open(path, "rb")  # closed below
         except OSError as exc:
             raise ArchiveError(f"cannot open {path}: {exc.strerror}") from None
         with f:

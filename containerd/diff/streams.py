@@ -120,7 +120,7 @@ class DigestReader:
             data = self._inner.read(size)
         except ContainerdError:
             raise
-        except Exception as e:  # gzip, zlib, zstd and the source's own errors alike
+        except Exception as e:  # noqa: BLE001 - gzip, zlib, zstd and the source's own errors alike
             raise InvalidArgument(f"corrupt layer stream: {e}") from None
         self._hash.update(data)
         self.size += len(data)

@@ -163,7 +163,7 @@ def _next_or_gone(requests: Iterator[Any], context: grpc.ServicerContext) -> Any
     the ingest stays on disk for the same ref to resume, and nothing is an error."""
     try:
         return next(requests, None)
-    except Exception:  # noqa: BLE001 - grpc raises its own types from a cancelled request stream
+    except Exception:  # grpc raises its own types from a cancelled request stream
         if context.is_active():
             raise
         return None

@@ -187,7 +187,7 @@ class DiffService(diff_pb2_grpc.DiffServicer):
         # The blob file itself: verified when it was written, so apply may seek in it and trust
         # its digest (a plain tar's diff id) instead of hashing it again.
         try:
-            blob = open(self.daemon.content.blob_path(desc.digest), "rb")  # noqa: SIM115 - closed below
+            blob = open(self.daemon.content.blob_path(desc.digest), "rb")  # closed below
         except FileNotFoundError:
             raise NotFound(f"content {desc.digest}: not found") from None
         with blob:

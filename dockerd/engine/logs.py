@@ -183,7 +183,7 @@ class JSONLog:
         stamp = rfc3339nano()
         with self.lock:
             if self._file is None:
-                self._file = open(self.path, "ab")  # noqa: SIM115 - kept open while the container runs
+                self._file = open(self.path, "ab")  # kept open while the container runs
                 self._size = self._file.tell()
             for piece in pieces:
                 line = json.dumps({"log": piece.decode("utf-8", errors="replace"), "stream": stream, "time": stamp}).encode() + b"\n"
@@ -204,7 +204,7 @@ class JSONLog:
                 if os.path.exists(f"{self.path}.{i - 1}"):
                     os.replace(f"{self.path}.{i - 1}", f"{self.path}.{i}")
             os.replace(self.path, f"{self.path}.1")
-        self._file = open(self.path, "wb")  # noqa: SIM115
+        self._file = open(self.path, "wb")
         self._size = 0
 
     def close(self) -> None:
@@ -408,7 +408,7 @@ def read_log(
     try:
         for name in log_files(path):
             try:
-                handles.append(open(name, "rb"))  # noqa: SIM115 - closed below
+                handles.append(open(name, "rb"))  # closed below
             except FileNotFoundError:
                 continue
     finally:
@@ -450,7 +450,7 @@ def _follow(
             still = alive()  # read before draining: output written before the exit is not missed
             if current is None:
                 try:
-                    current = open(path, "rb")  # noqa: SIM115
+                    current = open(path, "rb")
                     opened.append(current)
                 except FileNotFoundError:
                     pass
@@ -515,7 +515,7 @@ def _successor(path: str, files: LogFiles, current: BinaryIO) -> BinaryIO | None
 def _open_first(names: list[str]) -> BinaryIO | None:
     for name in names:
         try:
-            return open(name, "rb")  # noqa: SIM115
+            return open(name, "rb")
         except FileNotFoundError:
             continue
     return None

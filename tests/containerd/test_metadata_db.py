@@ -394,7 +394,7 @@ def test_threads_share_the_db(db: MetadataDB) -> None:
             for i in range(20):
                 with db.transaction() as tx:
                     tx.containers("default").create(container(f"c-{n}-{i}"))
-        except BaseException as e:  # surfaced below
+        except BaseException as e:  # noqa: BLE001 - surfaced below
             errors.append(e)
 
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]

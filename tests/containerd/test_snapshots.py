@@ -284,7 +284,7 @@ def test_concurrent_prepares_from_threads(sn: OverlaySnapshotter) -> None:
         try:
             for j in range(10):
                 sn.prepare(NS, f"t{i}-{j}", "layer")
-        except BaseException as e:  # collected: a thread's failure must fail the test
+        except BaseException as e:  # noqa: BLE001 - collected: a thread's failure must fail the test
             errors.append(e)
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]

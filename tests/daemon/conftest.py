@@ -70,7 +70,7 @@ def start_daemon(base: Path, extra: list[str] | None = None) -> RunningDaemon:
     root, state, address, log = base / "root", base / "state", base / "pycontainerd.sock", base / "daemon.log"
     proc = subprocess.Popen(
         [str(PYCONTAINERD), "--root", str(root), "--state", str(state), "--address", str(address), *(extra or [])],
-        stdout=open(log, "ab"),  # noqa: SIM115 - the daemon owns it
+        stdout=open(log, "ab"),  # the daemon owns it
         stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 30
@@ -135,7 +135,7 @@ def start_real_containerd(base: Path) -> RunningDaemon:
     )
     proc = subprocess.Popen(
         [REAL_CONTAINERD, "--config", str(config)],
-        stdout=open(log, "ab"),  # noqa: SIM115 - the daemon owns it
+        stdout=open(log, "ab"),  # the daemon owns it
         stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 30

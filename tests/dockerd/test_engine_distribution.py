@@ -191,7 +191,7 @@ class _Hostile(BaseHTTPRequestHandler):
     def log_message(self, *args: object) -> None:
         pass
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:  # http.server's naming
         if self.path == "/v2/":
             self._send(200, b"{}", "application/json")
         elif self.path.startswith("/v2/evil/manifests/"):
@@ -239,7 +239,7 @@ class _Slow(BaseHTTPRequestHandler):
     def log_message(self, *args: object) -> None:
         pass
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:  # http.server's naming
         if self.path == "/v2/":
             body, kind = b"{}", "application/json"
         elif self.path.startswith("/v2/slow/manifests/"):

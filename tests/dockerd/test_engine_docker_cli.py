@@ -35,7 +35,7 @@ class Engine:
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
     base = Path(os.path.realpath(tmp_path))
-    log = open(base / "pydockerd.log", "wb")  # noqa: SIM115 - the daemon writes it
+    log = open(base / "pydockerd.log", "wb")  # the daemon writes it
     proc = subprocess.Popen(
         [str(PYDOCKERD), "-H", f"unix://{base}/docker.sock", "--data-root", str(base / "data"), "--exec-root", str(base / "exec")],
         stdout=log,

@@ -95,7 +95,7 @@ def test_stack_start_run_stop() -> None:
             f"Digest: {BUSYBOX_DIGEST}\nStatus: Downloaded newer image for busybox:latest\ndocker.io/library/busybox:latest\n"
         ), pulled.stdout
         docker = shutil.which("docker")
-        assert docker is not None, "the Docker CLI is missing: scripts/setup installs Debian's docker.io"
+        assert docker is not None, "the Docker CLI is missing: scripts/setup-test installs Debian's docker.io"
         assert cli("rmi", "busybox").returncode == 0
         pulled = cli("pull", "busybox", program=docker)
         assert pulled.returncode == 0, pulled.stderr

@@ -493,11 +493,11 @@ def test_containerds_ctr_speaks_our_wire(socket_dir: str) -> None:
     release, revision, server_uuid = f"9.8.7-pydocker-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex, str(uuid.uuid4())
 
     class Version(version_grpc.VersionServicer):  # type: ignore[name-defined,misc]
-        def Version(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC's method name
+        def Version(self, request: Any, context: Any) -> Any:  # gRPC's method name
             return version_pb2.VersionResponse(version=release, revision=revision)
 
     class Introspection(intro_grpc.IntrospectionServicer):  # type: ignore[name-defined,misc]
-        def Server(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC's method name
+        def Server(self, request: Any, context: Any) -> Any:  # gRPC's method name
             return intro_pb2.ServerResponse(uuid=server_uuid, pid=os.getpid())
 
     sock = os.path.join(socket_dir, "c.sock")
@@ -507,7 +507,7 @@ def test_containerds_ctr_speaks_our_wire(socket_dir: str) -> None:
     assert server.add_insecure_port(f"unix:{sock}") == 1
     server.start()
     try:
-        assert os.path.exists(CTR), f"{CTR} missing: scripts/setup installs Debian's containerd package"
+        assert os.path.exists(CTR), f"{CTR} missing: scripts/setup-test installs Debian's containerd package"
         proc = subprocess.run(
             [CTR, "--address", sock, "--connect-timeout", "10s", "version"],
             capture_output=True, text=True, timeout=60,
@@ -541,7 +541,7 @@ def test_containerds_ctr_decodes_our_events(socket_dir: str) -> None:
     subscribed: list[list[str]] = []
 
     class Events(events_grpc.EventsServicer):  # type: ignore[name-defined,misc]
-        def Subscribe(self, request: Any, context: Any) -> Iterator[Any]:  # noqa: N802 - gRPC's method name
+        def Subscribe(self, request: Any, context: Any) -> Iterator[Any]:  # gRPC's method name
             subscribed.append(list(request.filters))
             for topic, event in payloads:
                 envelope = events_pb2.Envelope(namespace=f"ns-{tag}", topic=topic, event=protos.marshal_any(event))

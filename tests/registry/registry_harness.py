@@ -128,7 +128,7 @@ def free_port() -> int:
 def reference_registry(tmp: Path, extra_yaml: str = "", read_only: bool = False) -> Iterator[Server]:
     """Debian's docker-registry (docker/distribution 2.8) on a loopback port with a temp root."""
     binary = shutil.which("docker-registry")
-    assert binary, "docker-registry missing: scripts/setup installs it"
+    assert binary, "docker-registry missing: scripts/setup-test installs it"
     root = tmp / "ref-root"
     root.mkdir()
     port = free_port()

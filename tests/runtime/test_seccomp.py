@@ -77,10 +77,10 @@ def run_filtered(
                 outcome = Outcome(value=probe())
             except OSError as exc:
                 outcome = Outcome(errno=exc.errno)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any failure of the probe is the outcome reported
                 outcome = Outcome(error=f"{type(exc).__name__}: {exc}")
             os.write(write_fd, pickle.dumps(outcome))
-        except BaseException:
+        except BaseException:  # noqa: BLE001 - the forked child must reach os._exit
             code = 99
         finally:
             os._exit(code)

@@ -212,18 +212,18 @@ def _force_stop(task: ShimTask) -> None:
             with ShimClient(task.address, connect_timeout=2) as client:
                 try:
                     client.kill(id=task.id, signal=9, all=True)
-                except Exception:
+                except Exception:  # noqa: BLE001 - clean-up goes on whatever the shim answers
                     pass
                 try:
                     client.wait(id=task.id, timeout=10)
-                except Exception:
+                except Exception:  # noqa: BLE001 - clean-up goes on whatever the shim answers
                     pass
                 try:
                     client.delete(id=task.id)
-                except Exception:
+                except Exception:  # noqa: BLE001 - clean-up goes on whatever the shim answers
                     pass
                 client.shutdown(id=task.id, now=True)
-        except Exception:
+        except Exception:  # noqa: BLE001 - clean-up goes on whatever the shim answers
             pass
         try:
             wait_for(lambda: not pid_alive(task.shim_pid), timeout=5, what="the shim to exit")

@@ -108,7 +108,7 @@ class CgroupManager:
                 raise CgroupError(f"cgroup: creating {d} failed: {os.strerror(err.errno or 0)}") from None
         return made
 
-    def _prepare(self, directory: str) -> None:  # noqa: B027 (optional hook, no-op by default)
+    def _prepare(self, directory: str) -> None:  # optional hook, no-op by default
         """Hook run after a container directory exists, before any process joins it."""
 
     def add_process(self, pid: int) -> None:
