@@ -177,14 +177,26 @@ class JSONLog:
         with self.lock:
             self.max_size, self.max_files = max_size, max(1, max_files)
 
+    def create(self) -> None:
+        """Open (creating it, 0640 as dockerd's) the log file: it exists from the container's
+        start, output or not, so inspect's LogPath always names a file."""
+        with self.lock:
+            self._open()
+
+    def _open(self) -> BinaryIO:
+        if self._file is None:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+            self._file = os.fdopen(fd, "ab")  # kept open while the container runs
+            self._size = self._file.tell()
+        return self._file
+
     def write(self, stream: str, pieces: list[bytes]) -> None:
         if not pieces:
             return
         stamp = rfc3339nano()
         with self.lock:
-            if self._file is None:
-                self._file = open(self.path, "ab")  # noqa: SIM115 - kept open while the container runs
-                self._size = self._file.tell()
+            self._open()
+            assert self._file is not None
             for piece in pieces:
                 line = json.dumps({"log": piece.decode("utf-8", errors="replace"), "stream": stream, "time": stamp}).encode() + b"\n"
                 if self.max_size and self._size >= self.max_size:
@@ -204,8 +216,9 @@ class JSONLog:
                 if os.path.exists(f"{self.path}.{i - 1}"):
                     os.replace(f"{self.path}.{i - 1}", f"{self.path}.{i}")
             os.replace(self.path, f"{self.path}.1")
-        self._file = open(self.path, "wb")  # noqa: SIM115
-        self._size = 0
+        self._file = None
+        os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o640))
+        self._open()
 
     def close(self) -> None:
         with self.lock:
