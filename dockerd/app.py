@@ -759,7 +759,7 @@ def default_info(daemon: Daemon, containers: list[Any], image_count: int) -> dic
         "CPUSet": True,
         "PidsLimit": True,
         "IPv4Forwarding": False,
-        "Debug": False,
+        "Debug": daemon.debug,
         "NFd": len(os.listdir("/proc/self/fd")),
         "NGoroutines": threading.active_count(),
         "SystemTime": time.strftime("%Y-%m-%dT%H:%M:%S.000000000Z", time.gmtime()),

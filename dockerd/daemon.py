@@ -118,7 +118,9 @@ class Daemon:
         cgroup_parent: str = "/pydocker",
         log_driver: str = "json-file",
         log_opts: dict[str, str] | None = None,
+        debug: bool = False,
     ) -> None:
+        self.debug = debug  # -D / daemon.json "debug": info's Debug
         self.data_root = os.path.abspath(data_root)
         self.exec_root = os.path.abspath(exec_root)
         self.version = VERSION

@@ -166,7 +166,7 @@ def _run(opts: Options, planned: list[Any], metrics_sock: Any, notify: str | Non
     try:
         daemon = Daemon(
             values["data-root"], values["exec-root"], values["containerd"] or None, cgroup_parent=values["cgroup-parent"],
-            log_driver=values["log-driver"], log_opts=values["log-opts"],
+            log_driver=values["log-driver"], log_opts=values["log-opts"], debug=bool(values["debug"]),
         )  # fmt: skip
     except DaemonError as exc:
         print(f"pydockerd: {exc}", file=sys.stderr)

@@ -21,13 +21,13 @@ DOCKER_INDEX = "docker.io"
 DEFAULT_LIMIT = 25
 
 
-def index_of(term: str, default_registry: str) -> str:
-    """The index a term is searched on (dockerd's splitReposSearchTerm): its first component
-    when that looks like a host, else the default registry."""
-    first, slash, _ = term.partition("/")
+def split_term(term: str, default_registry: str) -> tuple[str, str]:
+    """(index, what is searched there), as dockerd's splitReposSearchTerm: the term's first
+    component when that looks like a host, else the default registry and the whole term."""
+    first, slash, rest = term.partition("/")
     if slash and ("." in first or ":" in first or first == "localhost"):
-        return first
-    return default_registry or DOCKER_INDEX
+        return first, rest
+    return default_registry or DOCKER_INDEX, term
 
 
 def _check_filters(raw: str) -> None:
@@ -74,9 +74,9 @@ def make_router(default_registry: str) -> APIRouter:
         _check_filters(q.get("filters") or "")
         if "://" in term:
             raise InvalidParameter('invalid repository name (ex: "registry.domain.tld/myrepos")')
-        index = index_of(term, default_registry)
+        index, remote = split_term(term, default_registry)
         raise NotImplementedYet(
-            f"search is not supported: pydockerd reaches no index server to search {index} for {json.dumps(term)}"
+            f"search is not supported: pydockerd reaches no index server to search {index} for {json.dumps(remote)}"
         )
 
     return search
