@@ -31,9 +31,16 @@ from dockerd.engine.errors import Conflict, InvalidParameter, no_such_image
 from dockerd.engine.logs import parse_time
 
 CONFIG_LIMIT = 8 << 20
-# The name of an image that lost its last reference while a container used it (Docker's
-# containerd image store names such images the same way); never shown as a reference.
-DANGLING_PREFIX = "moby-dangling@"
+# The name of an image without a reference: loaded without a tag, or that lost its last
+# reference while a container used it (Docker's containerd image store names them so). Never
+# shown as a reference; "import@" is what loads named them before.
+DANGLING = "moby-dangling"
+DANGLING_PREFIX = DANGLING + "@"
+HIDDEN_PREFIXES = (DANGLING_PREFIX, "import@")
+
+
+def _hidden(name: str) -> bool:
+    return name.startswith(HIDDEN_PREFIXES)
 
 
 @dataclass
@@ -105,7 +112,7 @@ class ImageService:
     def repo_digests(self, image: ResolvedImage) -> list[str]:
         """`repo@digest` references: the manifests a pull or push of a repository resolved to."""
         return sorted(
-            familiar_name(name) for name in image.names if "@" in name and not name.startswith(DANGLING_PREFIX)
+            familiar_name(name) for name in image.names if "@" in name and not _hidden(name)
         )
 
     def layer_sizes(self, image: ResolvedImage) -> list[tuple[str, int]]:
@@ -200,7 +207,7 @@ class ImageService:
     def load(self, stream: IO[bytes]) -> list[str]:
         """Import an archive (docker-save, OCI layout or archive); return Docker's 'Loaded image' lines."""
         try:
-            images = import_archive(self.client, stream)
+            images = import_archive(self.client, stream, dangling_prefix=DANGLING)
         except ContainerdError as exc:
             raise InvalidParameter(str(exc)) from None
         lines = []
@@ -239,7 +246,7 @@ class ImageService:
         it. `users` are the (container ID, running) pairs of the image's containers."""
         image = self.resolve(ref)
         short_id = image.id.removeprefix("sha256:")[:12]
-        names = [n for n in image.names if not n.startswith(DANGLING_PREFIX)]
+        names = [n for n in image.names if not _hidden(n)]
         try:
             by_name = normalize_name(ref)
         except ValueError:
@@ -267,7 +274,7 @@ class ImageService:
                 raise conflict
         self._untag(sorted(names, key=familiar_name), records)
         for name in image.names:
-            if name.startswith(DANGLING_PREFIX):
+            if _hidden(name):
                 self._delete_name(name)
         records.append({"Deleted": image.id})
         return records
