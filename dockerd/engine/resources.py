@@ -7,8 +7,10 @@ its cgroup statistics (Tasks.Metrics, containerd's cgroups v1 Metrics type), new
 and /proc/stat, /proc/meminfo for the machine's totals in stats.
 
 Sizes are snapshot usage as containerd measures it (allocated blocks, each hard link once),
-where Docker's overlay2 sums apparent file sizes; and the mount points the runtime creates
-in the rootfs count in a container's writable layer (Docker keeps them in an "-init" layer).
+where Docker's overlay2 sums apparent file sizes (so `images`, `history` and `ps -s` show
+block sizes); and the mount points the runtime creates in the rootfs, and the init entries
+(initlayer.py), count in a container's writable layer (Docker keeps them in an "-init" layer).
+A container's network counters are read from /proc/PID/net/dev (its namespace's interfaces).
 """
 
 from __future__ import annotations
