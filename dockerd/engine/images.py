@@ -111,9 +111,7 @@ class ImageService:
 
     def repo_digests(self, image: ResolvedImage) -> list[str]:
         """`repo@digest` references: the manifests a pull or push of a repository resolved to."""
-        return sorted(
-            familiar_name(name) for name in image.names if "@" in name and not _hidden(name)
-        )
+        return sorted(familiar_name(name) for name in image.names if "@" in name and not _hidden(name))
 
     def layer_sizes(self, image: ResolvedImage) -> list[tuple[str, int]]:
         """(chain ID, bytes) per layer: the unpacked layer snapshot's disk usage (as Docker counts
@@ -241,7 +239,7 @@ class ImageService:
     def remove(self, ref: str, force: bool, users: list[tuple[str, bool]]) -> list[dict[str, str]]:
         """dockerd's image delete. By a reference: untag it (and the digests of its repository
         when it was that repository's last tag), and delete the image once nothing names it,
-        unless a container still needs it (it then stays, dangling). By ID: untag everything
+        unless a running container still needs it (it then stays, dangling). By ID: untag everything
         and delete, refused while a container uses it or (without force) other repositories name
         it. `users` are the (container ID, running) pairs of the image's containers."""
         image = self.resolve(ref)
@@ -260,19 +258,17 @@ class ImageService:
                     f"{users[0][0][:12]} is using its referenced image {short_id}"
                 )
             doomed = _untagged_with(by_name, names)
-            if len(doomed) < len(names):
-                self._untag(doomed, records)
-                return records
-            if running or (users and not force):
-                # Nothing names it any more, but a container needs it: keep it as dockerd does.
+            if running and len(doomed) == len(names):
+                # Nothing names it any more, but a running container needs it: dockerd keeps it.
                 self._keep_dangling(image)
-                self._untag(doomed, records)
+            self._untag(doomed, records)
+            if running or len(doomed) < len(names):
                 return records
         else:
             conflict = _delete_conflict(short_id, names, users, force)
             if conflict is not None:
                 raise conflict
-        self._untag(sorted(names, key=familiar_name), records)
+            self._untag(sorted(names, key=familiar_name), records)
         for name in image.names:
             if _hidden(name):
                 self._delete_name(name)
