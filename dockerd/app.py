@@ -25,8 +25,9 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
+from dockerd import accesslog
 from dockerd.engine.errors import EngineError, InvalidParameter, NotImplementedYet, NotModified
-from dockerd.engine.resources import ResourceService, familiar_match
+from dockerd.engine.resources import ResourceService
 
 if TYPE_CHECKING:
     from dockerd.daemon import Daemon
@@ -62,6 +63,23 @@ class _ApiVersion:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        started = time.monotonic()
+        request_target = accesslog.target(scope["path"], scope.get("query_string", b""))
+        accesslog.calling(scope["method"], request_target)
+        status = [0]
+
+        async def send_noting_status(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self._versioned(scope, receive, send_noting_status, started)
+        finally:
+            # Once the response is over (a stream's too); 0: the client left before any answer.
+            accesslog.answered(scope["method"], request_target, status[0], time.monotonic() - started)
+
+    async def _versioned(self, scope: Any, receive: Any, send: Any, started: float) -> None:
         match = _VERSIONED.match(scope["path"])
         if match:
             version = (int(match.group(1)), int(match.group(2)))
@@ -77,7 +95,6 @@ class _ApiVersion:
                 await JSONResponse({"message": refusal}, status_code=400)(scope, receive, send)
                 return
             scope["path"] = match.group(3)
-        started = time.monotonic()
         extra = [
             (b"api-version", b"1.41"),
             (b"server", f"Docker/{self.daemon.version} (linux)".encode()),
@@ -136,7 +153,6 @@ CONTAINER_FILTERS = {
     "ancestor", "before", "expose", "exited", "health", "id", "isolation", "is-task", "label", "name", "network",
     "publish", "since", "status", "volume",
 }  # fmt: skip
-IMAGE_FILTERS = {"before", "dangling", "label", "reference", "since"}
 
 
 def _filters_query(params: Any, allowed: set[str] | None = None) -> dict[str, Any]:
@@ -190,7 +206,9 @@ def create_app(daemon: Daemon) -> FastAPI:
         return JSONResponse({"message": f"invalid JSON: {exc}"}, status_code=400)
 
     @app.exception_handler(404)
+    @app.exception_handler(405)
     async def not_found(request: Request, exc: Any) -> Response:
+        # dockerd answers a known path asked with another method as it answers an unknown path.
         return JSONResponse({"message": "page not found"}, status_code=404)
 
     @app.exception_handler(Exception)
@@ -211,6 +229,15 @@ def create_app(daemon: Daemon) -> FastAPI:
             raise InvalidParameter("invalid JSON: the body must be an object")
         return value
 
+    # Swarm mode, plugins and search: answered as a dockerd outside a swarm, with no plugins
+    # and no route to an index (dockerd/routers/).
+    from dockerd.engine import distribution
+    from dockerd.routers import plugins, search, swarm
+
+    app.include_router(swarm.router)
+    app.include_router(plugins.router)
+    app.include_router(search.make_router(distribution.CONFIG.default_registry))
+
     # --- system ----------------------------------------------------------------------------
 
     @app.get("/_ping")
@@ -220,7 +247,7 @@ def create_app(daemon: Daemon) -> FastAPI:
 
     @app.get("/version")
     async def version() -> dict[str, Any]:
-        return daemon.version_info()
+        return await run_in_threadpool(daemon.version_info)
 
     @app.get("/info")
     async def info() -> dict[str, Any]:
@@ -254,17 +281,10 @@ def create_app(daemon: Daemon) -> FastAPI:
 
     @app.get("/images/json")
     async def images_list(request: Request) -> list[dict[str, Any]]:
-        filters = _filters_query(request.query_params, IMAGE_FILTERS)
+        from dockerd.engine.image_list import list_images
 
-        def listing() -> list[dict[str, Any]]:
-            out = []
-            for image in images.all():
-                summary = images.summary(image)
-                if _image_matches(summary, image, filters):
-                    out.append(summary)
-            return out
-
-        return await run_in_threadpool(listing)
+        filters = _filters_query(request.query_params)
+        return await run_in_threadpool(list_images, images, filters)
 
     @app.post("/images/prune")
     async def images_prune(request: Request) -> dict[str, Any]:
@@ -404,14 +424,7 @@ def create_app(daemon: Daemon) -> FastAPI:
 
         def remove() -> list[dict[str, str]]:
             image = images.resolve(name)
-            users = [c.id for c in engine.all() if c.image_id == image.id]
-            running = [c for c in engine.all() if c.image_id == image.id and c.running()]
-            if running and force:
-                from dockerd.engine.errors import Conflict
-
-                raise Conflict(
-                    f"conflict: unable to delete {image.id.removeprefix('sha256:')[:12]} (cannot be forced) - image is being used by running container {running[0].id[:12]}"
-                )
+            users = [(c.id, c.running()) for c in engine.all() if c.image_id == image.id]
             result = images.remove(name, force, users)
             for entry in result:
                 for action, ref in entry.items():
@@ -435,6 +448,7 @@ def create_app(daemon: Daemon) -> FastAPI:
         show_all = _truthy(q.get("all"))
         limit = _int_query(q, "limit", -1) or -1
         filters = _filters_query(q, CONTAINER_FILTERS)
+        _check_container_filters(filters)
         chosen = []
         for c in engine.all():
             if not show_all and not c.running() and limit < 0 and "status" not in filters and "exited" not in filters:
@@ -678,34 +692,28 @@ def create_app(daemon: Daemon) -> FastAPI:
     return app
 
 
-def _image_matches(summary: dict[str, Any], image: Any, filters: dict[str, Any]) -> bool:
-    tags = [t for t in summary.get("RepoTags") or [] if t != "<none>:<none>"]
-    if "reference" in filters:
-        # As dockerd: only the tags that match are listed, and an image without one is left out.
-        patterns = list(filters["reference"]) if isinstance(filters["reference"], (list, dict)) else [filters["reference"]]
-        tags = [t for t in tags if any(familiar_match(p, t) for p in patterns)]
-        if not tags:
-            return False
-        summary["RepoTags"] = tags
-    for key, wanted in filters.items():
-        values = list(wanted) if isinstance(wanted, (list, dict)) else [wanted]
-        if key == "dangling":
-            dangling = not tags
-            if any((v in ("true", "1")) != dangling for v in values):
-                return False
-        elif key == "label":
-            labels = summary.get("Labels") or {}
-            for v in values:
-                k, _, val = v.partition("=")
-                if k not in labels or (val and labels[k] != val):
-                    return False
-    return True
+CONTAINER_STATES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
+HEALTH_STATES = ("starting", "healthy", "unhealthy", "none")
+
+
+def _check_container_filters(filters: dict[str, Any]) -> None:
+    """dockerd refuses a status or health no container can be in (before listing anything)."""
+    for key, allowed in (("status", CONTAINER_STATES), ("health", HEALTH_STATES)):
+        wanted = filters.get(key, [])
+        for value in list(wanted) if isinstance(wanted, (list, dict)) else [wanted]:
+            if value not in allowed:
+                if key == "health":
+                    raise InvalidParameter(f"Unrecognised filter value for health: {value}")
+                raise InvalidParameter(f"Invalid filter '{key}={value}'")
 
 
 def _container_matches(c: Any, filters: dict[str, Any], engine: Any) -> bool:
     for key, wanted in filters.items():
         values = list(wanted) if isinstance(wanted, (list, dict)) else [wanted]
         if key == "status" and c.status() not in values:
+            return False
+        # A container without a healthcheck (every one, until healthchecks exist) is "none".
+        if key == "health" and ((c.state.get("Health") or {}).get("Status") or "none") not in values:
             return False
         if key == "name" and not any(re.search(v, c.name) for v in values):
             return False
@@ -751,7 +759,7 @@ def default_info(daemon: Daemon, containers: list[Any], image_count: int) -> dic
         "CPUSet": True,
         "PidsLimit": True,
         "IPv4Forwarding": False,
-        "Debug": False,
+        "Debug": daemon.debug,
         "NFd": len(os.listdir("/proc/self/fd")),
         "NGoroutines": threading.active_count(),
         "SystemTime": time.strftime("%Y-%m-%dT%H:%M:%S.000000000Z", time.gmtime()),

@@ -118,7 +118,9 @@ class Daemon:
         cgroup_parent: str = "/pydocker",
         log_driver: str = "json-file",
         log_opts: dict[str, str] | None = None,
+        debug: bool = False,
     ) -> None:
+        self.debug = debug  # -D / daemon.json "debug": info's Debug
         self.data_root = os.path.abspath(data_root)
         self.exec_root = os.path.abspath(exec_root)
         self.version = VERSION
@@ -313,21 +315,40 @@ class Daemon:
     # --- system ----------------------------------------------------------------------------
 
     def version_info(self) -> dict[str, Any]:
+        """GET /version: the engine's details (which `docker version` prints under Server:
+        Engine) repeated at the top level as dockerd does, and pycontainerd as a component."""
         import platform
 
-        return {
-            "Platform": {"Name": "pydocker"},
-            "Components": [{"Name": "Engine", "Version": self.version, "Details": {"ApiVersion": "1.41", "MinAPIVersion": "1.24"}}],
-            "Version": self.version,
+        engine = {
             "ApiVersion": "1.41",
-            "MinAPIVersion": "1.24",
+            "Arch": "amd64" if platform.machine() == "x86_64" else platform.machine(),
+            "BuildTime": "",
+            "Experimental": "false",
             "GitCommit": "pydocker",
             "GoVersion": f"python{platform.python_version()}",
-            "Os": "linux",
-            "Arch": "amd64" if platform.machine() == "x86_64" else platform.machine(),
             "KernelVersion": platform.release(),
-            "BuildTime": "",
+            "MinAPIVersion": "1.24",
+            "Os": "linux",
         }
+        components: list[dict[str, Any]] = [{"Name": "Engine", "Version": self.version, "Details": engine}]
+        containerd = self._containerd_version()
+        if containerd is not None:
+            components.append({"Name": "containerd", "Version": containerd[0], "Details": {"GitCommit": containerd[1]}})
+        top = {k: v for k, v in engine.items() if k != "Experimental"}
+        return {"Platform": {"Name": "pydocker"}, "Components": components, "Version": self.version, **top}
+
+    def _containerd_version(self) -> tuple[str, str] | None:
+        """(version, revision) of pycontainerd, None while it does not answer."""
+        import grpc
+        from google.protobuf import empty_pb2
+
+        try:
+            # A short deadline of its own: `docker version` must not wait for a busy or restarting pycontainerd.
+            reply = self.client.api.version.Version(empty_pb2.Empty(), timeout=5)
+        except grpc.RpcError as exc:
+            log.debug("no containerd version: %s", exc)
+            return None
+        return str(reply.version), str(reply.revision)
 
     def render_metrics(self) -> str:
         return self.metrics.render(container_states([c.status() for c in self.containers.all()]), self.version)

@@ -40,6 +40,7 @@ import asyncio.sslproto
 import json
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -49,6 +50,8 @@ from urllib.parse import parse_qs
 import h11
 from uvicorn.protocols.http.h11_impl import STATUS_PHRASES, H11Protocol
 from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string, is_ssl
+
+from dockerd import accesslog
 
 __all__ = [
     "MULTIPLEXED_STREAM",
@@ -196,6 +199,8 @@ class RawStream:
         self._upgrade = upgrade
         self._transport = protocol.transport
         self._request_line = request_line  # (method, path with query, http version) for the access log
+        self.started = time.monotonic()
+        self.status = 0  # of the response, once one is started
         self._state = _ResponseState.NONE
         self._buffer = bytearray()
         self._leading = 0  # bytes of _buffer h11 also still holds (those after the request body)
@@ -271,6 +276,7 @@ class RawStream:
             out = (out or b"") + (conn.send(h11.Data(data=body)) or b"")
         out = (out or b"") + (conn.send(h11.EndOfMessage()) or b"")
         self._state = _ResponseState.COMPLETE
+        self.status = status
         self._protocol.log_access(self._request_line, status)
         if not self._transport.is_closing():
             self._transport.write(out)
@@ -286,6 +292,7 @@ class RawStream:
         if self._lost or self._transport.is_closing():
             raise StreamClosedError("the client closed the connection")
         self._state = _ResponseState.STREAMING
+        self.status = status
         self._protocol.log_access(self._request_line, status)
         self._transport.write(head)
 
@@ -530,6 +537,7 @@ class HijackingH11Protocol(H11Protocol):
         self._stream = RawStream(
             self, request_line, upgrade=any(name == b"upgrade" for name, _ in self.headers)
         )
+        accesslog.calling(request_line[0], request_line[1])
         if self.conn.they_are_waiting_for_100_continue:
             self.transport.write(
                 self.conn.send(h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue"))
@@ -620,6 +628,10 @@ class HijackingH11Protocol(H11Protocol):
                     await stream.send_error(500, "internal server error")
                 except (h11.LocalProtocolError, OSError):
                     pass
+        finally:
+            # The session is over: one access line for it, as for every other request.
+            method, request_target, _ = stream._request_line
+            accesslog.answered(method, request_target, stream.status, time.monotonic() - stream.started)
         self._finish_hijack(stream)
 
     def _finish_hijack(self, stream: RawStream) -> None:

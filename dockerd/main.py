@@ -27,11 +27,25 @@ class _Formatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs * 1000):06d}Z"
         level = self.LEVELS.get(record.levelname, record.levelname.lower())
-        msg = record.getMessage().replace("\\", "\\\\").replace('"', '\\"')
-        text = f'time="{stamp}" level={level} msg="{msg}"'
+        text = f'time="{stamp}" level={level} msg={_quoted(record.getMessage())}'
+        # Structured fields (logging's `extra={"fields": {...}}`) follow as key=value, as logrus's.
+        for key, value in (getattr(record, "fields", None) or {}).items():
+            text += f" {key}={_value(value)}"
         if record.exc_info:
             text += "\n" + self.formatException(record.exc_info)
         return text
+
+
+def _quoted(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _value(value: object) -> str:
+    """A field value as logrus's text formatter writes it: bare when it has no space, quote or '='."""
+    text = str(value)
+    if text and not any(c in text for c in ' "=\\') and text.isprintable():
+        return text
+    return _quoted(text)
 
 
 def _setup_logging(opts: Options) -> None:
@@ -152,7 +166,7 @@ def _run(opts: Options, planned: list[Any], metrics_sock: Any, notify: str | Non
     try:
         daemon = Daemon(
             values["data-root"], values["exec-root"], values["containerd"] or None, cgroup_parent=values["cgroup-parent"],
-            log_driver=values["log-driver"], log_opts=values["log-opts"],
+            log_driver=values["log-driver"], log_opts=values["log-opts"], debug=bool(values["debug"]),
         )  # fmt: skip
     except DaemonError as exc:
         print(f"pydockerd: {exc}", file=sys.stderr)

@@ -237,6 +237,7 @@ class ContainerEngine:
             raise InvalidParameter(f"invalid restart policy {restart!r}")
         if host.get("AutoRemove") and restart not in ("", "no"):
             raise InvalidParameter("can't create 'AutoRemove' container with restart policy")
+        config = spec.merge_image_config(config, image_config)
         args = spec.command(config, image_config)
         host = dict(host)
         if host.get("Memory") and not host.get("MemorySwap"):
@@ -349,7 +350,7 @@ class ContainerEngine:
         try:
             mounts = snaps.mounts(c.id)
         except ContainerdNotFound:
-            mounts = snaps.prepare(c.id, top)
+            mounts = filesystem.prepare_writable(snaps, c.id, top, self.mount_root)
         fifos = self._make_fifos(c)
         request = self._tpb.CreateTaskRequest(
             container_id=c.id,
@@ -395,6 +396,8 @@ class ContainerEngine:
         """ADOPT: the task exists already (a restarted daemon), its shim holds the FIFOs, if anyone."""
         settings = self.log_settings(c)
         sink = self.log_files.open(self.log_path(c), settings) if settings.readable else None
+        if sink is not None:
+            sink.create()
         copiers = [
             LogCopier(c.id, stream, path, sink, live=self._fan_out(c.id), adopt=adopt)
             for stream, path in fifos.items()
@@ -783,7 +786,8 @@ class ContainerEngine:
             "ResolvConfPath": os.path.join(self._dir(c.id), "resolv.conf"),
             "HostnamePath": os.path.join(self._dir(c.id), "hostname"),
             "HostsPath": os.path.join(self._dir(c.id), "hosts"),
-            "LogPath": self.log_path(c),
+            # As dockerd: the json-file log once the container has started (its logger made the file).
+            "LogPath": self.log_path(c) if c.has_been_started and self.log_settings(c).readable else "",
             "Name": f"/{c.name}",
             "RestartCount": c.restart_count,
             "Driver": "overlay2",
@@ -796,7 +800,7 @@ class ContainerEngine:
             "GraphDriver": {"Data": None, "Name": "overlay2"},
             "Mounts": _mounts_view(c.host_config),
             "Config": _config_view(c),
-            "NetworkSettings": {"Bridge": "", "SandboxID": "", "Ports": {}, "Networks": {}},
+            "NetworkSettings": _network_settings(c.host_config),
         }
 
     def summary(self, c: Container) -> dict[str, Any]:
@@ -812,7 +816,7 @@ class ContainerEngine:
             "State": c.status(),
             "Status": _human_status(c),
             "HostConfig": {"NetworkMode": c.host_config.get("NetworkMode") or "default"},
-            "NetworkSettings": {"Networks": {}},
+            "NetworkSettings": {"Networks": _networks_view(c.host_config)},
             "Mounts": _mounts_view(c.host_config),
         }
 
@@ -1001,6 +1005,29 @@ def _host_config_view(host: dict[str, Any]) -> dict[str, Any]:
     }  # fmt: skip
     view.update({k: v for k, v in host.items() if v is not None})
     return view
+
+
+def _networks_view(host: dict[str, Any]) -> dict[str, Any]:
+    """The container's network as dockerd shows it: `none`, or `bridge` for the default mode.
+    Containers get no interface but loopback yet (networks have their own issue), so the
+    endpoint is dockerd's unconnected one: no IDs, no addresses."""
+    mode = host.get("NetworkMode") or "default"
+    endpoint = {
+        "IPAMConfig": None, "Links": None, "Aliases": None, "NetworkID": "", "EndpointID": "", "Gateway": "",
+        "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+        "MacAddress": "", "DriverOpts": None,
+    }  # fmt: skip
+    return {"bridge" if mode == "default" else mode: endpoint}
+
+
+def _network_settings(host: dict[str, Any]) -> dict[str, Any]:
+    """Inspect's NetworkSettings in dockerd's shape, the default endpoint's flat fields included."""
+    return {
+        "Bridge": "", "SandboxID": "", "HairpinMode": False, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
+        "Ports": {}, "SandboxKey": "", "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None,
+        "EndpointID": "", "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "",
+        "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "", "Networks": _networks_view(host),
+    }  # fmt: skip
 
 
 def _mounts_view(host: dict[str, Any]) -> list[dict[str, Any]]:

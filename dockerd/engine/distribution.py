@@ -358,6 +358,9 @@ class Pull(_Streamed):
             self._ensure_stored(res)
         up_to_date = self._points_at(res.top.digest)
         create_or_update_image(self.client, Image(name=self.name, target=res.top))
+        if not self.ref.digest:
+            # As dockerd: the repository's digest reference too (the image's RepoDigests).
+            create_or_update_image(self.client, Image(name=f"{self.ref.repository}@{res.top.digest}", target=res.top))
         progress.put(message(f"Digest: {res.top.digest}"))
         state = "Image is up to date for" if up_to_date else "Downloaded newer image for"
         progress.put(message(f"Status: {state} {self.familiar}"))
@@ -522,6 +525,8 @@ class Push(_Streamed):
             session.put_manifest(tag, data, desc.media_type)
         except RegistryError as exc:
             raise RegistryError(f"{exc}", exc.status, exc.code) from None
+        # As dockerd: what was pushed is known by its digest in that repository (RepoDigests).
+        create_or_update_image(self.client, Image(name=f"{self.ref.repository}@{desc.digest}", target=desc))
         progress.put(message(f"{tag}: digest: {desc.digest} size: {len(data)}"))
         aux = {"progressDetail": {}, "aux": {"Tag": tag, "Digest": desc.digest, "Size": len(data)}}
         progress.put(json.dumps(aux, separators=(",", ":")).encode() + b"\r\n")

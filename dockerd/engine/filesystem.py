@@ -41,7 +41,7 @@ from containerd.client import Mount, Snapshots
 from containerd.errors import AlreadyExists, ContainerdError
 from containerd.errors import NotFound as ContainerdNotFound
 from containerd.snapshots import mount as cmount
-from dockerd.engine import scoped
+from dockerd.engine import initlayer, scoped
 from dockerd.engine.archive import Extractor, TarWriter
 from dockerd.engine.errors import InvalidParameter, NotFound
 from runtime.linux import libc
@@ -117,6 +117,21 @@ def mounted(mounts: list[Mount], mount_root: str, *, readonly: bool = False) -> 
         converted = cmount.readonly(converted)
     with cmount.temp_mount(converted, mount_root) as path:
         yield path
+
+
+def prepare_writable(
+    snaps: Snapshots, key: str, parent: str, mount_root: str, labels: dict[str, str] | None = None
+) -> list[Mount]:
+    """A container's writable snapshot, with what dockerd's init layer holds (initlayer.py)."""
+    mounts = snaps.prepare(key, parent, labels=labels)
+    try:
+        with mounted(mounts, mount_root) as path:
+            initlayer.setup(path)
+    except BaseException:
+        with contextlib.suppress(ContainerdError):
+            snaps.remove(key)
+        raise
+    return mounts
 
 
 def clean_mount_root(mount_root: str) -> None:
@@ -503,20 +518,17 @@ class FilesystemService:
         # Never started: make its RW layer now, as dockerd has it from create on.
         top = self.images.ensure_unpacked(self.images.resolve(c.image_id))
         try:
-            return snaps.prepare(c.id, top, labels={GC_ROOT: go_time(time.time_ns())})
+            return prepare_writable(snaps, c.id, top, self.engine.mount_root, labels={GC_ROOT: go_time(time.time_ns())})
         except AlreadyExists:
             return snaps.mounts(c.id)
 
     @contextlib.contextmanager
     def _readonly_root(self, c: Container) -> Iterator[int]:
-        mounts = self._snapshot_mounts(c, prepare=False)
-        if mounts is None:
-            top = self.images.ensure_unpacked(self.images.resolve(c.image_id))
-            with image_root(
-                self.client, f"{c.id}-export-{os.urandom(4).hex()}", top, self.engine.mount_root
-            ) as fd:
-                yield fd
-            return
+        # A container that never started gets its writable layer now (dockerd has it, and its
+        # init layer, from create on), so an export shows /.dockerenv and the mount points.
+        with self.engine.rootfs_guard.hold(c.id):
+            mounts = self._snapshot_mounts(c, prepare=True)
+        assert mounts is not None
         with mounted(mounts, self.engine.mount_root, readonly=True) as path:
             fd = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
             try:

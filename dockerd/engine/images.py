@@ -31,6 +31,16 @@ from dockerd.engine.errors import Conflict, InvalidParameter, no_such_image
 from dockerd.engine.logs import parse_time
 
 CONFIG_LIMIT = 8 << 20
+# The name of an image without a reference: loaded without a tag, or that lost its last
+# reference while a container used it (Docker's containerd image store names them so). Never
+# shown as a reference; "import@" is what loads named them before.
+DANGLING = "moby-dangling"
+DANGLING_PREFIX = DANGLING + "@"
+HIDDEN_PREFIXES = (DANGLING_PREFIX, "import@")
+
+
+def _hidden(name: str) -> bool:
+    return name.startswith(HIDDEN_PREFIXES)
 
 
 @dataclass
@@ -99,6 +109,10 @@ class ImageService:
     def repo_tags(self, image: ResolvedImage) -> list[str]:
         return sorted(familiar_name(name) for name in image.names if "@" not in name)
 
+    def repo_digests(self, image: ResolvedImage) -> list[str]:
+        """`repo@digest` references: the manifests a pull or push of a repository resolved to."""
+        return sorted(familiar_name(name) for name in image.names if "@" in name and not _hidden(name))
+
     def layer_sizes(self, image: ResolvedImage) -> list[tuple[str, int]]:
         """(chain ID, bytes) per layer: the unpacked layer snapshot's disk usage (as Docker counts
         unpacked layers), or the layer blob's size while it is not unpacked."""
@@ -125,15 +139,17 @@ class ImageService:
 
     def summary(self, image: ResolvedImage) -> dict[str, Any]:
         created = _unix(image.created)
+        tags, digests = self.repo_tags(image), self.repo_digests(image)
+        if not tags and not digests:  # as dockerd's list: an image without references shows `<none>`
+            tags, digests = ["<none>:<none>"], ["<none>@<none>"]
         return {
             "Containers": -1,
             "Created": created,
             "Id": image.id,
             "Labels": (image.config.get("config") or {}).get("Labels"),
             "ParentId": "",
-            # As dockerd's list: an image without tags shows `<none>` placeholders.
-            "RepoDigests": None if self.repo_tags(image) else ["<none>@<none>"],
-            "RepoTags": self.repo_tags(image) or ["<none>:<none>"],
+            "RepoDigests": digests or None,
+            "RepoTags": tags or None,
             "SharedSize": -1,
             "Size": (size := self.unpacked_size(image)),
             "VirtualSize": size,
@@ -144,7 +160,7 @@ class ImageService:
         return {
             "Id": image.id,
             "RepoTags": self.repo_tags(image),
-            "RepoDigests": [],
+            "RepoDigests": self.repo_digests(image),
             "Parent": "",
             "Comment": cfg.get("comment", ""),
             "Created": image.created,
@@ -163,15 +179,22 @@ class ImageService:
         }
 
     def history(self, image: ResolvedImage) -> list[dict[str, Any]]:
+        """Newest first; each entry that made a layer has that layer's size (the same sizes
+        `images` adds up), the others (`empty_layer`) 0, as dockerd's history."""
+        sizes = iter(size for _, size in self.layer_sizes(image))
+        entries = []
+        for entry in image.config.get("history") or []:
+            size = 0 if entry.get("empty_layer") else next(sizes, 0)
+            entries.append((entry, size))
         out = []
-        for i, entry in enumerate(reversed(image.config.get("history") or [])):
+        for i, (entry, size) in enumerate(reversed(entries)):
             out.append(
                 {
                     "Id": image.id if i == 0 else "<missing>",
                     "Created": _unix(entry.get("created", "")),
                     "CreatedBy": entry.get("created_by", ""),
                     "Tags": self.repo_tags(image) if i == 0 else None,
-                    "Size": 0,
+                    "Size": size,
                     "Comment": entry.get("comment", ""),
                 }
             )
@@ -182,7 +205,7 @@ class ImageService:
     def load(self, stream: IO[bytes]) -> list[str]:
         """Import an archive (docker-save, OCI layout or archive); return Docker's 'Loaded image' lines."""
         try:
-            images = import_archive(self.client, stream)
+            images = import_archive(self.client, stream, dangling_prefix=DANGLING)
         except ContainerdError as exc:
             raise InvalidParameter(str(exc)) from None
         lines = []
@@ -213,28 +236,65 @@ class ImageService:
         existing = get_image(self.client, image.names[0])
         create_or_update_image(self.client, Image(name=target_name, target=existing.target, labels=dict(existing.labels)))
 
-    def remove(self, ref: str, force: bool, in_use: list[str]) -> list[dict[str, str]]:
+    def remove(self, ref: str, force: bool, users: list[tuple[str, bool]]) -> list[dict[str, str]]:
+        """dockerd's image delete. By a reference: untag it (and the digests of its repository
+        when it was that repository's last tag), and delete the image once nothing names it,
+        unless a running container still needs it (it then stays, dangling). By ID: untag everything
+        and delete, refused while a container uses it or (without force) other repositories name
+        it. `users` are the (container ID, running) pairs of the image's containers."""
         image = self.resolve(ref)
+        short_id = image.id.removeprefix("sha256:")[:12]
+        names = [n for n in image.names if not _hidden(n)]
         try:
             by_name = normalize_name(ref)
         except ValueError:
             by_name = ""
-        if by_name in image.names and len(image.names) > 1:
-            delete_image(self.client, by_name)
-            return [{"Untagged": familiar_name(by_name)}]
-        if in_use and not force:
-            raise Conflict(
-                f"conflict: unable to delete {image.id.removeprefix('sha256:')[:12]} (must be forced) - "
-                f"image is being used by stopped container {in_use[0][:12]}"
-            )
-        result: list[dict[str, str]] = [{"Untagged": familiar_name(n)} for n in image.names if "@" not in n]
+        running = [cid for cid, live in users if live]
+        records: list[dict[str, str]] = []
+        if by_name in names and not _is_id_prefix(image.id, ref):
+            if not force and users and _single_reference(names):
+                raise Conflict(
+                    f'conflict: unable to remove repository reference "{ref}" (must force) - container '
+                    f"{users[0][0][:12]} is using its referenced image {short_id}"
+                )
+            doomed = _untagged_with(by_name, names)
+            if running and len(doomed) == len(names):
+                # Nothing names it any more, but a running container needs it: dockerd keeps it.
+                self._keep_dangling(image)
+            self._untag(doomed, records)
+            if running or len(doomed) < len(names):
+                return records
+        else:
+            conflict = _delete_conflict(short_id, names, users, force)
+            if conflict is not None:
+                raise conflict
+            self._untag(sorted(names, key=familiar_name), records)
         for name in image.names:
-            try:
-                delete_image(self.client, name, sync=True)
-            except ContainerdNotFound:
-                pass
-        result.append({"Deleted": image.id})
-        return result
+            if _hidden(name):
+                self._delete_name(name)
+        records.append({"Deleted": image.id})
+        return records
+
+    def _untag(self, names: list[str], records: list[dict[str, str]]) -> None:
+        for name in names:
+            if self._delete_name(name):
+                records.append({"Untagged": familiar_name(name)})
+
+    def _delete_name(self, name: str) -> bool:
+        try:
+            delete_image(self.client, name, sync=True)
+        except ContainerdNotFound:
+            return False
+        return True
+
+    def _keep_dangling(self, image: ResolvedImage) -> None:
+        """A record no reference shows, which keeps the image's content (as Docker's containerd
+        image store names an image that lost its last name while in use)."""
+        from containerd.client import get_image
+
+        existing = get_image(self.client, image.names[0])
+        dangling = Image(name=DANGLING_PREFIX + existing.target.digest, target=existing.target, labels=dict(existing.labels))
+        create_or_update_image(self.client, dangling)
 
     def save(self, refs: list[str], out: IO[bytes]) -> None:
         names = []
@@ -266,3 +326,57 @@ def _unix(created: str) -> int:
 def _looks_like_id(ref: str) -> bool:
     short = ref.removeprefix("sha256:")
     return len(short) >= 12 and all(c in "0123456789abcdef" for c in short)
+
+
+def _repository(name: str) -> str:
+    """A normalised reference's repository: without its tag or digest."""
+    base = name.split("@", 1)[0]
+    last = base.rsplit("/", 1)[-1]
+    return base.rsplit(":", 1)[0] if ":" in last else base
+
+
+def _untagged_with(name: str, names: list[str]) -> list[str]:
+    """What untagging `name` removes (dockerd): the name, and when it was its repository's last
+    tag, that repository's digest references too."""
+    if "@" in name:
+        return [name]
+    repo = _repository(name)
+    if any("@" not in n and n != name and _repository(n) == repo for n in names):
+        return [name]
+    return [name, *(n for n in names if "@" in n and _repository(n) == repo)]
+
+
+def _single_reference(names: list[str]) -> bool:
+    """dockerd's isSingleReference: all references in one repository, at most one of them a tag."""
+    if len(names) <= 1:
+        return len(names) == 1
+    tags = [n for n in names if "@" not in n]
+    digest_repos = {_repository(n) for n in names if "@" in n}
+    if len(tags) > 1:
+        return False
+    single = tags[0] if tags else names[0]
+    return len(digest_repos) == 1 and _repository(single) in digest_repos
+
+
+def _is_id_prefix(image_id: str, ref: str) -> bool:
+    """dockerd's isImageIDPrefix: the reference is (a prefix of) the ID, with or without sha256:."""
+    return image_id.startswith(ref) or image_id.removeprefix("sha256:").startswith(ref)
+
+
+def _delete_conflict(short_id: str, names: list[str], users: list[tuple[str, bool]], force: bool) -> Conflict | None:
+    """Why an image cannot be deleted by ID, checked in dockerd's order: a running container
+    (even with force), then without force other repositories' references and stopped containers."""
+    running = [cid for cid, live in users if live]
+    if running:
+        return Conflict(
+            f"conflict: unable to delete {short_id} (cannot be forced) - image is being used by running container {running[0][:12]}"
+        )
+    if force:
+        return None
+    if names and not _single_reference(names):
+        return Conflict(f"conflict: unable to delete {short_id} (must be forced) - image is referenced in multiple repositories")
+    if users:
+        return Conflict(
+            f"conflict: unable to delete {short_id} (must be forced) - image is being used by stopped container {users[0][0][:12]}"
+        )
+    return None

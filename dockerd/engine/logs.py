@@ -177,14 +177,26 @@ class JSONLog:
         with self.lock:
             self.max_size, self.max_files = max_size, max(1, max_files)
 
+    def create(self) -> None:
+        """Open (creating it, 0640 as dockerd's) the log file: it exists from the container's
+        start, output or not, so inspect's LogPath always names a file."""
+        with self.lock:
+            self._open()
+
+    def _open(self) -> BinaryIO:
+        if self._file is None:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+            self._file = os.fdopen(fd, "ab")  # kept open while the container runs
+            self._size = self._file.tell()
+        return self._file
+
     def write(self, stream: str, pieces: list[bytes]) -> None:
         if not pieces:
             return
         stamp = rfc3339nano()
         with self.lock:
-            if self._file is None:
-                self._file = open(self.path, "ab")  # kept open while the container runs
-                self._size = self._file.tell()
+            self._open()
+            assert self._file is not None
             for piece in pieces:
                 line = json.dumps({"log": piece.decode("utf-8", errors="replace"), "stream": stream, "time": stamp}).encode() + b"\n"
                 if self.max_size and self._size >= self.max_size:
@@ -204,8 +216,9 @@ class JSONLog:
                 if os.path.exists(f"{self.path}.{i - 1}"):
                     os.replace(f"{self.path}.{i - 1}", f"{self.path}.{i}")
             os.replace(self.path, f"{self.path}.1")
-        self._file = open(self.path, "wb")
-        self._size = 0
+        self._file = None
+        os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o640))
+        self._open()
 
     def close(self) -> None:
         with self.lock:
@@ -408,7 +421,7 @@ def read_log(
     try:
         for name in log_files(path):
             try:
-                handles.append(open(name, "rb"))  # closed below
+                handles.append(open(name, "rb"))  # noqa: SIM115 - closed below
             except FileNotFoundError:
                 continue
     finally:
@@ -450,7 +463,7 @@ def _follow(
             still = alive()  # read before draining: output written before the exit is not missed
             if current is None:
                 try:
-                    current = open(path, "rb")
+                    current = open(path, "rb")  # noqa: SIM115
                     opened.append(current)
                 except FileNotFoundError:
                     pass
@@ -515,7 +528,7 @@ def _successor(path: str, files: LogFiles, current: BinaryIO) -> BinaryIO | None
 def _open_first(names: list[str]) -> BinaryIO | None:
     for name in names:
         try:
-            return open(name, "rb")
+            return open(name, "rb")  # noqa: SIM115
         except FileNotFoundError:
             continue
     return None

@@ -7,8 +7,10 @@ its cgroup statistics (Tasks.Metrics, containerd's cgroups v1 Metrics type), new
 and /proc/stat, /proc/meminfo for the machine's totals in stats.
 
 Sizes are snapshot usage as containerd measures it (allocated blocks, each hard link once),
-where Docker's overlay2 sums apparent file sizes; and the mount points the runtime creates
-in the rootfs count in a container's writable layer (Docker keeps them in an "-init" layer).
+where Docker's overlay2 sums apparent file sizes (so `images`, `history` and `ps -s` show
+block sizes); and the mount points the runtime creates in the rootfs, and the init entries
+(initlayer.py), count in a container's writable layer (Docker keeps them in an "-init" layer).
+A container's network counters are read from /proc/PID/net/dev (its namespace's interfaces).
 """
 
 from __future__ import annotations
@@ -182,6 +184,33 @@ def stats_from_metrics(metrics: Any, read_ns: int, machine: int) -> dict[str, An
         memory["limit"] = machine if machine and limit > machine else limit
         memory = {k: v for k, v in memory.items() if v}
     out["memory_stats"] = memory
+    return out
+
+
+NET_COUNTERS = ("bytes", "packets", "errors", "dropped")  # the first four of each direction in /proc/net/dev
+
+
+def network_stats(pid: int) -> dict[str, dict[str, int]]:
+    """Docker's `networks` of stats: the counters of each interface of the container's network
+    namespace but loopback (read, as dockerd reads them from its sandbox, from the kernel:
+    /proc/PID/net/dev shows the namespace of PID). Empty when there is none, and dockerd then
+    leaves the key out, as for a container with `--network none`."""
+    try:
+        with open(f"/proc/{pid}/net/dev") as f:
+            lines = f.read().splitlines()[2:]  # two header lines
+    except OSError:
+        return {}
+    out = {}
+    for line in lines:
+        name, _, counters = line.partition(":")
+        name, values = name.strip(), counters.split()
+        if name == "lo" or len(values) < 12:
+            continue
+        rx, tx = values[0:4], values[8:12]
+        out[name] = {
+            **{f"rx_{key}": int(v) for key, v in zip(NET_COUNTERS, rx, strict=True)},
+            **{f"tx_{key}": int(v) for key, v in zip(NET_COUNTERS, tx, strict=True)},
+        }
     return out
 
 
@@ -467,45 +496,6 @@ def linux_resources(res: dict[str, Any]) -> dict[str, Any]:
 # --- image filters ------------------------------------------------------------------------
 
 
-def _glob_regex(pattern: str) -> str:
-    """Go's path.Match as a regular expression: `*` and `?` stop at `/`, `[^...]` negates."""
-    out, i = [], 0
-    while i < len(pattern):
-        ch = pattern[i]
-        if ch == "*":
-            out.append("[^/]*")
-        elif ch == "?":
-            out.append("[^/]")
-        elif ch == "[":
-            end = pattern.find("]", i + 2)
-            if end < 0:
-                raise ValueError("syntax error in pattern")
-            body = pattern[i + 1 : end]
-            if body.startswith("^"):
-                body = "^" + body[1:].replace("\\", "\\\\")
-            else:
-                body = body.replace("\\", "\\\\").replace("^", "\\^")
-            out.append(f"[{body}]")
-            i = end
-        elif ch == "\\" and i + 1 < len(pattern):
-            i += 1
-            out.append(re.escape(pattern[i]))
-        else:
-            out.append(re.escape(ch))
-        i += 1
-    return "".join(out)
-
-
-def familiar_match(pattern: str, tag: str) -> bool:
-    """Docker's reference.FamiliarMatch: the pattern against `name:tag`, then against `name`."""
-    try:
-        regex = re.compile(_glob_regex(pattern))
-    except (ValueError, re.error):
-        raise InvalidParameter(f"invalid reference filter {pattern!r}: syntax error in pattern") from None
-    name = tag.rsplit(":", 1)[0] if ":" in tag.rsplit("/", 1)[-1] else tag
-    return bool(regex.fullmatch(tag) or regex.fullmatch(name))
-
-
 def filter_values(wanted: Any) -> list[str]:
     """A filter's values in either wire form: `{"k": ["v"]}` or `{"k": {"v": true}}`."""
     if isinstance(wanted, dict):
@@ -616,6 +606,9 @@ class ResourceService:
                 for k in ("cpu_usage", "system_cpu_usage", "online_cpus", "throttling_data")
                 if k in cpu
             }
+            networks = network_stats(int(c.state.get("Pid") or 0))
+            if networks:
+                out["networks"] = networks
             return out
         return None
 
@@ -824,6 +817,7 @@ def _ordered(frame: dict[str, Any]) -> dict[str, Any]:
         "memory_stats",
         "name",
         "id",
+        "networks",
     )
     return {k: frame[k] for k in keys if k in frame}
 

@@ -58,6 +58,37 @@ def command(config: dict[str, Any], image_config: dict[str, Any]) -> list[str]:
     return args
 
 
+def merge_image_config(config: dict[str, Any], image_config: dict[str, Any]) -> dict[str, Any]:
+    """The container's Config completed from its image's, as dockerd stores it at create (what
+    inspect shows): User, WorkingDir, StopSignal when unset; Env, Labels and ExposedPorts with
+    the image's entries the container does not override; the image's Cmd (and Entrypoint) when
+    the container names no entrypoint. Not the image's Volumes and Healthcheck: pydockerd
+    creates no anonymous volumes and runs no healthchecks yet, so inspect does not claim them."""
+    out = dict(config)
+    for key in ("User", "WorkingDir", "StopSignal"):
+        if not out.get(key) and image_config.get(key):
+            out[key] = image_config[key]
+    env = list(out.get("Env") or [])
+    keys = {item.partition("=")[0] for item in env}
+    env += [item for item in image_config.get("Env") or [] if item.partition("=")[0] not in keys]
+    out["Env"] = env or None
+    out["Labels"] = {**(image_config.get("Labels") or {}), **(out.get("Labels") or {})}
+    ports = {**(image_config.get("ExposedPorts") or {}), **(out.get("ExposedPorts") or {})}
+    out["ExposedPorts"] = ports
+    if not ports:
+        del out["ExposedPorts"]  # dockerd omits an empty set
+    if not out.get("Entrypoint"):
+        if not out.get("Cmd"):
+            out["Cmd"] = image_config.get("Cmd")
+            if image_config.get("ArgsEscaped"):
+                out["ArgsEscaped"] = True
+        if out.get("Entrypoint") is None:
+            out["Entrypoint"] = image_config.get("Entrypoint")
+    if not out.get("Volumes"):
+        out["Volumes"] = None
+    return out
+
+
 def merged_env(config: dict[str, Any], image_config: dict[str, Any], hostname: str, tty: bool) -> list[str]:
     env: dict[str, str] = {}
     for item in image_config.get("Env") or []:
