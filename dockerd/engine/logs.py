@@ -421,7 +421,7 @@ def read_log(
     try:
         for name in log_files(path):
             try:
-                handles.append(open(name, "rb"))  # noqa: SIM115 - closed below
+                handles.append(open(name, "rb"))  # closed below
             except FileNotFoundError:
                 continue
     finally:
@@ -463,7 +463,7 @@ def _follow(
             still = alive()  # read before draining: output written before the exit is not missed
             if current is None:
                 try:
-                    current = open(path, "rb")  # noqa: SIM115
+                    current = open(path, "rb")
                     opened.append(current)
                 except FileNotFoundError:
                     pass
@@ -528,7 +528,7 @@ def _successor(path: str, files: LogFiles, current: BinaryIO) -> BinaryIO | None
 def _open_first(names: list[str]) -> BinaryIO | None:
     for name in names:
         try:
-            return open(name, "rb")  # noqa: SIM115
+            return open(name, "rb")
         except FileNotFoundError:
             continue
     return None
