@@ -43,7 +43,7 @@ import httpx
 import pytest
 
 from tests.dockerd_ref import RefDockerd, reference_dockerd
-from tests.pydockerd_harness import PyDockerd, pydockerd_engine
+from tests.pydockerd_harness import PYDOCKERD, PyDockerd, pydockerd_engine
 
 HERE = Path(__file__).resolve().parent
 # Linux's capability numbers (linux/capability.h): bit N of CapBnd is CAP_NAMES[N].
@@ -340,3 +340,72 @@ def test_privileged_records_label_disable_and_masked_paths_as_dockerd(ref: RefDo
 def test_info_reports_the_seccomp_profile(ref: RefDockerd, pyd: PyDockerd) -> None:
     want = ref.docker_ok("info", "--format", "{{json .SecurityOptions}}")
     assert pyd.docker_ok("info", "--format", "{{json .SecurityOptions}}") == want == '["name=seccomp,profile=default"]\n'
+
+
+DAEMON_PROFILE = {
+    "defaultAction": "SCMP_ACT_ALLOW",
+    "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}],
+}
+SHOW = "mkdir /x; echo mkdir=$?; grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status; ulimit -n; ulimit -Hn; ulimit -s"
+
+
+def test_daemon_json_seccomp_profile_no_new_privileges_and_default_ulimits(tmp_path: Path) -> None:
+    profile = tmp_path / "daemon-profile.json"
+    profile.write_text(json.dumps(DAEMON_PROFILE))
+    config = tmp_path / "daemon.json"
+    config.write_text(json.dumps({
+        "seccomp-profile": str(profile),
+        "no-new-privileges": True,
+        "default-ulimits": {"nofile": {"Name": "nofile", "Hard": 2048, "Soft": 1024}, "stack": {"Name": "stack", "Hard": 16777216, "Soft": 8388608}},
+    }))  # fmt: skip
+    runs = (
+        (),
+        ("--security-opt", "no-new-privileges=false", "--ulimit", "nofile=512:512"),  # the container's own win
+        ("--security-opt", "seccomp=unconfined"),
+        ("--security-opt", "seccomp=builtin"),  # Docker's default whatever the daemon's (Docker 25+)
+    )
+    results: list[list[tuple[int, str, object]]] = []
+    with reference_dockerd({}, extra_args=("--config-file", str(config))) as ref_daemon, pydockerd_engine(
+        extra_args=("--config-file", str(config))
+    ) as pyd_daemon:
+        info = [d.docker_ok("info", "--format", "{{json .SecurityOptions}}") for d in (ref_daemon, pyd_daemon)]
+        assert info[1] == info[0] == json.dumps([f"name=seccomp,profile={profile}"], separators=(",", ":")) + "\n"
+        for daemon in (ref_daemon, pyd_daemon):
+            seen = []
+            for options in runs:
+                name = f"sec-daemon-{len(seen)}"
+                res = daemon.docker("run", "--name", name, *options, "busybox", "sh", "-c", SHOW)
+                ulimits = json.loads(daemon.docker_ok("inspect", name))[0]["HostConfig"]["Ulimits"]
+                daemon.docker("rm", "-f", name)
+                seen.append((res.returncode, res.stdout, sorted(ulimits or [], key=lambda u: u["Name"])))
+            results.append(seen)
+    builtin_want, builtin_got = results[0].pop(), results[1].pop()
+    assert results[1] == results[0]
+    assert results[1][0][:2] == (0, "mkdir=1\nNoNewPrivs:\t1\nSeccomp:\t2\n1024\n2048\n8192\n")
+    assert results[1][1][:2] == (0, "mkdir=1\nNoNewPrivs:\t0\nSeccomp:\t2\n512\n512\n8192\n")
+    assert builtin_got[:2] == (0, "mkdir=0\nNoNewPrivs:\t1\nSeccomp:\t2\n1024\n2048\n8192\n")
+    assert builtin_want[0] != 0  # dockerd 20.10: "Decoding seccomp profile failed" at start
+
+
+def test_daemon_flags_and_their_errors(tmp_path: Path) -> None:
+    profile = tmp_path / "daemon-profile.json"
+    profile.write_text(json.dumps(DAEMON_PROFILE))
+    flags = ("--seccomp-profile", str(profile), "--no-new-privileges", "--default-ulimit", "nofile=1024:2048")
+    with pydockerd_engine(extra_args=flags) as daemon:
+        out = daemon.docker_ok("run", "--rm", "busybox", "sh", "-c", SHOW)
+        assert out == "mkdir=1\nNoNewPrivs:\t1\nSeccomp:\t2\n1024\n2048\n8192\n"
+    bad = [
+        (("--seccomp-profile", str(tmp_path / "missing.json")),
+         f"failed to start daemon: opening seccomp profile ({tmp_path}/missing.json) failed: open {tmp_path}/missing.json: no such file or directory"),
+        (("--default-ulimit", "nofile=2048:1024"),
+         'invalid argument \'nofile=2048:1024\' for "--default-ulimit" flag: ulimit soft limit must be less than or equal to hard limit: 2048 > 1024'),
+        (("--default-ulimit", "bogus=1"), 'for "--default-ulimit" flag: invalid ulimit type: bogus'),
+    ]  # fmt: skip
+    for args, message in bad:
+        res = subprocess.run(
+            [str(PYDOCKERD), "--data-root", str(tmp_path / "data"), "--exec-root", str(tmp_path / "exec"), *args],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert res.returncode == 1, res.stderr
+        assert message in res.stderr
+        assert not (tmp_path / "exec" / "containerd").exists()  # refused before anything started
