@@ -409,3 +409,38 @@ def test_daemon_flags_and_their_errors(tmp_path: Path) -> None:
         assert res.returncode == 1, res.stderr
         assert message in res.stderr
         assert not (tmp_path / "exec" / "containerd").exists()  # refused before anything started
+
+
+def _seccomp_rules(config: dict[str, object]) -> object:
+    """linux.seccomp with absent, null and empty fields made alike (Go omits some, not others)."""
+    seccomp = (config.get("linux") or {}).get("seccomp")  # type: ignore[union-attr]
+    if seccomp is None:
+        return None
+    rules = [
+        {"names": r["names"], "action": r["action"], "errnoRet": r.get("errnoRet"), "args": r.get("args") or []}
+        for r in seccomp.get("syscalls") or []
+    ]
+    top = {k: v for k, v in seccomp.items() if k != "syscalls" and v not in (None, [], "")}
+    return {**top, "syscalls": rules}
+
+
+@pytest.mark.parametrize(
+    "options",
+    [(), ("--cap-add", "SYS_ADMIN"), ("--cap-drop", "ALL"), ("--cap-add", "SYS_PTRACE", "--cap-add", "SYS_TIME"),
+     ("--cap-add", "SYS_NICE", "--cap-drop", "CHOWN"), ("--security-opt", "seccomp=unconfined")],
+    ids=lambda o: " ".join(o) or "default",
+)  # fmt: skip
+def test_oci_seccomp_is_dockerds_rule_for_rule(ref: RefDockerd, pyd: PyDockerd, options: tuple[str, ...]) -> None:
+    """The linux.seccomp each engine hands the runtime, read from the task's bundle."""
+    specs = []
+    for daemon, bundle in ((ref, ref.bundle_dir), (pyd, lambda cid: pyd.exec_root / "containerd/state/tasks/moby" / cid)):
+        cid = daemon.docker_ok("run", "-d", *options, "busybox", "sleep", "60").strip()
+        try:
+            specs.append(json.loads((bundle(cid) / "config.json").read_text()))
+        finally:
+            daemon.docker("rm", "-f", cid)
+    want, got = (_seccomp_rules(spec) for spec in specs)
+    assert got == want
+    if "seccomp=unconfined" not in options:
+        assert isinstance(got, dict) and got["defaultAction"] == "SCMP_ACT_ERRNO"
+        assert len(got["syscalls"]) > 10
