@@ -61,3 +61,19 @@ def test_systempaths_unconfined_and_no_new_privileges(cli: CLI) -> None:
     options = ("--security-opt", "systempaths=unconfined", "--security-opt", "no-new-privileges")
     unconfined = same_as_docker(cli, "run", "--rm", *options, "busybox", "sh", "-c", script)
     assert unconfined[1] == "0\nNoNewPrivs:\t1\n"
+
+
+def security_section(info: str) -> list[str]:
+    lines = info.splitlines()
+    start = lines.index(" Security Options:")
+    section = [lines[start]]
+    for line in lines[start + 1 :]:
+        if not line.startswith("  "):
+            break
+        section.append(line)
+    return section
+
+
+def test_info_shows_the_security_options(cli: CLI) -> None:
+    want = security_section(cli.daemon.docker_ok("info"))
+    assert security_section(cli.ok("info")) == want == [" Security Options:", "  seccomp", "   Profile: default"]
