@@ -17,10 +17,12 @@ PROG = "pydocker"
 class UsageError(Exception):
     """A command line that cannot be parsed; Docker exits 125 for these."""
 
-    def __init__(self, message: str, spec: Command | None = None, status: int = 125) -> None:
+    def __init__(self, message: str, spec: Command | None = None, status: int = 125, brief: bool = False) -> None:
         super().__init__(message)
         self.spec = spec
         self.status = status
+        # Docker's reportError layout (an option's value refused after parsing): no usage line.
+        self.brief = brief
 
 
 class Opt:
@@ -293,6 +295,8 @@ def error_text(err: UsageError) -> str:
     """Docker's layout for a bad command line: message, usage, where to get help."""
     if err.spec is None:
         return f"{PROG}: {err}\n\nRun '{PROG} --help' for more information\n"
+    if err.brief:
+        return f"{PROG}: {err}\n\nRun '{PROG} {err.spec.name} --help' for more information\n"
     if err.status == 1:
         return (
             f"{PROG}: {err}\n\n{usage_line(err.spec)}\n\n"

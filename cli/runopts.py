@@ -302,7 +302,13 @@ def build_create_body(spec: Command, opts: Values, args: list[str]) -> dict[str,
     if opts.oom_kill_disable:
         host["OomKillDisable"] = True
     if opts.security_opt:
-        host["SecurityOpt"] = opts.security_opt
+        from cli.secopts import parse_security_opts
+
+        security, unconfined_paths = parse_security_opts(spec, opts.security_opt)
+        if security:
+            host["SecurityOpt"] = security
+        if unconfined_paths:
+            host["MaskedPaths"], host["ReadonlyPaths"] = [], []
     if opts.ulimit:
         host["Ulimits"] = [parse_ulimit(spec, u) for u in opts.ulimit]
     if opts.sysctl:

@@ -785,6 +785,6 @@ def default_info(daemon: Daemon, containers: list[Any], image_count: int) -> dic
         "LiveRestoreEnabled": True,
         "Isolation": "",
         "InitBinary": "docker-init",
-        "SecurityOptions": [],
+        "SecurityOptions": daemon.containers.security.security_options(),
         "Warnings": [],
     }

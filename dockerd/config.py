@@ -32,6 +32,7 @@ class Setting:
     short: str = ""
     flag: bool = True  # False: daemon.json only (e.g. log-opts, whose flag is --log-opt)
     long: str = ""  # the flag when it is not --KEY (hosts: --host)
+    item: type = str  # a dict's values: str, or dict (default-ulimits' {"Name", "Soft", "Hard"} objects)
 
 
 SETTINGS = [
@@ -57,6 +58,9 @@ SETTINGS = [
     Setting("insecure-registries", list, [], "registries reached over plain HTTP when HTTPS fails (loopback always is)", long="--insecure-registry"),
     Setting("registry-mirrors", list, [], "mirrors tried first for docker.io pulls (URLs)", long="--registry-mirror"),
     Setting("default-registry", str, "docker.io", "where unqualified names (busybox) are pulled from and pushed to"),
+    Setting("seccomp-profile", str, "", "seccomp profile of containers: a JSON file, \"unconfined\" or \"builtin\" (default: Docker's)"),
+    Setting("no-new-privileges", bool, False, "set no_new_privs on every container's processes"),
+    Setting("default-ulimits", dict, {}, "default ulimits of containers", flag=False, item=dict),
 ]
 BY_KEY = {s.key: s for s in SETTINGS}
 LOG_LEVELS = ("debug", "info", "warn", "error", "fatal", "panic")
@@ -91,6 +95,7 @@ def _parser(suppress: bool) -> argparse.ArgumentParser:
         else:
             p.add_argument(*names, dest=s.key, default=none, help=s.help)
     p.add_argument("--log-opt", dest="log-opts", action="append", default=none, metavar="KEY=VALUE", help="default options of the logging driver")
+    p.add_argument("--default-ulimit", dest="default-ulimits", action="append", default=none, metavar="NAME=SOFT[:HARD]", help="default ulimits of containers")
     p.add_argument("--config-file", dest="config-file", default=none, help=f"daemon.json (default {DEFAULT_CONFIG_FILE})")
     p.add_argument("-v", "--version", dest="version", action="store_true", default=argparse.SUPPRESS if suppress else False)
     return p
@@ -110,6 +115,8 @@ def parse(argv: list[str] | None) -> Options:
     config_file = explicit.pop("config-file", None)
     if "log-opts" in explicit:
         explicit["log-opts"] = _key_values(explicit["log-opts"])
+    if "default-ulimits" in explicit:
+        explicit["default-ulimits"] = {u["Name"]: u for u in (parse_ulimit(text) for text in explicit["default-ulimits"])}
     values = {s.key: (list(s.default) if s.kind is list else dict(s.default) if s.kind is dict else s.default) for s in SETTINGS}
     values.update(explicit)
     path = config_file or DEFAULT_CONFIG_FILE
@@ -163,12 +170,57 @@ def _read_config_file(path: str) -> dict[str, Any]:
         if ok and kind is list:
             ok = all(isinstance(v, str) for v in value)
         if ok and kind is dict:
-            ok = all(isinstance(v, str) for v in value.values())
+            ok = all(isinstance(v, BY_KEY[key].item) for v in value.values())
         if not ok:
             want = {str: "string", bool: "bool", list: "[]string", dict: "map[string]string"}[kind]
+            if BY_KEY[key].item is dict:
+                want = "map[string]*units.Ulimit"
             raise ConfigError(f"{prefix}: json: cannot unmarshal {json_kind(value)} into Go struct field Config.{key} of type {want}")
+    if "default-ulimits" in data:
+        data["default-ulimits"] = {name: _ulimit_object(prefix, name, u) for name, u in data["default-ulimits"].items()}
     return data
 
+
+# The names Docker's --ulimit and --default-ulimit accept (go-units' ulimitNameMapping).
+ULIMIT_NAMES = (
+    "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc", "rss", "rtprio",
+    "rttime", "sigpending", "stack",
+)  # fmt: skip
+
+
+def parse_ulimit(text: str) -> dict[str, Any]:
+    """NAME=SOFT[:HARD], as go-units' ParseUlimit (dockerd's --default-ulimit)."""
+    name, eq, limits = text.partition("=")
+    if not eq:
+        raise ConfigError(f"invalid argument {text!r} for \"--default-ulimit\" flag: invalid ulimit argument: {text}")
+    if name not in ULIMIT_NAMES:
+        raise ConfigError(f"invalid argument {text!r} for \"--default-ulimit\" flag: invalid ulimit type: {name}")
+    soft_text, colon, hard_text = limits.partition(":")
+    try:
+        soft = int(soft_text)
+        hard = int(hard_text) if colon else soft
+    except ValueError:
+        raise ConfigError(f"invalid argument {text!r} for \"--default-ulimit\" flag: invalid ulimit argument: {text}") from None
+    if soft > hard:
+        raise ConfigError(
+            f"invalid argument {text!r} for \"--default-ulimit\" flag: ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}"
+        )
+    return {"Name": name, "Hard": hard, "Soft": soft}
+
+
+def _ulimit_object(prefix: str, key: str, value: dict[str, Any]) -> dict[str, Any]:
+    """A daemon.json default-ulimits entry: {"Name": ..., "Hard": N, "Soft": N}, Go's field names
+    matched case-insensitively as encoding/json does."""
+    fields = {k.lower(): v for k, v in value.items()}
+    name, hard, soft = fields.get("name", ""), fields.get("hard", 0), fields.get("soft", 0)
+    for field_name, item, kind, want in (("Name", name, str, "string"), ("Hard", hard, int, "int64"), ("Soft", soft, int, "int64")):
+        if not isinstance(item, kind) or isinstance(item, bool):
+            raise ConfigError(f"{prefix}: json: cannot unmarshal {json_kind(item)} into Go struct field Ulimit.{field_name} of type {want}")
+    if name not in ULIMIT_NAMES:
+        raise ConfigError(f"{prefix}: invalid ulimit type: {name or key}")
+    if soft > hard:
+        raise ConfigError(f"{prefix}: ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}")
+    return {"Name": name, "Hard": hard, "Soft": soft}
 
 
 def _go(value: Any) -> str:

@@ -14,9 +14,12 @@ import os
 import signal
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dockerd.config import ConfigError, Options, parse
+
+if TYPE_CHECKING:
+    from dockerd.engine.security import SecurityDefaults
 
 
 class _Formatter(logging.Formatter):
@@ -146,6 +149,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pydockerd: failed to start daemon: failed to set log opts: {exc}", file=sys.stderr)
         return 1
     try:
+        from dockerd.engine.security import SecurityDefaults
+
+        security = SecurityDefaults.from_settings(values["seccomp-profile"], values["no-new-privileges"], values["default-ulimits"])
+    except EngineError as exc:
+        print(f"pydockerd: failed to start daemon: {exc}", file=sys.stderr)
+        return 1
+    try:
         planned = listeners.plan(values)
         metrics_sock = metrics.bind(values["metrics-addr"]) if values["metrics-addr"] else None
         _write_pidfile(values["pidfile"])
@@ -153,12 +163,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pydockerd: {exc}", file=sys.stderr)
         return 1
     try:
-        return _run(opts, planned, metrics_sock, notify)
+        return _run(opts, planned, metrics_sock, security, notify)
     finally:
         _remove_pidfile(values["pidfile"])
 
 
-def _run(opts: Options, planned: list[Any], metrics_sock: Any, notify: str | None = None) -> int:
+def _run(opts: Options, planned: list[Any], metrics_sock: Any, security: SecurityDefaults, notify: str | None = None) -> int:
     from dockerd import listeners
     from dockerd.daemon import Daemon, DaemonError
 
@@ -167,6 +177,7 @@ def _run(opts: Options, planned: list[Any], metrics_sock: Any, notify: str | Non
         daemon = Daemon(
             values["data-root"], values["exec-root"], values["containerd"] or None, cgroup_parent=values["cgroup-parent"],
             log_driver=values["log-driver"], log_opts=values["log-opts"], debug=bool(values["debug"]),
+            security=security,
         )  # fmt: skip
     except DaemonError as exc:
         print(f"pydockerd: {exc}", file=sys.stderr)

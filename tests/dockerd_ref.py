@@ -334,8 +334,10 @@ def reference_dockerd(
     runtimes: Mapping[str, str | Path],
     images: Sequence[Path] = (BUSYBOX_TAR,),
     start_timeout: float = 60.0,
+    extra_args: Sequence[str] = (),
 ) -> Iterator[RefDockerd]:
-    """Start dockerd with `--add-runtime NAME=PATH` per entry, load `images`, yield, tear down.
+    """Start dockerd with `--add-runtime NAME=PATH` per entry (and `extra_args`), load `images`,
+    yield, tear down.
 
     Raises DockerdRefError if the daemon does not come up, LeftoversError at exit if anything
     it started survived it.
@@ -378,6 +380,7 @@ def reference_dockerd(
         ]  # fmt: skip
         for name, path in runtime_paths.items():
             args += ["--add-runtime", f"{name}={path}"]
+        args += list(extra_args)
         script = _launcher_script(workdir, tracking, args)
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(

@@ -177,8 +177,10 @@ def info(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
     if data.get("SecurityOptions"):
         lines.append(" Security Options:")
         for opt in data["SecurityOptions"]:
-            name = opt.split(",")[0].removeprefix("name=")
-            lines.append(f"  {name}")
+            fields = dict(item.partition("=")[::2] for item in opt.split(","))
+            lines.append(f"  {fields.get('name', '')}")
+            if fields.get("profile"):  # the one option the Docker CLI shows ("name=seccomp,profile=default")
+                lines.append(f"   Profile: {fields['profile']}")
     for key, label in (("KernelVersion", "Kernel Version"), ("OperatingSystem", "Operating System"), ("OSType", "OSType"),
                        ("Architecture", "Architecture"), ("NCPU", "CPUs")):  # fmt: skip
         if data.get(key) not in (None, ""):

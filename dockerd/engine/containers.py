@@ -24,7 +24,7 @@ from containerd.client import Client
 from containerd.errors import AlreadyExists as ContainerdAlreadyExists
 from containerd.errors import ContainerdError
 from containerd.errors import NotFound as ContainerdNotFound
-from dockerd.engine import filesystem, names, spec, validate
+from dockerd.engine import filesystem, names, security, spec, validate
 from dockerd.engine.errors import Conflict, InvalidParameter, NotModified, no_such_container
 from dockerd.engine.images import ImageService
 from dockerd.engine.logs import (
@@ -126,8 +126,11 @@ class ContainerEngine:
         cgroup_parent: str = "/pydocker",
         log_driver: str = "json-file",
         log_opts: dict[str, str] | None = None,
+        security_defaults: security.SecurityDefaults | None = None,
     ) -> None:
         self.cgroup_parent = cgroup_parent
+        # The daemon's seccomp-profile, no-new-privileges and default-ulimits.
+        self.security = security_defaults or security.SecurityDefaults()
         # The daemon's default LogConfig (daemon.json log-driver/log-opts), checked as a container's is.
         self.log_defaults = resolve_log_config({"Type": log_driver, "Config": log_opts or {}}, log_driver, {})
         self.log_files = LogFiles()
@@ -240,6 +243,12 @@ class ContainerEngine:
         config = spec.merge_image_config(config, image_config)
         args = spec.command(config, image_config)
         host = dict(host)
+        warnings = security.check_at_create(host, spec._capabilities(host), self.security)
+        if not host.get("Privileged"):  # as dockerd: the defaults are recorded, inspect shows them
+            if host.get("MaskedPaths") is None:
+                host["MaskedPaths"] = list(spec.MASKED)
+            if host.get("ReadonlyPaths") is None:
+                host["ReadonlyPaths"] = list(spec.READONLY)
         if host.get("Memory") and not host.get("MemorySwap"):
             host["MemorySwap"] = host["Memory"] * 2  # dockerd's default: swap as much as memory
         if host.get("PidsLimit") is not None and host["PidsLimit"] <= 0:
@@ -276,7 +285,7 @@ class ContainerEngine:
             self._save(c)
             self._containers[cid] = c
         self.publish("container", "create", c.id, {"image": image_ref, "name": c.name})
-        return c, []
+        return c, warnings
 
     def _check_fields(self, body: dict[str, Any], host: dict[str, Any]) -> None:
         for key in body:
@@ -338,7 +347,10 @@ class ContainerEngine:
         top = self.images.ensure_unpacked(image)
         snaps = Snapshots(self.client, "overlayfs")
         user = self._resolve_user(c, image, top)
-        oci = spec.build(c.id, c.config, c.host_config, image.config.get("config") or {}, user, self._dir(c.id), c.host_config.get("CgroupParent") or self.cgroup_parent)
+        oci = spec.build(
+            c.id, c.config, c.host_config, image.config.get("config") or {}, user, self._dir(c.id),
+            c.host_config.get("CgroupParent") or self.cgroup_parent, self.security,
+        )  # fmt: skip
         self._tasks_delete_quietly(c.id)
         record = self._cpb.Container(id=c.id, image=get_image(self.client, image.names[0]).name, snapshotter="overlayfs", snapshot_key=c.id)
         record.runtime.name = "io.containerd.runc.v2"
@@ -796,7 +808,8 @@ class ContainerEngine:
             "ProcessLabel": "",
             "AppArmorProfile": "",
             "ExecIDs": None,
-            "HostConfig": _host_config_view(c.host_config),
+            # As dockerd's inspect: the daemon's default-ulimits merged in (not stored).
+            "HostConfig": _host_config_view({**c.host_config, "Ulimits": self.security.merged_ulimits(c.host_config.get("Ulimits")) or None}),
             "GraphDriver": {"Data": None, "Name": "overlay2"},
             "Mounts": _mounts_view(c.host_config),
             "Config": _config_view(c),
@@ -1001,7 +1014,8 @@ def _host_config_view(host: dict[str, Any]) -> dict[str, Any]:
         "AutoRemove": False, "CapAdd": None, "CapDrop": None, "Privileged": False, "ReadonlyRootfs": False,
         "Memory": 0, "MemorySwap": 0, "NanoCpus": 0, "CpuShares": 0, "CpusetCpus": "", "PidsLimit": None,
         "LogConfig": {"Type": "json-file", "Config": {}}, "ShmSize": 67108864, "Init": None, "Tmpfs": None,
-        "SecurityOpt": None, "Sysctls": None, "Ulimits": None, "OomKillDisable": False,
+        "SecurityOpt": None, "Sysctls": None, "Ulimits": None, "OomKillDisable": False, "MaskedPaths": None,
+        "ReadonlyPaths": None,
     }  # fmt: skip
     view.update({k: v for k, v in host.items() if v is not None})
     return view

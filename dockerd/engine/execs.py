@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from containerd.errors import ContainerdError
 from containerd.errors import NotFound as ContainerdNotFound
-from dockerd.engine import names, spec
+from dockerd.engine import names, security, spec
 from dockerd.engine.errors import Conflict, EngineError, InvalidParameter, NotFound
 
 if TYPE_CHECKING:
@@ -326,8 +326,9 @@ class ExecEngine:
             bounding = caps.get("bounding") or []
             caps["effective"] = [] if uid != 0 else list(bounding)
             caps["permitted"] = [] if uid != 0 else list(bounding)
-        if ex.privileged:
-            caps = {"bounding": list(spec.ALL_CAPS), "effective": list(spec.ALL_CAPS), "permitted": list(spec.ALL_CAPS)}
+        if ex.privileged:  # what the daemon may grant, as for a privileged container
+            granted = security.grantable(spec.ALL_CAPS)
+            caps = {"bounding": list(granted), "effective": list(granted), "permitted": list(granted)}
         process["capabilities"] = caps
         return process
 

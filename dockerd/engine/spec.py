@@ -8,6 +8,7 @@ import os
 import shlex
 from typing import Any
 
+from dockerd.engine import security as sec
 from dockerd.engine.errors import InvalidParameter
 
 DEFAULT_CAPS = [
@@ -109,7 +110,7 @@ def merged_env(config: dict[str, Any], image_config: dict[str, Any], hostname: s
 
 def _capabilities(host: dict[str, Any]) -> list[str]:
     if host.get("Privileged"):
-        return list(ALL_CAPS)
+        return sec.grantable(ALL_CAPS)
     caps = set(DEFAULT_CAPS)
 
     def norm(name: str) -> str:
@@ -118,7 +119,7 @@ def _capabilities(host: dict[str, Any]) -> list[str]:
 
     for name in host.get("CapAdd") or []:
         if name.upper() == "ALL":
-            caps = set(ALL_CAPS)
+            caps = set(sec.grantable(ALL_CAPS))
         else:
             if norm(name) not in ALL_CAPS:
                 raise InvalidParameter(f"unknown capability: {name!r}")
@@ -139,7 +140,9 @@ def build(
     user: tuple[int, int, list[int]],
     files_dir: str,
     cgroup_parent: str,
+    security: sec.SecurityDefaults | None = None,
 ) -> dict[str, Any]:
+    security = security or sec.SecurityDefaults()
     tty = bool(config.get("Tty"))
     hostname = config.get("Hostname") or container_id[:12]
     caps = _capabilities(host)
@@ -167,25 +170,18 @@ def build(
             "resources": _resources(host),
             "cgroupsPath": f"{cgroup_parent}/{container_id}",
             "namespaces": [{"type": t} for t in ("mount", "network", "uts", "pid", "ipc")],
-            "maskedPaths": [] if host.get("Privileged") else list(MASKED),
-            "readonlyPaths": [] if host.get("Privileged") else list(READONLY),
+            # HostConfig's lists (the CLI's --security-opt systempaths=unconfined empties them).
+            "maskedPaths": list(MASKED if host.get("MaskedPaths") is None else host["MaskedPaths"]),
+            "readonlyPaths": list(READONLY if host.get("ReadonlyPaths") is None else host["ReadonlyPaths"]),
             "sysctl": {"net.ipv4.ip_unprivileged_port_start": "0", "net.ipv4.ping_group_range": "0 2147483647"},
         },
     }
     if config.get("Domainname"):
         spec["domainname"] = config["Domainname"]
-    security = host.get("SecurityOpt") or []
-    for opt in security:
-        key, _, value = opt.replace(":", "=", 1).partition("=")
-        if key == "no-new-privileges" and value in ("", "true"):
-            spec["process"]["noNewPrivileges"] = True
-        elif key == "no-new-privileges" and value == "false":
-            continue
-        else:
-            raise InvalidParameter(f"security option {opt!r} is not supported yet")
+    sec.apply(spec, host, security)
     spec["linux"]["sysctl"].update(host.get("Sysctls") or {})
     rlimits = []
-    for ulimit in host.get("Ulimits") or []:
+    for ulimit in security.merged_ulimits(host.get("Ulimits")):
         name = _RLIMITS.get(str(ulimit.get("Name", "")).lower())
         if name is None:
             raise InvalidParameter(f"invalid ulimit type: {ulimit.get('Name')}")

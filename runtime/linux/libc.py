@@ -275,3 +275,30 @@ def process_state(pid: int) -> str | None:
     except OSError:
         return None
     return raw[raw.rindex(b")") + 2 :].split()[0].decode()
+
+
+SYS_seccomp = 317
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
+SECCOMP_SET_MODE_FILTER = 1
+
+
+class _SockFprog(ctypes.Structure):
+    # struct sock_fprog
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def seccomp_set_filter(program: bytes, flags: int) -> None:
+    """Install a classic BPF program (a struct sock_filter array) as the caller's seccomp filter.
+
+    prctl when no SECCOMP_FILTER_FLAG_* is asked for (it cannot take flags), seccomp(2) otherwise.
+    """
+    buf = ctypes.create_string_buffer(program, len(program))
+    prog = _SockFprog(len(program) // 8, ctypes.addressof(buf))
+    if flags:
+        _check(
+            _libc.syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, ctypes.c_ulong(flags), ctypes.byref(prog)),
+            "seccomp",
+        )
+    else:
+        _check(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(prog), 0, 0), "prctl(PR_SET_SECCOMP)")

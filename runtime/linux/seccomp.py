@@ -6,6 +6,13 @@ clean error, `build_filter` compiles the BPF program while Python can still repo
 normally, and `SeccompFilter.load` is the last thing the init does before execve (every
 syscall after it is filtered).
 
+As runc does, a filter whose default action refuses gets a short BPF prologue that answers
+ENOSYS for system calls newer than every call the profile names (per architecture): a
+profile written before a call existed cannot have meant to refuse it, and C libraries
+fall back to older calls only on ENOSYS (glibc's fchmodat on fchmodat2, say). libseccomp
+compiles the rules, the program is exported, the prologue put in front, and the result
+loaded with seccomp(2) (prctl when no flag is asked for).
+
 libseccomp (libseccomp.so.2) is reached through ctypes; the constants below are the values
 of its public header for the 2.5 series.
 """
@@ -15,6 +22,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import struct
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -112,6 +120,18 @@ _FLAGS: dict[str, _FlagSpec] = {
     "SECCOMP_FILTER_FLAG_LOG": _FlagSpec(_FLTATR_CTL_LOG, 3),
 }
 
+_FILTER_FLAG_BITS = {  # the kernel's SECCOMP_FILTER_FLAG_* values
+    "SECCOMP_FILTER_FLAG_TSYNC": 1,
+    "SECCOMP_FILTER_FLAG_LOG": 2,
+    "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4,
+}
+_PR_SET_SECCOMP = 22
+_SECCOMP_MODE_FILTER = 2
+_SECCOMP_SET_MODE_FILTER = 1
+# Default actions that let unknown calls through anyway: no ENOSYS prologue for them (runc
+# counts TRACE among them: a tracer handles new calls itself).
+_PERMISSIVE_ACTIONS = frozenset({"SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_TRACE"})
+_X32_SYSCALL_BIT = 0x40000000
 _MAX_ARGS = 6  # a syscall has at most six arguments
 _MAX_ERRNO_RET = 0xFFFF  # the data field of a seccomp return value is 16 bits
 _MAX_U64 = (1 << 64) - 1
@@ -333,6 +353,8 @@ def _lib() -> ctypes.CDLL:
         "seccomp_arch_add": (ctypes.c_int, [ctx, ctypes.c_uint32]),
         "seccomp_attr_set": (ctypes.c_int, [ctx, ctypes.c_int, ctypes.c_uint32]),
         "seccomp_syscall_resolve_name": (ctypes.c_int, [ctypes.c_char_p]),
+        "seccomp_syscall_resolve_name_arch": (ctypes.c_int, [ctypes.c_uint32, ctypes.c_char_p]),
+        "seccomp_export_bpf": (ctypes.c_int, [ctx, ctypes.c_int]),
         "seccomp_rule_add_array": (
             ctypes.c_int,
             [ctx, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint, ctypes.POINTER(_ArgCmp)],
@@ -369,10 +391,13 @@ def _arch_token(arch: str) -> int:
 
 
 class SeccompFilter:
-    """A compiled libseccomp filter context: load it once, release it when done."""
+    """A compiled filter: libseccomp's context (kept for `export_pfc`) and the BPF program to
+    load, with the ENOSYS prologue in front when the profile gets one."""
 
-    def __init__(self, ctx: int) -> None:
+    def __init__(self, ctx: int, program: bytes = b"", flags: int = 0) -> None:
         self._ctx: int | None = ctx
+        self.program = program
+        self.flags = flags  # SECCOMP_FILTER_FLAG_* bits for seccomp(2)
 
     def _handle(self) -> int:
         if self._ctx is None:
@@ -381,25 +406,34 @@ class SeccompFilter:
 
     def load(self) -> None:
         """Install the filter on the calling thread (every thread with TSYNC)."""
-        rc = _lib().seccomp_load(self._handle())
-        if rc < 0:
+        from runtime.linux import libc
+
+        try:
+            libc.seccomp_set_filter(self.program, self.flags)
+        except OSError as exc:
             hint = ""
-            if -rc in (errno.EACCES, errno.EPERM):
+            if exc.errno in (errno.EACCES, errno.EPERM):
                 hint = " (a filter needs no_new_privs set or CAP_SYS_ADMIN)"
-            raise SeccompError(f"seccomp: loading the filter: {os.strerror(-rc)}{hint}")
+            raise SeccompError(f"seccomp: loading the filter: {os.strerror(exc.errno or 0)}{hint}") from None
+
+    def _export(self, export: Any, name: str) -> bytes:
+        fd = os.memfd_create(name, os.MFD_CLOEXEC)
+        try:
+            rc = export(self._handle(), fd)
+            if rc < 0:
+                raise _fail(rc, "exporting the filter")
+            size = os.lseek(fd, 0, os.SEEK_END)
+            return os.pread(fd, size, 0)
+        finally:
+            os.close(fd)
+
+    def export_bpf(self) -> bytes:
+        """libseccomp's program as it compiled it (struct sock_filter array, host byte order)."""
+        return self._export(_lib().seccomp_export_bpf, "seccomp-bpf")
 
     def export_pfc(self) -> str:
         """The filter as libseccomp's human-readable pseudo filter code, for debugging."""
-        fd = os.memfd_create("seccomp-pfc", os.MFD_CLOEXEC)
-        try:
-            rc = _lib().seccomp_export_pfc(self._handle(), fd)
-            if rc < 0:
-                raise _fail(rc, "exporting the filter")
-            os.lseek(fd, 0, os.SEEK_SET)
-            with os.fdopen(os.dup(fd), "r") as f:
-                return f.read()
-        finally:
-            os.close(fd)
+        return self._export(_lib().seccomp_export_pfc, "seccomp-pfc").decode()
 
     def release(self) -> None:
         if self._ctx is not None:
@@ -411,6 +445,123 @@ class SeccompFilter:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+# --- the ENOSYS prologue (classic BPF) ----------------------------------------------------------
+
+_BPF_LD_W_ABS = 0x20
+_BPF_JA = 0x05
+_BPF_JEQ_K = 0x15
+_BPF_JGT_K = 0x25
+_BPF_JSET_K = 0x45
+_BPF_RET_K = 0x06
+_DATA_NR = 0  # offsetof(struct seccomp_data, nr)
+_DATA_ARCH = 4  # offsetof(struct seccomp_data, arch)
+
+
+class _Insn:
+    """One instruction; jump targets are label names until `_assemble` resolves them."""
+
+    __slots__ = ("code", "k", "jt", "jf")
+
+    def __init__(self, code: int, k: int = 0, jt: str | None = None, jf: str | None = None) -> None:
+        self.code = code
+        self.k = k
+        self.jt = jt
+        self.jf = jf
+
+
+def _assemble(items: list[_Insn | str]) -> bytes:
+    """Instructions and labels (strings) into a sock_filter array; "filter" labels the end,
+    where libseccomp's program will follow. Every jump goes forward, as BPF requires."""
+    where: dict[str, int] = {}
+    count = 0
+    for item in items:
+        if isinstance(item, str):
+            where[item] = count
+        else:
+            count += 1
+    where["filter"] = count
+    out: list[bytes] = []
+    for item in items:
+        if isinstance(item, str):
+            continue
+        index = len(out)
+        code, k = item.code, item.k
+        if code == _BPF_JA:
+            k = _skip(where, item.jt, index, 0xFFFFFFFF)
+            jt = jf = 0
+        else:
+            jt, jf = _skip(where, item.jt, index, 255), _skip(where, item.jf, index, 255)
+        out.append(struct.pack("=HBBI", code, jt, jf, k))
+    return b"".join(out)
+
+
+def _skip(where: dict[str, int], label: str | None, index: int, limit: int) -> int:
+    """How many instructions a jump at `index` skips to reach `label` (none: the next one)."""
+    if label is None:
+        return 0
+    skip = where[label] - index - 1
+    if not 0 <= skip <= limit:
+        raise SeccompError("seccomp: the ENOSYS prologue is too long for a BPF jump")
+    return skip
+
+
+def _last_syscalls(profile: Profile) -> dict[int, dict[str, int]]:
+    """For each kernel architecture (AUDIT_ARCH_*) of the filter, the largest system call number
+    the profile names, per mode ("x32" for x86_64's x32 ABI, else "native")."""
+    lib = _lib()
+    arches = profile.architectures or ()
+    found: dict[int, dict[str, int]] = {}
+    for arch in arches:
+        token = _arch_token(arch)
+        if token == 0:
+            continue
+        # libseccomp's arch tokens are the kernel's AUDIT_ARCH_* values, except x32's, whose
+        # calls arrive as x86_64 with bit 30 set in the number.
+        mode = "x32" if arch == "SCMP_ARCH_X32" else "native"
+        audit = _arch_token("SCMP_ARCH_X86_64") if mode == "x32" else token
+        largest = 0
+        for rule in profile.syscalls:
+            for name in rule.names:
+                number = lib.seccomp_syscall_resolve_name_arch(token, name.encode())
+                largest = max(largest, number)  # negative: not a call of this arch
+        if largest > 0:
+            found.setdefault(audit, {})[mode] = largest
+    return found
+
+
+def _enosys_prologue(profile: Profile) -> bytes:
+    """Instructions that answer ENOSYS for calls past the profile's last one, then fall into
+    libseccomp's filter; b"" when the default action already lets such calls through."""
+    if profile.default_action in _PERMISSIVE_ACTIONS:
+        return b""
+    if profile.default_action in _ACTIONS_WITH_ERRNO and profile.default_errno_ret == errno.ENOSYS:
+        return b""
+    last = _last_syscalls(profile)
+    if not last:
+        return b""
+    items: list[_Insn | str] = [_Insn(_BPF_LD_W_ABS, _DATA_ARCH)]
+    for n, audit in enumerate(last):
+        items.append(_Insn(_BPF_JEQ_K, audit, jt=f"arch{n}"))
+    items.append(_Insn(_BPF_JA, jt="filter"))  # an architecture the prologue does not know
+    x86_64 = _arch_token("SCMP_ARCH_X86_64")
+    for n, (audit, modes) in enumerate(last.items()):
+        items += [f"arch{n}", _Insn(_BPF_LD_W_ABS, _DATA_NR)]
+        native, x32 = modes.get("native"), modes.get("x32")
+        if native is not None and x32 is not None:
+            items.append(_Insn(_BPF_JSET_K, _X32_SYSCALL_BIT, jt=f"x32_{n}"))
+            items.append(_Insn(_BPF_JGT_K, native, jt="enosys", jf="filter"))
+            items += [f"x32_{n}", _Insn(_BPF_JGT_K, x32, jt="enosys", jf="filter")]
+        elif x32 is not None:
+            items.append(_Insn(_BPF_JSET_K, _X32_SYSCALL_BIT, jf="filter"))  # x86_64 calls: not ours
+            items.append(_Insn(_BPF_JGT_K, x32, jt="enosys", jf="filter"))
+        elif native is not None:
+            if audit == x86_64:
+                items.append(_Insn(_BPF_JSET_K, _X32_SYSCALL_BIT, jt="filter"))  # x32 calls: not ours
+            items.append(_Insn(_BPF_JGT_K, native, jt="enosys", jf="filter"))
+    items += ["enosys", _Insn(_BPF_RET_K, _ACT_ERRNO | errno.ENOSYS)]
+    return _assemble(items)
 
 
 def _rule_condition_sets(args: tuple[ArgCondition, ...]) -> list[tuple[ArgCondition, ...]]:
@@ -508,9 +659,11 @@ def build_filter(seccomp: dict[str, Any]) -> SeccompFilter:
     filt = SeccompFilter(ctx)
     try:
         _configure(ctx, profile, default_value)
+        filt.program = _enosys_prologue(profile) + filt.export_bpf()
     except BaseException:
         filt.release()
         raise
+    filt.flags = sum(_FILTER_FLAG_BITS[flag] for flag in set(profile.flags))
     return filt
 
 

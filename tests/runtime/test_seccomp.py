@@ -477,6 +477,62 @@ def test_docker_like_profile_loads_and_enforces(tmp_path: Path) -> None:
     }
 
 
+SYS_syslog = 103  # older than the profile's last call and not in it: the default action
+SYS_fchmodat2 = 452  # newer than every call the profile names (futex_waitv, 449)
+SYS_mseal = 462
+SYSLOG_ACTION_SIZE_BUFFER = 10
+
+
+def probe_new_and_old_calls(tmp_path: Path) -> dict[str, int | str]:
+    seen: dict[str, int | str] = {}
+    for label, number, args in (
+        ("syslog", SYS_syslog, (SYSLOG_ACTION_SIZE_BUFFER, 0, 0)),
+        ("fchmodat2", SYS_fchmodat2, (-100, 0, 0o755, 0)),  # AT_FDCWD, NULL path
+        ("mseal", SYS_mseal, (0, 0, 0)),
+        ("no such call", 1000, ()),
+    ):
+        try:
+            raw_syscall(number, *args)
+            seen[label] = "ok"
+        except OSError as exc:
+            seen[label] = exc.errno or 0
+    return seen
+
+
+def test_calls_newer_than_the_profile_get_enosys_as_under_runc(tmp_path: Path) -> None:
+    """runc puts an ENOSYS prologue in front of a refusing filter: a call past the largest one
+    the profile names is answered "not implemented", so C libraries fall back to older calls
+    (glibc's fchmodat uses fchmodat2 and retries only on ENOSYS)."""
+    outcome = run_filtered(docker_like_profile(), lambda: probe_new_and_old_calls(tmp_path))
+    assert outcome.value == {
+        "syslog": errno.EPERM,
+        "fchmodat2": errno.ENOSYS,
+        "mseal": errno.ENOSYS,
+        "no such call": errno.ENOSYS,
+    }
+
+
+def test_no_enosys_prologue_for_a_permissive_default_or_when_the_default_is_enosys(tmp_path: Path) -> None:
+    allowing = {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": [{"names": ["syslog"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.EACCES}],
+    }
+    with sc.build_filter(allowing) as filt:
+        assert filt.program == filt.export_bpf()
+    outcome = run_filtered(allowing, lambda: probe_new_and_old_calls(tmp_path))
+    assert outcome.value is not None
+    assert outcome.value["syslog"] == errno.EACCES
+    assert outcome.value["fchmodat2"] == errno.EFAULT  # reached the kernel (NULL path)
+
+    enosys_default = docker_like_profile()
+    enosys_default["defaultErrnoRet"] = errno.ENOSYS
+    with sc.build_filter(enosys_default) as filt:
+        assert filt.program == filt.export_bpf()
+    outcome = run_filtered(enosys_default, lambda: probe_new_and_old_calls(tmp_path))
+    assert outcome.value == {"syslog": errno.ENOSYS, "fchmodat2": errno.ENOSYS, "mseal": errno.ENOSYS, "no such call": errno.ENOSYS}
+
+
 # --- validation -----------------------------------------------------------------------------
 
 
