@@ -174,10 +174,15 @@ class Daemon:
         )
         for add, service in self._services():
             add(service, server)
+        # The socket is born 0660 (umask while grpc binds it): a chmod after start left a moment in
+        # which a client that saw the path saw it 0755.
+        previous_umask = os.umask(0o117)
         try:
             bound = server.add_insecure_port(f"unix://{address}")
         except RuntimeError:
             bound = 0
+        finally:
+            os.umask(previous_umask)
         if bound == 0:
             raise DaemonError(f"cannot listen on {address} (is the path longer than a unix socket allows?)")
         server.start()
