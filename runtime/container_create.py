@@ -71,7 +71,7 @@ def _check_spec(spec: dict[str, Any]) -> None:
 
 def effective_resources(spec: dict[str, Any]) -> dict[str, Any]:
     """The spec's resources plus the device rules runc always appends: the default /dev nodes, ptys,
-    mknod of anything, and every device the spec itself asks to be created."""
+    mknod of anything, and every char or block device the spec itself asks to be created."""
     from runtime.linux.cgroups import RUNC_DEFAULT_DEVICE_RULES
 
     linux = spec.get("linux") or {}
@@ -84,9 +84,12 @@ def effective_resources(spec: dict[str, Any]) -> dict[str, Any]:
             {"allow": rule.allow, "type": rule.type, "major": rule.major, "minor": rule.minor, "access": rule.access}
         )
     for dev in linux.get("devices") or []:
-        rules.append(
-            {"allow": True, "type": dev["type"], "major": dev.get("major"), "minor": dev.get("minor"), "access": "rwm"}
-        )
+        # The devices controller knows only char and block devices: a fifo needs no rule, and
+        # 'u' (unbuffered char) is a char device to it, as runc writes them.
+        if dev["type"] == "p":
+            continue
+        kind = "c" if dev["type"] == "u" else dev["type"]
+        rules.append({"allow": True, "type": kind, "major": dev.get("major"), "minor": dev.get("minor"), "access": "rwm"})
     resources["devices"] = rules
     return resources
 

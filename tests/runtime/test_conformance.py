@@ -1,0 +1,34 @@
+"""The OCI runtime specification where pyrunc departed from it (issue 16, "Runtime conformance").
+
+Where the spec leaves room, Debian's runc on the same bundle is the reference (runc_side.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.runtime.conftest import Pyrunc
+from tests.runtime.runc_side import both
+
+
+def test_fifo_and_unbuffered_devices_are_created_like_runc(pyrunc: Pyrunc) -> None:
+    """linux.devices of type p (fifo) and u (unbuffered char) get their nodes with mode and owner,
+    as under runc. pyrunc also allows the spec's devices in the cgroup (runc 1.1 leaves that to
+    linux.resources.devices): a char rule for u, none for p, which the devices controller cannot
+    express. Before the fix create failed: "unknown device type 'p'"."""
+
+    def edit(config: dict[str, Any]) -> None:
+        config["linux"]["devices"] = [
+            {"path": "/dev/myfifo", "type": "p", "fileMode": 0o640, "uid": 0, "gid": 0},
+            {"path": "/dev/kmsg-u", "type": "u", "major": 1, "minor": 11, "fileMode": 0o600, "uid": 0, "gid": 0},
+        ]
+
+    script = "stat -c '%n %F %a %t:%T' /dev/myfifo /dev/kmsg-u; cat /sys/fs/cgroup/devices/devices.list"
+    results = both(pyrunc, ["sh", "-c", script], edit)
+    assert results["runc"].returncode == 0, results["runc"].stderr
+    assert results["pyrunc"].returncode == 0, results["pyrunc"].stderr
+    nodes = ["/dev/myfifo fifo 640 0:0", "/dev/kmsg-u character special file 600 1:b"]
+    assert results["runc"].stdout.decode().splitlines()[:2] == nodes
+    lines = results["pyrunc"].stdout.decode().splitlines()
+    assert lines[:2] == nodes
+    assert "c 1:11 rwm" in lines[2:] and not any(rule.startswith("p") for rule in lines[2:])
