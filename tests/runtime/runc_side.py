@@ -26,7 +26,9 @@ class Runc:
 
     def __call__(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            done = subprocess.run([RUNC, "--root", str(self.root), *args], stdout=out, stderr=err, timeout=timeout)
+            done = subprocess.run(
+                [RUNC, "--root", str(self.root), *args], stdout=out, stderr=err, timeout=timeout
+            )
             out.seek(0)
             err.seek(0)
             return subprocess.CompletedProcess(done.args, done.returncode, out.read(), err.read())

@@ -5,6 +5,7 @@ Where the spec leaves room, Debian's runc on the same bundle is the reference (r
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from tests.runtime.conftest import Pyrunc
@@ -20,7 +21,15 @@ def test_fifo_and_unbuffered_devices_are_created_like_runc(pyrunc: Pyrunc) -> No
     def edit(config: dict[str, Any]) -> None:
         config["linux"]["devices"] = [
             {"path": "/dev/myfifo", "type": "p", "fileMode": 0o640, "uid": 0, "gid": 0},
-            {"path": "/dev/kmsg-u", "type": "u", "major": 1, "minor": 11, "fileMode": 0o600, "uid": 0, "gid": 0},
+            {
+                "path": "/dev/kmsg-u",
+                "type": "u",
+                "major": 1,
+                "minor": 11,
+                "fileMode": 0o600,
+                "uid": 0,
+                "gid": 0,
+            },
         ]
 
     script = "stat -c '%n %F %a %t:%T' /dev/myfifo /dev/kmsg-u; cat /sys/fs/cgroup/devices/devices.list"
@@ -32,3 +41,29 @@ def test_fifo_and_unbuffered_devices_are_created_like_runc(pyrunc: Pyrunc) -> No
     lines = results["pyrunc"].stdout.decode().splitlines()
     assert lines[:2] == nodes
     assert "c 1:11 rwm" in lines[2:] and not any(rule.startswith("p") for rule in lines[2:])
+
+
+def test_every_poststart_and_poststop_hook_runs_after_a_failure(pyrunc: Pyrunc, tmp_path: Path) -> None:
+    """The spec: a failed poststart or poststop hook is a warning, and the remaining hooks and the
+    lifecycle go on. Before the fix the first failure skipped the hooks after it."""
+    cid = pyrunc.new_id()
+    record = tmp_path / "hooks.log"
+    hook = tmp_path / "hook.sh"
+    hook.write_text(f'#!/bin/sh\necho "$1" >> {record}\n')
+    hook.chmod(0o755)
+    failing = {"path": "/bin/sh", "args": ["sh", "-c", "echo broken >&2; exit 3"]}
+    bundle = pyrunc.bundle(["true"])
+    bundle.config["hooks"] = {
+        stage: [failing, {"path": str(hook), "args": ["hook.sh", stage]}, failing]
+        for stage in ("poststart", "poststop")
+    }
+    bundle.write()
+    done = pyrunc("run", "--bundle", str(bundle.path), cid)
+    assert done.returncode == 0, done.stderr
+    assert record.read_text().splitlines() == ["poststart", "poststop"]
+    warnings = done.stderr.decode().splitlines()
+    assert warnings == [
+        f"pyrunc: warning: {stage} hook /bin/sh exited with status 3: broken"
+        for stage in ("poststart",) * 2 + ("poststop",) * 2
+    ]
+    assert not (pyrunc.root / cid).exists()
