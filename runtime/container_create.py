@@ -65,7 +65,9 @@ def _check_spec(spec: dict[str, Any]) -> None:
             seccomp.validate(seccomp_cfg)
         except seccomp.SeccompError as exc:
             raise PyruncError(str(exc)) from None
-    if spec.get("hostname") and not any(ns.get("type") == "uts" for ns in (spec.get("linux") or {}).get("namespaces") or []):
+    if spec.get("hostname") and not any(
+        ns.get("type") == "uts" for ns in (spec.get("linux") or {}).get("namespaces") or []
+    ):
         raise PyruncError("unable to set hostname without a private UTS namespace")
 
 
@@ -81,7 +83,13 @@ def effective_resources(spec: dict[str, Any]) -> dict[str, Any]:
     rules = list(resources["devices"])
     for rule in RUNC_DEFAULT_DEVICE_RULES:
         rules.append(
-            {"allow": rule.allow, "type": rule.type, "major": rule.major, "minor": rule.minor, "access": rule.access}
+            {
+                "allow": rule.allow,
+                "type": rule.type,
+                "major": rule.major,
+                "minor": rule.minor,
+                "access": rule.access,
+            }
         )
     for dev in linux.get("devices") or []:
         # The devices controller knows only char and block devices: a fifo needs no rule, and
@@ -89,7 +97,15 @@ def effective_resources(spec: dict[str, Any]) -> dict[str, Any]:
         if dev["type"] == "p":
             continue
         kind = "c" if dev["type"] == "u" else dev["type"]
-        rules.append({"allow": True, "type": kind, "major": dev.get("major"), "minor": dev.get("minor"), "access": "rwm"})
+        rules.append(
+            {
+                "allow": True,
+                "type": kind,
+                "major": dev.get("major"),
+                "minor": dev.get("minor"),
+                "access": "rwm",
+            }
+        )
     resources["devices"] = rules
     return resources
 
@@ -149,7 +165,9 @@ def create(opts: CreateOptions) -> statemod.ContainerState:
             parent.send("go")
             if any(ns.get("type") == "user" and not ns.get("path") for ns in linux.get("namespaces") or []):
                 parent.expect("userns")
-                namespaces.write_id_maps(first, linux.get("uidMappings") or [], linux.get("gidMappings") or [])
+                namespaces.write_id_maps(
+                    first, linux.get("uidMappings") or [], linux.get("gidMappings") or []
+                )
                 parent.send("mapped")
             init_pid = int(parent.expect("pid")["pid"])
         finally:
@@ -185,7 +203,9 @@ def create(opts: CreateOptions) -> statemod.ContainerState:
         if isinstance(exc, CgroupError):
             raise PyruncError(str(exc)) from None
         if isinstance(exc, OSError) and not isinstance(exc, PyruncError):
-            raise PyruncError(f"{exc.strerror or exc}{' ' + str(exc.filename) if exc.filename else ''}") from None
+            raise PyruncError(
+                f"{exc.strerror or exc}{' ' + str(exc.filename) if exc.filename else ''}"
+            ) from None
         raise
 
 

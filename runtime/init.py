@@ -18,8 +18,8 @@ import os
 from runtime import process
 from runtime import spec as specmod
 from runtime.errors import PyruncError
-from runtime.linux import hooks, libc, mounts, namespaces
-from runtime.sync import Channel, report_and_exit
+from runtime.linux import capabilities, hooks, libc, mounts, namespaces
+from runtime.sync import RELEASED, Channel, failure_record, report_and_exit
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -86,13 +86,25 @@ def stage2(cfg: InitConfig, chan: Channel) -> NoReturn:
         ready = _prepare(cfg, chan)
     except BaseException as exc:  # noqa: BLE001
         report_and_exit(chan, exc)
-    # From here on the creator has exited; a failure can only be told on the container's stderr.
+    # From here on the creator has exited: `start`, which released us, hears of a failure
+    # through the exec fifo (the container's stderr only if that is gone).
+    status_fd = -1
     try:
-        _wait_for_start_then_exec(cfg, ready)
+        status_fd = _wait_for_start(ready)
+        _exec_user_process(cfg, ready)
     except BaseException as exc:  # noqa: BLE001
-        os.write(2, f"pyrunc init: {exc}\n".encode())
-        os._exit(127)
+        _report_after_start(status_fd, exc)
     os._exit(127)
+
+
+def _report_after_start(status_fd: int, exc: BaseException) -> None:
+    record = failure_record(exc)
+    try:
+        if status_fd < 0:
+            raise OSError
+        os.write(status_fd, record)
+    except OSError:
+        os.write(2, b"pyrunc init: " + record[1:] + b"\n")
 
 
 class _Ready:
@@ -139,9 +151,9 @@ def _prepare(cfg: InitConfig, chan: Channel) -> _Ready:
         dev_is_bind = False
         for entry in spec.get("mounts") or []:
             mounts.mount_entry(rootfs, entry, cfg.cgroup_mounts, cgroupns)
-            if entry.get("destination", "").rstrip("/") == "/dev" and "bind" in (entry.get("type") or "") + "".join(
-                entry.get("options") or []
-            ):
+            if entry.get("destination", "").rstrip("/") == "/dev" and "bind" in (
+                entry.get("type") or ""
+            ) + "".join(entry.get("options") or []):
                 dev_is_bind = True
         mounts.create_devices(rootfs, linux.get("devices") or [], in_userns, dev_is_bind)
         mounts.create_dev_symlinks(rootfs)
@@ -163,7 +175,9 @@ def _prepare(cfg: InitConfig, chan: Channel) -> _Ready:
 
     if proc.get("terminal"):
         if cfg.console_fd is None:
-            raise PyruncError("process.terminal is true but no console socket was given (use --console-socket)")
+            raise PyruncError(
+                "process.terminal is true but no console socket was given (use --console-socket)"
+            )
         master, slave_path = console.open_pty()
         size = proc.get("consoleSize")
         if size:
@@ -192,6 +206,8 @@ def _prepare(cfg: InitConfig, chan: Channel) -> _Ready:
             mounts.remount_root_readonly()
 
     process.apply_rlimits(proc.get("rlimits") or [])
+    if proc.get("capabilities") is not None:
+        capabilities.check_grantable(proc["capabilities"])
     os.chdir(proc["cwd"])
     exe = process.resolve_executable(proc["args"][0], process.env_dict(proc.get("env") or []))
     chan.send("ready")
@@ -199,16 +215,24 @@ def _prepare(cfg: InitConfig, chan: Channel) -> _Ready:
     return _Ready(exe, fifo_fd, seccomp_filter, state)
 
 
-def _wait_for_start_then_exec(cfg: InitConfig, ready: _Ready) -> NoReturn:
+def _wait_for_start(ready: _Ready) -> int:
+    """Block until `start` opens the exec fifo; the fifo's write end, for what happens next."""
     # Reopening through /proc gives a real write end; this open blocks until `start` opens the read end.
     fd = os.open(f"/proc/self/fd/{ready.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
-    os.write(fd, b"0")
-    os.close(fd)
+    os.write(fd, RELEASED)
     os.close(ready.fifo_fd)
+    return fd
+
+
+def _exec_user_process(cfg: InitConfig, ready: _Ready) -> NoReturn:
     spec = cfg.spec
     hooks.run(spec.get("hooks"), "startContainer", {**ready.state, "status": "running"})
     process.finalize_and_exec(
-        spec["process"], ready.exe, ready.seccomp_filter, cfg.preserve_fds, specmod.has_namespace(spec, "user")
+        spec["process"],
+        ready.exe,
+        ready.seccomp_filter,
+        cfg.preserve_fds,
+        specmod.has_namespace(spec, "user"),
     )
 
 

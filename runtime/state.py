@@ -26,7 +26,18 @@ _ID_EXTRA_CHARS = set("+.-_")
 class ContainerState:
     """What survives between pyrunc invocations; saved as ROOT/ID/state.json."""
 
-    __slots__ = ("id", "bundle", "rootfs", "pid", "pid_start", "created", "config", "cgroup", "owner", "annotations")
+    __slots__ = (
+        "id",
+        "bundle",
+        "rootfs",
+        "pid",
+        "pid_start",
+        "created",
+        "config",
+        "cgroup",
+        "owner",
+        "annotations",
+    )
 
     def __init__(
         self,

@@ -60,7 +60,18 @@ PROPAGATION: dict[str, int] = {
 }
 
 # Options that only tools like mount(8) understand; the kernel would reject them as data.
-_IGNORED_OPTIONS = {"defaults", "auto", "noauto", "user", "nouser", "_netdev", "nofail", "tmpcopyup", "idmap", "ridmap"}
+_IGNORED_OPTIONS = {
+    "defaults",
+    "auto",
+    "noauto",
+    "user",
+    "nouser",
+    "_netdev",
+    "nofail",
+    "tmpcopyup",
+    "idmap",
+    "ridmap",
+}
 
 _DEFAULT_DEVICES = [
     # path, type, major, minor, mode
@@ -217,7 +228,11 @@ def _remount_bind(dest: str, flags: int) -> None:
     """Flags on a bind mount only take effect on a remount; keep locked flags the kernel insists on."""
     st = os.statvfs(dest)
     locked = 0
-    for bit, mflag in ((os.ST_NOSUID, libc.MS_NOSUID), (os.ST_NODEV, libc.MS_NODEV), (os.ST_NOEXEC, libc.MS_NOEXEC)):
+    for bit, mflag in (
+        (os.ST_NOSUID, libc.MS_NOSUID),
+        (os.ST_NODEV, libc.MS_NODEV),
+        (os.ST_NOEXEC, libc.MS_NOEXEC),
+    ):
         if st.f_flag & bit:
             locked |= mflag
     libc.mount(None, dest, None, libc.MS_BIND | libc.MS_REMOUNT | flags | locked)
@@ -229,7 +244,9 @@ def _mount_cgroup(dest: str, opts: MountOptions, cgroup_paths: dict[str, str], c
     base_flags = opts.flags & (libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC | libc.MS_RELATIME)
     readonly = bool(opts.flags & libc.MS_RDONLY)
     if cgroup_paths.get("__version__") == "2":
-        path = cgroup_paths.get("") or next(iter(v for k, v in cgroup_paths.items() if k != "__version__"), "")
+        path = cgroup_paths.get("") or next(
+            iter(v for k, v in cgroup_paths.items() if k != "__version__"), ""
+        )
         if cgroupns:
             libc.mount("cgroup2", dest, "cgroup2", opts.flags)
         else:

@@ -67,19 +67,23 @@ class Pyrunc:
         self.cgroup_paths.append(f"/pyrunc-test-{cid}")
         return cid
 
-    def bundle(self, args: list[str], container_id: str | None = None, rootfs: Path = DEFAULT_ROOTFS) -> Bundle:
+    def bundle(
+        self, args: list[str], container_id: str | None = None, rootfs: Path = DEFAULT_ROOTFS
+    ) -> Bundle:
         cid = container_id or self.ids[-1]
         path = self.workdir / f"bundle-{cid}"
         path.mkdir(mode=0o755)
         shutil.copytree(rootfs, path / "rootfs", symlinks=True)
         return Bundle(path, base_config(args, cid))
 
-    def __call__(self, *args: str, input: bytes | None = None, timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
+    def __call__(
+        self, *args: str, input: bytes | None = None, timeout: float = 60, wrap: list[str] | None = None
+    ) -> subprocess.CompletedProcess[bytes]:
         # Files, not pipes: a created or detached container inherits pyrunc's stdio (as under
         # containerd), so waiting for a pipe's EOF would wait for the container to exit.
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             done = subprocess.run(
-                [str(PYRUNC), "--root", str(self.root), *args],
+                [*(wrap or []), str(PYRUNC), "--root", str(self.root), *args],
                 input=input,
                 stdout=out,
                 stderr=err,
@@ -91,7 +95,9 @@ class Pyrunc:
 
     def ok(self, *args: str, input: bytes | None = None, timeout: float = 60) -> str:
         done = self(*args, input=input, timeout=timeout)
-        assert done.returncode == 0, f"pyrunc {' '.join(args)} failed ({done.returncode}): {done.stderr.decode()}"
+        assert done.returncode == 0, (
+            f"pyrunc {' '.join(args)} failed ({done.returncode}): {done.stderr.decode()}"
+        )
         return done.stdout.decode()
 
     def state(self, cid: str) -> dict[str, Any]:

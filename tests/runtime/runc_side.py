@@ -24,20 +24,26 @@ RUNC = "/usr/sbin/runc"
 class Runc:
     root: Path
 
-    def __call__(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
+    def __call__(
+        self, *args: str, timeout: float = 60, wrap: list[str] | None = None
+    ) -> subprocess.CompletedProcess[bytes]:
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            done = subprocess.run(
-                [RUNC, "--root", str(self.root), *args], stdout=out, stderr=err, timeout=timeout
-            )
+            command = [*(wrap or []), RUNC, "--root", str(self.root), *args]
+            done = subprocess.run(command, stdout=out, stderr=err, timeout=timeout)
             out.seek(0)
             err.seek(0)
             return subprocess.CompletedProcess(done.args, done.returncode, out.read(), err.read())
 
 
 def both(
-    pyrunc: Pyrunc, args: list[str], edit: Callable[[dict[str, Any]], None], verb: str = "run"
+    pyrunc: Pyrunc,
+    args: list[str],
+    edit: Callable[[dict[str, Any]], None],
+    verb: str = "run",
+    wrap: list[str] | None = None,
 ) -> dict[str, subprocess.CompletedProcess[bytes]]:
-    """`run` (or VERB) the same config under runc and pyrunc; {"runc": ..., "pyrunc": ...}."""
+    """`run` (or VERB) the same config under runc and pyrunc, each command prefixed with WRAP
+    (a setpriv, say); {"runc": ..., "pyrunc": ...}."""
     runc = Runc(pyrunc.root.parent / "runc-state")
     results = {}
     for name in ("runc", "pyrunc"):
@@ -46,7 +52,7 @@ def both(
         edit(bundle.config)
         bundle.write()
         tool = runc if name == "runc" else pyrunc
-        results[name] = tool(verb, "--bundle", str(bundle.path), cid)
+        results[name] = tool(verb, "--bundle", str(bundle.path), cid, wrap=wrap)
         if verb != "run":
             tool("delete", "--force", cid)
     return results

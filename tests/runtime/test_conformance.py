@@ -8,6 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.runtime.conftest import Pyrunc
 from tests.runtime.runc_side import both
 
@@ -67,3 +69,52 @@ def test_every_poststart_and_poststop_hook_runs_after_a_failure(pyrunc: Pyrunc, 
         for stage in ("poststart",) * 2 + ("poststop",) * 2
     ]
     assert not (pyrunc.root / cid).exists()
+
+
+def test_capabilities_the_runtime_lacks_fail_create_like_runc(pyrunc: Pyrunc) -> None:
+    """capset refused by the host: both runtimes run with CAP_SYS_RESOURCE out of their bounding set
+    (setpriv), and the config asks for it. runc fails create ("unable to apply caps"), and so does
+    pyrunc, naming the capability. Before the fix create and start exited 0 and the init died."""
+
+    def edit(config: dict[str, Any]) -> None:
+        for key in ("bounding", "effective", "permitted"):
+            config["process"]["capabilities"][key].append("CAP_SYS_RESOURCE")
+
+    without = ["setpriv", "--bounding-set", "-sys_resource"]
+    results = both(pyrunc, ["true"], edit, verb="create", wrap=without)
+    assert results["runc"].returncode == 1 and b"unable to apply caps" in results["runc"].stderr
+    assert results["pyrunc"].returncode == 1
+    assert (
+        results["pyrunc"].stderr
+        == b"pyrunc: unable to apply caps: the runtime does not hold CAP_SYS_RESOURCE\n"
+    )
+
+
+@pytest.mark.parametrize("failure", ["hook", "capset", "execve"])
+def test_a_failure_after_start_fails_start(pyrunc: Pyrunc, failure: str) -> None:
+    """What goes wrong between `start` and the user's process (a startContainer hook, capset,
+    execve itself) fails `start` with the init's message, and the container is stopped: never a
+    start that exits 0 for a container that silently died. Before the fix start exited 0."""
+    cid = pyrunc.new_id()
+    bundle = pyrunc.bundle(["/bin/broken"] if failure == "execve" else ["true"])
+    expected = {
+        "hook": "startContainer hook /bin/false exited with status 1",
+        # An inheritable capability outside the bounding set: the kernel refuses the set.
+        "capset": "capset: Operation not permitted",
+        # Executable, but its interpreter is missing: only execve can tell.
+        "execve": 'exec: "/bin/broken": No such file or directory',
+    }[failure]
+    if failure == "hook":
+        bundle.config["hooks"] = {"startContainer": [{"path": "/bin/false"}]}
+    elif failure == "capset":
+        bundle.config["process"]["capabilities"]["inheritable"] = ["CAP_CHOWN"]
+    else:
+        (bundle.rootfs / "bin" / "broken").write_text("#!/no/such/interpreter\n")
+        (bundle.rootfs / "bin" / "broken").chmod(0o755)
+    bundle.write()
+    pyrunc.ok("create", "--bundle", str(bundle.path), cid)
+    done = pyrunc("start", cid)
+    assert done.returncode == 1
+    assert done.stderr.decode() == f"pyrunc: unable to start container process: {expected}\n"
+    assert pyrunc.state(cid)["status"] == "stopped"
+    pyrunc.ok("delete", cid)
