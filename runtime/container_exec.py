@@ -10,7 +10,7 @@ from runtime import process
 from runtime import spec as specmod
 from runtime import state as statemod
 from runtime.errors import PyruncError
-from runtime.linux import libc, namespaces
+from runtime.linux import inroot, libc, namespaces
 from runtime.linux.cgroups import load_manager
 from runtime.supervise import Forwarding, wait
 from runtime.sync import Channel, report_and_exit
@@ -224,10 +224,7 @@ def _stage2(
             console.attach_slave(slave_path)
         if console_fd is not None:
             os.close(console_fd)
-        try:
-            os.chdir(proc["cwd"])
-        except OSError as exc:
-            raise PyruncError(f"cannot chdir to {proc['cwd']}: {exc.strerror}") from None
+        inroot.chdir(proc["cwd"])
         process.apply_rlimits(proc.get("rlimits") or [])
         exe = process.resolve_executable(proc["args"][0], process.env_dict(proc.get("env") or []))
         process.finalize_and_exec(proc, exe, seccomp_filter, preserve_fds, in_userns)

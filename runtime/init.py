@@ -18,7 +18,7 @@ import os
 from runtime import process
 from runtime import spec as specmod
 from runtime.errors import PyruncError
-from runtime.linux import capabilities, hooks, libc, mounts, namespaces
+from runtime.linux import capabilities, hooks, inroot, libc, mounts, namespaces
 from runtime.sync import RELEASED, Channel, failure_record, report_and_exit
 
 TYPE_CHECKING = False
@@ -145,19 +145,7 @@ def _prepare(cfg: InitConfig, chan: Channel) -> _Ready:
 
         seccomp_filter = seccomp.build_filter(linux["seccomp"])
 
-    if has_mntns:
-        mounts.prepare_root(rootfs, linux.get("rootfsPropagation"))
-        cgroupns = specmod.has_namespace(spec, "cgroup")
-        dev_is_bind = False
-        for entry in spec.get("mounts") or []:
-            mounts.mount_entry(rootfs, entry, cfg.cgroup_mounts, cgroupns)
-            if entry.get("destination", "").rstrip("/") == "/dev" and "bind" in (
-                entry.get("type") or ""
-            ) + "".join(entry.get("options") or []):
-                dev_is_bind = True
-        mounts.create_devices(rootfs, linux.get("devices") or [], in_userns, dev_is_bind)
-        mounts.create_dev_symlinks(rootfs)
-    os.makedirs(mounts.secure_join(rootfs, proc["cwd"]), exist_ok=True)
+    _build_root(cfg, has_mntns, in_userns)
     fifo_fd = os.open(cfg.fifo_path, os.O_PATH | os.O_CLOEXEC)
 
     chan.send("hooks")
@@ -170,6 +158,7 @@ def _prepare(cfg: InitConfig, chan: Channel) -> _Ready:
         else:
             mounts.pivot_into(rootfs)
     else:
+        # No mount namespace of its own: pivot_root would turn the host's upside down.
         os.chroot(rootfs)
         os.chdir("/")
 
@@ -184,10 +173,9 @@ def _prepare(cfg: InitConfig, chan: Channel) -> _Ready:
             libc.set_winsize(master, size.get("height", 0), size.get("width", 0))
         console.send_master(cfg.console_fd, master)
         os.close(master)
-        if os.path.exists("/dev/console") or has_mntns:
-            if not os.path.exists("/dev/console"):
-                os.close(os.open("/dev/console", os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
-            libc.mount(slave_path, "/dev/console", None, libc.MS_BIND)
+        if not os.path.exists("/dev/console"):
+            os.close(os.open("/dev/console", os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
+        libc.mount(slave_path, "/dev/console", None, libc.MS_BIND)
         console.attach_slave(slave_path)
     if cfg.console_fd is not None:
         os.close(cfg.console_fd)
@@ -198,21 +186,49 @@ def _prepare(cfg: InitConfig, chan: Channel) -> _Ready:
         libc.setdomainname(spec["domainname"])
     for key, value in (linux.get("sysctl") or {}).items():
         _write_sysctl(key, value)
-    if has_mntns:
-        mounts.set_root_propagation(linux.get("rootfsPropagation"))
+    # "/" is our bind of the rootfs either way (without a mount namespace, in the host's).
+    mounts.set_root_propagation(linux.get("rootfsPropagation"))
+    if has_mntns:  # create refuses these without one, as runc does
         mounts.mask_paths(linux.get("maskedPaths") or [])
         mounts.readonly_paths(linux.get("readonlyPaths") or [])
-        if spec["root"].get("readonly"):
-            mounts.remount_root_readonly()
+    if spec["root"].get("readonly"):
+        mounts.remount_root_readonly()
 
     process.apply_rlimits(proc.get("rlimits") or [])
     if proc.get("capabilities") is not None:
         capabilities.check_grantable(proc["capabilities"])
-    os.chdir(proc["cwd"])
+    inroot.chdir(proc["cwd"])
     exe = process.resolve_executable(proc["args"][0], process.env_dict(proc.get("env") or []))
     chan.send("ready")
     chan.close()
     return _Ready(exe, fifo_fd, seccomp_filter, state)
+
+
+def _build_root(cfg: InitConfig, has_mntns: bool, in_userns: bool) -> None:
+    """The spec's mounts and /dev below the rootfs, and the working directory, before the switch.
+
+    Without a mount namespace the container shares the runtime's, so its mounts are made there
+    (the spec: a namespace not listed is the runtime's), all below our bind of the rootfs."""
+    spec = cfg.spec
+    linux = spec.get("linux") or {}
+    root = mounts.prepare_root(cfg.rootfs, linux.get("rootfsPropagation"), own_namespace=has_mntns)
+    try:
+        cgroupns = specmod.has_namespace(spec, "cgroup")
+        dev_is_bind = False
+        for entry in spec.get("mounts") or []:
+            mounts.mount_entry(root, entry, cfg.cgroup_mounts, cgroupns)
+            if entry.get("destination", "").rstrip("/") == "/dev" and "bind" in (
+                entry.get("type") or ""
+            ) + "".join(entry.get("options") or []):
+                dev_is_bind = True
+        mounts.create_devices(root, linux.get("devices") or [], in_userns, dev_is_bind)
+        mounts.create_dev_symlinks(root)
+        try:
+            os.close(inroot.mkdir_all(root, spec["process"]["cwd"]))
+        except OSError as exc:
+            raise inroot.refusal("cwd", spec["process"]["cwd"], exc) from None
+    finally:
+        os.close(root)
 
 
 def _wait_for_start(ready: _Ready) -> int:
