@@ -71,7 +71,13 @@ def mkdir_all(root: int, path: str, mode: int = 0o755) -> int:
                     links += 1
                     if links > MAX_LINKS:
                         raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path) from None
-                    target = os.readlink(part, dir_fd=fd)
+                    try:
+                        target = os.readlink(part, dir_fd=fd)
+                    except OSError as exc:
+                        if exc.errno != errno.EINVAL:
+                            raise
+                        todo.insert(0, part)  # no longer a symlink (a race): look at it again
+                        continue
                     if target.startswith("/"):
                         done = []
                         os.close(fd)

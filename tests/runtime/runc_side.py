@@ -41,15 +41,18 @@ def both(
     edit: Callable[[dict[str, Any]], None],
     verb: str = "run",
     wrap: list[str] | None = None,
+    rootfs_edit: Callable[[Path], None] | None = None,
 ) -> dict[str, subprocess.CompletedProcess[bytes]]:
     """`run` (or VERB) the same config under runc and pyrunc, each command prefixed with WRAP
-    (a setpriv, say); {"runc": ..., "pyrunc": ...}."""
+    (a setpriv, say), each bundle's rootfs changed by ROOTFS_EDIT; {"runc": ..., "pyrunc": ...}."""
     runc = Runc(pyrunc.root.parent / "runc-state")
     results = {}
     for name in ("runc", "pyrunc"):
         cid = pyrunc.new_id()
         bundle = pyrunc.bundle(args)
         edit(bundle.config)
+        if rootfs_edit is not None:
+            rootfs_edit(bundle.rootfs)
         bundle.write()
         tool = runc if name == "runc" else pyrunc
         results[name] = tool(verb, "--bundle", str(bundle.path), cid, wrap=wrap)

@@ -7,15 +7,18 @@ is the reference for what must happen instead.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.runtime.conftest import PYRUNC, Pyrunc
-from tests.runtime.runc_side import RUNC, Runc
+from tests.runtime.conftest import PYRUNC, REPO, Pyrunc
+from tests.runtime.runc_side import RUNC, Runc, both
 
 
 def _with_fd(command: list[str], fd: int) -> subprocess.CompletedProcess[bytes]:
@@ -99,3 +102,88 @@ def test_exec_with_a_leaked_fd_as_working_directory_cannot_reach_the_host(
 
 def _argv(tool: Pyrunc | Runc) -> list[str]:
     return [RUNC if isinstance(tool, Runc) else str(PYRUNC), "--root", str(tool.root)]
+
+
+# Run inside a throwaway mount namespace (unshare -m, private): pyrunc's own mount code on a
+# rootfs whose volume holds "sub" (a directory) and "link" (a symlink to a host directory). The
+# attacker's move, exchanging the two with renameat2(RENAME_EXCHANGE), is made at the worst
+# moment for the runtime: after the destination /vol/sub/t was looked up, just before mount(2).
+_RACE_AT_MOUNT = r"""
+import ctypes, json, os, sys
+sys.path.insert(0, sys.argv[1])
+from runtime.linux import libc, mounts
+rootfs, vol = sys.argv[2], sys.argv[3]
+root = mounts.prepare_root(rootfs, None)
+mounts.mount_entry(root, {"destination": "/vol", "type": "bind", "source": vol, "options": ["rbind"]}, {}, False)
+real_mount, raw = libc.mount, ctypes.CDLL(None, use_errno=True)
+
+def attacked(source, target, fstype, flags=0, data=None):
+    if fstype == "tmpfs":
+        assert raw.renameat2(-100, os.fsencode(vol + "/sub"), -100, os.fsencode(vol + "/link"), 2) == 0
+    real_mount(source, target, fstype, flags, data)
+
+libc.mount = attacked
+mounts.mount_entry(root, {"destination": "/vol/sub/t", "type": "tmpfs", "source": "tmpfs", "options": []}, {}, False)
+with open("/proc/self/mountinfo") as f:
+    print(json.dumps([line.split()[4] for line in f if line.split(" - ")[1].startswith("tmpfs tmpfs ")]))
+"""
+
+
+def test_a_mount_destination_swapped_for_a_symlink_at_the_last_moment_stays_inside(tmp_path: Path) -> None:
+    """CVE-2021-30465, made deterministic: the destination's directory becomes a symlink to the
+    host between its lookup and mount(2). The mount is made through the fd the lookup returned,
+    so it lands where the lookup was (inside the rootfs, wherever that directory is now named).
+    Before the fix the mount was made on the path string again, the kernel followed the new
+    symlink, and the tmpfs landed on the host directory."""
+    rootfs = tmp_path / "rootfs"
+    vol = tmp_path / "vol"
+    host = tmp_path / "host"
+    for d in (rootfs / "vol", vol / "sub" / "t", host / "t"):
+        d.mkdir(parents=True)
+    (vol / "link").symlink_to(host)
+    done = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", sys.executable, "-I", "-c", _RACE_AT_MOUNT,
+         str(REPO), str(rootfs), str(vol)],
+        capture_output=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode()
+    landed = [point for point in json.loads(done.stdout) if point.startswith(f"{tmp_path}/")]
+    assert landed == [f"{rootfs}/vol/link/t"], landed  # the directory that was "sub", now named "link"
+    assert (vol / "link").is_dir() and (vol / "sub").is_symlink()  # the attack did happen
+
+
+def test_volume_destinations_that_are_symlinks_to_the_host_stay_inside(
+    pyrunc: Pyrunc, tmp_path: Path
+) -> None:
+    """Mount destinations through symlinks to outside the rootfs (absolute, and climbing with
+    '..'), in a volume and in the image: both runtimes resolve them as if the rootfs were '/',
+    so every mount is inside the container and nothing is made or mounted on the host. (The
+    static case, which pyrunc's textual resolution handled before too; the race is the test
+    above.)"""
+    host = tmp_path / "host"
+    host.mkdir()
+    (host / "keep").write_text("host file\n")
+    climb = "../" * 12 + str(host).lstrip("/")
+    vol = tmp_path / "vol"
+    vol.mkdir()
+    (vol / "abs").symlink_to(host)
+    (vol / "rel").symlink_to(climb)
+    data = tmp_path / "data"
+    data.mkdir()
+    script = f"cat {host}/keep 2>/dev/null || echo none; ls {host}; cut -d' ' -f5 /proc/self/mountinfo | grep -c '^{host}/'"
+
+    def edit(config: dict[str, Any]) -> None:
+        config["mounts"] += [
+            {"destination": "/vol", "type": "bind", "source": str(vol), "options": ["rbind"]},
+            {"destination": "/vol/abs/t1", "type": "tmpfs", "source": "tmpfs", "options": []},
+            {"destination": "/vol/rel/b1", "type": "bind", "source": str(data), "options": ["rbind", "ro"]},
+            {"destination": "/up/b2", "type": "bind", "source": str(data), "options": ["rbind"]},
+        ]
+
+    results = both(
+        pyrunc, ["sh", "-c", script], edit, rootfs_edit=lambda rootfs: (rootfs / "up").symlink_to(climb)
+    )
+    assert sorted(p.name for p in host.iterdir()) == ["keep"]  # nothing made on the host
+    assert results["pyrunc"].stdout == results["runc"].stdout, results
+    # Inside: no host file; the three mounts at the host's path, in the container.
+    assert results["pyrunc"].stdout.decode().split() == ["none", "b1", "b2", "t1", "3"], results["pyrunc"]
