@@ -36,6 +36,10 @@ def delete(root: str, container_id: str, force: bool) -> None:
             cgroups.thaw()
         _wait_gone(cs)
     cgroups.destroy()
+    if cs.rootfs_mount:
+        from runtime.linux.mounts import detach_if_ours
+
+        detach_if_ours(cs.rootfs, cs.rootfs_mount)
     # The spec: a failed poststop hook is a warning, and the remaining hooks still run.
     for failure in hooks.run_all(cs.config.get("hooks"), "poststop", statemod.oci_state(root, cs, "stopped")):
         log.warning(failure)

@@ -37,6 +37,7 @@ class ContainerState:
         "cgroup",
         "owner",
         "annotations",
+        "rootfs_mount",
     )
 
     def __init__(
@@ -51,6 +52,7 @@ class ContainerState:
         cgroup: dict[str, Any],
         owner: str = "",
         annotations: dict[str, str] | None = None,
+        rootfs_mount: int = 0,
     ) -> None:
         self.id = id
         self.bundle = bundle
@@ -62,6 +64,9 @@ class ContainerState:
         self.cgroup = cgroup
         self.owner = owner
         self.annotations = annotations or {}
+        # Without a mount namespace of its own, the container's mounts are in the runtime's, all
+        # below a bind of the rootfs: that bind's mount id, which delete detaches (0: nothing to do).
+        self.rootfs_mount = rootfs_mount
 
     def to_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}

@@ -148,6 +148,25 @@ def _mount_point_of(path: str) -> str:
     return best
 
 
+def top_mount_id(path: str) -> int:
+    """The id of the mount on top at PATH in our mount namespace (0 if PATH is no mount point)."""
+    found = 0
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split(" ", 5)
+            if _unescape(fields[4]) == path:
+                found = int(fields[0])  # a mount stacked on another is listed after it
+    return found
+
+
+def detach_if_ours(path: str, mount_id: int) -> None:
+    """Lazily unmount what a container without a mount namespace of its own mounted in ours: the
+    bind of its rootfs (id MOUNT_ID), and with it every mount below it. Someone else's mount on
+    top of it, or a bind already gone, is left alone."""
+    if mount_id and top_mount_id(path) == mount_id:
+        libc.umount(path, libc.MNT_DETACH)
+
+
 def _unescape(field: str) -> str:
     return field.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
 

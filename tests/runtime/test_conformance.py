@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.runtime.conftest import Pyrunc
+from tests.runtime.conftest import Pyrunc, mounts_under
 from tests.runtime.runc_side import both
 
 
@@ -118,3 +118,76 @@ def test_a_failure_after_start_fails_start(pyrunc: Pyrunc, failure: str) -> None
     assert done.stderr.decode() == f"pyrunc: unable to start container process: {expected}\n"
     assert pyrunc.state(cid)["status"] == "stopped"
     pyrunc.ok("delete", cid)
+
+
+def _without_namespaces(config: dict[str, Any]) -> None:
+    config["linux"]["namespaces"] = []
+    config["linux"]["maskedPaths"] = config["linux"]["readonlyPaths"] = []
+    config.pop("hostname")
+
+
+def test_without_namespaces_the_container_still_gets_its_mounts(pyrunc: Pyrunc) -> None:
+    """No namespaces at all: the container shares the runtime's, mount namespace included, and still
+    gets its mounts (made there, below a bind of its rootfs, then chroot), with the same view as
+    under runc; delete takes them all away again (runc leaves them: it runs here in a throwaway
+    mount namespace, where its making the host's mounts slaves harms nobody). Before the fix
+    every mount was skipped and the init died opening /proc/self/fd."""
+    script = "ls /dev; test -e /proc/self/fd/1 && echo proc-ok; cut -d' ' -f5 /proc/self/mountinfo | sort"
+    runc = both(
+        pyrunc,
+        ["sh", "-c", script],
+        _without_namespaces,
+        wrap=["unshare", "--mount", "--propagation", "private"],
+    )
+    cid = pyrunc.new_id()
+    bundle = pyrunc.bundle(["sh", "-c", script])
+    _without_namespaces(bundle.config)
+    ours = pyrunc("run", "--bundle", str(bundle.write().path), cid)  # in the host's mount namespace
+    assert runc["runc"].returncode == 0, runc["runc"].stderr
+    assert ours.returncode == 0, ours.stderr
+    assert ours.stdout == runc["runc"].stdout == runc["pyrunc"].stdout
+    lines = ours.stdout.decode().split()
+    assert {"null", "zero", "ptmx", "stdout", "proc-ok", "/", "/proc", "/dev", "/dev/pts", "/sys"} <= set(
+        lines
+    )
+    assert mounts_under(str(pyrunc.workdir)) == []
+
+
+def test_without_a_mount_namespace_masked_paths_are_refused_and_the_root_is_read_only(pyrunc: Pyrunc) -> None:
+    """maskedPaths and readonlyPaths would mount over the runtime's own /proc and /sys: refused, as
+    runc refuses them. root.readonly is honoured (our bind of the rootfs is remounted read-only;
+    runc 1.1 ignores it there). A create that fails once the mounts are made leaves none."""
+
+    def keep_masks(config: dict[str, Any]) -> None:
+        masked = config["linux"]["maskedPaths"]
+        _without_namespaces(config)
+        config["linux"]["maskedPaths"] = masked
+
+    refused = both(
+        pyrunc, ["true"], keep_masks, verb="create", wrap=["unshare", "--mount", "--propagation", "private"]
+    )
+    for name in ("runc", "pyrunc"):
+        assert refused[name].returncode == 1
+        assert b"unable to restrict sys entries without a private MNT namespace" in refused[name].stderr, (
+            refused
+        )
+
+    cid = pyrunc.new_id()
+    bundle = pyrunc.bundle(
+        ["sh", "-c", "touch /probe || echo read-only; touch /dev/shm/probe && echo shm-writable"]
+    )
+    _without_namespaces(bundle.config)
+    bundle.config["root"]["readonly"] = True
+    bundle.write()
+    done = pyrunc("run", "--bundle", str(bundle.path), cid)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.decode().split() == ["read-only", "shm-writable"]
+    assert b"Read-only file system" in done.stderr
+
+    cid = pyrunc.new_id()
+    bundle = pyrunc.bundle(["true"])
+    _without_namespaces(bundle.config)
+    bundle.config["hooks"] = {"createRuntime": [{"path": "/bin/false"}]}
+    bundle.write()
+    assert pyrunc("create", "--bundle", str(bundle.path), cid).returncode == 1
+    assert mounts_under(str(pyrunc.workdir)) == []
