@@ -11,8 +11,8 @@ from runtime import state as statemod
 from runtime.errors import PyruncError
 from runtime.init import InitConfig, stage1
 from runtime.linux import capabilities, hooks, libc, namespaces
-from runtime.linux.mounts import detach_if_ours, top_mount_id
 from runtime.linux.cgroups import CgroupError, new_manager
+from runtime.linux.mounts import detach_if_ours, top_mount_id
 from runtime.spec import has_namespace, load_bundle
 from runtime.sync import Channel
 

@@ -35,7 +35,7 @@ def start(root: str, container_id: str) -> None:
             os.unlink(fifo)
         except FileNotFoundError:
             pass
-        failure = read_failure(_until_exec(fd, poller, cs))
+        failure = read_failure(_until_exec(fd, poller, cs), cs.config["process"]["args"][0])
     finally:
         os.close(fd)
     if failure is not None:

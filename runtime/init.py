@@ -59,6 +59,10 @@ class InitConfig:
 
 def stage1(cfg: InitConfig, chan: Channel) -> NoReturn:
     try:
+        # Until the user's program is exec'd, we are the host's Python: nobody in the container
+        # may open our /proc/PID/exe (or fd/, mem) without CAP_SYS_PTRACE over us (CVE-2019-5736).
+        # Stage 2 inherits it; execve makes the user's process dumpable again.
+        libc.set_dumpable(False)
         chan.expect("go")
         new_flags, joins = namespaces.split(specmod.namespaces(cfg.spec))
         namespaces.join(namespaces.open_paths(joins))
@@ -91,7 +95,7 @@ def stage2(cfg: InitConfig, chan: Channel) -> NoReturn:
     status_fd = -1
     try:
         status_fd = _wait_for_start(ready)
-        _exec_user_process(cfg, ready)
+        _exec_user_process(cfg, ready, status_fd)
     except BaseException as exc:  # noqa: BLE001
         _report_after_start(status_fd, exc)
     os._exit(127)
@@ -240,7 +244,7 @@ def _wait_for_start(ready: _Ready) -> int:
     return fd
 
 
-def _exec_user_process(cfg: InitConfig, ready: _Ready) -> NoReturn:
+def _exec_user_process(cfg: InitConfig, ready: _Ready, status_fd: int) -> NoReturn:
     spec = cfg.spec
     hooks.run(spec.get("hooks"), "startContainer", {**ready.state, "status": "running"})
     process.finalize_and_exec(
@@ -249,6 +253,7 @@ def _exec_user_process(cfg: InitConfig, ready: _Ready) -> NoReturn:
         ready.seccomp_filter,
         cfg.preserve_fds,
         specmod.has_namespace(spec, "user"),
+        status_fd,
     )
 
 

@@ -187,3 +187,142 @@ def test_volume_destinations_that_are_symlinks_to_the_host_stay_inside(
     assert results["pyrunc"].stdout == results["runc"].stdout, results
     # Inside: no host file; the three mounts at the host's path, in the container.
     assert results["pyrunc"].stdout.decode().split() == ["none", "b1", "b2", "t1", "3"], results["pyrunc"]
+
+
+# --- /proc/self/exe (CVE-2019-5736) --------------------------------------------------------------
+
+HOST_PYTHON = os.path.realpath(sys.executable)
+
+
+def _python_image(config: dict[str, Any]) -> None:
+    """The busybox image plus a Python (the host's installation, bound read-only, standing in for
+    an image with glibc and python3): what the hostile programs below are written in."""
+    for path in (sys.base_prefix, "/lib", "/lib64"):
+        config["mounts"].append(
+            {"destination": path, "type": "bind", "source": path, "options": ["rbind", "ro"]}
+        )
+
+
+def _host_python_id() -> str:
+    st = os.stat(HOST_PYTHON)
+    return f"{st.st_dev}:{st.st_ino}"
+
+
+# The container's program, run as a script whose interpreter is /proc/self/exe: the binary of
+# whoever execs it. Prints what that binary is, and whether it could be opened for writing.
+SELF_EXE = """#!/proc/self/exe
+import errno, os
+st = os.stat("/proc/self/exe")
+try:
+    os.close(os.open("/proc/self/exe", os.O_WRONLY))
+    verdict = "writable"
+except OSError as exc:
+    verdict = errno.errorcode[exc.errno]
+print(f"{st.st_dev}:{st.st_ino} {verdict}", flush=True)
+"""
+
+
+@pytest.mark.parametrize("runtime", ["runc", "pyrunc"])
+@pytest.mark.parametrize("verb", ["run", "exec"])
+def test_a_program_that_is_proc_self_exe_never_runs_the_runtime_binary(
+    pyrunc: Pyrunc, runtime: str, verb: str
+) -> None:
+    """CVE-2019-5736: the container's program is a script with "#!/proc/self/exe", so the kernel
+    loads as its interpreter whatever binary exec'd it. pyrunc's last execve is made by a sealed
+    memfd stub, which refuses to run as an interpreter; runc's is made by a memfd clone of runc.
+    Neither lets the container run, nor hold open, the host's binary. Before the fix the host's
+    Python ran inside the container, and its /proc/self/exe opened for writing failed only with
+    ETXTBSY (the host binary, busy: writable the moment no Python runs)."""
+    cid = pyrunc.new_id()
+    bundle = pyrunc.bundle(["/bin/evil"] if verb == "run" else ["sleep", "100"])
+    _python_image(bundle.config)
+    (bundle.rootfs / "bin" / "evil").write_text(SELF_EXE)
+    (bundle.rootfs / "bin" / "evil").chmod(0o755)
+    bundle.write()
+    tool: Pyrunc | Runc = Runc(pyrunc.root.parent / "runc-state") if runtime == "runc" else pyrunc
+    if verb == "run":
+        done = tool("run", "--bundle", str(bundle.path), cid)
+    else:
+        assert tool("run", "-d", "--bundle", str(bundle.path), cid).returncode == 0
+        try:
+            done = tool("exec", cid, "/bin/evil")
+        finally:
+            tool("delete", "--force", cid)
+    assert _host_python_id().encode() not in done.stdout, done
+    assert done.returncode != 0
+    if runtime == "pyrunc":
+        assert (done.returncode, done.stdout) == (127, b""), done
+        assert done.stderr == b"pyrunc exec stub: not an interpreter\n", done
+
+
+# The hostile container's init: it watches its pid namespace for processes that enter it with
+# its own capabilities (an exec'd process, once its capabilities are set), stops each one on
+# sight and tries to open its /proc/PID/exe, recording what it got.
+WATCHER = """
+import errno, json, os, signal
+me = os.getpid()
+def caps(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(line.split()[1] for line in f if line.startswith("CapEff"))
+own, done = caps(me), set()
+with open("/report/attempts", "a") as report:
+    while not os.path.exists("/report/stop"):
+        for name in os.listdir("/proc"):
+            if not name.isdigit() or int(name) in done or int(name) == me:
+                continue
+            pid = int(name)
+            try:
+                if caps(pid) != own:
+                    continue
+                os.kill(pid, signal.SIGSTOP)
+            except OSError:
+                continue
+            done.add(pid)
+            try:
+                with open(f"/proc/{pid}/comm") as f:
+                    comm = f.read().strip()
+                try:
+                    fd = os.open(f"/proc/{pid}/exe", os.O_RDONLY)
+                    st = os.fstat(fd)
+                    os.close(fd)
+                    got = f"{st.st_dev}:{st.st_ino}"
+                except OSError as exc:
+                    got = errno.errorcode[exc.errno]
+                report.write(json.dumps({"pid": pid, "comm": comm, "exe": got}) + "\\n")
+                report.flush()
+            finally:
+                os.kill(pid, signal.SIGCONT)
+"""
+
+
+def test_processes_entering_the_container_are_not_dumpable(pyrunc: Pyrunc, tmp_path: Path) -> None:
+    """CVE-2019-5736, the other half: while `pyrunc exec` runs inside the container it is the
+    host's Python. A root process of the container stops it as soon as its capabilities are the
+    container's (past capset, before its execve; a large environment keeps it there a while) and
+    opens /proc/PID/exe. The exec process is non-dumpable from before it joins the namespaces
+    until its execve, so that open is refused (EACCES); the shim and pyrunc's parent never enter
+    the container's pid namespace, so the watcher sees nothing else of ours. Before the fix it
+    opened the host's Python binary, every time."""
+    report = tmp_path / "report"
+    report.mkdir()
+    cid = pyrunc.new_id()
+    bundle = pyrunc.bundle([HOST_PYTHON, "-I", "-c", WATCHER])
+    _python_image(bundle.config)
+    bundle.config["mounts"].append(
+        {"destination": "/report", "type": "bind", "source": str(report), "options": ["rbind"]}
+    )
+    bundle.write()
+    pyrunc.ok("run", "-d", "--bundle", str(bundle.path), cid)
+    try:
+        process = dict(bundle.config["process"], args=["true"])
+        process["env"] = process["env"] + [f"FILLER_{i}=x" for i in range(40000)]
+        (tmp_path / "process.json").write_text(json.dumps(process))
+        for _ in range(3):
+            pyrunc.ok("exec", "--process", str(tmp_path / "process.json"), cid)
+    finally:
+        (report / "stop").touch()
+        pyrunc.ok("delete", "--force", cid)
+    attempts = [json.loads(line) for line in (report / "attempts").read_text().splitlines()]
+    assert not [a for a in attempts if a["exe"] == _host_python_id()], attempts
+    # The watcher did catch the exec processes while they were still pyrunc (the test is real).
+    assert [a for a in attempts if a["comm"] == "pyrunc" and a["exe"] == "EACCES"], attempts
