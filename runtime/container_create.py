@@ -66,9 +66,7 @@ def _check_spec(spec: dict[str, Any]) -> None:
             seccomp.validate(seccomp_cfg)
         except seccomp.SeccompError as exc:
             raise PyruncError(str(exc)) from None
-    if spec.get("hostname") and not any(
-        ns.get("type") == "uts" for ns in (spec.get("linux") or {}).get("namespaces") or []
-    ):
+    if spec.get("hostname") and not any(ns.get("type") == "uts" for ns in (spec.get("linux") or {}).get("namespaces") or []):
         raise PyruncError("unable to set hostname without a private UTS namespace")
     linux = spec.get("linux") or {}
     if (linux.get("maskedPaths") or linux.get("readonlyPaths")) and not has_namespace(spec, "mount"):
@@ -88,13 +86,7 @@ def effective_resources(spec: dict[str, Any]) -> dict[str, Any]:
     rules = list(resources["devices"])
     for rule in RUNC_DEFAULT_DEVICE_RULES:
         rules.append(
-            {
-                "allow": rule.allow,
-                "type": rule.type,
-                "major": rule.major,
-                "minor": rule.minor,
-                "access": rule.access,
-            }
+            {"allow": rule.allow, "type": rule.type, "major": rule.major, "minor": rule.minor, "access": rule.access}
         )
     for dev in linux.get("devices") or []:
         # The devices controller knows only char and block devices: a fifo needs no rule, and
@@ -103,13 +95,7 @@ def effective_resources(spec: dict[str, Any]) -> dict[str, Any]:
             continue
         kind = "c" if dev["type"] == "u" else dev["type"]
         rules.append(
-            {
-                "allow": True,
-                "type": kind,
-                "major": dev.get("major"),
-                "minor": dev.get("minor"),
-                "access": "rwm",
-            }
+            {"allow": True, "type": kind, "major": dev.get("major"), "minor": dev.get("minor"), "access": "rwm"}
         )
     resources["devices"] = rules
     return resources
@@ -174,9 +160,7 @@ def create(opts: CreateOptions) -> statemod.ContainerState:
             parent.send("go")
             if any(ns.get("type") == "user" and not ns.get("path") for ns in linux.get("namespaces") or []):
                 parent.expect("userns")
-                namespaces.write_id_maps(
-                    first, linux.get("uidMappings") or [], linux.get("gidMappings") or []
-                )
+                namespaces.write_id_maps(first, linux.get("uidMappings") or [], linux.get("gidMappings") or [])
                 parent.send("mapped")
             init_pid = int(parent.expect("pid")["pid"])
         finally:
@@ -216,9 +200,7 @@ def create(opts: CreateOptions) -> statemod.ContainerState:
         if isinstance(exc, CgroupError):
             raise PyruncError(str(exc)) from None
         if isinstance(exc, OSError) and not isinstance(exc, PyruncError):
-            raise PyruncError(
-                f"{exc.strerror or exc}{' ' + str(exc.filename) if exc.filename else ''}"
-            ) from None
+            raise PyruncError(f"{exc.strerror or exc}{' ' + str(exc.filename) if exc.filename else ''}") from None
         raise
 
 

@@ -27,18 +27,9 @@ class ContainerState:
     """What survives between pyrunc invocations; saved as ROOT/ID/state.json."""
 
     __slots__ = (
-        "id",
-        "bundle",
-        "rootfs",
-        "pid",
-        "pid_start",
-        "created",
-        "config",
-        "cgroup",
-        "owner",
-        "annotations",
+        "id", "bundle", "rootfs", "pid", "pid_start", "created", "config", "cgroup", "owner", "annotations",
         "rootfs_mount",
-    )
+    )  # fmt: skip
 
     def __init__(
         self,

@@ -61,18 +61,7 @@ PROPAGATION: dict[str, int] = {
 }
 
 # Options that only tools like mount(8) understand; the kernel would reject them as data.
-_IGNORED_OPTIONS = {
-    "defaults",
-    "auto",
-    "noauto",
-    "user",
-    "nouser",
-    "_netdev",
-    "nofail",
-    "tmpcopyup",
-    "idmap",
-    "ridmap",
-}
+_IGNORED_OPTIONS = {"defaults", "auto", "noauto", "user", "nouser", "_netdev", "nofail", "tmpcopyup", "idmap", "ridmap"}
 
 _DEFAULT_DEVICES = [
     # path, type, major, minor, mode
@@ -204,9 +193,7 @@ def mount_entry(root: int, entry: dict, cgroup_paths: dict[str, str], cgroupns: 
                     # Without our own net/ipc namespace the kernel refuses these; bind the host's, as runc does.
                     if exc.errno not in (errno.EPERM, errno.EBUSY):
                         raise
-                    libc.mount(
-                        f"/{dest.strip('/')}", inroot.proc_fd(target), None, libc.MS_BIND | libc.MS_REC
-                    )
+                    libc.mount(f"/{dest.strip('/')}", inroot.proc_fd(target), None, libc.MS_BIND | libc.MS_REC)
                     _remount_bind(root, dest, opts.flags)
             else:
                 libc.mount(source, inroot.proc_fd(target), kind or None, opts.flags, opts.data or None)
@@ -266,17 +253,13 @@ def _remount_path(path: str, flags: int) -> None:
         _remount_bind_fd(mounted.fd, flags)
 
 
-def _mount_cgroup(
-    root: int, dest: str, opts: MountOptions, cgroup_paths: dict[str, str], cgroupns: bool
-) -> None:
+def _mount_cgroup(root: int, dest: str, opts: MountOptions, cgroup_paths: dict[str, str], cgroupns: bool) -> None:
     """cgroup v2: one cgroup2 mount. v1: a tmpfs holding one mount per hierarchy, each showing only the container's cgroup."""
     base_flags = opts.flags & (libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC | libc.MS_RELATIME)
     readonly = libc.MS_RDONLY if opts.flags & libc.MS_RDONLY else 0
     with _Fd(_target(root, dest, True)) as target:
         if cgroup_paths.get("__version__") == "2":
-            path = cgroup_paths.get("") or next(
-                iter(v for k, v in cgroup_paths.items() if k != "__version__"), ""
-            )
+            path = cgroup_paths.get("") or next(iter(v for k, v in cgroup_paths.items() if k != "__version__"), "")
             if cgroupns:
                 libc.mount("cgroup2", inroot.proc_fd(target.fd), "cgroup2", opts.flags)
             else:
@@ -346,9 +329,7 @@ def create_devices(root: int, devices: list[dict], in_userns: bool, dev_is_bind:
             _mknod(parent.fd, name, path, kind, major, minor, mode, uid, gid)
 
 
-def _mknod(
-    parent: int, name: str, path: str, kind: str, major: int, minor: int, mode: int, uid: int, gid: int
-) -> None:
+def _mknod(parent: int, name: str, path: str, kind: str, major: int, minor: int, mode: int, uid: int, gid: int) -> None:
     try:
         os.unlink(name, dir_fd=parent)
     except FileNotFoundError:

@@ -84,10 +84,7 @@ def test_capabilities_the_runtime_lacks_fail_create_like_runc(pyrunc: Pyrunc) ->
     results = both(pyrunc, ["true"], edit, verb="create", wrap=without)
     assert results["runc"].returncode == 1 and b"unable to apply caps" in results["runc"].stderr
     assert results["pyrunc"].returncode == 1
-    assert (
-        results["pyrunc"].stderr
-        == b"pyrunc: unable to apply caps: the runtime does not hold CAP_SYS_RESOURCE\n"
-    )
+    assert results["pyrunc"].stderr == b"pyrunc: unable to apply caps: the runtime does not hold CAP_SYS_RESOURCE\n"
 
 
 @pytest.mark.parametrize("failure", ["hook", "capset", "execve"])
@@ -147,9 +144,7 @@ def test_without_namespaces_the_container_still_gets_its_mounts(pyrunc: Pyrunc) 
     assert ours.returncode == 0, ours.stderr
     assert ours.stdout == runc["runc"].stdout == runc["pyrunc"].stdout
     lines = ours.stdout.decode().split()
-    assert {"null", "zero", "ptmx", "stdout", "proc-ok", "/", "/proc", "/dev", "/dev/pts", "/sys"} <= set(
-        lines
-    )
+    assert {"null", "zero", "ptmx", "stdout", "proc-ok", "/", "/proc", "/dev", "/dev/pts", "/sys"} <= set(lines)
     assert mounts_under(str(pyrunc.workdir)) == []
 
 
@@ -163,19 +158,13 @@ def test_without_a_mount_namespace_masked_paths_are_refused_and_the_root_is_read
         _without_namespaces(config)
         config["linux"]["maskedPaths"] = masked
 
-    refused = both(
-        pyrunc, ["true"], keep_masks, verb="create", wrap=["unshare", "--mount", "--propagation", "private"]
-    )
+    refused = both(pyrunc, ["true"], keep_masks, verb="create", wrap=["unshare", "--mount", "--propagation", "private"])
     for name in ("runc", "pyrunc"):
         assert refused[name].returncode == 1
-        assert b"unable to restrict sys entries without a private MNT namespace" in refused[name].stderr, (
-            refused
-        )
+        assert b"unable to restrict sys entries without a private MNT namespace" in refused[name].stderr, refused
 
     cid = pyrunc.new_id()
-    bundle = pyrunc.bundle(
-        ["sh", "-c", "touch /probe || echo read-only; touch /dev/shm/probe && echo shm-writable"]
-    )
+    bundle = pyrunc.bundle(["sh", "-c", "touch /probe || echo read-only; touch /dev/shm/probe && echo shm-writable"])
     _without_namespaces(bundle.config)
     bundle.config["root"]["readonly"] = True
     bundle.write()
