@@ -14,6 +14,10 @@ The program (x86-64, assembled by hand below, no libc) refuses to run unless arg
 close-on-exec, and calls execve(argv[1], &argv[2], envp). If that fails it writes the record
 b"\\0" + errno (4 bytes, little endian) to the status fd and exits 127; on success the status
 fd closes at the exec, as with a plain execve from Python.
+
+The memfd is made before any seccomp filter is loaded; a filter that refuses execveat makes
+the exec fall back to a plain execve from Python. Measured cost: one more execve, about 1 ms
+of CPU on the test machine.
 """
 
 from __future__ import annotations

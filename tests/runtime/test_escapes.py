@@ -318,3 +318,19 @@ def test_processes_entering_the_container_are_not_dumpable(pyrunc: Pyrunc, tmp_p
     assert not [a for a in attempts if a["exe"] == _host_python_id()], attempts
     # The watcher did catch the exec processes while they were still pyrunc (the test is real).
     assert [a for a in attempts if a["comm"] == "pyrunc" and a["exe"] == "EACCES"], attempts
+
+
+def test_the_exec_stub_reports_a_failed_execve(pyrunc: Pyrunc) -> None:
+    """The stub's execve failing (a script whose interpreter is missing: only execve can tell)
+    comes back to `exec` as the same message a failed execve from pyrunc itself gave."""
+    cid = pyrunc.new_id()
+    bundle = pyrunc.bundle(["sleep", "100"])
+    (bundle.rootfs / "bin" / "broken").write_text("#!/no/such/interpreter\n")
+    (bundle.rootfs / "bin" / "broken").chmod(0o755)
+    pyrunc.ok("run", "-d", "--bundle", str(bundle.write().path), cid)
+    try:
+        done = pyrunc("exec", cid, "/bin/broken")
+        assert (done.returncode, done.stderr) == (1, b'pyrunc: exec: "/bin/broken": No such file or directory\n')
+        assert pyrunc("exec", cid, "sh", "-c", "exit 3").returncode == 3
+    finally:
+        pyrunc.ok("delete", "--force", cid)
