@@ -115,6 +115,11 @@ def test_a_failure_after_start_fails_start(pyrunc: Pyrunc, failure: str) -> None
     assert done.stderr.decode() == f"pyrunc: unable to start container process: {expected}\n"
     assert pyrunc.state(cid)["status"] == "stopped"
     pyrunc.ok("delete", cid)
+    # `run` fails the same way and removes what it created, as runc's run does.
+    cid = pyrunc.new_id()
+    done = pyrunc("run", "--bundle", str(bundle.path), cid)
+    assert (done.returncode, done.stderr.decode()) == (1, f"pyrunc: unable to start container process: {expected}\n")
+    assert not (pyrunc.root / cid).exists()
 
 
 def _without_namespaces(config: dict[str, Any]) -> None:
