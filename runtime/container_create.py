@@ -12,7 +12,8 @@ from runtime.errors import PyruncError
 from runtime.init import InitConfig, stage1
 from runtime.linux import capabilities, hooks, libc, namespaces
 from runtime.linux.cgroups import CgroupError, new_manager
-from runtime.spec import load_bundle
+from runtime.linux.mounts import detach_if_ours, top_mount_id
+from runtime.spec import has_namespace, load_bundle
 from runtime.sync import Channel
 
 TYPE_CHECKING = False
@@ -67,11 +68,15 @@ def _check_spec(spec: dict[str, Any]) -> None:
             raise PyruncError(str(exc)) from None
     if spec.get("hostname") and not any(ns.get("type") == "uts" for ns in (spec.get("linux") or {}).get("namespaces") or []):
         raise PyruncError("unable to set hostname without a private UTS namespace")
+    linux = spec.get("linux") or {}
+    if (linux.get("maskedPaths") or linux.get("readonlyPaths")) and not has_namespace(spec, "mount"):
+        # Their mounts would be made in the runtime's own /proc and /sys (runc's wording).
+        raise PyruncError("unable to restrict sys entries without a private MNT namespace")
 
 
 def effective_resources(spec: dict[str, Any]) -> dict[str, Any]:
     """The spec's resources plus the device rules runc always appends: the default /dev nodes, ptys,
-    mknod of anything, and every device the spec itself asks to be created."""
+    mknod of anything, and every char or block device the spec itself asks to be created."""
     from runtime.linux.cgroups import RUNC_DEFAULT_DEVICE_RULES
 
     linux = spec.get("linux") or {}
@@ -84,8 +89,13 @@ def effective_resources(spec: dict[str, Any]) -> dict[str, Any]:
             {"allow": rule.allow, "type": rule.type, "major": rule.major, "minor": rule.minor, "access": rule.access}
         )
     for dev in linux.get("devices") or []:
+        # The devices controller knows only char and block devices: a fifo needs no rule, and
+        # 'u' (unbuffered char) is a char device to it, as runc writes them.
+        if dev["type"] == "p":
+            continue
+        kind = "c" if dev["type"] == "u" else dev["type"]
         rules.append(
-            {"allow": True, "type": dev["type"], "major": dev.get("major"), "minor": dev.get("minor"), "access": "rwm"}
+            {"allow": True, "type": kind, "major": dev.get("major"), "minor": dev.get("minor"), "access": "rwm"}
         )
     resources["devices"] = rules
     return resources
@@ -107,6 +117,10 @@ def create(opts: CreateOptions) -> statemod.ContainerState:
     linux = spec.get("linux") or {}
     cgroups = None
     init_pid = 0
+    # Without a mount namespace the init mounts in ours, below a bind of the rootfs: whatever is
+    # on top of the rootfs now is not ours.
+    shared_mounts = not has_namespace(spec, "mount")
+    mount_before = top_mount_id(rootfs) if shared_mounts else 0
     try:
         fifo_path = os.path.join(container_dir, statemod.EXEC_FIFO)
         os.mkfifo(fifo_path, 0o622)
@@ -166,8 +180,10 @@ def create(opts: CreateOptions) -> statemod.ContainerState:
             owner="",
             annotations=spec.get("annotations") or {},
         )
+        parent.expect("hooks")  # the rootfs is ready
+        if shared_mounts and top_mount_id(rootfs) != mount_before:
+            cs.rootfs_mount = top_mount_id(rootfs)
         cs.save(opts.root)
-        parent.expect("hooks")
         creating = statemod.oci_state(opts.root, cs, "creating")
         hooks.run(spec.get("hooks"), "prestart", creating)
         hooks.run(spec.get("hooks"), "createRuntime", creating)
@@ -179,6 +195,8 @@ def create(opts: CreateOptions) -> statemod.ContainerState:
         return cs
     except BaseException as exc:
         _abort(init_pid, cgroups, opts.root, opts.container_id)
+        if shared_mounts and top_mount_id(rootfs) != mount_before:
+            detach_if_ours(rootfs, top_mount_id(rootfs))
         if isinstance(exc, CgroupError):
             raise PyruncError(str(exc)) from None
         if isinstance(exc, OSError) and not isinstance(exc, PyruncError):

@@ -36,10 +36,13 @@ def delete(root: str, container_id: str, force: bool) -> None:
             cgroups.thaw()
         _wait_gone(cs)
     cgroups.destroy()
-    try:
-        hooks.run(cs.config.get("hooks"), "poststop", statemod.oci_state(root, cs, "stopped"))
-    except PyruncError as exc:
-        log.warning(f"poststop hook failed: {exc}")
+    if cs.rootfs_mount:
+        from runtime.linux.mounts import detach_if_ours
+
+        detach_if_ours(cs.rootfs, cs.rootfs_mount)
+    # The spec: a failed poststop hook is a warning, and the remaining hooks still run.
+    for failure in hooks.run_all(cs.config.get("hooks"), "poststop", statemod.oci_state(root, cs, "stopped")):
+        log.warning(failure)
     statemod.remove_dir(root, container_id)
 
 

@@ -10,10 +10,10 @@ from runtime import process
 from runtime import spec as specmod
 from runtime import state as statemod
 from runtime.errors import PyruncError
-from runtime.linux import libc, namespaces
+from runtime.linux import inroot, libc, namespaces
 from runtime.linux.cgroups import load_manager
 from runtime.supervise import Forwarding, wait
-from runtime.sync import Channel, report_and_exit
+from runtime.sync import Channel, exec_failure, report_and_exit
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -170,6 +170,8 @@ def exec_process(opts: ExecOptions) -> int:
         msg = parent.recv_or_eof()
         if msg is not None and msg["type"] == "error":
             raise PyruncError(msg["message"])
+        if msg is not None and msg["type"] == "exec-errno":
+            raise PyruncError(exec_failure(proc["args"][0], msg["errno"]))
     finally:
         parent.close()
     if opts.pid_file:
@@ -190,6 +192,8 @@ def _stage1(
     in_userns: bool,
 ) -> NoReturn:
     try:
+        # Non-dumpable before we enter the container, as the init is (see init.stage1).
+        libc.set_dumpable(False)
         chan.expect("go")
         namespaces.join(opened)
         pid = os.fork()
@@ -224,13 +228,10 @@ def _stage2(
             console.attach_slave(slave_path)
         if console_fd is not None:
             os.close(console_fd)
-        try:
-            os.chdir(proc["cwd"])
-        except OSError as exc:
-            raise PyruncError(f"cannot chdir to {proc['cwd']}: {exc.strerror}") from None
+        inroot.chdir(proc["cwd"])
         process.apply_rlimits(proc.get("rlimits") or [])
         exe = process.resolve_executable(proc["args"][0], process.env_dict(proc.get("env") or []))
-        process.finalize_and_exec(proc, exe, seccomp_filter, preserve_fds, in_userns)
+        process.finalize_and_exec(proc, exe, seccomp_filter, preserve_fds, in_userns, chan.write_fd)
     except BaseException as exc:  # noqa: BLE001
         report_and_exit(chan, exc)
     os._exit(1)

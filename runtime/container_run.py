@@ -34,12 +34,21 @@ def run(opts: CreateOptions, detach: bool, keep: bool) -> int:
         master = console.receive_master(ours)
         ours.close()
     if detach:
-        start(opts.root, opts.container_id)
+        _start_or_remove(opts)
         return 0
 
     with Forwarding(cs.pid):
-        start(opts.root, opts.container_id)
+        _start_or_remove(opts)
         status = wait(cs.pid, master)
     if not keep:
         delete(opts.root, opts.container_id, force=True)
     return status
+
+
+def _start_or_remove(opts: CreateOptions) -> None:
+    """Start; a container whose init failed after create is removed, as runc's run removes it."""
+    try:
+        start(opts.root, opts.container_id)
+    except PyruncError:
+        delete(opts.root, opts.container_id, force=True)
+        raise

@@ -1,4 +1,4 @@
-"""`pyrunc start`: release a created container's init from the exec fifo."""
+"""`pyrunc start`: release a created container's init from the exec fifo, and see it exec."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import select
 from runtime import state as statemod
 from runtime.errors import PyruncError
 from runtime.linux import hooks, log
+from runtime.sync import read_failure
 
 
 def start(root: str, container_id: str) -> None:
@@ -30,13 +31,29 @@ def start(root: str, container_id: str) -> None:
                 break
             if not statemod.init_alive(cs):
                 raise PyruncError("container init exited before it could be started")
+        try:
+            os.unlink(fifo)
+        except FileNotFoundError:
+            pass
+        failure = read_failure(_until_exec(fd, poller, cs), cs.config["process"]["args"][0])
     finally:
         os.close(fd)
-    try:
-        os.unlink(fifo)
-    except FileNotFoundError:
-        pass
-    try:
-        hooks.run(cs.config.get("hooks"), "poststart", statemod.oci_state(root, cs, "running"))
-    except PyruncError as exc:
-        log.warning(f"poststart hook failed: {exc}")
+    if failure is not None:
+        raise PyruncError(f"unable to start container process: {failure}")
+    # The spec: a failed poststart hook is a warning, and the remaining hooks still run.
+    for failure in hooks.run_all(cs.config.get("hooks"), "poststart", statemod.oci_state(root, cs, "running")):
+        log.warning(failure)
+
+
+def _until_exec(fd: int, poller: select.poll, cs: statemod.ContainerState) -> bytes:
+    """Everything the init writes after its release, up to EOF: its write end is close-on-exec, so
+    EOF comes when the user's process is exec'd (nothing written) or the init has died (a report)."""
+    data = b""
+    while True:
+        if poller.poll(100):
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return data
+            data += chunk
+        elif not statemod.init_alive(cs):
+            return data

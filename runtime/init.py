@@ -18,8 +18,8 @@ import os
 from runtime import process
 from runtime import spec as specmod
 from runtime.errors import PyruncError
-from runtime.linux import hooks, libc, mounts, namespaces
-from runtime.sync import Channel, report_and_exit
+from runtime.linux import capabilities, hooks, inroot, libc, mounts, namespaces
+from runtime.sync import RELEASED, Channel, failure_record, report_and_exit
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -59,6 +59,10 @@ class InitConfig:
 
 def stage1(cfg: InitConfig, chan: Channel) -> NoReturn:
     try:
+        # Until the user's program is exec'd, we are the host's Python: nobody in the container
+        # may open our /proc/PID/exe (or fd/, mem) without CAP_SYS_PTRACE over us (CVE-2019-5736).
+        # Stage 2 inherits it; execve makes the user's process dumpable again.
+        libc.set_dumpable(False)
         chan.expect("go")
         new_flags, joins = namespaces.split(specmod.namespaces(cfg.spec))
         namespaces.join(namespaces.open_paths(joins))
@@ -86,13 +90,25 @@ def stage2(cfg: InitConfig, chan: Channel) -> NoReturn:
         ready = _prepare(cfg, chan)
     except BaseException as exc:  # noqa: BLE001
         report_and_exit(chan, exc)
-    # From here on the creator has exited; a failure can only be told on the container's stderr.
+    # From here on the creator has exited: `start`, which released us, hears of a failure
+    # through the exec fifo (the container's stderr only if that is gone).
+    status_fd = -1
     try:
-        _wait_for_start_then_exec(cfg, ready)
+        status_fd = _wait_for_start(ready)
+        _exec_user_process(cfg, ready, status_fd)
     except BaseException as exc:  # noqa: BLE001
-        os.write(2, f"pyrunc init: {exc}\n".encode())
-        os._exit(127)
+        _report_after_start(status_fd, exc)
     os._exit(127)
+
+
+def _report_after_start(status_fd: int, exc: BaseException) -> None:
+    record = failure_record(exc)
+    try:
+        if status_fd < 0:
+            raise OSError
+        os.write(status_fd, record)
+    except OSError:
+        os.write(2, b"pyrunc init: " + record[1:] + b"\n")
 
 
 class _Ready:
@@ -133,19 +149,7 @@ def _prepare(cfg: InitConfig, chan: Channel) -> _Ready:
 
         seccomp_filter = seccomp.build_filter(linux["seccomp"])
 
-    if has_mntns:
-        mounts.prepare_root(rootfs, linux.get("rootfsPropagation"))
-        cgroupns = specmod.has_namespace(spec, "cgroup")
-        dev_is_bind = False
-        for entry in spec.get("mounts") or []:
-            mounts.mount_entry(rootfs, entry, cfg.cgroup_mounts, cgroupns)
-            if entry.get("destination", "").rstrip("/") == "/dev" and "bind" in (entry.get("type") or "") + "".join(
-                entry.get("options") or []
-            ):
-                dev_is_bind = True
-        mounts.create_devices(rootfs, linux.get("devices") or [], in_userns, dev_is_bind)
-        mounts.create_dev_symlinks(rootfs)
-    os.makedirs(mounts.secure_join(rootfs, proc["cwd"]), exist_ok=True)
+    _build_root(cfg, has_mntns, in_userns)
     fifo_fd = os.open(cfg.fifo_path, os.O_PATH | os.O_CLOEXEC)
 
     chan.send("hooks")
@@ -158,6 +162,7 @@ def _prepare(cfg: InitConfig, chan: Channel) -> _Ready:
         else:
             mounts.pivot_into(rootfs)
     else:
+        # No mount namespace of its own: pivot_root would turn the host's upside down.
         os.chroot(rootfs)
         os.chdir("/")
 
@@ -170,10 +175,9 @@ def _prepare(cfg: InitConfig, chan: Channel) -> _Ready:
             libc.set_winsize(master, size.get("height", 0), size.get("width", 0))
         console.send_master(cfg.console_fd, master)
         os.close(master)
-        if os.path.exists("/dev/console") or has_mntns:
-            if not os.path.exists("/dev/console"):
-                os.close(os.open("/dev/console", os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
-            libc.mount(slave_path, "/dev/console", None, libc.MS_BIND)
+        if not os.path.exists("/dev/console"):
+            os.close(os.open("/dev/console", os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
+        libc.mount(slave_path, "/dev/console", None, libc.MS_BIND)
         console.attach_slave(slave_path)
     if cfg.console_fd is not None:
         os.close(cfg.console_fd)
@@ -184,31 +188,70 @@ def _prepare(cfg: InitConfig, chan: Channel) -> _Ready:
         libc.setdomainname(spec["domainname"])
     for key, value in (linux.get("sysctl") or {}).items():
         _write_sysctl(key, value)
-    if has_mntns:
-        mounts.set_root_propagation(linux.get("rootfsPropagation"))
+    # "/" is our bind of the rootfs either way (without a mount namespace, in the host's).
+    mounts.set_root_propagation(linux.get("rootfsPropagation"))
+    if has_mntns:  # create refuses these without one, as runc does
         mounts.mask_paths(linux.get("maskedPaths") or [])
         mounts.readonly_paths(linux.get("readonlyPaths") or [])
-        if spec["root"].get("readonly"):
-            mounts.remount_root_readonly()
+    if spec["root"].get("readonly"):
+        mounts.remount_root_readonly()
 
     process.apply_rlimits(proc.get("rlimits") or [])
-    os.chdir(proc["cwd"])
+    if proc.get("capabilities") is not None:
+        capabilities.check_grantable(proc["capabilities"])
+    inroot.chdir(proc["cwd"])
     exe = process.resolve_executable(proc["args"][0], process.env_dict(proc.get("env") or []))
     chan.send("ready")
     chan.close()
     return _Ready(exe, fifo_fd, seccomp_filter, state)
 
 
-def _wait_for_start_then_exec(cfg: InitConfig, ready: _Ready) -> NoReturn:
+def _build_root(cfg: InitConfig, has_mntns: bool, in_userns: bool) -> None:
+    """The spec's mounts and /dev below the rootfs, and the working directory, before the switch.
+
+    Without a mount namespace the container shares the runtime's, so its mounts are made there
+    (the spec: a namespace not listed is the runtime's), all below our bind of the rootfs."""
+    spec = cfg.spec
+    linux = spec.get("linux") or {}
+    root = mounts.prepare_root(cfg.rootfs, linux.get("rootfsPropagation"), own_namespace=has_mntns)
+    try:
+        cgroupns = specmod.has_namespace(spec, "cgroup")
+        dev_is_bind = False
+        for entry in spec.get("mounts") or []:
+            mounts.mount_entry(root, entry, cfg.cgroup_mounts, cgroupns)
+            if entry.get("destination", "").rstrip("/") == "/dev" and "bind" in (entry.get("type") or "") + "".join(
+                entry.get("options") or []
+            ):
+                dev_is_bind = True
+        mounts.create_devices(root, linux.get("devices") or [], in_userns, dev_is_bind)
+        mounts.create_dev_symlinks(root)
+        try:
+            os.close(inroot.mkdir_all(root, spec["process"]["cwd"]))
+        except OSError as exc:
+            raise inroot.refusal("cwd", spec["process"]["cwd"], exc) from None
+    finally:
+        os.close(root)
+
+
+def _wait_for_start(ready: _Ready) -> int:
+    """Block until `start` opens the exec fifo; the fifo's write end, for what happens next."""
     # Reopening through /proc gives a real write end; this open blocks until `start` opens the read end.
     fd = os.open(f"/proc/self/fd/{ready.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
-    os.write(fd, b"0")
-    os.close(fd)
+    os.write(fd, RELEASED)
     os.close(ready.fifo_fd)
+    return fd
+
+
+def _exec_user_process(cfg: InitConfig, ready: _Ready, status_fd: int) -> NoReturn:
     spec = cfg.spec
     hooks.run(spec.get("hooks"), "startContainer", {**ready.state, "status": "running"})
     process.finalize_and_exec(
-        spec["process"], ready.exe, ready.seccomp_filter, cfg.preserve_fds, specmod.has_namespace(spec, "user")
+        spec["process"],
+        ready.exe,
+        ready.seccomp_filter,
+        cfg.preserve_fds,
+        specmod.has_namespace(spec, "user"),
+        status_fd,
     )
 
 

@@ -14,7 +14,7 @@ import os
 import resource
 
 from runtime.errors import PyruncError
-from runtime.linux import capabilities, libc
+from runtime.linux import capabilities, exec_stub, libc
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -90,7 +90,12 @@ def finalize_and_exec(
     seccomp_filter: Any | None,
     preserve_fds: int,
     in_userns: bool,
+    status_fd: int,
 ) -> NoReturn:
+    """Drop to the process's credentials and exec it. STATUS_FD (close-on-exec) is where the
+    caller hears of a failure: a failed execve is written there by the exec stub."""
+    # Made while no seccomp filter can refuse memfd_create yet.
+    stub = exec_stub.prepare(status_fd)
     caps = proc.get("capabilities")
     user = proc.get("user") or {}
     uid, gid = user.get("uid", 0), user.get("gid", 0)
@@ -125,6 +130,8 @@ def finalize_and_exec(
     if seccomp_filter is not None and nnp:
         seccomp_filter.load()
     env = env_dict(proc.get("env") or [])
+    if stub >= 0:
+        exec_stub.exec_through(stub, exe, proc["args"], [f"{k}={v}" for k, v in env.items()], status_fd)
     try:
         os.execve(exe, proc["args"], env)
     except OSError as exc:

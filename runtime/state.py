@@ -26,7 +26,10 @@ _ID_EXTRA_CHARS = set("+.-_")
 class ContainerState:
     """What survives between pyrunc invocations; saved as ROOT/ID/state.json."""
 
-    __slots__ = ("id", "bundle", "rootfs", "pid", "pid_start", "created", "config", "cgroup", "owner", "annotations")
+    __slots__ = (
+        "id", "bundle", "rootfs", "pid", "pid_start", "created", "config", "cgroup", "owner", "annotations",
+        "rootfs_mount",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -40,6 +43,7 @@ class ContainerState:
         cgroup: dict[str, Any],
         owner: str = "",
         annotations: dict[str, str] | None = None,
+        rootfs_mount: int = 0,
     ) -> None:
         self.id = id
         self.bundle = bundle
@@ -51,6 +55,9 @@ class ContainerState:
         self.cgroup = cgroup
         self.owner = owner
         self.annotations = annotations or {}
+        # Without a mount namespace of its own, the container's mounts are in the runtime's, all
+        # below a bind of the rootfs: that bind's mount id, which delete detaches (0: nothing to do).
+        self.rootfs_mount = rootfs_mount
 
     def to_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}

@@ -43,7 +43,11 @@ class Channel:
     def recv(self, timeout: float | None = None) -> dict[str, Any]:
         if self._backlog:
             return self._backlog.pop(0)
-        while b"\n" not in self._buf:
+        while b"\n" not in self._buf or self._buf[:1] == EXEC_ERRNO:
+            if self._buf[:1] == EXEC_ERRNO and len(self._buf) >= 5:
+                # The exec stub's record (never a JSON line's first byte): its execve failed.
+                number, self._buf = exec_errno(self._buf), self._buf[5:]
+                return {"type": "exec-errno", "errno": number}
             if timeout is not None:
                 import select
 
@@ -96,17 +100,48 @@ class Channel:
 
 def report_and_exit(chan: Channel, exc: BaseException) -> None:
     """In a forked child: tell the parent what went wrong, then leave without running Python's cleanup."""
-    message = str(exc) if isinstance(exc, PyruncError) else _describe(exc)
     try:
-        chan.send("error", message=message)
+        chan.send("error", message=describe(exc))
     except OSError:
         pass
     os._exit(1)
 
 
-def _describe(exc: BaseException) -> str:
+# After `start` has released it, the init tells `start` through the exec fifo how its last steps
+# went: the fifo's write end is close-on-exec, so EOF after RELEASED means the user's process runs.
+RELEASED = b"0"
+FAILED = b"E"  # then the message, UTF-8
+EXEC_ERRNO = b"\0"  # then errno, 4 bytes little endian: the exec stub's execve failed
+
+
+def failure_record(exc: BaseException) -> bytes:
+    return FAILED + describe(exc).encode(errors="replace")
+
+
+def exec_errno(record: bytes) -> int:
+    return int.from_bytes(record[1:5], "little")
+
+
+def exec_failure(arg0: str, number: int) -> str:
+    return f'exec: "{arg0}": {os.strerror(number)}'
+
+
+def read_failure(data: bytes, arg0: str) -> str | None:
+    """What the init reported after RELEASED (None: nothing, the user's process was exec'd)."""
+    if not data:
+        return None
+    if data[:1] == FAILED:
+        return data[1:].decode(errors="replace")
+    if data[:1] == EXEC_ERRNO and len(data) >= 5:
+        return exec_failure(arg0, exec_errno(data))
+    return f"unexpected message from the container's init: {data[:64]!r}"
+
+
+def describe(exc: BaseException) -> str:
+    if isinstance(exc, PyruncError):
+        return str(exc)
     if isinstance(exc, OSError) and exc.strerror:
+        # A libc.SyscallError's strerror already names the call: "capset: Operation not permitted".
         where = f" {exc.filename}" if exc.filename else ""
-        text = str(exc) if exc.__class__.__name__ == "SyscallError" else f"{exc.strerror}{where}"
-        return text
+        return f"{exc.strerror}{where}"
     return f"{exc.__class__.__name__}: {exc}"

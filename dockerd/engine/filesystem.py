@@ -43,7 +43,7 @@ from containerd.errors import NotFound as ContainerdNotFound
 from containerd.snapshots import mount as cmount
 from dockerd.engine import initlayer, scoped
 from dockerd.engine.archive import Extractor, TarWriter
-from dockerd.engine.errors import InvalidParameter, NotFound
+from dockerd.engine.errors import EngineError, InvalidParameter, NotFound
 from runtime.linux import libc
 
 if TYPE_CHECKING:
@@ -464,28 +464,33 @@ class FilesystemService:
         with mounted(mounts or [], self.engine.mount_root) as path:
             fd = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
             binds = binds_of(c)
-            done: list[str] = []
+            done: list[int] = []
             try:
                 for b in sorted(binds, key=lambda b: b.destination.count("/")):
-                    point = self._bind_into(fd, path, b)
-                    if point:
+                    point = self._bind_into(fd, b)
+                    if point is not None:
                         done.append(point)
                 with open("/proc/self/mountinfo") as f:
                     pseudo, _ = scoped.pseudo_devices(f)  # a bind of the host's /proc, say
                 yield RootView(fd, binds, pseudo)
             finally:
                 os.close(fd)
+                # Through the fds: a path string could have been sent elsewhere by a symlink meanwhile.
                 for point in reversed(done):
-                    cmount.unmount(point)
+                    try:
+                        cmount.unmount(scoped.proc_fd(point))
+                    finally:
+                        os.close(point)
 
-    def _bind_into(self, root: int, host_root: str, b: Bind) -> str | None:
+    def _bind_into(self, root: int, b: Bind) -> int | None:
         """Bind-mount B's source at its destination inside the mounted snapshot (made if missing,
-        resolved inside the root); the mount point's host path, or None if the source is gone."""
+        resolved inside the root); an O_PATH fd on the new mount's root, through which it is
+        remounted read-only and later unmounted, or None if the source is gone."""
         try:
-            is_dir = stat.S_ISDIR(os.stat(b.source).st_mode)
+            source = os.stat(b.source)
         except OSError:
             return None
-        if is_dir:
+        if stat.S_ISDIR(source.st_mode):
             point = scoped.resolve(root, b.destination, mkdirs=True)
         else:
             with scoped.resolve(root, posixpath.dirname(b.destination), mkdirs=True) as parent:
@@ -499,14 +504,21 @@ class FilesystemService:
             point = scoped.resolve(root, b.destination)
         with point:
             libc.mount(b.source, scoped.proc_fd(point.fd), None, libc.MS_BIND | libc.MS_REC)
-            host_path = host_root.rstrip("/") + point.path
+        # The fd above is the directory under the mount: look again, and make sure it is the bind.
+        mounted = scoped.resolve(root, b.destination)
+        again = os.fstat(mounted.fd)
+        if (again.st_dev, again.st_ino) != (source.st_dev, source.st_ino):
+            mounted.close()  # left to the snapshot's own unmount, which detaches all below it
+            raise EngineError(f"{b.destination} changed while its volume was being mounted")
+        fd, mounted.fd = mounted.fd, -1
         if not b.rw:
             try:
-                libc.mount(None, host_path, None, libc.MS_REMOUNT | libc.MS_BIND | libc.MS_RDONLY)
+                libc.mount(None, scoped.proc_fd(fd), None, libc.MS_REMOUNT | libc.MS_BIND | libc.MS_RDONLY)
             except BaseException:
-                cmount.unmount(host_path)
+                cmount.unmount(scoped.proc_fd(fd))
+                os.close(fd)
                 raise
-        return host_path
+        return fd
 
     def _snapshot_mounts(self, c: Container, *, prepare: bool) -> list[Mount] | None:
         snaps = Snapshots(self.client, "overlayfs")

@@ -40,6 +40,16 @@ def validate(caps: dict[str, list[str]]) -> None:
                 raise PyruncError(f"unknown capability {name!r} in process.capabilities.{key}")
 
 
+def check_grantable(caps: dict[str, list[str]]) -> None:
+    """Fail now, with names, where capset would be refused after `start`: a capability the runtime
+    itself does not hold (outside the host's bounding set, say) cannot be given to the container."""
+    _, held, _ = libc.capget()
+    missing = (to_mask(caps.get("permitted") or []) | to_mask(caps.get("effective") or [])) & ~held
+    if missing:
+        names = ", ".join(name for i, name in enumerate(NAMES) if missing & (1 << i))
+        raise PyruncError(f"unable to apply caps: the runtime does not hold {names}")
+
+
 def drop_bounding(keep_names: list[str]) -> None:
     keep = to_mask(keep_names)
     for cap in range(libc.last_cap() + 1):

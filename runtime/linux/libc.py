@@ -8,6 +8,7 @@ written once.
 from __future__ import annotations
 
 import ctypes
+import errno
 import fcntl
 import os
 import struct
@@ -73,6 +74,8 @@ SYS_pidfd_open = 434
 SYS_pidfd_send_signal = 424
 SYS_close_range = 436
 SYS_keyctl = 250
+SYS_openat2 = 437
+SYS_execveat = 322
 KEYCTL_JOIN_SESSION_KEYRING = 1
 
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
@@ -82,6 +85,16 @@ TIOCGPTN = 0x80045430
 TIOCSPTLCK = 0x40045431
 TIOCSWINSZ = 0x5414
 TIOCGWINSZ = 0x5413
+
+
+AT_FDCWD = -100
+AT_EMPTY_PATH = 0x1000
+# openat2's resolve flags
+RESOLVE_NO_XDEV = 0x01
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08
+RESOLVE_IN_ROOT = 0x10
 
 
 class SyscallError(OSError):
@@ -115,6 +128,38 @@ def mount(source: str | None, target: str, fstype: str | None, flags: int = 0, d
         _libc.mount(_b(source), _b(target), _b(fstype), flags, _b(data)),
         f"mount {source or fstype} on {target}",
     )
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+
+def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
+    """openat2(2): PATH looked up from DIRFD under the RESOLVE rules, all in one system call (so
+    RESOLVE_IN_ROOT keeps every symlink and '..' inside DIRFD whatever changes meanwhile)."""
+    how = _OpenHow(flags, mode, resolve)
+    raw = _b(path)
+    for _ in range(64):
+        fd = _libc.syscall(
+            SYS_openat2, ctypes.c_int(dirfd), raw, ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how))
+        )
+        # EAGAIN: a rename raced with a '..' lookup; the kernel asks us to try again.
+        if fd >= 0 or ctypes.get_errno() != errno.EAGAIN:
+            break
+    return _check(fd, f"open {path}")
+
+
+def execveat(dirfd: int, path: str, argv: list[str], envp: list[str], flags: int) -> None:
+    """execveat(2); returns only on failure (raises)."""
+    args = (ctypes.c_char_p * (len(argv) + 1))(*[os.fsencode(a) for a in argv], None)
+    env = (ctypes.c_char_p * (len(envp) + 1))(*[os.fsencode(e) for e in envp], None)
+    _check(_libc.syscall(SYS_execveat, ctypes.c_int(dirfd), _b(path), args, env, ctypes.c_int(flags)), "execveat")
+
+
+def set_dumpable(on: bool) -> None:
+    """Non-dumpable: /proc/PID/{exe,fd,mem,...} of this process are closed to anyone without
+    CAP_SYS_PTRACE over it, whatever their uid (execve of a normal binary sets it back)."""
+    prctl(PR_SET_DUMPABLE, 1 if on else 0)
 
 
 def umount(target: str, flags: int = 0) -> None:
@@ -197,6 +242,18 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
         data[i].permitted = (permitted >> shift) & 0xFFFFFFFF
         data[i].inheritable = (inheritable >> shift) & 0xFFFFFFFF
     _check(_libc.syscall(SYS_capset, ctypes.byref(header), data), "capset")
+
+
+def capget() -> tuple[int, int, int]:
+    """This thread's (effective, permitted, inheritable) sets."""
+    header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)()
+    _check(_libc.syscall(SYS_capget, ctypes.byref(header), data), "capget")
+    return (
+        data[0].effective | data[1].effective << 32,
+        data[0].permitted | data[1].permitted << 32,
+        data[0].inheritable | data[1].inheritable << 32,
+    )
 
 
 def last_cap() -> int:

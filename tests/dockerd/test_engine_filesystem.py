@@ -18,7 +18,9 @@ import io
 import json
 import os
 import subprocess
+import sys
 import tarfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -128,6 +130,17 @@ def _tar(*entries: dict[str, Any]) -> bytes:
 def _members(data: bytes) -> dict[str, tarfile.TarInfo]:
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         return {m.name: m for m in tar.getmembers()}
+
+
+def _members_data(data: bytes) -> dict[str, bytes]:
+    """The regular files of an archive; {} for one cut short (dockerd's, when a race aborts its tar)."""
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            return {
+                m.name: (tar.extractfile(m) or io.BytesIO()).read() for m in tar.getmembers() if m.isfile()
+            }
+    except tarfile.ReadError:
+        return {}
 
 
 def _stat_header(resp: httpx.Response) -> dict[str, Any]:
@@ -533,3 +546,108 @@ def test_import_with_changes_and_message(docker: Docker, tmp_path: Path) -> None
     assert "invalid reference format" in docker.fails("import", str(fs), "Not/Lower")
     (tmp_path / "junk").write_bytes(b"this is no tar archive" * 50)
     assert "archive/tar: invalid tar header" in docker.fails("import", str(tmp_path / "junk"))
+
+
+# --- cp against a container that races it (CVE-2018-15664) ----------------------------------------
+
+# The hostile container's program (the host's Python, bound read-only into the busybox image):
+# given DIR, LINK and TARGET, it makes LINK a symlink to TARGET (a path on the host) and
+# exchanges the names DIR and LINK (renameat2 RENAME_EXCHANGE) as fast as it can, so that a
+# lookup through DIR that checks first and uses the path later can be sent to the host.
+SWAPPER = """
+import ctypes, os, sys
+directory, link, target = (os.fsencode(arg) for arg in sys.argv[1:4])
+if not os.path.exists(directory):
+    os.makedirs(directory)
+    with open(directory + b"/secret", "w") as f:
+        f.write("container data\\n")
+os.symlink(target, link)
+swap = ctypes.CDLL(None, use_errno=True).renameat2
+open("/ready", "w").close()
+while True:
+    for _ in range(1000):
+        swap(-100, directory, -100, link, 2)
+"""
+
+
+def _start_swapper(docker: Docker, *args: str) -> str:
+    """Run SWAPPER in a busybox container (docker run ARGS... busybox python SWAPPER ...)."""
+    python = os.path.realpath(sys.executable)
+    binds = [arg for path in (sys.base_prefix, "/lib", "/lib64") for arg in ("-v", f"{path}:{path}:ro")]
+    c = docker.name("swapper")
+    split = args.index("--")
+    docker.ok(
+        "run",
+        "-d",
+        "--name",
+        c,
+        *binds,
+        *args[:split],
+        "busybox",
+        python,
+        "-I",
+        "-c",
+        SWAPPER,
+        *args[split + 1 :],
+    )
+    deadline = time.monotonic() + 30
+    while docker.run("exec", c, "test", "-e", "/ready").returncode != 0:
+        assert time.monotonic() < deadline, docker.ok("logs", c)
+        time.sleep(0.1)
+    return c
+
+
+def test_cp_stays_inside_a_container_swapping_symlinks(docker: Docker, tmp_path: Path) -> None:
+    """docker cp in and out of /w/x, a directory the container keeps exchanging with a symlink to
+    the same-named host directory: every copy reads and writes the container's files or fails,
+    never the host's. pydockerd resolves and opens one component at a time through fds, never
+    following a symlink in the kernel (dockerd/engine/scoped.py; dockerd chroots into the
+    container). Checked to fail with a resolve-then-open-by-path variant of scoped.resolve."""
+    host = tmp_path / "host"
+    host.mkdir()
+    (host / "secret").write_text("host secret\n")
+    (tmp_path / "payload").write_text("from cp\n")
+    swapper = _start_swapper(docker, "--", "/w/x", "/w/y", str(host))
+    copied_out = copied_in = 0
+    for _ in range(20):
+        out = docker.run("cp", f"{swapper}:/w/x/secret", "-")
+        assert b"host secret" not in out.stdout
+        if out.returncode == 0:
+            # dockerd may send an empty archive when the path went away between stat and tar
+            data = _members_data(out.stdout)
+            assert data in ({}, {"secret": b"container data\n"}), data
+            copied_out += bool(data)
+        if docker.run("cp", str(tmp_path / "payload"), f"{swapper}:/w/x/").returncode == 0:
+            copied_in += 1
+        assert sorted(p.name for p in host.iterdir()) == ["secret"], "cp wrote on the host"
+    assert copied_out and copied_in  # the copies did happen, between the swaps
+
+
+def test_cp_of_a_stopped_container_unmounts_only_its_own_volumes(docker: Docker, tmp_path: Path) -> None:
+    """A stopped container's volumes are bound into its snapshot for a copy, then unmounted. The
+    volume /v is shared with a running container that keeps exchanging /v/sub (where a read-only
+    volume is bound, at /v/sub/h) with a symlink to a host directory holding a mount of the same
+    name. The read-only remount and the unmount go through an fd on the bind itself, so the
+    host's mount is never touched. Before the fix they went by path, and the host's tmpfs was
+    remounted read-only or unmounted."""
+    vol, data, decoy = tmp_path / "vol", tmp_path / "data", tmp_path / "decoy"
+    (vol / "sub" / "h").mkdir(parents=True)
+    data.mkdir()
+    (data / "file").write_text("bound data\n")
+    (decoy / "h").mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "decoy", str(decoy / "h")], check=True)
+    try:
+        _start_swapper(docker, "-v", f"{vol}:/v", "--", "/v/sub", "/v/evil", str(decoy))
+        stopped = docker.name("stopped")
+        docker.ok(
+            "create", "--name", stopped, "-v", f"{vol}:/v", "-v", f"{data}:/v/sub/h:ro", "busybox", "true"
+        )
+        copied = 0
+        for i in range(15):
+            out = docker.run("cp", f"{stopped}:/v/sub/h/file", "-")
+            copied += out.returncode == 0 and _members_data(out.stdout) == {"file": b"bound data\n"}
+            assert str(decoy / "h") in _mounts_under(decoy), f"the host's mount was unmounted (copy {i})"
+            (decoy / "h" / "probe").write_text("still writable\n")  # not remounted read-only either
+        assert copied
+    finally:
+        subprocess.run(["umount", "-l", str(decoy / "h")], check=False)

@@ -74,12 +74,14 @@ class Pyrunc:
         shutil.copytree(rootfs, path / "rootfs", symlinks=True)
         return Bundle(path, base_config(args, cid))
 
-    def __call__(self, *args: str, input: bytes | None = None, timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
+    def __call__(
+        self, *args: str, input: bytes | None = None, timeout: float = 60, wrap: list[str] | None = None
+    ) -> subprocess.CompletedProcess[bytes]:
         # Files, not pipes: a created or detached container inherits pyrunc's stdio (as under
         # containerd), so waiting for a pipe's EOF would wait for the container to exit.
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             done = subprocess.run(
-                [str(PYRUNC), "--root", str(self.root), *args],
+                [*(wrap or []), str(PYRUNC), "--root", str(self.root), *args],
                 input=input,
                 stdout=out,
                 stderr=err,
