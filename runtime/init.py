@@ -61,6 +61,9 @@ def stage1(cfg: InitConfig, chan: Channel) -> NoReturn:
     try:
         chan.expect("go")
         new_flags, joins = namespaces.split(specmod.namespaces(cfg.spec))
+        if new_flags & libc.CLONE_NEWNET:
+            # Loaded now: once in a user namespace, the mapped root may not reach the host's library.
+            from runtime.linux import netlink
         namespaces.join(namespaces.open_paths(joins))
         if new_flags & libc.CLONE_NEWUSER:
             libc.unshare(libc.CLONE_NEWUSER)
@@ -71,6 +74,8 @@ def stage1(cfg: InitConfig, chan: Channel) -> NoReturn:
             new_flags &= ~libc.CLONE_NEWUSER
         if new_flags:
             libc.unshare(new_flags)
+        if new_flags & libc.CLONE_NEWNET:
+            _loopback_up(netlink)
         pid = os.fork()
         if pid == 0:
             stage2(cfg, chan)
@@ -210,6 +215,14 @@ def _wait_for_start_then_exec(cfg: InitConfig, ready: _Ready) -> NoReturn:
     process.finalize_and_exec(
         spec["process"], ready.exe, ready.seccomp_filter, cfg.preserve_fds, specmod.has_namespace(spec, "user")
     )
+
+
+def _loopback_up(netlink: Any) -> None:
+    # runc's "loopback" network strategy: a namespace it creates gets `lo` up (one joined by path is left alone).
+    try:
+        netlink.loopback_up()
+    except OSError as exc:
+        raise PyruncError(f"cannot bring up the loopback interface: {exc.strerror}") from None
 
 
 def _write_sysctl(key: str, value: str) -> None:
