@@ -273,3 +273,23 @@ def test_cni_macvlan_driver(backend: NetworkBackend, names: Names) -> None:
             backend.networks.create("bad", driver="macvlan", options={"parent": f"pt{names.token}zz"})
     finally:
         subprocess.run(["ip", "link", "del", parent], check=False)
+
+
+def test_udp_port_is_published_through_the_proxy(backend: NetworkBackend) -> None:
+    echo = sandbox(backend, "echo", "bridge")
+    cid = next(k for k in backend.sandboxes.by_id if k.startswith("echo-"))
+    # A UDP echo server inside the namespace (a socket the test opens there).
+    server = pr_netns.create_socket(echo, socket.AF_INET, socket.SOCK_DGRAM, flags=0)
+    server.bind(("0.0.0.0", 5353))
+    server.settimeout(5)
+    try:
+        port = backend.sandboxes.publish(cid, {"5353/udp": [{"HostIp": "127.0.0.1"}]})[0].host_port
+        client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        client.settimeout(5)
+        client.sendto(b"ping-udp", ("127.0.0.1", port))
+        data, peer = server.recvfrom(100)
+        server.sendto(data.upper(), peer)
+        assert client.recv(100) == b"PING-UDP"
+        client.close()
+    finally:
+        server.close()
