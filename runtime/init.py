@@ -65,6 +65,9 @@ def stage1(cfg: InitConfig, chan: Channel) -> NoReturn:
         libc.set_dumpable(False)
         chan.expect("go")
         new_flags, joins = namespaces.split(specmod.namespaces(cfg.spec))
+        if new_flags & libc.CLONE_NEWNET:
+            # Loaded now: once in a user namespace, the mapped root may not reach the host's library.
+            from runtime.linux import netlink
         namespaces.join(namespaces.open_paths(joins))
         if new_flags & libc.CLONE_NEWUSER:
             libc.unshare(libc.CLONE_NEWUSER)
@@ -75,6 +78,8 @@ def stage1(cfg: InitConfig, chan: Channel) -> NoReturn:
             new_flags &= ~libc.CLONE_NEWUSER
         if new_flags:
             libc.unshare(new_flags)
+        if new_flags & libc.CLONE_NEWNET:
+            _loopback_up(netlink)
         pid = os.fork()
         if pid == 0:
             stage2(cfg, chan)
@@ -253,6 +258,14 @@ def _exec_user_process(cfg: InitConfig, ready: _Ready, status_fd: int) -> NoRetu
         specmod.has_namespace(spec, "user"),
         status_fd,
     )
+
+
+def _loopback_up(netlink: Any) -> None:
+    # runc's "loopback" network strategy: a namespace it creates gets `lo` up (one joined by path is left alone).
+    try:
+        netlink.loopback_up()
+    except OSError as exc:
+        raise PyruncError(f"cannot bring up the loopback interface: {exc.strerror}") from None
 
 
 def _write_sysctl(key: str, value: str) -> None:

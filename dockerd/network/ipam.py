@@ -1,0 +1,127 @@
+"""IP address management, libnetwork's default IPAM: pools for networks, addresses for endpoints.
+
+A network's pool is either the subnet it was created with or the first block of the
+configured pools (`default-address-pools`, dockerd's 172.17-31.x/16 and 192.168.x/20 when
+none are set) that overlaps neither another network's pool nor a route of the host (so two
+daemons on one machine, or a daemon and the host's own networks, never share a subnet).
+Every address handed out is recorded in `<state>/ipam/<network id>.json` before it is
+returned: after a restart, or a crash, nothing is handed out twice.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Iterable
+from ipaddress import IPv4Address, IPv4Network
+from typing import Any
+
+from dockerd.network import errors
+from dockerd.network.model import Subnet
+from dockerd.network.store import Store
+
+Routes = Callable[[], list[IPv4Network]]
+
+
+def parse_network(value: str, what: str = "subnet") -> IPv4Network:
+    try:
+        net = ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise errors.InvalidParameter(f"invalid CIDR address: {value}") from None
+    if not isinstance(net, IPv4Network):
+        raise errors.InvalidParameter(f"IPv6 {what} {value} is not supported")
+    return net
+
+
+def parse_address(value: str) -> IPv4Address:
+    try:
+        addr = ipaddress.ip_address(value)
+    except ValueError:
+        raise errors.InvalidParameter(f"invalid IP address: {value}") from None
+    if not isinstance(addr, IPv4Address):
+        raise errors.InvalidParameter(f"IPv6 address {value} is not supported")
+    return addr
+
+
+class Ipam:
+    def __init__(self, store: Store, pools: Iterable[tuple[str, int]], host_routes: Routes) -> None:
+        self.store = store
+        self.pools = [(parse_network(base, "pool"), size) for base, size in pools]
+        self.host_routes = host_routes
+
+    # pools ---------------------------------------------------------------------------------
+
+    def request_pool(
+        self, network_id: str, taken: list[IPv4Network], subnet: str = "", gateway: str = "", ip_range: str = ""
+    ) -> Subnet:
+        """Reserve a subnet for NETWORK_ID (the given one, or a free default block) and its gateway."""
+        if subnet:
+            net = parse_network(subnet)
+            if any(net.overlaps(other) for other in taken):
+                raise errors.pool_overlaps()
+        else:
+            net = self._free_block(taken)
+        gw = parse_address(gateway) if gateway else net.network_address + 1
+        if gw not in net:
+            raise errors.InvalidParameter(f"no matching subnet for gateway {gateway}")
+        if ip_range:
+            rng = parse_network(ip_range, "ip-range")
+            if not rng.subnet_of(net):
+                raise errors.InvalidParameter(f"no matching subnet for range {ip_range}")
+        record = Subnet(subnet=str(net), gateway=str(gw), ip_range=ip_range and str(parse_network(ip_range)))
+        self.store.write("ipam", network_id, {"subnet": record.subnet, "gateway": record.gateway,
+                                               "ip_range": record.ip_range, "allocated": [str(gw)]})  # fmt: skip
+        return record
+
+    def _free_block(self, taken: list[IPv4Network]) -> IPv4Network:
+        busy = taken + self.host_routes()
+        for base, size in self.pools:
+            for block in base.subnets(new_prefix=size) if size >= base.prefixlen else [base]:
+                if not any(block.overlaps(other) for other in busy):
+                    return block
+        raise errors.no_pool_available()
+
+    def release_pool(self, network_id: str) -> None:
+        self.store.delete("ipam", network_id)
+
+    # addresses -----------------------------------------------------------------------------
+
+    def request_address(self, network_id: str, preferred: str = "") -> tuple[str, int]:
+        """Hand out an address of NETWORK_ID's pool (PREFERRED if given): (address, prefix length)."""
+        state = self._state(network_id)
+        net = IPv4Network(state["subnet"])
+        allocated = set(state["allocated"])
+        if preferred:
+            addr = parse_address(preferred)
+            if addr not in net:
+                raise errors.InvalidParameter(f"Invalid address {preferred}: It does not belong to any of this network's subnets")
+            if str(addr) in allocated:
+                raise errors.address_in_use(preferred)
+        else:
+            addr = self._first_free(net, IPv4Network(state["ip_range"]) if state["ip_range"] else net, allocated)
+        state["allocated"].append(str(addr))
+        self.store.write("ipam", network_id, state)
+        return str(addr), net.prefixlen
+
+    @staticmethod
+    def _first_free(net: IPv4Network, rng: IPv4Network, allocated: set[str]) -> IPv4Address:
+        for addr in rng.hosts() if rng.prefixlen < 31 else rng:
+            if addr not in (net.network_address, net.broadcast_address) and str(addr) not in allocated:
+                return addr
+        raise errors.NetworkError("no available IPv4 addresses on this network's address pools")
+
+    def release_address(self, network_id: str, address: str) -> None:
+        state = self.store.read("ipam", network_id)
+        if state is None or address == state["gateway"] or address not in state["allocated"]:
+            return
+        state["allocated"].remove(address)
+        self.store.write("ipam", network_id, state)
+
+    def allocated(self, network_id: str) -> list[str]:
+        state = self.store.read("ipam", network_id)
+        return list(state["allocated"]) if state else []
+
+    def _state(self, network_id: str) -> dict[str, Any]:
+        state = self.store.read("ipam", network_id)
+        if state is None:
+            raise errors.NetworkError(f"no address pool for network {network_id}")
+        return state

@@ -1,0 +1,121 @@
+"""Links, addresses and routes, through pyroute2 (netlink).
+
+Every call opens its own IPRoute: pyroute2's synchronous sockets belong to the thread that
+made them, and the engine calls the backend from worker threads.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from ipaddress import IPv4Network
+from pathlib import Path
+from typing import Any
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+ENOENT_CODES = (19, 2)  # ENODEV, ENOENT: the link is already gone
+
+
+def _ipr(ns: Path | None = None) -> IPRoute:
+    return IPRoute(netns=str(ns), flags=0) if ns is not None else IPRoute()
+
+
+def index_of(name: str, ns: Path | None = None) -> int | None:
+    with _ipr(ns) as ipr:
+        found = ipr.link_lookup(ifname=name)
+    return found[0] if found else None
+
+
+def ensure_bridge(name: str, address: str, prefixlen: int, mtu: int) -> None:
+    """The bridge NAME, up, with ADDRESS/PREFIXLEN (created, or found after a restart)."""
+    with IPRoute() as ipr:
+        if not ipr.link_lookup(ifname=name):
+            ipr.link("add", ifname=name, kind="bridge", mtu=mtu)
+        index = ipr.link_lookup(ifname=name)[0]
+        present = {(a.get("address"), a["prefixlen"]) for a in ipr.get_addr(index=index, family=2)}
+        if (address, prefixlen) not in present:
+            ipr.addr("add", index=index, address=address, prefixlen=prefixlen)
+        ipr.link("set", index=index, state="up")
+
+
+def delete_link(name: str, ns: Path | None = None) -> None:
+    with _ipr(ns) as ipr:
+        found = ipr.link_lookup(ifname=name)
+        if not found:
+            return
+        try:
+            ipr.link("del", index=found[0])
+        except NetlinkError as exc:
+            if exc.code not in ENOENT_CODES:
+                raise
+
+
+def add_veth(host_name: str, peer_name: str, ns: Path, mtu: int) -> None:
+    """A veth pair whose peer is born inside the namespace NS under its final name (eth0...)."""
+    with IPRoute() as ipr:
+        ipr.link("add", ifname=host_name, kind="veth", mtu=mtu, peer={"ifname": peer_name, "net_ns_fd": str(ns), "mtu": mtu})
+
+
+def attach_to_bridge(host_name: str, bridge: str) -> None:
+    with IPRoute() as ipr:
+        master = ipr.link_lookup(ifname=bridge)[0]
+        index = ipr.link_lookup(ifname=host_name)[0]
+        ipr.link("set", index=index, master=master, state="up")
+
+
+def configure(ns: Path, ifname: str, mac: str, address: str, prefixlen: int, gateway: str | None) -> None:
+    """Give IFNAME inside NS its MAC and address, bring it up, and route the default through GATEWAY."""
+    with _ipr(ns) as ipr:
+        index = ipr.link_lookup(ifname=ifname)[0]
+        if mac:
+            ipr.link("set", index=index, address=mac)
+        ipr.addr("add", index=index, address=address, prefixlen=prefixlen)
+        ipr.link("set", index=index, state="up")
+        if gateway:
+            ipr.route("replace", dst="0.0.0.0/0", gateway=gateway, oif=index)
+
+
+def default_route(ns: Path) -> str | None:
+    with _ipr(ns) as ipr:
+        for route in ipr.get_routes(family=2, table=254):
+            if route["dst_len"] == 0 and route.get("gateway"):
+                return str(route.get("gateway"))
+    return None
+
+
+def set_default_route(ns: Path, gateway: str, ifname: str) -> None:
+    with _ipr(ns) as ipr:
+        index = ipr.link_lookup(ifname=ifname)[0]
+        ipr.route("replace", dst="0.0.0.0/0", gateway=gateway, oif=index)
+
+
+def host_routes() -> list[IPv4Network]:
+    """The host's IPv4 routes to networks (default route excluded): pools must not overlap them."""
+    found = []
+    with IPRoute() as ipr:
+        for route in ipr.get_routes(family=2, table=254):
+            if route["dst_len"] and route.get("dst"):
+                found.append(ipaddress.ip_network(f"{route.get('dst')}/{route['dst_len']}", strict=False))
+    return [n for n in found if isinstance(n, IPv4Network)]
+
+
+def names(ns: Path | None = None) -> list[str]:
+    with _ipr(ns) as ipr:
+        return [str(link.get("ifname")) for link in ipr.get_links()]
+
+
+_STATS = ("rx_bytes", "rx_packets", "rx_errors", "rx_dropped", "tx_bytes", "tx_packets", "tx_errors", "tx_dropped")
+
+
+def interface_stats(ns: Path) -> dict[str, dict[str, int]]:
+    """Per-interface counters inside NS (lo left out), in the shape of Docker's stats `networks`."""
+    result: dict[str, dict[str, int]] = {}
+    with _ipr(ns) as ipr:
+        for link in ipr.get_links():
+            name = str(link.get("ifname"))
+            if name == "lo":
+                continue
+            stats: Any = link.get("IFLA_STATS64") or {}
+            result[name] = {key: int(stats.get(key, 0)) for key in _STATS}
+    return result
