@@ -114,6 +114,17 @@ class VolumeService:
         An existing volume of the same driver is returned as it is (its labels and options are not
         changed, as in Docker). REF (a container id) is recorded with the volume in one step.
         """
+        return self.ensure(name, driver, options, labels, ref)[0]
+
+    def ensure(
+        self,
+        name: str = "",
+        driver: str = "",
+        options: Mapping[str, str] | None = None,
+        labels: Mapping[str, str] | None = None,
+        ref: str | None = None,
+    ) -> tuple[Volume, bool]:
+        """create(), also telling whether the volume is new (so a failed container create can undo it)."""
         label_map = dict(labels or {})
         if not name:
             name = new_anonymous_name()
@@ -121,38 +132,38 @@ class VolumeService:
             label_map[ANONYMOUS_LABEL] = ""
         opts = dict(options or {})
         with self._name_lock(name):
-            vol = self._create(name, driver, opts, label_map or None, ref)
+            vol, created = self._create(name, driver, opts, label_map or None, ref)
         self.publish("volume", "create", vol.name, {"driver": vol.driver})
-        return vol
+        return vol, created
 
     def _create(
         self, name: str, driver_name: str, opts: dict[str, str], labels: dict[str, str] | None, ref: str | None
-    ) -> Volume:
+    ) -> tuple[Volume, bool]:
         existing = self._check_conflict(name, driver_name)
         if existing is not None:
             if ref:
                 self.meta.add_ref(name, ref)
-            return existing
+            return existing, False
         if not driver_name:
             # no driver asked for: a volume of that name in any driver is the one meant
             found = self._probe(name)
             if found is not None:
                 driver, dv = found
                 self.meta.put(VolumeMeta(name, driver.name, None, None), ref)
-                return self._volume(driver, dv, None, None)
+                return self._volume(driver, dv, None, None), False
             driver_name = LOCAL
         driver = self._driver("create", name, driver_name)
         try:
-            existing = driver.get(name)  # moby asks first and ignores a failure to answer
+            present = driver.get(name)  # moby asks first and ignores a failure to answer
         except EngineError:
-            existing = None
+            present = None
         try:
-            made = existing or driver.create(name, opts)
+            made = present or driver.create(name, opts)
         except EngineError as exc:
             raise errors.wrap("create", name, exc) from exc
         meta = VolumeMeta(name, driver.name, labels, opts or None)
         self.meta.put(meta, ref)
-        return self._volume(driver, made, meta.labels, meta.options)
+        return self._volume(driver, made, meta.labels, meta.options), present is None
 
     def _check_conflict(self, name: str, driver_name: str) -> Volume | None:
         """The volume NAME if it exists in DRIVER_NAME's driver; a Conflict if another driver holds it."""
