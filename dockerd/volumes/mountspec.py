@@ -183,7 +183,7 @@ def validate(spec: Mapping[str, Any], check_bind_source: bool) -> None:
                 os.stat(source)
             except FileNotFoundError:
                 if not create:
-                    raise _config_error(spec, f"bind mount source path does not exist: {source}") from None
+                    raise _config_error(spec, f"bind source path does not exist: {source}") from None
             except OSError as exc:
                 raise _config_error(spec, f"stat {source}: {exc.strerror}") from exc
     elif kind == VOLUME:

@@ -14,11 +14,8 @@ import pytest
 
 from common.mount import mount_points, unmount
 from dockerd.volumes.discovery import PluginDirs
-from dockerd.volumes.pluginclient import Timeouts
 from dockerd.volumes.service import VolumeService
-
-# short deadlines so a plugin that never answers fails a test in seconds, not minutes
-FAST = Timeouts(short=2.0, long=3.0, connect_retry=2.5)
+from tests.volumes.vol_helpers import FAST
 
 
 @pytest.fixture

@@ -18,8 +18,8 @@ from dockerd.volumes import containermounts, mountplan
 from dockerd.volumes.discovery import PluginDirs
 from dockerd.volumes.errors import DriverError
 from dockerd.volumes.service import VolumeService
-from tests.volumes.conftest import FAST
 from tests.volumes.plugin_server import RunningPlugin, volume_plugin
+from tests.volumes.vol_helpers import FAST
 
 CID = "c" * 64
 

@@ -20,7 +20,7 @@ from dockerd.volumes.errors import DriverError
 from dockerd.volumes.filters import Filters
 from dockerd.volumes.names import ANONYMOUS_LABEL
 from dockerd.volumes.service import VolumeService
-from tests.volumes.conftest import FAST
+from tests.volumes.vol_helpers import FAST
 
 REPO = Path(__file__).resolve().parents[2]
 CID1 = "a" * 64
