@@ -339,3 +339,25 @@ def _mountinfo(path: str) -> dict[str, str]:
                 fstype, _source, sup = right.split(" ", 2)
                 return {"fstype": fstype, "super": sup}
     raise AssertionError(f"{path} is not mounted")
+
+
+def test_mounted_volume_across_a_restart(root: Path, plugin_dirs) -> None:
+    """Live restore: a volume still mounted for a running container is counted again, and one
+    that nobody claims after the restart is unmounted by unmount_idle."""
+    data = str(root / "data")
+    svc = VolumeService(data, plugin_dirs, FAST)
+    svc.create("kept", options={"type": "tmpfs", "device": "tmpfs"})
+    svc.create("orphan", options={"type": "tmpfs", "device": "tmpfs"})
+    kept, orphan = svc.mount("kept", "m-kept"), svc.mount("orphan", "m-orphan")
+    Path(kept, "f").write_text("still here")
+    svc.close()  # the daemon stops; the containers (and so the mounts) live on
+    again = VolumeService(data, plugin_dirs, FAST)
+    try:
+        again.mount("kept", "m-kept")  # containermounts.restore_mounts does this per running container
+        assert again.unmount_idle() == ["orphan"]
+        assert orphan not in mount_points(orphan)
+        assert Path(kept, "f").read_text() == "still here"  # not mounted a second time
+        again.unmount("kept", "m-kept")
+        assert kept not in mount_points(kept)
+    finally:
+        again.close()
