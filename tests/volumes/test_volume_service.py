@@ -361,3 +361,19 @@ def test_mounted_volume_across_a_restart(root: Path, plugin_dirs) -> None:
         assert kept not in mount_points(kept)
     finally:
         again.close()
+
+
+def test_router_helpers(service: VolumeService) -> None:
+    from dockerd.volumes import api
+
+    args = api.create_args({"Name": "rv", "Driver": "local", "DriverOpts": None, "Labels": {"a": "b"}})
+    assert service.create(**args).to_api()["Labels"] == {"a": "b"}
+    with pytest.raises(InvalidParameter) as exc:
+        api.create_args({"Name": 5})
+    assert "CreateOptions.Name" in str(exc.value)
+    service.create()  # anonymous
+    old = api.prune_filters(None, (1, 41))
+    assert old.get("all") == ["true"]  # an old client's prune takes named volumes too
+    assert api.prune_filters(None, (1, 43)).get("all") == []
+    assert len(service.prune(old).deleted) == 2 and service.list_volumes()[0] == []
+    assert api.truthy("1") and api.truthy("True") and not api.truthy("0") and not api.truthy(None)
