@@ -1,0 +1,67 @@
+"""What a `/volumes` router needs beyond the service: request bodies and query parameters as
+dockerd reads them. Pure functions; the router maps EngineError to its status and message.
+
+  GET    /volumes                 service.list_api(Filters.parse(query filters))
+  POST   /volumes/create          service.create(**create_args(body)).to_api()        -> 201
+  GET    /volumes/{name}          service.inspect(name)
+  DELETE /volumes/{name}?force=   service.remove(name, force=truthy(force))            -> 204
+  POST   /volumes/prune?filters=  service.prune(prune_filters(filters, api_version)).to_api()
+  GET    /system/df               "Volumes": service.usage()
+  GET    /info                    "Plugins": {"Volume": service.driver_names(), ...}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from dockerd.engine.errors import InvalidParameter
+from dockerd.volumes.filters import Filters
+
+# dockerd 23+ (API 1.42) prunes only anonymous volumes unless all=true; for older clients
+# it adds all=true itself, so `docker volume prune` keeps meaning what it meant to them
+ANONYMOUS_PRUNE_API = (1, 42)
+
+
+def _string_map(body: Mapping[str, Any], key: str) -> dict[str, str] | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or not all(isinstance(v, str) for v in value.values()):
+        raise InvalidParameter(
+            f"json: cannot unmarshal {type(value).__name__} into Go struct field CreateOptions.{key} of type map[string]string"
+        )
+    return {str(k): v for k, v in value.items()}
+
+
+def create_args(body: Any) -> dict[str, Any]:
+    """Keyword arguments of VolumeService.create from a `POST /volumes/create` body
+    (`Name`, `Driver`, `DriverOpts`, `Labels`; JSON type errors as Go's decoder words them)."""
+    if body is None:
+        body = {}
+    if not isinstance(body, Mapping):
+        raise InvalidParameter("json: cannot unmarshal into Go value of type volume.CreateOptions")
+    out: dict[str, Any] = {}
+    for key, arg in (("Name", "name"), ("Driver", "driver")):
+        value = body.get(key)
+        if value is not None and not isinstance(value, str):
+            raise InvalidParameter(
+                f"json: cannot unmarshal {type(value).__name__} into Go struct field CreateOptions.{key} of type string"
+            )
+        out[arg] = value or ""
+    out["options"] = _string_map(body, "DriverOpts")
+    out["labels"] = _string_map(body, "Labels")
+    return out
+
+
+def prune_filters(raw: str | None, api_version: tuple[int, int]) -> Filters:
+    """The prune filters, with all=true added for clients older than API 1.42 (as dockerd does)."""
+    f = Filters.parse(raw)
+    if api_version < ANONYMOUS_PRUNE_API and not f.contains("all"):
+        return Filters({**f.fields, "all": frozenset({"true"})})
+    return f
+
+
+def truthy(value: str | None) -> bool:
+    """A boolean query parameter as dockerd reads it (httputils.BoolValue)."""
+    return (value or "").strip().lower() not in ("", "0", "no", "false", "none")
