@@ -25,8 +25,11 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
+from containerd.errors import ContainerdError
 from dockerd import accesslog
+from dockerd.engine import filters as prune_filters
 from dockerd.engine.errors import EngineError, InvalidParameter, NotImplementedYet, NotModified
+from dockerd.engine.filters import Filters
 from dockerd.engine.resources import ResourceService
 
 if TYPE_CHECKING:
@@ -149,6 +152,12 @@ def _time_query(params: Any, name: str) -> float | None:
     return value
 
 
+# pycontainerd's error kinds (containerd.errors, by gRPC code) as Docker's statuses (errdefs).
+_CONTAINERD_STATUS = {
+    "NOT_FOUND": 404, "ALREADY_EXISTS": 409, "INVALID_ARGUMENT": 400, "FAILED_PRECONDITION": 409,
+    "UNAVAILABLE": 503, "UNIMPLEMENTED": 501,
+}  # fmt: skip
+
 CONTAINER_FILTERS = {
     "ancestor", "before", "expose", "exited", "health", "id", "isolation", "is-task", "label", "name", "network",
     "publish", "since", "status", "volume",
@@ -156,19 +165,16 @@ CONTAINER_FILTERS = {
 
 
 def _filters_query(params: Any, allowed: set[str] | None = None) -> dict[str, Any]:
-    """Docker's `filters` parameter: JSON of {key: [values]} (or the old {key: {value: true}})."""
-    raw = params.get("filters") or "{}"
-    try:
-        filters = json.loads(raw)
-    except ValueError:
-        raise InvalidParameter(f"invalid filters: {raw!r} is not JSON") from None
-    if not isinstance(filters, dict):
-        raise InvalidParameter("invalid filters: want a JSON object")
+    """Docker's `filters` parameter as {key: [values]}, its keys checked against ALLOWED."""
+    filters = _filters(params)
     if allowed is not None:
-        for key in filters:
-            if key not in allowed:
-                raise InvalidParameter(f"Invalid filter '{key}'")
-    return filters
+        filters.validate(allowed)
+    return filters.as_lists()
+
+
+def _filters(params: Any) -> Filters:
+    """Docker's `filters` parameter: JSON of {key: {value: true}} (or the older {key: [values]})."""
+    return Filters.from_json(params.get("filters"))
 
 
 def _registry_auth(request: Request) -> Any:
@@ -200,6 +206,15 @@ def create_app(daemon: Daemon) -> FastAPI:
         if isinstance(exc, NotModified):
             return Response(status_code=304)
         return JSONResponse({"message": str(exc)}, status_code=exc.status)
+
+    @app.exception_handler(ContainerdError)
+    async def containerd_error(request: Request, exc: ContainerdError) -> Response:
+        # pycontainerd's answer to what a client asked for (a reference that does not parse, an
+        # object that is gone): its kind says whose fault it is. Only unknown kinds are ours (500).
+        status = _CONTAINERD_STATUS.get(exc.code, 500)
+        if status == 500:
+            log.error("%s %s failed in pycontainerd: %s", request.method, request.url.path, exc)
+        return JSONResponse({"message": str(exc)}, status_code=status)
 
     @app.exception_handler(json.JSONDecodeError)
     async def bad_json(request: Request, exc: json.JSONDecodeError) -> Response:
@@ -265,17 +280,29 @@ def create_app(daemon: Daemon) -> FastAPI:
     async def system_df() -> dict[str, Any]:
         return await run_in_threadpool(resources.disk_usage)
 
+    # Nothing to prune yet (no builder, user-defined networks or volumes), but the filters are
+    # checked as dockerd checks them, so a client's mistake is an error here too.
+
     @app.post("/build/prune")
-    async def build_prune() -> dict[str, Any]:
-        return {"CachesDeleted": None, "SpaceReclaimed": 0}  # pydockerd has no builder, so no cache
+    async def build_prune(request: Request) -> dict[str, Any]:
+        filters = _filters(request.query_params)
+        try:
+            filters.validate(prune_filters.BUILD_CACHE_PRUNE)
+        except InvalidParameter as exc:
+            raise InvalidParameter(f"failed to prune build cache: {exc}") from None
+        return {"CachesDeleted": None, "SpaceReclaimed": 0}
 
     @app.post("/networks/prune")
-    async def networks_prune() -> dict[str, Any]:
-        return {"NetworksDeleted": None}  # no user-defined networks yet
+    async def networks_prune(request: Request) -> dict[str, Any]:
+        filters = _filters(request.query_params)
+        filters.validate(prune_filters.NETWORK_PRUNE)
+        prune_filters.prune_until(filters)
+        return {"NetworksDeleted": None}
 
     @app.post("/volumes/prune")
-    async def volumes_prune() -> dict[str, Any]:
-        return {"VolumesDeleted": [], "SpaceReclaimed": 0}  # no volumes yet
+    async def volumes_prune(request: Request) -> dict[str, Any]:
+        _filters(request.query_params).validate(prune_filters.VOLUME_PRUNE)
+        return {"VolumesDeleted": [], "SpaceReclaimed": 0}
 
     # --- images ----------------------------------------------------------------------------
 
@@ -288,8 +315,7 @@ def create_app(daemon: Daemon) -> FastAPI:
 
     @app.post("/images/prune")
     async def images_prune(request: Request) -> dict[str, Any]:
-        filters = _filters_query(request.query_params)
-        return await run_in_threadpool(resources.prune_images, filters)
+        return await run_in_threadpool(resources.prune_images, _filters(request.query_params))
 
     @app.post("/images/load")
     async def images_load(request: Request) -> StreamingResponse:
@@ -414,8 +440,8 @@ def create_app(daemon: Daemon) -> FastAPI:
         repo = request.query_params.get("repo") or ""
         if not repo:
             raise InvalidParameter("repository name must have at least one component")
-        await run_in_threadpool(images.tag, name, repo, request.query_params.get("tag") or "latest")
-        daemon.events.publish("image", "tag", name, {"name": f"{repo}:{request.query_params.get('tag') or 'latest'}"})
+        tagged = await run_in_threadpool(images.tag, name, repo, request.query_params.get("tag") or "")
+        daemon.events.publish("image", "tag", name, {"name": tagged})
         return Response(status_code=201)
 
     @app.delete("/images/{name:path}")
@@ -424,7 +450,12 @@ def create_app(daemon: Daemon) -> FastAPI:
 
         def remove() -> list[dict[str, str]]:
             image = images.resolve(name)
-            users = [(c.id, c.running()) for c in engine.all() if c.image_id == image.id]
+            # Paused and restarting containers count as running, as dockerd's IsRunning.
+            users = [
+                (c.id, c.running() or bool(c.state.get("Paused") or c.state.get("Restarting")))
+                for c in engine.all()
+                if c.image_id == image.id
+            ]
             result = images.remove(name, force, users)
             for entry in result:
                 for action, ref in entry.items():
@@ -530,7 +561,7 @@ def create_app(daemon: Daemon) -> FastAPI:
         condition = request.query_params.get("condition") or "not-running"
         if condition not in ("not-running", "next-exit", "removed"):
             raise InvalidParameter(f"invalid condition: {condition!r}")
-        c, done = engine.wait_condition(ref, condition)
+        done, answer = engine.wait_condition(ref, condition)
 
         # Headers go out at once, the body when the condition is met: the CLI registers its wait
         # before it starts the container and will not start it until the headers arrive. The
@@ -553,7 +584,7 @@ def create_app(daemon: Daemon) -> FastAPI:
                         await asyncio.wait_for(changed.wait(), 1.0)
             finally:
                 unwatch()
-            yield json.dumps(engine.wait_result(c)).encode() + b"\n"
+            yield json.dumps(answer(), separators=(",", ":")).encode() + b"\n"
 
         return StreamingResponse(result(), media_type="application/json")
 
@@ -676,18 +707,8 @@ def create_app(daemon: Daemon) -> FastAPI:
         return JSONResponse(await run_in_threadpool(fs.changes, ref))
 
     @app.post("/containers/prune")
-    async def containers_prune() -> dict[str, Any]:
-        def prune() -> dict[str, Any]:
-            deleted, reclaimed = [], 0
-            for c in engine.all():
-                if not c.running() and not c.state.get("Paused"):
-                    size = resources.writable_size(c)
-                    engine.remove(c.id, False, False)
-                    deleted.append(c.id)
-                    reclaimed += size
-            return {"ContainersDeleted": deleted or None, "SpaceReclaimed": reclaimed}
-
-        return await run_in_threadpool(prune)
+    async def containers_prune(request: Request) -> dict[str, Any]:
+        return await run_in_threadpool(resources.prune_containers, _filters(request.query_params))
 
     return app
 
