@@ -270,4 +270,5 @@ def make_bind_sources(host: dict[str, Any]) -> None:
         try:
             os.makedirs(source, exist_ok=True)
         except OSError as exc:
-            raise InvalidParameter(f"error while creating mount source path '{source}': {exc.strerror}") from None
+            reason = f"mkdir {exc.filename}: {(exc.strerror or '').lower()}"  # Go's os.PathError wording
+            raise InvalidParameter(f"error while creating mount source path '{source}': {reason}") from None
