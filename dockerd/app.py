@@ -55,6 +55,17 @@ def _int_query(params: Any, name: str, default: int | None = None) -> int | None
         raise InvalidParameter(f"invalid value for {name}: {raw!r} is not an integer") from None
 
 
+def _dimension(params: Any, name: str) -> int:
+    """A terminal height or width as dockerd reads it: a Go int (Atoi), passed on as a uint32."""
+    raw = params.get(name) or "0"
+    if not re.fullmatch(r"[+-]?[0-9]+", raw):
+        raise InvalidParameter(f'strconv.Atoi: parsing "{raw}": invalid syntax')
+    value = int(raw)
+    if not -(2**63) <= value < 2**63:
+        raise InvalidParameter(f'strconv.Atoi: parsing "{raw}": value out of range')
+    return value & 0xFFFFFFFF
+
+
 class _ApiVersion:
     """/vX.Y prefixes (1.24-1.41), Docker's response headers, and the latency metric per route."""
 
@@ -140,10 +151,8 @@ def _time_query(params: Any, name: str) -> float | None:
     raw = params.get(name)
     if raw in (None, ""):
         return None
-    try:
+    if re.fullmatch(r"[+-]?[0-9]{1,18}(\.[0-9]{1,9})?", raw):  # Go's ParseInt parts: no "nan", "inf" or "1e9"
         return float(raw)
-    except ValueError:
-        pass
     from dockerd.engine.logs import parse_time
 
     value = parse_time(raw) if len(raw) >= 19 and raw[4] == "-" and raw[10] == "T" else 0.0
@@ -238,7 +247,7 @@ def create_app(daemon: Daemon) -> FastAPI:
             return {}
         try:
             value = json.loads(raw)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # (RecursionError: nesting deeper than Python's stack)
             raise InvalidParameter(f"invalid JSON: {exc}") from None
         if not isinstance(value, dict):
             raise InvalidParameter("invalid JSON: the body must be an object")
@@ -630,11 +639,7 @@ def create_app(daemon: Daemon) -> FastAPI:
     @app.post("/containers/{ref}/resize")
     async def container_resize(ref: str, request: Request) -> Response:
         q = request.query_params
-        try:
-            h, w = int(q.get("h") or 0), int(q.get("w") or 0)
-        except ValueError:
-            raise InvalidParameter("invalid resize: h and w must be integers") from None
-        await run_in_threadpool(engine.resize, ref, h, w)
+        await run_in_threadpool(engine.resize, ref, _dimension(q, "h"), _dimension(q, "w"))
         return Response(status_code=200)
 
     # --- exec (POST /exec/{id}/start is a hijacked route: dockerd/attach.py) -----------------
@@ -651,8 +656,8 @@ def create_app(daemon: Daemon) -> FastAPI:
 
     @app.post("/exec/{exec_id}/resize")
     async def exec_resize(exec_id: str, request: Request) -> Response:
-        h, w = _int_query(request.query_params, "h", 0), _int_query(request.query_params, "w", 0)
-        await run_in_threadpool(daemon.execs.resize, exec_id, h or 0, w or 0)
+        q = request.query_params
+        await run_in_threadpool(daemon.execs.resize, exec_id, _dimension(q, "h"), _dimension(q, "w"))
         return Response(status_code=200)
 
     # --- container filesystems: cp, export, changes (dockerd/engine/filesystem.py) -----------
@@ -736,7 +741,7 @@ def _container_matches(c: Any, filters: dict[str, Any], engine: Any) -> bool:
         # A container without a healthcheck (every one, until healthchecks exist) is "none".
         if key == "health" and ((c.state.get("Health") or {}).get("Status") or "none") not in values:
             return False
-        if key == "name" and not any(re.search(v, c.name) for v in values):
+        if key == "name" and not any(_regex_search(v, c.name) for v in values):
             return False
         if key == "id" and not any(c.id.startswith(v) for v in values):
             return False
@@ -757,6 +762,14 @@ def _container_matches(c: Any, filters: dict[str, Any], engine: Any) -> bool:
             if key == "since" and not c.created > ref.created:
                 return False
     return True
+
+
+def _regex_search(pattern: str, text: str) -> bool:
+    """dockerd's filter regex match: a pattern that does not compile matches nothing."""
+    try:
+        return re.search(pattern, text) is not None
+    except re.error:
+        return False
 
 
 def default_info(daemon: Daemon, containers: list[Any], image_count: int) -> dict[str, Any]:

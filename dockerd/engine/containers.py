@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import queue
+import re
 import shutil
 import threading
 import time
@@ -253,6 +254,8 @@ class ContainerEngine:
             raise InvalidParameter("can't create 'AutoRemove' container with restart policy")
         config = spec.merge_image_config(config, image_config)
         args = spec.command(config, image_config)
+        if config.get("StopSignal"):
+            signal_number(config["StopSignal"])  # as dockerd: a stop signal that does not parse is refused now
         host = dict(host)
         warnings = security.check_at_create(host, spec._capabilities(host), self.security)
         if not host.get("Privileged"):  # as dockerd: the defaults are recorded, inspect shows them
@@ -654,6 +657,7 @@ class ContainerEngine:
 
     def kill(self, ref: str, signal: int) -> None:
         c = self.get(ref)
+        check_signal(signal, ref)
         if not c.running():
             raise Conflict(f"Cannot kill container: {ref}: Container {c.id} is not running")
         if signal in (9, 15):
@@ -666,6 +670,8 @@ class ContainerEngine:
 
     def stop(self, ref: str, timeout: int | None, signal: int | None = None) -> None:
         c = self.get(ref)
+        if signal is not None:
+            check_signal(signal, ref)
         if not c.running():
             with self._lock:
                 restarting = bool(c.state.get("Restarting"))
@@ -1032,17 +1038,34 @@ def timestamp_text(ts: Any) -> str | None:
 
 
 def signal_number(name: str) -> int:
+    """dockerd's ParseSignal: a number (not 0), or a name with or without SIG (RTMIN+n, RTMAX-n too)."""
     import signal
 
     text = str(name).upper()
-    if text.isdigit():
-        return int(text)
-    if not text.startswith("SIG"):
-        text = "SIG" + text
+    if re.fullmatch(r"[+-]?[0-9]+", text):
+        number = int(text)
+        if number == 0 or not -(2**63) <= number < 2**63:
+            raise InvalidParameter(f"Invalid signal: {name}")
+        return number
+    text = text.removeprefix("SIG")
+    realtime = re.fullmatch(r"RT(MIN|MAX)([+-][0-9]{1,2})?", text)
+    if realtime:
+        base = int(signal.SIGRTMIN if realtime.group(1) == "MIN" else signal.SIGRTMAX)
+        number = base + int(realtime.group(2) or 0)
+        if signal.SIGRTMIN <= number <= signal.SIGRTMAX:
+            return number
     try:
-        return int(signal.Signals[text])
+        return int(signal.Signals["SIG" + text])
     except KeyError:
         raise InvalidParameter(f"Invalid signal: {name}") from None
+
+
+def check_signal(number: int, ref: str) -> None:
+    """A signal the kernel has (1-31, 34-64); dockerd's wording for one it does not."""
+    import signal
+
+    if number not in {int(s) for s in signal.valid_signals()}:
+        raise InvalidParameter(f"Cannot kill container: {ref}: The linux daemon does not support signal {number}")
 
 
 def _summary_command(path: str, args: list[str]) -> str:

@@ -60,8 +60,8 @@ class Filters:
             return cls({})
         try:
             value = json.loads(raw)
-        except ValueError:
-            raise InvalidParameter(f"invalid filters: {raw!r} is not JSON") from None
+        except (ValueError, RecursionError):  # (RecursionError: nesting deeper than Python's stack)
+            raise InvalidParameter(f"invalid filters: {raw[:200]!r} is not JSON") from None
         return cls(_decode(value))
 
     def contains(self, key: str) -> bool:
