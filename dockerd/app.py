@@ -297,6 +297,7 @@ def create_app(daemon: Daemon) -> FastAPI:
         filters = _filters(request.query_params)
         try:
             filters.validate(prune_filters.BUILD_CACHE_PRUNE)
+            prune_filters.build_cache_until(filters)
         except InvalidParameter as exc:
             raise InvalidParameter(f"failed to prune build cache: {exc}") from None
         return {"CachesDeleted": None, "SpaceReclaimed": 0}

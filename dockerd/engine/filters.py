@@ -151,6 +151,32 @@ def prune_until(filters: Filters, now: float | None = None) -> float | None:
     return get_timestamp(values[0], time.time() if now is None else now)
 
 
+def build_cache_until(filters: Filters) -> float | None:
+    """The build cache prune's `until` (or its older name `unused-for`): a Go duration, in seconds."""
+    until, unused_for = filters.get("until"), filters.get("unused-for")
+    if until and unused_for:
+        raise InvalidParameter('conflicting filters: "until" and "unused-for"')
+    values, key = (until, "until") if until else (unused_for, "unused-for")
+    if not values:
+        return None
+    if len(values) > 1:
+        raise InvalidParameter("filters expect only one value")
+    seconds = 0.0 if values[0] == "0" else go_duration(values[0])
+    if seconds is None:
+        raise InvalidParameter(f"\"{key}\" filter expects a duration (e.g., '24h'): {_duration_error(values[0])}")
+    return seconds
+
+
+def _duration_error(text: str) -> str:
+    """Go's ParseDuration error for `text`."""
+    unit = re.fullmatch(r"[-+]?[0-9.]+([^0-9.]+)", text)
+    if unit:
+        return f'time: unknown unit "{unit.group(1)}" in duration "{text}"'
+    if re.fullmatch(r"[-+]?[0-9.]+", text) and text.strip("+-."):
+        return f'time: missing unit in duration "{text}"'
+    return f'time: invalid duration "{text}"'
+
+
 def match_labels(filters: Filters, labels: Mapping[str, str] | None) -> bool:
     """dockerd's prune matchLabels: all of `label`, and not all of `label!` (when given)."""
     if not filters.match_kv_list("label", labels):
