@@ -25,7 +25,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
-from containerd.errors import ContainerdError
+from containerd.client.errors import ContainerdError
 from dockerd import accesslog
 from dockerd.engine import filters as prune_filters
 from dockerd.engine.errors import EngineError, InvalidParameter, NotImplementedYet, NotModified
@@ -161,7 +161,7 @@ def _time_query(params: Any, name: str) -> float | None:
     return value
 
 
-# pycontainerd's error kinds (containerd.errors, by gRPC code) as Docker's statuses (errdefs).
+# pycontainerd's error kinds (containerd.client.errors, by gRPC code) as Docker's statuses (errdefs).
 _CONTAINERD_STATUS = {
     "NOT_FOUND": 404, "ALREADY_EXISTS": 409, "INVALID_ARGUMENT": 400, "FAILED_PRECONDITION": 409,
     "UNAVAILABLE": 503, "UNIMPLEMENTED": 501,

@@ -26,8 +26,9 @@ from containerd.client import (
     parse_reference,
     unpack,
 )
+from containerd.client.errors import InvalidArgument
 from containerd.client.names import is_tag
-from containerd.errors import ContainerdError, InvalidArgument
+from containerd.errors import ContainerdError
 from containerd.errors import NotFound as ContainerdNotFound
 from dockerd.engine.errors import Conflict, InvalidParameter, no_such_image
 from dockerd.engine.logs import parse_time
