@@ -267,8 +267,14 @@ def make_bind_sources(host: dict[str, Any]) -> None:
     """At start, as dockerd: a bind source that does not exist is created as a directory."""
     for raw in host.get("Binds") or []:
         source = parse_bind(raw).source
+        if os.path.exists(source):
+            continue  # (a file too: a file is bound onto a file)
         try:
-            os.makedirs(source, exist_ok=True)
+            os.makedirs(source)
+        except FileExistsError:
+            continue  # made meanwhile
+        except NotADirectoryError:
+            continue  # a file on the way: the runtime's mount says so, as with dockerd (it ignores ENOTDIR here)
         except OSError as exc:
             reason = f"mkdir {exc.filename}: {(exc.strerror or '').lower()}"  # Go's os.PathError wording
             raise InvalidParameter(f"error while creating mount source path '{source}': {reason}") from None

@@ -130,6 +130,18 @@ def test_run_rm_that_fails_to_start_is_removed_and_exits(
     assert not exists(engine, name)
 
 
+def test_bind_sources_made_at_start_files_kept(engine: RefDockerd, scratch: Scratch, tmp_path: Path) -> None:
+    """A missing bind source is made (a directory) when the container starts; a file is bound as it is."""
+    existing = tmp_path / "file"
+    existing.write_text("kept\n")
+    missing = tmp_path / "made" / "here"
+    out = engine.docker_ok(
+        "run", "--rm", "--name", scratch.name("binds"), "-v", f"{existing}:/f:ro", "-v", f"{missing}:/d",
+        "busybox", "sh", "-c", "cat /f; test -d /d && echo dir",
+    )  # fmt: skip
+    assert out == "kept\ndir\n" and missing.is_dir()
+
+
 def test_start_failure_without_auto_remove_is_recorded(engine: RefDockerd, api: docker.DockerClient, scratch: Scratch) -> None:
     name = scratch.name("recorded")
     engine.docker_ok("create", "--name", name, "-u", "nosuchuser", "busybox", "true")
