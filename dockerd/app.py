@@ -25,8 +25,11 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
+from containerd.client.errors import ContainerdError
 from dockerd import accesslog
+from dockerd.engine import filters as prune_filters
 from dockerd.engine.errors import EngineError, InvalidParameter, NotImplementedYet, NotModified
+from dockerd.engine.filters import Filters
 from dockerd.engine.resources import ResourceService
 
 if TYPE_CHECKING:
@@ -50,6 +53,17 @@ def _int_query(params: Any, name: str, default: int | None = None) -> int | None
         return int(raw)
     except ValueError:
         raise InvalidParameter(f"invalid value for {name}: {raw!r} is not an integer") from None
+
+
+def _dimension(params: Any, name: str) -> int:
+    """A terminal height or width as dockerd reads it: a Go int (Atoi), passed on as a uint32."""
+    raw = params.get(name) or "0"
+    if not re.fullmatch(r"[+-]?[0-9]+", raw):
+        raise InvalidParameter(f'strconv.Atoi: parsing "{raw}": invalid syntax')
+    value = int(raw)
+    if not -(2**63) <= value < 2**63:
+        raise InvalidParameter(f'strconv.Atoi: parsing "{raw}": value out of range')
+    return value & 0xFFFFFFFF
 
 
 class _ApiVersion:
@@ -137,10 +151,8 @@ def _time_query(params: Any, name: str) -> float | None:
     raw = params.get(name)
     if raw in (None, ""):
         return None
-    try:
+    if re.fullmatch(r"[+-]?[0-9]{1,18}(\.[0-9]{1,9})?", raw):  # Go's ParseInt parts: no "nan", "inf" or "1e9"
         return float(raw)
-    except ValueError:
-        pass
     from dockerd.engine.logs import parse_time
 
     value = parse_time(raw) if len(raw) >= 19 and raw[4] == "-" and raw[10] == "T" else 0.0
@@ -149,6 +161,12 @@ def _time_query(params: Any, name: str) -> float | None:
     return value
 
 
+# pycontainerd's error kinds (containerd.client.errors, by gRPC code) as Docker's statuses (errdefs).
+_CONTAINERD_STATUS = {
+    "NOT_FOUND": 404, "ALREADY_EXISTS": 409, "INVALID_ARGUMENT": 400, "FAILED_PRECONDITION": 409,
+    "UNAVAILABLE": 503, "UNIMPLEMENTED": 501,
+}  # fmt: skip
+
 CONTAINER_FILTERS = {
     "ancestor", "before", "expose", "exited", "health", "id", "isolation", "is-task", "label", "name", "network",
     "publish", "since", "status", "volume",
@@ -156,19 +174,16 @@ CONTAINER_FILTERS = {
 
 
 def _filters_query(params: Any, allowed: set[str] | None = None) -> dict[str, Any]:
-    """Docker's `filters` parameter: JSON of {key: [values]} (or the old {key: {value: true}})."""
-    raw = params.get("filters") or "{}"
-    try:
-        filters = json.loads(raw)
-    except ValueError:
-        raise InvalidParameter(f"invalid filters: {raw!r} is not JSON") from None
-    if not isinstance(filters, dict):
-        raise InvalidParameter("invalid filters: want a JSON object")
+    """Docker's `filters` parameter as {key: [values]}, its keys checked against ALLOWED."""
+    filters = _filters(params)
     if allowed is not None:
-        for key in filters:
-            if key not in allowed:
-                raise InvalidParameter(f"Invalid filter '{key}'")
-    return filters
+        filters.validate(allowed)
+    return filters.as_lists()
+
+
+def _filters(params: Any) -> Filters:
+    """Docker's `filters` parameter: JSON of {key: {value: true}} (or the older {key: [values]})."""
+    return Filters.from_json(params.get("filters"))
 
 
 def _registry_auth(request: Request) -> Any:
@@ -201,6 +216,15 @@ def create_app(daemon: Daemon) -> FastAPI:
             return Response(status_code=304)
         return JSONResponse({"message": str(exc)}, status_code=exc.status)
 
+    @app.exception_handler(ContainerdError)
+    async def containerd_error(request: Request, exc: ContainerdError) -> Response:
+        # pycontainerd's answer to what a client asked for (a reference that does not parse, an
+        # object that is gone): its kind says whose fault it is. Only unknown kinds are ours (500).
+        status = _CONTAINERD_STATUS.get(exc.code, 500)
+        if status == 500:
+            log.error("%s %s failed in pycontainerd: %s", request.method, request.url.path, exc)
+        return JSONResponse({"message": str(exc)}, status_code=status)
+
     @app.exception_handler(json.JSONDecodeError)
     async def bad_json(request: Request, exc: json.JSONDecodeError) -> Response:
         return JSONResponse({"message": f"invalid JSON: {exc}"}, status_code=400)
@@ -223,7 +247,7 @@ def create_app(daemon: Daemon) -> FastAPI:
             return {}
         try:
             value = json.loads(raw)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # (RecursionError: nesting deeper than Python's stack)
             raise InvalidParameter(f"invalid JSON: {exc}") from None
         if not isinstance(value, dict):
             raise InvalidParameter("invalid JSON: the body must be an object")
@@ -265,17 +289,30 @@ def create_app(daemon: Daemon) -> FastAPI:
     async def system_df() -> dict[str, Any]:
         return await run_in_threadpool(resources.disk_usage)
 
+    # Nothing to prune yet (no builder, user-defined networks or volumes), but the filters are
+    # checked as dockerd checks them, so a client's mistake is an error here too.
+
     @app.post("/build/prune")
-    async def build_prune() -> dict[str, Any]:
-        return {"CachesDeleted": None, "SpaceReclaimed": 0}  # pydockerd has no builder, so no cache
+    async def build_prune(request: Request) -> dict[str, Any]:
+        filters = _filters(request.query_params)
+        try:
+            filters.validate(prune_filters.BUILD_CACHE_PRUNE)
+            prune_filters.build_cache_until(filters)
+        except InvalidParameter as exc:
+            raise InvalidParameter(f"failed to prune build cache: {exc}") from None
+        return {"CachesDeleted": None, "SpaceReclaimed": 0}
 
     @app.post("/networks/prune")
-    async def networks_prune() -> dict[str, Any]:
-        return {"NetworksDeleted": None}  # no user-defined networks yet
+    async def networks_prune(request: Request) -> dict[str, Any]:
+        filters = _filters(request.query_params)
+        filters.validate(prune_filters.NETWORK_PRUNE)
+        prune_filters.prune_until(filters)
+        return {"NetworksDeleted": None}
 
     @app.post("/volumes/prune")
-    async def volumes_prune() -> dict[str, Any]:
-        return {"VolumesDeleted": [], "SpaceReclaimed": 0}  # no volumes yet
+    async def volumes_prune(request: Request) -> dict[str, Any]:
+        _filters(request.query_params).validate(prune_filters.VOLUME_PRUNE)
+        return {"VolumesDeleted": [], "SpaceReclaimed": 0}
 
     # --- images ----------------------------------------------------------------------------
 
@@ -288,8 +325,7 @@ def create_app(daemon: Daemon) -> FastAPI:
 
     @app.post("/images/prune")
     async def images_prune(request: Request) -> dict[str, Any]:
-        filters = _filters_query(request.query_params)
-        return await run_in_threadpool(resources.prune_images, filters)
+        return await run_in_threadpool(resources.prune_images, _filters(request.query_params))
 
     @app.post("/images/load")
     async def images_load(request: Request) -> StreamingResponse:
@@ -414,8 +450,8 @@ def create_app(daemon: Daemon) -> FastAPI:
         repo = request.query_params.get("repo") or ""
         if not repo:
             raise InvalidParameter("repository name must have at least one component")
-        await run_in_threadpool(images.tag, name, repo, request.query_params.get("tag") or "latest")
-        daemon.events.publish("image", "tag", name, {"name": f"{repo}:{request.query_params.get('tag') or 'latest'}"})
+        tagged = await run_in_threadpool(images.tag, name, repo, request.query_params.get("tag") or "")
+        daemon.events.publish("image", "tag", name, {"name": tagged})
         return Response(status_code=201)
 
     @app.delete("/images/{name:path}")
@@ -424,7 +460,12 @@ def create_app(daemon: Daemon) -> FastAPI:
 
         def remove() -> list[dict[str, str]]:
             image = images.resolve(name)
-            users = [(c.id, c.running()) for c in engine.all() if c.image_id == image.id]
+            # Paused and restarting containers count as running, as dockerd's IsRunning.
+            users = [
+                (c.id, c.running() or bool(c.state.get("Paused") or c.state.get("Restarting")))
+                for c in engine.all()
+                if c.image_id == image.id
+            ]
             result = images.remove(name, force, users)
             for entry in result:
                 for action, ref in entry.items():
@@ -530,7 +571,7 @@ def create_app(daemon: Daemon) -> FastAPI:
         condition = request.query_params.get("condition") or "not-running"
         if condition not in ("not-running", "next-exit", "removed"):
             raise InvalidParameter(f"invalid condition: {condition!r}")
-        c, done = engine.wait_condition(ref, condition)
+        done, answer = engine.wait_condition(ref, condition)
 
         # Headers go out at once, the body when the condition is met: the CLI registers its wait
         # before it starts the container and will not start it until the headers arrive. The
@@ -553,7 +594,7 @@ def create_app(daemon: Daemon) -> FastAPI:
                         await asyncio.wait_for(changed.wait(), 1.0)
             finally:
                 unwatch()
-            yield json.dumps(engine.wait_result(c)).encode() + b"\n"
+            yield json.dumps(answer(), separators=(",", ":")).encode() + b"\n"
 
         return StreamingResponse(result(), media_type="application/json")
 
@@ -599,11 +640,7 @@ def create_app(daemon: Daemon) -> FastAPI:
     @app.post("/containers/{ref}/resize")
     async def container_resize(ref: str, request: Request) -> Response:
         q = request.query_params
-        try:
-            h, w = int(q.get("h") or 0), int(q.get("w") or 0)
-        except ValueError:
-            raise InvalidParameter("invalid resize: h and w must be integers") from None
-        await run_in_threadpool(engine.resize, ref, h, w)
+        await run_in_threadpool(engine.resize, ref, _dimension(q, "h"), _dimension(q, "w"))
         return Response(status_code=200)
 
     # --- exec (POST /exec/{id}/start is a hijacked route: dockerd/attach.py) -----------------
@@ -620,8 +657,8 @@ def create_app(daemon: Daemon) -> FastAPI:
 
     @app.post("/exec/{exec_id}/resize")
     async def exec_resize(exec_id: str, request: Request) -> Response:
-        h, w = _int_query(request.query_params, "h", 0), _int_query(request.query_params, "w", 0)
-        await run_in_threadpool(daemon.execs.resize, exec_id, h or 0, w or 0)
+        q = request.query_params
+        await run_in_threadpool(daemon.execs.resize, exec_id, _dimension(q, "h"), _dimension(q, "w"))
         return Response(status_code=200)
 
     # --- container filesystems: cp, export, changes (dockerd/engine/filesystem.py) -----------
@@ -676,18 +713,8 @@ def create_app(daemon: Daemon) -> FastAPI:
         return JSONResponse(await run_in_threadpool(fs.changes, ref))
 
     @app.post("/containers/prune")
-    async def containers_prune() -> dict[str, Any]:
-        def prune() -> dict[str, Any]:
-            deleted, reclaimed = [], 0
-            for c in engine.all():
-                if not c.running() and not c.state.get("Paused"):
-                    size = resources.writable_size(c)
-                    engine.remove(c.id, False, False)
-                    deleted.append(c.id)
-                    reclaimed += size
-            return {"ContainersDeleted": deleted or None, "SpaceReclaimed": reclaimed}
-
-        return await run_in_threadpool(prune)
+    async def containers_prune(request: Request) -> dict[str, Any]:
+        return await run_in_threadpool(resources.prune_containers, _filters(request.query_params))
 
     return app
 
@@ -715,7 +742,7 @@ def _container_matches(c: Any, filters: dict[str, Any], engine: Any) -> bool:
         # A container without a healthcheck (every one, until healthchecks exist) is "none".
         if key == "health" and ((c.state.get("Health") or {}).get("Status") or "none") not in values:
             return False
-        if key == "name" and not any(re.search(v, c.name) for v in values):
+        if key == "name" and not any(_regex_search(v, c.name) for v in values):
             return False
         if key == "id" and not any(c.id.startswith(v) for v in values):
             return False
@@ -736,6 +763,14 @@ def _container_matches(c: Any, filters: dict[str, Any], engine: Any) -> bool:
             if key == "since" and not c.created > ref.created:
                 return False
     return True
+
+
+def _regex_search(pattern: str, text: str) -> bool:
+    """dockerd's filter regex match: a pattern that does not compile matches nothing."""
+    try:
+        return re.search(pattern, text) is not None
+    except re.error:
+        return False
 
 
 def default_info(daemon: Daemon, containers: list[Any], image_count: int) -> dict[str, Any]:

@@ -122,7 +122,10 @@ class HijackRequest:
 
     def json(self) -> Any:
         """The body parsed as JSON (None when empty); raises ValueError when malformed."""
-        return json.loads(self.body) if self.body.strip() else None
+        try:
+            return json.loads(self.body) if self.body.strip() else None
+        except RecursionError:  # nesting deeper than Python's stack: malformed for us
+            raise ValueError("JSON nested too deeply") from None
 
 
 HijackHandler = Callable[[HijackRequest, "RawStream"], Awaitable[None]]

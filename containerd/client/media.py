@@ -153,7 +153,7 @@ def canonical_json(value: Any) -> bytes:
 def load_json(data: bytes, what: str) -> Any:
     try:
         return json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # (nested deeper than Python's stack)
         raise InvalidArgument(f"{what} is not valid JSON: {exc}") from None
 
 

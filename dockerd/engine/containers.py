@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import queue
+import re
 import shutil
 import threading
 import time
@@ -25,7 +26,8 @@ from containerd.errors import AlreadyExists as ContainerdAlreadyExists
 from containerd.errors import ContainerdError
 from containerd.errors import NotFound as ContainerdNotFound
 from dockerd.engine import filesystem, names, security, spec, validate
-from dockerd.engine.errors import Conflict, InvalidParameter, NotModified, no_such_container
+from dockerd.engine.binds import parse_bind
+from dockerd.engine.errors import Conflict, EngineError, InvalidParameter, NotModified, no_such_container
 from dockerd.engine.images import ImageService
 from dockerd.engine.logs import (
     LogCopier,
@@ -108,6 +110,15 @@ class Container:
         return "exited" if self.has_been_started else "created"
 
 
+@dataclass(frozen=True)
+class Stop:
+    """A container's stops so far (for Docker's wait) and the status of the last one."""
+
+    count: int = 0
+    exit_code: int = 0
+    error: str = ""
+
+
 def fresh_state() -> dict[str, Any]:
     return {
         "Status": "created", "Running": False, "Paused": False, "Restarting": False, "OOMKilled": False,
@@ -153,6 +164,7 @@ class ContainerEngine:
         self._containers: dict[str, Container] = {}
         self._copiers: dict[str, list[LogCopier]] = {}
         self._exiting: set[str] = set()  # containers whose exit is being recorded
+        self._stops: dict[str, Stop] = {}  # the last stop of each container, for waiters
         self._restarting_now: set[str] = set()  # containers a restart policy is starting right now
         # Attached clients per container: queues of (stream, bytes) and (stream, None) at its end.
         self._attached: dict[str, list[queue.Queue[tuple[str, bytes | None]]]] = {}
@@ -242,6 +254,8 @@ class ContainerEngine:
             raise InvalidParameter("can't create 'AutoRemove' container with restart policy")
         config = spec.merge_image_config(config, image_config)
         args = spec.command(config, image_config)
+        if config.get("StopSignal"):
+            signal_number(config["StopSignal"])  # as dockerd: a stop signal that does not parse is refused now
         host = dict(host)
         warnings = security.check_at_create(host, spec._capabilities(host), self.security)
         if not host.get("Privileged"):  # as dockerd: the defaults are recorded, inspect shows them
@@ -255,6 +269,9 @@ class ContainerEngine:
             host["PidsLimit"] = None  # 0 and -1 both mean unlimited; dockerd shows null
         log_config = resolve_log_config(host.get("LogConfig"), self.log_defaults.type, self.log_defaults.config)
         host = {**host, "LogConfig": log_config.view()}  # inspect shows the resolved driver and options
+        # Whatever the runtime spec refuses (capabilities, security options, binds, ulimits...)
+        # is refused now, with nothing created, rather than when the container starts.
+        spec.build("0" * 64, config, host, image_config, (0, 0, []), self.root, self.cgroup_parent, self.security)
         with self._lock:
             taken = {c.name for c in self._containers.values()}
             if name:
@@ -335,8 +352,29 @@ class ContainerEngine:
         self._start(c)
 
     def _start(self, c: Container) -> None:
-        with self.rootfs_guard.hold(c.id):  # a cp into the stopped container has it mounted: let it finish
-            self._start_task(c)
+        """Start the task; on any failure the container records the error and, with AutoRemove,
+        is removed at once (as dockerd's start cleanup): the Docker CLI's `run --rm` waits for
+        that removal after a failed start, so a failure that left the container would hang it."""
+        try:
+            with self.rootfs_guard.hold(c.id):  # a cp into the stopped container has it mounted: let it finish
+                self._start_task(c)
+        except Exception as exc:
+            self._start_failed(c, exc)
+            raise
+
+    def _start_failed(self, c: Container, exc: Exception) -> None:
+        with self._lock:
+            if c.id in self._containers:
+                c.state["Error"] = str(exc)
+                if not c.state.get("ExitCode"):
+                    c.state["ExitCode"] = 128  # dockerd's default for a start that failed
+                self._save(c)
+            self._notify()
+        if c.host_config.get("AutoRemove"):
+            try:
+                self.remove(c.id, force=True, volumes=False)
+            except EngineError as err:  # removed meanwhile: nothing is left to wake anyone for
+                log.warning("removing %s after its failed start: %s", c.id, err)
 
     def _start_task(self, c: Container) -> None:
         from google.protobuf import any_pb2
@@ -351,6 +389,7 @@ class ContainerEngine:
             c.id, c.config, c.host_config, image.config.get("config") or {}, user, self._dir(c.id),
             c.host_config.get("CgroupParent") or self.cgroup_parent, self.security,
         )  # fmt: skip
+        spec.make_bind_sources(c.host_config)
         self._tasks_delete_quietly(c.id)
         record = self._cpb.Container(id=c.id, image=get_image(self.client, image.names[0]).name, snapshotter="overlayfs", snapshot_key=c.id)
         record.runtime.name = "io.containerd.runc.v2"
@@ -376,17 +415,16 @@ class ContainerEngine:
         try:
             created = self.client.call(self._tasks_api.Create, request)
             self.client.call(self._tasks_api.Start, self._tpb.StartRequest(container_id=c.id))
-        except ContainerdError as exc:
+        except Exception as exc:
             for copier in copiers:
                 copier.stop()
             self._tasks_delete_quietly(c.id)
+            if not isinstance(exc, ContainerdError):
+                raise
             message = str(exc)
             with self._lock:
                 c.state.update(Error=message, ExitCode=127 if "not found" in message or "no such file" in message else 126)
                 self._save(c)
-            if c.host_config.get("AutoRemove"):
-                # As dockerd: a --rm container that cannot start is removed at once (the CLI waits for it).
-                self.remove(c.id, force=True, volumes=False)
             raise InvalidParameter(f"failed to create task for container: {message}") from None
         with self._lock:
             self._copiers[c.id] = copiers
@@ -532,6 +570,10 @@ class ContainerEngine:
                 c.state.update(Status="exited", Running=False, Paused=False, Pid=0, ExitCode=status, FinishedAt=finished_at or now())
                 if oom:
                     c.state["OOMKilled"] = True
+                # Restarting is set with the exit, in one step: no one (prune, rm, wait) may see a
+                # container its policy restarts as plainly stopped.
+                restart = not c.host_config.get("AutoRemove") and self._mark_restarting(c)
+                self._stops[cid] = Stop(self._stops.get(cid, Stop()).count + 1, status, str(c.state.get("Error") or ""))
                 self._save(c)
                 self._notify()
         finally:
@@ -541,7 +583,8 @@ class ContainerEngine:
         if c.host_config.get("AutoRemove"):
             self.remove(cid, force=True, volumes=False)
             return
-        self._maybe_restart(c)
+        if restart:
+            self._schedule_restart(c)
 
     def mark_oom(self, cid: str) -> None:
         with self._lock:
@@ -559,28 +602,41 @@ class ContainerEngine:
             return None
 
     def _maybe_restart(self, c: Container) -> None:
+        with self._lock:
+            restart = self._mark_restarting(c)
+            if restart:
+                self._save(c)
+        if restart:
+            self._schedule_restart(c)
+
+    def _mark_restarting(self, c: Container) -> bool:
+        """Under the lock: whether the restart policy restarts `c` now; if so it is marked restarting."""
         policy = c.host_config.get("RestartPolicy") or {}
         name = policy.get("Name") or "no"
         code = c.state.get("ExitCode", 0)
         if c.manually_stopped or name == "no":
-            return
+            return False
         if name == "on-failure":
             if code == 0:
-                return
+                return False
             limit = int(policy.get("MaximumRetryCount") or 0)
             if limit and c.restart_count >= limit:
-                return
-        delay = min(0.1 * (2**c.restart_count), 60.0)  # Docker doubles from 100 ms, up to a minute
-        with self._lock:
-            c.state["Restarting"] = True
-            c.restart_count += 1
-            self._save(c)
+                return False
+        c.state["Restarting"] = True
+        c.restart_count += 1
+        return True
+
+    def _schedule_restart(self, c: Container) -> None:
+        delay = min(0.1 * (2 ** (c.restart_count - 1)), 60.0)  # Docker doubles from 100 ms, up to a minute
 
         def later() -> None:
             time.sleep(delay)
             with self._lock:
                 if c.id not in self._containers or c.manually_stopped or c.removal_in_progress:
                     c.state["Restarting"] = False
+                    if c.id in self._containers:
+                        self._save(c)
+                    self._notify()
                     return
                 self._restarting_now.add(c.id)  # remove() waits for it: no task may outlive the container
             try:
@@ -601,6 +657,7 @@ class ContainerEngine:
 
     def kill(self, ref: str, signal: int) -> None:
         c = self.get(ref)
+        check_signal(signal, ref)
         if not c.running():
             raise Conflict(f"Cannot kill container: {ref}: Container {c.id} is not running")
         if signal in (9, 15):
@@ -613,8 +670,22 @@ class ContainerEngine:
 
     def stop(self, ref: str, timeout: int | None, signal: int | None = None) -> None:
         c = self.get(ref)
+        if signal is not None:
+            check_signal(signal, ref)
         if not c.running():
-            raise NotModified("container already stopped")
+            with self._lock:
+                restarting = bool(c.state.get("Restarting"))
+                if restarting:  # between two runs: stopping it cancels the pending restart, as dockerd
+                    c.manually_stopped = True
+                    c.state["Restarting"] = False
+                    self._save(c)
+                    self._notify()
+            if not restarting:
+                raise NotModified("container already stopped")
+            self.wait_until(c, lambda: c.id not in self._restarting_now, 60)
+            if not c.running():
+                self.publish("container", "stop", c.id, {"name": c.name})
+                return
         c.manually_stopped = True
         sig = signal or signal_number(c.config.get("StopSignal") or "SIGTERM")
         wait = timeout if timeout is not None else int(c.config.get("StopTimeout") or 10)
@@ -642,28 +713,42 @@ class ContainerEngine:
                 self._changed.wait(timeout=min(remaining, 1.0) if remaining is not None else 1.0)
         return True
 
-    def wait_condition(self, ref: str, condition: str) -> tuple[Container, Callable[[], bool]]:
-        """The container and a predicate that holds once `condition` is met (Docker's wait)."""
+    def wait_condition(self, ref: str, condition: str) -> tuple[Callable[[], bool], Callable[[], dict[str, Any]]]:
+        """Docker's wait: a predicate that holds once `condition` is met, and the answer then.
+
+        As dockerd's State.Wait: `not-running` holds at once for a container that is neither
+        running nor restarting, else at its next stop; `next-exit` at its next stop (a restart
+        policy starting it again does not matter: the first stop ends the wait); `removed` only
+        at removal; and every condition holds once the container is removed.
+        """
         c = self.get(ref)
         if condition not in ("not-running", "next-exit", "removed", ""):
             raise InvalidParameter(f"invalid condition: {condition!r}")
-        if condition == "next-exit":
-            started = c.state.get("StartedAt")
-            return c, lambda: (
-                not c.running()
-                and (c.state.get("FinishedAt") or "") >= (started or "")
-                and c.has_been_started
-                and c.state.get("FinishedAt") != ZERO_TIME
-                and not c.state.get("Restarting")
-            )
-        if condition == "removed":
-            return c, lambda: c.id not in self._containers
-        return c, lambda: not c.running() and not c.state.get("Restarting")
+        with self._lock:
+            stops = self._stops.get(c.id, Stop()).count
+            already = condition in ("not-running", "") and not c.running() and not c.state.get("Restarting")
 
-    @staticmethod
-    def wait_result(c: Container) -> dict[str, Any]:
-        error = c.state.get("Error") or ""
-        return {"StatusCode": c.state.get("ExitCode", 0), "Error": {"Message": error} if error else None}
+        def removed() -> bool:
+            return c.id not in self._containers
+
+        def stopped() -> bool:
+            return self._stops.get(c.id, Stop()).count > stops
+
+        def done() -> bool:
+            if condition == "removed":
+                return removed()
+            return already or removed() or stopped()
+
+        def result() -> dict[str, Any]:
+            with self._lock:
+                stop = self._stops.get(c.id)
+                if stopped() and stop is not None:  # that stop's status, even if a restart followed
+                    return _wait_answer(stop.exit_code, stop.error)
+                # A removed container's last error is not reported (dockerd's removal clears it).
+                error = "" if removed() else str(c.state.get("Error") or "")
+                return _wait_answer(int(c.state.get("ExitCode", 0)), error)
+
+        return done, result
 
     def watch(self, callback: Callable[[], None]) -> Callable[[], None]:
         """Call `callback` (from any thread) whenever a container's state changes; returns the unwatch."""
@@ -757,6 +842,7 @@ class ContainerEngine:
         shutil.rmtree(self._dir(c.id), ignore_errors=True)
         with self._lock:
             self._containers.pop(c.id, None)
+            self._stops.pop(c.id, None)
             self._notify()
         self.publish("container", "destroy", c.id, {"name": c.name, "image": c.image_ref})
 
@@ -940,6 +1026,10 @@ class ContainerEngine:
         self.log_files.close_all()
 
 
+def _wait_answer(code: int, error: str) -> dict[str, Any]:
+    return {"Error": {"Message": error} if error else None, "StatusCode": code}
+
+
 def timestamp_text(ts: Any) -> str | None:
     """A protobuf Timestamp as Docker's RFC 3339 text; None when unset."""
     if not ts.seconds and not ts.nanos:
@@ -948,17 +1038,34 @@ def timestamp_text(ts: Any) -> str | None:
 
 
 def signal_number(name: str) -> int:
+    """dockerd's ParseSignal: a number (not 0), or a name with or without SIG (RTMIN+n, RTMAX-n too)."""
     import signal
 
     text = str(name).upper()
-    if text.isdigit():
-        return int(text)
-    if not text.startswith("SIG"):
-        text = "SIG" + text
+    if re.fullmatch(r"[+-]?[0-9]+", text):
+        number = int(text)
+        if number == 0 or not -(2**63) <= number < 2**63:
+            raise InvalidParameter(f"Invalid signal: {name}")
+        return number
+    text = text.removeprefix("SIG")
+    realtime = re.fullmatch(r"RT(MIN|MAX)([+-][0-9]{1,2})?", text)
+    if realtime:
+        base = int(signal.SIGRTMIN if realtime.group(1) == "MIN" else signal.SIGRTMAX)
+        number = base + int(realtime.group(2) or 0)
+        if signal.SIGRTMIN <= number <= signal.SIGRTMAX:
+            return number
     try:
-        return int(signal.Signals[text])
+        return int(signal.Signals["SIG" + text])
     except KeyError:
         raise InvalidParameter(f"Invalid signal: {name}") from None
+
+
+def check_signal(number: int, ref: str) -> None:
+    """A signal the kernel has (1-31, 34-64); dockerd's wording for one it does not."""
+    import signal
+
+    if number not in {int(s) for s in signal.valid_signals()}:
+        raise InvalidParameter(f"Cannot kill container: {ref}: The linux daemon does not support signal {number}")
 
 
 def _summary_command(path: str, args: list[str]) -> str:
@@ -1046,8 +1153,10 @@ def _network_settings(host: dict[str, Any]) -> dict[str, Any]:
 
 def _mounts_view(host: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
-    for bind in host.get("Binds") or []:
-        parts = bind.split(":")
-        mode = parts[2] if len(parts) > 2 else ""
-        out.append({"Type": "bind", "Source": parts[0], "Destination": parts[1], "Mode": mode, "RW": "ro" not in mode.split(","), "Propagation": "rprivate"})
+    for raw in host.get("Binds") or []:
+        try:
+            bind = parse_bind(raw)
+        except InvalidParameter:
+            continue  # (a record from before binds were checked at create)
+        out.append({"Type": "bind", "Source": bind.source, "Destination": bind.target, "Mode": bind.mode, "RW": not bind.read_only, "Propagation": bind.propagation})
     return out

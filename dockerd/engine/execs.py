@@ -363,7 +363,7 @@ class ExecEngine:
         ex = self.get(exec_id)
         # dockerd waits (up to ten seconds) for the session to start: the CLI resizes right after it asked.
         if not ex.launched.wait(10):
-            raise EngineError("timeout waiting for exec session ready")
+            raise Conflict("timeout waiting for exec session ready")  # (dockerd: 500; it is the client's doing)
         if ex.exit_code is not None:
             raise NotFound("no such exec")
         if not ex.tty:

@@ -262,8 +262,7 @@ class FilesystemService:
 
     def stat(self, ref: str, path: str) -> dict[str, Any]:
         c = self.engine.get(ref)
-        if not path:
-            raise InvalidParameter("bad parameter: path cannot be empty")
+        _check_path(path)
         with self._root(c) as view:
             info, parent, _ = self._target(view, ref, path)
             parent.close()
@@ -272,8 +271,7 @@ class FilesystemService:
     def archive(self, ref: str, path: str) -> tuple[dict[str, Any], IO[bytes]]:
         """The path's stat and a tar of it (spooled, so no mount outlives the call)."""
         c = self.engine.get(ref)
-        if not path:
-            raise InvalidParameter("bad parameter: path cannot be empty")
+        _check_path(path)
         out = tempfile.TemporaryFile(dir=self.tmp_dir)
         try:
             with self._root(c) as view:
@@ -295,8 +293,7 @@ class FilesystemService:
         self, ref: str, path: str, body: IO[bytes], *, no_overwrite_dir_non_dir: bool, copy_uid_gid: bool
     ) -> None:
         c = self.engine.get(ref)
-        if not path:
-            raise InvalidParameter("bad parameter: path cannot be empty")
+        _check_path(path)
         with self._root(c) as view:
             try:
                 # The last element is followed too: extracting "to a symlink" means into its target.
@@ -604,6 +601,13 @@ def go_time(ns: int) -> str:
     seconds, frac = divmod(ns, 1_000_000_000)
     text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
     return text + (f".{frac:09d}".rstrip("0") if frac else "") + "Z"
+
+
+def _check_path(path: str) -> None:
+    if not path:
+        raise InvalidParameter("bad parameter: path cannot be empty")
+    if "\0" in path:  # no file name holds one; the kernel says EINVAL, as dockerd relays
+        raise InvalidParameter(f"lstat {path}: invalid argument")
 
 
 def _abs(path: str) -> str:

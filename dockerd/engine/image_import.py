@@ -264,7 +264,7 @@ def _json_list(text: str) -> list[str] | None:
     """The exec form (a JSON array of strings); None when TEXT is no JSON array (the shell form)."""
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not isinstance(value, list):
         return None

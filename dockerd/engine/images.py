@@ -23,8 +23,11 @@ from containerd.client import (
     import_archive,
     list_images,
     normalize_name,
+    parse_reference,
     unpack,
 )
+from containerd.client.errors import InvalidArgument
+from containerd.client.names import is_tag
 from containerd.errors import ContainerdError
 from containerd.errors import NotFound as ContainerdNotFound
 from dockerd.engine.errors import Conflict, InvalidParameter, no_such_image
@@ -86,14 +89,11 @@ class ImageService:
 
     def resolve(self, ref: str) -> ResolvedImage:
         """By name (normalised like Docker's), by full or short ID (with or without sha256:)."""
+        wanted = parse_name(ref)  # as dockerd's GetImage: a reference that does not parse is a 400
         images = self.all()
         if ref:
-            try:
-                wanted = normalize_name(ref)
-            except ValueError:
-                wanted = ""
             for image in images:
-                if wanted and wanted in image.names:
+                if wanted in image.names:
                     return image
             short = ref.removeprefix("sha256:")
             if len(short) >= 1 and all(c in "0123456789abcdef" for c in short):
@@ -228,13 +228,15 @@ class ImageService:
         result = unpack(self.client, get_image(self.client, name))
         return result.top
 
-    def tag(self, source: str, repo: str, tag: str) -> None:
+    def tag(self, source: str, repo: str, tag: str) -> str:
+        """Name the image `repo`[:`tag`]; returns the new name as Docker prints it."""
         image = self.resolve(source)
-        target_name = normalize_name(f"{repo}:{tag or 'latest'}")
+        target_name = tag_name(repo, tag)
         from containerd.client import get_image
 
         existing = get_image(self.client, image.names[0])
         create_or_update_image(self.client, Image(name=target_name, target=existing.target, labels=dict(existing.labels)))
+        return familiar_name(target_name)
 
     def remove(self, ref: str, force: bool, users: list[tuple[str, bool]]) -> list[dict[str, str]]:
         """dockerd's image delete. By a reference: untag it (and the digests of its repository
@@ -245,10 +247,7 @@ class ImageService:
         image = self.resolve(ref)
         short_id = image.id.removeprefix("sha256:")[:12]
         names = [n for n in image.names if not _hidden(n)]
-        try:
-            by_name = normalize_name(ref)
-        except ValueError:
-            by_name = ""
+        by_name = parse_name(ref)
         running = [cid for cid, live in users if live]
         records: list[dict[str, str]] = []
         if by_name in names and not _is_id_prefix(image.id, ref):
@@ -300,12 +299,41 @@ class ImageService:
         names = []
         for ref in refs:
             image = self.resolve(ref)
-            try:
-                wanted = normalize_name(ref)
-            except ValueError:
-                wanted = ""
+            wanted = parse_name(ref)
             names.append(wanted if wanted in image.names else image.names[0])
         export_archive(self.client, names, out, format="docker")
+
+
+def reference_error(exc: InvalidArgument) -> str:
+    """A reference's parse error in the words of Docker's reference package."""
+    text = str(exc)
+    if "must be lowercase" in text:
+        return "invalid reference format: repository name must be lowercase"
+    if "longer than" in text:
+        return "repository name must not be more than 255 characters"
+    return "invalid reference format"
+
+
+def parse_name(ref: str) -> str:
+    """`ref` normalised (`busybox` -> `docker.io/library/busybox:latest`); a 400 when it is no reference."""
+    try:
+        return normalize_name(ref)
+    except InvalidArgument as exc:
+        raise InvalidParameter(reference_error(exc)) from None
+
+
+def tag_name(repo: str, tag: str) -> str:
+    """The name `docker tag` gives: REPO (its own tag or digest dropped when TAG is given) with
+    TAG, else REPO's tag, else `latest` (dockerd's TagImage)."""
+    try:
+        ref = parse_reference(repo, default_tag=False)
+    except InvalidArgument as exc:
+        raise InvalidParameter(reference_error(exc)) from None
+    if tag and not is_tag(tag):
+        raise InvalidParameter("invalid tag format")
+    if ref.digest and not tag:
+        raise InvalidParameter("refusing to create a tag with a digest reference")
+    return f"{ref.repository}:{tag or ref.tag or 'latest'}"
 
 
 def snapshot_usage(client: Client, key: str, snapshotter: str = "overlayfs") -> tuple[int, int] | None:

@@ -27,7 +27,8 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from dockerd.engine.errors import EngineError
+from dockerd.engine.errors import EngineError, InvalidParameter
+from dockerd.engine.validate import json_kind
 
 # One INFO line per registry request would drown the daemon's log.
 logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -74,9 +75,9 @@ def decode_auth_header(value: str | None) -> AuthConfig:
     try:
         raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
         data = json.loads(raw)
-    except (binascii.Error, ValueError):
+        return auth_from_json(data)
+    except (binascii.Error, ValueError, RecursionError, InvalidParameter):
         return AuthConfig()
-    return auth_from_json(data)
 
 
 def auth_from_json(data: Any) -> AuthConfig:
@@ -85,7 +86,11 @@ def auth_from_json(data: Any) -> AuthConfig:
 
     def text(key: str) -> str:
         value = data.get(key) or data.get(key.capitalize()) or ""
-        return value if isinstance(value, str) else ""
+        if not isinstance(value, str):  # dockerd decodes into its AuthConfig struct: a 400 before any request
+            raise InvalidParameter(
+                f"json: cannot unmarshal {json_kind(value)} into Go struct field AuthConfig.{key} of type string"
+            )
+        return value
 
     return AuthConfig(
         text("username"),

@@ -16,6 +16,7 @@ A container's network counters are read from /proc/PID/net/dev (its namespace's 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import subprocess
@@ -31,10 +32,20 @@ from containerd.errors import ContainerdError
 from containerd.errors import NotFound as ContainerdNotFound
 from dockerd.engine.containers import Container, ContainerEngine
 from dockerd.engine.errors import Conflict, EngineError, InvalidParameter, NotFound
+from dockerd.engine.filters import (
+    CONTAINER_PRUNE,
+    IMAGE_PRUNE,
+    Filters,
+    dangling_only,
+    match_labels,
+    prune_until,
+    pruned_after,
+)
 from dockerd.engine.images import ImageService, ResolvedImage, snapshot_usage
 from dockerd.engine.logs import parse_time
 from dockerd.engine.validate import json_kind
 
+log = logging.getLogger("pydockerd.resources")
 ZERO_TIME = "0001-01-01T00:00:00Z"
 RESOURCES_TYPE = "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources"
 MIN_MEMORY = 6 * 1024 * 1024  # dockerd's linuxMinMemory
@@ -76,7 +87,6 @@ INT_FIELDS = (
     "BlkioWeight",
 )
 UPDATE_FIELDS = {*INT_FIELDS, "CpusetCpus", "PidsLimit", "RestartPolicy"}
-IMAGE_PRUNE_FILTERS = {"dangling", "label", "label!", "until"}
 
 
 def go_time(ns: int) -> str:
@@ -505,24 +515,6 @@ def filter_values(wanted: Any) -> list[str]:
     return [str(wanted)]
 
 
-def parse_until(value: str, now: float | None = None) -> float:
-    """A prune `until`: a Unix timestamp, an RFC 3339 time, or a Go duration before now."""
-    now = time.time() if now is None else now
-    if re.fullmatch(r"\d+(\.\d+)?", value):
-        return float(value)
-    match = re.fullmatch(r"((?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+)", value)
-    if match:
-        scale = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
-        seconds = sum(
-            float(n) * scale[u] for n, u in re.findall(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)", value)
-        )
-        return now - seconds
-    stamp = parse_time(value) if re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", value) else 0.0
-    if not stamp:
-        raise InvalidParameter(f"failed to parse value as time or duration: {value!r}")
-    return stamp
-
-
 # --- the service --------------------------------------------------------------------------
 
 
@@ -749,33 +741,44 @@ class ResourceService:
 
     # --- prune ----------------------------------------------------------------------------
 
-    def prune_images(self, filters: dict[str, Any]) -> dict[str, Any]:
-        for key in filters:
-            if key not in IMAGE_PRUNE_FILTERS:
-                raise InvalidParameter(f"Invalid filter '{key}'")
-        dangling_only = True
-        for value in filter_values(filters.get("dangling", [])):
-            if value.lower() in ("true", "1"):
-                dangling_only = True
-            elif value.lower() in ("false", "0"):
-                dangling_only = False
-            else:
-                raise InvalidParameter(f"Invalid filter 'dangling={value}'")
-        until = [parse_until(v) for v in filter_values(filters.get("until", []))]
+    def prune_containers(self, filters: Filters) -> dict[str, Any]:
+        """dockerd's ContainersPrune: stopped containers the filters keep in; one that cannot be
+        removed (removed meanwhile, or started again) is skipped, not an error."""
+        filters.validate(CONTAINER_PRUNE)
+        until = prune_until(filters)
+        deleted, reclaimed = [], 0
+        for c in self.engine.all():
+            # Paused and restarting containers count as running, as dockerd's IsRunning.
+            if c.running() or c.state.get("Paused") or c.state.get("Restarting") or c.removal_in_progress:
+                continue
+            if pruned_after(parse_time(c.created), until) or not match_labels(
+                filters, c.config.get("Labels")
+            ):
+                continue
+            size = self.writable_size(c)
+            try:
+                self.engine.remove(c.id, False, False)
+            except EngineError as exc:
+                log.warning("prune: skipping container %s: %s", c.id, exc)
+                continue
+            deleted.append(c.id)
+            reclaimed += size
+        return {"ContainersDeleted": deleted or None, "SpaceReclaimed": reclaimed}
+
+    def prune_images(self, filters: Filters) -> dict[str, Any]:
+        filters.validate(IMAGE_PRUNE)
+        dangling = dangling_only(filters)
+        until = prune_until(filters)
         images = self.images.all()
         used = {c.image_id for c in self.engine.all()}
         layers = {image.id: self.images.layer_sizes(image) for image in images}
         doomed: list[ResolvedImage] = []
         for image in images:
-            if image.id in used or (dangling_only and self.images.repo_tags(image)):
+            if image.id in used or (dangling and self.images.repo_tags(image)):
                 continue
-            labels = (image.config.get("config") or {}).get("Labels") or {}
-            if not _labels_match(
-                labels, filter_values(filters.get("label", [])), filter_values(filters.get("label!", []))
-            ):
+            if not match_labels(filters, (image.config.get("config") or {}).get("Labels")):
                 continue
-            created = parse_time(image.created) if image.created else 0.0
-            if until and not all(created < u for u in until):
+            if pruned_after(parse_time(image.created) if image.created else 0.0, until):
                 continue
             doomed.append(image)
         deleted: list[dict[str, str]] = []
@@ -794,14 +797,6 @@ class ResourceService:
             chain_id: size for image in doomed for chain_id, size in layers[image.id] if chain_id not in kept
         }
         return {"ImagesDeleted": deleted or None, "SpaceReclaimed": sum(freed.values())}
-
-
-def _labels_match(labels: dict[str, str], wanted: list[str], unwanted: list[str]) -> bool:
-    def has(spec: str) -> bool:
-        key, eq, value = spec.partition("=")
-        return key in labels and (not eq or labels[key] == value)
-
-    return all(has(s) for s in wanted) and not any(has(s) for s in unwanted)
 
 
 def _ordered(frame: dict[str, Any]) -> dict[str, Any]:

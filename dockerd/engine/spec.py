@@ -9,6 +9,7 @@ import shlex
 from typing import Any
 
 from dockerd.engine import security as sec
+from dockerd.engine.binds import parse_bind
 from dockerd.engine.errors import InvalidParameter
 
 DEFAULT_CAPS = [
@@ -117,12 +118,14 @@ def _capabilities(host: dict[str, Any]) -> list[str]:
         name = name.upper()
         return name if name.startswith("CAP_") else f"CAP_{name}"
 
+    for field in ("CapAdd", "CapDrop"):  # dockerd's wording for a name it does not know
+        for name in host.get(field) or []:
+            if name.upper() != "ALL" and norm(name) not in ALL_CAPS:
+                raise InvalidParameter(f'invalid {field}: unknown capability: "{norm(name)}"')
     for name in host.get("CapAdd") or []:
         if name.upper() == "ALL":
             caps = set(sec.grantable(ALL_CAPS))
         else:
-            if norm(name) not in ALL_CAPS:
-                raise InvalidParameter(f"unknown capability: {name!r}")
             caps.add(norm(name))
     for name in host.get("CapDrop") or []:
         if name.upper() == "ALL":
@@ -213,18 +216,10 @@ def _mounts(host: dict[str, Any], files_dir: str) -> list[dict[str, Any]]:
     for name in ("resolv.conf", "hostname", "hosts"):
         opts = ["rbind", "rprivate"] + (["ro"] if readonly else [])
         mounts.append({"destination": f"/etc/{name}", "type": "bind", "source": os.path.join(files_dir, name), "options": opts})
-    for bind in host.get("Binds") or []:
-        parts = bind.split(":")
-        if len(parts) < 2 or not parts[0].startswith("/"):
-            raise InvalidParameter(f"invalid bind mount spec {bind!r}: named volumes are not supported yet")
-        source, target = parts[0], parts[1]
-        mode = parts[2].split(",") if len(parts) > 2 else []
-        if not target.startswith("/"):
-            raise InvalidParameter(f"invalid mount config: the destination {target!r} is not an absolute path")
-        if not os.path.exists(source):
-            os.makedirs(source, exist_ok=True)  # Docker creates a missing bind source directory
-        options = ["rbind", "ro" if "ro" in mode else "rw", "rprivate"]
-        mounts.append({"destination": target, "type": "bind", "source": source, "options": options})
+    for raw in host.get("Binds") or []:
+        bind = parse_bind(raw)
+        options = ["rbind", "ro" if bind.read_only else "rw", bind.propagation]
+        mounts.append({"destination": bind.target, "type": "bind", "source": bind.source, "options": options})
     for target, opts in (host.get("Tmpfs") or {}).items():
         options = ["noexec", "nosuid", "nodev", "rprivate"] + [o for o in str(opts).split(",") if o]
         mounts.append({"destination": target, "type": "tmpfs", "source": "tmpfs", "options": options})
@@ -266,3 +261,20 @@ def _resources(host: dict[str, Any]) -> dict[str, Any]:
     if host.get("PidsLimit"):
         res["pids"] = {"limit": int(host["PidsLimit"])}
     return copy.deepcopy(res)
+
+
+def make_bind_sources(host: dict[str, Any]) -> None:
+    """At start, as dockerd: a bind source that does not exist is created as a directory."""
+    for raw in host.get("Binds") or []:
+        source = parse_bind(raw).source
+        if os.path.exists(source):
+            continue  # (a file too: a file is bound onto a file)
+        try:
+            os.makedirs(source)
+        except FileExistsError:
+            continue  # made meanwhile
+        except NotADirectoryError:
+            continue  # a file on the way: the runtime's mount says so, as with dockerd (it ignores ENOTDIR here)
+        except OSError as exc:
+            reason = f"mkdir {exc.filename}: {(exc.strerror or '').lower()}"  # Go's os.PathError wording
+            raise InvalidParameter(f"error while creating mount source path '{source}': {reason}") from None

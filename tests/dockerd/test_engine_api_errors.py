@@ -58,7 +58,7 @@ CASES = [
     ("GET", "/containers/victim/logs", None, 400, "Bad parameters: you must choose at least one stream"),
     ("GET", "/containers/victim/logs?stdout=1&tail=many", None, 400, "invalid value for tail"),
     ("POST", "/containers/victim/rename?name=", None, 400, "Neither old nor new names may be empty"),
-    ("POST", "/containers/victim/resize?h=x&w=1", None, 400, "invalid resize"),
+    ("POST", "/containers/victim/resize?h=x&w=1", None, 400, 'strconv.Atoi: parsing "x": invalid syntax'),
     ("POST", "/containers/victim/wait?condition=bogus", None, 400, "invalid condition"),
     ("GET", "/containers/json?filters=notjson", None, 400, "invalid filters"),
     ("GET", "/containers/json?filters=" + json.dumps({"bogus": ["x"]}), None, 400, "Invalid filter 'bogus'"),
