@@ -229,14 +229,23 @@ def walk(root: str) -> Iterator[tuple[str, bool]]:
 
 
 def _apply_ignore(root: str, matcher: Matcher) -> None:
-    excluded_dirs: list[str] = []
-    for path, is_dir in list(walk(root)):
-        if not matcher.excluded(path):
-            continue
-        if is_dir:
-            excluded_dirs.append(path)
-        else:
-            os.unlink(os.path.join(root, path))
-    for path in reversed(excluded_dirs):  # deepest first; kept when an exception left something in it
-        with contextlib.suppress(OSError):
-            os.rmdir(os.path.join(root, path))
+    """Remove what the patterns exclude. An excluded directory goes whole unless an exception
+    pattern names something inside it (the Docker CLI's walk: it then decides file by file)."""
+    for top, dirs, files in os.walk(root):
+        rel_top = os.path.relpath(top, root)
+        prefix = "" if rel_top == "." else rel_top + "/"
+        for name in list(dirs):
+            path = prefix + name
+            if matcher.excluded(path) and not matcher.exception_below(path):
+                full = os.path.join(top, name)
+                if os.path.islink(full):
+                    os.unlink(full)
+                else:
+                    shutil.rmtree(full)
+                dirs.remove(name)
+        for name in files:
+            if matcher.excluded(prefix + name):
+                os.unlink(os.path.join(top, name))
+        for name in dirs:
+            if os.path.islink(os.path.join(top, name)) and matcher.excluded(prefix + name):
+                os.unlink(os.path.join(top, name))

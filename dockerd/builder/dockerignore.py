@@ -119,6 +119,12 @@ class Matcher:
     def has_exceptions(self) -> bool:
         return any(p.exclusion for p in self.patterns)
 
+    def exception_below(self, directory: str) -> bool:
+        """Whether an exception pattern names something inside DIRECTORY (the Docker CLI then
+        walks an excluded directory instead of leaving it out whole)."""
+        prefix = directory.rstrip("/") + "/"
+        return any(p.exclusion and (p.text + "/").startswith(prefix) for p in self.patterns)
+
     def excluded(self, path: str) -> bool:
         path = posixpath.normpath(path.lstrip("/")) if path.strip("/") else "."
         parent = posixpath.dirname(path)
