@@ -11,6 +11,8 @@ applied to the config; `pause` freezes the container's task while the layer is t
 from __future__ import annotations
 
 import contextlib
+import os
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -127,18 +129,34 @@ def commit_container(
     return stored
 
 
+def _same_times(source: str, target: str) -> None:
+    """Give the init entries made for the comparison the times the container's own have, so
+    only entries the container changed differ."""
+    for path, _ in initlayer.ENTRIES:
+        with contextlib.suppress(OSError):
+            st = os.lstat(os.path.join(source, path.lstrip("/")))
+            mine = os.path.join(target, path.lstrip("/"))
+            if stat.S_IFMT(os.lstat(mine).st_mode) == stat.S_IFMT(st.st_mode):
+                os.utime(mine, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+    for directory in ("dev", "etc", ""):
+        with contextlib.suppress(OSError):
+            st = os.lstat(os.path.join(source, directory))
+            os.utime(os.path.join(target, directory), ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+
+
 def _container_layer(layers: Layers, parent: images.ImageState, snapshot_key: str) -> Descriptor | None:
     """The container's changes to its image, its init-layer entries left out."""
     init_work, init = new_key("commit-init-work"), new_key("commit-init")
     try:
-        mounts = layers.snapshots.prepare(init_work, parent.chain)
-        with layers.mounted(mounts) as root:
-            initlayer.setup(root)
-        layers.snapshots.commit(init, init_work)
         try:
             upper = layers.snapshots.mounts(snapshot_key)
         except NotFound:
             raise BuildRequestError(f"the container's snapshot {snapshot_key} does not exist", 404) from None
+        mounts = layers.snapshots.prepare(init_work, parent.chain)
+        with layers.mounted(mounts) as root, layers.mounted(upper, readonly=True) as container_root:
+            initlayer.setup(root)
+            _same_times(container_root, root)
+        layers.snapshots.commit(init, init_work)
         return layers.diff(init, upper, None)
     finally:
         layers.remove_quietly(init, init_work)
