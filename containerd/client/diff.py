@@ -40,9 +40,11 @@ class Diff:
         media_type: str = "",
         ref: str = "",
         labels: Mapping[str, str] | None = None,
+        source_date_epoch: int | None = None,
     ) -> Descriptor:
         """Diff.Diff: the changes from LOWER to UPPER written as a layer blob into the content
-        store (under the client's lease, if any); returns the blob's descriptor."""
+        store (under the client's lease, if any); returns the blob's descriptor.
+        `source_date_epoch` (seconds, containerd 2.0's field) clamps the entries' times."""
         req = pb.DiffRequest(
             left=[mount_to_pb(m) for m in lower],
             right=[mount_to_pb(m) for m in upper],
@@ -50,4 +52,6 @@ class Diff:
             ref=ref,
             labels=dict(labels or {}),
         )
+        if source_date_epoch is not None:
+            req.source_date_epoch.seconds = source_date_epoch
         return descriptor_from_pb(self.client.call(self.client.api.diff.Diff, req, no_deadline=True).diff)

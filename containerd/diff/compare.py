@@ -56,11 +56,13 @@ def compare(
     media_type: str = OCI_LAYER_GZIP,
     *,
     tmp_dir: str | None = None,
+    source_date_epoch: int | None = None,
 ) -> CompareResult:
-    """Write the layer that turns LOWER into UPPER to OUT (compressed as MEDIA_TYPE says)."""
+    """Write the layer that turns LOWER into UPPER to OUT (compressed as MEDIA_TYPE says);
+    SOURCE_DATE_EPOCH (seconds) clamps the entries' times."""
     layer_compression(media_type)
     with _view(lower, tmp_dir) as lower_root, _view(upper, tmp_dir) as upper_root:
-        return write_diff(lower_root, upper_root, out, media_type)
+        return write_diff(lower_root, upper_root, out, media_type, source_date_epoch)
 
 
 @contextlib.contextmanager
@@ -73,14 +75,18 @@ def _view(mounts: list[Mount], tmp_dir: str | None) -> Iterator[str]:
 
 
 def write_diff(
-    lower_root: str, upper_root: str, out: Writable, media_type: str = OCI_LAYER_GZIP
+    lower_root: str,
+    upper_root: str,
+    out: Writable,
+    media_type: str = OCI_LAYER_GZIP,
+    source_date_epoch: int | None = None,
 ) -> CompareResult:
     """The diff between two directory trees, as a layer of MEDIA_TYPE written to OUT."""
     compressed = DigestWriter(out)
     compressor = Compressor(compressed, layer_compression(media_type))
     plain = DigestWriter(compressor)
     with tarfile.open(fileobj=plain, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
-        _Differ(tar).diff_dir((), lower_root, upper_root)
+        _Differ(tar, source_date_epoch).diff_dir((), lower_root, upper_root)
     compressor.close()
     return CompareResult(Descriptor(media_type, compressed.digest, compressed.size), plain.digest, plain.size)
 
@@ -185,8 +191,9 @@ def _same(lst: os.stat_result, ust: os.stat_result, lpath: str, upath: str) -> b
 
 
 class _Differ:
-    def __init__(self, tar: tarfile.TarFile) -> None:
+    def __init__(self, tar: tarfile.TarFile, source_date_epoch: int | None = None) -> None:
         self.tar = tar
+        self.epoch = source_date_epoch
         # unchanged directories on the current walk, written only if something below changes
         self.pending: list[tuple[Path, str, os.stat_result]] = []
         # (dev, ino) -> name first written, for hard links
@@ -251,6 +258,8 @@ class _Differ:
         info.uid, info.gid = st.st_uid, st.st_gid
         info.uname = info.gname = ""
         info.mtime = st.st_mtime_ns // 10**9
+        if self.epoch is not None and info.mtime > self.epoch:
+            info.mtime = self.epoch
         info.pax_headers = {
             "SCHILY.xattr." + k: v.decode("utf-8", "surrogateescape") for k, v in _xattrs(upath).items()
         }

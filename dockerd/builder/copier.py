@@ -1,0 +1,363 @@
+"""COPY and ADD: sources from the context (or another stage's, or an image's, root), their
+checksum for the cache, and the copy onto a step's mounted snapshot.
+
+Paths are resolved inside their roots by directory fd (dockerd/engine/scoped.py): a source
+symlink is followed only inside its root, `..` never climbs out of it, and nothing is written
+outside the destination root. Sources may hold Go filepath.Match wildcards; a directory's
+contents are copied, not the directory; a local tar archive given to ADD is extracted (with
+dockerd's Untar rules, engine/archive.py). Files keep their mode and modification time and
+belong to root unless --chown says otherwise; --chmod sets the mode of what is copied.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import posixpath
+import re
+import stat
+import tarfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from dockerd.builder.errors import BuildFailed
+from dockerd.engine import archive, scoped
+from dockerd.engine.errors import EngineError
+
+_WILDCARD = re.compile(r"[*?\[]")
+
+
+@dataclass(frozen=True)
+class SourceRoot:
+    path: str  # a host directory: the context, or a mounted root filesystem
+    is_context: bool
+
+
+@dataclass(frozen=True)
+class Inline:
+    """A heredoc given as a COPY source."""
+
+    name: str
+    content: bytes
+
+
+def _glob(pattern: str) -> re.Pattern[str]:
+    out = ["^"]
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        i += 1
+        if ch == "*":
+            out.append("[^/]*")
+        elif ch == "?":
+            out.append("[^/]")
+        elif ch == "[":
+            end = pattern.find("]", i + 1)
+            if end < 0:
+                out.append(re.escape(ch))
+                continue
+            body = pattern[i:end]
+            out.append("[" + ("^" + body[1:] if body.startswith(("!", "^")) else body).replace("\\", "\\\\") + "]")
+            i = end + 1
+        elif ch == "\\" and i < len(pattern):
+            out.append(re.escape(pattern[i]))
+            i += 1
+        else:
+            out.append(re.escape(ch))
+    return re.compile("".join(out) + "$", re.S)
+
+
+def _walk(root: str) -> Iterator[str]:
+    """Every path under ROOT, relative, parents first (symlinks not followed)."""
+    stack = [""]
+    while stack:
+        rel = stack.pop()
+        try:
+            with os.scandir(os.path.join(root, rel) if rel else root) as it:
+                entries = sorted(it, key=lambda e: e.name, reverse=True)
+        except OSError:
+            continue
+        for entry in entries:
+            child = f"{rel}/{entry.name}" if rel else entry.name
+            yield child
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(child)
+
+
+def expand_sources(root: SourceRoot, sources: Sequence[str], keyword: str) -> list[str]:
+    """The root-relative paths the sources name (wildcards expanded), in order."""
+    out: list[str] = []
+    for source in sources:
+        cleaned = posixpath.normpath(source)
+        if root.is_context and (cleaned == ".." or cleaned.startswith("../")):
+            raise BuildFailed(f"{keyword} failed: forbidden path outside the build context: {source} ()")
+        rel = posixpath.normpath("/" + cleaned).lstrip("/")
+        if _WILDCARD.search(rel):
+            pattern = _glob(rel)
+            matched = [p for p in _walk(root.path) if pattern.match(p)]
+            out.extend(matched)
+            continue
+        if not _exists(root.path, rel):
+            if root.is_context:
+                raise BuildFailed(
+                    f"{keyword} failed: file not found in build context or excluded by .dockerignore: stat {source}: file does not exist"
+                )
+            raise BuildFailed(f"{keyword} failed: stat {posixpath.normpath('/' + source)}: file does not exist")
+        out.append(rel)
+    if not out:
+        raise BuildFailed(f"{keyword} failed: no source files were specified")
+    return out
+
+
+def _exists(root: str, rel: str) -> bool:
+    fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        with scoped.resolve(fd, rel):
+            return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+# --- checksums -------------------------------------------------------------------------------
+
+
+def _hash_tree(root_fd: int, rel: str, follow: bool, digest: hashlib._Hash, name: str) -> bool:
+    """Feed the entry (and what is below it) into DIGEST; whether it is a directory."""
+    with scoped.resolve(root_fd, rel, follow=follow) as r:
+        st = os.fstat(r.fd)
+        kind = stat.S_IFMT(st.st_mode)
+        digest.update(f"{name}\0{kind:o}\0{stat.S_IMODE(st.st_mode):o}\0".encode())
+        if stat.S_ISLNK(st.st_mode):
+            digest.update(os.readlink("", dir_fd=r.fd).encode() + b"\0")
+        elif stat.S_ISREG(st.st_mode):
+            digest.update(f"{st.st_size}\0".encode())
+            with open(os.open(scoped.proc_fd(r.fd), os.O_RDONLY | os.O_CLOEXEC), "rb") as f:
+                while chunk := f.read(1 << 20):
+                    digest.update(chunk)
+        elif stat.S_ISDIR(st.st_mode):
+            with _list(r.fd) as names:
+                for child in names:
+                    _hash_tree(r.fd, child, False, digest, f"{name}/{child}")
+            return True
+    return False
+
+
+@contextlib.contextmanager
+def _list(dir_fd: int) -> Iterator[list[str]]:
+    fd = scoped.reopen_dir(dir_fd)
+    try:
+        yield sorted(os.listdir(fd))
+    finally:
+        os.close(fd)
+
+
+def checksum(root: SourceRoot, paths: Sequence[str], inline: Sequence[Inline] = ()) -> str:
+    """dockerd's source description for the history and the cache: `file:<sha256>` for one
+    file, `dir:<sha256>` for one directory, `multi:<sha256>` for several (our own digest of
+    names, types, modes, link targets and contents: times do not count, as in Docker)."""
+    fd = os.open(root.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        parts: list[tuple[str, bool]] = []
+        for rel in paths:
+            digest = hashlib.sha256()
+            is_dir = _hash_tree(fd, rel, True, digest, posixpath.basename(rel) or ".")
+            parts.append((digest.hexdigest(), is_dir))
+    finally:
+        os.close(fd)
+    for item in inline:
+        parts.append((hashlib.sha256(item.name.encode() + b"\0" + item.content).hexdigest(), False))
+    if len(parts) == 1:
+        return ("dir:" if parts[0][1] else "file:") + parts[0][0]
+    return "multi:" + hashlib.sha256("\n".join(h for h, _ in parts).encode()).hexdigest()
+
+
+# --- copying ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CopyOptions:
+    owner: tuple[int, int] = (0, 0)
+    mode: int | None = None  # --chmod
+    extract_archives: bool = False  # ADD
+
+
+def _replace(parent: int, name: str, is_dir: bool) -> bool:
+    """Make room for NAME in PARENT; whether a directory is already there to merge into."""
+    try:
+        st = os.stat(name, dir_fd=parent, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    if is_dir and stat.S_ISDIR(st.st_mode):
+        return True
+    scoped.remove_all(parent, name)
+    return False
+
+
+def _finish(parent: int, name: str, st: os.stat_result, options: CopyOptions, symlink: bool = False) -> None:
+    uid, gid = options.owner
+    os.chown(name, uid, gid, dir_fd=parent, follow_symlinks=False)
+    if not symlink:
+        mode = options.mode if options.mode is not None else stat.S_IMODE(st.st_mode)
+        os.chmod(name, mode, dir_fd=parent)
+    with contextlib.suppress(OSError):
+        os.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=parent, follow_symlinks=False)
+
+
+def _copy_entry(src_parent: int, src_name: str, dst_parent: int, dst_name: str, options: CopyOptions, follow: bool) -> None:
+    st = os.stat(src_name, dir_fd=src_parent, follow_symlinks=follow)
+    if stat.S_ISDIR(st.st_mode):
+        if not _replace(dst_parent, dst_name, True):
+            os.mkdir(dst_name, 0o700, dir_fd=dst_parent)
+        src = os.open(src_name, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW), dir_fd=src_parent)
+        dst = os.open(dst_name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dst_parent)
+        try:
+            for child in sorted(os.listdir(src)):
+                _copy_entry(src, child, dst, child, options, False)
+        finally:
+            os.close(src)
+            os.close(dst)
+        _finish(dst_parent, dst_name, st, options)
+    elif stat.S_ISLNK(st.st_mode):
+        _replace(dst_parent, dst_name, False)
+        os.symlink(os.readlink(src_name, dir_fd=src_parent), dst_name, dir_fd=dst_parent)
+        _finish(dst_parent, dst_name, st, options, symlink=True)
+    elif stat.S_ISREG(st.st_mode):
+        _replace(dst_parent, dst_name, False)
+        src = os.open(src_name, os.O_RDONLY | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW), dir_fd=src_parent)
+        try:
+            dst = os.open(dst_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dst_parent)
+            try:
+                _copy_data(src, dst, st.st_size)
+            finally:
+                os.close(dst)
+        finally:
+            os.close(src)
+        _finish(dst_parent, dst_name, st, options)
+    # sockets, fifos and devices are not copied (a context cannot carry them; a stage's /dev is empty)
+
+
+def _copy_data(src: int, dst: int, size: int) -> None:
+    left = size
+    try:
+        while left > 0:
+            done = os.copy_file_range(src, dst, min(left, 1 << 30))
+            if done == 0:
+                break
+            left -= done
+    except OSError:
+        os.lseek(src, size - left, os.SEEK_SET)
+        while chunk := os.read(src, 1 << 20):
+            os.write(dst, chunk)
+
+
+def _dest_dir(root_fd: int, path: str) -> scoped.Resolved:
+    try:
+        return scoped.resolve(root_fd, path, mkdirs=True)
+    except OSError as exc:
+        raise BuildFailed(f"failed to copy files: mkdir {path}: {exc.strerror or exc}") from None
+
+
+def _is_dir(root_fd: int, path: str) -> bool:
+    try:
+        with scoped.resolve(root_fd, path) as r:
+            return stat.S_ISDIR(os.fstat(r.fd).st_mode)
+    except OSError:
+        return False
+
+
+def _is_archive(root_fd: int, rel: str) -> bool:
+    with scoped.resolve(root_fd, rel) as r:
+        if not stat.S_ISREG(os.fstat(r.fd).st_mode):
+            return False
+        with open(os.open(scoped.proc_fd(r.fd), os.O_RDONLY | os.O_CLOEXEC), "rb") as f:
+            try:
+                with tarfile.open(fileobj=f, mode="r:*") as tar:
+                    return tar.next() is not None
+            except (tarfile.TarError, EOFError, OSError):
+                return False
+
+
+def copy_into(
+    dst_root: str,
+    src: SourceRoot,
+    paths: Sequence[str],
+    dest: str,
+    options: CopyOptions,
+    inline: Sequence[Inline] = (),
+) -> None:
+    """Copy the sources onto the (mounted) root DST_ROOT at DEST (absolute; a trailing "/"
+    makes it a directory)."""
+    count = len(paths) + len(inline)
+    dest_is_dir = dest.endswith("/") or count > 1
+    root_fd = os.open(dst_root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    src_fd = os.open(src.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        clean_dest = posixpath.normpath(dest)
+        if not dest_is_dir and _is_dir(root_fd, clean_dest):
+            dest_is_dir = True
+        for rel in paths:
+            with scoped.resolve(src_fd, rel) as source:
+                src_is_dir = stat.S_ISDIR(os.fstat(source.fd).st_mode)
+            if options.extract_archives and not src_is_dir and _is_archive(src_fd, rel):
+                _extract(root_fd, src_fd, rel, clean_dest)
+            elif src_is_dir:
+                with _dest_dir(root_fd, clean_dest) as target, scoped.resolve(src_fd, rel) as source:
+                    src_dir = scoped.reopen_dir(source.fd)
+                    dst_dir = scoped.reopen_dir(target.fd)
+                    try:
+                        for child in sorted(os.listdir(src_dir)):
+                            _copy_entry(src_dir, child, dst_dir, child, options, False)
+                    finally:
+                        os.close(src_dir)
+                        os.close(dst_dir)
+            else:
+                _copy_file(root_fd, src_fd, rel, clean_dest, dest_is_dir, options)
+        for item in inline:
+            _write_inline(root_fd, item, clean_dest, dest_is_dir, options)
+    finally:
+        os.close(root_fd)
+        os.close(src_fd)
+
+
+def _copy_file(root_fd: int, src_fd: int, rel: str, dest: str, dest_is_dir: bool, options: CopyOptions) -> None:
+    target = posixpath.join(dest, posixpath.basename(rel)) if dest_is_dir else dest
+    parent_path, name = posixpath.split(target)
+    src_parent_path, src_name = posixpath.split("/" + rel)
+    with _dest_dir(root_fd, parent_path) as parent, scoped.resolve(src_fd, src_parent_path) as src_parent:
+        src_dir = scoped.reopen_dir(src_parent.fd)
+        dst_dir = scoped.reopen_dir(parent.fd)
+        try:
+            _copy_entry(src_dir, src_name, dst_dir, name, options, True)
+        finally:
+            os.close(src_dir)
+            os.close(dst_dir)
+
+
+def _write_inline(root_fd: int, item: Inline, dest: str, dest_is_dir: bool, options: CopyOptions) -> None:
+    target = posixpath.join(dest, item.name) if dest_is_dir else dest
+    parent_path, name = posixpath.split(target)
+    with _dest_dir(root_fd, parent_path) as parent:
+        dst_dir = scoped.reopen_dir(parent.fd)
+        try:
+            _replace(dst_dir, name, False)
+            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=dst_dir)
+            with os.fdopen(fd, "wb") as out:
+                out.write(item.content)
+            uid, gid = options.owner
+            os.chown(name, uid, gid, dir_fd=dst_dir, follow_symlinks=False)
+            os.chmod(name, options.mode if options.mode is not None else 0o644, dir_fd=dst_dir)
+        finally:
+            os.close(dst_dir)
+
+
+def _extract(root_fd: int, src_fd: int, rel: str, dest: str) -> None:
+    with _dest_dir(root_fd, dest):
+        pass
+    with scoped.resolve(src_fd, rel) as source, open(os.open(scoped.proc_fd(source.fd), os.O_RDONLY | os.O_CLOEXEC), "rb") as f:
+        try:
+            archive.Extractor(root_fd, dest).run(f)
+        except EngineError as exc:
+            raise BuildFailed(f"ADD failed: {exc}") from None
