@@ -92,7 +92,7 @@ def test_containers_survive_kill_9(also_containerd: bool) -> None:
         d.docker_ok("run", "-di", "--name", "echoer", "busybox", "sh", "-c", "while read l; do echo got $l; done")
         until("the ticker's first lines", lambda: "line 1\n" in _json_log(d, "ticker"))
         ticker_pid = inspect(d, "ticker")["State"]["Pid"]
-        always_pid = inspect(d, "always")["State"]["Pid"]
+        restarts_before = inspect(d, "always")["RestartCount"]  # it may already have cycled on a loaded machine
         containerd_pid = d.containerd_pid
         assert ticker_pid > 0 and containerd_pid
 
@@ -127,9 +127,11 @@ def test_containers_survive_kill_9(also_containerd: bool) -> None:
         # `always` exited too, and its restart policy brings it back.
         # Its restart is counted, not caught running: it runs two seconds at a time, which a poll
         # of `docker inspect` can miss on a loaded machine.
-        until("`always` to be restarted", lambda: inspect(d, "always")["RestartCount"] >= 1, timeout=60)
-        again = inspect(d, "always")
-        assert again["RestartCount"] >= 1 and again["State"]["Pid"] != always_pid
+        until(
+            "`always` to be restarted",
+            lambda: inspect(d, "always")["RestartCount"] > restarts_before,
+            timeout=60,
+        )
 
         # logs -f goes on with new lines; the json log has every line once, in order.
         before = len(_json_log(d, "ticker"))
