@@ -85,7 +85,7 @@ def test_usage_errors_exit_1(cli: CLI) -> None:
     assert res.returncode == 1, explain(res)
     assert res.stderr.startswith("pydocker: 'pydocker rm' requires at least 1 argument\n")
     res = cli.run("rename", "onlyone")
-    assert res.returncode == 1 and "requires exactly 2 arguments" in res.stderr, explain(res)
+    assert res.returncode == 1 and "'pydocker rename' requires 2 arguments\n" in res.stderr, explain(res)
     res = cli.run("frobnicate")
     assert res.returncode == 1 and "unknown command: pydocker frobnicate" in res.stderr, explain(res)
 
