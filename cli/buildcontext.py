@@ -194,8 +194,10 @@ def _first_missing(path: str) -> str:
 
 # ---- tars ---------------------------------------------------------------------------------------
 def _root_owned(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    """moby's archive headers: owned by root, times in whole seconds (so no PAX records)."""
     info.uid = info.gid = 0
     info.uname = info.gname = ""
+    info.mtime = int(info.mtime)
     return info
 
 
@@ -233,9 +235,27 @@ def _may_reinclude(matcher: PatternMatcher, directory: str) -> bool:
     return any(p.exclusion and (p.cleaned + "/").startswith(prefix) for p in matcher.patterns)
 
 
+class _Writer:
+    """A tar written as Go's archive/tar writes it: the two end blocks and no padding to
+    tarfile's 10 KiB records (the size the CLI reports is the bytes sent)."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self.out = out
+        self.tar = tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT)
+
+    def __enter__(self) -> tarfile.TarFile:
+        return self.tar
+
+    def __exit__(self, *exc: object) -> None:
+        end = self.tar.offset + 2 * tarfile.BLOCKSIZE  # offset: the position in out
+        self.tar.close()
+        self.out.truncate(end)
+        self.out.seek(end)
+
+
 def tar_directory(context_dir: str, excludes: list[str], out: IO[bytes]) -> None:
     matcher = PatternMatcher(excludes)
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+    with _Writer(out) as tar:
         for rel in _walk(context_dir, matcher):
             tar.add(os.path.join(context_dir, rel), arcname=rel, recursive=False, filter=_root_owned)
 
@@ -247,7 +267,7 @@ def add_dockerfile(context: IO[bytes], dockerfile: bytes, out: IO[bytes]) -> str
     now = time.time()
     ignore: bytes | None = None
     ignore_info: tarfile.TarInfo | None = None
-    with tarfile.open(fileobj=context, mode="r|*") as src, tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as dst:
+    with tarfile.open(fileobj=context, mode="r|*") as src, _Writer(out) as dst:
         for member in src:
             if member.name in (".dockerignore", "./.dockerignore") and member.isfile():
                 data = src.extractfile(member)
@@ -270,7 +290,7 @@ def add_dockerfile(context: IO[bytes], dockerfile: bytes, out: IO[bytes]) -> str
 
 def dockerfile_only(dockerfile: bytes, out: IO[bytes]) -> None:
     """A context holding just the Dockerfile read from stdin."""
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+    with _Writer(out) as tar:
         info = _root_owned(tarfile.TarInfo(DEFAULT_DOCKERFILE))
         info.mode, info.size, info.mtime = 0o600, len(dockerfile), int(time.time())
         tar.addfile(info, io.BytesIO(dockerfile))

@@ -187,25 +187,23 @@ class VolumeSpec:
 
 
 def parse_volume_spec(spec: str) -> VolumeSpec:
-    if not spec:
-        raise MountError("invalid empty volume spec")
+    """compose's ParseVolume as the Docker CLI 28 uses it: its errors are ignored and
+    whatever was read before one counts (the daemon judges the rest)."""
     if len(spec) <= 2:
         return VolumeSpec("", spec)
     fields = spec.split(":")
     source = target = ""
     for i, field in enumerate(fields):
         last = i == len(fields) - 1
-        if not field:
-            raise MountError(f"invalid spec: {spec}: empty section between colons")
+        if not field or (source and target and not last):
+            break  # "empty section between colons", "too many colons"
         if not source and last:
             target = field
         elif not source:
             source = field
         elif not target:
             target = field
-        elif not last:
-            raise MountError(f"invalid spec: {spec}: too many colons")
-        # the third field holds the mode (ro, rw, nocopy, propagation...): the daemon reads it
+        # a third field holds the mode (ro, rw, nocopy, propagation...): the daemon reads it
     return VolumeSpec(source, target)
 
 
@@ -214,10 +212,7 @@ def parse_volumes(spec: Command, items: list[str]) -> tuple[list[str], dict[str,
     binds: list[str] = []
     anonymous: dict[str, Any] = {}
     for item in dict.fromkeys(items):  # the CLI keeps them in a set
-        try:
-            parsed = parse_volume_spec(item)
-        except MountError as exc:
-            raise UsageError(str(exc), spec, brief=True) from None
+        parsed = parse_volume_spec(item)
         if not parsed.source:
             anonymous[item] = {}
             continue

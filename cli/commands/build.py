@@ -185,7 +185,7 @@ def build_query(spec: Command, opts: Values) -> dict[str, Any]:
     q: dict[str, Any] = {}
     args = _build_args(opts.build_arg)
     if args:
-        q["buildargs"] = json.dumps(args, separators=(",", ":"))
+        q["buildargs"] = json.dumps(args, sort_keys=True, separators=(",", ":"))
     cache_from = split_strings(opts.cache_from)
     if cache_from:
         q["cachefrom"] = json.dumps(cache_from, separators=(",", ":"))
@@ -203,7 +203,7 @@ def build_query(spec: Command, opts: Values) -> dict[str, Any]:
     if opts.isolation and opts.isolation != "default":
         q["isolation"] = opts.isolation
     if opts.label:
-        q["labels"] = json.dumps(kv_map(opts.label), separators=(",", ":"))
+        q["labels"] = json.dumps(kv_map(opts.label), sort_keys=True, separators=(",", ":"))
     if opts.memory:
         q["memory"] = _bytes(spec, "-m, --memory", opts.memory)
     if opts.memory_swap:
