@@ -34,7 +34,7 @@ class Opt:
     Plain classes rather than dataclasses here and in the other start-up modules: importing
     dataclasses (and with it inspect) costs about 20 ms, a tenth of a command's budget."""
 
-    __slots__ = ("long", "short", "kind", "help", "default", "metavar", "hidden")
+    __slots__ = ("long", "short", "kind", "help", "default", "metavar", "hidden", "_dest")
 
     def __init__(
         self,
@@ -45,7 +45,9 @@ class Opt:
         default: Any = None,
         metavar: str = "",
         hidden: bool = False,
+        dest: str = "",  # another option's value this one sets too (--dns-opt is --dns-option)
     ) -> None:
+        self._dest = dest
         self.long = long
         self.short = short
         self.kind = kind
@@ -56,7 +58,7 @@ class Opt:
 
     @property
     def dest(self) -> str:
-        return self.long.replace("-", "_")
+        return self._dest or self.long.replace("-", "_")
 
     def initial(self) -> Any:
         if self.kind == "list":

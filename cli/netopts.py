@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 NETWORK_OPTIONS: tuple[Opt, ...] = (
     Opt("add-host", "", "list", "Add a custom host-to-IP mapping (host:ip)"),
     Opt("dns", "", "list", "Set custom DNS servers"),
-    Opt("dns-opt", "", "list", "Set DNS options", hidden=True),
+    Opt("dns-opt", "", "list", "Set DNS options", hidden=True, dest="dns_option"),
     Opt("dns-option", "", "list", "Set DNS options"),
     Opt("dns-search", "", "list", "Set custom DNS search domains"),
     Opt("expose", "", "list", "Expose a port or a range of ports"),
@@ -28,8 +28,8 @@ NETWORK_OPTIONS: tuple[Opt, ...] = (
     Opt("link", "", "list", "Add link to another container"),
     Opt("link-local-ip", "", "list", "Container IPv4/IPv6 link-local addresses"),
     Opt("mac-address", "", "str", "Container MAC address (e.g., 92:d0:c6:0a:29:33)"),
-    Opt("net", "", "list", "Connect a container to a network", metavar="network", hidden=True),
-    Opt("net-alias", "", "list", "Add network-scoped alias for the container", hidden=True),
+    Opt("net", "", "list", "Connect a container to a network", metavar="network", hidden=True, dest="network"),
+    Opt("net-alias", "", "list", "Add network-scoped alias for the container", hidden=True, dest="network_alias"),
     Opt("network", "", "list", "Connect a container to a network", metavar="network"),
     Opt("network-alias", "", "list", "Add network-scoped alias for the container"),
     Opt("publish", "p", "list", "Publish a container's port(s) to the host"),
@@ -323,7 +323,7 @@ def is_user_defined(mode: str) -> bool:
 
 def _apply_container_options(spec: Command, att: Attachment, opts: Values) -> None:
     """The plain flags (--network-alias, --link, --ip...) belong to the first network."""
-    aliases = opts.network_alias + opts.net_alias
+    aliases = opts.network_alias
     for mine, flag, what in (
         (att.aliases and aliases, "--network-alias", "per-network alias"),
         (att.links and opts.link, "--link", "per-network links"),
@@ -379,7 +379,7 @@ def _endpoint(spec: Command, att: Attachment) -> dict[str, Any]:
 
 def network_endpoints(spec: Command, opts: Values) -> tuple[str, dict[str, Any]]:
     """(HostConfig.NetworkMode, NetworkingConfig.EndpointsConfig) as the Docker CLI makes them."""
-    attachments = [parse_network_value(spec, v) for v in opts.net + opts.network]
+    attachments = [parse_network_value(spec, v) for v in opts.network]
     endpoints: dict[str, Any] = {}
     if not attachments:
         att = Attachment("default")
@@ -424,7 +424,7 @@ def apply(spec: Command, opts: Values, config: dict[str, Any], host: dict[str, A
         host["PublishAllPorts"] = True
     dns = [validate_dns(spec, v) for v in opts.dns]
     search = [validate_dns_search(spec, v) for v in opts.dns_search]
-    dns_options = opts.dns_opt + opts.dns_option
+    dns_options = opts.dns_option
     if dns:
         host["Dns"] = dns
     if search:

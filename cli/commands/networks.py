@@ -184,8 +184,7 @@ def create(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
     if "ipv6" in opts.changed:
         body["EnableIPv6"] = opts.ipv6
     if "ipv4" in opts.changed:
-        require_api(ctx, "--ipv4", "1.48")
-        body["EnableIPv4"] = opts.ipv4
+        body["EnableIPv4"] = opts.ipv4  # daemons before API 1.48 ignore it; the Docker CLI sends it all the same
     from cli.client import version_lt
 
     if version_lt(ctx.client.version, "1.44"):
