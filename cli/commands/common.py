@@ -153,7 +153,7 @@ def inspect_each(ctx: Context, names: list[str], fetch: Callable[[str], Any], fm
     if not fmt:
         ctx.out(print_json(found))
     elif fmt == "json":
-        ctx.out("".join(json.dumps(obj, ensure_ascii=False) + "\n" for obj in found))
+        ctx.out(json.dumps(found, ensure_ascii=False, separators=(",", ":")) + "\n")  # one compact array
     else:
         from cli.template import Template
 
