@@ -78,23 +78,36 @@ def _clean(path: str) -> str:
 
 
 class Pattern:
+    """One pattern, matched as patternmatcher does: an exact path, a prefix ("dir/**"), a
+    suffix ("**/name", "**.txt": literal after a leading "**") or a regular expression."""
+
     def __init__(self, text: str) -> None:
         self.exclusion = text.startswith("!")
         self.text = text[1:] if self.exclusion else text
         self.cleaned = _clean(self.text)
-        self.dirs = self.cleaned.split("/")
-        self.regex = re.compile(_to_regex(self.cleaned), re.DOTALL)
+        self.kind, regex = _compile(self.cleaned)
+        self.regex = re.compile(regex, re.DOTALL) if self.kind == "regexp" else None
 
     def match(self, path: str) -> bool:
+        if self.kind == "exact":
+            return path == self.cleaned
+        if self.kind == "prefix":
+            return path.startswith(self.cleaned[:-2])
+        if self.kind == "suffix":
+            suffix = self.cleaned[2:]
+            return path.endswith(suffix) or (suffix.startswith("/") and path == suffix[1:])
+        assert self.regex is not None
         return self.regex.match(path) is not None
 
 
-def _to_regex(pattern: str) -> str:
-    """patternmatcher's translation of a pattern into a regular expression."""
+def _compile(pattern: str) -> tuple[str, str]:
+    """patternmatcher's compile: the kind of match and, for "regexp", the expression."""
     out = "^"
+    kind = "exact"
     i = 0
     n = len(pattern)
     while i < n:
+        first = i == 0
         ch = pattern[i]
         i += 1
         if ch == "*":
@@ -102,24 +115,38 @@ def _to_regex(pattern: str) -> str:
                 i += 1
                 if i < n and pattern[i] == "/":
                     i += 1  # "**/" is "**"
-                out += ".*" if i >= n else "(.*/)?"
+                if i >= n:
+                    if kind == "exact":
+                        kind = "prefix"
+                    else:
+                        out += ".*"
+                        kind = "regexp"
+                else:
+                    out += "(.*/)?"
+                    kind = "regexp"
+                if first:
+                    kind = "suffix"
             else:
                 out += "[^/]*"
+                kind = "regexp"
         elif ch == "?":
             out += "[^/]"
+            kind = "regexp"
         elif ch in _ESCAPE:
             out += "\\" + ch
         elif ch == "\\":
             if i < n:
                 out += "\\" + pattern[i]
                 i += 1
+                kind = "regexp"
             else:
                 out += "\\\\"
         elif ch in "[]":
             out += ch
+            kind = "regexp"
         else:
-            out += re.escape(ch) if not ch.isalnum() and ch not in "/-_ " else ch
-    return out + "$"
+            out += ch  # as Go's: the characters special to both dialects are handled above
+    return kind, out + "$"
 
 
 class PatternMatcher:

@@ -8,7 +8,7 @@ import os
 import sys
 import tempfile
 
-from cli.client import encode_filters
+from cli.client import APIError, encode_filters
 from cli.commands.common import kv_map, parse_filters, split_strings
 from cli.context import CLIError, Context
 from cli.flags import Command, Opt, UsageError, Values
@@ -16,7 +16,7 @@ from cli.formatting import human_size
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from typing import IO, Any
 
     from cli.client import Response
@@ -247,7 +247,7 @@ def _check_tags(spec: Command, tags: list[str]) -> None:
             raise UsageError(f'invalid argument "{tag}" for "-t, --tag" flag: {exc}', spec) from None
 
 
-def _upload(ctx: Context, context: BuildContext, quiet: bool) -> Iterator[bytes]:
+def _upload(context: BuildContext, progress: Callable[[str], Any]) -> Iterator[bytes]:
     """The context in chunks; once all is sent, the legacy builder's one progress line."""
     sent = 0
     while True:
@@ -256,8 +256,7 @@ def _upload(ctx: Context, context: BuildContext, quiet: bool) -> Iterator[bytes]
             break
         sent += len(chunk)
         yield chunk
-    if not quiet:
-        ctx.out(f"Sending build context to Docker daemon  {human_size(sent)}\r\r\n")
+    progress(f"Sending build context to Docker daemon  {human_size(sent)}\r\r\n")
 
 
 class StreamResult:
@@ -313,29 +312,39 @@ def build(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
     if context.dockerfile:
         query["dockerfile"] = context.dockerfile
     query = dict(sorted(query.items()))
+    # -q: the progress and the stream are kept, and shown (on stderr) only if the build fails
     buffered: list[str] = []
     out = buffered.append if quiet else ctx.out
     try:
         context.body.seek(0)
         resp = ctx.client.open(
-            "POST", "/build", query, body=_upload(ctx, context, quiet), headers={"Content-Type": "application/x-tar"}
+            "POST", "/build", query, body=_upload(context, out), headers={"Content-Type": "application/x-tar"}
         )
         try:
             result = show_stream(resp, out)
         finally:
             resp.close()
+    except APIError as exc:
+        if quiet:
+            ctx.err("".join(buffered))
+        raise CLIError(f"Error response from daemon: {exc.message}", 1) from None
     finally:
         context.body.close()
     if result.error:
         if quiet:
             ctx.err("".join(buffered))
         raise CLIError(result.error, result.code)
+    image_id = result.image_id
     if quiet:
-        ctx.out("".join(buffered))
-    if opts.iidfile and result.image_id:
+        # what the daemon printed is the ID (its newline kept, in the iidfile too, as Docker does)
+        image_id = "".join(buffered[1:])
+        ctx.out(image_id)
+    if opts.iidfile:
+        if not image_id:
+            raise CLIError(f"Server did not provide an image ID. Cannot write {opts.iidfile}", 1)
         try:
             with open(opts.iidfile, "w", encoding="utf-8") as f:
-                f.write(result.image_id)
+                f.write(image_id)
         except OSError as exc:
             raise CLIError(f"Cannot write iidfile: {exc.strerror}", 1) from None
     return 0

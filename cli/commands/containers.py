@@ -626,11 +626,10 @@ def ps_row(c: dict[str, Any], trunc: bool) -> dict[str, Any]:
         return img
 
     def size() -> str:
-        if "SizeRw" not in c and "SizeRootFs" not in c:
-            return "0B"
         rw = human_size(c.get("SizeRw") or 0, 3)
-        virtual = human_size(c.get("SizeRootFs") or 0, 3)
-        return f"{rw} (virtual {virtual})"
+        if not (c.get("SizeRootFs") or 0) > 0:
+            return rw
+        return f"{rw} (virtual {human_size(c['SizeRootFs'], 3)})"
 
     def mount_names() -> str:
         out = []

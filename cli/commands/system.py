@@ -320,7 +320,7 @@ def _df_verbose(
     out.append(
         render_rows(
             "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.LocalVolumes}}\t{{.Size}}\t{{.RunningFor}}\t{{.Status}}\t{{.Names}}",
-            [ps_row(c, True) for c in conts],
+            [ps_row({**c, "SizeRootFs": 0}, True) for c in conts],  # Docker leaves the virtual size out here
             {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "LocalVolumes": "LOCAL VOLUMES",
              "Size": "SIZE", "RunningFor": "CREATED", "Status": "STATUS", "Names": "NAMES"},  # fmt: skip
         )
