@@ -8,6 +8,7 @@ request is what is compared, not whether the engine accepts it."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -292,3 +293,54 @@ def test_cli_errors_as_docker(cli: CLI, tmp_path: Path, args: list[str]) -> None
         want.returncode, want.stdout, want_err,
     ), explain(got)  # fmt: skip
     assert os.listdir(work) == ["Dockerfile"]
+
+
+# ---- help: the Docker CLI's flags, with their value types --------------------------------------
+# Flags of swarm (cluster volumes, ingress) and of BuildKit-only or Windows-only features that
+# pydocker does not offer; everything else the Docker CLI lists must be there.
+NOT_OFFERED = {
+    "volume create": {"--availability", "--group", "--limit-bytes", "--required-bytes", "--scope", "--secret",
+                      "--sharing", "--topology-preferred", "--topology-required", "--type"},
+    "volume ls": {"--cluster"},
+    "build": {"--disable-content-trust", "--squash"},
+}  # fmt: skip
+_FLAG = re.compile(r"^\s+(?:-(\w), )?--([\w-]+)(?: (\w+))?\s{2,}", re.M)
+
+
+def _flags(text: str) -> dict[str, tuple[str, str]]:
+    return {f"--{m.group(2)}": (m.group(1) or "", m.group(3) or "") for m in _FLAG.finditer(text)}
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["network create", "network ls", "network inspect", "network rm", "network prune", "network connect",
+     "network disconnect", "volume create", "volume ls", "volume inspect", "volume rm", "volume prune", "build",
+     "commit", "builder prune", "port"],
+)  # fmt: skip
+def test_help_offers_dockers_flags(cli: CLI, command: str) -> None:
+    want = docker_via(cli.daemon, cli.daemon.socket, *command.split(), "--help", env={"DOCKER_BUILDKIT": "0"})
+    got = cli.run(*command.split(), "--help", host=False)
+    assert got.returncode == want.returncode == 0
+    theirs = {k: v for k, v in _flags(want.stdout).items() if k not in NOT_OFFERED.get(command, set())}
+    ours = _flags(got.stdout)
+    ours.pop("--help", None)
+    theirs.pop("--help", None)
+    assert {k: ours.get(k) for k in theirs} == theirs
+    summary = want.stdout.split("\n\n")[1]
+    assert got.stdout.split("\n\n")[1] == summary.replace("docker", "pydocker")
+
+
+MY_RUN_FLAGS = (
+    "--add-host", "--dns", "--dns-option", "--dns-search", "--expose", "--ip", "--ip6", "--link", "--link-local-ip",
+    "--mac-address", "--network", "--network-alias", "--publish", "--publish-all", "--mount", "--volume",
+    "--volume-driver", "--volumes-from", "--health-cmd", "--health-interval", "--health-retries",
+    "--health-start-interval", "--health-start-period", "--health-timeout", "--no-healthcheck",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("command", ["run", "create"])
+def test_run_help_networking_storage_health_flags(cli: CLI, command: str) -> None:
+    # (with no daemon to ask: the Docker CLI hides flags the engine's API version lacks, pydocker never asks)
+    theirs = _flags(docker_via(cli.daemon, Path("/nonexistent/pdc.sock"), command, "--help").stdout)
+    ours = _flags(cli.run(command, "--help", host=False).stdout)
+    assert {f: ours.get(f) for f in MY_RUN_FLAGS} == {f: theirs.get(f) for f in MY_RUN_FLAGS}
