@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 
 from cli.client import APIError, encode_filters
 from cli.commands.common import kv_map, parse_filters, split_strings
@@ -89,6 +88,8 @@ class BuildContext:
 
 
 def _spool() -> IO[bytes]:
+    import tempfile  # (imported here: it weighs a third of the command's start-up)
+
     return tempfile.TemporaryFile(prefix="pydocker-build-")
 
 
