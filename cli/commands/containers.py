@@ -202,9 +202,14 @@ def _check_api_features(ctx: Context, body: dict[str, Any]) -> None:
     endpoints = (body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}
     version = ctx.client.version
     if has_mac_address(endpoints) and version_lt(version, "1.44"):
-        raise CLIError(
+        raise ClientVersionError(
             f'"specify mac-address per network" requires API version 1.44, but the Docker daemon API version is {version}', 1
         )
+
+
+class ClientVersionError(CLIError):
+    """The Docker client library's refusal of a setting the daemon's API is too old for: a
+    plain error for `create`, wrapped as `run` wraps the daemon's errors."""
 
 
 def _run_error(spec: Command, exc: Exception, status: int = 125) -> CLIError:
@@ -378,6 +383,8 @@ def run(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
                 raise _run_error(spec, exc, start_failure_status(exc.message)) from None
             ctx.out(cid + "\n")
             return 0
+    except ClientVersionError as exc:
+        raise CLIError(f"pydocker: {exc.message}\n\nRun 'pydocker {spec.name} --help' for more information", 125) from None
     except (APIError, DaemonUnreachable) as exc:
         raise _run_error(spec, exc) from None
     try:

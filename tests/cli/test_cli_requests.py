@@ -226,6 +226,9 @@ CLI_ERRORS = [
     ["create", "--network", "pdc-n", "--network", "pdc-n", "busybox"],
     ["create", "--mac-address", "02:42:ac:11:00:99", "busybox"],
     ["create", "--mac-address", "zz:zz", "busybox"],
+    ["run", "--rm", "--mac-address", "02:42:ac:11:00:99", "busybox", "true"],
+    ["run", "--rm", "--health-start-interval", "1s", "busybox", "true"],
+    ["run", "--rm", "-v", "", "--dns", "x", "busybox", "true"],
     ["create", "-p", "70000", "busybox"],
     ["create", "-p", "1.2.3.4:80", "busybox"],
     ["create", "-p", "tcp://1:2", "busybox"],
@@ -344,3 +347,13 @@ def test_run_help_networking_storage_health_flags(cli: CLI, command: str) -> Non
     theirs = _flags(docker_via(cli.daemon, Path("/nonexistent/pdc.sock"), command, "--help").stdout)
     ours = _flags(cli.run(command, "--help", host=False).stdout)
     assert {f: ours.get(f) for f in MY_RUN_FLAGS} == {f: theirs.get(f) for f in MY_RUN_FLAGS}
+
+
+def test_create_refused_by_the_engine(cli: CLI) -> None:
+    """`create` reports the engine's refusal as any command does (status 1); `run` says 125."""
+    for verb, status, prefix in (("create", 1, "Error response from daemon: "), ("run", 125, "docker: Error response")):
+        args = [verb, "--pull", "never", "pdc-no-such-image:x"]
+        want = cli.daemon.docker(*args)
+        got = cli.run(*args)
+        assert (got.returncode, got.stdout) == (want.returncode, want.stdout) == (status, ""), explain(got)
+        assert got.stderr.replace("pydocker", "docker").startswith(prefix) and want.stderr.startswith(prefix)
