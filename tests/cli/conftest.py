@@ -55,6 +55,13 @@ def names(dockerd: RefDockerd) -> Iterator[Names]:
     leftover = dockerd.docker("ps", "-aq", "--filter", f"name={n.tag}").stdout.split()
     if leftover:
         dockerd.docker("rm", "-f", *leftover)
+    # What the removals above could not remove is a leak of the test (or of the engine).
+    left = {
+        "networks": dockerd.docker("network", "ls", "-q", "--filter", f"name={n.tag}").stdout.split(),
+        "volumes": dockerd.docker("volume", "ls", "-q", "--filter", f"name={n.tag}").stdout.split(),
+        "images": [i for i in n.images if dockerd.docker("image", "inspect", i).returncode == 0],
+    }
+    assert not any(left.values()), f"left behind: {left}"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
