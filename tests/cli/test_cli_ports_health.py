@@ -35,6 +35,7 @@ def test_port_and_ps_ports(cli: CLI, names: Names) -> None:
     assert cli.ok("ps", "-q", "--filter", "publish=18080", "--filter", f"name={name}") != ""
 
 
+@needs_engine_feature("volumes")
 def test_ps_filter_volume(cli: CLI, names: Names) -> None:
     vol = names.volume("psv")
     name = names.container("psv")
