@@ -17,12 +17,15 @@ PROG = "pydocker"
 class UsageError(Exception):
     """A command line that cannot be parsed; Docker exits 125 for these."""
 
-    def __init__(self, message: str, spec: Command | None = None, status: int = 125, brief: bool = False) -> None:
+    def __init__(
+        self, message: str, spec: Command | None = None, status: int = 125, brief: bool = False, see: bool = False
+    ) -> None:
         super().__init__(message)
         self.spec = spec
         self.status = status
         # Docker's reportError layout (an option's value refused after parsing): no usage line.
         self.brief = brief
+        self.see = see  # the hint line starts "See" (cobra's minimum-arguments check) instead of "Run"
 
 
 class Opt:
@@ -31,7 +34,7 @@ class Opt:
     Plain classes rather than dataclasses here and in the other start-up modules: importing
     dataclasses (and with it inspect) costs about 20 ms, a tenth of a command's budget."""
 
-    __slots__ = ("long", "short", "kind", "help", "default", "metavar", "hidden")
+    __slots__ = ("long", "short", "kind", "help", "default", "metavar", "hidden", "_dest")
 
     def __init__(
         self,
@@ -42,7 +45,9 @@ class Opt:
         default: Any = None,
         metavar: str = "",
         hidden: bool = False,
+        dest: str = "",  # another option's value this one sets too (--dns-opt is --dns-option)
     ) -> None:
+        self._dest = dest
         self.long = long
         self.short = short
         self.kind = kind
@@ -53,7 +58,7 @@ class Opt:
 
     @property
     def dest(self) -> str:
-        return self.long.replace("-", "_")
+        return self._dest or self.long.replace("-", "_")
 
     def initial(self) -> Any:
         if self.kind == "list":
@@ -245,15 +250,20 @@ def _plural(n: int) -> str:
 
 
 def _check_count(spec: Command, args: list[str]) -> None:
+    """cobra's argument checks with the Docker CLI's wording (cli/required.go)."""
     full = f"{PROG} {spec.name}"
-    if spec.max_args == 0 and args:
+    lo, hi, n = spec.min_args, spec.max_args, len(args)
+    if hi == 0 and args:
         raise UsageError(f"'{full}' accepts no arguments", spec, status=1)
-    if spec.max_args is not None and spec.max_args == spec.min_args and len(args) != spec.min_args:
-        raise UsageError(f"'{full}' requires exactly {_plural(spec.min_args)}", spec, status=1)
-    if len(args) < spec.min_args:
-        raise UsageError(f"'{full}' requires at least {_plural(spec.min_args)}", spec, status=1)
-    if spec.max_args is not None and len(args) > spec.max_args:
-        raise UsageError(f"'{full}' requires at most {_plural(spec.max_args)}", spec, status=1)
+    if hi is not None and hi == lo and n != lo:
+        raise UsageError(f"'{full}' requires {_plural(lo)}", spec, status=1)
+    if hi is not None and lo > 0 and (n < lo or n > hi):
+        raise UsageError(f"'{full}' requires at least {lo} and at most {_plural(hi)}", spec, status=1)
+    if n < lo:
+        # the one check whose hint says "See" rather than "Run" in the Docker CLI
+        raise UsageError(f"'{full}' requires at least {_plural(lo)}", spec, status=1, brief=False, see=True)
+    if hi is not None and n > hi:
+        raise UsageError(f"'{full}' requires at most {_plural(hi)}", spec, status=1)
 
 
 def _metavar(opt: Opt) -> str:
@@ -282,7 +292,9 @@ def help_text(spec: Command) -> str:
             left += f" {meta}"
         text = opt.help
         if opt.default not in (None, "", False, 0, [], ()) and opt.kind != "list":
-            text += f' (default {opt.default!r})' if opt.kind == "str" else f" (default {opt.default})"
+            text += f' (default "{opt.default}")' if opt.kind == "str" else f" (default {str(opt.default).lower()})"
+        elif meta == "map":
+            text += " (default map[])"  # how pflag shows an empty map option
         rows.append((left, text))
     rows.append(("    --help", "Print usage"))
     width = max(len(left) for left, _ in rows) + 3
@@ -300,6 +312,6 @@ def error_text(err: UsageError) -> str:
     if err.status == 1:
         return (
             f"{PROG}: {err}\n\n{usage_line(err.spec)}\n\n"
-            f"See '{PROG} {err.spec.name} --help' for more information\n"
+            f"{'See' if err.see else 'Run'} '{PROG} {err.spec.name} --help' for more information\n"
         )
     return f"{err}\n\n{usage_line(err.spec)}\n\nRun '{PROG} {err.spec.name} --help' for more information\n"

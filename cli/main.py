@@ -23,9 +23,14 @@ _IO = "cli.commands.container_io"
 _IM = "cli.commands.images"
 _SY = "cli.commands.system"
 _DI = "cli.commands.distribution"
+_NW = "cli.commands.networks"
+_VO = "cli.commands.volumes"
+_BU = "cli.commands.build"
+_CM = "cli.commands.commit"
 GROUPS: dict[str, dict[str, tuple[str, str]]] = {
     "container": {
         "attach": (_IO, "attach"),
+        "commit": (_CM, "commit"),
         "cp": (_IO, "cp"),
         "create": (_C, "create"),
         "diff": (_IO, "diff"),
@@ -51,6 +56,7 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
         "wait": (_C, "wait"),
     },
     "image": {
+        "build": (_BU, "build"),
         "history": (_IM, "history"),
         "import": (_IM, "import_"),
         "inspect": (_IM, "image_inspect"),
@@ -63,6 +69,26 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
         "save": (_IM, "save"),
         "tag": (_IM, "tag"),
     },
+    "network": {
+        "connect": (_NW, "connect"),
+        "create": (_NW, "create"),
+        "disconnect": (_NW, "disconnect"),
+        "inspect": (_NW, "inspect"),
+        "ls": (_NW, "ls"),
+        "prune": (_NW, "prune"),
+        "rm": (_NW, "rm"),
+    },
+    "volume": {
+        "create": (_VO, "create"),
+        "inspect": (_VO, "inspect"),
+        "ls": (_VO, "ls"),
+        "prune": (_VO, "prune"),
+        "rm": (_VO, "rm"),
+    },
+    "builder": {
+        "build": (_BU, "build"),
+        "prune": (_BU, "prune"),
+    },
     "system": {
         "df": (_SY, "df"),
         "events": (_SY, "events"),
@@ -70,16 +96,25 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
         "prune": (_SY, "prune"),
     },
 }
-GROUP_SUMMARIES = {"container": "Manage containers", "image": "Manage images", "system": "Manage Docker"}
+GROUP_SUMMARIES = {
+    "builder": "Manage builds",
+    "container": "Manage containers",
+    "image": "Manage images",
+    "network": "Manage networks",
+    "system": "Manage Docker",
+    "volume": "Manage volumes",
+}
 SUBCOMMAND_ALIASES = {
     "container": {"ps": "ls", "list": "ls", "remove": "rm"},
     "image": {"list": "ls", "remove": "rm", "rmi": "rm"},
+    "network": {"list": "ls", "remove": "rm"},
+    "volume": {"list": "ls", "remove": "rm"},
 }
 TOP_LEVEL: dict[str, tuple[str, str]] = {
     **{
         verb: GROUPS["container"][verb]
         for verb in (
-            "attach", "cp", "create", "diff", "exec", "export", "kill", "logs", "pause", "port",
+            "attach", "commit", "cp", "create", "diff", "exec", "export", "kill", "logs", "pause", "port",
             "rename", "restart", "rm", "run", "start", "stats", "stop", "top", "unpause", "update", "wait",
         )
     },
@@ -91,6 +126,7 @@ TOP_LEVEL: dict[str, tuple[str, str]] = {
     "save": GROUPS["image"]["save"],
     "import": GROUPS["image"]["import"],
     "history": GROUPS["image"]["history"],
+    "build": GROUPS["image"]["build"],
     "events": GROUPS["system"]["events"],
     "info": GROUPS["system"]["info"],
     "inspect": (_C, "inspect"),
@@ -100,7 +136,7 @@ TOP_LEVEL: dict[str, tuple[str, str]] = {
     "login": (_DI, "login"),
     "logout": (_DI, "logout"),
 }  # fmt: skip
-COMMON_VERBS = ("run", "exec", "ps", "images", "logs", "inspect", "version", "info")
+COMMON_VERBS = ("run", "exec", "ps", "build", "images", "logs", "inspect", "version", "info")
 
 
 class GlobalOptions:
@@ -335,7 +371,8 @@ def top_help() -> str:
 
 def group_help(group: str) -> str:
     lines = [f"Usage:  pydocker {group} COMMAND", "", GROUP_SUMMARIES[group], "", "Commands:"]
-    lines += [f"  {sub:<10}{_summary(target)}" for sub, target in sorted(GROUPS[group].items())]
+    width = max(11, *(len(sub) for sub in GROUPS[group])) + 1  # cobra's name padding
+    lines += [f"  {sub:<{width}}{_summary(target)}" for sub, target in sorted(GROUPS[group].items())]
     lines += ["", f"Run 'pydocker {group} COMMAND --help' for more information on a command."]
     return "\n".join(lines) + "\n"
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 import os
 import re
 
+from cli import mountopts, netopts
 from cli.flags import Command, Opt, UsageError, Values
+from cli.healthopts import HEALTH_OPTIONS, healthcheck
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -35,7 +37,6 @@ CREATE_OPTIONS: tuple[Opt, ...] = (
     Opt("memory-reservation", "", "str", "Memory soft limit", metavar="bytes"),
     Opt("memory-swap", "", "str", "Swap limit equal to memory plus swap: '-1' to enable unlimited swap", metavar="bytes"),
     Opt("name", "", "str", "Assign a name to the container"),
-    Opt("network", "", "str", "Connect a container to a network", metavar="network"),
     Opt("oom-kill-disable", "", "bool", "Disable OOM Killer"),
     Opt("pids-limit", "", "int", "Tune container pids limit (set -1 for unlimited)"),
     Opt("privileged", "", "bool", "Give extended privileges to this container"),
@@ -53,8 +54,10 @@ CREATE_OPTIONS: tuple[Opt, ...] = (
     Opt("tty", "t", "bool", "Allocate a pseudo-TTY"),
     Opt("ulimit", "", "list", "Ulimit options", metavar="ulimit"),
     Opt("user", "u", "str", "Username or UID (format: <name|uid>[:<group|gid>])"),
-    Opt("volume", "v", "list", "Bind mount a volume"),
     Opt("workdir", "w", "str", "Working directory inside the container"),
+    *netopts.NETWORK_OPTIONS,
+    *mountopts.MOUNT_OPTIONS,
+    *HEALTH_OPTIONS,
 )
 
 RUN_ONLY: tuple[Opt, ...] = (
@@ -76,7 +79,7 @@ CREATE_SPEC = Command(
     "create",
     "[OPTIONS] IMAGE [COMMAND] [ARG...]",
     "Create a new container",
-    CREATE_OPTIONS,
+    tuple(sorted(CREATE_OPTIONS, key=lambda o: o.long)),
     min_args=1,
     interspersed=False,
     aliases=("container create",),
@@ -161,31 +164,6 @@ def parse_ulimit(spec: Command, text: str) -> dict[str, Any]:
     except ValueError:
         raise _flag_error(spec, "--ulimit", text, "invalid ulimit argument") from None
     return {"Name": name, "Soft": soft_n, "Hard": hard_n}
-
-
-def parse_volumes(spec: Command, items: list[str]) -> tuple[list[str], dict[str, Any]]:
-    """-v SRC:DST[:MODE] becomes a bind (absolute SRC) or named volume in HostConfig.Binds;
-    -v DST alone is an anonymous volume in Config.Volumes."""
-    binds: list[str] = []
-    anonymous: dict[str, Any] = {}
-    for item in items:
-        parts = item.split(":")
-        if len(parts) == 1:
-            if not parts[0].startswith("/"):
-                raise _flag_error(spec, "-v, --volume", item, "invalid volume specification")
-            anonymous[parts[0]] = {}
-            continue
-        if len(parts) > 3 or not parts[0] or not parts[1].startswith("/"):
-            raise _flag_error(spec, "-v, --volume", item, f"invalid volume specification: '{item}'")
-        src = parts[0]
-        if not src.startswith("/") and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", src):
-            raise UsageError(
-                f'"{src}" includes invalid characters for a local volume name, only '
-                '"[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, use absolute path',
-                spec,
-            )
-        binds.append(item)
-    return binds, anonymous
 
 
 def build_create_body(spec: Command, opts: Values, args: list[str]) -> dict[str, Any]:
@@ -276,11 +254,11 @@ def build_create_body(spec: Command, opts: Values, args: list[str]) -> dict[str,
         if "restart" in changed and host["RestartPolicy"]["Name"]:
             raise UsageError("Conflicting options: --restart and --rm", spec)
         host["AutoRemove"] = True
-    binds, anonymous = parse_volumes(spec, opts.volume)
-    if binds:
-        host["Binds"] = binds
-    if anonymous:
-        config["Volumes"] = anonymous
+    mountopts.apply(spec, opts, config, host)
+    endpoints = netopts.apply(spec, opts, config, host)
+    health = healthcheck(spec, opts)
+    if health is not None:
+        config["Healthcheck"] = health
     if opts.tmpfs:
         tmpfs: dict[str, str] = {}
         for item in opts.tmpfs:
@@ -319,8 +297,6 @@ def build_create_body(spec: Command, opts: Values, args: list[str]) -> dict[str,
                 raise _flag_error(spec, "--sysctl", item, "must be KEY=VALUE")
             sysctls[key] = value
         host["Sysctls"] = sysctls
-    if opts.network:
-        host["NetworkMode"] = opts.network
     if opts.runtime:
         host["Runtime"] = opts.runtime
     if opts.log_driver or opts.log_opt:
@@ -332,4 +308,6 @@ def build_create_body(spec: Command, opts: Values, args: list[str]) -> dict[str,
             log_opts[key] = value
         host["LogConfig"] = {"Type": opts.log_driver, "Config": log_opts}
     config["HostConfig"] = host
+    if endpoints:
+        config["NetworkingConfig"] = {"EndpointsConfig": endpoints}
     return config

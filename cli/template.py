@@ -102,7 +102,10 @@ def to_json(value: Any) -> str:
 def _plain(value: Any) -> Any:
     if isinstance(value, dict):
         out = {}
-        for k in value:
+        # A formatting row (fields computed on demand) marshals as Go's formatter contexts
+        # do, through a map: keys sorted. Daemon JSON keeps its order (Go structs).
+        keys = sorted(value) if any(callable(v) for v in value.values()) else list(value)
+        for k in keys:
             try:
                 out[k] = _plain(_value(value, k))
             except TypeError:

@@ -8,7 +8,8 @@ Isolation, so that parallel pytest-xdist workers and the host never see each oth
 
 * every path the daemon owns (data root, exec root, socket, pid file, its managed
   containerd) lives in one fresh temporary directory;
-* the daemon runs in a private mount namespace (`unshare --mount --propagation private`)
+* the daemon runs in a private mount namespace (`unshare --mount --propagation private`),
+  and on request in a network namespace of its own,
   with throw-away overlays over /etc, /run and /opt: dockerd and containerd write to
   hard-coded shared paths (/etc/docker/key.json, /run/docker/plugins, /run/containerd/s,
   /opt/containerd) that no flag moves, and every container mount dies with the namespace;
@@ -305,9 +306,14 @@ def _wait_gone(pid: int, timeout: float) -> bool:
     return False
 
 
-def _launcher_script(workdir: Path, tracking_cgroup: Path, dockerd_args: Sequence[str]) -> str:
+def _launcher_script(
+    workdir: Path, tracking_cgroup: Path, dockerd_args: Sequence[str], private_network: bool = False
+) -> str:
     """The shell run by `unshare`: join our cgroup, overlay the shared dirs, become dockerd."""
     lines = ["set -e", f"echo $$ > {tracking_cgroup}/cgroup.procs"]
+    if private_network:
+        # A new network namespace starts with lo down; published ports bind to 127.0.0.1.
+        lines.append("ip link set lo up")
     for d in OVERLAID_DIRS:
         upper, work = workdir / "ns" / d / "upper", workdir / "ns" / d / "work"
         lines.append(f"mount -t overlay overlay -o lowerdir=/{d},upperdir={upper},workdir={work} /{d}")
@@ -335,9 +341,14 @@ def reference_dockerd(
     images: Sequence[Path] = (BUSYBOX_TAR,),
     start_timeout: float = 60.0,
     extra_args: Sequence[str] = (),
+    private_network: bool = False,
 ) -> Iterator[RefDockerd]:
     """Start dockerd with `--add-runtime NAME=PATH` per entry (and `extra_args`), load `images`,
     yield, tear down.
+
+    With `private_network` the daemon also gets a network namespace of its own (`unshare
+    --net`): the bridges, veths and addresses of the networks a test creates then live and
+    die with that namespace and never appear among the host's interfaces.
 
     Raises DockerdRefError if the daemon does not come up, LeftoversError at exit if anything
     it started survived it.
@@ -381,10 +392,11 @@ def reference_dockerd(
         for name, path in runtime_paths.items():
             args += ["--add-runtime", f"{name}={path}"]
         args += list(extra_args)
-        script = _launcher_script(workdir, tracking, args)
+        script = _launcher_script(workdir, tracking, args, private_network)
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(
-                [UNSHARE, "--mount", "--propagation", "private", "/bin/sh", "-c", script],
+                [UNSHARE, "--mount", *(["--net"] if private_network else []), "--propagation", "private",
+                 "/bin/sh", "-c", script],  # fmt: skip
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

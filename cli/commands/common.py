@@ -104,3 +104,86 @@ def api_timestamp(value: str, now: float | None = None) -> str:
 
 def short_id(full: str) -> str:
     return full.split(":", 1)[-1][:12]
+
+
+def split_strings(values: list[str]) -> list[str]:
+    """pflag's `strings` flags: every occurrence is a CSV list ("--alias a,b --alias c")."""
+    if not any("," in v or '"' in v for v in values):
+        return list(values)
+    import csv
+
+    out: list[str] = []
+    for value in values:
+        out.extend(next(csv.reader([value]), []))
+    return out
+
+
+def kv_map(values: list[str]) -> dict[str, str]:
+    """`map`/label flags: KEY=VALUE (a bare KEY has the empty value)."""
+    out: dict[str, str] = {}
+    for item in values:
+        key, _, value = item.partition("=")
+        out[key] = value
+    return out
+
+
+def require_api(ctx: Context, flag: str, minimum: str) -> None:
+    """The Docker CLI's refusal of a flag the daemon's API version is too old for."""
+    from cli.client import version_lt
+
+    current = ctx.client.version
+    if version_lt(current, minimum):
+        raise CLIError(f'"{flag}" requires API version {minimum}, but the Docker daemon API version is {current}', 1)
+
+
+def inspect_each(ctx: Context, names: list[str], fetch: Callable[[str], Any], fmt: str) -> int:
+    """Docker's inspect for networks and volumes: the objects found (JSON array or one
+    template line each), then the daemon's error for each one that was not."""
+    import json
+
+    from cli.formatting import print_json
+
+    found: list[Any] = []
+    errors: list[str] = []
+    for name in names:
+        try:
+            found.append(fetch(name))
+        except APIError as exc:
+            errors.append(f"Error response from daemon: {exc.message}")
+    if not fmt:
+        ctx.out(print_json(found))
+    elif fmt == "json":
+        ctx.out(json.dumps(found, ensure_ascii=False, separators=(",", ":")) + "\n")  # one compact array
+    else:
+        from cli.template import Template
+
+        tmpl = Template(fmt)
+        ctx.out("".join(tmpl.execute(obj) + "\n" for obj in found))
+    for message in errors:
+        ctx.err(message + "\n")
+    return 1 if errors else 0
+
+
+def natural_key(text: str) -> list[Any]:
+    """The Docker CLI's sortorder.NaturalLess: digit runs compare as numbers."""
+    import re
+
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
+
+
+def go_time_string(rfc3339: str) -> str:
+    """Go's time.Time.String() of a timestamp the daemon sent as RFC 3339 ("2024-01-02T03:04:05.5Z"
+    -> "2024-01-02 03:04:05.5 +0000 UTC")."""
+    if not rfc3339 or rfc3339.startswith("0001-01-01"):
+        return "0001-01-01 00:00:00 +0000 UTC"
+    date, _, clock = rfc3339.partition("T")
+    zone = "+0000 UTC"
+    if clock.endswith("Z"):
+        clock = clock[:-1]
+    elif len(clock) > 6 and clock[-6] in "+-":
+        offset = clock[-6:].replace(":", "")
+        clock = clock[:-6]
+        zone = f"{offset} {offset}"
+    main, dot, frac = clock.partition(".")
+    frac = frac.rstrip("0")
+    return f"{date} {main}{'.' + frac if frac else ''} {zone}"

@@ -172,6 +172,7 @@ def pull(ctx: Context, image: str) -> None:
 def create_container(ctx: Context, body: dict[str, Any], name: str, pull_policy: str) -> str:
     """Create; on a missing image pull it (unless --pull never) and try once more."""
     image = body["Image"]
+    _check_api_features(ctx, body)
     if pull_policy not in ("missing", "always", "never"):
         raise CLIError(f'pydocker: invalid pull option: \'{pull_policy}\': must be one of "always", "missing" or "never"', 125)
     if pull_policy == "always":
@@ -189,6 +190,26 @@ def create_container(ctx: Context, body: dict[str, Any], name: str, pull_policy:
     for warning in created.get("Warnings") or []:
         ctx.err(f"WARNING: {warning}\n")
     return str(created["Id"])
+
+
+def _check_api_features(ctx: Context, body: dict[str, Any]) -> None:
+    """What the Docker CLI refuses before creating when the daemon's API is too old."""
+    from cli.commands.common import require_api
+    from cli.netopts import has_mac_address
+
+    if (body.get("Healthcheck") or {}).get("StartInterval"):
+        require_api(ctx, "--health-start-interval", "1.44")
+    endpoints = (body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}
+    version = ctx.client.version
+    if has_mac_address(endpoints) and version_lt(version, "1.44"):
+        raise ClientVersionError(
+            f'"specify mac-address per network" requires API version 1.44, but the Docker daemon API version is {version}', 1
+        )
+
+
+class ClientVersionError(CLIError):
+    """The Docker client library's refusal of a setting the daemon's API is too old for: a
+    plain error for `create`, wrapped as `run` wraps the daemon's errors."""
 
 
 def _run_error(spec: Command, exc: Exception, status: int = 125) -> CLIError:
@@ -362,6 +383,8 @@ def run(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
                 raise _run_error(spec, exc, start_failure_status(exc.message)) from None
             ctx.out(cid + "\n")
             return 0
+    except ClientVersionError as exc:
+        raise CLIError(f"pydocker: {exc.message}\n\nRun 'pydocker {spec.name} --help' for more information", 125) from None
     except (APIError, DaemonUnreachable) as exc:
         raise _run_error(spec, exc) from None
     try:
@@ -388,8 +411,9 @@ def create(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
     body = build_create_body(spec, opts, args)
     try:
         cid = create_container(ctx, body, opts.name, opts.pull)
-    except (APIError, DaemonUnreachable) as exc:
-        raise _run_error(spec, exc) from None
+    except APIError as exc:
+        # `create` reports the daemon's refusal as any command does (status 1); only `run` says 125
+        raise CLIError(f"Error response from daemon: {exc.message}", 1) from None
     ctx.out(cid + "\n")
     return 0
 
@@ -543,15 +567,47 @@ def _ellipsis(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def _join_host_port(host: str, port: Any) -> str:
+    """Go's net.JoinHostPort: IPv6 addresses in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _port_group(key: str, first: int, last: int) -> str:
+    ip, _, proto = key.rpartition("/")
+    group = str(first) if first == last else f"{first}-{last}"
+    if ip:
+        group = f"{_join_host_port(ip, group)}->{group}"
+    return f"{group}/{proto}"
+
+
 def format_ports(ports: list[dict[str, Any]]) -> str:
-    out = []
-    for p in sorted(ports or [], key=lambda p: (p.get("PrivatePort", 0), p.get("Type", ""))):
-        private = f"{p.get('PrivatePort')}/{p.get('Type', 'tcp')}"
-        if p.get("PublicPort"):
-            out.append(f"{p.get('IP') or '0.0.0.0'}:{p['PublicPort']}->{private}")
+    """The Docker CLI's PORTS column: consecutive ports of one kind grouped into ranges,
+    mappings to another host port listed after the groups."""
+    ordered = sorted(
+        ports or [],
+        key=lambda p: (p.get("PrivatePort", 0), p.get("IP", ""), p.get("PublicPort", 0), p.get("Type", "")),
+    )
+    groups: dict[str, list[int]] = {}
+    result: list[str] = []
+    mappings: list[str] = []
+    for p in ordered:
+        current = int(p.get("PrivatePort", 0))
+        key = str(p.get("Type", ""))
+        if p.get("IP"):
+            if p.get("PublicPort") != current:
+                mappings.append(f"{_join_host_port(p['IP'], p.get('PublicPort', 0))}->{current}/{p.get('Type', '')}")
+                continue
+            key = f"{p['IP']}/{key}"
+        group = groups.get(key)
+        if group is None:
+            groups[key] = [current, current]
+        elif current == group[1] + 1:
+            group[1] = current
         else:
-            out.append(private)
-    return ", ".join(out)
+            result.append(_port_group(key, group[0], group[1]))
+            groups[key] = [current, current]
+    result += [_port_group(k, g[0], g[1]) for k, g in groups.items()]
+    return ", ".join(result + mappings)
 
 
 def ps_row(c: dict[str, Any], trunc: bool) -> dict[str, Any]:
@@ -577,11 +633,10 @@ def ps_row(c: dict[str, Any], trunc: bool) -> dict[str, Any]:
         return img
 
     def size() -> str:
-        if "SizeRw" not in c and "SizeRootFs" not in c:
-            return "0B"
         rw = human_size(c.get("SizeRw") or 0, 3)
-        virtual = human_size(c.get("SizeRootFs") or 0, 3)
-        return f"{rw} (virtual {virtual})"
+        if not (c.get("SizeRootFs") or 0) > 0:
+            return rw
+        return f"{rw} (virtual {human_size(c['SizeRootFs'], 3)})"
 
     def mount_names() -> str:
         out = []
@@ -699,19 +754,26 @@ def inspect(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
 
 
 def port(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
+    from cli.commands.common import natural_key
+
     info = inspect_container(ctx.client, args[0])
     ports: dict[str, Any] = (info.get("NetworkSettings") or {}).get("Ports") or {}
+    out: list[str] = []
     if len(args) == 2:
-        want = args[1] if "/" in args[1] else args[1] + "/tcp"
-        bindings = ports.get(want)
+        number, _, proto = args[1].partition("/")
+        if not number.isdigit() or int(number) > 65535:
+            why = "value out of range" if number.isdigit() else "invalid syntax"
+            raise CLIError(f'Error: invalid port ({number}): strconv.ParseUint: parsing "{number}": {why}', 1)
+        bindings = ports.get(f"{number}/{proto or 'tcp'}")
         if not bindings:
-            raise CLIError(f"Error: No public port '{want}' published for {args[0]}", 1)
-        for b in bindings:
-            ctx.out(f"{b.get('HostIp') or '0.0.0.0'}:{b.get('HostPort')}\n")
-        return 0
-    for key in sorted(ports):
-        for b in ports[key] or []:
-            ctx.out(f"{key} -> {b.get('HostIp') or '0.0.0.0'}:{b.get('HostPort')}\n")
+            raise CLIError(f"Error: No public port '{args[1]}' published for {args[0]}", 1)
+        out = [_join_host_port(b.get("HostIp", ""), b.get("HostPort", "")) for b in bindings]
+    else:
+        for key, bindings in ports.items():
+            out += [f"{key} -> {_join_host_port(b.get('HostIp', ''), b.get('HostPort', ''))}" for b in bindings or []]
+    out.sort(key=natural_key)
+    if out:
+        ctx.out("\n".join(out) + "\n")
     return 0
 
 

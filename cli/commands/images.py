@@ -128,7 +128,7 @@ def image_rows(images: list[dict[str, Any]], trunc: bool) -> list[dict[str, Any]
 
 
 def _na(value: Any) -> str:
-    return "N/A" if value is None or value == -1 else human_size(value, 3)
+    return "N/A" if value is None or value == -1 else human_size(value)
 
 
 def _image_row(img: dict[str, Any], repo: str, tag: str, digest: str, trunc: bool) -> dict[str, Any]:
@@ -146,7 +146,7 @@ def _image_row(img: dict[str, Any], repo: str, tag: str, digest: str, trunc: boo
         "Size": lambda: human_size(size, 3),
         "VirtualSize": lambda: human_size(img.get("VirtualSize", size) or 0),
         "SharedSize": lambda: _na(shared),
-        "UniqueSize": lambda: "N/A" if shared is None or shared == -1 else human_size(size - shared, 3),
+        "UniqueSize": lambda: "N/A" if shared is None or shared == -1 else human_size(size - shared),
         "Containers": lambda: "N/A" if containers is None or containers == -1 else str(containers),
     }
 

@@ -288,7 +288,7 @@ def df(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
         for t, n, a, s, r in summary
     ]
     if opts.verbose and not opts.format:
-        return _df_verbose(ctx, imgs, conts, vols)
+        return _df_verbose(ctx, imgs, conts, vols, cache, int(data.get("BuilderSize") or 0))
     fmt = opts.format or DF_DEFAULT
     if fmt == "table":
         fmt = DF_DEFAULT
@@ -296,7 +296,14 @@ def df(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
     return 0
 
 
-def _df_verbose(ctx: Context, imgs: list[dict[str, Any]], conts: list[dict[str, Any]], vols: list[dict[str, Any]]) -> int:
+def _df_verbose(
+    ctx: Context,
+    imgs: list[dict[str, Any]],
+    conts: list[dict[str, Any]],
+    vols: list[dict[str, Any]],
+    cache: list[dict[str, Any]],
+    builder_size: int,
+) -> int:
     from cli.commands.containers import ps_row
     from cli.commands.images import image_rows
 
@@ -313,7 +320,7 @@ def _df_verbose(ctx: Context, imgs: list[dict[str, Any]], conts: list[dict[str, 
     out.append(
         render_rows(
             "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.LocalVolumes}}\t{{.Size}}\t{{.RunningFor}}\t{{.Status}}\t{{.Names}}",
-            [ps_row(c, True) for c in conts],
+            [ps_row({**c, "SizeRootFs": 0}, True) for c in conts],  # Docker leaves the virtual size out here
             {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "LocalVolumes": "LOCAL VOLUMES",
              "Size": "SIZE", "RunningFor": "CREATED", "Status": "STATUS", "Names": "NAMES"},  # fmt: skip
         )
@@ -322,10 +329,36 @@ def _df_verbose(ctx: Context, imgs: list[dict[str, Any]], conts: list[dict[str, 
     vol_lines = ["VOLUME NAME\tLINKS\tSIZE"]
     for v in vols:
         usage = v.get("UsageData") or {}
-        vol_lines.append(f"{v.get('Name', '')}\t{usage.get('RefCount', 0)}\t{human_size(usage.get('Size') or 0)}")
+        size = usage.get("Size")
+        shown = "N/A" if size is None or size == -1 else human_size(size)
+        vol_lines.append(f"{v.get('Name', '')}\t{usage.get('RefCount', 0)}\t{shown}")
     out.append(tabulate(vol_lines))
+    out += [f"Build cache usage: {human_size(builder_size)}", ""]
+    out.append(render_rows(
+        "table {{.ID}}\t{{.CacheType}}\t{{.Size}}\t{{.CreatedSince}}\t{{.LastUsedSince}}\t{{.UsageCount}}\t{{.Shared}}",
+        [_cache_row(b) for b in cache],
+        {"ID": "CACHE ID", "CacheType": "CACHE TYPE", "Size": "SIZE", "CreatedSince": "CREATED",
+         "LastUsedSince": "LAST USED", "UsageCount": "USAGE", "Shared": "SHARED"},  # fmt: skip
+    ))
     ctx.out("\n".join(out))
     return 0
+
+
+def _cache_row(b: dict[str, Any]) -> dict[str, Any]:
+    """A build cache record as the Docker CLI's df table shows it (an entry in use is starred)."""
+    from cli.formatting import parse_rfc3339, since
+
+    cid = str(b.get("ID", ""))[:12] + ("*" if b.get("InUse") else "")
+    last = b.get("LastUsedAt")
+    return {
+        "ID": lambda: cid,
+        "CacheType": lambda: str(b.get("Type", "")),
+        "Size": lambda: human_size(b.get("Size") or 0, 3),
+        "CreatedSince": lambda: since(parse_rfc3339(str(b.get("CreatedAt", "")))),
+        "LastUsedSince": lambda: since(parse_rfc3339(str(last))) if last else "",
+        "UsageCount": lambda: str(b.get("UsageCount", 0)),
+        "Shared": lambda: "true" if b.get("Shared") else "false",
+    }
 
 
 # ---- system prune ---------------------------------------------------------------------------

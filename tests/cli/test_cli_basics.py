@@ -49,7 +49,9 @@ def test_info_text_and_format(cli: CLI) -> None:
 def test_every_command_has_help(cli: CLI, path: tuple[str, ...]) -> None:
     res = cli.run(*path, "--help", host=False)
     assert res.returncode == 0, explain(res)
-    assert res.stdout.startswith(f"Usage:  pydocker {' '.join(path)} "), res.stdout
+    usage = f"Usage:  pydocker {' '.join(path)}"
+    first = res.stdout.split("\n", 1)[0]
+    assert first == usage or first.startswith(usage + " "), res.stdout  # ("builder prune" has no operands)
     assert "\nOptions:\n" in res.stdout and "--help" in res.stdout
 
 
@@ -85,7 +87,7 @@ def test_usage_errors_exit_1(cli: CLI) -> None:
     assert res.returncode == 1, explain(res)
     assert res.stderr.startswith("pydocker: 'pydocker rm' requires at least 1 argument\n")
     res = cli.run("rename", "onlyone")
-    assert res.returncode == 1 and "requires exactly 2 arguments" in res.stderr, explain(res)
+    assert res.returncode == 1 and "'pydocker rename' requires 2 arguments\n" in res.stderr, explain(res)
     res = cli.run("frobnicate")
     assert res.returncode == 1 and "unknown command: pydocker frobnicate" in res.stderr, explain(res)
 

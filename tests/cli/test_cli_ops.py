@@ -210,4 +210,4 @@ def test_container_prune(cli: CLI, names: Names) -> None:
 def test_port_without_mappings(cli: CLI, sleeper: str) -> None:
     assert cli.ok("port", sleeper) == ""
     res = cli.run("port", sleeper, "80")
-    assert res.returncode == 1 and res.stderr == f"Error: No public port '80/tcp' published for {sleeper}\n"
+    assert res.returncode == 1 and res.stderr == f"Error: No public port '80' published for {sleeper}\n"  # as given

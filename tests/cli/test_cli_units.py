@@ -82,7 +82,7 @@ def test_render_rows_table_json_and_plain() -> None:
     assert table == "CONTAINER ID   NAMES\na1             first\nb2             second-name\n"
     assert render_rows("{{.Name}}", rows, headers) == "first\nsecond-name\n"
     assert render_rows("json", rows, headers, json_row=lambda r: {k: v() for k, v in r.items()}).splitlines()[0] == (
-        '{"ID": "a1", "Name": "first"}'
+        '{"ID":"a1","Name":"first"}'  # compact, as Go's json.Marshal
     )
     assert tabulate(["A\tB", "long-cell-here\tx"], minwidth=2, padding=1) == "A              B\nlong-cell-here x\n"
 
