@@ -1220,6 +1220,8 @@ def _config_view(c: Container) -> dict[str, Any]:
     }  # fmt: skip
     for key, value in defaults.items():
         cfg.setdefault(key, value)
+    if cfg.get("Entrypoint") == [""]:
+        cfg["Entrypoint"] = None  # `--entrypoint ""`: dockerd shows no entrypoint at all
     return cfg
 
 
