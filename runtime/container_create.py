@@ -10,7 +10,7 @@ from runtime import process
 from runtime import state as statemod
 from runtime.errors import PyruncError
 from runtime.init import InitConfig, stage1
-from runtime.linux import capabilities, hooks, libc, namespaces
+from runtime.linux import capabilities, hooks, libc, namespaces, sysctl
 from runtime.linux.cgroups import CgroupError, new_manager
 from runtime.linux.mounts import detach_if_ours, top_mount_id
 from runtime.spec import has_namespace, load_bundle
@@ -75,6 +75,7 @@ def _check_spec(spec: dict[str, Any]) -> None:
     if (linux.get("maskedPaths") or linux.get("readonlyPaths")) and not has_namespace(spec, "mount"):
         # Their mounts would be made in the runtime's own /proc and /sys (runc's wording).
         raise PyruncError("unable to restrict sys entries without a private MNT namespace")
+    sysctl.validate(spec)
 
 
 def effective_resources(spec: dict[str, Any]) -> dict[str, Any]:

@@ -252,6 +252,12 @@ def test_uts_host_domainname_and_hosts_file(pair: Pair) -> None:
     assert out == socket.gethostname() + "\n"
     code, _, err = pair.same("run", "--rm", "--uts", "host", "-h", "web", "busybox", "true")
     assert code == 125 and "conflicting options: hostname and the UTS mode" in err
+    # A domain name without a UTS namespace: runc refuses it at start under dockerd; pydockerd
+    # refuses it at create, in the words it uses for the host name.
+    results = pair.both("run", "--rm", "--uts", "host", "--domainname", "example.invalid", "busybox", "true")
+    assert results["reference"][0] == results["pydockerd"][0] == 125
+    assert 'sysctl "kernel.domainname" is not in a separate kernel namespace' in results["reference"][2]
+    assert "conflicting options: domainname and the UTS mode" in results["pydockerd"][2]
     script = "hostname; cat /proc/sys/kernel/domainname; cat /etc/hostname; cat /etc/hosts"
     results = pair.ok_both("run", "--rm", "-h", "web", "--domainname", "example.com", "busybox", "sh", "-c", script)
     defaults = (
