@@ -21,14 +21,20 @@ CREATE_OPTIONS: tuple[Opt, ...] = (
     Opt("cap-drop", "", "list", "Drop Linux capabilities"),
     Opt("cpu-shares", "c", "int", "CPU shares (relative weight)"),
     Opt("cpus", "", "str", "Number of CPUs", metavar="decimal"),
+    Opt("cpu-rt-period", "", "int", "Limit CPU real-time period in microseconds"),
+    Opt("cpu-rt-runtime", "", "int", "Limit CPU real-time runtime in microseconds"),
     Opt("cpuset-cpus", "", "str", "CPUs in which to allow execution (0-3, 0,1)"),
+    Opt("device", "", "list", "Add a host device to the container"),
+    Opt("device-cgroup-rule", "", "list", "Add a rule to the cgroup allowed devices list"),
     Opt("domainname", "", "str", "Container NIS domain name"),
     Opt("entrypoint", "", "str", "Overwrite the default ENTRYPOINT of the image"),
     Opt("env", "e", "list", "Set environment variables"),
     Opt("env-file", "", "list", "Read in a file of environment variables"),
+    Opt("group-add", "", "list", "Add additional groups to join"),
     Opt("hostname", "h", "str", "Container host name"),
     Opt("init", "", "bool", "Run an init inside the container that forwards signals and reaps processes"),
     Opt("interactive", "i", "bool", "Keep STDIN open even if not attached"),
+    Opt("ipc", "", "str", "IPC mode to use"),
     Opt("label", "l", "list", "Set meta data on a container"),
     Opt("label-file", "", "list", "Read in a line delimited file of labels"),
     Opt("log-driver", "", "str", "Logging driver for the container"),
@@ -38,6 +44,7 @@ CREATE_OPTIONS: tuple[Opt, ...] = (
     Opt("memory-swap", "", "str", "Swap limit equal to memory plus swap: '-1' to enable unlimited swap", metavar="bytes"),
     Opt("name", "", "str", "Assign a name to the container"),
     Opt("oom-kill-disable", "", "bool", "Disable OOM Killer"),
+    Opt("pid", "", "str", "PID namespace to use"),
     Opt("pids-limit", "", "int", "Tune container pids limit (set -1 for unlimited)"),
     Opt("privileged", "", "bool", "Give extended privileges to this container"),
     Opt("pull", "", "str", 'Pull image before running ("always", "missing", "never")', default="missing"),
@@ -54,6 +61,8 @@ CREATE_OPTIONS: tuple[Opt, ...] = (
     Opt("tty", "t", "bool", "Allocate a pseudo-TTY"),
     Opt("ulimit", "", "list", "Ulimit options", metavar="ulimit"),
     Opt("user", "u", "str", "Username or UID (format: <name|uid>[:<group|gid>])"),
+    Opt("userns", "", "str", "User namespace to use"),
+    Opt("uts", "", "str", "UTS namespace to use"),
     Opt("workdir", "w", "str", "Working directory inside the container"),
     *netopts.NETWORK_OPTIONS,
     *mountopts.MOUNT_OPTIONS,
@@ -166,6 +175,46 @@ def parse_ulimit(spec: Command, text: str) -> dict[str, Any]:
     return {"Name": name, "Soft": soft_n, "Hard": hard_n}
 
 
+_DEVICE_RULE = re.compile(r"^[acb] ([0-9]+|\*):([0-9]+|\*) [rwm]{1,3}$")
+
+
+def _device_mode(text: str) -> bool:
+    return 0 < len(text) <= 3 and all(c in "rwm" for c in text) and len(set(text)) == len(text)
+
+
+def parse_device(spec: Command, text: str) -> dict[str, str]:
+    """--device HOST[:CONTAINER][:PERMISSIONS], checked as the Docker CLI does."""
+    parts = text.split(":")
+    if len(parts) > 3 or not parts[0]:
+        raise UsageError(f"bad format for path: {text}", spec)
+    host, container, permissions = parts[0], parts[0], "rwm"
+    if len(parts) == 2:
+        if _device_mode(parts[1]):
+            permissions = parts[1]
+        else:
+            container = parts[1]
+    elif len(parts) == 3:
+        container, permissions = parts[1], parts[2]
+        if not _device_mode(permissions):
+            raise UsageError(f"bad mode specified: {permissions}", spec)
+    if not container.startswith("/"):
+        raise UsageError(f"{container} is not an absolute path", spec)
+    return {"PathOnHost": host, "PathInContainer": container, "CgroupPermissions": permissions}
+
+
+def _namespace_modes(spec: Command, opts: Values, host: dict[str, Any]) -> None:
+    """--pid, --ipc, --uts, --userns: the CLI refuses what it knows is wrong (the daemon checks --ipc)."""
+    pid = opts.pid or ""
+    if pid and pid != "host" and not (pid.startswith("container:") and len(pid) > len("container:")):
+        raise UsageError("--pid: invalid PID mode", spec)
+    for flag, what in (("uts", "UTS"), ("userns", "USER")):
+        if (opts.get(flag) or "") not in ("", "host"):
+            raise UsageError(f"--{flag}: invalid {what} mode", spec)
+    for flag, key in (("pid", "PidMode"), ("ipc", "IpcMode"), ("uts", "UTSMode"), ("userns", "UsernsMode")):
+        if opts.get(flag):
+            host[key] = opts.get(flag)
+
+
 def build_create_body(spec: Command, opts: Values, args: list[str]) -> dict[str, Any]:
     """The POST /containers/create body for `run`/`create` options and IMAGE [CMD...]."""
     image, cmd = args[0], args[1:]
@@ -245,6 +294,20 @@ def build_create_body(spec: Command, opts: Values, args: list[str]) -> dict[str,
         host["CpuShares"] = opts.cpu_shares
     if opts.cpuset_cpus:
         host["CpusetCpus"] = opts.cpuset_cpus
+    if opts.cpu_rt_period:
+        host["CpuRealtimePeriod"] = opts.cpu_rt_period
+    if opts.cpu_rt_runtime:
+        host["CpuRealtimeRuntime"] = opts.cpu_rt_runtime
+    if opts.device:
+        host["Devices"] = [parse_device(spec, d) for d in opts.device]
+    for rule in opts.device_cgroup_rule:
+        if not _DEVICE_RULE.match(rule):
+            raise _flag_error(spec, "--device-cgroup-rule", rule, f"invalid device cgroup format '{rule}'")
+    if opts.device_cgroup_rule:
+        host["DeviceCgroupRules"] = list(opts.device_cgroup_rule)
+    if opts.group_add:
+        host["GroupAdd"] = list(opts.group_add)
+    _namespace_modes(spec, opts, host)
     if "pids_limit" in changed:
         host["PidsLimit"] = opts.pids_limit
     restart = opts.restart

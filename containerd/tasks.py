@@ -107,7 +107,9 @@ class TaskManager:
         if container.spec is None or not container.spec.value:
             raise FailedPrecondition(f"container {container_id} has no OCI spec")
         try:
-            runtime = self.daemon.cfg.runtime_binary(request.runtime_path or container.runtime.name)
+            runtime = runc_binary(request.options, container.runtime.options) or self.daemon.cfg.runtime_binary(
+                request.runtime_path or container.runtime.name
+            )
         except ConfigError as exc:
             raise NotFound(str(exc)) from None
         bundle = os.path.join(self.root, namespace, container_id)
@@ -283,3 +285,30 @@ def _listdir(path: str) -> list[str]:
         return [name for name in os.listdir(path) if not name.startswith(".")]
     except FileNotFoundError:
         return []
+
+
+RUNC_OPTIONS = "containerd.runc.v1.Options"
+
+
+def runc_binary(task_options: Any, runtime_options: Any) -> str | None:
+    """The OCI runtime a runc-shim client asked for (containerd.runc.v1.Options.binary_name): in
+    the task request's options, else the container record's runtime options, as containerd
+    hands its shim whichever is set. A bare name is looked up in PATH (exec.LookPath in the shim)."""
+    for options in (task_options, runtime_options):
+        if options is None or getattr(options, "type_url", "") != RUNC_OPTIONS:
+            continue
+        from protos.gen.containerd_api.types.runc.options import oci_pb2
+
+        parsed = oci_pb2.Options.FromString(bytes(options.value))
+        name = parsed.binary_name
+        if not name:
+            return None
+        if "/" in name:
+            return name
+        found = shutil.which(name)
+        if found is None:
+            from containerd.config import ConfigError
+
+            raise ConfigError(f'runtime binary "{name}": executable file not found in $PATH')
+        return found
+    return None

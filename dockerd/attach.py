@@ -340,6 +340,9 @@ def make_exec_start_handler(execs: ExecEngine):  # type: ignore[no-untyped-def]
             await stream.send_error(400, "invalid JSON: the body must be an object")
             return
         body = {k.lower(): v for k, v in body.items()}  # Go's JSON decoding ignores the case of names
+        # dockerd frames the stream by the start request's Tty, not the exec's: docker-py creates
+        # an exec with a terminal and starts it without one, and then reads frames.
+        raw = bool(body.get("tty"))
         try:
             ex = execs.get(req.params["id"])
             if body.get("detach"):
@@ -357,13 +360,13 @@ def make_exec_start_handler(execs: ExecEngine):  # type: ignore[no-untyped-def]
         except EngineError as exc:
             message = str(exc).encode() + b"\r\n"
             try:
-                await stream.write(message if ex.tty else frame("stdout", message))
+                await stream.write(message if raw else frame("stdout", message))
             except StreamClosedError:
                 pass
             await stream.close()
             return
         try:
-            await _exec_session(execs, ex, fifos, stream, frame)
+            await _exec_session(execs, ex, fifos, stream, _raw if raw else frame)
         finally:
             ex.output_done.set()
             await stream.close()
@@ -374,6 +377,7 @@ def make_exec_start_handler(execs: ExecEngine):  # type: ignore[no-untyped-def]
 async def _exec_session(
     execs: ExecEngine, ex: Exec, fifos: dict[str, str], stream: RawStream, frame: Callable[[str, bytes], bytes]
 ) -> None:
+    """FRAME wraps each chunk of output (multiplexing frames, or nothing for a raw stream)."""
     loop = asyncio.get_running_loop()
     readers: dict[str, int] = {}
     tasks: list[asyncio.Task[Any]] = []
@@ -386,7 +390,9 @@ async def _exec_session(
         async def copy_out(kind: str, fd: int) -> None:
             while data := await read_fifo(fd):
                 ex.progress()
-                await stream.write(data if ex.tty else frame(kind, data))
+                chunk = frame(kind, data)
+                if chunk:
+                    await stream.write(chunk)
                 ex.progress()
 
         async def all_output() -> None:
@@ -437,6 +443,12 @@ async def _exec_session(
         await finish_tasks(tasks)
         for fd in readers.values():
             os.close(fd)
+
+
+def _raw(kind: str, data: bytes) -> bytes:
+    """An exec started with Tty: its output as it is; a separate stderr is dropped, as dockerd
+    has nowhere to put it on an unframed stream."""
+    return data if kind == "stdout" else b""
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

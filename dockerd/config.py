@@ -61,6 +61,10 @@ SETTINGS = [
     Setting("seccomp-profile", str, "", "seccomp profile of containers: a JSON file, \"unconfined\" or \"builtin\" (default: Docker's)"),
     Setting("no-new-privileges", bool, False, "set no_new_privs on every container's processes"),
     Setting("default-ulimits", dict, {}, "default ulimits of containers", flag=False, item=dict),
+    Setting("runtimes", dict, {}, 'OCI runtimes: {"NAME": {"path": PATH, "runtimeArgs": [...]}} (flag: --add-runtime)', flag=False, item=dict),
+    Setting("default-runtime", str, "runc", "the OCI runtime of containers created without --runtime"),
+    Setting("cpu-rt-period", int, 0, "cpu.rt_period_us of the containers' parent cgroups (microseconds; 0: leave it)"),
+    Setting("cpu-rt-runtime", int, 0, "cpu.rt_runtime_us of the containers' parent cgroups (microseconds; 0: leave it)"),
 ]
 BY_KEY = {s.key: s for s in SETTINGS}
 LOG_LEVELS = ("debug", "info", "warn", "error", "fatal", "panic")
@@ -92,10 +96,14 @@ def _parser(suppress: bool) -> argparse.ArgumentParser:
             )  # fmt: skip
         elif s.kind is list:
             p.add_argument(*names, dest=s.key, action="append", default=none, metavar="HOST", help=s.help)
+        elif s.kind is int:
+            p.add_argument(*names, dest=s.key, type=int, default=none, help=s.help)
         else:
             p.add_argument(*names, dest=s.key, default=none, help=s.help)
     p.add_argument("--log-opt", dest="log-opts", action="append", default=none, metavar="KEY=VALUE", help="default options of the logging driver")
     p.add_argument("--default-ulimit", dest="default-ulimits", action="append", default=none, metavar="NAME=SOFT[:HARD]", help="default ulimits of containers")
+    # Merged with daemon.json's `runtimes` (dockerd allows both), so not the same key.
+    p.add_argument("--add-runtime", dest="add-runtime", action="append", default=none, metavar="NAME=PATH", help="register an OCI runtime")
     p.add_argument("--config-file", dest="config-file", default=none, help=f"daemon.json (default {DEFAULT_CONFIG_FILE})")
     p.add_argument("-v", "--version", dest="version", action="store_true", default=argparse.SUPPRESS if suppress else False)
     return p
@@ -117,6 +125,7 @@ def parse(argv: list[str] | None) -> Options:
         explicit["log-opts"] = _key_values(explicit["log-opts"])
     if "default-ulimits" in explicit:
         explicit["default-ulimits"] = {u["Name"]: u for u in (parse_ulimit(text) for text in explicit["default-ulimits"])}
+    added_runtimes = explicit.pop("add-runtime", None) or []
     values = {s.key: (list(s.default) if s.kind is list else dict(s.default) if s.kind is dict else s.default) for s in SETTINGS}
     values.update(explicit)
     path = config_file or DEFAULT_CONFIG_FILE
@@ -129,6 +138,7 @@ def parse(argv: list[str] | None) -> Options:
             f"as a flag and in the configuration file: {', '.join(conflicts)}"
         )
     values.update(from_file)
+    values["add-runtime"] = list(added_runtimes)
     # As dockerd's checkTLSAuthOK: --tls=false or --tlsverify=false, said explicitly, is the
     # user asking for plain TCP (as --allow-insecure-tcp is).
     said = {**from_file, **explicit}
@@ -172,12 +182,16 @@ def _read_config_file(path: str) -> dict[str, Any]:
         if ok and kind is dict:
             ok = all(isinstance(v, BY_KEY[key].item) for v in value.values())
         if not ok:
-            want = {str: "string", bool: "bool", list: "[]string", dict: "map[string]string"}[kind]
-            if BY_KEY[key].item is dict:
+            want = {str: "string", bool: "bool", int: "int64", list: "[]string", dict: "map[string]string"}[kind]
+            if key == "runtimes":
+                want = "map[string]types.Runtime"
+            elif BY_KEY[key].item is dict:
                 want = "map[string]*units.Ulimit"
             raise ConfigError(f"{prefix}: json: cannot unmarshal {json_kind(value)} into Go struct field Config.{key} of type {want}")
     if "default-ulimits" in data:
         data["default-ulimits"] = {name: _ulimit_object(prefix, name, u) for name, u in data["default-ulimits"].items()}
+    if "runc" in (data.get("runtimes") or {}):
+        raise ConfigError(f"{prefix}: configuration validation from file failed: runtime name 'runc' is reserved")
     return data
 
 
@@ -248,6 +262,12 @@ def _check(values: dict[str, Any]) -> None:
             if not values[key] and (key != "tlscacert" or values["tlsverify"]):
                 values[key] = os.path.join(cert_dir, name)
     values["hosts"] = [normalize_host(h) for h in values["hosts"]] or [DEFAULT_HOST]
+    from dockerd.engine.runtimes import RuntimeConfigError, from_settings
+
+    try:
+        from_settings(values["runtimes"], values["add-runtime"], values["default-runtime"], "")
+    except RuntimeConfigError as exc:
+        raise ConfigError(str(exc)) from None
     # Per exec root, so that daemons on different roots never fight over one pid file.
     values["pidfile"] = values["pidfile"] or os.path.join(values["exec-root"], "pydockerd.pid")
 

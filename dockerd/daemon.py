@@ -18,6 +18,7 @@ from common.unixsock import accepting
 from containerd.client import Client
 from dockerd.engine.containers import NAMESPACE, ContainerEngine
 from dockerd.engine.images import ImageService
+from dockerd.engine.runtimes import Runtimes
 from dockerd.engine.security import SecurityDefaults
 from dockerd.metrics import Metrics, container_states
 
@@ -121,6 +122,8 @@ class Daemon:
         log_opts: dict[str, str] | None = None,
         debug: bool = False,
         security: SecurityDefaults | None = None,
+        runtimes: Runtimes | None = None,
+        cpu_rt: tuple[int, int] = (0, 0),
     ) -> None:
         self.debug = debug  # -D / daemon.json "debug": info's Debug
         self.data_root = os.path.abspath(data_root)
@@ -140,7 +143,7 @@ class Daemon:
         self.images = ImageService(self.client)
         self.containers = ContainerEngine(
             self.data_root, self.exec_root, self.client, self.images, self.events.publish, cgroup_parent=cgroup_parent,
-            log_driver=log_driver, log_opts=log_opts, security_defaults=security,
+            log_driver=log_driver, log_opts=log_opts, security_defaults=security, runtimes=runtimes, cpu_rt=cpu_rt,
         )  # fmt: skip
         from dockerd.engine.execs import ExecEngine
 

@@ -171,13 +171,17 @@ def main(argv: list[str] | None = None) -> int:
 def _run(opts: Options, planned: list[Any], metrics_sock: Any, security: SecurityDefaults, notify: str | None = None) -> int:
     from dockerd import listeners
     from dockerd.daemon import Daemon, DaemonError
+    from dockerd.engine.runtimes import from_settings
 
     values = opts.values
     try:
+        runtimes = from_settings(
+            values["runtimes"], values["add-runtime"], values["default-runtime"], os.path.join(values["exec-root"], "runtimes")
+        )
         daemon = Daemon(
             values["data-root"], values["exec-root"], values["containerd"] or None, cgroup_parent=values["cgroup-parent"],
             log_driver=values["log-driver"], log_opts=values["log-opts"], debug=bool(values["debug"]),
-            security=security,
+            security=security, runtimes=runtimes, cpu_rt=(values["cpu-rt-period"], values["cpu-rt-runtime"]),
         )  # fmt: skip
     except DaemonError as exc:
         print(f"pydockerd: {exc}", file=sys.stderr)

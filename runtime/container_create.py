@@ -10,7 +10,7 @@ from runtime import process
 from runtime import state as statemod
 from runtime.errors import PyruncError
 from runtime.init import InitConfig, stage1
-from runtime.linux import capabilities, hooks, libc, namespaces
+from runtime.linux import capabilities, hooks, libc, namespaces, sysctl
 from runtime.linux.cgroups import CgroupError, new_manager
 from runtime.linux.mounts import detach_if_ours, top_mount_id
 from runtime.spec import has_namespace, load_bundle
@@ -66,17 +66,22 @@ def _check_spec(spec: dict[str, Any]) -> None:
             seccomp.validate(seccomp_cfg)
         except seccomp.SeccompError as exc:
             raise PyruncError(str(exc)) from None
-    if spec.get("hostname") and not any(ns.get("type") == "uts" for ns in (spec.get("linux") or {}).get("namespaces") or []):
+    has_uts = any(ns.get("type") == "uts" for ns in (spec.get("linux") or {}).get("namespaces") or [])
+    if spec.get("hostname") and not has_uts:
         raise PyruncError("unable to set hostname without a private UTS namespace")
+    if spec.get("domainname") and not has_uts:
+        raise PyruncError("unable to set domainname without a private UTS namespace")
     linux = spec.get("linux") or {}
     if (linux.get("maskedPaths") or linux.get("readonlyPaths")) and not has_namespace(spec, "mount"):
         # Their mounts would be made in the runtime's own /proc and /sys (runc's wording).
         raise PyruncError("unable to restrict sys entries without a private MNT namespace")
+    sysctl.validate(spec)
 
 
 def effective_resources(spec: dict[str, Any]) -> dict[str, Any]:
     """The spec's resources plus the device rules runc always appends: the default /dev nodes, ptys,
-    mknod of anything, and every char or block device the spec itself asks to be created."""
+    mknod of anything. A device of linux.devices gets no rule of its own (runc 1.1 adds none):
+    the spec's rules decide what the container may do with it, e.g. read-only."""
     from runtime.linux.cgroups import RUNC_DEFAULT_DEVICE_RULES
 
     linux = spec.get("linux") or {}
@@ -87,15 +92,6 @@ def effective_resources(spec: dict[str, Any]) -> dict[str, Any]:
     for rule in RUNC_DEFAULT_DEVICE_RULES:
         rules.append(
             {"allow": rule.allow, "type": rule.type, "major": rule.major, "minor": rule.minor, "access": rule.access}
-        )
-    for dev in linux.get("devices") or []:
-        # The devices controller knows only char and block devices: a fifo needs no rule, and
-        # 'u' (unbuffered char) is a char device to it, as runc writes them.
-        if dev["type"] == "p":
-            continue
-        kind = "c" if dev["type"] == "u" else dev["type"]
-        rules.append(
-            {"allow": True, "type": kind, "major": dev.get("major"), "minor": dev.get("minor"), "access": "rwm"}
         )
     resources["devices"] = rules
     return resources

@@ -62,6 +62,21 @@ def _check_executable(path: str, name: str) -> None:
         raise PyruncError(f'exec: "{name}": permission denied')
 
 
+def home_of(uid: int, passwd: str = "/etc/passwd") -> str:
+    """runc's HOME for a process whose environment has none: the home directory of its uid in
+    the container's /etc/passwd, "/" when there is no such entry (or no such file)."""
+    try:
+        with open(passwd, "rb") as f:
+            lines = f.read().decode(errors="replace").splitlines()
+    except OSError:
+        return "/"
+    for line in lines:
+        fields = line.split(":")
+        if len(fields) >= 6 and fields[2].strip() == str(uid):
+            return fields[5] or "/"
+    return "/"
+
+
 def validate_rlimits(rlimits: list[dict[str, Any]]) -> None:
     for rl in rlimits:
         if rl["type"] not in RLIMITS:
@@ -100,6 +115,9 @@ def finalize_and_exec(
     user = proc.get("user") or {}
     uid, gid = user.get("uid", 0), user.get("gid", 0)
     nnp = bool(proc.get("noNewPrivileges"))
+    env = env_dict(proc.get("env") or [])
+    if not env.get("HOME"):
+        env["HOME"] = home_of(uid)  # read while still root, as runc does
 
     if seccomp_filter is not None and not nnp:
         seccomp_filter.load()
@@ -129,7 +147,6 @@ def finalize_and_exec(
     libc.cloexec_from(3 + preserve_fds)
     if seccomp_filter is not None and nnp:
         seccomp_filter.load()
-    env = env_dict(proc.get("env") or [])
     if stub >= 0:
         exec_stub.exec_through(stub, exe, proc["args"], [f"{k}={v}" for k, v in env.items()], status_fd)
     try:

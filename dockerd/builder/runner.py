@@ -35,6 +35,7 @@ from dockerd.engine import spec as oci_spec
 from dockerd.engine.errors import EngineError
 from dockerd.engine.filesystem import lookup_user
 from dockerd.engine.security import SecurityDefaults
+from dockerd.engine.users import ExecUser
 
 if TYPE_CHECKING:
     from containerd.client import Client, Mount
@@ -151,9 +152,9 @@ class Runner:
         config = {"Cmd": request.argv, "Entrypoint": [], "Env": request.env, "WorkingDir": request.workdir, "Hostname": cid[:12]}
         host = dict(self.settings.host_config)
         try:
-            spec = oci_spec.build(
-                cid, config, host, {}, (ids[0], ids[1], []), files, self.settings.cgroup_parent, self.settings.security
-            )
+            # dockerd's user lookup lists the primary gid among the supplementary groups.
+            inputs = oci_spec.private_inputs(host, ExecUser(ids[0], ids[1], [ids[1]]))
+            spec = oci_spec.build(cid, config, host, {}, inputs, files, self.settings.cgroup_parent, self.settings.security)
         except EngineError as exc:
             raise BuildFailed(str(exc)) from None
         if mode == "host":

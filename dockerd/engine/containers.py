@@ -25,7 +25,18 @@ from containerd.client import Client
 from containerd.errors import AlreadyExists as ContainerdAlreadyExists
 from containerd.errors import ContainerdError
 from containerd.errors import NotFound as ContainerdNotFound
-from dockerd.engine import filesystem, names, security, spec, validate
+from dockerd.engine import (
+    devices,
+    filesystem,
+    names,
+    realtime,
+    scoped,
+    security,
+    sharing,
+    spec,
+    users,
+    validate,
+)
 from dockerd.engine.binds import parse_bind
 from dockerd.engine.errors import Conflict, EngineError, InvalidParameter, NotModified, no_such_container
 from dockerd.engine.images import ImageService
@@ -40,6 +51,7 @@ from dockerd.engine.logs import (
     rfc3339nano,
     stop_copiers,
 )
+from dockerd.engine.runtimes import OPTIONS_TYPE, SHIM, Runtimes
 
 log = logging.getLogger("pydockerd.containers")
 
@@ -62,13 +74,13 @@ SUPPORTED_HOST = {
     "IpcMode", "PidMode", "UTSMode", "UsernsMode", "Cgroup", "CgroupParent", "OomScoreAdj", "Runtime", "Devices",
     "DeviceCgroupRules", "BlkioWeight", "KernelMemory", "MemorySwappiness", "Mounts", "VolumesFrom", "Links",
     "GroupAdd", "ContainerIDFile", "PublishAllPorts", "MaskedPaths", "ReadonlyPaths", "Annotations",
+    "CpuRealtimePeriod", "CpuRealtimeRuntime",
 }  # fmt: skip
 # Accepted only at their default values until their issue lands.
 NOT_YET = {
     "PortBindings": "port publishing", "Dns": "DNS options", "DnsOptions": "DNS options", "DnsSearch": "DNS options",
     "ExtraHosts": "extra hosts", "Mounts": "the Mounts API (use Binds)", "VolumesFrom": "volumes-from",
-    "Links": "links", "Devices": "devices", "DeviceCgroupRules": "device cgroup rules", "GroupAdd": "group-add",
-    "Annotations": "annotations", "PublishAllPorts": "port publishing", "Volumes": "volumes", "Healthcheck": "healthchecks",
+    "Links": "links", "Annotations": "annotations", "PublishAllPorts": "port publishing", "Volumes": "volumes", "Healthcheck": "healthchecks",
 }  # fmt: skip
 
 
@@ -138,10 +150,15 @@ class ContainerEngine:
         log_driver: str = "json-file",
         log_opts: dict[str, str] | None = None,
         security_defaults: security.SecurityDefaults | None = None,
+        runtimes: Runtimes | None = None,
+        cpu_rt: tuple[int, int] = (0, 0),
     ) -> None:
         self.cgroup_parent = cgroup_parent
         # The daemon's seccomp-profile, no-new-privileges and default-ulimits.
         self.security = security_defaults or security.SecurityDefaults()
+        self.runtimes = runtimes or Runtimes()
+        self.cpu_rt_period, self.cpu_rt_runtime = cpu_rt  # daemon --cpu-rt-period/--cpu-rt-runtime
+        self.sharing = sharing.Resolver(self.get, self._dir)
         # The daemon's default LogConfig (daemon.json log-driver/log-opts), checked as a container's is.
         self.log_defaults = resolve_log_config({"Type": log_driver, "Config": log_opts or {}}, log_driver, {})
         self.log_files = LogFiles()
@@ -238,6 +255,7 @@ class ContainerEngine:
             raise InvalidParameter("invalid JSON: HostConfig must be an object")
         validate.check_create(body)
         self._check_fields(body, host)
+        self._check_options(body, host)
         image_ref = body.get("Image") or ""
         if not image_ref:
             raise InvalidParameter("No image specified" if not image_ref else "")
@@ -271,7 +289,8 @@ class ContainerEngine:
         host = {**host, "LogConfig": log_config.view()}  # inspect shows the resolved driver and options
         # Whatever the runtime spec refuses (capabilities, security options, binds, ulimits...)
         # is refused now, with nothing created, rather than when the container starts.
-        spec.build("0" * 64, config, host, image_config, (0, 0, []), self.root, self.cgroup_parent, self.security)
+        spec.build("0" * 64, config, host, image_config, spec.private_inputs(host), self.root, self.cgroup_parent, self.security)
+        host["Runtime"] = self.runtimes.resolve(host.get("Runtime"))  # inspect shows the one it got
         with self._lock:
             taken = {c.name for c in self._containers.values()}
             if name:
@@ -320,9 +339,18 @@ class ContainerEngine:
         mode = host.get("NetworkMode") or "default"
         if mode not in ("default", "bridge", "none", ""):
             raise InvalidParameter(f"network mode {mode!r} is not supported yet")
-        for key in ("IpcMode", "PidMode", "UTSMode", "UsernsMode", "CgroupnsMode"):
-            if host.get(key) not in (None, "", "private", "host" if key == "CgroupnsMode" else "private"):
-                raise InvalidParameter(f"{key} {host.get(key)!r} is not supported yet")
+        if host.get("CgroupnsMode") not in (None, "", "private", "host"):
+            raise InvalidParameter(f"CgroupnsMode {host.get('CgroupnsMode')!r} is not supported yet")
+
+    def _check_options(self, body: dict[str, Any], host: dict[str, Any]) -> None:
+        """What dockerd refuses at create in the options this engine acts on (400s)."""
+        spec.normalize_capabilities(host.get("CapAdd") or [], "CapAdd")
+        spec.normalize_capabilities(host.get("CapDrop") or [], "CapDrop")
+        sharing.check(body, host, self.get)
+        devices.mappings(host)
+        devices.cgroup_rules(host)
+        self.runtimes.resolve(host.get("Runtime"))
+        _check_realtime(host)
 
     def _write_files(self, c: Container) -> None:
         d = self._dir(c.id)
@@ -330,7 +358,7 @@ class ContainerEngine:
         with open(os.path.join(d, "hostname"), "w") as f:
             f.write(hostname + "\n")
         with open(os.path.join(d, "hosts"), "w") as f:
-            f.write(f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n")
+            f.write(hosts_file(hostname, str(c.config.get("Domainname") or ""), c.host_config.get("NetworkMode") == "none"))
         resolv = ""
         try:
             with open("/etc/resolv.conf") as f:
@@ -363,6 +391,7 @@ class ContainerEngine:
             raise
 
     def _start_failed(self, c: Container, exc: Exception) -> None:
+        sharing.unmount_shm(self._dir(c.id))  # a shareable /dev/shm nobody could have joined yet
         with self._lock:
             if c.id in self._containers:
                 c.state["Error"] = str(exc)
@@ -384,24 +413,35 @@ class ContainerEngine:
         image = self.images.resolve(c.image_id)
         top = self.images.ensure_unpacked(image)
         snaps = Snapshots(self.client, "overlayfs")
-        user = self._resolve_user(c, image, top)
+        try:
+            mounts = snaps.mounts(c.id)
+        except ContainerdNotFound:
+            mounts = None  # first start: prepared below, once the record names it
+        host = c.host_config
+        cgroup_parent = host.get("CgroupParent") or self.cgroup_parent
+        inputs = self._start_inputs(c, image, top, mounts)
         oci = spec.build(
-            c.id, c.config, c.host_config, image.config.get("config") or {}, user, self._dir(c.id),
-            c.host_config.get("CgroupParent") or self.cgroup_parent, self.security,
+            c.id, c.config, host, image.config.get("config") or {}, inputs, self._dir(c.id), cgroup_parent, self.security,
         )  # fmt: skip
         spec.make_bind_sources(c.host_config)
         self._tasks_delete_quietly(c.id)
         record = self._cpb.Container(id=c.id, image=get_image(self.client, image.names[0]).name, snapshotter="overlayfs", snapshot_key=c.id)
-        record.runtime.name = "io.containerd.runc.v2"
+        record.runtime.name = SHIM
+        binary = self.runtimes.binary(host.get("Runtime") or self.runtimes.default)
+        if binary is not None:
+            options = self._runc_options(binary_name=binary)
+            record.runtime.options.CopyFrom(any_pb2.Any(type_url=OPTIONS_TYPE, value=options.SerializeToString()))
         record.spec.CopyFrom(any_pb2.Any(type_url=SPEC_TYPE, value=json.dumps(oci).encode()))
         # The containerd record is updated, never deleted and re-created, and it exists before
         # the snapshot it names: pycontainerd collects garbage on every delete (anyone's), and a
         # snapshot no record refers to (the container's writable layer) would be collected.
         self._put_record(record)
-        try:
-            mounts = snaps.mounts(c.id)
-        except ContainerdNotFound:
+        if mounts is None:
             mounts = filesystem.prepare_writable(snaps, c.id, top, self.mount_root)
+        if host.get("IpcMode") == "shareable":
+            sharing.mount_shm(self._dir(c.id), spec.shm_size(host))
+        if self.cpu_rt_period or self.cpu_rt_runtime:
+            realtime.init_parents(cgroup_parent, self.cpu_rt_period, self.cpu_rt_runtime)
         fifos = self._make_fifos(c)
         request = self._tpb.CreateTaskRequest(
             container_id=c.id,
@@ -530,21 +570,50 @@ class ContainerEngine:
             paths[stream] = path
         return paths
 
-    def _resolve_user(self, c: Container, image: Any, top: str, wanted: str | None = None) -> tuple[int, int, list[int]]:
-        """uid, gid, groups of WANTED (an exec's --user), else of the container's or the image's user."""
-        user = wanted or c.config.get("User") or (image.config.get("config") or {}).get("User") or ""
-        if not user:
-            return 0, 0, []
-        name, _, group = user.partition(":")
-        if name.isdigit() and (not group or group.isdigit()):
-            return int(name), int(group or 0), []
-        passwd, groups = self._read_account_files(c, top)
-        uid, gid = filesystem.lookup_user(user, passwd, groups)
-        return uid, gid, []
+    def _start_inputs(self, c: Container, image: Any, top: str, mounts: list[Any] | None) -> spec.StartInputs:
+        """What the spec needs from outside the container's record: its user (in its own files), the
+        namespaces it joins, the host's devices. Refusals here are dockerd's start-time errors."""
+        host = c.host_config
+        shared = self.sharing.resolve(c, spec.shm_size(host))
+        passwd, group = self._account_files(c, top, mounts)
+        user = users.resolve(self._user_of(c, image), [str(g) for g in host.get("GroupAdd") or []], passwd, group)
+        found, rules = devices.gather(devices.mappings(host))
+        return spec.StartInputs(user, shared, found, [*rules, *devices.cgroup_rules(host)])
 
-    def _read_account_files(self, c: Container, top: str) -> tuple[str, str]:
-        """As containerd's client does for WithUsername: mount a read-only view of the image and read it."""
-        return filesystem.read_account_files(self.client, f"{c.id}-accounts", top, self.mount_root)
+    @staticmethod
+    def _user_of(c: Container, image: Any) -> str:
+        return str(c.config.get("User") or (image.config.get("config") or {}).get("User") or "")
+
+    def resolve_exec_user(self, c: Container, wanted: str) -> users.ExecUser:
+        """An exec's --user, in the running container's own account files (its init's root)."""
+        try:
+            root = os.open(f"/proc/{int(c.state.get('Pid') or 0)}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise Conflict(f"Container {c.id} is not running: {exc.strerror}") from None
+        try:
+            passwd, group = _account_texts(root)
+        finally:
+            os.close(root)
+        return users.resolve(wanted, [str(g) for g in c.host_config.get("GroupAdd") or []], passwd, group)
+
+    def _account_files(self, c: Container, top: str, mounts: list[Any] | None) -> tuple[str | None, str | None]:
+        """/etc/passwd and /etc/group as dockerd reads them: from the container's own filesystem
+        (its snapshot, read-only), or the image's before its first start."""
+        if mounts is None:
+            with filesystem.image_root(self.client, f"{c.id}-accounts", top, self.mount_root) as root:
+                return _account_texts(root)
+        with filesystem.mounted(mounts, self.mount_root, readonly=True) as path:
+            root = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                return _account_texts(root)
+            finally:
+                os.close(root)
+
+    @staticmethod
+    def _runc_options(**fields: Any) -> Any:
+        from protos.gen.containerd_api.types.runc.options import oci_pb2
+
+        return oci_pb2.Options(**fields)
 
     # --- exits -----------------------------------------------------------------------------
 
@@ -564,6 +633,7 @@ class ContainerEngine:
             # Only now: deleting the task makes the shim drop the output it still holds (spooled
             # while the FIFO was full), and the copiers end once it has delivered everything.
             deleted_status = self._tasks_delete_quietly(cid)
+            sharing.unmount_shm(self._dir(cid))
             status = deleted_status if deleted_status is not None else exit_status
             self.log_files.close(self.log_path(c))
             with self._lock:
@@ -839,6 +909,7 @@ class ContainerEngine:
         except ContainerdError:
             pass
         shutil.rmtree(os.path.join(self.fifo_root, c.id), ignore_errors=True)
+        sharing.unmount_shm(self._dir(c.id))
         shutil.rmtree(self._dir(c.id), ignore_errors=True)
         with self._lock:
             self._containers.pop(c.id, None)
@@ -1026,6 +1097,43 @@ class ContainerEngine:
         self.log_files.close_all()
 
 
+HOSTS_DEFAULTS = (
+    "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+    "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n"
+)
+# The container's own address until pydockerd gives it a network (a later issue): Debian's
+# convention for a host name without an address of its own.
+OWN_ADDRESS = "127.0.1.1"
+
+
+def hosts_file(hostname: str, domainname: str, no_network: bool) -> str:
+    """/etc/hosts as libnetwork writes it: the defaults, then the container's address with its
+    fully qualified name and its short name (none without a network)."""
+    if no_network:
+        return HOSTS_DEFAULTS
+    fqdn = f"{hostname}.{domainname}" if domainname else hostname
+    short = fqdn.split(".", 1)[0]
+    names = f"{fqdn} {short}" if fqdn != short else fqdn
+    return f"{HOSTS_DEFAULTS}{OWN_ADDRESS}\t{names}\n"
+
+
+def _account_texts(root: int) -> tuple[str | None, str | None]:
+    """The container's /etc/passwd and /etc/group below ROOT (None: missing), resolved inside it."""
+    texts = [scoped.read_file(root, p, 8 << 20) for p in ("/etc/passwd", "/etc/group")]
+    return tuple(t.decode(errors="replace") if t is not None else None for t in texts)  # type: ignore[return-value]
+
+
+def _check_realtime(host: dict[str, Any]) -> None:
+    period = int(host.get("CpuRealtimePeriod") or 0)
+    runtime = int(host.get("CpuRealtimeRuntime") or 0)
+    if period > 0 and not realtime.supported():
+        raise InvalidParameter("Your kernel does not support cgroup cpu real-time period")
+    if runtime > 0 and not realtime.supported():
+        raise InvalidParameter("Your kernel does not support cgroup cpu real-time runtime")
+    if period and runtime and runtime > period:
+        raise InvalidParameter("cpu real-time runtime cannot be higher than cpu real-time period")
+
+
 def _wait_answer(code: int, error: str) -> dict[str, Any]:
     return {"Error": {"Message": error} if error else None, "StatusCode": code}
 
@@ -1112,6 +1220,8 @@ def _config_view(c: Container) -> dict[str, Any]:
     }  # fmt: skip
     for key, value in defaults.items():
         cfg.setdefault(key, value)
+    if cfg.get("Entrypoint") == [""]:
+        cfg["Entrypoint"] = None  # `--entrypoint ""`: dockerd shows no entrypoint at all
     return cfg
 
 

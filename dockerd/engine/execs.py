@@ -319,13 +319,11 @@ class ExecEngine:
         process.pop("consoleSize", None)
         caps = dict(process.get("capabilities") or {})
         if ex.user:
-            top = self.containers.images.ensure_unpacked(image)
-            uid, gid, groups = self.containers._resolve_user(c, image, top, ex.user)
-            # runc's user lookup (dockerd's) lists the primary group among the supplementary ones.
-            process["user"] = {"uid": uid, "gid": gid, "additionalGids": [gid, *(g for g in groups if g != gid)]}
+            user = self.containers.resolve_exec_user(c, ex.user)
+            process["user"] = {"uid": user.uid, "gid": user.gid, "additionalGids": list(user.groups)}
             bounding = caps.get("bounding") or []
-            caps["effective"] = [] if uid != 0 else list(bounding)
-            caps["permitted"] = [] if uid != 0 else list(bounding)
+            caps["effective"] = [] if user.uid != 0 else list(bounding)
+            caps["permitted"] = [] if user.uid != 0 else list(bounding)
         if ex.privileged:  # what the daemon may grant, as for a privileged container
             granted = security.grantable(spec.ALL_CAPS)
             caps = {"bounding": list(granted), "effective": list(granted), "permitted": list(granted)}

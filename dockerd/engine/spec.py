@@ -6,11 +6,14 @@ from __future__ import annotations
 import copy
 import os
 import shlex
+from dataclasses import dataclass, field
 from typing import Any
 
 from dockerd.engine import security as sec
 from dockerd.engine.binds import parse_bind
 from dockerd.engine.errors import InvalidParameter
+from dockerd.engine.sharing import Shared
+from dockerd.engine.users import ExecUser
 
 DEFAULT_CAPS = [
     "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID",
@@ -41,7 +44,8 @@ _RLIMITS = {
 
 
 def command(config: dict[str, Any], image_config: dict[str, Any]) -> list[str]:
-    """Docker's rule: the container's Entrypoint replaces the image's (and then the image's Cmd is dropped)."""
+    """Docker's rule: the container's Entrypoint replaces the image's (and then the image's Cmd is
+    dropped); `--entrypoint ""` (an Entrypoint of one empty string) is an empty entrypoint."""
     entrypoint = config.get("Entrypoint")
     cmd = config.get("Cmd")
     if entrypoint is None:
@@ -54,6 +58,8 @@ def command(config: dict[str, Any], image_config: dict[str, Any]) -> list[str]:
         entrypoint = shlex.split(entrypoint)
     if isinstance(cmd, str):
         cmd = shlex.split(cmd)
+    if list(entrypoint) == [""]:
+        entrypoint = []
     args = list(entrypoint) + list(cmd)
     if not args:
         raise InvalidParameter("No command specified")
@@ -109,30 +115,54 @@ def merged_env(config: dict[str, Any], image_config: dict[str, Any], hostname: s
     return [f"{k}={v}" for k, v in env.items()]
 
 
+def normalize_capabilities(names: list[str], field: str) -> list[str]:
+    """CapAdd/CapDrop entries as CAP_ names ("ALL" kept); an unknown one is refused, as dockerd does at create."""
+    out = []
+    for name in names:
+        cap = str(name).upper()
+        if cap != "ALL" and not cap.startswith("CAP_"):
+            cap = f"CAP_{cap}"
+        if cap != "ALL" and cap not in ALL_CAPS:
+            raise InvalidParameter(f'invalid {field}: unknown capability: "{cap}"')
+        out.append(cap)
+    return out
+
+
 def _capabilities(host: dict[str, Any]) -> list[str]:
+    """dockerd's rule, whatever the order of the flags: an added ALL gives every capability but
+    the dropped ones; a dropped ALL leaves only the added ones; otherwise the defaults without
+    the dropped ones, plus the added ones."""
     if host.get("Privileged"):
         return sec.grantable(ALL_CAPS)
-    caps = set(DEFAULT_CAPS)
-
-    def norm(name: str) -> str:
-        name = name.upper()
-        return name if name.startswith("CAP_") else f"CAP_{name}"
-
-    for field in ("CapAdd", "CapDrop"):  # dockerd's wording for a name it does not know
-        for name in host.get(field) or []:
-            if name.upper() != "ALL" and norm(name) not in ALL_CAPS:
-                raise InvalidParameter(f'invalid {field}: unknown capability: "{norm(name)}"')
-    for name in host.get("CapAdd") or []:
-        if name.upper() == "ALL":
-            caps = set(sec.grantable(ALL_CAPS))
-        else:
-            caps.add(norm(name))
-    for name in host.get("CapDrop") or []:
-        if name.upper() == "ALL":
-            caps = set()
-        else:
-            caps.discard(norm(name))
+    adds = normalize_capabilities(host.get("CapAdd") or [], "CapAdd")
+    drops = normalize_capabilities(host.get("CapDrop") or [], "CapDrop")
+    if "ALL" in adds:
+        caps = {c for c in sec.grantable(ALL_CAPS) if c not in drops}  # what the daemon may grant
+    elif "ALL" in drops:
+        caps = set(adds)
+    else:
+        caps = {c for c in DEFAULT_CAPS if c not in drops} | set(adds)
     return [c for c in ALL_CAPS if c in caps]
+
+
+@dataclass
+class StartInputs:
+    """What start looked up for the spec: the user in the container's account files, the
+    namespaces it shares, the host's device nodes it gets."""
+
+    user: ExecUser
+    shared: Shared
+    devices: list[dict[str, Any]] = field(default_factory=list)  # linux.devices
+    device_rules: list[dict[str, Any]] = field(default_factory=list)  # their allow rules, then DeviceCgroupRules
+
+
+def private_inputs(host: dict[str, Any], user: ExecUser | None = None) -> StartInputs:
+    """Inputs of a container that shares nothing: private namespaces, a tmpfs /dev/shm, no
+    devices. For a build's RUN, and at create, to refuse then what the spec would refuse at
+    start (donors and devices are start's to look up)."""
+    kinds = ("mount", "network", "uts", "pid", "ipc")
+    shm = {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", f"size={shm_size(host)}"]}  # fmt: skip
+    return StartInputs(user or ExecUser(), Shared([{"type": k} for k in kinds], shm))
 
 
 def build(
@@ -140,7 +170,7 @@ def build(
     config: dict[str, Any],
     host: dict[str, Any],
     image_config: dict[str, Any],
-    user: tuple[int, int, list[int]],
+    inputs: StartInputs,
     files_dir: str,
     cgroup_parent: str,
     security: sec.SecurityDefaults | None = None,
@@ -149,13 +179,13 @@ def build(
     tty = bool(config.get("Tty"))
     hostname = config.get("Hostname") or container_id[:12]
     caps = _capabilities(host)
-    uid, gid, groups = user
-    nonroot = uid != 0
+    user = inputs.user
+    nonroot = user.uid != 0
     spec: dict[str, Any] = {
         "ociVersion": "1.0.2-dev",
         "process": {
             "terminal": tty,
-            "user": {"uid": uid, "gid": gid, "additionalGids": groups},
+            "user": {"uid": user.uid, "gid": user.gid, "additionalGids": list(user.groups)},
             "args": command(config, image_config),
             "env": merged_env(config, image_config, hostname, tty),
             "cwd": config.get("WorkingDir") or image_config.get("WorkingDir") or "/",
@@ -167,18 +197,21 @@ def build(
             "oomScoreAdj": 0,
         },
         "root": {"path": "rootfs", "readonly": bool(host.get("ReadonlyRootfs"))},
-        "hostname": hostname,
-        "mounts": _mounts(host, files_dir),
+        "mounts": _mounts(host, files_dir, inputs.shared.shm),
         "linux": {
-            "resources": _resources(host),
+            "resources": _resources(host, inputs.device_rules),
             "cgroupsPath": f"{cgroup_parent}/{container_id}",
-            "namespaces": [{"type": t} for t in ("mount", "network", "uts", "pid", "ipc")],
+            "namespaces": list(inputs.shared.namespaces),
             # HostConfig's lists (the CLI's --security-opt systempaths=unconfined empties them).
             "maskedPaths": list(MASKED if host.get("MaskedPaths") is None else host["MaskedPaths"]),
             "readonlyPaths": list(READONLY if host.get("ReadonlyPaths") is None else host["ReadonlyPaths"]),
             "sysctl": {"net.ipv4.ip_unprivileged_port_start": "0", "net.ipv4.ping_group_range": "0 2147483647"},
         },
     }
+    if any(ns["type"] == "uts" for ns in inputs.shared.namespaces):
+        spec["hostname"] = hostname  # with the host's UTS namespace there is no hostname to set
+    if inputs.devices:
+        spec["linux"]["devices"] = list(inputs.devices)
     if config.get("Domainname"):
         spec["domainname"] = config["Domainname"]
     sec.apply(spec, host, security)
@@ -200,8 +233,11 @@ def build(
     return spec
 
 
-def _mounts(host: dict[str, Any], files_dir: str) -> list[dict[str, Any]]:
-    shm = int(host.get("ShmSize") or 64 << 20)
+def shm_size(host: dict[str, Any]) -> int:
+    return int(host.get("ShmSize") or 64 << 20)
+
+
+def _mounts(host: dict[str, Any], files_dir: str, shm: dict[str, Any] | None) -> list[dict[str, Any]]:
     privileged = bool(host.get("Privileged"))
     mounts: list[dict[str, Any]] = [
         {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
@@ -210,8 +246,9 @@ def _mounts(host: dict[str, Any], files_dir: str) -> list[dict[str, Any]]:
         {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "rw" if privileged else "ro"]},
         {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["rw" if privileged else "ro", "nosuid", "noexec", "nodev"]},
         {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
-        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", f"size={shm}"]},
     ]  # fmt: skip
+    if shm is not None:
+        mounts.append(shm)
     readonly = bool(host.get("ReadonlyRootfs"))
     for name in ("resolv.conf", "hostname", "hosts"):
         opts = ["rbind", "rprivate"] + (["ro"] if readonly else [])
@@ -226,12 +263,13 @@ def _mounts(host: dict[str, Any], files_dir: str) -> list[dict[str, Any]]:
     return mounts
 
 
-def _resources(host: dict[str, Any]) -> dict[str, Any]:
+def _resources(host: dict[str, Any], device_rules: list[dict[str, Any]]) -> dict[str, Any]:
     res: dict[str, Any] = {
         "devices": [
             {"allow": False, "access": "rwm"},
             *[{"allow": True, "type": "c", "major": ma, "minor": mi, "access": "rwm"} for ma, mi in ((1, 5), (1, 3), (1, 9), (1, 8), (5, 0), (5, 1))],
             {"allow": False, "type": "c", "major": 10, "minor": 229, "access": "rwm"},
+            *device_rules,  # after the defaults, as dockerd: a --device /dev/fuse lifts the deny above
         ],
         "memory": {"disableOOMKiller": bool(host.get("OomKillDisable"))},
         "cpu": {},
@@ -258,6 +296,10 @@ def _resources(host: dict[str, Any]) -> dict[str, Any]:
         res["cpu"]["period"] = int(host["CpuPeriod"])
     if host.get("CpusetCpus"):
         res["cpu"]["cpus"] = host["CpusetCpus"]
+    if host.get("CpuRealtimePeriod"):
+        res["cpu"]["realtimePeriod"] = int(host["CpuRealtimePeriod"])
+    if host.get("CpuRealtimeRuntime"):
+        res["cpu"]["realtimeRuntime"] = int(host["CpuRealtimeRuntime"])
     if host.get("PidsLimit"):
         res["pids"] = {"limit": int(host["PidsLimit"])}
     return copy.deepcopy(res)
