@@ -252,6 +252,7 @@ MESSAGES: dict[str, dict[str, tuple[int, str]]] = {
     "containerd.services.diff.v1.DiffRequest": {
         "left": (1, f"repeated {MOUNT}"), "right": (2, f"repeated {MOUNT}"), "media_type": (3, "string"),
         "ref": (4, "string"), "labels": (5, SMAP),
+        "source_date_epoch": (6, TS),  # containerd 2.0's field (the builder's reproducible layers)
     },
     "containerd.services.diff.v1.DiffResponse": {"diff": (3, DESC)},
     "containerd.services.leases.v1.Lease": {"id": (1, "string"), "created_at": (2, TS), "labels": (3, SMAP)},
