@@ -6,11 +6,12 @@ import copy
 import json
 import os
 
+from common import libc
 from runtime import process
 from runtime import spec as specmod
 from runtime import state as statemod
 from runtime.errors import PyruncError
-from runtime.linux import inroot, libc, namespaces
+from runtime.linux import inroot, namespaces
 from runtime.linux.cgroups import load_manager
 from runtime.supervise import Forwarding, wait
 from runtime.sync import Channel, exec_failure, report_and_exit

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import os
 
-from runtime import fastjson
+from common import fastjson, libc
 from runtime.errors import PyruncError
-from runtime.linux import libc
 from runtime.linux.log import rfc3339_now
 
 TYPE_CHECKING = False

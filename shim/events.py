@@ -14,8 +14,8 @@ import time
 
 from shim import messages as m
 from shim.loop import Loop, Timer
-from shim.ttrpc import RpcError
-from shim.wire import encode, timestamp, varint
+from ttrpc import RpcError
+from ttrpc.wire import encode, timestamp, varint
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

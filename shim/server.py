@@ -13,13 +13,13 @@ import _socket
 import os
 import sys
 
+import ttrpc
 from shim import messages as m
-from shim import ttrpc
 from shim.events import EventQueue
 from shim.loop import ERR, IN, OUT, Loop, log, log_exception
 from shim.options import Options, UsageError, parse
 from shim.task import TaskService
-from shim.wire import WireError, decode, encode
+from ttrpc.wire import WireError, decode, encode
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ class Call:
     def _send(self, response: dict[str, Any]) -> None:
         if self.alive:
             self.answered = True
-            self.conn.send(ttrpc.frame(self.stream_id, ttrpc.TYPE_RESPONSE, encode(m.TTRPC_RESPONSE, response)))
+            self.conn.send(ttrpc.frame(self.stream_id, ttrpc.TYPE_RESPONSE, encode(ttrpc.RESPONSE, response)))
 
 
 class Connection:
@@ -154,7 +154,7 @@ class Server:
 
     def dispatch(self, call: Call, payload: bytes) -> None:
         try:
-            request = decode(m.TTRPC_REQUEST, payload)
+            request = decode(ttrpc.REQUEST, payload)
         except WireError as exc:
             call.fail(ttrpc.INVALID_ARGUMENT, f"malformed ttrpc request: {exc}")
             return

@@ -24,15 +24,15 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from common import libc
 from common.mount import mount_points, unmount
+from common.mountopts import PROPAGATION, parse_options
 from dockerd.engine.errors import InvalidParameter
 from dockerd.volumes import durable
 from dockerd.volumes.driver import DriverVolume
 from dockerd.volumes.errors import DriverError, NotFound
 from dockerd.volumes.names import validate_local_name
 from dockerd.volumes.units import ram_in_bytes
-from runtime.linux import libc
-from runtime.linux.mounts import PROPAGATION, parse_options
 
 DATA_DIR = "_data"
 OPTS_FILE = "opts.json"

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from runtime import fastjson
+from common import fastjson
 from runtime.spec_default import default_spec
 
 SAMPLES = [

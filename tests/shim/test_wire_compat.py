@@ -21,12 +21,12 @@ from containerd_api.cgroups.stats.v1 import metrics_pb2
 from containerd_api.runtime.task.v2 import shim_events_pb2, shim_pb2
 from google.protobuf import any_pb2
 
+import ttrpc
 from containerd import errors
 from containerd.shim_client import ShimClient, TtrpcClient
 from shim import messages as m
-from shim import ttrpc
-from shim.wire import FIXED64, INT, STRING, UINT, WireError, decode, encode, timestamp
 from tests.shim.conftest import DEFAULT_ROOTFS, RUNC, FifoReader, Lab, pid_alive, wait_for
+from ttrpc.wire import FIXED64, INT, STRING, UINT, WireError, decode, encode, timestamp
 
 
 def test_requests_encode_like_protobuf() -> None:

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import posixpath
 
-from .common import CgroupError, clean_path
+from common.cgroups.files import CgroupError
+
+from .common import clean_path
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from common.cgroups.layout import CgroupMount
+
     from .devices import RUNC_DEFAULT_DEVICE_RULES, runc_default_devices
     from .manager import CgroupManager
-    from .mounts import CgroupMount
     from .v1 import V1Manager
     from .v2 import V2Manager
 
@@ -77,7 +80,7 @@ def new_manager(cgroups_path: str | None, container_id: str) -> CgroupManager:
     if inner in ("", "/"):
         raise CgroupError(f"cgroup: cgroupsPath {cgroups_path!r} would be a hierarchy root or our own cgroup")
 
-    from .mounts import current_layout, own_cgroups
+    from common.cgroups.layout import current_layout, own_cgroups
 
     layout = current_layout()
     own = own_cgroups()

@@ -9,7 +9,9 @@ from __future__ import annotations
 import os
 import time
 
-from .common import CgroupError, all_pids, rmdir_retry, walk_dirs, write_file
+from common.cgroups.files import CgroupError, all_pids, walk_dirs
+
+from .common import rmdir_retry, write_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

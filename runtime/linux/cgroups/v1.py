@@ -6,7 +6,9 @@ import errno
 import os
 import time
 
-from .common import CgroupError, parse_flat_keyed, read_file, read_optional, write_file
+from common.cgroups.files import CgroupError, read_file, read_optional
+
+from .common import write_file
 from .devices import parse_devices_list, target_state, transition
 from .manager import CgroupManager
 from .resources import parse_resources
@@ -297,7 +299,9 @@ class V1Manager(CgroupManager):
         d = self.paths.get("memory")
         if d is None:
             return 0
-        return parse_flat_keyed(read_optional(d, "memory.oom_control") or "").get("oom_kill", 0)
+        from common.cgroups.stats import v1_oom_control
+
+        return v1_oom_control(d).get("oom_kill", 0)
 
     def stats(self) -> dict[str, Any]:
         from .stats import v1_stats

@@ -6,7 +6,9 @@ import errno
 import os
 import time
 
-from .common import CgroupError, parse_flat_keyed, read_optional, write_file
+from common.cgroups.files import CgroupError, parse_flat_keyed, read_optional
+
+from .common import write_file
 from .devices import target_state
 from .manager import CgroupManager
 from .resources import parse_resources
@@ -252,8 +254,9 @@ class V2Manager(CgroupManager):
     # ---- statistics -----------------------------------------------------------------------------
 
     def oom_kill_count(self) -> int:
-        text = read_optional(self.path, "memory.events")
-        return parse_flat_keyed(text).get("oom_kill", 0) if text else 0
+        from common.cgroups.stats import v2_memory_events
+
+        return v2_memory_events(self.path).get("oom_kill", 0)
 
     def stats(self) -> dict[str, Any]:
         from .stats import v2_stats

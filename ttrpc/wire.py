@@ -2,9 +2,10 @@
 
 The shim must stay small (importing google.protobuf alone costs a Python process more
 memory than the whole shim budget), so it encodes and decodes the few messages it speaks
-itself. A message is a plain dict; a schema is a tuple of fields, each
-`(number, name, kind)` or `(number, name, kind, sub_schema)`, with `repeated` kinds
-spelled as a list around the kind: `(4, "options", [STRING])`.
+itself; ttrpc's envelope is written with it on both sides of the shim's socket. A message
+is a plain dict; a schema is a tuple of fields, each `(number, name, kind)` or
+`(number, name, kind, sub_schema)`, with `repeated` kinds spelled as a list around the
+kind: `(4, "options", [STRING])`.
 
 Proto3 rules apply: default values (0, "", b"", False, empty lists) are not written;
 nested messages are written whenever present (not None), even when empty; unknown
