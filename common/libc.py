@@ -211,7 +211,7 @@ def set_keepcaps(on: bool) -> None:
 
 
 def capbset_read(cap: int) -> bool:
-    res = _libc.prctl(PR_CAPBSET_READ, cap, 0, 0, 0)
+    res: int = _libc.prctl(PR_CAPBSET_READ, cap, 0, 0, 0)
     return res == 1
 
 

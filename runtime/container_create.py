@@ -189,7 +189,7 @@ def create(opts: CreateOptions) -> statemod.ContainerState:
         parent.expect("ready")
         parent.close()
         if opts.pid_file:
-            statemod.write_atomic(os.path.abspath(opts.pid_file), str(init_pid).encode(), 0o644)
+            statemod.write_state_file(os.path.abspath(opts.pid_file), str(init_pid).encode(), 0o644)
         return cs
     except BaseException as exc:
         _abort(init_pid, cgroups, opts.root, opts.container_id)

@@ -176,7 +176,7 @@ def exec_process(opts: ExecOptions) -> int:
     finally:
         parent.close()
     if opts.pid_file:
-        statemod.write_atomic(os.path.abspath(opts.pid_file), str(pid).encode(), 0o644)
+        statemod.write_state_file(os.path.abspath(opts.pid_file), str(pid).encode(), 0o644)
     if opts.detach:
         return 0
     with Forwarding(pid):

@@ -14,6 +14,7 @@ import os
 import sys
 
 import ttrpc
+from common.atomicfile import write_atomic
 from shim import messages as m
 from shim.events import EventQueue
 from shim.loop import ERR, IN, OUT, Loop, log, log_exception
@@ -247,10 +248,10 @@ def serve(opts: Options) -> int:
         task.reap()
 
     loop.watch(wake_r, IN, on_signal)
-    with open(opts.path("shim.pid"), "w") as f:
-        f.write(str(os.getpid()))
-    with open(opts.path("address"), "w") as f:
-        f.write("unix://" + opts.socket)
+    # Read by pycontainerd to find and reconnect to this shim, so never seen half-written; not synced:
+    # they name this process, which a power loss ends.
+    write_atomic(opts.path("shim.pid"), str(os.getpid()).encode(), durable=False)
+    write_atomic(opts.path("address"), ("unix://" + opts.socket).encode(), durable=False)
     if opts.ready_fd >= 0:
         os.write(opts.ready_fd, b"ok\n")
         os.close(opts.ready_fd)

@@ -13,8 +13,9 @@ import os
 import time
 
 import ttrpc
+from common.atomicfile import write_atomic
 from shim import messages as m
-from shim.events import EventQueue, write_durable
+from shim.events import EventQueue
 from shim.loop import Loop, Timer, log
 from shim.oci import Runtime, RuntimeFailed
 from shim.options import VERSION, Options, valid_id
@@ -590,7 +591,7 @@ class TaskService:
         proc.exit_status = code
         proc.exited_at = when
         try:
-            write_durable(self.opts.exits_dir, proc.name, f"{proc.pid} {code} {when}\n".encode())
+            write_atomic(os.path.join(self.opts.exits_dir, proc.name), f"{proc.pid} {code} {when}\n".encode())
         except OSError as exc:
             log(f"cannot record the exit of {proc.name}: {exc}")
         for out in proc.outputs:

@@ -65,7 +65,7 @@ def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
 
 def _scalar(kind: int, value: Any, sub: Any) -> bytes:
     if kind == STRING:
-        raw = value.encode()
+        raw: bytes = value.encode()
         return varint(len(raw)) + raw
     if kind == BYTES:
         return varint(len(value)) + bytes(value)
@@ -73,9 +73,9 @@ def _scalar(kind: int, value: Any, sub: Any) -> bytes:
         raw = encode(sub, value)
         return varint(len(raw)) + raw
     if kind == FIXED64:
-        return (value & _MASK64).to_bytes(8, "little")
+        return int.to_bytes(value & _MASK64, 8, "little")
     if kind == FIXED32:
-        return (value & 0xFFFFFFFF).to_bytes(4, "little")
+        return int.to_bytes(value & 0xFFFFFFFF, 4, "little")
     return varint(int(value))
 
 
