@@ -1,8 +1,8 @@
 """Mounting the task's rootfs (CreateTaskRequest.rootfs) onto bundle/rootfs, and unmounting it.
 
 mount(2) needs ctypes, which the long-lived shim never imports (memory): each operation
-runs in a forked child that imports the runtime's libc wrapper, does the work in the same
-mount namespace and exits; its error comes back over a pipe.
+runs in a forked child that imports common/libc.py (the project's ctypes wrapper), does the
+work in the same mount namespace and exits; its error comes back over a pipe.
 """
 
 from __future__ import annotations

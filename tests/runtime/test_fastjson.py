@@ -1,4 +1,4 @@
-"""runtime.fastjson must agree with the json package on everything the runtime reads and writes."""
+"""common.fastjson must agree with the json package on everything the runtime reads and writes."""
 
 from __future__ import annotations
 
