@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from common import atomicfile, fastjson, libc
+from common import fastjson, libc
 from runtime.errors import PyruncError
 from runtime.linux.log import rfc3339_now
 
@@ -75,6 +75,8 @@ def write_state_file(path: str, data: bytes, mode: int = 0o600) -> None:
     """state.json and pid files: replaced whole, since readers (containerd reads pid files, every
     verb reads state.json) must never see half of one; not synced to disk, as runc's are not: they
     describe processes, which a power loss ends, and pyrunc writes them on every create."""
+    from common import atomicfile  # only the verbs that write state load it
+
     atomicfile.write_atomic(path, data, mode, durable=False)
 
 

@@ -15,8 +15,8 @@ rdma, network and v1's hugetlb and cgroup_stats stay empty.
 
 from __future__ import annotations
 
+from common.cgroups import CgroupError
 from common.cgroups import stats as files
-from common.cgroups.files import CgroupError
 from common.cgroups.layout import ProcessCgroups, process_cgroups
 from shim import messages as m
 

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-    from common.cgroups.files import EventsFile
+    from common.cgroups import EventsFile
     from common.cgroups.layout import ProcessCgroups
     from shim.server import Call, Server
 
@@ -643,7 +643,7 @@ class TaskService:
     def _watch_oom_v2(self, directory: str) -> None:
         import select
 
-        from common.cgroups.files import EventsFile
+        from common.cgroups import EventsFile
 
         if not os.path.exists(os.path.join(directory, "memory.events")):
             return  # no memory controller for this cgroup: no OOM to report

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 from common import mountinfo
-from common.cgroups.files import CgroupError
+from common.cgroups import CgroupError
 
 
 class CgroupMount:

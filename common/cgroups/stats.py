@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from common.cgroups.files import (
+from common.cgroups import (
     parse_cpu_list,
     parse_flat_keyed,
     parse_uint,

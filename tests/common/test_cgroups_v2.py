@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from common.cgroups import EventsFile
 from common.cgroups import stats as files
-from common.cgroups.files import EventsFile
 from common.cgroups.layout import CgroupLayout, CgroupMount, process_cgroups
 
 BURN_THEN_SLEEP = "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; exec sleep 60"

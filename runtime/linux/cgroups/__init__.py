@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import posixpath
 
-from common.cgroups.files import CgroupError
-
-from .common import clean_path
+from common.cgroups import CgroupError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -52,6 +50,15 @@ def __getattr__(name: str) -> object:
 
         return V2Manager
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def clean_path(path: str) -> str:
+    """Lexically clean a cgroup path so '..' can never climb above where it starts (like runc)."""
+    absolute = path.startswith("/")
+    cleaned = posixpath.normpath("/" + path)
+    if cleaned.startswith("//"):
+        cleaned = cleaned[1:]
+    return cleaned if absolute else cleaned.lstrip("/")
 
 
 def _is_systemd_style(path: str) -> bool:

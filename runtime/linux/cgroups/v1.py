@@ -6,11 +6,10 @@ import errno
 import os
 import time
 
-from common.cgroups.files import CgroupError, read_file, read_optional
+from common.cgroups import CgroupError, read_file, read_optional
 
-from .common import write_file
 from .devices import parse_devices_list, target_state, transition
-from .manager import CgroupManager
+from .manager import CgroupManager, write_file
 from .resources import parse_resources
 
 TYPE_CHECKING = False

@@ -6,11 +6,10 @@ import errno
 import os
 import time
 
-from common.cgroups.files import CgroupError, parse_flat_keyed, read_optional
+from common.cgroups import CgroupError, parse_flat_keyed, read_optional
 
-from .common import write_file
 from .devices import target_state
-from .manager import CgroupManager
+from .manager import CgroupManager, write_file
 from .resources import parse_resources
 
 TYPE_CHECKING = False
