@@ -5,8 +5,8 @@ a list of them is stacked, in order, on one target. Snapshotters hand these out;
 (pydockerd reading a stopped container's files) and the daemon's own diff and task code
 mount them. Shared by both sides, as containerd's mount package is (the client library
 offers it as containerd.client.mount, the daemon as containerd.snapshots.mount). The
-kernel calls go through runtime.linux.libc, the one place that holds the project's raw
-syscalls.
+kernel calls go through common/libc.py, the one place that holds the project's raw
+syscalls; mount points are read by common/mountinfo.py.
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import re
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
+from common import libc, mountinfo
 from common.errdefs import InvalidArgument
-from runtime.linux import libc
-from runtime.linux.mounts import parse_options
+from common.mountinfo import mount_points as mount_points  # containerd's mount package offers it too
+from common.mountopts import parse_options
 
 # mount(2) copies its data argument into one page; a longer overlay lowerdir list is cut short.
 _MAX_MOUNT_DATA = 4095
@@ -146,27 +146,10 @@ def unmount(target: str) -> None:
             raise
 
 
-def mount_points(under: str = "/") -> list[str]:
-    """Mount points at or below UNDER, from /proc/self/mountinfo (os.path.ismount misses binds)."""
-    base = os.path.realpath(under).rstrip("/") + "/"
-    found = []
-    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
-        for line in f:
-            point = _unescape(line.split(" ", 5)[4])
-            if (point.rstrip("/") + "/").startswith(base):
-                found.append(point)
-    return found
-
-
-def _unescape(field: str) -> str:
-    # mountinfo writes space, tab, newline and backslash as \ooo octal
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
-
-
 def unmount_all(target: str) -> None:
     """Unmount every mount stacked on TARGET."""
     path = os.path.realpath(target)
-    while path in mount_points(path):
+    while mountinfo.is_mount_point(path):
         unmount(path)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import grpc
 
+from common import atomicfile
 from common.unixsock import accepting
 from containerd.config import Config
 from containerd.errors import FailedPrecondition
@@ -62,8 +63,7 @@ class Daemon:
                 return f.read().strip()
         except FileNotFoundError:
             value = str(uuid.uuid4())
-            with open(path, "w") as f:
-                f.write(value)
+            atomicfile.write_text(path, value, 0o644)
             return value
 
     def scratch_dir(self) -> str:

@@ -11,7 +11,7 @@
 
 Requests and responses are the generated containerd.task.v2 classes (protos/, shim.proto);
 each method takes a request message or its fields as keywords. The ttrpc envelope is
-encoded with the shim's own small codec (shim/wire.py), which is exactly what containerd's
+encoded with the ttrpc package's small codec (ttrpc/, which the shim serves with), exactly what containerd's
 ttrpc puts on the wire.
 
 ShimClient is thread-safe: one connection, calls from many threads, each on its own ttrpc
@@ -31,10 +31,9 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import protos
+import ttrpc
 from containerd import errors
-from shim import messages as wire_messages
-from shim import ttrpc
-from shim.wire import WireError, decode, encode
+from ttrpc.wire import WireError, decode, encode
 
 protos.load()
 
@@ -194,7 +193,7 @@ class TtrpcClient:
             self._next_stream += 2  # clients use odd stream ids
             self._pending[stream_id] = pending
             try:
-                self._sock.sendall(ttrpc.frame(stream_id, ttrpc.TYPE_REQUEST, encode(wire_messages.TTRPC_REQUEST, request)))
+                self._sock.sendall(ttrpc.frame(stream_id, ttrpc.TYPE_REQUEST, encode(ttrpc.REQUEST, request)))
             except OSError as exc:
                 del self._pending[stream_id]
                 raise errors.Unavailable(f"shim {self.address}: {exc.strerror or exc}") from None
@@ -222,7 +221,7 @@ class TtrpcClient:
                     if pending is None:
                         continue
                     try:
-                        response = decode(wire_messages.TTRPC_RESPONSE, payload)
+                        response = decode(ttrpc.RESPONSE, payload)
                     except WireError as exc:
                         response = {"status": {"code": ttrpc.INTERNAL, "message": f"malformed response: {exc}"}}
                     pending.status = response.get("status")

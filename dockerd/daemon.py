@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from common import atomicfile
 from common.unixsock import accepting
 from containerd.client import Client
 from dockerd.engine.containers import NAMESPACE, ContainerEngine
@@ -159,8 +160,7 @@ class Daemon:
                 return f.read().strip()
         except FileNotFoundError:
             value = secrets.token_hex(16).upper()
-            with open(path, "w") as f:
-                f.write(value)
+            atomicfile.write_text(path, value, 0o644)
             return value
 
     def _wait_for(self, address: str, timeout: float = 60.0) -> str:

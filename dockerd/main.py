@@ -16,6 +16,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+from common import atomicfile
 from dockerd.config import ConfigError, Options, parse
 
 if TYPE_CHECKING:
@@ -69,8 +70,8 @@ def _write_pidfile(path: str) -> None:
     if pid and pid != os.getpid() and _running(pid):
         raise ConfigError(f"pid file found, ensure docker is not running or delete {path}")
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(path, "w") as f:
-        f.write(str(os.getpid()))
+    # names this process, which a power loss ends: replaced whole, not synced
+    atomicfile.write_text(path, str(os.getpid()), 0o644, durable=False)
 
 
 def _running(pid: int) -> bool:

@@ -23,6 +23,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from common import atomicfile
+
 PACKAGE = "golang-github-docker-docker-dev"
 MEMBER = "./usr/share/gocode/src/github.com/docker/docker/profiles/seccomp/default.json"
 PROFILE_NAME = "seccomp-default.json"
@@ -50,10 +52,8 @@ def fetch(directory: Path) -> None:
         json.loads(profile)["syscalls"]  # a profile, not an error page
         version = subprocess.run(["dpkg-deb", "-f", str(deb), "Version"], check=True, capture_output=True, text=True)
     directory.mkdir(parents=True, exist_ok=True)
-    partial = directory / f"{PROFILE_NAME}.tmp"
-    partial.write_bytes(profile)
-    (directory / "SOURCE").write_text(f"{PACKAGE} {version.stdout.strip()} {MEMBER[1:]}\n")
-    partial.replace(directory / PROFILE_NAME)
+    atomicfile.write_text(directory / "SOURCE", f"{PACKAGE} {version.stdout.strip()} {MEMBER[1:]}\n", 0o644)
+    atomicfile.write_atomic(directory / PROFILE_NAME, profile, 0o644)
 
 
 def main() -> int:

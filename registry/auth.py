@@ -22,7 +22,6 @@ import fnmatch
 import hashlib
 import hmac
 import json
-import os
 import secrets
 import threading
 import time
@@ -31,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import bcrypt
+
+from common import atomicfile
 
 ALL_ACTIONS = frozenset({"pull", "push", "delete"})
 ANONYMOUS = "anonymous"
@@ -237,7 +238,6 @@ def load_secret(path: Path) -> bytes:
         pass
     key = secrets.token_hex(32).encode()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(key)
+    # whole or absent (an empty file left by a crash mid-write is replaced at the next start)
+    atomicfile.write_atomic(path, key, 0o600)
     return key

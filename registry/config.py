@@ -7,7 +7,7 @@
     key = "/etc/pyregistry/key.pem"
     [storage]
     rootdirectory = "/var/lib/pyregistry"
-    fsync = true                    # fsync blobs before they become visible
+    fsync = true                    # sync blobs, links and tags to disk before they become visible
     [storage.delete]
     enabled = true
     [storage.maintenance.readonly]

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-_TMP_PREFIX = ".tmp-"
+from common import atomicfile
+
+_TMP_PREFIX = atomicfile.TMP_PREFIX  # files being written: every listing leaves them out
 
 
 def _split(digest: str) -> tuple[str, str]:
@@ -30,24 +31,11 @@ def _split(digest: str) -> tuple[str, str]:
     return algorithm, encoded
 
 
-def write_atomic(path: Path, data: bytes, fsync: bool = False) -> None:
-    """Write `data` to `path` by rename of a temporary file beside it."""
+def write_atomic(path: Path, data: bytes, fsync: bool) -> None:
+    """Write `data` to `path` by rename of a temporary file beside it (synced unless the operator
+    turned `fsync` off)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        if fsync:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-    try:
-        os.replace(tmp, path)
-    except OSError:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomicfile.write_atomic(path, data, 0o644, durable=fsync)
 
 
 def _read_text(path: Path) -> str | None:
@@ -88,7 +76,7 @@ class Storage:
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.replace(staged, dest)
         if self.fsync:
-            _fsync_dir(dest.parent)
+            atomicfile.fsync_dir(dest.parent)
 
     def put_blob_bytes(self, digest: str, data: bytes) -> None:
         """Store small verified content (manifests) in the blob store."""
@@ -125,7 +113,7 @@ class Storage:
     def link_blob(self, name: str, digest: str) -> None:
         link = self._layer_link(name, digest)
         if not link.exists():
-            write_atomic(link, digest.encode())
+            write_atomic(link, digest.encode(), self.fsync)
 
     def unlink_blob(self, name: str, digest: str) -> bool:
         try:
@@ -158,7 +146,7 @@ class Storage:
         return self.repo_dir(name) / "_manifests" / "tags" / tag
 
     def link_manifest(self, name: str, digest: str, media_type: str) -> None:
-        write_atomic(self._revision(name, digest), media_type.encode())
+        write_atomic(self._revision(name, digest), media_type.encode(), self.fsync)
 
     def manifest_media_type(self, name: str, digest: str) -> str | None:
         """The media type of a manifest revision of the repository, None if it has none."""
@@ -180,7 +168,7 @@ class Storage:
                         yield f"{alg_dir.name}:{link.name}"
 
     def set_tag(self, name: str, tag: str, digest: str) -> None:
-        write_atomic(self._tag_file(name, tag), digest.encode())
+        write_atomic(self._tag_file(name, tag), digest.encode(), self.fsync)
 
     def get_tag(self, name: str, tag: str) -> str | None:
         return _read_text(self._tag_file(name, tag))
@@ -218,7 +206,7 @@ class Storage:
 
     def add_referrer(self, name: str, subject: str, descriptor: dict[str, Any]) -> None:
         path = self._referrers_dir(name, subject) / descriptor["digest"].replace(":", "-")
-        write_atomic(path, json.dumps(descriptor, sort_keys=True).encode())
+        write_atomic(path, json.dumps(descriptor, sort_keys=True).encode(), self.fsync)
 
     def remove_referrer(self, name: str, subject: str, digest: str) -> None:
         d = self._referrers_dir(name, subject)
@@ -241,10 +229,3 @@ class Storage:
                     continue  # removed meanwhile
         return out
 
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

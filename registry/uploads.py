@@ -18,7 +18,6 @@ is always a prefix the server has fully received.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import os
 import re
@@ -28,9 +27,9 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from common.digest import Digester
 from registry.errors import RegistryError
-from registry.refs import new_hasher
-from registry.storage import Storage
+from registry.storage import Storage, write_atomic
 
 BATCH = 4 << 20
 _UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -45,7 +44,7 @@ class Session:
         self.started = started
         self.offset = self.data.stat().st_size if self.data.exists() else 0
         # The running sha256 of data[:offset]; None after a restart until it is rebuilt.
-        self.hasher: hashlib._Hash | None = hashlib.sha256() if self.offset == 0 else None
+        self.hasher: Digester | None = Digester() if self.offset == 0 else None
         self.lock = asyncio.Lock()
         self.closed = False
 
@@ -73,7 +72,8 @@ class Uploads:
         d = self.storage.uploads / uid
         d.mkdir(parents=True)
         started = time.time()
-        (d / "meta.json").write_text(json.dumps({"repository": repo, "started": started}))
+        # a session is staging: replaced whole, never synced (a power loss costs the upload)
+        write_atomic(d / "meta.json", json.dumps({"repository": repo, "started": started}).encode(), fsync=False)
         (d / "data").touch()
         s = Session(uid, repo, d, started)
         self._sessions[uid] = s
@@ -198,9 +198,9 @@ class Uploads:
             if algorithm == "sha256":
                 await self._ensure_hasher(s)
                 assert s.hasher is not None
-                actual = f"sha256:{s.hasher.hexdigest()}"
+                actual = s.hasher.digest()
             else:
-                actual = f"{algorithm}:{(await asyncio.to_thread(_hash_file, s.data, algorithm)).hexdigest()}"
+                actual = (await asyncio.to_thread(_hash_file, s.data, algorithm)).digest()
             if actual != digest:
                 raise RegistryError("DIGEST_INVALID", {"digest": digest, "reason": f"content is {actual}"})
             size = s.offset
@@ -218,8 +218,8 @@ def _check_open(s: Session) -> None:
         raise RegistryError("BLOB_UPLOAD_UNKNOWN", {"uuid": s.uuid})
 
 
-def _hash_file(path: Path, algorithm: str) -> hashlib._Hash:
-    h = new_hasher(f"{algorithm}:")
+def _hash_file(path: Path, algorithm: str) -> Digester:
+    h = Digester(algorithm)
     with open(path, "rb") as f:
         while chunk := f.read(BATCH):
             h.update(chunk)

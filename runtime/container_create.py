@@ -6,13 +6,15 @@ import _signal  # the C module: `signal` would import enum
 import errno
 import os
 
+from common import libc
+from common.mountinfo import top_mount_id
 from runtime import process
 from runtime import state as statemod
 from runtime.errors import PyruncError
 from runtime.init import InitConfig, stage1
-from runtime.linux import capabilities, hooks, libc, namespaces, sysctl
+from runtime.linux import capabilities, hooks, namespaces, sysctl
 from runtime.linux.cgroups import CgroupError, new_manager
-from runtime.linux.mounts import detach_if_ours, top_mount_id
+from runtime.linux.mounts import detach_if_ours
 from runtime.spec import has_namespace, load_bundle
 from runtime.sync import Channel
 
@@ -187,7 +189,7 @@ def create(opts: CreateOptions) -> statemod.ContainerState:
         parent.expect("ready")
         parent.close()
         if opts.pid_file:
-            statemod.write_atomic(os.path.abspath(opts.pid_file), str(init_pid).encode(), 0o644)
+            statemod.write_state_file(os.path.abspath(opts.pid_file), str(init_pid).encode(), 0o644)
         return cs
     except BaseException as exc:
         _abort(init_pid, cgroups, opts.root, opts.container_id)

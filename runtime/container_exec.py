@@ -6,11 +6,12 @@ import copy
 import json
 import os
 
+from common import libc
 from runtime import process
 from runtime import spec as specmod
 from runtime import state as statemod
 from runtime.errors import PyruncError
-from runtime.linux import inroot, libc, namespaces
+from runtime.linux import inroot, namespaces
 from runtime.linux.cgroups import load_manager
 from runtime.supervise import Forwarding, wait
 from runtime.sync import Channel, exec_failure, report_and_exit
@@ -175,7 +176,7 @@ def exec_process(opts: ExecOptions) -> int:
     finally:
         parent.close()
     if opts.pid_file:
-        statemod.write_atomic(os.path.abspath(opts.pid_file), str(pid).encode(), 0o644)
+        statemod.write_state_file(os.path.abspath(opts.pid_file), str(pid).encode(), 0o644)
     if opts.detach:
         return 0
     with Forwarding(pid):

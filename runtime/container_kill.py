@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 
+from common import libc
 from runtime import state as statemod
 from runtime.errors import PyruncError
-from runtime.linux import libc
 from runtime.linux.cgroups import load_manager
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from common import libc
 from runtime.container_create import CreateOptions, create
 from runtime.container_delete import delete
 from runtime.container_start import start
 from runtime.errors import PyruncError
-from runtime.linux import libc
 from runtime.spec import load_bundle
 from runtime.supervise import Forwarding, wait
 

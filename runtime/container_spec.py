@@ -22,7 +22,8 @@ def write_spec(bundle: str, rootless: bool) -> None:
 
 
 def features() -> None:
-    from runtime.linux import capabilities, mounts, seccomp
+    from common import mountopts
+    from runtime.linux import capabilities, seccomp
     from runtime.spec import NAMESPACE_FLAGS
     from runtime.state import OCI_VERSION
 
@@ -31,7 +32,7 @@ def features() -> None:
         "ociVersionMax": OCI_VERSION,
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
         "mountOptions": sorted(
-            [*mounts._FLAG_OPTIONS, *mounts.PROPAGATION, "tmpcopyup"]  # the tables are the truth
+            [*mountopts.FLAG_OPTIONS, *mountopts.PROPAGATION, "tmpcopyup"]  # the tables are the truth
         ),
         "linux": {
             "namespaces": sorted(NAMESPACE_FLAGS),

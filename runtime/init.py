@@ -15,10 +15,11 @@ from __future__ import annotations
 import errno
 import os
 
+from common import libc
 from runtime import process
 from runtime import spec as specmod
 from runtime.errors import PyruncError
-from runtime.linux import capabilities, hooks, inroot, libc, mounts, namespaces
+from runtime.linux import capabilities, hooks, inroot, mounts, namespaces
 from runtime.sync import RELEASED, Channel, failure_record, report_and_exit
 
 TYPE_CHECKING = False

@@ -13,8 +13,9 @@ import errno
 import os
 import resource
 
+from common import libc
 from runtime.errors import PyruncError
-from runtime.linux import capabilities, exec_stub, libc
+from runtime.linux import capabilities, exec_stub
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from runtime import fastjson
+from common import fastjson
 from runtime.errors import PyruncError
 
 TYPE_CHECKING = False

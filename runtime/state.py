@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import os
 
-from runtime import fastjson
+from common import fastjson, libc
 from runtime.errors import PyruncError
-from runtime.linux import libc
 from runtime.linux.log import rfc3339_now
 
 TYPE_CHECKING = False
@@ -66,21 +65,19 @@ class ContainerState:
         return os.path.join(root, self.id)
 
     def save(self, root: str) -> None:
-        write_atomic(os.path.join(self.directory(root), STATE_FILE), fastjson.dumps(self.to_dict()).encode())
+        write_state_file(os.path.join(self.directory(root), STATE_FILE), fastjson.dumps(self.to_dict()).encode())
 
 
 now_rfc3339 = rfc3339_now
 
 
-def write_atomic(path: str, data: bytes, mode: int = 0o600) -> None:
-    """Readers (containerd reads pid files) must never see a half-written file."""
-    tmp = os.path.join(os.path.dirname(path) or ".", f".{os.path.basename(path)}.tmp{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
-    try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
+def write_state_file(path: str, data: bytes, mode: int = 0o600) -> None:
+    """state.json and pid files: replaced whole, since readers (containerd reads pid files, every
+    verb reads state.json) must never see half of one; not synced to disk, as runc's are not: they
+    describe processes, which a power loss ends, and pyrunc writes them on every create."""
+    from common import atomicfile  # only the verbs that write state load it
+
+    atomicfile.write_atomic(path, data, mode, durable=False)
 
 
 def validate_id(container_id: str) -> None:

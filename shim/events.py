@@ -12,33 +12,17 @@ from __future__ import annotations
 import os
 import time
 
+from common.atomicfile import write_atomic
 from shim import messages as m
 from shim.loop import Loop, Timer
-from shim.ttrpc import RpcError
-from shim.wire import encode, timestamp, varint
+from ttrpc import RpcError
+from ttrpc.wire import encode, timestamp, varint
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
     from shim.server import Call
-
-
-def write_durable(directory: str, name: str, data: bytes) -> None:
-    """Write DIRECTORY/NAME so that after a crash it is either absent or complete."""
-    tmp = os.path.join(directory, f".{name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.rename(tmp, os.path.join(directory, name))
-    dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
 
 
 class EventQueue:
@@ -68,7 +52,7 @@ class EventQueue:
                 "event": {"type_url": f"containerd.events.{type_name}", "value": encode(schema, values)},
             },
         )
-        write_durable(self.directory, f"{self.seq:020d}", raw)
+        write_atomic(os.path.join(self.directory, f"{self.seq:020d}"), raw)
         self.queue.append((self.seq, raw))
         waiters, self.waiters = self.waiters, []
         for call, after, timer in waiters:

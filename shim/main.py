@@ -70,7 +70,7 @@ def start(opts: Options) -> str:
         try:
             os.close(ready_r)
             os.setsid()
-            from runtime.linux import libc
+            from common import libc
 
             libc.set_child_subreaper()
             null = os.open(os.devnull, os.O_RDWR)
@@ -100,18 +100,14 @@ def start(opts: Options) -> str:
     raise ShimError(f"cannot start the shim for {opts.id}: {detail}")
 
 
-def _mounted(path: str) -> bool:
-    with open("/proc/self/mountinfo") as f:
-        return any(line.split()[4] == path for line in f)
-
-
 def delete(opts: Options) -> bytes:
     """Clean up after a dead shim; return the encoded DeleteResponse."""
     import time
 
+    from common.mountinfo import is_mount_point
     from shim import messages as m
     from shim.oci import Runtime, RuntimeFailed
-    from shim.wire import encode, timestamp
+    from ttrpc.wire import encode, timestamp
 
     if _serving(opts.socket):
         raise ShimError(f"the shim of {opts.id} is still running: shut it down through its API")
@@ -129,7 +125,7 @@ def delete(opts: Options) -> bytes:
         if "not exist" not in str(exc) and "not found" not in str(exc):
             raise ShimError(f"cannot delete container {opts.id}: {exc}") from None
     rootfs = os.path.join(opts.bundle, "rootfs")
-    if _mounted(rootfs):
+    if is_mount_point(rootfs):
         from shim.mounts import MountError, unmount_all
 
         try:

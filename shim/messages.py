@@ -1,26 +1,16 @@
-"""Field tables for every message the shim reads or writes (see shim/wire.py).
+"""Field tables for every message the shim reads or writes (see ttrpc/wire.py; ttrpc's own
+envelope is in ttrpc/__init__.py).
 
-Names and numbers are containerd's: ttrpc's envelope, containerd.task.v2 (the shim API,
+Names and numbers are containerd's: containerd.task.v2 (the shim API,
 protos/containerd_api/runtime/task/v2/shim.proto), containerd.events task events,
-containerd.runc.v1.ProcessDetails and io.containerd.cgroups.v1.Metrics; plus the shim's
+containerd.runc.v1.ProcessDetails and io.containerd.cgroups.v1 and v2 Metrics; plus the shim's
 own event queue service (protos/containerd_api/runtime/task/v2/events.proto).
 """
 
 from __future__ import annotations
 
-from shim.wire import ANY, BOOL, BYTES, INT, MESSAGE, STRING, TIMESTAMP, UINT
-
-# --- ttrpc envelope (github.com/containerd/ttrpc request.proto) ----------------------------
-KEY_VALUE = ((1, "key", STRING), (2, "value", STRING))
-TTRPC_REQUEST = (
-    (1, "service", STRING),
-    (2, "method", STRING),
-    (3, "payload", BYTES),
-    (4, "timeout_nano", INT),
-    (5, "metadata", [MESSAGE], KEY_VALUE),
-)
-RPC_STATUS = ((1, "code", INT), (2, "message", STRING), (3, "details", [MESSAGE], ANY))
-TTRPC_RESPONSE = ((1, "status", MESSAGE, RPC_STATUS), (2, "payload", BYTES))
+from ttrpc import KEY_VALUE
+from ttrpc.wire import ANY, BOOL, MESSAGE, STRING, TIMESTAMP, UINT
 
 # --- containerd.types / containerd.v1.types -----------------------------------------------
 MOUNT = ((1, "type", STRING), (2, "source", STRING), (3, "target", STRING), (4, "options", [STRING]))
@@ -165,4 +155,39 @@ METRICS_V1 = (
     (4, "memory", MESSAGE, MEMORY_STAT),
     (5, "blkio", MESSAGE, BLKIO_STAT),
     (9, "memory_oom_control", MESSAGE, MEMORY_OOM_CONTROL),
+)
+
+# --- io.containerd.cgroups.v2 metrics (github.com/containerd/cgroups cgroup2/stats) -----------
+CPU_STAT_V2 = tuple(
+    (i + 1, name, UINT)
+    for i, name in enumerate(("usage_usec", "user_usec", "system_usec", "nr_periods", "nr_throttled", "throttled_usec"))
+)
+# Fields 1-31 of MemoryStat carry memory.stat's keys under the kernel's own names.
+MEMORY_STAT_V2_KEYS = (
+    "anon", "file", "kernel_stack", "slab", "sock", "shmem", "file_mapped", "file_dirty", "file_writeback",
+    "anon_thp", "inactive_anon", "active_anon", "inactive_file", "active_file", "unevictable",
+    "slab_reclaimable", "slab_unreclaimable", "pgfault", "pgmajfault", "workingset_refault",
+    "workingset_activate", "workingset_nodereclaim", "pgrefill", "pgscan", "pgsteal", "pgactivate",
+    "pgdeactivate", "pglazyfree", "pglazyfreed", "thp_fault_alloc", "thp_collapse_alloc",
+)  # fmt: skip
+MEMORY_STAT_V2 = (
+    *((i + 1, name, UINT) for i, name in enumerate(MEMORY_STAT_V2_KEYS)),
+    (32, "usage", UINT),
+    (33, "usage_limit", UINT),
+    (34, "swap_usage", UINT),
+    (35, "swap_limit", UINT),
+    (36, "max_usage", UINT),
+    (37, "swap_max_usage", UINT),
+)
+MEMORY_EVENTS = tuple((i + 1, name, UINT) for i, name in enumerate(("low", "high", "max", "oom", "oom_kill")))
+IO_ENTRY = tuple((i + 1, name, UINT) for i, name in enumerate(("major", "minor", "rbytes", "wbytes", "rios", "wios")))
+IO_STAT = ((1, "usage", [MESSAGE], IO_ENTRY),)
+HUGETLB_STAT_V2 = ((1, "current", UINT), (2, "max", UINT), (3, "pagesize", STRING))
+METRICS_V2 = (
+    (1, "pids", MESSAGE, PIDS_STAT),
+    (2, "cpu", MESSAGE, CPU_STAT_V2),
+    (4, "memory", MESSAGE, MEMORY_STAT_V2),
+    (6, "io", MESSAGE, IO_STAT),
+    (7, "hugetlb", [MESSAGE], HUGETLB_STAT_V2),
+    (8, "memory_events", MESSAGE, MEMORY_EVENTS),
 )

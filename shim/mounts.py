@@ -1,8 +1,8 @@
 """Mounting the task's rootfs (CreateTaskRequest.rootfs) onto bundle/rootfs, and unmounting it.
 
 mount(2) needs ctypes, which the long-lived shim never imports (memory): each operation
-runs in a forked child that imports the runtime's libc wrapper, does the work in the same
-mount namespace and exits; its error comes back over a pipe.
+runs in a forked child that imports common/libc.py (the project's ctypes wrapper), does the
+work in the same mount namespace and exits; its error comes back over a pipe.
 """
 
 from __future__ import annotations
@@ -65,8 +65,8 @@ def mount_all(mounts: list[dict[str, Any]], target: str) -> None:
     os.makedirs(target, mode=0o755, exist_ok=True)
 
     def work() -> None:
-        from runtime.linux import libc
-        from runtime.linux.mounts import parse_options
+        from common import libc
+        from common.mountopts import parse_options
 
         for mnt in mounts:
             kind = mnt.get("type", "")
@@ -95,7 +95,7 @@ def unmount_all(target: str) -> None:
         import errno
         import time
 
-        from runtime.linux import libc
+        from common import libc
 
         for _ in range(64):
             try:

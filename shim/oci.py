@@ -81,7 +81,7 @@ class Runtime:
 
     def _error(self, mark: int, stderr: bytes) -> str:
         """The last error the runtime logged since MARK, else its stderr."""
-        from runtime import fastjson  # C-accelerated JSON without the `json` package
+        from common import fastjson  # C-accelerated JSON without the `json` package
 
         message = ""
         try:

@@ -13,13 +13,14 @@ import _socket
 import os
 import sys
 
+import ttrpc
+from common.atomicfile import write_atomic
 from shim import messages as m
-from shim import ttrpc
 from shim.events import EventQueue
 from shim.loop import ERR, IN, OUT, Loop, log, log_exception
 from shim.options import Options, UsageError, parse
 from shim.task import TaskService
-from shim.wire import WireError, decode, encode
+from ttrpc.wire import WireError, decode, encode
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ class Call:
     def _send(self, response: dict[str, Any]) -> None:
         if self.alive:
             self.answered = True
-            self.conn.send(ttrpc.frame(self.stream_id, ttrpc.TYPE_RESPONSE, encode(m.TTRPC_RESPONSE, response)))
+            self.conn.send(ttrpc.frame(self.stream_id, ttrpc.TYPE_RESPONSE, encode(ttrpc.RESPONSE, response)))
 
 
 class Connection:
@@ -154,7 +155,7 @@ class Server:
 
     def dispatch(self, call: Call, payload: bytes) -> None:
         try:
-            request = decode(m.TTRPC_REQUEST, payload)
+            request = decode(ttrpc.REQUEST, payload)
         except WireError as exc:
             call.fail(ttrpc.INVALID_ARGUMENT, f"malformed ttrpc request: {exc}")
             return
@@ -247,10 +248,10 @@ def serve(opts: Options) -> int:
         task.reap()
 
     loop.watch(wake_r, IN, on_signal)
-    with open(opts.path("shim.pid"), "w") as f:
-        f.write(str(os.getpid()))
-    with open(opts.path("address"), "w") as f:
-        f.write("unix://" + opts.socket)
+    # Read by pycontainerd to find and reconnect to this shim, so never seen half-written; not synced:
+    # they name this process, which a power loss ends.
+    write_atomic(opts.path("shim.pid"), str(os.getpid()).encode(), durable=False)
+    write_atomic(opts.path("address"), ("unix://" + opts.socket).encode(), durable=False)
     if opts.ready_fd >= 0:
         os.write(opts.ready_fd, b"ok\n")
         os.close(opts.ready_fd)

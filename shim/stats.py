@@ -1,185 +1,142 @@
-"""Cgroup v1 statistics as containerd's io.containerd.cgroups.v1.Metrics (a dict for shim/messages.py).
+"""A task's cgroup statistics as containerd's Metrics (dicts for shim/messages.py).
 
-Filled: pids, cpu (usage with per-cpu, throttling), memory (memory.stat, usage, swap,
-kernel, kernel_tcp), blkio (the *_recursive files) and memory_oom_control. Left empty:
-hugetlb (on this host it lives in the cgroup2 hierarchy), rdma, network, cgroup_stats.
-A host with only cgroup v2 has no v1 statistics: StatsError says so.
+The task's cgroups are found as pyrunc made them (common/cgroups/layout.py): cgroup v2 on a
+unified host, v1 hierarchies otherwise (hybrid included). Their files are read by
+common/cgroups/stats.py, the reader pyrunc's `events --stats` uses too; this module only lays
+the values out in containerd's messages:
+
+- v1: io.containerd.cgroups.v1.Metrics with pids, cpu (usage with per-cpu, throttling), memory
+  (memory.stat, usage, swap, kernel, kernel_tcp), blkio and memory_oom_control;
+- v2: io.containerd.cgroups.v2.Metrics with pids, cpu, memory, io, hugetlb and memory_events
+  (what the controllers enabled for the cgroup provide: the core files give pids and cpu usage).
+
+rdma, network and v1's hugetlb and cgroup_stats stay empty.
 """
 
 from __future__ import annotations
 
-import os
-
-from shim.messages import MEMORY_FIELD_OF
+from common.cgroups import CgroupError
+from common.cgroups import stats as files
+from common.cgroups.layout import ProcessCgroups, process_cgroups
+from shim import messages as m
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-_USER_HZ = 100  # cpuacct.stat counts in USER_HZ ticks, fixed at 100 on Linux
+V1_TYPE = "io.containerd.cgroups.v1.Metrics"
+V2_TYPE = "io.containerd.cgroups.v2.Metrics"
+_READ = {1: ("pids", "cpu", "cpuacct", "memory", "blkio"), 2: ("",)}  # the hierarchies read
 
 
 class StatsError(Exception):
     """The task's cgroups cannot be read."""
 
 
-def _cgroup_mounts() -> dict[str, tuple[str, str]]:
-    """controller -> (mount point, root) for every cgroup v1 hierarchy mounted here."""
-    found: dict[str, tuple[str, str]] = {}
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            left, _, right = line.partition(" - ")
-            fields, tail = left.split(), right.split()
-            if len(tail) < 3 or tail[0] != "cgroup":
-                continue
-            for option in tail[2].split(","):
-                if option.startswith("name="):
-                    option = option[5:]
-                found.setdefault(option, (fields[4], fields[3]))
-    return found
-
-
-def cgroup_dirs(pid: int) -> dict[str, str]:
-    """controller -> directory of PID's cgroup, from /proc/PID/cgroup (v1 hierarchies only)."""
-    mounts = _cgroup_mounts()
-    dirs: dict[str, str] = {}
-    with open(f"/proc/{pid}/cgroup") as f:
-        for line in f:
-            _, controllers, path = line.rstrip("\n").split(":", 2)
-            for controller in controllers.split(","):
-                if controller.startswith("name="):
-                    controller = controller[5:]
-                if controller in mounts:
-                    mountpoint, root = mounts[controller]
-                    rel = path[len(root) :] if root != "/" and path.startswith(root) else path
-                    dirs[controller] = mountpoint + rel.rstrip("/")
-    return dirs
-
-
-def _read(directory: str, name: str) -> str:
-    with open(os.path.join(directory, name)) as f:
-        return f.read()
-
-
-def _number(directory: str, name: str) -> int:
+def locate(pid: int) -> ProcessCgroups:
+    """The cgroups of the task's init PID."""
     try:
-        text = _read(directory, name).strip()
-    except OSError:
-        return 0
-    return int(text) if text.isdigit() else 0
+        return process_cgroups(pid)
+    except CgroupError as exc:
+        raise StatsError(str(exc)) from None
 
 
-def _pairs(text: str) -> dict[str, int]:
-    result = {}
-    for line in text.splitlines():
-        key, _, value = line.partition(" ")
-        if value.strip().isdigit():
-            result[key] = int(value)
-    return result
+def metrics(cgroups: ProcessCgroups) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
+    """(type URL, schema, message) of the statistics of CGROUPS, ready for an Any."""
+    import os
+
+    read = [cgroups.paths[c] for c in _READ[cgroups.version] if c in cgroups.paths]
+    gone = [d for d in read if not os.path.isdir(d)]
+    if gone:
+        raise StatsError(f"its cgroup {gone[0]} is gone")
+    try:
+        if cgroups.version == 2:
+            return V2_TYPE, m.METRICS_V2, metrics_v2(cgroups.paths[""])
+        return V1_TYPE, m.METRICS_V1, metrics_v1(cgroups.paths)
+    except (CgroupError, ValueError) as exc:
+        raise StatsError(str(exc)) from None
 
 
-def _entry(directory: str, prefix: str) -> dict[str, int] | None:
-    if not os.path.exists(os.path.join(directory, prefix + "usage_in_bytes")):
-        return None
-    return {
-        "limit": _number(directory, prefix + "limit_in_bytes"),
-        "usage": _number(directory, prefix + "usage_in_bytes"),
-        "max": _number(directory, prefix + "max_usage_in_bytes"),
-        "failcnt": _number(directory, prefix + "failcnt"),
-    }
+# ---- v1 ---------------------------------------------------------------------------------------
 
-
-def _memory(directory: str) -> tuple[dict[str, Any], dict[str, int]]:
-    stat = _pairs(_read(directory, "memory.stat"))
-    memory: dict[str, Any] = {}
-    for key, value in stat.items():
-        total = key.startswith("total_")
-        field = MEMORY_FIELD_OF.get(key[6:] if total else key)
-        if field:
-            memory[("total_" if total else "") + field] = value
-    for name, prefix in (("usage", "memory."), ("swap", "memory.memsw."), ("kernel", "memory.kmem."), ("kernel_tcp", "memory.kmem.tcp.")):
-        entry = _entry(directory, prefix)
-        if entry is not None:
-            memory[name] = entry
-    oom = _pairs(_read(directory, "memory.oom_control"))
-    oom_control = {k: oom.get(k, 0) for k in ("oom_kill_disable", "under_oom", "oom_kill")}
-    return memory, oom_control
-
-
-def _cpu(cpuacct: str | None, cpu: str | None) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    if cpuacct:
-        ticks = _pairs(_read(cpuacct, "cpuacct.stat"))
-        result["usage"] = {
-            "total": _number(cpuacct, "cpuacct.usage"),
-            "user": ticks.get("user", 0) * 1_000_000_000 // _USER_HZ,
-            "kernel": ticks.get("system", 0) * 1_000_000_000 // _USER_HZ,
-            "per_cpu": [int(v) for v in _read(cpuacct, "cpuacct.usage_percpu").split()],
-        }
-    if cpu:
-        stat = _pairs(_read(cpu, "cpu.stat"))
-        result["throttling"] = {
-            "periods": stat.get("nr_periods", 0),
-            "throttled_periods": stat.get("nr_throttled", 0),
-            "throttled_time": stat.get("throttled_time", 0),
-        }
-    return result
-
-
-def _blkio(directory: str) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for field, name in (
-        ("io_service_bytes_recursive", "io_service_bytes_recursive"),
-        ("io_serviced_recursive", "io_serviced_recursive"),
-        ("io_queued_recursive", "io_queued_recursive"),
-        ("io_service_time_recursive", "io_service_time_recursive"),
-        ("io_wait_time_recursive", "io_wait_time_recursive"),
-        ("io_merged_recursive", "io_merged_recursive"),
-        ("io_time_recursive", "time_recursive"),
-        ("sectors_recursive", "sectors_recursive"),
-    ):
-        entries = []
-        path = "blkio." + name
-        if not os.path.exists(os.path.join(directory, path)):
-            path = "blkio.throttle." + name  # kernels without CFQ/BFQ only keep the throttle files
-        try:
-            text = _read(directory, path)
-        except OSError:
-            continue
-        for line in text.splitlines():
-            parts = line.split()
-            if len(parts) == 3 and ":" in parts[0] and parts[2].isdigit():
-                major, _, minor = parts[0].partition(":")
-                entries.append({"op": parts[1], "major": int(major), "minor": int(minor), "value": int(parts[2])})
-            elif len(parts) == 2 and ":" in parts[0] and parts[1].isdigit():
-                major, _, minor = parts[0].partition(":")
-                entries.append({"major": int(major), "minor": int(minor), "value": int(parts[1])})
-        if entries:
-            result[field] = entries
-    return result
+_MEMORY_ENTRIES = (("usage", "memory."), ("swap", "memory.memsw."), ("kernel", "memory.kmem."), ("kernel_tcp", "memory.kmem.tcp."))
 
 
 def metrics_v1(dirs: dict[str, str]) -> dict[str, Any]:
-    if not dirs:
-        raise StatsError("no cgroup v1 hierarchy holds the task (cgroup v2 statistics are not supported)")
-    memory_dir = dirs.get("memory")
-    if memory_dir and not os.path.isdir(memory_dir):
-        raise StatsError(f"its cgroup {memory_dir} is gone")
-    try:
-        metrics: dict[str, Any] = {}
-        if "pids" in dirs:
-            limit = _read(dirs["pids"], "pids.max").strip()
-            metrics["pids"] = {
-                "current": _number(dirs["pids"], "pids.current"),
-                "limit": int(limit) if limit.isdigit() else 0,
-            }
-        cpu = _cpu(dirs.get("cpuacct"), dirs.get("cpu"))
-        if cpu:
-            metrics["cpu"] = cpu
-        if memory_dir:
-            metrics["memory"], metrics["memory_oom_control"] = _memory(memory_dir)
-        if "blkio" in dirs:
-            metrics["blkio"] = _blkio(dirs["blkio"])
-    except OSError as exc:
-        raise StatsError(str(exc)) from None
-    return metrics
+    out: dict[str, Any] = {}
+    if "pids" in dirs:
+        current, limit = files.v1_pids(dirs["pids"])
+        out["pids"] = {"current": current, "limit": limit}
+    cpu: dict[str, Any] = {}
+    if "cpuacct" in dirs:
+        a = files.v1_cpuacct(dirs["cpuacct"])
+        cpu["usage"] = {"total": a.total, "user": a.user, "kernel": a.kernel, "per_cpu": a.percpu}
+    if "cpu" in dirs:
+        s = files.v1_cpu_stat(dirs["cpu"])
+        cpu["throttling"] = {
+            "periods": s.get("nr_periods", 0),
+            "throttled_periods": s.get("nr_throttled", 0),
+            "throttled_time": s.get("throttled_time", 0),
+        }
+    if cpu:
+        out["cpu"] = cpu
+    if "memory" in dirs:
+        d = dirs["memory"]
+        memory: dict[str, Any] = {}
+        for key, value in files.v1_memory_stat(d).items():
+            total = key.startswith("total_")
+            field = m.MEMORY_FIELD_OF.get(key[6:] if total else key)
+            if field:
+                memory[("total_" if total else "") + field] = value
+        for name, prefix in _MEMORY_ENTRIES:
+            entry = files.v1_memory_entry(d, prefix)
+            if entry is not None:
+                memory[name] = entry
+        out["memory"] = memory
+        oom = files.v1_oom_control(d)
+        out["memory_oom_control"] = {k: oom.get(k, 0) for k in ("oom_kill_disable", "under_oom", "oom_kill")}
+    if "blkio" in dirs:
+        out["blkio"] = {
+            name: [{"major": ma, "minor": mi, "op": op, "value": value} for ma, mi, op, value in entries]
+            for name, entries in files.v1_blkio(dirs["blkio"]).items()
+        }
+    return out
+
+
+# ---- v2 ---------------------------------------------------------------------------------------
+
+
+def metrics_v2(d: str) -> dict[str, Any]:
+    current, limit = files.v2_pids(d)
+    cpu = files.v2_cpu_stat(d)
+    out: dict[str, Any] = {
+        "pids": {"current": current, "limit": limit},
+        "cpu": {name: cpu.get(name, 0) for _, name, _ in m.CPU_STAT_V2},
+    }
+    mem = files.v2_memory(d)
+    if mem is not None:
+        memory = {key: mem.stat.get(key, 0) for key in m.MEMORY_STAT_V2_KEYS}
+        memory.update(
+            usage=mem.current,
+            usage_limit=mem.max,
+            swap_usage=mem.swap_current,
+            swap_limit=mem.swap_max or 0,
+            max_usage=mem.peak,
+            swap_max_usage=mem.swap_peak,
+        )
+        out["memory"] = memory
+        out["memory_events"] = {name: mem.events.get(name, 0) for _, name, _ in m.MEMORY_EVENTS}
+    io = files.v2_io_stat(d)
+    if io:
+        out["io"] = {
+            "usage": [
+                {"major": major, "minor": minor, **{k: values.get(k, 0) for k in ("rbytes", "wbytes", "rios", "wios")}}
+                for major, minor, values in io
+            ]
+        }
+    hugetlb = files.v2_hugetlb(d)
+    if hugetlb:
+        out["hugetlb"] = [
+            {"current": current, "max": limit, "pagesize": size} for size, (current, limit, _events) in hugetlb.items()
+        ]
+    return out

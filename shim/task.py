@@ -12,21 +12,24 @@ import _socket
 import os
 import time
 
+import ttrpc
+from common.atomicfile import write_atomic
 from shim import messages as m
-from shim import ttrpc
-from shim.events import EventQueue, write_durable
+from shim.events import EventQueue
 from shim.loop import Loop, Timer, log
 from shim.oci import Runtime, RuntimeFailed
 from shim.options import VERSION, Options, valid_id
 from shim.stdio import Input, Output, open_target
-from shim.ttrpc import RpcError
-from shim.wire import encode, timestamp
+from ttrpc import RpcError
+from ttrpc.wire import encode, timestamp
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
+    from common.cgroups import EventsFile
+    from common.cgroups.layout import ProcessCgroups
     from shim.server import Call, Server
 
 CREATED, RUNNING, STOPPED, PAUSED = m.STATUS_CREATED, m.STATUS_RUNNING, m.STATUS_STOPPED, m.STATUS_PAUSED
@@ -93,8 +96,11 @@ class TaskService:
         self.execs: dict[str, Process] = {}
         self.deleted = False
         self.rootfs_mounted = ""
-        self.cgroups: dict[str, str] = {}
-        self.oom: tuple[int, int] | None = None  # (eventfd, memory.oom_control fd)
+        self.cgroups: ProcessCgroups | None = None  # the init's cgroups, found at create
+        # OOM notices: v1 an eventfd registered on memory.oom_control (with that file's fd to close),
+        # v2 memory.events watched for changes
+        self.oom: tuple[int, int] | EventsFile | None = None
+        self.oom_kills = 0  # v2: memory.events' oom_kill when last read
         self.early_exits: dict[int, tuple[int, int]] = {}
         self.idle_timer: Timer | None = None
         self.exiting = False
@@ -450,7 +456,7 @@ class TaskService:
             if init.status == STOPPED:
                 return b""
             raise _rpc_failure(exc) from None
-        from runtime import fastjson
+        from common import fastjson
 
         by_pid = {p.pid: p.exec_id for p in self.execs.values() if p.pid}
         processes = []
@@ -526,13 +532,12 @@ class TaskService:
         self._check_id(req)
         self._init()
         try:
-            metrics = stats.metrics_v1(self.cgroups)
+            if self.cgroups is None:
+                raise stats.StatsError("its cgroups could not be found when it was created")
+            type_url, schema, metrics = stats.metrics(self.cgroups)
         except stats.StatsError as exc:
             raise RpcError(ttrpc.FAILED_PRECONDITION, f"statistics of task {self.opts.id}: {exc}") from None
-        return encode(
-            m.STATS_RESPONSE,
-            {"stats": {"type_url": "io.containerd.cgroups.v1.Metrics", "value": encode(m.METRICS_V1, metrics)}},
-        )
+        return encode(m.STATS_RESPONSE, {"stats": {"type_url": type_url, "value": encode(schema, metrics)}})
 
     def connect(self, req: dict[str, Any], _call: Call) -> bytes:
         self._check_id(req)
@@ -586,7 +591,7 @@ class TaskService:
         proc.exit_status = code
         proc.exited_at = when
         try:
-            write_durable(self.opts.exits_dir, proc.name, f"{proc.pid} {code} {when}\n".encode())
+            write_atomic(os.path.join(self.opts.exits_dir, proc.name), f"{proc.pid} {code} {when}\n".encode())
         except OSError as exc:
             log(f"cannot record the exit of {proc.name}: {exc}")
         for out in proc.outputs:
@@ -614,11 +619,14 @@ class TaskService:
         from shim import stats
 
         try:
-            self.cgroups = stats.cgroup_dirs(pid)
-        except OSError as exc:
+            self.cgroups = stats.locate(pid)
+        except stats.StatsError as exc:
             log(f"cannot read the cgroups of {pid}: {exc}")
             return
-        memory = self.cgroups.get("memory")
+        if self.cgroups.version == 2:
+            self._watch_oom_v2(self.cgroups.paths[""])
+            return
+        memory = self.cgroups.paths.get("memory")
         if not memory:
             return
         try:
@@ -632,24 +640,60 @@ class TaskService:
         self.oom = (efd, ofd)
         self.loop.watch(efd, 1, self._on_oom)
 
+    def _watch_oom_v2(self, directory: str) -> None:
+        import select
+
+        from common.cgroups import EventsFile
+
+        if not os.path.exists(os.path.join(directory, "memory.events")):
+            return  # no memory controller for this cgroup: no OOM to report
+        try:
+            events = EventsFile(directory, "memory.events")
+            self.oom_kills = events.read().get("oom_kill", 0)
+        except OSError as exc:
+            log(f"cannot watch {directory} for OOM: {exc}")
+            return
+        self.oom = events
+        self.loop.watch(events.fd, select.EPOLLPRI, self._on_oom_v2)
+
     def _on_oom(self, _mask: int) -> None:
-        assert self.oom is not None
+        assert isinstance(self.oom, tuple)
         try:
             os.eventfd_read(self.oom[0])
         except BlockingIOError:
             return
         # The eventfd also fires when the cgroup is removed: only a live cgroup had an OOM.
-        if os.path.isdir(self.cgroups.get("memory", "")):
-            self.events.publish("/tasks/oom", "TaskOOM", m.CONTAINER_ONLY, {"container_id": self.opts.id})
+        memory = self.cgroups.paths.get("memory", "") if self.cgroups is not None else ""
+        if os.path.isdir(memory):
+            self._publish_oom()
         else:
             self._stop_cgroup_watch()
 
+    def _on_oom_v2(self, _mask: int) -> None:
+        assert not isinstance(self.oom, tuple) and self.oom is not None
+        try:
+            kills = self.oom.read().get("oom_kill", 0)
+        except OSError:  # ENODEV: the cgroup was removed
+            self._stop_cgroup_watch()
+            return
+        # memory.events also changes on low/high/max events: only a rise of oom_kill is an OOM
+        # (v1's eventfd fires once per OOM too)
+        if kills > self.oom_kills:
+            self.oom_kills = kills
+            self._publish_oom()
+
+    def _publish_oom(self) -> None:
+        self.events.publish("/tasks/oom", "TaskOOM", m.CONTAINER_ONLY, {"container_id": self.opts.id})
+
     def _stop_cgroup_watch(self) -> None:
-        if self.oom is not None:
+        if isinstance(self.oom, tuple):
             self.loop.unwatch(self.oom[0])
             for value in self.oom:
                 os.close(value)
-            self.oom = None
+        elif self.oom is not None:
+            self.loop.unwatch(self.oom.fd)
+            self.oom.close()
+        self.oom = None
 
     # --- leaving -------------------------------------------------------------------------------
     def update_idle(self) -> None:

@@ -28,3 +28,15 @@ def test_dockerd_contract_forbids_every_daemon_module() -> None:
     daemon = {f"containerd.{name}" for name in children - {"client"}}
     contract = _contract("pydockerd reaches pycontainerd only through")
     assert set(contract["forbidden_modules"]) == daemon
+
+
+def test_every_package_is_under_the_contracts_and_in_the_wheel() -> None:
+    # A new top-level package (as ttrpc/ was) must be a root package of import-linter, or no
+    # contract sees it, and be listed for setuptools, or an installed program cannot import it.
+    packages = {p.name for p in REPO.iterdir() if (p / "__init__.py").is_file()}
+    assert {"common", "ttrpc", "shim", "runtime"} <= packages
+    with open(REPO / "pyproject.toml", "rb") as f:
+        config = tomllib.load(f)
+    assert set(config["tool"]["importlinter"]["root_packages"]) == packages
+    included = {pattern.rstrip("*") for pattern in config["tool"]["setuptools"]["packages"]["find"]["include"]}
+    assert included == packages

@@ -29,7 +29,7 @@ CHECKOUT_PYRUNC = REPO / ".venv" / "bin" / "pyrunc"
 # What a checkout holds that scripts/setup or a build made; a clean clone has none of it.
 NOT_SOURCE_AT_TOP = {".git", ".venv", "images", "build", "pydocker.egg-info"}
 NOT_SOURCE = shutil.ignore_patterns("__pycache__", ".*_cache", "*.pyc")
-PACKAGES = ["cli", "dockerd", "containerd", "shim", "runtime", "registry", "common", "protos"]
+PACKAGES = ["cli", "dockerd", "containerd", "shim", "runtime", "registry", "common", "ttrpc", "protos"]
 
 HELP = {
     "pydocker": "Usage:  pydocker",

@@ -14,6 +14,7 @@ from cli.flags import Command, Opt, UsageError, Values
 from cli.formatting import bytes_size, human_size, render_rows, tabulate
 from cli.runopts import expand_env, read_kv_file
 from cli.streams import PumpOptions, RawTerminal, copy_stream, pump, write_fd
+from common import atomicfile
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -269,17 +270,11 @@ def save_body(chunks: Any, output: str) -> None:
         for chunk in chunks:
             write_fd(1, chunk)
         return
-    tmp = f"{output}.pydocker-tmp-{os.getpid()}"
     try:
-        with open(tmp, "wb") as f:
+        with atomicfile.Replacing(output, 0o644) as f:
             for chunk in chunks:
                 f.write(chunk)
-        os.replace(tmp, output)
     except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
         raise CLIError(f"pydocker: failed to save to {output}: {exc.strerror or exc}", 1) from None
 
 

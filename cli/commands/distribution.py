@@ -16,6 +16,7 @@ import sys
 
 from cli.context import CLIError, Context, config_dir
 from cli.flags import Command, Opt
+from common import atomicfile
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -71,12 +72,7 @@ def _config_path(ctx: Context) -> str:
 
 def _write_config(path: str, data: dict[str, Any]) -> None:
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds passwords
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent="\t")
-        f.write("\n")
-    os.replace(tmp, path)
+    atomicfile.write_text(path, json.dumps(data, indent="\t") + "\n", 0o600)  # it holds passwords
 
 
 def registry_auth_header(ctx: Context, server: str) -> dict[str, str]:

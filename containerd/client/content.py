@@ -11,7 +11,6 @@ and its ingest is aborted.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import queue
 import secrets
 import time
@@ -22,6 +21,7 @@ from typing import IO, TYPE_CHECKING
 import grpc
 from google.protobuf import field_mask_pb2
 
+from common.digest import Digester
 from containerd.client.errors import (
     AlreadyExists,
     ContainerdError,
@@ -201,7 +201,7 @@ class ContentStore:
                 opened = True
                 # With an expected digest the daemon's check at COMMIT is the check: hashing here
                 # as well cost a pull a second pass over every byte.
-                hasher = None if expected else hashlib.sha256()
+                hasher = None if expected else Digester()
                 offset = 0
                 unanswered = 0
                 for chunk in _chunks(source):
@@ -219,7 +219,7 @@ class ContentStore:
                         unanswered -= 1
                 for _ in range(unanswered):
                     next(responses)
-                digest = expected or "sha256:" + hasher.hexdigest()  # type: ignore[union-attr]
+                digest = expected or hasher.digest()  # type: ignore[union-attr]
                 known = known or digest
                 if offset != size:
                     raise DigestMismatch(f"content for {expected or ref}: {offset} bytes, {size} announced")

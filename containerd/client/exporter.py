@@ -17,11 +17,8 @@ Output is deterministic: fixed order, mtime 0, owner 0:0, fixed modes, compact J
 
 from __future__ import annotations
 
-import contextlib
 import gzip
-import hashlib
 import io
-import os
 import tarfile
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
@@ -29,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from common import atomicfile
+from common.digest import Digester
 from containerd.client.errors import DigestMismatch, InvalidArgument, NotFound
 from containerd.client.images import Image, get_image
 from containerd.client.media import (
@@ -72,16 +71,8 @@ def export_archive(
     images = [find_image(client, name) for name in image_names]
     want = platform or host_platform()
     if isinstance(out, str | Path):
-        path = Path(out)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                _write(client, images, f, format, want, tmp_dir)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        with atomicfile.Replacing(out, 0o600) as f:
+            _write(client, images, f, format, want, tmp_dir)
     else:
         _write(client, images, out, format, want, tmp_dir)
 
@@ -139,7 +130,7 @@ class _BlobReader(io.RawIOBase):
     def __init__(self, chunks: Iterable[bytes]) -> None:
         self._chunks: Iterator[bytes] = iter(chunks)
         self._buf = b""
-        self.hash = hashlib.sha256()
+        self.hash = Digester()
 
     def readable(self) -> bool:
         return True
@@ -159,7 +150,7 @@ class _BlobReader(io.RawIOBase):
     def check(self, digest: str) -> None:
         while self.read(1 << 20):  # the tar took exactly `size` bytes; hash any rest too
             pass
-        got = "sha256:" + self.hash.hexdigest()
+        got = self.hash.digest()
         if got != digest:
             raise DigestMismatch(f"content {digest} read back as {got}")
 
@@ -231,14 +222,14 @@ class _DockerWriter:
                 import zstandard
 
                 plain = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
-            digest = hashlib.sha256()
+            digest = Digester()
             size = 0
             while chunk := plain.read(1 << 20):
                 digest.update(chunk)
                 spool.write(chunk)
                 size += len(chunk)
-            if "sha256:" + digest.hexdigest() != diff_id:
-                raise DigestMismatch(f"layer {layer.digest} decompresses to sha256:{digest.hexdigest()}, not its diff id {diff_id}")
+            if not digest.verify(diff_id):
+                raise DigestMismatch(f"layer {layer.digest} decompresses to {digest.digest()}, not its diff id {diff_id}")
             spool.seek(0)
             self.tar.addfile(_info(name, size), spool)
 

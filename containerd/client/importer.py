@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import hashlib
 import io
 import posixpath
 import re
@@ -37,6 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from common.digest import Digester
+from common.digest import compute as compute_digest
 from containerd.client.archive import Source, check_name, open_source
 from containerd.client.errors import ArchiveError, InvalidArgument
 from containerd.client.images import Image, create_or_update_image
@@ -62,7 +63,6 @@ from containerd.client.media import (
     parse_config,
     parse_index,
     parse_manifest,
-    sha256_digest,
 )
 from containerd.client.names import is_tag, normalize_name, parse_reference
 from containerd.client.unpack import unpack as unpack_image
@@ -156,7 +156,7 @@ class _Importer:
 
     def read_blob(self, desc: Descriptor) -> bytes:
         data = self.read_small(_blob_path(desc.digest))
-        got = sha256_digest(data)
+        got = compute_digest(data)
         if got != desc.digest or len(data) != desc.size:
             raise ArchiveError(f"blob {desc.digest} does not match its descriptor (it has {len(data)} bytes and digest {got})")
         return data
@@ -233,7 +233,7 @@ class _Importer:
 
     def docker_manifest(self, config_name: str, layer_names: list[str]) -> Descriptor:
         config_bytes = self.read_small(config_name)
-        config_digest = sha256_digest(config_bytes)
+        config_digest = compute_digest(config_bytes)
         named_as = _CONFIG_FILE.match(posixpath.basename(config_name))
         if named_as and f"sha256:{named_as.group(1)}" != config_digest:
             raise ArchiveError(f"image config {config_name!r} does not match the digest its name gives (it is {config_digest})")
@@ -254,7 +254,7 @@ class _Importer:
                 "layers": [layer.to_json() for layer in layers],
             }
         )
-        desc = Descriptor(DOCKER_MANIFEST, sha256_digest(manifest), len(manifest))
+        desc = Descriptor(DOCKER_MANIFEST, compute_digest(manifest), len(manifest))
         self.write_json(manifest, desc)
         return desc
 
@@ -325,7 +325,7 @@ class _Hashing(io.RawIOBase):
 
     def __init__(self, inner: IO[bytes]) -> None:
         self._inner = inner
-        self.hash = hashlib.sha256()
+        self.hash = Digester()
         self.size = 0
 
     def readable(self) -> bool:
@@ -351,7 +351,7 @@ def _layer_digests(f: IO[bytes], name: str) -> tuple[str, int, str, str]:
         import zstandard
 
         plain = zstandard.ZstdDecompressor().stream_reader(buffered, read_across_frames=True)
-    uncompressed = hashlib.sha256()
+    uncompressed = Digester()
     try:
         while chunk := plain.read(1 << 20):
             uncompressed.update(chunk)
@@ -359,4 +359,4 @@ def _layer_digests(f: IO[bytes], name: str) -> tuple[str, int, str, str]:
             pass
     except Exception as exc:  # noqa: BLE001 - gzip, zlib and zstd errors alike: a corrupt layer
         raise ArchiveError(f"layer {name!r} is corrupt: {exc}") from None
-    return "sha256:" + raw.hash.hexdigest(), raw.size, compression, "sha256:" + uncompressed.hexdigest()
+    return raw.hash.digest(), raw.size, compression, uncompressed.digest()

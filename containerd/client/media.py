@@ -6,14 +6,14 @@ with the checks an importer needs before trusting them.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform as _platform
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from common.digest import compute as compute_digest
+from common.digest import is_digest
 from containerd.client.errors import InvalidArgument
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -43,19 +43,15 @@ LABEL_UNCOMPRESSED = "containerd.io/uncompressed"
 # JSON blobs (indexes, manifests, configs) are read whole; nothing legitimate is this big.
 MAX_JSON_BLOB = 32 << 20
 
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
 def validate_digest(value: object, what: str = "digest") -> str:
-    if not isinstance(value, str) or not _DIGEST.match(value):
+    if not is_digest(value):
         raise InvalidArgument(f"{what} {value!r} is not a sha256 digest")
+    assert isinstance(value, str)
     return value
-
-
-def sha256_digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def compression_of(head: bytes) -> str:
@@ -209,7 +205,7 @@ def chain_ids(diff_ids: Sequence[str]) -> list[str]:
     """The OCI chain IDs: chain(0) = diff(0), chain(n) = sha256(chain(n-1) + " " + diff(n))."""
     out: list[str] = []
     for diff_id in diff_ids:
-        out.append(diff_id if not out else sha256_digest(f"{out[-1]} {diff_id}".encode()))
+        out.append(diff_id if not out else compute_digest(f"{out[-1]} {diff_id}".encode()))
     return out
 
 

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from common.digest import compute as compute_digest
 from containerd.client.errors import AlreadyExists, ContainerdError, DigestMismatch, InvalidArgument, NotFound
 from containerd.client.images import Image
 from containerd.client.media import (
@@ -35,7 +36,6 @@ from containerd.client.media import (
     parse_config,
     parse_index,
     parse_manifest,
-    sha256_digest,
 )
 from containerd.client.snapshots import Snapshots, apply_layer
 
@@ -63,7 +63,7 @@ def read_blob(client: Client, desc: Descriptor, limit: int = MAX_JSON_BLOB) -> b
     if desc.size > limit:
         raise InvalidArgument(f"{desc.media_type or 'blob'} {desc.digest} is {desc.size} bytes, more than {limit}")
     data = client.content.read_all(desc.digest, limit)
-    if len(data) != desc.size or sha256_digest(data) != desc.digest:
+    if len(data) != desc.size or compute_digest(data) != desc.digest:
         raise DigestMismatch(f"content {desc.digest} does not match its descriptor")
     return data
 

@@ -1,15 +1,15 @@
-"""Digest strings ("sha256:<64 lowercase hex>"): the only names a blob ever has on disk."""
+"""Digest strings ("sha256:<64 lowercase hex>"): the only names a blob ever has on disk.
+
+The grammar and the hashing are common/digest.py's; the content store accepts sha256 only, as
+containerd's, and refuses anything else as InvalidArgument.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import re
-
+from common import digest as _digest
 from containerd.errors import InvalidArgument
 
-ALGORITHM = "sha256"
-_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
-_ANY_DIGEST = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+")
+ALGORITHM = _digest.SHA256
 
 
 def validate_digest(digest: object) -> str:
@@ -18,15 +18,16 @@ def validate_digest(digest: object) -> str:
     This is what keeps a digest from ever becoming a path traversal: only 64 hex
     characters reach the filesystem.
     """
-    if isinstance(digest, str) and _DIGEST.fullmatch(digest):
-        return digest
-    if isinstance(digest, str) and _ANY_DIGEST.fullmatch(digest) and not digest.startswith("sha256:"):
-        raise InvalidArgument(f"unsupported digest algorithm in {digest!r} (only sha256)")
-    raise InvalidArgument(f"invalid digest {digest!r}")
+    try:
+        _digest.parse(digest)
+    except _digest.DigestError as exc:
+        raise InvalidArgument(str(exc)) from None
+    assert isinstance(digest, str)
+    return digest
 
 
 def is_digest(digest: object) -> bool:
-    return isinstance(digest, str) and _DIGEST.fullmatch(digest) is not None
+    return _digest.is_digest(digest)
 
 
 def digest_hex(digest: str) -> str:
@@ -34,4 +35,4 @@ def digest_hex(digest: str) -> str:
 
 
 def digest_of(data: bytes) -> str:
-    return f"{ALGORITHM}:{hashlib.sha256(data).hexdigest()}"
+    return _digest.compute(data)

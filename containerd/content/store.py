@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from common import atomicfile
+from common.digest import Digester
 from containerd.content.digest import ALGORITHM, digest_hex, validate_digest
 from containerd.errors import AlreadyExists, Conflict, FailedPrecondition, InvalidArgument, NotFound
 
@@ -191,7 +193,7 @@ class ContentStore:
         if expected and not stored_expected:
             _write_text(directory / "expected", expected)
         # The hash state is not persisted: re-read what is already there.
-        hasher = hashlib.sha256()
+        hasher = Digester()
         offset = 0
         while chunk := os.pread(fd, READ_CHUNK, offset):
             hasher.update(chunk)
@@ -263,11 +265,7 @@ class ContentStore:
         return False
 
     def _fsync_blobs_dir(self) -> None:
-        fd = os.open(self.blobs, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        atomicfile.fsync_dir(self.blobs)
 
 
 class ContentWriter:
@@ -282,7 +280,7 @@ class ContentWriter:
         total: int,
         expected: str,
         offset: int,
-        hasher: hashlib._Hash,
+        hasher: Digester,
         started_at: int,
     ) -> None:
         self._store = store
@@ -330,12 +328,12 @@ class ContentWriter:
         if size != 0:
             raise InvalidArgument(f"ref {self.ref}: truncate only supports size 0, not {size}")
         os.ftruncate(fd, 0)
-        self._hasher = hashlib.sha256()
+        self._hasher = Digester()
         self.offset = 0
 
     def digest(self) -> str:
         """Digest of the bytes written so far (or of the committed blob)."""
-        return self._digest or f"{ALGORITHM}:{self._hasher.hexdigest()}"
+        return self._digest or self._hasher.digest()
 
     def status(self) -> IngestStatus:
         fd = self._live_fd()
@@ -360,7 +358,7 @@ class ContentWriter:
                 raise FailedPrecondition(
                     f"commit of ref {self.ref}: {self.offset} bytes written, expected {want_size}"
                 )
-            actual = f"{ALGORITHM}:{self._hasher.hexdigest()}"
+            actual = self._hasher.digest()
             if want and want != actual:
                 raise FailedPrecondition(f"commit of ref {self.ref}: digest {actual} does not match {want}")
             self._digest = actual
@@ -400,9 +398,9 @@ def _chunks(f: BinaryIO, offset: int, remaining: int) -> Iterator[bytes]:
 
 
 def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.rename(path)
+    # An ingest's bookkeeping is scratch: replaced whole, not synced (a power loss can cost the
+    # ingest, which the writer then starts again); a commit is what is made durable.
+    atomicfile.write_text(path, text, 0o644, durable=False)
 
 
 def _read_text(path: Path) -> str:

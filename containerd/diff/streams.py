@@ -7,11 +7,11 @@ read() yields); it is never held in memory whole.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 from collections.abc import Iterable, Iterator
 from typing import IO, Any, Protocol, cast
 
+from common.digest import Digester
 from containerd.errors import ContainerdError, InvalidArgument, Unimplemented
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -111,7 +111,7 @@ class DigestReader:
 
     def __init__(self, inner: Readable) -> None:
         self._inner = inner
-        self._hash = hashlib.sha256()
+        self._hash = Digester()
         self.size = 0
         self._tail = b""
 
@@ -138,7 +138,7 @@ class DigestReader:
 
     @property
     def digest(self) -> str:
-        return "sha256:" + self._hash.hexdigest()
+        return self._hash.digest()
 
 
 class DigestWriter:
@@ -146,7 +146,7 @@ class DigestWriter:
 
     def __init__(self, inner: Writable) -> None:
         self._inner = inner
-        self._hash = hashlib.sha256()
+        self._hash = Digester()
         self.size = 0
 
     def write(self, data: bytes) -> int:
@@ -161,7 +161,7 @@ class DigestWriter:
 
     @property
     def digest(self) -> str:
-        return "sha256:" + self._hash.hexdigest()
+        return self._hash.digest()
 
 
 class Compressor:

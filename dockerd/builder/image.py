@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from common.digest import compute as compute_digest
 from containerd.client import Descriptor, Image, Platform, chain_ids, image_manifest
 from containerd.client.media import (
     DOCKER_CONFIG,
@@ -24,7 +25,6 @@ from containerd.client.media import (
     LABEL_GC_REF_CONTENT,
     LABEL_GC_REF_SNAPSHOT,
     MAX_JSON_BLOB,
-    sha256_digest,
 )
 
 if TYPE_CHECKING:
@@ -160,7 +160,7 @@ def write_image(client: Client, state: ImageState, snapshotter: str) -> ImageSta
         config["container_config"] = ordered_container_config(config["container_config"])
     config["rootfs"] = {"type": "layers", "diff_ids": state.diff_ids}
     raw = go_json(dict(sorted(config.items())))
-    config_desc = Descriptor(DOCKER_CONFIG, sha256_digest(raw), len(raw))
+    config_desc = Descriptor(DOCKER_CONFIG, compute_digest(raw), len(raw))
     chain = state.chain
     labels = {f"{LABEL_GC_REF_SNAPSHOT}.{snapshotter}": chain} if chain else {}
     _store(client, raw, config_desc, labels)
@@ -172,7 +172,7 @@ def write_image(client: Client, state: ImageState, snapshotter: str) -> ImageSta
             "layers": [layer.to_json() for layer in state.layers],
         }
     )
-    manifest_desc = Descriptor(DOCKER_MANIFEST, sha256_digest(manifest), len(manifest))
+    manifest_desc = Descriptor(DOCKER_MANIFEST, compute_digest(manifest), len(manifest))
     refs = {f"{LABEL_GC_REF_CONTENT}.config": config_desc.digest}
     refs.update({f"{LABEL_GC_REF_CONTENT}.l.{i}": layer.digest for i, layer in enumerate(state.layers)})
     _store(client, manifest, manifest_desc, refs)

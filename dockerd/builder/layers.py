@@ -11,12 +11,12 @@ pulled and unpacked, and are shared with any image that has the same layers.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import secrets
 import tarfile
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from common.digest import compute as compute_digest
 from containerd.client import AlreadyExists, ContainerdError, Descriptor, Mount, NotFound, chain_ids
 from containerd.client.media import DOCKER_LAYER
 from containerd.client.mount import temp_mount
@@ -26,11 +26,11 @@ if TYPE_CHECKING:
 
 # What Diff writes when nothing changed: a tar with no entries (Python's tarfile pads it to
 # one 10 KiB record, Go's archive/tar writes two zero blocks); either is "no layer".
-_EMPTY_TARS = {hashlib.sha256(bytes(size)).hexdigest() for size in (2 * tarfile.BLOCKSIZE, tarfile.RECORDSIZE)}
+_EMPTY_TARS = {compute_digest(bytes(size)) for size in (2 * tarfile.BLOCKSIZE, tarfile.RECORDSIZE)}
 
 
 def is_empty_layer(desc: Descriptor) -> bool:
-    return desc.digest.removeprefix("sha256:") in _EMPTY_TARS
+    return desc.digest in _EMPTY_TARS
 
 
 def new_key(kind: str) -> str:

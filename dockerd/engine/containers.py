@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from common import atomicfile
 from containerd.client import Client
 from containerd.errors import AlreadyExists as ContainerdAlreadyExists
 from containerd.errors import ContainerdError
@@ -202,11 +203,7 @@ class ContainerEngine:
         return os.path.join(self.root, cid)
 
     def _save(self, c: Container) -> None:
-        path = os.path.join(self._dir(c.id), "config.v2.json")
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(asdict(c), f)
-        os.replace(tmp, path)
+        atomicfile.write_text(os.path.join(self._dir(c.id), "config.v2.json"), json.dumps(asdict(c)))
 
     def _load(self) -> None:
         for cid in os.listdir(self.root):

@@ -28,6 +28,7 @@ from typing import Any
 
 import httpx
 
+from common.digest import compute as compute_digest
 from containerd.client import (
     Client,
     Descriptor,
@@ -51,7 +52,6 @@ from containerd.client.media import (
     parse_config,
     parse_index,
     parse_manifest,
-    sha256_digest,
 )
 from containerd.client.names import Reference, parse_reference
 from containerd.client.unpack import image_manifest, is_unpacked
@@ -266,7 +266,7 @@ class Pull(_Streamed):
             data, media_type, header = session.manifest(ref, ACCEPT)
         except RegistryError as exc:
             raise self._pull_error(exc) from None
-        digest = sha256_digest(data)
+        digest = compute_digest(data)
         if (expected and digest != expected) or (
             header and header.startswith("sha256:") and header != digest
         ):

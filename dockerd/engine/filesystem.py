@@ -37,6 +37,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
+from common import libc, mountinfo
 from containerd.client import Mount, Snapshots
 from containerd.errors import AlreadyExists, ContainerdError
 from containerd.errors import NotFound as ContainerdNotFound
@@ -44,7 +45,6 @@ from containerd.snapshots import mount as cmount
 from dockerd.engine import initlayer, scoped
 from dockerd.engine.archive import Extractor, TarWriter
 from dockerd.engine.errors import EngineError, InvalidParameter, NotFound
-from runtime.linux import libc
 
 if TYPE_CHECKING:
     from containerd.client import Client
@@ -436,8 +436,7 @@ class FilesystemService:
         except OSError:
             return None
         try:
-            with open(f"/proc/{pid}/mountinfo") as f:
-                pseudo, dev = scoped.pseudo_devices(f)
+            pseudo, dev = scoped.pseudo_devices(mountinfo.read(pid))
         except OSError:
             os.close(fd)
             return None
@@ -467,8 +466,7 @@ class FilesystemService:
                     point = self._bind_into(fd, b)
                     if point is not None:
                         done.append(point)
-                with open("/proc/self/mountinfo") as f:
-                    pseudo, _ = scoped.pseudo_devices(f)  # a bind of the host's /proc, say
+                pseudo, _ = scoped.pseudo_devices(mountinfo.read())  # a bind of the host's /proc, say
                 yield RootView(fd, binds, pseudo)
             finally:
                 os.close(fd)

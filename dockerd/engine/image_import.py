@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import bz2
 import gzip
-import hashlib
 import json
 import lzma
 import os
@@ -24,6 +23,7 @@ import tempfile
 import time
 from typing import IO, TYPE_CHECKING, Any
 
+from common import digest as digests
 from containerd.client import import_archive, normalize_name
 from containerd.client.errors import ContainerdError, InvalidArgument
 from containerd.client.media import host_platform
@@ -96,7 +96,7 @@ def import_rootfs(
         if platform.variant:
             image["variant"] = platform.variant
         raw = json.dumps(image, sort_keys=False, separators=(",", ":")).encode()
-        config_hex = hashlib.sha256(raw).hexdigest()
+        config_hex = digests.compute(raw).split(":", 1)[1]
         with open(os.path.join(work, f"{config_hex}.json"), "wb") as f:
             f.write(raw)
         entry = {"Config": f"{config_hex}.json", "RepoTags": [name] if name else [], "Layers": ["layer.tar"]}
@@ -128,7 +128,7 @@ def _write_layer(body: IO[bytes], path: str) -> str:
         plain = zstandard.ZstdDecompressor().stream_reader(body, read_across_frames=True)
     else:
         plain = body
-    digest = hashlib.sha256()
+    digest = digests.Digester()
     try:
         with open(path, "wb") as out:
             while chunk := plain.read(1 << 20):
@@ -145,14 +145,14 @@ def _write_layer(body: IO[bytes], path: str) -> str:
         end = bytes(2 * tarfile.BLOCKSIZE)
         with open(path, "wb") as out:
             out.write(end)
-        return "sha256:" + hashlib.sha256(end).hexdigest()
+        return digests.compute(end)
     try:
         with tarfile.open(path, "r:") as tar:
             for _ in tar:
                 pass
     except (tarfile.TarError, EOFError):
         raise InvalidParameter("Error processing tar file: archive/tar: invalid tar header") from None
-    return "sha256:" + digest.hexdigest()
+    return digest.digest()
 
 
 def _now() -> str:

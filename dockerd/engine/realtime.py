@@ -19,7 +19,7 @@ PERIOD_FILE = "cpu.rt_period_us"
 
 def cpu_hierarchy() -> str | None:
     """Where the v1 cpu controller is mounted, as seen from its root (None: no v1 cpu controller)."""
-    from runtime.linux.cgroups.mounts import current_layout
+    from common.cgroups.layout import current_layout
 
     for mount in current_layout().v1:
         if "cpu" in mount.controllers:

@@ -582,6 +582,8 @@ class ResourceService:
         for metric in response.metrics:
             if metric.id != c.id:
                 continue
+            if metric.data.type_url != "io.containerd.cgroups.v1.Metrics":
+                return None  # a cgroup v2 host's io.containerd.cgroups.v2.Metrics: not converted yet
             data = self._metrics_pb2.Metrics.FromString(metric.data.value)
             out = stats_from_metrics(
                 data, metric.timestamp.ToNanoseconds() or time.time_ns(), self._machine_memory

@@ -16,7 +16,8 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from typing import IO
+
+from common import mountinfo
 
 O_PATH = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
 O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -187,20 +188,13 @@ def remove_all(parent: int, name: str) -> None:
         os.unlink(name, dir_fd=parent)
 
 
-def pseudo_devices(mountinfo: IO[str]) -> tuple[set[int], set[int]]:
-    """From a mountinfo table (/proc/PID/mountinfo): st_dev of every pseudo filesystem, and of
+def pseudo_devices(table: list[mountinfo.Mount]) -> tuple[set[int], set[int]]:
+    """From a mount table (common.mountinfo.read(PID)): st_dev of every pseudo filesystem, and of
     the runtime's tmpfs mounts on /dev (device nodes, which dockerd's view of a container lacks)."""
     pseudo, dev = set(), set()
-    for line in mountinfo:
-        fields = line.split(" ")
-        try:
-            fstype = fields[fields.index("-") + 1]
-            major, minor = fields[2].split(":")
-            point = fields[4]
-        except (ValueError, IndexError):
-            continue
-        if fstype in PSEUDO_FS:
-            pseudo.add(os.makedev(int(major), int(minor)))
-        elif fstype == "tmpfs" and (point == "/dev" or point.startswith("/dev/")):
-            dev.add(os.makedev(int(major), int(minor)))
+    for m in table:
+        if m.fstype in PSEUDO_FS:
+            pseudo.add(m.dev)
+        elif m.fstype == "tmpfs" and (m.point == "/dev" or m.point.startswith("/dev/")):
+            dev.add(m.dev)
     return pseudo, dev

@@ -21,8 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from common import libc
 from dockerd.engine.errors import Conflict, EngineError, InvalidParameter
-from runtime.linux import libc
 
 if TYPE_CHECKING:
     from dockerd.engine.containers import Container

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from pyroute2 import IPRoute, netns
 
+from common import mountinfo
+
 
 def create(path: Path) -> None:
     """A new network namespace at PATH with `lo` up (as runc would bring it up)."""
@@ -32,8 +34,7 @@ def create(path: Path) -> None:
 
 def is_mounted(path: Path) -> bool:
     """Is PATH a namespace mount (a file left by a crash mid-create is not)?"""
-    with open("/proc/self/mountinfo") as f:
-        return any(line.split()[4] == str(path) for line in f)
+    return mountinfo.is_mount_point(str(path))
 
 
 def remove(path: Path) -> None:

@@ -4,17 +4,17 @@
     <state>/sandboxes/<cid>.json   a Sandbox with its endpoints and published ports
     <state>/ipam/<network id>.json the addresses handed out on that network
 
-A file is written whole to a temporary name, fsync'd and renamed over the old one, so a
-daemon killed at any moment leaves either the old record or the new one.
+A file is replaced whole (common/atomicfile.py: temporary file, fsync, rename, directory fsync),
+so a daemon killed at any moment, or a power loss, leaves either the old record or the new one.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
+from common import atomicfile
 from dockerd.network.model import Network, Sandbox, from_dict, to_dict
 
 
@@ -30,13 +30,7 @@ class Store:
         return self.root / kind / f"{key}.json"
 
     def write(self, kind: str, key: str, data: dict[str, Any]) -> None:
-        path = self._path(kind, key)
-        tmp = path.with_name(f".{path.name}.tmp")
-        with open(tmp, "w") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        atomicfile.write_text(self._path(kind, key), json.dumps(data, indent=1, sort_keys=True), 0o644)
 
     def read(self, kind: str, key: str) -> dict[str, Any] | None:
         try:

@@ -24,15 +24,14 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from common import atomicfile, libc
 from common.mount import mount_points, unmount
+from common.mountopts import PROPAGATION, parse_options
 from dockerd.engine.errors import InvalidParameter
-from dockerd.volumes import durable
 from dockerd.volumes.driver import DriverVolume
 from dockerd.volumes.errors import DriverError, NotFound
 from dockerd.volumes.names import validate_local_name
 from dockerd.volumes.units import ram_in_bytes
-from runtime.linux import libc
-from runtime.linux.mounts import PROPAGATION, parse_options
 
 DATA_DIR = "_data"
 OPTS_FILE = "opts.json"
@@ -171,15 +170,15 @@ class LocalDriver:
             try:
                 os.mkdir(os.path.join(staging, DATA_DIR), 0o755)
                 if options is not None:
-                    durable.write_file(os.path.join(staging, OPTS_FILE), options.to_json())
-                durable.fsync_dir(staging)
+                    atomicfile.write_atomic(os.path.join(staging, OPTS_FILE), options.to_json())
+                atomicfile.fsync_dir(staging)
                 os.rename(staging, final)
             except OSError as exc:
                 shutil.rmtree(staging, ignore_errors=True)
                 if os.path.exists(final):
                     raise DriverError(f"volume already exists under {final}") from exc
                 raise DriverError(f"error while creating volume root path '{final}': {_go_error(exc)}") from exc
-            durable.fsync_dir(self.root)
+            atomicfile.fsync_dir(self.root)
             vol = _LocalVolume(name, final, options)
             self._volumes[name] = vol
             return vol.describe()
@@ -202,7 +201,7 @@ class LocalDriver:
                     trash = ""
                 except OSError as exc:
                     raise DriverError(f"error removing volume path '{vol.root}': {_go_error(exc)}") from exc
-                durable.fsync_dir(self.root)
+                atomicfile.fsync_dir(self.root)
                 del self._volumes[name]
             if trash:
                 shutil.rmtree(trash, ignore_errors=True)

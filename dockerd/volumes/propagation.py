@@ -3,22 +3,9 @@
 from __future__ import annotations
 
 import os
-import re
 
+from common import mountinfo
 from dockerd.engine.errors import InvalidParameter
-
-
-def _mount_of(path: str) -> tuple[str, list[str]]:
-    """(mount point, optional fields) of the mount that holds PATH, from /proc/self/mountinfo."""
-    best, fields = "/", []
-    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
-        for line in f:
-            left = line.split(" - ", 1)[0].split()
-            point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), left[4])
-            inside = path == point or path.startswith(point.rstrip("/") + "/")
-            if inside and len(point) >= len(best):
-                best, fields = point, left[6:]
-    return best, fields
 
 
 def check_propagation(source: str, propagation: str) -> None:
@@ -30,6 +17,7 @@ def check_propagation(source: str, propagation: str) -> None:
         wanted, what = ("shared:", "master:"), "a shared or slave mount"
     else:
         return
-    point, fields = _mount_of(os.path.realpath(source))
+    holder = mountinfo.mount_of(os.path.realpath(source))
+    point, fields = (holder.point, holder.optional) if holder is not None else ("/", ())
     if not any(f.startswith(w) for f in fields for w in wanted):
         raise InvalidParameter(f"path {source} is mounted on {point} but it is not {what}")

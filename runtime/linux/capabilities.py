@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from common import libc
 from runtime.errors import PyruncError
-from runtime.linux import libc
 
 NAMES = [
     "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",

@@ -16,8 +16,8 @@ import termios
 import tty
 from collections.abc import Callable
 
+from common import libc
 from runtime.errors import PyruncError
-from runtime.linux import libc
 
 
 def connect(path: str) -> socket.socket:

@@ -26,7 +26,7 @@ import fcntl
 import os
 import struct
 
-from runtime.linux import libc
+from common import libc
 
 _BASE = 0x400000  # where the single PT_LOAD segment is mapped
 _HEADERS = 64 + 56  # ELF header + one program header

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runtime import fastjson
+from common import fastjson
 from runtime.errors import PyruncError
 
 TYPE_CHECKING = False

@@ -19,8 +19,8 @@ from __future__ import annotations
 import errno
 import os
 
+from common import libc
 from runtime.errors import PyruncError
-from runtime.linux import libc
 
 O_PATH = os.O_PATH | os.O_CLOEXEC
 IN_ROOT = libc.RESOLVE_IN_ROOT | libc.RESOLVE_NO_MAGICLINKS

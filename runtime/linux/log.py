@@ -11,7 +11,7 @@ import os
 import sys
 import time
 
-from runtime import fastjson
+from common import fastjson
 
 
 class _Sink:

@@ -14,54 +14,10 @@ import errno
 import os
 import stat
 
+from common import libc, mountinfo
+from common.mountopts import PROPAGATION, MountOptions, parse_options
 from runtime.errors import PyruncError
-from runtime.linux import inroot, libc
-
-_FLAG_OPTIONS: dict[str, tuple[bool, int]] = {
-    # option: (clear instead of set, flag)
-    "ro": (False, libc.MS_RDONLY),
-    "rw": (True, libc.MS_RDONLY),
-    "nosuid": (False, libc.MS_NOSUID),
-    "suid": (True, libc.MS_NOSUID),
-    "nodev": (False, libc.MS_NODEV),
-    "dev": (True, libc.MS_NODEV),
-    "noexec": (False, libc.MS_NOEXEC),
-    "exec": (True, libc.MS_NOEXEC),
-    "sync": (False, libc.MS_SYNCHRONOUS),
-    "async": (True, libc.MS_SYNCHRONOUS),
-    "dirsync": (False, libc.MS_DIRSYNC),
-    "remount": (False, libc.MS_REMOUNT),
-    "mand": (False, libc.MS_MANDLOCK),
-    "nomand": (True, libc.MS_MANDLOCK),
-    "atime": (True, libc.MS_NOATIME),
-    "noatime": (False, libc.MS_NOATIME),
-    "diratime": (True, libc.MS_NODIRATIME),
-    "nodiratime": (False, libc.MS_NODIRATIME),
-    "relatime": (False, libc.MS_RELATIME),
-    "norelatime": (True, libc.MS_RELATIME),
-    "strictatime": (False, libc.MS_STRICTATIME),
-    "nostrictatime": (True, libc.MS_STRICTATIME),
-    "lazytime": (False, libc.MS_LAZYTIME),
-    "nolazytime": (True, libc.MS_LAZYTIME),
-    "symfollow": (True, libc.MS_NOSYMFOLLOW),
-    "nosymfollow": (False, libc.MS_NOSYMFOLLOW),
-    "bind": (False, libc.MS_BIND),
-    "rbind": (False, libc.MS_BIND | libc.MS_REC),
-}
-
-PROPAGATION: dict[str, int] = {
-    "private": libc.MS_PRIVATE,
-    "rprivate": libc.MS_PRIVATE | libc.MS_REC,
-    "shared": libc.MS_SHARED,
-    "rshared": libc.MS_SHARED | libc.MS_REC,
-    "slave": libc.MS_SLAVE,
-    "rslave": libc.MS_SLAVE | libc.MS_REC,
-    "unbindable": libc.MS_UNBINDABLE,
-    "runbindable": libc.MS_UNBINDABLE | libc.MS_REC,
-}
-
-# Options that only tools like mount(8) understand; the kernel would reject them as data.
-_IGNORED_OPTIONS = {"defaults", "auto", "noauto", "user", "nouser", "_netdev", "nofail", "tmpcopyup", "idmap", "ridmap"}
+from runtime.linux import inroot
 
 _DEFAULT_DEVICES = [
     # path, type, major, minor, mode
@@ -72,32 +28,6 @@ _DEFAULT_DEVICES = [
     ("/dev/urandom", "c", 1, 9, 0o666),
     ("/dev/tty", "c", 5, 0, 0o666),
 ]
-
-
-class MountOptions:
-    __slots__ = ("flags", "propagation", "data")
-
-    def __init__(self, flags: int, propagation: list[int], data: str) -> None:
-        self.flags = flags
-        self.propagation = propagation
-        self.data = data
-
-
-def parse_options(options: list[str]) -> MountOptions:
-    flags = 0
-    propagation: list[int] = []
-    data: list[str] = []
-    for opt in options:
-        if opt in _FLAG_OPTIONS:
-            clear, flag = _FLAG_OPTIONS[opt]
-            flags = flags & ~flag if clear else flags | flag
-        elif opt in PROPAGATION:
-            propagation.append(PROPAGATION[opt])
-        elif opt in _IGNORED_OPTIONS:
-            continue
-        else:
-            data.append(opt)
-    return MountOptions(flags, propagation, ",".join(data))
 
 
 def prepare_root(rootfs: str, propagation: str | None, own_namespace: bool = True) -> int:
@@ -120,44 +50,20 @@ def prepare_root(rootfs: str, propagation: str | None, own_namespace: bool = Tru
 
 def _make_parent_private(rootfs: str) -> None:
     """pivot_root refuses a new root whose parent mount is shared."""
-    mountpoint = _mount_point_of(rootfs)
+    holder = mountinfo.mount_of(rootfs)
+    mountpoint = holder.point if holder is not None else "/"
     try:
         libc.mount(None, mountpoint, None, libc.MS_PRIVATE)
     except OSError:
         pass
 
 
-def _mount_point_of(path: str) -> str:
-    best = "/"
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            target = _unescape(line.split()[4])
-            if (path == target or path.startswith(target.rstrip("/") + "/")) and len(target) > len(best):
-                best = target
-    return best
-
-
-def top_mount_id(path: str) -> int:
-    """The id of the mount on top at PATH in our mount namespace (0 if PATH is no mount point)."""
-    found = 0
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            fields = line.split(" ", 5)
-            if _unescape(fields[4]) == path:
-                found = int(fields[0])  # a mount stacked on another is listed after it
-    return found
-
-
 def detach_if_ours(path: str, mount_id: int) -> None:
     """Lazily unmount what a container without a mount namespace of its own mounted in ours: the
     bind of its rootfs (id MOUNT_ID), and with it every mount below it. Someone else's mount on
     top of it, or a bind already gone, is left alone."""
-    if mount_id and top_mount_id(path) == mount_id:
+    if mount_id and mountinfo.top_mount_id(path) == mount_id:
         libc.umount(path, libc.MNT_DETACH)
-
-
-def _unescape(field: str) -> str:
-    return field.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
 
 
 def mount_entry(root: int, entry: dict, cgroup_paths: dict[str, str], cgroupns: bool) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
+from common import libc
 from runtime.errors import PyruncError
-from runtime.linux import libc
 from runtime.spec import NAMESPACE_FLAGS, NAMESPACE_PROC_NAMES
 
 # A user namespace must be joined first (it owns the others); mount last so the paths

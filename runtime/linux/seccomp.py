@@ -406,7 +406,7 @@ class SeccompFilter:
 
     def load(self) -> None:
         """Install the filter on the calling thread (every thread with TSYNC)."""
-        from runtime.linux import libc
+        from common import libc
 
         try:
             libc.seccomp_set_filter(self.program, self.flags)

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import pytest
 
+from common.cgroups.layout import parse_mountinfo, parse_proc_cgroup
+from common.cgroups.stats import format_page_size
 from runtime.linux.cgroups import (
     CgroupError,
     CgroupManager,
@@ -30,9 +32,7 @@ from runtime.linux.cgroups import (
     runc_default_devices,
 )
 from runtime.linux.cgroups.devices import DeviceState, parse_devices_list, target_state, transition
-from runtime.linux.cgroups.mounts import parse_mountinfo, parse_proc_cgroup
 from runtime.linux.cgroups.resources import DeviceRule
-from runtime.linux.cgroups.stats import format_page_size
 
 # ---- independent view of the machine ------------------------------------------------------------
 

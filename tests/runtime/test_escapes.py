@@ -109,7 +109,8 @@ def _argv(tool: Pyrunc | Runc) -> list[str]:
 _RACE_AT_MOUNT = r"""
 import ctypes, json, os, sys
 sys.path.insert(0, sys.argv[1])
-from runtime.linux import libc, mounts
+from common import libc
+from runtime.linux import mounts
 rootfs, vol = sys.argv[2], sys.argv[3]
 root = mounts.prepare_root(rootfs, None)
 mounts.mount_entry(root, {"destination": "/vol", "type": "bind", "source": vol, "options": ["rbind"]}, {}, False)

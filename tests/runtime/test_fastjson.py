@@ -1,4 +1,4 @@
-"""runtime.fastjson must agree with the json package on everything the runtime reads and writes."""
+"""common.fastjson must agree with the json package on everything the runtime reads and writes."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from runtime import fastjson
+from common import fastjson
 from runtime.spec_default import default_spec
 
 SAMPLES = [

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from runtime.linux import libc
+from common import libc
 from runtime.linux import seccomp as sc
 
 _libc = ctypes.CDLL(None, use_errno=True)

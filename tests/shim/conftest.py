@@ -12,10 +12,12 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import secrets
 import select
 import shutil
 import signal
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -60,8 +62,10 @@ def cgroup_dirs(path: str) -> list[str]:
 
 
 def mounts_under(prefix: str) -> list[str]:
+    # unescaped here, independently of common/mountinfo.py (under test): \040 is a space...
     with open("/proc/self/mountinfo") as f:
-        return [line.split()[4] for line in f if line.split()[4].startswith(prefix)]
+        points = [re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), line.split()[4]) for line in f]
+    return [p for p in points if p.startswith(prefix)]
 
 
 class FifoReader:
@@ -154,9 +158,10 @@ class Lab:
         exit_timeout: float | None = None,
         edit: Callable[[dict[str, Any]], None] | None = None,
         copy_rootfs: bool = True,
+        bundle_suffix: str = "",
     ) -> ShimTask:
         """A bundle for ARGS and a started shim for it (no task created yet)."""
-        task = self.prepare(args, runtime, terminal, exit_timeout, edit, copy_rootfs)
+        task = self.prepare(args, runtime, terminal, exit_timeout, edit, copy_rootfs, bundle_suffix)
         task.address = start_shim(task.config)
         task.shim_pid = int((task.state_dir / "shim.pid").read_text())
         return task
@@ -169,10 +174,11 @@ class Lab:
         exit_timeout: float | None = None,
         edit: Callable[[dict[str, Any]], None] | None = None,
         copy_rootfs: bool = True,
+        bundle_suffix: str = "",
     ) -> ShimTask:
         """A bundle for ARGS and the configuration of its shim, not started (cleaned up at teardown all the same)."""
         cid = f"s{os.getpid()}-{secrets.token_hex(3)}"
-        bundle = self.root / f"bundle-{cid}"
+        bundle = self.root / f"bundle-{cid}{bundle_suffix}"
         bundle.mkdir()
         if copy_rootfs:
             shutil.copytree(DEFAULT_ROOTFS, bundle / "rootfs", symlinks=True)
@@ -272,5 +278,5 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
     if mounts:
         leftovers.append(f"mounts {mounts}")
         for mnt in reversed(mounts):
-            os.system(f"umount -l {mnt}")
+            subprocess.run(["umount", "-l", mnt], check=False)
     assert not leftovers, "left behind: " + "; ".join(leftovers)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -233,6 +234,34 @@ def test_cleanup_after_the_shim_was_killed(lab: Lab) -> None:
     deleted = cleanup_shim(task.config)
     assert deleted.exit_status == 128 + signal.SIGKILL
     wait_for(lambda: not pid_alive(pid), what="the container to be killed")
+    assert not task.state_dir.exists()
+    assert cgroup_dirs(task.cgroups_path) == []
+
+
+def test_cleanup_unmounts_a_rootfs_whose_path_has_a_space_and_a_tab(lab: Lab) -> None:
+    # mountinfo writes " " and "\t" in a mount point as \040 and \011: `delete` after a dead shim
+    # must unescape them to see that bundle/rootfs is still mounted, or the mount leaks.
+    task = lab.task(["sleep", "1000"], copy_rootfs=False, bundle_suffix=" my bundle\twith tab")
+    lower = lab.root / f"lower-{task.id}"
+    shutil.copytree(REPO / "images" / "busybox-bundle" / "rootfs", lower, symlinks=True)
+    client = task.client()
+    pid = create(task, client, rootfs=[{"type": "bind", "source": str(lower), "options": ["rbind", "rw"]}])
+    client.start(id=task.id)
+    rootfs = str(task.bundle / "rootfs")
+    escaped = rootfs.replace(" ", "\\040").replace("\t", "\\011")
+
+    def raw_points() -> list[str]:
+        with open("/proc/self/mountinfo") as f:
+            return [line.split()[4] for line in f]
+
+    assert escaped in raw_points() and rootfs not in raw_points()  # the kernel's escapes, read raw
+    client.close()
+    os.kill(task.shim_pid, signal.SIGKILL)
+    wait_for(lambda: not pid_alive(task.shim_pid), what="the shim to die")
+    deleted = cleanup_shim(task.config)
+    assert deleted.exit_status == 128 + signal.SIGKILL
+    wait_for(lambda: not pid_alive(pid), what="the container to be killed")
+    assert escaped not in raw_points(), "bundle/rootfs is still mounted"
     assert not task.state_dir.exists()
     assert cgroup_dirs(task.cgroups_path) == []
 

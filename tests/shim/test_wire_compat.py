@@ -18,15 +18,16 @@ from pathlib import Path
 
 import pytest
 from containerd_api.cgroups.stats.v1 import metrics_pb2
+from containerd_api.cgroups.stats.v2 import metrics_pb2 as metrics_v2_pb2
 from containerd_api.runtime.task.v2 import shim_events_pb2, shim_pb2
 from google.protobuf import any_pb2
 
+import ttrpc
 from containerd import errors
 from containerd.shim_client import ShimClient, TtrpcClient
 from shim import messages as m
-from shim import ttrpc
-from shim.wire import FIXED64, INT, STRING, UINT, WireError, decode, encode, timestamp
 from tests.shim.conftest import DEFAULT_ROOTFS, RUNC, FifoReader, Lab, pid_alive, wait_for
+from ttrpc.wire import FIXED64, INT, MESSAGE, STRING, UINT, WireError, decode, encode, timestamp
 
 
 def test_requests_encode_like_protobuf() -> None:
@@ -70,6 +71,47 @@ def test_responses_decode_what_protobuf_writes() -> None:
     assert decoded["cpu"]["usage"]["per_cpu"] == [1, 2**40, 3]
     assert decoded["pids"] == {"current": 9}
     assert "rdma" not in decoded
+
+
+def _schema_matches(schema: tuple, descriptor: object, where: str) -> None:  # type: ignore[type-arg]
+    """Every field of SCHEMA is the descriptor's field of that number: name, repeatedness, kind."""
+    by_number = {f.number: f for f in descriptor.fields}  # type: ignore[attr-defined]
+    for field in schema:
+        number, name, kind = field[:3]
+        proto = by_number[number]
+        assert proto.name == name, f"{where}.{name}: protobuf calls field {number} {proto.name}"
+        repeated = isinstance(kind, list)
+        assert proto.is_repeated == repeated, f"{where}.{name}: repeated?"
+        kind = kind[0] if repeated else kind
+        if kind == MESSAGE:
+            assert proto.message_type is not None, f"{where}.{name} is not a message"
+            _schema_matches(field[3], proto.message_type, f"{where}.{name}")
+        else:
+            expected = {UINT: (proto.TYPE_UINT64, proto.TYPE_UINT32), STRING: (proto.TYPE_STRING,)}[kind]
+            assert proto.type in expected, f"{where}.{name}: type {proto.type}"
+
+
+def test_cgroup_metrics_tables_are_containerds() -> None:
+    _schema_matches(m.METRICS_V1, metrics_pb2.Metrics.DESCRIPTOR, "v1")
+    _schema_matches(m.METRICS_V2, metrics_v2_pb2.Metrics.DESCRIPTOR, "v2")
+    # every v2 field the shim fills, through protobuf and back
+    values = {
+        "pids": {"current": 3, "limit": 2**64 - 1},
+        "cpu": {"usage_usec": 10, "user_usec": 7, "system_usec": 3, "nr_periods": 1, "nr_throttled": 1, "throttled_usec": 2},
+        "memory": {**{k: i + 1 for i, k in enumerate(m.MEMORY_STAT_V2_KEYS)}, "usage": 5, "usage_limit": 2**64 - 1},
+        "io": {"usage": [{"major": 8, "minor": 1, "rbytes": 1, "wbytes": 2, "rios": 3, "wios": 4}]},
+        "hugetlb": [{"current": 0, "max": 4096, "pagesize": "2MB"}],
+        "memory_events": {"low": 1, "high": 2, "max": 3, "oom": 4, "oom_kill": 5},
+    }
+    parsed = metrics_v2_pb2.Metrics.FromString(encode(m.METRICS_V2, values))
+    assert parsed.pids.limit == 2**64 - 1 and parsed.cpu.throttled_usec == 2
+    assert parsed.memory.thp_collapse_alloc == len(m.MEMORY_STAT_V2_KEYS) and parsed.memory.usage == 5
+    assert parsed.io.usage[0].wios == 4 and parsed.hugetlb[0].pagesize == "2MB"
+    assert parsed.memory_events.oom_kill == 5
+    assert decode(m.METRICS_V2, parsed.SerializeToString()) == {
+        **values,
+        "hugetlb": [{"max": 4096, "pagesize": "2MB"}],  # proto3: a zero is not written
+    }
 
 
 def test_signed_and_large_numbers_round_trip() -> None:

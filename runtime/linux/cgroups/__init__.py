@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import posixpath
 
-from .common import CgroupError, clean_path
+from common.cgroups import CgroupError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from common.cgroups.layout import CgroupMount
+
     from .devices import RUNC_DEFAULT_DEVICE_RULES, runc_default_devices
     from .manager import CgroupManager
-    from .mounts import CgroupMount
     from .v1 import V1Manager
     from .v2 import V2Manager
 
@@ -51,6 +52,15 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def clean_path(path: str) -> str:
+    """Lexically clean a cgroup path so '..' can never climb above where it starts (like runc)."""
+    absolute = path.startswith("/")
+    cleaned = posixpath.normpath("/" + path)
+    if cleaned.startswith("//"):
+        cleaned = cleaned[1:]
+    return cleaned if absolute else cleaned.lstrip("/")
+
+
 def _is_systemd_style(path: str) -> bool:
     return not path.startswith("/") and path.count(":") == 2
 
@@ -77,7 +87,7 @@ def new_manager(cgroups_path: str | None, container_id: str) -> CgroupManager:
     if inner in ("", "/"):
         raise CgroupError(f"cgroup: cgroupsPath {cgroups_path!r} would be a hierarchy root or our own cgroup")
 
-    from .mounts import current_layout, own_cgroups
+    from common.cgroups.layout import current_layout, own_cgroups
 
     layout = current_layout()
     own = own_cgroups()

@@ -6,10 +6,11 @@ It remembers which directories it created so destroy() removes exactly those and
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 
-from .common import CgroupError, all_pids, rmdir_retry, walk_dirs, write_file
+from common.cgroups import CgroupError, all_pids, strerror, walk_dirs
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -21,6 +22,42 @@ _EMPTY_TIMEOUT = 5.0
 # SIGKILL is 9 on every Linux architecture; naming the number spares importing signal (and the enum
 # machinery it loads) on every create. Callers' signal.SIGKILL compares equal to it.
 _SIGKILL = 9
+
+
+def write_file(directory: str, name: str, value: str | int) -> None:
+    """Write one value to a cgroup control file, naming the file and the kernel's reason on failure."""
+    data = str(value)
+    path = os.path.join(directory, name)
+    try:
+        # One write(2) per value: the kernel parses each write as a whole command.
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, data.encode())
+        finally:
+            os.close(fd)
+    except OSError as err:
+        raise CgroupError(f"cgroup: setting {name} to {data} failed: {strerror(err)}", err.errno) from None
+
+
+def rmdir_retry(path: str, timeout: float = 2.0) -> bool:
+    """rmdir a cgroup, retrying while the kernel still reports it busy.
+
+    Returns False if it stayed busy (e.g. a sibling container still lives in a shared parent)."""
+    deadline = time.monotonic() + timeout
+    delay = 0.002
+    while True:
+        try:
+            os.rmdir(path)
+            return True
+        except FileNotFoundError:
+            return True
+        except OSError as err:
+            if err.errno not in (errno.EBUSY, errno.ENOTEMPTY) or time.monotonic() >= deadline:
+                if err.errno in (errno.EBUSY, errno.ENOTEMPTY):
+                    return False
+                raise CgroupError(f"cgroup: removing {path} failed: {strerror(err)}") from None
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
 
 
 class CgroupManager:

@@ -5,7 +5,7 @@ Like runc, a numeric limit of 0 (or an absent field) means "leave unchanged", an
 
 from __future__ import annotations
 
-from .common import CgroupError
+from common.cgroups import CgroupError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

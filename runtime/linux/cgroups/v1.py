@@ -6,9 +6,10 @@ import errno
 import os
 import time
 
-from .common import CgroupError, parse_flat_keyed, read_file, read_optional, write_file
+from common.cgroups import CgroupError, read_file, read_optional
+
 from .devices import parse_devices_list, target_state, transition
-from .manager import CgroupManager
+from .manager import CgroupManager, write_file
 from .resources import parse_resources
 
 TYPE_CHECKING = False
@@ -297,7 +298,9 @@ class V1Manager(CgroupManager):
         d = self.paths.get("memory")
         if d is None:
             return 0
-        return parse_flat_keyed(read_optional(d, "memory.oom_control") or "").get("oom_kill", 0)
+        from common.cgroups.stats import v1_oom_control
+
+        return v1_oom_control(d).get("oom_kill", 0)
 
     def stats(self) -> dict[str, Any]:
         from .stats import v1_stats

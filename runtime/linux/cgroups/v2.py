@@ -6,9 +6,10 @@ import errno
 import os
 import time
 
-from .common import CgroupError, parse_flat_keyed, read_optional, write_file
+from common.cgroups import CgroupError, parse_flat_keyed, read_optional
+
 from .devices import target_state
-from .manager import CgroupManager
+from .manager import CgroupManager, write_file
 from .resources import parse_resources
 
 TYPE_CHECKING = False
@@ -252,8 +253,9 @@ class V2Manager(CgroupManager):
     # ---- statistics -----------------------------------------------------------------------------
 
     def oom_kill_count(self) -> int:
-        text = read_optional(self.path, "memory.events")
-        return parse_flat_keyed(text).get("oom_kill", 0) if text else 0
+        from common.cgroups.stats import v2_memory_events
+
+        return v2_memory_events(self.path).get("oom_kill", 0)
 
     def stats(self) -> dict[str, Any]:
         from .stats import v2_stats

@@ -1,10 +1,15 @@
-"""Small helpers shared by the v1 and v2 cgroup managers: file I/O with readable errors, parsers."""
+"""Reading cgroups, v1 and v2, for pyrunc and the shim alike; changing them (creating, limits,
+freezing) is pyrunc's alone (runtime/linux/cgroups/).
+
+Here: reading cgroup files with one-line errors naming the file, the kernel's number formats, and
+EventsFile for watching a v2 events file. layout.py finds the hierarchies and a process's cgroups
+in them; stats.py reads the statistics files. Import-light (errno, os): pyrunc loads this on
+every verb that touches a cgroup, the shim for every task."""
 
 from __future__ import annotations
 
 import errno
 import os
-import time
 
 
 class CgroupError(Exception):
@@ -16,23 +21,8 @@ class CgroupError(Exception):
         self.errno = errno_value
 
 
-def _strerror(err: OSError) -> str:
+def strerror(err: OSError) -> str:
     return os.strerror(err.errno) if err.errno else str(err)
-
-
-def write_file(directory: str, name: str, value: str | int) -> None:
-    """Write one value to a cgroup control file, naming the file and the kernel's reason on failure."""
-    data = str(value)
-    path = os.path.join(directory, name)
-    try:
-        # One write(2) per value: the kernel parses each write as a whole command.
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-        try:
-            os.write(fd, data.encode())
-        finally:
-            os.close(fd)
-    except OSError as err:
-        raise CgroupError(f"cgroup: setting {name} to {data} failed: {_strerror(err)}", err.errno) from None
 
 
 def _read_text(path: str) -> str:
@@ -57,7 +47,7 @@ def read_file(directory: str, name: str) -> str:
         return _read_text(os.path.join(directory, name))
     except OSError as err:
         raise CgroupError(
-            f"cgroup: reading {os.path.join(directory, name)} failed: {_strerror(err)}"
+            f"cgroup: reading {os.path.join(directory, name)} failed: {strerror(err)}"
         ) from None
 
 
@@ -72,7 +62,7 @@ def read_optional(directory: str, name: str) -> str | None:
         if err.errno in (errno.ENODEV, errno.EOPNOTSUPP, errno.EINVAL):
             return None
         raise CgroupError(
-            f"cgroup: reading {os.path.join(directory, name)} failed: {_strerror(err)}"
+            f"cgroup: reading {os.path.join(directory, name)} failed: {strerror(err)}"
         ) from None
 
 
@@ -146,31 +136,25 @@ def all_pids(directory: str) -> list[int]:
     return sorted(pids)
 
 
-def rmdir_retry(path: str, timeout: float = 2.0) -> bool:
-    """rmdir a cgroup, retrying while the kernel still reports it busy.
+class EventsFile:
+    """A cgroup v2 events file (memory.events, cgroup.events...) held open to be watched.
 
-    Returns False if it stayed busy (e.g. a sibling container still lives in a shared parent)."""
-    deadline = time.monotonic() + timeout
-    delay = 0.002
-    while True:
-        try:
-            os.rmdir(path)
-            return True
-        except FileNotFoundError:
-            return True
-        except OSError as err:
-            if err.errno not in (errno.EBUSY, errno.ENOTEMPTY) or time.monotonic() >= deadline:
-                if err.errno in (errno.EBUSY, errno.ENOTEMPTY):
-                    return False
-                raise CgroupError(f"cgroup: removing {path} failed: {_strerror(err)}") from None
-        time.sleep(delay)
-        delay = min(delay * 2, 0.05)
+    The kernel wakes a poll() on it for POLLPRI (epoll reports EPOLLPRI | EPOLLERR) when one of its
+    values changes; reading it again through the same fd re-arms the notice (kernfs compares the
+    fd's event count with the file's). Once the cgroup is removed the file polls as always ready and
+    read() fails with ENODEV: the watcher must stop then.
+    """
 
+    __slots__ = ("fd", "path")
 
-def clean_path(path: str) -> str:
-    """Lexically clean a cgroup path so '..' can never climb above where it starts (like runc)."""
-    absolute = path.startswith("/")
-    cleaned = os.path.normpath("/" + path)
-    if cleaned.startswith("//"):
-        cleaned = cleaned[1:]
-    return cleaned if absolute else cleaned.lstrip("/")
+    def __init__(self, directory: str, name: str) -> None:
+        self.path = os.path.join(directory, name)
+        self.fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+
+    def read(self) -> dict[str, int]:
+        return parse_flat_keyed(os.pread(self.fd, 65536, 0).decode("ascii", "replace"))
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1

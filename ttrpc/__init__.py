@@ -1,4 +1,8 @@
-"""ttrpc framing: containerd's light RPC protocol for shims.
+"""ttrpc, containerd's light RPC protocol for shims: framing, status codes, the envelope.
+
+The shim serves it and pycontainerd's shim client speaks it; both import this package, which
+imports nothing (ttrpc.wire, the protobuf codec the envelope is written in, is plain Python too),
+so the shim stays free of grpcio and protobuf.
 
 Every message is a 10-byte header -- payload length (4 bytes, big-endian), stream id (4
 bytes, big-endian), message type (1: request, 2: response, 3: stream data) and flags (1
@@ -9,6 +13,8 @@ shim API has no streaming methods.
 """
 
 from __future__ import annotations
+
+from ttrpc.wire import ANY, BYTES, INT, MESSAGE, STRING
 
 HEADER_SIZE = 10
 MAX_MESSAGE = 4 << 20  # ttrpc's limit on a payload
@@ -30,6 +36,19 @@ FAILED_PRECONDITION = 9
 UNIMPLEMENTED = 12
 INTERNAL = 13
 UNAVAILABLE = 14
+
+
+# The envelope (github.com/containerd/ttrpc request.proto), as ttrpc.wire schemas.
+KEY_VALUE = ((1, "key", STRING), (2, "value", STRING))
+REQUEST = (
+    (1, "service", STRING),
+    (2, "method", STRING),
+    (3, "payload", BYTES),
+    (4, "timeout_nano", INT),
+    (5, "metadata", [MESSAGE], KEY_VALUE),
+)
+STATUS = ((1, "code", INT), (2, "message", STRING), (3, "details", [MESSAGE], ANY))  # google.rpc.Status
+RESPONSE = ((1, "status", MESSAGE, STATUS), (2, "payload", BYTES))
 
 
 class ProtocolError(Exception):

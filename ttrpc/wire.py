@@ -2,9 +2,10 @@
 
 The shim must stay small (importing google.protobuf alone costs a Python process more
 memory than the whole shim budget), so it encodes and decodes the few messages it speaks
-itself. A message is a plain dict; a schema is a tuple of fields, each
-`(number, name, kind)` or `(number, name, kind, sub_schema)`, with `repeated` kinds
-spelled as a list around the kind: `(4, "options", [STRING])`.
+itself; ttrpc's envelope is written with it on both sides of the shim's socket. A message
+is a plain dict; a schema is a tuple of fields, each `(number, name, kind)` or
+`(number, name, kind, sub_schema)`, with `repeated` kinds spelled as a list around the
+kind: `(4, "options", [STRING])`.
 
 Proto3 rules apply: default values (0, "", b"", False, empty lists) are not written;
 nested messages are written whenever present (not None), even when empty; unknown
@@ -64,7 +65,7 @@ def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
 
 def _scalar(kind: int, value: Any, sub: Any) -> bytes:
     if kind == STRING:
-        raw = value.encode()
+        raw: bytes = value.encode()
         return varint(len(raw)) + raw
     if kind == BYTES:
         return varint(len(value)) + bytes(value)
@@ -72,9 +73,9 @@ def _scalar(kind: int, value: Any, sub: Any) -> bytes:
         raw = encode(sub, value)
         return varint(len(raw)) + raw
     if kind == FIXED64:
-        return (value & _MASK64).to_bytes(8, "little")
+        return int.to_bytes(value & _MASK64, 8, "little")
     if kind == FIXED32:
-        return (value & 0xFFFFFFFF).to_bytes(4, "little")
+        return int.to_bytes(value & 0xFFFFFFFF, 4, "little")
     return varint(int(value))
 
 

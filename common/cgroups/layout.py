@@ -1,10 +1,17 @@
-"""Find cgroup hierarchies from /proc/self/mountinfo and the caller's cgroups from /proc/self/cgroup."""
+"""Where cgroups are: the mounted hierarchies (from the mount table) and a process's cgroups in them
+(/proc/PID/cgroup), seen as pyrunc sees them, so the shim finds a task's cgroup where pyrunc made it.
+
+The layout is unified (cgroup2 on /sys/fs/cgroup: one directory per cgroup), hybrid (v1
+hierarchies plus a cgroup2 mount without controllers) or legacy (v1 only); pyrunc manages v2
+only on a unified host, and so the shim reads v2 statistics only there.
+"""
 
 from __future__ import annotations
 
 import os
 
-from .common import CgroupError
+from common import mountinfo
+from common.cgroups import CgroupError
 
 
 class CgroupMount:
@@ -46,24 +53,6 @@ class CgroupLayout:
         self.unified = unified
 
 
-_OCTAL_DIGITS = frozenset("01234567")
-
-
-def _unescape(field: str) -> str:
-    """Undo mountinfo's \\NNN octal escapes (space, tab, newline, backslash in paths)."""
-    if "\\" not in field:
-        return field
-    pieces = field.split("\\")
-    out = [pieces[0]]
-    for piece in pieces[1:]:
-        code = piece[:3]
-        if len(code) == 3 and _OCTAL_DIGITS.issuperset(code):
-            out.append(chr(int(code, 8)) + piece[3:])
-        else:
-            out.append("\\" + piece)  # not an escape: keep the backslash as it was
-    return "".join(out)
-
-
 _V1_OPTIONS_NOT_CONTROLLERS = {
     "rw",
     "ro",
@@ -75,32 +64,25 @@ _V1_OPTIONS_NOT_CONTROLLERS = {
 }
 
 
-def parse_mountinfo(text: str) -> list[CgroupMount]:
+def cgroup_mounts(table: list[mountinfo.Mount]) -> list[CgroupMount]:
+    """The cgroup hierarchies of a mount table (every mount of each: binds included)."""
     mounts: list[CgroupMount] = []
-    for line in text.splitlines():
-        left, sep, right = line.partition(" - ")
-        if not sep:
-            continue
-        fields = left.split()
-        rfields = right.split()
-        if len(fields) < 5 or len(rfields) < 3:
-            continue
-        fstype = rfields[0]
-        if fstype not in ("cgroup", "cgroup2"):
-            continue
-        root = _unescape(fields[3])
-        mountpoint = _unescape(fields[4])
-        if fstype == "cgroup2":
-            mounts.append(CgroupMount(mountpoint, root, 2, ()))
-            continue
-        controllers = tuple(
-            opt
-            for opt in rfields[2].split(",")
-            if opt not in _V1_OPTIONS_NOT_CONTROLLERS and not opt.startswith("release_agent=")
-        )
-        if controllers:
-            mounts.append(CgroupMount(mountpoint, root, 1, controllers))
+    for m in table:
+        if m.fstype == "cgroup2":
+            mounts.append(CgroupMount(m.point, m.root, 2, ()))
+        elif m.fstype == "cgroup":
+            controllers = tuple(
+                opt
+                for opt in m.super_options.split(",")
+                if opt not in _V1_OPTIONS_NOT_CONTROLLERS and not opt.startswith("release_agent=")
+            )
+            if controllers:
+                mounts.append(CgroupMount(m.point, m.root, 1, controllers))
     return mounts
+
+
+def parse_mountinfo(text: str) -> list[CgroupMount]:
+    return cgroup_mounts(mountinfo.parse(text))
 
 
 def parse_proc_cgroup(text: str) -> dict[str, str]:
@@ -131,8 +113,13 @@ def _pick(mounts: list[CgroupMount]) -> list[CgroupMount]:
     return list(chosen.values())
 
 
-def layout_from(mountinfo: str) -> CgroupLayout:
-    mounts = _pick(parse_mountinfo(mountinfo))
+def layout_from(text: str) -> CgroupLayout:
+    """The layout a mountinfo table shows."""
+    return _layout(cgroup_mounts(mountinfo.parse(text)))
+
+
+def _layout(found: list[CgroupMount]) -> CgroupLayout:
+    mounts = _pick(found)
     v1 = tuple(m for m in mounts if m.version == 1)
     v2_mounts = [m for m in mounts if m.version == 2]
     canonical = [m for m in v2_mounts if m.mountpoint == "/sys/fs/cgroup"]
@@ -145,15 +132,53 @@ def layout_from(mountinfo: str) -> CgroupLayout:
 
 def current_layout() -> CgroupLayout:
     try:
-        with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
-            return layout_from(f.read())
+        return layout_from(mountinfo.read_text())
     except OSError as err:
         raise CgroupError(f"cgroup: reading /proc/self/mountinfo failed: {err.strerror}") from None
 
 
 def own_cgroups() -> dict[str, str]:
+    return cgroups_of("self")
+
+
+def cgroups_of(pid: int | str) -> dict[str, str]:
+    """/proc/PID/cgroup: each controller (and "name=..." hierarchy) -> path; "" is the cgroup2 entry."""
     try:
-        with open("/proc/self/cgroup", encoding="utf-8", errors="surrogateescape") as f:
+        with open(f"/proc/{pid}/cgroup", encoding="utf-8", errors="surrogateescape") as f:
             return parse_proc_cgroup(f.read())
     except OSError as err:
-        raise CgroupError(f"cgroup: reading /proc/self/cgroup failed: {err.strerror}") from None
+        raise CgroupError(f"cgroup: reading /proc/{pid}/cgroup failed: {err.strerror}") from None
+
+
+class ProcessCgroups:
+    """The cgroup directories of one process, as pyrunc's manager holds them: on a unified host
+    version 2 and {"": directory}; otherwise version 1 and controller -> directory, for every v1
+    hierarchy the process is in (co-mounted controllers share a directory; "name=systemd" as is)."""
+
+    __slots__ = ("version", "paths")
+
+    def __init__(self, version: int, paths: dict[str, str]) -> None:
+        self.version = version
+        self.paths = paths
+
+    def __repr__(self) -> str:
+        return f"ProcessCgroups(version={self.version}, paths={self.paths!r})"
+
+
+def process_cgroups(pid: int | str, layout: CgroupLayout | None = None) -> ProcessCgroups:
+    """Where PID's cgroups are. CgroupError if PID is gone or no hierarchy holds it."""
+    layout = current_layout() if layout is None else layout
+    own = cgroups_of(pid)
+    if layout.unified:
+        if layout.v2 is None or "" not in own:
+            raise CgroupError(f"cgroup: process {pid} is in no cgroup2 cgroup")
+        return ProcessCgroups(2, {"": layout.v2.dir_for(own[""])})
+    paths: dict[str, str] = {}
+    for mount in layout.v1:
+        path = next((own[c] for c in mount.controllers if c in own), None)
+        if path is not None:
+            for controller in mount.controllers:
+                paths[controller] = mount.dir_for(path)
+    if not paths:
+        raise CgroupError(f"cgroup: process {pid} is in no cgroup v1 hierarchy")
+    return ProcessCgroups(1, paths)

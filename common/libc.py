@@ -1,8 +1,10 @@
-"""Every raw system call the runtime makes goes through this module.
+"""Every raw system call the project makes through ctypes goes through this module.
 
-Keeping them in one place means the rest of the runtime is plain Python logic over a
-small, typed surface, and the ctypes details (argument types, errno handling) are
-written once.
+pyrunc uses most of it; the shim's mount helper, pycontainerd's snapshots and pydockerd's
+filesystem and volume code use mount/umount. Keeping the calls in one place means the rest
+is plain Python logic over a small, typed surface, and the ctypes details (argument types,
+errno handling) are written once. It is on pyrunc's start path: it imports only ctypes and
+C-backed standard modules (and ctypes.util never: that spawns ldconfig).
 """
 
 from __future__ import annotations
@@ -209,7 +211,7 @@ def set_keepcaps(on: bool) -> None:
 
 
 def capbset_read(cap: int) -> bool:
-    res = _libc.prctl(PR_CAPBSET_READ, cap, 0, 0, 0)
+    res: int = _libc.prctl(PR_CAPBSET_READ, cap, 0, 0, 0)
     return res == 1
 
 
