@@ -132,7 +132,8 @@ def _imports(path: Path) -> set[str]:
 
 
 def test_client_uses_nothing_of_the_daemon() -> None:
-    allowed = ("containerd.client", "protos", "common.errdefs", "common.mount")
+    # common/ is shared by every layer by design; only the daemon's own modules are off limits.
+    allowed = ("containerd.client", "protos", "common")
     offenders = {
         f"{path.relative_to(REPO)}: {name}"
         for path in (REPO / "containerd" / "client").glob("*.py")
