@@ -188,7 +188,7 @@ def _filters(params: Any) -> Filters:
 
 def _registry_auth(request: Request) -> Any:
     """The X-Registry-Auth credentials of a pull or push (none when absent or malformed)."""
-    from dockerd.engine.registry_client import decode_auth_header
+    from dockerd.engine.distribution.registry_client import decode_auth_header
 
     return decode_auth_header(request.headers.get("x-registry-auth"))
 
@@ -255,7 +255,7 @@ def create_app(daemon: Daemon) -> FastAPI:
 
     # Swarm mode, plugins and search: answered as a dockerd outside a swarm, with no plugins
     # and no route to an index (dockerd/routers/).
-    from dockerd.engine import distribution
+    from dockerd.engine.distribution import pull as distribution
     from dockerd.routers import plugins, search, swarm
 
     app.include_router(swarm.router)
@@ -318,7 +318,7 @@ def create_app(daemon: Daemon) -> FastAPI:
 
     @app.get("/images/json")
     async def images_list(request: Request) -> list[dict[str, Any]]:
-        from dockerd.engine.image_list import list_images
+        from dockerd.engine.image.list import list_images
 
         filters = _filters_query(request.query_params)
         return await run_in_threadpool(list_images, images, filters)
@@ -385,7 +385,7 @@ def create_app(daemon: Daemon) -> FastAPI:
         q = request.query_params
         source = q.get("fromSrc")
         if not source and q.get("fromImage"):
-            from dockerd.engine import distribution
+            from dockerd.engine.distribution import pull as distribution
 
             pull = distribution.Pull(daemon.client, q["fromImage"], q.get("tag") or "", _registry_auth(request))
             await run_in_threadpool(pull.prepare)  # errors before any progress are HTTP errors, as dockerd's
@@ -394,7 +394,7 @@ def create_app(daemon: Daemon) -> FastAPI:
             raise InvalidParameter("Either fromSrc or fromImage must be specified")  # nothing to pull or import
         if source != "-":
             raise NotImplementedYet("importing from a URL is not supported yet: upload the archive (`docker import FILE`)")
-        from dockerd.engine import image_import
+        from dockerd.engine.image import importer as image_import
 
         # Checked before the upload is read, as dockerd does.
         name = image_import.target_name(q.get("repo") or "", q.get("tag") or "")
@@ -420,7 +420,7 @@ def create_app(daemon: Daemon) -> FastAPI:
 
     @app.post("/images/{name:path}/push")
     async def images_push(name: str, request: Request) -> Response:
-        from dockerd.engine import distribution
+        from dockerd.engine.distribution import pull as distribution
 
         push = distribution.Push(daemon.client, name, request.query_params.get("tag") or "", _registry_auth(request))
         await run_in_threadpool(push.prepare)
@@ -428,7 +428,8 @@ def create_app(daemon: Daemon) -> FastAPI:
 
     @app.post("/auth")
     async def auth(request: Request) -> dict[str, str]:
-        from dockerd.engine import distribution, registry_client
+        from dockerd.engine.distribution import pull as distribution
+        from dockerd.engine.distribution import registry_client
 
         credentials = registry_client.auth_from_json(await body_json(request))
         return await run_in_threadpool(distribution.login, credentials)

@@ -18,7 +18,7 @@ from common import atomicfile
 from common.unixsock import accepting
 from containerd.client import Client
 from dockerd.engine.containers import NAMESPACE, ContainerEngine
-from dockerd.engine.images import ImageService
+from dockerd.engine.image.service import ImageService
 from dockerd.engine.runtimes import Runtimes
 from dockerd.engine.security import SecurityDefaults
 from dockerd.metrics import Metrics, container_states

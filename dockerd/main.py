@@ -195,8 +195,8 @@ def _run(opts: Options, planned: list[Any], metrics_sock: Any, security: Securit
         print(f"pydockerd: failed to start daemon: {exc}", file=sys.stderr)
         return 1
     from dockerd.app import create_app
-    from dockerd.engine import distribution
-    from dockerd.engine.registry_client import RegistryConfig
+    from dockerd.engine.distribution import pull as distribution
+    from dockerd.engine.distribution.registry_client import RegistryConfig
     from dockerd.hijack import make_protocol_class
 
     distribution.CONFIG = RegistryConfig(

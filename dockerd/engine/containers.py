@@ -29,7 +29,6 @@ from containerd.errors import NotFound as ContainerdNotFound
 from dockerd.engine import (
     devices,
     filesystem,
-    names,
     realtime,
     scoped,
     security,
@@ -39,8 +38,9 @@ from dockerd.engine import (
     validate,
 )
 from dockerd.engine.binds import parse_bind
+from dockerd.engine.container import names
 from dockerd.engine.errors import Conflict, EngineError, InvalidParameter, NotModified, no_such_container
-from dockerd.engine.images import ImageService
+from dockerd.engine.image.service import ImageService
 from dockerd.engine.logs import (
     LogCopier,
     LogFiles,

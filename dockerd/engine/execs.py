@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 from containerd.errors import ContainerdError
 from containerd.errors import NotFound as ContainerdNotFound
-from dockerd.engine import names, security, spec
+from dockerd.engine import security, spec
+from dockerd.engine.container import names
 from dockerd.engine.errors import Conflict, EngineError, InvalidParameter, NotFound
 
 if TYPE_CHECKING:

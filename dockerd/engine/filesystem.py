@@ -49,7 +49,7 @@ from dockerd.engine.errors import EngineError, InvalidParameter, NotFound
 if TYPE_CHECKING:
     from containerd.client import Client
     from dockerd.engine.containers import Container, ContainerEngine
-    from dockerd.engine.images import ImageService
+    from dockerd.engine.image.service import ImageService
 
 STAT_HEADER = "X-Docker-Container-Path-Stat"
 GC_ROOT = "containerd.io/gc.root"  # keeps a snapshot prepared before start from the collector

@@ -41,7 +41,7 @@ from dockerd.engine.filters import (
     prune_until,
     pruned_after,
 )
-from dockerd.engine.images import ImageService, ResolvedImage, snapshot_usage
+from dockerd.engine.image.service import ImageService, ResolvedImage, snapshot_usage
 from dockerd.engine.logs import parse_time
 from dockerd.engine.validate import json_kind
 

@@ -56,7 +56,7 @@ from containerd.client.media import (
 from containerd.client.names import Reference, parse_reference
 from containerd.client.unpack import image_manifest, is_unpacked
 from dockerd.engine.errors import EngineError, InvalidParameter, NotFound
-from dockerd.engine.registry_client import (
+from dockerd.engine.distribution.registry_client import (
     AuthConfig,
     RegistryConfig,
     RegistryError,

@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from dockerd.engine.errors import InvalidParameter
-from dockerd.engine.images import ImageService, ResolvedImage
+from dockerd.engine.image.service import ImageService, ResolvedImage
 from dockerd.engine.logs import parse_time
 from dockerd.engine.resources import filter_values
 
