@@ -224,7 +224,7 @@ async def _wait_task_running(engine: ContainerEngine, c: Container, stream: RawS
 
 
 def make_attach_handler(engine: ContainerEngine, publish: Callable[..., None] | None = None):  # type: ignore[no-untyped-def]
-    from dockerd.app import frame
+    from dockerd.stdcopy import frame
 
     async def attach(req: HijackRequest, stream: RawStream) -> None:
         ref = req.params["name"]
@@ -327,7 +327,7 @@ def make_exec_start_handler(execs: ExecEngine):  # type: ignore[no-untyped-def]
     """POST /exec/{id}/start: `{"Detach": true}` answers 200 once the process runs; otherwise the
     connection carries the exec's stdio as attach does (an error after the upgrade is written
     into the stream, as dockerd does, and the client reads the exit code from inspect)."""
-    from dockerd.app import frame
+    from dockerd.stdcopy import frame
 
     async def exec_start(req: HijackRequest, stream: RawStream) -> None:
         loop = asyncio.get_running_loop()

@@ -1,26 +1,32 @@
-"""pydockerd's process-wide pieces: its pycontainerd, the engine, events and metrics."""
+"""pydockerd's process-wide pieces: its pycontainerd, the backends the API serves from, the
+containerd event listener, metrics."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import queue
 import secrets
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from typing import Any
 
 from common import atomicfile
 from common.unixsock import accepting
 from containerd.client import Client
+from dockerd.backends import Backends
 from dockerd.engine.containers import NAMESPACE, ContainerEngine
+from dockerd.engine.distribution.backend import Distribution
+from dockerd.engine.distribution.registry_client import RegistryConfig
+from dockerd.engine.events import EventBus
+from dockerd.engine.execs import ExecEngine
+from dockerd.engine.filesystem import FilesystemService
+from dockerd.engine.image.backend import Images
 from dockerd.engine.image.service import ImageService
+from dockerd.engine.resources import ResourceService
 from dockerd.engine.runtimes import Runtimes
 from dockerd.engine.security import SecurityDefaults
+from dockerd.engine.system import Identity, System
 from dockerd.metrics import Metrics, container_states
 
 VERSION = "20.10.99-pydocker"
@@ -29,83 +35,6 @@ log = logging.getLogger("pydockerd")
 
 class DaemonError(Exception):
     pass
-
-
-class EventBus:
-    """Docker's /events: every engine action, kept for `since` and fanned out to listeners."""
-
-    def __init__(self, history: int = 1000) -> None:
-        self._lock = threading.Lock()
-        self._history: list[dict[str, Any]] = []
-        self._limit = history
-        self._listeners: list[queue.Queue[dict[str, Any]]] = []
-
-    def publish(self, kind: str, action: str, actor: str, attributes: dict[str, str]) -> None:
-        t = time.time_ns()
-        event: dict[str, Any] = {
-            "Type": kind,
-            "Action": action,
-            "Actor": {"ID": actor, "Attributes": attributes},
-            "scope": "local",
-            "time": t // 1_000_000_000,
-            "timeNano": t,
-        }
-        if kind == "container":
-            event.update(status=action, id=actor, **({"from": attributes["image"]} if "image" in attributes else {}))
-        with self._lock:
-            self._history = (self._history + [event])[-self._limit :]
-            for q in self._listeners:
-                q.put(event)
-
-    def listeners(self) -> int:
-        with self._lock:
-            return len(self._listeners)
-
-    def stream(self, filters: dict[str, Any], since: float | None, until: float | None) -> Iterator[bytes]:
-        q: queue.Queue[dict[str, Any]] = queue.Queue()
-        with self._lock:
-            # timeNano, not time: the CLI sends fractional seconds, and a whole-second compare
-            # dropped events from the second `since` falls in
-            backlog = [e for e in self._history if since is not None and e["timeNano"] >= since * 1e9]
-            self._listeners.append(q)
-        try:
-            for event in backlog:
-                if until is not None and event["timeNano"] > until * 1e9:
-                    return
-                if _event_matches(event, filters):
-                    yield json.dumps(event).encode() + b"\n"
-            while True:
-                if until is not None and time.time() > until:
-                    return
-                try:
-                    event = q.get(timeout=0.5)
-                except queue.Empty:
-                    continue
-                if until is not None and event["timeNano"] > until * 1e9:
-                    return
-                if _event_matches(event, filters):
-                    yield json.dumps(event).encode() + b"\n"
-        finally:
-            with self._lock:
-                self._listeners.remove(q)
-
-
-def _event_matches(event: dict[str, Any], filters: dict[str, Any]) -> bool:
-    for key, wanted in filters.items():
-        values = list(wanted) if isinstance(wanted, (list, dict)) else [wanted]
-        if key == "type" and event["Type"] not in values:
-            return False
-        if key == "event" and event["Action"] not in values:
-            return False
-        if key == "container" and event["Type"] == "container":
-            attrs = event["Actor"]["Attributes"]
-            if not any(event["Actor"]["ID"].startswith(v) or attrs.get("name") == v for v in values):
-                return False
-        if key == "label":
-            attrs = event["Actor"]["Attributes"]
-            if not all(attrs.get(v.partition("=")[0]) == v.partition("=")[2] if "=" in v else v in attrs for v in values):
-                return False
-    return True
 
 
 # Published to pycontainerd by pydockerd itself, to learn when its event subscription is live.
@@ -125,6 +54,7 @@ class Daemon:
         security: SecurityDefaults | None = None,
         runtimes: Runtimes | None = None,
         cpu_rt: tuple[int, int] = (0, 0),
+        registry: RegistryConfig | None = None,
     ) -> None:
         self.debug = debug  # -D / daemon.json "debug": info's Debug
         self.data_root = os.path.abspath(data_root)
@@ -146,12 +76,25 @@ class Daemon:
             self.data_root, self.exec_root, self.client, self.images, self.events.publish, cgroup_parent=cgroup_parent,
             log_driver=log_driver, log_opts=log_opts, security_defaults=security, runtimes=runtimes, cpu_rt=cpu_rt,
         )  # fmt: skip
-        from dockerd.engine.execs import ExecEngine
-
         self.execs = ExecEngine(self.containers, self.events.publish)
+        self.backends = self._backends(registry or RegistryConfig())
         self._stop = threading.Event()
         self._subscribed = threading.Event()
         self._listener = threading.Thread(target=self._containerd_events, daemon=True, name="containerd-events")
+
+    def _backends(self, registry: RegistryConfig) -> Backends:
+        """The objects the API's routers serve from, one per resource."""
+        resources = ResourceService(self.containers, self.images, self.client, self.events.publish)
+        identity = Identity(self.id, self.version, self.data_root, self.debug)
+        return Backends(
+            system=System(identity, self.client, self.containers, self.images, self.events, resources.disk_usage),
+            containers=self.containers,
+            resources=resources,
+            filesystem=FilesystemService(self.containers, self.images, self.tmp_dir),
+            execs=self.execs,
+            images=Images(self.images, self.client, self.containers.all, self.events.publish, self.tmp_dir, self.version),
+            distribution=Distribution(self.client, registry, self.events.publish),
+        )
 
     def _engine_id(self) -> str:
         path = os.path.join(self.data_root, "engine-id")
@@ -317,49 +260,5 @@ class Daemon:
         self.containers.close()
         self.client.close()
 
-    # --- system ----------------------------------------------------------------------------
-
-    def version_info(self) -> dict[str, Any]:
-        """GET /version: the engine's details (which `docker version` prints under Server:
-        Engine) repeated at the top level as dockerd does, and pycontainerd as a component."""
-        import platform
-
-        engine = {
-            "ApiVersion": "1.41",
-            "Arch": "amd64" if platform.machine() == "x86_64" else platform.machine(),
-            "BuildTime": "",
-            "Experimental": "false",
-            "GitCommit": "pydocker",
-            "GoVersion": f"python{platform.python_version()}",
-            "KernelVersion": platform.release(),
-            "MinAPIVersion": "1.24",
-            "Os": "linux",
-        }
-        components: list[dict[str, Any]] = [{"Name": "Engine", "Version": self.version, "Details": engine}]
-        containerd = self._containerd_version()
-        if containerd is not None:
-            components.append({"Name": "containerd", "Version": containerd[0], "Details": {"GitCommit": containerd[1]}})
-        top = {k: v for k, v in engine.items() if k != "Experimental"}
-        return {"Platform": {"Name": "pydocker"}, "Components": components, "Version": self.version, **top}
-
-    def _containerd_version(self) -> tuple[str, str] | None:
-        """(version, revision) of pycontainerd, None while it does not answer."""
-        import grpc
-        from google.protobuf import empty_pb2
-
-        try:
-            # A short deadline of its own: `docker version` must not wait for a busy or restarting pycontainerd.
-            reply = self.client.api.version.Version(empty_pb2.Empty(), timeout=5)
-        except grpc.RpcError as exc:
-            log.debug("no containerd version: %s", exc)
-            return None
-        return str(reply.version), str(reply.revision)
-
     def render_metrics(self) -> str:
         return self.metrics.render(container_states([c.status() for c in self.containers.all()]), self.version)
-
-    def info(self) -> dict[str, Any]:
-        from dockerd.app import default_info
-
-        return default_info(self, self.containers.all(), len(self.images.all()))
-

@@ -32,16 +32,8 @@ from containerd.errors import ContainerdError
 from containerd.errors import NotFound as ContainerdNotFound
 from dockerd.engine.containers import Container, ContainerEngine
 from dockerd.engine.errors import Conflict, EngineError, InvalidParameter, NotFound
-from dockerd.engine.filters import (
-    CONTAINER_PRUNE,
-    IMAGE_PRUNE,
-    Filters,
-    dangling_only,
-    match_labels,
-    prune_until,
-    pruned_after,
-)
-from dockerd.engine.image.service import ImageService, ResolvedImage, snapshot_usage
+from dockerd.engine.filters import CONTAINER_PRUNE, Filters, match_labels, prune_until, pruned_after
+from dockerd.engine.image.service import ImageService, snapshot_usage
 from dockerd.engine.logs import parse_time
 from dockerd.engine.validate import json_kind
 
@@ -503,18 +495,6 @@ def linux_resources(res: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-# --- image filters ------------------------------------------------------------------------
-
-
-def filter_values(wanted: Any) -> list[str]:
-    """A filter's values in either wire form: `{"k": ["v"]}` or `{"k": {"v": true}}`."""
-    if isinstance(wanted, dict):
-        return [k for k, v in wanted.items() if v]
-    if isinstance(wanted, list):
-        return [str(v) for v in wanted]
-    return [str(wanted)]
-
-
 # --- the service --------------------------------------------------------------------------
 
 
@@ -766,39 +746,6 @@ class ResourceService:
             deleted.append(c.id)
             reclaimed += size
         return {"ContainersDeleted": deleted or None, "SpaceReclaimed": reclaimed}
-
-    def prune_images(self, filters: Filters) -> dict[str, Any]:
-        filters.validate(IMAGE_PRUNE)
-        dangling = dangling_only(filters)
-        until = prune_until(filters)
-        images = self.images.all()
-        used = {c.image_id for c in self.engine.all()}
-        layers = {image.id: self.images.layer_sizes(image) for image in images}
-        doomed: list[ResolvedImage] = []
-        for image in images:
-            if image.id in used or (dangling and self.images.repo_tags(image)):
-                continue
-            if not match_labels(filters, (image.config.get("config") or {}).get("Labels")):
-                continue
-            if pruned_after(parse_time(image.created) if image.created else 0.0, until):
-                continue
-            doomed.append(image)
-        deleted: list[dict[str, str]] = []
-        for image in doomed:
-            try:
-                entries = self.images.remove(image.id, False, [])
-            except NotFound:
-                continue  # removed meanwhile
-            for entry in entries:
-                for action, ref in entry.items():
-                    self.publish("image", "untag" if action == "Untagged" else "delete", ref, {"name": ref})
-            deleted.extend(entries)
-        gone = {image.id for image in doomed}
-        kept = {chain_id for image in images if image.id not in gone for chain_id, _ in layers[image.id]}
-        freed = {
-            chain_id: size for image in doomed for chain_id, size in layers[image.id] if chain_id not in kept
-        }
-        return {"ImagesDeleted": deleted or None, "SpaceReclaimed": sum(freed.values())}
 
 
 def _ordered(frame: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,28 @@
+"""What the API's routers serve from: one backend object per resource (moby's router
+backends). The daemon builds them (dockerd/daemon.py); create_app puts them in the app's
+state, and each route gets the one it needs as a FastAPI dependency (dockerd/routers/deps.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dockerd.engine.containers import ContainerEngine
+    from dockerd.engine.distribution.backend import Distribution
+    from dockerd.engine.execs import ExecEngine
+    from dockerd.engine.filesystem import FilesystemService
+    from dockerd.engine.image.backend import Images
+    from dockerd.engine.resources import ResourceService
+    from dockerd.engine.system import System
+
+
+@dataclass(frozen=True)
+class Backends:
+    system: System  # /_ping, /version, /info, /events, /system/df
+    containers: ContainerEngine  # /containers/...
+    resources: ResourceService  # top, stats, update, sizes, container prune
+    filesystem: FilesystemService  # archive (cp), export, changes
+    execs: ExecEngine  # /containers/{id}/exec, /exec/...
+    images: Images  # /images/...
+    distribution: Distribution  # pull, push, /auth (and search's default registry)
