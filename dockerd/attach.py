@@ -30,7 +30,8 @@ from dockerd.engine.errors import EngineError
 from dockerd.hijack import RAW_STREAM, HijackRequest, RawStream, StreamClosedError
 
 if TYPE_CHECKING:
-    from dockerd.engine.containers import Container, ContainerEngine
+    from dockerd.engine.container.backend import Containers
+    from dockerd.engine.container.state import Container
     from dockerd.engine.execs import Exec, ExecEngine
 
 DEFAULT_DETACH_KEYS = b"\x10\x11"  # ctrl-p ctrl-q
@@ -206,7 +207,7 @@ async def finish_tasks(tasks: list[asyncio.Task[Any]]) -> None:
 # --- attach ---------------------------------------------------------------------------------
 
 
-async def _wait_task_running(engine: ContainerEngine, c: Container, stream: RawStream) -> bool:
+async def _wait_task_running(engine: Containers, c: Container, stream: RawStream) -> bool:
     """Wait until the container runs (True), or has run and stopped meanwhile, or the client left."""
     was_running = c.running()
     started = c.state.get("StartedAt")
@@ -223,7 +224,7 @@ async def _wait_task_running(engine: ContainerEngine, c: Container, stream: RawS
         delay = min(delay * 2, 0.2)
 
 
-def make_attach_handler(engine: ContainerEngine, publish: Callable[..., None] | None = None):  # type: ignore[no-untyped-def]
+def make_attach_handler(engine: Containers, publish: Callable[..., None] | None = None):  # type: ignore[no-untyped-def]
     from dockerd.stdcopy import frame
 
     async def attach(req: HijackRequest, stream: RawStream) -> None:

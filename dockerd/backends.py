@@ -8,21 +8,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from dockerd.engine.containers import ContainerEngine
+    from dockerd.engine.container.backend import Containers
     from dockerd.engine.distribution.backend import Distribution
     from dockerd.engine.execs import ExecEngine
-    from dockerd.engine.filesystem import FilesystemService
     from dockerd.engine.image.backend import Images
-    from dockerd.engine.resources import ResourceService
     from dockerd.engine.system import System
 
 
 @dataclass(frozen=True)
 class Backends:
     system: System  # /_ping, /version, /info, /events, /system/df
-    containers: ContainerEngine  # /containers/...
-    resources: ResourceService  # top, stats, update, sizes, container prune
-    filesystem: FilesystemService  # archive (cp), export, changes
+    containers: Containers  # /containers/...
     execs: ExecEngine  # /containers/{id}/exec, /exec/...
     images: Images  # /images/...
     distribution: Distribution  # pull, push, /auth (and search's default registry)

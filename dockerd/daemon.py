@@ -13,17 +13,17 @@ import time
 
 from common import atomicfile
 from common.unixsock import accepting
-from containerd.client import Client
+from containerd.client import Client, Envelope, Payload
+from containerd.client.events import TaskExit, TaskOOM
 from dockerd.backends import Backends
-from dockerd.engine.containers import NAMESPACE, ContainerEngine
+from dockerd.engine.container.backend import NAMESPACE, Containers
+from dockerd.engine.container.task import timestamp_text
 from dockerd.engine.distribution.backend import Distribution
 from dockerd.engine.distribution.registry_client import RegistryConfig
 from dockerd.engine.events import EventBus
 from dockerd.engine.execs import ExecEngine
-from dockerd.engine.filesystem import FilesystemService
 from dockerd.engine.image.backend import Images
 from dockerd.engine.image.service import ImageService
-from dockerd.engine.resources import ResourceService
 from dockerd.engine.runtimes import Runtimes
 from dockerd.engine.security import SecurityDefaults
 from dockerd.engine.system import Identity, System
@@ -72,9 +72,10 @@ class Daemon:
         self.events = EventBus()
         self.metrics = Metrics()
         self.images = ImageService(self.client)
-        self.containers = ContainerEngine(
+        self.containers = Containers(
             self.data_root, self.exec_root, self.client, self.images, self.events.publish, cgroup_parent=cgroup_parent,
             log_driver=log_driver, log_opts=log_opts, security_defaults=security, runtimes=runtimes, cpu_rt=cpu_rt,
+            tmp_dir=self.tmp_dir,
         )  # fmt: skip
         self.execs = ExecEngine(self.containers, self.events.publish)
         self.backends = self._backends(registry or RegistryConfig())
@@ -84,13 +85,10 @@ class Daemon:
 
     def _backends(self, registry: RegistryConfig) -> Backends:
         """The objects the API's routers serve from, one per resource."""
-        resources = ResourceService(self.containers, self.images, self.client, self.events.publish)
         identity = Identity(self.id, self.version, self.data_root, self.debug)
         return Backends(
-            system=System(identity, self.client, self.containers, self.images, self.events, resources.disk_usage),
+            system=System(identity, self.client, self.containers, self.images, self.events),
             containers=self.containers,
-            resources=resources,
-            filesystem=FilesystemService(self.containers, self.images, self.tmp_dir),
             execs=self.execs,
             images=Images(self.images, self.client, self.containers.all, self.events.publish, self.tmp_dir, self.version),
             distribution=Distribution(self.client, registry, self.events.publish),
@@ -160,50 +158,15 @@ class Daemon:
         self.containers.restore()
 
     def _containerd_events(self) -> None:
-        import protos
-
-        protos.load()
-        from containerd_api.events import task_pb2
-        from containerd_api.services.events.v1 import events_pb2, events_pb2_grpc
-
-        from dockerd.engine.containers import timestamp_text
-
-        stub = events_pb2_grpc.EventsStub(self.client.channel)
         filters = ['topic=="/tasks/exit"', 'topic=="/tasks/oom"', f'topic=="{SUBSCRIBED_TOPIC}"']
         while not self._stop.is_set():
             token = secrets.token_hex(8).encode()
             confirmed = threading.Event()
             try:
-                responses = stub.Subscribe(events_pb2.SubscribeRequest(filters=filters))
-                threading.Thread(target=self._confirm_subscription, args=(token, confirmed), daemon=True).start()
-                for envelope in responses:
-                    if envelope.namespace != NAMESPACE:
-                        continue
-                    if envelope.topic == SUBSCRIBED_TOPIC:
-                        if envelope.event.value == token and not confirmed.is_set():
-                            confirmed.set()
-                            self._on_subscribed()
-                    elif envelope.topic == "/tasks/exit":
-                        exit_event = task_pb2.TaskExit.FromString(envelope.event.value)
-                        if exit_event.id == exit_event.container_id:
-                            threading.Thread(
-                                target=self.containers.task_exited,
-                                args=(exit_event.container_id, exit_event.exit_status),
-                                kwargs={"finished_at": timestamp_text(exit_event.exited_at)},
-                                daemon=True,
-                            ).start()
-                            threading.Thread(
-                                target=self.execs.container_exited, args=(exit_event.container_id,), daemon=True
-                            ).start()
-                        else:  # an exec's process
-                            threading.Thread(
-                                target=self.execs.process_exited,
-                                args=(exit_event.container_id, exit_event.id, exit_event.exit_status),
-                                daemon=True,
-                            ).start()
-                    elif envelope.topic == "/tasks/oom":
-                        oom = task_pb2.TaskOOM.FromString(envelope.event.value)
-                        self.containers.mark_oom(oom.container_id)
+                with self.client.events.subscribe(*filters) as subscription:
+                    threading.Thread(target=self._confirm_subscription, args=(token, confirmed), daemon=True).start()
+                    for envelope in subscription:
+                        self._on_event(envelope, token, confirmed)
             except Exception as exc:  # noqa: BLE001 - resubscribe after pycontainerd restarts
                 confirmed.set()
                 if self._stop.is_set():
@@ -212,17 +175,43 @@ class Daemon:
                 self._supervise_containerd()
                 self._stop.wait(1.0)
 
+    def _on_event(self, envelope: Envelope, token: bytes, confirmed: threading.Event) -> None:
+        if envelope.namespace != NAMESPACE:
+            return
+        if envelope.topic == SUBSCRIBED_TOPIC:
+            if envelope.event is not None and envelope.event.value == token and not confirmed.is_set():
+                confirmed.set()
+                self._on_subscribed()
+        elif envelope.topic == "/tasks/exit":
+            self._task_exited(envelope.unpack(TaskExit))
+        elif envelope.topic == "/tasks/oom":
+            self.containers.mark_oom(envelope.unpack(TaskOOM).container_id)
+
+    def _task_exited(self, exit_event: TaskExit) -> None:
+        """A process ended: the container's init, or one of its execs (handled in threads of
+        their own, so the event stream keeps flowing)."""
+        if exit_event.id == exit_event.container_id:
+            threading.Thread(
+                target=self.containers.task_exited,
+                args=(exit_event.container_id, exit_event.exit_status),
+                kwargs={"finished_at": timestamp_text(exit_event.exited_at.ToNanoseconds())},
+                daemon=True,
+            ).start()
+            threading.Thread(target=self.execs.container_exited, args=(exit_event.container_id,), daemon=True).start()
+        else:  # an exec's process
+            threading.Thread(
+                target=self.execs.process_exited,
+                args=(exit_event.container_id, exit_event.id, exit_event.exit_status),
+                daemon=True,
+            ).start()
+
     def _confirm_subscription(self, token: bytes, confirmed: threading.Event) -> None:
         """Publish a marker until it comes back through the new subscription: from then on no
         event can slip past unseen (the Subscribe call gives no other sign that it is live)."""
-        from containerd_api.services.events.v1 import events_pb2, events_pb2_grpc
-        from google.protobuf import any_pb2
-
-        stub = events_pb2_grpc.EventsStub(self.client.channel)
-        marker = any_pb2.Any(type_url="pydockerd/subscribed", value=token)
+        marker = Payload("pydockerd/subscribed", token)
         while not confirmed.is_set() and not self._stop.is_set():
             try:
-                stub.Publish(events_pb2.PublishRequest(topic=SUBSCRIBED_TOPIC, event=marker), timeout=5)
+                self.client.events.publish(SUBSCRIBED_TOPIC, marker, timeout=5)
             except Exception as exc:  # noqa: BLE001 - the subscription loop handles a lost pycontainerd
                 log.debug("publishing the subscription marker: %s", exc)
             confirmed.wait(0.2)

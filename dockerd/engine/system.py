@@ -8,7 +8,7 @@ import os
 import platform
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +18,7 @@ from containerd.client import Client, ContainerdError
 from dockerd.engine.events import EventBus
 
 if TYPE_CHECKING:
-    from dockerd.engine.containers import ContainerEngine
+    from dockerd.engine.container.backend import Containers
     from dockerd.engine.image.service import ImageService
 
 log = logging.getLogger("pydockerd")
@@ -41,17 +41,15 @@ class System:
         self,
         identity: Identity,
         client: Client,
-        containers: ContainerEngine,
+        containers: Containers,
         images: ImageService,
         events: EventBus,
-        disk_usage: Callable[[], dict[str, Any]],
     ) -> None:
         self.identity = identity
         self.client = client
         self.containers = containers
         self.images = images
         self.events_bus = events
-        self._disk_usage = disk_usage
 
     def version(self) -> dict[str, Any]:
         """GET /version: the engine's details (which `docker version` prints under Server:
@@ -144,5 +142,5 @@ class System:
         return self.events_bus.stream(filters, since, until)
 
     def disk_usage(self) -> dict[str, Any]:
-        """GET /system/df."""
-        return self._disk_usage()
+        """GET /system/df (the containers backend measures: container/sizes.py)."""
+        return self.containers.disk_usage()

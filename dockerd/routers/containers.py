@@ -17,10 +17,10 @@ from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from dockerd.attach import make_attach_handler
 from dockerd.backends import Backends
-from dockerd.engine.container import list as container_list
-from dockerd.engine.containers import signal_number
+from dockerd.engine.container import list as listing
+from dockerd.engine.container.copy import STAT_HEADER, encode_stat
+from dockerd.engine.container.stop import signal_number
 from dockerd.engine.errors import InvalidParameter
-from dockerd.engine.filesystem import STAT_HEADER, encode_stat
 from dockerd.hijack import HijackRouter
 from dockerd.routers.common import (
     body_json,
@@ -33,7 +33,7 @@ from dockerd.routers.common import (
     time_query,
     truthy,
 )
-from dockerd.routers.deps import ContainersBackend, ExecsBackend, FilesystemBackend, ResourcesBackend
+from dockerd.routers.deps import ContainersBackend, ExecsBackend
 from dockerd.stdcopy import frame
 
 router = APIRouter()
@@ -54,49 +54,43 @@ async def container_create(request: Request, containers: ContainersBackend) -> R
 
 
 @router.get("/containers/json")
-async def container_list_route(
-    request: Request, containers: ContainersBackend, resources: ResourcesBackend
-) -> list[dict[str, Any]]:
+async def container_list(request: Request, containers: ContainersBackend) -> list[dict[str, Any]]:
     q = request.query_params
     show_all = truthy(q.get("all"))
     limit = int_query(q, "limit", -1) or -1
-    wanted = filters_query(q, container_list.FILTERS)
-    container_list.check_filters(wanted)
-    chosen = container_list.select(containers, show_all, limit, wanted)
-    if truthy(q.get("size")):
-        return await run_in_threadpool(resources.sized_summaries, chosen)
-    return [containers.summary(c) for c in chosen]
+    wanted = filters_query(q, listing.FILTERS)
+    return await run_in_threadpool(containers.list_containers, show_all, limit, wanted, truthy(q.get("size")))
 
 
 @router.get("/containers/{ref}/json")
 async def container_inspect(
-    ref: str, request: Request, containers: ContainersBackend, resources: ResourcesBackend, execs: ExecsBackend
+    ref: str, request: Request, containers: ContainersBackend, execs: ExecsBackend
 ) -> dict[str, Any]:
     if truthy(request.query_params.get("size")):
-        info = await run_in_threadpool(lambda: resources.with_sizes(containers.get(ref), containers.inspect(ref)))
+        info = await run_in_threadpool(containers.inspect, ref, True)
     else:
         info = containers.inspect(ref)
-    info["ExecIDs"] = execs.live_ids(info["Id"]) or None
+    info["ExecIDs"] = execs.live_ids(info["Id"]) or None  # the exec backend's
     return info
 
 
 @router.get("/containers/{ref}/top")
-async def container_top(ref: str, request: Request, resources: ResourcesBackend) -> dict[str, Any]:
-    return await run_in_threadpool(resources.top, ref, request.query_params.get("ps_args") or "")
+async def container_top(ref: str, request: Request, containers: ContainersBackend) -> dict[str, Any]:
+    return await run_in_threadpool(containers.top, ref, request.query_params.get("ps_args") or "")
 
 
 @router.get("/containers/{ref}/stats")
-async def container_stats(ref: str, request: Request, resources: ResourcesBackend) -> StreamingResponse:
+async def container_stats(ref: str, request: Request, containers: ContainersBackend) -> StreamingResponse:
     q = request.query_params
     stream = q.get("stream") is None or truthy(q.get("stream"))
-    frames = resources.stats(ref, stream, truthy(q.get("one-shot")))
+    frames = containers.stats(ref, stream, truthy(q.get("one-shot")))
     return StreamingResponse(frames, media_type="application/json")
 
 
 @router.post("/containers/{ref}/update")
-async def container_update(ref: str, request: Request, resources: ResourcesBackend) -> dict[str, Any]:
+async def container_update(ref: str, request: Request, containers: ContainersBackend) -> dict[str, Any]:
     body = await body_json(request)
-    return await run_in_threadpool(resources.update, ref, body)
+    return await run_in_threadpool(containers.update, ref, body)
 
 
 @router.post("/containers/{ref}/start")
@@ -224,27 +218,25 @@ async def container_resize(ref: str, request: Request, containers: ContainersBac
 
 
 @router.head("/containers/{ref}/archive")
-async def container_archive_stat(ref: str, request: Request, filesystem: FilesystemBackend) -> Response:
-    info = await run_in_threadpool(filesystem.stat, ref, request.query_params.get("path") or "")
+async def container_archive_stat(ref: str, request: Request, containers: ContainersBackend) -> Response:
+    info = await run_in_threadpool(containers.stat_path, ref, request.query_params.get("path") or "")
     return Response(status_code=200, headers={STAT_HEADER: encode_stat(info)})
 
 
 @router.get("/containers/{ref}/archive")
-async def container_archive(ref: str, request: Request, filesystem: FilesystemBackend) -> StreamingResponse:
-    info, out = await run_in_threadpool(filesystem.archive, ref, request.query_params.get("path") or "")
+async def container_archive(ref: str, request: Request, containers: ContainersBackend) -> StreamingResponse:
+    info, out = await run_in_threadpool(containers.archive, ref, request.query_params.get("path") or "")
     return spooled(out, "application/x-tar", {STAT_HEADER: encode_stat(info)})
 
 
 @router.put("/containers/{ref}/archive")
-async def container_extract(
-    ref: str, request: Request, containers: ContainersBackend, filesystem: FilesystemBackend
-) -> Response:
+async def container_extract(ref: str, request: Request, containers: ContainersBackend) -> Response:
     q = request.query_params
     containers.get(ref)  # a missing container is refused before the upload is read
-    upload = await spool_body(request, filesystem.tmp_dir)
+    upload = await spool_body(request, containers.tmp_dir)
     try:
         await run_in_threadpool(
-            lambda: filesystem.extract(
+            lambda: containers.extract(
                 ref, q.get("path") or "", upload, no_overwrite_dir_non_dir=truthy(q.get("noOverwriteDirNonDir")),
                 copy_uid_gid=truthy(q.get("copyUIDGID")),
             )
@@ -255,15 +247,15 @@ async def container_extract(
 
 
 @router.get("/containers/{ref}/export")
-async def container_export(ref: str, filesystem: FilesystemBackend) -> StreamingResponse:
-    return spooled(await run_in_threadpool(filesystem.export, ref), "application/octet-stream")
+async def container_export(ref: str, containers: ContainersBackend) -> StreamingResponse:
+    return spooled(await run_in_threadpool(containers.export, ref), "application/octet-stream")
 
 
 @router.get("/containers/{ref}/changes")
-async def container_changes(ref: str, filesystem: FilesystemBackend) -> Response:
-    return JSONResponse(await run_in_threadpool(filesystem.changes, ref))
+async def container_changes(ref: str, containers: ContainersBackend) -> Response:
+    return JSONResponse(await run_in_threadpool(containers.changes, ref))
 
 
 @router.post("/containers/prune")
-async def containers_prune(request: Request, resources: ResourcesBackend) -> dict[str, Any]:
-    return await run_in_threadpool(resources.prune_containers, filters(request.query_params))
+async def containers_prune(request: Request, containers: ContainersBackend) -> dict[str, Any]:
+    return await run_in_threadpool(containers.prune, filters(request.query_params))

@@ -9,12 +9,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from dockerd.backends import Backends
-from dockerd.engine.containers import ContainerEngine
+from dockerd.engine.container.backend import Containers
 from dockerd.engine.distribution.backend import Distribution
 from dockerd.engine.execs import ExecEngine
-from dockerd.engine.filesystem import FilesystemService
 from dockerd.engine.image.backend import Images
-from dockerd.engine.resources import ResourceService
 from dockerd.engine.system import System
 
 
@@ -27,16 +25,8 @@ async def _system(request: Request) -> System:
     return backends(request).system
 
 
-async def _containers(request: Request) -> ContainerEngine:
+async def _containers(request: Request) -> Containers:
     return backends(request).containers
-
-
-async def _resources(request: Request) -> ResourceService:
-    return backends(request).resources
-
-
-async def _filesystem(request: Request) -> FilesystemService:
-    return backends(request).filesystem
 
 
 async def _execs(request: Request) -> ExecEngine:
@@ -52,9 +42,7 @@ async def _distribution(request: Request) -> Distribution:
 
 
 SystemBackend = Annotated[System, Depends(_system)]
-ContainersBackend = Annotated[ContainerEngine, Depends(_containers)]
-ResourcesBackend = Annotated[ResourceService, Depends(_resources)]
-FilesystemBackend = Annotated[FilesystemService, Depends(_filesystem)]
+ContainersBackend = Annotated[Containers, Depends(_containers)]
 ExecsBackend = Annotated[ExecEngine, Depends(_execs)]
 ImagesBackend = Annotated[Images, Depends(_images)]
 DistributionBackend = Annotated[Distribution, Depends(_distribution)]

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 from dockerd.engine.errors import InvalidParameter
 
 if TYPE_CHECKING:
-    from dockerd.engine.containers import Container, ContainerEngine
+    from dockerd.engine.container.backend import Containers
+    from dockerd.engine.container.state import Container
 
 FILTERS = {
     "ancestor", "before", "expose", "exited", "health", "id", "isolation", "is-task", "label", "name", "network",
@@ -29,7 +30,7 @@ def check_filters(filters: dict[str, Any]) -> None:
                 raise InvalidParameter(f"Invalid filter '{key}={value}'")
 
 
-def select(engine: ContainerEngine, show_all: bool, limit: int, filters: dict[str, Any]) -> list[Container]:
+def select(engine: Containers, show_all: bool, limit: int, filters: dict[str, Any]) -> list[Container]:
     """The containers to list, newest first: running ones (all with SHOW_ALL, or when a limit,
     status or exited filter is given) that match FILTERS, at most LIMIT (> 0) of them."""
     chosen = []
@@ -44,7 +45,7 @@ def select(engine: ContainerEngine, show_all: bool, limit: int, filters: dict[st
     return chosen
 
 
-def _matches(c: Container, filters: dict[str, Any], engine: ContainerEngine) -> bool:
+def _matches(c: Container, filters: dict[str, Any], engine: Containers) -> bool:
     for key, wanted in filters.items():
         values = list(wanted) if isinstance(wanted, (list, dict)) else [wanted]
         if key == "status" and c.status() not in values:

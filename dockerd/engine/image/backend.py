@@ -20,7 +20,7 @@ from dockerd.engine.image.prune import prune_images
 from dockerd.engine.image.service import ImageService
 
 if TYPE_CHECKING:
-    from dockerd.engine.containers import Container
+    from dockerd.engine.container.state import Container
 
 
 class Images:
