@@ -55,12 +55,6 @@ def resolve_exec_user(c: Container, wanted: str) -> users.ExecUser:
     return users.resolve(wanted, [str(g) for g in c.host_config.get("GroupAdd") or []], passwd, group)
 
 
-def read_account_files(client: Client, key: str, top: str, mount_root: str) -> tuple[str, str]:
-    """/etc/passwd and /etc/group of an image ("" when missing), read inside its root."""
-    with rootfs.image_root(client, key, top, mount_root) as root:
-        return account_texts_or_empty(root)
-
-
 def account_texts_or_empty(root: int) -> tuple[str, str]:
     """The container's /etc/passwd and /etc/group below ROOT ("" when missing)."""
     texts = [scoped.read_file(root, p, 8 << 20) or b"" for p in ("/etc/passwd", "/etc/group")]

@@ -58,7 +58,7 @@ def archive(d: Containers, ref: str, path: str) -> tuple[dict[str, Any], IO[byte
         out.close()
         raise
     out.seek(0)
-    _event(d, c, "archive-path")
+    rootfs.event(d, c, "archive-path")
     return info, out
 
 
@@ -94,7 +94,7 @@ def extract(
                 chown=owner,
                 skip_devices=view.pseudo,
             ).run(body)
-    _event(d, c, "extract-to-dir")
+    rootfs.event(d, c, "extract-to-dir")
 
 
 def _target(view: RootView, ref: str, path: str) -> tuple[dict[str, Any], scoped.Resolved, str]:
@@ -147,10 +147,6 @@ def _owner(d: Containers, view: RootView, c: Container) -> tuple[int, int] | Non
         return int(name), int(group or 0)
     passwd, groups = accounts.account_texts_or_empty(view.fd)
     return accounts.lookup_user(user, passwd, groups)
-
-
-def _event(d: Containers, c: Container, action: str) -> None:
-    d.publish("container", action, c.id, {"image": c.image_ref, "name": c.name})
 
 
 def encode_stat(info: dict[str, Any]) -> str:

@@ -8,7 +8,6 @@ from typing import IO, TYPE_CHECKING
 
 from dockerd.engine.archive import TarWriter
 from dockerd.engine.container import rootfs
-from dockerd.engine.container.copy import _event
 
 if TYPE_CHECKING:
     from dockerd.engine.container.backend import Containers
@@ -27,5 +26,5 @@ def export(d: Containers, ref: str) -> IO[bytes]:
         out.close()
         raise
     out.seek(0)
-    _event(d, c, "export")
+    rootfs.event(d, c, "export")
     return out

@@ -325,3 +325,8 @@ def go_time(ns: int) -> str:
     seconds, frac = divmod(ns, 1_000_000_000)
     text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
     return text + (f".{frac:09d}".rstrip("0") if frac else "") + "Z"
+
+
+def event(d: Containers, c: Container, action: str) -> None:
+    """A filesystem operation's container event (archive-path, extract-to-dir, export)."""
+    d.publish("container", action, c.id, {"image": c.image_ref, "name": c.name})
