@@ -27,10 +27,13 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from dockerd.engine.errors import EngineError
-from dockerd.hijack import RAW_STREAM, HijackRequest, RawStream, StreamClosedError
+from dockerd.engine.events import Publish
+from dockerd.hijack import RAW_STREAM, HijackHandler, HijackRequest, RawStream, StreamClosedError
+from dockerd.stdcopy import frame
 
 if TYPE_CHECKING:
-    from dockerd.engine.containers import Container, ContainerEngine
+    from dockerd.engine.container.backend import Containers
+    from dockerd.engine.container.state import Container
     from dockerd.engine.execs import Exec, ExecEngine
 
 DEFAULT_DETACH_KEYS = b"\x10\x11"  # ctrl-p ctrl-q
@@ -206,7 +209,7 @@ async def finish_tasks(tasks: list[asyncio.Task[Any]]) -> None:
 # --- attach ---------------------------------------------------------------------------------
 
 
-async def _wait_task_running(engine: ContainerEngine, c: Container, stream: RawStream) -> bool:
+async def _wait_task_running(engine: Containers, c: Container, stream: RawStream) -> bool:
     """Wait until the container runs (True), or has run and stopped meanwhile, or the client left."""
     was_running = c.running()
     started = c.state.get("StartedAt")
@@ -223,8 +226,8 @@ async def _wait_task_running(engine: ContainerEngine, c: Container, stream: RawS
         delay = min(delay * 2, 0.2)
 
 
-def make_attach_handler(engine: ContainerEngine, publish: Callable[..., None] | None = None):  # type: ignore[no-untyped-def]
-    from dockerd.app import frame
+def make_attach_handler(engine: Containers, publish: Publish | None = None) -> HijackHandler:
+    """POST /containers/{id}/attach: dockerd's checks, then the session (logs first if asked)."""
 
     async def attach(req: HijackRequest, stream: RawStream) -> None:
         ref = req.params["name"]
@@ -236,76 +239,92 @@ def make_attach_handler(engine: ContainerEngine, publish: Callable[..., None] | 
         if c.state.get("Paused"):
             await stream.send_error(409, f"container {ref} is paused, unpause the container before attach")
             return
-        tty = bool(c.config.get("Tty"))
         try:
             keys = parse_detach_keys(req.query_value("detachKeys"))  # checked even where unused, as dockerd
         except ValueError as exc:
             await stream.send_error(400, str(exc))
             return
-        want_stdin = req.query_bool("stdin") and bool(c.config.get("OpenStdin"))
-        want = {s for s in ("stdout", "stderr") if req.query_bool(s)}
         live = req.query_bool("stream")
-        loop = asyncio.get_running_loop()
-        output = OutputQueue(loop) if live else None
+        output = OutputQueue(asyncio.get_running_loop()) if live else None
         if output is not None:
             engine.attach_output(c.id, output)
-        await stream.begin_stream(RAW_STREAM)
-        if publish is not None and live:
-            publish("container", "attach", c.id, {"image": c.image_ref, "name": c.name})
-
-        async def send(kind: str, data: bytes) -> None:
-            if kind in want:
-                await stream.write(data if tty else frame(kind, data))
-
-        async def open_stdin() -> int | None:
-            if not await _wait_task_running(engine, c, stream):
-                return None
-            path = engine.stdin_fifo(c)
-            return open_fifo_writer(path) if path else None
-
-        tasks: list[asyncio.Task[Any]] = []
         try:
-            if req.query_bool("logs"):
-                entries = await loop.run_in_executor(None, lambda: list(engine.logs(c.id, follow=False)))
-                for kind, data, _ in entries:
-                    await send(kind, data)
-            if output is None:
-                return
-            out_task = asyncio.create_task(_pump_output(output, engine.streams_of(c), send))
-            tasks.append(out_task)
-            in_task = asyncio.create_task(pump_stdin(stream, open_stdin, keys if tty else None)) if want_stdin else None
-            if in_task is not None:
-                tasks.append(in_task)
-            closed_task = asyncio.create_task(stream.wait_closed())
-            tasks.append(closed_task)
-            while True:
-                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-                if out_task in done or closed_task in done:
-                    break
-                if in_task is not None and in_task in done:
-                    tasks.remove(in_task)
-                    how = in_task.result()
-                    if how == STDIN_DETACHED:
-                        if publish is not None:
-                            publish("container", "detach", c.id, {"image": c.image_ref, "name": c.name})
-                        break
-                    if not (c.config.get("StdinOnce") and not tty):
-                        break  # Docker: the end of the client's stdin ends the attachment
-                    # StdinOnce: the container's stdin ends too; its output still comes.
-                    if await _wait_task_running(engine, c, stream):
-                        await loop.run_in_executor(None, engine.close_stdin, c.id)
-                    in_task = None
-            if out_task.done() and not out_task.cancelled():
-                out_task.result()  # re-raise a failure to write to the client
+            await stream.begin_stream(RAW_STREAM)
+            if publish is not None and live:
+                publish("container", "attach", c.id, {"image": c.image_ref, "name": c.name})
+            await _attach_session(engine, c, req, stream, output, keys, publish)
         except StreamClosedError:
             pass
         finally:
-            await finish_tasks(tasks)
             if output is not None:
                 engine.detach_output(c.id, output)
             await stream.close()
 
     return attach
+
+
+async def _attach_session(
+    engine: Containers,
+    c: Container,
+    req: HijackRequest,
+    stream: RawStream,
+    output: OutputQueue | None,
+    keys: bytes,
+    publish: Publish | None,
+) -> None:
+    """The logs (with `logs=1`), then, with `stream=1`, output out and stdin in until one of
+    Docker's ends: the output's, the client's, its stdin's (by the rules above), a detach."""
+    loop = asyncio.get_running_loop()
+    tty = bool(c.config.get("Tty"))
+    want_stdin = req.query_bool("stdin") and bool(c.config.get("OpenStdin"))
+    want = {s for s in ("stdout", "stderr") if req.query_bool(s)}
+
+    async def send(kind: str, data: bytes) -> None:
+        if kind in want:
+            await stream.write(data if tty else frame(kind, data))
+
+    async def open_stdin() -> int | None:
+        if not await _wait_task_running(engine, c, stream):
+            return None
+        path = engine.stdin_fifo(c)
+        return open_fifo_writer(path) if path else None
+
+    if req.query_bool("logs"):
+        entries = await loop.run_in_executor(None, lambda: list(engine.logs(c.id, follow=False)))
+        for kind, data, _ in entries:
+            await send(kind, data)
+    if output is None:
+        return
+    tasks: list[asyncio.Task[Any]] = []
+    try:
+        out_task = asyncio.create_task(_pump_output(output, engine.streams_of(c), send))
+        tasks.append(out_task)
+        in_task = asyncio.create_task(pump_stdin(stream, open_stdin, keys if tty else None)) if want_stdin else None
+        if in_task is not None:
+            tasks.append(in_task)
+        closed_task = asyncio.create_task(stream.wait_closed())
+        tasks.append(closed_task)
+        while True:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            if out_task in done or closed_task in done:
+                break
+            if in_task is not None and in_task in done:
+                tasks.remove(in_task)
+                how = in_task.result()
+                if how == STDIN_DETACHED:
+                    if publish is not None:
+                        publish("container", "detach", c.id, {"image": c.image_ref, "name": c.name})
+                    break
+                if not (c.config.get("StdinOnce") and not tty):
+                    break  # Docker: the end of the client's stdin ends the attachment
+                # StdinOnce: the container's stdin ends too; its output still comes.
+                if await _wait_task_running(engine, c, stream):
+                    await loop.run_in_executor(None, engine.close_stdin, c.id)
+                in_task = None
+        if out_task.done() and not out_task.cancelled():
+            out_task.result()  # re-raise a failure to write to the client
+    finally:
+        await finish_tasks(tasks)
 
 
 async def _pump_output(
@@ -323,11 +342,10 @@ async def _pump_output(
 # --- exec start -----------------------------------------------------------------------------
 
 
-def make_exec_start_handler(execs: ExecEngine):  # type: ignore[no-untyped-def]
+def make_exec_start_handler(execs: ExecEngine) -> HijackHandler:
     """POST /exec/{id}/start: `{"Detach": true}` answers 200 once the process runs; otherwise the
     connection carries the exec's stdio as attach does (an error after the upgrade is written
     into the stream, as dockerd does, and the client reads the exit code from inspect)."""
-    from dockerd.app import frame
 
     async def exec_start(req: HijackRequest, stream: RawStream) -> None:
         loop = asyncio.get_running_loop()

@@ -1,26 +1,32 @@
-"""pydockerd's process-wide pieces: its pycontainerd, the engine, events and metrics."""
+"""pydockerd's process-wide pieces: its pycontainerd, the backends the API serves from, the
+containerd event listener, metrics."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import queue
 import secrets
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from typing import Any
 
 from common import atomicfile
 from common.unixsock import accepting
-from containerd.client import Client
-from dockerd.engine.containers import NAMESPACE, ContainerEngine
-from dockerd.engine.images import ImageService
+from containerd.client import Client, Envelope, Payload
+from containerd.client.events import TaskExit, TaskOOM
+from dockerd.backends import Backends
+from dockerd.engine.container.backend import NAMESPACE, Containers
+from dockerd.engine.container.task import timestamp_text
+from dockerd.engine.distribution.backend import Distribution
+from dockerd.engine.distribution.registry_client import RegistryConfig
+from dockerd.engine.events import EventBus
+from dockerd.engine.execs import ExecEngine
+from dockerd.engine.image.backend import Images
+from dockerd.engine.image.service import ImageService
 from dockerd.engine.runtimes import Runtimes
 from dockerd.engine.security import SecurityDefaults
+from dockerd.engine.system import Identity, System
 from dockerd.metrics import Metrics, container_states
 
 VERSION = "20.10.99-pydocker"
@@ -29,83 +35,6 @@ log = logging.getLogger("pydockerd")
 
 class DaemonError(Exception):
     pass
-
-
-class EventBus:
-    """Docker's /events: every engine action, kept for `since` and fanned out to listeners."""
-
-    def __init__(self, history: int = 1000) -> None:
-        self._lock = threading.Lock()
-        self._history: list[dict[str, Any]] = []
-        self._limit = history
-        self._listeners: list[queue.Queue[dict[str, Any]]] = []
-
-    def publish(self, kind: str, action: str, actor: str, attributes: dict[str, str]) -> None:
-        t = time.time_ns()
-        event: dict[str, Any] = {
-            "Type": kind,
-            "Action": action,
-            "Actor": {"ID": actor, "Attributes": attributes},
-            "scope": "local",
-            "time": t // 1_000_000_000,
-            "timeNano": t,
-        }
-        if kind == "container":
-            event.update(status=action, id=actor, **({"from": attributes["image"]} if "image" in attributes else {}))
-        with self._lock:
-            self._history = (self._history + [event])[-self._limit :]
-            for q in self._listeners:
-                q.put(event)
-
-    def listeners(self) -> int:
-        with self._lock:
-            return len(self._listeners)
-
-    def stream(self, filters: dict[str, Any], since: float | None, until: float | None) -> Iterator[bytes]:
-        q: queue.Queue[dict[str, Any]] = queue.Queue()
-        with self._lock:
-            # timeNano, not time: the CLI sends fractional seconds, and a whole-second compare
-            # dropped events from the second `since` falls in
-            backlog = [e for e in self._history if since is not None and e["timeNano"] >= since * 1e9]
-            self._listeners.append(q)
-        try:
-            for event in backlog:
-                if until is not None and event["timeNano"] > until * 1e9:
-                    return
-                if _event_matches(event, filters):
-                    yield json.dumps(event).encode() + b"\n"
-            while True:
-                if until is not None and time.time() > until:
-                    return
-                try:
-                    event = q.get(timeout=0.5)
-                except queue.Empty:
-                    continue
-                if until is not None and event["timeNano"] > until * 1e9:
-                    return
-                if _event_matches(event, filters):
-                    yield json.dumps(event).encode() + b"\n"
-        finally:
-            with self._lock:
-                self._listeners.remove(q)
-
-
-def _event_matches(event: dict[str, Any], filters: dict[str, Any]) -> bool:
-    for key, wanted in filters.items():
-        values = list(wanted) if isinstance(wanted, (list, dict)) else [wanted]
-        if key == "type" and event["Type"] not in values:
-            return False
-        if key == "event" and event["Action"] not in values:
-            return False
-        if key == "container" and event["Type"] == "container":
-            attrs = event["Actor"]["Attributes"]
-            if not any(event["Actor"]["ID"].startswith(v) or attrs.get("name") == v for v in values):
-                return False
-        if key == "label":
-            attrs = event["Actor"]["Attributes"]
-            if not all(attrs.get(v.partition("=")[0]) == v.partition("=")[2] if "=" in v else v in attrs for v in values):
-                return False
-    return True
 
 
 # Published to pycontainerd by pydockerd itself, to learn when its event subscription is live.
@@ -125,6 +54,7 @@ class Daemon:
         security: SecurityDefaults | None = None,
         runtimes: Runtimes | None = None,
         cpu_rt: tuple[int, int] = (0, 0),
+        registry: RegistryConfig | None = None,
     ) -> None:
         self.debug = debug  # -D / daemon.json "debug": info's Debug
         self.data_root = os.path.abspath(data_root)
@@ -142,16 +72,27 @@ class Daemon:
         self.events = EventBus()
         self.metrics = Metrics()
         self.images = ImageService(self.client)
-        self.containers = ContainerEngine(
+        self.containers = Containers(
             self.data_root, self.exec_root, self.client, self.images, self.events.publish, cgroup_parent=cgroup_parent,
             log_driver=log_driver, log_opts=log_opts, security_defaults=security, runtimes=runtimes, cpu_rt=cpu_rt,
+            tmp_dir=self.tmp_dir,
         )  # fmt: skip
-        from dockerd.engine.execs import ExecEngine
-
         self.execs = ExecEngine(self.containers, self.events.publish)
+        self.backends = self._backends(registry or RegistryConfig())
         self._stop = threading.Event()
         self._subscribed = threading.Event()
         self._listener = threading.Thread(target=self._containerd_events, daemon=True, name="containerd-events")
+
+    def _backends(self, registry: RegistryConfig) -> Backends:
+        """The objects the API's routers serve from, one per resource."""
+        identity = Identity(self.id, self.version, self.data_root, self.debug)
+        return Backends(
+            system=System(identity, self.client, self.containers, self.images, self.events),
+            containers=self.containers,
+            execs=self.execs,
+            images=Images(self.images, self.client, self.containers.all, self.events.publish, self.tmp_dir, self.version),
+            distribution=Distribution(self.client, registry, self.events.publish),
+        )
 
     def _engine_id(self) -> str:
         path = os.path.join(self.data_root, "engine-id")
@@ -217,50 +158,15 @@ class Daemon:
         self.containers.restore()
 
     def _containerd_events(self) -> None:
-        import protos
-
-        protos.load()
-        from containerd_api.events import task_pb2
-        from containerd_api.services.events.v1 import events_pb2, events_pb2_grpc
-
-        from dockerd.engine.containers import timestamp_text
-
-        stub = events_pb2_grpc.EventsStub(self.client.channel)
         filters = ['topic=="/tasks/exit"', 'topic=="/tasks/oom"', f'topic=="{SUBSCRIBED_TOPIC}"']
         while not self._stop.is_set():
             token = secrets.token_hex(8).encode()
             confirmed = threading.Event()
             try:
-                responses = stub.Subscribe(events_pb2.SubscribeRequest(filters=filters))
-                threading.Thread(target=self._confirm_subscription, args=(token, confirmed), daemon=True).start()
-                for envelope in responses:
-                    if envelope.namespace != NAMESPACE:
-                        continue
-                    if envelope.topic == SUBSCRIBED_TOPIC:
-                        if envelope.event.value == token and not confirmed.is_set():
-                            confirmed.set()
-                            self._on_subscribed()
-                    elif envelope.topic == "/tasks/exit":
-                        exit_event = task_pb2.TaskExit.FromString(envelope.event.value)
-                        if exit_event.id == exit_event.container_id:
-                            threading.Thread(
-                                target=self.containers.task_exited,
-                                args=(exit_event.container_id, exit_event.exit_status),
-                                kwargs={"finished_at": timestamp_text(exit_event.exited_at)},
-                                daemon=True,
-                            ).start()
-                            threading.Thread(
-                                target=self.execs.container_exited, args=(exit_event.container_id,), daemon=True
-                            ).start()
-                        else:  # an exec's process
-                            threading.Thread(
-                                target=self.execs.process_exited,
-                                args=(exit_event.container_id, exit_event.id, exit_event.exit_status),
-                                daemon=True,
-                            ).start()
-                    elif envelope.topic == "/tasks/oom":
-                        oom = task_pb2.TaskOOM.FromString(envelope.event.value)
-                        self.containers.mark_oom(oom.container_id)
+                with self.client.events.subscribe(*filters) as subscription:
+                    threading.Thread(target=self._confirm_subscription, args=(token, confirmed), daemon=True).start()
+                    for envelope in subscription:
+                        self._on_event(envelope, token, confirmed)
             except Exception as exc:  # noqa: BLE001 - resubscribe after pycontainerd restarts
                 confirmed.set()
                 if self._stop.is_set():
@@ -269,17 +175,43 @@ class Daemon:
                 self._supervise_containerd()
                 self._stop.wait(1.0)
 
+    def _on_event(self, envelope: Envelope, token: bytes, confirmed: threading.Event) -> None:
+        if envelope.namespace != NAMESPACE:
+            return
+        if envelope.topic == SUBSCRIBED_TOPIC:
+            if envelope.event is not None and envelope.event.value == token and not confirmed.is_set():
+                confirmed.set()
+                self._on_subscribed()
+        elif envelope.topic == "/tasks/exit":
+            self._task_exited(envelope.unpack(TaskExit))
+        elif envelope.topic == "/tasks/oom":
+            self.containers.mark_oom(envelope.unpack(TaskOOM).container_id)
+
+    def _task_exited(self, exit_event: TaskExit) -> None:
+        """A process ended: the container's init, or one of its execs (handled in threads of
+        their own, so the event stream keeps flowing)."""
+        if exit_event.id == exit_event.container_id:
+            threading.Thread(
+                target=self.containers.task_exited,
+                args=(exit_event.container_id, exit_event.exit_status),
+                kwargs={"finished_at": timestamp_text(exit_event.exited_at.ToNanoseconds())},
+                daemon=True,
+            ).start()
+            threading.Thread(target=self.execs.container_exited, args=(exit_event.container_id,), daemon=True).start()
+        else:  # an exec's process
+            threading.Thread(
+                target=self.execs.process_exited,
+                args=(exit_event.container_id, exit_event.id, exit_event.exit_status),
+                daemon=True,
+            ).start()
+
     def _confirm_subscription(self, token: bytes, confirmed: threading.Event) -> None:
         """Publish a marker until it comes back through the new subscription: from then on no
         event can slip past unseen (the Subscribe call gives no other sign that it is live)."""
-        from containerd_api.services.events.v1 import events_pb2, events_pb2_grpc
-        from google.protobuf import any_pb2
-
-        stub = events_pb2_grpc.EventsStub(self.client.channel)
-        marker = any_pb2.Any(type_url="pydockerd/subscribed", value=token)
+        marker = Payload("pydockerd/subscribed", token)
         while not confirmed.is_set() and not self._stop.is_set():
             try:
-                stub.Publish(events_pb2.PublishRequest(topic=SUBSCRIBED_TOPIC, event=marker), timeout=5)
+                self.client.events.publish(SUBSCRIBED_TOPIC, marker, timeout=5)
             except Exception as exc:  # noqa: BLE001 - the subscription loop handles a lost pycontainerd
                 log.debug("publishing the subscription marker: %s", exc)
             confirmed.wait(0.2)
@@ -317,49 +249,5 @@ class Daemon:
         self.containers.close()
         self.client.close()
 
-    # --- system ----------------------------------------------------------------------------
-
-    def version_info(self) -> dict[str, Any]:
-        """GET /version: the engine's details (which `docker version` prints under Server:
-        Engine) repeated at the top level as dockerd does, and pycontainerd as a component."""
-        import platform
-
-        engine = {
-            "ApiVersion": "1.41",
-            "Arch": "amd64" if platform.machine() == "x86_64" else platform.machine(),
-            "BuildTime": "",
-            "Experimental": "false",
-            "GitCommit": "pydocker",
-            "GoVersion": f"python{platform.python_version()}",
-            "KernelVersion": platform.release(),
-            "MinAPIVersion": "1.24",
-            "Os": "linux",
-        }
-        components: list[dict[str, Any]] = [{"Name": "Engine", "Version": self.version, "Details": engine}]
-        containerd = self._containerd_version()
-        if containerd is not None:
-            components.append({"Name": "containerd", "Version": containerd[0], "Details": {"GitCommit": containerd[1]}})
-        top = {k: v for k, v in engine.items() if k != "Experimental"}
-        return {"Platform": {"Name": "pydocker"}, "Components": components, "Version": self.version, **top}
-
-    def _containerd_version(self) -> tuple[str, str] | None:
-        """(version, revision) of pycontainerd, None while it does not answer."""
-        import grpc
-        from google.protobuf import empty_pb2
-
-        try:
-            # A short deadline of its own: `docker version` must not wait for a busy or restarting pycontainerd.
-            reply = self.client.api.version.Version(empty_pb2.Empty(), timeout=5)
-        except grpc.RpcError as exc:
-            log.debug("no containerd version: %s", exc)
-            return None
-        return str(reply.version), str(reply.revision)
-
     def render_metrics(self) -> str:
         return self.metrics.render(container_states([c.status() for c in self.containers.all()]), self.version)
-
-    def info(self) -> dict[str, Any]:
-        from dockerd.app import default_info
-
-        return default_info(self, self.containers.all(), len(self.images.all()))
-

@@ -108,13 +108,14 @@ def _sd_notify(address: str | None, state: str) -> None:
         logging.getLogger("pydockerd").warning("sd_notify: %s", exc)
 
 
-def _hijack_router(daemon: Any) -> Any:
-    from dockerd.attach import make_attach_handler, make_exec_start_handler
+def _hijack_router(backends: Any) -> Any:
+    """The routes served on the raw connection (attach, exec start), each registered by its router."""
     from dockerd.hijack import HijackRouter
+    from dockerd.routers import containers, exec
 
     router = HijackRouter()
-    router.add("POST", r"/containers/(?P<name>[^/]+)/attach", make_attach_handler(daemon.containers, daemon.events.publish))
-    router.add("POST", r"/exec/(?P<id>[^/]+)/start", make_exec_start_handler(daemon.execs))
+    for module in (containers, exec):
+        module.register_hijacked(router, backends)
     return router
 
 
@@ -172,9 +173,13 @@ def main(argv: list[str] | None = None) -> int:
 def _run(opts: Options, planned: list[Any], metrics_sock: Any, security: SecurityDefaults, notify: str | None = None) -> int:
     from dockerd import listeners
     from dockerd.daemon import Daemon, DaemonError
+    from dockerd.engine.distribution.registry_client import RegistryConfig
     from dockerd.engine.runtimes import from_settings
 
     values = opts.values
+    registry = RegistryConfig(
+        list(values["insecure-registries"]), list(values["registry-mirrors"]), values["default-registry"] or "docker.io"
+    )
     try:
         runtimes = from_settings(
             values["runtimes"], values["add-runtime"], values["default-runtime"], os.path.join(values["exec-root"], "runtimes")
@@ -183,6 +188,7 @@ def _run(opts: Options, planned: list[Any], metrics_sock: Any, security: Securit
             values["data-root"], values["exec-root"], values["containerd"] or None, cgroup_parent=values["cgroup-parent"],
             log_driver=values["log-driver"], log_opts=values["log-opts"], debug=bool(values["debug"]),
             security=security, runtimes=runtimes, cpu_rt=(values["cpu-rt-period"], values["cpu-rt-runtime"]),
+            registry=registry,
         )  # fmt: skip
     except DaemonError as exc:
         print(f"pydockerd: {exc}", file=sys.stderr)
@@ -195,16 +201,10 @@ def _run(opts: Options, planned: list[Any], metrics_sock: Any, security: Securit
         print(f"pydockerd: failed to start daemon: {exc}", file=sys.stderr)
         return 1
     from dockerd.app import create_app
-    from dockerd.engine import distribution
-    from dockerd.engine.registry_client import RegistryConfig
     from dockerd.hijack import make_protocol_class
 
-    distribution.CONFIG = RegistryConfig(
-        list(values["insecure-registries"]), list(values["registry-mirrors"]), values["default-registry"] or "docker.io"
-    )
-
-    app = create_app(daemon)
-    protocol = make_protocol_class(_hijack_router(daemon))
+    app = create_app(daemon.backends, daemon.metrics)
+    protocol = make_protocol_class(_hijack_router(daemon.backends))
     try:
         daemon.start()
         listeners.bind(planned, values["group"])

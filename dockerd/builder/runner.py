@@ -32,8 +32,8 @@ from dockerd.builder.errors import BuildFailed
 from dockerd.builder.layers import Layers, new_key
 from dockerd.engine import initlayer, scoped
 from dockerd.engine import spec as oci_spec
+from dockerd.engine.container.accounts import lookup_user
 from dockerd.engine.errors import EngineError
-from dockerd.engine.filesystem import lookup_user
 from dockerd.engine.security import SecurityDefaults
 from dockerd.engine.users import ExecUser
 

@@ -245,71 +245,89 @@ class Extractor:
                 existing = None
         uid, gid = self.chown or (m.uid, m.gid)
         if m.isdir():
-            if existing is None:
-                os.mkdir(name, 0o700, dir_fd=parent)
-            fd = os.open(name, scoped.O_PATH, dir_fd=parent)
-            try:
-                self._owner_mode(fd, uid, gid, m.mode)
-            finally:
-                os.close(fd)
-            self._dirs.append((path, m.mtime))
+            self._make_dir(m, path, parent, name, existing is None, uid, gid)
         elif m.isreg():
-            fd = os.open(
-                name,
-                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                0o600,
-                dir_fd=parent,
-            )
-            try:
-                src = tar.extractfile(m)
-                if src is not None:
-                    while chunk := src.read(1 << 20):
-                        os.write(fd, chunk)
-                self._owner_mode(fd, uid, gid, m.mode)
-                os.utime(scoped.proc_fd(fd), ns=(_ns(m.mtime), _ns(m.mtime)))
-            finally:
-                os.close(fd)
+            self._make_file(tar, m, parent, name, uid, gid)
         elif m.issym():
-            target = posixpath.normpath(posixpath.join(posixpath.dirname(path), m.linkname))
-            if not m.linkname.startswith("/") and not _within(target, self.dest):
-                raise ArchiveRefused(
-                    f"Error processing tar file: invalid symlink {_go_quote(path)} -> {_go_quote(m.linkname)}"
-                )
-            os.symlink(m.linkname, name, dir_fd=parent)
-            os.chown(name, uid, gid, dir_fd=parent, follow_symlinks=False)
-            os.utime(name, ns=(_ns(m.mtime), _ns(m.mtime)), dir_fd=parent, follow_symlinks=False)
+            self._make_symlink(m, path, parent, name, uid, gid)
         elif m.islnk():
-            target = posixpath.normpath(self.dest.rstrip("/") + "/" + m.linkname)  # Go's Join: never absolute
-            if not _within(target, self.dest):
-                raise ArchiveRefused(
-                    f"Error processing tar file: invalid hardlink {_go_quote(target)} -> {_go_quote(m.linkname)}"
-                )
-            with scoped.resolve(self.root, posixpath.dirname(target)) as source_dir:
-                os.link(
-                    posixpath.basename(target),
-                    name,
-                    src_dir_fd=source_dir.fd,
-                    dst_dir_fd=parent,
-                    follow_symlinks=False,
-                )
+            self._make_hardlink(m, parent, name)
         elif m.ischr() or m.isblk() or m.isfifo():
-            if m.isfifo():
-                os.mkfifo(name, 0o600, dir_fd=parent)
-            elif self.can_mknod:
-                kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK
-                os.mknod(name, kind | 0o600, os.makedev(m.devmajor, m.devminor), dir_fd=parent)
-            else:
-                return  # as dockerd in a user namespace: device nodes are skipped
-            fd = os.open(name, scoped.O_PATH, dir_fd=parent)
-            try:
-                self._owner_mode(fd, uid, gid, m.mode)
-                os.utime(scoped.proc_fd(fd), ns=(_ns(m.mtime), _ns(m.mtime)))
-            finally:
-                os.close(fd)
+            self._make_node(m, parent, name, uid, gid)
         else:
             raise InvalidParameter(
                 f"Error processing tar file: unhandled tar header type {m.type!r} for {m.name!r}"
             )
+
+    def _make_dir(
+        self, m: tarfile.TarInfo, path: str, parent: int, name: str, create: bool, uid: int, gid: int
+    ) -> None:
+        if create:
+            os.mkdir(name, 0o700, dir_fd=parent)
+        fd = os.open(name, scoped.O_PATH, dir_fd=parent)
+        try:
+            self._owner_mode(fd, uid, gid, m.mode)
+        finally:
+            os.close(fd)
+        self._dirs.append((path, m.mtime))
+
+    def _make_file(self, tar: tarfile.TarFile, m: tarfile.TarInfo, parent: int, name: str, uid: int, gid: int) -> None:
+        fd = os.open(
+            name,
+            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+            0o600,
+            dir_fd=parent,
+        )
+        try:
+            src = tar.extractfile(m)
+            if src is not None:
+                while chunk := src.read(1 << 20):
+                    os.write(fd, chunk)
+            self._owner_mode(fd, uid, gid, m.mode)
+            os.utime(scoped.proc_fd(fd), ns=(_ns(m.mtime), _ns(m.mtime)))
+        finally:
+            os.close(fd)
+
+    def _make_symlink(self, m: tarfile.TarInfo, path: str, parent: int, name: str, uid: int, gid: int) -> None:
+        target = posixpath.normpath(posixpath.join(posixpath.dirname(path), m.linkname))
+        if not m.linkname.startswith("/") and not _within(target, self.dest):
+            raise ArchiveRefused(
+                f"Error processing tar file: invalid symlink {_go_quote(path)} -> {_go_quote(m.linkname)}"
+            )
+        os.symlink(m.linkname, name, dir_fd=parent)
+        os.chown(name, uid, gid, dir_fd=parent, follow_symlinks=False)
+        os.utime(name, ns=(_ns(m.mtime), _ns(m.mtime)), dir_fd=parent, follow_symlinks=False)
+
+    def _make_hardlink(self, m: tarfile.TarInfo, parent: int, name: str) -> None:
+        target = posixpath.normpath(self.dest.rstrip("/") + "/" + m.linkname)  # Go's Join: never absolute
+        if not _within(target, self.dest):
+            raise ArchiveRefused(
+                f"Error processing tar file: invalid hardlink {_go_quote(target)} -> {_go_quote(m.linkname)}"
+            )
+        with scoped.resolve(self.root, posixpath.dirname(target)) as source_dir:
+            os.link(
+                posixpath.basename(target),
+                name,
+                src_dir_fd=source_dir.fd,
+                dst_dir_fd=parent,
+                follow_symlinks=False,
+            )
+
+    def _make_node(self, m: tarfile.TarInfo, parent: int, name: str, uid: int, gid: int) -> None:
+        """A FIFO, or a device node where the kernel lets us make one."""
+        if m.isfifo():
+            os.mkfifo(name, 0o600, dir_fd=parent)
+        elif self.can_mknod:
+            kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK
+            os.mknod(name, kind | 0o600, os.makedev(m.devmajor, m.devminor), dir_fd=parent)
+        else:
+            return  # as dockerd in a user namespace: device nodes are skipped
+        fd = os.open(name, scoped.O_PATH, dir_fd=parent)
+        try:
+            self._owner_mode(fd, uid, gid, m.mode)
+            os.utime(scoped.proc_fd(fd), ns=(_ns(m.mtime), _ns(m.mtime)))
+        finally:
+            os.close(fd)
 
     def _owner_mode(self, fd: int, uid: int, gid: int, mode: int) -> None:
         where = scoped.proc_fd(fd)  # the inode itself, whatever its name has become meanwhile

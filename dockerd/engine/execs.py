@@ -20,7 +20,6 @@ them lives in dockerd/attach.py. Two orderings matter, both as in dockerd:
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import os
 import threading
@@ -29,17 +28,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from containerd.errors import ContainerdError
-from containerd.errors import NotFound as ContainerdNotFound
-from dockerd.engine import names, security, spec
+from containerd.client import IO, ContainerdError
+from containerd.client import NotFound as ContainerdNotFound
+from dockerd.engine import security, spec
+from dockerd.engine.container import accounts, names
 from dockerd.engine.errors import Conflict, EngineError, InvalidParameter, NotFound
 
 if TYPE_CHECKING:
-    from dockerd.engine.containers import Container, ContainerEngine
+    from dockerd.engine.container.backend import Containers
+    from dockerd.engine.container.state import Container
 
 log = logging.getLogger("pydockerd.execs")
 
-PROCESS_TYPE = "types.containerd.io/opencontainers/runtime-spec/1/Process"
 OUTPUT_GRACE = 2.0  # seconds without output progress after the exit before the streams are cut
 KEEP_EXITED = 300.0  # dockerd collects exited execs after five minutes
 DEAD_CONTAINER_GRACE = 1.0  # after a container exits, how long its execs' own exit events may take
@@ -101,20 +101,12 @@ class Exec:
 
 
 class ExecEngine:
-    def __init__(self, containers: ContainerEngine, publish: Callable[..., None]) -> None:
+    def __init__(self, containers: Containers, publish: Callable[..., None]) -> None:
         self.containers = containers
         self.publish = publish
         self._lock = threading.Lock()
+        self.client = containers.client
         self._execs: dict[str, Exec] = {}
-        import protos
-
-        protos.load()
-        from containerd_api.services.containers.v1 import containers_pb2, containers_pb2_grpc
-        from containerd_api.services.tasks.v1 import tasks_pb2, tasks_pb2_grpc
-
-        self._cpb, self._tpb = containers_pb2, tasks_pb2
-        self._containers_api = containers_pb2_grpc.ContainersStub(containers.client.channel)
-        self._tasks_api = tasks_pb2_grpc.TasksStub(containers.client.channel)
 
     # --- records -------------------------------------------------------------------------------
 
@@ -254,24 +246,12 @@ class ExecEngine:
             raise
         if not attach:
             ex.output_done.set()
-        from google.protobuf import any_pb2
-
-        request = self._tpb.ExecProcessRequest(
-            container_id=c.id,
-            exec_id=ex.id,
-            terminal=ex.tty,
-            stdin=fifos.get("stdin", ""),
-            stdout=fifos.get("stdout", ""),
-            stderr=fifos.get("stderr", ""),
-            spec=any_pb2.Any(type_url=PROCESS_TYPE, value=json.dumps(process).encode()),
-        )
+        stdio = IO(fifos.get("stdin", ""), fifos.get("stdout", ""), fifos.get("stderr", ""), terminal=ex.tty)
         with self._lock:
             ex.running = True
         try:
-            self.containers.client.call(self._tasks_api.Exec, request)
-            started = self.containers.client.call(
-                self._tasks_api.Start, self._tpb.StartRequest(container_id=c.id, exec_id=ex.id)
-            )
+            self.client.tasks.exec(c.id, ex.id, process, stdio)
+            pid = self.client.tasks.start(c.id, ex.id)
         except ContainerdError as exc:
             self._delete_process(ex)
             message = _runtime_message(str(exc))
@@ -280,7 +260,7 @@ class ExecEngine:
             invalid = any(s in lowered for s in ("executable file not found", "no such file or directory", "permission denied", "is a directory"))
             raise ExecStartError(message, 400 if invalid else 500) from None
         with self._lock:
-            ex.pid = int(started.pid)
+            ex.pid = pid
             ex.progress()
         ex.launched.set()
         return fifos
@@ -301,9 +281,8 @@ class ExecEngine:
         """The container's process (its capabilities, rlimits, no-new-privileges...) with the exec's
         command, environment, directory, user and terminal, as dockerd builds it."""
         try:
-            record = self.containers.client.call(self._containers_api.Get, self._cpb.GetContainerRequest(id=c.id))
-            container_spec = json.loads(record.container.spec.value)
-        except (ContainerdError, ValueError) as exc:
+            container_spec = self.client.containers.get(c.id).oci_spec()
+        except ContainerdError as exc:
             raise Conflict(f"Container {c.id} is not running: {exc}") from None
         process: dict[str, Any] = dict(container_spec.get("process") or {})
         image = self.containers.images.resolve(c.image_id)
@@ -319,7 +298,7 @@ class ExecEngine:
         process.pop("consoleSize", None)
         caps = dict(process.get("capabilities") or {})
         if ex.user:
-            user = self.containers.resolve_exec_user(c, ex.user)
+            user = accounts.resolve_exec_user(c, ex.user)
             process["user"] = {"uid": user.uid, "gid": user.gid, "additionalGids": list(user.groups)}
             bounding = caps.get("bounding") or []
             caps["effective"] = [] if user.uid != 0 else list(bounding)
@@ -331,7 +310,7 @@ class ExecEngine:
         return process
 
     def _make_fifos(self, ex: Exec) -> dict[str, str]:
-        d = os.path.join(self.containers.fifo_root, ex.container_id)
+        d = os.path.join(self.containers.stdio.fifo_root, ex.container_id)
         os.makedirs(d, mode=0o700, exist_ok=True)
         streams = []
         if ex.open_stdin:
@@ -367,18 +346,13 @@ class ExecEngine:
         if not ex.tty:
             return  # containerd ignores a resize of a process without a terminal
         try:
-            self.containers.client.call(
-                self._tasks_api.ResizePty,
-                self._tpb.ResizePtyRequest(container_id=ex.container_id, exec_id=ex.id, width=width, height=height),
-            )
+            self.client.tasks.resize_pty(ex.container_id, width, height, exec_id=ex.id)
         except ContainerdNotFound:
             raise NotFound("no such exec") from None
 
     def close_stdin(self, ex: Exec) -> None:
         try:
-            self.containers.client.call(
-                self._tasks_api.CloseIO, self._tpb.CloseIORequest(container_id=ex.container_id, exec_id=ex.id, stdin=True)
-            )
+            self.client.tasks.close_io(ex.container_id, exec_id=ex.id, stdin=True)
         except ContainerdError as exc:
             log.debug("closing stdin of exec %s: %s", ex.id, exc)
 
@@ -439,9 +413,7 @@ class ExecEngine:
 
     def _delete_process_ids(self, container_id: str, exec_id: str) -> None:
         try:
-            self.containers.client.call(
-                self._tasks_api.DeleteProcess, self._tpb.DeleteProcessRequest(container_id=container_id, exec_id=exec_id)
-            )
+            self.client.tasks.delete_process(container_id, exec_id)
         except ContainerdError as exc:
             log.debug("deleting exec %s of %s: %s", exec_id, container_id, exc)
 

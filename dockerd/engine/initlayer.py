@@ -4,7 +4,7 @@ layer: `/.dockerenv`, the runtime's mount points (/proc, /sys, /dev/pts, /dev/sh
 
 pydockerd has no layer of its own for them: they are written into the container's
 snapshot when it is first prepared, and `docker diff` leaves them out
-(filesystem._INIT_LAYER), so the container's tree, `cp` and `export` look as under dockerd.
+(container/changes.py: _INIT_LAYER), so the container's tree, `cp` and `export` look as under dockerd.
 Since the writes happen in the merged tree and not in an empty layer, what the image has at
 these paths is replaced, as the init layer hides it: each component is walked by directory
 fd without following symlinks (an image's symlink is replaced by a directory, never followed

@@ -25,7 +25,7 @@ from common import libc
 from dockerd.engine.errors import Conflict, EngineError, InvalidParameter
 
 if TYPE_CHECKING:
-    from dockerd.engine.containers import Container
+    from dockerd.engine.container.state import Container
 
 IPC_MODES = ("", "private", "none", "shareable", "host")
 HOST_SHM = "/dev/shm"

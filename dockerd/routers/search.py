@@ -15,6 +15,7 @@ import json
 from fastapi import APIRouter, Request
 
 from dockerd.engine.errors import InvalidParameter, NotImplementedYet
+from dockerd.routers.deps import DistributionBackend
 
 FILTERS = {"is-automated", "is-official", "stars"}
 DOCKER_INDEX = "docker.io"
@@ -62,21 +63,19 @@ def _limit(raw: str) -> int:
     return limit
 
 
-def make_router(default_registry: str) -> APIRouter:
-    """The search route; `default_registry` is daemon.json's (where unqualified names go)."""
-    search = APIRouter()
+router = APIRouter()
 
-    @search.get("/images/search")
-    async def images_search(request: Request) -> None:
-        q = request.query_params
-        term = q.get("term") or ""
-        _limit(q.get("limit") or "")
-        _check_filters(q.get("filters") or "")
-        if "://" in term:
-            raise InvalidParameter('invalid repository name (ex: "registry.domain.tld/myrepos")')
-        index, remote = split_term(term, default_registry)
-        raise NotImplementedYet(
-            f"search is not supported: pydockerd reaches no index server to search {index} for {json.dumps(remote)}"
-        )
 
-    return search
+@router.get("/images/search")
+async def images_search(request: Request, distribution: DistributionBackend) -> None:
+    q = request.query_params
+    term = q.get("term") or ""
+    _limit(q.get("limit") or "")
+    _check_filters(q.get("filters") or "")
+    if "://" in term:
+        raise InvalidParameter('invalid repository name (ex: "registry.domain.tld/myrepos")')
+    # Unqualified names go to daemon.json's default registry.
+    index, remote = split_term(term, distribution.default_registry)
+    raise NotImplementedYet(
+        f"search is not supported: pydockerd reaches no index server to search {index} for {json.dumps(remote)}"
+    )

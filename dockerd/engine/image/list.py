@@ -12,11 +12,19 @@ import re
 from typing import Any
 
 from dockerd.engine.errors import InvalidParameter
-from dockerd.engine.images import ImageService, ResolvedImage
+from dockerd.engine.image.service import ImageService, ResolvedImage
 from dockerd.engine.logs import parse_time
-from dockerd.engine.resources import filter_values
 
 FILTERS = {"before", "dangling", "label", "reference", "since"}
+
+
+def filter_values(wanted: Any) -> list[str]:
+    """A filter's values in either wire form: `{"k": ["v"]}` or `{"k": {"v": true}}`."""
+    if isinstance(wanted, dict):
+        return [k for k, v in wanted.items() if v]
+    if isinstance(wanted, list):
+        return [str(v) for v in wanted]
+    return [str(wanted)]
 
 
 def list_images(images: ImageService, filters: dict[str, Any]) -> list[dict[str, Any]]:

@@ -27,6 +27,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
+from containerd.client.names import Reference
 from dockerd.engine.errors import EngineError, InvalidParameter
 from dockerd.engine.validate import json_kind
 
@@ -433,3 +434,27 @@ class RawHTTP:
         except BaseException:
             conn.close()
             raise
+
+
+def connect(config: RegistryConfig, ref: Reference, actions: str, auth: AuthConfig, *, push: bool = False) -> Session:
+    """A session on the first endpoint that answers (mirrors first for a pull from docker.io)."""
+    errors: list[EngineError] = []
+    for base in config.endpoints(ref.domain, push=push):
+        session = Session(base, ref.path, actions, auth)
+        try:
+            session.ping()
+            return session
+        except httpx.HTTPError as exc:
+            session.close()
+            errors.append(RegistryError(f'Get "{base}/v2/": {transport_text(exc)}', 500))
+        except EngineError as exc:
+            session.close()
+            errors.append(exc)
+    raise errors[-1] if errors else RegistryError(f"no endpoint for {ref.domain}", 500)
+
+
+def transport_text(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    if "Connection refused" in text:
+        return "connect: connection refused"
+    return text

@@ -26,10 +26,9 @@ from containerd.client import (
     parse_reference,
     unpack,
 )
-from containerd.client.errors import InvalidArgument
+from containerd.client.errors import ContainerdError, InvalidArgument
+from containerd.client.errors import NotFound as ContainerdNotFound
 from containerd.client.names import is_tag
-from containerd.errors import ContainerdError
-from containerd.errors import NotFound as ContainerdNotFound
 from dockerd.engine.errors import Conflict, InvalidParameter, no_such_image
 from dockerd.engine.logs import parse_time
 
@@ -338,13 +337,11 @@ def tag_name(repo: str, tag: str) -> str:
 
 def snapshot_usage(client: Client, key: str, snapshotter: str = "overlayfs") -> tuple[int, int] | None:
     """(bytes, inodes) of a snapshot from Snapshots.Usage, None when there is no such snapshot."""
-    from containerd_api.services.snapshots.v1 import snapshots_pb2
-
     try:
-        usage = client.call(client.api.snapshots.Usage, snapshots_pb2.UsageRequest(snapshotter=snapshotter, key=key))
+        usage = client.snapshots(snapshotter).usage(key)
     except ContainerdNotFound:
         return None
-    return int(usage.size), int(usage.inodes)
+    return usage.size, usage.inodes
 
 
 def _unix(created: str) -> int:

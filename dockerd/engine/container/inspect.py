@@ -1,0 +1,162 @@
+"""GET /containers/{id}/json and the rows of GET /containers/json: a record in dockerd's shape."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+from dockerd.engine.binds import parse_bind
+from dockerd.engine.container.state import Container
+from dockerd.engine.errors import InvalidParameter
+from dockerd.engine.logs import parse_time
+
+if TYPE_CHECKING:
+    from dockerd.engine.container.backend import Containers
+
+
+def inspect(d: Containers, c: Container) -> dict[str, Any]:
+    """GET /containers/{id}/json (ExecIDs are the exec backend's, sizes sizes.py's)."""
+    state = dict(c.state)
+    state["Status"] = c.status()
+    return {
+        "Id": c.id,
+        "Created": c.created,
+        "Path": c.path,
+        "Args": c.args,
+        "State": state,
+        "Image": c.image_id,
+        "ResolvConfPath": os.path.join(d.store.dir(c.id), "resolv.conf"),
+        "HostnamePath": os.path.join(d.store.dir(c.id), "hostname"),
+        "HostsPath": os.path.join(d.store.dir(c.id), "hosts"),
+        # As dockerd: the json-file log once the container has started (its logger made the file).
+        "LogPath": d.stdio.log_path(c) if c.has_been_started and d.stdio.log_settings(c).readable else "",
+        "Name": f"/{c.name}",
+        "RestartCount": c.restart_count,
+        "Driver": "overlay2",
+        "Platform": "linux",
+        "MountLabel": "",
+        "ProcessLabel": "",
+        "AppArmorProfile": "",
+        "ExecIDs": None,
+        # As dockerd's inspect: the daemon's default-ulimits merged in (not stored).
+        "HostConfig": _host_config_view({**c.host_config, "Ulimits": d.security.merged_ulimits(c.host_config.get("Ulimits")) or None}),
+        "GraphDriver": {"Data": None, "Name": "overlay2"},
+        "Mounts": _mounts_view(c.host_config),
+        "Config": _config_view(c),
+        "NetworkSettings": _network_settings(c.host_config),
+    }
+
+def summary(c: Container) -> dict[str, Any]:
+    """A container as GET /containers/json lists it."""
+    return {
+        "Id": c.id,
+        "Names": [f"/{c.name}"],
+        "Image": c.image_ref,
+        "ImageID": c.image_id,
+        "Command": _summary_command(c.path, c.args),
+        "Created": _unix(c.created),
+        "Ports": [],
+        "Labels": c.config.get("Labels") or {},
+        "State": c.status(),
+        "Status": _human_status(c),
+        "HostConfig": {"NetworkMode": c.host_config.get("NetworkMode") or "default"},
+        "NetworkSettings": {"Networks": _networks_view(c.host_config)},
+        "Mounts": _mounts_view(c.host_config),
+    }
+
+
+def _summary_command(path: str, args: list[str]) -> str:
+    """As dockerd's container list: arguments with a space are single-quoted."""
+    return " ".join([path, *(f"'{a}'" if " " in a else a for a in args)])
+
+
+def _unix(stamp: str) -> int:
+    return int(parse_time(stamp))
+
+
+def _human_status(c: Container) -> str:
+    status = c.status()
+    if status == "running" or status == "paused":
+        since = time.time() - _unix(c.state.get("StartedAt") or c.created)
+        text = f"Up {_human_duration(since)}"
+        return text + " (Paused)" if status == "paused" else text
+    if status == "exited":
+        ago = time.time() - _unix(c.state.get("FinishedAt") or c.created)
+        return f"Exited ({c.state.get('ExitCode', 0)}) {_human_duration(ago)} ago"
+    if status == "restarting":
+        return f"Restarting ({c.state.get('ExitCode', 0)}) Less than a second ago"
+    return "Created"
+
+
+def _human_duration(seconds: float) -> str:
+    if seconds < 1:
+        return "Less than a second"
+    if seconds < 60:
+        return f"{int(seconds)} seconds" if int(seconds) != 1 else "1 second"
+    minutes = seconds / 60
+    if minutes < 60:
+        return f"{int(minutes)} minutes" if int(minutes) != 1 else "About a minute"
+    hours = minutes / 60
+    return f"{int(hours)} hours" if int(hours) != 1 else "About an hour"
+
+
+def _config_view(c: Container) -> dict[str, Any]:
+    cfg = dict(c.config)
+    defaults = {
+        "Hostname": c.id[:12], "Domainname": "", "User": "", "AttachStdin": False, "AttachStdout": False,
+        "AttachStderr": False, "Tty": False, "OpenStdin": False, "StdinOnce": False, "Env": None, "Cmd": None,
+        "Image": c.image_ref, "Volumes": None, "WorkingDir": "", "Entrypoint": None, "OnBuild": None, "Labels": {},
+    }  # fmt: skip
+    for key, value in defaults.items():
+        cfg.setdefault(key, value)
+    if cfg.get("Entrypoint") == [""]:
+        cfg["Entrypoint"] = None  # `--entrypoint ""`: dockerd shows no entrypoint at all
+    return cfg
+
+
+def _host_config_view(host: dict[str, Any]) -> dict[str, Any]:
+    view = {
+        "Binds": None, "NetworkMode": "default", "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
+        "AutoRemove": False, "CapAdd": None, "CapDrop": None, "Privileged": False, "ReadonlyRootfs": False,
+        "Memory": 0, "MemorySwap": 0, "NanoCpus": 0, "CpuShares": 0, "CpusetCpus": "", "PidsLimit": None,
+        "LogConfig": {"Type": "json-file", "Config": {}}, "ShmSize": 67108864, "Init": None, "Tmpfs": None,
+        "SecurityOpt": None, "Sysctls": None, "Ulimits": None, "OomKillDisable": False, "MaskedPaths": None,
+        "ReadonlyPaths": None,
+    }  # fmt: skip
+    view.update({k: v for k, v in host.items() if v is not None})
+    return view
+
+
+def _networks_view(host: dict[str, Any]) -> dict[str, Any]:
+    """The container's network as dockerd shows it: `none`, or `bridge` for the default mode.
+    Containers get no interface but loopback yet (networks have their own issue), so the
+    endpoint is dockerd's unconnected one: no IDs, no addresses."""
+    mode = host.get("NetworkMode") or "default"
+    endpoint = {
+        "IPAMConfig": None, "Links": None, "Aliases": None, "NetworkID": "", "EndpointID": "", "Gateway": "",
+        "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+        "MacAddress": "", "DriverOpts": None,
+    }  # fmt: skip
+    return {"bridge" if mode == "default" else mode: endpoint}
+
+
+def _network_settings(host: dict[str, Any]) -> dict[str, Any]:
+    """Inspect's NetworkSettings in dockerd's shape, the default endpoint's flat fields included."""
+    return {
+        "Bridge": "", "SandboxID": "", "HairpinMode": False, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
+        "Ports": {}, "SandboxKey": "", "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None,
+        "EndpointID": "", "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "",
+        "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "", "Networks": _networks_view(host),
+    }  # fmt: skip
+
+
+def _mounts_view(host: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for raw in host.get("Binds") or []:
+        try:
+            bind = parse_bind(raw)
+        except InvalidParameter:
+            continue  # (a record from before binds were checked at create)
+        out.append({"Type": "bind", "Source": bind.source, "Destination": bind.target, "Mode": bind.mode, "RW": not bind.read_only, "Propagation": bind.propagation})
+    return out

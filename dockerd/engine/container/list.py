@@ -1,0 +1,84 @@
+"""GET /containers/json: which containers `docker ps` shows, with dockerd's filters."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from dockerd.engine.errors import InvalidParameter
+
+if TYPE_CHECKING:
+    from dockerd.engine.container.backend import Containers
+    from dockerd.engine.container.state import Container
+
+FILTERS = {
+    "ancestor", "before", "expose", "exited", "health", "id", "isolation", "is-task", "label", "name", "network",
+    "publish", "since", "status", "volume",
+}  # fmt: skip
+STATES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
+HEALTH_STATES = ("starting", "healthy", "unhealthy", "none")
+
+
+def check_filters(filters: dict[str, Any]) -> None:
+    """dockerd refuses a status or health no container can be in (before listing anything)."""
+    for key, allowed in (("status", STATES), ("health", HEALTH_STATES)):
+        wanted = filters.get(key, [])
+        for value in list(wanted) if isinstance(wanted, (list, dict)) else [wanted]:
+            if value not in allowed:
+                if key == "health":
+                    raise InvalidParameter(f"Unrecognised filter value for health: {value}")
+                raise InvalidParameter(f"Invalid filter '{key}={value}'")
+
+
+def select(engine: Containers, show_all: bool, limit: int, filters: dict[str, Any]) -> list[Container]:
+    """The containers to list, newest first: running ones (all with SHOW_ALL, or when a limit,
+    status or exited filter is given) that match FILTERS, at most LIMIT (> 0) of them."""
+    chosen = []
+    for c in engine.all():
+        if not show_all and not c.running() and limit < 0 and "status" not in filters and "exited" not in filters:
+            continue
+        if not _matches(c, filters, engine):
+            continue
+        chosen.append(c)
+    if limit > 0:
+        chosen = chosen[:limit]
+    return chosen
+
+
+def _matches(c: Container, filters: dict[str, Any], engine: Containers) -> bool:
+    for key, wanted in filters.items():
+        values = list(wanted) if isinstance(wanted, (list, dict)) else [wanted]
+        if key == "status" and c.status() not in values:
+            return False
+        # A container without a healthcheck (every one, until healthchecks exist) is "none".
+        if key == "health" and ((c.state.get("Health") or {}).get("Status") or "none") not in values:
+            return False
+        if key == "name" and not any(_regex_search(v, c.name) for v in values):
+            return False
+        if key == "id" and not any(c.id.startswith(v) for v in values):
+            return False
+        if key == "label":
+            labels = c.config.get("Labels") or {}
+            for v in values:
+                k, _, val = v.partition("=")
+                if k not in labels or (val and labels[k] != val):
+                    return False
+        if key == "exited" and (c.status() != "exited" or str(c.state.get("ExitCode")) not in values):
+            return False
+        if key == "ancestor" and not any(v in (c.image_ref, c.image_id, c.image_id.removeprefix("sha256:")[:12]) for v in values):
+            return False
+        if key in ("before", "since"):
+            ref = engine.get(values[0])
+            if key == "before" and not c.created < ref.created:
+                return False
+            if key == "since" and not c.created > ref.created:
+                return False
+    return True
+
+
+def _regex_search(pattern: str, text: str) -> bool:
+    """dockerd's filter regex match: a pattern that does not compile matches nothing."""
+    try:
+        return re.search(pattern, text) is not None
+    except re.error:
+        return False

@@ -1,0 +1,161 @@
+"""POST /containers/{id}/start: the containerd record, the writable snapshot, the task.
+
+The OCI spec is built from the record with what only start can look up (the user in the
+container's own files, the namespaces it joins, the host's devices: `StartInputs`). The
+containerd record is updated, never deleted and re-created, and it exists before the
+snapshot it names: pycontainerd collects garbage on every delete (anyone's), and a snapshot
+no record refers to (the container's writable layer) would be collected.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from containerd.client import (
+    IO,
+    SPEC_TYPE,
+    ContainerdError,
+    NotFound,
+    Payload,
+    RuncOptions,
+    Runtime,
+    get_image,
+)
+from containerd.client import (
+    Container as ContainerRecord,
+)
+from dockerd.engine import devices, realtime, sharing, spec, users
+from dockerd.engine.container import accounts, rootfs, task
+from dockerd.engine.container.state import Container
+from dockerd.engine.errors import Conflict, EngineError, InvalidParameter, NotModified
+from dockerd.engine.image.service import ResolvedImage
+from dockerd.engine.logs import rfc3339nano
+from dockerd.engine.runtimes import SHIM
+
+if TYPE_CHECKING:
+    from containerd.client import Mount
+    from dockerd.engine.container.backend import Containers
+
+log = logging.getLogger("pydockerd.containers")
+SNAPSHOTTER = "overlayfs"
+
+
+def start(d: Containers, ref: str) -> None:
+    c = d.get(ref)
+    with d.store.lock:
+        if c.state.get("Paused"):
+            raise Conflict("cannot start a paused container, try unpause instead")
+        if c.running():
+            raise NotModified("container already started")
+    run(d, c)
+
+
+def run(d: Containers, c: Container) -> None:
+    """Start the task; on any failure the container records the error and, with AutoRemove,
+    is removed at once (as dockerd's start cleanup): the Docker CLI's `run --rm` waits for
+    that removal after a failed start, so a failure that left the container would hang it."""
+    try:
+        with d.rootfs_guard.hold(c.id):  # a cp into the stopped container has it mounted: let it finish
+            _start_task(d, c)
+    except Exception as exc:
+        _start_failed(d, c, exc)
+        raise
+
+
+def _start_failed(d: Containers, c: Container, exc: Exception) -> None:
+    sharing.unmount_shm(d.store.dir(c.id))  # a shareable /dev/shm nobody could have joined yet
+    with d.store.lock:
+        if c.id in d.store:
+            c.state["Error"] = str(exc)
+            if not c.state.get("ExitCode"):
+                c.state["ExitCode"] = 128  # dockerd's default for a start that failed
+            d.store.save(c)
+        d.store.notify()
+    if c.host_config.get("AutoRemove"):
+        try:
+            d.remove(c.id, force=True, volumes=False)
+        except EngineError as err:  # removed meanwhile: nothing is left to wake anyone for
+            log.warning("removing %s after its failed start: %s", c.id, err)
+
+
+def _start_task(d: Containers, c: Container) -> None:
+    image = d.images.resolve(c.image_id)
+    top = d.images.ensure_unpacked(image)
+    snaps = d.client.snapshots(SNAPSHOTTER)
+    mounts: list[Mount] | None
+    try:
+        mounts = snaps.mounts(c.id)
+    except NotFound:
+        mounts = None  # first start: prepared below, once the record names it
+    host = c.host_config
+    cgroup_parent = host.get("CgroupParent") or d.cgroup_parent
+    inputs = _start_inputs(d, c, image, top, mounts)
+    oci = spec.build(
+        c.id, c.config, host, image.config.get("config") or {}, inputs, d.store.dir(c.id), cgroup_parent, d.security,
+    )  # fmt: skip
+    spec.make_bind_sources(c.host_config)
+    task.delete_quietly(d.client, c.id)
+    d.client.containers.create_or_update(_record(d, c, image, oci), ("spec", "image"))
+    if mounts is None:
+        mounts = rootfs.prepare_writable(snaps, c.id, top, d.mount_root)
+    if host.get("IpcMode") == "shareable":
+        sharing.mount_shm(d.store.dir(c.id), spec.shm_size(host))
+    if d.cpu_rt_period or d.cpu_rt_runtime:
+        realtime.init_parents(cgroup_parent, d.cpu_rt_period, d.cpu_rt_runtime)
+    fifos = d.stdio.make_fifos(c)
+    stdio = IO(fifos.get("stdin", ""), fifos["stdout"], fifos.get("stderr", ""), terminal=bool(c.config.get("Tty")))
+    copiers = d.stdio.start_copiers(c, fifos)
+    try:
+        pid = d.client.tasks.create(c.id, mounts, stdio)
+        d.client.tasks.start(c.id)
+    except Exception as exc:
+        for copier in copiers:
+            copier.stop()
+        task.delete_quietly(d.client, c.id)
+        if not isinstance(exc, ContainerdError):
+            raise
+        message = str(exc)
+        with d.store.lock:
+            c.state.update(Error=message, ExitCode=127 if "not found" in message or "no such file" in message else 126)
+            d.store.save(c)
+        raise InvalidParameter(f"failed to create task for container: {message}") from None
+    with d.store.lock:
+        d.stdio.set_copiers(c.id, copiers)
+        c.state.update(
+            Status="running", Running=True, Paused=False, Restarting=False, OOMKilled=False, Dead=False,
+            Pid=pid, ExitCode=0, Error="", StartedAt=rfc3339nano(),
+        )  # fmt: skip
+        c.has_been_started = True
+        c.manually_stopped = False
+        d.store.save(c)
+        d.store.notify()
+    d.publish("container", "start", c.id, {"image": c.image_ref, "name": c.name})
+
+
+def _record(d: Containers, c: Container, image: ResolvedImage, oci: dict[str, object]) -> ContainerRecord:
+    """The containerd record: the runtime (its OCI binary as containerd.runc.v1.Options, as
+    dockerd hands containerd a configured runtime), the spec, the image, the snapshot."""
+    binary = d.runtimes.binary(c.host_config.get("Runtime") or d.runtimes.default)
+    options = Payload.message(RuncOptions(binary_name=binary)) if binary is not None else None
+    return ContainerRecord(
+        id=c.id,
+        runtime=Runtime(SHIM, options),
+        spec=Payload.json(SPEC_TYPE, oci),
+        image=get_image(d.client, image.names[0]).name,
+        snapshotter=SNAPSHOTTER,
+        snapshot_key=c.id,
+    )
+
+
+def _start_inputs(
+    d: Containers, c: Container, image: ResolvedImage, top: str, mounts: list[Mount] | None
+) -> spec.StartInputs:
+    """What the spec needs from outside the container's record: its user (in its own files), the
+    namespaces it joins, the host's devices. Refusals here are dockerd's start-time errors."""
+    host = c.host_config
+    shared = d.sharing.resolve(c, spec.shm_size(host))
+    passwd, group = accounts.account_files(d.client, c, top, mounts, d.mount_root)
+    user = users.resolve(accounts.user_of(c, image), [str(g) for g in host.get("GroupAdd") or []], passwd, group)
+    found, rules = devices.gather(devices.mappings(host))
+    return spec.StartInputs(user, shared, found, [*rules, *devices.cgroup_rules(host)])

@@ -1,0 +1,1 @@
+"""Pull, push and login against registries (moby's distribution/): the registry v2 client, the progress stream, the backend of the distribution routes."""

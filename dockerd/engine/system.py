@@ -1,0 +1,146 @@
+"""The system backend: GET /version, /info, /events and /system/df (moby's daemon/info.go,
+daemon/events.go, daemon/disk_usage.go), from what the other backends know."""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from google.protobuf import empty_pb2
+
+from containerd.client import Client, ContainerdError
+from dockerd.engine.events import EventBus
+
+if TYPE_CHECKING:
+    from dockerd.engine.container.backend import Containers
+    from dockerd.engine.image.service import ImageService
+
+log = logging.getLogger("pydockerd")
+API_VERSION = "1.41"
+MIN_API_VERSION = "1.24"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The daemon's own facts: engine id (`<data-root>/engine-id`), version, settings info shows."""
+
+    id: str
+    version: str
+    data_root: str
+    debug: bool
+
+
+class System:
+    def __init__(
+        self,
+        identity: Identity,
+        client: Client,
+        containers: Containers,
+        images: ImageService,
+        events: EventBus,
+    ) -> None:
+        self.identity = identity
+        self.client = client
+        self.containers = containers
+        self.images = images
+        self.events_bus = events
+
+    def version(self) -> dict[str, Any]:
+        """GET /version: the engine's details (which `docker version` prints under Server:
+        Engine) repeated at the top level as dockerd does, and pycontainerd as a component."""
+        engine = {
+            "ApiVersion": API_VERSION,
+            "Arch": "amd64" if platform.machine() == "x86_64" else platform.machine(),
+            "BuildTime": "",
+            "Experimental": "false",
+            "GitCommit": "pydocker",
+            "GoVersion": f"python{platform.python_version()}",
+            "KernelVersion": platform.release(),
+            "MinAPIVersion": MIN_API_VERSION,
+            "Os": "linux",
+        }
+        version = self.identity.version
+        components: list[dict[str, Any]] = [{"Name": "Engine", "Version": version, "Details": engine}]
+        containerd = self._containerd_version()
+        if containerd is not None:
+            components.append({"Name": "containerd", "Version": containerd[0], "Details": {"GitCommit": containerd[1]}})
+        top = {k: v for k, v in engine.items() if k != "Experimental"}
+        return {"Platform": {"Name": "pydocker"}, "Components": components, "Version": version, **top}
+
+    def _containerd_version(self) -> tuple[str, str] | None:
+        """(version, revision) of pycontainerd, None while it does not answer."""
+        try:
+            # A short deadline of its own: `docker version` must not wait for a busy or restarting pycontainerd.
+            reply = self.client.call(self.client.api.version.Version, empty_pb2.Empty(), timeout=5)
+        except ContainerdError as exc:
+            log.debug("no containerd version: %s", exc)
+            return None
+        return str(reply.version), str(reply.revision)
+
+    def info(self) -> dict[str, Any]:
+        """GET /info."""
+        containers = self.containers.all()
+        running = sum(1 for c in containers if c.running() and not c.state.get("Paused"))
+        paused = sum(1 for c in containers if c.state.get("Paused"))
+        ident = self.identity
+        return {
+            "ID": ident.id,
+            "Containers": len(containers),
+            "ContainersRunning": running,
+            "ContainersPaused": paused,
+            "ContainersStopped": len(containers) - running - paused,
+            "Images": len(self.images.all()),
+            "Driver": "overlay2",
+            "DriverStatus": [],
+            "Plugins": {"Volume": [], "Network": [], "Authorization": None, "Log": ["json-file", "none"]},
+            "MemoryLimit": True,
+            "SwapLimit": True,
+            "CpuCfsPeriod": True,
+            "CpuCfsQuota": True,
+            "CPUShares": True,
+            "CPUSet": True,
+            "PidsLimit": True,
+            "IPv4Forwarding": False,
+            "Debug": ident.debug,
+            "NFd": len(os.listdir("/proc/self/fd")),
+            "NGoroutines": threading.active_count(),
+            "SystemTime": time.strftime("%Y-%m-%dT%H:%M:%S.000000000Z", time.gmtime()),
+            "LoggingDriver": self.containers.log_defaults.type,  # daemon.json log-driver
+            "CgroupDriver": "cgroupfs",
+            "CgroupVersion": "1" if not os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "2",
+            "NEventsListener": self.events_bus.listeners(),
+            "KernelVersion": platform.release(),
+            "OperatingSystem": "pydocker",
+            "OSVersion": "",
+            "OSType": "linux",
+            "Architecture": platform.machine(),
+            "IndexServerAddress": "https://index.docker.io/v1/",
+            "NCPU": os.cpu_count() or 1,
+            "MemTotal": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
+            "DockerRootDir": ident.data_root,
+            "Name": platform.node(),
+            "Labels": [],
+            "ExperimentalBuild": False,
+            "ServerVersion": ident.version,
+            "Runtimes": self.containers.runtimes.info(),
+            "DefaultRuntime": self.containers.runtimes.default,
+            "LiveRestoreEnabled": True,
+            "Isolation": "",
+            "InitBinary": "docker-init",
+            "SecurityOptions": self.containers.security.security_options(),
+            "Warnings": [],
+        }
+
+    def events(self, filters: dict[str, Any], since: float | None, until: float | None) -> Iterator[bytes]:
+        """GET /events: the history since SINCE, then live events until UNTIL, as JSON lines."""
+        return self.events_bus.stream(filters, since, until)
+
+    def disk_usage(self) -> dict[str, Any]:
+        """GET /system/df (the containers backend measures: container/sizes.py)."""
+        return self.containers.disk_usage()
