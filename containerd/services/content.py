@@ -8,6 +8,7 @@ blob once committed, so garbage collection leaves work in progress alone.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +18,7 @@ from google.protobuf import empty_pb2
 from containerd.content.digest import validate_digest
 from containerd.content.store import ContentInfo
 from containerd.errors import InvalidArgument
-from containerd.metadata.nscontent import NamespacedContent
+from containerd.metadata.nscontent import NamespacedContent, NamespacedWriter
 from containerd.rpc import handler, lease_of, namespace_of, timestamp
 
 if TYPE_CHECKING:
@@ -125,37 +126,53 @@ class ContentService(content_pb2_grpc.ContentServicer):
             raise InvalidArgument("first message of a write must carry a ref")
         ref = first.ref
         writer = content.writer(ref, first.total, first.expected, lease=lease)
+        # grpc may abandon this generator when the client cancels between two responses, so the
+        # ingest's lock is released by the RPC's end as well, not only by the finally below; the
+        # lock keeps that close from landing in the middle of a write.
+        in_use = threading.Lock()
+
+        def release() -> None:
+            with in_use:
+                writer.close()
+
+        context.add_callback(release)
         try:
             request: Any = first
             while request is not None:
                 if request.ref and request.ref != ref:
                     raise InvalidArgument(f"ref changed mid-write: {request.ref!r} after {ref!r}")
-                response = content_pb2.WriteContentResponse(action=request.action)
-                if request.action in (WRITE, COMMIT):
-                    if request.data or request.offset:
-                        if request.offset == 0 and writer.offset > 0:
-                            writer.truncate(0)  # the client restarts the upload from scratch
-                        writer.write(bytes(request.data), request.offset)
-                    if request.action == COMMIT:
-                        if request.expected:
-                            validate_digest(request.expected)
-                        response.digest = writer.commit(
-                            request.total or writer.total, request.expected or writer.expected, dict(request.labels)
-                        )
-                elif request.action != STAT:
-                    raise InvalidArgument(f"unknown write action {request.action}")
-                response.offset = writer.offset
-                response.total = request.total or writer.total
-                if not writer.closed:
-                    status = writer.status()
-                    response.started_at.CopyFrom(timestamp(status.started_at))
-                    response.updated_at.CopyFrom(timestamp(status.updated_at))
+                with in_use:
+                    response = self._apply(writer, request)
                 yield response
                 if request.action == COMMIT:
                     return
                 request = _next_or_gone(requests, context)
         finally:
             writer.close()
+
+    @staticmethod
+    def _apply(writer: NamespacedWriter, request: Any) -> Any:
+        response = content_pb2.WriteContentResponse(action=request.action)
+        if request.action in (WRITE, COMMIT):
+            if request.data or request.offset:
+                if request.offset == 0 and writer.offset > 0:
+                    writer.truncate(0)  # the client restarts the upload from scratch
+                writer.write(bytes(request.data), request.offset)
+            if request.action == COMMIT:
+                if request.expected:
+                    validate_digest(request.expected)
+                response.digest = writer.commit(
+                    request.total or writer.total, request.expected or writer.expected, dict(request.labels)
+                )
+        elif request.action != STAT:
+            raise InvalidArgument(f"unknown write action {request.action}")
+        response.offset = writer.offset
+        response.total = request.total or writer.total
+        if not writer.closed:
+            status = writer.status()
+            response.started_at.CopyFrom(timestamp(status.started_at))
+            response.updated_at.CopyFrom(timestamp(status.updated_at))
+        return response
 
 
 def _next_or_gone(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
