@@ -111,7 +111,7 @@ def encode_filters(filters: dict[str, list[str]]) -> str:
 class Headers(dict[str, str]):
     """Response headers; lookups ignore case."""
 
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, key: str, default: Any = None) -> Any:
         return super().get(key.lower(), default)
 
 

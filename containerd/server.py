@@ -130,22 +130,18 @@ class Daemon:
     # --- serving -----------------------------------------------------------------------------
 
     def _services(self) -> list[tuple[Any, Any]]:
-        import protos
-
-        protos.load()
-        from containerd_api.services.containers.v1 import containers_pb2_grpc
-        from containerd_api.services.content.v1 import content_pb2_grpc
-        from containerd_api.services.diff.v1 import diff_pb2_grpc
-        from containerd_api.services.events.v1 import events_pb2_grpc
-        from containerd_api.services.images.v1 import images_pb2_grpc
-        from containerd_api.services.introspection.v1 import introspection_pb2_grpc
-        from containerd_api.services.leases.v1 import leases_pb2_grpc
-        from containerd_api.services.namespaces.v1 import namespace_pb2_grpc
-        from containerd_api.services.snapshots.v1 import snapshots_pb2_grpc
-        from containerd_api.services.tasks.v1 import tasks_pb2_grpc
-        from containerd_api.services.version.v1 import version_pb2_grpc
-
         from containerd.services import basic, content, layers, metadata, tasks
+        from protos.gen.containerd_api.services.containers.v1 import containers_pb2_grpc
+        from protos.gen.containerd_api.services.content.v1 import content_pb2_grpc
+        from protos.gen.containerd_api.services.diff.v1 import diff_pb2_grpc
+        from protos.gen.containerd_api.services.events.v1 import events_pb2_grpc
+        from protos.gen.containerd_api.services.images.v1 import images_pb2_grpc
+        from protos.gen.containerd_api.services.introspection.v1 import introspection_pb2_grpc
+        from protos.gen.containerd_api.services.leases.v1 import leases_pb2_grpc
+        from protos.gen.containerd_api.services.namespaces.v1 import namespace_pb2_grpc
+        from protos.gen.containerd_api.services.snapshots.v1 import snapshots_pb2_grpc
+        from protos.gen.containerd_api.services.tasks.v1 import tasks_pb2_grpc
+        from protos.gen.containerd_api.services.version.v1 import version_pb2_grpc
 
         return [
             (version_pb2_grpc.add_VersionServicer_to_server, basic.VersionService(self)),

@@ -30,16 +30,13 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import protos
+from google.protobuf import empty_pb2
+from google.protobuf.message import DecodeError, Message
+
 import ttrpc
 from containerd import errors
+from protos.gen.containerd_api.runtime.task.v2 import shim_events_pb2, shim_pb2
 from ttrpc.wire import WireError, decode, encode
-
-protos.load()
-
-from containerd_api.runtime.task.v2 import shim_events_pb2, shim_pb2  # noqa: E402
-from google.protobuf import empty_pb2  # noqa: E402
-from google.protobuf.message import DecodeError, Message  # noqa: E402
 
 TASK_SERVICE = "containerd.task.v2.Task"
 EVENTS_SERVICE = "pycontainerd.shim.v1.Events"

@@ -61,6 +61,7 @@ class ExecOptions:
 
 
 def build_process(opts: ExecOptions, base: dict[str, Any]) -> dict[str, Any]:
+    proc: dict[str, Any]
     if opts.process_file:
         try:
             with open(opts.process_file, "rb") as f:

@@ -309,7 +309,7 @@ def _cpu_percent(s: dict[str, Any]) -> float:
     system = (cpu.get("system_cpu_usage") or 0) - (pre.get("system_cpu_usage") or 0)
     online = cpu.get("online_cpus") or len((cpu.get("cpu_usage") or {}).get("percpu_usage") or []) or 1
     if total > 0 and system > 0:
-        return total / system * online * 100.0
+        return float(total / system * online * 100.0)
     return 0.0
 
 
@@ -320,7 +320,7 @@ def _mem_usage(mem: dict[str, Any]) -> float:
     st = mem.get("stats") or {}
     for key in ("total_inactive_file", "inactive_file"):
         if key in st and st[key] < usage:
-            return usage - st[key]
+            return float(usage - st[key])
     return usage
 
 

@@ -74,7 +74,7 @@ class _Prefixed(io.RawIOBase):
 def as_reader(source: Source) -> Readable:
     if hasattr(source, "read"):
         return cast(Readable, source)
-    return io.BufferedReader(_ChunkReader(cast(Iterable[bytes], source)), 1 << 20)
+    return io.BufferedReader(_ChunkReader(source), 1 << 20)
 
 
 def decompressed(source: Source) -> Readable:
@@ -94,7 +94,7 @@ def decompressed(source: Source) -> Readable:
     if head.startswith(GZIP_MAGIC):
         return cast(Readable, gzip.GzipFile(fileobj=stream, mode="rb"))
     if head.startswith(ZSTD_MAGIC):
-        return zstd_module().ZstdDecompressor().stream_reader(stream, read_across_frames=True)
+        return cast(Readable, zstd_module().ZstdDecompressor().stream_reader(stream, read_across_frames=True))
     return stream
 
 

@@ -18,15 +18,12 @@ from containerd.rpc import handler, namespace_of, timestamp
 if TYPE_CHECKING:
     from containerd.server import Daemon
 
-import protos
-
-protos.load()
-from containerd_api.events import namespace_pb2 as ns_events  # noqa: E402
-from containerd_api.services.events.v1 import events_pb2, events_pb2_grpc  # noqa: E402
-from containerd_api.services.introspection.v1 import introspection_pb2, introspection_pb2_grpc  # noqa: E402
-from containerd_api.services.namespaces.v1 import namespace_pb2, namespace_pb2_grpc  # noqa: E402
-from containerd_api.services.version.v1 import version_pb2, version_pb2_grpc  # noqa: E402
-from containerd_api.types import platform_pb2  # noqa: E402
+from protos.gen.containerd_api.events import namespace_pb2 as ns_events
+from protos.gen.containerd_api.services.events.v1 import events_pb2, events_pb2_grpc
+from protos.gen.containerd_api.services.introspection.v1 import introspection_pb2, introspection_pb2_grpc
+from protos.gen.containerd_api.services.namespaces.v1 import namespace_pb2, namespace_pb2_grpc
+from protos.gen.containerd_api.services.version.v1 import version_pb2, version_pb2_grpc
+from protos.gen.containerd_api.types import platform_pb2
 
 
 class VersionService(version_pb2_grpc.VersionServicer):

@@ -24,11 +24,8 @@ from containerd.rpc import handler, lease_of, namespace_of, timestamp
 if TYPE_CHECKING:
     from containerd.server import Daemon
 
-import protos
-
-protos.load()
-from containerd_api.events import content_pb2 as content_events  # noqa: E402
-from containerd_api.services.content.v1 import content_pb2, content_pb2_grpc  # noqa: E402
+from protos.gen.containerd_api.events import content_pb2 as content_events
+from protos.gen.containerd_api.services.content.v1 import content_pb2, content_pb2_grpc
 
 STAT, WRITE, COMMIT = content_pb2.STAT, content_pb2.WRITE, content_pb2.COMMIT
 

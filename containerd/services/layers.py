@@ -20,13 +20,10 @@ from containerd.snapshots.types import SnapshotInfo
 if TYPE_CHECKING:
     from containerd.server import Daemon
 
-import protos
-
-protos.load()
-from containerd_api.events import snapshot_pb2 as snapshot_events  # noqa: E402
-from containerd_api.services.diff.v1 import diff_pb2, diff_pb2_grpc  # noqa: E402
-from containerd_api.services.snapshots.v1 import snapshots_pb2, snapshots_pb2_grpc  # noqa: E402
-from containerd_api.types import descriptor_pb2, mount_pb2  # noqa: E402
+from protos.gen.containerd_api.events import snapshot_pb2 as snapshot_events
+from protos.gen.containerd_api.services.diff.v1 import diff_pb2, diff_pb2_grpc
+from protos.gen.containerd_api.services.snapshots.v1 import snapshots_pb2, snapshots_pb2_grpc
+from protos.gen.containerd_api.types import descriptor_pb2, mount_pb2
 
 _KINDS = {"view": snapshots_pb2.VIEW, "active": snapshots_pb2.ACTIVE, "committed": snapshots_pb2.COMMITTED}
 _KIND_NAMES = {v: k for k, v in _KINDS.items()}

@@ -15,15 +15,12 @@ from containerd.rpc import handler, namespace_of, timestamp
 if TYPE_CHECKING:
     from containerd.server import Daemon
 
-import protos
-
-protos.load()
-from containerd_api.events import container_pb2 as container_events  # noqa: E402
-from containerd_api.events import image_pb2 as image_events  # noqa: E402
-from containerd_api.services.containers.v1 import containers_pb2, containers_pb2_grpc  # noqa: E402
-from containerd_api.services.images.v1 import images_pb2, images_pb2_grpc  # noqa: E402
-from containerd_api.services.leases.v1 import leases_pb2, leases_pb2_grpc  # noqa: E402
-from containerd_api.types import descriptor_pb2  # noqa: E402
+from protos.gen.containerd_api.events import container_pb2 as container_events
+from protos.gen.containerd_api.events import image_pb2 as image_events
+from protos.gen.containerd_api.services.containers.v1 import containers_pb2, containers_pb2_grpc
+from protos.gen.containerd_api.services.images.v1 import images_pb2, images_pb2_grpc
+from protos.gen.containerd_api.services.leases.v1 import leases_pb2, leases_pb2_grpc
+from protos.gen.containerd_api.types import descriptor_pb2
 
 # --- conversions ---------------------------------------------------------------------------------
 

@@ -13,12 +13,9 @@ from containerd.rpc import handler, namespace_of
 if TYPE_CHECKING:
     from containerd.server import Daemon
 
-import protos
-
-protos.load()
-from containerd_api.services.tasks.v1 import tasks_pb2, tasks_pb2_grpc  # noqa: E402
-from containerd_api.types import metrics_pb2  # noqa: E402
-from containerd_api.types.task import task_pb2  # noqa: E402
+from protos.gen.containerd_api.services.tasks.v1 import tasks_pb2, tasks_pb2_grpc
+from protos.gen.containerd_api.types import metrics_pb2
+from protos.gen.containerd_api.types.task import task_pb2
 
 
 def _process_from_state(namespace: str, container_id: str, state: Any) -> Any:

@@ -14,6 +14,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS snapshots (
@@ -49,7 +50,7 @@ class Row:
     inodes: int
 
 
-def _row(values: tuple) -> Row:
+def _row(values: tuple[Any, ...]) -> Row:
     id_, ns, key, kind, parent_id, labels, created, updated, size, inodes = values
     return Row(id_, ns, key, kind, parent_id, json.loads(labels), created, updated, size, inodes)
 

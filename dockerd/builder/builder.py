@@ -44,7 +44,7 @@ from containerd.client import (
 )
 from dockerd.builder import image as images
 from dockerd.builder import instructions as ins
-from dockerd.builder import metadata
+from dockerd.builder import gotext, metadata
 from dockerd.builder.cache import BuildCache, cache_key
 from dockerd.builder.context import BuildContext, open_context
 from dockerd.builder.copier import CopyOptions, Inline, SourceRoot, checksum, copy_into, expand_sources
@@ -245,7 +245,7 @@ class BuildJob:
             names = self._name(final)
         unused = sorted(k for k in self.options.build_args if k not in self.used_args and k not in PROXY_ARGS and k != SOURCE_DATE_EPOCH)
         if unused:
-            self.say(f"[Warning] One or more build-args {metadata.gotext.value_list(unused)} were not consumed\n")
+            self.say(f"[Warning] One or more build-args {gotext.value_list(unused)} were not consumed\n")
         if self.options.quiet:
             progress({"stream": final.id + "\n"})
         else:

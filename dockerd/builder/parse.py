@@ -271,7 +271,7 @@ def parse_line(text: str, line: int = 0) -> ins.Instruction:
         instruction = to_instruction(commands[0])
     except _LineError as exc:
         raise BuildRequestError(str(exc)) from None
-    return type(instruction)(**{**instruction.__dict__, "line": line})  # type: ignore[arg-type]
+    return type(instruction)(**{**instruction.__dict__, "line": line})
 
 
 def heredoc_script(run: ins.Run) -> str:

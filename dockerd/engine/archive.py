@@ -99,7 +99,7 @@ class TarWriter:
         finally:
             os.close(dfd)
 
-    def _entry(self, parent: int, name: str, tar_name: str, st: os.stat_result, stack: list) -> None:
+    def _entry(self, parent: int, name: str, tar_name: str, st: os.stat_result, stack: list[tuple[int, str, Iterator[str]]]) -> None:
         mode = st.st_mode
         info = tarfile.TarInfo(tar_name)
         info.mode = stat.S_IMODE(mode)
@@ -135,7 +135,7 @@ class TarWriter:
                 if not stat.S_ISREG(fst.st_mode) or fst.st_ino != st.st_ino:
                     return
                 info.size = fst.st_size
-                self.tar.addfile(info, _Exact(fd, fst.st_size))  # type: ignore[arg-type]
+                self.tar.addfile(info, _Exact(fd, fst.st_size))
             finally:
                 os.close(fd)
             if st.st_nlink > 1:

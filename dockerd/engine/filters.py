@@ -288,7 +288,7 @@ def _unix_seconds(value: str) -> float | None:
     part = _go_int64(fraction)
     if part is None:
         return None
-    return whole + part / 10 ** len(fraction)
+    return float(whole + part / 10 ** len(fraction))
 
 
 def _go_int64(text: str) -> int | None:

@@ -17,7 +17,7 @@ import json
 import platform
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from common import gojson
 from dockerd.engine.errors import InvalidParameter
@@ -120,7 +120,7 @@ def decode(text: str) -> dict[str, Any]:
                     _want(arg, dict, "Syscall.args", "specs.LinuxSeccompArg")
             _check_filter(rule.get("includes"), "Syscall.includes")
             _check_filter(rule.get("excludes"), "Syscall.excludes")
-    return profile
+    return cast(dict[str, Any], profile)
 
 
 def kernel_version(text: object) -> tuple[int, int]:

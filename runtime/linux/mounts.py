@@ -19,6 +19,10 @@ from common.mountopts import PROPAGATION, MountOptions, parse_options
 from runtime.errors import PyruncError
 from runtime.linux import inroot
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 _DEFAULT_DEVICES = [
     # path, type, major, minor, mode
     ("/dev/null", "c", 1, 3, 0o666),
@@ -66,7 +70,7 @@ def detach_if_ours(path: str, mount_id: int) -> None:
         libc.umount(path, libc.MNT_DETACH)
 
 
-def mount_entry(root: int, entry: dict, cgroup_paths: dict[str, str], cgroupns: bool) -> None:
+def mount_entry(root: int, entry: dict[str, Any], cgroup_paths: dict[str, str], cgroupns: bool) -> None:
     """One of the spec's mounts, its destination looked up (and made) below the root fd ROOT."""
     dest = entry["destination"]
     kind = entry.get("type") or ""
@@ -198,7 +202,7 @@ def _mount_cgroup(root: int, dest: str, opts: MountOptions, cgroup_paths: dict[s
                         pass
 
 
-def create_devices(root: int, devices: list[dict], in_userns: bool, dev_is_bind: bool) -> None:
+def create_devices(root: int, devices: list[dict[str, Any]], in_userns: bool, dev_is_bind: bool) -> None:
     """The default /dev nodes plus linux.devices; in a user namespace mknod of a device is refused,
     so the host's node is bound instead (a fifo needs no privilege: it is always made)."""
     wanted: dict[str, tuple[str, int, int, int, int, int]] = {}

@@ -332,7 +332,7 @@ class Session:
         )
         if r.status_code not in (200, 201):
             raise error_of(r)
-        return r.headers.get("docker-content-digest", "")
+        return str(r.headers.get("docker-content-digest", ""))
 
 
 def _error_text(r: httpx.Response) -> str:
