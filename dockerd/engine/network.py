@@ -92,7 +92,7 @@ class Networking:
             try:
                 self.find(donor)
             except EngineError:
-                raise NotFound(f"No such container: {donor}") from None
+                raise InvalidParameter(f"No such container: {donor}") from None
             return {}
         wanted = ((body.get("NetworkingConfig") or {}).get("EndpointsConfig")) or {}
         if not isinstance(wanted, dict):
@@ -100,7 +100,12 @@ class Networking:
         if len(wanted) > 1:
             raise InvalidParameter(f"Container cannot be connected to network endpoints: {', '.join(wanted)}")
         primary = BUILTIN_MODES.get(mode, mode)
-        net = self._network(primary)
+        try:
+            net = self.backend.networks.get(primary)
+        except net_errors.NetworkError as exc:
+            # dockerd finds out at start (404); refused at create here, and as a 400: the Docker CLI
+            # takes a 404 from create for a missing image and would try to pull it
+            raise InvalidParameter(str(exc)) from None
         settings = dict(wanted.get(primary) or wanted.get(net.name) or wanted.get(net.id) or {})
         self._check_endpoint(net, settings)
         for link in host.get("Links") or []:
@@ -167,6 +172,9 @@ class Networking:
         try:
             if donor is not None:
                 owner = self._running_donor(donor)
+                # as dockerd: the donor's host and domain names (its /etc/hostname comes along)
+                c.config["Hostname"] = owner.config.get("Hostname") or owner.id[:12]
+                c.config["Domainname"] = owner.config.get("Domainname") or ""
                 sbs.create(c.id, c.name, "container", owner=owner.id)
                 self._copy_files(owner.id, c.id)
                 return sbs.key(c.id)
@@ -220,7 +228,9 @@ class Networking:
         bindings: dict[str, list[dict[str, str]]] = {}
         for key, entries in (host.get("PortBindings") or {}).items():
             port, proto = parse_port_key(key)
-            bindings[f"{port}/{proto}"] = [dict(e or {}) for e in entries or [{}]]
+            # dockerd's order: fixed host ports first, then by host address ("" before 127.0.0.1)
+            ordered = sorted((dict(e or {}) for e in entries or [{}]), key=lambda e: (not e.get("HostPort"), e.get("HostIp") or ""))
+            bindings[f"{port}/{proto}"] = ordered
         if host.get("PublishAllPorts"):
             for key in exposed_ports(c.config):
                 port, proto = parse_port_key(key)
@@ -236,8 +246,9 @@ class Networking:
             address = next((ep.address for ep in sb.endpoints if ep.address), "") if sb else ""
             if not address:
                 raise InvalidParameter(f"Cannot link to a non running container: /{target.name} AS /{alias}")
-            names = dict.fromkeys([alias, target.id[:12], target.name])
-            records += [f"{name}:{address}" for name in names]
+            # one hosts line, as dockerd's: the alias, the target's host name, its name
+            names = dict.fromkeys([alias, str(target.config.get("Hostname") or target.id[:12]), target.name])
+            records.append(f"{' '.join(names)}:{address}")
         return records
 
     def _write_files(self, cid: str) -> None:

@@ -50,7 +50,7 @@ CASES = [
     ("POST", "/containers/create?name=bad/name", {"Image": "busybox"}, 400, "Invalid container name (bad/name), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"),
     ("POST", "/containers/create", {"Image": "busybox", "HostConfig": {"PortBindings": {"80/tcp": [{"HostPort": "abc"}]}}}, 400, 'invalid port specification: "abc"'),
     ("POST", "/containers/create", {"Image": "busybox", "HostConfig": {"PortBindings": {"x/tcp": []}}}, 400, 'invalid port specification: "x"'),
-    ("POST", "/containers/create", {"Image": "busybox", "HostConfig": {"NetworkMode": "pdc-no-such-net"}}, 404, "network pdc-no-such-net not found"),
+    ("POST", "/containers/create", {"Image": "busybox", "HostConfig": {"NetworkMode": "pdc-no-such-net"}}, 400, "network pdc-no-such-net not found"),
     ("POST", "/containers/create", {"Image": "busybox", "HostConfig": {"NoSuchSetting": 1}}, 400, "unsupported HostConfig setting 'NoSuchSetting'"),
     ("GET", "/containers/nope/json", None, 404, "No such container: nope"),
     ("POST", "/containers/nope/start", None, 404, "No such container: nope"),

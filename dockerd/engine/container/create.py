@@ -113,7 +113,7 @@ def create(d: Containers, body: dict[str, Any], name: str | None) -> tuple[Conta
             created=now(),
             image_id=image.id,
             image_ref=image_ref,
-            config={**config, "Image": image_ref, "Hostname": config.get("Hostname") or cid[:12]},
+            config={**config, "Image": image_ref, "Hostname": config.get("Hostname") or _default_hostname(host, cid)},
             host_config=host,
             path=args[0],
             args=args[1:],
@@ -125,6 +125,11 @@ def create(d: Containers, body: dict[str, Any], name: str | None) -> tuple[Conta
         d.store.add(c)
     d.publish("container", "create", c.id, {"image": image_ref, "name": c.name})
     return c, warnings
+
+
+def _default_hostname(host: dict[str, Any], cid: str) -> str:
+    """dockerd's: the host's name for --network host, else the short id."""
+    return os.uname().nodename if host.get("NetworkMode") == "host" else cid[:12]
 
 
 def _check_fields(body: dict[str, Any], host: dict[str, Any]) -> None:
