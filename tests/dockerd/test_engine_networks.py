@@ -18,10 +18,12 @@ import json
 import socket
 import subprocess
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import docker
 import pytest
 from dnslib import QTYPE, RR, A, DNSRecord
 from pyroute2 import netns as pr_netns
@@ -300,3 +302,37 @@ def test_bad_input_is_refused_and_leaves_nothing(r: Run) -> None:
     bad = r.run("run", "--rm", "--name", r.name("outside"), "--network", net, "--ip", "10.98.8.5", "busybox", "true")
     assert bad.returncode == 125, bad.stderr
     assert json.loads(r.ok("network", "inspect", net))[0]["Containers"] == {}
+
+
+# --- docker-py: networks, ports, events ------------------------------------------------------------
+
+
+def test_docker_py_networks_ports_and_events(r: Run) -> None:
+    client = docker.DockerClient(base_url=f"unix://{r.engine.socket}", version="1.41", timeout=120)
+    since = int(time.time()) - 1
+    ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet="10.98.10.0/24", gateway="10.98.10.254")])
+    name = f"pdn-py-{r.tag}"
+    r.networks.append(name)
+    net = client.networks.create(name, driver="bridge", ipam=ipam, labels={"pdn": "1"})
+    assert net.attrs["IPAM"]["Config"] == [{"Subnet": "10.98.10.0/24", "Gateway": "10.98.10.254"}]
+    assert [n.name for n in client.networks.list(filters={"label": "pdn=1"})] == [name]
+    c = client.containers.run("busybox", ["httpd", "-f", "-p", "80", "-h", "/etc"], name=r.name("py"), detach=True,
+                              network=name, ports={"80/tcp": ("127.0.0.1", None)})  # fmt: skip
+    c.reload()
+    assert c.attrs["NetworkSettings"]["Networks"][name]["IPAddress"] == "10.98.10.1"
+    host_port = c.ports["80/tcp"][0]["HostPort"]
+    assert r.host("busybox", "wget", "-q", "-O-", f"http://127.0.0.1:{host_port}/hostname").stdout.strip() == c.attrs["Config"]["Hostname"]
+    client.networks.get("bridge").connect(c)
+    c.reload()
+    assert sorted(c.attrs["NetworkSettings"]["Networks"]) == sorted(["bridge", name])
+    client.networks.get("bridge").disconnect(c)
+    c.remove(force=True)
+    net.remove()
+    with pytest.raises(docker.errors.NotFound, match="not found"):
+        client.networks.get(name)
+    events = client.events(since=since, until=int(time.time()) + 1, decode=True, filters={"type": "network"})
+    seen = [(e["Action"], e["Actor"]["Attributes"].get("name")) for e in events]
+    assert ("create", name) in seen and ("connect", name) in seen and ("connect", "bridge") in seen
+    assert ("disconnect", "bridge") in seen and ("disconnect", name) in seen and ("destroy", name) in seen
+    assert seen.index(("create", name)) < seen.index(("connect", name)) < seen.index(("destroy", name))
+    client.close()

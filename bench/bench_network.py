@@ -1,0 +1,195 @@
+#!/usr/bin/env python3
+"""Benchmark: pydockerd's networking against Debian's dockerd 20.10, both with their default bridge.
+
+Both engines run side by side in one invocation (the tests' harnesses): the reference in a
+network namespace of its own as a stock dockerd (default bridge docker0, iptables, userland
+proxy), pydockerd with its default bridge. The client is the Docker CLI 28 for both.
+
+1. `docker run --rm busybox true`: CLI wall time, samples interleaved between the engines (each
+   container gets a namespace, a veth pair and an address on the default bridge).
+2. Time to first byte through a published port: a `busybox httpd` published on 127.0.0.1 (the
+   userland proxy's path) and reached at the bridge's address (iptables DNAT), N requests from a
+   client in the engine's network namespace (connect, GET, first byte of the answer).
+3. Container-to-container TCP throughput over a user network: busybox `dd | nc` from one container
+   into `nc -l > /dev/null` in another (a kernel path: the goal is to add nothing).
+
+    .venv/bin/python bench/bench_network.py                # prints the tables
+    .venv/bin/python bench/bench_network.py --write-doc    # also updates docs/BENCHMARKS.md
+
+A script, not a test: it exits 1 when an engine fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.dockerd_ref import RefDockerd, reference_dockerd  # noqa: E402
+from tests.pydockerd_harness import PyDockerd, pydockerd_engine  # noqa: E402
+
+DOCKER = "/usr/local/bin/docker"
+DOC = REPO / "docs" / "BENCHMARKS.md"
+DOC_SECTION = "## Networking: pydockerd vs dockerd 20.10, both with their default bridge"
+DOC_INTRO = """\
+pydockerd (its network backend: pyroute2, the iptables command, a Python userland proxy per
+published port, dnslib's embedded DNS) against Debian's dockerd 20.10 (libnetwork, docker-proxy),
+both started by one run of the script, each with its default bridge network; the reference as a
+stock dockerd (iptables, userland proxy) in a network namespace of its own. The client is the
+Docker CLI 28. Targets: `run --rm busybox true` <= 0.8x Docker's; throughput >= Docker's (a
+kernel path either way). 2 shared cores: the figures move by 10-20% between runs."""
+REFERENCE_NETWORKING = ["--bridge=", "--iptables=true", "--ip-forward=true", "--ip-masq=true", "--userland-proxy=true"]
+
+# The client of the time-to-first-byte measure, run in the engine's network namespace.
+TTFB_CLIENT = r"""
+import socket, sys, time
+host, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+out = []
+for _ in range(n):
+    t = time.perf_counter()
+    s = socket.create_connection((host, port), timeout=10)
+    s.sendall(b"GET /hostname HTTP/1.0\r\n\r\n")
+    s.recv(1)
+    out.append(time.perf_counter() - t)
+    while s.recv(65536):
+        pass
+    s.close()
+print(" ".join(f"{x:.6f}" for x in out))
+"""
+
+
+class Engine:
+    def __init__(self, name: str, daemon: RefDockerd) -> None:
+        self.name = name
+        self.daemon = daemon
+
+    def run(self, *args: str, timeout: float = 120) -> str:
+        env = dict(os.environ, DOCKER_CONFIG=str(self.daemon.workdir / "bench-cli"), HOME=str(self.daemon.workdir))
+        done = subprocess.run([DOCKER, "-H", f"unix://{self.daemon.socket}", *args], capture_output=True, text=True,
+                              timeout=timeout, env=env)  # fmt: skip
+        if done.returncode != 0:
+            raise RuntimeError(f"{self.name}: docker {' '.join(args)}: {done.stderr.strip()}")
+        return done.stdout
+
+    def host(self, *argv: str) -> str:
+        prefix = [] if isinstance(self.daemon, PyDockerd) else ["nsenter", f"--net=/proc/{self.daemon.pid}/ns/net"]
+        return subprocess.run([*prefix, *argv], capture_output=True, text=True, timeout=300, check=True).stdout
+
+
+def median_ms(samples: list[float]) -> str:
+    return f"{statistics.median(samples) * 1000:.1f}"
+
+
+def p90_ms(samples: list[float]) -> str:
+    return f"{sorted(samples)[int(len(samples) * 0.9) - 1] * 1000:.1f}"
+
+
+def run_rm(engines: list[Engine], runs: int) -> dict[str, list[float]]:
+    samples: dict[str, list[float]] = {e.name: [] for e in engines}
+    for e in engines:
+        e.run("run", "--rm", "busybox", "true")  # warm-up
+    for _ in range(runs):
+        for e in engines:
+            t = time.perf_counter()
+            e.run("run", "--rm", "busybox", "true")
+            samples[e.name].append(time.perf_counter() - t)
+    return samples
+
+
+def ttfb(e: Engine, requests: int) -> tuple[list[float], list[float]]:
+    name = "bench-web"
+    e.run("run", "-d", "--name", name, "-p", "127.0.0.1:18400:80", "-p", "18401:80", "busybox", "httpd", "-f", "-p", "80", "-h", "/etc")
+    try:
+        gateway = json.loads(e.run("inspect", name))[0]["NetworkSettings"]["Gateway"]
+        time.sleep(0.5)
+        loopback = [float(x) for x in e.host(sys.executable, "-c", TTFB_CLIENT, "127.0.0.1", "18400", str(requests)).split()]
+        dnat = [float(x) for x in e.host(sys.executable, "-c", TTFB_CLIENT, gateway, "18401", str(requests)).split()]
+        return loopback, dnat
+    finally:
+        e.run("rm", "-f", name)
+
+
+def throughput(e: Engine, megabytes: int, rounds: int) -> list[float]:
+    """MB/s of `dd | nc` from one container to another over a user network."""
+    e.run("network", "create", "--subnet", "10.199.0.0/24", "bench-net")
+    try:
+        e.run("run", "-d", "--name", "bench-sink", "--network", "bench-net", "--ip", "10.199.0.10", "busybox", "sh", "-c",
+              "while true; do nc -l -p 5000 > /dev/null; done")  # fmt: skip
+        time.sleep(0.5)
+        rates = []
+        for _ in range(rounds):
+            out = e.run("run", "--rm", "--network", "bench-net", "busybox", "sh", "-c",
+                        f"dd if=/dev/zero bs=1M count={megabytes} 2>/tmp/dd | nc -w 2 10.199.0.10 5000; cat /tmp/dd")  # fmt: skip
+            found = re.search(r"copied, ([0-9.]+) seconds", out)
+            if not found:
+                raise RuntimeError(f"{e.name}: dd said {out!r}")
+            rates.append(megabytes / float(found.group(1)))
+        return rates
+    finally:
+        e.run("rm", "-f", "bench-sink")
+        e.run("network", "rm", "bench-net")
+
+
+def measure(engines: list[Engine], runs: int, requests: int, megabytes: int, rounds: int) -> str:
+    rm = run_rm(engines, runs)
+    lines = [f"### `docker run --rm busybox true` ({runs} runs each, interleaved)", "",
+             "| engine | median ms | p90 ms |", "| --- | --- | --- |"]  # fmt: skip
+    lines += [f"| {e.name} | {median_ms(rm[e.name])} | {p90_ms(rm[e.name])} |" for e in engines]
+    ratio = statistics.median(rm[engines[0].name]) / statistics.median(rm[engines[1].name])
+    lines += ["", f"pydockerd / dockerd: {ratio:.2f}x", ""]
+    lines += [f"### Time to first byte through a published port ({requests} requests each)", "",
+              "| engine | 127.0.0.1 (userland proxy) median ms | p90 ms | bridge address (DNAT) median ms | p90 ms |",
+              "| --- | --- | --- | --- | --- |"]  # fmt: skip
+    for e in engines:
+        loop, dnat = ttfb(e, requests)
+        lines.append(f"| {e.name} | {median_ms(loop)} | {p90_ms(loop)} | {median_ms(dnat)} | {p90_ms(dnat)} |")
+    lines += ["", f"### Container-to-container TCP throughput over a user network ({megabytes} MB x {rounds})", "",
+              "| engine | median MB/s | best MB/s |", "| --- | --- | --- |"]  # fmt: skip
+    for e in engines:
+        rates = throughput(e, megabytes, rounds)
+        lines.append(f"| {e.name} | {statistics.median(rates):.0f} | {max(rates):.0f} |")
+    lines += ["", f"Machine: {platform.node()} {platform.machine()}, kernel {platform.release()}, "
+              f"{os.cpu_count()} CPUs; {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}."]  # fmt: skip
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--megabytes", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--write-doc", action="store_true")
+    args = parser.parse_args(argv)
+    with ExitStack() as stack:
+        py = stack.enter_context(pydockerd_engine())
+        ref = stack.enter_context(reference_dockerd({}, private_network=True, extra_args=REFERENCE_NETWORKING))
+        try:
+            body = measure([Engine("pydockerd", py), Engine("dockerd 20.10", ref)], args.runs, args.requests,
+                           args.megabytes, args.rounds)  # fmt: skip
+        except (RuntimeError, subprocess.CalledProcessError) as exc:
+            print(f"bench_network: {exc}", file=sys.stderr)
+            return 1
+    print(body)
+    if args.write_doc:
+        sys.path.insert(0, str(REPO / "bench"))
+        from benchdoc import update_section
+
+        update_section(DOC, DOC_SECTION, DOC_INTRO, ".venv/bin/python bench/bench_network.py --write-doc", body)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
