@@ -98,14 +98,17 @@ def p90_ms(samples: list[float]) -> str:
 
 
 def run_rm(engines: list[Engine], runs: int) -> dict[str, list[float]]:
-    samples: dict[str, list[float]] = {e.name: [] for e in engines}
+    """Samples of `run --rm busybox true` on the default bridge and with `--network none` (what
+    the network costs), interleaved between engines and modes."""
+    samples: dict[str, list[float]] = {}
     for e in engines:
         e.run("run", "--rm", "busybox", "true")  # warm-up
     for _ in range(runs):
         for e in engines:
-            t = time.perf_counter()
-            e.run("run", "--rm", "busybox", "true")
-            samples[e.name].append(time.perf_counter() - t)
+            for mode in ("bridge", "none"):
+                t = time.perf_counter()
+                e.run("run", "--rm", "--network", mode, "busybox", "true")
+                samples.setdefault(f"{e.name}|{mode}", []).append(time.perf_counter() - t)
     return samples
 
 
@@ -172,10 +175,14 @@ def _stream(sink_pid: int, source_pid: int, sink_ip: str, megabytes: int) -> flo
 def measure(engines: list[Engine], runs: int, requests: int, megabytes: int, rounds: int) -> str:
     rm = run_rm(engines, runs)
     lines = [f"### `docker run --rm busybox true` ({runs} runs each, interleaved)", "",
-             "| engine | median ms | p90 ms |", "| --- | --- | --- |"]  # fmt: skip
-    lines += [f"| {e.name} | {median_ms(rm[e.name])} | {p90_ms(rm[e.name])} |" for e in engines]
-    ratio = statistics.median(rm[engines[0].name]) / statistics.median(rm[engines[1].name])
-    lines += ["", f"pydockerd / dockerd: {ratio:.2f}x", ""]
+             "| engine | default bridge: median ms | p90 ms | `--network none`: median ms | p90 ms | the bridge's cost (medians) |",
+             "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    for e in engines:
+        bridge, none = rm[f"{e.name}|bridge"], rm[f"{e.name}|none"]
+        cost = (statistics.median(bridge) - statistics.median(none)) * 1000
+        lines.append(f"| {e.name} | {median_ms(bridge)} | {p90_ms(bridge)} | {median_ms(none)} | {p90_ms(none)} | {cost:+.0f} ms |")
+    ratio = statistics.median(rm[f"{engines[0].name}|bridge"]) / statistics.median(rm[f"{engines[1].name}|bridge"])
+    lines += ["", f"pydockerd / dockerd on the default bridge: {ratio:.2f}x", ""]
     lines += [f"### Time to first byte through a published port ({requests} requests each)", "",
               "| engine | 127.0.0.1 (userland proxy) median ms | p90 ms | bridge address (DNAT) median ms | p90 ms |",
               "| --- | --- | --- | --- | --- |"]  # fmt: skip
@@ -188,7 +195,8 @@ def measure(engines: list[Engine], runs: int, requests: int, megabytes: int, rou
         rates = throughput(e, megabytes, rounds)
         lines.append(f"| {e.name} | {statistics.median(rates):.0f} | {max(rates):.0f} |")
     lines += ["", f"Machine: {platform.node()} {platform.machine()}, kernel {platform.release()}, "
-              f"{os.cpu_count()} CPUs; {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}."]  # fmt: skip
+              f"{os.cpu_count()} CPUs, load average {os.getloadavg()[1]:.1f} (other work on the machine); "
+              f"{datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}."]  # fmt: skip
     return "\n".join(lines)
 
 
