@@ -50,7 +50,8 @@ published port, dnslib's embedded DNS) against Debian's dockerd 20.10 (libnetwor
 both started by one run of the script, each with its default bridge network; the reference as a
 stock dockerd (iptables, userland proxy) in a network namespace of its own. The client is the
 Docker CLI 28. Targets: `run --rm busybox true` <= 0.8x Docker's; throughput >= Docker's (a
-kernel path either way). 2 shared cores: the figures move by 10-20% between runs."""
+kernel path either way). The 2 cores are shared with other work (the load average is given with
+the figures): the figures move a lot between runs, so compare the rows of one run only."""
 REFERENCE_NETWORKING = ["--bridge=", "--iptables=true", "--ip-forward=true", "--ip-masq=true", "--userland-proxy=true"]
 
 # The client of the time-to-first-byte measure, run in the engine's network namespace.
