@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import subprocess
+from pathlib import Path
 
 from dockerd.network.ports import start_time
 from tests.pydockerd_harness import (
@@ -84,3 +85,25 @@ def test_live_restore_keeps_addresses_ports_and_names_then_nothing_remains() -> 
         assert stop_pid(d.pid, 40)
         assert network_leftovers(d) == []
         object.__setattr__(d, "pid", 0)  # stopped here: the harness's teardown has nothing to stop
+
+
+def test_daemon_json_bip_and_address_pools(tmp_path: Path) -> None:
+    """daemon.json `bip` sets the default bridge's address and subnet, `default-address-pools`
+    where user networks' subnets come from; both as dockerd reads them."""
+    config = tmp_path / "daemon.json"
+    config.write_text(json.dumps({"bip": "10.98.40.1/24", "default-address-pools": [{"base": "10.98.48.0/21", "size": 26}]}))
+    with pydockerd_engine(extra_args=["--config-file", str(config)]) as d:
+        bridge = json.loads(d.docker_ok("network", "inspect", "bridge"))[0]
+        assert bridge["IPAM"]["Config"] == [{"Subnet": "10.98.40.0/24", "Gateway": "10.98.40.1"}]
+        assert d.docker_ok("run", "--rm", "busybox", "ip", "-4", "-o", "addr", "show", "eth0").split()[3] == "10.98.40.2/24"
+        d.docker_ok("network", "create", "pdn-pool-a")
+        d.docker_ok("network", "create", "pdn-pool-b")
+        subnets = [json.loads(d.docker_ok("network", "inspect", n))[0]["IPAM"]["Config"][0]["Subnet"] for n in ("pdn-pool-a", "pdn-pool-b")]
+        assert subnets == ["10.98.48.0/26", "10.98.48.64/26"]
+        d.docker_ok("network", "rm", "pdn-pool-a", "pdn-pool-b")
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"default-address-pools": ["10.0.0.0/8"]}))
+    done = subprocess.run([str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "pydockerd"), "--config-file", str(bad),
+                           "--data-root", str(tmp_path / "d"), "--exec-root", str(tmp_path / "e"), "-H", f"unix://{tmp_path}/s"],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 1 and "default-address-pools" in done.stderr
