@@ -483,6 +483,49 @@ class Networking:
     def shutdown(self) -> None:
         self.backend.shutdown()
 
+    def build_hook(self) -> BuildNetwork:
+        """The builder's NetworkHook (dockerd/builder/runner.py): RUN on the default bridge or a network."""
+        return BuildNetwork(self)
+
+
+class BuildNetwork:
+    """Networking for a build's RUN containers, which have no container record: a sandbox on
+    the default bridge (mode "default") or the named network, its namespace in the spec, the
+    spec's hosts and resolv.conf written; `attach(...).close()` releases it all."""
+
+    def __init__(self, networking: Networking) -> None:
+        self.networking = networking
+
+    def attach(self, container_id: str, mode: str, spec: dict[str, Any]) -> _Attached:
+        sbs = self.networking.backend.sandboxes
+        try:
+            net = self.networking.backend.networks.get(BUILTIN_MODES.get(mode, mode))
+            sbs.create(container_id, container_id[:12], "netns", hostname=str(spec.get("hostname") or container_id[:12]),
+                       dns=self.networking.dns_defaults)  # fmt: skip
+            sbs.connect(container_id, net.id)
+            files = {m["destination"]: m["source"] for m in spec.get("mounts") or [] if m.get("type") == "bind"}
+            sbs.write_files(container_id, _path(files["/etc/hosts"], "") if "/etc/hosts" in files else None,
+                            _path(files["/etc/resolv.conf"], "") if "/etc/resolv.conf" in files else None)  # fmt: skip
+            namespaces = spec["linux"]["namespaces"]
+            namespaces[:] = [ns for ns in namespaces if ns.get("type") != "network"]
+            namespaces.append({"type": "network", "path": sbs.key(container_id)})
+        except net_errors.NetworkError as exc:
+            self.networking.release(container_id)
+            raise _engine_error(exc) from None
+        except BaseException:
+            self.networking.release(container_id)
+            raise
+        return _Attached(self.networking, container_id)
+
+
+class _Attached:
+    def __init__(self, networking: Networking, container_id: str) -> None:
+        self.networking = networking
+        self.container_id = container_id
+
+    def close(self) -> None:
+        self.networking.release(self.container_id)
+
 
 # --- helpers ---------------------------------------------------------------------------------
 
@@ -515,7 +558,7 @@ def _is_ip(text: str) -> bool:
 def _path(d: str, name: str) -> Any:
     from pathlib import Path
 
-    return Path(d) / name
+    return Path(d) / name if name else Path(d)
 
 
 def _asked(settings: dict[str, Any]) -> dict[str, Any]:
