@@ -278,6 +278,13 @@ class Networking:
         except net_errors.NetworkError as exc:
             log.warning("releasing the network of %s: %s", cid, exc)
 
+    def renamed(self, c: Container) -> None:
+        with self.backend.lock:
+            sb = self.backend.sandboxes.by_id.get(c.id)
+            if sb is not None:
+                sb.name = c.name
+                self.backend.store.save_sandbox(sb)
+
     def restore(self, live: set[str]) -> None:
         self.backend.restore(live)
 

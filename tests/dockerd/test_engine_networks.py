@@ -152,6 +152,10 @@ def test_containers_reach_each_other_by_name_and_alias(r: Run) -> None:
     members = json.loads(r.ok("network", "inspect", net))[0]["Containers"]
     assert sorted(m["Name"] for m in members.values()) == sorted([db1, db2, web])
     assert members[r.inspect(web)["Id"]]["IPv4Address"] == "10.98.0.50/24"
+    # a renamed container answers to its new name
+    renamed = r.name("renamed")
+    r.ok("rename", web, renamed)
+    assert _sh(r, "--network", net, "busybox", "sh", "-c", f"ping -c1 -W2 {renamed} | head -1") == f"PING {renamed} (10.98.0.50): 56 data bytes\n"
 
 
 def test_networks_are_isolated_and_internal_has_no_way_out(r: Run) -> None:
