@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from dockerd.engine.distribution.backend import Distribution
     from dockerd.engine.execs import ExecEngine
     from dockerd.engine.image.backend import Images
+    from dockerd.engine.network import Networking
     from dockerd.engine.system import System
 
 
@@ -27,3 +28,4 @@ class Backends:
     execs: ExecEngine  # /containers/{id}/exec, /exec/...
     images: Images  # /images/...
     distribution: Distribution  # pull, push, /auth (and search's default registry)
+    networks: Networking  # /networks/... (over dockerd/network/)

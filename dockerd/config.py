@@ -65,6 +65,19 @@ SETTINGS = [
     Setting("default-runtime", str, "runc", "the OCI runtime of containers created without --runtime"),
     Setting("cpu-rt-period", int, 0, "cpu.rt_period_us of the containers' parent cgroups (microseconds; 0: leave it)"),
     Setting("cpu-rt-runtime", int, 0, "cpu.rt_runtime_us of the containers' parent cgroups (microseconds; 0: leave it)"),
+    # networking (dockerd/network/): dockerd's names
+    Setting("bridge", str, "", "the default bridge network's Linux bridge (default: pydocker0, or one named from --exec-root)", short="-b"),
+    Setting("bip", str, "", "the default bridge's address and prefix (e.g. 192.168.5.1/24)"),
+    Setting("fixed-cidr", str, "", "the default bridge's range of container addresses"),
+    Setting("default-address-pools", list, [], 'pools of networks: [{"base": "10.10.0.0/16", "size": 24}]', flag=False, item=dict),
+    Setting("iptables", bool, True, "NAT, filtering and published ports through iptables"),
+    Setting("ip-forward", bool, True, "set net.ipv4.ip_forward=1 for bridge networks"),
+    Setting("icc", bool, True, "traffic between containers of the default bridge"),
+    Setting("userland-proxy", bool, True, "a proxy process per published port (loopback connections)"),
+    Setting("mtu", int, 0, "MTU of the default bridge's interfaces (0: 1500)"),
+    Setting("dns", list, [], "DNS servers of every container", long="--dns"),
+    Setting("dns-search", list, [], "DNS search domains of every container", long="--dns-search"),
+    Setting("dns-opts", list, [], "DNS options of every container", long="--dns-opt"),
 ]
 BY_KEY = {s.key: s for s in SETTINGS}
 LOG_LEVELS = ("debug", "info", "warn", "error", "fatal", "panic")
@@ -178,7 +191,7 @@ def _read_config_file(path: str) -> dict[str, Any]:
         kind = BY_KEY[key].kind
         ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
         if ok and kind is list:
-            ok = all(isinstance(v, str) for v in value)
+            ok = all(isinstance(v, BY_KEY[key].item) for v in value)
         if ok and kind is dict:
             ok = all(isinstance(v, BY_KEY[key].item) for v in value.values())
         if not ok:

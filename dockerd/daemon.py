@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 from common import atomicfile
 from common.unixsock import accepting
@@ -28,6 +29,9 @@ from dockerd.engine.runtimes import Runtimes
 from dockerd.engine.security import SecurityDefaults
 from dockerd.engine.system import Identity, System
 from dockerd.metrics import Metrics, container_states
+from dockerd.network.backend import NetworkBackend
+from dockerd.network.model import DNSConfig
+from dockerd.network.options import NetworkOptions
 
 VERSION = "20.10.99-pydocker"
 log = logging.getLogger("pydockerd")
@@ -55,6 +59,8 @@ class Daemon:
         runtimes: Runtimes | None = None,
         cpu_rt: tuple[int, int] = (0, 0),
         registry: RegistryConfig | None = None,
+        network: NetworkOptions | None = None,
+        dns: DNSConfig | None = None,
     ) -> None:
         self.debug = debug  # -D / daemon.json "debug": info's Debug
         self.data_root = os.path.abspath(data_root)
@@ -72,11 +78,17 @@ class Daemon:
         self.events = EventBus()
         self.metrics = Metrics()
         self.images = ImageService(self.client)
+        self.network = NetworkBackend(
+            network or NetworkOptions(Path(self.data_root) / "network", Path(self.exec_root) / "netns"),
+            lambda action, nid, attrs: self.events.publish("network", action, nid, attrs),
+        )
+        self.network.start()  # records, built-in networks, bridges and rules, before any container starts
         self.containers = Containers(
-            self.data_root, self.exec_root, self.client, self.images, self.events.publish, cgroup_parent=cgroup_parent,
+            self.data_root, self.exec_root, self.client, self.images, self.events.publish, self.network, cgroup_parent=cgroup_parent,
             log_driver=log_driver, log_opts=log_opts, security_defaults=security, runtimes=runtimes, cpu_rt=cpu_rt,
             tmp_dir=self.tmp_dir,
         )  # fmt: skip
+        self.containers.networking.dns_defaults = dns or DNSConfig()
         self.execs = ExecEngine(self.containers, self.events.publish)
         self.backends = self._backends(registry or RegistryConfig())
         self._stop = threading.Event()
@@ -92,6 +104,7 @@ class Daemon:
             execs=self.execs,
             images=Images(self.images, self.client, self.containers.all, self.events.publish, self.tmp_dir, self.version),
             distribution=Distribution(self.client, registry, self.events.publish),
+            networks=self.containers.networking,
         )
 
     def _engine_id(self) -> str:
@@ -156,6 +169,8 @@ class Daemon:
         if not self._subscribed.wait(30):
             log.warning("no event subscription to pycontainerd yet; restoring anyway")
         self.containers.restore()
+        # Sandboxes of containers still running kept (DNS served again, dead proxies restarted), others released.
+        self.containers.networking.restore({c.id for c in self.containers.all() if c.running()})
 
     def _containerd_events(self) -> None:
         filters = ['topic=="/tasks/exit"', 'topic=="/tasks/oom"', f'topic=="{SUBSCRIBED_TOPIC}"']
@@ -247,6 +262,7 @@ class Daemon:
     def stop(self) -> None:
         self._stop.set()
         self.containers.close()
+        self.containers.networking.shutdown()  # with no container running: no bridge, rule or mount left
         self.client.close()
 
     def render_metrics(self) -> str:

@@ -108,6 +108,18 @@ def _sd_notify(address: str | None, state: str) -> None:
         logging.getLogger("pydockerd").warning("sd_notify: %s", exc)
 
 
+def _forked_child_signals() -> None:
+    """In a child forked without exec (pyroute2 forks to reach a network namespace): the loop's
+    signal wakeup fd is shared with us, so a SIGTERM its parent sends it would wake our loop as if
+    we had been told to stop. The child gets its own default handling back."""
+    try:
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+    except (ValueError, OSError):
+        pass
+
+
 def _hijack_router(backends: Any) -> Any:
     """The routes served on the raw connection (attach, exec start), each registered by its router."""
     from dockerd.hijack import HijackRouter
@@ -126,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     import faulthandler
 
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # as dockerd: SIGUSR1 dumps every stack to the log
+    os.register_at_fork(after_in_child=_forked_child_signals)
     try:
         opts = parse(argv)
     except ConfigError as exc:
@@ -170,6 +183,39 @@ def main(argv: list[str] | None = None) -> int:
         _remove_pidfile(values["pidfile"])
 
 
+def network_options(values: dict[str, Any]) -> Any:
+    """The network backend's settings from dockerd's flags. Every kernel name it makes is unique
+    to this daemon: the defaults (pydocker0, PYDOCKER...) for the default exec root, names built
+    from a hash of the exec root for any other, so daemons (tests') on one kernel never share one."""
+    import hashlib
+
+    from dockerd.network.options import NetworkOptions
+
+    exec_root = os.path.abspath(values["exec-root"])
+    tag = "" if exec_root == "/run/pydocker" else hashlib.sha256(exec_root.encode()).hexdigest()[:6]
+    from pathlib import Path
+
+    opts = NetworkOptions(Path(values["data-root"]).absolute() / "network", Path(exec_root) / "netns")
+    if tag:
+        opts.bridge_name, opts.bridge_prefix, opts.veth_prefix = f"pyd{tag}0", f"pyb{tag}-", f"pyv{tag}"
+        opts.chain_prefix = f"PYD{tag.upper()}"
+    opts.bridge_name = values["bridge"] or opts.bridge_name
+    opts.bip = values["bip"] or None
+    opts.fixed_cidr = values["fixed-cidr"] or None
+    if values["default-address-pools"]:
+        opts.default_pools = [(str(p.get("base")), int(p.get("size") or 24)) for p in values["default-address-pools"]]
+    opts.iptables, opts.ip_forward = bool(values["iptables"]), bool(values["ip-forward"])
+    opts.icc, opts.userland_proxy = bool(values["icc"]), bool(values["userland-proxy"])
+    opts.mtu = int(values["mtu"] or 1500)
+    return opts
+
+
+def dns_defaults(values: dict[str, Any]) -> Any:
+    from dockerd.network.model import DNSConfig
+
+    return DNSConfig(list(values["dns"]), list(values["dns-search"]), list(values["dns-opts"]))
+
+
 def _run(opts: Options, planned: list[Any], metrics_sock: Any, security: SecurityDefaults, notify: str | None = None) -> int:
     from dockerd import listeners
     from dockerd.daemon import Daemon, DaemonError
@@ -188,7 +234,7 @@ def _run(opts: Options, planned: list[Any], metrics_sock: Any, security: Securit
             values["data-root"], values["exec-root"], values["containerd"] or None, cgroup_parent=values["cgroup-parent"],
             log_driver=values["log-driver"], log_opts=values["log-opts"], debug=bool(values["debug"]),
             security=security, runtimes=runtimes, cpu_rt=(values["cpu-rt-period"], values["cpu-rt-runtime"]),
-            registry=registry,
+            registry=registry, network=network_options(values), dns=dns_defaults(values),
         )  # fmt: skip
     except DaemonError as exc:
         print(f"pydockerd: {exc}", file=sys.stderr)

@@ -193,6 +193,22 @@ def stop_pid(pid: int | None, timeout: float = 30.0) -> bool:
     return True
 
 
+def network_leftovers(daemon: PyDockerd) -> list[str]:
+    """Every kernel object named for this daemon (links, iptables chains and rules, namespace
+    mounts): its names come from a hash of its exec root (dockerd/main.py's network_options)."""
+    import hashlib
+
+    tag = hashlib.sha256(str(daemon.exec_root.absolute()).encode()).hexdigest()[:6]
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    found = [line.split(":")[1].strip() for line in links.splitlines()
+             if any(name in line for name in (f"pyd{tag}", f"pyv{tag}", f"pyb{tag}-"))]  # fmt: skip
+    rules = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+    found += [line for line in rules.splitlines() if f"PYD{tag.upper()}" in line]
+    with open("/proc/self/mountinfo") as f:
+        found += [line.split()[4] for line in f if line.split()[4].startswith(str(daemon.exec_root / "netns"))]
+    return found
+
+
 def teardown(daemon: PyDockerd) -> None:
     leftovers: list[str] = []
     if daemon.pid and _alive(daemon.pid):
@@ -209,6 +225,7 @@ def teardown(daemon: PyDockerd) -> None:
         leftovers.append(f"pydockerd {daemon.pid} ignored SIGTERM for 40s")
     if not stop_pid(daemon.containerd_pid, 40):
         leftovers.append(f"pycontainerd {daemon.containerd_pid} ignored SIGTERM for 40s")
+    leftovers += [f"network object left: {what}" for what in network_leftovers(daemon)]
     sweep_cgroups_and_mounts(daemon.cgroup_parent, daemon.workdir, leftovers)
     fifo_root = daemon.exec_root / "fifo"
     if fifo_root.exists() and any(fifo_root.iterdir()):

@@ -83,9 +83,14 @@ def _event_matches(event: dict[str, Any], filters: dict[str, Any]) -> bool:
             return False
         if key == "event" and event["Action"] not in values:
             return False
-        if key == "container" and event["Type"] == "container":
+        if key == "container":
+            # dockerd's matchContainer: a container event by id or name, any other (a network's
+            # connect/disconnect) by its `container` attribute, which is the container's id
             attrs = event["Actor"]["Attributes"]
-            if not any(event["Actor"]["ID"].startswith(v) or attrs.get("name") == v for v in values):
+            if event["Type"] == "container":
+                if not any(event["Actor"]["ID"].startswith(v) or attrs.get("name") == v for v in values):
+                    return False
+            elif not any(v and attrs.get("container", "").startswith(v) for v in values):
                 return False
         if key == "label":
             attrs = event["Actor"]["Attributes"]

@@ -14,11 +14,14 @@ destroy, connect, disconnect).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from ipaddress import IPv4Network
+from pathlib import Path
 
 from dockerd.network import errors, links, netns
 from dockerd.network.drivers import Driver, NoOp
@@ -32,6 +35,18 @@ from dockerd.network.store import Store
 
 Emit = Callable[[str, str, dict[str, str]], None]
 BUILTIN_DRIVERS = ("bridge", "host", "null")
+
+
+@contextlib.contextmanager
+def host_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock shared by every daemon of this kernel (flock on PATH)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def now_rfc3339() -> str:
@@ -87,7 +102,8 @@ class Networks:
     def create(self, name: str, driver: str = "bridge", subnet: str = "", gateway: str = "", ip_range: str = "",
                internal: bool = False, attachable: bool = False, labels: dict[str, str] | None = None,
                options: dict[str, str] | None = None, ipam_options: dict[str, str] | None = None,
-               builtin: bool = False, bridge: str = "", network_id: str = "") -> Network:  # fmt: skip
+               builtin: bool = False, bridge: str = "", network_id: str = "",
+               aux_addresses: dict[str, str] | None = None) -> Network:  # fmt: skip
         """A new network, its pool reserved and its kernel objects made; nothing left if it fails."""
         driver = {"": "bridge", "none": "null"}.get(driver, driver)
         if not name:
@@ -103,19 +119,22 @@ class Networks:
                           internal=internal, attachable=attachable, labels=dict(labels or {}),
                           options=dict(options or {}), ipam_options=dict(ipam_options or {}), builtin=builtin,
                           subnet_requested=bool(subnet))  # fmt: skip
-            if driver not in ("host", "null"):
-                net.subnets = [self.ipam.request_pool(net.id, self._taken(), subnet, gateway, ip_range)]
-            if driver == "bridge":
-                net.bridge = bridge or options and options.get("com.docker.network.bridge.name") or self.options.user_bridge_name(net.id)
-            try:
-                self.driver(net).create(net)
-                self.by_id[net.id] = net
-                self.sync_firewall()
-                self.store.save_network(net)
-            except BaseException:
-                self.by_id.pop(net.id, None)
-                self._undo(net)
-                raise
+            # Other daemons on this kernel pick pools from the host's routes too: choosing one and
+            # making the bridge that routes it is one step for all of them.
+            with host_lock(self.options.host_lock):
+                if driver not in ("host", "null"):
+                    net.subnets = [self.ipam.request_pool(net.id, self._taken(), subnet, gateway, ip_range, aux_addresses)]
+                if driver == "bridge":
+                    net.bridge = bridge or options and options.get("com.docker.network.bridge.name") or self.options.user_bridge_name(net.id)
+                try:
+                    self.driver(net).create(net)
+                    self.by_id[net.id] = net
+                    self.sync_firewall()
+                    self.store.save_network(net)
+                except BaseException:
+                    self.by_id.pop(net.id, None)
+                    self._undo(net)
+                    raise
         if not builtin:
             self.emit("create", net.id, {"name": net.name, "type": net.driver})
         return net

@@ -51,7 +51,8 @@ class Ipam:
     # pools ---------------------------------------------------------------------------------
 
     def request_pool(
-        self, network_id: str, taken: list[IPv4Network], subnet: str = "", gateway: str = "", ip_range: str = ""
+        self, network_id: str, taken: list[IPv4Network], subnet: str = "", gateway: str = "", ip_range: str = "",
+        aux_addresses: dict[str, str] | None = None,
     ) -> Subnet:
         """Reserve a subnet for NETWORK_ID (the given one, or a free default block) and its gateway."""
         if subnet:
@@ -67,9 +68,13 @@ class Ipam:
             rng = parse_network(ip_range, "ip-range")
             if not rng.subnet_of(net):
                 raise errors.InvalidParameter(f"no matching subnet for range {ip_range}")
-        record = Subnet(subnet=str(net), gateway=str(gw), ip_range=ip_range and str(parse_network(ip_range)))
-        self.store.write("ipam", network_id, {"subnet": record.subnet, "gateway": record.gateway,
-                                               "ip_range": record.ip_range, "allocated": [str(gw)]})  # fmt: skip
+        aux = dict(aux_addresses or {})
+        for address in aux.values():
+            if parse_address(address) not in net:
+                raise errors.InvalidParameter(f"no matching subnet for aux-address {address}")
+        record = Subnet(subnet=str(net), gateway=str(gw), ip_range=ip_range and str(parse_network(ip_range)), aux_addresses=aux)
+        self.store.write("ipam", network_id, {"subnet": record.subnet, "gateway": record.gateway, "ip_range": record.ip_range,
+                                               "allocated": [str(gw), *aux.values()]})  # fmt: skip
         return record
 
     def _free_block(self, taken: list[IPv4Network]) -> IPv4Network:

@@ -7,23 +7,34 @@ made them, and the engine calls the backend from worker threads.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from ipaddress import IPv4Network
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
+from dockerd.network import netns
+
 ENOENT_CODES = (19, 2)  # ENODEV, ENOENT: the link is already gone
 
 
-def _ipr(ns: Path | None = None) -> IPRoute:
-    return IPRoute(netns=str(ns), flags=0) if ns is not None else IPRoute()
+T = TypeVar("T")
+
+
+def _with_ipr(ns: Path | None, fn: Callable[[IPRoute], T]) -> T:
+    """FN with an IPRoute of the host's namespace, or of NS (opened by a thread inside it)."""
+
+    def work() -> T:
+        with IPRoute() as ipr:
+            return fn(ipr)
+
+    return work() if ns is None else netns.run_in(ns, work)
 
 
 def index_of(name: str, ns: Path | None = None) -> int | None:
-    with _ipr(ns) as ipr:
-        found = ipr.link_lookup(ifname=name)
+    found = _with_ipr(ns, lambda ipr: ipr.link_lookup(ifname=name))
     return found[0] if found else None
 
 
@@ -40,7 +51,7 @@ def ensure_bridge(name: str, address: str, prefixlen: int, mtu: int) -> None:
 
 
 def delete_link(name: str, ns: Path | None = None) -> None:
-    with _ipr(ns) as ipr:
+    def work(ipr: IPRoute) -> None:
         found = ipr.link_lookup(ifname=name)
         if not found:
             return
@@ -49,6 +60,8 @@ def delete_link(name: str, ns: Path | None = None) -> None:
         except NetlinkError as exc:
             if exc.code not in ENOENT_CODES:
                 raise
+
+    _with_ipr(ns, work)
 
 
 def add_veth(host_name: str, peer_name: str, ns: Path, mtu: int) -> None:
@@ -66,7 +79,8 @@ def attach_to_bridge(host_name: str, bridge: str) -> None:
 
 def configure(ns: Path, ifname: str, mac: str, address: str, prefixlen: int, gateway: str | None) -> None:
     """Give IFNAME inside NS its MAC and address, bring it up, and route the default through GATEWAY."""
-    with _ipr(ns) as ipr:
+
+    def work(ipr: IPRoute) -> None:
         index = ipr.link_lookup(ifname=ifname)[0]
         if mac:
             ipr.link("set", index=index, address=mac)
@@ -75,19 +89,25 @@ def configure(ns: Path, ifname: str, mac: str, address: str, prefixlen: int, gat
         if gateway:
             ipr.route("replace", dst="0.0.0.0/0", gateway=gateway, oif=index)
 
+    _with_ipr(ns, work)
+
 
 def default_route(ns: Path) -> str | None:
-    with _ipr(ns) as ipr:
+    def work(ipr: IPRoute) -> str | None:
         for route in ipr.get_routes(family=2, table=254):
             if route["dst_len"] == 0 and route.get("gateway"):
                 return str(route.get("gateway"))
-    return None
+        return None
+
+    return _with_ipr(ns, work)
 
 
 def set_default_route(ns: Path, gateway: str, ifname: str) -> None:
-    with _ipr(ns) as ipr:
+    def work(ipr: IPRoute) -> None:
         index = ipr.link_lookup(ifname=ifname)[0]
         ipr.route("replace", dst="0.0.0.0/0", gateway=gateway, oif=index)
+
+    _with_ipr(ns, work)
 
 
 def host_routes() -> list[IPv4Network]:
@@ -101,8 +121,7 @@ def host_routes() -> list[IPv4Network]:
 
 
 def names(ns: Path | None = None) -> list[str]:
-    with _ipr(ns) as ipr:
-        return [str(link.get("ifname")) for link in ipr.get_links()]
+    return _with_ipr(ns, lambda ipr: [str(link.get("ifname")) for link in ipr.get_links()])
 
 
 _STATS = ("rx_bytes", "rx_packets", "rx_errors", "rx_dropped", "tx_bytes", "tx_packets", "tx_errors", "tx_dropped")
@@ -111,11 +130,10 @@ _STATS = ("rx_bytes", "rx_packets", "rx_errors", "rx_dropped", "tx_bytes", "tx_p
 def interface_stats(ns: Path) -> dict[str, dict[str, int]]:
     """Per-interface counters inside NS (lo left out), in the shape of Docker's stats `networks`."""
     result: dict[str, dict[str, int]] = {}
-    with _ipr(ns) as ipr:
-        for link in ipr.get_links():
-            name = str(link.get("ifname"))
-            if name == "lo":
-                continue
-            stats: Any = link.get("IFLA_STATS64") or {}
-            result[name] = {key: int(stats.get(key, 0)) for key in _STATS}
+    for link in _with_ipr(ns, lambda ipr: list(ipr.get_links())):
+        name = str(link.get("ifname"))
+        if name == "lo":
+            continue
+        stats: Any = link.get("IFLA_STATS64") or {}
+        result[name] = {key: int(stats.get(key, 0)) for key in _STATS}
     return result

@@ -58,6 +58,8 @@ class Network:
     builtin: bool = False  # bridge, host and none: neither removable nor pruned
     bridge: str = ""  # the Linux bridge (bridge driver) or master interface (CNI macvlan/ipvlan)
     subnet_requested: bool = False  # --subnet given (Docker's IPAM "Config" shows it either way)
+    # IPv6 IPAM entries as given ({"Subnet", "Gateway"...}): recorded and shown; endpoints get no IPv6 address yet
+    ipv6_config: list[dict[str, str]] = field(default_factory=list)
 
 
 @dataclass

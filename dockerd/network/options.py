@@ -41,6 +41,7 @@ class NetworkOptions:
     mtu: int = 1500
     cni_path: list[str] = field(default_factory=lambda: ["/usr/lib/cni", "/opt/cni/bin"])
     host_resolv_conf: Path = Path("/etc/resolv.conf")
+    host_lock: Path = Path("/run/lock/pydocker-network.lock")  # shared by every daemon: pool choice and bridge creation
 
     def user_bridge_name(self, network_id: str) -> str:
         return (self.bridge_prefix + network_id)[:IFNAMSIZ]

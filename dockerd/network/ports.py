@@ -1,7 +1,7 @@
 """Published ports: host port allocation (Docker's portallocator) and the userland proxies.
 
 Host ports are this daemon's to hand out: a request names a port, a range, or nothing (a
-free port of the kernel's ephemeral range, as Docker picks). A port another of our
+free port of the kernel's ephemeral range, the lowest first, as Docker picks). A port another of our
 containers holds is "already allocated"; one that some other program holds fails the
 proxy's bind, reported in docker-proxy's words. Each proxy runs detached (a session of its
 own), is known by pid and start time (a pid alone may be reused after a crash), and is
@@ -11,7 +11,6 @@ stopped by the daemon that finds it, before or after a restart.
 from __future__ import annotations
 
 import os
-import random
 import signal
 import subprocess
 import time
@@ -33,8 +32,10 @@ def parse_port_key(key: str) -> tuple[int, str]:
     """"80/tcp" -> (80, "tcp"); a bare port is TCP."""
     port, _, proto = key.partition("/")
     proto = (proto or "tcp").lower()
-    if not port.isdigit() or not 0 < int(port) < 65536 or proto not in ("tcp", "udp", "sctp"):
-        raise errors.InvalidParameter(f"invalid port specification: \"{key}\"")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise errors.InvalidParameter(f"invalid port specification: \"{port}\"")
+    if proto not in ("tcp", "udp", "sctp"):
+        raise errors.InvalidParameter(f"invalid proto: {proto}")
     if proto == "sctp":
         raise errors.InvalidParameter("sctp ports are not supported")
     return int(port), proto
@@ -61,10 +62,9 @@ def candidates(wanted: tuple[int, int] | None, proto: str, host_ip: str, taken: 
     """Ports to try for a binding, in order; none free is Docker's "port is already allocated"."""
     busy = {m.host_port for m in taken if m.proto == proto and overlaps(m.host_ip, host_ip)}
     if wanted is None:
+        # As Docker's portallocator: the first free port of the kernel's ephemeral range.
         low, high = local_port_range()
-        start = random.randint(low, high)
-        ports = [p for p in [*range(start, high + 1), *range(low, start)] if p not in busy]
-        return ports[:20]
+        return [p for p in range(low, high + 1) if p not in busy][:20]
     free = [p for p in range(wanted[0], wanted[1] + 1) if p not in busy]
     if not free:
         raise errors.port_allocated(host_ip, wanted[0])

@@ -6,6 +6,7 @@
 
 A file is replaced whole (common/atomicfile.py: temporary file, fsync, rename, directory fsync),
 so a daemon killed at any moment, or a power loss, leaves either the old record or the new one.
+Each record carries `"Version": 1`, its schema's version, for the migrations of later schemas.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any
 
 from common import atomicfile
 from dockerd.network.model import Network, Sandbox, from_dict, to_dict
+
+VERSION = 1  # the records' schema version, written into each one
 
 
 class Store:
@@ -30,7 +33,8 @@ class Store:
         return self.root / kind / f"{key}.json"
 
     def write(self, kind: str, key: str, data: dict[str, Any]) -> None:
-        atomicfile.write_text(self._path(kind, key), json.dumps(data, indent=1, sort_keys=True), 0o644)
+        record = {**data, "Version": VERSION}  # every record says its schema (migrations: issue 19)
+        atomicfile.write_text(self._path(kind, key), json.dumps(record, indent=1, sort_keys=True), 0o644)
 
     def read(self, kind: str, key: str) -> dict[str, Any] | None:
         try:

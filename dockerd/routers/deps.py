@@ -13,6 +13,7 @@ from dockerd.engine.container.backend import Containers
 from dockerd.engine.distribution.backend import Distribution
 from dockerd.engine.execs import ExecEngine
 from dockerd.engine.image.backend import Images
+from dockerd.engine.network import Networking
 from dockerd.engine.system import System
 
 
@@ -41,8 +42,13 @@ async def _distribution(request: Request) -> Distribution:
     return backends(request).distribution
 
 
+async def _networks(request: Request) -> Networking:
+    return backends(request).networks
+
+
 SystemBackend = Annotated[System, Depends(_system)]
 ContainersBackend = Annotated[Containers, Depends(_containers)]
 ExecsBackend = Annotated[ExecEngine, Depends(_execs)]
 ImagesBackend = Annotated[Images, Depends(_images)]
 DistributionBackend = Annotated[Distribution, Depends(_distribution)]
+NetworksBackend = Annotated[Networking, Depends(_networks)]

@@ -3,7 +3,7 @@ again, and the containers are as a user left them.
 
 Three containers are running when the daemon dies: `ticker` prints a numbered line per second,
 `always` (--restart=always) exits after two seconds, `seven` exits with code 7 (after printing
-"bye") three seconds in, while the daemon is down; `echoer` echoes its stdin. After the restart:
+"bye") five seconds in, while the daemon is down; `echoer` echoes its stdin. After the restart:
 the ticker still runs with the same pid and its json log holds every line exactly once,
 `logs -f` keeps delivering new lines, `attach` reaches the echoer's stdin, `seven` shows exit
 code 7 with the time it really exited (and its last words in its log), `always` runs again,
@@ -88,7 +88,7 @@ def test_containers_survive_kill_9(also_containerd: bool) -> None:
     with pydockerd_engine() as d:
         d.docker_ok("run", "-d", "--name", "ticker", "busybox", "sh", "-c", TICKER)
         d.docker_ok("run", "-d", "--name", "always", "--restart=always", "busybox", "sh", "-c", "sleep 2; exit 3")
-        d.docker_ok("run", "-d", "--name", "seven", "busybox", "sh", "-c", "sleep 3; echo bye; exit 7")
+        d.docker_ok("run", "-d", "--name", "seven", "busybox", "sh", "-c", "sleep 5; echo bye; exit 7")
         d.docker_ok("run", "-di", "--name", "echoer", "busybox", "sh", "-c", "while read l; do echo got $l; done")
         until("the ticker's first lines", lambda: "line 1\n" in _json_log(d, "ticker"))
         ticker_pid = inspect(d, "ticker")["State"]["Pid"]
@@ -101,7 +101,7 @@ def test_containers_survive_kill_9(also_containerd: bool) -> None:
             os.kill(containerd_pid, signal.SIGKILL)
             until("pycontainerd to go", lambda: not os.path.exists(f"/proc/{containerd_pid}"))
         down_since = time.time()
-        time.sleep(5)  # `always` and `seven` exit meanwhile; the ticker goes on
+        time.sleep(7)  # `always` and `seven` exit meanwhile; the ticker goes on
         restarted = time.time()
         proc = start_pydockerd(d)
         wait_ready(d, proc)

@@ -63,7 +63,9 @@ from dockerd.engine.events import Publish
 from dockerd.engine.filters import Filters
 from dockerd.engine.image.service import ImageService
 from dockerd.engine.logs import resolve_log_config
+from dockerd.engine.network import Networking
 from dockerd.engine.runtimes import Runtimes
+from dockerd.network.backend import NetworkBackend
 
 NAMESPACE = "moby"  # pydockerd's containerd namespace, as dockerd's
 
@@ -76,6 +78,7 @@ class Containers:
         client: Client,
         images: ImageService,
         publish: Publish,
+        network: NetworkBackend,
         cgroup_parent: str = "/pydocker",
         log_driver: str = "json-file",
         log_opts: dict[str, str] | None = None,
@@ -98,6 +101,8 @@ class Containers:
         self.store = ContainerStore(os.path.join(data_root, "containers"))
         self.stdio = Stdio(os.path.join(exec_root, "fifo"), self.store, client)
         self.sharing = sharing.Resolver(self.get, self.store.dir)
+        # Sandboxes, endpoints, ports at start/exit/rm; NetworkSettings; the /networks routes' backend.
+        self.networking = Networking(network, self.get, self.all, self.store.dir, self.store.save)
         # Where container and image filesystems are mounted for cp, export, changes (private, ours).
         self.mount_root = os.path.join(data_root, "mnt")
         os.makedirs(self.mount_root, mode=0o700, exist_ok=True)
@@ -164,7 +169,7 @@ class Containers:
         chosen = container_list.select(self, show_all, limit, filters)
         if size:
             return sizes.sized_summaries(self, chosen)
-        return [inspect.summary(c) for c in chosen]
+        return [inspect.summary(self, c) for c in chosen]
 
     def inspect(self, ref: str, size: bool = False) -> dict[str, Any]:
         c = self.get(ref)

@@ -41,9 +41,8 @@ SUPPORTED_HOST = {
 }  # fmt: skip
 # Accepted only at their default values until their issue lands.
 NOT_YET = {
-    "PortBindings": "port publishing", "Dns": "DNS options", "DnsOptions": "DNS options", "DnsSearch": "DNS options",
-    "ExtraHosts": "extra hosts", "Mounts": "the Mounts API (use Binds)", "VolumesFrom": "volumes-from",
-    "Links": "links", "Annotations": "annotations", "PublishAllPorts": "port publishing", "Volumes": "volumes", "Healthcheck": "healthchecks",
+    "Mounts": "the Mounts API (use Binds)", "VolumesFrom": "volumes-from",
+    "Annotations": "annotations", "Volumes": "volumes", "Healthcheck": "healthchecks",
 }  # fmt: skip
 
 
@@ -59,6 +58,7 @@ def create(d: Containers, body: dict[str, Any], name: str | None) -> tuple[Conta
     validate.check_create(body)
     _check_fields(body, host)
     _check_options(d, body, host)
+    networks = d.networking.check(body, host)  # (engine/network.py) 400/404 with nothing created
     image_ref = body.get("Image") or ""
     if not image_ref:
         raise InvalidParameter("No image specified" if not image_ref else "")
@@ -113,17 +113,23 @@ def create(d: Containers, body: dict[str, Any], name: str | None) -> tuple[Conta
             created=now(),
             image_id=image.id,
             image_ref=image_ref,
-            config={**config, "Image": image_ref, "Hostname": config.get("Hostname") or cid[:12]},
+            config={**config, "Image": image_ref, "Hostname": config.get("Hostname") or _default_hostname(host, cid)},
             host_config=host,
             path=args[0],
             args=args[1:],
             state=fresh_state(),
+            networks=networks,
         )
         os.makedirs(d.store.dir(cid), mode=0o710)
         _write_files(d.store.dir(cid), c)
         d.store.add(c)
     d.publish("container", "create", c.id, {"image": image_ref, "name": c.name})
     return c, warnings
+
+
+def _default_hostname(host: dict[str, Any], cid: str) -> str:
+    """dockerd's: the host's name for --network host, else the short id."""
+    return os.uname().nodename if host.get("NetworkMode") == "host" else cid[:12]
 
 
 def _check_fields(body: dict[str, Any], host: dict[str, Any]) -> None:
@@ -139,9 +145,6 @@ def _check_fields(body: dict[str, Any], host: dict[str, Any]) -> None:
     for key in ("Volumes", "Healthcheck"):
         if body.get(key) not in (None, {}, ""):
             raise InvalidParameter(f"{NOT_YET[key]} ({key}) is not supported yet")
-    mode = host.get("NetworkMode") or "default"
-    if mode not in ("default", "bridge", "none", ""):
-        raise InvalidParameter(f"network mode {mode!r} is not supported yet")
     if host.get("CgroupnsMode") not in (None, "", "private", "host"):
         raise InvalidParameter(f"CgroupnsMode {host.get('CgroupnsMode')!r} is not supported yet")
 

@@ -53,6 +53,7 @@ def remove(d: Containers, ref: str, force: bool, volumes: bool) -> None:
     except ContainerdError:
         pass
     d.stdio.remove_fifos(c.id)
+    d.networking.release(c.id)
     sharing.unmount_shm(d.store.dir(c.id))
     shutil.rmtree(d.store.dir(c.id), ignore_errors=True)
     d.store.forget(c.id)

@@ -44,10 +44,10 @@ def inspect(d: Containers, c: Container) -> dict[str, Any]:
         "GraphDriver": {"Data": None, "Name": "overlay2"},
         "Mounts": _mounts_view(c.host_config),
         "Config": _config_view(c),
-        "NetworkSettings": _network_settings(c.host_config),
+        "NetworkSettings": d.networking.settings(c),
     }
 
-def summary(c: Container) -> dict[str, Any]:
+def summary(d: Containers, c: Container) -> dict[str, Any]:
     """A container as GET /containers/json lists it."""
     return {
         "Id": c.id,
@@ -56,12 +56,12 @@ def summary(c: Container) -> dict[str, Any]:
         "ImageID": c.image_id,
         "Command": _summary_command(c.path, c.args),
         "Created": _unix(c.created),
-        "Ports": [],
+        "Ports": d.networking.summary_ports(c),
         "Labels": c.config.get("Labels") or {},
         "State": c.status(),
         "Status": _human_status(c),
         "HostConfig": {"NetworkMode": c.host_config.get("NetworkMode") or "default"},
-        "NetworkSettings": {"Networks": _networks_view(c.host_config)},
+        "NetworkSettings": {"Networks": d.networking.endpoints(c)},
         "Mounts": _mounts_view(c.host_config),
     }
 
@@ -126,29 +126,6 @@ def _host_config_view(host: dict[str, Any]) -> dict[str, Any]:
     }  # fmt: skip
     view.update({k: v for k, v in host.items() if v is not None})
     return view
-
-
-def _networks_view(host: dict[str, Any]) -> dict[str, Any]:
-    """The container's network as dockerd shows it: `none`, or `bridge` for the default mode.
-    Containers get no interface but loopback yet (networks have their own issue), so the
-    endpoint is dockerd's unconnected one: no IDs, no addresses."""
-    mode = host.get("NetworkMode") or "default"
-    endpoint = {
-        "IPAMConfig": None, "Links": None, "Aliases": None, "NetworkID": "", "EndpointID": "", "Gateway": "",
-        "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
-        "MacAddress": "", "DriverOpts": None,
-    }  # fmt: skip
-    return {"bridge" if mode == "default" else mode: endpoint}
-
-
-def _network_settings(host: dict[str, Any]) -> dict[str, Any]:
-    """Inspect's NetworkSettings in dockerd's shape, the default endpoint's flat fields included."""
-    return {
-        "Bridge": "", "SandboxID": "", "HairpinMode": False, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
-        "Ports": {}, "SandboxKey": "", "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None,
-        "EndpointID": "", "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "",
-        "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "", "Networks": _networks_view(host),
-    }  # fmt: skip
 
 
 def _mounts_view(host: dict[str, Any]) -> list[dict[str, Any]]:

@@ -67,6 +67,8 @@ def _matches(c: Container, filters: dict[str, Any], engine: Containers) -> bool:
             return False
         if key == "ancestor" and not any(v in (c.image_ref, c.image_id, c.image_id.removeprefix("sha256:")[:12]) for v in values):
             return False
+        if key in ("network", "publish", "expose") and not _network_match(engine, c, key, values):
+            return False
         if key in ("before", "since"):
             ref = engine.get(values[0])
             if key == "before" and not c.created < ref.created:
@@ -74,6 +76,27 @@ def _matches(c: Container, filters: dict[str, Any], engine: Containers) -> bool:
             if key == "since" and not c.created > ref.created:
                 return False
     return True
+
+
+def _network_match(engine: Containers, c: Container, key: str, values: list[str]) -> bool:
+    """network= (a network's name or id), publish= (host ports), expose= (container ports): dockerd's."""
+    net = engine.networking
+    if key == "network":
+        ids = {str(s.get("NetworkID") or "") for s in net.endpoints(c).values()} | set(net.endpoints(c))
+        return any(v in ids or any(i.startswith(v) for i in ids if i) for v in values)
+    rows = net.summary_ports(c)
+    ports = {(r["PublicPort"], r["Type"]) for r in rows if "PublicPort" in r} if key == "publish" else \
+        {(r["PrivatePort"], r["Type"]) for r in rows} | {(int(k.partition("/")[0]), k.partition("/")[2] or "tcp")
+                                                         for k in (c.config.get("ExposedPorts") or {})}  # fmt: skip
+    for v in values:
+        spec, _, proto = v.partition("/")
+        low, _, high = spec.partition("-")
+        if not low.isdigit() or (high and not high.isdigit()):
+            continue
+        wanted = range(int(low), int(high or low) + 1)
+        if any(p in wanted and t == (proto or "tcp") for p, t in ports):
+            return True
+    return False
 
 
 def _regex_search(pattern: str, text: str) -> bool:

@@ -32,6 +32,7 @@ def task_exited(d: Containers, cid: str, exit_status: int, oom: bool = False, fi
         # while the FIFO was full), and the copiers end once it has delivered everything.
         deleted_status = task.delete_quietly(d.client, cid)
         sharing.unmount_shm(d.store.dir(cid))
+        d.networking.release(cid)  # addresses, ports, veths, namespace (engine/network.py)
         status = deleted_status if deleted_status is not None else exit_status
         d.stdio.close_log(c)
         with d.store.lock:

@@ -23,4 +23,5 @@ def rename(d: Containers, ref: str, new_name: str) -> None:
         old = c.name
         c.name = new_name
         d.store.save(c)
+    d.networking.renamed(c)  # the embedded DNS answers to the new name
     d.publish("container", "rename", c.id, {"oldName": f"/{old}", "name": new_name})

@@ -65,7 +65,7 @@ def image_sizes(d: Containers) -> dict[str, int]:
 def sized_summaries(d: Containers, containers: list[Container]) -> list[dict[str, Any]]:
     """`ps -s`: container summaries with SizeRw and SizeRootFs (the images measured once)."""
     sizes = image_sizes(d)
-    return [with_sizes(d, c, inspect.summary(c), sizes) for c in containers]
+    return [with_sizes(d, c, inspect.summary(d, c), sizes) for c in containers]
 
 
 def disk_usage(d: Containers) -> dict[str, Any]:
@@ -86,7 +86,7 @@ def disk_usage(d: Containers) -> dict[str, Any]:
         unique.update(layers[image.id])
         image_rows.append(summary)
     image_sizes = {row["Id"]: int(row["Size"]) for row in image_rows}
-    container_rows = [with_sizes(d, c, inspect.summary(c), image_sizes) for c in containers]
+    container_rows = [with_sizes(d, c, inspect.summary(d, c), image_sizes) for c in containers]
     return {
         "LayersSize": sum(unique.values()),
         "Images": image_rows,

@@ -10,7 +10,7 @@ no record refers to (the container's writable layer) would be collected.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from containerd.client import (
     IO,
@@ -65,6 +65,7 @@ def run(d: Containers, c: Container) -> None:
 
 def _start_failed(d: Containers, c: Container, exc: Exception) -> None:
     sharing.unmount_shm(d.store.dir(c.id))  # a shareable /dev/shm nobody could have joined yet
+    d.networking.release(c.id)
     with d.store.lock:
         if c.id in d.store:
             c.state["Error"] = str(exc)
@@ -91,9 +92,11 @@ def _start_task(d: Containers, c: Container) -> None:
     host = c.host_config
     cgroup_parent = host.get("CgroupParent") or d.cgroup_parent
     inputs = _start_inputs(d, c, image, top, mounts)
+    netns = d.networking.setup(c)  # the sandbox (engine/network.py): released by _start_failed
     oci = spec.build(
         c.id, c.config, host, image.config.get("config") or {}, inputs, d.store.dir(c.id), cgroup_parent, d.security,
     )  # fmt: skip
+    _join_network(oci, netns)
     spec.make_bind_sources(c.host_config)
     task.delete_quietly(d.client, c.id)
     d.client.containers.create_or_update(_record(d, c, image, oci), ("spec", "image"))
@@ -131,6 +134,18 @@ def _start_task(d: Containers, c: Container) -> None:
         d.store.save(c)
         d.store.notify()
     d.publish("container", "start", c.id, {"image": c.image_ref, "name": c.name})
+
+
+def _join_network(oci: dict[str, Any], netns: str) -> None:
+    """The spec's network namespace: the sandbox's (made and wired by the daemon), or the host's ("")."""
+    namespaces = oci["linux"]["namespaces"]
+    namespaces[:] = [ns for ns in namespaces if ns.get("type") != "network"]
+    if netns:
+        namespaces.append({"type": "network", "path": netns})
+    else:  # as dockerd: the unprivileged-port and ping sysctls are not the host's namespace's to change
+        sysctl = oci["linux"].get("sysctl") or {}
+        for key in ("net.ipv4.ip_unprivileged_port_start", "net.ipv4.ping_group_range"):
+            sysctl.pop(key, None)
 
 
 def _record(d: Containers, c: Container, image: ResolvedImage, oci: dict[str, object]) -> ContainerRecord:

@@ -42,6 +42,8 @@ class Container:
     has_been_started: bool = False
     manually_stopped: bool = False
     removal_in_progress: bool = False
+    # Docker's NetworkSettings.Networks as asked: network name -> EndpointSettings (engine/network.py)
+    networks: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def running(self) -> bool:
         return bool(self.state.get("Running"))
