@@ -155,9 +155,9 @@ def entry(
     return info, data
 
 
-def tree(root: Path) -> dict[str, tuple]:
+def tree(root: Path) -> dict[str, tuple[object, ...]]:
     """Everything observable about a tree except the root itself and access times."""
-    out: dict[str, tuple] = {}
+    out: dict[str, tuple[object, ...]] = {}
     inodes: dict[int, list[str]] = {}
     for dirpath, dirnames, filenames in os.walk(root):
         for name in sorted(dirnames + filenames):
@@ -482,7 +482,7 @@ HOSTILE_BELOW: dict[str, tuple[Builder, Builder]] = {
 }
 
 
-def host_state(outside: Path) -> tuple:
+def host_state(outside: Path) -> tuple[list[str], bytes, int, int, int]:
     pw = os.stat("/etc/passwd")
     listing = sorted(os.listdir(outside))
     return listing, (outside / "sentinel").read_bytes(), pw.st_nlink, pw.st_mtime_ns, pw.st_size

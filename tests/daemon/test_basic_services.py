@@ -15,7 +15,7 @@ import grpc
 import pytest
 from google.protobuf import any_pb2, empty_pb2, field_mask_pb2
 
-from tests.daemon.conftest import RunningDaemon, start_daemon, stop_daemon
+from tests.daemon.conftest import PYCONTAINERD, RunningDaemon, start_daemon, stop_daemon
 
 
 def test_version_and_server_info(daemon: RunningDaemon) -> None:
@@ -45,7 +45,7 @@ def test_plugins_listed_and_filtered(daemon: RunningDaemon) -> None:
 def test_socket_is_private_and_single(daemon: RunningDaemon, tmp_path: Path) -> None:
     assert stat.S_IMODE(os.stat(daemon.address).st_mode) == 0o660
     second = subprocess.run(
-        [str(Path(daemon.proc.args[0])), "--root", str(tmp_path / "r2"), "--state", str(tmp_path / "s2"), "--address", str(daemon.address)],
+        [str(PYCONTAINERD), "--root", str(tmp_path / "r2"), "--state", str(tmp_path / "s2"), "--address", str(daemon.address)],
         capture_output=True,
         text=True,
         timeout=30,

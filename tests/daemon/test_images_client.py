@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from containerd_api.services.namespaces.v1 import namespace_pb2
 
 from containerd.client import (
     ArchiveError,
@@ -443,9 +444,7 @@ def test_images_get_list_delete_and_gc(client: Client, daemon: RunningDaemon) ->
         client.call(client.api.namespaces.Create, _namespace_request("default"))
 
 
-def _namespace_request(name: str) -> object:
-    from containerd_api.services.namespaces.v1 import namespace_pb2
-
+def _namespace_request(name: str) -> namespace_pb2.CreateNamespaceRequest:
     return namespace_pb2.CreateNamespaceRequest(namespace=namespace_pb2.Namespace(name=name))
 
 

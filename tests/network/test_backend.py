@@ -244,8 +244,9 @@ def test_ipam_persists_and_a_crashed_daemon_is_restored(tmp_path: Path, names: N
         third.restore(set())
         assert third.sandboxes.by_id == {}
         third.networks.remove("keep", third.sandboxes.in_use)
-        first.resolver and first.resolver.stop()
-        second.resolver and second.resolver.stop()
+        for earlier in (first, second):
+            if earlier.resolver:
+                earlier.resolver.stop()
         third.shutdown()
     finally:
         stop(server)

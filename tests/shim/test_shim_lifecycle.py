@@ -17,18 +17,30 @@ from google.protobuf import any_pb2
 
 from containerd import errors
 from containerd.shim_client import ShimClient, ShimError
-from tests.shim.conftest import RUNC, Lab, ShimTask, cgroup_dirs, pid_alive, wait_for
+from tests.shim.conftest import PYRUNC, RUNC, Lab, ShimTask, cgroup_dirs, pid_alive, wait_for
 
 STATUS = task_pb2.Status
 
 
-def create(task: ShimTask, client: ShimClient, stdout: Path | None = None, stderr: Path | None = None, **extra: object) -> int:
+def create(
+    task: ShimTask,
+    client: ShimClient,
+    stdout: Path | None = None,
+    stderr: Path | None = None,
+    *,
+    stdin: str = "",
+    terminal: bool = False,
+    rootfs: list[dict[str, object]] | None = None,
+) -> int:
+    """Create the task; the keyword fields left out keep CreateTaskRequest's proto3 defaults."""
     response = client.create(
         id=task.id,
         bundle=str(task.bundle),
         stdout=str(stdout) if stdout else "",
         stderr=str(stderr) if stderr else "",
-        **extra,
+        stdin=stdin,
+        terminal=terminal,
+        rootfs=rootfs or [],
     )
     return response.pid
 
@@ -64,7 +76,7 @@ def decode_event(event: object) -> object:
 
 @pytest.mark.parametrize("runtime", ["pyrunc", "runc"])
 def test_create_start_wait_delete(lab: Lab, runtime: str) -> None:
-    task = lab.task(["sh", "-c", "echo to-stdout; echo to-stderr >&2; exit 3"], **({"runtime": RUNC} if runtime == "runc" else {}))
+    task = lab.task(["sh", "-c", "echo to-stdout; echo to-stderr >&2; exit 3"], runtime=RUNC if runtime == "runc" else PYRUNC)
     stdout, stderr = task.fifo("stdout"), task.fifo("stderr")
     out, err = lab.reader(stdout), lab.reader(stderr)
     client = task.client()
