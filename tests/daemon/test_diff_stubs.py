@@ -8,11 +8,13 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from containerd_api.types import mount_pb2
+
 from tests.daemon.conftest import RunningDaemon
 from tests.daemon.test_tasks_ctr import BUSYBOX
 
 
-def mount_at(mounts: list, target: str) -> None:  # type: ignore[type-arg]
+def mount_at(mounts: list[mount_pb2.Mount], target: str) -> None:
     m = mounts[0]
     args = ["mount", "-t", m.type, m.source, target]
     if m.options:

@@ -40,6 +40,7 @@ from containerd.client import (
 )
 from containerd.client.errors import AlreadyExists, InvalidArgument, NotFound
 from tests.daemon.conftest import RunningDaemon, start_real_containerd, stop_daemon
+from tests.tarread import member
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared" / "images"
@@ -222,7 +223,7 @@ def test_layered_merged_view(client: Client, tmp_path: Path) -> None:
 
 def _members(archive: Path) -> dict[str, bytes]:
     with tarfile.open(archive) as tar:
-        return {m.name: (tar.extractfile(m).read() if m.isfile() else b"") for m in tar.getmembers()}  # type: ignore[union-attr]
+        return {m.name: (member(tar, m).read() if m.isfile() else b"") for m in tar.getmembers()}
 
 
 def test_export_docker_archive_loads_into_reference_docker(client: Client, tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from containerd_api.cgroups.stats.v1 import metrics_pb2
@@ -322,7 +323,7 @@ def test_pause_resume_stats_update(lab: Lab) -> None:
 
 
 def test_oom_event(lab: Lab) -> None:
-    def limit(spec: dict) -> None:  # type: ignore[type-arg]
+    def limit(spec: dict[str, Any]) -> None:
         spec["linux"]["resources"]["memory"] = {"limit": 32 * 1024 * 1024, "swap": 32 * 1024 * 1024}
 
     # A shell variable that doubles until the cgroup's OOM killer stops it.

@@ -89,7 +89,7 @@ def test_shims_survive_a_killed_daemon(lab: Lab) -> None:
     daemon.wait()
     for name in ("quick", "later"):
         reader = readers[name]
-        wait_for(lambda t=tasks[name]: (t.state_dir / "exits" / "init").exists(), what=f"{name} to exit")  # type: ignore[misc]
+        wait_for((tasks[name].state_dir / "exits" / "init").exists, what=f"{name} to exit")
         reader.close()
 
     # The next daemon finds the shims by their address files and asks.
