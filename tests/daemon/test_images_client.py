@@ -21,7 +21,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from containerd_api.services.namespaces.v1 import namespace_pb2
 
 from containerd.client import (
     ArchiveError,
@@ -39,6 +38,7 @@ from containerd.client import (
     unpack,
 )
 from containerd.client.errors import AlreadyExists, InvalidArgument, NotFound
+from protos.gen.containerd_api.services.namespaces.v1 import namespace_pb2
 from tests.daemon.conftest import RunningDaemon, start_real_containerd, stop_daemon
 from tests.tarread import member
 

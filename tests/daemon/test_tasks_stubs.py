@@ -27,9 +27,9 @@ def stubs(tmp_path: Path) -> Iterator[tuple[RunningDaemon, Any]]:
     import protos
 
     protos.load()
-    from containerd_api.services.containers.v1 import containers_pb2_grpc
-    from containerd_api.services.snapshots.v1 import snapshots_pb2, snapshots_pb2_grpc
-    from containerd_api.services.tasks.v1 import tasks_pb2_grpc
+    from protos.gen.containerd_api.services.containers.v1 import containers_pb2_grpc
+    from protos.gen.containerd_api.services.snapshots.v1 import snapshots_pb2, snapshots_pb2_grpc
+    from protos.gen.containerd_api.services.tasks.v1 import tasks_pb2_grpc
 
     daemon = start_daemon(tmp_path)
     try:
@@ -56,9 +56,8 @@ def stubs(tmp_path: Path) -> Iterator[tuple[RunningDaemon, Any]]:
 
 
 def make_container(stubs: Any, cid: str, args: list[str], terminal: bool = False) -> list[Any]:
-    from containerd_api.services.containers.v1 import containers_pb2
-    from containerd_api.services.snapshots.v1 import snapshots_pb2
-
+    from protos.gen.containerd_api.services.containers.v1 import containers_pb2
+    from protos.gen.containerd_api.services.snapshots.v1 import snapshots_pb2
     from runtime.spec_default import default_spec
 
     spec = default_spec()
@@ -78,8 +77,8 @@ def make_container(stubs: Any, cid: str, args: list[str], terminal: bool = False
 
 
 def remove_container(stubs: Any, cid: str) -> None:
-    from containerd_api.services.containers.v1 import containers_pb2
-    from containerd_api.services.snapshots.v1 import snapshots_pb2
+    from protos.gen.containerd_api.services.containers.v1 import containers_pb2
+    from protos.gen.containerd_api.services.snapshots.v1 import snapshots_pb2
 
     # As ctr does: the snapshot first (once the container is gone, garbage collection takes it).
     stubs.snapshots.Remove(snapshots_pb2.RemoveSnapshotRequest(snapshotter="overlayfs", key=cid))
@@ -99,7 +98,7 @@ def read_lines(fd: int, count: int, timeout: float = 20) -> list[str]:
 
 
 def test_fifo_attach_detach_reattach_loses_nothing(stubs: tuple[RunningDaemon, Any], tmp_path: Path) -> None:
-    from containerd_api.services.tasks.v1 import tasks_pb2
+    from protos.gen.containerd_api.services.tasks.v1 import tasks_pb2
 
     daemon, s = stubs
     stdout = tmp_path / "stdout.fifo"
@@ -124,8 +123,8 @@ def test_fifo_attach_detach_reattach_loses_nothing(stubs: tuple[RunningDaemon, A
 
 
 def test_exec_pause_pids_metrics_update_and_stdin(stubs: tuple[RunningDaemon, Any], tmp_path: Path) -> None:
-    from containerd_api.services.tasks.v1 import tasks_pb2
-    from containerd_api.types.task import task_pb2
+    from protos.gen.containerd_api.services.tasks.v1 import tasks_pb2
+    from protos.gen.containerd_api.types.task import task_pb2
 
     daemon, s = stubs
     stdin, stdout = tmp_path / "in.fifo", tmp_path / "out.fifo"
@@ -181,7 +180,7 @@ def test_exec_pause_pids_metrics_update_and_stdin(stubs: tuple[RunningDaemon, An
 
 
 def test_task_errors(stubs: tuple[RunningDaemon, Any]) -> None:
-    from containerd_api.services.tasks.v1 import tasks_pb2
+    from protos.gen.containerd_api.services.tasks.v1 import tasks_pb2
 
     daemon, s = stubs
 
@@ -204,6 +203,6 @@ def test_task_errors(stubs: tuple[RunningDaemon, Any]) -> None:
     s.tasks.Wait(tasks_pb2.WaitRequest(container_id="e1"))
     s.tasks.Delete(tasks_pb2.DeleteTaskRequest(container_id="e1"))
     remove_container(s, "e1")
-    from containerd_api.services.version.v1 import version_pb2_grpc
+    from protos.gen.containerd_api.services.version.v1 import version_pb2_grpc
 
     assert version_pb2_grpc.VersionStub(daemon.channel()).Version(empty_pb2.Empty()).version

@@ -10,14 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from containerd_api.cgroups.stats.v1 import metrics_pb2
-from containerd_api.events import task_pb2 as events_pb2
-from containerd_api.runtime.task.v2 import shim_pb2
-from containerd_api.types.task import task_pb2
 from google.protobuf import any_pb2
+from google.protobuf.message import Message
 
 from containerd import errors
 from containerd.shim_client import ShimClient, ShimError
+from protos.gen.containerd_api.cgroups.stats.v1 import metrics_pb2
+from protos.gen.containerd_api.events import task_pb2 as events_pb2
+from protos.gen.containerd_api.runtime.task.v2 import shim_events_pb2, shim_pb2
+from protos.gen.containerd_api.types.task import task_pb2
 from tests.shim.conftest import PYRUNC, RUNC, Lab, ShimTask, cgroup_dirs, pid_alive, wait_for
 
 STATUS = task_pb2.Status
@@ -67,10 +68,10 @@ def exec_spec(task: ShimTask, args: list[str], terminal: bool = False) -> any_pb
     )
 
 
-def decode_event(event: object) -> object:
-    any_msg = event.event  # type: ignore[attr-defined]
+def decode_event(event: shim_events_pb2.ShimEvent) -> Message:
+    any_msg = event.event
     name = any_msg.type_url.rsplit(".", 1)[-1]
-    message = getattr(events_pb2, name)()
+    message: Message = getattr(events_pb2, name)()
     message.ParseFromString(any_msg.value)
     return message
 
