@@ -287,15 +287,16 @@ class Api:
         import protos
 
         protos.load()
-        from containerd_api.services.containers.v1 import containers_pb2, containers_pb2_grpc
-        from containerd_api.services.content.v1 import content_pb2, content_pb2_grpc
-        from containerd_api.services.images.v1 import images_pb2, images_pb2_grpc
-        from containerd_api.services.leases.v1 import leases_pb2, leases_pb2_grpc
-        from containerd_api.services.snapshots.v1 import snapshots_pb2, snapshots_pb2_grpc
-        from containerd_api.services.tasks.v1 import tasks_pb2, tasks_pb2_grpc
-        from containerd_api.services.version.v1 import version_pb2_grpc
-        from containerd_api.types.task import task_pb2
         from google.protobuf import any_pb2, empty_pb2
+
+        from protos.gen.containerd_api.services.containers.v1 import containers_pb2, containers_pb2_grpc
+        from protos.gen.containerd_api.services.content.v1 import content_pb2, content_pb2_grpc
+        from protos.gen.containerd_api.services.images.v1 import images_pb2, images_pb2_grpc
+        from protos.gen.containerd_api.services.leases.v1 import leases_pb2, leases_pb2_grpc
+        from protos.gen.containerd_api.services.snapshots.v1 import snapshots_pb2, snapshots_pb2_grpc
+        from protos.gen.containerd_api.services.tasks.v1 import tasks_pb2, tasks_pb2_grpc
+        from protos.gen.containerd_api.services.version.v1 import version_pb2_grpc
+        from protos.gen.containerd_api.types.task import task_pb2
 
         self.pb = {
             "containers": containers_pb2,

@@ -33,6 +33,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -135,7 +136,7 @@ def measure(engines: list[Engine], runs: int, concurrent: int, total: int) -> st
     for i in range(runs):
         order = engines if i % 2 == 0 else list(reversed(engines))
         for e in order:
-            samples[e.name].append(timed(lambda e=e: e.run("run", "--rm", "busybox", "true")))
+            samples[e.name].append(timed(partial(e.run, "run", "--rm", "busybox", "true")))
         samples["pydocker CLI -> pydockerd"].append(
             timed(lambda: py.run("run", "--rm", "busybox", "true", client=str(PYDOCKER)))
         )
@@ -150,7 +151,7 @@ def measure(engines: list[Engine], runs: int, concurrent: int, total: int) -> st
         e.run("exec", "bench-exec", "true")
     for i in range(runs):
         for e in engines if i % 2 == 0 else list(reversed(engines)):
-            exec_samples[e.name].append(timed(lambda e=e: e.run("exec", "bench-exec", "true")))
+            exec_samples[e.name].append(timed(partial(e.run, "exec", "bench-exec", "true")))
     rows += ["", "### `docker exec C true`", "", "| engine | runs | median | p90 |", "| --- | --- | --- | --- |"]
     for name, s in exec_samples.items():
         rows.append(f"| {name} | {len(s)} | {median_ms(s)} | {p90_ms(s)} |")
@@ -171,7 +172,7 @@ def measure(engines: list[Engine], runs: int, concurrent: int, total: int) -> st
         running = len(e.run("ps", "-q").split())
         if running != total:
             raise SystemExit(f"{e.name}: {running} containers running, expected {total}")
-        ps = [timed(lambda e=e: e.run("ps")) for _ in range(10)]
+        ps = [timed(partial(e.run, "ps")) for _ in range(10)]
         memory[e.name]["loaded"] = sum(rss_mib(p) for p in e.daemon_pids().values())
         rows.append(f"| {e.name} | {wall:.2f} s | {median_ms(ps)} |")
         ids = e.run("ps", "-aq").split()

@@ -10,9 +10,10 @@ for importing `socket` (enum, selectors...).
 from __future__ import annotations
 
 import _socket
+import os
 
 
-def accepting(path: str | bytes, timeout: float = 2.0) -> bool:
+def accepting(path: str | bytes | os.PathLike[str], timeout: float = 2.0) -> bool:
     """True if something accepts connections on the unix socket at `path`."""
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:

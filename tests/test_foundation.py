@@ -32,7 +32,8 @@ def test_console_script_installed(name: str) -> None:
 def _runc_spec(tmp_path: Path, rootless: bool) -> dict[str, Any]:
     cmd = ["runc", "spec"] + (["--rootless"] if rootless else [])
     subprocess.run(cmd, cwd=tmp_path, check=True, capture_output=True, timeout=60)
-    return json.loads((tmp_path / "config.json").read_text())
+    spec: dict[str, Any] = json.loads((tmp_path / "config.json").read_text())
+    return spec
 
 
 def _key_paths(obj: Any, prefix: str = "") -> set[str]:

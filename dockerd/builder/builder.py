@@ -42,9 +42,9 @@ from containerd.client import (
     normalize_name,
     unpack,
 )
+from dockerd.builder import gotext, metadata
 from dockerd.builder import image as images
 from dockerd.builder import instructions as ins
-from dockerd.builder import gotext, metadata
 from dockerd.builder.cache import BuildCache, cache_key
 from dockerd.builder.context import BuildContext, open_context
 from dockerd.builder.copier import CopyOptions, Inline, SourceRoot, checksum, copy_into, expand_sources

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from cli import buildcontext as bc
+from tests.tarread import member
 
 
 @pytest.mark.parametrize(
@@ -104,7 +105,7 @@ def test_outside_dockerfile_added(tmp_path: Path) -> None:
     name = bc.add_dockerfile(ctx, b"FROM busybox\n", out)
     assert name.startswith(".dockerfile.") and len(name) == len(".dockerfile.") + 20
     with tarfile.open(fileobj=io.BytesIO(out.getvalue())) as tar:
-        members = {m.name: tar.extractfile(m).read() for m in tar if m.isfile()}  # type: ignore[union-attr]
+        members = {m.name: member(tar, m).read() for m in tar if m.isfile()}
     assert members[name] == b"FROM busybox\n"
     assert members[".dockerignore"] == f".dockerignore\n{name}\n".encode()
     assert members["Dockerfile"] == b"FROM scratch\n"

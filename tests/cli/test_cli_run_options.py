@@ -42,7 +42,7 @@ def test_entrypoint_empty_and_domainname(cli: CLI, names: Names) -> None:
 
 
 def test_cli_refusals(cli: CLI, names: Names) -> None:
-    cases = {
+    cases: dict[tuple[str, ...], str] = {
         ("--pid", "bogus"): "--pid: invalid PID mode",
         ("--pid", "container:"): "--pid: invalid PID mode",
         ("--uts", "bogus"): "--uts: invalid UTS mode",

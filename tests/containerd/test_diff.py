@@ -29,9 +29,11 @@ from containerd.diff import (
     compare_to_content,
 )
 from containerd.diff import apply as diff_apply
+from containerd.diff.streams import Source
 from containerd.errors import InvalidArgument, Unimplemented
 from containerd.snapshots import Mount, OverlaySnapshotter
 from containerd.snapshots.mount import mount_all, mount_points, unmount_all
+from tests.tarread import member
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGES = REPO.parent / "shared" / "images"
@@ -54,10 +56,10 @@ def layer_source(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     _blob_store.clear()
 
 
-def apply(mounts: list[Mount], layer: object, media_type: str) -> Descriptor:
+def apply(mounts: list[Mount], layer: Source, media_type: str) -> Descriptor:
     """containerd.diff.apply, handed the layer as the current `layer_source` says."""
     if not _blob_store or not isinstance(layer, io.BytesIO):
-        return diff_apply(mounts, layer, media_type)  # type: ignore[arg-type]
+        return diff_apply(mounts, layer, media_type)
     store = _blob_store[0]
     data = layer.getvalue()
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
@@ -100,9 +102,9 @@ def write_dir(mounts: list[Mount]) -> str:
 def docker_save_layers(path: Path) -> tuple[list[bytes], list[str]]:
     """The layer tars of a docker-save archive and the config's diff ids."""
     with tarfile.open(path) as arc:
-        manifest = json.load(arc.extractfile("manifest.json"))[0]  # type: ignore[arg-type]
-        config = json.load(arc.extractfile(manifest["Config"]))  # type: ignore[arg-type]
-        layers = [arc.extractfile(name).read() for name in manifest["Layers"]]  # type: ignore[union-attr]
+        manifest = json.load(member(arc, "manifest.json"))[0]
+        config = json.load(member(arc, manifest["Config"]))
+        layers = [member(arc, name).read() for name in manifest["Layers"]]
     return layers, config["rootfs"]["diff_ids"]
 
 
@@ -155,9 +157,9 @@ def entry(
     return info, data
 
 
-def tree(root: Path) -> dict[str, tuple]:
+def tree(root: Path) -> dict[str, tuple[object, ...]]:
     """Everything observable about a tree except the root itself and access times."""
-    out: dict[str, tuple] = {}
+    out: dict[str, tuple[object, ...]] = {}
     inodes: dict[int, list[str]] = {}
     for dirpath, dirnames, filenames in os.walk(root):
         for name in sorted(dirnames + filenames):
@@ -482,7 +484,7 @@ HOSTILE_BELOW: dict[str, tuple[Builder, Builder]] = {
 }
 
 
-def host_state(outside: Path) -> tuple:
+def host_state(outside: Path) -> tuple[list[str], bytes, int, int, int]:
     pw = os.stat("/etc/passwd")
     listing = sorted(os.listdir(outside))
     return listing, (outside / "sentinel").read_bytes(), pw.st_nlink, pw.st_mtime_ns, pw.st_size

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -45,24 +46,26 @@ class RunningDaemon:
         return self.proc.poll() is None
 
 
-class _NamespaceHeader(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor, grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):  # type: ignore[misc]
+class _NamespaceHeader(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor, grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
+    # Any, as in containerd/client's interceptor: grpc hands over a namedtuple that the stubs
+    # type as the abstract ClientCallDetails, which has no _replace.
     def __init__(self, namespace: str) -> None:
         self.namespace = namespace
 
-    def _details(self, details):  # type: ignore[no-untyped-def]
+    def _details(self, details: Any) -> Any:
         metadata = list(details.metadata or []) + [("containerd-namespace", self.namespace)]
         return details._replace(metadata=metadata)
 
-    def intercept_unary_unary(self, continuation, details, request):  # type: ignore[no-untyped-def]
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
         return continuation(self._details(details), request)
 
-    def intercept_unary_stream(self, continuation, details, request):  # type: ignore[no-untyped-def]
+    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
         return continuation(self._details(details), request)
 
-    def intercept_stream_unary(self, continuation, details, requests):  # type: ignore[no-untyped-def]
+    def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
         return continuation(self._details(details), requests)
 
-    def intercept_stream_stream(self, continuation, details, requests):  # type: ignore[no-untyped-def]
+    def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
         return continuation(self._details(details), requests)
 
 

@@ -15,12 +15,12 @@ import grpc
 import pytest
 from google.protobuf import any_pb2, empty_pb2, field_mask_pb2
 
-from tests.daemon.conftest import RunningDaemon, start_daemon, stop_daemon
+from tests.daemon.conftest import PYCONTAINERD, RunningDaemon, start_daemon, stop_daemon
 
 
 def test_version_and_server_info(daemon: RunningDaemon) -> None:
-    from containerd_api.services.introspection.v1 import introspection_pb2_grpc
-    from containerd_api.services.version.v1 import version_pb2_grpc
+    from protos.gen.containerd_api.services.introspection.v1 import introspection_pb2_grpc
+    from protos.gen.containerd_api.services.version.v1 import version_pb2_grpc
 
     version = version_pb2_grpc.VersionStub(daemon.channel()).Version(empty_pb2.Empty())
     assert version.version == "0.1.0"
@@ -45,7 +45,7 @@ def test_plugins_listed_and_filtered(daemon: RunningDaemon) -> None:
 def test_socket_is_private_and_single(daemon: RunningDaemon, tmp_path: Path) -> None:
     assert stat.S_IMODE(os.stat(daemon.address).st_mode) == 0o660
     second = subprocess.run(
-        [str(Path(daemon.proc.args[0])), "--root", str(tmp_path / "r2"), "--state", str(tmp_path / "s2"), "--address", str(daemon.address)],
+        [str(PYCONTAINERD), "--root", str(tmp_path / "r2"), "--state", str(tmp_path / "s2"), "--address", str(daemon.address)],
         capture_output=True,
         text=True,
         timeout=30,
@@ -70,7 +70,7 @@ def test_stale_socket_after_kill_is_reclaimed(tmp_path: Path) -> None:
 
 
 def test_namespaces_lifecycle_and_errors(daemon: RunningDaemon) -> None:
-    from containerd_api.services.namespaces.v1 import namespace_pb2, namespace_pb2_grpc
+    from protos.gen.containerd_api.services.namespaces.v1 import namespace_pb2, namespace_pb2_grpc
 
     stub = namespace_pb2_grpc.NamespacesStub(daemon.channel(None))
     created = stub.Create(namespace_pb2.CreateNamespaceRequest(namespace=namespace_pb2.Namespace(name="team-a", labels={"tier": "dev"})))
@@ -103,8 +103,8 @@ def test_namespaces_lifecycle_and_errors(daemon: RunningDaemon) -> None:
 
 
 def test_events_publish_subscribe_and_ctr_events(daemon: RunningDaemon) -> None:
-    from containerd_api.events import task_pb2
-    from containerd_api.services.events.v1 import events_pb2, events_pb2_grpc
+    from protos.gen.containerd_api.events import task_pb2
+    from protos.gen.containerd_api.services.events.v1 import events_pb2, events_pb2_grpc
 
     stub = events_pb2_grpc.EventsStub(daemon.channel("ns1"))
     received: list[events_pb2.Envelope] = []

@@ -20,7 +20,7 @@ def requests(*messages: Any) -> Iterator[Any]:
 
 
 def test_cancelled_write_resumes_and_commits(daemon: RunningDaemon) -> None:
-    from containerd_api.services.content.v1 import content_pb2, content_pb2_grpc
+    from protos.gen.containerd_api.services.content.v1 import content_pb2, content_pb2_grpc
 
     stub = content_pb2_grpc.ContentStub(daemon.channel("ns1"))
     data = b"x" * 300_000 + b"end"
@@ -65,7 +65,7 @@ def test_cancelled_write_resumes_and_commits(daemon: RunningDaemon) -> None:
 
 
 def test_wrong_digest_or_size_keeps_nothing(daemon: RunningDaemon) -> None:
-    from containerd_api.services.content.v1 import content_pb2, content_pb2_grpc
+    from protos.gen.containerd_api.services.content.v1 import content_pb2, content_pb2_grpc
 
     stub = content_pb2_grpc.ContentStub(daemon.channel("ns1"))
     wrong = "sha256:" + "0" * 64

@@ -8,11 +8,12 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from protos.gen.containerd_api.types import mount_pb2
 from tests.daemon.conftest import RunningDaemon
 from tests.daemon.test_tasks_ctr import BUSYBOX
 
 
-def mount_at(mounts: list, target: str) -> None:  # type: ignore[type-arg]
+def mount_at(mounts: list[mount_pb2.Mount], target: str) -> None:
     m = mounts[0]
     args = ["mount", "-t", m.type, m.source, target]
     if m.options:
@@ -21,10 +22,10 @@ def mount_at(mounts: list, target: str) -> None:  # type: ignore[type-arg]
 
 
 def test_diff_of_changes_applies_elsewhere(daemon: RunningDaemon) -> None:
-    from containerd_api.services.content.v1 import content_pb2, content_pb2_grpc
-    from containerd_api.services.diff.v1 import diff_pb2, diff_pb2_grpc
-    from containerd_api.services.snapshots.v1 import snapshots_pb2 as sp
-    from containerd_api.services.snapshots.v1 import snapshots_pb2_grpc
+    from protos.gen.containerd_api.services.content.v1 import content_pb2, content_pb2_grpc
+    from protos.gen.containerd_api.services.diff.v1 import diff_pb2, diff_pb2_grpc
+    from protos.gen.containerd_api.services.snapshots.v1 import snapshots_pb2 as sp
+    from protos.gen.containerd_api.services.snapshots.v1 import snapshots_pb2_grpc
 
     assert daemon.ctr("images", "import", str(BUSYBOX)).returncode == 0
     channel = daemon.channel("default")

@@ -38,7 +38,9 @@ from containerd.client import (
     unpack,
 )
 from containerd.client.errors import AlreadyExists, InvalidArgument, NotFound
+from protos.gen.containerd_api.services.namespaces.v1 import namespace_pb2
 from tests.daemon.conftest import RunningDaemon, start_real_containerd, stop_daemon
+from tests.tarread import member
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared" / "images"
@@ -221,7 +223,7 @@ def test_layered_merged_view(client: Client, tmp_path: Path) -> None:
 
 def _members(archive: Path) -> dict[str, bytes]:
     with tarfile.open(archive) as tar:
-        return {m.name: (tar.extractfile(m).read() if m.isfile() else b"") for m in tar.getmembers()}  # type: ignore[union-attr]
+        return {m.name: (member(tar, m).read() if m.isfile() else b"") for m in tar.getmembers()}
 
 
 def test_export_docker_archive_loads_into_reference_docker(client: Client, tmp_path: Path) -> None:
@@ -443,9 +445,7 @@ def test_images_get_list_delete_and_gc(client: Client, daemon: RunningDaemon) ->
         client.call(client.api.namespaces.Create, _namespace_request("default"))
 
 
-def _namespace_request(name: str) -> object:
-    from containerd_api.services.namespaces.v1 import namespace_pb2
-
+def _namespace_request(name: str) -> namespace_pb2.CreateNamespaceRequest:
     return namespace_pb2.CreateNamespaceRequest(namespace=namespace_pb2.Namespace(name=name))
 
 

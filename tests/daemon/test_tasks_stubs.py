@@ -8,46 +8,54 @@ import json
 import os
 import select
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 import grpc
 import pytest
 from google.protobuf import any_pb2, empty_pb2
 
+from protos.gen.containerd_api.services.containers.v1 import containers_pb2, containers_pb2_grpc
+from protos.gen.containerd_api.services.snapshots.v1 import snapshots_pb2, snapshots_pb2_grpc
+from protos.gen.containerd_api.services.tasks.v1 import tasks_pb2, tasks_pb2_grpc
+from protos.gen.containerd_api.services.version.v1 import version_pb2_grpc
+from protos.gen.containerd_api.types import mount_pb2
+from protos.gen.containerd_api.types.task import task_pb2
 from tests.daemon.conftest import RunningDaemon, start_daemon, stop_daemon
 from tests.daemon.test_tasks_ctr import BUSYBOX, IMAGE, ours
 
 SPEC_TYPE = "types.containerd.io/opencontainers/runtime-spec/1/Spec"
+Request = TypeVar("Request")
+
+
+@dataclass
+class Stubs:
+    """The services these tests drive, as a user's own client holds them, and busybox's committed
+    snapshot (the parent of every container's)."""
+
+    tasks: tasks_pb2_grpc.TasksStub
+    containers: containers_pb2_grpc.ContainersStub
+    snapshots: snapshots_pb2_grpc.SnapshotsStub
+    chain: str
 
 
 @pytest.fixture
-def stubs(tmp_path: Path) -> Iterator[tuple[RunningDaemon, Any]]:
-    import protos
-
-    protos.load()
-    from containerd_api.services.containers.v1 import containers_pb2_grpc
-    from containerd_api.services.snapshots.v1 import snapshots_pb2, snapshots_pb2_grpc
-    from containerd_api.services.tasks.v1 import tasks_pb2_grpc
-
+def stubs(tmp_path: Path) -> Iterator[tuple[RunningDaemon, Stubs]]:
     daemon = start_daemon(tmp_path)
     try:
         assert daemon.ctr("images", "import", str(BUSYBOX)).returncode == 0
         channel = daemon.channel("default")
 
-        class Stubs:
-            tasks = tasks_pb2_grpc.TasksStub(channel)
-            containers = containers_pb2_grpc.ContainersStub(channel)
-            snapshots = snapshots_pb2_grpc.SnapshotsStub(channel)
-            chain = next(
-                info.name
-                for resp in snapshots_pb2_grpc.SnapshotsStub(channel).List(snapshots_pb2.ListSnapshotsRequest(snapshotter="overlayfs"))
-                for info in resp.info
-                if info.kind == snapshots_pb2.COMMITTED
-            )
-
-        yield daemon, Stubs
+        snapshots = snapshots_pb2_grpc.SnapshotsStub(channel)
+        chain = next(
+            info.name
+            for resp in snapshots.List(snapshots_pb2.ListSnapshotsRequest(snapshotter="overlayfs"))
+            for info in resp.info
+            if info.kind == snapshots_pb2.COMMITTED
+        )
+        yield daemon, Stubs(tasks_pb2_grpc.TasksStub(channel), containers_pb2_grpc.ContainersStub(channel), snapshots, chain)
     finally:
         stop_daemon(daemon)
     mounts = [line.split()[4] for line in open("/proc/self/mountinfo") if str(tmp_path) in line.split()[4]]
@@ -55,10 +63,7 @@ def stubs(tmp_path: Path) -> Iterator[tuple[RunningDaemon, Any]]:
     assert not ours(tmp_path), ours(tmp_path)
 
 
-def make_container(stubs: Any, cid: str, args: list[str], terminal: bool = False) -> list[Any]:
-    from containerd_api.services.containers.v1 import containers_pb2
-    from containerd_api.services.snapshots.v1 import snapshots_pb2
-
+def make_container(stubs: Stubs, cid: str, args: list[str], terminal: bool = False) -> list[mount_pb2.Mount]:
     from runtime.spec_default import default_spec
 
     spec = default_spec()
@@ -77,10 +82,7 @@ def make_container(stubs: Any, cid: str, args: list[str], terminal: bool = False
     return mounts
 
 
-def remove_container(stubs: Any, cid: str) -> None:
-    from containerd_api.services.containers.v1 import containers_pb2
-    from containerd_api.services.snapshots.v1 import snapshots_pb2
-
+def remove_container(stubs: Stubs, cid: str) -> None:
     # As ctr does: the snapshot first (once the container is gone, garbage collection takes it).
     stubs.snapshots.Remove(snapshots_pb2.RemoveSnapshotRequest(snapshotter="overlayfs", key=cid))
     stubs.containers.Delete(containers_pb2.DeleteContainerRequest(id=cid))
@@ -98,9 +100,7 @@ def read_lines(fd: int, count: int, timeout: float = 20) -> list[str]:
     return data.decode().splitlines()
 
 
-def test_fifo_attach_detach_reattach_loses_nothing(stubs: tuple[RunningDaemon, Any], tmp_path: Path) -> None:
-    from containerd_api.services.tasks.v1 import tasks_pb2
-
+def test_fifo_attach_detach_reattach_loses_nothing(stubs: tuple[RunningDaemon, Stubs], tmp_path: Path) -> None:
     daemon, s = stubs
     stdout = tmp_path / "stdout.fifo"
     os.mkfifo(stdout)
@@ -123,10 +123,7 @@ def test_fifo_attach_detach_reattach_loses_nothing(stubs: tuple[RunningDaemon, A
     remove_container(s, "io1")
 
 
-def test_exec_pause_pids_metrics_update_and_stdin(stubs: tuple[RunningDaemon, Any], tmp_path: Path) -> None:
-    from containerd_api.services.tasks.v1 import tasks_pb2
-    from containerd_api.types.task import task_pb2
-
+def test_exec_pause_pids_metrics_update_and_stdin(stubs: tuple[RunningDaemon, Stubs], tmp_path: Path) -> None:
     daemon, s = stubs
     stdin, stdout = tmp_path / "in.fifo", tmp_path / "out.fifo"
     os.mkfifo(stdin)
@@ -180,12 +177,10 @@ def test_exec_pause_pids_metrics_update_and_stdin(stubs: tuple[RunningDaemon, An
     assert daemon.alive()
 
 
-def test_task_errors(stubs: tuple[RunningDaemon, Any]) -> None:
-    from containerd_api.services.tasks.v1 import tasks_pb2
-
+def test_task_errors(stubs: tuple[RunningDaemon, Stubs]) -> None:
     daemon, s = stubs
 
-    def code(call: Any, request: Any) -> grpc.StatusCode:
+    def code(call: Callable[[Request], object], request: Request) -> grpc.StatusCode:
         with pytest.raises(grpc.RpcError) as err:
             call(request)
         return err.value.code()
@@ -204,6 +199,4 @@ def test_task_errors(stubs: tuple[RunningDaemon, Any]) -> None:
     s.tasks.Wait(tasks_pb2.WaitRequest(container_id="e1"))
     s.tasks.Delete(tasks_pb2.DeleteTaskRequest(container_id="e1"))
     remove_container(s, "e1")
-    from containerd_api.services.version.v1 import version_pb2_grpc
-
     assert version_pb2_grpc.VersionStub(daemon.channel()).Version(empty_pb2.Empty()).version

@@ -308,7 +308,10 @@ def test_history_sizes_are_the_layers(docker: Docker) -> None:
 def test_ps_filter_health(docker: Docker) -> None:
     name = docker.name("health")
     docker.ok("run", "-d", "--name", name, "busybox", "sleep", "600")
-    names = lambda *f: docker.ok("ps", "-a", *(a for x in f for a in ("--filter", x)), "--format", "{{.Names}}").split()  # noqa: E731
+
+    def names(*filters: str) -> list[str]:
+        return docker.ok("ps", "-a", *(a for x in filters for a in ("--filter", x)), "--format", "{{.Names}}").split()
+
     assert name in names("health=none")  # no healthcheck
     for state in ("starting", "healthy", "unhealthy"):
         assert name not in names(f"health={state}")

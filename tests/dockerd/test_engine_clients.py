@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import docker as docker_sdk  # as: the `docker` fixture below is the CLI
 import pytest
 
 from tests.cli.cli_helpers import PtySession
@@ -225,12 +226,10 @@ def test_save_loads_into_the_reference_engine(docker: Docker, tmp_path: Path) ->
 
 
 @pytest.fixture
-def sdk(engine: PyDockerd) -> Iterator[object]:
-    import docker as docker_sdk
-
+def sdk(engine: PyDockerd) -> Iterator[docker_sdk.DockerClient]:
     client = docker_sdk.DockerClient(base_url=f"unix://{engine.socket}", version="auto")
     made: list[str] = []
-    client.made = made  # type: ignore[attr-defined]
+    client.made = made
     yield client
     for cid in made:
         try:
@@ -240,7 +239,7 @@ def sdk(engine: PyDockerd) -> Iterator[object]:
     client.close()
 
 
-def test_sdk_run_logs_wait_inspect(sdk) -> None:  # type: ignore[no-untyped-def]
+def test_sdk_run_logs_wait_inspect(sdk: docker_sdk.DockerClient) -> None:
     assert sdk.ping() is True
     out = sdk.containers.run("layered", remove=True)
     assert out == b"hello from layered\n65534\n/data\n"
@@ -253,7 +252,7 @@ def test_sdk_run_logs_wait_inspect(sdk) -> None:  # type: ignore[no-untyped-def]
     assert c.image.tags == ["busybox:latest"]
 
 
-def test_sdk_exec_attach_socket_pause_rename(sdk) -> None:  # type: ignore[no-untyped-def]
+def test_sdk_exec_attach_socket_pause_rename(sdk: docker_sdk.DockerClient) -> None:
     c = sdk.containers.run("busybox", ["sh"], detach=True, stdin_open=True, tty=False, name=f"sdk-{uuid.uuid4().hex[:8]}")
     sdk.made.append(c.id)
     code, out = c.exec_run(["sh", "-c", "echo $X; pwd"], environment={"X": "exec-env"}, workdir="/tmp")
@@ -283,7 +282,7 @@ def test_sdk_exec_attach_socket_pause_rename(sdk) -> None:  # type: ignore[no-un
     assert c.wait()["StatusCode"] == 137
 
 
-def test_sdk_archive_top_stats_events(sdk) -> None:  # type: ignore[no-untyped-def]
+def test_sdk_archive_top_stats_events(sdk: docker_sdk.DockerClient) -> None:
     since = int(time.time()) - 1
     c = sdk.containers.run("busybox", ["sleep", "1000"], detach=True)
     sdk.made.append(c.id)
@@ -311,9 +310,7 @@ def test_sdk_archive_top_stats_events(sdk) -> None:  # type: ignore[no-untyped-d
     assert seen[:2] == ["create", "start"] and "destroy" in seen
 
 
-def test_sdk_errors(sdk) -> None:  # type: ignore[no-untyped-def]
-    import docker as docker_sdk
-
+def test_sdk_errors(sdk: docker_sdk.DockerClient) -> None:
     with pytest.raises(docker_sdk.errors.NotFound, match="No such container: nope"):
         sdk.containers.get("nope")
     with pytest.raises(docker_sdk.errors.ImageNotFound):

@@ -17,10 +17,12 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from tests.dockerd_ref import RefDockerd
 from tests.pydockerd_harness import PyDockerd, pydockerd_engine, until
 from tests.registry.registry_harness import (
     DOCKER_MANIFEST,
@@ -42,7 +44,7 @@ def engine() -> Iterator[PyDockerd]:
         yield daemon
 
 
-def image_id(engine: PyDockerd, ref: str) -> str:
+def image_id(engine: RefDockerd, ref: str) -> str:
     return engine.docker_ok("image", "inspect", "-f", "{{.Id}}", ref).strip()
 
 
@@ -82,7 +84,7 @@ def _daemon_time(engine: PyDockerd) -> str:
     return f"{time.time():.6f}"
 
 
-def _image_events(engine: PyDockerd, since: str) -> list[dict]:
+def _image_events(engine: PyDockerd, since: str) -> list[dict[str, Any]]:
     """The image events since `since` until now, as `docker events --format json` prints them."""
     out = engine.docker_ok(
         "events", "--since", since, "--until", str(int(time.time()) + 1), "--filter", "type=image", "--format", "{{json .}}"
@@ -145,7 +147,7 @@ def test_pull_downloads_layers_run_auto_pulls_and_missing_tag_fails(engine: PyDo
     engine.docker_ok("rmi", "layered")
 
 
-def _api_pull(engine: PyDockerd, name: str, auth: str = "") -> list[dict[str, object]]:
+def _api_pull(engine: PyDockerd, name: str, auth: str = "") -> list[dict[str, Any]]:
     repo, _, tag = name.rpartition(":")
     transport = httpx.HTTPTransport(uds=str(engine.socket))
     headers = {"X-Registry-Auth": auth} if auth else {}

@@ -72,11 +72,11 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
     mounts = [line.split()[4] for line in open("/proc/self/mountinfo") if str(base) in line.split()[4]]
     assert not mounts, f"mounts left behind: {mounts}"
     leftovers = []
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
             try:
-                if str(base).encode() in open(f"/proc/{pid}/cmdline", "rb").read():
-                    leftovers.append(pid)
+                if str(base).encode() in open(f"/proc/{entry}/cmdline", "rb").read():
+                    leftovers.append(entry)
             except OSError:
                 pass
     assert not leftovers, f"processes left behind: {leftovers}"

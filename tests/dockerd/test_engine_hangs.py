@@ -22,6 +22,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import docker
 import docker.errors
@@ -74,10 +75,10 @@ def scratch(engine: RefDockerd) -> Iterator[Scratch]:
     s.cleanup()
 
 
-def http(engine: RefDockerd, method: str, path: str, **kwargs: object) -> httpx.Response:
+def http(engine: RefDockerd, method: str, path: str, **kwargs: Any) -> httpx.Response:  # Any: httpx's request options
     transport = httpx.HTTPTransport(uds=str(engine.socket))
     with httpx.Client(transport=transport, base_url="http://engine", timeout=60) as client:
-        return client.request(method, path, **kwargs)  # type: ignore[arg-type]
+        return client.request(method, path, **kwargs)
 
 
 def is_pydockerd(engine: RefDockerd) -> bool:
@@ -308,9 +309,9 @@ def test_image_prune_honours_filters(engine: RefDockerd, api: docker.DockerClien
         made.append(engine.docker_ok("import", "-c", f"LABEL {label}", source, *([repo] if repo else [])).strip())
         return made[-1]
 
-    def pruned(report: dict[str, object]) -> list[str]:
+    def pruned(report: dict[str, Any]) -> list[str]:
         """The images a prune deleted (dockerd lists their layers after them)."""
-        return [e["Deleted"] for e in report["ImagesDeleted"] or [] if e.get("Deleted") in made]  # type: ignore[attr-defined]
+        return [e["Deleted"] for e in report["ImagesDeleted"] or [] if e.get("Deleted") in made]
 
     def present() -> set[str]:
         return set(engine.docker_ok("images", "-aq", "--no-trunc").split())

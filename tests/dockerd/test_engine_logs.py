@@ -60,7 +60,8 @@ def _lines(first: int, last: int) -> str:
 
 
 def _exited(d: PyDockerd, name: str) -> bool:
-    return inspect(d, name)["State"]["Status"] == "exited"
+    status: str = inspect(d, name)["State"]["Status"]
+    return status == "exited"
 
 
 def test_rotation_and_reading_across_files(engine: PyDockerd) -> None:
@@ -138,7 +139,7 @@ def test_none_driver(engine: PyDockerd) -> None:
         ({"Type": "json-file", "Config": {"max-size": 5}}, "invalid HostConfig.LogConfig"),
     ],
 )
-def test_refused_log_configs(engine: PyDockerd, log_config: dict, message: str) -> None:
+def test_refused_log_configs(engine: PyDockerd, log_config: dict[str, object], message: str) -> None:
     answer = api(engine, "POST", "/containers/create", {"Image": "busybox", "HostConfig": {"LogConfig": log_config}})
     assert answer.status_code == 400 and answer.json()["message"].startswith(message), answer.text
 

@@ -259,7 +259,7 @@ def test_uts_host_domainname_and_hosts_file(pair: Pair) -> None:
     assert 'sysctl "kernel.domainname" is not in a separate kernel namespace' in results["reference"][2]
     assert "conflicting options: domainname and the UTS mode" in results["pydockerd"][2]
     script = "hostname; cat /proc/sys/kernel/domainname; cat /etc/hostname; cat /etc/hosts"
-    results = pair.ok_both("run", "--rm", "-h", "web", "--domainname", "example.com", "busybox", "sh", "-c", script)
+    outputs = pair.ok_both("run", "--rm", "-h", "web", "--domainname", "example.com", "busybox", "sh", "-c", script)
     defaults = (
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
         "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n"
@@ -267,9 +267,9 @@ def test_uts_host_domainname_and_hosts_file(pair: Pair) -> None:
     head = "web\nexample.com\nweb\n"
     # The reference runs without networks (--bridge=none), so it writes no line for the container's
     # own address; pydockerd's default bridge gives it one, with the name as libnetwork writes it: FQDN first.
-    assert results["reference"] == head + defaults
-    assert results["pydockerd"].startswith(head + defaults)
-    assert re.fullmatch(r"(\d+\.){3}\d+\tweb\.example\.com web\n", results["pydockerd"][len(head + defaults):])
+    assert outputs["reference"] == head + defaults
+    assert outputs["pydockerd"].startswith(head + defaults)
+    assert re.fullmatch(r"(\d+\.){3}\d+\tweb\.example\.com web\n", outputs["pydockerd"][len(head + defaults):])
     assert pair.same("run", "--rm", "--network", "none", "busybox", "cat", "/etc/hosts") == (0, defaults, "")
 
 

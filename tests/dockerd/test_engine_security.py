@@ -36,8 +36,9 @@ import json
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -223,7 +224,7 @@ def test_exec_privileged_gets_the_grantable_capabilities(pyd: PyDockerd) -> None
         pyd.docker("rm", "-f", name)
 
 
-def api_create(daemon: RefDockerd, host_config: dict[str, object]) -> httpx.Response:
+def api_create(daemon: RefDockerd, host_config: Mapping[str, object]) -> httpx.Response:
     body = {"Image": "busybox", "Cmd": ["true"], "HostConfig": host_config}
     transport = httpx.HTTPTransport(uds=str(daemon.socket))
     with httpx.Client(transport=transport, base_url="http://engine", timeout=30) as client:
@@ -371,7 +372,7 @@ def test_daemon_json_seccomp_profile_no_new_privileges_and_default_ulimits(tmp_p
         info = [d.docker_ok("info", "--format", "{{json .SecurityOptions}}") for d in (ref_daemon, pyd_daemon)]
         assert info[1] == info[0] == json.dumps([f"name=seccomp,profile={profile}"], separators=(",", ":")) + "\n"
         for daemon in (ref_daemon, pyd_daemon):
-            seen = []
+            seen: list[tuple[int, str, object]] = []
             for options in runs:
                 name = f"sec-daemon-{len(seen)}"
                 res = daemon.docker("run", "--name", name, *options, "busybox", "sh", "-c", SHOW)
@@ -411,9 +412,9 @@ def test_daemon_flags_and_their_errors(tmp_path: Path) -> None:
         assert not (tmp_path / "exec" / "containerd").exists()  # refused before anything started
 
 
-def _seccomp_rules(config: dict[str, object]) -> object:
+def _seccomp_rules(config: dict[str, Any]) -> object:
     """linux.seccomp with absent, null and empty fields made alike (Go omits some, not others)."""
-    seccomp = (config.get("linux") or {}).get("seccomp")  # type: ignore[union-attr]
+    seccomp = (config.get("linux") or {}).get("seccomp")
     if seccomp is None:
         return None
     rules = [

@@ -27,9 +27,13 @@ UNITS = REPO / "contrib" / "systemd"
 VENV_BIN = REPO / ".venv" / "bin"
 
 
+class _UnitParser(configparser.ConfigParser):
+    def optionxform(self, optionstr: str) -> str:
+        return optionstr  # a unit's keys are case-sensitive
+
+
 def _unit(name: str) -> configparser.ConfigParser:
-    parser = configparser.ConfigParser(strict=False, interpolation=None, delimiters=("=",))
-    parser.optionxform = str  # type: ignore[assignment,method-assign]  # keys are case-sensitive
+    parser = _UnitParser(strict=False, interpolation=None, delimiters=("=",))
     parser.read_string((UNITS / name).read_text())
     return parser
 

@@ -625,7 +625,7 @@ def test_docker_py_attach_socket(engine: Served) -> None:
         sock = client.attach_socket(
             "echo", params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1, "greet": 0}
         )
-        raw: socket.socket = sock._sock  # type: ignore[attr-defined]
+        raw: socket.socket = sock._sock
         raw.sendall(b"py\n")
         raw.shutdown(socket.SHUT_WR)
         out, err = bytearray(), bytearray()
@@ -647,7 +647,7 @@ def test_docker_py_exec_start(engine: Served) -> None:
 
         exec_id = client.exec_create("echo", ["cat"], stdin=True)["Id"]
         sock = client.exec_start(exec_id, socket=True)
-        raw: socket.socket = sock._sock  # type: ignore[attr-defined]
+        raw: socket.socket = sock._sock
         raw.sendall(b"data")
         raw.shutdown(socket.SHUT_WR)
         frames = list(frames_iter(sock, tty=False))
@@ -796,7 +796,7 @@ def test_failing_handler_answers_500_json(engine: Served) -> None:
 
 
 def test_client_disconnect_mid_stream_leaves_the_server_serving(any_engine: Served) -> None:
-    before = stats(any_engine)["flood_disconnects"]
+    before = int(stats(any_engine)["flood_disconnects"])
     for n, abort in enumerate((False, True), start=1):
         conn = any_engine.connect()
         conn.send(request_bytes("POST", ATTACH.format("flood"), UPGRADE))

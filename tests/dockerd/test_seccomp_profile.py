@@ -82,6 +82,5 @@ def test_profiles_dockerd_refuses(default: dict[str, Any]) -> None:
         sp.decode('{"syscalls": "read"}')
     # A profile with nothing in it turns seccomp off, as in dockerd.
     assert sp.to_oci({}, DEFAULT_CAPS) is None
-    assert sp.to_oci({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"name": "mkdir", "action": "SCMP_ACT_ERRNO"}]}, [])[
-        "syscalls"
-    ] == [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]
+    converted = sp.to_oci({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"name": "mkdir", "action": "SCMP_ACT_ERRNO"}]}, [])
+    assert converted is not None and converted["syscalls"] == [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]

@@ -29,9 +29,9 @@ def ping(key: str, address: str) -> bool:
     return in_ns(key, "busybox", "ping", "-c", "1", "-W", "1", address).returncode == 0
 
 
-def sandbox(backend: NetworkBackend, name: str, *networks: str, **kw: object) -> str:
+def sandbox(backend: NetworkBackend, name: str, *networks: str) -> str:
     cid = f"{name}-{id(backend) % 10000}"
-    backend.sandboxes.create(cid, name=name, **kw)  # type: ignore[arg-type]
+    backend.sandboxes.create(cid, name=name)
     for net in networks:
         backend.sandboxes.connect(cid, net)
     return backend.sandboxes.key(cid)
@@ -244,8 +244,9 @@ def test_ipam_persists_and_a_crashed_daemon_is_restored(tmp_path: Path, names: N
         third.restore(set())
         assert third.sandboxes.by_id == {}
         third.networks.remove("keep", third.sandboxes.in_use)
-        first.resolver and first.resolver.stop()
-        second.resolver and second.resolver.stop()
+        for earlier in (first, second):
+            if earlier.resolver:
+                earlier.resolver.stop()
         third.shutdown()
     finally:
         stop(server)

@@ -122,7 +122,7 @@ def test_rewrite_touches_only_our_imports(generated: str, expected: str) -> None
 
 
 def _imports(path: Path) -> set[str]:
-    found = set()
+    found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -40,11 +41,11 @@ class Server:
     extra: dict[str, str] = field(default_factory=dict)
     killed: bool = False  # set by a test that kills the server on purpose
 
-    def client(self, **kw: object) -> httpx.Client:
+    def client(self, **kw: Any) -> httpx.Client:  # Any: httpx.Client's own keyword arguments
         verify = (
             ssl.create_default_context(cafile=self.verify) if isinstance(self.verify, str) else self.verify
         )
-        return httpx.Client(base_url=self.url, verify=verify, timeout=60, **kw)  # type: ignore[arg-type]
+        return httpx.Client(base_url=self.url, verify=verify, timeout=60, **kw)
 
     def files(self) -> set[str]:
         """Every file under the storage root (relative), to prove what a request left behind."""
@@ -199,7 +200,8 @@ def push_blob(c: httpx.Client, repo: str, data: bytes, headers: dict[str, str] |
 
 def image_manifest(
     config: bytes, layers: list[bytes], media_type: str = OCI_MANIFEST, **extra: object
-) -> dict[str, object]:
+) -> dict[str, Any]:
+    """A manifest as JSON (Any: a test may reach in and break a field)."""
     docker = media_type == DOCKER_MANIFEST
     return {
         "schemaVersion": 2,

@@ -11,7 +11,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -121,7 +121,7 @@ def test_manifest_invalid_and_size_mismatch(registry: Server) -> None:
         config = b'{"os":"linux"}'
         push_blob(c, "h", config)
         bad = image_manifest(config, [])
-        bad["config"]["size"] = 999  # type: ignore[index]
+        bad["config"]["size"] = 999
         cases = [
             b"not json",
             b"[]",
@@ -167,10 +167,10 @@ def _send_partial(server: Server, request_line: str, length: int, sent: bytes) -
         time.sleep(0.3)
 
 
-def _wait_for(condition: object, timeout: float = 10) -> None:
+def _wait_for(condition: Callable[[], object], timeout: float = 10) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
+        if condition():
             return
         time.sleep(0.05)
     raise AssertionError("condition not reached")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -80,9 +81,9 @@ def _sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def _ok(proc: object) -> str:
-    assert proc.returncode == 0, proc.stderr  # type: ignore[attr-defined]
-    return proc.stdout  # type: ignore[attr-defined,no-any-return]
+def _ok(proc: subprocess.CompletedProcess[str]) -> str:
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
 
 
 @pytest.mark.parametrize("fixture", list(FIXTURES))

@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -290,7 +291,7 @@ def test_resources_reach_the_kernel(cg: Callable[..., CgroupManager], spawn: Cal
         for b in sorted(os.listdir("/sys/block"))
         if not b.startswith(("loop", "ram"))
     )
-    resources = {
+    resources: dict[str, Any] = {
         "memory": {"limit": 64 << 20, "swap": 128 << 20, "reservation": 32 << 20, "swappiness": 10},
         "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0", "mems": "0"},
         "pids": {"limit": 50},
@@ -306,7 +307,7 @@ def test_resources_reach_the_kernel(cg: Callable[..., CgroupManager], spawn: Cal
     if not has_weight:
         with pytest.raises(CgroupError, match="blkio.weight"):
             m.set_resources(resources)
-        del resources["blockIO"]["weight"]  # type: ignore[attr-defined]
+        del resources["blockIO"]["weight"]
     m.set_resources(resources)
     assert read(f"{p['memory']}/memory.limit_in_bytes") == str(64 << 20)
     assert read(f"{p['memory']}/memory.memsw.limit_in_bytes") == str(128 << 20)

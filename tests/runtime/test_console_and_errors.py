@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.runtime.conftest import PYRUNC, SHARED_IMAGES, Pyrunc
+from tests.tarread import member
 
 
 def read_until(fd: int, needle: bytes, timeout: float = 15.0) -> bytes:
@@ -111,7 +112,7 @@ def test_image_from_shared_fixture(pyrunc: Pyrunc, tmp_path: Path) -> None:
     rootfs = tmp_path / "shared-rootfs"
     rootfs.mkdir()
     with tarfile.open(archive) as outer:
-        manifest = json.load(outer.extractfile("manifest.json"))  # type: ignore[arg-type]
+        manifest = json.load(member(outer, "manifest.json"))
         for layer in manifest[0]["Layers"]:
             with tarfile.open(fileobj=outer.extractfile(layer)) as inner:
                 inner.extractall(rootfs, filter="tar")

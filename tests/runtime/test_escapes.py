@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ def _with_fd(command: list[str], fd: int) -> subprocess.CompletedProcess[bytes]:
 
 
 @pytest.fixture
-def host_dir(tmp_path: Path) -> tuple[Path, int]:
+def host_dir(tmp_path: Path) -> Iterator[tuple[Path, int]]:
     """A host directory the container must never reach, and an fd on it to leak."""
     secret = tmp_path / "host-only" / "inner"
     secret.mkdir(parents=True)

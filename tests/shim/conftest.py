@@ -77,7 +77,7 @@ class FifoReader:
 
     def read_available(self, settle: float = 0.2) -> bytes:
         """Whatever arrives until nothing has come for SETTLE seconds."""
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             ready, _, _ = select.select([self.fd], [], [], settle)
             if not ready:
@@ -89,7 +89,7 @@ class FifoReader:
         return b"".join(chunks)
 
     def read_to_eof(self, timeout: float = 30.0) -> bytes:
-        chunks = []
+        chunks: list[bytes] = []
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             ready, _, _ = select.select([self.fd], [], [], 0.5)

@@ -29,7 +29,7 @@ subprocess.run(["mount", "-t", "cgroup2", "none", "/sys/fs/cgroup"], check=True)
 import protos
 
 protos.load()
-from containerd_api.cgroups.stats.v2 import metrics_pb2
+from protos.gen.containerd_api.cgroups.stats.v2 import metrics_pb2
 
 from tests.shim.conftest import Lab, _force_stop, pid_alive, wait_for
 

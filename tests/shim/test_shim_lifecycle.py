@@ -7,28 +7,42 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
-from containerd_api.cgroups.stats.v1 import metrics_pb2
-from containerd_api.events import task_pb2 as events_pb2
-from containerd_api.runtime.task.v2 import shim_pb2
-from containerd_api.types.task import task_pb2
 from google.protobuf import any_pb2
+from google.protobuf.message import Message
 
 from containerd import errors
 from containerd.shim_client import ShimClient, ShimError
-from tests.shim.conftest import RUNC, Lab, ShimTask, cgroup_dirs, pid_alive, wait_for
+from protos.gen.containerd_api.cgroups.stats.v1 import metrics_pb2
+from protos.gen.containerd_api.events import task_pb2 as events_pb2
+from protos.gen.containerd_api.runtime.task.v2 import shim_events_pb2, shim_pb2
+from protos.gen.containerd_api.types.task import task_pb2
+from tests.shim.conftest import PYRUNC, RUNC, Lab, ShimTask, cgroup_dirs, pid_alive, wait_for
 
 STATUS = task_pb2.Status
 
 
-def create(task: ShimTask, client: ShimClient, stdout: Path | None = None, stderr: Path | None = None, **extra: object) -> int:
+def create(
+    task: ShimTask,
+    client: ShimClient,
+    stdout: Path | None = None,
+    stderr: Path | None = None,
+    *,
+    stdin: str = "",
+    terminal: bool = False,
+    rootfs: list[dict[str, object]] | None = None,
+) -> int:
+    """Create the task; the keyword fields left out keep CreateTaskRequest's proto3 defaults."""
     response = client.create(
         id=task.id,
         bundle=str(task.bundle),
         stdout=str(stdout) if stdout else "",
         stderr=str(stderr) if stderr else "",
-        **extra,
+        stdin=stdin,
+        terminal=terminal,
+        rootfs=rootfs or [],
     )
     return response.pid
 
@@ -54,17 +68,17 @@ def exec_spec(task: ShimTask, args: list[str], terminal: bool = False) -> any_pb
     )
 
 
-def decode_event(event: object) -> object:
-    any_msg = event.event  # type: ignore[attr-defined]
+def decode_event(event: shim_events_pb2.ShimEvent) -> Message:
+    any_msg = event.event
     name = any_msg.type_url.rsplit(".", 1)[-1]
-    message = getattr(events_pb2, name)()
+    message: Message = getattr(events_pb2, name)()
     message.ParseFromString(any_msg.value)
     return message
 
 
 @pytest.mark.parametrize("runtime", ["pyrunc", "runc"])
 def test_create_start_wait_delete(lab: Lab, runtime: str) -> None:
-    task = lab.task(["sh", "-c", "echo to-stdout; echo to-stderr >&2; exit 3"], **({"runtime": RUNC} if runtime == "runc" else {}))
+    task = lab.task(["sh", "-c", "echo to-stdout; echo to-stderr >&2; exit 3"], runtime=RUNC if runtime == "runc" else PYRUNC)
     stdout, stderr = task.fifo("stdout"), task.fifo("stderr")
     out, err = lab.reader(stdout), lab.reader(stderr)
     client = task.client()
@@ -310,7 +324,7 @@ def test_pause_resume_stats_update(lab: Lab) -> None:
 
 
 def test_oom_event(lab: Lab) -> None:
-    def limit(spec: dict) -> None:  # type: ignore[type-arg]
+    def limit(spec: dict[str, Any]) -> None:
         spec["linux"]["resources"]["memory"] = {"limit": 32 * 1024 * 1024, "swap": 32 * 1024 * 1024}
 
     # A shell variable that doubles until the cgroup's OOM killer stops it.

@@ -12,11 +12,12 @@ import threading
 import time
 
 import pytest
-from containerd_api.events import task_pb2 as events_pb2
-from containerd_api.types.task import task_pb2
 
 from containerd import errors
 from containerd.shim_client import ShimClient, cleanup_shim, start_shim
+from protos.gen.containerd_api.events import task_pb2 as events_pb2
+from protos.gen.containerd_api.runtime.task.v2 import shim_events_pb2
+from protos.gen.containerd_api.types.task import task_pb2
 from tests.shim.conftest import REPO, Lab, cgroup_dirs, pid_alive, wait_for
 from tests.shim.test_shim_lifecycle import create, finish
 
@@ -89,7 +90,7 @@ def test_shims_survive_a_killed_daemon(lab: Lab) -> None:
     daemon.wait()
     for name in ("quick", "later"):
         reader = readers[name]
-        wait_for(lambda t=tasks[name]: (t.state_dir / "exits" / "init").exists(), what=f"{name} to exit")  # type: ignore[misc]
+        wait_for((tasks[name].state_dir / "exits" / "init").exists, what=f"{name} to exit")
         reader.close()
 
     # The next daemon finds the shims by their address files and asks.
@@ -162,7 +163,7 @@ def test_events_long_poll_ack_and_redelivery(lab: Lab) -> None:
     assert client.fetch_events(after=2, wait=True, timeout_ms=300) == []
     assert time.monotonic() - started >= 0.29
 
-    got: list[object] = []
+    got: list[shim_events_pb2.ShimEvent] = []
     poller = threading.Thread(target=lambda: got.extend(client.fetch_events(after=2, wait=True)))
     poller.start()
     time.sleep(0.3)
@@ -171,7 +172,7 @@ def test_events_long_poll_ack_and_redelivery(lab: Lab) -> None:
     assert client.state(id=task.id).status == STATUS.RUNNING
     client.kill(id=task.id, signal=signal.SIGKILL)
     poller.join(10)
-    assert [e.topic for e in got] == ["/tasks/exit"]  # type: ignore[attr-defined]
+    assert [e.topic for e in got] == ["/tasks/exit"]
 
     # A new daemon that never acknowledged gets everything again, from disk.
     client.close()

@@ -15,16 +15,19 @@ import socket
 import subprocess
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
-from containerd_api.cgroups.stats.v1 import metrics_pb2
-from containerd_api.cgroups.stats.v2 import metrics_pb2 as metrics_v2_pb2
-from containerd_api.runtime.task.v2 import shim_events_pb2, shim_pb2
 from google.protobuf import any_pb2
+from google.protobuf.descriptor import Descriptor
 
 import ttrpc
 from containerd import errors
 from containerd.shim_client import ShimClient, TtrpcClient
+from protos.gen.containerd_api.cgroups.stats.v1 import metrics_pb2
+from protos.gen.containerd_api.cgroups.stats.v2 import metrics_pb2 as metrics_v2_pb2
+from protos.gen.containerd_api.runtime.task.v2 import shim_events_pb2, shim_pb2
+from protos.gen.containerd_api.types.task import task_pb2
 from shim import messages as m
 from tests.shim.conftest import DEFAULT_ROOTFS, RUNC, FifoReader, Lab, pid_alive, wait_for
 from ttrpc.wire import FIXED64, INT, MESSAGE, STRING, UINT, WireError, decode, encode, timestamp
@@ -50,7 +53,7 @@ def test_requests_encode_like_protobuf() -> None:
 
 
 def test_responses_decode_what_protobuf_writes() -> None:
-    state = shim_pb2.StateResponse(id="c1", pid=4242, status=3, exit_status=137, terminal=True, exec_id="e")
+    state = shim_pb2.StateResponse(id="c1", pid=4242, status=task_pb2.Status.STOPPED, exit_status=137, terminal=True, exec_id="e")
     state.exited_at.FromNanoseconds(1_700_000_000_123_456_789)
     decoded = decode(m.STATE_RESPONSE, state.SerializeToString())
     assert decoded == {
@@ -73,9 +76,9 @@ def test_responses_decode_what_protobuf_writes() -> None:
     assert "rdma" not in decoded
 
 
-def _schema_matches(schema: tuple, descriptor: object, where: str) -> None:  # type: ignore[type-arg]
+def _schema_matches(schema: tuple[Any, ...], descriptor: Descriptor, where: str) -> None:
     """Every field of SCHEMA is the descriptor's field of that number: name, repeatedness, kind."""
-    by_number = {f.number: f for f in descriptor.fields}  # type: ignore[attr-defined]
+    by_number = {f.number: f for f in descriptor.fields}
     for field in schema:
         number, name, kind = field[:3]
         proto = by_number[number]

@@ -15,7 +15,7 @@ import pytest
 from common.mount import mount_points, unmount
 from dockerd.volumes.discovery import PluginDirs
 from dockerd.volumes.service import VolumeService
-from tests.volumes.vol_helpers import FAST
+from tests.volumes.vol_helpers import FAST, PublishedEvents
 
 
 @pytest.fixture
@@ -36,13 +36,13 @@ def plugin_dirs(root: Path) -> PluginDirs:
 
 
 @pytest.fixture
-def events() -> list[tuple[str, str, str, dict[str, str]]]:
+def events() -> PublishedEvents:
     return []
 
 
 @pytest.fixture
 def service(
-    root: Path, plugin_dirs: PluginDirs, events: list[tuple[str, str, str, dict[str, str]]]
+    root: Path, plugin_dirs: PluginDirs, events: PublishedEvents
 ) -> Iterator[VolumeService]:
     svc = VolumeService(
         str(root / "data"), plugin_dirs, FAST, publish=lambda *e: events.append((e[0], e[1], e[2], e[3]))

@@ -168,17 +168,16 @@ def volume_plugin(root: Path, socket_path: Path | None = None, tcp: bool = False
     """Serve a volume plugin on SOCKET_PATH (or 127.0.0.1:<free port> when TCP) until the block ends."""
     state = PluginState(root=root)
     root.mkdir(parents=True, exist_ok=True)
-    server: socketserver.BaseServer
+    server: _Server | _TCPServer
     if tcp:
         server = _TCPServer(("127.0.0.1", 0), _Handler)
-        host, port = server.server_address[:2]
-        address = f"tcp://{host}:{port}"
+        address = f"tcp://127.0.0.1:{server.server_address[1]}"
     else:
         assert socket_path is not None
         socket_path.parent.mkdir(parents=True, exist_ok=True)
         server = _Server(str(socket_path), _Handler)
         address = f"unix://{socket_path}"
-    server.state = state  # type: ignore[attr-defined]
+    server.state = state
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:

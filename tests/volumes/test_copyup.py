@@ -16,6 +16,7 @@ from common.mount import Mount, mount_all, unmount
 from dockerd.engine.errors import InvalidParameter
 from dockerd.volumes import containermounts, mountplan
 from dockerd.volumes.copyup import copy_up, ensure_mountable
+from dockerd.volumes.mountpoint import MountPoint
 from dockerd.volumes.service import VolumeService
 
 REPO = Path(__file__).resolve().parents[2]
@@ -60,14 +61,14 @@ def rootfs(root: Path) -> Iterator[Path]:
 _CAP_NET_BIND = bytes.fromhex("01000002" "00040000" "00000000" "00000000" "00000000")
 
 
-def _tree(top: Path) -> dict[str, tuple]:
-    out: dict[str, tuple] = {}
+def _tree(top: Path) -> dict[str, tuple[object, ...]]:
+    out: dict[str, tuple[object, ...]] = {}
     for dirpath, dirnames, filenames in os.walk(top):
         for name in dirnames + filenames:
             p = Path(dirpath) / name
             st = p.lstat()
             rel = str(p.relative_to(top))
-            extra: tuple = ()
+            extra: tuple[object, ...] = ()
             if stat.S_ISLNK(st.st_mode):
                 extra = (os.readlink(p),)
             elif stat.S_ISREG(st.st_mode):
@@ -140,7 +141,7 @@ def test_volume_over_a_file_refused(rootfs: Path) -> None:
     ensure_mountable(str(rootfs), "/new/dir")
 
 
-def _none(ref: str) -> list:
+def _none(ref: str) -> list[MountPoint]:
     raise AssertionError(ref)
 
 

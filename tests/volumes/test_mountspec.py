@@ -178,7 +178,7 @@ def ours_create(
         svc.close()
 
 
-REFUSED = [
+REFUSED: list[dict[str, Any]] = [
     {"Binds": ["foo:bar"]},
     {"Binds": ["/x:rw"]},
     {"Binds": ["foo:/x:bogus"]},
@@ -274,7 +274,7 @@ def test_accepted_mounts_as_the_reference(ref: RefDockerd, tmp_path: Path) -> No
 
 
 def test_volume_create_refusals_as_the_reference(ref: RefDockerd, service: VolumeService) -> None:
-    cases = [
+    cases: list[tuple[list[str], dict[str, str]]] = [
         (["a"], {}), (["foo/bar"], {}), (["ok1", "-d", "nosuch"], {}), (["ok2", "-o", "foo=bar"], {}),
         (["ok3", "-o", "type=tmpfs"], {}), (["ok4", "-o", "device=tmpfs"], {}), (["ok5", "-o", "o=size=1m"], {}),
         (["ok6", "-o", "size=10m"], {}),

@@ -16,11 +16,12 @@ import pytest
 
 from common.mount import mount_points
 from dockerd.engine.errors import Conflict, InvalidParameter, NotFound
+from dockerd.volumes.discovery import PluginDirs
 from dockerd.volumes.errors import DriverError
 from dockerd.volumes.filters import Filters
 from dockerd.volumes.names import ANONYMOUS_LABEL
 from dockerd.volumes.service import VolumeService
-from tests.volumes.vol_helpers import FAST
+from tests.volumes.vol_helpers import FAST, PublishedEvents
 
 REPO = Path(__file__).resolve().parents[2]
 CID1 = "a" * 64
@@ -114,7 +115,7 @@ def test_get_and_remove_missing(service: VolumeService) -> None:
     service.remove("nosuch", force=True)  # docker volume rm -f: no error
 
 
-def test_in_use_is_a_conflict_naming_the_containers(service: VolumeService, events: list) -> None:
+def test_in_use_is_a_conflict_naming_the_containers(service: VolumeService, events: PublishedEvents) -> None:
     service.create("used", ref=CID2)
     service.get("used", ref=CID1)
     for force in (False, True):
@@ -153,7 +154,7 @@ def test_list_filters(service: VolumeService) -> None:
     assert [v["Name"] for v in service.list_api(Filters.parse('{"label":{"a=b":true}}'))["Volumes"]] == ["v7"]
 
 
-def test_prune_anonymous_unless_all(service: VolumeService, events: list) -> None:
+def test_prune_anonymous_unless_all(service: VolumeService, events: PublishedEvents) -> None:
     anon_free = service.create()
     anon_used = service.create(ref=CID1)
     service.create("named")
@@ -246,7 +247,7 @@ def test_failed_mount_worded_as_docker(service: VolumeService, root: Path) -> No
     service.remove("bad")
 
 
-def test_survives_restart(root: Path, plugin_dirs) -> None:
+def test_survives_restart(root: Path, plugin_dirs: PluginDirs) -> None:
     data = str(root / "data")
     svc = VolumeService(data, plugin_dirs, FAST)
     svc.create("persist", labels={"k": "v"}, ref=CID1)
@@ -341,7 +342,7 @@ def _mountinfo(path: str) -> dict[str, str]:
     raise AssertionError(f"{path} is not mounted")
 
 
-def test_mounted_volume_across_a_restart(root: Path, plugin_dirs) -> None:
+def test_mounted_volume_across_a_restart(root: Path, plugin_dirs: PluginDirs) -> None:
     """Live restore: a volume still mounted for a running container is counted again, and one
     that nobody claims after the restart is unmounted by unmount_idle."""
     data = str(root / "data")
