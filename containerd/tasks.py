@@ -15,6 +15,7 @@ delivered once it is back.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -22,6 +23,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from common import schema
 from containerd.errors import AlreadyExists, ContainerdError, FailedPrecondition, NotFound
 
 if TYPE_CHECKING:
@@ -32,6 +34,9 @@ log = logging.getLogger("pycontainerd.tasks")
 RUNTIME_FILE = "pycontainerd-runtime"
 MAX_SOCKET_PATH = 107  # sun_path holds 108 bytes including the terminating NUL
 SHORT_SOCKET_DIR = "/run/pycontainerd-shim"
+# The shim state directories' layout this build reads (shim/options.py's LAYOUT_VERSION: the
+# daemon imports no shim code, and the two move together).
+SHIM_LAYOUT_VERSION = 1
 
 
 @dataclass
@@ -240,6 +245,13 @@ class TaskManager:
                 from containerd.shim_client import ShimClient, cleanup_shim
 
                 bundle = os.path.join(self.root, namespace, container_id)
+                try:
+                    schema.dir_version(bundle, json.loads, SHIM_LAYOUT_VERSION)
+                except schema.LayoutError as exc:
+                    # A newer release's shim state (or a damaged marker): named and left alone,
+                    # neither reconnected to nor cleaned up; the other tasks are recovered.
+                    log.error("task %s/%s not recovered: %s", namespace, container_id, exc)
+                    continue
                 config = self._shim_config(namespace, container_id, bundle, self._recorded_runtime(bundle))
                 try:
                     with open(os.path.join(bundle, "address")) as f:

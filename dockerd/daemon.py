@@ -158,7 +158,8 @@ class Daemon:
         deadline = time.monotonic() + 30
         while not accepting(address):
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise DaemonError(f"pycontainerd did not start (see {self.exec_root}/containerd/pycontainerd.log)")
+                log_path = os.path.join(self.exec_root, "containerd", "pycontainerd.log")
+                raise DaemonError(f"pycontainerd did not start{_last_words(log_path)} (see {log_path})")
             time.sleep(0.05)
         return address
 
@@ -267,3 +268,14 @@ class Daemon:
 
     def render_metrics(self) -> str:
         return self.metrics.render(container_states([c.status() for c in self.containers.all()]), self.version)
+
+
+def _last_words(log_path: str) -> str:
+    """The last line pycontainerd wrote (it names a store it refused, say), as ": LINE"."""
+    try:
+        with open(log_path, "rb") as f:
+            f.seek(max(0, os.fstat(f.fileno()).st_size - 4096))
+            lines = f.read().decode(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return f": {lines[-1]}" if lines else ""
