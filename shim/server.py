@@ -18,6 +18,7 @@ from common import fastjson, schema
 from common.atomicfile import write_atomic
 from shim import messages as m
 from shim.events import EventQueue
+from shim.frozen import hold_code
 from shim.loop import ERR, IN, OUT, Loop, log, log_exception
 from shim.options import LAYOUT_VERSION, Options, UsageError, parse
 from shim.task import TaskService
@@ -270,6 +271,9 @@ def serve(opts: Options) -> int:
 
 
 def main(argv: list[str]) -> int:
+    # Before anything else: the modules this shim loads late come from memory from now on, so an
+    # upgrade that replaces the checkout under it leaves it running the code it started with.
+    hold_code(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     try:
         opts = parse(argv)
     except UsageError as exc:
