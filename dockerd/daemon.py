@@ -17,6 +17,7 @@ from common.unixsock import accepting
 from containerd.client import Client, Envelope, Payload
 from containerd.client.events import TaskExit, TaskOOM
 from dockerd.backends import Backends
+from dockerd.buildinfo import read_build_info
 from dockerd.engine.container.backend import NAMESPACE, Containers
 from dockerd.engine.container.task import timestamp_text
 from dockerd.engine.distribution.backend import Distribution
@@ -66,6 +67,7 @@ class Daemon:
         self.data_root = os.path.abspath(data_root)
         self.exec_root = os.path.abspath(exec_root)
         self.version = VERSION
+        self.build = read_build_info()  # now: an upgrade may replace the checkout under the running daemon
         for d in (self.data_root, self.exec_root):
             os.makedirs(d, mode=0o711, exist_ok=True)
         self.tmp_dir = os.path.join(self.data_root, "tmp")
@@ -97,7 +99,7 @@ class Daemon:
 
     def _backends(self, registry: RegistryConfig) -> Backends:
         """The objects the API's routers serve from, one per resource."""
-        identity = Identity(self.id, self.version, self.data_root, self.debug)
+        identity = Identity(self.id, self.version, self.data_root, self.debug, self.build)
         return Backends(
             system=System(identity, self.client, self.containers, self.images, self.events),
             containers=self.containers,

@@ -114,6 +114,9 @@ def test_upgrade_from_the_previous_release(stop_signal: int) -> None:
 
         # This build on the same roots.
         wait_ready(d, start_pydockerd(d))
+        build = d.docker_ok("version", "--format", "{{.Server.Platform.Name}} {{.Server.GitCommit}}").strip()
+        assert build == f"pydocker 0.1.0 {_head()}", build  # the build that runs now
+        assert d.docker_ok("info", "--format", "{{.LiveRestoreEnabled}}").strip() == "true"
         new_containerd = d.containerd_pid
         assert new_containerd and new_containerd != old_containerd
         assert _cmdline(new_containerd)[0].startswith(str(REPO / ".venv")), _cmdline(new_containerd)
@@ -176,3 +179,8 @@ def _shim_pid(d: PyDockerd, name: str) -> int:
     cid = inspect(d, name)["Id"]
     (pid_file,) = (d.exec_root / "containerd" / "state" / "tasks").glob(f"*/{cid}/shim.pid")
     return int(pid_file.read_text())
+
+
+def _head() -> str:
+    done = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True)
+    return done.stdout.strip()
