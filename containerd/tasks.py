@@ -20,6 +20,7 @@ import logging
 import os
 import shutil
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -254,16 +255,16 @@ class TaskManager:
                     continue
                 config = self._shim_config(namespace, container_id, bundle, self._recorded_runtime(bundle))
                 try:
-                    with open(os.path.join(bundle, "address")) as f:
-                        address = f.read().strip()
-                    client = ShimClient(address.removeprefix("unix://"), connect_timeout=5)
-                    state = client.state(id=container_id)
+                    client, state = _reconnect(bundle, container_id, ShimClient)
                 except (OSError, ContainerdError) as exc:
                     log.warning("shim of %s/%s is gone (%s): cleaning up", namespace, container_id, exc)
                     try:
                         cleanup_shim(config)
                     except (OSError, ContainerdError) as cleanup_exc:
-                        log.warning("cleanup of %s/%s: %s", namespace, container_id, cleanup_exc)
+                        # Not cleaned up (a shim still serving, say): the bundle stays, with the
+                        # rootfs that may still be mounted in it, for the next start to recover.
+                        log.error("task %s/%s not recovered: %s", namespace, container_id, cleanup_exc)
+                        continue
                     shutil.rmtree(bundle, ignore_errors=True)
                     continue
                 task = Task(namespace, container_id, bundle, client, config, pid=state.pid)
@@ -290,6 +291,38 @@ class TaskManager:
                 task.client.close()
             if task.pump is not None:
                 task.pump.join(timeout=5)
+
+
+def _reconnect(bundle: str, container_id: str, connect: Any, patience: float = 30.0) -> tuple[Any, Any]:
+    """A client of the shim serving BUNDLE and its task's state. A shim whose process is alive but
+    does not answer yet (a loaded machine, a shim of an older release still starting its loop) is
+    asked again for PATIENCE seconds before it is taken for dead."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            with open(os.path.join(bundle, "address")) as f:
+                address = f.read().strip()
+            client = connect(address.removeprefix("unix://"), connect_timeout=5)
+            try:
+                return client, client.state(id=container_id)
+            except BaseException:
+                client.close()
+                raise
+        except (OSError, ContainerdError) as exc:
+            if not _shim_alive(bundle) or time.monotonic() > deadline:
+                raise
+            log.warning("shim of %s is alive but does not answer (%s): asking again", bundle, exc)
+            time.sleep(1)
+
+
+def _shim_alive(bundle: str) -> bool:
+    try:
+        with open(os.path.join(bundle, "shim.pid")) as f:
+            pid = int(f.read().strip())
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, ValueError, IndexError):
+        return False
 
 
 def _listdir(path: str) -> list[str]:

@@ -89,89 +89,99 @@ def _numbers(lines: list[str]) -> list[int]:
 def test_upgrade_from_the_previous_release(stop_signal: int) -> None:
     old = previous.build()
     with pydockerd_engine(program=old.bin / "pydockerd", cwd=old.source) as d:
-        old_containerd = d.containerd_pid
-        assert old_containerd and _cmdline(old_containerd)[0].startswith(str(old.bin)), "not the old release's"
-        d.docker_ok("run", "-d", "--name", "ticker", "busybox", "sh", "-c", TICKER)
-        assert d.docker("run", "--name", "done3", "busybox", "sh", "-c", "echo done; exit 3").returncode == 3
-        d.docker_ok("run", "-d", "--name", "seven", "busybox", "sh", "-c", "sleep 4; echo bye; exit 7")
-        d.docker_ok("run", "-d", "--name", "always", "--restart=always", "busybox", "sh", "-c", "sleep 2; exit 3")
-        d.docker_ok("run", "-d", "--name", "unless", "--restart=unless-stopped", "busybox", "sleep", "600")
-        follower = _docker_popen(d, "logs", "-f", "ticker")
-        seen_before = _read_lines(follower, lambda line: line == "line 2\n")
-        pids = {name: inspect(d, name)["State"]["Pid"] for name in ("ticker", "seven", "unless")}
-        restarts_before = inspect(d, "always")["RestartCount"]
-        shims = {name: _shim_pid(d, name) for name in ("ticker", "unless")}
-        assert all(str(old.source) in " ".join(_cmdline(pid)) for pid in shims.values()), shims
-
-        # The old daemons go: pydockerd, then the pycontainerd it left running.
-        _stop(d.pid, stop_signal)
-        _stop(old_containerd, stop_signal)
-        follower.wait(timeout=20)  # its daemon went away
-        assert follower.stdout is not None
-        seen_before += follower.stdout.readlines()
-        until("`seven` to exit while no daemon runs", lambda: not os.path.exists(f"/proc/{pids['seven']}"), timeout=30)
-        assert all(os.path.exists(f"/proc/{pid}") for pid in (pids["ticker"], pids["unless"]))
-
-        # This build on the same roots.
-        wait_ready(d, start_pydockerd(d))
-        build = d.docker_ok("version", "--format", "{{.Server.Platform.Name}} {{.Server.GitCommit}}").strip()
-        assert build == f"pydocker 0.1.0 {_head()}", build  # the build that runs now
-        assert d.docker_ok("info", "--format", "{{.LiveRestoreEnabled}}").strip() == "true"
-        new_containerd = d.containerd_pid
-        assert new_containerd and new_containerd != old_containerd
-        assert _cmdline(new_containerd)[0].startswith(str(REPO / ".venv")), _cmdline(new_containerd)
-        # The old release's shims serve on, reconnected.
-        assert {name: _shim_pid(d, name) for name in shims} == shims
-
-        # Same processes, shown running.
-        for name in ("ticker", "unless"):
-            state = inspect(d, name)["State"]
-            assert (state["Status"], state["Pid"]) == ("running", pids[name]), (name, state)
-        rows = dict(line.split(" ", 1) for line in d.docker_ok("ps", "-a", "--format", "{{.Names}} {{.Status}}").splitlines())
-        assert rows["ticker"].startswith("Up") and rows["unless"].startswith("Up"), rows
-        assert rows["done3"].startswith("Exited (3)") and rows["seven"].startswith("Exited (7)"), rows
-        # What exited in between: its code, when, and its last words.
-        seven = inspect(d, "seven")["State"]
-        assert (seven["Status"], seven["ExitCode"]) == ("exited", 7), seven
-        assert d.docker_ok("logs", "seven") == "bye\n"
-        assert d.docker_ok("wait", "seven").strip() == "7"
-        assert d.docker_ok("logs", "done3") == "done\n" and inspect(d, "done3")["State"]["ExitCode"] == 3
-        # Restart policies go on: `always` is restarted by this build.
-        until("`always` to be restarted", lambda: inspect(d, "always")["RestartCount"] > restarts_before, timeout=60)
-
-        # Logs: continuous. What the follower saw before is the start of the log, every line
-        # once and in order, and a new follower goes on from there.
-        new_follower = _docker_popen(d, "logs", "-f", "--tail", "1", "ticker")
         try:
-            last = _numbers(_read_lines(new_follower, lambda line: True))[0]
-            _read_lines(new_follower, lambda line: int(line.split()[1]) >= last + 2)
-        finally:
-            new_follower.kill()
-            new_follower.communicate()
-        logged = d.docker_ok("logs", "ticker").splitlines(keepends=True)
-        assert _numbers(logged) == list(range(len(logged))), logged
-        assert logged[: len(seen_before)] == seen_before
-        assert _numbers(logged)[-1] >= last + 2 and len(logged) > len(seen_before)
+            old_containerd = d.containerd_pid
+            assert old_containerd and _cmdline(old_containerd)[0].startswith(str(old.bin)), "not the old release's"
+            d.docker_ok("run", "-d", "--name", "ticker", "busybox", "sh", "-c", TICKER)
+            assert d.docker("run", "--name", "done3", "busybox", "sh", "-c", "echo done; exit 3").returncode == 3
+            d.docker_ok("run", "-d", "--name", "seven", "busybox", "sh", "-c", "sleep 4; echo bye; exit 7")
+            d.docker_ok("run", "-d", "--name", "always", "--restart=always", "busybox", "sh", "-c", "sleep 2; exit 3")
+            d.docker_ok("run", "-d", "--name", "unless", "--restart=unless-stopped", "busybox", "sleep", "600")
+            follower = _docker_popen(d, "logs", "-f", "ticker")
+            seen_before = _read_lines(follower, lambda line: line == "line 2\n")
+            pids = {name: inspect(d, name)["State"]["Pid"] for name in ("ticker", "seven", "unless")}
+            restarts_before = inspect(d, "always")["RestartCount"]
+            shims = {name: _shim_pid(d, name) for name in ("ticker", "unless")}
+            assert all(str(old.source) in " ".join(_cmdline(pid)) for pid in shims.values()), shims
 
-        # exec, stop, wait and restart through the old release's shims.
-        res = d.docker("exec", "ticker", "sh", "-c", "echo in $(hostname); exit 4")
-        assert res.returncode == 4 and res.stdout == f"in {inspect(d, 'ticker')['Config']['Hostname']}\n", res
-        waiter = _docker_popen(d, "wait", "ticker")
-        d.docker_ok("stop", "-t", "1", "ticker")
-        assert waiter.communicate(timeout=30)[0].strip() == "137"
-        assert inspect(d, "ticker")["State"]["Status"] == "exited"
-        d.docker_ok("restart", "-t", "1", "unless")
-        restarted = inspect(d, "unless")["State"]
-        assert restarted["Running"] and restarted["Pid"] != pids["unless"]
-        assert d.docker_ok("run", "--rm", "busybox", "echo", "new container") == "new container\n"
+            # The old daemons go: pydockerd, then the pycontainerd it left running.
+            _stop(d.pid, stop_signal)
+            _stop(old_containerd, stop_signal)
+            follower.wait(timeout=20)  # its daemon went away
+            assert follower.stdout is not None
+            seen_before += follower.stdout.readlines()
+            until("`seven` to exit while no daemon runs", lambda: not os.path.exists(f"/proc/{pids['seven']}"), timeout=30)
+            assert all(os.path.exists(f"/proc/{pid}") for pid in (pids["ticker"], pids["unless"]))
 
-        # Every store now in the current layout.
-        data = d.data_root
-        for record in (data / "containers").glob("*/config.v2.json"):
-            assert json.loads(record.read_text())["Version"] == 1, record
-        for database in (data / "containerd" / "metadata.db", data / "containerd" / "snapshots" / "overlayfs" / "metadata.db"):
-            with sqlite3.connect(database) as conn:
-                assert conn.execute("PRAGMA user_version").fetchone()[0] == 1, database
+            # This build on the same roots.
+            wait_ready(d, start_pydockerd(d))
+            build = d.docker_ok("version", "--format", "{{.Server.Platform.Name}} {{.Server.GitCommit}}").strip()
+            assert build == f"pydocker 0.1.0 {_head()}", build  # the build that runs now
+            assert d.docker_ok("info", "--format", "{{.LiveRestoreEnabled}}").strip() == "true"
+            new_containerd = d.containerd_pid
+            assert new_containerd and new_containerd != old_containerd
+            assert _cmdline(new_containerd)[0].startswith(str(REPO / ".venv")), _cmdline(new_containerd)
+            # The old release's shims serve on, reconnected.
+            assert {name: _shim_pid(d, name) for name in shims} == shims
+
+            # Same processes, shown running.
+            for name in ("ticker", "unless"):
+                state = inspect(d, name)["State"]
+                assert (state["Status"], state["Pid"]) == ("running", pids[name]), (name, state)
+            rows = dict(line.split(" ", 1) for line in d.docker_ok("ps", "-a", "--format", "{{.Names}} {{.Status}}").splitlines())
+            assert rows["ticker"].startswith("Up") and rows["unless"].startswith("Up"), rows
+            assert rows["done3"].startswith("Exited (3)") and rows["seven"].startswith("Exited (7)"), rows
+            # What exited in between: its code, when, and its last words.
+            seven = inspect(d, "seven")["State"]
+            assert (seven["Status"], seven["ExitCode"]) == ("exited", 7), seven
+            assert d.docker_ok("logs", "seven") == "bye\n"
+            assert d.docker_ok("wait", "seven").strip() == "7"
+            assert d.docker_ok("logs", "done3") == "done\n" and inspect(d, "done3")["State"]["ExitCode"] == 3
+            # Restart policies go on: `always` is restarted by this build.
+            until("`always` to be restarted", lambda: inspect(d, "always")["RestartCount"] > restarts_before, timeout=60)
+
+            # Logs: continuous. What the follower saw before is the start of the log, every line
+            # once and in order, and a new follower goes on from there.
+            new_follower = _docker_popen(d, "logs", "-f", "--tail", "1", "ticker")
+            try:
+                last = _numbers(_read_lines(new_follower, lambda line: True))[0]
+                _read_lines(new_follower, lambda line: int(line.split()[1]) >= last + 2)
+            finally:
+                new_follower.kill()
+                new_follower.communicate()
+            logged = d.docker_ok("logs", "ticker").splitlines(keepends=True)
+            assert _numbers(logged) == list(range(len(logged))), logged
+            assert logged[: len(seen_before)] == seen_before
+            assert _numbers(logged)[-1] >= last + 2 and len(logged) > len(seen_before)
+
+            # exec, stop, wait and restart through the old release's shims.
+            res = d.docker("exec", "ticker", "sh", "-c", "echo in $(hostname); exit 4")
+            assert res.returncode == 4 and res.stdout == f"in {inspect(d, 'ticker')['Config']['Hostname']}\n", res
+            waiter = _docker_popen(d, "wait", "ticker")
+            d.docker_ok("stop", "-t", "1", "ticker")
+            assert waiter.communicate(timeout=30)[0].strip() == "137"
+            assert inspect(d, "ticker")["State"]["Status"] == "exited"
+            d.docker_ok("restart", "-t", "1", "unless")
+            restarted = inspect(d, "unless")["State"]
+            assert restarted["Running"] and restarted["Pid"] != pids["unless"]
+            assert d.docker_ok("run", "--rm", "busybox", "echo", "new container") == "new container\n"
+
+            # Every store now in the current layout.
+            data = d.data_root
+            for record in (data / "containers").glob("*/config.v2.json"):
+                assert json.loads(record.read_text())["Version"] == 1, record
+            for database in (data / "containerd" / "metadata.db", data / "containerd" / "snapshots" / "overlayfs" / "metadata.db"):
+                with sqlite3.connect(database) as conn:
+                    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1, database
+        except BaseException:
+            _print_logs(d)  # shown with the failure: the daemons' logs go with their roots
+            raise
+
+
+def _print_logs(d: PyDockerd) -> None:
+    for log in (d.log_path, d.exec_root / "containerd" / "pycontainerd.log"):
+        if log.exists():
+            print(f"--- {log} ---\n" + "".join(log.read_text(errors="replace").splitlines(keepends=True)[-150:]))
 
 
 def _shim_pid(d: PyDockerd, name: str) -> int:
