@@ -257,6 +257,10 @@ class TaskManager:
                 try:
                     client, state = _reconnect(bundle, container_id, ShimClient)
                 except (OSError, ContainerdError) as exc:
+                    if isinstance(exc, NotFound):
+                        # A shim without its task: the daemon that started it died before
+                        # creating the task. Nothing runs under it; it is shut down, then cleaned up.
+                        _shut_down(bundle, container_id, ShimClient)
                     log.warning("shim of %s/%s is gone (%s): cleaning up", namespace, container_id, exc)
                     try:
                         cleanup_shim(config)
@@ -293,10 +297,10 @@ class TaskManager:
                 task.pump.join(timeout=5)
 
 
-def _reconnect(bundle: str, container_id: str, connect: Any, patience: float = 30.0) -> tuple[Any, Any]:
+def _reconnect(bundle: str, container_id: str, connect: Any, patience: float = 10.0) -> tuple[Any, Any]:
     """A client of the shim serving BUNDLE and its task's state. A shim whose process is alive but
-    does not answer yet (a loaded machine, a shim of an older release still starting its loop) is
-    asked again for PATIENCE seconds before it is taken for dead."""
+    does not answer yet (a loaded machine) is asked again for PATIENCE seconds before it is taken
+    for dead; one that answers that it has no such task raises NotFound at once."""
     deadline = time.monotonic() + patience
     while True:
         try:
@@ -309,10 +313,25 @@ def _reconnect(bundle: str, container_id: str, connect: Any, patience: float = 3
                 client.close()
                 raise
         except (OSError, ContainerdError) as exc:
-            if not _shim_alive(bundle) or time.monotonic() > deadline:
-                raise
+            if isinstance(exc, NotFound) or not _shim_alive(bundle) or time.monotonic() > deadline:
+                raise  # (NotFound: the shim answered, it has no such task)
             log.warning("shim of %s is alive but does not answer (%s): asking again", bundle, exc)
             time.sleep(1)
+
+
+def _shut_down(bundle: str, container_id: str, connect: Any) -> None:
+    try:
+        with open(os.path.join(bundle, "address")) as f:
+            client = connect(f.read().strip().removeprefix("unix://"), connect_timeout=5)
+        try:
+            client.shutdown(id=container_id, now=True)
+        finally:
+            client.close()
+    except (OSError, ContainerdError) as exc:
+        log.warning("shutting down the shim of %s: %s", bundle, exc)
+    deadline = time.monotonic() + 5
+    while _shim_alive(bundle) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _shim_alive(bundle: str) -> bool:
