@@ -179,6 +179,8 @@ def test_upgrade_from_the_previous_release(stop_signal: int) -> None:
 
 
 def _print_logs(d: PyDockerd) -> None:
+    for bundle in sorted((d.exec_root / "containerd" / "state" / "tasks").glob("*/*")):
+        print(f"bundle {bundle.name[:12]}: {sorted(p.name for p in bundle.iterdir())}")
     for log in (d.log_path, d.exec_root / "containerd" / "pycontainerd.log"):
         if log.exists():
             print(f"--- {log} ---\n" + "".join(log.read_text(errors="replace").splitlines(keepends=True)[-150:]))
