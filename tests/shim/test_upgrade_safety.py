@@ -16,6 +16,7 @@ import shutil
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from google.protobuf import any_pb2
@@ -29,7 +30,7 @@ SHIM_PACKAGES = ("shim", "common", "ttrpc")  # all the shim is made of (the impo
 REPLACED = "raise ImportError('this module was replaced by an upgrade after the shim started')\n"
 
 
-def create(task: ShimTask, client: ShimClient, **request: object) -> int:
+def create(task: ShimTask, client: ShimClient, **request: Any) -> int:
     return client.create(id=task.id, bundle=str(task.bundle), **request).pid
 
 

@@ -23,11 +23,12 @@ def _stop_daemons(d: PyDockerd) -> None:
             os.waitpid(pid, 0)
         except ChildProcessError:
             pass
-        until(f"pid {pid} to go", lambda pid=pid: not os.path.exists(f"/proc/{pid}"), timeout=40)
+        proc = Path(f"/proc/{pid}")
+        until(f"pid {pid} to go", lambda: not proc.exists(), timeout=40)  # noqa: B023 - called at once
 
 
 def _record(d: PyDockerd, name: str) -> Path:
-    return d.data_root / "containers" / inspect(d, name)["Id"] / "config.v2.json"
+    return d.data_root / "containers" / str(inspect(d, name)["Id"]) / "config.v2.json"
 
 
 def test_newer_and_half_written_records_are_skipped_and_kept() -> None:
