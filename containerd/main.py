@@ -53,12 +53,15 @@ def main(argv: list[str] | None = None) -> int:
         format='time="%(asctime)s" level=%(levelname)s msg="%(message)s" logger=%(name)s',
         stream=sys.stderr,
     )
+    from common.schema import LayoutError
     from containerd.server import Daemon, DaemonError
 
     try:
         daemon = Daemon(cfg)
         daemon.start()
-    except DaemonError as exc:
+    except (DaemonError, LayoutError) as exc:
+        # LayoutError: a store of a newer release, or a damaged one; its message names the file,
+        # which is left as it is (the shims and their containers run on).
         print(f"pycontainerd: {exc}", file=sys.stderr)
         return 1
     _release_startup_memory()

@@ -15,13 +15,16 @@ delivered once it is back.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import shutil
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from common import schema
 from containerd.errors import AlreadyExists, ContainerdError, FailedPrecondition, NotFound
 
 if TYPE_CHECKING:
@@ -32,6 +35,9 @@ log = logging.getLogger("pycontainerd.tasks")
 RUNTIME_FILE = "pycontainerd-runtime"
 MAX_SOCKET_PATH = 107  # sun_path holds 108 bytes including the terminating NUL
 SHORT_SOCKET_DIR = "/run/pycontainerd-shim"
+# The shim state directories' layout this build reads (shim/options.py's LAYOUT_VERSION: the
+# daemon imports no shim code, and the two move together).
+SHIM_LAYOUT_VERSION = 1
 
 
 @dataclass
@@ -240,18 +246,29 @@ class TaskManager:
                 from containerd.shim_client import ShimClient, cleanup_shim
 
                 bundle = os.path.join(self.root, namespace, container_id)
+                try:
+                    schema.dir_version(bundle, json.loads, SHIM_LAYOUT_VERSION)
+                except schema.LayoutError as exc:
+                    # A newer release's shim state (or a damaged marker): named and left alone,
+                    # neither reconnected to nor cleaned up; the other tasks are recovered.
+                    log.error("task %s/%s not recovered: %s", namespace, container_id, exc)
+                    continue
                 config = self._shim_config(namespace, container_id, bundle, self._recorded_runtime(bundle))
                 try:
-                    with open(os.path.join(bundle, "address")) as f:
-                        address = f.read().strip()
-                    client = ShimClient(address.removeprefix("unix://"), connect_timeout=5)
-                    state = client.state(id=container_id)
+                    client, state = _reconnect(bundle, container_id, ShimClient)
                 except (OSError, ContainerdError) as exc:
+                    if isinstance(exc, NotFound):
+                        # A shim without its task: the daemon that started it died before
+                        # creating the task. Nothing runs under it; it is shut down, then cleaned up.
+                        _shut_down(bundle, container_id, ShimClient)
                     log.warning("shim of %s/%s is gone (%s): cleaning up", namespace, container_id, exc)
                     try:
                         cleanup_shim(config)
                     except (OSError, ContainerdError) as cleanup_exc:
-                        log.warning("cleanup of %s/%s: %s", namespace, container_id, cleanup_exc)
+                        # Not cleaned up (a shim still serving, say): the bundle stays, with the
+                        # rootfs that may still be mounted in it, for the next start to recover.
+                        log.error("task %s/%s not recovered: %s", namespace, container_id, cleanup_exc)
+                        continue
                     shutil.rmtree(bundle, ignore_errors=True)
                     continue
                 task = Task(namespace, container_id, bundle, client, config, pid=state.pid)
@@ -278,6 +295,53 @@ class TaskManager:
                 task.client.close()
             if task.pump is not None:
                 task.pump.join(timeout=5)
+
+
+def _reconnect(bundle: str, container_id: str, connect: Any, patience: float = 10.0) -> tuple[Any, Any]:
+    """A client of the shim serving BUNDLE and its task's state. A shim whose process is alive but
+    does not answer yet (a loaded machine) is asked again for PATIENCE seconds before it is taken
+    for dead; one that answers that it has no such task raises NotFound at once."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            with open(os.path.join(bundle, "address")) as f:
+                address = f.read().strip()
+            client = connect(address.removeprefix("unix://"), connect_timeout=5)
+            try:
+                return client, client.state(id=container_id)
+            except BaseException:
+                client.close()
+                raise
+        except (OSError, ContainerdError) as exc:
+            if isinstance(exc, NotFound) or not _shim_alive(bundle) or time.monotonic() > deadline:
+                raise  # (NotFound: the shim answered, it has no such task)
+            log.warning("shim of %s is alive but does not answer (%s): asking again", bundle, exc)
+            time.sleep(1)
+
+
+def _shut_down(bundle: str, container_id: str, connect: Any) -> None:
+    try:
+        with open(os.path.join(bundle, "address")) as f:
+            client = connect(f.read().strip().removeprefix("unix://"), connect_timeout=5)
+        try:
+            client.shutdown(id=container_id, now=True)
+        finally:
+            client.close()
+    except (OSError, ContainerdError) as exc:
+        log.warning("shutting down the shim of %s: %s", bundle, exc)
+    deadline = time.monotonic() + 5
+    while _shim_alive(bundle) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _shim_alive(bundle: str) -> bool:
+    try:
+        with open(os.path.join(bundle, "shim.pid")) as f:
+            pid = int(f.read().strip())
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, ValueError, IndexError):
+        return False
 
 
 def _listdir(path: str) -> list[str]:

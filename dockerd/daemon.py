@@ -17,6 +17,7 @@ from common.unixsock import accepting
 from containerd.client import Client, Envelope, Payload
 from containerd.client.events import TaskExit, TaskOOM
 from dockerd.backends import Backends
+from dockerd.buildinfo import read_build_info
 from dockerd.engine.container.backend import NAMESPACE, Containers
 from dockerd.engine.container.task import timestamp_text
 from dockerd.engine.distribution.backend import Distribution
@@ -66,6 +67,7 @@ class Daemon:
         self.data_root = os.path.abspath(data_root)
         self.exec_root = os.path.abspath(exec_root)
         self.version = VERSION
+        self.build = read_build_info()  # now: an upgrade may replace the checkout under the running daemon
         for d in (self.data_root, self.exec_root):
             os.makedirs(d, mode=0o711, exist_ok=True)
         self.tmp_dir = os.path.join(self.data_root, "tmp")
@@ -97,7 +99,7 @@ class Daemon:
 
     def _backends(self, registry: RegistryConfig) -> Backends:
         """The objects the API's routers serve from, one per resource."""
-        identity = Identity(self.id, self.version, self.data_root, self.debug)
+        identity = Identity(self.id, self.version, self.data_root, self.debug, self.build)
         return Backends(
             system=System(identity, self.client, self.containers, self.images, self.events),
             containers=self.containers,
@@ -158,7 +160,8 @@ class Daemon:
         deadline = time.monotonic() + 30
         while not accepting(address):
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise DaemonError(f"pycontainerd did not start (see {self.exec_root}/containerd/pycontainerd.log)")
+                log_path = os.path.join(self.exec_root, "containerd", "pycontainerd.log")
+                raise DaemonError(f"pycontainerd did not start{_last_words(log_path)} (see {log_path})")
             time.sleep(0.05)
         return address
 
@@ -267,3 +270,14 @@ class Daemon:
 
     def render_metrics(self) -> str:
         return self.metrics.render(container_states([c.status() for c in self.containers.all()]), self.version)
+
+
+def _last_words(log_path: str) -> str:
+    """The last line pycontainerd wrote (it names a store it refused, say), as ": LINE"."""
+    try:
+        with open(log_path, "rb") as f:
+            f.seek(max(0, os.fstat(f.fileno()).st_size - 4096))
+            lines = f.read().decode(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return f": {lines[-1]}" if lines else ""

@@ -145,9 +145,11 @@ def main(argv: list[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 1
     if opts.version:
+        from dockerd.buildinfo import read_build_info
         from dockerd.daemon import VERSION
 
-        print(f"pydockerd version {VERSION}")
+        build = read_build_info()
+        print(f"pydockerd version {VERSION}, build {build.commit} (pydocker {build.release})")
         return 0
     _setup_logging(opts)
     # For our own READY=1 only: pycontainerd, started by us, must not report to our unit.

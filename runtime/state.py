@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import os
 
-from common import fastjson, libc
+from common import fastjson, libc, schema
 from runtime.errors import PyruncError
 from runtime.linux.log import rfc3339_now
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 OCI_VERSION = "1.2.0"
 STATE_FILE = "state.json"
 EXEC_FIFO = "exec.fifo"
+# state.json's layout (common/schema.py): release 0.1.0's, without a "Version", is 1.
+LAYOUT_VERSION = 1
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], None]] = {}
 _ID_EXTRA_CHARS = set("+.-_")
 
 
@@ -65,7 +69,8 @@ class ContainerState:
         return os.path.join(root, self.id)
 
     def save(self, root: str) -> None:
-        write_state_file(os.path.join(self.directory(root), STATE_FILE), fastjson.dumps(self.to_dict()).encode())
+        doc = schema.stamped(self.to_dict(), LAYOUT_VERSION)
+        write_state_file(os.path.join(self.directory(root), STATE_FILE), fastjson.dumps(doc).encode())
 
 
 now_rfc3339 = rfc3339_now
@@ -93,16 +98,20 @@ def load(root: str, container_id: str) -> ContainerState:
     validate_id(container_id)
     path = os.path.join(root, container_id, STATE_FILE)
     try:
-        with open(path, "rb") as f:
-            raw = fastjson.loads(f.read())
+        # An older layout is read as this build's (and written in it at the next save); a newer
+        # one or a damaged file is refused, naming the file, and left as it is.
+        raw, _ = schema.load(path, fastjson.loads, LAYOUT_VERSION, MIGRATIONS)
     except FileNotFoundError:
         raise PyruncError(f"container {container_id} does not exist") from None
-    except (OSError, ValueError) as exc:
-        raise PyruncError(f"container {container_id} has an unreadable state file: {exc}") from None
+    except OSError as exc:
+        raise PyruncError(f"container {container_id} has an unreadable state file {path}: {exc.strerror}") from None
+    except schema.LayoutError as exc:
+        raise PyruncError(f"container {container_id}: {exc}") from None
+    del raw[schema.VERSION_KEY]
     try:
         return ContainerState(**raw)
     except TypeError as exc:
-        raise PyruncError(f"container {container_id} has an invalid state file: {exc}") from None
+        raise PyruncError(f"container {container_id} has an invalid state file {path}: {exc}") from None
 
 
 def list_ids(root: str) -> list[str]:

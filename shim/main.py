@@ -111,6 +111,13 @@ def delete(opts: Options) -> bytes:
 
     if _serving(opts.socket):
         raise ShimError(f"the shim of {opts.id} is still running: shut it down through its API")
+    from common import fastjson, schema
+    from shim.options import LAYOUT_VERSION
+
+    try:  # a newer shim's state directory is left as it is
+        schema.dir_version(opts.state_dir, fastjson.loads, LAYOUT_VERSION)
+    except schema.LayoutError as exc:
+        raise ShimError(str(exc)) from None
     pid, status, exited_at = 0, 128 + 9, time.time_ns()
     try:
         with open(os.path.join(opts.exits_dir, "init")) as f:
@@ -139,9 +146,11 @@ def delete(opts: Options) -> bytes:
 def _remove_shim_files(opts: Options) -> None:
     import shutil
 
+    from common import schema
+
     for directory in (opts.exits_dir, opts.events_dir, opts.io_dir):
         shutil.rmtree(directory, ignore_errors=True)
-    names = ["shim.pid", "address", "shim.log", "init.pid", "init.json"]
+    names = ["shim.pid", "address", "shim.log", "init.pid", "init.json", schema.MARKER]
     try:
         names += [n for n in os.listdir(opts.state_dir) if n.startswith("exec-")]
     except FileNotFoundError:

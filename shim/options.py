@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 
 VERSION = "0.1.0"
+# The state directory's layout (common/schema.py: `layout.json`); release 0.1.0's, unmarked, is 1.
+LAYOUT_VERSION = 1
 DEFAULT_EXIT_TIMEOUT = 24 * 3600.0
 
 USAGE = """usage: pycontainerd-shim --id ID --bundle DIR [flags] start|delete

@@ -14,11 +14,13 @@ import os
 import sys
 
 import ttrpc
+from common import fastjson, schema
 from common.atomicfile import write_atomic
 from shim import messages as m
 from shim.events import EventQueue
+from shim.frozen import hold_code
 from shim.loop import ERR, IN, OUT, Loop, log, log_exception
-from shim.options import Options, UsageError, parse
+from shim.options import LAYOUT_VERSION, Options, UsageError, parse
 from shim.task import TaskService
 from ttrpc.wire import WireError, decode, encode
 
@@ -225,8 +227,12 @@ def _services(task: TaskService, events: EventQueue) -> dict[str, dict[str, tupl
 
 def serve(opts: Options) -> int:
     os.chdir("/")
+    # A state directory a newer shim laid out is refused before anything in it is touched; an
+    # older one is read as it is (the files of layout 1 are this build's) and marked as ours.
+    schema.dir_version(opts.state_dir, fastjson.loads, LAYOUT_VERSION)
     for directory in (opts.state_dir, opts.exits_dir, opts.io_dir):
         os.makedirs(directory, mode=0o711, exist_ok=True)
+    schema.mark_dir(opts.state_dir, LAYOUT_VERSION, durable=False)
     loop = Loop()
     events = EventQueue(loop, opts.events_dir, opts.namespace)
     task = TaskService(loop, opts, events)
@@ -265,6 +271,9 @@ def serve(opts: Options) -> int:
 
 
 def main(argv: list[str]) -> int:
+    # Before anything else: the modules this shim loads late come from memory from now on, so an
+    # upgrade that replaces the checkout under it leaves it running the code it started with.
+    hold_code(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     try:
         opts = parse(argv)
     except UsageError as exc:

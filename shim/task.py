@@ -13,6 +13,7 @@ import os
 import time
 
 import ttrpc
+from common import schema
 from common.atomicfile import write_atomic
 from shim import messages as m
 from shim.events import EventQueue
@@ -756,7 +757,7 @@ class TaskService:
                 os.rmdir(directory)
             except OSError:
                 pass
-        for name in ("shim.pid", "address", "init.pid", "init.json", "shim.log"):
+        for name in ("shim.pid", "address", "init.pid", "init.json", "shim.log", schema.MARKER):
             _unlink(self.opts.path(name))
         if self.deleted or self.init is None:
             _unlink(self.opts.log_json)

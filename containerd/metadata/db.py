@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from common.schemadb import DbSteps, open_database
 from containerd.metadata.containers import ContainerStore
 from containerd.metadata.content import ContentRecords
 from containerd.metadata.images import ImageStore
@@ -29,7 +30,9 @@ from containerd.metadata.leases import LeaseStore
 from containerd.metadata.namespaces import NamespaceStore
 from containerd.metadata.snapshots import SnapshotRecords
 
+# The layout (common/schemadb.py): release 0.1.0's is 1; a change adds a step to MIGRATIONS.
 SCHEMA_VERSION = 1
+MIGRATIONS: DbSteps = {}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS namespaces (
@@ -141,19 +144,14 @@ class MetadataDB:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._clock = clock
-        # Autocommit mode: transactions are begun and ended explicitly below.
-        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        # Autocommit mode: transactions are begun and ended explicitly below. The layout is checked
+        # (and an older one migrated) in one transaction; a newer or damaged file is refused as is.
+        self._conn = open_database(
+            self.path, current=SCHEMA_VERSION, schema=_SCHEMA, steps=MIGRATIONS,
+            pragmas=("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON"),
+        )  # fmt: skip
         self._lock = threading.RLock()
         self._depth = 0
-        with self._lock:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=FULL")
-            self._conn.execute("PRAGMA foreign_keys=ON")
-            version = self._conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise RuntimeError(f"{self.path}: metadata schema {version} is newer than this build's")
-            self._conn.executescript(_SCHEMA)
-            self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:

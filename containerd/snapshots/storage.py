@@ -16,6 +16,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from common.schemadb import DbSteps, open_database
+
+# The layout (common/schemadb.py): release 0.1.0's, which set no user_version, is 1.
+SCHEMA_VERSION = 1
+MIGRATIONS: DbSteps = {}
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS snapshots (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -135,12 +141,13 @@ class Storage:
     """One SQLite file; a lock makes the connection safe for the daemon's worker threads."""
 
     def __init__(self, path: str) -> None:
-        self._conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        # The layout is checked (an older one migrated) in one transaction; a newer or damaged
+        # file is refused as it is (common/schemadb.py).
+        self._conn = open_database(
+            path, current=SCHEMA_VERSION, schema=_SCHEMA, steps=MIGRATIONS,
+            pragmas=("journal_mode = WAL", "foreign_keys = ON"),
+        )  # fmt: skip
         self._lock = threading.Lock()
-        with self._lock:
-            self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.execute("PRAGMA foreign_keys = ON")
-            self._conn.executescript(_SCHEMA)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Tx]:

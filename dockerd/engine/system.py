@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from google.protobuf import empty_pb2
 
 from containerd.client import Client, ContainerdError
+from dockerd.buildinfo import UNKNOWN, BuildInfo
 from dockerd.engine.events import EventBus
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ class Identity:
     version: str
     data_root: str
     debug: bool
+    build: BuildInfo = BuildInfo(UNKNOWN, UNKNOWN)  # the release and commit it runs, read at start
 
 
 class System:
@@ -59,7 +61,7 @@ class System:
             "Arch": "amd64" if platform.machine() == "x86_64" else platform.machine(),
             "BuildTime": "",
             "Experimental": "false",
-            "GitCommit": "pydocker",
+            "GitCommit": self.identity.build.commit,
             "GoVersion": f"python{platform.python_version()}",
             "KernelVersion": platform.release(),
             "MinAPIVersion": MIN_API_VERSION,
@@ -71,7 +73,8 @@ class System:
         if containerd is not None:
             components.append({"Name": "containerd", "Version": containerd[0], "Details": {"GitCommit": containerd[1]}})
         top = {k: v for k, v in engine.items() if k != "Experimental"}
-        return {"Platform": {"Name": "pydocker"}, "Components": components, "Version": version, **top}
+        platform_name = f"pydocker {self.identity.build.release}"
+        return {"Platform": {"Name": platform_name}, "Components": components, "Version": version, **top}
 
     def _containerd_version(self) -> tuple[str, str] | None:
         """(version, revision) of pycontainerd, None while it does not answer."""

@@ -2,8 +2,8 @@
 busybox image, then pydockerd (and with it pycontainerd) with that registry as its default
 registry, loads the default image, and `pydocker run --rm busybox echo hello` prints hello;
 with the engine's busybox removed, `pull busybox` (pydocker's and the Docker CLI's) and
-`run`'s auto-pull fetch it from the local registry, as on an offline machine; `stop` ends all
-three daemons. Run on temporary paths and a free loopback port (the script's PYDOCKER_*
+`run`'s auto-pull fetch it from the local registry, as on an offline machine; `restart` replaces
+both daemons under a running container; `stop` ends all three daemons. Run on temporary paths and a free loopback port (the script's PYDOCKER_*
 overrides) so a real install is never touched."""
 
 from __future__ import annotations
@@ -113,6 +113,18 @@ def test_stack_start_run_stop() -> None:
         again = subprocess.run([stack, "start"], env=env, capture_output=True, text=True, timeout=60)
         assert again.stderr.count("already running") == 2, again.stderr
         assert "loading" not in again.stderr and "pushing" not in again.stderr
+
+        # `restart` (the upgrade step): both daemons are new processes, the container is untouched.
+        assert cli("run", "-d", "--name", "kept", "busybox", "sleep", "600").returncode == 0
+        kept = cli("inspect", "--format", "{{.State.Pid}}", "kept").stdout.strip()
+        daemons = [(base / "exec" / name).read_text() for name in ("pydockerd.pid", "containerd/pycontainerd.pid")]
+        restarted = subprocess.run([stack, "restart"], env=env, capture_output=True, text=True, timeout=120)
+        assert restarted.returncode == 0, restarted.stderr
+        assert "running pydockerd version 20.10.99-pydocker, build " in restarted.stderr, restarted.stderr
+        after = [(base / "exec" / name).read_text() for name in ("pydockerd.pid", "containerd/pycontainerd.pid")]
+        assert all(a != b for a, b in zip(after, daemons, strict=True)), (daemons, after)
+        assert cli("inspect", "--format", "{{.State.Status}} {{.State.Pid}}", "kept").stdout == f"running {kept}\n"
+        assert cli("rm", "-f", "kept").returncode == 0
     finally:
         stopped = subprocess.run([stack, "stop"], env=env, capture_output=True, text=True, timeout=120)
     assert stopped.returncode == 0, stopped.stderr

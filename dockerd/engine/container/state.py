@@ -18,12 +18,16 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from common import atomicfile
+from common import atomicfile, schema
 from dockerd.engine.errors import InvalidParameter, no_such_container
 
 log = logging.getLogger("pydockerd.containers")
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
+RECORD_FILE = "config.v2.json"
+# The records' layout (common/schema.py): release 0.1.0's, without a "Version", is 1.
+LAYOUT_VERSION = 1
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], None]] = {}
 
 
 @dataclass
@@ -99,15 +103,29 @@ class ContainerStore:
         return os.path.join(self.root, cid)
 
     def save(self, c: Container) -> None:
-        atomicfile.write_text(os.path.join(self.dir(c.id), "config.v2.json"), json.dumps(asdict(c)))
+        doc = schema.stamped(asdict(c), LAYOUT_VERSION)
+        atomicfile.write_text(os.path.join(self.dir(c.id), RECORD_FILE), json.dumps(doc))
 
     def _load(self) -> None:
         for cid in os.listdir(self.root):
+            if cid.startswith("."):
+                continue
+            path = os.path.join(self.dir(cid), RECORD_FILE)
             try:
-                with open(os.path.join(self.dir(cid), "config.v2.json")) as f:
-                    self._records[cid] = Container(**json.load(f))
-            except (OSError, ValueError, TypeError) as exc:
-                log.warning("skipping unreadable container %s: %s", cid, exc)
+                doc, migrated = schema.load(path, json.loads, LAYOUT_VERSION, MIGRATIONS)
+                del doc[schema.VERSION_KEY]
+                c = Container(**doc)
+            except schema.LayoutError as exc:
+                # A newer release's record or a damaged one: named, left as it is, and the
+                # other containers are still restored.
+                log.error("skipping container %s: %s", cid, exc)
+                continue
+            except (OSError, TypeError) as exc:
+                log.error("skipping container %s: %s: %s", cid, path, exc)
+                continue
+            if migrated:
+                self.save(c)
+            self._records[cid] = c
 
     def get(self, ref: str) -> Container:
         """By full id, unique id prefix, or name (with or without its leading slash)."""
