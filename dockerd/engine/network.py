@@ -21,6 +21,7 @@ import logging
 import os
 import shutil
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dockerd.engine.errors import Conflict, EngineError, InvalidParameter, NotFound
@@ -67,6 +68,7 @@ class Networking:
                  save: Callable[[Container], None]) -> None:  # fmt: skip
         self.backend = backend
         self.save = save
+        self.dns_defaults = DNSConfig()  # the daemon's --dns/--dns-search/--dns-opt (set by the daemon)
         self.find = find
         self.all_containers = all_containers
         self.files_dir = files_dir
@@ -203,7 +205,6 @@ class Networking:
             self.release(c.id)
             raise
 
-    dns_defaults = DNSConfig()  # the daemon's --dns/--dns-search/--dns-opt (set by the daemon)
 
     def _running_donor(self, ref: str) -> Container:
         try:
@@ -253,7 +254,7 @@ class Networking:
 
     def _write_files(self, cid: str) -> None:
         d = self.files_dir(cid)
-        self.backend.sandboxes.write_files(cid, _path(d, "hosts"), _path(d, "resolv.conf"))
+        self.backend.sandboxes.write_files(cid, Path(d) / "hosts", Path(d) / "resolv.conf")
 
     def _host_files(self, cid: str) -> None:
         d = self.files_dir(cid)
@@ -511,8 +512,8 @@ class BuildNetwork:
                        dns=self.networking.dns_defaults)  # fmt: skip
             sbs.connect(container_id, net.id)
             files = {m["destination"]: m["source"] for m in spec.get("mounts") or [] if m.get("type") == "bind"}
-            sbs.write_files(container_id, _path(files["/etc/hosts"], "") if "/etc/hosts" in files else None,
-                            _path(files["/etc/resolv.conf"], "") if "/etc/resolv.conf" in files else None)  # fmt: skip
+            hosts, resolv = files.get("/etc/hosts"), files.get("/etc/resolv.conf")
+            sbs.write_files(container_id, Path(hosts) if hosts else None, Path(resolv) if resolv else None)
             namespaces = spec["linux"]["namespaces"]
             namespaces[:] = [ns for ns in namespaces if ns.get("type") != "network"]
             namespaces.append({"type": "network", "path": sbs.key(container_id)})
@@ -560,12 +561,6 @@ def _is_ip(text: str) -> bool:
         return True
     except ValueError:
         return False
-
-
-def _path(d: str, name: str) -> Any:
-    from pathlib import Path
-
-    return Path(d) / name if name else Path(d)
 
 
 def _asked(settings: dict[str, Any]) -> dict[str, Any]:

@@ -120,6 +120,16 @@ def _tag(engine: PyDockerd) -> str:
     return hashlib.sha256(str((engine.exec_root).absolute()).encode()).hexdigest()[:6]
 
 
+def _fetch(r: Run, url: str) -> str:
+    """GET URL from the engine's host, retried while the container's server is still starting."""
+    deadline = time.monotonic() + 15
+    while True:
+        got = r.host("busybox", "wget", "-q", "-O-", url).stdout
+        if got or time.monotonic() > deadline:
+            return got
+        time.sleep(0.2)
+
+
 def _sh(r: Run, *args: str) -> str:
     return r.ok("run", "--rm", *args)
 
@@ -230,12 +240,10 @@ def test_published_ports(r: Run) -> None:
     listed = [line for line in r.ok("port", web, "80/tcp").splitlines() if not line.startswith("[::]")]
     assert listed == [f"0.0.0.0:{anywhere}", f"127.0.0.1:{loopback}"]
     hostname = r.inspect(web)["Config"]["Hostname"]
-    got = r.host("busybox", "wget", "-q", "-O-", f"http://127.0.0.1:{loopback}/hostname")
-    assert got.stdout == f"{hostname}\n", got
+    assert _fetch(r, f"http://127.0.0.1:{loopback}/hostname") == f"{hostname}\n"
     # through DNAT: the host's own address (the reference's namespace has only its bridge's gateway)
     local = r.inspect(web)["NetworkSettings"]["Gateway"]
-    got = r.host("busybox", "wget", "-q", "-O-", f"http://{local}:{anywhere}/hostname")
-    assert got.stdout == f"{hostname}\n", got
+    assert _fetch(r, f"http://{local}:{anywhere}/hostname") == f"{hostname}\n"
     taken = r.run("run", "--rm", "--name", r.name("taken"), "-p", f"127.0.0.1:{loopback}:80", "busybox", "true")
     assert taken.returncode == 125
     assert f"Bind for 127.0.0.1:{loopback} failed: port is already allocated" in taken.stderr
@@ -325,7 +333,7 @@ def test_docker_py_networks_ports_and_events(r: Run) -> None:
     c.reload()
     assert c.attrs["NetworkSettings"]["Networks"][name]["IPAddress"] == "10.98.10.1"
     host_port = c.ports["80/tcp"][0]["HostPort"]
-    assert r.host("busybox", "wget", "-q", "-O-", f"http://127.0.0.1:{host_port}/hostname").stdout.strip() == c.attrs["Config"]["Hostname"]
+    assert _fetch(r, f"http://127.0.0.1:{host_port}/hostname").strip() == c.attrs["Config"]["Hostname"]
     client.networks.get("bridge").connect(c)
     c.reload()
     assert sorted(c.attrs["NetworkSettings"]["Networks"]) == sorted(["bridge", name])
