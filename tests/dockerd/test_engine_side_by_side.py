@@ -1,0 +1,145 @@
+"""What the Docker CLI 28 shows, asked of the reference dockerd (20.10) and of pydockerd at the
+same time, with the same steps, and compared: image and history sizes, a container between
+restarts of its restart policy, the IMAGE column once the image's tag is gone, rmi's lines,
+export's tar headers, `rm -f` of a missing container (issue 10).
+
+Both engines run for the whole module; each test does its steps on both and compares what the
+CLI printed (stdout: the reference warns about the host on stderr), so dockerd's answer is the
+expectation, never a value written into the test.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import tarfile
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.dockerd_ref import BUSYBOX_TAR, DOCKER_CLI, RefDockerd, reference_dockerd
+from tests.pydockerd_harness import pydockerd_engine
+
+LAYERED_TAR = BUSYBOX_TAR.parent / "layered.tar"
+PYDOCKER = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "pydocker"
+
+
+@dataclass
+class Engine:
+    """One engine and what a test made on it (removed at the end of the test)."""
+
+    name: str
+    daemon: RefDockerd
+    tag: str
+    containers: list[str] = field(default_factory=list)
+    images: list[str] = field(default_factory=list)
+
+    def run(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        return self.daemon.docker(*args, input=input, timeout=120)
+
+    def ok(self, *args: str, input: str | None = None) -> str:
+        res = self.run(*args, input=input)
+        assert res.returncode == 0, f"[{self.name}] docker {' '.join(args)} exited {res.returncode}: {res.stderr}"
+        return res.stdout
+
+    def raw(self, *args: str, input: bytes = b"") -> bytes:
+        res = subprocess.run(
+            [DOCKER_CLI, "-H", f"unix://{self.daemon.socket}", *args],
+            input=input, capture_output=True, timeout=120, env=self.daemon._cli_env,
+        )  # fmt: skip
+        assert res.returncode == 0, f"[{self.name}] docker {' '.join(args)}: {res.stderr.decode()}"
+        return res.stdout
+
+    def container(self, what: str) -> str:
+        name = f"sbs-{what}-{self.tag}"
+        self.containers.append(name)
+        return name
+
+    def image(self, what: str) -> str:
+        name = f"sbs-{what}-{self.tag}"
+        self.images.append(name)
+        return name
+
+    def inspect(self, ref: str) -> dict[str, Any]:
+        found: list[dict[str, Any]] = json.loads(self.ok("inspect", ref))
+        return found[0]
+
+    def cleanup(self) -> None:
+        if self.containers:
+            self.run("rm", "-f", *self.containers)
+        for image in self.images:
+            self.run("rmi", "-f", image)
+
+
+@pytest.fixture(scope="module")
+def daemons() -> Iterator[tuple[RefDockerd, RefDockerd]]:
+    images = (BUSYBOX_TAR, LAYERED_TAR)
+    with ExitStack() as stack:
+        ref = stack.enter_context(reference_dockerd({}, images=images))
+        ours = stack.enter_context(pydockerd_engine(images))
+        yield ref, ours
+
+
+@pytest.fixture
+def both(daemons: tuple[RefDockerd, RefDockerd]) -> Iterator[list[Engine]]:
+    tag = uuid.uuid4().hex[:8]
+    engines = [Engine("reference", daemons[0], tag), Engine("pydockerd", daemons[1], tag)]
+    yield engines
+    for engine in engines:
+        engine.cleanup()
+
+
+def same(both: list[Engine], step: Callable[[Engine], object]) -> object:
+    """Run STEP on both engines; assert the answers are equal; return the reference's."""
+    ref, ours = (step(engine) for engine in both)
+    assert ours == ref, f"pydockerd answered {ours!r}, the reference {ref!r}"
+    return ref
+
+
+# --- image sizes: the apparent bytes of each layer, as dockerd's layer store counts them ---------
+
+
+def _odd_layer() -> bytes:
+    """A one-layer rootfs whose apparent size differs from its disk usage: a file with a hard
+    link (counted once), symlinks (their target's length), empty files and directories (nothing)."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+
+        def add(name: str, kind: bytes = tarfile.REGTYPE, data: bytes = b"", link: str = "") -> None:
+            info = tarfile.TarInfo(name)
+            info.type, info.size, info.linkname, info.mode, info.mtime = kind, len(data), link, 0o755, 1700000000
+            tar.addfile(info, io.BytesIO(data) if data else None)
+
+        add("bin", tarfile.DIRTYPE)
+        add("bin/big", data=b"x" * 5000)
+        add("bin/same", tarfile.LNKTYPE, link="bin/big")
+        add("bin/short", tarfile.SYMTYPE, link="big")
+        add("bin/long", tarfile.SYMTYPE, link="/a/target/of/some/length/here")
+        add("empty")
+        add("seven", data=b"7" * 7)
+    return out.getvalue()
+
+
+def _cli(*args: str) -> Callable[[Engine], str]:
+    """A step: the Docker CLI's stdout for ARGS."""
+    return lambda e: e.ok(*args)
+
+
+def test_history_and_image_sizes_are_dockers(both: list[Engine]) -> None:
+    for image in ("busybox", "layered"):
+        same(both, _cli("history", "--no-trunc", "--format", "{{.ID}} {{.Size}} {{.CreatedBy}}", image))
+        same(both, _cli("history", "--human=false", "--format", "{{.Size}}", image))
+        same(both, _cli("image", "inspect", "--format", "{{.Size}}", image))
+    same(both, lambda e: e.ok("images", "--format", "{{.Repository}} {{.Size}}"))
+
+    layer = _odd_layer()
+    for engine in both:
+        engine.raw("import", "-", engine.image("odd"), input=layer)
+    same(both, lambda e: e.ok("image", "inspect", "--format", "{{.Size}}", e.images[0]))
+    same(both, lambda e: e.ok("history", "--human=false", "--format", "{{.Size}}", e.images[0]))
