@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import tarfile
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -23,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from tests.dockerd_ref import BUSYBOX_TAR, DOCKER_CLI, RefDockerd, reference_dockerd
+from tests.dockerd_ref import BUSYBOX_TAR, DOCKER_CLI, RefDockerd, reference_dockerd, without_host_warnings
 from tests.pydockerd_harness import pydockerd_engine
 
 LAYERED_TAR = BUSYBOX_TAR.parent / "layered.tar"
@@ -143,3 +145,36 @@ def test_history_and_image_sizes_are_dockers(both: list[Engine]) -> None:
         engine.raw("import", "-", engine.image("odd"), input=layer)
     same(both, lambda e: e.ok("image", "inspect", "--format", "{{.Size}}", e.images[0]))
     same(both, lambda e: e.ok("history", "--human=false", "--format", "{{.Size}}", e.images[0]))
+
+
+# --- a container between restarts of its restart policy ------------------------------------------
+
+
+def _between_restarts(e: Engine) -> dict[str, object]:
+    """What `inspect` and `ps` show of a container its policy restarts, caught in a back-off of
+    seconds (the sixth restart waits 3.2 s), one second after its last exit."""
+    name = e.container("restarting")
+    e.ok("run", "-d", "--name", name, "--restart", "always", "busybox", "sh", "-c", "exit 3")
+    deadline = time.monotonic() + 60
+    while True:
+        found = e.inspect(name)
+        if found["State"]["Restarting"] and found["RestartCount"] >= 6:
+            break
+        assert time.monotonic() < deadline, found["State"]
+        time.sleep(0.05)
+    time.sleep(1.2)
+    state = e.inspect(name)["State"]
+    listed = e.ok("ps", "--filter", f"name={name}", "--format", "{{.Names}}|{{.State}}|{{.Status}}").strip()
+    listed = re.sub(r"\) (1 second|2 seconds) ago$", ") N seconds ago", listed)
+    filtered = {s: e.ok("ps", "-q", "--filter", f"name={name}", "--filter", f"status={s}") != "" for s in ("running", "restarting")}
+    return {
+        "state": {k: state[k] for k in ("Status", "Running", "Restarting", "Paused", "Pid", "ExitCode", "Dead")},
+        "ps": listed.replace(name, "NAME"),
+        "filters": filtered,
+        "rm": without_host_warnings(e.run("rm", name).stderr).replace(e.inspect(name)["Id"], "ID"),
+    }
+
+
+def test_a_container_between_restarts(both: list[Engine]) -> None:
+    shown = same(both, _between_restarts)
+    assert isinstance(shown, dict) and shown["ps"] == "NAME|restarting|Restarting (3) N seconds ago", shown

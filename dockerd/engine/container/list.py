@@ -35,7 +35,9 @@ def select(engine: Containers, show_all: bool, limit: int, filters: dict[str, An
     status or exited filter is given) that match FILTERS, at most LIMIT (> 0) of them."""
     chosen = []
     for c in engine.all():
-        if not show_all and not c.running() and limit < 0 and "status" not in filters and "exited" not in filters:
+        # A container between restarts is listed as dockerd lists it: running (SetRestarting).
+        shown = c.running() or c.state.get("Restarting")
+        if not show_all and not shown and limit < 0 and "status" not in filters and "exited" not in filters:
             continue
         if not _matches(c, filters, engine):
             continue
