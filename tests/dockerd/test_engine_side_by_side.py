@@ -10,6 +10,7 @@ expectation, never a value written into the test.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import re
@@ -64,7 +65,8 @@ class Engine:
         return name
 
     def image(self, what: str) -> str:
-        name = f"sbs-{what}-{self.tag}"
+        """A unique image reference (with a tag), removed at the end of the test."""
+        name = f"sbs-{what}-{self.tag}:1"
         self.images.append(name)
         return name
 
@@ -95,6 +97,18 @@ def both(daemons: tuple[RefDockerd, RefDockerd]) -> Iterator[list[Engine]]:
     yield engines
     for engine in engines:
         engine.cleanup()
+
+
+@contextlib.contextmanager
+def sdk(e: Engine) -> Iterator[Any]:
+    """docker-py against the engine."""
+    import docker as docker_sdk
+
+    client = docker_sdk.DockerClient(base_url=f"unix://{e.daemon.socket}", version="1.41")
+    try:
+        yield client
+    finally:
+        client.close()
 
 
 def same(both: list[Engine], step: Callable[[Engine], object]) -> object:
@@ -178,3 +192,55 @@ def _between_restarts(e: Engine) -> dict[str, object]:
 def test_a_container_between_restarts(both: list[Engine]) -> None:
     shown = same(both, _between_restarts)
     assert isinstance(shown, dict) and shown["ps"] == "NAME|restarting|Restarting (3) N seconds ago", shown
+
+
+# --- images: the IMAGE column once the tag is gone, rmi's lines -----------------------------------
+
+
+def _image_column(e: Engine) -> list[str]:
+    """`ps`'s IMAGE of containers whose tag was removed, moved to another image, or kept."""
+    gone, moved = e.image("gone"), e.image("moved")
+    e.ok("tag", "layered", gone)
+    e.ok("tag", "busybox", moved)
+    for what, image in (("gone", gone), ("moved", moved), ("kept", "busybox"), ("byid", "80cbd88a5f7e")):
+        e.ok("create", "--name", e.container(what), image, "true")
+    e.ok("rmi", "-f", gone)
+    e.ok("tag", "layered", moved)
+    rows = []
+    for flags in ((), ("--no-trunc",)):
+        listed = e.ok("ps", "-a", *flags, "--filter", f"name={e.tag}", "--format", "{{.Names}} {{.Image}}")
+        rows += sorted(listed.replace(e.tag, "TAG").splitlines())
+    with sdk(e) as client:
+        listed_py = client.api.containers(all=True, filters={"name": e.tag})
+    rows += sorted(f"{c['Names'][0].replace(e.tag, 'TAG')} {c['Image']}" for c in listed_py)
+    return rows
+
+
+def test_ps_shows_the_image_id_once_the_tag_is_gone(both: list[Engine]) -> None:
+    rows = same(both, _image_column)
+    assert isinstance(rows, list) and "/sbs-gone-TAG sha256:17e3dc93a3aac88064162a794f72b60e3d47f77c7a84819f0fa85bc639735d42" in rows
+
+
+def _rmi_lines(e: Engine) -> dict[str, object]:
+    """rmi of a three-layer image on busybox's layer (the layers busybox shares stay), of a
+    one-layer import, and an image prune: the CLI's lines and the API's records."""
+    name = e.image("rmi")
+    e.ok("tag", "layered", name)
+    try:
+        untag = e.ok("rmi", "layered")
+        removed = e.ok("rmi", name)
+    finally:
+        e.ok("load", "-i", str(LAYERED_TAR))  # the module's other tests use it
+    layer = _odd_layer()
+    imported = e.raw("import", "-", e.image("imported"), input=layer).decode().strip()
+    with sdk(e) as client:
+        records = client.api.remove_image(e.images[-1])
+    records_text = json.dumps(records).replace(imported, "IMPORTED")
+    labelled = e.raw("import", "-c", f"LABEL sbs={e.tag}", "-", e.image("pruned"), input=layer).decode().strip()
+    pruned = e.ok("image", "prune", "-a", "-f", "--filter", f"label=sbs={e.tag}").replace(labelled, "PRUNED")
+    return {"untag": untag, "rmi": removed, "api": records_text, "prune": pruned}
+
+
+def test_rmi_lists_every_deleted_layer(both: list[Engine]) -> None:
+    shown = same(both, _rmi_lines)
+    assert isinstance(shown, dict) and str(shown["rmi"]).count("Deleted: ") == 3, shown

@@ -65,6 +65,8 @@ class Images:
         result = self.service.remove(name, force, users)
         for entry in result:
             for action, ref in entry.items():
+                if action == "Deleted" and ref != image.id:
+                    continue  # a layer: dockerd's events name images only
                 self.publish("image", {"Untagged": "untag", "Deleted": "delete"}.get(action, action.lower()), ref, {"name": ref})
         return result
 

@@ -43,6 +43,8 @@ def prune_images(images: ImageService, used: set[str], filters: Filters, publish
             continue  # removed meanwhile
         for entry in entries:
             for action, ref in entry.items():
+                if action == "Deleted" and ref != image.id:
+                    continue  # a layer: dockerd's events name images only
                 publish("image", "untag" if action == "Untagged" else "delete", ref, {"name": ref})
         deleted.extend(entries)
     gone = {image.id for image in doomed}

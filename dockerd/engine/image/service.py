@@ -91,10 +91,11 @@ class ImageService:
             entry.names.append(image.name)
         return list(grouped.values())
 
-    def resolve(self, ref: str) -> ResolvedImage:
-        """By name (normalised like Docker's), by full or short ID (with or without sha256:)."""
+    def resolve(self, ref: str, images: list[ResolvedImage] | None = None) -> ResolvedImage:
+        """By name (normalised like Docker's), by full or short ID (with or without sha256:),
+        among IMAGES (a listing the caller already has) or every image."""
         wanted = parse_name(ref)  # as dockerd's GetImage: a reference that does not parse is a 400
-        images = self.all()
+        images = self.all() if images is None else images
         if ref:
             for image in images:
                 if wanted in image.names:
@@ -252,6 +253,7 @@ class ImageService:
         names = [n for n in image.names if not _hidden(n)]
         by_name = parse_name(ref)
         running = [cid for cid, live in users if live]
+        layers = self._layers(image)
         records: list[dict[str, str]] = []
         if by_name in names and not _is_id_prefix(image.id, ref):
             if not force and users and _single_reference(names):
@@ -275,7 +277,20 @@ class ImageService:
             if _hidden(name):
                 self._delete_name(name)
         records.append({"Deleted": image.id})
+        records.extend({"Deleted": chain} for chain in self._layers_gone(layers))
         return records
+
+    def _layers(self, image: ResolvedImage) -> list[str]:
+        """The chain IDs of the image's unpacked layers, top first."""
+        chains = chain_ids((image.config.get("rootfs") or {}).get("diff_ids") or [])
+        snapshots = self.client.snapshots("overlayfs")
+        return [chain for chain in reversed(chains) if snapshots.exists(chain)]
+
+    def _layers_gone(self, chains: list[str]) -> list[str]:
+        """Which of CHAINS the collection after the image's deletion removed: the layers dockerd
+        lists as deleted (its layer store releases those no other image or container holds)."""
+        snapshots = self.client.snapshots("overlayfs")
+        return [chain for chain in chains if not snapshots.exists(chain)]
 
     def _untag(self, names: list[str], records: list[dict[str, str]]) -> None:
         for name in names:
