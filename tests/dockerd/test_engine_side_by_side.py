@@ -114,8 +114,24 @@ def sdk(e: Engine) -> Iterator[Any]:
 def same(both: list[Engine], step: Callable[[Engine], object]) -> object:
     """Run STEP on both engines; assert the answers are equal; return the reference's."""
     ref, ours = (step(engine) for engine in both)
-    assert ours == ref, f"pydockerd answered {ours!r}, the reference {ref!r}"
+    assert ours == ref, f"pydockerd differs from the reference: {_first_difference(ref, ours)}"
     return ref
+
+
+def _first_difference(ref: object, ours: object, where: str = "") -> str:
+    """Where two answers first differ, and how (answers can be whole tar listings)."""
+    if isinstance(ref, dict) and isinstance(ours, dict) and ref.keys() == ours.keys():
+        key = next(k for k in ref if ref[k] != ours[k])
+        return _first_difference(ref[key], ours[key], f"{where}[{key!r}]")
+    if isinstance(ref, (list, tuple)) and isinstance(ours, (list, tuple)):
+        for i, (a, b) in enumerate(zip(ref, ours, strict=False)):
+            if a != b:
+                return _first_difference(a, b, f"{where}[{i}]")
+        return f"{where}: {len(ours)} items, the reference {len(ref)}"
+    if isinstance(ref, bytes) and isinstance(ours, bytes) and len(ref) == len(ours):
+        at = [i for i, (a, b) in enumerate(zip(ref, ours, strict=True)) if a != b]
+        return f"{where}: bytes {at[0]}..{at[-1]}: {ours.rstrip(bytes(1))!r}, the reference {ref.rstrip(bytes(1))!r}"
+    return f"{where}: {ours!r}, the reference {ref!r}"
 
 
 # --- image sizes: the apparent bytes of each layer, as dockerd's layer store counts them ---------
@@ -244,3 +260,40 @@ def _rmi_lines(e: Engine) -> dict[str, object]:
 def test_rmi_lists_every_deleted_layer(both: list[Engine]) -> None:
     shown = same(both, _rmi_lines)
     assert isinstance(shown, dict) and str(shown["rmi"]).count("Deleted: ") == 3, shown
+
+
+# --- export's tar headers ------------------------------------------------------------------------
+
+MADE = (
+    "mkfifo /tmp/fifo; ln -s /bin /tmp/bb; echo hi > /tmp/f; ln /tmp/f /tmp/f2; mkdir /tmp/d; chmod 4755 /tmp/f; "
+    "chmod 1777 /tmp/d; chown 65534:65534 /tmp/d; mknod /tmp/nul c 1 3; mknod /tmp/blk b 7 200; touch /tmp/u; "
+    "chown 12345:100 /tmp/u; touch -d @1600000000 /tmp/old; mkdir -p /tmp/" + "long" * 40
+)
+
+
+def _headers(raw: bytes, since: float) -> list[tuple[object, ...]]:
+    """Every member's header as tarfile reads it, times of files made after SINCE (the
+    container's own) as "new", and each header block's bytes but for mtime and checksum."""
+    out: list[tuple[object, ...]] = []
+    with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
+        for m in tar:
+            block = bytearray(raw[m.offset : m.offset + tarfile.BLOCKSIZE])
+            block[136:156] = b"\0" * 20
+            fields = (m.name, m.type, oct(m.mode), m.uid, m.gid, m.uname, m.gname, m.size, m.linkname, m.devmajor, m.devminor)
+            out.append((*fields, "new" if m.mtime >= since else m.mtime, m.pax_headers, bytes(block)))
+    return out
+
+
+def _export(e: Engine) -> dict[str, object]:
+    since = time.time() - 1
+    name = e.container("export")
+    e.ok("run", "-u", "0", "--name", name, "layered", MADE)
+    raw = e.raw("export", name)
+    return {"length": len(raw), "headers": _headers(raw, since), "end": raw[-1024:] == b"\0" * 1024}
+
+
+def test_export_headers_are_dockers(both: list[Engine]) -> None:
+    shown = same(both, _export)
+    assert isinstance(shown, dict)
+    headers = {h[0]: h for h in shown["headers"]}
+    assert headers["tmp/d"][2:7] == (oct(0o41777), 65534, 65534, "nobody", "nogroup"), headers["tmp/d"]
