@@ -297,3 +297,26 @@ def test_export_headers_are_dockers(both: list[Engine]) -> None:
     assert isinstance(shown, dict)
     headers = {h[0]: h for h in shown["headers"]}
     assert headers["tmp/d"][2:7] == (oct(0o41777), 65534, 65534, "nobody", "nogroup"), headers["tmp/d"]
+
+
+# --- pydocker rm -f of a missing container ------------------------------------------------------
+
+
+def _rm_forced(e: Engine, program: str) -> list[tuple[int, str, str]]:
+    """`rm -f` of a missing container, alone and beside one that exists, and `rm` without -f."""
+    env = {**e.daemon._cli_env, "HOME": str(e.daemon.workdir), "PYDOCKER_CONFIG": str(e.daemon.workdir / "pydocker")}
+    answers = []
+    missing = f"sbs-missing-{e.tag}"
+    present = e.container("present")
+    e.ok("create", "--name", present, "busybox", "true")
+    for args in (("rm", "-f", missing), ("rm", "-f", missing, present), ("rm", missing), ("rm", "--force", missing, missing)):
+        res = subprocess.run(
+            [program, "-H", f"unix://{e.daemon.socket}", *args], capture_output=True, text=True, timeout=60, env=env
+        )
+        answers.append((res.returncode, res.stdout, without_host_warnings(res.stderr)))
+    return answers
+
+
+def test_pydocker_rm_force_of_a_missing_container(both: list[Engine]) -> None:
+    docker_cli = same(both, lambda e: _rm_forced(e, DOCKER_CLI))
+    assert same(both, lambda e: _rm_forced(e, str(PYDOCKER))) == docker_cli
