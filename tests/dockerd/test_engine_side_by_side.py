@@ -320,3 +320,31 @@ def _rm_forced(e: Engine, program: str) -> list[tuple[int, str, str]]:
 def test_pydocker_rm_force_of_a_missing_container(both: list[Engine]) -> None:
     docker_cli = same(both, lambda e: _rm_forced(e, DOCKER_CLI))
     assert same(both, lambda e: _rm_forced(e, str(PYDOCKER))) == docker_cli
+
+
+# --- kill: dockerd's wording, and a container between restarts -----------------------------------
+
+
+def _kills(e: Engine) -> list[object]:
+    stopped = e.container("stopped")
+    stopped_id = e.ok("create", "--name", stopped, "busybox", "true").strip()
+    answers: list[object] = []
+    for args in (("kill", f"sbs-missing-{e.tag}"), ("kill", stopped), ("kill", "-s", "BOGUS", stopped), ("kill", "-s", "99", stopped)):
+        res = e.run(*args)
+        answers.append((res.returncode, res.stdout, without_host_warnings(res.stderr).replace(e.tag, "TAG").replace(stopped_id, "ID")))
+    flapping = e.container("flapping")
+    e.ok("run", "-d", "--name", flapping, "--restart", "always", "busybox", "sh", "-c", "exit 3")
+    deadline = time.monotonic() + 60
+    while not (found := e.inspect(flapping))["State"]["Restarting"] or found["RestartCount"] < 4:
+        assert time.monotonic() < deadline, found["State"]
+        time.sleep(0.05)
+    killed = e.run("kill", flapping)
+    answers.append((killed.returncode, killed.stdout.replace(e.tag, "TAG"), killed.stderr))
+    time.sleep(2)  # past the back-off it was in: no restart follows
+    state = e.inspect(flapping)["State"]
+    answers.append({k: state[k] for k in ("Status", "Running", "Restarting", "ExitCode")})
+    return answers
+
+
+def test_kill_answers(both: list[Engine]) -> None:
+    same(both, _kills)
