@@ -348,3 +348,32 @@ def _kills(e: Engine) -> list[object]:
 
 def test_kill_answers(both: list[Engine]) -> None:
     same(both, _kills)
+
+
+# --- a container's writable layer: apparent bytes, as ps -s, inspect -s, df and prune show --------
+
+
+def _container_sizes(e: Engine) -> list[str]:
+    running = e.container("sized")
+    e.ok("run", "-d", "--name", running, "busybox", "sh", "-c",
+         "head -c 12345 /dev/zero > /big; ln /big /big2; ln -s /etc/passwd /lnk; mkdir -p /d/e; touch /empty; "
+         "echo done; sleep 600")  # fmt: skip
+    deadline = time.monotonic() + 30
+    while e.ok("logs", running) != "done\n":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    exited = e.container("exited")
+    e.ok("run", "--name", exited, "--label", f"sbs={e.tag}", "busybox", "sh", "-c", "head -c 777 /dev/zero > /tmp/x")
+    created = e.container("created")
+    e.ok("create", "--name", created, "busybox")
+    shown = [
+        e.ok("ps", "-a", "-s", "--filter", f"name={e.tag}", "--format", "{{.Names}} {{.Size}}").replace(e.tag, "TAG"),
+        e.ok("inspect", "-s", "--format", "{{.Name}} {{.SizeRw}} {{.SizeRootFs}}", running, exited, created).replace(e.tag, "TAG"),
+        e.ok("container", "prune", "-f", "--filter", f"label=sbs={e.tag}").split("\n\n")[-1],
+    ]
+    return shown
+
+
+def test_container_sizes_are_apparent_bytes(both: list[Engine]) -> None:
+    shown = same(both, _container_sizes)
+    assert isinstance(shown, list) and "/sbs-sized-TAG 12356 " in shown[1], shown
