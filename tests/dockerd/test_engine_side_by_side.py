@@ -120,7 +120,9 @@ def same(both: list[Engine], step: Callable[[Engine], object]) -> object:
 
 def _first_difference(ref: object, ours: object, where: str = "") -> str:
     """Where two answers first differ, and how (answers can be whole tar listings)."""
-    if isinstance(ref, dict) and isinstance(ours, dict) and ref.keys() == ours.keys():
+    if isinstance(ref, dict) and isinstance(ours, dict) and ref.keys() != ours.keys():
+        return f"{where}: keys {sorted(ours.keys() - ref.keys())} not the reference's, {sorted(ref.keys() - ours.keys())} missing"
+    if isinstance(ref, dict) and isinstance(ours, dict):
         key = next(k for k in ref if ref[k] != ours[k])
         return _first_difference(ref[key], ours[key], f"{where}[{key!r}]")
     if isinstance(ref, (list, tuple)) and isinstance(ours, (list, tuple)):
@@ -426,3 +428,28 @@ def test_userns_remap_is_refused_at_start(tmp_path: Path) -> None:
         1, 'pydockerd: failed to start daemon: Invalid user/group specification in --userns-remap: "a:b:c"\n'
     )
     assert not (tmp_path / "pid").exists() and not (tmp_path / "data").exists()
+
+
+# --- info and inspect: dockerd's fields ----------------------------------------------------------------
+
+
+def _shape(e: Engine) -> dict[str, object]:
+    name = e.container("shape")
+    e.ok("create", "--name", name, "busybox")
+    with sdk(e) as client:
+        info = client.api.info()
+        host_config = client.api.inspect_container(name)["HostConfig"]
+    text = e.ok("info")
+    wanted = (" Swarm:", " Operating System:", " Runtimes:", " Default Runtime:", " Security Options:", "   Profile:")
+    return {
+        "info": sorted(k for k in info if k != "RegistryConfig"),  # the registry settings are the distribution's
+        "swarm": info["Swarm"],
+        # The CLI prints the runtimes in Go's map order (random): their set is compared.
+        "lines": [" ".join(sorted(line.split())) if "Runtimes:" in line else line for line in text.splitlines() if line.startswith(wanted)],
+        "host_config": {k: v for k, v in host_config.items() if k not in ("CgroupParent", "Runtime")},
+    }
+
+
+def test_info_and_host_config_fields(both: list[Engine]) -> None:
+    shown = same(both, _shape)
+    assert isinstance(shown, dict) and " Swarm: inactive" in shown["lines"], shown

@@ -42,7 +42,7 @@ def inspect(d: Containers, c: Container) -> dict[str, Any]:
         "AppArmorProfile": "",
         "ExecIDs": None,
         # As dockerd's inspect: the daemon's default-ulimits merged in (not stored).
-        "HostConfig": _host_config_view({**c.host_config, "Ulimits": d.security.merged_ulimits(c.host_config.get("Ulimits")) or None}),
+        "HostConfig": _host_config_view({**c.host_config, "Ulimits": d.security.merged_ulimits(c.host_config.get("Ulimits")) or c.host_config.get("Ulimits")}),
         "GraphDriver": {"Data": None, "Name": "overlay2"},
         "Mounts": _mounts_view(c.host_config),
         "Config": _config_view(c),
@@ -139,10 +139,22 @@ def _host_config_view(host: dict[str, Any]) -> dict[str, Any]:
         "AutoRemove": False, "CapAdd": None, "CapDrop": None, "Privileged": False, "ReadonlyRootfs": False,
         "Memory": 0, "MemorySwap": 0, "NanoCpus": 0, "CpuShares": 0, "CpusetCpus": "", "PidsLimit": None,
         "LogConfig": {"Type": "json-file", "Config": {}}, "ShmSize": 67108864, "Init": None, "Tmpfs": None,
-        "SecurityOpt": None, "Sysctls": None, "Ulimits": None, "OomKillDisable": False, "MaskedPaths": None,
-        "ReadonlyPaths": None,
+        "SecurityOpt": None, "Ulimits": None, "OomKillDisable": False, "MaskedPaths": None,
+        "ReadonlyPaths": None, "DeviceCgroupRules": None, "DeviceRequests": None, "ExtraHosts": None, "GroupAdd": None,
+        "KernelMemory": 0, "KernelMemoryTCP": 0, "Links": None, "VolumesFrom": None,
     }  # fmt: skip
     view.update({k: v for k, v in host.items() if v is not None})
+    if not view.get("ShmSize"):
+        view["ShmSize"] = 67108864  # dockerd fills in its default (64 MiB) at create
+    if view.get("MemorySwappiness") == -1:
+        view["MemorySwappiness"] = None  # -1 is "unset" (what the Docker CLI sends), which dockerd shows as null
+    if not view.get("IpcMode"):
+        view["IpcMode"] = "private"  # dockerd's default-ipc-mode, filled in at create
+    if not view.get("CgroupnsMode"):
+        view["CgroupnsMode"] = "host"  # the daemon's default filled in, as dockerd's on cgroup v1 (no cgroup namespace)
+    for key in ("Init", "Sysctls", "Tmpfs"):  # omitted when unset (omitempty in dockerd's HostConfig)
+        if view.get(key) in (None, {}):
+            view.pop(key, None)
     return view
 
 
