@@ -453,3 +453,14 @@ def _shape(e: Engine) -> dict[str, object]:
 def test_info_and_host_config_fields(both: list[Engine]) -> None:
     shown = same(both, _shape)
     assert isinstance(shown, dict) and " Swarm: inactive" in shown["lines"], shown
+
+
+def _image_inspect_answers(e: Engine) -> list[object]:
+    with sdk(e) as client:
+        graph = client.api.inspect_image("busybox")["GraphDriver"]["Name"]
+    missing = e.run("image", "inspect", f"sbs-nope-{e.tag}")
+    return [graph, missing.returncode, missing.stdout, missing.stderr.replace(e.tag, "TAG")]
+
+
+def test_image_inspect_answers(both: list[Engine]) -> None:
+    same(both, _image_inspect_answers)

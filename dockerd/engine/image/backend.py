@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import IO, TYPE_CHECKING, Any
 
 from containerd.client import Client
-from dockerd.engine.errors import EngineError
+from dockerd.engine.errors import EngineError, NotFound
 from dockerd.engine.events import Publish
 from dockerd.engine.filters import Filters
 from dockerd.engine.image import importer
@@ -45,7 +45,11 @@ class Images:
         return list_images(self.service, filters)
 
     def inspect(self, name: str) -> dict[str, Any]:
-        return self.service.inspect(self.service.resolve(name))
+        try:
+            image = self.service.resolve(name)
+        except NotFound as exc:
+            raise NotFound(f"no such image: {name}: {exc}") from None  # dockerd's LookupImage wraps it
+        return self.service.inspect(image)
 
     def history(self, name: str) -> builtins.list[dict[str, Any]]:
         return self.service.history(self.service.resolve(name))

@@ -177,7 +177,7 @@ class ImageService:
             "Os": cfg.get("os", ""),
             "Size": (size := self.unpacked_size(image)),
             "VirtualSize": size,
-            "GraphDriver": {"Data": None, "Name": "overlayfs"},
+            "GraphDriver": {"Data": None, "Name": "overlay2"},  # the storage driver info and containers name
             "RootFS": {"Type": "layers", "Layers": (cfg.get("rootfs") or {}).get("diff_ids", [])},
             "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
         }
