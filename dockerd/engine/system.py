@@ -46,8 +46,10 @@ class System:
         containers: Containers,
         images: ImageService,
         events: EventBus,
+        registry: dict[str, Any] | None = None,
     ) -> None:
         self.identity = identity
+        self.registry = registry  # info's RegistryConfig (the distribution backend's settings)
         self.client = client
         self.containers = containers
         self.images = images
@@ -100,7 +102,7 @@ class System:
             "ContainersStopped": len(containers) - running - paused,
             "Images": len(self.images.all()),
             "Driver": "overlay2",
-            "DriverStatus": [],
+            "DriverStatus": _driver_status(ident.data_root),
             "Plugins": {"Volume": [], "Network": [], "Authorization": None, "Log": ["json-file", "none"]},
             "MemoryLimit": True,
             "SwapLimit": True,
@@ -138,6 +140,7 @@ class System:
             "InitBinary": "docker-init",
             "SecurityOptions": self.containers.security.security_options(),
             "Warnings": [],
+            "RegistryConfig": self.registry,
             **self._host_facts(),
         }
 
@@ -194,3 +197,20 @@ def _sysctl_on(name: str) -> bool:
             return f.read().strip() == "1"
     except OSError:
         return False
+
+
+# moby's fsmagic names for the filesystems a data root is usually on
+_BACKING_FS = {"ext2": "extfs", "ext3": "extfs", "ext4": "extfs", "overlay": "overlayfs"}
+
+
+def _driver_status(data_root: str) -> list[list[str]]:
+    """overlay2's status lines as dockerd shows them: the data root's filesystem, d_type (which
+    overlayfs needs, so always true here), native diffs, no userxattr (not rootless)."""
+    from common import mountinfo
+
+    try:
+        mount = mountinfo.mount_of(os.path.realpath(data_root))
+    except OSError:
+        mount = None
+    backing = _BACKING_FS.get(mount.fstype, mount.fstype) if mount is not None else "<unknown>"
+    return [["Backing Filesystem", backing], ["Supports d_type", "true"], ["Native Overlay Diff", "true"], ["userxattr", "false"]]

@@ -440,9 +440,12 @@ def _shape(e: Engine) -> dict[str, object]:
         info = client.api.info()
         host_config = client.api.inspect_container(name)["HostConfig"]
     text = e.ok("info")
-    wanted = (" Swarm:", " Operating System:", " Runtimes:", " Default Runtime:", " Security Options:", "   Profile:")
+    wanted = (
+        " Swarm:", " Operating System:", " Runtimes:", " Default Runtime:", " Security Options:", "   Profile:",
+        " Storage Driver:", "  Backing Filesystem:", "  Supports d_type:", "  Native Overlay Diff:", "  userxattr:",
+    )  # fmt: skip
     return {
-        "info": sorted(k for k in info if k != "RegistryConfig"),  # the registry settings are the distribution's
+        "info": sorted(info),
         "swarm": info["Swarm"],
         # The CLI prints the runtimes in Go's map order (random): their set is compared.
         "lines": [" ".join(sorted(line.split())) if "Runtimes:" in line else line for line in text.splitlines() if line.startswith(wanted)],
@@ -464,3 +467,19 @@ def _image_inspect_answers(e: Engine) -> list[object]:
 
 def test_image_inspect_answers(both: list[Engine]) -> None:
     same(both, _image_inspect_answers)
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [(), ("--insecure-registry", "10.9.0.0/16", "--insecure-registry", "myreg.example:5000", "--registry-mirror", "https://mirror.example")],
+    ids=["default", "configured"],
+)
+def test_info_registry_config(flags: tuple[str, ...]) -> None:
+    """`docker info`'s RegistryConfig and its Insecure Registries / Registry Mirrors lines."""
+    answers = []
+    for engine in (reference_dockerd({}, images=(), extra_args=flags), pydockerd_engine(images=(), extra_args=flags)):
+        with engine as daemon:
+            text = daemon.docker_ok("info")
+            lines = text.split(" Insecure Registries:")[1].split(" Live Restore Enabled:")[0]
+            answers.append((json.loads(daemon.docker_ok("info", "--format", "{{json .RegistryConfig}}")), lines))
+    assert answers[1] == answers[0], f"pydockerd differs from the reference: {_first_difference(answers[0], answers[1])}"
