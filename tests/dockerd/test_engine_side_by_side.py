@@ -483,3 +483,29 @@ def test_info_registry_config(flags: tuple[str, ...]) -> None:
             lines = text.split(" Insecure Registries:")[1].split(" Live Restore Enabled:")[0]
             answers.append((json.loads(daemon.docker_ok("info", "--format", "{{json .RegistryConfig}}")), lines))
     assert answers[1] == answers[0], f"pydockerd differs from the reference: {_first_difference(answers[0], answers[1])}"
+
+
+# --- image events ------------------------------------------------------------------------------------
+
+
+def _image_events(e: Engine) -> list[str]:
+    since = str(int(time.time()) - 1)
+    name = e.image("events")
+    e.ok("tag", "layered", name)
+    try:
+        e.ok("rmi", "layered")
+        e.ok("rmi", name)
+    finally:
+        e.ok("load", "-i", str(LAYERED_TAR))
+    imported = e.raw("import", "-c", f"LABEL sbs={e.tag}", "-", e.image("labelled"), input=_odd_layer()).decode().strip()
+    e.ok("image", "prune", "-a", "-f", "--filter", f"label=sbs={e.tag}")
+    until = str(int(time.time()) + 1)
+    time.sleep(1.2)
+    shown = e.ok("events", "--since", since, "--until", until, "--filter", "type=image",
+                 "--format", "{{.Action}} {{.Actor.ID}} {{json .Actor.Attributes}}")  # fmt: skip
+    return shown.replace(imported, "IMPORTED").replace(e.tag, "TAG").splitlines()
+
+
+def test_image_events(both: list[Engine]) -> None:
+    shown = same(both, _image_events)
+    assert isinstance(shown, list) and any(line.startswith("untag sha256:17e3dc93a3aa") for line in shown), shown
