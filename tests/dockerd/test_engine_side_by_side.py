@@ -372,6 +372,7 @@ def _container_sizes(e: Engine) -> list[str]:
         e.ok("ps", "-a", "-s", "--filter", f"name={e.tag}", "--format", "{{.Names}} {{.Size}}").replace(e.tag, "TAG"),
         e.ok("inspect", "-s", "--format", "{{.Name}} {{.SizeRw}} {{.SizeRootFs}}", running, exited, created).replace(e.tag, "TAG"),
         e.ok("container", "prune", "-f", "--filter", f"label=sbs={e.tag}").split("\n\n")[-1],
+        e.ok("system", "df", "-v", "--format", "{{range .Images}}{{.Repository}} {{.Size}} {{.SharedSize}} {{.UniqueSize}}|{{end}}"),
     ]
     return shown
 

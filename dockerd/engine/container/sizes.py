@@ -128,6 +128,7 @@ def disk_usage(d: Containers) -> dict[str, Any]:
         summary["SharedSize"] = sum(size for chain_id, size in layers[image.id] if refs[chain_id] > 1)
         unique.update(layers[image.id])
         image_rows.append(summary)
+    image_rows.sort(key=lambda row: row["Created"], reverse=True)  # newest first, as dockerd's image list
     image_sizes = {row["Id"]: int(row["Size"]) for row in image_rows}
     container_rows = [with_sizes(d, c, inspect.summary(d, c), image_sizes) for c in containers]
     return {
