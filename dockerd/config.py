@@ -61,6 +61,7 @@ SETTINGS = [
     Setting("seccomp-profile", str, "", "seccomp profile of containers: a JSON file, \"unconfined\" or \"builtin\" (default: Docker's)"),
     Setting("no-new-privileges", bool, False, "set no_new_privs on every container's processes"),
     Setting("default-ulimits", dict, {}, "default ulimits of containers", flag=False, item=dict),
+    Setting("userns-remap", str, "", "user/group whose subordinate ranges containers' ids map to (not supported yet: refused at start)"),
     Setting("runtimes", dict, {}, 'OCI runtimes: {"NAME": {"path": PATH, "runtimeArgs": [...]}} (flag: --add-runtime)', flag=False, item=dict),
     Setting("default-runtime", str, "runc", "the OCI runtime of containers created without --runtime"),
     Setting("cpu-rt-period", int, 0, "cpu.rt_period_us of the containers' parent cgroups (microseconds; 0: leave it)"),

@@ -101,7 +101,7 @@ class Daemon:
         """The objects the API's routers serve from, one per resource."""
         identity = Identity(self.id, self.version, self.data_root, self.debug, self.build)
         return Backends(
-            system=System(identity, self.client, self.containers, self.images, self.events),
+            system=System(identity, self.client, self.containers, self.images, self.events, registry.service_config()),
             containers=self.containers,
             execs=self.execs,
             images=Images(self.images, self.client, self.containers.all, self.events.publish, self.tmp_dir, self.version),

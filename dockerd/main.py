@@ -166,8 +166,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pydockerd: failed to start daemon: failed to set log opts: {exc}", file=sys.stderr)
         return 1
     try:
-        from dockerd.engine.security import SecurityDefaults
+        from dockerd.engine.security import SecurityDefaults, check_userns_remap
 
+        check_userns_remap(values["userns-remap"])
         security = SecurityDefaults.from_settings(values["seccomp-profile"], values["no-new-privileges"], values["default-ulimits"])
     except EngineError as exc:
         print(f"pydockerd: failed to start daemon: {exc}", file=sys.stderr)

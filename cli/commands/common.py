@@ -31,15 +31,18 @@ def parse_filters(items: list[str]) -> dict[str, list[str]]:
     return out
 
 
-def for_each(ctx: Context, names: list[str], action: Callable[[str], Any], echo: bool = True) -> int:
+def for_each(
+    ctx: Context, names: list[str], action: Callable[[str], Any], echo: bool = True, missing_ok: bool = False
+) -> int:
     """Run action on every name; print each name that succeeded, every error, and exit 1
-    if any failed (Docker's behaviour for stop/kill/rm/pause/...)."""
+    if any failed (Docker's behaviour for stop/kill/rm/pause/...). With MISSING_OK a name the
+    daemon does not know (404) is reported but is no failure (`rm -f`, as the Docker CLI)."""
     failed = False
     for name in names:
         try:
             action(name)
         except APIError as exc:
-            failed = True
+            failed = failed or not (missing_ok and exc.status == 404)
             ctx.err(f"Error response from daemon: {exc.message}\n")
             continue
         except DaemonUnreachable:

@@ -482,7 +482,7 @@ def rm(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
     def remove(name: str) -> None:
         client.delete(f"/containers/{quote_path(name.lstrip('/') if not opts.link else name)}", params)
 
-    return for_each(ctx, args, remove)
+    return for_each(ctx, args, remove, missing_ok=bool(opts.force))
 
 
 def pause(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:

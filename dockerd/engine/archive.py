@@ -23,10 +23,11 @@ import posixpath
 import stat
 import tarfile
 from collections.abc import Iterator
-from typing import IO
+from typing import IO, Any
 
 from dockerd.engine import scoped
 from dockerd.engine.errors import EngineError, InvalidParameter
+from dockerd.engine.users import Owners
 
 _CACHE = 64  # parent directory fds kept while extracting
 
@@ -54,16 +55,67 @@ class _Exact:
         return data
 
 
-class TarWriter:
-    """Entries appended to a tar stream in PAX format (what Go's writer produces when it needs to)."""
+class _GoHeader(tarfile.TarInfo):
+    """A header block as Go's archive/tar writes dockerd's: the mode field keeps the file type
+    bits (0100644 for a file, 040755 for a directory: dockerd's archive package fills them in;
+    tarfile writes the permission bits only), and the device numbers are written (zeros) for
+    every entry, where tarfile leaves them empty but for devices."""
 
-    def __init__(self, out: IO[bytes], skip_devices: set[int] | None = None) -> None:
-        self.tar = tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT)
+    def get_info(self) -> dict[str, Any]:
+        info = dict(super().get_info())
+        info["mode"] = self.mode  # get_info keeps the permission bits only
+        return info
+
+    @staticmethod
+    def _create_header(info: dict[str, Any], format: int, encoding: str, errors: str) -> bytes:
+        buf: bytes = tarfile.TarInfo._create_header(info, format, encoding, errors)  # type: ignore[attr-defined]
+        if len(buf) != tarfile.BLOCKSIZE:
+            return buf
+        if info.get("type") in (tarfile.XHDTYPE, tarfile.XGLTYPE):
+            return buf  # a PAX record block: create_pax_header names it
+        itn = tarfile.itn  # type: ignore[attr-defined]
+        block = bytearray(buf)
+        block[100:108] = itn(info.get("mode", 0), 8, format)
+        block[329:337] = itn(info.get("devmajor", 0), 8, format)
+        block[337:345] = itn(info.get("devminor", 0), 8, format)
+        return _checksummed(block)
+
+    def create_pax_header(self, info: Any, encoding: str) -> bytes:
+        """Go names a PAX record block after its entry (cut to 100 bytes, no trailing slash),
+        where tarfile names it "././@PaxHeader"."""
+        buf = super().create_pax_header(info, encoding)
+        if len(buf) <= tarfile.BLOCKSIZE or buf[156:157] != tarfile.XHDTYPE:
+            return buf
+        block = bytearray(buf[: tarfile.BLOCKSIZE])
+        name = self.name.encode("ascii", "replace")[:100].rstrip(b"/")
+        block[0:100] = name.ljust(100, b"\0")
+        return bytes(_checksummed(block)) + buf[tarfile.BLOCKSIZE :]
+
+
+def _checksummed(block: bytearray) -> bytes:
+    """A header block with its checksum field filled in, as tarfile computes it."""
+    block[148:156] = b" " * 8
+    block[148:155] = b"%06o\0" % sum(block)
+    return bytes(block)
+
+
+class TarWriter:
+    """Entries appended to a tar stream as dockerd's archive package writes them: PAX format
+    (Go's writer adds records only when it needs to), modes with the file type bits, owners
+    named from OWNERS (the container's own account files: dockerd looks them up inside the
+    container's root), and no padding to tarfile's 10 KiB records, only Go's two end blocks."""
+
+    def __init__(self, out: IO[bytes], skip_devices: set[int] | None = None, owners: Owners | None = None) -> None:
+        self.tar = tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT, tarinfo=_GoHeader)
         self.skip = skip_devices or set()
+        self.owners: Owners = owners or ({}, {})
         self.links: dict[tuple[int, int], str] = {}
 
     def close(self) -> None:
-        self.tar.close()
+        tar = self.tar
+        tar.fileobj.write(tarfile.NUL * (2 * tarfile.BLOCKSIZE))  # what TarFile.close writes, less the record padding
+        tar.closed = True  # type: ignore[attr-defined]
+        tar.fileobj.close()  # the stream's buffer flushed; the caller's file stays open
 
     def tree(self, parent: int, name_in_parent: str, tar_name: str) -> None:
         """The entry NAME_IN_PARENT of directory fd PARENT ("." for PARENT itself), and all below it."""
@@ -101,9 +153,10 @@ class TarWriter:
 
     def _entry(self, parent: int, name: str, tar_name: str, st: os.stat_result, stack: list[tuple[int, str, Iterator[str]]]) -> None:
         mode = st.st_mode
-        info = tarfile.TarInfo(tar_name)
-        info.mode = stat.S_IMODE(mode)
+        info = _GoHeader(tar_name)
+        info.mode = mode  # with the type bits (_GoHeader)
         info.uid, info.gid = st.st_uid, st.st_gid
+        info.uname, info.gname = self.owners[0].get(st.st_uid, ""), self.owners[1].get(st.st_gid, "")
         info.mtime = st.st_mtime_ns // 1_000_000_000  # whole seconds, as dockerd's tar headers
         if stat.S_ISDIR(mode):
             info.type = tarfile.DIRTYPE

@@ -46,8 +46,10 @@ class System:
         containers: Containers,
         images: ImageService,
         events: EventBus,
+        registry: dict[str, Any] | None = None,
     ) -> None:
         self.identity = identity
+        self.registry = registry  # info's RegistryConfig (the distribution backend's settings)
         self.client = client
         self.containers = containers
         self.images = images
@@ -100,7 +102,7 @@ class System:
             "ContainersStopped": len(containers) - running - paused,
             "Images": len(self.images.all()),
             "Driver": "overlay2",
-            "DriverStatus": [],
+            "DriverStatus": _driver_status(ident.data_root),
             "Plugins": {"Volume": [], "Network": [], "Authorization": None, "Log": ["json-file", "none"]},
             "MemoryLimit": True,
             "SwapLimit": True,
@@ -119,7 +121,7 @@ class System:
             "CgroupVersion": "1" if not os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "2",
             "NEventsListener": self.events_bus.listeners(),
             "KernelVersion": platform.release(),
-            "OperatingSystem": "pydocker",
+            "OperatingSystem": _os_name(),
             "OSVersion": "",
             "OSType": "linux",
             "Architecture": platform.machine(),
@@ -131,14 +133,41 @@ class System:
             "Labels": [],
             "ExperimentalBuild": False,
             "ServerVersion": ident.version,
-            "Runtimes": self.containers.runtimes.info(),
+            "Runtimes": dict(sorted(self.containers.runtimes.info().items())),  # Go encodes maps sorted
             "DefaultRuntime": self.containers.runtimes.default,
             "LiveRestoreEnabled": True,
             "Isolation": "",
             "InitBinary": "docker-init",
             "SecurityOptions": self.containers.security.security_options(),
             "Warnings": [],
+            "RegistryConfig": self.registry,
+            **self._host_facts(),
         }
+
+    def _host_facts(self) -> dict[str, Any]:
+        """The rest of dockerd's info: kernel features, proxies, components' commits, swarm."""
+        containerd = self._containerd_version()
+        revision = containerd[1] if containerd is not None else ""
+        v1 = not os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+        return {
+            "KernelMemory": v1,
+            "KernelMemoryTCP": v1,
+            "OomKillDisable": v1,
+            "BridgeNfIptables": _sysctl_on("net/bridge/bridge-nf-call-iptables"),
+            "BridgeNfIp6tables": _sysctl_on("net/bridge/bridge-nf-call-ip6tables"),
+            "GenericResources": None,
+            "HttpProxy": os.environ.get("HTTP_PROXY") or os.environ.get("http_proxy") or "",
+            "HttpsProxy": os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy") or "",
+            "NoProxy": os.environ.get("NO_PROXY") or os.environ.get("no_proxy") or "",
+            "ContainerdCommit": {"ID": revision, "Expected": revision},
+            "RuncCommit": {"ID": "", "Expected": ""},
+            "InitCommit": {"ID": "", "Expected": ""},
+            # Never part of a swarm (routers/swarm.py): dockerd's answer for an inactive node.
+            "Swarm": {
+                "NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": False, "Error": "",
+                "RemoteManagers": None,
+            },
+        }  # fmt: skip
 
     def events(self, filters: dict[str, Any], since: float | None, until: float | None) -> Iterator[bytes]:
         """GET /events: the history since SINCE, then live events until UNTIL, as JSON lines."""
@@ -147,3 +176,41 @@ class System:
     def disk_usage(self) -> dict[str, Any]:
         """GET /system/df (the containers backend measures: container/sizes.py)."""
         return self.containers.disk_usage()
+
+
+def _os_name(path: str = "/etc/os-release") -> str:
+    """The host's PRETTY_NAME, as dockerd's operatingsystem package reads it."""
+    try:
+        with open(path) as f:
+            for line in f:
+                key, _, value = line.strip().partition("=")
+                if key == "PRETTY_NAME":
+                    return value.strip().strip('"')
+    except OSError:
+        pass
+    return "Linux"
+
+
+def _sysctl_on(name: str) -> bool:
+    try:
+        with open(f"/proc/sys/{name}") as f:
+            return f.read().strip() == "1"
+    except OSError:
+        return False
+
+
+# moby's fsmagic names for the filesystems a data root is usually on
+_BACKING_FS = {"ext2": "extfs", "ext3": "extfs", "ext4": "extfs", "overlay": "overlayfs"}
+
+
+def _driver_status(data_root: str) -> list[list[str]]:
+    """overlay2's status lines as dockerd shows them: the data root's filesystem, d_type (which
+    overlayfs needs, so always true here), native diffs, no userxattr (not rootless)."""
+    from common import mountinfo
+
+    try:
+        mount = mountinfo.mount_of(os.path.realpath(data_root))
+    except OSError:
+        mount = None
+    backing = _BACKING_FS.get(mount.fstype, mount.fstype) if mount is not None else "<unknown>"
+    return [["Backing Filesystem", backing], ["Supports d_type", "true"], ["Native Overlay Diff", "true"], ["userxattr", "false"]]

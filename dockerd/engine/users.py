@@ -52,6 +52,21 @@ def _parse(text: str | None, kind: str) -> list[Entry]:
     return entries
 
 
+Owners = tuple[dict[int, str], dict[int, str]]  # uid -> user name, gid -> group name
+
+
+def owner_names(passwd: str | None, group: str | None) -> Owners:
+    """uid -> user name and gid -> group name from a container's account files, the first entry
+    of an id winning (as the user lookups that name the owners in dockerd's tar headers)."""
+    users: dict[int, str] = {}
+    groups: dict[int, str] = {}
+    for entry in _parse(passwd, "passwd"):
+        users.setdefault(entry.id, entry.name)
+    for entry in _parse(group, "group"):
+        groups.setdefault(entry.id, entry.name)
+    return users, groups
+
+
 def _numeric(text: str) -> int | None:
     if not text.isdigit():
         return None

@@ -66,7 +66,7 @@ CASES = [
     ("GET", "/containers/json?filters=" + json.dumps({"bogus": ["x"]}), None, 400, "Invalid filter 'bogus'"),
     ("GET", "/containers/json?limit=abc", None, 400, "invalid value for limit"),
     ("GET", "/images/json?filters=" + json.dumps({"bogus": ["x"]}), None, 400, "Invalid filter 'bogus'"),
-    ("GET", "/images/nope/json", None, 404, "No such image: nope:latest"),
+    ("GET", "/images/nope/json", None, 404, "no such image: nope: No such image: nope:latest"),
     ("DELETE", "/images/nope", None, 404, "No such image: nope:latest"),
     ("GET", "/events?since=abc", None, 400, "invalid value for since"),
     ("GET", "/v1.99/version", None, 400, "client version 1.99 is too new. Maximum supported API version is 1.41"),

@@ -21,6 +21,12 @@ def account_texts(root: int) -> tuple[str | None, str | None]:
     return tuple(t.decode(errors="replace") if t is not None else None for t in texts)  # type: ignore[return-value]
 
 
+def owners(root: int) -> users.Owners:
+    """Who owns what, by name, in the container below ROOT: the names dockerd's tar headers
+    give (it looks the ids up in the container's own account files)."""
+    return users.owner_names(*account_texts(root))
+
+
 def account_files(
     client: Client, c: Container, top: str, mounts: list[Mount] | None, mount_root: str
 ) -> tuple[str | None, str | None]:

@@ -167,9 +167,8 @@ class Containers:
         """GET /containers/json (list.py), with sizes (sizes.py) when SIZE."""
         container_list.check_filters(filters)
         chosen = container_list.select(self, show_all, limit, filters)
-        if size:
-            return sizes.sized_summaries(self, chosen)
-        return [inspect.summary(self, c) for c in chosen]
+        rows = sizes.sized_summaries(self, chosen) if size else [inspect.summary(self, c) for c in chosen]
+        return container_list.with_shown_images(self, chosen, rows)
 
     def inspect(self, ref: str, size: bool = False) -> dict[str, Any]:
         c = self.get(ref)

@@ -49,7 +49,7 @@ def archive(d: Containers, ref: str, path: str) -> tuple[dict[str, Any], IO[byte
         with rootfs.root(d, c) as view:
             info, parent, name = _target(view, ref, path)
             try:
-                writer = TarWriter(out, view.pseudo | view.dev)
+                writer = TarWriter(out, view.pseudo | view.dev, accounts.owners(view.fd))
                 writer.tree(parent.fd, name, _tar_root(path))
                 writer.close()
             finally:

@@ -7,7 +7,7 @@ import tempfile
 from typing import IO, TYPE_CHECKING
 
 from dockerd.engine.archive import TarWriter
-from dockerd.engine.container import rootfs
+from dockerd.engine.container import accounts, rootfs
 
 if TYPE_CHECKING:
     from dockerd.engine.container.backend import Containers
@@ -19,7 +19,7 @@ def export(d: Containers, ref: str) -> IO[bytes]:
     out = tempfile.TemporaryFile(dir=d.tmp_dir)
     try:
         with rootfs.readonly_root(d, c) as root:
-            writer = TarWriter(out)
+            writer = TarWriter(out, owners=accounts.owners(root))
             writer.contents(root)
             writer.close()
     except BaseException:

@@ -19,6 +19,8 @@ def inspect(d: Containers, c: Container) -> dict[str, Any]:
     """GET /containers/{id}/json (ExecIDs are the exec backend's, sizes sizes.py's)."""
     state = dict(c.state)
     state["Status"] = c.status()
+    if state.get("Restarting"):
+        state["Running"] = True  # dockerd counts a container between restarts as running (SetRestarting)
     return {
         "Id": c.id,
         "Created": c.created,
@@ -40,7 +42,7 @@ def inspect(d: Containers, c: Container) -> dict[str, Any]:
         "AppArmorProfile": "",
         "ExecIDs": None,
         # As dockerd's inspect: the daemon's default-ulimits merged in (not stored).
-        "HostConfig": _host_config_view({**c.host_config, "Ulimits": d.security.merged_ulimits(c.host_config.get("Ulimits")) or None}),
+        "HostConfig": _host_config_view({**c.host_config, "Ulimits": d.security.merged_ulimits(c.host_config.get("Ulimits")) or c.host_config.get("Ulimits")}),
         "GraphDriver": {"Data": None, "Name": "overlay2"},
         "Mounts": _mounts_view(c.host_config),
         "Config": _config_view(c),
@@ -78,27 +80,43 @@ def _unix(stamp: str) -> int:
 def _human_status(c: Container) -> str:
     status = c.status()
     if status == "running" or status == "paused":
-        since = time.time() - _unix(c.state.get("StartedAt") or c.created)
+        since = time.time() - parse_time(c.state.get("StartedAt") or c.created)
         text = f"Up {_human_duration(since)}"
         return text + " (Paused)" if status == "paused" else text
     if status == "exited":
-        ago = time.time() - _unix(c.state.get("FinishedAt") or c.created)
+        ago = time.time() - parse_time(c.state.get("FinishedAt") or c.created)
         return f"Exited ({c.state.get('ExitCode', 0)}) {_human_duration(ago)} ago"
     if status == "restarting":
-        return f"Restarting ({c.state.get('ExitCode', 0)}) Less than a second ago"
+        ago = time.time() - parse_time(c.state.get("FinishedAt") or c.created)
+        return f"Restarting ({c.state.get('ExitCode', 0)}) {_human_duration(ago)} ago"
     return "Created"
 
 
 def _human_duration(seconds: float) -> str:
-    if seconds < 1:
+    """Go's units.HumanDuration, which Docker's status texts use."""
+    if int(seconds) < 1:
         return "Less than a second"
+    if int(seconds) == 1:
+        return "1 second"
     if seconds < 60:
-        return f"{int(seconds)} seconds" if int(seconds) != 1 else "1 second"
-    minutes = seconds / 60
+        return f"{int(seconds)} seconds"
+    minutes = int(seconds / 60)
+    if minutes == 1:
+        return "About a minute"
     if minutes < 60:
-        return f"{int(minutes)} minutes" if int(minutes) != 1 else "About a minute"
-    hours = minutes / 60
-    return f"{int(hours)} hours" if int(hours) != 1 else "About an hour"
+        return f"{minutes} minutes"
+    hours = int(seconds / 3600 + 0.5)
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{int(seconds / 3600) // 24 // 365} years"
 
 
 def _config_view(c: Container) -> dict[str, Any]:
@@ -121,10 +139,22 @@ def _host_config_view(host: dict[str, Any]) -> dict[str, Any]:
         "AutoRemove": False, "CapAdd": None, "CapDrop": None, "Privileged": False, "ReadonlyRootfs": False,
         "Memory": 0, "MemorySwap": 0, "NanoCpus": 0, "CpuShares": 0, "CpusetCpus": "", "PidsLimit": None,
         "LogConfig": {"Type": "json-file", "Config": {}}, "ShmSize": 67108864, "Init": None, "Tmpfs": None,
-        "SecurityOpt": None, "Sysctls": None, "Ulimits": None, "OomKillDisable": False, "MaskedPaths": None,
-        "ReadonlyPaths": None,
+        "SecurityOpt": None, "Ulimits": None, "OomKillDisable": False, "MaskedPaths": None,
+        "ReadonlyPaths": None, "DeviceCgroupRules": None, "DeviceRequests": None, "ExtraHosts": None, "GroupAdd": None,
+        "KernelMemory": 0, "KernelMemoryTCP": 0, "Links": None, "VolumesFrom": None,
     }  # fmt: skip
     view.update({k: v for k, v in host.items() if v is not None})
+    if not view.get("ShmSize"):
+        view["ShmSize"] = 67108864  # dockerd fills in its default (64 MiB) at create
+    if view.get("MemorySwappiness") == -1:
+        view["MemorySwappiness"] = None  # -1 is "unset" (what the Docker CLI sends), which dockerd shows as null
+    if not view.get("IpcMode"):
+        view["IpcMode"] = "private"  # dockerd's default-ipc-mode, filled in at create
+    if not view.get("CgroupnsMode"):
+        view["CgroupnsMode"] = "host"  # the daemon's default filled in, as dockerd's on cgroup v1 (no cgroup namespace)
+    for key in ("Init", "Sysctls", "Tmpfs"):  # omitted when unset (omitempty in dockerd's HostConfig)
+        if view.get(key) in (None, {}):
+            view.pop(key, None)
     return view
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from dockerd.engine.errors import InvalidParameter
+from dockerd.engine.errors import EngineError, InvalidParameter
 
 if TYPE_CHECKING:
     from dockerd.engine.container.backend import Containers
@@ -35,7 +35,9 @@ def select(engine: Containers, show_all: bool, limit: int, filters: dict[str, An
     status or exited filter is given) that match FILTERS, at most LIMIT (> 0) of them."""
     chosen = []
     for c in engine.all():
-        if not show_all and not c.running() and limit < 0 and "status" not in filters and "exited" not in filters:
+        # A container between restarts is listed as dockerd lists it: running (SetRestarting).
+        shown = c.running() or c.state.get("Restarting")
+        if not show_all and not shown and limit < 0 and "status" not in filters and "exited" not in filters:
             continue
         if not _matches(c, filters, engine):
             continue
@@ -43,6 +45,25 @@ def select(engine: Containers, show_all: bool, limit: int, filters: dict[str, An
     if limit > 0:
         chosen = chosen[:limit]
     return chosen
+
+
+def with_shown_images(d: Containers, containers: list[Container], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """ROWS (the summaries of CONTAINERS) with the Image dockerd's list shows (refreshImage): the
+    reference the container was created from while it still names the container's image, else
+    the image ID (the tag was removed or moved to another image)."""
+    images = None
+    for c, row in zip(containers, rows, strict=True):
+        if c.image_ref == c.image_id:
+            continue
+        if images is None:
+            images = d.images.all()
+        try:
+            still = d.images.resolve(c.image_ref, images).id == c.image_id
+        except EngineError:
+            still = False
+        if not still:
+            row["Image"] = c.image_id
+    return rows
 
 
 def _matches(c: Container, filters: dict[str, Any], engine: Containers) -> bool:

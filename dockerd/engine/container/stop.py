@@ -6,16 +6,22 @@ import re
 from typing import TYPE_CHECKING
 
 from dockerd.engine.container import start, task
-from dockerd.engine.errors import Conflict, InvalidParameter, NotModified
+from dockerd.engine.errors import Conflict, InvalidParameter, NotFound, NotModified
 
 if TYPE_CHECKING:
     from dockerd.engine.container.backend import Containers
+    from dockerd.engine.container.state import Container
 
 
 def kill(d: Containers, ref: str, signal: int) -> None:
     """POST /containers/{id}/kill."""
-    c = d.get(ref)
+    try:
+        c = d.get(ref)
+    except NotFound as exc:
+        raise NotFound(f"Cannot kill container: {ref}: {exc}") from None  # dockerd wraps every kill error
     check_signal(signal, ref)
+    if _cancel_restart(d, c) and not c.running():
+        return  # between two runs: dockerd's kill only cancels the pending restart
     if not c.running():
         raise Conflict(f"Cannot kill container: {ref}: Container {c.id} is not running")
     if signal in (9, 15):
@@ -33,16 +39,8 @@ def stop(d: Containers, ref: str, timeout: int | None, signal: int | None = None
     if signal is not None:
         check_signal(signal, ref)
     if not c.running():
-        with d.store.lock:
-            restarting = bool(c.state.get("Restarting"))
-            if restarting:  # between two runs: stopping it cancels the pending restart, as dockerd
-                c.manually_stopped = True
-                c.state["Restarting"] = False
-                d.store.save(c)
-                d.store.notify()
-        if not restarting:
+        if not _cancel_restart(d, c):
             raise NotModified("container already stopped")
-        d.store.wait_until(lambda: c.id not in d.store.restarting_now, 60)
         if not c.running():
             d.publish("container", "stop", c.id, {"name": c.name})
             return
@@ -56,6 +54,21 @@ def stop(d: Containers, ref: str, timeout: int | None, signal: int | None = None
         task.kill_quietly(d.client, c.id, 9, all=True)
         d.store.wait_until(lambda: not c.running(), 30)
     d.publish("container", "stop", c.id, {"name": c.name})
+
+
+def _cancel_restart(d: Containers, c: Container) -> bool:
+    """Whether C was between two runs of its restart policy; if so the pending restart is
+    cancelled (as dockerd's stop and kill do), and a restart already under way has finished."""
+    with d.store.lock:
+        restarting = not c.running() and bool(c.state.get("Restarting"))
+        if restarting:
+            c.manually_stopped = True
+            c.state["Restarting"] = False
+            d.store.save(c)
+            d.store.notify()
+    if restarting:
+        d.store.wait_until(lambda: c.id not in d.store.restarting_now, 60)
+    return restarting
 
 
 def restart(d: Containers, ref: str, timeout: int | None) -> None:

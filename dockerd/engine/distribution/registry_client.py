@@ -133,6 +133,32 @@ class RegistryConfig:
                     continue
         return False
 
+    def service_config(self) -> dict[str, Any]:
+        """`docker info`'s RegistryConfig, as dockerd's registry service reports its settings:
+        the CIDRs among the insecure registries, then loopback, as InsecureRegistryCIDRs, the
+        other insecure registries as non-secure index configs, the mirrors on docker.io."""
+        cidrs: list[str] = []
+        indexes: dict[str, Any] = {}
+        for entry in self.insecure:
+            entry = re.sub(r"^https?://", "", entry).rstrip("/")
+            try:
+                network = str(ipaddress.ip_network(entry, strict=False)) if "/" in entry else None
+            except ValueError:
+                network = None
+            if network is not None:
+                if network not in cidrs:
+                    cidrs.append(network)
+            else:
+                indexes[entry] = {"Name": entry, "Mirrors": [], "Secure": False, "Official": False}
+        if "127.0.0.0/8" not in cidrs:
+            cidrs.append("127.0.0.0/8")  # loopback always, after the configured ones (as dockerd)
+        mirrors = [m.rstrip("/") + "/" for m in self.mirrors]
+        indexes[DOCKER_HUB] = {"Name": DOCKER_HUB, "Mirrors": mirrors, "Secure": True, "Official": True}
+        return {
+            "AllowNondistributableArtifactsCIDRs": [], "AllowNondistributableArtifactsHostnames": [],
+            "InsecureRegistryCIDRs": cidrs, "IndexConfigs": dict(sorted(indexes.items())), "Mirrors": mirrors,
+        }  # fmt: skip
+
     def endpoints(self, domain: str, *, push: bool = False) -> list[str]:
         """Base URLs to try, in order, for a reference's domain."""
         out: list[str] = []

@@ -10,10 +10,11 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, TYPE_CHECKING, Any
 
-from containerd.client import Client
-from dockerd.engine.errors import EngineError
+from containerd.client import Client, familiar_name
+from dockerd.engine.errors import EngineError, NotFound
 from dockerd.engine.events import Publish
 from dockerd.engine.filters import Filters
+from dockerd.engine.image import events as image_events
 from dockerd.engine.image import importer
 from dockerd.engine.image.list import list_images
 from dockerd.engine.image.prune import prune_images
@@ -45,14 +46,19 @@ class Images:
         return list_images(self.service, filters)
 
     def inspect(self, name: str) -> dict[str, Any]:
-        return self.service.inspect(self.service.resolve(name))
+        try:
+            image = self.service.resolve(name)
+        except NotFound as exc:
+            raise NotFound(f"no such image: {name}: {exc}") from None  # dockerd's LookupImage wraps it
+        return self.service.inspect(image)
 
     def history(self, name: str) -> builtins.list[dict[str, Any]]:
         return self.service.history(self.service.resolve(name))
 
     def tag(self, name: str, repo: str, tag: str) -> None:
         tagged = self.service.tag(name, repo, tag)
-        self.publish("image", "tag", name, {"name": tagged})
+        image = self.service.resolve(tagged)
+        image_events.image_event(self.publish, "tag", image.id, image_events.labels_of(image.config), tagged)
 
     def remove(self, name: str, force: bool) -> builtins.list[dict[str, str]]:
         image = self.service.resolve(name)
@@ -63,9 +69,7 @@ class Images:
             if c.image_id == image.id
         ]
         result = self.service.remove(name, force, users)
-        for entry in result:
-            for action, ref in entry.items():
-                self.publish("image", {"Untagged": "untag", "Deleted": "delete"}.get(action, action.lower()), ref, {"name": ref})
+        image_events.removal_events(self.publish, image.id, image_events.labels_of(image.config), result)
         return result
 
     def prune(self, filters: Filters) -> dict[str, Any]:
@@ -82,8 +86,19 @@ class Images:
             return
         finally:
             upload.close()
+        self._load_events(lines)
         for line in lines:
             yield json.dumps({"stream": line + "\n"}).encode() + b"\r\n"
+
+    def _load_events(self, lines: builtins.list[str]) -> None:
+        """A load event per image loaded (its ID: dockerd logs the image, not the name)."""
+        for line in lines:
+            ref = line.removeprefix("Loaded image ID: ").removeprefix("Loaded image: ")
+            try:
+                image = self.service.resolve(ref)
+            except EngineError:
+                continue
+            image_events.image_event(self.publish, "load", image.id, image_events.labels_of(image.config))
 
     def save(self, refs: builtins.list[str]) -> IO[bytes]:
         """GET /images/get: a docker-save archive of REFS, spooled and rewound."""
@@ -109,7 +124,8 @@ class Images:
             self.client, upload, name=name, message=message, changes=changes,
             docker_version=self.docker_version, tmp_dir=self.tmp_dir,
         )  # fmt: skip
-        self.publish("image", "import", image_id, {"name": image_id})
-        if name:
-            self.publish("image", "tag", image_id, {"name": name})
+        labels = image_events.labels_of(self.service.resolve(image_id).config)
+        if name:  # dockerd tags the new image, then logs its import
+            image_events.image_event(self.publish, "tag", image_id, labels, familiar_name(name))
+        image_events.image_event(self.publish, "import", image_id, labels)
         return image_id

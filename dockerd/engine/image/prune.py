@@ -14,6 +14,7 @@ from dockerd.engine.filters import (
     prune_until,
     pruned_after,
 )
+from dockerd.engine.image.events import labels_of, removal_events
 from dockerd.engine.image.service import ImageService, ResolvedImage
 from dockerd.engine.logs import parse_time
 
@@ -41,11 +42,11 @@ def prune_images(images: ImageService, used: set[str], filters: Filters, publish
             entries = images.remove(image.id, False, [])
         except NotFound:
             continue  # removed meanwhile
-        for entry in entries:
-            for action, ref in entry.items():
-                publish("image", "untag" if action == "Untagged" else "delete", ref, {"name": ref})
+        removal_events(publish, image.id, labels_of(image.config), entries)
         deleted.extend(entries)
     gone = {image.id for image in doomed}
     kept = {chain_id for image in everything if image.id not in gone for chain_id, _ in layers[image.id]}
     freed = {chain_id: size for image in doomed for chain_id, size in layers[image.id] if chain_id not in kept}
-    return {"ImagesDeleted": deleted or None, "SpaceReclaimed": sum(freed.values())}
+    reclaimed = sum(freed.values())
+    publish("image", "prune", "", {"reclaimed": str(reclaimed)})  # as dockerd, after what it removed
+    return {"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed}

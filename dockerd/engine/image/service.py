@@ -13,6 +13,7 @@ from typing import IO, Any
 
 from containerd.client import (
     Client,
+    Descriptor,
     Image,
     chain_ids,
     create_or_update_image,
@@ -30,6 +31,7 @@ from containerd.client.errors import ContainerdError, InvalidArgument
 from containerd.client.errors import NotFound as ContainerdNotFound
 from containerd.client.names import is_tag
 from dockerd.engine.errors import Conflict, InvalidParameter, no_such_image
+from dockerd.engine.image import layersize
 from dockerd.engine.logs import parse_time
 
 CONFIG_LIMIT = 8 << 20
@@ -54,42 +56,46 @@ class ResolvedImage:
     size: int
     created: str
     layer_blob_sizes: list[int] = field(default_factory=list)  # the manifest's, one per layer
+    layer_digests: list[str] = field(default_factory=list)  # the manifest's layer blobs
 
 
 class ImageService:
     def __init__(self, client: Client) -> None:
         self.client = client
-        # Committed layer snapshots never change: their usage is measured once.
+        # Layers never change: each one's size is measured once.
         self._layer_usage: dict[str, int] = {}
         self._usage_lock = threading.Lock()
 
     # --- reading ---------------------------------------------------------------------------
 
-    def _config_of(self, image: Image) -> tuple[str, dict[str, Any], list[str], list[int]]:
+    def _config_of(self, image: Image) -> tuple[str, dict[str, Any], list[str], list[Descriptor]]:
         desc, manifest, config = image_manifest(self.client, image)
         raw = self.client.content.read_all(manifest.config.digest, CONFIG_LIMIT)
-        return manifest.config.digest, json.loads(raw), list(config.diff_ids), [layer.size for layer in manifest.layers]
+        return manifest.config.digest, json.loads(raw), list(config.diff_ids), list(manifest.layers)
 
     def all(self) -> list[ResolvedImage]:
         grouped: dict[str, ResolvedImage] = {}
         for image in list_images(self.client):
             try:
-                image_id, config, diff_ids, blob_sizes = self._config_of(image)
+                image_id, config, diff_ids, layers = self._config_of(image)
             except ContainerdError:
                 continue  # an index without our platform, or content garbage-collected meanwhile
             entry = grouped.get(image_id)
             if entry is None:
                 chains = chain_ids(diff_ids)
+                blob_sizes = [layer.size for layer in layers]
                 entry = grouped[image_id] = ResolvedImage(
-                    image_id, [], config, chains[-1] if chains else "", sum(blob_sizes), config.get("created", ""), blob_sizes
-                )
+                    image_id, [], config, chains[-1] if chains else "", sum(blob_sizes), config.get("created", ""),
+                    blob_sizes, [layer.digest for layer in layers],
+                )  # fmt: skip
             entry.names.append(image.name)
         return list(grouped.values())
 
-    def resolve(self, ref: str) -> ResolvedImage:
-        """By name (normalised like Docker's), by full or short ID (with or without sha256:)."""
+    def resolve(self, ref: str, images: list[ResolvedImage] | None = None) -> ResolvedImage:
+        """By name (normalised like Docker's), by full or short ID (with or without sha256:),
+        among IMAGES (a listing the caller already has) or every image."""
         wanted = parse_name(ref)  # as dockerd's GetImage: a reference that does not parse is a 400
-        images = self.all()
+        images = self.all() if images is None else images
         if ref:
             for image in images:
                 if wanted in image.names:
@@ -113,17 +119,16 @@ class ImageService:
         return sorted(familiar_name(name) for name in image.names if "@" in name and not _hidden(name))
 
     def layer_sizes(self, image: ResolvedImage) -> list[tuple[str, int]]:
-        """(chain ID, bytes) per layer: the unpacked layer snapshot's disk usage (as Docker counts
-        unpacked layers), or the layer blob's size while it is not unpacked."""
+        """(chain ID, bytes) per layer: the apparent size of the layer's files, as dockerd's
+        layer store records it (layersize.py); the blob's size if the blob is gone."""
         diff_ids = (image.config.get("rootfs") or {}).get("diff_ids") or []
         out = []
         for i, chain in enumerate(chain_ids(diff_ids)):
             with self._usage_lock:
                 size = self._layer_usage.get(chain)
-            if size is None:
-                usage = snapshot_usage(self.client, chain)
-                if usage is not None:
-                    size = usage[0]
+            if size is None and i < len(image.layer_digests):
+                size = layersize.layer_size(self.client, image.layer_digests[i])
+                if size is not None:
                     with self._usage_lock:
                         self._layer_usage[chain] = size
             if size is None:
@@ -172,7 +177,7 @@ class ImageService:
             "Os": cfg.get("os", ""),
             "Size": (size := self.unpacked_size(image)),
             "VirtualSize": size,
-            "GraphDriver": {"Data": None, "Name": "overlayfs"},
+            "GraphDriver": {"Data": None, "Name": "overlay2"},  # the storage driver info and containers name
             "RootFS": {"Type": "layers", "Layers": (cfg.get("rootfs") or {}).get("diff_ids", [])},
             "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
         }
@@ -248,6 +253,7 @@ class ImageService:
         names = [n for n in image.names if not _hidden(n)]
         by_name = parse_name(ref)
         running = [cid for cid, live in users if live]
+        layers = self._layers(image)
         records: list[dict[str, str]] = []
         if by_name in names and not _is_id_prefix(image.id, ref):
             if not force and users and _single_reference(names):
@@ -271,7 +277,20 @@ class ImageService:
             if _hidden(name):
                 self._delete_name(name)
         records.append({"Deleted": image.id})
+        records.extend({"Deleted": chain} for chain in self._layers_gone(layers))
         return records
+
+    def _layers(self, image: ResolvedImage) -> list[str]:
+        """The chain IDs of the image's unpacked layers, top first."""
+        chains = chain_ids((image.config.get("rootfs") or {}).get("diff_ids") or [])
+        snapshots = self.client.snapshots("overlayfs")
+        return [chain for chain in reversed(chains) if snapshots.exists(chain)]
+
+    def _layers_gone(self, chains: list[str]) -> list[str]:
+        """Which of CHAINS the collection after the image's deletion removed: the layers dockerd
+        lists as deleted (its layer store releases those no other image or container holds)."""
+        snapshots = self.client.snapshots("overlayfs")
+        return [chain for chain in chains if not snapshots.exists(chain)]
 
     def _untag(self, names: list[str], records: list[dict[str, str]]) -> None:
         for name in names:
