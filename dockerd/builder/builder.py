@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import posixpath
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -210,6 +211,7 @@ class BuildJob:
         stages = dockerfile.stages[: last_stage + 1]
         self.total = len(dockerfile.meta_args) + sum(1 + len(s.commands) for s in stages) + (1 if options.labels else 0)
         self.step = 0
+        self.cancelled = threading.Event()  # the client went away: stop at the next step
 
     def close(self) -> None:
         self.context.close()
@@ -217,10 +219,11 @@ class BuildJob:
     # --- output ---
 
     def say(self, text: str) -> None:
-        if not self.options.quiet:
-            self.progress({"stream": text})
+        self.progress({"stream": text})
 
     def _step(self, instruction: ins.Instruction) -> None:
+        if self.cancelled.is_set():
+            raise BuildFailed("context canceled")
         self.step += 1
         self.say(f"Step {self.step}/{self.total} : {instruction.original}")
         self.say("\n")
@@ -235,8 +238,7 @@ class BuildJob:
                 meta = self._meta_args()
                 for stage in self.dockerfile.stages[: self.last + 1]:
                     self.stage_results.append(self._stage(stage, meta))
-                    if not self.options.quiet:
-                        progress({"aux": {"ID": self.stage_results[-1].id}})
+                    progress({"aux": {"ID": self.stage_results[-1].id}})
             except ContainerdError as exc:
                 raise BuildFailed(str(exc)) from None
             final = self.stage_results[-1]
@@ -246,12 +248,9 @@ class BuildJob:
         unused = sorted(k for k in self.options.build_args if k not in self.used_args and k not in PROXY_ARGS and k != SOURCE_DATE_EPOCH)
         if unused:
             self.say(f"[Warning] One or more build-args {gotext.value_list(unused)} were not consumed\n")
-        if self.options.quiet:
-            progress({"stream": final.id + "\n"})
-        else:
-            self.say(f"Successfully built {final.short_id}\n")
-            for name in self.names:
-                self.say(f"Successfully tagged {familiar_name(name)}\n")
+        self.say(f"Successfully built {final.short_id}\n")
+        for name in self.names:
+            self.say(f"Successfully tagged {familiar_name(name)}\n")
         assert final.manifest is not None
         return BuildResult(final.id, final.manifest, names, [s.id for s in self.stage_results])
 
@@ -453,8 +452,18 @@ class BuildJob:
             container.append(cid)
             self.say(f" ---> Running in {cid[:12]}\n")
 
-        self.runner.run(prepared, request, output, announce)
-        self.say(f"Removing intermediate container {prepared.container_id[:12]}\n")
+        # Build containers are pycontainerd's, never Docker containers, so they always go; the
+        # line is printed when dockerd would remove its container: rm after success, forcerm
+        # whatever happened (with rm=0, or a failure without forcerm, dockerd keeps it).
+        removed = f"Removing intermediate container {prepared.container_id[:12]}\n"
+        try:
+            self.runner.run(prepared, request, output, announce)
+        except BuildFailed:
+            if self.options.force_remove and container:
+                self.say(removed)
+            raise
+        if self.options.remove:
+            self.say(removed)
 
     # --- WORKDIR ---
 
