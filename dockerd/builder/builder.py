@@ -47,6 +47,7 @@ from dockerd.builder import gotext, metadata
 from dockerd.builder import image as images
 from dockerd.builder import instructions as ins
 from dockerd.builder.cache import BuildCache, cache_key
+from dockerd.builder.cachefrom import CacheSources
 from dockerd.builder.context import BuildContext, open_context
 from dockerd.builder.copier import CopyOptions, Inline, SourceRoot, checksum, copy_into, expand_sources
 from dockerd.builder.errors import BuildFailed, BuildRequestError
@@ -211,6 +212,7 @@ class BuildJob:
         stages = dockerfile.stages[: last_stage + 1]
         self.total = len(dockerfile.meta_args) + sum(1 + len(s.commands) for s in stages) + (1 if options.labels else 0)
         self.step = 0
+        self.cache_sources = CacheSources(self.client, options.cache_from, self.layers.snapshotter, platform)
         self.cancelled = threading.Event()  # the client went away: stop at the next step
 
     def close(self) -> None:
@@ -375,7 +377,9 @@ class BuildJob:
         """Store the step's image (cached if the cache has it): CHILD's config changes, the
         history entry, and, if LAYER is given, the layer it makes (run only on a cache miss)."""
         parent = state.image
-        shell = metadata.shell_of(parent.run_config)
+        # dockerd records a config-only step with the shell as the step leaves it (SHELL's own
+        # entry already names the new shell).
+        shell = metadata.shell_of(child.run_config)
         cmd = command if command is not None else [*shell, nop or ""]
         created_by = " ".join(cmd)
         key = cache_key(parent.id, json.dumps([created_by, cache_text, self.epoch, str(self.platform)]))
@@ -384,6 +388,17 @@ class BuildJob:
             if record is not None:
                 self.say(" ---> Using cache\n")
                 state.image = images.load_image(self.client, record.manifest, self.platform)
+                return
+            restored = self.cache_sources.restore(self.builder.images, parent, child, created_by)
+            if restored is not None:
+                self.say(" ---> Using cache\n")
+                if self.builder.config.docker_version:
+                    restored.config["docker_version"] = self.builder.config.docker_version
+                stored = images.write_image(self.client, restored, self.layers.snapshotter)
+                assert stored.manifest is not None
+                made_layer = len(stored.diff_ids) > len(parent.diff_ids)
+                self.builder.cache.put(key, stored.id, stored.manifest, parent.id, created_by, stored.chain if made_layer else "")
+                state.image = stored
                 return
         made = layer(child) if layer is not None else None
         container_id = container[0] if container else ""
@@ -521,7 +536,8 @@ class BuildJob:
 
             def make_layer(child: images.ImageState) -> tuple[Descriptor, str] | None:
                 def change(dst_root: str) -> None:
-                    owner = _user_ids(dst_root, chown) if chown else (0, 0)
+                    # dockerd: COPY --from without --chown keeps the files' owners
+                    owner = _user_ids(dst_root, chown) if chown else (None if instruction.source_stage else (0, 0))
                     copy_into(dst_root, root, paths, full_dest, CopyOptions(owner, mode, instruction.add and root.is_context), inline)
 
                 return self._on_snapshot(state.image, change)

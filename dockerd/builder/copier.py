@@ -179,7 +179,7 @@ def checksum(root: SourceRoot, paths: Sequence[str], inline: Sequence[Inline] = 
 
 @dataclass(frozen=True)
 class CopyOptions:
-    owner: tuple[int, int] = (0, 0)
+    owner: tuple[int, int] | None = (0, 0)  # None: the source's own (COPY --from without --chown)
     mode: int | None = None  # --chmod
     extract_archives: bool = False  # ADD
 
@@ -197,7 +197,7 @@ def _replace(parent: int, name: str, is_dir: bool) -> bool:
 
 
 def _finish(parent: int, name: str, st: os.stat_result, options: CopyOptions, symlink: bool = False) -> None:
-    uid, gid = options.owner
+    uid, gid = options.owner if options.owner is not None else (st.st_uid, st.st_gid)
     os.chown(name, uid, gid, dir_fd=parent, follow_symlinks=False)
     if not symlink:
         mode = options.mode if options.mode is not None else stat.S_IMODE(st.st_mode)
@@ -304,6 +304,8 @@ def copy_into(
             if options.extract_archives and not src_is_dir and _is_archive(src_fd, rel):
                 _extract(root_fd, src_fd, rel, clean_dest)
             elif src_is_dir:
+                # dockerd chowns a destination directory the copy creates (not its parents)
+                new = _missing(root_fd, clean_dest)[-1:]
                 with _dest_dir(root_fd, clean_dest) as target, scoped.resolve(src_fd, rel) as source:
                     src_dir = scoped.reopen_dir(source.fd)
                     dst_dir = scoped.reopen_dir(target.fd)
@@ -313,6 +315,7 @@ def copy_into(
                     finally:
                         os.close(src_dir)
                         os.close(dst_dir)
+                _chown_new(root_fd, new, options)
             else:
                 _copy_file(root_fd, src_fd, rel, clean_dest, dest_is_dir, options)
         for item in inline:
@@ -326,6 +329,7 @@ def _copy_file(root_fd: int, src_fd: int, rel: str, dest: str, dest_is_dir: bool
     target = posixpath.join(dest, posixpath.basename(rel)) if dest_is_dir else dest
     parent_path, name = posixpath.split(target)
     src_parent_path, src_name = posixpath.split("/" + rel)
+    new = _missing(root_fd, parent_path)  # dockerd makes a file's new parents with its owner
     with _dest_dir(root_fd, parent_path) as parent, scoped.resolve(src_fd, src_parent_path) as src_parent:
         src_dir = scoped.reopen_dir(src_parent.fd)
         dst_dir = scoped.reopen_dir(parent.fd)
@@ -334,6 +338,28 @@ def _copy_file(root_fd: int, src_fd: int, rel: str, dest: str, dest_is_dir: bool
         finally:
             os.close(src_dir)
             os.close(dst_dir)
+    _chown_new(root_fd, new, options)
+
+
+def _missing(root_fd: int, path: str) -> list[str]:
+    """The directories of PATH (absolute, inside the root) that do not exist yet, outermost first."""
+    missing: list[str] = []
+    while path not in ("/", ""):
+        try:
+            with scoped.resolve(root_fd, path):
+                break
+        except OSError:
+            missing.insert(0, path)
+            path = posixpath.dirname(path)
+    return missing
+
+
+def _chown_new(root_fd: int, paths: Sequence[str], options: CopyOptions) -> None:
+    if options.owner is None or options.owner == (0, 0):
+        return
+    for path in paths:
+        with scoped.resolve(root_fd, path) as found:
+            os.chown(scoped.proc_fd(found.fd), *options.owner)
 
 
 def _write_inline(root_fd: int, item: Inline, dest: str, dest_is_dir: bool, options: CopyOptions) -> None:
@@ -346,7 +372,7 @@ def _write_inline(root_fd: int, item: Inline, dest: str, dest_is_dir: bool, opti
             fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=dst_dir)
             with os.fdopen(fd, "wb") as out:
                 out.write(item.content)
-            uid, gid = options.owner
+            uid, gid = options.owner or (0, 0)
             os.chown(name, uid, gid, dir_fd=dst_dir, follow_symlinks=False)
             os.chmod(name, options.mode if options.mode is not None else 0o644, dir_fd=dst_dir)
         finally:
