@@ -392,9 +392,9 @@ class BuildJob:
             restored = self.cache_sources.restore(self.builder.images, parent, child, created_by)
             if restored is not None:
                 self.say(" ---> Using cache\n")
-                if self.builder.config.docker_version:
+                if restored.manifest is None and self.builder.config.docker_version:
                     restored.config["docker_version"] = self.builder.config.docker_version
-                stored = images.write_image(self.client, restored, self.layers.snapshotter)
+                stored = restored if restored.manifest is not None else images.write_image(self.client, restored, self.layers.snapshotter)
                 assert stored.manifest is not None
                 made_layer = len(stored.diff_ids) > len(parent.diff_ids)
                 self.builder.cache.put(key, stored.id, stored.manifest, parent.id, created_by, stored.chain if made_layer else "")

@@ -42,7 +42,8 @@ class CacheSources:
     def restore(
         self, finder: ImageSource, parent: images.ImageState, child: images.ImageState, created_by: str
     ) -> images.ImageState | None:
-        """The step's image restored from a source, not stored yet (None: no source has it)."""
+        """The step's image restored from a source: stored already when it is the source itself,
+        else still to be written (None: no source has the step)."""
         if not self.refs:
             return None
         if self.sources is None:
@@ -52,9 +53,10 @@ class CacheSources:
             history = source.history
             if not _valid_parent(source, parent) or history[position].get("created_by", "") != created_by:
                 continue
-            restored = _restored(parent, child, source, position)
             self.sources = [source]
-            return restored
+            if position == len(history) - 1:
+                return source  # its last step: the source image itself, as dockerd gives it
+            return _restored(parent, child, source, position)
         return None
 
 

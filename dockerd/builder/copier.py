@@ -12,9 +12,11 @@ belong to root unless --chown says otherwise; --chmod sets the mode of what is c
 from __future__ import annotations
 
 import contextlib
+import grp
 import hashlib
 import os
 import posixpath
+import pwd
 import re
 import stat
 import tarfile
@@ -124,25 +126,79 @@ def _exists(root: str, rel: str) -> bool:
 # --- checksums -------------------------------------------------------------------------------
 
 
-def _hash_tree(root_fd: int, rel: str, follow: bool, digest: hashlib._Hash, name: str) -> bool:
-    """Feed the entry (and what is below it) into DIGEST; whether it is a directory."""
+_TYPEFLAGS = {stat.S_IFREG: "0", stat.S_IFLNK: "2", stat.S_IFCHR: "3", stat.S_IFBLK: "4", stat.S_IFDIR: "5", stat.S_IFIFO: "6"}
+
+
+def _entry_sum(root_fd: int, rel: str, follow: bool, context: bool) -> tuple[str, bool]:
+    """Docker's tarsum (version 1) of one entry: sha256 of its tar header fields (name, mode,
+    owner, size, type, link target, device numbers, security.capability; never times), then
+    its data. For the context, the header the client sent (permission bits, no owner names);
+    for a stage's or image's files, the header dockerd makes from the file (Go's
+    FileInfoHeader: the mode with its type bits, owner names looked up on the host)."""
     with scoped.resolve(root_fd, rel, follow=follow) as r:
         st = os.fstat(r.fd)
-        kind = stat.S_IFMT(st.st_mode)
-        digest.update(f"{name}\0{kind:o}\0{stat.S_IMODE(st.st_mode):o}\0".encode())
-        if stat.S_ISLNK(st.st_mode):
-            digest.update(os.readlink("", dir_fd=r.fd).encode() + b"\0")
-        elif stat.S_ISREG(st.st_mode):
-            digest.update(f"{st.st_size}\0".encode())
+        is_dir = stat.S_ISDIR(st.st_mode)
+        is_reg = stat.S_ISREG(st.st_mode)
+        link = os.readlink("", dir_fd=r.fd) if stat.S_ISLNK(st.st_mode) else ""
+        device = stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
+        headers = [
+            ("name", rel + "/" if is_dir else rel), ("mode", str(stat.S_IMODE(st.st_mode) if context else st.st_mode)),
+            ("uid", str(st.st_uid)), ("gid", str(st.st_gid)), ("size", str(st.st_size if is_reg else 0)),
+            ("typeflag", _TYPEFLAGS.get(stat.S_IFMT(st.st_mode), "0")), ("linkname", link),
+            ("uname", "" if context else _user_name(st.st_uid)), ("gname", "" if context else _group_name(st.st_gid)),
+            ("devmajor", str(os.major(st.st_rdev) if device else 0)), ("devminor", str(os.minor(st.st_rdev) if device else 0)),
+        ]  # fmt: skip
+        digest = hashlib.sha256(b"".join((k + v).encode(errors="surrogateescape") for k, v in headers))
+        if not link:
+            with contextlib.suppress(OSError):
+                capability = os.getxattr(scoped.proc_fd(r.fd), "security.capability")
+                digest.update(b"security.capability" + capability)
+        if is_reg and st.st_size:
             with open(os.open(scoped.proc_fd(r.fd), os.O_RDONLY | os.O_CLOEXEC), "rb") as f:
                 while chunk := f.read(1 << 20):
                     digest.update(chunk)
-        elif stat.S_ISDIR(st.st_mode):
-            with _list(r.fd) as names:
-                for child in names:
-                    _hash_tree(r.fd, child, False, digest, f"{name}/{child}")
-            return True
-    return False
+    return digest.hexdigest(), is_dir
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return ""
+
+
+def _group_name(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return ""
+
+
+def _source_hash(root_fd: int, rel: str, context: bool) -> str:
+    """dockerd's hash of one COPY source: `file:<tarsum>`, or for a directory `dir:` and the
+    sha256 of its entries' sums (itself included, unless it is the root) sorted and joined by
+    commas."""
+    rel = posixpath.normpath(rel).lstrip("/")
+    rel = "" if rel == "." else rel
+    if rel:
+        own, is_dir = _entry_sum(root_fd, rel, True, context)
+        if not is_dir:
+            return "file:" + own
+        sums = [own]
+    else:
+        sums = []
+    _walk_sums(root_fd, rel, sums, context)
+    return "dir:" + hashlib.sha256(",".join(sorted(sums)).encode()).hexdigest()
+
+
+def _walk_sums(root_fd: int, rel: str, sums: list[str], context: bool) -> None:
+    with scoped.resolve(root_fd, rel or "/") as r, _list(r.fd) as names:
+        for name in names:
+            child = f"{rel}/{name}" if rel else name
+            own, is_dir = _entry_sum(root_fd, child, False, context)
+            sums.append(own)
+            if is_dir:
+                _walk_sums(root_fd, child, sums, context)
 
 
 @contextlib.contextmanager
@@ -155,23 +211,20 @@ def _list(dir_fd: int) -> Iterator[list[str]]:
 
 
 def checksum(root: SourceRoot, paths: Sequence[str], inline: Sequence[Inline] = ()) -> str:
-    """dockerd's source description for the history and the cache: `file:<sha256>` for one
-    file, `dir:<sha256>` for one directory, `multi:<sha256>` for several (our own digest of
-    names, types, modes, link targets and contents: times do not count, as in Docker)."""
+    """dockerd's source description for the history and the cache: `file:<sum>` for one
+    file, `dir:<sum>` for one directory (Docker's tarsum rules, so the same context gives
+    the same history entries as under dockerd), `multi:` + the sha256 of those joined by
+    commas for several. Heredocs (BuildKit's) get a digest of name and content."""
     fd = os.open(root.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        parts: list[tuple[str, bool]] = []
-        for rel in paths:
-            digest = hashlib.sha256()
-            is_dir = _hash_tree(fd, rel, True, digest, posixpath.basename(rel) or ".")
-            parts.append((digest.hexdigest(), is_dir))
+        parts = [_source_hash(fd, rel, root.is_context) for rel in paths]
     finally:
         os.close(fd)
     for item in inline:
-        parts.append((hashlib.sha256(item.name.encode() + b"\0" + item.content).hexdigest(), False))
+        parts.append("file:" + hashlib.sha256(item.name.encode() + b"\0" + item.content).hexdigest())
     if len(parts) == 1:
-        return ("dir:" if parts[0][1] else "file:") + parts[0][0]
-    return "multi:" + hashlib.sha256("\n".join(h for h, _ in parts).encode()).hexdigest()
+        return parts[0]
+    return "multi:" + hashlib.sha256(",".join(parts).encode()).hexdigest()
 
 
 # --- copying ---------------------------------------------------------------------------------
