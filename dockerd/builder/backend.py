@@ -268,9 +268,10 @@ class BuildStream:
                 self.queue.put(json.dumps({"stream": result.image_id + "\n"}, separators=(",", ":")).encode() + b"\r\n")
             self.backend._tagged(job, result.image_id)
         finally:
+            # The client has its answer before the context's files are removed.
+            self.queue.put(self._END)
             with contextlib.suppress(Exception):
                 job.close()
-            self.queue.put(self._END)
 
     def _fail(self, message: dict[str, Any]) -> None:
         with self.lock:

@@ -502,7 +502,11 @@ class BuildJob:
             desc = self.layers.diff(parent.chain, mounts, self.epoch)
             if desc is None:
                 return None
-            self.layers.materialize(parent.diff_ids, desc)
+            if self.epoch is None:
+                self.layers.commit_as_chain(parent.diff_ids, desc, key)
+            else:
+                # the layer's times are clamped: the snapshot must hold what the layer says
+                self.layers.materialize(parent.diff_ids, desc)
             return desc, desc.digest
         finally:
             self.layers.remove_quietly(key)
@@ -548,7 +552,7 @@ class BuildJob:
     @contextlib.contextmanager
     def _source_root(self, instruction: ins.Copy, env: dict[str, str], stage_index: int) -> Any:
         if not instruction.source_stage:
-            yield SourceRoot(self.context.root, True)
+            yield SourceRoot(self.context.root, True, self.context.sums)
             return
         name = process_word(instruction.source_stage, env, self.dockerfile.escape)
         found = self.dockerfile.stage_index(name)

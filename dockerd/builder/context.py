@@ -13,6 +13,7 @@ from __future__ import annotations
 import bz2
 import contextlib
 import gzip
+import hashlib
 import lzma
 import os
 import posixpath
@@ -21,7 +22,7 @@ import stat
 import tarfile
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO, Any
 
 from dockerd.builder.dockerignore import Matcher, read_patterns
@@ -39,6 +40,7 @@ class BuildContext:
     dockerfile_name: str
     dockerfile: str  # its text
     ignore: Matcher
+    sums: dict[str, str] = field(default_factory=dict)  # context path -> tarsum, as the archive gave it
 
     def close(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
@@ -57,15 +59,16 @@ def open_context(body: IO[bytes], dockerfile: str, tmp_dir: str | None = None) -
     or a missing Dockerfile (as dockerd answers them), 400 for a Dockerfile path that leaves
     the context."""
     root = tempfile.mkdtemp(prefix="build-context-", dir=tmp_dir)
+    sums: dict[str, str] = {}
     try:
-        _unpack(body, root)
+        _unpack(body, root, sums)
         name = dockerfile or "Dockerfile"
         text = _read_dockerfile(root, name)
         ignore_text = _read(root, ".dockerignore")
         matcher = Matcher(read_patterns(ignore_text.decode(errors="replace")) if ignore_text is not None else [])
         if matcher:
             _apply_ignore(root, matcher)
-        return BuildContext(root, name, text, matcher)
+        return BuildContext(root, name, text, matcher, sums)
     except BaseException:
         shutil.rmtree(root, ignore_errors=True)
         raise
@@ -115,7 +118,7 @@ def _decompressed(body: IO[bytes]) -> Any:
     return stream
 
 
-def _unpack(body: IO[bytes], root: str) -> None:
+def _unpack(body: IO[bytes], root: str, sums: dict[str, str]) -> None:
     plain = _decompressed(body)
     root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
@@ -129,7 +132,7 @@ def _unpack(body: IO[bytes], root: str) -> None:
         with tar:
             try:
                 for member in tar:
-                    _member(root_fd, tar, member, dirs)
+                    _member(root_fd, tar, member, dirs, sums)
             except (tarfile.ReadError, tarfile.StreamError, EOFError, zlib_errors(), lzma.LZMAError) as exc:
                 raise BuildRequestError(f"archive/tar: {exc}", 500) from None
         for path, mtime in reversed(dirs):  # after their contents, which change them
@@ -150,10 +153,30 @@ def context_path(name: str) -> str:
     return posixpath.normpath("/" + name.replace("\\", "/") if not name.startswith("/") else name)
 
 
-def _member(root_fd: int, tar: tarfile.TarFile, m: tarfile.TarInfo, dirs: list[tuple[str, int]]) -> None:
+def tarsum_header(m: tarfile.TarInfo) -> bytes:
+    """The header fields Docker's tarsum (version 1) hashes, as the archive has them: name
+    (a directory's with its "/"), mode, owner, size, type, link target, device numbers, the
+    xattrs; no times, no owner names (dockerd blanks them)."""
+    typeflag = m.type.decode("latin-1") if m.type != tarfile.AREGTYPE else "0"
+    fields = [
+        ("name", m.name + "/" if m.isdir() else m.name), ("mode", str(m.mode)), ("uid", str(m.uid)),
+        ("gid", str(m.gid)), ("size", str(m.size)), ("typeflag", typeflag), ("linkname", m.linkname),
+        ("uname", ""), ("gname", ""), ("devmajor", str(m.devmajor)), ("devminor", str(m.devminor)),
+    ]  # fmt: skip
+    prefix = "SCHILY.xattr."
+    fields += sorted((k[len(prefix) :], v) for k, v in m.pax_headers.items() if k.startswith(prefix))
+    return b"".join((k + v).encode(errors="surrogateescape") for k, v in fields)
+
+
+def _member(
+    root_fd: int, tar: tarfile.TarFile, m: tarfile.TarInfo, dirs: list[tuple[str, int]], sums: dict[str, str]
+) -> None:
     path = context_path(m.name)
     if path == "/":
         return
+    digest = hashlib.sha256(tarsum_header(m))
+    if not m.isreg():
+        sums[path.lstrip("/")] = digest.hexdigest()
     parent_path, name = posixpath.split(path)
     with scoped.resolve(root_fd, parent_path, mkdirs=True) as parent:
         if not stat.S_ISDIR(os.fstat(parent.fd).st_mode):
@@ -188,7 +211,10 @@ def _member(root_fd: int, tar: tarfile.TarFile, m: tarfile.TarInfo, dirs: list[t
         with os.fdopen(fd, "wb") as out:
             source = tar.extractfile(m)
             if source is not None:
-                shutil.copyfileobj(source, out, 1 << 20)
+                while chunk := source.read(1 << 20):
+                    digest.update(chunk)
+                    out.write(chunk)
+            sums[path.lstrip("/")] = digest.hexdigest()
             os.fchmod(out.fileno(), mode)
             os.utime(out.fileno(), (m.mtime, m.mtime))
 

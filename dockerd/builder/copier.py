@@ -20,7 +20,7 @@ import pwd
 import re
 import stat
 import tarfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from dockerd.builder.errors import BuildFailed
@@ -34,6 +34,7 @@ _WILDCARD = re.compile(r"[*?\[]")
 class SourceRoot:
     path: str  # a host directory: the context, or a mounted root filesystem
     is_context: bool
+    sums: Mapping[str, str] | None = None  # the context's tarsums by path (from its archive)
 
 
 @dataclass(frozen=True)
@@ -174,31 +175,47 @@ def _group_name(gid: int) -> str:
         return ""
 
 
-def _source_hash(root_fd: int, rel: str, context: bool) -> str:
+class _Sums:
+    """Where an entry's sum comes from: the context's archive (what dockerd hashed while it
+    unpacked it; an entry the archive did not have, such as an implied directory, is "summed"
+    as its own path, as dockerd does), or the files themselves (a stage's or an image's)."""
+
+    def __init__(self, root_fd: int, context: bool, archive: Mapping[str, str] | None) -> None:
+        self.root_fd, self.context, self.archive = root_fd, context, archive
+
+    def of(self, rel: str, follow: bool) -> tuple[str, bool]:
+        if self.archive is None:
+            return _entry_sum(self.root_fd, rel, follow, self.context)
+        with scoped.resolve(self.root_fd, rel, follow=follow) as r:
+            is_dir = stat.S_ISDIR(os.fstat(r.fd).st_mode)
+            real = r.path.lstrip("/")
+        return self.archive.get(real, rel), is_dir
+
+
+def _source_hash(sums: _Sums, rel: str) -> str:
     """dockerd's hash of one COPY source: `file:<tarsum>`, or for a directory `dir:` and the
     sha256 of its entries' sums (itself included, unless it is the root) sorted and joined by
     commas."""
     rel = posixpath.normpath(rel).lstrip("/")
     rel = "" if rel == "." else rel
+    found: list[str] = []
     if rel:
-        own, is_dir = _entry_sum(root_fd, rel, True, context)
+        own, is_dir = sums.of(rel, True)
         if not is_dir:
             return "file:" + own
-        sums = [own]
-    else:
-        sums = []
-    _walk_sums(root_fd, rel, sums, context)
-    return "dir:" + hashlib.sha256(",".join(sorted(sums)).encode()).hexdigest()
+        found.append(own)
+    _walk_sums(sums, rel, found)
+    return "dir:" + hashlib.sha256(",".join(sorted(found)).encode()).hexdigest()
 
 
-def _walk_sums(root_fd: int, rel: str, sums: list[str], context: bool) -> None:
-    with scoped.resolve(root_fd, rel or "/") as r, _list(r.fd) as names:
+def _walk_sums(sums: _Sums, rel: str, found: list[str]) -> None:
+    with scoped.resolve(sums.root_fd, rel or "/") as r, _list(r.fd) as names:
         for name in names:
             child = f"{rel}/{name}" if rel else name
-            own, is_dir = _entry_sum(root_fd, child, False, context)
-            sums.append(own)
+            own, is_dir = sums.of(child, False)
+            found.append(own)
             if is_dir:
-                _walk_sums(root_fd, child, sums, context)
+                _walk_sums(sums, child, found)
 
 
 @contextlib.contextmanager
@@ -217,7 +234,8 @@ def checksum(root: SourceRoot, paths: Sequence[str], inline: Sequence[Inline] = 
     commas for several. Heredocs (BuildKit's) get a digest of name and content."""
     fd = os.open(root.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        parts = [_source_hash(fd, rel, root.is_context) for rel in paths]
+        sums = _Sums(fd, root.is_context, root.sums)
+        parts = [_source_hash(sums, rel) for rel in paths]
     finally:
         os.close(fd)
     for item in inline:
