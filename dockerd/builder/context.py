@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bz2
 import contextlib
+import errno
 import gzip
 import hashlib
 import lzma
@@ -25,6 +26,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from containerd.client import ContainerdError, Mount
+from containerd.client.mount import mount_all, unmount_all
 from dockerd.builder.dockerignore import Matcher, read_patterns
 from dockerd.builder.errors import BuildRequestError
 from dockerd.engine import scoped
@@ -41,9 +44,10 @@ class BuildContext:
     dockerfile: str  # its text
     ignore: Matcher
     sums: dict[str, str] = field(default_factory=dict)  # context path -> tarsum, as the archive gave it
+    in_memory: bool = False  # unpacked on a tmpfs of its own
 
     def close(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
+        _remove(self.root, self.in_memory)
 
     def __enter__(self) -> BuildContext:
         return self
@@ -60,18 +64,53 @@ def open_context(body: IO[bytes], dockerfile: str, tmp_dir: str | None = None) -
     the context."""
     root = tempfile.mkdtemp(prefix="build-context-", dir=tmp_dir)
     sums: dict[str, str] = {}
+    in_memory = _memory_root(root) if body.seekable() else False
     try:
-        _unpack(body, root, sums)
+        try:
+            _unpack(body, root, sums)
+        except OSError as exc:
+            if not (in_memory and exc.errno == errno.ENOSPC):
+                raise
+            # larger than the tmpfs: unpacked again, on disk
+            unmount_all(root)
+            in_memory = False
+            shutil.rmtree(root, ignore_errors=True)
+            os.mkdir(root, 0o700)
+            body.seek(0)
+            sums.clear()
+            _unpack(body, root, sums)
         name = dockerfile or "Dockerfile"
         text = _read_dockerfile(root, name)
         ignore_text = _read(root, ".dockerignore")
         matcher = Matcher(read_patterns(ignore_text.decode(errors="replace")) if ignore_text is not None else [])
         if matcher:
             _apply_ignore(root, matcher)
-        return BuildContext(root, name, text, matcher, sums)
+        return BuildContext(root, name, text, matcher, sums, in_memory)
     except BaseException:
-        shutil.rmtree(root, ignore_errors=True)
+        _remove(root, in_memory)
         raise
+
+
+# A context is unpacked on a tmpfs of its own up to this size (dockerd writes it to disk: on a
+# loaded disk creating and removing thousands of small files costs seconds), on disk beyond.
+MEMORY_LIMIT = 512 << 20
+
+
+def _memory_root(root: str) -> bool:
+    try:
+        mount_all([Mount("tmpfs", "tmpfs", "", [f"size={MEMORY_LIMIT}", "mode=700"])], root)
+    except (ContainerdError, OSError):
+        return False  # no tmpfs (not root, say): the disk
+    return True
+
+
+def _remove(root: str, in_memory: bool) -> None:
+    if in_memory:
+        with contextlib.suppress(OSError, ContainerdError):
+            unmount_all(root)
+            os.rmdir(root)
+            return
+    shutil.rmtree(root, ignore_errors=True)
 
 
 # --- the archive ---------------------------------------------------------------------------
