@@ -171,7 +171,9 @@ def history(engine: RefDockerd, ref: str) -> list[tuple[str, bool]]:
 
 
 def comparable_config(config: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in config.items() if k not in ("Hostname", "Image")}
+    # (NetworkDisabled: the reference runs with --bridge=none, which disables its containers'
+    # networking, and commit keeps the container's config)
+    return {k: v for k, v in config.items() if k not in ("Hostname", "Image", "NetworkDisabled")}
 
 
 def test_same_dockerfile_same_image_on_both_engines(engines: dict[str, RefDockerd], tmp_path: Path) -> None:
@@ -357,3 +359,55 @@ def test_from_pulls_then_push_run_on_reference_and_cache_from(engines: dict[str,
             assert res.stdout.count(" ---> Using cache\n") == 3, (name, res.stdout.splitlines()[-12:])
             assert image(engine, tag + "-again")["Id"] == image(engine, tag)["Id"] == built
             engine.docker_ok("rmi", tag, tag + "-again", base)
+
+
+def test_commit_as_docker(engines: dict[str, RefDockerd]) -> None:
+    tag = f"pdb-commit-{uuid.uuid4().hex[:8]}"
+    changes = ["-c", "ENV B=2", "-c", 'CMD ["cat", "/f"]', "-c", "EXPOSE 80", "-m", "a message", "-a", "pdb <p@d.b>"]
+    for engine in engines.values():
+        name = f"{tag}-c"
+        engine.docker_ok("run", "--name", name, "-e", "A=1", "--label", "l=1", "busybox", "sh", "-c", "echo hi > /f && rm /etc/group")
+        out = engine.docker_ok("commit", *changes, name, tag)
+        assert re.fullmatch(r"sha256:[0-9a-f]{64}\n", out), out
+        engine.docker_ok("rm", name)
+    ours, theirs = image(engines["pydockerd"], tag), image(engines["reference"], tag)
+    assert comparable_config(ours["Config"]) == comparable_config(theirs["Config"])
+    assert (ours["Comment"], ours["Author"]) == (theirs["Comment"], theirs["Author"]) == ("a message", "pdb <p@d.b>")
+    assert history(engines["pydockerd"], tag) == history(engines["reference"], tag)
+    same_layers(engines, tag)
+    bad = {name: engine.docker("commit", "-c", "BOGUS x", "pdb-no-such-container") for name, engine in engines.items()}
+    assert (bad["pydockerd"].returncode, bad["pydockerd"].stderr) == (bad["reference"].returncode, bad["reference"].stderr)
+    for engine in engines.values():
+        assert engine.docker_ok("run", "--rm", tag) == "hi\n"
+        # a running container is paused while its layer is taken, and runs on afterwards
+        running = f"{tag}-r"
+        engine.docker_ok("run", "-d", "--name", running, "busybox", "sh", "-c", "echo r > /r; exec sleep 100")
+        committed = engine.docker_ok("commit", running).strip()
+        state = json.loads(engine.docker_ok("inspect", "-f", "{{json .State}}", running))
+        assert state["Running"] and not state["Paused"]
+        assert engine.docker_ok("run", "--rm", committed, "cat", "/r") == "r\n"
+        engine.docker_ok("rm", "-f", running)
+        engine.docker_ok("rmi", tag, committed)
+
+
+def test_network_modes_and_extra_hosts(engines: dict[str, RefDockerd], tmp_path: Path) -> None:
+    import os
+
+    ctx = write(tmp_path / "ctx", {"Dockerfile": "FROM busybox\nRUN ls /sys/class/net | sort > /nets; grep pdb /etc/hosts > /hosts || true\n"})
+    # (the host's interfaces that stay: other work on this machine adds and removes others meanwhile)
+    host_links = {n for n in os.listdir("/sys/class/net") if n in ("lo", "eth0")}
+    for engine in engines.values():
+        for mode, want in (("none", {"lo"}), ("host", host_links)):
+            tag = f"pdb-net-{mode}-{uuid.uuid4().hex[:6]}"
+            res = docker(engine, "build", "--no-cache", "-q", "--network", mode, "--add-host", "pdb.example:10.1.2.3", "-t", tag, ".", cwd=ctx)
+            assert res.returncode == 0, res.stderr
+            nets = set(engine.docker_ok("run", "--rm", tag, "cat", "/nets").split())
+            assert nets == want if mode == "none" else want <= nets and len(nets) > 1, (mode, nets)
+            if mode == "none":
+                assert engine.docker_ok("run", "--rm", tag, "cat", "/hosts") == "10.1.2.3\tpdb.example\n"
+            engine.docker_ok("rmi", tag)
+    # a user-defined network: not something pydockerd's builder can join yet
+    res = docker(engines["pydockerd"], "build", "--network", "pdb-net", ".", cwd=ctx)
+    assert (res.returncode, res.stderr) == (
+        1, "Error response from daemon: network mode 'pdb-net' is not supported by this builder yet: use default, none or host\n",
+    )  # fmt: skip
