@@ -70,6 +70,7 @@ def generic(text: str) -> str:
     steps that only change the config (it makes a container for each, pydockerd none)."""
     text = text.replace(" ---> [Warning] IPv4 forwarding is disabled. Networking will not work.\n", "")
     text = re.sub(r" ---> Running in ([0-9a-f]{12})\nRemoving intermediate container \1\n", "", text)
+    text = re.sub(r" ---> Running in [0-9a-f]{12}\n(?= ---> )", "", text)  # the same, kept (rm=0)
     text = re.sub(r"\b[0-9a-f]{64}\b", "<id>", text)
     return re.sub(r"\b[0-9a-f]{12}\b", "<id>", text)
 
@@ -411,3 +412,30 @@ def test_network_modes_and_extra_hosts(engines: dict[str, RefDockerd], tmp_path:
     assert (res.returncode, res.stderr) == (
         1, "Error response from daemon: network mode 'pdb-net' is not supported by this builder yet: use default, none or host\n",
     )  # fmt: skip
+
+
+def test_rm_false_output_and_reproducible_builds(engines: dict[str, RefDockerd], tmp_path: Path) -> None:
+    ctx = write(tmp_path / "ctx", {"Dockerfile": "FROM busybox\nARG SOURCE_DATE_EPOCH\nRUN echo x > /x\nCOPY f /f\n", "f": "f\n"})
+    out = {}
+    for name, engine in engines.items():
+        res = docker(engine, "build", "--no-cache", "--rm=false", ".", cwd=ctx)
+        assert res.returncode == 0, res.stderr
+        assert "Removing intermediate container" not in res.stdout
+        out[name] = generic(res.stdout)
+        kept = engine.docker_ok("ps", "-aq").split()
+        if name == "reference":  # dockerd keeps its build containers with rm=0; pydockerd's are not Docker's
+            engine.docker_ok("rm", *kept)
+        else:
+            assert kept == []
+        engine.docker("rmi", res.stdout.split("Successfully built ")[1].split()[0])
+    assert out["pydockerd"] == out["reference"]
+    # SOURCE_DATE_EPOCH: two builds without the cache, the same image (pydockerd only)
+    ours = engines["pydockerd"]
+    ids = []
+    for _ in range(2):
+        res = docker(ours, "build", "--no-cache", "-q", "--build-arg", "SOURCE_DATE_EPOCH=1700000000", ".", cwd=ctx)
+        assert res.returncode == 0, res.stderr
+        ids.append(res.stdout.strip())
+    assert ids[0] == ids[1]
+    assert image(ours, ids[0])["Created"] == "2023-11-14T22:13:20Z"
+    ours.docker_ok("rmi", ids[0])
