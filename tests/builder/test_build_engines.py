@@ -439,3 +439,19 @@ def test_rm_false_output_and_reproducible_builds(engines: dict[str, RefDockerd],
     assert ids[0] == ids[1]
     assert image(ours, ids[0])["Created"] == "2023-11-14T22:13:20Z"
     ours.docker_ok("rmi", ids[0])
+
+
+def test_cache_survives_a_daemon_restart(engines: dict[str, RefDockerd], tmp_path: Path) -> None:
+    from tests.pydockerd_harness import start_pydockerd, stop_pid, wait_ready
+
+    ours = engines["pydockerd"]
+    assert isinstance(ours, PyDockerd)
+    ctx = write(tmp_path / "ctx", {"Dockerfile": "FROM busybox\nRUN echo kept > /k\nCOPY f /f\n", "f": "f\n"})
+    first = docker(ours, "build", "-q", ".", cwd=ctx)
+    assert first.returncode == 0, first.stderr
+    assert stop_pid(ours.pid)
+    wait_ready(ours, start_pydockerd(ours))
+    again = docker(ours, "build", ".", cwd=ctx)
+    assert again.returncode == 0 and again.stdout.count(" ---> Using cache\n") == 2, again.stdout
+    assert f"Successfully built {first.stdout.strip()[7:19]}\n" in again.stdout
+    ours.docker_ok("rmi", first.stdout.strip())
