@@ -103,7 +103,8 @@ class Daemon:
         identity = Identity(self.id, self.version, self.data_root, self.debug, self.build)
         distribution = Distribution(self.client, registry, self.events.publish)
         builder = BuildBackend(
-            self.client, self.images, self.containers, distribution, self.events.publish, self.tmp_dir, self.version
+            self.client, self.images, self.containers, distribution, self.events.publish, self.tmp_dir, self.version,
+            network_hook=self.containers.networking.build_hook(),
         )
         return Backends(
             system=System(identity, self.client, self.containers, self.images, self.events, builder.usage),

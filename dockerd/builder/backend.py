@@ -7,8 +7,8 @@ cache of /system/df (moby's builder backend and daemon/commit.go).
     backend.prune(...), backend.usage()     the build cache
 
 Build containers are pycontainerd containers under the daemon's cgroup parent with its default
-runtime and security defaults, as pydockerd runs containers; FROM pulls through the
-distribution backend (pulling.py).
+runtime and security defaults, on the network the build names through the network backend's
+hook; FROM pulls through the distribution backend (pulling.py).
 """
 
 from __future__ import annotations
@@ -44,9 +44,9 @@ if TYPE_CHECKING:
     from dockerd.engine.filters import Filters
     from dockerd.engine.image.service import ImageService
 
-# What a build's RUN may use as its network until the network backend gives build containers
-# bridge networking (a NetworkHook): Docker's default and "bridge" get a namespace of their
-# own with loopback only, as pydockerd's containers have today.
+# What a build's RUN may use as its network without a NetworkHook (the daemon gives one, the
+# network backend's): Docker's default and "bridge" then get a namespace of their own with
+# loopback only.
 NETWORK_MODES = ("", "default", "bridge", "none", "host")
 
 

@@ -407,11 +407,22 @@ def test_network_modes_and_extra_hosts(engines: dict[str, RefDockerd], tmp_path:
             if mode == "none":
                 assert engine.docker_ok("run", "--rm", tag, "cat", "/hosts") == "10.1.2.3\tpdb.example\n"
             engine.docker_ok("rmi", tag)
-    # a user-defined network: not something pydockerd's builder can join yet
-    res = docker(engines["pydockerd"], "build", "--network", "pdb-net", ".", cwd=ctx)
-    assert (res.returncode, res.stderr) == (
-        1, "Error response from daemon: network mode 'pdb-net' is not supported by this builder yet: use default, none or host\n",
-    )  # fmt: skip
+    # pydockerd: RUN on its default bridge, and on a user-defined network (the reference here
+    # runs without a bridge, --bridge=none, so only pydockerd's)
+    ours = engines["pydockerd"]
+    net = f"pdb-net-{uuid.uuid4().hex[:6]}"
+    ours.docker_ok("network", "create", net)
+    try:
+        for args in ((), ("--network", net)):
+            tag = f"pdb-bridge-{uuid.uuid4().hex[:6]}"
+            res = docker(ours, "build", "--no-cache", "-q", *args, "-t", tag, ".", cwd=ctx)
+            assert res.returncode == 0, res.stderr
+            assert ours.docker_ok("run", "--rm", tag, "cat", "/nets").split() == ["eth0", "lo"]
+            ours.docker_ok("rmi", tag)
+    finally:
+        ours.docker_ok("network", "rm", net)
+    missing = {name: docker(engine, "build", "--no-cache", "--network", "pdb-no-such-net", ".", cwd=ctx) for name, engine in engines.items()}
+    assert (missing["pydockerd"].returncode, missing["pydockerd"].stderr) == (1, missing["reference"].stderr)
 
 
 def test_rm_false_output_and_reproducible_builds(engines: dict[str, RefDockerd], tmp_path: Path) -> None:
