@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from dockerd.builder.backend import BuildBackend
     from dockerd.engine.container.backend import Containers
     from dockerd.engine.distribution.backend import Distribution
     from dockerd.engine.execs import ExecEngine
@@ -29,3 +30,4 @@ class Backends:
     images: Images  # /images/...
     distribution: Distribution  # pull, push, /auth (and search's default registry)
     networks: Networking  # /networks/... (over dockerd/network/)
+    builder: BuildBackend  # /build, /build/prune, /commit

@@ -17,6 +17,7 @@ from common.unixsock import accepting
 from containerd.client import Client, Envelope, Payload
 from containerd.client.events import TaskExit, TaskOOM
 from dockerd.backends import Backends
+from dockerd.builder.backend import BuildBackend
 from dockerd.buildinfo import read_build_info
 from dockerd.engine.container.backend import NAMESPACE, Containers
 from dockerd.engine.container.task import timestamp_text
@@ -100,13 +101,27 @@ class Daemon:
     def _backends(self, registry: RegistryConfig) -> Backends:
         """The objects the API's routers serve from, one per resource."""
         identity = Identity(self.id, self.version, self.data_root, self.debug, self.build)
+        distribution = Distribution(self.client, registry, self.events.publish)
+        builder = BuildBackend(
+            self.client, self.images, self.containers, distribution, self.events.publish, self.tmp_dir, self.version,
+            network_hook=self.containers.networking.build_hook(),
+        )
         return Backends(
-            system=System(identity, self.client, self.containers, self.images, self.events, registry.service_config()),
+            system=System(
+                identity,
+                self.client,
+                self.containers,
+                self.images,
+                self.events,
+                registry=registry.service_config(),
+                build_cache=builder.usage,
+            ),
             containers=self.containers,
             execs=self.execs,
             images=Images(self.images, self.client, self.containers.all, self.events.publish, self.tmp_dir, self.version),
-            distribution=Distribution(self.client, registry, self.events.publish),
+            distribution=distribution,
             networks=self.containers.networking,
+            builder=builder,
         )
 
     def _engine_id(self) -> str:

@@ -288,7 +288,9 @@ def df(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
         for t, n, a, s, r in summary
     ]
     if opts.verbose and not opts.format:
-        return _df_verbose(ctx, imgs, conts, vols, cache, int(data.get("BuilderSize") or 0))
+        # The Docker CLI's "Build cache usage" adds up the records that are not shared (not
+        # the daemon's BuilderSize).
+        return _df_verbose(ctx, imgs, conts, vols, cache, sum(b.get("Size") or 0 for b in cache if not b.get("Shared")))
     fmt = opts.format or DF_DEFAULT
     if fmt == "table":
         fmt = DF_DEFAULT

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import posixpath
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -46,6 +47,7 @@ from dockerd.builder import gotext, metadata
 from dockerd.builder import image as images
 from dockerd.builder import instructions as ins
 from dockerd.builder.cache import BuildCache, cache_key
+from dockerd.builder.cachefrom import CacheSources
 from dockerd.builder.context import BuildContext, open_context
 from dockerd.builder.copier import CopyOptions, Inline, SourceRoot, checksum, copy_into, expand_sources
 from dockerd.builder.errors import BuildFailed, BuildRequestError
@@ -210,6 +212,8 @@ class BuildJob:
         stages = dockerfile.stages[: last_stage + 1]
         self.total = len(dockerfile.meta_args) + sum(1 + len(s.commands) for s in stages) + (1 if options.labels else 0)
         self.step = 0
+        self.cache_sources = CacheSources(self.client, options.cache_from, self.layers.snapshotter, platform)
+        self.cancelled = threading.Event()  # the client went away: stop at the next step
 
     def close(self) -> None:
         self.context.close()
@@ -217,10 +221,11 @@ class BuildJob:
     # --- output ---
 
     def say(self, text: str) -> None:
-        if not self.options.quiet:
-            self.progress({"stream": text})
+        self.progress({"stream": text})
 
     def _step(self, instruction: ins.Instruction) -> None:
+        if self.cancelled.is_set():
+            raise BuildFailed("context canceled")
         self.step += 1
         self.say(f"Step {self.step}/{self.total} : {instruction.original}")
         self.say("\n")
@@ -235,8 +240,7 @@ class BuildJob:
                 meta = self._meta_args()
                 for stage in self.dockerfile.stages[: self.last + 1]:
                     self.stage_results.append(self._stage(stage, meta))
-                    if not self.options.quiet:
-                        progress({"aux": {"ID": self.stage_results[-1].id}})
+                    progress({"aux": {"ID": self.stage_results[-1].id}})
             except ContainerdError as exc:
                 raise BuildFailed(str(exc)) from None
             final = self.stage_results[-1]
@@ -246,12 +250,9 @@ class BuildJob:
         unused = sorted(k for k in self.options.build_args if k not in self.used_args and k not in PROXY_ARGS and k != SOURCE_DATE_EPOCH)
         if unused:
             self.say(f"[Warning] One or more build-args {gotext.value_list(unused)} were not consumed\n")
-        if self.options.quiet:
-            progress({"stream": final.id + "\n"})
-        else:
-            self.say(f"Successfully built {final.short_id}\n")
-            for name in self.names:
-                self.say(f"Successfully tagged {familiar_name(name)}\n")
+        self.say(f"Successfully built {final.short_id}\n")
+        for name in self.names:
+            self.say(f"Successfully tagged {familiar_name(name)}\n")
         assert final.manifest is not None
         return BuildResult(final.id, final.manifest, names, [s.id for s in self.stage_results])
 
@@ -376,7 +377,9 @@ class BuildJob:
         """Store the step's image (cached if the cache has it): CHILD's config changes, the
         history entry, and, if LAYER is given, the layer it makes (run only on a cache miss)."""
         parent = state.image
-        shell = metadata.shell_of(parent.run_config)
+        # dockerd records a config-only step with the shell as the step leaves it (SHELL's own
+        # entry already names the new shell).
+        shell = metadata.shell_of(child.run_config)
         cmd = command if command is not None else [*shell, nop or ""]
         created_by = " ".join(cmd)
         key = cache_key(parent.id, json.dumps([created_by, cache_text, self.epoch, str(self.platform)]))
@@ -385,6 +388,17 @@ class BuildJob:
             if record is not None:
                 self.say(" ---> Using cache\n")
                 state.image = images.load_image(self.client, record.manifest, self.platform)
+                return
+            restored = self.cache_sources.restore(self.builder.images, parent, child, created_by)
+            if restored is not None:
+                self.say(" ---> Using cache\n")
+                if restored.manifest is None and self.builder.config.docker_version:
+                    restored.config["docker_version"] = self.builder.config.docker_version
+                stored = restored if restored.manifest is not None else images.write_image(self.client, restored, self.layers.snapshotter)
+                assert stored.manifest is not None
+                made_layer = len(stored.diff_ids) > len(parent.diff_ids)
+                self.builder.cache.put(key, stored.id, stored.manifest, parent.id, created_by, stored.chain if made_layer else "")
+                state.image = stored
                 return
         made = layer(child) if layer is not None else None
         container_id = container[0] if container else ""
@@ -453,8 +467,18 @@ class BuildJob:
             container.append(cid)
             self.say(f" ---> Running in {cid[:12]}\n")
 
-        self.runner.run(prepared, request, output, announce)
-        self.say(f"Removing intermediate container {prepared.container_id[:12]}\n")
+        # Build containers are pycontainerd's, never Docker containers, so they always go; the
+        # line is printed when dockerd would remove its container: rm after success, forcerm
+        # whatever happened (with rm=0, or a failure without forcerm, dockerd keeps it).
+        removed = f"Removing intermediate container {prepared.container_id[:12]}\n"
+        try:
+            self.runner.run(prepared, request, output, announce)
+        except BuildFailed:
+            if self.options.force_remove and container:
+                self.say(removed)
+            raise
+        if self.options.remove:
+            self.say(removed)
 
     # --- WORKDIR ---
 
@@ -478,7 +502,11 @@ class BuildJob:
             desc = self.layers.diff(parent.chain, mounts, self.epoch)
             if desc is None:
                 return None
-            self.layers.materialize(parent.diff_ids, desc)
+            if self.epoch is None:
+                self.layers.commit_as_chain(parent.diff_ids, desc, key)
+            else:
+                # the layer's times are clamped: the snapshot must hold what the layer says
+                self.layers.materialize(parent.diff_ids, desc)
             return desc, desc.digest
         finally:
             self.layers.remove_quietly(key)
@@ -512,7 +540,8 @@ class BuildJob:
 
             def make_layer(child: images.ImageState) -> tuple[Descriptor, str] | None:
                 def change(dst_root: str) -> None:
-                    owner = _user_ids(dst_root, chown) if chown else (0, 0)
+                    # dockerd: COPY --from without --chown keeps the files' owners
+                    owner = _user_ids(dst_root, chown) if chown else (None if instruction.source_stage else (0, 0))
                     copy_into(dst_root, root, paths, full_dest, CopyOptions(owner, mode, instruction.add and root.is_context), inline)
 
                 return self._on_snapshot(state.image, change)
@@ -523,7 +552,7 @@ class BuildJob:
     @contextlib.contextmanager
     def _source_root(self, instruction: ins.Copy, env: dict[str, str], stage_index: int) -> Any:
         if not instruction.source_stage:
-            yield SourceRoot(self.context.root, True)
+            yield SourceRoot(self.context.root, True, self.context.sums)
             return
         name = process_word(instruction.source_stage, env, self.dockerfile.escape)
         found = self.dockerfile.stage_index(name)

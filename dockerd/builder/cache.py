@@ -115,16 +115,18 @@ class BuildCache:
         except NotFound:
             return 0
 
-    def prune(self, *, older_than: float | None = None, keep_storage: int = 0) -> PruneResult:
-        """Delete records (all, or those made more than `older_than` seconds ago), oldest
-        first, until what is left takes at most `keep_storage` bytes. Garbage is collected
-        before the answer; a layer an image still uses stays (and is not counted)."""
+    def prune(self, *, older_than: float | None = None, keep_storage: int = 0, keys: set[str] | None = None) -> PruneResult:
+        """Delete records (all, those in KEYS, or those made more than `older_than` seconds
+        ago), oldest first, until what is left takes at most `keep_storage` bytes. Garbage is
+        collected before the answer; a layer an image still uses stays (and is not counted)."""
         records = self.records()
         sizes = {r.key: self.size(r) for r in records}
         total = sum(sizes.values())
         now_ns = time.time_ns()
         deleted: list[CacheRecord] = []
         for record in records:
+            if keys is not None and record.key not in keys:
+                continue
             if older_than is not None and now_ns - record.created_at < older_than * 10**9:
                 continue
             if keep_storage and total <= keep_storage:

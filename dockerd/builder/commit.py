@@ -11,6 +11,7 @@ applied to the config; `pause` freezes the container's task while the layer is t
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import stat
 from collections.abc import Mapping, Sequence
@@ -46,6 +47,7 @@ class CommitRequest:
     image: Descriptor | None  # the container's image (its target); None: from scratch
     container_id: str = ""  # recorded as "container"; its task is paused when `pause`
     container_config: Mapping[str, Any] = field(default_factory=dict)  # the container's Config (Cmd for the history)
+    config: Mapping[str, Any] | None = None  # the new image's Config before the changes (None: the image's)
     changes: Sequence[str] = ()
     message: str = ""
     author: str = ""
@@ -87,7 +89,13 @@ def commit_container(
     want = platform or host_platform()
     parent = images.load_image(client, request.image, want) if request.image is not None else images.scratch(want)
     child = parent.child()
+    if request.config is not None:
+        # dockerd: the given Config (the container's, unless the request has one) with the
+        # changes applied, its empty fields then filled from the container's Config.
+        child.config["config"] = copy.deepcopy(dict(request.config))
     apply_changes(child.config, request.changes)
+    if request.config is not None:
+        merge_config(child.config["config"], request.container_config)
     layers = Layers(client, snapshotter, tmp_dir)
     with client.lease():
         paused = False
@@ -127,6 +135,39 @@ def commit_container(
         for name in request.names or [f"{request.dangling_prefix}@{stored.manifest.digest}"]:
             create_or_update_image(client, Image(name, stored.manifest))
     return stored
+
+
+def merge_config(user: dict[str, Any], container: Mapping[str, Any]) -> None:
+    """moby's commit merge: what USER (the new image's config) leaves empty comes from the
+    container's config; environment, ports, labels and volumes are unions."""
+    for key in ("User", "WorkingDir", "StopSignal"):
+        if not user.get(key) and container.get(key):
+            user[key] = container[key]
+    for key in ("ExposedPorts", "Volumes"):
+        theirs = container.get(key) or {}
+        if not user.get(key):
+            user[key] = copy.deepcopy(theirs) or user.get(key)
+        else:
+            for name, value in theirs.items():
+                user[key].setdefault(name, value)
+    if not user.get("Env"):
+        user["Env"] = list(container.get("Env") or []) or user.get("Env")
+    else:
+        keys = {entry.split("=", 1)[0] for entry in user["Env"]}
+        user["Env"] += [e for e in container.get("Env") or [] if e.split("=", 1)[0] not in keys]
+    labels = user.get("Labels") or {}
+    for name, value in (container.get("Labels") or {}).items():
+        labels.setdefault(name, value)
+    user["Labels"] = labels
+    if not user.get("Entrypoint"):
+        if not user.get("Cmd"):
+            user["Cmd"] = container.get("Cmd")
+            if container.get("ArgsEscaped"):
+                user["ArgsEscaped"] = True
+        if user.get("Entrypoint") is None:
+            user["Entrypoint"] = container.get("Entrypoint")
+    if container.get("Healthcheck") and not user.get("Healthcheck"):
+        user["Healthcheck"] = container["Healthcheck"]
 
 
 def _same_times(source: str, target: str) -> None:

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import bz2
 import contextlib
+import errno
 import gzip
+import hashlib
 import lzma
 import os
 import posixpath
@@ -21,9 +23,11 @@ import stat
 import tarfile
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO, Any
 
+from containerd.client import ContainerdError, Mount
+from containerd.client.mount import mount_all, unmount_all
 from dockerd.builder.dockerignore import Matcher, read_patterns
 from dockerd.builder.errors import BuildRequestError
 from dockerd.engine import scoped
@@ -39,9 +43,11 @@ class BuildContext:
     dockerfile_name: str
     dockerfile: str  # its text
     ignore: Matcher
+    sums: dict[str, str] = field(default_factory=dict)  # context path -> tarsum, as the archive gave it
+    in_memory: bool = False  # unpacked on a tmpfs of its own
 
     def close(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
+        _remove(self.root, self.in_memory)
 
     def __enter__(self) -> BuildContext:
         return self
@@ -57,18 +63,54 @@ def open_context(body: IO[bytes], dockerfile: str, tmp_dir: str | None = None) -
     or a missing Dockerfile (as dockerd answers them), 400 for a Dockerfile path that leaves
     the context."""
     root = tempfile.mkdtemp(prefix="build-context-", dir=tmp_dir)
+    sums: dict[str, str] = {}
+    in_memory = _memory_root(root) if body.seekable() else False
     try:
-        _unpack(body, root)
+        try:
+            _unpack(body, root, sums)
+        except OSError as exc:
+            if not (in_memory and exc.errno == errno.ENOSPC):
+                raise
+            # larger than the tmpfs: unpacked again, on disk
+            unmount_all(root)
+            in_memory = False
+            shutil.rmtree(root, ignore_errors=True)
+            os.mkdir(root, 0o700)
+            body.seek(0)
+            sums.clear()
+            _unpack(body, root, sums)
         name = dockerfile or "Dockerfile"
         text = _read_dockerfile(root, name)
         ignore_text = _read(root, ".dockerignore")
         matcher = Matcher(read_patterns(ignore_text.decode(errors="replace")) if ignore_text is not None else [])
         if matcher:
             _apply_ignore(root, matcher)
-        return BuildContext(root, name, text, matcher)
+        return BuildContext(root, name, text, matcher, sums, in_memory)
     except BaseException:
-        shutil.rmtree(root, ignore_errors=True)
+        _remove(root, in_memory)
         raise
+
+
+# A context is unpacked on a tmpfs of its own up to this size (dockerd writes it to disk: on a
+# loaded disk creating and removing thousands of small files costs seconds), on disk beyond.
+MEMORY_LIMIT = 512 << 20
+
+
+def _memory_root(root: str) -> bool:
+    try:
+        mount_all([Mount("tmpfs", "tmpfs", "", [f"size={MEMORY_LIMIT}", "mode=700"])], root)
+    except (ContainerdError, OSError):
+        return False  # no tmpfs (not root, say): the disk
+    return True
+
+
+def _remove(root: str, in_memory: bool) -> None:
+    if in_memory:
+        with contextlib.suppress(OSError, ContainerdError):
+            unmount_all(root)
+            os.rmdir(root)
+            return
+    shutil.rmtree(root, ignore_errors=True)
 
 
 # --- the archive ---------------------------------------------------------------------------
@@ -115,7 +157,7 @@ def _decompressed(body: IO[bytes]) -> Any:
     return stream
 
 
-def _unpack(body: IO[bytes], root: str) -> None:
+def _unpack(body: IO[bytes], root: str, sums: dict[str, str]) -> None:
     plain = _decompressed(body)
     root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
@@ -129,7 +171,7 @@ def _unpack(body: IO[bytes], root: str) -> None:
         with tar:
             try:
                 for member in tar:
-                    _member(root_fd, tar, member, dirs)
+                    _member(root_fd, tar, member, dirs, sums)
             except (tarfile.ReadError, tarfile.StreamError, EOFError, zlib_errors(), lzma.LZMAError) as exc:
                 raise BuildRequestError(f"archive/tar: {exc}", 500) from None
         for path, mtime in reversed(dirs):  # after their contents, which change them
@@ -150,10 +192,30 @@ def context_path(name: str) -> str:
     return posixpath.normpath("/" + name.replace("\\", "/") if not name.startswith("/") else name)
 
 
-def _member(root_fd: int, tar: tarfile.TarFile, m: tarfile.TarInfo, dirs: list[tuple[str, int]]) -> None:
+def tarsum_header(m: tarfile.TarInfo) -> bytes:
+    """The header fields Docker's tarsum (version 1) hashes, as the archive has them: name
+    (a directory's with its "/"), mode, owner, size, type, link target, device numbers, the
+    xattrs; no times, no owner names (dockerd blanks them)."""
+    typeflag = m.type.decode("latin-1") if m.type != tarfile.AREGTYPE else "0"
+    fields = [
+        ("name", m.name + "/" if m.isdir() else m.name), ("mode", str(m.mode)), ("uid", str(m.uid)),
+        ("gid", str(m.gid)), ("size", str(m.size)), ("typeflag", typeflag), ("linkname", m.linkname),
+        ("uname", ""), ("gname", ""), ("devmajor", str(m.devmajor)), ("devminor", str(m.devminor)),
+    ]  # fmt: skip
+    prefix = "SCHILY.xattr."
+    fields += sorted((k[len(prefix) :], v) for k, v in m.pax_headers.items() if k.startswith(prefix))
+    return b"".join((k + v).encode(errors="surrogateescape") for k, v in fields)
+
+
+def _member(
+    root_fd: int, tar: tarfile.TarFile, m: tarfile.TarInfo, dirs: list[tuple[str, int]], sums: dict[str, str]
+) -> None:
     path = context_path(m.name)
     if path == "/":
         return
+    digest = hashlib.sha256(tarsum_header(m))
+    if not m.isreg():
+        sums[path.lstrip("/")] = digest.hexdigest()
     parent_path, name = posixpath.split(path)
     with scoped.resolve(root_fd, parent_path, mkdirs=True) as parent:
         if not stat.S_ISDIR(os.fstat(parent.fd).st_mode):
@@ -188,7 +250,10 @@ def _member(root_fd: int, tar: tarfile.TarFile, m: tarfile.TarInfo, dirs: list[t
         with os.fdopen(fd, "wb") as out:
             source = tar.extractfile(m)
             if source is not None:
-                shutil.copyfileobj(source, out, 1 << 20)
+                while chunk := source.read(1 << 20):
+                    digest.update(chunk)
+                    out.write(chunk)
+            sums[path.lstrip("/")] = digest.hexdigest()
             os.fchmod(out.fileno(), mode)
             os.utime(out.fileno(), (m.mtime, m.mtime))
 

@@ -12,13 +12,15 @@ belong to root unless --chown says otherwise; --chmod sets the mode of what is c
 from __future__ import annotations
 
 import contextlib
+import grp
 import hashlib
 import os
 import posixpath
+import pwd
 import re
 import stat
 import tarfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from dockerd.builder.errors import BuildFailed
@@ -32,6 +34,7 @@ _WILDCARD = re.compile(r"[*?\[]")
 class SourceRoot:
     path: str  # a host directory: the context, or a mounted root filesystem
     is_context: bool
+    sums: Mapping[str, str] | None = None  # the context's tarsums by path (from its archive)
 
 
 @dataclass(frozen=True)
@@ -124,25 +127,95 @@ def _exists(root: str, rel: str) -> bool:
 # --- checksums -------------------------------------------------------------------------------
 
 
-def _hash_tree(root_fd: int, rel: str, follow: bool, digest: hashlib._Hash, name: str) -> bool:
-    """Feed the entry (and what is below it) into DIGEST; whether it is a directory."""
+_TYPEFLAGS = {stat.S_IFREG: "0", stat.S_IFLNK: "2", stat.S_IFCHR: "3", stat.S_IFBLK: "4", stat.S_IFDIR: "5", stat.S_IFIFO: "6"}
+
+
+def _entry_sum(root_fd: int, rel: str, follow: bool, context: bool) -> tuple[str, bool]:
+    """Docker's tarsum (version 1) of one entry: sha256 of its tar header fields (name, mode,
+    owner, size, type, link target, device numbers, security.capability; never times), then
+    its data. For the context, the header the client sent (permission bits, no owner names);
+    for a stage's or image's files, the header dockerd makes from the file (Go's
+    FileInfoHeader: the mode with its type bits, owner names looked up on the host)."""
     with scoped.resolve(root_fd, rel, follow=follow) as r:
         st = os.fstat(r.fd)
-        kind = stat.S_IFMT(st.st_mode)
-        digest.update(f"{name}\0{kind:o}\0{stat.S_IMODE(st.st_mode):o}\0".encode())
-        if stat.S_ISLNK(st.st_mode):
-            digest.update(os.readlink("", dir_fd=r.fd).encode() + b"\0")
-        elif stat.S_ISREG(st.st_mode):
-            digest.update(f"{st.st_size}\0".encode())
+        is_dir = stat.S_ISDIR(st.st_mode)
+        is_reg = stat.S_ISREG(st.st_mode)
+        link = os.readlink("", dir_fd=r.fd) if stat.S_ISLNK(st.st_mode) else ""
+        device = stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
+        headers = [
+            ("name", rel + "/" if is_dir else rel), ("mode", str(stat.S_IMODE(st.st_mode) if context else st.st_mode)),
+            ("uid", str(st.st_uid)), ("gid", str(st.st_gid)), ("size", str(st.st_size if is_reg else 0)),
+            ("typeflag", _TYPEFLAGS.get(stat.S_IFMT(st.st_mode), "0")), ("linkname", link),
+            ("uname", "" if context else _user_name(st.st_uid)), ("gname", "" if context else _group_name(st.st_gid)),
+            ("devmajor", str(os.major(st.st_rdev) if device else 0)), ("devminor", str(os.minor(st.st_rdev) if device else 0)),
+        ]  # fmt: skip
+        digest = hashlib.sha256(b"".join((k + v).encode(errors="surrogateescape") for k, v in headers))
+        if not link:
+            with contextlib.suppress(OSError):
+                capability = os.getxattr(scoped.proc_fd(r.fd), "security.capability")
+                digest.update(b"security.capability" + capability)
+        if is_reg and st.st_size:
             with open(os.open(scoped.proc_fd(r.fd), os.O_RDONLY | os.O_CLOEXEC), "rb") as f:
                 while chunk := f.read(1 << 20):
                     digest.update(chunk)
-        elif stat.S_ISDIR(st.st_mode):
-            with _list(r.fd) as names:
-                for child in names:
-                    _hash_tree(r.fd, child, False, digest, f"{name}/{child}")
-            return True
-    return False
+    return digest.hexdigest(), is_dir
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return ""
+
+
+def _group_name(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return ""
+
+
+class _Sums:
+    """Where an entry's sum comes from: the context's archive (what dockerd hashed while it
+    unpacked it; an entry the archive did not have, such as an implied directory, is "summed"
+    as its own path, as dockerd does), or the files themselves (a stage's or an image's)."""
+
+    def __init__(self, root_fd: int, context: bool, archive: Mapping[str, str] | None) -> None:
+        self.root_fd, self.context, self.archive = root_fd, context, archive
+
+    def of(self, rel: str, follow: bool) -> tuple[str, bool]:
+        if self.archive is None:
+            return _entry_sum(self.root_fd, rel, follow, self.context)
+        with scoped.resolve(self.root_fd, rel, follow=follow) as r:
+            is_dir = stat.S_ISDIR(os.fstat(r.fd).st_mode)
+            real = r.path.lstrip("/")
+        return self.archive.get(real, rel), is_dir
+
+
+def _source_hash(sums: _Sums, rel: str) -> str:
+    """dockerd's hash of one COPY source: `file:<tarsum>`, or for a directory `dir:` and the
+    sha256 of its entries' sums (itself included, unless it is the root) sorted and joined by
+    commas."""
+    rel = posixpath.normpath(rel).lstrip("/")
+    rel = "" if rel == "." else rel
+    found: list[str] = []
+    if rel:
+        own, is_dir = sums.of(rel, True)
+        if not is_dir:
+            return "file:" + own
+        found.append(own)
+    _walk_sums(sums, rel, found)
+    return "dir:" + hashlib.sha256(",".join(sorted(found)).encode()).hexdigest()
+
+
+def _walk_sums(sums: _Sums, rel: str, found: list[str]) -> None:
+    with scoped.resolve(sums.root_fd, rel or "/") as r, _list(r.fd) as names:
+        for name in names:
+            child = f"{rel}/{name}" if rel else name
+            own, is_dir = sums.of(child, False)
+            found.append(own)
+            if is_dir:
+                _walk_sums(sums, child, found)
 
 
 @contextlib.contextmanager
@@ -155,23 +228,21 @@ def _list(dir_fd: int) -> Iterator[list[str]]:
 
 
 def checksum(root: SourceRoot, paths: Sequence[str], inline: Sequence[Inline] = ()) -> str:
-    """dockerd's source description for the history and the cache: `file:<sha256>` for one
-    file, `dir:<sha256>` for one directory, `multi:<sha256>` for several (our own digest of
-    names, types, modes, link targets and contents: times do not count, as in Docker)."""
+    """dockerd's source description for the history and the cache: `file:<sum>` for one
+    file, `dir:<sum>` for one directory (Docker's tarsum rules, so the same context gives
+    the same history entries as under dockerd), `multi:` + the sha256 of those joined by
+    commas for several. Heredocs (BuildKit's) get a digest of name and content."""
     fd = os.open(root.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        parts: list[tuple[str, bool]] = []
-        for rel in paths:
-            digest = hashlib.sha256()
-            is_dir = _hash_tree(fd, rel, True, digest, posixpath.basename(rel) or ".")
-            parts.append((digest.hexdigest(), is_dir))
+        sums = _Sums(fd, root.is_context, root.sums)
+        parts = [_source_hash(sums, rel) for rel in paths]
     finally:
         os.close(fd)
     for item in inline:
-        parts.append((hashlib.sha256(item.name.encode() + b"\0" + item.content).hexdigest(), False))
+        parts.append("file:" + hashlib.sha256(item.name.encode() + b"\0" + item.content).hexdigest())
     if len(parts) == 1:
-        return ("dir:" if parts[0][1] else "file:") + parts[0][0]
-    return "multi:" + hashlib.sha256("\n".join(h for h, _ in parts).encode()).hexdigest()
+        return parts[0]
+    return "multi:" + hashlib.sha256(",".join(parts).encode()).hexdigest()
 
 
 # --- copying ---------------------------------------------------------------------------------
@@ -179,7 +250,7 @@ def checksum(root: SourceRoot, paths: Sequence[str], inline: Sequence[Inline] = 
 
 @dataclass(frozen=True)
 class CopyOptions:
-    owner: tuple[int, int] = (0, 0)
+    owner: tuple[int, int] | None = (0, 0)  # None: the source's own (COPY --from without --chown)
     mode: int | None = None  # --chmod
     extract_archives: bool = False  # ADD
 
@@ -197,7 +268,7 @@ def _replace(parent: int, name: str, is_dir: bool) -> bool:
 
 
 def _finish(parent: int, name: str, st: os.stat_result, options: CopyOptions, symlink: bool = False) -> None:
-    uid, gid = options.owner
+    uid, gid = options.owner if options.owner is not None else (st.st_uid, st.st_gid)
     os.chown(name, uid, gid, dir_fd=parent, follow_symlinks=False)
     if not symlink:
         mode = options.mode if options.mode is not None else stat.S_IMODE(st.st_mode)
@@ -304,6 +375,8 @@ def copy_into(
             if options.extract_archives and not src_is_dir and _is_archive(src_fd, rel):
                 _extract(root_fd, src_fd, rel, clean_dest)
             elif src_is_dir:
+                # dockerd chowns a destination directory the copy creates (not its parents)
+                new = _missing(root_fd, clean_dest)[-1:]
                 with _dest_dir(root_fd, clean_dest) as target, scoped.resolve(src_fd, rel) as source:
                     src_dir = scoped.reopen_dir(source.fd)
                     dst_dir = scoped.reopen_dir(target.fd)
@@ -313,6 +386,7 @@ def copy_into(
                     finally:
                         os.close(src_dir)
                         os.close(dst_dir)
+                _chown_new(root_fd, new, options)
             else:
                 _copy_file(root_fd, src_fd, rel, clean_dest, dest_is_dir, options)
         for item in inline:
@@ -326,6 +400,7 @@ def _copy_file(root_fd: int, src_fd: int, rel: str, dest: str, dest_is_dir: bool
     target = posixpath.join(dest, posixpath.basename(rel)) if dest_is_dir else dest
     parent_path, name = posixpath.split(target)
     src_parent_path, src_name = posixpath.split("/" + rel)
+    new = _missing(root_fd, parent_path)  # dockerd makes a file's new parents with its owner
     with _dest_dir(root_fd, parent_path) as parent, scoped.resolve(src_fd, src_parent_path) as src_parent:
         src_dir = scoped.reopen_dir(src_parent.fd)
         dst_dir = scoped.reopen_dir(parent.fd)
@@ -334,6 +409,28 @@ def _copy_file(root_fd: int, src_fd: int, rel: str, dest: str, dest_is_dir: bool
         finally:
             os.close(src_dir)
             os.close(dst_dir)
+    _chown_new(root_fd, new, options)
+
+
+def _missing(root_fd: int, path: str) -> list[str]:
+    """The directories of PATH (absolute, inside the root) that do not exist yet, outermost first."""
+    missing: list[str] = []
+    while path not in ("/", ""):
+        try:
+            with scoped.resolve(root_fd, path):
+                break
+        except OSError:
+            missing.insert(0, path)
+            path = posixpath.dirname(path)
+    return missing
+
+
+def _chown_new(root_fd: int, paths: Sequence[str], options: CopyOptions) -> None:
+    if options.owner is None or options.owner == (0, 0):
+        return
+    for path in paths:
+        with scoped.resolve(root_fd, path) as found:
+            os.chown(scoped.proc_fd(found.fd), *options.owner)
 
 
 def _write_inline(root_fd: int, item: Inline, dest: str, dest_is_dir: bool, options: CopyOptions) -> None:
@@ -346,7 +443,7 @@ def _write_inline(root_fd: int, item: Inline, dest: str, dest_is_dir: bool, opti
             fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=dst_dir)
             with os.fdopen(fd, "wb") as out:
                 out.write(item.content)
-            uid, gid = options.owner
+            uid, gid = options.owner or (0, 0)
             os.chown(name, uid, gid, dir_fd=dst_dir, follow_symlinks=False)
             os.chmod(name, options.mode if options.mode is not None else 0o644, dir_fd=dst_dir)
         finally:

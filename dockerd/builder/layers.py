@@ -95,3 +95,16 @@ class Layers:
         finally:
             self.remove_quietly(key)
         return chain
+
+    def commit_as_chain(self, parent_diff_ids: list[str], layer: Descriptor, key: str) -> str:
+        """The chain snapshot of the parent's layers plus LAYER, made by committing KEY (a
+        snapshot prepared on the parent chain whose diff LAYER is) instead of applying the
+        layer again: the same files without writing them twice."""
+        chain = chain_ids([*parent_diff_ids, layer.digest])[-1]
+        if self.snapshots.exists(chain):
+            return chain
+        try:
+            self.snapshots.commit(chain, key)
+        except AlreadyExists:
+            pass  # another build made the same layer meanwhile
+        return chain

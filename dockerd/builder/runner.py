@@ -158,7 +158,11 @@ class Runner:
         except EngineError as exc:
             raise BuildFailed(str(exc)) from None
         if mode == "host":
+            # the host's network namespace: no namespace, and none of the per-namespace network
+            # sysctls dockerd sets for a container's own (the runtime refuses them there)
             spec["linux"]["namespaces"] = [n for n in spec["linux"]["namespaces"] if n["type"] != "network"]
+            sysctls = spec["linux"].get("sysctl") or {}
+            spec["linux"]["sysctl"] = {k: v for k, v in sysctls.items() if not k.startswith("net.")}
         return spec
 
     def _run_task(self, cid: str, mounts: list[Mount], files: str, output: Output, request: RunRequest) -> None:

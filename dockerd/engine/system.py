@@ -8,7 +8,7 @@ import os
 import platform
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +47,7 @@ class System:
         images: ImageService,
         events: EventBus,
         registry: dict[str, Any] | None = None,
+        build_cache: Callable[[], list[dict[str, Any]]] | None = None,
     ) -> None:
         self.identity = identity
         self.registry = registry  # info's RegistryConfig (the distribution backend's settings)
@@ -54,6 +55,7 @@ class System:
         self.containers = containers
         self.images = images
         self.events_bus = events
+        self.build_cache = build_cache  # the builder backend's rows for /system/df
 
     def version(self) -> dict[str, Any]:
         """GET /version: the engine's details (which `docker version` prints under Server:
@@ -174,8 +176,14 @@ class System:
         return self.events_bus.stream(filters, since, until)
 
     def disk_usage(self) -> dict[str, Any]:
-        """GET /system/df (the containers backend measures: container/sizes.py)."""
-        return self.containers.disk_usage()
+        """GET /system/df (the containers backend measures: container/sizes.py; the build
+        cache is the builder backend's)."""
+        usage = self.containers.disk_usage()
+        if self.build_cache is not None:
+            rows = self.build_cache()
+            usage["BuildCache"] = rows
+            usage["BuilderSize"] = sum(int(row["Size"]) for row in rows)
+        return usage
 
 
 def _os_name(path: str = "/etc/os-release") -> str:

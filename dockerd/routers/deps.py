@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from dockerd.backends import Backends
+from dockerd.builder.backend import BuildBackend
 from dockerd.engine.container.backend import Containers
 from dockerd.engine.distribution.backend import Distribution
 from dockerd.engine.execs import ExecEngine
@@ -46,9 +47,14 @@ async def _networks(request: Request) -> Networking:
     return backends(request).networks
 
 
+async def _builder(request: Request) -> BuildBackend:
+    return backends(request).builder
+
+
 SystemBackend = Annotated[System, Depends(_system)]
 ContainersBackend = Annotated[Containers, Depends(_containers)]
 ExecsBackend = Annotated[ExecEngine, Depends(_execs)]
 ImagesBackend = Annotated[Images, Depends(_images)]
 DistributionBackend = Annotated[Distribution, Depends(_distribution)]
 NetworksBackend = Annotated[Networking, Depends(_networks)]
+BuilderBackend = Annotated[BuildBackend, Depends(_builder)]

@@ -21,7 +21,9 @@ async def ping() -> Response:
     return Response(
         "OK",
         media_type="text/plain",
-        headers={"Cache-Control": "no-cache, no-store, must-revalidate", "Pragma": "no-cache"},
+        # Builder-Version 1: the classic builder (POST /build), which the Docker CLI then uses
+        # without BuildKit's buildx.
+        headers={"Builder-Version": "1", "Cache-Control": "no-cache, no-store, must-revalidate", "Pragma": "no-cache"},
     )
 
 

@@ -171,13 +171,48 @@ def test_commit(cli: CLI, names: Names) -> None:
     same(cli, "commit", "-c", "BOGUS x", name, "pdc-x")
 
 
-def test_builder_prune_and_df_verbose(cli: CLI) -> None:
+def _relative_times(text: str) -> str:
+    """df's table with its "N seconds ago" made generic (the two CLIs run a moment apart), and
+    the columns' widths that follow from them."""
+    text = re.sub(r"(Less than a second|About a minute|\d+ seconds?|\d+ minutes?) ago", "<t>", text)
+    return re.sub(r" {2,}", "  ", text)
+
+
+def same_df(cli: CLI) -> str:
+    """`system df -v` printed alike by pydocker and the Docker CLI (but for relative times)."""
+    got, want = cli.run("system", "df", "-v"), cli.daemon.docker("system", "df", "-v")
+    assert (got.returncode, _relative_times(got.stdout)) == (want.returncode, _relative_times(want.stdout)), (
+        explain(got) + f"\n--- docker ---\n{want.stdout}"
+    )
+    return got.stdout
+
+
+def test_builder_prune_and_df_verbose(cli: CLI, names: Names, tmp_path: Path) -> None:
     assert cli.ok("builder", "prune", "--filter", "until=1h", input="n\n") == (
         "WARNING! This will remove all dangling build cache. Are you sure you want to continue? [y/N] "
     )
+    # A build's steps: pydockerd keeps them as build cache records (the reference's classic
+    # builder keeps intermediate images, which BuildKit's prune and df do not see).
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM busybox\nRUN echo cached > /c\nENV C=1\n")
+    tag = names.image("cache")
+    assert cli.run("builder", "prune", "-a", "-f").returncode == 0  # what earlier tests' builds left
+    rc, _, err = docker_build(cli, "-q", "-t", tag, str(ctx), cwd=tmp_path)
+    assert rc == 0, err
+    out = same_df(cli)
+    pydockerd = "pydocker" in cli.daemon.docker_ok("version", "--format", "{{.Server.Version}}")
+    if pydockerd:
+        # two records (RUN: its layer, shared with the tagged image; ENV: no layer)
+        assert re.search(r"\n[0-9a-f]{12} +regular +8\.19kB .* true\n", out) and out.count(" regular ") >= 2, out
+        res = cli.run("builder", "prune", "-a", "-f")
+        assert res.returncode == 0 and res.stdout.startswith("Deleted build cache objects:\n"), explain(res)
+        # the image still holds the step's layer, so pruning its record frees nothing
+        assert res.stdout.endswith("\n\nTotal reclaimed space: 0B\n"), res.stdout
+        assert cli.ok("run", "--rm", tag, "cat", "/c") == "cached\n"
     res = cli.run("builder", "prune", "-a", "-f")
     want = cli.daemon.docker("builder", "prune", "-a", "-f")
     assert (res.returncode, res.stdout) == (want.returncode, want.stdout) == (0, "Total reclaimed space: 0B\n")
-    out = same(cli, "system", "df", "-v")
+    out = same_df(cli)
     assert "\nLocal Volumes space usage:\n\nVOLUME NAME   LINKS     SIZE\n" in out
     assert "\nBuild cache usage: 0B\n\nCACHE ID   CACHE TYPE   SIZE      CREATED   LAST USED   USAGE     SHARED\n" in out

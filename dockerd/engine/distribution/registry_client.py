@@ -482,5 +482,22 @@ def connect(config: RegistryConfig, ref: Reference, actions: str, auth: AuthConf
 def transport_text(exc: Exception) -> str:
     text = str(exc) or type(exc).__name__
     if "Connection refused" in text:
-        return "connect: connection refused"
+        # Go's net error names the address it dialled (known here when the host is an IP)
+        return f"{_dialled(exc)}connect: connection refused"
     return text
+
+
+def _dialled(exc: Exception) -> str:
+    try:
+        url = exc.request.url if isinstance(exc, httpx.RequestError) else None
+    except RuntimeError:  # no request attached
+        url = None
+    if url is None:
+        return ""
+    try:
+        ipaddress.ip_address(url.host)
+    except ValueError:
+        return ""
+    port = url.port or (443 if url.scheme == "https" else 80)
+    host = f"[{url.host}]" if ":" in url.host else url.host
+    return f"dial tcp {host}:{port}: "
