@@ -128,7 +128,7 @@ _PS_DASHES = re.compile(r"^-+$")
 
 
 def ps_rows(text: str) -> list[list[str]]:
-    """`docker-compose ps`'s table as rows of cells (columns are two or more spaces apart)."""
+    """`docker-compose ps`'s table as rows of cells (columns are three or more spaces apart: a cut command ends "  ...")."""
     lines = [line.rstrip() for line in text.splitlines() if line.strip()]
-    return [re.split(r"\s{2,}", line.strip()) for line in lines[2:] if not _PS_DASHES.match(line)]
+    return [re.split(r"\s{3,}", line.strip()) for line in lines[2:] if not _PS_DASHES.match(line)]
 
