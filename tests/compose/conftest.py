@@ -1,8 +1,9 @@
 """One engine per session (per xdist worker) for the Compose tests, each test run against both:
-Debian's dockerd in a network namespace of its own, with its userland proxy on (the
-reference harness turns it off), so the ports docker-compose publishes are reachable there,
-and pydockerd. What pydockerd cannot do yet is marked `needs_engine_feature("compose")`, the
-CLI tests' one switch (tests/cli/cli_helpers.py): a strict xfail on pydockerd."""
+Debian's dockerd in a network namespace of its own, with its userland proxy on and its
+default bridge (the reference harness turns both off), so the ports docker-compose and
+testcontainers publish are reachable there, and pydockerd. What pydockerd cannot do yet is
+marked `needs_engine_feature(...)`, the CLI tests' one switch (tests/cli/cli_helpers.py): a
+strict xfail on pydockerd."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def dockerd(request: pytest.FixtureRequest) -> Iterator[RefDockerd]:
     if not os.access(DOCKER_COMPOSE, os.X_OK):
         pytest.fail(f"{DOCKER_COMPOSE} is missing: scripts/setup-test installs Debian's docker-compose")
     engine = (
-        reference_dockerd({}, images=(BUSYBOX_TAR,), private_network=True, extra_args=("--userland-proxy=true",))
+        reference_dockerd({}, images=(BUSYBOX_TAR,), private_network=True, extra_args=("--userland-proxy=true", "--bridge="))
         if request.param == "reference"
         else pydockerd_engine()
     )

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from dockerd.engine.logs import parse_time
-from dockerd.health import HEALTHY, STARTING, UNHEALTHY
+from dockerd.health import HEALTHY, STARTING, UNHEALTHY, HealthMonitor
 from tests.health.conftest import Box, Recorder
 
 MS = 1_000_000
@@ -25,6 +25,12 @@ def wait_for(what: Callable[[], Any], timeout: float = 20.0, step: float = 0.05)
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {timeout}s: {what}")
         time.sleep(step)
+
+
+def health_of(monitor: HealthMonitor, cid: str) -> dict[str, Any]:
+    health = monitor.health(cid)
+    assert health is not None, f"no State.Health for {cid}"
+    return health
 
 
 class History(Recorder):
@@ -61,7 +67,7 @@ def test_passing_probe_makes_the_container_healthy(box: Box) -> None:
     assert rec.exec_events[0][1] == "exec_create: /bin/sh -c echo ok; echo oops >&2"
     assert rec.exec_events[2][2]["exitCode"] == "0"
     monitor.stop(cid)
-    assert monitor.health(cid)["Status"] == UNHEALTHY  # as dockerd marks a stopped monitor
+    assert health_of(monitor, cid)["Status"] == UNHEALTHY  # as dockerd marks a stopped monitor
     assert not runner.owns(rec.exec_events[0][2]["execID"])
     wait_for(lambda: box.processes(cid) == ["sleep 3600"])  # no probe process left in the container
 
@@ -72,13 +78,13 @@ def test_failures_make_it_unhealthy_after_the_retries_and_a_pass_heals_it(box: B
     cid, started = box.run("sh", "-c", "sleep 5; touch /tmp/ok; exec sleep 3600")
     check = {"Test": ["CMD", "sh", "-c", "test -e /tmp/ok || { echo not yet; exit 3; }"], "Interval": 100 * MS, "Retries": 3}
     monitor.started(cid, check, started)
-    wait_for(lambda: monitor.health(cid)["Status"] == UNHEALTHY)
+    wait_for(lambda: health_of(monitor, cid)["Status"] == UNHEALTHY)
     streaks = [(u["Status"], u["FailingStreak"]) for u in rec.updates if u["Log"]][:3]
     assert streaks == [(STARTING, 1), (STARTING, 2), (UNHEALTHY, 3)]
     failed = rec.updates[-1]["Log"][-1]
     assert (failed["ExitCode"], failed["Output"]) == (3, "not yet\n")
-    wait_for(lambda: monitor.health(cid)["Status"] == HEALTHY)
-    health = monitor.health(cid)
+    wait_for(lambda: health_of(monitor, cid)["Status"] == HEALTHY)
+    health = health_of(monitor, cid)
     assert health["FailingStreak"] == 0
     assert len(health["Log"]) == 5  # only the last five results are kept
     assert max(u["FailingStreak"] for u in rec.updates) > 5
@@ -91,7 +97,7 @@ def test_failures_inside_the_start_period_do_not_count(box: Box) -> None:
     cid, started = box.run("sleep", "3600")
     check = {"Test": ["CMD", "false"], "Interval": 100 * MS, "Retries": 1, "StartPeriod": 1500 * MS}
     monitor.started(cid, check, started)
-    wait_for(lambda: monitor.health(cid)["Status"] == UNHEALTHY)
+    wait_for(lambda: health_of(monitor, cid)["Status"] == UNHEALTHY)
     results = [(u["Log"][-1], u["FailingStreak"], u["Status"]) for u in rec.updates if u["Log"]]
     inside = [r for r in results if parse_time(r[0]["Start"]) - started < 1.5]
     assert len(inside) >= 3
@@ -108,7 +114,7 @@ def test_a_pass_inside_the_start_period_makes_it_healthy(box: Box) -> None:
     cid, started = box.run("sh", "-c", "sleep 1; touch /tmp/ok; exec sleep 3600")
     check = {"Test": ["CMD", "test", "-e", "/tmp/ok"], "Interval": 100 * MS, "Retries": 1, "StartPeriod": 30_000 * MS}
     monitor.started(cid, check, started)
-    wait_for(lambda: monitor.health(cid)["Status"] == HEALTHY)
+    wait_for(lambda: health_of(monitor, cid)["Status"] == HEALTHY)
     assert rec.statuses == [(cid, HEALTHY)]  # the failures before did not make it unhealthy
     assert all(u["FailingStreak"] == 0 for u in rec.updates)
 
@@ -119,8 +125,8 @@ def test_a_hanging_probe_is_killed_by_its_timeout(box: Box) -> None:
     cid, started = box.run("sleep", "3600")
     check = {"Test": ["CMD", "sleep", "30"], "Interval": 100 * MS, "Timeout": 500 * MS, "Retries": 1}
     monitor.started(cid, check, started)
-    wait_for(lambda: monitor.health(cid)["Status"] == UNHEALTHY, timeout=20)
-    entry = monitor.health(cid)["Log"][0]
+    wait_for(lambda: health_of(monitor, cid)["Status"] == UNHEALTHY, timeout=20)
+    entry = health_of(monitor, cid)["Log"][0]
     assert (entry["ExitCode"], entry["Output"]) == (-1, "Health check exceeded timeout (500ms)")
     assert 0.45 <= parse_time(entry["End"]) - parse_time(entry["Start"]) < 2.0
     monitor.stop(cid)
@@ -145,8 +151,8 @@ def test_a_probe_that_cannot_run_is_a_failure_with_the_runtime_error(box: Box) -
     monitor, _ = box.monitor(rec)
     cid, started = box.run("sleep", "3600")
     monitor.started(cid, {"Test": ["CMD", "/no/such/probe"], "Interval": 100 * MS, "Retries": 2}, started)
-    wait_for(lambda: monitor.health(cid)["Status"] == UNHEALTHY)
-    entry = monitor.health(cid)["Log"][0]
+    wait_for(lambda: health_of(monitor, cid)["Status"] == UNHEALTHY)
+    entry = health_of(monitor, cid)["Log"][0]
     assert entry["ExitCode"] == -1
     assert entry["Output"].startswith("OCI runtime exec failed: ") and entry["Output"].endswith(": unknown")
     assert "/no/such/probe" in entry["Output"]
@@ -162,7 +168,7 @@ def test_stopping_the_monitor_cancels_a_probe_in_flight(box: Box) -> None:
     assert monitor.health(cid) == {"Status": UNHEALTHY, "FailingStreak": 0, "Log": []}
     wait_for(lambda: box.processes(cid) == ["sleep 3600"], timeout=10)
     time.sleep(0.3)
-    assert monitor.health(cid)["Log"] == []  # the cancelled probe's result is dropped
+    assert health_of(monitor, cid)["Log"] == []  # the cancelled probe's result is dropped
     assert rec.statuses == []  # and a stop publishes no health_status event
     assert not any(runner.owns(a["execID"]) for _, _, a in rec.exec_events)
 
@@ -173,13 +179,13 @@ def test_a_restart_of_the_container_starts_over_from_starting(box: Box) -> None:
     cid, started = box.run("sleep", "3600")
     check = {"Test": ["CMD", "true"], "Interval": 100 * MS}
     monitor.started(cid, check, started)
-    wait_for(lambda: monitor.health(cid)["Status"] == HEALTHY)
+    wait_for(lambda: health_of(monitor, cid)["Status"] == HEALTHY)
     monitor.stop(cid)
-    kept = monitor.health(cid)["Log"]
+    kept = health_of(monitor, cid)["Log"]
     monitor.started(cid, check, time.time())
-    again = monitor.health(cid)
+    again = health_of(monitor, cid)
     assert (again["Status"], again["FailingStreak"], again["Log"]) == (STARTING, 0, kept)
-    wait_for(lambda: monitor.health(cid)["Status"] == HEALTHY)
+    wait_for(lambda: health_of(monitor, cid)["Status"] == HEALTHY)
     assert rec.statuses == [(cid, HEALTHY), (cid, HEALTHY)]
 
 
@@ -189,7 +195,7 @@ def test_probing_resumes_after_a_daemon_restart(box: Box) -> None:
     cid, started = box.run("sleep", "3600")
     check = {"Test": ["CMD-SHELL", "date +%s.%N"], "Interval": 150 * MS}
     monitor.started(cid, check, started)
-    wait_for(lambda: len(monitor.health(cid)["Log"]) >= 2)
+    wait_for(lambda: len(health_of(monitor, cid)["Log"]) >= 2)
     monitor.close()  # pydockerd goes away; the last saved State.Health is on disk
     saved = rec.saved[cid]
     assert saved["Status"] == HEALTHY
@@ -201,9 +207,9 @@ def test_probing_resumes_after_a_daemon_restart(box: Box) -> None:
     monitor2.load(cid, saved)
     assert monitor2.health(cid) == saved
     assert monitor2.resume(cid, check, started)
-    assert monitor2.health(cid)["Status"] == HEALTHY  # resumed, not reset to starting
+    assert health_of(monitor2, cid)["Status"] == HEALTHY  # resumed, not reset to starting
     wait_for(lambda: len(rec2.updates) >= 2)
-    log = monitor2.health(cid)["Log"]
+    log = health_of(monitor2, cid)["Log"]
     new = [e for e in log if e not in saved["Log"]]
     assert len(new) >= 2 and all(parse_time(e["Start"]) > restarted for e in new)
     assert log[: len(log) - len(new)] == saved["Log"][len(saved["Log"]) + len(new) - len(log):]
