@@ -208,6 +208,8 @@ class Daemon:
     def _task_exited(self, exit_event: TaskExit) -> None:
         """A process ended: the container's init, or one of its execs (handled in threads of
         their own, so the event stream keeps flowing)."""
+        if self.containers.health.owns(exit_event.id):
+            return  # a healthcheck probe: its runner waits for it and deletes it
         if exit_event.id == exit_event.container_id:
             threading.Thread(
                 target=self.containers.task_exited,

@@ -81,7 +81,7 @@ def _event_matches(event: dict[str, Any], filters: dict[str, Any]) -> bool:
         values = list(wanted) if isinstance(wanted, (list, dict)) else [wanted]
         if key == "type" and event["Type"] not in values:
             return False
-        if key == "event" and event["Action"] not in values:
+        if key == "event" and not _event_name_matches(event["Action"], values):
             return False
         if key == "container":
             # dockerd's matchContainer: a container event by id or name, any other (a network's
@@ -99,3 +99,14 @@ def _event_matches(event: dict[str, Any], filters: dict[str, Any]) -> bool:
     return True
 
 
+
+
+# Actions with a detail after a colon ("health_status: healthy", "exec_start: sh -c ...") that
+# dockerd matches by prefix when the filter names one of them bare (moby#25798).
+FUZZY_EVENTS = ("health_status", "exec_create", "exec_start")
+
+
+def _event_name_matches(action: str, values: list[str]) -> bool:
+    if any(v in FUZZY_EVENTS for v in values):
+        return any(action.startswith(v) for v in values)
+    return action in values

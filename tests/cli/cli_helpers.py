@@ -196,7 +196,7 @@ class PtySession:
 # xfail as failed, and the name is removed from this set: this is the one switch.
 # "compose": what docker-compose 1.29 needs of the engine all at once (tests/compose/).
 PYDOCKERD_LACKS = frozenset(
-    {"volumes", "mounts", "healthchecks", "build", "commit", "compose"}
+    {"volumes", "mounts", "build", "commit", "compose"}
 )
 
 

@@ -65,6 +65,7 @@ from dockerd.engine.image.service import ImageService
 from dockerd.engine.logs import resolve_log_config
 from dockerd.engine.network import Networking
 from dockerd.engine.runtimes import Runtimes
+from dockerd.health.containers import ContainerHealth
 from dockerd.network.backend import NetworkBackend
 
 NAMESPACE = "moby"  # pydockerd's containerd namespace, as dockerd's
@@ -108,6 +109,8 @@ class Containers:
         os.makedirs(self.mount_root, mode=0o700, exist_ok=True)
         rootfs.clean_mount_root(self.mount_root)
         self.rootfs_guard = rootfs.RootfsGuard()
+        # Healthchecks (dockerd/health/): the verbs tell it of starts, exits, pauses, removals.
+        self.health = ContainerHealth(self.store, client, os.path.join(exec_root, "fifo"), publish)
 
     # --- records -------------------------------------------------------------------------------
 
@@ -251,4 +254,5 @@ class Containers:
 
     def close(self) -> None:
         """Daemon shutdown: the copiers stop (the shims keep what comes meanwhile for the next daemon)."""
+        self.health.close()
         self.stdio.close()

@@ -10,6 +10,7 @@ from dockerd.engine.binds import parse_bind
 from dockerd.engine.container.state import Container
 from dockerd.engine.errors import InvalidParameter
 from dockerd.engine.logs import parse_time
+from dockerd.health.state import HealthState, status_text
 
 if TYPE_CHECKING:
     from dockerd.engine.container.backend import Containers
@@ -80,7 +81,10 @@ def _human_status(c: Container) -> str:
     if status == "running" or status == "paused":
         since = time.time() - _unix(c.state.get("StartedAt") or c.created)
         text = f"Up {_human_duration(since)}"
-        return text + " (Paused)" if status == "paused" else text
+        if status == "paused":
+            return text + " (Paused)"
+        health = c.state.get("Health")  # as dockerd: "(healthy)", "(health: starting)"...
+        return f"{text} ({status_text(HealthState.from_api(health))})" if health else text
     if status == "exited":
         ago = time.time() - _unix(c.state.get("FinishedAt") or c.created)
         return f"Exited ({c.state.get('ExitCode', 0)}) {_human_duration(ago)} ago"
