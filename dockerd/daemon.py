@@ -91,7 +91,7 @@ class Daemon:
             tmp_dir=self.tmp_dir,
         )  # fmt: skip
         self.containers.networking.dns_defaults = dns or DNSConfig()
-        self.execs = ExecEngine(self.containers, self.events.publish)
+        self.execs = ExecEngine(self.containers, self.containers.publish)
         self.backends = self._backends(registry or RegistryConfig())
         self._stop = threading.Event()
         self._subscribed = threading.Event()

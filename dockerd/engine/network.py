@@ -154,8 +154,8 @@ class Networking:
         name, _, alias = link.partition(":")
         try:
             target = self.find(name.lstrip("/"))
-        except EngineError:
-            raise InvalidParameter(f"Could not get container for {name.lstrip('/')}") from None
+        except EngineError as exc:  # dockerd's wording (registerLinks): a bad parameter, not a 404
+            raise InvalidParameter(f"could not get container for {name.lstrip('/')}: {exc}") from None
         return target, alias or target.name
 
     # --- container start / stop ------------------------------------------------------------------

@@ -194,9 +194,8 @@ class PtySession:
 # yet"). A test using one is marked `@needs_engine_feature("networks")`: against pydockerd it is
 # an xfail(strict=True), so when the feature lands the test passes, pytest reports the strict
 # xfail as failed, and the name is removed from this set: this is the one switch.
-# "compose": what docker-compose 1.29 needs of the engine all at once (tests/compose/).
 PYDOCKERD_LACKS = frozenset(
-    {"volumes", "mounts", "build", "commit", "compose"}
+    {"volumes", "mounts", "build", "commit"}
 )
 
 

@@ -83,12 +83,22 @@ class Compose:
             name: found
             for name, found in {
                 "containers": docker("ps", "-aq", "--filter", label).split(),
-                "networks": docker("network", "ls", "-q", "--filter", label).split(),
-                "volumes": docker("volume", "ls", "-q", "--filter", label).split(),
+                "networks": self._listed("network", label),
+                "volumes": self._listed("volume", label),
                 "images": [i for i in docker("images", "--format", "{{.Repository}}").split() if i.startswith(f"{self.name}_")],
             }.items()
             if found
         }
+
+    def _listed(self, kind: str, label: str) -> list[str]:
+        """`docker KIND ls` of the project; nothing when the engine serves no such API at all
+        (pydockerd before its network and volume backends are wired: dockerd's 404 "page not
+        found"), since then it cannot hold any either."""
+        res = self.daemon.docker(kind, "ls", "-q", "--filter", label)
+        if res.returncode != 0 and "page not found" in res.stderr:
+            return []
+        assert res.returncode == 0, explain(res)
+        return res.stdout.split()
 
     def inspect(self, container_id: str, template: str) -> str:
         return self.daemon.docker_ok("inspect", "--format", template, container_id).strip()

@@ -2,8 +2,8 @@
 Debian's dockerd in a network namespace of its own, with its userland proxy on and its
 default bridge (the reference harness turns both off), so the ports docker-compose and
 testcontainers publish are reachable there, and pydockerd. What pydockerd cannot do yet is
-marked `needs_engine_feature(...)`, the CLI tests' one switch (tests/cli/cli_helpers.py): a
-strict xfail on pydockerd."""
+marked `needs_engine_feature(...)` with the features it needs (networks, volumes, build...),
+the CLI tests' one switch (tests/cli/cli_helpers.py): a strict xfail on pydockerd."""
 
 from __future__ import annotations
 

@@ -13,6 +13,9 @@ from tests.dockerd_ref import RefDockerd
 
 HARNESS = "docker-compose.test.yml"
 CHECKS = 12  # the "ok - ..." lines of tests/compose/app/sut/sut.sh
+# What the stack needs of the engine: its images built, a user network with DNS by service
+# name and alias, a published port, a named volume.
+NEEDS = ("build", "networks", "dns", "ports", "volumes")
 
 
 def sut_lines(stdout: str) -> list[str]:
@@ -31,7 +34,7 @@ def run_harness(dockerd: RefDockerd, *extra_files: str) -> tuple[int, list[str],
     return res.returncode, sut_lines(res.stdout), explain(res)
 
 
-@needs_engine_feature("compose")
+@needs_engine_feature(*NEEDS)
 def test_compose_test_yml_passes(dockerd: RefDockerd) -> None:
     status, lines, details = run_harness(dockerd)
     assert status == 0, details
@@ -40,7 +43,7 @@ def test_compose_test_yml_passes(dockerd: RefDockerd) -> None:
     assert not [line for line in lines if line.startswith("not ok")], details
 
 
-@needs_engine_feature("compose")
+@needs_engine_feature(*NEEDS)
 def test_a_failing_sut_fails_the_run(dockerd: RefDockerd, tmp_path: Path) -> None:
     override = tmp_path / "override.yml"
     override.write_text("services:\n  sut:\n    environment:\n      GREETING: not the env file's\n")

@@ -7,6 +7,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from dockerd.engine.binds import parse_bind
+from dockerd.engine.container import links
 from dockerd.engine.container.state import Container
 from dockerd.engine.errors import InvalidParameter
 from dockerd.engine.logs import parse_time
@@ -41,7 +42,10 @@ def inspect(d: Containers, c: Container) -> dict[str, Any]:
         "AppArmorProfile": "",
         "ExecIDs": None,
         # As dockerd's inspect: the daemon's default-ulimits merged in (not stored).
-        "HostConfig": _host_config_view({**c.host_config, "Ulimits": d.security.merged_ulimits(c.host_config.get("Ulimits")) or None}),
+        "HostConfig": _host_config_view({
+            **c.host_config, "Ulimits": d.security.merged_ulimits(c.host_config.get("Ulimits")) or None,
+            "Links": links.view(d, c),
+        }),  # fmt: skip
         "GraphDriver": {"Data": None, "Name": "overlay2"},
         "Mounts": _mounts_view(c.host_config),
         "Config": _config_view(c),
@@ -126,7 +130,7 @@ def _host_config_view(host: dict[str, Any]) -> dict[str, Any]:
         "Memory": 0, "MemorySwap": 0, "NanoCpus": 0, "CpuShares": 0, "CpusetCpus": "", "PidsLimit": None,
         "LogConfig": {"Type": "json-file", "Config": {}}, "ShmSize": 67108864, "Init": None, "Tmpfs": None,
         "SecurityOpt": None, "Sysctls": None, "Ulimits": None, "OomKillDisable": False, "MaskedPaths": None,
-        "ReadonlyPaths": None,
+        "ReadonlyPaths": None, "Links": None,
     }  # fmt: skip
     view.update({k: v for k, v in host.items() if v is not None})
     return view
