@@ -15,6 +15,11 @@ tests/compose/), pydockerd on its harness's roots. Target: pydockerd <= Docker o
 
     .venv/bin/python bench/bench_compose.py               # prints the table
     .venv/bin/python bench/bench_compose.py --write-doc   # also updates docs/BENCHMARKS.md
+    .venv/bin/python bench/bench_compose.py --project none   # bench/compose5-none/
+
+`--project none` runs the same five services and healthchecks with `network_mode: none` and no
+volume or port (bench/compose5-none/), which pydockerd serves before its network and volume
+backends are wired.
 
 A script, not a test: it exits 1 when an engine fails, except pydockerd while
 tests/cli/cli_helpers.py's PYDOCKERD_LACKS still lists a feature the project needs (its row
@@ -31,6 +36,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -42,16 +48,38 @@ from tests.compose.compose_helpers import Compose  # noqa: E402
 from tests.dockerd_ref import BUSYBOX_TAR, DockerdRefError, RefDockerd, reference_dockerd  # noqa: E402
 from tests.pydockerd_harness import pydockerd_engine  # noqa: E402
 
-PROJECT = REPO / "bench" / "compose5"
 SERVICES = 5
-NEEDS = ("networks", "volumes", "ports")  # of the engine, besides healthchecks
 DOC = REPO / "docs" / "BENCHMARKS.md"
-DOC_SECTION = "## docker-compose up/down: pydockerd vs dockerd 20.10"
-DOC_INTRO = """\
+
+
+@dataclass(frozen=True)
+class Project:
+    directory: Path
+    needs: tuple[str, ...]  # of the engine, besides healthchecks (tests/cli/cli_helpers.py's names)
+    section: str
+    intro: str
+
+
+PROJECTS = {
+    "full": Project(
+        REPO / "bench" / "compose5", ("networks", "volumes", "ports"),
+        "## docker-compose up/down: pydockerd vs dockerd 20.10",
+        """\
 docker-compose 1.29 bringing bench/compose5/ (five busybox services, a user network, a named
 volume, a published port, healthchecks with 200 ms intervals and service_healthy dependencies)
 up until every service is healthy, then `down -v`, on each engine in turn; the reference in a
-network namespace of its own with its userland proxy on. Target: pydockerd <= Docker's."""
+network namespace of its own with its userland proxy on. Target: pydockerd <= Docker's.""",
+    ),
+    "none": Project(
+        REPO / "bench" / "compose5-none", (),
+        "## docker-compose up/down without networks: pydockerd vs dockerd 20.10",
+        """\
+bench/compose5-none/: the same five services, healthchecks (200 ms intervals) and
+service_healthy dependencies as bench/compose5/, every service `network_mode: none`, no volume
+or port; `up -d` until every service is healthy, then `down -v`, on each engine in turn.
+Target: pydockerd <= Docker's.""",
+    ),
+}  # fmt: skip
 
 
 class EngineFailed(Exception):
@@ -77,8 +105,8 @@ def healthy_count(compose: Compose) -> int:
     return res.stdout.split().count("healthy")
 
 
-def one_sample(daemon: RefDockerd, timeout: float) -> tuple[float, float]:
-    compose = Compose(daemon, PROJECT)
+def one_sample(daemon: RefDockerd, project: Project, timeout: float) -> tuple[float, float]:
+    compose = Compose(daemon, project.directory)
     try:
         start = time.monotonic()
         up = compose.popen("up", "-d")
@@ -95,22 +123,22 @@ def one_sample(daemon: RefDockerd, timeout: float) -> tuple[float, float]:
         down_s = time.monotonic() - start
         if down.returncode != 0:
             raise EngineFailed(f"down -v exited {down.returncode}: {down.stderr[-500:]}")
-        return up_s, down_s
     except BaseException:
         compose.down()
         raise
     left = compose.leftovers()
     if left:
         raise EngineFailed(f"left behind: {left}")
+    return up_s, down_s
 
 
-def measure(names: list[str], runs: int, timeout: float) -> tuple[str, list[str]]:
+def measure(names: list[str], project: Project, runs: int, timeout: float) -> tuple[str, list[str]]:
     rows, failures = [], []
     for name, context in engines(names):
         try:
             with context as daemon:
-                one_sample(daemon, timeout)  # warm-up: image layers, page cache
-                samples = [one_sample(daemon, timeout) for _ in range(runs)]
+                one_sample(daemon, project, timeout)  # warm-up: image layers, page cache
+                samples = [one_sample(daemon, project, timeout) for _ in range(runs)]
         except (EngineFailed, DockerdRefError, subprocess.SubprocessError, OSError) as exc:
             rows.append(f"| {name} | fails: {str(exc).splitlines()[0][:120]} | |")
             failures.append(name)
@@ -127,9 +155,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=5, help="timed samples per engine (default 5)")
     p.add_argument("--engines", default="reference,pydockerd", help="comma-separated (default reference,pydockerd)")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds for a project to become healthy")
+    p.add_argument("--project", choices=sorted(PROJECTS), default="full", help="full (bench/compose5) or none (bench/compose5-none)")
     p.add_argument("--write-doc", action="store_true")
     args = p.parse_args(argv)
-    table, failures = measure(args.engines.split(","), args.runs, args.timeout)
+    project = PROJECTS[args.project]
+    table, failures = measure(args.engines.split(","), project, args.runs, args.timeout)
     when = datetime.now(UTC).strftime("%Y-%m-%d")
     body = f"{table}\n\nMeasured {when} on {platform.node() or 'this machine'} ({platform.machine()}, {platform.release()})."
     print(body)
@@ -137,8 +167,9 @@ def main(argv: list[str] | None = None) -> int:
         sys.path.insert(0, str(REPO / "bench"))
         from benchdoc import update_section
 
-        update_section(DOC, DOC_SECTION, DOC_INTRO, "bench/bench_compose.py", body)
-    tolerated = {"pydockerd"} if set(NEEDS) & PYDOCKERD_LACKS else set()
+        command = "bench/bench_compose.py" + ("" if args.project == "full" else f" --project {args.project}")
+        update_section(DOC, project.section, project.intro, command, body)
+    tolerated = {"pydockerd"} if set(project.needs) & PYDOCKERD_LACKS else set()
     return 1 if set(failures) - tolerated else 0
 
 

@@ -80,11 +80,14 @@ class ContainerHealth:
         self.monitor.forget(cid)
 
     def restored(self, c: Container) -> None:
-        """At daemon start: the saved State.Health back, and probing again for a running task."""
-        if self.monitor.state(c.id) is None:  # (a restart policy may have started it already)
-            self.monitor.load(c.id, c.state.get("Health"))
+        """At daemon start: the saved State.Health back, and for a task that kept running (not
+        paused) the monitor started again as dockerd's restore does (initHealthMonitor): status
+        "starting", streak 0, the last results kept, probing on the schedule."""
+        if self.monitor.probing(c.id):
+            return  # a restart policy has started it already
+        self.monitor.load(c.id, c.state.get("Health"))
         if c.running() and not c.state.get("Paused"):
-            self.monitor.resume(c.id, c.config.get("Healthcheck"), _started_at(c), _shell(c))
+            self.monitor.started(c.id, c.config.get("Healthcheck"), _started_at(c), _shell(c))
 
     def owns(self, exec_id: str) -> bool:
         """Whether EXEC_ID is a probe in flight (its exit is the runner's to handle)."""
