@@ -88,6 +88,7 @@ class HealthMonitor:
         self._lock = threading.Lock()
         self._states: dict[str, HealthState] = {}
         self._loops: dict[str, _Loop] = {}
+        self._stopped: dict[str, _Loop] = {}  # the last loop stopped per container, maybe still ending
 
     # --- what the engine calls -------------------------------------------------------------------
 
@@ -136,6 +137,7 @@ class HealthMonitor:
             if loop is None:
                 return
             loop.stop.set()
+            self._stopped[container_id] = loop
             state = self._states.get(container_id)
             if state is not None:
                 state.status = UNHEALTHY
@@ -143,13 +145,18 @@ class HealthMonitor:
         if snapshot is not None:
             self._on_update(container_id, snapshot)
 
-    def forget(self, container_id: str) -> None:
-        """The container is removed."""
+    def forget(self, container_id: str, timeout: float = 30.0) -> None:
+        """The container is removed: its loop stops and is waited for (a probe in flight
+        cancelled and cleaned up), so nothing of it outlives the removal."""
         with self._lock:
-            loop = self._loops.pop(container_id, None)
+            loops = [x for x in (self._loops.pop(container_id, None), self._stopped.pop(container_id, None)) if x]
             self._states.pop(container_id, None)
-        if loop is not None:
+        deadline = time.monotonic() + timeout
+        for loop in loops:
             loop.stop.set()
+        for loop in loops:
+            if loop.thread is not None and loop.thread is not threading.current_thread():
+                loop.thread.join(max(0.0, deadline - time.monotonic()))
 
     def health(self, container_id: str) -> dict[str, Any] | None:
         """State.Health for inspect; None for a container without one (inspect omits it)."""
@@ -169,6 +176,8 @@ class HealthMonitor:
         """Daemon shutdown: stop every loop (states stay as saved) and wait for them a while."""
         with self._lock:
             loops, self._loops = list(self._loops.values()), {}
+            loops += self._stopped.values()
+            self._stopped = {}
         for loop in loops:
             loop.stop.set()
         deadline = time.monotonic() + timeout
@@ -188,11 +197,16 @@ class HealthMonitor:
 
     def _run(self, loop: _Loop) -> None:
         interval = loop.config.interval_ns / 1e9
-        while not loop.stop.wait(interval):
-            result = self._probe_once(loop)
-            if result is None:
-                return
-            self._handle(loop, *result)
+        try:
+            while not loop.stop.wait(interval):
+                result = self._probe_once(loop)
+                if result is None:
+                    return
+                self._handle(loop, *result)
+        finally:
+            with self._lock:
+                if self._stopped.get(loop.container_id) is loop:
+                    del self._stopped[loop.container_id]
 
     def _probe_once(self, loop: _Loop) -> tuple[ProbeResult, float] | None:
         """One probe, bounded by the timeout; None when the monitor was stopped meanwhile."""

@@ -254,3 +254,17 @@ def test_probing_resumes_after_pydockerd_is_killed(engine: RefDockerd, name: Cal
     events = engine.docker_ok("events", "--since", f"{killed_at:.3f}", "--until", f"{time.time():.3f}",
                               "--filter", f"container={c}", "--format", "{{.Action}}").splitlines()  # fmt: skip
     assert "health_status: healthy" in events, events
+
+
+def test_removal_during_a_probe_leaves_nothing(engine: RefDockerd, name: Callable[[str], str]) -> None:
+    c = name("rmprobe")
+    engine.docker_ok("run", "-d", "--name", c, "--health-cmd", "sleep 60", "--health-interval", "100ms",
+                     "--health-timeout", "30s", "busybox", "sleep", "300")  # fmt: skip
+    cid = engine.docker_ok("inspect", "-f", "{{.Id}}", c).strip()
+    until("a probe in flight", lambda: "sleep 60" in engine.docker_ok("top", c, "-o", "pid,args"))
+    started = time.monotonic()
+    engine.docker_ok("rm", "-f", c)
+    assert time.monotonic() - started < 10  # the probe is killed, not waited for
+    left = [str(p) for p in engine.exec_root.rglob(f"*{cid}*")]
+    assert left == [], left
+    assert engine.docker("inspect", c).returncode == 1
