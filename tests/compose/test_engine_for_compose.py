@@ -13,6 +13,8 @@ import json
 import time
 import uuid
 
+import docker
+
 from tests.dockerd_ref import RefDockerd
 
 
@@ -77,3 +79,18 @@ def test_pull_from_a_closed_port(dockerd: RefDockerd) -> None:
     assert res.stderr.strip() == (
         'Error response from daemon: Get "http://127.0.0.1:9/v2/": dial tcp 127.0.0.1:9: connect: connection refused'
     )
+
+
+def test_restart_policy_left_out_of_the_create_request(dockerd: RefDockerd) -> None:
+    """docker-compose sends no RestartPolicy for a service without `restart:`; dockerd shows an
+    empty name then (the Docker CLI always sends "no")."""
+    api = docker.APIClient(base_url=f"unix://{dockerd.socket}", version="1.41", timeout=60)
+    tag = uuid.uuid4().hex[:8]
+    try:
+        api.create_container("busybox", ["true"], name=f"pdc-rp-api-{tag}")
+        dockerd.docker_ok("create", "--name", f"pdc-rp-cli-{tag}", "busybox", "true")
+        shown = [api.inspect_container(f"pdc-rp-{k}-{tag}")["HostConfig"]["RestartPolicy"] for k in ("api", "cli")]
+        assert shown == [{"Name": "", "MaximumRetryCount": 0}, {"Name": "no", "MaximumRetryCount": 0}]
+    finally:
+        dockerd.docker("rm", "-f", f"pdc-rp-api-{tag}", f"pdc-rp-cli-{tag}")
+        api.close()

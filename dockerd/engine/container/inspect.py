@@ -21,6 +21,8 @@ def inspect(d: Containers, c: Container) -> dict[str, Any]:
     """GET /containers/{id}/json (ExecIDs are the exec backend's, sizes sizes.py's)."""
     state = dict(c.state)
     state["Status"] = c.status()
+    if state.get("Restarting"):
+        state["Running"] = True  # as dockerd's SetRestarting: restarting counts as running, without a pid
     return {
         "Id": c.id,
         "Created": c.created,
@@ -125,7 +127,7 @@ def _config_view(c: Container) -> dict[str, Any]:
 
 def _host_config_view(host: dict[str, Any]) -> dict[str, Any]:
     view = {
-        "Binds": None, "NetworkMode": "default", "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
+        "Binds": None, "NetworkMode": "default", "RestartPolicy": {"Name": "", "MaximumRetryCount": 0},
         "AutoRemove": False, "CapAdd": None, "CapDrop": None, "Privileged": False, "ReadonlyRootfs": False,
         "Memory": 0, "MemorySwap": 0, "NanoCpus": 0, "CpuShares": 0, "CpusetCpus": "", "PidsLimit": None,
         "LogConfig": {"Type": "json-file", "Config": {}}, "ShmSize": 67108864, "Init": None, "Tmpfs": None,

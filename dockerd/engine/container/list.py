@@ -35,7 +35,9 @@ def select(engine: Containers, show_all: bool, limit: int, filters: dict[str, An
     status or exited filter is given) that match FILTERS, at most LIMIT (> 0) of them."""
     chosen = []
     for c in engine.all():
-        if not show_all and not c.running() and limit < 0 and "status" not in filters and "exited" not in filters:
+        # As dockerd, a container its restart policy is about to start again counts as running
+        # (docker-compose's stop and down find it so, and stop it).
+        if not show_all and not (c.running() or c.state.get("Restarting")) and limit < 0 and "status" not in filters and "exited" not in filters:
             continue
         if not _matches(c, filters, engine):
             continue
