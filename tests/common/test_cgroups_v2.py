@@ -110,7 +110,6 @@ def test_v2_reader_on_a_real_cgroup(v2: V2) -> None:
 
     # the shim's io.containerd.cgroups.v2.Metrics, decoded by containerd's own message
     from protos.gen.containerd_api.cgroups.stats.v2 import metrics_pb2
-
     from shim import messages as m
     from shim import stats as shim_stats
     from ttrpc.wire import encode
