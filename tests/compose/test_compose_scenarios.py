@@ -16,6 +16,7 @@ import pytest
 from tests.cli.cli_helpers import needs_engine_feature
 from tests.compose.compose_helpers import Compose, explain, fetch_in_engine_netns, project_dir, ps_rows
 from tests.dockerd_ref import RefDockerd
+from tests.pydockerd_harness import PyDockerd
 
 # Each scenario's pydockerd run is a strict xfail while pydockerd lacks what it needs: every
 # project here has Compose create its default network; tests/compose/test_compose_nonet.py
@@ -198,9 +199,11 @@ def test_a_never_healthy_service_and_a_hanging_probe(project: Compose) -> None:
     assert '"ExitCode":1,"Output":"probe says no\\n"' in sick
     hanging = project.inspect(f"{project.name}_hanging_1", "{{range .State.Health.Log}}{{.ExitCode}} {{.Output}}|{{end}}")
     assert set(hanging.rstrip("|").split("|")) == {"-1 Health check exceeded timeout (500ms)"}
-    # The killed probes are not left running in the container.
+    # pydockerd kills a probe past its timeout and waits for it before the next; dockerd 20.10 on
+    # a loaded machine was seen to leave several running (8 after a minute), so only ours is bound.
     top = project.ok("top", "hanging")
-    assert len([line for line in top.splitlines() if line.split()[7:] == ["sleep", "60"]]) <= 1
+    left = len([line for line in top.splitlines() if line.split()[7:] == ["sleep", "60"]])
+    assert left <= 1 or not isinstance(project.daemon, PyDockerd), top
 
 
 @needs_engine_feature("networks", "volumes")
