@@ -92,7 +92,7 @@ class Daemon:
             tmp_dir=self.tmp_dir,
         )  # fmt: skip
         self.containers.networking.dns_defaults = dns or DNSConfig()
-        self.execs = ExecEngine(self.containers, self.events.publish)
+        self.execs = ExecEngine(self.containers, self.containers.publish)
         self.backends = self._backends(registry or RegistryConfig())
         self._stop = threading.Event()
         self._subscribed = threading.Event()
@@ -223,6 +223,8 @@ class Daemon:
     def _task_exited(self, exit_event: TaskExit) -> None:
         """A process ended: the container's init, or one of its execs (handled in threads of
         their own, so the event stream keeps flowing)."""
+        if self.containers.health.owns(exit_event.id):
+            return  # a healthcheck probe: its runner waits for it and deletes it
         if exit_event.id == exit_event.container_id:
             threading.Thread(
                 target=self.containers.task_exited,

@@ -81,7 +81,7 @@ def _event_matches(event: dict[str, Any], filters: dict[str, Any]) -> bool:
         values = list(wanted) if isinstance(wanted, (list, dict)) else [wanted]
         if key == "type" and event["Type"] not in values:
             return False
-        if key == "event" and event["Action"] not in values:
+        if key == "event" and not _event_name_matches(event["Action"], values):
             return False
         if key == "container":
             # dockerd's matchContainer: a container event by id or name, any other (a network's
@@ -99,3 +99,47 @@ def _event_matches(event: dict[str, Any], filters: dict[str, Any]) -> bool:
     return True
 
 
+
+
+# Actions with a detail after a colon ("health_status: healthy", "exec_start: sh -c ...") that
+# dockerd matches by prefix when the filter names one of them bare (moby#25798).
+FUZZY_EVENTS = ("health_status", "exec_create", "exec_start")
+
+
+def _event_name_matches(action: str, values: list[str]) -> bool:
+    if any(v in FUZZY_EVENTS for v in values):
+        return any(action.startswith(v) for v in values)
+    return action in values
+
+
+class ContainerAttributes:
+    """A Publish that gives every container event the attributes dockerd's
+    LogContainerEventWithAttributes gives it: the container's labels (image's included), then
+    its image reference and name over the caller's attributes. Compose's attached `up` follows
+    its project through `/events?filters={"label": [...]}`, which matches these labels.
+
+    FIND is the store's lookup by id; what it found is remembered until the `destroy` event,
+    which comes after the record is gone."""
+
+    def __init__(self, publish: Publish, find: Callable[[str], Any]) -> None:
+        self._publish = publish
+        self._find = find
+        self._lock = threading.Lock()
+        self._known: dict[str, dict[str, str]] = {}
+
+    def __call__(self, kind: str, action: str, actor: str, attributes: dict[str, str]) -> None:
+        if kind == "container":
+            attributes = {**attributes, **self._of(actor, forget=action == "destroy")}
+        self._publish(kind, action, actor, attributes)
+
+    def _of(self, cid: str, forget: bool) -> dict[str, str]:
+        c = self._find(cid)
+        with self._lock:
+            if c is not None:
+                attrs = {str(k): str(v) for k, v in (c.config.get("Labels") or {}).items()}
+                if c.image_ref:
+                    attrs["image"] = c.image_ref
+                attrs["name"] = c.name
+                self._known[cid] = attrs
+            found = self._known.pop(cid, {}) if forget else self._known.get(cid, {})
+            return dict(found)

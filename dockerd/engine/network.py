@@ -156,8 +156,8 @@ class Networking:
         name, _, alias = link.partition(":")
         try:
             target = self.find(name.lstrip("/"))
-        except EngineError:
-            raise InvalidParameter(f"Could not get container for {name.lstrip('/')}") from None
+        except EngineError as exc:  # dockerd's wording (registerLinks): a bad parameter, not a 404
+            raise InvalidParameter(f"could not get container for {name.lstrip('/')}: {exc}") from None
         return target, alias or target.name
 
     # --- container start / stop ------------------------------------------------------------------
@@ -186,7 +186,7 @@ class Networking:
                 return ""
             sbs.create(c.id, c.name, "netns", hostname=str(c.config.get("Hostname") or ""),
                        domainname=str(c.config.get("Domainname") or ""), dns=dns,
-                       extra_hosts=[*map(str, host.get("ExtraHosts") or []), *self._link_hosts(host)])  # fmt: skip
+                       extra_hosts=[*map(str, host.get("ExtraHosts") or []), *self._link_hosts(host, mode)])  # fmt: skip
             for name, settings in list(c.networks.items()):
                 net = self._network(name)
                 cfg = _endpoint_config(settings)
@@ -238,8 +238,12 @@ class Networking:
                 bindings.setdefault(f"{port}/{proto}", [{"HostIp": "", "HostPort": ""}])
         return bindings
 
-    def _link_hosts(self, host: dict[str, Any]) -> list[str]:
-        """Legacy --link: the target's name, alias and short id at its default-bridge address."""
+    def _link_hosts(self, host: dict[str, Any], mode: str) -> list[str]:
+        """Legacy --link: the target's name, alias and short id at its default-bridge address.
+        With `--network none` nothing (as dockerd: no bridge, no link to resolve; `compose run`
+        links every one-off container to its service's, which may have no network either)."""
+        if mode == "none":
+            return []
         records = []
         for link in host.get("Links") or []:
             target, alias = self._link_target(str(link))

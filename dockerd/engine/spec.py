@@ -70,8 +70,8 @@ def merge_image_config(config: dict[str, Any], image_config: dict[str, Any]) -> 
     """The container's Config completed from its image's, as dockerd stores it at create (what
     inspect shows): User, WorkingDir, StopSignal when unset; Env, Labels and ExposedPorts with
     the image's entries the container does not override; the image's Cmd (and Entrypoint) when
-    the container names no entrypoint. Not the image's Volumes and Healthcheck: pydockerd
-    creates no anonymous volumes and runs no healthchecks yet, so inspect does not claim them."""
+    the container names no entrypoint. Not the image's Volumes (pydockerd creates no
+    anonymous volumes yet) nor its Healthcheck (merged by dockerd/health/containers.py)."""
     out = dict(config)
     for key in ("User", "WorkingDir", "StopSignal"):
         if not out.get(key) and image_config.get(key):

@@ -59,12 +59,13 @@ from dockerd.engine.container import (
 from dockerd.engine.container import list as container_list
 from dockerd.engine.container.state import Container, ContainerStore
 from dockerd.engine.container.stdio import Output, Stdio
-from dockerd.engine.events import Publish
+from dockerd.engine.events import ContainerAttributes, Publish
 from dockerd.engine.filters import Filters
 from dockerd.engine.image.service import ImageService
 from dockerd.engine.logs import resolve_log_config
 from dockerd.engine.network import Networking
 from dockerd.engine.runtimes import Runtimes
+from dockerd.health.containers import ContainerHealth
 from dockerd.network.backend import NetworkBackend
 
 NAMESPACE = "moby"  # pydockerd's containerd namespace, as dockerd's
@@ -99,6 +100,7 @@ class Containers:
         # The daemon's default LogConfig (daemon.json log-driver/log-opts), checked as a container's is.
         self.log_defaults = resolve_log_config({"Type": log_driver, "Config": log_opts or {}}, log_driver, {})
         self.store = ContainerStore(os.path.join(data_root, "containers"))
+        self.publish = ContainerAttributes(publish, self.store.find)  # labels, image and name, as dockerd's
         self.stdio = Stdio(os.path.join(exec_root, "fifo"), self.store, client)
         self.sharing = sharing.Resolver(self.get, self.store.dir)
         # Sandboxes, endpoints, ports at start/exit/rm; NetworkSettings; the /networks routes' backend.
@@ -108,6 +110,8 @@ class Containers:
         os.makedirs(self.mount_root, mode=0o700, exist_ok=True)
         rootfs.clean_mount_root(self.mount_root)
         self.rootfs_guard = rootfs.RootfsGuard()
+        # Healthchecks (dockerd/health/): the verbs tell it of starts, exits, pauses, removals.
+        self.health = ContainerHealth(self.store, client, os.path.join(exec_root, "fifo"), self.publish)
 
     # --- records -------------------------------------------------------------------------------
 
@@ -250,4 +254,5 @@ class Containers:
 
     def close(self) -> None:
         """Daemon shutdown: the copiers stop (the shims keep what comes meanwhile for the next daemon)."""
+        self.health.close()
         self.stdio.close()

@@ -42,7 +42,7 @@ SUPPORTED_HOST = {
 # Accepted only at their default values until their issue lands.
 NOT_YET = {
     "Mounts": "the Mounts API (use Binds)", "VolumesFrom": "volumes-from",
-    "Annotations": "annotations", "Volumes": "volumes", "Healthcheck": "healthchecks",
+    "Annotations": "annotations", "Volumes": "volumes",
 }  # fmt: skip
 
 
@@ -73,7 +73,7 @@ def create(d: Containers, body: dict[str, Any], name: str | None) -> tuple[Conta
         raise InvalidParameter(f"invalid restart policy {restart!r}")
     if host.get("AutoRemove") and restart not in ("", "no"):
         raise InvalidParameter("can't create 'AutoRemove' container with restart policy")
-    config = spec.merge_image_config(config, image_config)
+    config = d.health.at_create(spec.merge_image_config(config, image_config), image_config)
     args = spec.command(config, image_config)
     if config.get("StopSignal"):
         signal_number(config["StopSignal"])  # as dockerd: a stop signal that does not parse is refused now
@@ -142,7 +142,7 @@ def _check_fields(body: dict[str, Any], host: dict[str, Any]) -> None:
                 raise InvalidParameter(f"unsupported HostConfig setting {key!r}")
         elif key in NOT_YET and value not in (None, "", [], {}, False, 0):
             raise InvalidParameter(f"{NOT_YET[key]} ({key}) is not supported yet")
-    for key in ("Volumes", "Healthcheck"):
+    for key in ("Volumes",):
         if body.get(key) not in (None, {}, ""):
             raise InvalidParameter(f"{NOT_YET[key]} ({key}) is not supported yet")
     if host.get("CgroupnsMode") not in (None, "", "private", "host"):
@@ -154,6 +154,7 @@ def _check_options(d: Containers, body: dict[str, Any], host: dict[str, Any]) ->
     spec.normalize_capabilities(host.get("CapAdd") or [], "CapAdd")
     spec.normalize_capabilities(host.get("CapDrop") or [], "CapDrop")
     sharing.check(body, host, d.get)
+    d.health.check(body)
     devices.mappings(host)
     devices.cgroup_rules(host)
     d.runtimes.resolve(host.get("Runtime"))

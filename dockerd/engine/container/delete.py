@@ -39,6 +39,7 @@ def remove(d: Containers, ref: str, force: bool, volumes: bool) -> None:
         if c.removal_in_progress:
             return
         c.removal_in_progress = True
+    d.health.removed(c.id)
     task.delete_quietly(d.client, c.id)
     for copier in d.stdio.take_copiers(c.id) or []:
         copier.stop()

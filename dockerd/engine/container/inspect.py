@@ -7,9 +7,11 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from dockerd.engine.binds import parse_bind
+from dockerd.engine.container import links
 from dockerd.engine.container.state import Container
 from dockerd.engine.errors import InvalidParameter
 from dockerd.engine.logs import parse_time
+from dockerd.health.state import HealthState, status_text
 
 if TYPE_CHECKING:
     from dockerd.engine.container.backend import Containers
@@ -42,7 +44,11 @@ def inspect(d: Containers, c: Container) -> dict[str, Any]:
         "AppArmorProfile": "",
         "ExecIDs": None,
         # As dockerd's inspect: the daemon's default-ulimits merged in (not stored).
-        "HostConfig": _host_config_view({**c.host_config, "Ulimits": d.security.merged_ulimits(c.host_config.get("Ulimits")) or c.host_config.get("Ulimits")}),
+        "HostConfig": _host_config_view({
+            **c.host_config,
+            "Ulimits": d.security.merged_ulimits(c.host_config.get("Ulimits")) or c.host_config.get("Ulimits"),
+            "Links": links.view(d, c),
+        }),  # fmt: skip
         "GraphDriver": {"Data": None, "Name": "overlay2"},
         "Mounts": _mounts_view(c.host_config),
         "Config": _config_view(c),
@@ -82,7 +88,10 @@ def _human_status(c: Container) -> str:
     if status == "running" or status == "paused":
         since = time.time() - parse_time(c.state.get("StartedAt") or c.created)
         text = f"Up {_human_duration(since)}"
-        return text + " (Paused)" if status == "paused" else text
+        if status == "paused":
+            return text + " (Paused)"
+        health = c.state.get("Health")  # as dockerd: "(healthy)", "(health: starting)"...
+        return f"{text} ({status_text(HealthState.from_api(health))})" if health else text
     if status == "exited":
         ago = time.time() - parse_time(c.state.get("FinishedAt") or c.created)
         return f"Exited ({c.state.get('ExitCode', 0)}) {_human_duration(ago)} ago"
@@ -135,7 +144,7 @@ def _config_view(c: Container) -> dict[str, Any]:
 
 def _host_config_view(host: dict[str, Any]) -> dict[str, Any]:
     view = {
-        "Binds": None, "NetworkMode": "default", "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
+        "Binds": None, "NetworkMode": "default", "RestartPolicy": {"Name": "", "MaximumRetryCount": 0},
         "AutoRemove": False, "CapAdd": None, "CapDrop": None, "Privileged": False, "ReadonlyRootfs": False,
         "Memory": 0, "MemorySwap": 0, "NanoCpus": 0, "CpuShares": 0, "CpusetCpus": "", "PidsLimit": None,
         "LogConfig": {"Type": "json-file", "Config": {}}, "ShmSize": 67108864, "Init": None, "Tmpfs": None,

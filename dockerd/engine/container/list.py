@@ -71,7 +71,7 @@ def _matches(c: Container, filters: dict[str, Any], engine: Containers) -> bool:
         values = list(wanted) if isinstance(wanted, (list, dict)) else [wanted]
         if key == "status" and c.status() not in values:
             return False
-        # A container without a healthcheck (every one, until healthchecks exist) is "none".
+        # A container without a health state (no healthcheck, or never started) is "none".
         if key == "health" and ((c.state.get("Health") or {}).get("Status") or "none") not in values:
             return False
         if key == "name" and not any(_regex_search(v, c.name) for v in values):

@@ -45,6 +45,7 @@ def task_exited(d: Containers, cid: str, exit_status: int, oom: bool = False, fi
             d.store.record_stop(cid, status, str(c.state.get("Error") or ""))
             d.store.save(c)
             d.store.notify()
+        d.health.stopped(cid)
     finally:
         with d.store.lock:
             d.store.exiting.discard(cid)

@@ -21,6 +21,7 @@ def pause(d: Containers, ref: str) -> None:
     with d.store.lock:
         c.state.update(Paused=True, Status="paused")
         d.store.save(c)
+    d.health.paused(c.id)
     d.publish("container", "pause", c.id, {"name": c.name})
 
 
@@ -33,4 +34,5 @@ def unpause(d: Containers, ref: str) -> None:
     with d.store.lock:
         c.state.update(Paused=False, Status="running")
         d.store.save(c)
+    d.health.unpaused(c)
     d.publish("container", "unpause", c.id, {"name": c.name})

@@ -42,6 +42,7 @@ def restore(d: Containers) -> None:
             c.state["Restarting"] = False  # the back-off it was in died with the daemon
             c.manually_stopped = False  # (an `always` container stopped by hand starts again too)
             restart_policy.maybe_restart(d, c)
+        d.health.restored(c)
 
 
 def reconcile(d: Containers) -> None:

@@ -133,6 +133,7 @@ def _start_task(d: Containers, c: Container) -> None:
         c.manually_stopped = False
         d.store.save(c)
         d.store.notify()
+    d.health.started(c)
     d.publish("container", "start", c.id, {"image": c.image_ref, "name": c.name})
 
 

@@ -73,7 +73,7 @@ def login(config: RegistryConfig, auth: AuthConfig) -> dict[str, str]:
             session.login()
             return {"Status": "Login Succeeded", "IdentityToken": ""}
         except httpx.HTTPError as exc:
-            errors.append(RegistryError(f'Get "{base}/v2/": {transport_text(exc)}', 500))
+            errors.append(RegistryError(f'Get "{base}/v2/": {transport_text(exc, base)}', 500))
         except Unauthorized:
             raise
         except EngineError as exc:

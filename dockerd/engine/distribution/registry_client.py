@@ -472,19 +472,31 @@ def connect(config: RegistryConfig, ref: Reference, actions: str, auth: AuthConf
             return session
         except httpx.HTTPError as exc:
             session.close()
-            errors.append(RegistryError(f'Get "{base}/v2/": {transport_text(exc)}', 500))
+            errors.append(RegistryError(f'Get "{base}/v2/": {transport_text(exc, base)}', 500))
         except EngineError as exc:
             session.close()
             errors.append(exc)
     raise errors[-1] if errors else RegistryError(f"no endpoint for {ref.domain}", 500)
 
 
-def transport_text(exc: Exception) -> str:
+def transport_text(exc: Exception, base: str = "") -> str:
+    """A transport failure as Go's net package words it; with the endpoint BASE, a refused
+    connection names the address dialled, as dockerd's "dial tcp 127.0.0.1:9: connect: ..."."""
     text = str(exc) or type(exc).__name__
     if "Connection refused" in text:
+        if base:
+            return f"dial tcp {dial_address(base)}: connect: connection refused"
         # Go's net error names the address it dialled (known here when the host is an IP)
         return f"{_dialled(exc)}connect: connection refused"
     return text
+
+
+def dial_address(base: str) -> str:
+    """host:port of an endpoint URL, the scheme's port when it names none."""
+    parts = urlsplit(base)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    host = parts.hostname or ""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _dialled(exc: Exception) -> str:
