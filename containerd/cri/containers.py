@@ -30,7 +30,7 @@ from containerd.cri import spec as specs
 from containerd.cri.store import CONTAINER_EXTENSION, CONTAINER_TYPE, KIND_LABEL, ContainerMeta, Item, now_ns
 from containerd.cri.users import resolve_user
 from common.errdefs import DeadlineExceeded
-from containerd.errors import AlreadyExists, ContainerdError, InvalidArgument, NotFound
+from containerd.errors import ContainerdError, InvalidArgument, NotFound
 from protos.gen.cri_api.runtime.v1 import api_pb2 as cri
 
 if TYPE_CHECKING:
@@ -61,18 +61,19 @@ class Containers:
         sandbox = p.sandboxes.get(sandbox_id)
         sandbox_id = sandbox.meta.id
         if p.pods.state(sandbox) != cri.SANDBOX_READY:
-            raise ContainerdError(f"failed to create container: sandbox {sandbox_id!r} is not ready (its pause container has exited)")
+            # as containerd, which asks for the sandbox's task
+            raise NotFound(f"failed to get sandbox container task: no running task found: task {sandbox_id} not found: not found")
         pod_config = p.pods.config(sandbox)
-        if not config.HasField("image") or not config.image.image:
-            raise InvalidArgument("container config must name an image")
-        image = p.images.find(config.image.image)
-        if image is None:
-            raise NotFound(f"failed to resolve image {config.image.image!r}: not found")
         id_ = secrets.token_hex(32)
         name = container_name(config.metadata, pod_config.metadata)
         p.containers.reserve(name, id_)
         undo: list[Callable[[], Any]] = [lambda: p.containers.release(name)]
         try:
+            if not config.HasField("image") or not config.image.image:
+                raise InvalidArgument("container config must name an image")
+            image = p.images.find(config.image.image)
+            if image is None:
+                raise NotFound(f'failed to resolve image "{config.image.image}": not found')
             item = self._create(id_, name, sandbox, pod_config, config, image, undo)
         except BaseException:
             for step in reversed(undo):
@@ -441,4 +442,4 @@ def _signal_number(name: str) -> int:
     return int(getattr(signals, name, 0))
 
 
-__all__ = ["AlreadyExists", "Containers"]
+__all__ = ["Containers"]

@@ -127,7 +127,8 @@ class Images:
             try:
                 pulled = puller.pull(name, extra_names=lambda p: [p.repo_digest, p.config_digest])
             except PullError as exc:
-                raise ContainerdError(f'failed to pull and unpack image "{name}": {exc}') from None
+                kind = NotFound if exc.not_found else ContainerdError
+                raise kind(f'failed to pull and unpack image "{name}": {exc}') from None
             except ClientError as exc:
                 raise ContainerdError(f'failed to pull and unpack image "{name}": {exc}') from None
         return pulled.config_digest

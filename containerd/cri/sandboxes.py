@@ -51,10 +51,10 @@ class Sandboxes:
     # --- run -----------------------------------------------------------------------------------
 
     def run(self, config: cri.PodSandboxConfig, handler: str) -> str:
-        if not config.HasField("metadata") or not config.metadata.name:
-            raise InvalidArgument("sandbox config must include metadata with a name")
+        if not config.HasField("metadata"):
+            raise ContainerdError("sandbox config must include metadata")  # UNKNOWN, as containerd
         if handler and handler != "runc":
-            raise NotFound(f'failed to get sandbox runtime: no runtime for "{handler}" is configured')
+            raise ContainerdError(f'failed to get sandbox runtime: no runtime for "{handler}" is configured')
         id_ = secrets.token_hex(32)
         name = sandbox_name(config.metadata)
         self.p.sandboxes.reserve(name, id_)

@@ -5,7 +5,7 @@ container record as an extension (as containerd's CRI plugin does), so the metad
 one truth and a record without it is not ours. What *happens* to it (pid, start and finish times,
 exit code) is a small JSON file in the plugin's root, written atomically at each change.
 Names are reserved per kind, as kubelet relies on: a second sandbox or container with the same
-metadata is AlreadyExists until the first is removed.
+metadata is refused (as containerd: a plain error) until the first is removed.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Generic, TypeVar
 
-from containerd.errors import AlreadyExists, NotFound
+from containerd.errors import ContainerdError, NotFound
 
 SANDBOX_EXTENSION = "io.cri-containerd.sandbox.metadata"
 CONTAINER_EXTENSION = "io.cri-containerd.container.metadata"
@@ -138,7 +138,8 @@ class Store(Generic[M]):
         with self._lock:
             owner = self._names.get(name)
             if owner is not None and owner != id_:
-                raise AlreadyExists(f'failed to reserve {self.kind} name "{name}": name "{name}" is reserved for "{owner}"')
+                # a plain error (UNKNOWN), as containerd's CRI answers it
+                raise ContainerdError(f'failed to reserve {self.kind} name "{name}": name "{name}" is reserved for "{owner}"')
             self._names[name] = id_
 
     def release(self, name: str) -> None:
