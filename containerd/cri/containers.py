@@ -8,6 +8,7 @@ sent), its status file the life of its init; both survive a daemon restart.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import json
 import logging
@@ -19,6 +20,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from common.errdefs import DeadlineExceeded
 from common.mount import Mount as CMount
 from common.mount import readonly as readonly_mounts
 from common.mount import temp_mount
@@ -29,7 +31,6 @@ from containerd.client.typeurl import Payload
 from containerd.cri import spec as specs
 from containerd.cri.store import CONTAINER_EXTENSION, CONTAINER_TYPE, KIND_LABEL, ContainerMeta, Item, now_ns
 from containerd.cri.users import resolve_user
-from common.errdefs import DeadlineExceeded
 from containerd.errors import ContainerdError, InvalidArgument, NotFound
 from protos.gen.cri_api.runtime.v1 import api_pb2 as cri
 
@@ -79,7 +80,7 @@ class Containers:
             for step in reversed(undo):
                 try:
                     step()
-                except Exception:  # noqa: BLE001
+                except Exception:
                     log.exception("rolling back container %s", id_)
             raise
         p.containers.add(item)
@@ -174,7 +175,7 @@ class Containers:
             io_dir = p.io_dir(id_)
             streams = self._streams(config)
             paths = {s: os.path.join(io_dir, s) for s in streams}
-            fifos = [(s, paths[s]) for s in ("stdout", "stderr") if s in paths]
+            fifos: list[tuple[str, str]] = [(s, paths[s]) for s in ("stdout", "stderr") if s in paths]
             p.start_logs(item, fifos)
             mounts = p.client.snapshots(p.cfg.snapshotter).mounts(id_)
             p.waiter(id_)
@@ -253,7 +254,7 @@ class Containers:
         return cri.ContainerConfig.FromString(item.meta.config)
 
     @staticmethod
-    def state(item: Item[ContainerMeta]) -> int:
+    def state(item: Item[ContainerMeta]) -> cri.ContainerState.ValueType:
         s = item.status
         if s.finished_at:
             return cri.CONTAINER_EXITED
@@ -287,7 +288,7 @@ class Containers:
             return image.repo_digests[0]
         return item.meta.image_ref
 
-    def list(self, flt: cri.ContainerFilter | None) -> list[cri.Container]:
+    def list(self, flt: cri.ContainerFilter | None) -> builtins.list[cri.Container]:
         out = []
         for item in self.p.containers.list():
             config = self.config(item)
@@ -342,7 +343,7 @@ class Containers:
 
     # --- exec ----------------------------------------------------------------------------------
 
-    def exec_sync(self, id_: str, cmd: list[str], timeout: int) -> cri.ExecSyncResponse:
+    def exec_sync(self, id_: str, cmd: builtins.list[str], timeout: int) -> cri.ExecSyncResponse:
         p = self.p
         item = p.containers.get(id_)
         id_ = item.meta.id

@@ -22,7 +22,7 @@ from containerd.client.errors import NotFound as ClientNotFound
 from containerd.client.unpack import read_blob
 from containerd.cri.config import CRIConfig
 from containerd.errors import ContainerdError, InvalidArgument, NotFound
-from containerd.remotes import Credentials, PullError, Puller, RegistryHosts
+from containerd.remotes import Credentials, Puller, PullError, RegistryHosts
 
 IMAGE_LABEL = "io.cri-containerd.image"
 _ID = re.compile(r"^(sha256:)?[0-9a-f]{64}$")

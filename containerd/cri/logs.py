@@ -19,7 +19,7 @@ from collections.abc import Sequence
 def timestamp() -> bytes:
     ns = time.time_ns()
     seconds, frac = divmod(ns, 1_000_000_000)
-    base = datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    base = datetime.datetime.fromtimestamp(seconds, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S")
     return f"{base}.{frac:09d}Z".encode()
 
 

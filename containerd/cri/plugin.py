@@ -162,7 +162,7 @@ class Plugin:
                 log.warning("cri event monitor: %s; resubscribing", exc)
                 self.ready.set()
                 self._stop.wait(0.5)
-            except Exception:  # noqa: BLE001 - the monitor must outlive a bad event
+            except Exception:
                 log.exception("cri event monitor")
                 self._stop.wait(0.5)
 
@@ -243,7 +243,7 @@ class Plugin:
                     self.pods.adopt(record, tasks.get(record.id))
                 elif kind == "container" and CONTAINER_EXTENSION in record.extensions:
                     self.ctrs.adopt(record, tasks.get(record.id))
-            except Exception:  # noqa: BLE001 - one broken record must not hide the others
+            except Exception:
                 log.exception("cri recovery of %s", record.id)
         self.recovered.set()
         log.info("cri: recovered %d sandboxes, %d containers", len(self.sandboxes.list()), len(self.containers.list()))

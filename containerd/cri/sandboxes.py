@@ -20,15 +20,15 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from containerd.client import IO, RUNC_V2, Container, Process, Runtime, Status as TaskStatus
-from containerd.client.errors import ContainerdError as ClientError
+from containerd.client import IO, RUNC_V2, Container, Process, Runtime
 from containerd.client.errors import NotFound as ClientNotFound
 from containerd.client.typeurl import Payload
-from containerd.cri import netns, spec as specs
+from containerd.cri import netns
+from containerd.cri import spec as specs
 from containerd.cri.cni import CNIError, PodRef, PortMapping
 from containerd.cri.store import KIND_LABEL, SANDBOX_EXTENSION, SANDBOX_TYPE, Item, SandboxMeta, now_ns
 from containerd.cri.users import resolve_user
-from containerd.errors import ContainerdError, InvalidArgument, NotFound
+from containerd.errors import ContainerdError
 from protos.gen.cri_api.runtime.v1 import api_pb2 as cri
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ class Sandboxes:
             for step in reversed(undo):
                 try:
                     step()
-                except Exception:  # noqa: BLE001 - undo as much as possible, report the cause
+                except Exception:
                     log.exception("rolling back sandbox %s", id_)
             raise
         self.p.sandboxes.add(item)
@@ -250,7 +250,7 @@ class Sandboxes:
         return cri.PodSandboxConfig.FromString(item.meta.config)
 
     @staticmethod
-    def state(item: Item[SandboxMeta]) -> int:
+    def state(item: Item[SandboxMeta]) -> cri.PodSandboxState.ValueType:
         return cri.SANDBOX_READY if item.status.pid and not item.status.finished_at else cri.SANDBOX_NOTREADY
 
     def status(self, id_: str, verbose: bool) -> cri.PodSandboxStatusResponse:

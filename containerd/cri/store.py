@@ -102,7 +102,7 @@ class Item(Generic[M]):
     """One sandbox or container: its metadata, its status (persisted), and an event for its exit."""
 
     def __init__(self, meta: M, status_path: str, status: Status | None = None) -> None:
-        self.meta = meta
+        self.meta: M = meta
         self.status_path = status_path
         self.status = status or Status()
         self.lock = threading.RLock()

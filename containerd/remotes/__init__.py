@@ -8,7 +8,7 @@ PullImage: the daemon fetches the blobs itself) or in a client process such as p
     image = Puller(client, RegistryHosts(mirrors={"docker.io": ["http://127.0.0.1:5000"]})).pull("busybox")
 """
 
-from containerd.remotes.pull import PullError, Puller, Pulled
+from containerd.remotes.pull import Pulled, Puller, PullError
 from containerd.remotes.registry import Credentials, RegistryError, RegistryHosts, Unauthorized
 
 __all__ = ["Credentials", "PullError", "Pulled", "Puller", "RegistryError", "RegistryHosts", "Unauthorized"]

@@ -16,16 +16,24 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-from containerd.client import Client, Descriptor, Image, create_or_update_image, host_platform, parse_reference, unpack
+from containerd.client import (
+    Client,
+    Descriptor,
+    Image,
+    create_or_update_image,
+    host_platform,
+    parse_reference,
+    unpack,
+)
 from containerd.client.errors import ContainerdError, DigestMismatch, InvalidArgument, NotFound
 from containerd.client.media import (
+    DOCKER_MANIFEST,
+    DOCKER_MANIFEST_LIST,
     INDEX_TYPES,
     LABEL_GC_REF_CONTENT,
     MANIFEST_TYPES,
     OCI_INDEX,
     OCI_MANIFEST,
-    DOCKER_MANIFEST,
-    DOCKER_MANIFEST_LIST,
     parse_config,
     parse_index,
     parse_manifest,

@@ -155,9 +155,9 @@ class Repository:
         if r.status_code != 200:
             raise RegistryError(f"token endpoint {params['realm']} answered {r.status_code}", r.status_code)
         body: Any = r.json()
-        token = (body.get("token") or body.get("access_token")) if isinstance(body, dict) else None
-        if isinstance(token, str) and token:
-            self._auth = {"Authorization": f"Bearer {token}"}
+        found: Any = (body.get("token") or body.get("access_token")) if isinstance(body, dict) else None
+        if isinstance(found, str) and found:
+            self._auth = {"Authorization": f"Bearer {found}"}
 
     def manifest(self, ref: str, accept: Sequence[str]) -> tuple[bytes, str, str]:
         """(bytes, media type, Docker-Content-Digest) of a manifest by tag or digest."""

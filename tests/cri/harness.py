@@ -294,7 +294,7 @@ def cri_engine(kind: str, tmp_root: Path) -> Iterator[Engine]:
 def assert_clean(engine: Engine) -> None:
     """What no pod may leave once removed: veths, per-pod NAT chains, IPAM leases, netns mounts."""
     links = engine.ns.links()
-    assert [l for l in links if l.startswith("veth")] == [], f"veths left: {links}"
+    assert [name for name in links if name.startswith("veth")] == [], f"veths left: {links}"
     rules = engine.ns.nat_rules()
     assert "CNI-DN-" not in rules, f"portmap chains left:\n{rules}"
     leased = [f for f in _walk(engine.cni["ipam_dir"]) if re.match(r"^\d+\.\d+\.\d+\.\d+$", os.path.basename(f))]

@@ -62,12 +62,12 @@ def _cases(e: Engine, tmp: Path, ids: dict[str, str]) -> dict[str, Callable[[], 
 
 
 def _outcome(result: object) -> tuple[int, str]:
-    rc = getattr(result, "returncode")
-    return (0 if rc == 0 else 1, grpc_code(getattr(result, "stderr")))
+    rc = result.returncode
+    return (0 if rc == 0 else 1, grpc_code(result.stderr))
 
 
 def _message(result: object) -> str:
-    lines = [line for line in str(getattr(result, "stderr")).splitlines() if "level=fatal" in line]
+    lines = [line for line in str(result.stderr).splitlines() if "level=fatal" in line]
     return lines[-1].split("msg=", 1)[-1] if lines else ""
 
 
