@@ -13,7 +13,7 @@ import datetime
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 
 def timestamp() -> bytes:
@@ -62,6 +62,20 @@ class Copier(threading.Thread):
         self.stream = stream.encode()
         self.log = log
         self.max_line = max_line if max_line > 0 else 1 << 30
+        # attach sessions: each gets the raw bytes as they come (see Plugin.attach_output)
+        self.listeners: list[Callable[[bytes], None]] = []
+        self._listeners_lock = threading.Lock()
+
+    def subscribe(self, listener: Callable[[bytes], None]) -> Callable[[], None]:
+        with self._listeners_lock:
+            self.listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with self._listeners_lock:
+                if listener in self.listeners:
+                    self.listeners.remove(listener)
+
+        return unsubscribe
 
     def run(self) -> None:
         try:
@@ -77,6 +91,13 @@ class Copier(threading.Thread):
                     break
                 if not data:
                     break
+                with self._listeners_lock:
+                    listeners = list(self.listeners)
+                for listener in listeners:
+                    try:
+                        listener(data)
+                    except Exception:  # noqa: BLE001 - a broken attach session never stops the log
+                        pass
                 pending += data
                 pending = self._emit(pending)
             if pending:

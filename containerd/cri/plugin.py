@@ -99,9 +99,27 @@ class Plugin:
             return self._images
 
     def streaming(self) -> Any:
-        from containerd.errors import Unimplemented
+        """The streaming server, started at its first use (most daemons never need it)."""
+        from containerd.cri.streaming import StreamServer
 
-        raise Unimplemented("the streaming server (exec, attach, port-forward) is not available yet")
+        with self._lock:
+            if self.stream is None:
+                self.stream = StreamServer(self, self.cfg.stream_server_address, self.cfg.stream_server_port)
+            return self.stream
+
+    def attach_output(self, container_id: str, stdout: Any, stderr: Any) -> Callable[[], None]:
+        """Tee a running container's output (as its log copiers read it) into attach streams."""
+        undo = []
+        for copier in self._copiers.get(container_id, []):
+            target = stdout if copier.stream == b"stdout" else stderr
+            if target is not None:
+                undo.append(copier.subscribe(target.write))
+
+        def unsubscribe() -> None:
+            for u in undo:
+                u()
+
+        return unsubscribe
 
     def runtime_binary(self) -> str:
         return self.cfg.runtime_binary

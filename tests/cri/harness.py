@@ -190,10 +190,15 @@ class Engine:
         self.proc.kill()
         self.proc.wait()
 
-    def crictl(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def crictl_argv(self, *args: str) -> list[str]:
+        """crictl inside the node's network namespace: the streaming server's URLs (exec, attach,
+        port-forward) are on its loopback, as a kubelet on the node would reach them."""
         endpoint = f"unix://{self.address}"
-        return run(str(CRICTL), "--runtime-endpoint", endpoint, "--image-endpoint", endpoint, "--timeout", "60s",
-                   *args, check=check, timeout=timeout)  # fmt: skip
+        return ["nsenter", f"--net={self.ns.path}", str(CRICTL), "--runtime-endpoint", endpoint,
+                "--image-endpoint", endpoint, "--timeout", "60s", *args]  # fmt: skip
+
+    def crictl(self, *args: str, check: bool = True, timeout: float = 120, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        return run(*self.crictl_argv(*args), check=check, timeout=timeout, input=input)
 
     def json(self, *args: str) -> Any:
         # urfave/cli stops reading flags at the first positional argument
