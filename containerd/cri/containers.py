@@ -235,8 +235,7 @@ class Containers:
         id_ = item.meta.id
         if self.state(item) == cri.CONTAINER_RUNNING:
             self.stop(id_, 0)
-        with contextlib.suppress(ClientNotFound):
-            p.client.tasks.delete(id_)
+        p.delete_task(id_)
         p.finish_logs(id_, timeout=2)
         with contextlib.suppress(ClientNotFound):
             p.client.containers.delete(id_)

@@ -68,6 +68,7 @@ class Plugin:
         self._lock = threading.Lock()
         self._waiters: dict[tuple[str, str], ExitWaiter] = {}
         self._copiers: dict[str, list[Copier]] = {}
+        self._delete_locks: dict[str, threading.Lock] = {}
         self._logs: dict[str, LogFile] = {}
         self._stop = threading.Event()
         self._monitor: threading.Thread | None = None
@@ -150,6 +151,8 @@ class Plugin:
     def drop_waiter(self, container_id: str, exec_id: str = "") -> None:
         with self._lock:
             self._waiters.pop((container_id, exec_id), None)
+            if not exec_id:
+                self._delete_locks.pop(container_id, None)
 
     def _monitor_exits(self) -> None:
         from protos.gen.containerd_api.events import task_pb2 as events
@@ -211,9 +214,22 @@ class Plugin:
 
     def _delete_task(self, container_id: str) -> None:
         try:
-            self.client.tasks.delete(container_id)
+            self.delete_task(container_id)
         except ClientError as exc:
             log.debug("deleting task %s: %s", container_id, exc)
+
+    def delete_task(self, container_id: str) -> None:
+        """Delete a task once, whoever asks first (the exit handler, stop, remove): a second
+        caller waits for the first to finish, so "deleted" means gone from the daemon too."""
+        from containerd.client.errors import NotFound as ClientNotFound
+
+        with self._lock:
+            lock = self._delete_locks.setdefault(container_id, threading.Lock())
+        with lock:
+            try:
+                self.client.tasks.delete(container_id)
+            except ClientNotFound:
+                pass
 
     # --- logs ----------------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ import secrets
 import shutil
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any
 
 from containerd.client import IO, RUNC_V2, Container, Process, Runtime
@@ -25,7 +26,7 @@ from containerd.client.errors import NotFound as ClientNotFound
 from containerd.client.typeurl import Payload
 from containerd.cri import netns
 from containerd.cri import spec as specs
-from containerd.cri.cni import CNIError, PodRef, PortMapping
+from containerd.cri.cni import CNIError, NetworkResult, PodRef, PortMapping
 from containerd.cri.store import KIND_LABEL, SANDBOX_EXTENSION, SANDBOX_TYPE, Item, SandboxMeta, now_ns
 from containerd.cri.users import resolve_user
 from containerd.errors import ContainerdError
@@ -47,6 +48,7 @@ class Sandboxes:
     def __init__(self, plugin: Plugin) -> None:
         self.p = plugin
         self._image_lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="cri-network")
 
     # --- run -----------------------------------------------------------------------------------
 
@@ -90,18 +92,16 @@ class Sandboxes:
             undo.append(lambda: shutil.rmtree(os.path.dirname(meta.shm), ignore_errors=True))
             _mount_tmpfs(meta.shm, SHM_SIZE)
             undo.append(lambda: _unmount(meta.shm))
-        # network
+        # network: the CNI plugins run while the pause container is created and started (both
+        # only need the pinned namespace); the sandbox is returned once both are done
+        network: Future[NetworkResult] | None = None
         if not host_net:
             meta.netns = netns.create(p.netns_dir)
             undo.append(lambda: netns.remove(meta.netns))
             pod = self.pod_ref(meta, config)
             undo.append(lambda: p.cni.teardown(pod))
-            try:
-                result = p.cni.setup(pod)
-            except CNIError as exc:
-                raise ContainerdError(f"failed to setup network for sandbox {id_!r}: {exc}") from None
-            meta.ip = result.primary
-            meta.additional_ips = result.ips[1:]
+            network = self._pool.submit(p.cni.setup, pod)
+            undo.append(lambda: wait([network]))  # runs before the teardown above
         # the pause container
         sc = config.linux.security_context
         user = resolve_user(
@@ -127,6 +127,16 @@ class Sandboxes:
         pid = client.tasks.create(id_, mounts, IO())
         undo.append(lambda: self._kill_and_delete(id_))
         client.tasks.start(id_)
+        if network is not None:
+            try:
+                result = network.result()
+            except CNIError as exc:
+                raise ContainerdError(f"failed to setup network for sandbox {id_!r}: {exc}") from None
+            meta.ip = result.primary
+            meta.additional_ips = result.ips[1:]
+            client.containers.update(
+                Container(id_, extensions={SANDBOX_EXTENSION: Payload(SANDBOX_TYPE, meta.to_json())}), ["extensions"]
+            )
         item.update(pid=pid, started_at=now_ns())
         return item
 
@@ -190,17 +200,18 @@ class Sandboxes:
         item = self.p.sandboxes.get(id_)
         id_ = item.meta.id
         with item.lock:
-            for c in self.p.containers.list():
-                if c.meta.sandbox_id == id_:
-                    self.p.ctrs.stop(c.meta.id, 0)
+            members = [c.meta.id for c in self.p.containers.list() if c.meta.sandbox_id == id_]
+            list(self._pool.map(lambda cid: self.p.ctrs.stop(cid, 0), members))
+            # the network goes while the pause container is killed (CNI DEL needs only the pinned netns)
+            network = self._pool.submit(self.p.cni.teardown, self.pod_ref(item.meta, self.config(item))) if item.meta.netns else None
             self._kill_and_delete(id_)
             if not item.status.finished_at:
                 item.update(pid=0, finished_at=now_ns(), exit_code=137)
             if item.meta.shm:
                 _unmount(item.meta.shm)
-            if item.meta.netns:
+            if network is not None:
                 try:
-                    self.p.cni.teardown(self.pod_ref(item.meta, self.config(item)))
+                    network.result()
                 except CNIError as exc:
                     raise ContainerdError(f"failed to destroy network for sandbox {id_!r}: {exc}") from None
                 netns.remove(item.meta.netns)
@@ -217,8 +228,7 @@ class Sandboxes:
                 client.tasks.kill(id_, 9, all=True)
             if not waiter.done.wait(10):
                 log.warning("sandbox %s: no exit event after SIGKILL", id_)
-        with contextlib.suppress(ClientNotFound):
-            client.tasks.delete(id_)
+        self.p.delete_task(id_)
 
     def remove(self, id_: str) -> None:
         item = self.p.sandboxes.find(id_)

@@ -226,8 +226,13 @@ class Engine:
         return path
 
 
-def pycontainerd(base: Path, ns: NetNS, reg: Registry, cni: dict[str, str]) -> Engine:
+def pycontainerd(base: Path, ns: NetNS, reg: Registry, cni: dict[str, str], runtime: str = "") -> Engine:
+    """pycontainerd with its CRI plugin; RUNTIME (the runc options' BinaryName) "" for its default, pyrunc."""
     config = base / "pycontainerd.toml"
+    runtime_conf = (
+        '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]\n'
+        f'  BinaryName = "{runtime}"\n'
+    ) if runtime else ""
     config.write_text(
         "version = 2\n"
         '[plugins."io.containerd.grpc.v1.cri"]\n'
@@ -236,6 +241,7 @@ def pycontainerd(base: Path, ns: NetNS, reg: Registry, cni: dict[str, str]) -> E
         "  restrict_oom_score_adj = true\n"
         '[plugins."io.containerd.grpc.v1.cri".cni]\n'
         f'  conf_dir = "{cni["conf_dir"]}"\n  bin_dir = "{CNI_BIN}"\n'
+        + runtime_conf
     )
     address = base / "py.sock"
     argv = [str(PYCONTAINERD), "--root", str(base / "root"), "--state", str(base / "state"), "--address", str(address), "--config", str(config)]
@@ -280,7 +286,10 @@ def cri_engine(kind: str, tmp_root: Path) -> Iterator[Engine]:
     base = Path(os.path.realpath(tmp_root))
     with netns(base) as ns, registry(base, ns) as reg:
         cni = write_cni_conf(base)
-        engine = (pycontainerd if kind == "pycontainerd" else containerd)(base, ns, reg, cni)
+        if kind == "containerd":
+            engine = containerd(base, ns, reg, cni)
+        else:  # "pycontainerd", or "pycontainerd+runc" for pycontainerd running Debian's runc
+            engine = pycontainerd(base, ns, reg, cni, RUNC if kind.endswith("+runc") else "")
         engine.start()
         try:
             if kind == "containerd":
