@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from common import atomicfile
+
 IFNAME = "eth0"
 LOOPBACK_CONF = {"cniVersion": "0.3.1", "name": "cni-loopback", "type": "loopback"}
 TIMEOUT = 60
@@ -213,11 +215,7 @@ class CNI:
         os.makedirs(self.cache_dir, mode=0o700, exist_ok=True)
         path = self._cache_path(pod.sandbox_id)
         data = {"network": net, "result": result, "ports": [p.__dict__ for p in pod.ports], "netns": pod.netns}
-        with open(path + ".tmp", "w") as f:
-            json.dump(data, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(path + ".tmp", path)
+        atomicfile.write_text(path, json.dumps(data))
 
     def _load(self, sandbox_id: str) -> dict[str, Any] | None:
         try:

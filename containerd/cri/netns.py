@@ -7,14 +7,12 @@ Removal unmounts and unlinks it. The directory is the plugin's own (under its st
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import secrets
 import subprocess
 
-MNT_DETACH = 2
-_libc = ctypes.CDLL(None, use_errno=True)
+from common import libc
 
 
 class NetNSError(Exception):
@@ -37,10 +35,11 @@ def remove(path: str) -> None:
     """Unmount and delete; a path already gone is fine (removal is idempotent)."""
     if not path:
         return
-    if _libc.umount2(path.encode(), MNT_DETACH) != 0:
-        err = ctypes.get_errno()
-        if err not in (errno.EINVAL, errno.ENOENT):
-            raise NetNSError(f"failed to unmount network namespace {path}: {os.strerror(err)}")
+    try:
+        libc.umount(path, libc.MNT_DETACH)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOENT):
+            raise NetNSError(f"failed to unmount network namespace {path}: {os.strerror(exc.errno or 0)}") from None
     try:
         os.unlink(path)
     except FileNotFoundError:

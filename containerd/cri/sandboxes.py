@@ -11,7 +11,6 @@ RemovePodSandbox stops it if needed and removes everything, containers included.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import os
 import secrets
@@ -21,6 +20,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any
 
+from common import libc
 from containerd.client import IO, RUNC_V2, Container, Process, Runtime
 from containerd.client.errors import NotFound as ClientNotFound
 from containerd.client.typeurl import Payload
@@ -36,7 +36,6 @@ if TYPE_CHECKING:
     from containerd.cri.plugin import Plugin
 
 log = logging.getLogger("pycontainerd.cri")
-_libc = ctypes.CDLL(None, use_errno=True)
 SHM_SIZE = 64 << 20
 
 
@@ -341,10 +340,15 @@ def _to_json(message: Any) -> str:
 
 
 def _mount_tmpfs(path: str, size: int) -> None:
-    if _libc.mount(b"shm", path.encode(), b"tmpfs", 0x2 | 0x4 | 0x8, f"mode=1777,size={size}".encode()) != 0:
-        err = ctypes.get_errno()
-        raise ContainerdError(f"failed to mount sandbox shm: {os.strerror(err)}")
+    try:
+        libc.mount("shm", path, "tmpfs", libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC, f"mode=1777,size={size}")
+    except OSError as exc:
+        raise ContainerdError(f"failed to mount sandbox shm: {os.strerror(exc.errno or 0)}") from None
 
 
 def _unmount(path: str) -> None:
-    _libc.umount2(path.encode(), 2)
+    """Detach; a path no longer mounted (a second removal) is fine."""
+    try:
+        libc.umount(path, libc.MNT_DETACH)
+    except OSError:
+        pass

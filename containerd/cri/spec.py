@@ -16,10 +16,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from containerd.cri import seccomp
+from containerd.cri import ocidefaults, seccomp
 from containerd.errors import InvalidArgument
 from protos.gen.cri_api.runtime.v1 import api_pb2 as cri
-from runtime.spec_default import default_spec
 
 DEFAULT_CAPS = [
     "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID",
@@ -57,8 +56,7 @@ def bounding_caps() -> list[str]:
 
 
 def _base(hostname: str) -> dict[str, Any]:
-    spec = default_spec()
-    spec["hostname"] = hostname
+    spec = ocidefaults.linux_spec(hostname, DEFAULT_PATH)
     spec["root"] = {"path": "rootfs", "readonly": False}
     process = spec["process"]
     process["terminal"] = False
@@ -94,6 +92,10 @@ def _merge_env(base: Sequence[str], extra: Sequence[tuple[str, str]]) -> list[st
     return [f"{k}={v}" for k, v in out.items()]
 
 
+def _cap_name(name: str) -> str:
+    return name if name.startswith("CAP_") else f"CAP_{name}"
+
+
 def _capabilities(caps: cri.Capability | None, privileged: bool) -> list[str]:
     if privileged:
         return bounding_caps()
@@ -102,7 +104,7 @@ def _capabilities(caps: cri.Capability | None, privileged: bool) -> list[str]:
         return current
     add = [c.upper() for c in caps.add_capabilities]
     drop = [c.upper() for c in caps.drop_capabilities]
-    norm = lambda c: c if c.startswith("CAP_") else f"CAP_{c}"  # noqa: E731
+    norm = _cap_name
     known = set(bounding_caps()) | set(DEFAULT_CAPS) | {f"CAP_{n}" for n in _CAP_NAMES}
     for c in add + drop:
         if c != "ALL" and norm(c) not in known:

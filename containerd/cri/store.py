@@ -18,6 +18,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Generic, TypeVar
 
+from common import atomicfile
 from containerd.errors import ContainerdError, NotFound
 
 SANDBOX_EXTENSION = "io.cri-containerd.sandbox.metadata"
@@ -182,9 +183,4 @@ class Store(Generic[M]):
 
 def write_json(path: str, doc: Any) -> None:
     os.makedirs(os.path.dirname(path), mode=0o711, exist_ok=True)
-    tmp = f"{path}.tmp-{threading.get_ident()}"
-    with open(tmp, "w") as f:
-        json.dump(doc, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomicfile.write_text(path, json.dumps(doc))

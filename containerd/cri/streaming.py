@@ -12,7 +12,6 @@ connection made to localhost:<port> inside the pod's network namespace).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import logging
 import os
@@ -25,6 +24,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from common import libc
 from containerd.client import IO
 from containerd.client.errors import ContainerdError as ClientError
 from containerd.cri import spec as specs
@@ -40,8 +40,6 @@ TOKEN_TTL = 60.0
 STREAM_WAIT = 30.0
 REMOTECOMMAND_V4 = "v4.channel.k8s.io"
 PORTFORWARD = "portforward.k8s.io"
-CLONE_NEWNET = 0x40000000
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 @dataclass
@@ -373,12 +371,13 @@ def dial_in_netns(netns_path: str, port: int) -> socket.socket:
         own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         target = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            if _libc.setns(target, CLONE_NEWNET) != 0:
-                raise OSError(ctypes.get_errno(), "setns into the pod's network namespace")
+            libc.setns(target, libc.CLONE_NEWNET)
             try:
                 result["sock"] = socket.create_connection(("127.0.0.1", port), timeout=10)
             finally:
-                if _libc.setns(own, CLONE_NEWNET) != 0:  # never leave a pool thread in the pod's namespace
+                try:
+                    libc.setns(own, libc.CLONE_NEWNET)
+                except OSError:  # never leave a pool thread in the pod's namespace
                     os._exit(70)
         except OSError as exc:
             result["error"] = exc

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+from common.digest import compute as compute_digest
 from containerd.client import (
     Client,
     Descriptor,
@@ -37,7 +38,6 @@ from containerd.client.media import (
     parse_config,
     parse_index,
     parse_manifest,
-    sha256_digest,
 )
 from containerd.client.names import Reference
 from containerd.remotes.registry import RegistryError, RegistryHosts, Repository, Unauthorized
@@ -128,7 +128,7 @@ class Puller:
 
     def _resolve_on(self, repo: Repository, ref: Reference) -> _Resolved:
         data, media_type, header_digest = repo.manifest(ref.digest or ref.tag, ACCEPT)
-        digest = sha256_digest(data)
+        digest = compute_digest(data)
         if ref.digest and digest != ref.digest:
             raise RegistryError(f"manifest {ref.digest} has digest {digest}")
         if header_digest and header_digest != digest and not ref.digest:
@@ -141,7 +141,7 @@ class Puller:
         for slot, desc in enumerate(parse_index(data)):
             if desc.platform is not None and want.matches(desc.platform) and desc.media_type in MANIFEST_TYPES:
                 mdata, _, _ = repo.manifest(desc.digest, ACCEPT)
-                if sha256_digest(mdata) != desc.digest:
+                if compute_digest(mdata) != desc.digest:
                     raise RegistryError(f"manifest {desc.digest}: wrong content")
                 return _Resolved(top, data, desc, mdata, slot)
         raise RegistryError(f"no match for platform {want} in manifest {digest}", 404, "NOT_FOUND")

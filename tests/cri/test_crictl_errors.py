@@ -4,6 +4,7 @@ containerd 1.6's CRI plugin answers, and a refused request leaves nothing behind
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -37,7 +38,7 @@ def _prepare(e: Engine, tmp: Path) -> dict[str, str]:
     return ids
 
 
-def _cases(e: Engine, tmp: Path, ids: dict[str, str]) -> dict[str, Callable[[], object]]:
+def _cases(e: Engine, tmp: Path, ids: dict[str, str]) -> dict[str, Callable[[], subprocess.CompletedProcess[str]]]:
     c = e.crictl
     return {
         "inspectp unknown pod": lambda: c("inspectp", UNKNOWN_ID, check=False),
@@ -61,12 +62,12 @@ def _cases(e: Engine, tmp: Path, ids: dict[str, str]) -> dict[str, Callable[[], 
     }
 
 
-def _outcome(result: object) -> tuple[int, str]:
+def _outcome(result: subprocess.CompletedProcess[str]) -> tuple[int, str]:
     rc = result.returncode
     return (0 if rc == 0 else 1, grpc_code(result.stderr))
 
 
-def _message(result: object) -> str:
+def _message(result: subprocess.CompletedProcess[str]) -> str:
     lines = [line for line in str(result.stderr).splitlines() if "level=fatal" in line]
     return lines[-1].split("msg=", 1)[-1] if lines else ""
 
