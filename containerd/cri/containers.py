@@ -109,9 +109,10 @@ class Containers:
         paths = specs.SandboxPaths(
             id=sandbox.meta.id, pid=sandbox.status.pid, netns=sandbox.meta.netns,
             hostname_file=os.path.join(sandbox.meta.root, "hostname"), hosts_file=os.path.join(sandbox.meta.root, "hosts"),
-            resolv_file=os.path.join(sandbox.meta.root, "resolv.conf"), shm=sandbox.meta.shm,
+            resolv_file=os.path.join(sandbox.meta.root, "resolv.conf"), shm=sandbox.meta.shm or specs.HOST_SHM,
             cgroup_parent=sandbox.meta.cgroup_parent, host_network=sandbox.meta.host_network,
             host_ipc=ns.ipc == cri.NODE, pid_mode=ns.pid, hostname=pod_config.hostname or os.uname().nodename,
+            privileged=pod_config.linux.security_context.privileged, name=pod_config.metadata.name, namespace=pod_config.metadata.namespace, uid=pod_config.metadata.uid,
         )  # fmt: skip
         spec = specs.container_spec(id_, config, paths, image.config, user=user,
                                     restrict_oom=p.cfg.restrict_oom_score_adj, systemd_cgroup=p.cfg.systemd_cgroup)  # fmt: skip

@@ -108,7 +108,7 @@ class Sandboxes:
             sc.run_as_group.value if sc.HasField("run_as_group") else None, list(sc.supplemental_groups),
         )  # fmt: skip
         spec = specs.sandbox_spec(
-            id_, config, image.config, meta.netns, user=user,
+            id_, config, image.config, meta.netns, shm=meta.shm or specs.HOST_SHM, resolv_file=os.path.join(meta.root, "resolv.conf"), user=user,
             restrict_oom=p.cfg.restrict_oom_score_adj, systemd_cgroup=p.cfg.systemd_cgroup,
         )  # fmt: skip
         client = p.client
@@ -270,6 +270,7 @@ class Sandboxes:
             id=item.meta.id, metadata=config.metadata, state=self.state(item), created_at=item.meta.created_at,
             labels=config.labels, annotations=config.annotations, runtime_handler=item.meta.runtime_handler,
         )  # fmt: skip
+        status.network.SetInParent()  # present with no address for a host-network pod, as containerd's
         if not item.meta.host_network:
             status.network.ip = item.meta.ip
             status.network.additional_ips.extend(cri.PodIP(ip=ip) for ip in item.meta.additional_ips)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from containerd.cri import ocidefaults, seccomp
-from containerd.errors import InvalidArgument
+from containerd.errors import ContainerdError, InvalidArgument
 from protos.gen.cri_api.runtime.v1 import api_pb2 as cri
 
 DEFAULT_CAPS = [
@@ -26,6 +26,7 @@ DEFAULT_CAPS = [
 ]  # fmt: skip
 SANDBOX_OOM_SCORE_ADJ = -998
 SANDBOX_CPU_SHARES = 2
+HOST_SHM = "/dev/shm"  # a hostIPC pod's /dev/shm is the host's
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _CAP_NAMES = [
     "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETPCAP",
@@ -226,6 +227,8 @@ def sandbox_spec(
     image_config: Mapping[str, Any],
     netns: str,
     *,
+    shm: str,
+    resolv_file: str,
     user: User,
     restrict_oom: bool,
     systemd_cgroup: bool,
@@ -254,7 +257,12 @@ def sandbox_spec(
     _set_namespace(spec, "pid", None if ns.pid == cri.NODE else "")
     if host_net:
         spec.pop("hostname", None)
-    spec["root"]["readonly"] = sc.readonly_rootfs
+    # containerd 1.6: the pause container's root is always read-only; it gets no cgroup tree, and
+    # the pod's /dev/shm (the host's with hostIPC) and resolv.conf bound read-only
+    spec["root"]["readonly"] = True
+    spec["mounts"] = [m for m in spec["mounts"] if m["destination"] != "/sys/fs/cgroup"]
+    for dest, source in (("/dev/shm", shm), ("/etc/resolv.conf", resolv_file)):
+        spec["mounts"].append({"destination": dest, "type": "bind", "source": source, "options": ["rbind", "ro"]})
     spec["linux"]["cgroupsPath"] = cgroups_path(linux.cgroup_parent, id_, systemd_cgroup)
     spec["linux"]["resources"]["cpu"] = {"shares": SANDBOX_CPU_SHARES}
     if linux.sysctls:
@@ -272,6 +280,8 @@ def sandbox_spec(
         "io.kubernetes.cri.sandbox-id": id_,
         "io.kubernetes.cri.sandbox-name": config.metadata.name,
         "io.kubernetes.cri.sandbox-namespace": config.metadata.namespace,
+        "io.kubernetes.cri.sandbox-uid": config.metadata.uid,
+        "io.kubernetes.cri.sandbox-log-directory": config.log_directory,
     }
     return spec
 
@@ -293,6 +303,10 @@ class SandboxPaths:
     host_ipc: bool
     pid_mode: int  # the pod's NamespaceOption.pid
     hostname: str
+    privileged: bool = False  # the pod's security context
+    name: str = ""  # the pod's metadata
+    namespace: str = ""
+    uid: str = ""
 
 
 def command_of(config: cri.ContainerConfig, image_config: Mapping[str, Any]) -> list[str]:
@@ -321,11 +335,15 @@ def container_spec(
 ) -> dict[str, Any]:
     linux = config.linux
     sc = linux.security_context
+    if sc.privileged and not sandbox.privileged:
+        raise ContainerdError("no privileged container allowed in sandbox")  # containerd: a plain error, Unknown
     spec = _base(sandbox.hostname)
     image = image_config.get("config") or {}
     process = spec["process"]
     process["args"] = command_of(config, image_config)
-    process["env"] = _merge_env(_image_env(image_config), [(kv.key, kv.value) for kv in config.envs])
+    # as containerd: HOSTNAME after the default PATH, then the image's variables, then the request's
+    base_env = [DEFAULT_PATH, f"HOSTNAME={sandbox.hostname}", *_image_env(image_config)]
+    process["env"] = _merge_env(base_env, [(kv.key, kv.value) for kv in config.envs])
     process["cwd"] = config.working_dir or image.get("WorkingDir") or "/"
     process["terminal"] = config.tty
     if config.tty and not any(e.startswith("TERM=") for e in process["env"]):
@@ -355,7 +373,7 @@ def container_spec(
     for dest, source in (("/etc/hostname", sandbox.hostname_file), ("/etc/hosts", sandbox.hosts_file), ("/etc/resolv.conf", sandbox.resolv_file)):
         if dest not in wanted and source:
             extra.append({"destination": dest, "type": "bind", "source": source, "options": ["rbind", "rprivate", "ro" if sc.readonly_rootfs else "rw"]})
-    if not sandbox.host_ipc and sandbox.shm and "/dev/shm" not in wanted:
+    if sandbox.shm and "/dev/shm" not in wanted:
         spec["mounts"] = [m for m in spec["mounts"] if m["destination"] != "/dev/shm"]
         extra.append({"destination": "/dev/shm", "type": "bind", "source": sandbox.shm, "options": ["rbind", "rprivate", "rw"]})
     for m in config.mounts:
@@ -390,10 +408,9 @@ def container_spec(
     caps = _capabilities(sc.capabilities if sc.HasField("capabilities") else None, sc.privileged)
     ambient = [c if c.startswith("CAP_") else f"CAP_{c}" for c in (x.upper() for x in sc.capabilities.add_ambient_capabilities)]
     _set_caps(spec, caps, ambient)
-    if sc.masked_paths:
-        spec["linux"]["maskedPaths"] = list(sc.masked_paths)
-    if sc.readonly_paths:
-        spec["linux"]["readonlyPaths"] = list(sc.readonly_paths)
+    # containerd 1.6 masks only what the request lists (kubelet always sends its defaults)
+    spec["linux"]["maskedPaths"] = list(sc.masked_paths)
+    spec["linux"]["readonlyPaths"] = list(sc.readonly_paths)
     if sc.privileged:
         _privileged(spec)
     elif sc.HasField("seccomp") or sc.seccomp_profile_path:
@@ -404,6 +421,10 @@ def container_spec(
         "io.kubernetes.cri.container-type": "container",
         "io.kubernetes.cri.container-name": config.metadata.name,
         "io.kubernetes.cri.sandbox-id": sandbox.id,
+        "io.kubernetes.cri.sandbox-name": sandbox.name,
+        "io.kubernetes.cri.sandbox-namespace": sandbox.namespace,
+        "io.kubernetes.cri.sandbox-uid": sandbox.uid,
+        "io.kubernetes.cri.image-name": config.image.image,
     }
     return spec
 

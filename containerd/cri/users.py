@@ -75,6 +75,9 @@ def resolve_user(
             gid = _lookup_group(group_part, group)
     if run_as_group is not None:
         gid = run_as_group
-    extra = [g for g in _member_gids(username, group) if g != gid]
-    extra += [g for g in supplemental if g not in extra and g != gid]
+    # containerd 1.6 (WithAdditionalGIDs, then the supplemental groups): the primary group first,
+    # then the user's groups in /etc/group, then the request's
+    extra = [gid]
+    extra += [g for g in _member_gids(username, group) if g not in extra]
+    extra += [g for g in supplemental if g not in extra]
     return User(uid, gid, tuple(extra))
