@@ -96,6 +96,38 @@ def load_network(conf_dir: str) -> dict[str, Any]:
     raise CNIError(f"no network config found in {conf_dir}: cni plugin not initialized")
 
 
+def _plugin_info(plugin: dict[str, Any]) -> dict[str, Any]:
+    """One plugin as go-cni shows it: the fields libcni's NetConf decodes, and its source text."""
+    network: dict[str, Any] = {"type": plugin.get("type", "")}
+    if plugin.get("capabilities"):
+        network["capabilities"] = plugin["capabilities"]
+    ipam = plugin.get("ipam")
+    network["ipam"] = {"type": ipam["type"]} if isinstance(ipam, dict) and ipam.get("type") else {}
+    network["dns"] = plugin.get("dns") if isinstance(plugin.get("dns"), dict) else {}
+    source = {k: v for k, v in plugin.items() if k not in ("cniVersion", "name")}
+    return {"Network": network, "Source": json.dumps(source, sort_keys=True, separators=(",", ":"))}
+
+
+def _network_info(conf: dict[str, Any], ifname: str) -> dict[str, Any]:
+    return {
+        "Config": {
+            "Name": conf.get("name", ""),
+            "CNIVersion": conf.get("cniVersion", ""),
+            "Plugins": [_plugin_info(p) for p in conf["plugins"] if isinstance(p, dict)],
+            "Source": json.dumps(conf),
+        },
+        "IFName": ifname,
+    }
+
+
+def config_info(conf_dir: str, bin_dir: str, max_conf_num: int) -> dict[str, Any]:
+    """The `cniconfig` of a verbose Status, in go-cni's shape (what containerd shows): the
+    loopback network, then the configured one on eth0. Raises CNIError when none loads."""
+    loopback = {"cniVersion": LOOPBACK_CONF["cniVersion"], "name": LOOPBACK_CONF["name"], "plugins": [{"type": "loopback"}]}
+    networks = [_network_info(loopback, "lo"), _network_info(load_network(conf_dir), IFNAME)]
+    return {"PluginDirs": [bin_dir], "PluginConfDir": conf_dir, "PluginMaxConfNum": max_conf_num, "Prefix": "eth", "Networks": networks}
+
+
 class CNI:
     def __init__(self, conf_dir: str, bin_dir: str, cache_dir: str) -> None:
         self.conf_dir = conf_dir

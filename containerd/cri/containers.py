@@ -272,6 +272,7 @@ class Containers:
             image_ref=self._image_ref(item), reason=s.reason, message=s.message, labels=config.labels,
             annotations=config.annotations, mounts=config.mounts, log_path=item.meta.log_path,
         )  # fmt: skip
+        status.resources.linux.SetInParent()  # as containerd 1.6: present, zeros where nothing was asked
         if config.linux.HasField("resources"):
             status.resources.linux.CopyFrom(config.linux.resources)
         resp = cri.ContainerStatusResponse(status=status)
@@ -318,9 +319,8 @@ class Containers:
         item = p.containers.get(id_)
         id_ = item.meta.id
         with item.lock:
+            # as containerd 1.6: any state; a task is updated only while it runs, the spec always
             state = self.state(item)
-            if state not in (cri.CONTAINER_CREATED, cri.CONTAINER_RUNNING):
-                raise ContainerdError(f"cannot update container {id_!r}: it is in {STATE_NAMES[state]} state")
             config = self.config(item)
             config.linux.resources.CopyFrom(resources)
             record = p.client.containers.get(id_)

@@ -70,14 +70,17 @@ class RuntimeService(api_pb2_grpc.RuntimeServiceServicer):
                     "stateDir": self.p.state,
                 }
             )
-            from containerd.cri.cni import CNIError, load_network
+            from containerd.cri.cni import CNIError, config_info
 
             try:
-                resp.info["cniconfig"] = json.dumps({"PluginDirs": [cfg.cni_bin_dir], "Networks": [{"Config": load_network(cfg.cni_conf_dir)}]})
+                resp.info["cniconfig"] = json.dumps(config_info(cfg.cni_conf_dir, cfg.cni_bin_dir, cfg.cni_max_conf_num))
             except CNIError as exc:
-                resp.info["lastCNILoadStatus"] = str(exc)
+                load_status = str(exc)
             else:
-                resp.info["lastCNILoadStatus"] = "OK"
+                load_status = "OK"
+            # containerd 1.6 reports the default network's load and, under the same key, the last one
+            resp.info["lastCNILoadStatus"] = load_status
+            resp.info["lastCNILoadStatus.default"] = load_status
         return resp
 
     @handler

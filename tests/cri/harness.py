@@ -11,6 +11,7 @@ and the same pause image. Both are driven by crictl (cri-tools 1.26.1).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -37,6 +38,7 @@ PAUSE_TAR = REPO / "images" / "pause.tar"
 BUSYBOX_LAYOUT = REPO / "images" / "busybox-oci"
 PAUSE_IMAGE = "docker.io/pydocker/pause:3.6-catatonit"
 CNI_BIN = "/usr/lib/cni"
+DEFAULT_CGROUP_PARENT = "/k8s.io"  # both engines' cgroups of pods without a cgroup parent
 
 
 def require_tools() -> None:
@@ -295,14 +297,32 @@ def cri_engine(kind: str, tmp_root: Path) -> Iterator[Engine]:
             if kind == "containerd":
                 import_pause_into_containerd(engine)
             yield engine
-            for pod in engine.crictl("pods", "-q").stdout.split():
-                engine.crictl("stopp", pod)
-                engine.crictl("rmp", pod)
+            remove_all_pods(engine)
             assert_clean(engine)
         finally:
+            # after a failed test too: the reference pins its pods' namespaces in /run/netns and
+            # leaves their shims and pause processes running when it stops
+            with contextlib.suppress(Exception):
+                remove_all_pods(engine, check=False)
             engine.stop()
             for m in reversed(engine.mounts_under_base()):
                 run("umount", "-l", m, check=False)
+            remove_empty_cgroups(DEFAULT_CGROUP_PARENT)
+
+
+def remove_all_pods(engine: Engine, check: bool = True) -> None:
+    for pod in engine.crictl("pods", "-q", check=check).stdout.split():
+        engine.crictl("stopp", pod, check=check)
+        engine.crictl("rmp", pod, check=check)
+
+
+def remove_empty_cgroups(parent: str) -> None:
+    """The engines' default cgroup parent (/k8s.io), once no pod of any test is in it (rmdir
+    refuses a cgroup that still has children, so a parallel test's pods are safe)."""
+    for controller in os.listdir("/sys/fs/cgroup"):
+        path = os.path.join("/sys/fs/cgroup", controller, parent.lstrip("/"))
+        with contextlib.suppress(OSError):
+            os.rmdir(path)
 
 
 def assert_clean(engine: Engine) -> None:
