@@ -128,6 +128,31 @@ def config_info(conf_dir: str, bin_dir: str, max_conf_num: int) -> dict[str, Any
     return {"PluginDirs": [bin_dir], "PluginConfDir": conf_dir, "PluginMaxConfNum": max_conf_num, "Prefix": "eth", "Networks": networks}
 
 
+def go_cni_result(results: Sequence[Any]) -> dict[str, Any]:
+    """CNI results (loopback's, then the network's) merged as go-cni's Result, which containerd
+    shows as `cniResult` in a verbose PodSandboxStatus: interfaces by name with their addresses
+    (no prefix length) and gateways, one DNS entry per network, the routes of all."""
+    interfaces: dict[str, dict[str, Any]] = {}
+    dns: list[Any] = []
+    routes: list[Any] = []
+    for result in results:
+        if not isinstance(result, dict):
+            continue
+        ifaces = [i for i in result.get("interfaces") or [] if isinstance(i, dict)]
+        for iface in ifaces:
+            interfaces[str(iface.get("name", ""))] = {"IPConfigs": None, "Mac": iface.get("mac", ""), "Sandbox": iface.get("sandbox", "")}
+        for ip in result.get("ips") or []:
+            index = ip.get("interface") if isinstance(ip, dict) else None
+            if not isinstance(index, int) or not 0 <= index < len(ifaces):
+                continue
+            entry = interfaces[str(ifaces[index].get("name", ""))]
+            config = {"IP": str(ip.get("address", "")).split("/", 1)[0], "Gateway": ip.get("gateway", "")}
+            entry["IPConfigs"] = [*(entry["IPConfigs"] or []), config]
+        dns.append(result.get("dns") or {})
+        routes.extend(result.get("routes") or [])
+    return {"Interfaces": interfaces, "DNS": dns, "Routes": routes}
+
+
 class CNI:
     def __init__(self, conf_dir: str, bin_dir: str, cache_dir: str) -> None:
         self.conf_dir = conf_dir
@@ -150,7 +175,7 @@ class CNI:
 
     def setup(self, pod: PodRef) -> NetworkResult:
         net = load_network(self.conf_dir)
-        self._exec(LOOPBACK_CONF, "ADD", pod, "lo")
+        loopback = self._exec(LOOPBACK_CONF, "ADD", pod, "lo")
         prev: Any = None
         done: list[dict[str, Any]] = []
         try:
@@ -162,8 +187,15 @@ class CNI:
             self._delete(net, done, pod, prev)
             self._exec(LOOPBACK_CONF, "DEL", pod, "lo", check=False)
             raise
-        self._save(pod, net, prev)
+        self._save(pod, net, prev, loopback)
         return NetworkResult(_ips(prev))
+
+    def result_info(self, sandbox_id: str) -> dict[str, Any] | None:
+        """The pod's network as containerd's verbose PodSandboxStatus shows it (None: no network)."""
+        cached = self._load(sandbox_id)
+        if cached is None:
+            return None
+        return go_cni_result([cached.get("loopback"), cached.get("result")])
 
     def teardown(self, pod: PodRef) -> None:
         """DEL with what ADD left (idempotent: a missing cache means nothing to tear down)."""
@@ -243,10 +275,10 @@ class CNI:
     def _cache_path(self, sandbox_id: str) -> str:
         return os.path.join(self.cache_dir, f"{sandbox_id}.json")
 
-    def _save(self, pod: PodRef, net: dict[str, Any], result: Any) -> None:
+    def _save(self, pod: PodRef, net: dict[str, Any], result: Any, loopback: Any = None) -> None:
         os.makedirs(self.cache_dir, mode=0o700, exist_ok=True)
         path = self._cache_path(pod.sandbox_id)
-        data = {"network": net, "result": result, "ports": [p.__dict__ for p in pod.ports], "netns": pod.netns}
+        data = {"network": net, "result": result, "loopback": loopback, "ports": [p.__dict__ for p in pod.ports], "netns": pod.netns}
         atomicfile.write_text(path, json.dumps(data))
 
     def _load(self, sandbox_id: str) -> dict[str, Any] | None:

@@ -285,9 +285,13 @@ class Sandboxes:
                     "processStatus": "running" if self.state(item) == cri.SANDBOX_READY else "deleted",
                     "netNamespaceClosed": not (item.meta.netns and netns.is_pinned(item.meta.netns)),
                     "image": self.p.cfg.sandbox_image,
+                    "snapshotKey": item.meta.id,
+                    "snapshotter": self.p.cfg.snapshotter,
                     "runtimeHandler": item.meta.runtime_handler,
                     "runtimeType": RUNC_V2,
+                    **({"runtimeOptions": {"binary_name": binary}} if (binary := self.p.runtime_binary()) else {}),
                     "config": json.loads(_to_json(config)),
+                    **({"cniResult": cni_result} if (cni_result := self.p.cni.result_info(item.meta.id)) else {}),
                 }
             )
         return resp

@@ -100,17 +100,20 @@ class Registry:
 
 
 @contextmanager
-def registry(base: Path, ns: NetNS) -> Iterator[Registry]:
-    root, log = base / "registry", base / "registry.log"
+def registry(base: Path, ns: NetNS, name: str = "registry", auth: list[str] | None = None,
+             creds: str = "") -> Iterator[Registry]:  # fmt: skip
+    """A pyregistry in the namespace seeded with busybox; AUTH its auth flags (--htpasswd FILE,
+    --token), CREDS the user:password skopeo pushes with."""
+    root, log = base / name, base / f"{name}.log"
     proc = subprocess.Popen(
-        ["nsenter", f"--net={ns.path}", str(PYREGISTRY), "serve", "--addr", "127.0.0.1:0", "--root", str(root)],
+        ["nsenter", f"--net={ns.path}", str(PYREGISTRY), "serve", "--addr", "127.0.0.1:0", "--root", str(root), *(auth or [])],
         stdout=open(log, "ab"), stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
         host = _wait_for(lambda: (m := re.search(r"listening on http://(127\.0\.0\.1:\d+)", log.read_text())) and m.group(1), proc, log)
         reg = Registry(str(host), proc)
-        ns.exec("skopeo", "copy", "--dest-tls-verify=false", f"oci:{BUSYBOX_LAYOUT}:latest",
-                f"docker://{reg.host}/library/busybox:latest", timeout=120)  # fmt: skip
+        ns.exec("skopeo", "copy", "--dest-tls-verify=false", *(["--dest-creds", creds] if creds else []),
+                f"oci:{BUSYBOX_LAYOUT}:latest", f"docker://{reg.host}/library/busybox:latest", timeout=120)  # fmt: skip
         yield reg
     finally:
         _stop(proc)

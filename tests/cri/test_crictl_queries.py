@@ -206,3 +206,25 @@ def test_reopen_container_log(engine: Engine, tmp_path: Path) -> None:
             assert "not running" in (exc.details() or "")
         else:
             raise AssertionError("ReopenContainerLog of a stopped container succeeded")
+
+
+def test_pod_status_verbose_info(engine: Engine, tmp_path: Path) -> None:
+    """crictl inspectp shows the verbose info as the runtime wrote it: the pause process, the
+    snapshot, and the CNI result in go-cni's shape (interfaces by name with their addresses)."""
+    e = engine
+    pod, _ = _pod(e, tmp_path, "verbose", {})
+    doc = e.json("inspectp", pod)
+    info, ip = doc["info"], doc["status"]["network"]["ip"]
+    assert info["pid"] > 0 and info["processStatus"] == "running" and info["netNamespaceClosed"] is False
+    assert (info["snapshotKey"], info["snapshotter"], info["runtimeType"]) == (pod, "overlayfs", "io.containerd.runc.v2")
+    assert info["image"] == "docker.io/pydocker/pause:3.6-catatonit"
+    assert info["config"]["metadata"]["name"] == "verbose"
+    cni = info["cniResult"]
+    assert [c["IP"] for c in cni["Interfaces"]["eth0"]["IPConfigs"]] == [ip]
+    assert cni["Interfaces"]["eth0"]["IPConfigs"][0]["Gateway"] == ip.rsplit(".", 1)[0] + ".1"
+    assert "127.0.0.1" in [c["IP"] for c in cni["Interfaces"]["lo"]["IPConfigs"]]
+    assert cni["Interfaces"]["eth0"]["Sandbox"] and cni["Interfaces"][e.cni["bridge"]]["IPConfigs"] is None
+    assert {"dst": "0.0.0.0/0"} in cni["Routes"] and len(cni["DNS"]) == 2
+    e.crictl("stopp", pod)
+    info = e.json("inspectp", pod)["info"]
+    assert info["processStatus"] == "deleted" and info["netNamespaceClosed"] is True
