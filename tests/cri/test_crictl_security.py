@@ -194,3 +194,27 @@ def test_restrict_oom_score_adj(engine: Engine, tmp_path: Path) -> None:
     assert int(e.crictl("exec", "-s", low, "cat", "/proc/1/oom_score_adj").stdout) == max(-500, own)
     assert int(e.crictl("exec", "-s", high, "cat", "/proc/1/oom_score_adj").stdout) == 800
     assert int(e.crictl("exec", "-s", shared, "cat", "/proc/1/oom_score_adj").stdout) == max(-998, own)
+
+
+def test_cgroup_parent_and_user_name(engine: Engine, tmp_path: Path) -> None:
+    """kubelet's cgroup parent (kubepods/...) holds the pod's cgroups; run_as_username is looked
+    up in the image's /etc/passwd."""
+    import secrets
+
+    from tests.cri.harness import remove_all_pods, remove_empty_cgroups
+
+    e = engine
+    e.crictl("pull", e.image())
+    parent = f"/cri-test-{secrets.token_hex(4)}"
+    try:
+        pod, cid = _running(e, tmp_path, "cg", pod_linux={"cgroup_parent": parent},
+                            ctr_linux={"security_context": {"run_as_username": "nobody"}})  # fmt: skip
+        assert e.crictl("exec", "-s", cid, "id", "-u").stdout.strip() == "65534"
+        cgroups = e.crictl("exec", "-s", cid, "cat", "/proc/self/cgroup").stdout
+        memory = next(line for line in cgroups.splitlines() if ":memory:" in line)
+        assert memory.split(":", 2)[2] == f"{parent}/{cid}", cgroups
+        assert os.path.isdir(f"/sys/fs/cgroup/memory{parent}/{pod}")  # the pause container's, beside it
+    finally:
+        remove_all_pods(e, check=False)
+        remove_empty_cgroups(parent)
+    assert not os.path.exists(f"/sys/fs/cgroup/memory{parent}")
