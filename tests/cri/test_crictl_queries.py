@@ -228,3 +228,25 @@ def test_pod_status_verbose_info(engine: Engine, tmp_path: Path) -> None:
     e.crictl("stopp", pod)
     info = e.json("inspectp", pod)["info"]
     assert info["processStatus"] == "deleted" and info["netNamespaceClosed"] is True
+
+
+def test_network_not_ready_without_cni_config(engine: Engine) -> None:
+    """kubelet marks the node NotReady from the NetworkReady condition: it follows the CNI conf dir."""
+    e = engine
+    conf = Path(e.cni["conf_dir"]) / "10-crinet.conflist"
+    saved = conf.read_text()
+
+    def network() -> dict[str, object]:
+        conditions = e.json("info")["status"]["conditions"]
+        return next(c for c in conditions if c["type"] == "NetworkReady")
+
+    conf.unlink()
+    try:
+        _wait(lambda: network()["status"] is False, what="NetworkReady false")
+        cond = network()
+        assert cond["reason"] == "NetworkPluginNotReady" and "cni" in str(cond["message"]).lower(), cond
+        runtime = next(c for c in e.json("info")["status"]["conditions"] if c["type"] == "RuntimeReady")
+        assert runtime["status"] is True
+    finally:
+        conf.write_text(saved)
+    _wait(lambda: network()["status"] is True, what="NetworkReady true again")
