@@ -218,3 +218,25 @@ def test_cgroup_parent_and_user_name(engine: Engine, tmp_path: Path) -> None:
         remove_all_pods(e, check=False)
         remove_empty_cgroups(parent)
     assert not os.path.exists(f"/sys/fs/cgroup/memory{parent}")
+
+
+def test_sysctls(engine: Engine, tmp_path: Path) -> None:
+    """Namespaced sysctls of the pod reach its containers (IPC and network ones); a network sysctl
+    in a host-network pod is refused by the runtime (it would change the node), nothing left."""
+    e = engine
+    e.crictl("pull", e.image())
+    sysctls = {"kernel.shm_rmid_forced": "1", "net.ipv4.ping_group_range": "0 2147483647"}
+    _, cid = _running(e, tmp_path, "sysctl", pod_linux={"sysctls": sysctls})
+    assert e.crictl("exec", "-s", cid, "cat", "/proc/sys/kernel/shm_rmid_forced").stdout.strip() == "1"
+    assert e.crictl("exec", "-s", cid, "cat", "/proc/sys/net/ipv4/ping_group_range").stdout.split() == ["0", "2147483647"]
+    def node_range() -> str:  # the node is the engine's network namespace
+        return e.ns.exec("cat", "/proc/sys/net/ipv4/ping_group_range").stdout
+
+    node_before = node_range()
+    bad = e.pod_config(tmp_path / "bad.json", "hostsysctl", hostname="", linux={
+        "sysctls": {"net.ipv4.ping_group_range": "0 1"},
+        "security_context": {"namespace_options": {"network": NODE}}})  # fmt: skip
+    refused = e.crictl("runp", str(bad), check=False)
+    assert refused.returncode != 0 and "sysctl" in refused.stderr, refused.stderr
+    assert node_range() == node_before
+    assert [p["metadata"]["name"] for p in e.json("pods")["items"]] == ["sysctl"]
