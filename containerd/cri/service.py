@@ -201,9 +201,7 @@ class RuntimeService(api_pb2_grpc.RuntimeServiceServicer):
         _wait(self.p)
         f = request.filter
         items = []
-        for item in self.p.containers.list():
-            if self.p.ctrs.state(item) != cri.CONTAINER_RUNNING:
-                continue
+        for item in self.p.containers.list():  # every state, as containerd 1.6
             if f.id and not item.meta.id.startswith(f.id):
                 continue
             if f.pod_sandbox_id and not item.meta.sandbox_id.startswith(f.pod_sandbox_id):

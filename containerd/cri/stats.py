@@ -55,12 +55,14 @@ def container_stats(p: Plugin, items: list[Any], metrics: dict[str, Any] | None 
     snaps = p.client.snapshots(p.cfg.snapshotter)
     for item in items:
         config = p.ctrs.config(item)
-        ts, m = metrics.get(item.meta.id, (time.time_ns(), None))
-        cpu, memory = _cpu_memory(ts or time.time_ns(), m)
         stats = cri.ContainerStats(
             attributes=cri.ContainerAttributes(id=item.meta.id, metadata=config.metadata, labels=config.labels, annotations=config.annotations),
-            cpu=cpu, memory=memory,
         )  # fmt: skip
+        if item.meta.id in metrics:  # a container without a task (created, exited) has no CPU or memory figures, as containerd's
+            ts, m = metrics[item.meta.id]
+            cpu, memory = _cpu_memory(ts or time.time_ns(), m)
+            stats.cpu.CopyFrom(cpu)
+            stats.memory.CopyFrom(memory)
         try:
             usage = snaps.usage(item.meta.id)
             stats.writable_layer.CopyFrom(

@@ -250,3 +250,29 @@ def test_network_not_ready_without_cni_config(engine: Engine) -> None:
     finally:
         conf.write_text(saved)
     _wait(lambda: network()["status"] is True, what="NetworkReady true again")
+
+
+def test_container_stats_filters(engine: Engine, tmp_path: Path) -> None:
+    e = engine
+    e.crictl("pull", e.image())
+    one, one_json = _pod(e, tmp_path, "s1", {})
+    two, two_json = _pod(e, tmp_path, "s2", {})
+    a = _ctr(e, tmp_path, one, one_json, "a", {"role": "x"}, ["sleep", "1000"])
+    b = _ctr(e, tmp_path, two, two_json, "b", {"role": "y"}, ["sleep", "1000"])
+    idle = _ctr(e, tmp_path, two, two_json, "idle", {"role": "y"}, ["sleep", "1000"])  # created, never started
+    e.crictl("start", a)
+    e.crictl("start", b)
+
+    def ids(*args: str) -> set[str]:
+        return {s["attributes"]["id"] for s in e.json("stats", *args)["stats"]}
+
+    assert ids() == {a, b, idle}  # containerd 1.6 lists every container, figures only for running ones
+    idle_stat = e.json("stats", "--id", idle)["stats"][0]
+    assert not idle_stat.get("cpu") and not idle_stat.get("memory"), idle_stat
+    assert ids("--pod", two) == {b, idle}
+    assert ids("--label", "role=x") == {a}
+    assert ids("--id", b[:12]) == {b}
+    stat = e.json("stats", "--id", a)["stats"][0]
+    assert stat["attributes"]["metadata"]["name"] == "a" and stat["attributes"]["labels"] == {"role": "x"}
+    assert int(stat["cpu"]["usageCoreNanoSeconds"]["value"]) > 0 and int(stat["memory"]["workingSetBytes"]["value"]) > 0
+    assert stat["writableLayer"]["fsId"]["mountpoint"]
