@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.cri.harness import Engine
 
 
-def _wait(pred, timeout: float = 20.0, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
+def _wait(pred: Callable[[], object], timeout: float = 20.0, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if pred():

@@ -105,7 +105,9 @@ def test_capabilities_and_privileged(engine: Engine, tmp_path: Path) -> None:
     assert _sh(e, default, "ip link set lo mtu 65000")[0] != 0
     # privileged: every capability the engine holds, the cgroup tree writable, the host's devices, no seccomp
     with open("/proc/self/status") as f:
-        bounding = int(re.search(r"^CapBnd:\s+(\S+)$", f.read(), re.M).group(1), 16)  # type: ignore[union-attr]
+        found = re.search(r"^CapBnd:\s+(\S+)$", f.read(), re.M)
+    assert found
+    bounding = int(found.group(1), 16)
     assert int(_status_field(e, priv, "CapEff"), 16) == bounding
     assert _status_field(e, priv, "Seccomp") == "0"
     def memory_cgroup_options(cid: str) -> list[str]:

@@ -14,11 +14,10 @@ from pathlib import Path
 from tests.cri.harness import Engine
 
 
-def _pod(e: Engine, tmp: Path, **ctr: object) -> tuple[str, str]:
+def _pod(e: Engine, tmp: Path, command: list[str] | None = None, **ctr: object) -> tuple[str, str]:
     e.crictl("pull", e.image())
     pod_json = e.pod_config(tmp / "pod.json", "stream")
-    command = ctr.pop("command", ["sleep", "1000"])
-    ctr_json = e.container_config(tmp / "c.json", "c", command=command, **ctr)  # type: ignore[arg-type]
+    ctr_json = e.container_config(tmp / "c.json", "c", command=command or ["sleep", "1000"], **ctr)
     pod = e.crictl("runp", str(pod_json)).stdout.strip()
     cid = e.crictl("create", pod, str(ctr_json), str(pod_json)).stdout.strip()
     e.crictl("start", cid)
