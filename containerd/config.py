@@ -13,12 +13,17 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
+from containerd.cri.config import PLUGIN_ID, CRIConfig, CRIConfigError, from_toml
+
 DEFAULT_ROOT = "/var/lib/pycontainerd"
 DEFAULT_STATE = "/run/pycontainerd"
 DEFAULT_ADDRESS = "/run/pycontainerd/pycontainerd.sock"
 DEFAULT_RUNTIME = "io.containerd.runc.v2"
 
-_KNOWN_KEYS = {"version", "root", "state", "grpc", "runtimes", "default_runtime", "log_level", "shim", "snapshotter"}
+_KNOWN_KEYS = {
+    "version", "root", "state", "grpc", "runtimes", "default_runtime", "log_level", "shim", "snapshotter",
+    "plugins", "disabled_plugins",
+}  # fmt: skip
 
 
 class ConfigError(Exception):
@@ -37,6 +42,8 @@ class Config:
     # How long a shim whose task exited waits for a daemon before cleaning up after itself.
     shim_orphan_timeout: float = 3600.0
     snapshotter: str = "overlayfs"
+    # The CRI plugin (containerd/cri/): containerd's [plugins."io.containerd.grpc.v1.cri"] table.
+    cri: CRIConfig = field(default_factory=CRIConfig)
 
     def runtime_binary(self, name: str) -> str:
         if name in self.runtimes:
@@ -83,8 +90,21 @@ def load(path: str | None, overrides: dict[str, Any]) -> Config:
         shim = data.get("shim") or {}
         cfg.shim_orphan_timeout = float(shim.get("orphan_timeout", cfg.shim_orphan_timeout))
         cfg.snapshotter = str(data.get("snapshotter", cfg.snapshotter))
+        plugins = data.get("plugins") or {}
+        try:
+            cfg.cri = from_toml(plugins.get(PLUGIN_ID) or {} if isinstance(plugins, dict) else {})
+        except CRIConfigError as exc:
+            raise ConfigError(f"invalid config {path}: {exc}") from None
+        disabled = data.get("disabled_plugins") or []
+        if not isinstance(disabled, list):
+            raise ConfigError(f"invalid config {path}: disabled_plugins is a list of plugin ids")
+        cfg.cri.enabled = PLUGIN_ID not in disabled and "cri" not in disabled
     for key, value in overrides.items():
-        if value is not None:
+        if value is None:
+            continue
+        if key.startswith("cri_"):
+            setattr(cfg.cri, key[len("cri_") :], value)
+        else:
             setattr(cfg, key, value)
     for key in ("root", "state", "address"):
         setattr(cfg, key, os.path.abspath(getattr(cfg, key)))

@@ -54,7 +54,13 @@ class Daemon:
             "overlayfs": OverlaySnapshotter(os.path.join(cfg.root, "snapshots", "overlayfs"))
         }
         self._server: grpc.Server | None = None
+        self._cri_server: grpc.Server | None = None
         self._gc_lock = threading.Lock()
+        self.cri: Any = None
+        if cfg.cri.enabled:
+            from containerd.cri.plugin import Plugin
+
+            self.cri = Plugin(cfg, cfg.cri)
 
     def _load_uuid(self) -> str:
         path = os.path.join(self.cfg.root, "uuid")
@@ -125,6 +131,7 @@ class Daemon:
                 ("io.containerd.grpc.v1", name, ["io.containerd.metadata.v1"], {})
                 for name in ("containers", "content", "diff", "events", "images", "introspection", "leases", "namespaces", "snapshots", "tasks", "version")
             ],
+            *([("io.containerd.grpc.v1", "cri", ["io.containerd.event.v1", "io.containerd.service.v1"], {})] if self.cri is not None else []),
         ]
 
     # --- serving -----------------------------------------------------------------------------
@@ -157,6 +164,17 @@ class Daemon:
             (tasks_pb2_grpc.add_TasksServicer_to_server, tasks.TasksService(self)),
         ]
 
+    def _cri_services(self) -> list[tuple[Any, Any]]:
+        if self.cri is None:
+            return []
+        from containerd.cri.service import ImageService, RuntimeService
+        from protos.gen.cri_api.runtime.v1 import api_pb2_grpc
+
+        return [
+            (api_pb2_grpc.add_RuntimeServiceServicer_to_server, RuntimeService(self.cri)),
+            (api_pb2_grpc.add_ImageServiceServicer_to_server, ImageService(self.cri)),
+        ]
+
     def start(self) -> None:
         from containerd.tasks import TaskManager
 
@@ -170,6 +188,9 @@ class Daemon:
         )
         for add, service in self._services():
             add(service, server)
+        if self.cri is not None and not self.cfg.cri.address:
+            for add, service in self._cri_services():
+                add(service, server)
         # The socket is born 0660 (umask while grpc binds it): a chmod after start left a moment in
         # which a client that saw the path saw it 0755.
         previous_umask = os.umask(0o117)
@@ -184,8 +205,43 @@ class Daemon:
         server.start()
         os.chmod(address, 0o660)
         self._server = server
+        if self.cri is not None:
+            if self.cfg.cri.address:
+                self._cri_server = self._serve_cri(self.cfg.cri.address)
+            self.cri.start()
+
+    def _serve_cri(self, address: str) -> grpc.Server:
+        """The CRI on a socket of its own (`--cri-address`), as a second listener of this daemon."""
+        _claim_socket_path(address)
+        os.makedirs(os.path.dirname(address), mode=0o711, exist_ok=True)
+        server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="cri-grpc"),
+            options=[("grpc.max_receive_message_length", 16 << 20), ("grpc.max_send_message_length", 16 << 20)],
+        )
+        for add, service in self._cri_services():
+            add(service, server)
+        previous_umask = os.umask(0o117)
+        try:
+            bound = server.add_insecure_port(f"unix://{address}")
+        except RuntimeError:
+            bound = 0
+        finally:
+            os.umask(previous_umask)
+        if bound == 0:
+            raise DaemonError(f"cannot listen on {address}")
+        server.start()
+        return server
 
     def stop(self) -> None:
+        if self.cri is not None:
+            self.cri.close()
+        if self._cri_server is not None:
+            self._cri_server.stop(grace=2).wait()
+            self._cri_server = None
+            try:
+                os.unlink(self.cfg.cri.address)
+            except FileNotFoundError:
+                pass
         if self._server is not None:
             self._server.stop(grace=2).wait()
             self._server = None

@@ -32,7 +32,7 @@ PROTO_ROOT = Path(__file__).resolve().parent
 DEFAULT_OUT = PROTO_ROOT / "gen"
 PACKAGE = "protos.gen"
 # The top-level names protoc gives our own .proto files (google.protobuf is protobuf's own).
-_OWN = r"(?:containerd_api|google\.rpc)"
+_OWN = r"(?:containerd_api|cri_api|google\.rpc)"
 _IMPORT = re.compile(rf"^(\s*)(from|import) ({_OWN})\b", re.MULTILINE)
 _MODULE_NAME = re.compile(rf"(BuildTopDescriptorsAndMessages\(DESCRIPTOR, ')({_OWN})\b")
 _LEFT_OVER = re.compile(rf"^\s*(?:from|import) {_OWN}\b", re.MULTILINE)
