@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from dockerd.engine.image.backend import Images
     from dockerd.engine.network import Networking
     from dockerd.engine.system import System
+    from dockerd.volumes.service import VolumeService
 
 
 @dataclass(frozen=True)
@@ -29,3 +30,4 @@ class Backends:
     images: Images  # /images/...
     distribution: Distribution  # pull, push, /auth (and search's default registry)
     networks: Networking  # /networks/... (over dockerd/network/)
+    volumes: VolumeService  # /volumes/... (the containers backend holds the same service)

@@ -101,7 +101,7 @@ class System:
             "Images": len(self.images.all()),
             "Driver": "overlay2",
             "DriverStatus": [],
-            "Plugins": {"Volume": [], "Network": [], "Authorization": None, "Log": ["json-file", "none"]},
+            "Plugins": {"Volume": self.containers.volumes.driver_names(), "Network": [], "Authorization": None, "Log": ["json-file", "none"]},
             "MemoryLimit": True,
             "SwapLimit": True,
             "CpuCfsPeriod": True,

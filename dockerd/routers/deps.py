@@ -15,6 +15,7 @@ from dockerd.engine.execs import ExecEngine
 from dockerd.engine.image.backend import Images
 from dockerd.engine.network import Networking
 from dockerd.engine.system import System
+from dockerd.volumes.service import VolumeService
 
 
 def backends(request: Request) -> Backends:
@@ -46,9 +47,14 @@ async def _networks(request: Request) -> Networking:
     return backends(request).networks
 
 
+async def _volumes(request: Request) -> VolumeService:
+    return backends(request).volumes
+
+
 SystemBackend = Annotated[System, Depends(_system)]
 ContainersBackend = Annotated[Containers, Depends(_containers)]
 ExecsBackend = Annotated[ExecEngine, Depends(_execs)]
 ImagesBackend = Annotated[Images, Depends(_images)]
 DistributionBackend = Annotated[Distribution, Depends(_distribution)]
 NetworksBackend = Annotated[Networking, Depends(_networks)]
+VolumesBackend = Annotated[VolumeService, Depends(_volumes)]

@@ -150,5 +150,6 @@ def ensure_bind_source(p: MountPoint) -> None:
     try:
         os.makedirs(p.source, 0o755, exist_ok=True)
     except OSError as exc:
-        raise DriverError(f"error while creating mount source path '{p.source}': mkdir {p.source}: "
+        # Go's MkdirAll names the component that failed, not the whole path
+        raise DriverError(f"error while creating mount source path '{p.source}': mkdir {exc.filename or p.source}: "
                           f"{(exc.strerror or str(exc)).lower()}") from exc

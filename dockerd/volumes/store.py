@@ -18,7 +18,16 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from dockerd.engine.errors import EngineError
+
+# The schema's version, kept in the database itself (table `schema`, one row) so a later
+# pydockerd knows what it opens and can migrate it (issue 19); a newer one is refused.
+SCHEMA_VERSION = 1
+
 _SCHEMA = """
+CREATE TABLE IF NOT EXISTS schema (
+    version INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS volumes (
     name TEXT PRIMARY KEY,
     driver TEXT NOT NULL,
@@ -31,6 +40,10 @@ CREATE TABLE IF NOT EXISTS refs (
     PRIMARY KEY (volume, ref)
 );
 """
+
+
+class StoreVersionError(EngineError):
+    """The metadata was written by a newer pydockerd (the daemon says so and does not start)."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +69,19 @@ class MetadataStore:
         self._lock = threading.Lock()
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        self.version = self._check_version(path)
+
+    def _check_version(self, path: str) -> int:
+        with self._tx() as db:
+            row = db.execute("SELECT version FROM schema").fetchone()
+            if row is None:
+                db.execute("INSERT INTO schema (version) VALUES (?)", (SCHEMA_VERSION,))
+                return SCHEMA_VERSION
+        found = int(row[0])
+        if found > SCHEMA_VERSION:
+            self._db.close()
+            raise StoreVersionError(f"{path}: schema version {found} is newer than this pydockerd's ({SCHEMA_VERSION})")
+        return found
 
     def close(self) -> None:
         with self._lock:

@@ -195,7 +195,7 @@ class PtySession:
 # an xfail(strict=True), so when the feature lands the test passes, pytest reports the strict
 # xfail as failed, and the name is removed from this set: this is the one switch.
 PYDOCKERD_LACKS = frozenset(
-    {"volumes", "mounts", "healthchecks", "build", "commit"}
+    {"healthchecks", "build", "commit"}
 )
 
 

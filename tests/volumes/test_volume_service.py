@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -21,6 +22,7 @@ from dockerd.volumes.errors import DriverError
 from dockerd.volumes.filters import Filters
 from dockerd.volumes.names import ANONYMOUS_LABEL
 from dockerd.volumes.service import VolumeService
+from dockerd.volumes.store import StoreVersionError
 from tests.volumes.vol_helpers import FAST, PublishedEvents
 
 REPO = Path(__file__).resolve().parents[2]
@@ -327,9 +329,25 @@ def test_removed_directory_forgotten_at_start(root: Path) -> None:
 
 
 def test_opts_json_is_mobys(service: VolumeService, root: Path) -> None:
+    """moby's field names plus the format's version (moby ignores fields it does not know)."""
     service.create("oo", options={"type": "tmpfs", "device": "tmpfs", "o": "size=2m"})
     raw = json.loads((root / "data" / "volumes" / "oo" / "opts.json").read_text())
-    assert raw == {"MountType": "tmpfs", "MountOpts": "size=2m", "MountDevice": "tmpfs"}
+    assert raw == {"Version": 1, "MountType": "tmpfs", "MountOpts": "size=2m", "MountDevice": "tmpfs"}
+
+
+def test_metadata_carries_its_schema_version(root: Path) -> None:
+    data = str(root / "data")
+    svc = VolumeService(data)
+    svc.close()
+    db = sqlite3.connect(root / "data" / "volumes" / "metadata.db")
+    try:
+        assert db.execute("SELECT version FROM schema").fetchall() == [(1,)]
+        db.execute("UPDATE schema SET version = 2")
+        db.commit()
+    finally:
+        db.close()
+    with pytest.raises(StoreVersionError, match="schema version 2 is newer"):
+        VolumeService(data)  # written by a newer pydockerd: refused, not misread
 
 
 def _mountinfo(path: str) -> dict[str, str]:
