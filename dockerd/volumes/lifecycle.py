@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from containerd.client import ContainerdError
 from dockerd.engine.container import rootfs
 from dockerd.volumes import containermounts, mountplan, oci
-from dockerd.volumes.errors import EngineError
+from dockerd.volumes.errors import EngineError, InvalidParameter, NotFound
 from dockerd.volumes.mountpoint import VOLUME, MountPoint
 
 if TYPE_CHECKING:
@@ -48,7 +48,14 @@ def plan(d: Containers, config: dict[str, Any], host: dict[str, Any], image_conf
     """The mount points of a container about to be created: the request's Binds, Mounts and
     VolumesFrom, then an anonymous volume for each VOLUME of the image and of Config.Volumes."""
     volumes = [*(image_config.get("Volumes") or {}), *(config.get("Volumes") or {})]
-    return mountplan.plan(host, volumes, lambda ref: points_of(d.get(ref)), d.data_root)
+
+    def mounts_of(ref: str) -> list[MountPoint]:
+        try:
+            return points_of(d.get(ref))
+        except NotFound as exc:  # dockerd: a bad --volumes-from is the request's fault (400)
+            raise InvalidParameter(str(exc)) from exc
+
+    return mountplan.plan(host, volumes, mounts_of, d.data_root)
 
 
 def create(d: Containers, cid: str, points: Sequence[MountPoint], image: ResolvedImage) -> None:
