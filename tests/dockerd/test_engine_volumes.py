@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import tarfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -383,3 +384,30 @@ def test_docker_py_volumes(pair: Pair) -> None:
         finally:
             client.close()
     assert seen["pydockerd"] == seen["reference"] == (b"py\n", [vol])
+
+
+# --- cp, diff, export ----------------------------------------------------------------------------
+
+
+def test_cp_reaches_into_volumes_and_diff_and_export_leave_them_out(pair: Pair, tmp_path: Path) -> None:
+    vol = pair.volume("cp")
+    c = pair.name("cp")
+    pair.ok_both("run", "--name", c, "-v", f"{vol}:/data", "-v", "/anon", "busybox", "sh", "-c",
+                 "echo in-volume > /data/f; echo in-anon > /anon/g; echo in-layer > /layer")  # fmt: skip
+    (tmp_path / "up").write_text("copied in\n")
+    results = {}
+    for which, engine in pair.engines.items():
+        out = tmp_path / which
+        out.mkdir()
+        engine.docker_ok("cp", f"{c}:/data/f", str(out / "f"))  # from a stopped container's volume
+        engine.docker_ok("cp", str(tmp_path / "up"), f"{c}:/data/up")  # into it
+        seen = engine.docker_ok("run", "--rm", "-v", f"{vol}:/v", "busybox", "cat", "/v/up")
+        engine.docker_ok("export", "-o", str(out / "export.tar"), c)
+        with tarfile.open(out / "export.tar") as tar:
+            exported = sorted(n for n in tar.getnames() if n.startswith(("data", "anon", "layer")))
+        results[which] = ((out / "f").read_text(), seen, exported)
+    assert results["pydockerd"] == results["reference"]
+    assert results["reference"][:2] == ("in-volume\n", "copied in\n")
+    diffs = {which: sorted(out.splitlines()) for which, out in pair.ok_both("diff", c).items()}
+    # the mount points are in the container's layer, never what the volumes hold (order: the file system's)
+    assert diffs["pydockerd"] == diffs["reference"] == ["A /anon", "A /data", "A /layer"]
