@@ -2,7 +2,7 @@
 backends). The daemon builds them (dockerd/daemon.py); create_app puts them in the app's
 state, and each route gets the one it needs as a FastAPI dependency (dockerd/routers/deps.py).
 
-A new backend (the networks', the volumes', the builder's when they are wired) is a field
+A new backend (the networks', the builder's when they are wired) is a field
 here, built in Daemon._backends, with a dependency in routers/deps.py; a backend that other
 backends use (containers need networks and volumes at create, start and removal) is handed
 to them by the daemon too, never imported as a global."""
