@@ -45,7 +45,9 @@ container, against the same on the host (a directory on the same file system) an
 the reference dockerd 20.10's volume. The same program everywhere (busybox dd, 1 MiB blocks,
 O_DIRECT, fsync), timed inside the container's shell so the client's cost is left out.
 Target: pydockerd within 5% of the host, since a local volume is a bind mount of a host
-directory (no overlay or FUSE layer in the path)."""
+directory (no overlay or FUSE layer in the path). Reads inside the containers of both engines
+came out faster than the same dd on the host in every run so far (the host's dd runs in the
+script's own cgroup, each container in its own); the two engines' volumes stay level."""
 
 # prints: start, after the write, after the read (seconds since boot, from /proc/uptime)
 SCRIPT = (
@@ -83,8 +85,8 @@ def table(samples: dict[str, list[tuple[float, float]]]) -> tuple[str, dict[str,
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="I/O through a named volume: host, pydockerd, dockerd 20.10")
-    p.add_argument("--runs", type=int, default=5, help="samples per place (default 5)")
-    p.add_argument("--mib", type=int, default=256, help="file size in MiB (default 256)")
+    p.add_argument("--runs", type=int, default=7, help="samples per place (default 7)")
+    p.add_argument("--mib", type=int, default=1024, help="file size in MiB (default 1024: seconds per sample, against 10 ms ticks)")
     p.add_argument("--write-doc", action="store_true")
     args = p.parse_args(argv)
     samples: dict[str, list[tuple[float, float]]] = {"host": [], "pydockerd volume": [], "dockerd 20.10 volume": []}
@@ -113,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     host_w, host_r = medians["host"]
     pd_w, pd_r = medians["pydockerd volume"]
     worst = min(pd_w / host_w, pd_r / host_r)
-    verdict = "met" if worst >= 0.95 else "**not met**"
+    verdict = "met (no direction more than 5% slower than the host)" if worst >= 0.95 else "**not met**"
     body = (
         f"Measured {started:%Y-%m-%d} on {platform.node()} (kernel {platform.release()}, {os.cpu_count()} cores; "
         f"1-minute load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after): {args.runs} interleaved "
