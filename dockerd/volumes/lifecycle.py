@@ -102,16 +102,25 @@ def setup(d: Containers, c: Container) -> list[dict[str, Any]]:
         return []
     paths = containermounts.setup(points, d.volumes)
     _save_points(d, c, points)  # the mount ids, released with the same ids
+    for p in points:
+        if p.type == VOLUME:  # dockerd's event, with its attributes
+            d.publish("volume", "mount", p.name, {
+                "driver": p.driver, "container": c.id, "destination": p.destination,
+                "read/write": "true" if p.rw else "false", "propagation": p.propagation,
+            })  # fmt: skip
     return oci.mounts(points, paths)
 
 
 def teardown(d: Containers, c: Container) -> None:
     """The task is gone (or never started): its volume mounts are released."""
     points = points_of(c)
-    if not any(p.type == VOLUME and p.mount_id for p in points):
+    held = [p for p in points if p.type == VOLUME and p.mount_id]
+    if not held:
         return
     containermounts.teardown(points, d.volumes)
     _save_points(d, c, points)
+    for p in held:
+        d.publish("volume", "unmount", p.name, {"driver": p.driver, "container": c.id})
 
 
 def remove(d: Containers, c: Container, anonymous: bool) -> None:

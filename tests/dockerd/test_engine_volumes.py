@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import tarfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -411,3 +412,22 @@ def test_cp_reaches_into_volumes_and_diff_and_export_leave_them_out(pair: Pair, 
     diffs = {which: sorted(out.splitlines()) for which, out in pair.ok_both("diff", c).items()}
     # the mount points are in the container's layer, never what the volumes hold (order: the file system's)
     assert diffs["pydockerd"] == diffs["reference"] == ["A /anon", "A /data", "A /layer"]
+
+
+def test_volume_events(pair: Pair) -> None:
+    vol = pair.volume("events")
+    c = pair.name("events")
+    seen = {}
+    for which, engine in pair.engines.items():
+        since = f"{time.time() - 1:.3f}"
+        engine.docker_ok("run", "--name", c, "-v", f"{vol}:/d", "-v", "/anon:/anon:ro", "busybox", "true")
+        cid = engine.docker_ok("inspect", "-f", "{{.Id}}", c).strip()
+        engine.docker_ok("rm", "-v", c)
+        engine.docker_ok("volume", "rm", vol)
+        until = f"{time.time() + 1:.3f}"
+        out = engine.docker_ok("events", "--since", since, "--until", until, "--filter", "type=volume",
+                               "--format", "{{.Action}} {{.Actor.ID}} {{json .Actor.Attributes}}")  # fmt: skip
+        out = re.sub(r"\b[0-9a-f]{64}\b", "<anonymous>", out.replace(cid, "<container>"))
+        seen[which] = sorted(out.splitlines())
+    assert seen["pydockerd"] == seen["reference"]
+    assert any(line.startswith(f"mount {vol} ") for line in seen["reference"])
