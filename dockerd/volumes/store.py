@@ -18,16 +18,15 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from common import schemadb
+from common.schema import LayoutError
 from dockerd.engine.errors import EngineError
 
-# The schema's version, kept in the database itself (table `schema`, one row) so a later
-# pydockerd knows what it opens and can migrate it (issue 19); a newer one is refused.
+# The layout's version, `PRAGMA user_version` (common/schemadb.py: migrated when older, a newer
+# one refused); no migration yet.
 SCHEMA_VERSION = 1
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS schema (
-    version INTEGER NOT NULL
-);
 CREATE TABLE IF NOT EXISTS volumes (
     name TEXT PRIMARY KEY,
     driver TEXT NOT NULL,
@@ -43,7 +42,8 @@ CREATE TABLE IF NOT EXISTS refs (
 
 
 class StoreVersionError(EngineError):
-    """The metadata was written by a newer pydockerd (the daemon says so and does not start)."""
+    """The metadata is of a newer pydockerd, or damaged (the daemon says so, naming the file, and
+    does not start; the file is left as it is)."""
 
 
 @dataclass(frozen=True)
@@ -65,23 +65,13 @@ def _load(text: str | None) -> dict[str, str] | None:
 class MetadataStore:
     def __init__(self, path: str) -> None:
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
+        try:
+            self._db = schemadb.open_database(
+                path, current=SCHEMA_VERSION, schema=_SCHEMA, pragmas=("synchronous=FULL",)
+            )
+        except LayoutError as exc:
+            raise StoreVersionError(str(exc)) from exc
         self._lock = threading.Lock()
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
-        self.version = self._check_version(path)
-
-    def _check_version(self, path: str) -> int:
-        with self._tx() as db:
-            row = db.execute("SELECT version FROM schema").fetchone()
-            if row is None:
-                db.execute("INSERT INTO schema (version) VALUES (?)", (SCHEMA_VERSION,))
-                return SCHEMA_VERSION
-        found = int(row[0])
-        if found > SCHEMA_VERSION:
-            self._db.close()
-            raise StoreVersionError(f"{path}: schema version {found} is newer than this pydockerd's ({SCHEMA_VERSION})")
-        return found
 
     def close(self) -> None:
         with self._lock:

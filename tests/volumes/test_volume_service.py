@@ -341,12 +341,11 @@ def test_metadata_carries_its_schema_version(root: Path) -> None:
     svc.close()
     db = sqlite3.connect(root / "data" / "volumes" / "metadata.db")
     try:
-        assert db.execute("SELECT version FROM schema").fetchall() == [(1,)]
-        db.execute("UPDATE schema SET version = 2")
-        db.commit()
+        assert db.execute("PRAGMA user_version").fetchone() == (1,)
+        db.execute("PRAGMA user_version = 2")
     finally:
         db.close()
-    with pytest.raises(StoreVersionError, match="schema version 2 is newer"):
+    with pytest.raises(StoreVersionError, match="layout version 2 is newer"):
         VolumeService(data)  # written by a newer pydockerd: refused, not misread
 
 
