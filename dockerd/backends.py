@@ -2,7 +2,7 @@
 backends). The daemon builds them (dockerd/daemon.py); create_app puts them in the app's
 state, and each route gets the one it needs as a FastAPI dependency (dockerd/routers/deps.py).
 
-A new backend (the networks', the volumes', the builder's when they are wired) is a field
+A new backend (the networks', the builder's when they are wired) is a field
 here, built in Daemon._backends, with a dependency in routers/deps.py; a backend that other
 backends use (containers need networks and volumes at create, start and removal) is handed
 to them by the daemon too, never imported as a global."""
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from dockerd.engine.image.backend import Images
     from dockerd.engine.network import Networking
     from dockerd.engine.system import System
+    from dockerd.volumes.service import VolumeService
 
 
 @dataclass(frozen=True)
@@ -31,3 +32,4 @@ class Backends:
     distribution: Distribution  # pull, push, /auth (and search's default registry)
     networks: Networking  # /networks/... (over dockerd/network/)
     builder: BuildBackend  # /build, /build/prune, /commit
+    volumes: VolumeService  # /volumes/... (the containers backend holds the same service)

@@ -79,6 +79,8 @@ SETTINGS = [
     Setting("dns", list, [], "DNS servers of every container", long="--dns"),
     Setting("dns-search", list, [], "DNS search domains of every container", long="--dns-search"),
     Setting("dns-opts", list, [], "DNS options of every container", long="--dns-opt"),
+    # pydockerd's own: dockerd's directories are fixed; settable here so a test's plugins stay its own
+    Setting("volume-plugin-dirs", list, [], "where volume plugins' sockets and .spec/.json files are found (default: dockerd's /run/docker/plugins, /etc/docker/plugins, /usr/lib/docker/plugins)", long="--volume-plugin-dir"),
 ]
 BY_KEY = {s.key: s for s in SETTINGS}
 LOG_LEVELS = ("debug", "info", "warn", "error", "fatal", "panic")

@@ -34,6 +34,8 @@ from dockerd.metrics import Metrics, container_states
 from dockerd.network.backend import NetworkBackend
 from dockerd.network.model import DNSConfig
 from dockerd.network.options import NetworkOptions
+from dockerd.volumes.discovery import PluginDirs
+from dockerd.volumes.service import VolumeService
 
 VERSION = "20.10.99-pydocker"
 log = logging.getLogger("pydockerd")
@@ -41,6 +43,11 @@ log = logging.getLogger("pydockerd")
 
 class DaemonError(Exception):
     pass
+
+
+def _plugin_dirs(dirs: list[str] | None) -> PluginDirs:
+    """--volume-plugin-dir: each directory holds both sockets and spec files; dockerd's by default."""
+    return PluginDirs(sockets=tuple(dirs), specs=tuple(dirs)) if dirs else PluginDirs()
 
 
 # Published to pycontainerd by pydockerd itself, to learn when its event subscription is live.
@@ -63,6 +70,7 @@ class Daemon:
         registry: RegistryConfig | None = None,
         network: NetworkOptions | None = None,
         dns: DNSConfig | None = None,
+        volume_plugin_dirs: list[str] | None = None,
     ) -> None:
         self.debug = debug  # -D / daemon.json "debug": info's Debug
         self.data_root = os.path.abspath(data_root)
@@ -86,10 +94,11 @@ class Daemon:
             lambda action, nid, attrs: self.events.publish("network", action, nid, attrs),
         )
         self.network.start()  # records, built-in networks, bridges and rules, before any container starts
+        self.volumes = VolumeService(self.data_root, _plugin_dirs(volume_plugin_dirs), publish=self.events.publish)
         self.containers = Containers(
             self.data_root, self.exec_root, self.client, self.images, self.events.publish, self.network, cgroup_parent=cgroup_parent,
             log_driver=log_driver, log_opts=log_opts, security_defaults=security, runtimes=runtimes, cpu_rt=cpu_rt,
-            tmp_dir=self.tmp_dir,
+            tmp_dir=self.tmp_dir, volumes=self.volumes,
         )  # fmt: skip
         self.containers.networking.dns_defaults = dns or DNSConfig()
         self.execs = ExecEngine(self.containers, self.containers.publish)
@@ -122,6 +131,7 @@ class Daemon:
             distribution=distribution,
             networks=self.containers.networking,
             builder=builder,
+            volumes=self.volumes,
         )
 
     def _engine_id(self) -> str:
@@ -283,6 +293,7 @@ class Daemon:
         self._stop.set()
         self.containers.close()
         self.containers.networking.shutdown()  # with no container running: no bridge, rule or mount left
+        self.volumes.close()
         self.client.close()
 
     def render_metrics(self) -> str:

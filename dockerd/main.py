@@ -237,7 +237,7 @@ def _run(opts: Options, planned: list[Any], metrics_sock: Any, security: Securit
             values["data-root"], values["exec-root"], values["containerd"] or None, cgroup_parent=values["cgroup-parent"],
             log_driver=values["log-driver"], log_opts=values["log-opts"], debug=bool(values["debug"]),
             security=security, runtimes=runtimes, cpu_rt=(values["cpu-rt-period"], values["cpu-rt-runtime"]),
-            registry=registry, network=network_options(values), dns=dns_defaults(values),
+            registry=registry, network=network_options(values), dns=dns_defaults(values), volume_plugin_dirs=values["volume-plugin-dirs"],
         )  # fmt: skip
     except DaemonError as exc:
         print(f"pydockerd: {exc}", file=sys.stderr)

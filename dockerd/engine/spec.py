@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dockerd.engine import security as sec
-from dockerd.engine.binds import parse_bind
 from dockerd.engine.errors import InvalidParameter
 from dockerd.engine.sharing import Shared
 from dockerd.engine.users import ExecUser
@@ -70,8 +69,8 @@ def merge_image_config(config: dict[str, Any], image_config: dict[str, Any]) -> 
     """The container's Config completed from its image's, as dockerd stores it at create (what
     inspect shows): User, WorkingDir, StopSignal when unset; Env, Labels and ExposedPorts with
     the image's entries the container does not override; the image's Cmd (and Entrypoint) when
-    the container names no entrypoint. Not the image's Volumes (pydockerd creates no
-    anonymous volumes yet) nor its Healthcheck (merged by dockerd/health/containers.py)."""
+    the container names no entrypoint; Volumes with the image's (each gets an anonymous volume).
+    Not the image's Healthcheck (merged by dockerd/health/containers.py)."""
     out = dict(config)
     for key in ("User", "WorkingDir", "StopSignal"):
         if not out.get(key) and image_config.get(key):
@@ -92,8 +91,7 @@ def merge_image_config(config: dict[str, Any], image_config: dict[str, Any]) -> 
                 out["ArgsEscaped"] = True
         if out.get("Entrypoint") is None:
             out["Entrypoint"] = image_config.get("Entrypoint")
-    if not out.get("Volumes"):
-        out["Volumes"] = None
+    out["Volumes"] = {**(image_config.get("Volumes") or {}), **(out.get("Volumes") or {})} or None
     return out
 
 
@@ -154,6 +152,8 @@ class StartInputs:
     shared: Shared
     devices: list[dict[str, Any]] = field(default_factory=list)  # linux.devices
     device_rules: list[dict[str, Any]] = field(default_factory=list)  # their allow rules, then DeviceCgroupRules
+    # the container's volumes, binds and --mount tmpfs as OCI mounts (dockerd/volumes/lifecycle.py)
+    mounts: list[dict[str, Any]] = field(default_factory=list)
 
 
 def private_inputs(host: dict[str, Any], user: ExecUser | None = None) -> StartInputs:
@@ -197,7 +197,7 @@ def build(
             "oomScoreAdj": 0,
         },
         "root": {"path": "rootfs", "readonly": bool(host.get("ReadonlyRootfs"))},
-        "mounts": _mounts(host, files_dir, inputs.shared.shm),
+        "mounts": _mounts(host, files_dir, inputs.shared.shm, inputs.mounts),
         "linux": {
             "resources": _resources(host, inputs.device_rules),
             "cgroupsPath": f"{cgroup_parent}/{container_id}",
@@ -237,7 +237,9 @@ def shm_size(host: dict[str, Any]) -> int:
     return int(host.get("ShmSize") or 64 << 20)
 
 
-def _mounts(host: dict[str, Any], files_dir: str, shm: dict[str, Any] | None) -> list[dict[str, Any]]:
+def _mounts(
+    host: dict[str, Any], files_dir: str, shm: dict[str, Any] | None, volumes: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
     privileged = bool(host.get("Privileged"))
     mounts: list[dict[str, Any]] = [
         {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
@@ -253,10 +255,7 @@ def _mounts(host: dict[str, Any], files_dir: str, shm: dict[str, Any] | None) ->
     for name in ("resolv.conf", "hostname", "hosts"):
         opts = ["rbind", "rprivate"] + (["ro"] if readonly else [])
         mounts.append({"destination": f"/etc/{name}", "type": "bind", "source": os.path.join(files_dir, name), "options": opts})
-    for raw in host.get("Binds") or []:
-        bind = parse_bind(raw)
-        options = ["rbind", "ro" if bind.read_only else "rw", bind.propagation]
-        mounts.append({"destination": bind.target, "type": "bind", "source": bind.source, "options": options})
+    mounts.extend(volumes)  # parents first; writable under --read-only unless they are ro themselves
     for target, opts in (host.get("Tmpfs") or {}).items():
         options = ["noexec", "nosuid", "nodev", "rprivate"] + [o for o in str(opts).split(",") if o]
         mounts.append({"destination": target, "type": "tmpfs", "source": "tmpfs", "options": options})
@@ -303,20 +302,3 @@ def _resources(host: dict[str, Any], device_rules: list[dict[str, Any]]) -> dict
     if host.get("PidsLimit"):
         res["pids"] = {"limit": int(host["PidsLimit"])}
     return copy.deepcopy(res)
-
-
-def make_bind_sources(host: dict[str, Any]) -> None:
-    """At start, as dockerd: a bind source that does not exist is created as a directory."""
-    for raw in host.get("Binds") or []:
-        source = parse_bind(raw).source
-        if os.path.exists(source):
-            continue  # (a file too: a file is bound onto a file)
-        try:
-            os.makedirs(source)
-        except FileExistsError:
-            continue  # made meanwhile
-        except NotADirectoryError:
-            continue  # a file on the way: the runtime's mount says so, as with dockerd (it ignores ENOTDIR here)
-        except OSError as exc:
-            reason = f"mkdir {exc.filename}: {(exc.strerror or '').lower()}"  # Go's os.PathError wording
-            raise InvalidParameter(f"error while creating mount source path '{source}': {reason}") from None

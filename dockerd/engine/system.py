@@ -105,7 +105,12 @@ class System:
             "Images": len(self.images.all()),
             "Driver": "overlay2",
             "DriverStatus": _driver_status(ident.data_root),
-            "Plugins": {"Volume": [], "Network": [], "Authorization": None, "Log": ["json-file", "none"]},
+            "Plugins": {
+                "Volume": self.containers.volumes.driver_names(),
+                "Network": [],
+                "Authorization": None,
+                "Log": ["json-file", "none"],
+            },
             "MemoryLimit": True,
             "SwapLimit": True,
             "CpuCfsPeriod": True,

@@ -16,6 +16,7 @@ from dockerd.engine.execs import ExecEngine
 from dockerd.engine.image.backend import Images
 from dockerd.engine.network import Networking
 from dockerd.engine.system import System
+from dockerd.volumes.service import VolumeService
 
 
 def backends(request: Request) -> Backends:
@@ -49,6 +50,8 @@ async def _networks(request: Request) -> Networking:
 
 async def _builder(request: Request) -> BuildBackend:
     return backends(request).builder
+async def _volumes(request: Request) -> VolumeService:
+    return backends(request).volumes
 
 
 SystemBackend = Annotated[System, Depends(_system)]
@@ -58,3 +61,4 @@ ImagesBackend = Annotated[Images, Depends(_images)]
 DistributionBackend = Annotated[Distribution, Depends(_distribution)]
 NetworksBackend = Annotated[Networking, Depends(_networks)]
 BuilderBackend = Annotated[BuildBackend, Depends(_builder)]
+VolumesBackend = Annotated[VolumeService, Depends(_volumes)]

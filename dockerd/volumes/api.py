@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from dockerd.engine.errors import InvalidParameter
+from dockerd.engine.validate import json_kind
 from dockerd.volumes.filters import Filters
 
 # dockerd 23+ (API 1.42) prunes only anonymous volumes unless all=true; for older clients
@@ -23,14 +24,24 @@ from dockerd.volumes.filters import Filters
 ANONYMOUS_PRUNE_API = (1, 42)
 
 
+_STRUCT = "VolumeCreateBody"  # the Go type dockerd 20.10 decodes the body into
+
+
+def _type_error(value: Any, field: str, go_type: str) -> InvalidParameter:
+    return InvalidParameter(
+        f"json: cannot unmarshal {json_kind(value)} into Go struct field {_STRUCT}.{field} of type {go_type}"
+    )
+
+
 def _string_map(body: Mapping[str, Any], key: str) -> dict[str, str] | None:
     value = body.get(key)
     if value is None:
         return None
-    if not isinstance(value, Mapping) or not all(isinstance(v, str) for v in value.values()):
-        raise InvalidParameter(
-            f"json: cannot unmarshal {type(value).__name__} into Go struct field CreateOptions.{key} of type map[string]string"
-        )
+    if not isinstance(value, Mapping):
+        raise _type_error(value, key, "map[string]string")
+    for item in value.values():
+        if not isinstance(item, str):
+            raise _type_error(item, key, "string")
     return {str(k): v for k, v in value.items()}
 
 
@@ -40,14 +51,12 @@ def create_args(body: Any) -> dict[str, Any]:
     if body is None:
         body = {}
     if not isinstance(body, Mapping):
-        raise InvalidParameter("json: cannot unmarshal into Go value of type volume.CreateOptions")
+        raise InvalidParameter(f"json: cannot unmarshal {json_kind(body)} into Go value of type volume.{_STRUCT}")
     out: dict[str, Any] = {}
     for key, arg in (("Name", "name"), ("Driver", "driver")):
         value = body.get(key)
         if value is not None and not isinstance(value, str):
-            raise InvalidParameter(
-                f"json: cannot unmarshal {type(value).__name__} into Go struct field CreateOptions.{key} of type string"
-            )
+            raise _type_error(value, key, "string")
         out[arg] = value or ""
     out["options"] = _string_map(body, "DriverOpts")
     out["labels"] = _string_map(body, "Labels")

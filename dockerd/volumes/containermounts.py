@@ -26,6 +26,7 @@ from dockerd.volumes.copyup import copy_up, ensure_mountable
 from dockerd.volumes.errors import DriverError, EngineError, InvalidParameter
 from dockerd.volumes.mountplan import sorted_for_mounting
 from dockerd.volumes.mountpoint import BIND, VOLUME, MountPoint
+from dockerd.volumes.mountspec import PROPAGATION_MODES
 from dockerd.volumes.names import new_anonymous_name
 from dockerd.volumes.propagation import check_propagation
 from dockerd.volumes.service import LOCAL, VolumeService
@@ -57,7 +58,7 @@ def create_volumes(points: Sequence[MountPoint], service: VolumeService, cid: st
             if created:
                 made.append(vol.name)
             p.name, p.driver, p.source = vol.name, vol.driver, vol.mountpoint
-            if vol.driver == LOCAL and not p.mode and not from_image:
+            if vol.driver == LOCAL and not p.mode and not from_image and not p.from_container:
                 p.mode = "z"
     except BaseException:
         for name in taken:
@@ -105,7 +106,8 @@ def setup(points: Sequence[MountPoint], service: VolumeService) -> dict[str, str
                 mounted.append(p)
             elif p.type == BIND:
                 ensure_bind_source(p)
-                check_propagation(p.source, p.propagation)
+                if _propagation_asked(p):  # (the rslave implied for a bind of the daemon root is not checked)
+                    check_propagation(p.source, p.propagation)
                 paths[p.destination] = p.source
     except BaseException:
         teardown(mounted, service)
@@ -142,6 +144,13 @@ def remove(points: Iterable[MountPoint], service: VolumeService, cid: str, remov
     return service.remove_container_volumes(cid, anonymous)
 
 
+def _propagation_asked(p: MountPoint) -> bool:
+    """Whether the request named P's propagation (`-v a:b:rshared`, `bind-propagation=...`)."""
+    if (p.spec.get("BindOptions") or {}).get("Propagation"):
+        return True
+    return any(option in PROPAGATION_MODES for option in p.mode.split(","))
+
+
 def ensure_bind_source(p: MountPoint) -> None:
     if os.path.lexists(p.source):
         return
@@ -150,5 +159,6 @@ def ensure_bind_source(p: MountPoint) -> None:
     try:
         os.makedirs(p.source, 0o755, exist_ok=True)
     except OSError as exc:
-        raise DriverError(f"error while creating mount source path '{p.source}': mkdir {p.source}: "
+        # Go's MkdirAll names the component that failed, not the whole path
+        raise DriverError(f"error while creating mount source path '{p.source}': mkdir {exc.filename or p.source}: "
                           f"{(exc.strerror or str(exc)).lower()}") from exc

@@ -35,6 +35,7 @@ from dockerd.volumes.units import ram_in_bytes
 
 DATA_DIR = "_data"
 OPTS_FILE = "opts.json"
+OPTS_VERSION = 1  # opts.json's "Version"; a file without one is moby's (the same fields)
 _VALID_OPTS = ("type", "o", "device", "size")
 # an option given needs these others too; checked in this order (moby's map, in a fixed order)
 _MANDATORY = (("device", ("type",)), ("type", ("device",)), ("o", ("device", "type")))
@@ -60,8 +61,11 @@ class LocalOptions:
         return bool(self.device or self.type)
 
     def to_json(self) -> bytes:
-        # moby's opts.json field names, so a data root can be read by either daemon
-        return json.dumps({"MountType": self.type, "MountOpts": self.o, "MountDevice": self.device}).encode()
+        # moby's opts.json field names, so a data root can be read by either daemon, and the
+        # format's version (moby ignores unknown fields; issue 19 migrates by it)
+        return json.dumps(
+            {"Version": OPTS_VERSION, "MountType": self.type, "MountOpts": self.o, "MountDevice": self.device}
+        ).encode()
 
     @classmethod
     def from_json(cls, data: bytes) -> LocalOptions:

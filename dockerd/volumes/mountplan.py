@@ -54,7 +54,8 @@ def plan(
     for entry in host_config.get("VolumesFrom") or []:
         container, mode = parse_volumes_from(entry)
         for m in mounts_of(container):
-            cp = m.copy(rw=m.rw and read_write(mode), copy_data=False, mount_id="")
+            # (dockerd keeps neither the mode string nor the mount id of the donor's point)
+            cp = m.copy(rw=m.rw and read_write(mode), copy_data=False, mount_id="", mode="", from_container=True)
             if cp.type == VOLUME:
                 cp.source = ""  # the volume's path is asked of its driver again
             points[cp.destination] = cp

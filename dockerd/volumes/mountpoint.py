@@ -34,6 +34,7 @@ class MountPoint:
     copy_data: bool = True
     skip_mountpoint_creation: bool = False
     mount_id: str = ""
+    from_container: bool = False  # copied by --volumes-from (while the container is created; not kept)
 
     @property
     def anonymous(self) -> bool:

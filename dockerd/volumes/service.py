@@ -125,19 +125,20 @@ class VolumeService:
         ref: str | None = None,
     ) -> tuple[Volume, bool]:
         """create(), also telling whether the volume is new (so a failed container create can undo it)."""
-        label_map = dict(labels or {})
+        # None and {} differ as in Docker: a body's empty map is shown as {}, an absent one as null
+        label_map = None if labels is None else dict(labels)
         if not name:
             name = new_anonymous_name()
             driver = driver or LOCAL
-            label_map[ANONYMOUS_LABEL] = ""
-        opts = dict(options or {})
+            label_map = {**(label_map or {}), ANONYMOUS_LABEL: ""}
+        opts = None if options is None else dict(options)
         with self._name_lock(name):
-            vol, created = self._create(name, driver, opts, label_map or None, ref)
+            vol, created = self._create(name, driver, opts, label_map, ref)
         self.publish("volume", "create", vol.name, {"driver": vol.driver})
         return vol, created
 
     def _create(
-        self, name: str, driver_name: str, opts: dict[str, str], labels: dict[str, str] | None, ref: str | None
+        self, name: str, driver_name: str, opts: dict[str, str] | None, labels: dict[str, str] | None, ref: str | None
     ) -> tuple[Volume, bool]:
         existing = self._check_conflict(name, driver_name)
         if existing is not None:
@@ -158,10 +159,10 @@ class VolumeService:
         except EngineError:
             present = None
         try:
-            made = present or driver.create(name, opts)
+            made = present or driver.create(name, opts or {})
         except EngineError as exc:
             raise errors.wrap("create", name, exc) from exc
-        meta = VolumeMeta(name, driver.name, labels, opts or None)
+        meta = VolumeMeta(name, driver.name, labels, opts)
         self.meta.put(meta, ref)
         return self._volume(driver, made, meta.labels, meta.options), present is None
 

@@ -18,6 +18,14 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from common import schemadb
+from common.schema import LayoutError
+from dockerd.engine.errors import EngineError
+
+# The layout's version, `PRAGMA user_version` (common/schemadb.py: migrated when older, a newer
+# one refused); no migration yet.
+SCHEMA_VERSION = 1
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS volumes (
     name TEXT PRIMARY KEY,
@@ -31,6 +39,11 @@ CREATE TABLE IF NOT EXISTS refs (
     PRIMARY KEY (volume, ref)
 );
 """
+
+
+class StoreVersionError(EngineError):
+    """The metadata is of a newer pydockerd, or damaged (the daemon says so, naming the file, and
+    does not start; the file is left as it is)."""
 
 
 @dataclass(frozen=True)
@@ -52,10 +65,13 @@ def _load(text: str | None) -> dict[str, str] | None:
 class MetadataStore:
     def __init__(self, path: str) -> None:
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
+        try:
+            self._db = schemadb.open_database(
+                path, current=SCHEMA_VERSION, schema=_SCHEMA, pragmas=("synchronous=FULL",)
+            )
+        except LayoutError as exc:
+            raise StoreVersionError(str(exc)) from exc
         self._lock = threading.Lock()
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
         with self._lock:

@@ -194,9 +194,7 @@ class PtySession:
 # yet"). A test using one is marked `@needs_engine_feature("networks")`: against pydockerd it is
 # an xfail(strict=True), so when the feature lands the test passes, pytest reports the strict
 # xfail as failed, and the name is removed from this set: this is the one switch.
-PYDOCKERD_LACKS = frozenset(
-    {"volumes", "mounts"}
-)
+PYDOCKERD_LACKS: frozenset[str] = frozenset()
 
 
 def needs_engine_feature(*features: str) -> pytest.MarkDecorator:

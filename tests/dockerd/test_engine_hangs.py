@@ -196,18 +196,21 @@ def _host(args: list[str]) -> dict[str, list[str]]:
     return {"--cap-add": {"CapAdd": [value]}, "--cap-drop": {"CapDrop": [value]}, "-v": {"Binds": [value]}}[flag]
 
 
-def test_named_volume_refused_at_create_until_volumes_exist(engine: RefDockerd, scratch: Scratch) -> None:
-    if not is_pydockerd(engine):
-        pytest.skip("Docker has volumes: the reference runs this container")
-    name = scratch.name("volume")
-    since = time.time()
-    res = engine.docker("run", "--rm", "--name", name, "-v", "pdh-somevolume:/data", "busybox", "true", timeout=40)
-    assert res.returncode == 125, res
-    assert error_line(res) == (
-        "docker: Error response from daemon: invalid volume specification: 'pdh-somevolume:/data': "
-        "named volumes are not supported yet (bind an absolute host path)"
-    )
-    assert create_events(engine, since, name) == []
+def test_run_rm_with_volumes_ends_and_keeps_named_ones(engine: RefDockerd, scratch: Scratch) -> None:
+    """`run --rm` with a named and an anonymous volume ends; --rm takes the anonymous volume and
+    leaves the named one (which a second `run --rm` reads)."""
+    name, vol = scratch.name("volume"), scratch.name("vol")
+    before = set(engine.docker("volume", "ls", "-q").stdout.split())
+    try:
+        res = engine.docker("run", "--rm", "--name", name, "-v", f"{vol}:/data", "-v", "/anon", "busybox",
+                            "sh", "-c", "echo kept > /data/f; echo gone > /anon/f", timeout=40)  # fmt: skip
+        assert res.returncode == 0, res
+        assert not exists(engine, name)
+        assert set(engine.docker("volume", "ls", "-q").stdout.split()) - before == {vol}
+        res = engine.docker("run", "--rm", "-v", f"{vol}:/data", "busybox", "cat", "/data/f", timeout=40)
+        assert (res.returncode, res.stdout) == (0, "kept\n"), res
+    finally:
+        engine.docker("volume", "rm", "-f", vol)
 
 
 @pytest.mark.parametrize(

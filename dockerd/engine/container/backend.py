@@ -67,6 +67,7 @@ from dockerd.engine.network import Networking
 from dockerd.engine.runtimes import Runtimes
 from dockerd.health.containers import ContainerHealth
 from dockerd.network.backend import NetworkBackend
+from dockerd.volumes.service import VolumeService
 
 NAMESPACE = "moby"  # pydockerd's containerd namespace, as dockerd's
 
@@ -87,6 +88,7 @@ class Containers:
         runtimes: Runtimes | None = None,
         cpu_rt: tuple[int, int] = (0, 0),
         tmp_dir: str = "",
+        volumes: VolumeService | None = None,
     ) -> None:
         self.client = client
         self.tmp_dir = tmp_dir or os.path.join(data_root, "tmp")  # spooled archives (cp, export)
@@ -101,6 +103,9 @@ class Containers:
         self.log_defaults = resolve_log_config({"Type": log_driver, "Config": log_opts or {}}, log_driver, {})
         self.store = ContainerStore(os.path.join(data_root, "containers"))
         self.publish = ContainerAttributes(publish, self.store.find)  # labels, image and name, as dockerd's
+        self.data_root = data_root
+        # The volume service (dockerd/volumes/): create, start, stop, rm and restore call it.
+        self.volumes = volumes if volumes is not None else VolumeService(data_root)
         self.stdio = Stdio(os.path.join(exec_root, "fifo"), self.store, client)
         self.sharing = sharing.Resolver(self.get, self.store.dir)
         # Sandboxes, endpoints, ports at start/exit/rm; NetworkSettings; the /networks routes' backend.

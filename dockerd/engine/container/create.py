@@ -16,9 +16,12 @@ from dockerd.engine.container.state import Container, fresh_state
 from dockerd.engine.container.stop import signal_number
 from dockerd.engine.errors import Conflict, InvalidParameter
 from dockerd.engine.logs import resolve_log_config, rfc3339nano
+from dockerd.volumes import lifecycle
 
 if TYPE_CHECKING:
     from dockerd.engine.container.backend import Containers
+    from dockerd.engine.image.service import ResolvedImage
+    from dockerd.volumes.mountpoint import MountPoint
 
 now = rfc3339nano
 
@@ -37,14 +40,12 @@ SUPPORTED_HOST = {
     "IpcMode", "PidMode", "UTSMode", "UsernsMode", "Cgroup", "CgroupParent", "OomScoreAdj", "Runtime", "Devices",
     "DeviceCgroupRules", "BlkioWeight", "KernelMemory", "MemorySwappiness", "Mounts", "VolumesFrom", "Links",
     "GroupAdd", "ContainerIDFile", "PublishAllPorts", "MaskedPaths", "ReadonlyPaths", "Annotations",
-    "CpuRealtimePeriod", "CpuRealtimeRuntime",
+    "CpuRealtimePeriod", "CpuRealtimeRuntime", "VolumeDriver",
 }  # fmt: skip
 # Accepted only at their default values until their issue lands.
 NOT_YET = {
-    "Mounts": "the Mounts API (use Binds)", "VolumesFrom": "volumes-from",
-    "Annotations": "annotations", "Volumes": "volumes",
+    "Annotations": "annotations",
 }  # fmt: skip
-
 
 
 def create(d: Containers, body: dict[str, Any], name: str | None) -> tuple[Container, list[str]]:
@@ -94,19 +95,33 @@ def create(d: Containers, body: dict[str, Any], name: str | None) -> tuple[Conta
     # is refused now, with nothing created, rather than when the container starts.
     spec.build("0" * 64, config, host, image_config, spec.private_inputs(host), d.store.root, d.cgroup_parent, d.security)
     host["Runtime"] = d.runtimes.resolve(host.get("Runtime"))  # inspect shows the one it got
+    if name:
+        name = names.validate_name(name)
+        with d.store.lock:
+            _refuse_taken(d, name)  # before any volume is made (checked again with the record)
+    points = lifecycle.plan(d, config, host, image_config)  # binds, --mount, volumes-from: refused now
+    cid = names.new_id()
+    lifecycle.create(d, cid, points, image)  # the volumes, referenced by the new id; copy-up
+    try:
+        c = _record(d, cid, name, image, image_ref, config, host, args, points, networks)
+    except BaseException:
+        lifecycle.undo(d, cid, points)
+        raise
+    d.publish("container", "create", c.id, {"image": image_ref, "name": c.name})
+    return c, warnings
+
+
+def _record(
+    d: Containers, cid: str, name: str | None, image: ResolvedImage, image_ref: str, config: dict[str, Any],
+    host: dict[str, Any], args: list[str], points: list[MountPoint], networks: dict[str, dict[str, Any]],
+) -> Container:
+    """The record and its directory, under the store's lock: the name is taken or refused here."""
     with d.store.lock:
         taken = d.store.names()
         if name:
-            name = names.validate_name(name)
-            if name in taken:
-                owner = d.store.owner_of(name)
-                raise Conflict(
-                    f'Conflict. The container name "/{name}" is already in use by container "{owner}". '
-                    "You have to remove (or rename) that container to be able to reuse that name."
-                )
+            _refuse_taken(d, name)
         else:
             name = names.generate_name(taken)
-        cid = names.new_id()
         c = Container(
             id=cid,
             name=name,
@@ -119,12 +134,21 @@ def create(d: Containers, body: dict[str, Any], name: str | None) -> tuple[Conta
             args=args[1:],
             state=fresh_state(),
             networks=networks,
+            mount_points=[p.to_record() for p in points],
         )
         os.makedirs(d.store.dir(cid), mode=0o710)
         _write_files(d.store.dir(cid), c)
         d.store.add(c)
-    d.publish("container", "create", c.id, {"image": image_ref, "name": c.name})
-    return c, warnings
+    return c
+
+
+def _refuse_taken(d: Containers, name: str) -> None:
+    if name in d.store.names():
+        owner = d.store.owner_of(name)
+        raise Conflict(
+            f'Conflict. The container name "/{name}" is already in use by container "{owner}". '
+            "You have to remove (or rename) that container to be able to reuse that name."
+        )
 
 
 def _default_hostname(host: dict[str, Any], cid: str) -> str:
@@ -141,9 +165,6 @@ def _check_fields(body: dict[str, Any], host: dict[str, Any]) -> None:
             if value not in (None, "", [], {}, False, 0):
                 raise InvalidParameter(f"unsupported HostConfig setting {key!r}")
         elif key in NOT_YET and value not in (None, "", [], {}, False, 0):
-            raise InvalidParameter(f"{NOT_YET[key]} ({key}) is not supported yet")
-    for key in ("Volumes",):
-        if body.get(key) not in (None, {}, ""):
             raise InvalidParameter(f"{NOT_YET[key]} ({key}) is not supported yet")
     if host.get("CgroupnsMode") not in (None, "", "private", "host"):
         raise InvalidParameter(f"CgroupnsMode {host.get('CgroupnsMode')!r} is not supported yet")

@@ -10,6 +10,7 @@ from containerd.client import ContainerdError
 from dockerd.engine import sharing
 from dockerd.engine.container import task
 from dockerd.engine.errors import Conflict
+from dockerd.volumes import lifecycle
 
 if TYPE_CHECKING:
     from dockerd.engine.container.backend import Containers
@@ -56,6 +57,7 @@ def remove(d: Containers, ref: str, force: bool, volumes: bool) -> None:
     d.stdio.remove_fifos(c.id)
     d.networking.release(c.id)
     sharing.unmount_shm(d.store.dir(c.id))
+    lifecycle.remove(d, c, anonymous=volumes)  # references released; rm -v: its anonymous volumes
     shutil.rmtree(d.store.dir(c.id), ignore_errors=True)
     d.store.forget(c.id)
     d.publish("container", "destroy", c.id, {"name": c.name, "image": c.image_ref})

@@ -12,6 +12,7 @@ from dockerd.engine.container.state import Container
 from dockerd.engine.errors import InvalidParameter
 from dockerd.engine.logs import parse_time
 from dockerd.health.state import HealthState, status_text
+from dockerd.volumes import lifecycle
 
 if TYPE_CHECKING:
     from dockerd.engine.container.backend import Containers
@@ -50,7 +51,7 @@ def inspect(d: Containers, c: Container) -> dict[str, Any]:
             "Links": links.view(d, c),
         }),  # fmt: skip
         "GraphDriver": {"Data": None, "Name": "overlay2"},
-        "Mounts": _mounts_view(c.host_config),
+        "Mounts": _mounts_view(c),
         "Config": _config_view(c),
         "NetworkSettings": d.networking.settings(c),
     }
@@ -70,7 +71,7 @@ def summary(d: Containers, c: Container) -> dict[str, Any]:
         "Status": _human_status(c),
         "HostConfig": {"NetworkMode": c.host_config.get("NetworkMode") or "default"},
         "NetworkSettings": {"Networks": d.networking.endpoints(c)},
-        "Mounts": _mounts_view(c.host_config),
+        "Mounts": _mounts_view(c),
     }
 
 
@@ -167,7 +168,10 @@ def _host_config_view(host: dict[str, Any]) -> dict[str, Any]:
     return view
 
 
-def _mounts_view(host: dict[str, Any]) -> list[dict[str, Any]]:
+def _mounts_view(c: Container) -> list[dict[str, Any]]:
+    if c.mount_points:
+        return lifecycle.inspect_view(c)
+    host = c.host_config  # a record from before mount points were kept
     out = []
     for raw in host.get("Binds") or []:
         try:

@@ -6,6 +6,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from dockerd.engine.errors import EngineError, InvalidParameter
+from dockerd.volumes import lifecycle
 
 if TYPE_CHECKING:
     from dockerd.engine.container.backend import Containers
@@ -89,6 +90,8 @@ def _matches(c: Container, filters: dict[str, Any], engine: Containers) -> bool:
         if key == "ancestor" and not any(v in (c.image_ref, c.image_id, c.image_id.removeprefix("sha256:")[:12]) for v in values):
             return False
         if key in ("network", "publish", "expose") and not _network_match(engine, c, key, values):
+            return False
+        if key == "volume" and not any(lifecycle.uses_volume(c, v) for v in values):
             return False
         if key in ("before", "since"):
             ref = engine.get(values[0])

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from dockerd.engine import sharing
 from dockerd.engine.container import restart_policy, task
 from dockerd.engine.logs import rfc3339nano
+from dockerd.volumes import lifecycle
 
 if TYPE_CHECKING:
     from dockerd.engine.container.backend import Containers
@@ -33,6 +34,7 @@ def task_exited(d: Containers, cid: str, exit_status: int, oom: bool = False, fi
         deleted_status = task.delete_quietly(d.client, cid)
         sharing.unmount_shm(d.store.dir(cid))
         d.networking.release(cid)  # addresses, ports, veths, namespace (engine/network.py)
+        lifecycle.teardown(d, c)  # the task is gone: its volume mounts are released
         status = deleted_status if deleted_status is not None else exit_status
         d.stdio.close_log(c)
         with d.store.lock:
@@ -51,7 +53,7 @@ def task_exited(d: Containers, cid: str, exit_status: int, oom: bool = False, fi
             d.store.exiting.discard(cid)
     d.publish("container", "die", cid, {"exitCode": str(status), "image": c.image_ref, "name": c.name})
     if c.host_config.get("AutoRemove"):
-        d.remove(cid, force=True, volumes=False)
+        d.remove(cid, force=True, volumes=True)  # --rm takes its anonymous volumes, as dockerd
         return
     if restart:
         restart_policy.schedule(d, c)

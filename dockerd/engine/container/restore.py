@@ -13,6 +13,7 @@ from dockerd.engine.container import monitor, restart_policy
 from dockerd.engine.container.state import Container
 from dockerd.engine.container.task import timestamp_text
 from dockerd.engine.logs import rfc3339nano
+from dockerd.volumes import lifecycle
 
 if TYPE_CHECKING:
     from dockerd.engine.container.backend import Containers
@@ -23,6 +24,7 @@ log = logging.getLogger("pydockerd.containers")
 def restore(d: Containers) -> None:
     """At daemon start (live restore): adopt the tasks that kept running, record the exits
     that happened while the daemon was down, and resume restart policies."""
+    lifecycle.restore(d)  # volume references and mounts first: an exit found below releases them
     known = _running_pids(d)
     tasks = _list_tasks(d)
     if tasks is None:

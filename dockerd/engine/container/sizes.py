@@ -135,7 +135,7 @@ def disk_usage(d: Containers) -> dict[str, Any]:
         "LayersSize": sum(unique.values()),
         "Images": image_rows,
         "Containers": container_rows,
-        "Volumes": [],
+        "Volumes": d.volumes.usage(),
         "BuildCache": None,
         "BuilderSize": 0,
     }

@@ -32,6 +32,7 @@ from dockerd.engine.errors import Conflict, EngineError, InvalidParameter, NotMo
 from dockerd.engine.image.service import ResolvedImage
 from dockerd.engine.logs import rfc3339nano
 from dockerd.engine.runtimes import SHIM
+from dockerd.volumes import lifecycle
 
 if TYPE_CHECKING:
     from containerd.client import Mount
@@ -66,6 +67,7 @@ def run(d: Containers, c: Container) -> None:
 def _start_failed(d: Containers, c: Container, exc: Exception) -> None:
     sharing.unmount_shm(d.store.dir(c.id))  # a shareable /dev/shm nobody could have joined yet
     d.networking.release(c.id)
+    lifecycle.teardown(d, c)
     with d.store.lock:
         if c.id in d.store:
             c.state["Error"] = str(exc)
@@ -75,7 +77,7 @@ def _start_failed(d: Containers, c: Container, exc: Exception) -> None:
         d.store.notify()
     if c.host_config.get("AutoRemove"):
         try:
-            d.remove(c.id, force=True, volumes=False)
+            d.remove(c.id, force=True, volumes=True)  # --rm takes its anonymous volumes, as dockerd
         except EngineError as err:  # removed meanwhile: nothing is left to wake anyone for
             log.warning("removing %s after its failed start: %s", c.id, err)
 
@@ -92,12 +94,12 @@ def _start_task(d: Containers, c: Container) -> None:
     host = c.host_config
     cgroup_parent = host.get("CgroupParent") or d.cgroup_parent
     inputs = _start_inputs(d, c, image, top, mounts)
+    inputs.mounts = lifecycle.setup(d, c)  # volume mounts taken: _start_failed releases them
     netns = d.networking.setup(c)  # the sandbox (engine/network.py): released by _start_failed
     oci = spec.build(
         c.id, c.config, host, image.config.get("config") or {}, inputs, d.store.dir(c.id), cgroup_parent, d.security,
     )  # fmt: skip
     _join_network(oci, netns)
-    spec.make_bind_sources(c.host_config)
     task.delete_quietly(d.client, c.id)
     d.client.containers.create_or_update(_record(d, c, image, oci), ("spec", "image"))
     if mounts is None:

@@ -48,6 +48,8 @@ class Container:
     removal_in_progress: bool = False
     # Docker's NetworkSettings.Networks as asked: network name -> EndpointSettings (engine/network.py)
     networks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Docker's MountPoints (volumes, binds, --mount tmpfs): dockerd/volumes/mountpoint.py's records
+    mount_points: list[dict[str, Any]] = field(default_factory=list)
 
     def running(self) -> bool:
         return bool(self.state.get("Running"))
