@@ -78,7 +78,16 @@ def make_context(root: Path, files: int) -> Path:
 
 def build(engine: RefDockerd, ctx: Path, tag: str, no_cache: bool) -> tuple[float, str]:
     env = {**engine._cli_env, "DOCKER_BUILDKIT": "0"}
-    argv = [DOCKER_CLI, "-H", f"unix://{engine.socket}", "build", *(["--no-cache"] if no_cache else []), "-t", tag, "."]
+    argv = [
+        DOCKER_CLI,
+        "-H",
+        f"unix://{engine.socket}",
+        "build",
+        *(["--no-cache"] if no_cache else []),
+        "-t",
+        tag,
+        ".",
+    ]
     start = time.monotonic()
     res = subprocess.run(argv, cwd=ctx, env=env, capture_output=True, text=True, timeout=600)
     took = time.monotonic() - start

@@ -101,7 +101,9 @@ def healthy_count(compose: Compose) -> int:
     ids = compose.container_ids()
     if len(ids) < SERVICES:
         return 0
-    res = compose.daemon.docker("inspect", "--format", "{{if .State.Health}}{{.State.Health.Status}}{{end}}", *ids)
+    res = compose.daemon.docker(
+        "inspect", "--format", "{{if .State.Health}}{{.State.Health.Status}}{{end}}", *ids
+    )
     return res.stdout.split().count("healthy")
 
 
@@ -112,7 +114,9 @@ def one_sample(daemon: RefDockerd, project: Project, timeout: float) -> tuple[fl
         up = compose.popen("up", "-d")
         while healthy_count(compose) < SERVICES:
             if up.poll() not in (None, 0):
-                raise EngineFailed(f"up -d exited {up.returncode}: {up.stderr.read()[-500:] if up.stderr else ''}")
+                raise EngineFailed(
+                    f"up -d exited {up.returncode}: {up.stderr.read()[-500:] if up.stderr else ''}"
+                )
             if time.monotonic() - start > timeout:
                 raise EngineFailed(f"not all {SERVICES} services healthy after {timeout}s")
             time.sleep(0.05)
@@ -144,7 +148,9 @@ def measure(names: list[str], project: Project, runs: int, timeout: float) -> tu
             failures.append(name)
             continue
         ups, downs = [s[0] for s in samples], [s[1] for s in samples]
-        rows.append(f"| {name} | {statistics.median(ups):.2f} s (max {max(ups):.2f}) | {statistics.median(downs):.2f} s (max {max(downs):.2f}) |")
+        rows.append(
+            f"| {name} | {statistics.median(ups):.2f} s (max {max(ups):.2f}) | {statistics.median(downs):.2f} s (max {max(downs):.2f}) |"
+        )
     table = "\n".join([f"| engine | `up -d` until {SERVICES} healthy (median of {runs}) | `down -v` (median) |",
                        "| --- | --- | --- |", *rows])  # fmt: skip
     return table, failures
@@ -153,9 +159,16 @@ def measure(names: list[str], project: Project, runs: int, timeout: float) -> tu
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="docker-compose up/down: pydockerd vs dockerd 20.10")
     p.add_argument("--runs", type=int, default=5, help="timed samples per engine (default 5)")
-    p.add_argument("--engines", default="reference,pydockerd", help="comma-separated (default reference,pydockerd)")
+    p.add_argument(
+        "--engines", default="reference,pydockerd", help="comma-separated (default reference,pydockerd)"
+    )
     p.add_argument("--timeout", type=float, default=120.0, help="seconds for a project to become healthy")
-    p.add_argument("--project", choices=sorted(PROJECTS), default="full", help="full (bench/compose5) or none (bench/compose5-none)")
+    p.add_argument(
+        "--project",
+        choices=sorted(PROJECTS),
+        default="full",
+        help="full (bench/compose5) or none (bench/compose5-none)",
+    )
     p.add_argument("--write-doc", action="store_true")
     args = p.parse_args(argv)
     project = PROJECTS[args.project]

@@ -112,7 +112,9 @@ class Node:
         pod, ctr = self.configs(f"p{self.seq}-{time.monotonic_ns()}")
         t0 = time.perf_counter()
         pid = self.rt.RunPodSandbox(cri.RunPodSandboxRequest(config=pod), timeout=120).pod_sandbox_id
-        cid = self.rt.CreateContainer(cri.CreateContainerRequest(pod_sandbox_id=pid, config=ctr, sandbox_config=pod), timeout=120).container_id
+        cid = self.rt.CreateContainer(
+            cri.CreateContainerRequest(pod_sandbox_id=pid, config=ctr, sandbox_config=pod), timeout=120
+        ).container_id
         self.rt.StartContainer(cri.StartContainerRequest(container_id=cid), timeout=120)
         return pid, cid, time.perf_counter() - t0
 
@@ -152,7 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     meters: dict[str, CpuMeter] = {}
     try:
         with ExitStack() as stack:
-            nodes = {n: Node(stack.enter_context(cri_engine(n, b))) for n, b in zip(names, bases, strict=True)}
+            nodes = {
+                n: Node(stack.enter_context(cri_engine(n, b))) for n, b in zip(names, bases, strict=True)
+            }
             for n in names:
                 proc = nodes[n].engine.proc
                 assert proc is not None
@@ -188,7 +192,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{res.cpu_down * 1000:.0f} ms | {up:.2f} s | {down:.2f} s |"
         )
     load = os.getloadavg()[0]
-    body = "\n".join(rows) + f"\n\n{args.rounds} rounds, {platform.machine()}, {os.cpu_count()} cores, load average {load:.1f}, {datetime.now(UTC):%Y-%m-%d}."
+    body = (
+        "\n".join(rows)
+        + f"\n\n{args.rounds} rounds, {platform.machine()}, {os.cpu_count()} cores, load average {load:.1f}, {datetime.now(UTC):%Y-%m-%d}."
+    )
     print(body)
     if args.write_doc:
         intro = (
@@ -196,7 +203,9 @@ def main(argv: list[str] | None = None) -> int:
             "teardown, on nodes as the CRI tests build them (private network namespace, bridge/host-local/portmap CNI,\n"
             "catatonit pause image); pycontainerd with pyrunc, containerd 1.6 with runc (`bench/bench_cri.py`)."
         )
-        update_section(REPO / "docs" / "BENCHMARKS.md", SECTION, intro, "python bench/bench_cri.py --write-doc", body)
+        update_section(
+            REPO / "docs" / "BENCHMARKS.md", SECTION, intro, "python bench/bench_cri.py --write-doc", body
+        )
     return 0
 
 

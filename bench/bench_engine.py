@@ -71,8 +71,12 @@ class Engine:
         return [client, "-H", f"unix://{self.daemon.socket}", *args]
 
     def run(self, *args: str, client: str = DOCKER, timeout: float = 120) -> str:
-        env = dict(os.environ, DOCKER_CONFIG=str(self.daemon.workdir / "bench-cli"), HOME=str(self.daemon.workdir))
-        done = subprocess.run(self.argv(*args, client=client), capture_output=True, text=True, timeout=timeout, env=env)
+        env = dict(
+            os.environ, DOCKER_CONFIG=str(self.daemon.workdir / "bench-cli"), HOME=str(self.daemon.workdir)
+        )
+        done = subprocess.run(
+            self.argv(*args, client=client), capture_output=True, text=True, timeout=timeout, env=env
+        )
         if done.returncode != 0:
             raise SystemExit(f"{self.name}: docker {' '.join(args)} exited {done.returncode}: {done.stderr}")
         return done.stdout
@@ -140,7 +144,12 @@ def measure(engines: list[Engine], runs: int, concurrent: int, total: int) -> st
         samples["pydocker CLI -> pydockerd"].append(
             timed(lambda: py.run("run", "--rm", "busybox", "true", client=str(PYDOCKER)))
         )
-    rows += ["### `docker run --rm busybox true` (CLI wall time)", "", "| engine | runs | median | p90 |", "| --- | --- | --- | --- |"]
+    rows += [
+        "### `docker run --rm busybox true` (CLI wall time)",
+        "",
+        "| engine | runs | median | p90 |",
+        "| --- | --- | --- | --- |",
+    ]
     for name, s in samples.items():
         rows.append(f"| {name} | {len(s)} | {median_ms(s)} | {p90_ms(s)} |")
 
@@ -152,15 +161,28 @@ def measure(engines: list[Engine], runs: int, concurrent: int, total: int) -> st
     for i in range(runs):
         for e in engines if i % 2 == 0 else list(reversed(engines)):
             exec_samples[e.name].append(timed(partial(e.run, "exec", "bench-exec", "true")))
-    rows += ["", "### `docker exec C true`", "", "| engine | runs | median | p90 |", "| --- | --- | --- | --- |"]
+    rows += [
+        "",
+        "### `docker exec C true`",
+        "",
+        "| engine | runs | median | p90 |",
+        "| --- | --- | --- | --- |",
+    ]
     for name, s in exec_samples.items():
         rows.append(f"| {name} | {len(s)} | {median_ms(s)} | {p90_ms(s)} |")
     for e in engines:
         e.run("rm", "-f", "bench-exec")
 
     # 3. concurrent run -d, then fill up to `total` and 4. ps.
-    rows += ["", f"### {concurrent} concurrent `docker run -d busybox sleep 1000`, then `docker ps` with {total} running", ""]
-    rows += ["| engine | wall time for the concurrent runs | `docker ps` median (10 runs) |", "| --- | --- | --- |"]
+    rows += [
+        "",
+        f"### {concurrent} concurrent `docker run -d busybox sleep 1000`, then `docker ps` with {total} running",
+        "",
+    ]
+    rows += [
+        "| engine | wall time for the concurrent runs | `docker ps` median (10 runs) |",
+        "| --- | --- | --- |",
+    ]
     for e in engines:
 
         def start_sleepers(count: int, workers: int, e: Engine = e) -> None:
@@ -180,7 +202,10 @@ def measure(engines: list[Engine], runs: int, concurrent: int, total: int) -> st
 
     # 5. memory.
     rows += ["", "### Daemon memory (RSS from smaps_rollup)", ""]
-    rows += ["| engine | idle (per daemon) | idle total | with 100 running |".replace("100", str(total)), "| --- | --- | --- | --- |"]
+    rows += [
+        "| engine | idle (per daemon) | idle total | with 100 running |".replace("100", str(total)),
+        "| --- | --- | --- | --- |",
+    ]
     for e in engines:
         m = memory[e.name]
         parts = ", ".join(f"{k.split(':', 1)[1]} {v:.1f}" for k, v in m.items() if k.startswith("idle:"))

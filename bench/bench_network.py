@@ -52,7 +52,13 @@ stock dockerd (iptables, userland proxy) in a network namespace of its own. The 
 Docker CLI 28. Targets: `run --rm busybox true` <= 0.8x Docker's; throughput >= Docker's (a
 kernel path either way). The 2 cores are shared with other work (the load average is given with
 the figures): the figures move a lot between runs, so compare the rows of one run only."""
-REFERENCE_NETWORKING = ["--bridge=", "--iptables=true", "--ip-forward=true", "--ip-masq=true", "--userland-proxy=true"]
+REFERENCE_NETWORKING = [
+    "--bridge=",
+    "--iptables=true",
+    "--ip-forward=true",
+    "--ip-masq=true",
+    "--userland-proxy=true",
+]
 
 # The client of the time-to-first-byte measure, run in the engine's network namespace.
 TTFB_CLIENT = r"""
@@ -78,7 +84,9 @@ class Engine:
         self.daemon = daemon
 
     def run(self, *args: str, timeout: float = 120) -> str:
-        env = dict(os.environ, DOCKER_CONFIG=str(self.daemon.workdir / "bench-cli"), HOME=str(self.daemon.workdir))
+        env = dict(
+            os.environ, DOCKER_CONFIG=str(self.daemon.workdir / "bench-cli"), HOME=str(self.daemon.workdir)
+        )
         done = subprocess.run([DOCKER, "-H", f"unix://{self.daemon.socket}", *args], capture_output=True, text=True,
                               timeout=timeout, env=env)  # fmt: skip
         if done.returncode != 0:
@@ -86,8 +94,12 @@ class Engine:
         return done.stdout
 
     def host(self, *argv: str) -> str:
-        prefix = [] if isinstance(self.daemon, PyDockerd) else ["nsenter", f"--net=/proc/{self.daemon.pid}/ns/net"]
-        return subprocess.run([*prefix, *argv], capture_output=True, text=True, timeout=300, check=True).stdout
+        prefix = (
+            [] if isinstance(self.daemon, PyDockerd) else ["nsenter", f"--net=/proc/{self.daemon.pid}/ns/net"]
+        )
+        return subprocess.run(
+            [*prefix, *argv], capture_output=True, text=True, timeout=300, check=True
+        ).stdout
 
 
 def median_ms(samples: list[float]) -> str:
@@ -115,12 +127,34 @@ def run_rm(engines: list[Engine], runs: int) -> dict[str, list[float]]:
 
 def ttfb(e: Engine, requests: int) -> tuple[list[float], list[float]]:
     name = "bench-web"
-    e.run("run", "-d", "--name", name, "-p", "127.0.0.1:18400:80", "-p", "18401:80", "busybox", "httpd", "-f", "-p", "80", "-h", "/etc")
+    e.run(
+        "run",
+        "-d",
+        "--name",
+        name,
+        "-p",
+        "127.0.0.1:18400:80",
+        "-p",
+        "18401:80",
+        "busybox",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/etc",
+    )
     try:
         gateway = json.loads(e.run("inspect", name))[0]["NetworkSettings"]["Gateway"]
         time.sleep(0.5)
-        loopback = [float(x) for x in e.host(sys.executable, "-c", TTFB_CLIENT, "127.0.0.1", "18400", str(requests)).split()]
-        dnat = [float(x) for x in e.host(sys.executable, "-c", TTFB_CLIENT, gateway, "18401", str(requests)).split()]
+        loopback = [
+            float(x)
+            for x in e.host(sys.executable, "-c", TTFB_CLIENT, "127.0.0.1", "18400", str(requests)).split()
+        ]
+        dnat = [
+            float(x)
+            for x in e.host(sys.executable, "-c", TTFB_CLIENT, gateway, "18401", str(requests)).split()
+        ]
         return loopback, dnat
     finally:
         e.run("rm", "-f", name)
@@ -133,9 +167,13 @@ def throughput(e: Engine, megabytes: int, rounds: int) -> list[float]:
     e.run("network", "create", "--subnet", "10.199.0.0/24", "bench-net")
     try:
         for name, ip in (("bench-sink", "10.199.0.10"), ("bench-source", "10.199.0.11")):
-            e.run("run", "-d", "--name", name, "--network", "bench-net", "--ip", ip, "busybox", "sleep", "600")
+            e.run(
+                "run", "-d", "--name", name, "--network", "bench-net", "--ip", ip, "busybox", "sleep", "600"
+            )
         pids = {n: json.loads(e.run("inspect", n))[0]["State"]["Pid"] for n in ("bench-sink", "bench-source")}
-        return [_stream(pids["bench-sink"], pids["bench-source"], "10.199.0.10", megabytes) for _ in range(rounds)]
+        return [
+            _stream(pids["bench-sink"], pids["bench-source"], "10.199.0.10", megabytes) for _ in range(rounds)
+        ]
     finally:
         e.run("rm", "-f", "bench-sink", "bench-source")
         e.run("network", "rm", "bench-net")
@@ -181,15 +219,21 @@ def measure(engines: list[Engine], runs: int, requests: int, megabytes: int, rou
     for e in engines:
         bridge, none = rm[f"{e.name}|bridge"], rm[f"{e.name}|none"]
         cost = (statistics.median(bridge) - statistics.median(none)) * 1000
-        lines.append(f"| {e.name} | {median_ms(bridge)} | {p90_ms(bridge)} | {median_ms(none)} | {p90_ms(none)} | {cost:+.0f} ms |")
-    ratio = statistics.median(rm[f"{engines[0].name}|bridge"]) / statistics.median(rm[f"{engines[1].name}|bridge"])
+        lines.append(
+            f"| {e.name} | {median_ms(bridge)} | {p90_ms(bridge)} | {median_ms(none)} | {p90_ms(none)} | {cost:+.0f} ms |"
+        )
+    ratio = statistics.median(rm[f"{engines[0].name}|bridge"]) / statistics.median(
+        rm[f"{engines[1].name}|bridge"]
+    )
     lines += ["", f"pydockerd / dockerd on the default bridge: {ratio:.2f}x", ""]
     lines += [f"### Time to first byte through a published port ({requests} requests each)", "",
               "| engine | 127.0.0.1 (userland proxy) median ms | p90 ms | bridge address (DNAT) median ms | p90 ms |",
               "| --- | --- | --- | --- | --- |"]  # fmt: skip
     for e in engines:
         loop, dnat = ttfb(e, requests)
-        lines.append(f"| {e.name} | {median_ms(loop)} | {p90_ms(loop)} | {median_ms(dnat)} | {p90_ms(dnat)} |")
+        lines.append(
+            f"| {e.name} | {median_ms(loop)} | {p90_ms(loop)} | {median_ms(dnat)} | {p90_ms(dnat)} |"
+        )
     lines += ["", f"### Container-to-container TCP throughput over a user network ({megabytes} MB x {rounds})", "",
               "| engine | median MB/s | best MB/s |", "| --- | --- | --- |"]  # fmt: skip
     for e in engines:
@@ -211,7 +255,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with ExitStack() as stack:
         py = stack.enter_context(pydockerd_engine())
-        ref = stack.enter_context(reference_dockerd({}, private_network=True, extra_args=REFERENCE_NETWORKING))
+        ref = stack.enter_context(
+            reference_dockerd({}, private_network=True, extra_args=REFERENCE_NETWORKING)
+        )
         try:
             body = measure([Engine("pydockerd", py), Engine("dockerd 20.10", ref)], args.runs, args.requests,
                            args.megabytes, args.rounds)  # fmt: skip
@@ -223,7 +269,9 @@ def main(argv: list[str] | None = None) -> int:
         sys.path.insert(0, str(REPO / "bench"))
         from benchdoc import update_section
 
-        update_section(DOC, DOC_SECTION, DOC_INTRO, ".venv/bin/python bench/bench_network.py --write-doc", body)
+        update_section(
+            DOC, DOC_SECTION, DOC_INTRO, ".venv/bin/python bench/bench_network.py --write-doc", body
+        )
     return 0
 
 

@@ -64,32 +64,50 @@ def _parse(out: str, mib: int) -> tuple[float, float]:
 
 def on_host(directory: Path, mib: int) -> tuple[float, float]:
     script = SCRIPT.format(bb=f"{BUSYBOX} ", dir=directory, mib=mib)
-    out = subprocess.run([str(BUSYBOX), "sh", "-c", script], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [str(BUSYBOX), "sh", "-c", script], capture_output=True, text=True, check=True
+    ).stdout
     return _parse(out, mib)
 
 
 def in_container(engine: RefDockerd, container: str, mib: int) -> tuple[float, float]:
-    out = engine.docker_ok("exec", container, "sh", "-c", SCRIPT.format(bb="", dir="/v", mib=mib), timeout=600)
+    out = engine.docker_ok(
+        "exec", container, "sh", "-c", SCRIPT.format(bb="", dir="/v", mib=mib), timeout=600
+    )
     return _parse(out, mib)
 
 
 def table(samples: dict[str, list[tuple[float, float]]]) -> tuple[str, dict[str, tuple[float, float]]]:
-    medians = {k: (statistics.median(w for w, _ in v), statistics.median(r for _, r in v)) for k, v in samples.items()}
+    medians = {
+        k: (statistics.median(w for w, _ in v), statistics.median(r for _, r in v))
+        for k, v in samples.items()
+    }
     host_w, host_r = medians["host"]
     rows = ["| where | samples | write MiB/s (median) | read MiB/s (median) | write vs host | read vs host |",
             "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
     for name, (w, r) in medians.items():
-        rows.append(f"| {name} | {len(samples[name])} | {w:.0f} | {r:.0f} | {w / host_w:.2f} | {r / host_r:.2f} |")
+        rows.append(
+            f"| {name} | {len(samples[name])} | {w:.0f} | {r:.0f} | {w / host_w:.2f} | {r / host_r:.2f} |"
+        )
     return "\n".join(rows), medians
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="I/O through a named volume: host, pydockerd, dockerd 20.10")
     p.add_argument("--runs", type=int, default=7, help="samples per place (default 7)")
-    p.add_argument("--mib", type=int, default=1024, help="file size in MiB (default 1024: seconds per sample, against 10 ms ticks)")
+    p.add_argument(
+        "--mib",
+        type=int,
+        default=1024,
+        help="file size in MiB (default 1024: seconds per sample, against 10 ms ticks)",
+    )
     p.add_argument("--write-doc", action="store_true")
     args = p.parse_args(argv)
-    samples: dict[str, list[tuple[float, float]]] = {"host": [], "pydockerd volume": [], "dockerd 20.10 volume": []}
+    samples: dict[str, list[tuple[float, float]]] = {
+        "host": [],
+        "pydockerd volume": [],
+        "dockerd 20.10 volume": [],
+    }
     host_dir = Path(tempfile.mkdtemp(prefix="pydocker-bench-vol-", dir="/tmp"))
     started = datetime.now(UTC)
     load_before = os.getloadavg()[0]
@@ -99,7 +117,9 @@ def main(argv: list[str] | None = None) -> int:
             pd = stack.enter_context(pydockerd_engine())
             engines = {"pydockerd volume": pd, "dockerd 20.10 volume": ref}
             for engine in engines.values():
-                engine.docker_ok("run", "-d", "--name", "bench-vol", "-v", "bench-vol:/v", "busybox", "sleep", "3600")
+                engine.docker_ok(
+                    "run", "-d", "--name", "bench-vol", "-v", "bench-vol:/v", "busybox", "sleep", "3600"
+                )
             try:
                 for _ in range(args.runs):
                     samples["host"].append(on_host(host_dir, args.mib))
@@ -131,7 +151,9 @@ def main(argv: list[str] | None = None) -> int:
         sys.path.insert(0, str(REPO / "bench"))
         from benchdoc import update_section
 
-        update_section(DOC, DOC_SECTION, DOC_INTRO, ".venv/bin/python bench/bench_volumes.py --write-doc", body)
+        update_section(
+            DOC, DOC_SECTION, DOC_INTRO, ".venv/bin/python bench/bench_volumes.py --write-doc", body
+        )
     return 0
 
 

@@ -202,7 +202,9 @@ def dockerfile_rel_path(context_dir: str, given: str) -> str:
             path = lower
     if not os.path.lexists(path):
         missing = _first_missing(path)
-        raise ContextError(f"unable to evaluate symlinks in Dockerfile path: lstat {missing}: no such file or directory")
+        raise ContextError(
+            f"unable to evaluate symlinks in Dockerfile path: lstat {missing}: no such file or directory"
+        )
     path = os.path.realpath(path)
     if not os.path.lexists(path):
         raise ContextError(f'Cannot locate Dockerfile: "{path}"')

@@ -105,7 +105,9 @@ def urlencode(pairs: list[tuple[str, str]]) -> str:
 def encode_filters(filters: dict[str, list[str]]) -> str:
     """Docker's filter query value: {"key": {"value": true, ...}}."""
     # compact, keys sorted: what the Docker client's json.Marshal of a map sends
-    return json.dumps({k: {v: True for v in vs} for k, vs in filters.items()}, sort_keys=True, separators=(",", ":"))
+    return json.dumps(
+        {k: {v: True for v in vs} for k, vs in filters.items()}, sort_keys=True, separators=(",", ":")
+    )
 
 
 class Headers(dict[str, str]):

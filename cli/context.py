@@ -76,7 +76,12 @@ class Context:
     """The resolved host, TLS settings and user config; the client is created on first use."""
 
     def __init__(
-        self, host: Host, tls: TLSConfig | None, config: dict[str, Any], debug: bool = False, config_dir: str = ""
+        self,
+        host: Host,
+        tls: TLSConfig | None,
+        config: dict[str, Any],
+        debug: bool = False,
+        config_dir: str = "",
     ) -> None:
         self.host = host
         self.tls = tls

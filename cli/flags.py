@@ -18,7 +18,12 @@ class UsageError(Exception):
     """A command line that cannot be parsed; Docker exits 125 for these."""
 
     def __init__(
-        self, message: str, spec: Command | None = None, status: int = 125, brief: bool = False, see: bool = False
+        self,
+        message: str,
+        spec: Command | None = None,
+        status: int = 125,
+        brief: bool = False,
+        see: bool = False,
     ) -> None:
         super().__init__(message)
         self.spec = spec
@@ -96,7 +101,14 @@ class Command:
     def renamed(self, name: str) -> Command:
         """The same command as invoked under another path ("container ls" for "ps")."""
         return Command(
-            name, self.usage, self.summary, self.options, self.min_args, self.max_args, self.interspersed, self.aliases
+            name,
+            self.usage,
+            self.summary,
+            self.options,
+            self.min_args,
+            self.max_args,
+            self.interspersed,
+            self.aliases,
         )
 
     def find_long(self, name: str) -> Opt | None:
@@ -163,7 +175,9 @@ def _convert(spec: Command, opt: Opt, raw: str) -> Any:
                 return False
             raise ValueError(raw)
     except ValueError:
-        what = {"int": "strconv.ParseInt", "float": "strconv.ParseFloat", "bool": "strconv.ParseBool"}[opt.kind]
+        what = {"int": "strconv.ParseInt", "float": "strconv.ParseFloat", "bool": "strconv.ParseBool"}[
+            opt.kind
+        ]
         raise UsageError(
             f'invalid argument "{raw}" for "{_flag_label(opt)}" flag: {what}: parsing "{raw}": invalid syntax',
             spec,
@@ -292,7 +306,11 @@ def help_text(spec: Command) -> str:
             left += f" {meta}"
         text = opt.help
         if opt.default not in (None, "", False, 0, [], ()) and opt.kind != "list":
-            text += f' (default "{opt.default}")' if opt.kind == "str" else f" (default {str(opt.default).lower()})"
+            text += (
+                f' (default "{opt.default}")'
+                if opt.kind == "str"
+                else f" (default {str(opt.default).lower()})"
+            )
         elif meta == "map":
             text += " (default map[])"  # how pflag shows an empty map option
         rows.append((left, text))

@@ -132,7 +132,8 @@ def render_rows(
 
     if fmt == "json":
         return "".join(
-            (json.dumps(json_row(r), ensure_ascii=False, separators=(",", ":")) if json_row else to_json(r)) + "\n"
+            (json.dumps(json_row(r), ensure_ascii=False, separators=(",", ":")) if json_row else to_json(r))
+            + "\n"
             for r in rows
         )
     table = fmt.startswith("table")

@@ -349,14 +349,16 @@ def top_help() -> str:
     lines += ["", "Management Commands:"]
     lines += [f"  {g:<11}{GROUP_SUMMARIES[g]}" for g in GROUPS]
     lines += ["", "Commands:"]
-    lines += [f"  {verb:<11}{_summary(TOP_LEVEL[verb])}" for verb in sorted(TOP_LEVEL) if verb not in COMMON_VERBS]
+    lines += [
+        f"  {verb:<11}{_summary(TOP_LEVEL[verb])}" for verb in sorted(TOP_LEVEL) if verb not in COMMON_VERBS
+    ]
     lines += [
         "",
         "Global Options:",
-        "      --config string      Location of client config files (default \"~/.pydocker\")",
+        '      --config string      Location of client config files (default "~/.pydocker")',
         "  -D, --debug              Enable debug mode",
         "  -H, --host string        Daemon socket to connect to (unix:///path or tcp://host:port)",
-        "  -l, --log-level string   Set the logging level (default \"info\")",
+        '  -l, --log-level string   Set the logging level (default "info")',
         "      --tls                Use TLS; implied by --tlsverify",
         "      --tlscacert string   Trust certs signed only by this CA",
         "      --tlscert string     Path to TLS certificate file",

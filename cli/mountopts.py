@@ -159,15 +159,24 @@ def parse_mount(value: str) -> dict[str, Any]:
             raise MountError(f"cannot mix '{prefix}-*' options with mount type '{kind}'")
     if bind is not None:
         if bind.get("ReadOnlyNonRecursive") and not mount.get("ReadOnly"):
-            raise MountError("option 'bind-recursive=writable' requires 'readonly' to be specified in conjunction")
+            raise MountError(
+                "option 'bind-recursive=writable' requires 'readonly' to be specified in conjunction"
+            )
         if bind.get("ReadOnlyForceRecursive"):
             if not mount.get("ReadOnly"):
-                raise MountError("option 'bind-recursive=readonly' requires 'readonly' to be specified in conjunction")
+                raise MountError(
+                    "option 'bind-recursive=readonly' requires 'readonly' to be specified in conjunction"
+                )
             if bind.get("Propagation") != "rprivate":
                 raise MountError(
                     "option 'bind-recursive=readonly' requires 'bind-propagation=rprivate' to be specified in conjunction"
                 )
-    for key, part in (("BindOptions", bind), ("VolumeOptions", volume), ("ImageOptions", image), ("TmpfsOptions", tmpfs)):
+    for key, part in (
+        ("BindOptions", bind),
+        ("VolumeOptions", volume),
+        ("ImageOptions", image),
+        ("TmpfsOptions", tmpfs),
+    ):
         if part is not None:
             mount[key] = part
     return mount

@@ -28,8 +28,17 @@ NETWORK_OPTIONS: tuple[Opt, ...] = (
     Opt("link", "", "list", "Add link to another container"),
     Opt("link-local-ip", "", "list", "Container IPv4/IPv6 link-local addresses"),
     Opt("mac-address", "", "str", "Container MAC address (e.g., 92:d0:c6:0a:29:33)"),
-    Opt("net", "", "list", "Connect a container to a network", metavar="network", hidden=True, dest="network"),
-    Opt("net-alias", "", "list", "Add network-scoped alias for the container", hidden=True, dest="network_alias"),
+    Opt(
+        "net", "", "list", "Connect a container to a network", metavar="network", hidden=True, dest="network"
+    ),
+    Opt(
+        "net-alias",
+        "",
+        "list",
+        "Add network-scoped alias for the container",
+        hidden=True,
+        dest="network_alias",
+    ),
     Opt("network", "", "list", "Connect a container to a network", metavar="network"),
     Opt("network-alias", "", "list", "Add network-scoped alias for the container"),
     Opt("publish", "p", "list", "Publish a container's port(s) to the host"),
@@ -70,7 +79,7 @@ def _uint16(text: str) -> int:
 
 
 def parse_port_range(text: str) -> tuple[int, int]:
-    """"80" -> (80, 80), "8000-8010" -> (8000, 8010); go-connections' ParsePortRange."""
+    """ "80" -> (80, 80), "8000-8010" -> (8000, 8010); go-connections' ParsePortRange."""
     if not text:
         raise PortError("empty string specified for ports")
     if "-" not in text:
@@ -84,7 +93,7 @@ def parse_port_range(text: str) -> tuple[int, int]:
 
 
 def split_proto_port(raw: str) -> tuple[str, str]:
-    """"80/udp" -> ("udp", "80"); no protocol means tcp."""
+    """ "80/udp" -> ("udp", "80"); no protocol means tcp."""
     parts = raw.split("/")
     if not raw or not parts[0]:
         return "", ""
@@ -141,7 +150,9 @@ def parse_port_spec(raw: str) -> list[tuple[str, dict[str, str]]]:
         except PortError:
             raise PortError(f"invalid hostPort: {host_port}") from None
     if host_port and (end - start) != (host_end - host_start) and end != start:
-        raise PortError(f"invalid ranges specified for container and host Ports: {container_port} and {host_port}")
+        raise PortError(
+            f"invalid ranges specified for container and host Ports: {container_port} and {host_port}"
+        )
     if proto.lower() not in PROTOCOLS:
         raise PortError(f"invalid proto: {proto}")
     out = []
@@ -192,8 +203,10 @@ def parse_ports(
         try:
             start, end = parse_port_range(port)
         except PortError as exc:
-            why = str(exc) if str(exc).startswith(("invalid range", "empty")) else (
-                f'strconv.ParseUint: parsing "{exc}": invalid syntax'
+            why = (
+                str(exc)
+                if str(exc).startswith(("invalid range", "empty"))
+                else (f'strconv.ParseUint: parsing "{exc}": invalid syntax')
             )
             raise _brief(spec, f"invalid range format for --expose: {item}, error: {why}") from None
         for number in range(start, end + 1):
@@ -403,7 +416,9 @@ def network_endpoints(spec: Command, opts: Values) -> tuple[str, dict[str, Any]]
             continue  # a single network without settings: the daemon makes the endpoint
         endpoints[att.target] = ep
     if user_defined and builtin:
-        raise _brief(spec, "conflicting options: cannot attach both user-defined and non-user-defined network-modes")
+        raise _brief(
+            spec, "conflicting options: cannot attach both user-defined and non-user-defined network-modes"
+        )
     return attachments[0].target, endpoints
 
 

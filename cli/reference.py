@@ -12,9 +12,7 @@ _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _DOMAIN = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?"
 _TAG = r"[\w][\w.-]{0,127}"
 _DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
-_REFERENCE = re.compile(
-    rf"^((?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*)(?::({_TAG}))?(?:@({_DIGEST}))?$"
-)
+_REFERENCE = re.compile(rf"^((?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*)(?::({_TAG}))?(?:@({_DIGEST}))?$")
 _ANCHORED_ID = re.compile(r"^[a-f0-9]{64}$")
 
 
@@ -60,9 +58,7 @@ def _split_domain(name: str) -> tuple[str, str]:
 
 def parse_normalized_named(text: str) -> Named:
     if _ANCHORED_ID.match(text):
-        raise ReferenceError(
-            f"invalid repository name ({text}), cannot specify 64-byte hexadecimal strings"
-        )
+        raise ReferenceError(f"invalid repository name ({text}), cannot specify 64-byte hexadecimal strings")
     name_part, _, _ = text.partition("@")
     colon = name_part.rfind(":")
     bare = name_part[:colon] if colon > name_part.rfind("/") else name_part

@@ -41,7 +41,13 @@ CREATE_OPTIONS: tuple[Opt, ...] = (
     Opt("log-opt", "", "list", "Log driver options"),
     Opt("memory", "m", "str", "Memory limit", metavar="bytes"),
     Opt("memory-reservation", "", "str", "Memory soft limit", metavar="bytes"),
-    Opt("memory-swap", "", "str", "Swap limit equal to memory plus swap: '-1' to enable unlimited swap", metavar="bytes"),
+    Opt(
+        "memory-swap",
+        "",
+        "str",
+        "Swap limit equal to memory plus swap: '-1' to enable unlimited swap",
+        metavar="bytes",
+    ),
     Opt("name", "", "str", "Assign a name to the container"),
     Opt("oom-kill-disable", "", "bool", "Disable OOM Killer"),
     Opt("pid", "", "str", "PID namespace to use"),
@@ -50,7 +56,12 @@ CREATE_OPTIONS: tuple[Opt, ...] = (
     Opt("pull", "", "str", 'Pull image before running ("always", "missing", "never")', default="missing"),
     Opt("read-only", "", "bool", "Mount the container's root filesystem as read only"),
     Opt("restart", "", "str", "Restart policy to apply when a container exits", default="no"),
-    Opt("rm", "", "bool", "Automatically remove the container and its associated anonymous volumes when it exits"),
+    Opt(
+        "rm",
+        "",
+        "bool",
+        "Automatically remove the container and its associated anonymous volumes when it exits",
+    ),
     Opt("runtime", "", "str", "Runtime to use for this container"),
     Opt("security-opt", "", "list", "Security Options"),
     Opt("shm-size", "", "str", "Size of /dev/shm", metavar="bytes"),
@@ -154,11 +165,15 @@ def parse_restart(spec: Command, text: str) -> dict[str, Any]:
     if name not in ("no", "always", "on-failure", "unless-stopped", ""):
         raise _flag_error(spec, "--restart", text, f"invalid restart policy {name!r}")
     if count and name != "on-failure":
-        raise _flag_error(spec, "--restart", text, f"maximum retry count cannot be used with restart policy '{name}'")
+        raise _flag_error(
+            spec, "--restart", text, f"maximum retry count cannot be used with restart policy '{name}'"
+        )
     try:
         retries = int(count) if count else 0
     except ValueError:
-        raise _flag_error(spec, "--restart", text, f"maximum retry count must be an integer: {count}") from None
+        raise _flag_error(
+            spec, "--restart", text, f"maximum retry count must be an integer: {count}"
+        ) from None
     return {"Name": "" if name == "no" else name, "MaximumRetryCount": retries}
 
 
@@ -264,7 +279,9 @@ def build_create_body(spec: Command, opts: Values, args: list[str]) -> dict[str,
         if opts.get(flag):
             config[key] = opts.get(flag)
     if "workdir" in changed and opts.workdir and not opts.workdir.startswith("/"):
-        raise UsageError(f"the working directory '{opts.workdir}' is invalid, it needs to be an absolute path", spec)
+        raise UsageError(
+            f"the working directory '{opts.workdir}' is invalid, it needs to be an absolute path", spec
+        )
     if "stop_timeout" in changed:
         config["StopTimeout"] = opts.stop_timeout
 

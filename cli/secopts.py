@@ -19,11 +19,17 @@ def _profile(spec: Command, path: str) -> str:
             text = f.read()
     except OSError as exc:
         reason = (exc.strerror or str(exc)).lower()
-        raise UsageError(f"opening seccomp profile ({path}) failed: open {path}: {reason}", spec, brief=True) from None
+        raise UsageError(
+            f"opening seccomp profile ({path}) failed: open {path}: {reason}", spec, brief=True
+        ) from None
     try:
         json.loads(text)
     except json.JSONDecodeError as exc:
-        raise UsageError(f"compacting json for seccomp profile ({path}) failed: {gojson.syntax_error(text, exc)}", spec, brief=True) from None
+        raise UsageError(
+            f"compacting json for seccomp profile ({path}) failed: {gojson.syntax_error(text, exc)}",
+            spec,
+            brief=True,
+        ) from None
     return gojson.compact(text)
 
 
@@ -37,7 +43,9 @@ def parse_security_opts(spec: Command, opts: list[str]) -> tuple[list[str], bool
         if not eq and key != "no-new-privileges":
             key, eq, value = opt.partition(":")
         if (not eq or not value) and key != "no-new-privileges":
-            raise UsageError(f"Invalid --security-opt: {json.dumps(opt, ensure_ascii=False)}", spec, brief=True)
+            raise UsageError(
+                f"Invalid --security-opt: {json.dumps(opt, ensure_ascii=False)}", spec, brief=True
+            )
         if key == "seccomp" and value not in _BUILTIN_PROFILES:
             opt = f"seccomp={_profile(spec, value)}"
         if opt == "systempaths=unconfined":

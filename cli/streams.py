@@ -20,7 +20,14 @@ if TYPE_CHECKING:
 
 DEFAULT_DETACH_KEYS = "ctrl-p,ctrl-q"
 # Signals forwarded to the container when the client is attached (docker's --sig-proxy).
-PROXIED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+PROXIED_SIGNALS = (
+    signal.SIGINT,
+    signal.SIGTERM,
+    signal.SIGHUP,
+    signal.SIGQUIT,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+)
 
 
 class DetachKeysError(ValueError):
@@ -28,7 +35,7 @@ class DetachKeysError(ValueError):
 
 
 def parse_detach_keys(spec: str) -> bytes:
-    """"ctrl-p,ctrl-q" -> b"\\x10\\x11"; single characters stand for themselves."""
+    """ "ctrl-p,ctrl-q" -> b"\\x10\\x11"; single characters stand for themselves."""
     out = bytearray()
     for key in spec.split(","):
         key = key.strip()

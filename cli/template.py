@@ -342,7 +342,12 @@ class Template:
                     raise TemplateError("unclosed left paren")
                 inner = self._pipeline(toks[pos + 1 : end - 1])
                 chain: list[str] = []
-                if end < len(toks) and toks[end].kind == "field" and not toks[end].spaced and toks[end].text != ".":
+                if (
+                    end < len(toks)
+                    and toks[end].kind == "field"
+                    and not toks[end].spaced
+                    and toks[end].text != "."
+                ):
                     chain = toks[end].text.split(".")[1:]
                     end += 1
                 args.append(("pipe", inner, chain))

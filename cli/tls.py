@@ -48,7 +48,9 @@ class TLSStream:
             except ssl.SSLWantReadError:
                 self._flush()
                 if not self._feed():
-                    raise ConnectionResetError("the daemon closed the connection during the TLS handshake") from None
+                    raise ConnectionResetError(
+                        "the daemon closed the connection during the TLS handshake"
+                    ) from None
 
     def _drain(self) -> None:
         """Decrypt everything already received into self._plain."""

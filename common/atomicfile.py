@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 TMP_PREFIX = ".tmp-"
 
 
-def write_atomic(path: str | os.PathLike[str], data: bytes, mode: int = 0o600, *, durable: bool = True) -> None:
+def write_atomic(
+    path: str | os.PathLike[str], data: bytes, mode: int = 0o600, *, durable: bool = True
+) -> None:
     """Replace PATH with DATA, as a file of exactly MODE (the umask does not apply).
 
     `durable=False` is for state that describes processes, which a power loss ends anyway, written

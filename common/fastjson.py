@@ -47,7 +47,9 @@ def _reject(value: Any) -> Any:
 if _json is not None:
     # typeshed describes these with json's own classes; the C side only reads the attributes.
     _scan = _json.make_scanner(_DecodeContext())  # type: ignore[arg-type]
-    _encode = _json.make_encoder(None, _reject, _json.encode_basestring_ascii, None, ":", ",", False, False, True)
+    _encode = _json.make_encoder(
+        None, _reject, _json.encode_basestring_ascii, None, ":", ",", False, False, True
+    )
 
 
 def loads(text: str | bytes) -> Any:

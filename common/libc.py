@@ -125,7 +125,9 @@ _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_u
 _libc.syscall.restype = ctypes.c_long
 
 
-def mount(source: str | None, target: str, fstype: str | None, flags: int = 0, data: str | None = None) -> None:
+def mount(
+    source: str | None, target: str, fstype: str | None, flags: int = 0, data: str | None = None
+) -> None:
     _check(
         _libc.mount(_b(source), _b(target), _b(fstype), flags, _b(data)),
         f"mount {source or fstype} on {target}",
@@ -155,7 +157,9 @@ def execveat(dirfd: int, path: str, argv: list[str], envp: list[str], flags: int
     """execveat(2); returns only on failure (raises)."""
     args = (ctypes.c_char_p * (len(argv) + 1))(*[os.fsencode(a) for a in argv], None)
     env = (ctypes.c_char_p * (len(envp) + 1))(*[os.fsencode(e) for e in envp], None)
-    _check(_libc.syscall(SYS_execveat, ctypes.c_int(dirfd), _b(path), args, env, ctypes.c_int(flags)), "execveat")
+    _check(
+        _libc.syscall(SYS_execveat, ctypes.c_int(dirfd), _b(path), args, env, ctypes.c_int(flags)), "execveat"
+    )
 
 
 def set_dumpable(on: bool) -> None:
@@ -232,7 +236,11 @@ class _CapHeader(ctypes.Structure):
 
 
 class _CapData(ctypes.Structure):
-    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+    _fields_ = [
+        ("effective", ctypes.c_uint32),
+        ("permitted", ctypes.c_uint32),
+        ("inheritable", ctypes.c_uint32),
+    ]
 
 
 def capset(effective: int, permitted: int, inheritable: int) -> None:
@@ -360,4 +368,7 @@ def seccomp_set_filter(program: bytes, flags: int) -> None:
             "seccomp",
         )
     else:
-        _check(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(prog), 0, 0), "prctl(PR_SET_SECCOMP)")
+        _check(
+            _libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(prog), 0, 0),
+            "prctl(PR_SET_SECCOMP)",
+        )

@@ -25,7 +25,18 @@ _OCTAL = frozenset("01234567")
 class Mount:
     """One line of mountinfo; paths unescaped. Treated as an immutable value."""
 
-    __slots__ = ("id", "parent", "dev", "root", "point", "options", "optional", "fstype", "source", "super_options")
+    __slots__ = (
+        "id",
+        "parent",
+        "dev",
+        "root",
+        "point",
+        "options",
+        "optional",
+        "fstype",
+        "source",
+        "super_options",
+    )
 
     def __init__(
         self,

@@ -54,7 +54,18 @@ PROPAGATION: dict[str, int] = {
 }
 
 # Options that only tools like mount(8) understand; the kernel would reject them as data.
-_IGNORED_OPTIONS = {"defaults", "auto", "noauto", "user", "nouser", "_netdev", "nofail", "tmpcopyup", "idmap", "ridmap"}
+_IGNORED_OPTIONS = {
+    "defaults",
+    "auto",
+    "noauto",
+    "user",
+    "nouser",
+    "_netdev",
+    "nofail",
+    "tmpcopyup",
+    "idmap",
+    "ridmap",
+}
 
 
 class MountOptions:

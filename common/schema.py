@@ -83,7 +83,9 @@ def upgrade(
     for version in range(found, current):
         step = (steps or {}).get(version)
         if step is None:
-            raise LayoutError(path, f"no migration from layout version {version} (this build reads {current})")
+            raise LayoutError(
+                path, f"no migration from layout version {version} (this build reads {current})"
+            )
         step(doc)
     changed = found != current or key not in doc
     doc[key] = current

@@ -60,7 +60,9 @@ def _refuse_newer(conn: sqlite3.Connection, path: str | os.PathLike[str], curren
         raise NewerLayout(path, found, current)
 
 
-def _migrate(conn: sqlite3.Connection, path: str | os.PathLike[str], current: int, schema: str, steps: DbSteps) -> None:
+def _migrate(
+    conn: sqlite3.Connection, path: str | os.PathLike[str], current: int, schema: str, steps: DbSteps
+) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
         _refuse_newer(conn, path, current)  # again, now that no other writer can change it
@@ -73,7 +75,9 @@ def _migrate(conn: sqlite3.Connection, path: str | os.PathLike[str], current: in
             for version in range(found or BASELINE, current):
                 step = steps.get(version)
                 if step is None:
-                    raise LayoutError(path, f"no migration from layout version {version} (this build reads {current})")
+                    raise LayoutError(
+                        path, f"no migration from layout version {version} (this build reads {current})"
+                    )
                 step(conn)
         conn.execute(f"PRAGMA user_version={int(current)}")
     except BaseException:

@@ -41,7 +41,9 @@ class Exchange:
         self._lock = threading.Lock()
         self._subscribers: list[_Subscriber] = []
 
-    def publish(self, namespace: str, topic: str, type_url: str, payload: bytes, timestamp: int | None = None) -> Event:
+    def publish(
+        self, namespace: str, topic: str, type_url: str, payload: bytes, timestamp: int | None = None
+    ) -> Event:
         if not topic.startswith("/"):
             raise ValueError(f"topic {topic!r} must start with '/'")
         event = Event(timestamp or time.time_ns(), namespace, topic, type_url, payload)

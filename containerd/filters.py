@@ -27,7 +27,7 @@ from containerd.errors import InvalidArgument
 Adaptor = Callable[[Sequence[str]], str | None]
 
 _OPERATORS = ("==", "!=", "~=", "@=")
-_QUOTES = "\"/|"
+_QUOTES = '"/|'
 _SIMPLE_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "\\": "\\"}
 
 

@@ -92,7 +92,9 @@ class GCResult:
     content: list[str] = field(default_factory=list)  # blobs removed from the store
     content_records: list[tuple[str, str]] = field(default_factory=list)  # (namespace, digest)
     snapshots: list[tuple[str, str]] = field(default_factory=list)  # (snapshotter, name)
-    snapshot_records: list[tuple[str, str, str]] = field(default_factory=list)  # (namespace, snapshotter, key)
+    snapshot_records: list[tuple[str, str, str]] = field(
+        default_factory=list
+    )  # (namespace, snapshotter, key)
     ingests: list[str] = field(default_factory=list)  # content store refs
     leases: list[tuple[str, str]] = field(default_factory=list)  # expired (namespace, id)
     errors: list[str] = field(default_factory=list)  # removals that failed; retried next time
@@ -150,7 +152,8 @@ class _Graph:
         conn = tx.conn
         self.store = store
         self.content: dict[tuple[str, str], dict[str, str]] = {
-            (ns, d): load_labels(labels) for ns, d, labels in conn.execute("SELECT namespace, digest, labels FROM content")
+            (ns, d): load_labels(labels)
+            for ns, d, labels in conn.execute("SELECT namespace, digest, labels FROM content")
         }
         self.namespaces_of: dict[str, list[str]] = {}
         for ns, d in self.content:
@@ -250,7 +253,9 @@ def collect(
         marked_digests = {key for kind, _scope, key in marked if kind == "content"}
 
         result.content_records = sorted(
-            (ns, d) for ns, d in graph.content if ("content", ns, d) not in marked and ("content", None, d) not in marked
+            (ns, d)
+            for ns, d in graph.content
+            if ("content", ns, d) not in marked and ("content", None, d) not in marked
         )
         doomed_snapshots = {
             sn: [name for name in names if ("snapshot", sn, name) not in marked]
@@ -266,7 +271,9 @@ def collect(
         ]
 
         if dry_run:
-            result.snapshots = [(sn, name) for sn, names in doomed_snapshots.items() for name in sorted(names)]
+            result.snapshots = [
+                (sn, name) for sn, names in doomed_snapshots.items() for name in sorted(names)
+            ]
             result.snapshot_records = _records_of(graph, set(result.snapshots), marked)
             result.content = blobs
             result.ingests = ingests
@@ -310,7 +317,9 @@ def _roots(
     for ns, digest, labels in conn.execute("SELECT namespace, digest, labels FROM images"):
         roots.append(("content", ns, digest))
         roots += graph.label_edges(ns, load_labels(labels))
-    for ns, sn, key, labels in conn.execute("SELECT namespace, snapshotter, snapshot_key, labels FROM containers"):
+    for ns, sn, key, labels in conn.execute(
+        "SELECT namespace, snapshotter, snapshot_key, labels FROM containers"
+    ):
         if sn and key:
             roots.append(("snapshot", sn, graph.snapshot_name(ns, sn, key)))
         roots += graph.label_edges(ns, load_labels(labels))
@@ -409,7 +418,9 @@ def _records_of(
     out = []
     for (ns, sn, key), (name, _labels) in sorted(graph.snapshot_records.items()):
         gone = (sn, name) in removed
-        dangling = sn in graph.snapshots and name not in graph.snapshots[sn] and ("snapshot", sn, name) not in marked
+        dangling = (
+            sn in graph.snapshots and name not in graph.snapshots[sn] and ("snapshot", sn, name) not in marked
+        )
         if gone or dangling:
             out.append((ns, sn, key))
     return out

@@ -14,14 +14,18 @@ from containerd.config import ConfigError, load
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="pycontainerd", description="containerd's v1 API, in Python.")
-    p.add_argument("--root", help="persistent state: content, snapshots, metadata (default /var/lib/pycontainerd)")
+    p.add_argument(
+        "--root", help="persistent state: content, snapshots, metadata (default /var/lib/pycontainerd)"
+    )
     p.add_argument("--state", help="runtime state: shim sockets, bundles (default /run/pycontainerd)")
     p.add_argument("--address", "-a", help="gRPC unix socket (default /run/pycontainerd/pycontainerd.sock)")
     p.add_argument("--config", "-c", help="TOML config file")
     p.add_argument("--log-level", "-l", choices=["debug", "info", "warn", "warning", "error"], default=None)
     p.add_argument("--version", "-v", action="store_true")
     cri = p.add_argument_group("CRI plugin (kubelet's container runtime endpoint)")
-    cri.add_argument("--cri-address", help="serve the CRI on this unix socket too (default: only on --address)")
+    cri.add_argument(
+        "--cri-address", help="serve the CRI on this unix socket too (default: only on --address)"
+    )
     cri.add_argument("--cni-conf-dir", help="CNI network configurations (default /etc/cni/net.d)")
     cri.add_argument("--cni-bin-dir", help="CNI plugin binaries (default /usr/lib/cni)")
     cri.add_argument("--no-cri", action="store_true", help="disable the CRI plugin")
@@ -48,9 +52,14 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load(
             args.config,
             {
-                "root": args.root, "state": args.state, "address": args.address, "log_level": args.log_level,
-                "cri_address": args.cri_address, "cri_cni_conf_dir": args.cni_conf_dir,
-                "cri_cni_bin_dir": args.cni_bin_dir, "cri_enabled": False if args.no_cri else None,
+                "root": args.root,
+                "state": args.state,
+                "address": args.address,
+                "log_level": args.log_level,
+                "cri_address": args.cri_address,
+                "cri_cni_conf_dir": args.cni_conf_dir,
+                "cri_cni_bin_dir": args.cni_bin_dir,
+                "cri_enabled": False if args.no_cri else None,
             },  # fmt: skip
         )
     except ConfigError as exc:

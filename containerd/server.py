@@ -91,7 +91,9 @@ class Daemon:
         """A container whose task still exists cannot be deleted (its rootfs and shim are in use)."""
         tasks = getattr(self, "tasks", None)
         if tasks is not None and tasks.exists(namespace, container_id):
-            raise FailedPrecondition(f"container {container_id}: cannot delete a container with a task; delete the task first")
+            raise FailedPrecondition(
+                f"container {container_id}: cannot delete a container with a task; delete the task first"
+            )
 
     def collect_garbage(self) -> None:
         """Run after deletes, as containerd's scheduler does; serialized, and never fatal to the request."""
@@ -121,17 +123,43 @@ class Daemon:
         return [
             ("io.containerd.content.v1", "content", [], {"root": os.path.join(root, "content")}),
             ("io.containerd.snapshotter.v1", "overlayfs", [], {"root": os.path.join(root, "snapshots")}),
-            ("io.containerd.metadata.v1", "sqlite", ["io.containerd.content.v1", "io.containerd.snapshotter.v1"], {}),
+            (
+                "io.containerd.metadata.v1",
+                "sqlite",
+                ["io.containerd.content.v1", "io.containerd.snapshotter.v1"],
+                {},
+            ),
             ("io.containerd.differ.v1", "walking", ["io.containerd.metadata.v1"], {}),
             ("io.containerd.event.v1", "exchange", [], {}),
             ("io.containerd.lease.v1", "manager", ["io.containerd.metadata.v1"], {}),
             ("io.containerd.gc.v1", "scheduler", ["io.containerd.metadata.v1"], {}),
-            ("io.containerd.runtime.v2", "task", ["io.containerd.event.v1"], {"root": os.path.join(root, "tasks"), "state": self.cfg.state}),
+            (
+                "io.containerd.runtime.v2",
+                "task",
+                ["io.containerd.event.v1"],
+                {"root": os.path.join(root, "tasks"), "state": self.cfg.state},
+            ),
             *[
                 ("io.containerd.grpc.v1", name, ["io.containerd.metadata.v1"], {})
-                for name in ("containers", "content", "diff", "events", "images", "introspection", "leases", "namespaces", "snapshots", "tasks", "version")
+                for name in (
+                    "containers",
+                    "content",
+                    "diff",
+                    "events",
+                    "images",
+                    "introspection",
+                    "leases",
+                    "namespaces",
+                    "snapshots",
+                    "tasks",
+                    "version",
+                )
             ],
-            *([("io.containerd.grpc.v1", "cri", ["io.containerd.event.v1", "io.containerd.service.v1"], {})] if self.cri is not None else []),
+            *(
+                [("io.containerd.grpc.v1", "cri", ["io.containerd.event.v1", "io.containerd.service.v1"], {})]
+                if self.cri is not None
+                else []
+            ),
         ]
 
     # --- serving -----------------------------------------------------------------------------
@@ -184,7 +212,10 @@ class Daemon:
         _claim_socket_path(address)
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="grpc"),
-            options=[("grpc.max_receive_message_length", 16 << 20), ("grpc.max_send_message_length", 16 << 20)],
+            options=[
+                ("grpc.max_receive_message_length", 16 << 20),
+                ("grpc.max_send_message_length", 16 << 20),
+            ],
         )
         for add, service in self._services():
             add(service, server)
@@ -216,7 +247,10 @@ class Daemon:
         os.makedirs(os.path.dirname(address), mode=0o711, exist_ok=True)
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="cri-grpc"),
-            options=[("grpc.max_receive_message_length", 16 << 20), ("grpc.max_send_message_length", 16 << 20)],
+            options=[
+                ("grpc.max_receive_message_length", 16 << 20),
+                ("grpc.max_send_message_length", 16 << 20),
+            ],
         )
         for add, service in self._cri_services():
             add(service, server)

@@ -130,9 +130,13 @@ def cleanup_shim(config: ShimConfig, timeout: float = 60) -> shim_pb2.DeleteResp
 
 def _run_shim(config: ShimConfig, action: str, timeout: float) -> subprocess.CompletedProcess[bytes]:
     try:
-        done = subprocess.run(config.argv(action), capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        done = subprocess.run(
+            config.argv(action), capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL
+        )
     except subprocess.TimeoutExpired:
-        raise DeadlineExceeded(f"pycontainerd-shim {action} for {config.id} took longer than {timeout:g}s") from None
+        raise DeadlineExceeded(
+            f"pycontainerd-shim {action} for {config.id} took longer than {timeout:g}s"
+        ) from None
     except OSError as exc:
         raise errors.Unavailable(f"cannot run pycontainerd-shim: {exc.strerror}") from None
     if done.returncode != 0:
@@ -220,7 +224,9 @@ class TtrpcClient:
                     try:
                         response = decode(ttrpc.RESPONSE, payload)
                     except WireError as exc:
-                        response = {"status": {"code": ttrpc.INTERNAL, "message": f"malformed response: {exc}"}}
+                        response = {
+                            "status": {"code": ttrpc.INTERNAL, "message": f"malformed response: {exc}"}
+                        }
                     pending.status = response.get("status")
                     pending.payload = response.get("payload", b"")
                     pending.event.set()
@@ -230,7 +236,10 @@ class TtrpcClient:
             self._closed = True
             pending_calls, self._pending = self._pending, {}
         for pending in pending_calls.values():
-            pending.status = {"code": ttrpc.UNAVAILABLE, "message": f"connection to shim {self.address} was lost"}
+            pending.status = {
+                "code": ttrpc.UNAVAILABLE,
+                "message": f"connection to shim {self.address} was lost",
+            }
             pending.event.set()
 
     def close(self) -> None:
@@ -268,7 +277,14 @@ class ShimClient:
     def close(self) -> None:
         self.ttrpc.close()
 
-    def _call(self, method: str, request: Message, response_cls: type[M], timeout: float | None, service: str = TASK_SERVICE) -> M:
+    def _call(
+        self,
+        method: str,
+        request: Message,
+        response_cls: type[M],
+        timeout: float | None,
+        service: str = TASK_SERVICE,
+    ) -> M:
         raw = self.ttrpc.call(service, method, request.SerializeToString(), timeout)
         response = response_cls()
         try:
@@ -277,67 +293,132 @@ class ShimClient:
             raise ShimError(f"{method}: malformed response from the shim: {exc}", "INTERNAL") from None
         return response
 
-    def state(self, request: shim_pb2.StateRequest | None = None, *, timeout: float | None = 30, **fields: Any) -> shim_pb2.StateResponse:
-        return self._call("State", _message(shim_pb2.StateRequest, request, fields), shim_pb2.StateResponse, timeout)
+    def state(
+        self, request: shim_pb2.StateRequest | None = None, *, timeout: float | None = 30, **fields: Any
+    ) -> shim_pb2.StateResponse:
+        return self._call(
+            "State", _message(shim_pb2.StateRequest, request, fields), shim_pb2.StateResponse, timeout
+        )
 
-    def create(self, request: shim_pb2.CreateTaskRequest | None = None, *, timeout: float | None = 120, **fields: Any) -> shim_pb2.CreateTaskResponse:
-        return self._call("Create", _message(shim_pb2.CreateTaskRequest, request, fields), shim_pb2.CreateTaskResponse, timeout)
+    def create(
+        self, request: shim_pb2.CreateTaskRequest | None = None, *, timeout: float | None = 120, **fields: Any
+    ) -> shim_pb2.CreateTaskResponse:
+        return self._call(
+            "Create",
+            _message(shim_pb2.CreateTaskRequest, request, fields),
+            shim_pb2.CreateTaskResponse,
+            timeout,
+        )
 
-    def start(self, request: shim_pb2.StartRequest | None = None, *, timeout: float | None = 60, **fields: Any) -> shim_pb2.StartResponse:
-        return self._call("Start", _message(shim_pb2.StartRequest, request, fields), shim_pb2.StartResponse, timeout)
+    def start(
+        self, request: shim_pb2.StartRequest | None = None, *, timeout: float | None = 60, **fields: Any
+    ) -> shim_pb2.StartResponse:
+        return self._call(
+            "Start", _message(shim_pb2.StartRequest, request, fields), shim_pb2.StartResponse, timeout
+        )
 
-    def delete(self, request: shim_pb2.DeleteRequest | None = None, *, timeout: float | None = 60, **fields: Any) -> shim_pb2.DeleteResponse:
-        return self._call("Delete", _message(shim_pb2.DeleteRequest, request, fields), shim_pb2.DeleteResponse, timeout)
+    def delete(
+        self, request: shim_pb2.DeleteRequest | None = None, *, timeout: float | None = 60, **fields: Any
+    ) -> shim_pb2.DeleteResponse:
+        return self._call(
+            "Delete", _message(shim_pb2.DeleteRequest, request, fields), shim_pb2.DeleteResponse, timeout
+        )
 
-    def pids(self, request: shim_pb2.PidsRequest | None = None, *, timeout: float | None = 30, **fields: Any) -> shim_pb2.PidsResponse:
-        return self._call("Pids", _message(shim_pb2.PidsRequest, request, fields), shim_pb2.PidsResponse, timeout)
+    def pids(
+        self, request: shim_pb2.PidsRequest | None = None, *, timeout: float | None = 30, **fields: Any
+    ) -> shim_pb2.PidsResponse:
+        return self._call(
+            "Pids", _message(shim_pb2.PidsRequest, request, fields), shim_pb2.PidsResponse, timeout
+        )
 
-    def pause(self, request: shim_pb2.PauseRequest | None = None, *, timeout: float | None = 30, **fields: Any) -> None:
+    def pause(
+        self, request: shim_pb2.PauseRequest | None = None, *, timeout: float | None = 30, **fields: Any
+    ) -> None:
         self._call("Pause", _message(shim_pb2.PauseRequest, request, fields), empty_pb2.Empty, timeout)
 
-    def resume(self, request: shim_pb2.ResumeRequest | None = None, *, timeout: float | None = 30, **fields: Any) -> None:
+    def resume(
+        self, request: shim_pb2.ResumeRequest | None = None, *, timeout: float | None = 30, **fields: Any
+    ) -> None:
         self._call("Resume", _message(shim_pb2.ResumeRequest, request, fields), empty_pb2.Empty, timeout)
 
-    def checkpoint(self, request: shim_pb2.CheckpointTaskRequest | None = None, *, timeout: float | None = 30, **fields: Any) -> None:
-        self._call("Checkpoint", _message(shim_pb2.CheckpointTaskRequest, request, fields), empty_pb2.Empty, timeout)
+    def checkpoint(
+        self,
+        request: shim_pb2.CheckpointTaskRequest | None = None,
+        *,
+        timeout: float | None = 30,
+        **fields: Any,
+    ) -> None:
+        self._call(
+            "Checkpoint", _message(shim_pb2.CheckpointTaskRequest, request, fields), empty_pb2.Empty, timeout
+        )
 
-    def kill(self, request: shim_pb2.KillRequest | None = None, *, timeout: float | None = 30, **fields: Any) -> None:
+    def kill(
+        self, request: shim_pb2.KillRequest | None = None, *, timeout: float | None = 30, **fields: Any
+    ) -> None:
         self._call("Kill", _message(shim_pb2.KillRequest, request, fields), empty_pb2.Empty, timeout)
 
-    def exec(self, request: shim_pb2.ExecProcessRequest | None = None, *, timeout: float | None = 30, **fields: Any) -> None:
+    def exec(
+        self, request: shim_pb2.ExecProcessRequest | None = None, *, timeout: float | None = 30, **fields: Any
+    ) -> None:
         self._call("Exec", _message(shim_pb2.ExecProcessRequest, request, fields), empty_pb2.Empty, timeout)
 
-    def resize_pty(self, request: shim_pb2.ResizePtyRequest | None = None, *, timeout: float | None = 30, **fields: Any) -> None:
-        self._call("ResizePty", _message(shim_pb2.ResizePtyRequest, request, fields), empty_pb2.Empty, timeout)
+    def resize_pty(
+        self, request: shim_pb2.ResizePtyRequest | None = None, *, timeout: float | None = 30, **fields: Any
+    ) -> None:
+        self._call(
+            "ResizePty", _message(shim_pb2.ResizePtyRequest, request, fields), empty_pb2.Empty, timeout
+        )
 
-    def close_io(self, request: shim_pb2.CloseIORequest | None = None, *, timeout: float | None = 30, **fields: Any) -> None:
+    def close_io(
+        self, request: shim_pb2.CloseIORequest | None = None, *, timeout: float | None = 30, **fields: Any
+    ) -> None:
         self._call("CloseIO", _message(shim_pb2.CloseIORequest, request, fields), empty_pb2.Empty, timeout)
 
-    def update(self, request: shim_pb2.UpdateTaskRequest | None = None, *, timeout: float | None = 30, **fields: Any) -> None:
+    def update(
+        self, request: shim_pb2.UpdateTaskRequest | None = None, *, timeout: float | None = 30, **fields: Any
+    ) -> None:
         self._call("Update", _message(shim_pb2.UpdateTaskRequest, request, fields), empty_pb2.Empty, timeout)
 
-    def wait(self, request: shim_pb2.WaitRequest | None = None, *, timeout: float | None = None, **fields: Any) -> shim_pb2.WaitResponse:
+    def wait(
+        self, request: shim_pb2.WaitRequest | None = None, *, timeout: float | None = None, **fields: Any
+    ) -> shim_pb2.WaitResponse:
         """Block until the process exits (no timeout by default)."""
-        return self._call("Wait", _message(shim_pb2.WaitRequest, request, fields), shim_pb2.WaitResponse, timeout)
+        return self._call(
+            "Wait", _message(shim_pb2.WaitRequest, request, fields), shim_pb2.WaitResponse, timeout
+        )
 
-    def stats(self, request: shim_pb2.StatsRequest | None = None, *, timeout: float | None = 30, **fields: Any) -> shim_pb2.StatsResponse:
-        return self._call("Stats", _message(shim_pb2.StatsRequest, request, fields), shim_pb2.StatsResponse, timeout)
+    def stats(
+        self, request: shim_pb2.StatsRequest | None = None, *, timeout: float | None = 30, **fields: Any
+    ) -> shim_pb2.StatsResponse:
+        return self._call(
+            "Stats", _message(shim_pb2.StatsRequest, request, fields), shim_pb2.StatsResponse, timeout
+        )
 
-    def connect(self, request: shim_pb2.ConnectRequest | None = None, *, timeout: float | None = 30, **fields: Any) -> shim_pb2.ConnectResponse:
-        return self._call("Connect", _message(shim_pb2.ConnectRequest, request, fields), shim_pb2.ConnectResponse, timeout)
+    def connect(
+        self, request: shim_pb2.ConnectRequest | None = None, *, timeout: float | None = 30, **fields: Any
+    ) -> shim_pb2.ConnectResponse:
+        return self._call(
+            "Connect", _message(shim_pb2.ConnectRequest, request, fields), shim_pb2.ConnectResponse, timeout
+        )
 
-    def shutdown(self, request: shim_pb2.ShutdownRequest | None = None, *, timeout: float | None = 30, **fields: Any) -> None:
+    def shutdown(
+        self, request: shim_pb2.ShutdownRequest | None = None, *, timeout: float | None = 30, **fields: Any
+    ) -> None:
         """Ask the shim to exit; it does once its task is deleted (or at once with now=True).
 
         The shim may close the connection before its answer arrives: that is success too.
         """
         try:
-            self._call("Shutdown", _message(shim_pb2.ShutdownRequest, request, fields), empty_pb2.Empty, timeout)
+            self._call(
+                "Shutdown", _message(shim_pb2.ShutdownRequest, request, fields), empty_pb2.Empty, timeout
+            )
         except errors.Unavailable:
             pass
 
     # --- the shim's event queue ---------------------------------------------------------------
-    def fetch_events(self, after: int = 0, wait: bool = False, timeout_ms: int = 0) -> list[shim_events_pb2.ShimEvent]:
+    def fetch_events(
+        self, after: int = 0, wait: bool = False, timeout_ms: int = 0
+    ) -> list[shim_events_pb2.ShimEvent]:
         """Queued events with seq > AFTER; with WAIT, block until there is one (or TIMEOUT_MS passes)."""
         request = shim_events_pb2.FetchEventsRequest(after=after, wait=wait, timeout_ms=timeout_ms)
         timeout = None if wait and not timeout_ms else (timeout_ms / 1000 + 30 if wait else 30)

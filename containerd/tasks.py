@@ -87,7 +87,9 @@ class TaskManager:
         # Unix socket paths are limited to 108 bytes. Under a long --state the sockets go to a short
         # directory of their own (as containerd's /run/containerd/s), named by a hash of the state
         # directory too, so that daemons with different state never collide there.
-        digest = hashlib.sha256(f"{self.daemon.cfg.state}\0{namespace}\0{container_id}".encode()).hexdigest()[:32]
+        digest = hashlib.sha256(f"{self.daemon.cfg.state}\0{namespace}\0{container_id}".encode()).hexdigest()[
+            :32
+        ]
         socket = os.path.join(self.sockets, f"{digest}.sock")
         if len(socket.encode()) > MAX_SOCKET_PATH:
             os.makedirs(SHORT_SOCKET_DIR, mode=0o711, exist_ok=True)
@@ -113,9 +115,9 @@ class TaskManager:
         if container.spec is None or not container.spec.value:
             raise FailedPrecondition(f"container {container_id} has no OCI spec")
         try:
-            runtime = runc_binary(request.options, container.runtime.options) or self.daemon.cfg.runtime_binary(
-                request.runtime_path or container.runtime.name
-            )
+            runtime = runc_binary(
+                request.options, container.runtime.options
+            ) or self.daemon.cfg.runtime_binary(request.runtime_path or container.runtime.name)
         except ConfigError as exc:
             raise NotFound(str(exc)) from None
         bundle = os.path.join(self.root, namespace, container_id)

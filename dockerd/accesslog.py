@@ -28,5 +28,10 @@ def calling(method: str, request_target: str) -> None:
 def answered(method: str, request_target: str, status: int, seconds: float) -> None:
     """The access line of a request that is done (for a stream: when the stream ended)."""
     if log.isEnabledFor(logging.INFO):
-        fields = {"method": method, "path": request_target, "status": status, "duration": f"{seconds * 1000:.3f}ms"}
+        fields = {
+            "method": method,
+            "path": request_target,
+            "status": status,
+            "duration": f"{seconds * 1000:.3f}ms",
+        }
         log.info("API request", extra={"fields": fields})

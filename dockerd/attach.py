@@ -299,7 +299,9 @@ async def _attach_session(
     try:
         out_task = asyncio.create_task(_pump_output(output, engine.streams_of(c), send))
         tasks.append(out_task)
-        in_task = asyncio.create_task(pump_stdin(stream, open_stdin, keys if tty else None)) if want_stdin else None
+        in_task = (
+            asyncio.create_task(pump_stdin(stream, open_stdin, keys if tty else None)) if want_stdin else None
+        )
         if in_task is not None:
             tasks.append(in_task)
         closed_task = asyncio.create_task(stream.wait_closed())
@@ -393,7 +395,11 @@ def make_exec_start_handler(execs: ExecEngine) -> HijackHandler:
 
 
 async def _exec_session(
-    execs: ExecEngine, ex: Exec, fifos: dict[str, str], stream: RawStream, frame: Callable[[str, bytes], bytes]
+    execs: ExecEngine,
+    ex: Exec,
+    fifos: dict[str, str],
+    stream: RawStream,
+    frame: Callable[[str, bytes], bytes],
 ) -> None:
     """FRAME wraps each chunk of output (multiplexing frames, or nothing for a raw stream)."""
     loop = asyncio.get_running_loop()

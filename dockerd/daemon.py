@@ -94,7 +94,9 @@ class Daemon:
             lambda action, nid, attrs: self.events.publish("network", action, nid, attrs),
         )
         self.network.start()  # records, built-in networks, bridges and rules, before any container starts
-        self.volumes = VolumeService(self.data_root, _plugin_dirs(volume_plugin_dirs), publish=self.events.publish)
+        self.volumes = VolumeService(
+            self.data_root, _plugin_dirs(volume_plugin_dirs), publish=self.events.publish
+        )
         self.containers = Containers(
             self.data_root, self.exec_root, self.client, self.images, self.events.publish, self.network, cgroup_parent=cgroup_parent,
             log_driver=log_driver, log_opts=log_opts, security_defaults=security, runtimes=runtimes, cpu_rt=cpu_rt,
@@ -105,14 +107,22 @@ class Daemon:
         self.backends = self._backends(registry or RegistryConfig())
         self._stop = threading.Event()
         self._subscribed = threading.Event()
-        self._listener = threading.Thread(target=self._containerd_events, daemon=True, name="containerd-events")
+        self._listener = threading.Thread(
+            target=self._containerd_events, daemon=True, name="containerd-events"
+        )
 
     def _backends(self, registry: RegistryConfig) -> Backends:
         """The objects the API's routers serve from, one per resource."""
         identity = Identity(self.id, self.version, self.data_root, self.debug, self.build)
         distribution = Distribution(self.client, registry, self.events.publish)
         builder = BuildBackend(
-            self.client, self.images, self.containers, distribution, self.events.publish, self.tmp_dir, self.version,
+            self.client,
+            self.images,
+            self.containers,
+            distribution,
+            self.events.publish,
+            self.tmp_dir,
+            self.version,
             network_hook=self.containers.networking.build_hook(),
         )
         return Backends(
@@ -127,7 +137,9 @@ class Daemon:
             ),
             containers=self.containers,
             execs=self.execs,
-            images=Images(self.images, self.client, self.containers.all, self.events.publish, self.tmp_dir, self.version),
+            images=Images(
+                self.images, self.client, self.containers.all, self.events.publish, self.tmp_dir, self.version
+            ),
             distribution=distribution,
             networks=self.containers.networking,
             builder=builder,
@@ -157,7 +169,9 @@ class Daemon:
     def _own_containerd(self) -> str:
         """Start pycontainerd detached (its own session) so that it outlives pydockerd; reuse a live one."""
         address = os.path.join(self.exec_root, "containerd", "pycontainerd.sock")
-        if len(address.encode()) > 90:  # within sun_path's limit as grpc counts it: a short path named by a hash
+        if (
+            len(address.encode()) > 90
+        ):  # within sun_path's limit as grpc counts it: a short path named by a hash
             import hashlib
 
             digest = hashlib.sha256(self.exec_root.encode()).hexdigest()[:32]
@@ -166,7 +180,9 @@ class Daemon:
         if accepting(address):
             return address
         os.makedirs(os.path.join(self.exec_root, "containerd"), mode=0o711, exist_ok=True)
-        logfile = open(os.path.join(self.exec_root, "containerd", "pycontainerd.log"), "ab")  # handed to the child
+        logfile = open(
+            os.path.join(self.exec_root, "containerd", "pycontainerd.log"), "ab"
+        )  # handed to the child
         # -P: `-m` would otherwise put pydockerd's working directory first on pycontainerd's path,
         # so a `containerd` directory there would run instead of the installed one.
         cmd = [
@@ -176,7 +192,12 @@ class Daemon:
             "--address", address,
         ]  # fmt: skip
         proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=logfile,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
         )
         logfile.close()
         self._containerd_proc = proc
@@ -207,7 +228,9 @@ class Daemon:
             confirmed = threading.Event()
             try:
                 with self.client.events.subscribe(*filters) as subscription:
-                    threading.Thread(target=self._confirm_subscription, args=(token, confirmed), daemon=True).start()
+                    threading.Thread(
+                        target=self._confirm_subscription, args=(token, confirmed), daemon=True
+                    ).start()
                     for envelope in subscription:
                         self._on_event(envelope, token, confirmed)
             except Exception as exc:  # noqa: BLE001 - resubscribe after pycontainerd restarts
@@ -242,7 +265,9 @@ class Daemon:
                 kwargs={"finished_at": timestamp_text(exit_event.exited_at.ToNanoseconds())},
                 daemon=True,
             ).start()
-            threading.Thread(target=self.execs.container_exited, args=(exit_event.container_id,), daemon=True).start()
+            threading.Thread(
+                target=self.execs.container_exited, args=(exit_event.container_id,), daemon=True
+            ).start()
         else:  # an exec's process
             threading.Thread(
                 target=self.execs.process_exited,
@@ -297,7 +322,9 @@ class Daemon:
         self.client.close()
 
     def render_metrics(self) -> str:
-        return self.metrics.render(container_states([c.status() for c in self.containers.all()]), self.version)
+        return self.metrics.render(
+            container_states([c.status() for c in self.containers.all()]), self.version
+        )
 
 
 def _last_words(log_path: str) -> str:

@@ -29,7 +29,10 @@ class _Formatter(logging.Formatter):
     LEVELS = {"WARNING": "warning", "CRITICAL": "fatal"}
 
     def format(self, record: logging.LogRecord) -> str:
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs * 1000):06d}Z"
+        stamp = (
+            time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs * 1000):06d}Z"
+        )
         level = self.LEVELS.get(record.levelname, record.levelname.lower())
         text = f'time="{stamp}" level={level} msg={_quoted(record.getMessage())}'
         # Structured fields (logging's `extra={"fields": {...}}`) follow as key=value, as logrus's.
@@ -137,7 +140,9 @@ THREADS = 1024  # at most this many API calls block in threads at once
 def main(argv: list[str] | None = None) -> int:
     import faulthandler
 
-    faulthandler.register(signal.SIGUSR1, all_threads=True)  # as dockerd: SIGUSR1 dumps every stack to the log
+    faulthandler.register(
+        signal.SIGUSR1, all_threads=True
+    )  # as dockerd: SIGUSR1 dumps every stack to the log
     os.register_at_fork(after_in_child=_forked_child_signals)
     try:
         opts = parse(argv)
@@ -169,7 +174,9 @@ def main(argv: list[str] | None = None) -> int:
         from dockerd.engine.security import SecurityDefaults, check_userns_remap
 
         check_userns_remap(values["userns-remap"])
-        security = SecurityDefaults.from_settings(values["seccomp-profile"], values["no-new-privileges"], values["default-ulimits"])
+        security = SecurityDefaults.from_settings(
+            values["seccomp-profile"], values["no-new-privileges"], values["default-ulimits"]
+        )
     except EngineError as exc:
         print(f"pydockerd: failed to start daemon: {exc}", file=sys.stderr)
         return 1
@@ -206,7 +213,9 @@ def network_options(values: dict[str, Any]) -> Any:
     opts.bip = values["bip"] or None
     opts.fixed_cidr = values["fixed-cidr"] or None
     if values["default-address-pools"]:
-        opts.default_pools = [(str(p.get("base")), int(p.get("size") or 24)) for p in values["default-address-pools"]]
+        opts.default_pools = [
+            (str(p.get("base")), int(p.get("size") or 24)) for p in values["default-address-pools"]
+        ]
     opts.iptables, opts.ip_forward = bool(values["iptables"]), bool(values["ip-forward"])
     opts.icc, opts.userland_proxy = bool(values["icc"]), bool(values["userland-proxy"])
     opts.mtu = int(values["mtu"] or 1500)
@@ -219,7 +228,13 @@ def dns_defaults(values: dict[str, Any]) -> Any:
     return DNSConfig(list(values["dns"]), list(values["dns-search"]), list(values["dns-opts"]))
 
 
-def _run(opts: Options, planned: list[Any], metrics_sock: Any, security: SecurityDefaults, notify: str | None = None) -> int:
+def _run(
+    opts: Options,
+    planned: list[Any],
+    metrics_sock: Any,
+    security: SecurityDefaults,
+    notify: str | None = None,
+) -> int:
     from dockerd import listeners
     from dockerd.daemon import Daemon, DaemonError
     from dockerd.engine.distribution.registry_client import RegistryConfig
@@ -227,11 +242,16 @@ def _run(opts: Options, planned: list[Any], metrics_sock: Any, security: Securit
 
     values = opts.values
     registry = RegistryConfig(
-        list(values["insecure-registries"]), list(values["registry-mirrors"]), values["default-registry"] or "docker.io"
+        list(values["insecure-registries"]),
+        list(values["registry-mirrors"]),
+        values["default-registry"] or "docker.io",
     )
     try:
         runtimes = from_settings(
-            values["runtimes"], values["add-runtime"], values["default-runtime"], os.path.join(values["exec-root"], "runtimes")
+            values["runtimes"],
+            values["add-runtime"],
+            values["default-runtime"],
+            os.path.join(values["exec-root"], "runtimes"),
         )
         daemon = Daemon(
             values["data-root"], values["exec-root"], values["containerd"] or None, cgroup_parent=values["cgroup-parent"],
@@ -307,7 +327,9 @@ async def _serve(
         )  # fmt: skip
         config.load()
         if lst.tls:
-            config.ssl = tls  # uvicorn builds contexts from file names only; ours requires client certificates
+            config.ssl = (
+                tls  # uvicorn builds contexts from file names only; ours requires client certificates
+            )
         server = uvicorn.Server(config)
         # One signal handler for all servers (below); uvicorn's own would stop only one of them.
         server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]

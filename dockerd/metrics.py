@@ -33,7 +33,9 @@ class Metrics:
             "# HELP engine_daemon_container_states_containers The count of containers in various states",
             "# TYPE engine_daemon_container_states_containers gauge",
         ]
-        lines += [f'engine_daemon_container_states_containers{{state="{s}"}} {states.get(s, 0)}' for s in STATES]
+        lines += [
+            f'engine_daemon_container_states_containers{{state="{s}"}} {states.get(s, 0)}' for s in STATES
+        ]
         lines += [
             "# HELP pydockerd_api_request_duration_seconds Engine API request latency",
             "# TYPE pydockerd_api_request_duration_seconds histogram",
@@ -45,7 +47,9 @@ class Metrics:
             running = 0
             for bound, n in zip((*BUCKETS, "+Inf"), counts, strict=True):
                 running += n
-                lines.append(f'pydockerd_api_request_duration_seconds_bucket{{{labels},le="{bound}"}} {running}')
+                lines.append(
+                    f'pydockerd_api_request_duration_seconds_bucket{{{labels},le="{bound}"}} {running}'
+                )
             lines.append(f"pydockerd_api_request_duration_seconds_sum{{{labels}}} {total:.6f}")
             lines.append(f"pydockerd_api_request_duration_seconds_count{{{labels}}} {running}")
         return "\n".join(lines) + "\n"

@@ -80,4 +80,6 @@ class ApiVersion:
             await self.app(scope, receive, send_with_headers)
         finally:
             route = scope.get("route")  # the matched route's template keeps the label set small
-            self.metrics.observe(scope["method"], time.monotonic() - started, getattr(route, "path", "") or "other")
+            self.metrics.observe(
+                scope["method"], time.monotonic() - started, getattr(route, "path", "") or "other"
+            )

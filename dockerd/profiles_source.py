@@ -47,10 +47,16 @@ def fetch(directory: Path) -> None:
             subprocess.run(["apt-get", "update", "-qq"], check=True)
             subprocess.run(download, cwd=tmp, check=True, stdout=subprocess.DEVNULL)
         (deb,) = Path(tmp).glob("*.deb")
-        tarball = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(deb)], check=True, capture_output=True).stdout
-        profile = subprocess.run(["tar", "-xO", MEMBER], input=tarball, check=True, capture_output=True).stdout
+        tarball = subprocess.run(
+            ["dpkg-deb", "--fsys-tarfile", str(deb)], check=True, capture_output=True
+        ).stdout
+        profile = subprocess.run(
+            ["tar", "-xO", MEMBER], input=tarball, check=True, capture_output=True
+        ).stdout
         json.loads(profile)["syscalls"]  # a profile, not an error page
-        version = subprocess.run(["dpkg-deb", "-f", str(deb), "Version"], check=True, capture_output=True, text=True)
+        version = subprocess.run(
+            ["dpkg-deb", "-f", str(deb), "Version"], check=True, capture_output=True, text=True
+        )
     directory.mkdir(parents=True, exist_ok=True)
     atomicfile.write_text(directory / "SOURCE", f"{PACKAGE} {version.stdout.strip()} {MEMBER[1:]}\n", 0o644)
     atomicfile.write_atomic(directory / PROFILE_NAME, profile, 0o644)

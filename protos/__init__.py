@@ -56,7 +56,9 @@ class _LegacyNames:
         if real is None:
             return None
         loader = cast("importlib.abc.Loader", self)
-        return importlib.machinery.ModuleSpec(fullname, loader, is_package=real.submodule_search_locations is not None)
+        return importlib.machinery.ModuleSpec(
+            fullname, loader, is_package=real.submodule_search_locations is not None
+        )
 
     def __init__(self) -> None:
         self._specs: dict[str, importlib.machinery.ModuleSpec | None] = {}

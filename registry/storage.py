@@ -228,4 +228,3 @@ class Storage:
                 except (OSError, ValueError):
                     continue  # removed meanwhile
         return out
-

@@ -73,7 +73,9 @@ class Uploads:
         d.mkdir(parents=True)
         started = time.time()
         # a session is staging: replaced whole, never synced (a power loss costs the upload)
-        write_atomic(d / "meta.json", json.dumps({"repository": repo, "started": started}).encode(), fsync=False)
+        write_atomic(
+            d / "meta.json", json.dumps({"repository": repo, "started": started}).encode(), fsync=False
+        )
         (d / "data").touch()
         s = Session(uid, repo, d, started)
         self._sessions[uid] = s

@@ -32,7 +32,9 @@ class Flag:
         self.dest = self.names[0].lstrip("-").replace("-", "_")
         self.takes_value = takes_value
         self.repeat = repeat
-        self.default: Any = default if default is not None else ([] if repeat else (None if takes_value else False))
+        self.default: Any = (
+            default if default is not None else ([] if repeat else (None if takes_value else False))
+        )
         self.help = help
         self.convert = convert
 
@@ -44,7 +46,9 @@ def switch(names: str, help: str = "") -> Flag:
 class Verb:
     __slots__ = ("name", "help", "flags", "positionals", "tail")
 
-    def __init__(self, name: str, help: str, flags: list[Flag], positionals: list[str], tail: str | None = None) -> None:
+    def __init__(
+        self, name: str, help: str, flags: list[Flag], positionals: list[str], tail: str | None = None
+    ) -> None:
         self.name = name
         self.help = help
         self.flags = flags
@@ -141,7 +145,9 @@ def parse_verb(verb: Verb, args: list[str]) -> Namespace:
         values, positionals, rest = parse_flags(args, verb.flags, where, stop_at_positional=True)
         fixed = len(verb.positionals)
         if not rest and not positionals:
-            raise PyruncError(f"{where}: missing required argument: {required[0] if required else 'arguments'}")
+            raise PyruncError(
+                f"{where}: missing required argument: {required[0] if required else 'arguments'}"
+            )
         # Flags may also appear between the id and the command (`exec ID --tty sh`) only before the id.
         positionals, tail = rest[:fixed], rest[fixed:]
     else:
@@ -153,7 +159,7 @@ def parse_verb(verb: Verb, args: list[str]) -> Namespace:
         missing = required[len(positionals)]
         raise PyruncError(f"{where}: missing required argument: {missing}")
     if len(positionals) > len(verb.positionals):
-        raise PyruncError(f"{where}: unexpected arguments: {' '.join(positionals[len(verb.positionals):])}")
+        raise PyruncError(f"{where}: unexpected arguments: {' '.join(positionals[len(verb.positionals) :])}")
     for i, name in enumerate(verb.positionals):
         values[name.rstrip("?")] = positionals[i] if i < len(positionals) else None
     if verb.tail is not None:

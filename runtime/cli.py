@@ -51,13 +51,27 @@ VERBS = [
     Verb(
         "run",
         "create and start a container, wait for it unless --detach",
-        [*_CREATE_FLAGS, switch("--detach,-d", "do not wait"), switch("--keep", "keep the container after it exits")],
+        [
+            *_CREATE_FLAGS,
+            switch("--detach,-d", "do not wait"),
+            switch("--keep", "keep the container after it exits"),
+        ],
         ["id"],
     ),
     Verb("start", "start the user process of a created container", [_HELP], ["id"]),
     Verb("state", "print the state of a container as JSON", [_HELP], ["id"]),
-    Verb("kill", "send a signal to the container's init (default SIGTERM)", [switch("--all,-a", "signal every process"), _HELP], ["id", "signal?"]),
-    Verb("delete", "delete a container and everything it holds", [switch("--force,-f", "kill it first if it runs"), _HELP], ["id"]),
+    Verb(
+        "kill",
+        "send a signal to the container's init (default SIGTERM)",
+        [switch("--all,-a", "signal every process"), _HELP],
+        ["id", "signal?"],
+    ),
+    Verb(
+        "delete",
+        "delete a container and everything it holds",
+        [switch("--force,-f", "kill it first if it runs"), _HELP],
+        ["id"],
+    ),
     Verb(
         "exec",
         "run a process inside a running container",
@@ -85,7 +99,13 @@ VERBS = [
     ),
     Verb("pause", "freeze every process of a container", [_HELP], ["id"]),
     Verb("resume", "thaw a paused container", [_HELP], ["id"]),
-    Verb("ps", "list the processes of a container", [Flag("--format,-f", "table or json", default="table"), _HELP], ["id"], tail="ps_args"),
+    Verb(
+        "ps",
+        "list the processes of a container",
+        [Flag("--format,-f", "table or json", default="table"), _HELP],
+        ["id"],
+        tail="ps_args",
+    ),
     Verb(
         "list",
         "list containers",
@@ -95,16 +115,29 @@ VERBS = [
     Verb(
         "events",
         "print cgroup statistics and OOM notices",
-        [switch("--stats", "print statistics once and exit"), Flag("--interval", "stats interval", default="5s"), _HELP],
+        [
+            switch("--stats", "print statistics once and exit"),
+            Flag("--interval", "stats interval", default="5s"),
+            _HELP,
+        ],
         ["id"],
     ),
     Verb(
         "update",
         "update a container's resource limits",
-        [Flag("--resources,-r", "LinuxResources JSON file, - for stdin"), *[Flag(f"--{n}") for n in _UPDATE_NAMES], _HELP],
+        [
+            Flag("--resources,-r", "LinuxResources JSON file, - for stdin"),
+            *[Flag(f"--{n}") for n in _UPDATE_NAMES],
+            _HELP,
+        ],
         ["id"],
     ),
-    Verb("spec", "write a default config.json", [Flag("--bundle,-b", "directory to write it in"), switch("--rootless", "a rootless spec"), _HELP], []),
+    Verb(
+        "spec",
+        "write a default config.json",
+        [Flag("--bundle,-b", "directory to write it in"), switch("--rootless", "a rootless spec"), _HELP],
+        [],
+    ),
     Verb("features", "print the features this runtime supports, as JSON", [_HELP], []),
 ]
 
@@ -210,7 +243,12 @@ def _dispatch(args: Any) -> int:
     elif command == "update":
         from runtime.container_update import update
 
-        update(root, args.id, args.resources, {n.replace("-", "_"): getattr(args, n.replace("-", "_")) for n in _UPDATE_NAMES})
+        update(
+            root,
+            args.id,
+            args.resources,
+            {n.replace("-", "_"): getattr(args, n.replace("-", "_")) for n in _UPDATE_NAMES},
+        )
     elif command == "spec":
         from runtime.container_spec import write_spec
 

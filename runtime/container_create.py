@@ -93,7 +93,13 @@ def effective_resources(spec: dict[str, Any]) -> dict[str, Any]:
     rules = list(resources["devices"])
     for rule in RUNC_DEFAULT_DEVICE_RULES:
         rules.append(
-            {"allow": rule.allow, "type": rule.type, "major": rule.major, "minor": rule.minor, "access": rule.access}
+            {
+                "allow": rule.allow,
+                "type": rule.type,
+                "major": rule.major,
+                "minor": rule.minor,
+                "access": rule.access,
+            }
         )
     resources["devices"] = rules
     return resources
@@ -158,7 +164,9 @@ def create(opts: CreateOptions) -> statemod.ContainerState:
             parent.send("go")
             if any(ns.get("type") == "user" and not ns.get("path") for ns in linux.get("namespaces") or []):
                 parent.expect("userns")
-                namespaces.write_id_maps(first, linux.get("uidMappings") or [], linux.get("gidMappings") or [])
+                namespaces.write_id_maps(
+                    first, linux.get("uidMappings") or [], linux.get("gidMappings") or []
+                )
                 parent.send("mapped")
             init_pid = int(parent.expect("pid")["pid"])
         finally:
@@ -198,7 +206,9 @@ def create(opts: CreateOptions) -> statemod.ContainerState:
         if isinstance(exc, CgroupError):
             raise PyruncError(str(exc)) from None
         if isinstance(exc, OSError) and not isinstance(exc, PyruncError):
-            raise PyruncError(f"{exc.strerror or exc}{' ' + str(exc.filename) if exc.filename else ''}") from None
+            raise PyruncError(
+                f"{exc.strerror or exc}{' ' + str(exc.filename) if exc.filename else ''}"
+            ) from None
         raise
 
 

@@ -37,7 +37,10 @@ def list_containers(root: str, fmt: str, quiet: bool) -> None:
         return
     if fmt == "json":
         keys = ("ociVersion", "id", "pid", "status", "bundle", "rootfs", "created", "owner")
-        listed = [{k: row[k] for k in keys} | ({"annotations": row["annotations"]} if "annotations" in row else {}) for row in rows]
+        listed = [
+            {k: row[k] for k in keys} | ({"annotations": row["annotations"]} if "annotations" in row else {})
+            for row in rows
+        ]
         print(json.dumps(listed or None))
         return
     lines = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]

@@ -41,7 +41,9 @@ def start(root: str, container_id: str) -> None:
     if failure is not None:
         raise PyruncError(f"unable to start container process: {failure}")
     # The spec: a failed poststart hook is a warning, and the remaining hooks still run.
-    for failure in hooks.run_all(cs.config.get("hooks"), "poststart", statemod.oci_state(root, cs, "running")):
+    for failure in hooks.run_all(
+        cs.config.get("hooks"), "poststart", statemod.oci_state(root, cs, "running")
+    ):
         log.warning(failure)
 
 

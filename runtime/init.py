@@ -174,7 +174,9 @@ def _prepare(cfg: InitConfig, chan: Channel) -> _Ready:
 
     if proc.get("terminal"):
         if cfg.console_fd is None:
-            raise PyruncError("process.terminal is true but no console socket was given (use --console-socket)")
+            raise PyruncError(
+                "process.terminal is true but no console socket was given (use --console-socket)"
+            )
         master, slave_path = console.open_pty()
         size = proc.get("consoleSize")
         if size:
@@ -225,9 +227,9 @@ def _build_root(cfg: InitConfig, has_mntns: bool, in_userns: bool) -> None:
         dev_is_bind = False
         for entry in spec.get("mounts") or []:
             mounts.mount_entry(root, entry, cfg.cgroup_mounts, cgroupns)
-            if entry.get("destination", "").rstrip("/") == "/dev" and "bind" in (entry.get("type") or "") + "".join(
-                entry.get("options") or []
-            ):
+            if entry.get("destination", "").rstrip("/") == "/dev" and "bind" in (
+                entry.get("type") or ""
+            ) + "".join(entry.get("options") or []):
                 dev_is_bind = True
         mounts.create_devices(root, linux.get("devices") or [], in_userns, dev_is_bind)
         mounts.create_dev_symlinks(root)

@@ -142,7 +142,14 @@ def finalize_and_exec(
     os.umask(user["umask"] if user.get("umask") is not None else 0o022)
     if nnp:
         libc.set_no_new_privs()
-    for sig in (_signal.SIGPIPE, _signal.SIGXFSZ, _signal.SIGINT, _signal.SIGTERM, _signal.SIGCHLD, _signal.SIGHUP):
+    for sig in (
+        _signal.SIGPIPE,
+        _signal.SIGXFSZ,
+        _signal.SIGINT,
+        _signal.SIGTERM,
+        _signal.SIGCHLD,
+        _signal.SIGHUP,
+    ):
         _signal.signal(sig, _signal.SIG_DFL)
     _signal.pthread_sigmask(_signal.SIG_SETMASK, [])
     libc.cloexec_from(3 + preserve_fds)

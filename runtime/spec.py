@@ -154,7 +154,16 @@ def _check_linux(linux: Any) -> None:
     _str_list(linux, "maskedPaths", "linux")
     _str_list(linux, "readonlyPaths", "linux")
     prop = _opt(linux, "rootfsPropagation", _STR, "linux", "a string")
-    if prop and prop not in ("private", "rprivate", "slave", "rslave", "shared", "rshared", "unbindable", "runbindable"):
+    if prop and prop not in (
+        "private",
+        "rprivate",
+        "slave",
+        "rslave",
+        "shared",
+        "rshared",
+        "unbindable",
+        "runbindable",
+    ):
         raise PyruncError(f"invalid config.json: linux.rootfsPropagation {prop!r} is not a propagation mode")
     _opt(linux, "seccomp", _DICT, "linux", "an object")
     devices = _opt(linux, "devices", _LIST, "linux", "an array")

@@ -104,7 +104,9 @@ def load(root: str, container_id: str) -> ContainerState:
     except FileNotFoundError:
         raise PyruncError(f"container {container_id} does not exist") from None
     except OSError as exc:
-        raise PyruncError(f"container {container_id} has an unreadable state file {path}: {exc.strerror}") from None
+        raise PyruncError(
+            f"container {container_id} has an unreadable state file {path}: {exc.strerror}"
+        ) from None
     except schema.LayoutError as exc:
         raise PyruncError(f"container {container_id}: {exc}") from None
     del raw[schema.VERSION_KEY]

@@ -166,7 +166,9 @@ def build(out: Path, force: bool = False) -> str:
         (out / STAMP_FILE).unlink(missing_ok=True)
         _replace_dir(work / OCI_DIR, out / OCI_DIR)
         os.replace(work / TAR_FILE, out / TAR_FILE)
-        (out / STAMP_FILE).write_text(json.dumps({"inputs": stamp, "manifest_digest": digest}, indent=2) + "\n")
+        (out / STAMP_FILE).write_text(
+            json.dumps({"inputs": stamp, "manifest_digest": digest}, indent=2) + "\n"
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return digest
@@ -174,7 +176,9 @@ def build(out: Path, force: bool = False) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Build the CRI pause image from catatonit.")
-    parser.add_argument("--out", type=Path, default=REPO / "images", help="output directory (default: <repo>/images)")
+    parser.add_argument(
+        "--out", type=Path, default=REPO / "images", help="output directory (default: <repo>/images)"
+    )
     parser.add_argument("--force", action="store_true", help="rebuild even when up to date")
     args = parser.parse_args(argv)
     try:

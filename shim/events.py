@@ -100,4 +100,3 @@ class EventQueue:
                 keep.append((seq, raw))
         self.queue = keep
         return b""
-

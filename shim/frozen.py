@@ -53,7 +53,9 @@ class SourceCopy:
         exec(compile(source, filename, "exec", dont_inherit=True), module.__dict__)
 
 
-def read_sources(repo: str, skip: set[str] | frozenset[str] = frozenset()) -> dict[str, tuple[str, bytes, bool]]:
+def read_sources(
+    repo: str, skip: set[str] | frozenset[str] = frozenset()
+) -> dict[str, tuple[str, bytes, bool]]:
     """The source of every module of PACKAGES under REPO, but those named in SKIP."""
     sources: dict[str, tuple[str, bytes, bool]] = {}
     for package in PACKAGES:

@@ -25,7 +25,9 @@ ERR = select.EPOLLERR | select.EPOLLHUP
 def log(message: str) -> None:
     """One line on the shim's stderr, which `start` points at shim.log in the state directory."""
     try:
-        os.write(2, f"{time.strftime('%Y-%m-%dT%H:%M:%S')} pycontainerd-shim[{os.getpid()}]: {message}\n".encode())
+        os.write(
+            2, f"{time.strftime('%Y-%m-%dT%H:%M:%S')} pycontainerd-shim[{os.getpid()}]: {message}\n".encode()
+        )
     except OSError:
         pass
 

@@ -28,7 +28,9 @@ from shim.options import Options, UsageError, parse
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # What the long-lived shim runs: the repository first on sys.path, nothing from site.
-BOOTSTRAP = f"import sys;sys.path.insert(0,{REPO!r});from shim.server import main;sys.exit(main(sys.argv[1:]))"
+BOOTSTRAP = (
+    f"import sys;sys.path.insert(0,{REPO!r});from shim.server import main;sys.exit(main(sys.argv[1:]))"
+)
 
 
 class ShimError(Exception):
@@ -96,7 +98,11 @@ def start(opts: Options) -> str:
     if answer == "ok":
         return address
     os.waitpid(pid, 0)
-    detail = answer[6:] if answer.startswith("error ") else f"it exited during start-up (see {opts.path('shim.log')})"
+    detail = (
+        answer[6:]
+        if answer.startswith("error ")
+        else f"it exited during start-up (see {opts.path('shim.log')})"
+    )
     raise ShimError(f"cannot start the shim for {opts.id}: {detail}")
 
 

@@ -143,7 +143,13 @@ MEMORY_FIELD_OF = dict(zip(MEMORY_STAT_KEYS[:15], _MEMORY_NAMES, strict=True)) |
     "hierarchical_memory_limit": "hierarchical_memory_limit",
     "hierarchical_memsw_limit": "hierarchical_swap_limit",
 }
-BLKIO_ENTRY = ((1, "op", STRING), (2, "device", STRING), (3, "major", UINT), (4, "minor", UINT), (5, "value", UINT))
+BLKIO_ENTRY = (
+    (1, "op", STRING),
+    (2, "device", STRING),
+    (3, "major", UINT),
+    (4, "minor", UINT),
+    (5, "value", UINT),
+)
 BLKIO_STAT = tuple((i + 1, name, [MESSAGE], BLKIO_ENTRY) for i, name in enumerate((
     "io_service_bytes_recursive", "io_serviced_recursive", "io_queued_recursive", "io_service_time_recursive",
     "io_wait_time_recursive", "io_merged_recursive", "io_time_recursive", "sectors_recursive",
@@ -160,7 +166,9 @@ METRICS_V1 = (
 # --- io.containerd.cgroups.v2 metrics (github.com/containerd/cgroups cgroup2/stats) -----------
 CPU_STAT_V2 = tuple(
     (i + 1, name, UINT)
-    for i, name in enumerate(("usage_usec", "user_usec", "system_usec", "nr_periods", "nr_throttled", "throttled_usec"))
+    for i, name in enumerate(
+        ("usage_usec", "user_usec", "system_usec", "nr_periods", "nr_throttled", "throttled_usec")
+    )
 )
 # Fields 1-31 of MemoryStat carry memory.stat's keys under the kernel's own names.
 MEMORY_STAT_V2_KEYS = (
@@ -180,7 +188,9 @@ MEMORY_STAT_V2 = (
     (37, "swap_max_usage", UINT),
 )
 MEMORY_EVENTS = tuple((i + 1, name, UINT) for i, name in enumerate(("low", "high", "max", "oom", "oom_kill")))
-IO_ENTRY = tuple((i + 1, name, UINT) for i, name in enumerate(("major", "minor", "rbytes", "wbytes", "rios", "wios")))
+IO_ENTRY = tuple(
+    (i + 1, name, UINT) for i, name in enumerate(("major", "minor", "rbytes", "wbytes", "rios", "wios"))
+)
 IO_STAT = ((1, "usage", [MESSAGE], IO_ENTRY),)
 HUGETLB_STAT_V2 = ((1, "current", UINT), (2, "max", UINT), (3, "pagesize", STRING))
 METRICS_V2 = (

@@ -38,7 +38,12 @@ class Runtime:
         actions = [(os.POSIX_SPAWN_DUP2, fd, target) for target, fd in enumerate(stdio)]
         try:
             return os.posix_spawn(
-                self.path, self._argv(args), os.environ, file_actions=actions, setsigdef=_RESET_SIGNALS, setsigmask=()
+                self.path,
+                self._argv(args),
+                os.environ,
+                file_actions=actions,
+                setsigdef=_RESET_SIGNALS,
+                setsigmask=(),
             )
         except OSError as exc:
             raise RuntimeFailed(f"cannot run the runtime {self.path}: {exc.strerror}") from None

@@ -120,7 +120,9 @@ class Connection:
 
 
 class Server:
-    def __init__(self, loop: Loop, path: str, services: dict[str, dict[str, tuple[tuple[Any, ...], Handler]]]) -> None:
+    def __init__(
+        self, loop: Loop, path: str, services: dict[str, dict[str, tuple[tuple[Any, ...], Handler]]]
+    ) -> None:
         self.loop = loop
         self.path = path
         self.services = services

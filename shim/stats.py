@@ -59,7 +59,12 @@ def metrics(cgroups: ProcessCgroups) -> tuple[str, tuple[Any, ...], dict[str, An
 
 # ---- v1 ---------------------------------------------------------------------------------------
 
-_MEMORY_ENTRIES = (("usage", "memory."), ("swap", "memory.memsw."), ("kernel", "memory.kmem."), ("kernel_tcp", "memory.kmem.tcp."))
+_MEMORY_ENTRIES = (
+    ("usage", "memory."),
+    ("swap", "memory.memsw."),
+    ("kernel", "memory.kmem."),
+    ("kernel_tcp", "memory.kmem.tcp."),
+)
 
 
 def metrics_v1(dirs: dict[str, str]) -> dict[str, Any]:
@@ -130,13 +135,18 @@ def metrics_v2(d: str) -> dict[str, Any]:
     if io:
         out["io"] = {
             "usage": [
-                {"major": major, "minor": minor, **{k: values.get(k, 0) for k in ("rbytes", "wbytes", "rios", "wios")}}
+                {
+                    "major": major,
+                    "minor": minor,
+                    **{k: values.get(k, 0) for k in ("rbytes", "wbytes", "rios", "wios")},
+                }
                 for major, minor, values in io
             ]
         }
     hugetlb = files.v2_hugetlb(d)
     if hugetlb:
         out["hugetlb"] = [
-            {"current": current, "max": limit, "pagesize": size} for size, (current, limit, _events) in hugetlb.items()
+            {"current": current, "max": limit, "pagesize": size}
+            for size, (current, limit, _events) in hugetlb.items()
         ]
     return out

@@ -236,4 +236,3 @@ def _unlink(path: str) -> None:
 
 def null_fd(flags: int) -> int:
     return os.open(os.devnull, flags | os.O_CLOEXEC)
-

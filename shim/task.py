@@ -113,7 +113,10 @@ class TaskService:
     # --- lookups --------------------------------------------------------------------------
     def _check_id(self, req: dict[str, Any]) -> None:
         if req.get("id", "") != self.opts.id:
-            raise RpcError(ttrpc.NOT_FOUND, f"task {req.get('id', '')!r} is not served by this shim (it serves {self.opts.id})")
+            raise RpcError(
+                ttrpc.NOT_FOUND,
+                f"task {req.get('id', '')!r} is not served by this shim (it serves {self.opts.id})",
+            )
 
     def _process(self, req: dict[str, Any]) -> Process:
         self._check_id(req)
@@ -151,9 +154,13 @@ class TaskService:
             try:
                 fifo_in = fd(open_target(proc.stdin, False), owned) if proc.stdin else -1
                 fifo_out = fd(open_target(proc.stdout, True), owned) if proc.stdout else -1
-                fifo_err = fd(open_target(proc.stderr, True), owned) if proc.stderr and not proc.terminal else -1
+                fifo_err = (
+                    fd(open_target(proc.stderr, True), owned) if proc.stderr and not proc.terminal else -1
+                )
             except (OSError, ValueError) as exc:
-                raise RpcError(ttrpc.INVALID_ARGUMENT, f"cannot open the stdio of {proc.name}: {exc}") from None
+                raise RpcError(
+                    ttrpc.INVALID_ARGUMENT, f"cannot open the stdio of {proc.name}: {exc}"
+                ) from None
             null_r = fd(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC), child)
             null_w = fd(os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC), child)
             if proc.terminal:
@@ -215,7 +222,9 @@ class TaskService:
             with open(self._pid_file(proc)) as f:
                 return int(f.read().strip())
         except (OSError, ValueError) as exc:
-            raise RpcError(ttrpc.INTERNAL, f"the runtime left no usable pid file for {proc.name}: {exc}") from None
+            raise RpcError(
+                ttrpc.INTERNAL, f"the runtime left no usable pid file for {proc.name}: {exc}"
+            ) from None
 
     # --- Task API ---------------------------------------------------------------------------
     def create(self, req: dict[str, Any], _call: Call) -> bytes:
@@ -223,10 +232,14 @@ class TaskService:
         if self.init is not None:
             raise RpcError(ttrpc.ALREADY_EXISTS, f"task {self.opts.id} already exists in this shim")
         if req.get("checkpoint"):
-            raise RpcError(ttrpc.UNIMPLEMENTED, "restoring from a checkpoint is not supported by pycontainerd-shim")
+            raise RpcError(
+                ttrpc.UNIMPLEMENTED, "restoring from a checkpoint is not supported by pycontainerd-shim"
+            )
         bundle = req.get("bundle") or self.opts.bundle
         if os.path.abspath(bundle) != self.opts.bundle:
-            raise RpcError(ttrpc.INVALID_ARGUMENT, f"bundle {bundle} is not this shim's bundle {self.opts.bundle}")
+            raise RpcError(
+                ttrpc.INVALID_ARGUMENT, f"bundle {bundle} is not this shim's bundle {self.opts.bundle}"
+            )
         proc = Process("", req)
         rootfs = req.get("rootfs", [])
         if rootfs:
@@ -264,7 +277,12 @@ class TaskService:
                 "container_id": self.opts.id,
                 "bundle": self.opts.bundle,
                 "rootfs": rootfs,
-                "io": {"stdin": proc.stdin, "stdout": proc.stdout, "stderr": proc.stderr, "terminal": proc.terminal},
+                "io": {
+                    "stdin": proc.stdin,
+                    "stdout": proc.stdout,
+                    "stderr": proc.stderr,
+                    "terminal": proc.terminal,
+                },
                 "pid": proc.pid,
             },
         )
@@ -275,19 +293,26 @@ class TaskService:
     def start(self, req: dict[str, Any], _call: Call) -> bytes:
         proc = self._process(req)
         if proc.status != CREATED:
-            raise RpcError(ttrpc.FAILED_PRECONDITION, f"{self._describe(proc)} is {_STATUS_NAMES[proc.status]}, not created")
+            raise RpcError(
+                ttrpc.FAILED_PRECONDITION,
+                f"{self._describe(proc)} is {_STATUS_NAMES[proc.status]}, not created",
+            )
         if proc is self.init:
             try:
                 self.runtime.call(["start", self.opts.id])
             except RuntimeFailed as exc:
                 raise _rpc_failure(exc) from None
             proc.status = RUNNING
-            self.events.publish("/tasks/start", "TaskStart", m.TASK_START, {"container_id": self.opts.id, "pid": proc.pid})
+            self.events.publish(
+                "/tasks/start", "TaskStart", m.TASK_START, {"container_id": self.opts.id, "pid": proc.pid}
+            )
             self._match_early_exit(proc)
             return encode(m.PID_RESPONSE, {"pid": proc.pid})
         init = self._init()
         if init.status != RUNNING:
-            raise RpcError(ttrpc.FAILED_PRECONDITION, f"task {self.opts.id} is {_STATUS_NAMES[init.status]}, not running")
+            raise RpcError(
+                ttrpc.FAILED_PRECONDITION, f"task {self.opts.id} is {_STATUS_NAMES[init.status]}, not running"
+            )
         spec_path = self.opts.path(f"{proc.name}.json")
         with open(spec_path, "wb") as f:
             f.write(proc.spec)
@@ -322,13 +347,18 @@ class TaskService:
             raise RpcError(ttrpc.ALREADY_EXISTS, f"exec {exec_id} already exists in task {self.opts.id}")
         init = self._init()
         if init.status != RUNNING:
-            raise RpcError(ttrpc.FAILED_PRECONDITION, f"task {self.opts.id} is {_STATUS_NAMES[init.status]}, not running")
+            raise RpcError(
+                ttrpc.FAILED_PRECONDITION, f"task {self.opts.id} is {_STATUS_NAMES[init.status]}, not running"
+            )
         spec = (req.get("spec") or {}).get("value", b"")
         if not spec:
             raise RpcError(ttrpc.INVALID_ARGUMENT, f"exec {exec_id} has no process spec")
         self.execs[exec_id] = Process(exec_id, req, spec)
         self.events.publish(
-            "/tasks/exec-added", "TaskExecAdded", m.TASK_EXEC_ADDED, {"container_id": self.opts.id, "exec_id": exec_id}
+            "/tasks/exec-added",
+            "TaskExecAdded",
+            m.TASK_EXEC_ADDED,
+            {"container_id": self.opts.id, "exec_id": exec_id},
         )
         return b""
 
@@ -360,7 +390,9 @@ class TaskService:
         return None
 
     def _wait_response(self, proc: Process) -> bytes:
-        return encode(m.WAIT_RESPONSE, {"exit_status": proc.exit_status, "exited_at": timestamp(proc.exited_at)})
+        return encode(
+            m.WAIT_RESPONSE, {"exit_status": proc.exit_status, "exited_at": timestamp(proc.exited_at)}
+        )
 
     def kill(self, req: dict[str, Any], _call: Call) -> bytes:
         proc = self._process(req)
@@ -397,7 +429,8 @@ class TaskService:
         proc = self._process(req)
         if proc.status in (RUNNING, PAUSED):
             raise RpcError(
-                ttrpc.FAILED_PRECONDITION, f"{self._describe(proc)} is {_STATUS_NAMES[proc.status]}: kill it before deleting"
+                ttrpc.FAILED_PRECONDITION,
+                f"{self._describe(proc)} is {_STATUS_NAMES[proc.status]}: kill it before deleting",
             )
         if proc is not self.init:
             for call in proc.waiters:  # waiting on an exec that never started
@@ -437,7 +470,8 @@ class TaskService:
 
     def _delete_response(self, proc: Process) -> bytes:
         return encode(
-            m.DELETE_RESPONSE, {"pid": proc.pid, "exit_status": proc.exit_status, "exited_at": timestamp(proc.exited_at)}
+            m.DELETE_RESPONSE,
+            {"pid": proc.pid, "exit_status": proc.exit_status, "exited_at": timestamp(proc.exited_at)},
         )
 
     def _reap_killed(self, proc: Process) -> None:
@@ -477,12 +511,15 @@ class TaskService:
     def resume(self, req: dict[str, Any], _call: Call) -> bytes:
         return self._freeze(req, "resume", PAUSED, RUNNING, "/tasks/resumed", "TaskResumed")
 
-    def _freeze(self, req: dict[str, Any], verb: str, before: int, after: int, topic: str, event: str) -> bytes:
+    def _freeze(
+        self, req: dict[str, Any], verb: str, before: int, after: int, topic: str, event: str
+    ) -> bytes:
         self._check_id(req)
         init = self._init()
         if init.status != before:
             raise RpcError(
-                ttrpc.FAILED_PRECONDITION, f"cannot {verb} task {self.opts.id}: it is {_STATUS_NAMES[init.status]}"
+                ttrpc.FAILED_PRECONDITION,
+                f"cannot {verb} task {self.opts.id}: it is {_STATUS_NAMES[init.status]}",
             )
         try:
             self.runtime.call([verb, self.opts.id])
@@ -544,7 +581,8 @@ class TaskService:
         self._check_id(req)
         task_pid = self.init.pid if self.init is not None and not self.deleted else 0
         return encode(
-            m.CONNECT_RESPONSE, {"shim_pid": os.getpid(), "task_pid": task_pid, "version": f"pycontainerd-shim {VERSION}"}
+            m.CONNECT_RESPONSE,
+            {"shim_pid": os.getpid(), "task_pid": task_pid, "version": f"pycontainerd-shim {VERSION}"},
         )
 
     def shutdown(self, req: dict[str, Any], _call: Call) -> bytes:
@@ -786,7 +824,9 @@ def _receive_fd(listener: _socket.socket) -> int:
     fds: list[int] = []
     for level, kind, data in ancillary:
         if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
-            fds += [int.from_bytes(data[i : i + 4], "little", signed=True) for i in range(0, len(data) - 3, 4)]
+            fds += [
+                int.from_bytes(data[i : i + 4], "little", signed=True) for i in range(0, len(data) - 3, 4)
+            ]
     if not fds:
         raise RuntimeFailed("the runtime sent no terminal over the console socket")
     for extra in fds[1:]:
@@ -800,4 +840,3 @@ def _unlink(path: str) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
-

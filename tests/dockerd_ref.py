@@ -77,7 +77,9 @@ HOST_WARNINGS = ("WARNING: IPv4 forwarding is disabled. Networking will not work
 
 def without_host_warnings(text: str) -> str:
     """`text` (a CLI's stderr, or a TTY's merged output) without the host-warning lines."""
-    return "".join(line for line in text.splitlines(keepends=True) if line.rstrip("\r\n") not in HOST_WARNINGS)
+    return "".join(
+        line for line in text.splitlines(keepends=True) if line.rstrip("\r\n") not in HOST_WARNINGS
+    )
 
 
 class DockerdRefError(Exception):
@@ -395,8 +397,16 @@ def reference_dockerd(
         script = _launcher_script(workdir, tracking, args, private_network)
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(
-                [UNSHARE, "--mount", *(["--net"] if private_network else []), "--propagation", "private",
-                 "/bin/sh", "-c", script],  # fmt: skip
+                [
+                    UNSHARE,
+                    "--mount",
+                    *(["--net"] if private_network else []),
+                    "--propagation",
+                    "private",
+                    "/bin/sh",
+                    "-c",
+                    script,
+                ],  # fmt: skip
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

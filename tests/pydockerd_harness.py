@@ -117,7 +117,10 @@ def wait_ready(daemon: PyDockerd, proc: subprocess.Popen[bytes], timeout: float 
     while True:
         if proc.poll() is not None:
             raise DockerdRefError(f"pydockerd exited {proc.returncode} while starting:\n{daemon.log_tail()}")
-        if daemon.socket.exists() and daemon.docker("version", "--format", "{{.Server.Version}}").returncode == 0:
+        if (
+            daemon.socket.exists()
+            and daemon.docker("version", "--format", "{{.Server.Version}}").returncode == 0
+        ):
             return
         if time.monotonic() > deadline:
             raise DockerdRefError(f"pydockerd not ready after {timeout}s:\n{daemon.log_tail()}")
@@ -205,7 +208,9 @@ def network_leftovers(daemon: PyDockerd) -> list[str]:
     rules = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
     found += [line for line in rules.splitlines() if f"PYD{tag.upper()}" in line]
     with open("/proc/self/mountinfo") as f:
-        found += [line.split()[4] for line in f if line.split()[4].startswith(str(daemon.exec_root / "netns"))]
+        found += [
+            line.split()[4] for line in f if line.split()[4].startswith(str(daemon.exec_root / "netns"))
+        ]
     return found
 
 

@@ -38,5 +38,7 @@ def test_every_package_is_under_the_contracts_and_in_the_wheel() -> None:
     with open(REPO / "pyproject.toml", "rb") as f:
         config = tomllib.load(f)
     assert set(config["tool"]["importlinter"]["root_packages"]) == packages
-    included = {pattern.rstrip("*") for pattern in config["tool"]["setuptools"]["packages"]["find"]["include"]}
+    included = {
+        pattern.rstrip("*") for pattern in config["tool"]["setuptools"]["packages"]["find"]["include"]
+    }
     assert included == packages

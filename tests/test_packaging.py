@@ -57,7 +57,9 @@ def _make_decoys(cwd: Path) -> None:
     an installed program must use the installed code whatever directory it is started from."""
     for name in PACKAGES:
         (cwd / name).mkdir(parents=True)
-        (cwd / name / "__init__.py").write_text(f"raise ImportError({name!r} ' was imported from the working directory')\n")
+        (cwd / name / "__init__.py").write_text(
+            f"raise ImportError({name!r} ' was imported from the working directory')\n"
+        )
 
 
 def _run(cmd: list[str], cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -119,7 +121,16 @@ def _check_container_run(installed: Path, cwd: Path) -> None:
         argv = Path(f"/proc/{daemon.containerd_pid}/cmdline").read_bytes().split(b"\0")
         assert os.fsdecode(argv[0]) == str(installed / "python"), argv
         run = _run(
-            [str(installed / "pydocker"), "-H", f"unix://{daemon.socket}", "run", "--rm", "busybox", "echo", "hello"],
+            [
+                str(installed / "pydocker"),
+                "-H",
+                f"unix://{daemon.socket}",
+                "run",
+                "--rm",
+                "busybox",
+                "echo",
+                "hello",
+            ],
             cwd,
             timeout=120,
         )

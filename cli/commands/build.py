@@ -112,7 +112,10 @@ def _prepare(opts: Values, where: str) -> BuildContext:
         bc.dockerfile_only(data, out)
         return BuildContext(out, bc.DEFAULT_DOCKERFILE)
     if where.startswith(_URL_PREFIXES):
-        raise CLIError(f"unable to prepare context: pydocker builds from a local directory or stdin, not from a URL: {where}", 1)
+        raise CLIError(
+            f"unable to prepare context: pydocker builds from a local directory or stdin, not from a URL: {where}",
+            1,
+        )
     if not os.path.exists(where):
         raise CLIError(f'unable to prepare context: path "{where}" not found', 1)
     try:
@@ -295,7 +298,10 @@ def show_stream(resp: Response, out: Any) -> StreamResult:
 def build(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
     _check_tags(spec, opts.tag)
     if opts.progress not in PROGRESS_MODES:
-        raise UsageError(f'invalid argument "{opts.progress}" for "--progress" flag: must be one of {", ".join(PROGRESS_MODES)}', spec)
+        raise UsageError(
+            f'invalid argument "{opts.progress}" for "--progress" flag: must be one of {", ".join(PROGRESS_MODES)}',
+            spec,
+        )
     quiet = opts.quiet or opts.progress == "quiet"
     if quiet:
         opts.set("quiet", True)

@@ -49,4 +49,3 @@ def commit(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
     answer = ctx.client.post("/commit", params) or {}
     ctx.out(f"{answer.get('Id', '')}\n")
     return 0
-

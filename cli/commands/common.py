@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 FILTER = Opt("filter", "f", "list", "Filter output based on conditions provided", metavar="filter")
 # prune commands keep -f for --force, so their --filter has no shorthand
-PRUNE_FILTER = Opt("filter", "", "list", "Provide filter values (e.g. \"until=<timestamp>\")", metavar="filter")
+PRUNE_FILTER = Opt("filter", "", "list", 'Provide filter values (e.g. "until=<timestamp>")', metavar="filter")
 FORCE_PROMPT = Opt("force", "f", "bool", "Do not prompt for confirmation")
 
 
@@ -100,7 +100,9 @@ def api_timestamp(value: str, now: float | None = None) -> str:
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
-        raise CLIError(f"invalid value for time: {value!r} (use a duration like 10m, RFC 3339, or a unix timestamp)") from None
+        raise CLIError(
+            f"invalid value for time: {value!r} (use a duration like 10m, RFC 3339, or a unix timestamp)"
+        ) from None
     ts = parsed.timestamp()  # naive values are local time, as in Docker
     return f"{int(ts)}.{int(round((ts - int(ts)) * 1e9)):09d}"
 
@@ -136,7 +138,9 @@ def require_api(ctx: Context, flag: str, minimum: str) -> None:
 
     current = ctx.client.version
     if version_lt(current, minimum):
-        raise CLIError(f'"{flag}" requires API version {minimum}, but the Docker daemon API version is {current}', 1)
+        raise CLIError(
+            f'"{flag}" requires API version {minimum}, but the Docker daemon API version is {current}', 1
+        )
 
 
 def inspect_each(ctx: Context, names: list[str], fetch: Callable[[str], Any], fmt: str) -> int:

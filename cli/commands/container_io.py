@@ -142,7 +142,9 @@ def exec_(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
         env.extend(read_kv_file(path, "env"))
     env.extend(expand_env(opts.env))
     if opts.workdir and not opts.workdir.startswith("/"):
-        raise UsageError(f"the working directory '{opts.workdir}' is invalid, it needs to be an absolute path", spec)
+        raise UsageError(
+            f"the working directory '{opts.workdir}' is invalid, it needs to be an absolute path", spec
+        )
     body: dict[str, Any] = {
         "AttachStdin": opts.interactive and not opts.detach,
         "AttachStdout": not opts.detach,
@@ -228,7 +230,7 @@ def logs(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
 
 # ---- cp -------------------------------------------------------------------------------------
 def _split_container_path(arg: str) -> tuple[str, str] | None:
-    """"name:/path" -> (name, path); local paths (absolute, ./, or without ':') -> None."""
+    """ "name:/path" -> (name, path); local paths (absolute, ./, or without ':') -> None."""
     if arg.startswith(("/", ".")) or ":" not in arg:
         return None
     name, _, path = arg.partition(":")
@@ -250,7 +252,9 @@ def cp(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
         copy.from_container(ctx, src_c[0], src_c[1], dst, follow=opts.follow_link, quiet=opts.quiet)
     else:
         assert dst_c is not None
-        copy.to_container(ctx, src, dst_c[0], dst_c[1], follow=opts.follow_link, archive=opts.archive, quiet=opts.quiet)
+        copy.to_container(
+            ctx, src, dst_c[0], dst_c[1], follow=opts.follow_link, archive=opts.archive, quiet=opts.quiet
+        )
     return 0
 
 
@@ -299,13 +303,17 @@ STATS_HEADERS = {
     "Container": "CONTAINER", "ID": "CONTAINER ID", "Name": "NAME", "CPUPerc": "CPU %", "MemUsage": "MEM USAGE / LIMIT",
     "MemPerc": "MEM %", "NetIO": "NET I/O", "BlockIO": "BLOCK I/O", "PIDs": "PIDS",
 }  # fmt: skip
-STATS_DEFAULT = "table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}"
+STATS_DEFAULT = (
+    "table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}"
+)
 
 
 def _cpu_percent(s: dict[str, Any]) -> float:
     cpu = s.get("cpu_stats") or {}
     pre = s.get("precpu_stats") or {}
-    total = (cpu.get("cpu_usage") or {}).get("total_usage", 0) - (pre.get("cpu_usage") or {}).get("total_usage", 0)
+    total = (cpu.get("cpu_usage") or {}).get("total_usage", 0) - (pre.get("cpu_usage") or {}).get(
+        "total_usage", 0
+    )
     system = (cpu.get("system_cpu_usage") or 0) - (pre.get("system_cpu_usage") or 0)
     online = cpu.get("online_cpus") or len((cpu.get("cpu_usage") or {}).get("percpu_usage") or []) or 1
     if total > 0 and system > 0:

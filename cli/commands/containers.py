@@ -138,7 +138,7 @@ SPECS: dict[str, Command] = {
 
 # ---- run / create / start -----------------------------------------------------------------
 def _split_ref(image: str) -> tuple[str, str]:
-    """"repo[:tag]" -> (repo, tag); a registry port ("host:5000/x") is not a tag."""
+    """ "repo[:tag]" -> (repo, tag); a registry port ("host:5000/x") is not a tag."""
     if "@" in image:
         repo, _, digest = image.partition("@")
         return repo, digest
@@ -174,7 +174,10 @@ def create_container(ctx: Context, body: dict[str, Any], name: str, pull_policy:
     image = body["Image"]
     _check_api_features(ctx, body)
     if pull_policy not in ("missing", "always", "never"):
-        raise CLIError(f'pydocker: invalid pull option: \'{pull_policy}\': must be one of "always", "missing" or "never"', 125)
+        raise CLIError(
+            f'pydocker: invalid pull option: \'{pull_policy}\': must be one of "always", "missing" or "never"',
+            125,
+        )
     if pull_policy == "always":
         pull(ctx, image)
     params = {"name": name} if name else None
@@ -203,7 +206,8 @@ def _check_api_features(ctx: Context, body: dict[str, Any]) -> None:
     version = ctx.client.version
     if has_mac_address(endpoints) and version_lt(version, "1.44"):
         raise ClientVersionError(
-            f'"specify mac-address per network" requires API version 1.44, but the Docker daemon API version is {version}', 1
+            f'"specify mac-address per network" requires API version 1.44, but the Docker daemon API version is {version}',
+            1,
         )
 
 
@@ -384,7 +388,9 @@ def run(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
             ctx.out(cid + "\n")
             return 0
     except ClientVersionError as exc:
-        raise CLIError(f"pydocker: {exc.message}\n\nRun 'pydocker {spec.name} --help' for more information", 125) from None
+        raise CLIError(
+            f"pydocker: {exc.message}\n\nRun 'pydocker {spec.name} --help' for more information", 125
+        ) from None
     except (APIError, DaemonUnreachable) as exc:
         raise _run_error(spec, exc) from None
     try:
@@ -515,7 +521,11 @@ def rename(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
 
 def update(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
     body: dict[str, Any] = {}
-    for flag, key in (("memory", "Memory"), ("memory_reservation", "MemoryReservation"), ("memory_swap", "MemorySwap")):
+    for flag, key in (
+        ("memory", "Memory"),
+        ("memory_reservation", "MemoryReservation"),
+        ("memory_swap", "MemorySwap"),
+    ):
         raw = opts.get(flag)
         if not raw:
             continue
@@ -525,12 +535,16 @@ def update(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
         try:
             body[key] = ram_in_bytes(raw)
         except ValueError as exc:
-            raise UsageError(f'invalid argument "{raw}" for "--{flag.replace("_", "-")}" flag: {exc}', spec) from None
+            raise UsageError(
+                f'invalid argument "{raw}" for "--{flag.replace("_", "-")}" flag: {exc}', spec
+            ) from None
     if opts.cpus:
         try:
             body["NanoCpus"] = int(round(float(opts.cpus) * 1e9))
         except ValueError:
-            raise UsageError(f'invalid argument "{opts.cpus}" for "--cpus" flag: failed to parse', spec) from None
+            raise UsageError(
+                f'invalid argument "{opts.cpus}" for "--cpus" flag: failed to parse', spec
+            ) from None
     if "cpu_shares" in opts.changed:
         body["CpuShares"] = opts.cpu_shares
     if opts.cpuset_cpus:
@@ -595,7 +609,9 @@ def format_ports(ports: list[dict[str, Any]]) -> str:
         key = str(p.get("Type", ""))
         if p.get("IP"):
             if p.get("PublicPort") != current:
-                mappings.append(f"{_join_host_port(p['IP'], p.get('PublicPort', 0))}->{current}/{p.get('Type', '')}")
+                mappings.append(
+                    f"{_join_host_port(p['IP'], p.get('PublicPort', 0))}->{current}/{p.get('Type', '')}"
+                )
                 continue
             key = f"{p['IP']}/{key}"
         group = groups.get(key)
@@ -731,7 +747,9 @@ def _inspect_many(ctx: Context, names: list[str], fetch: Any, missing: str, fmt:
 
 def container_inspect(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
     client = ctx.client
-    return _inspect_many(ctx, args, lambda n: inspect_container(client, n, opts.size), "No such container", opts.format)
+    return _inspect_many(
+        ctx, args, lambda n: inspect_container(client, n, opts.size), "No such container", opts.format
+    )
 
 
 def inspect(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
@@ -770,7 +788,10 @@ def port(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
         out = [_join_host_port(b.get("HostIp", ""), b.get("HostPort", "")) for b in bindings]
     else:
         for key, bindings in ports.items():
-            out += [f"{key} -> {_join_host_port(b.get('HostIp', ''), b.get('HostPort', ''))}" for b in bindings or []]
+            out += [
+                f"{key} -> {_join_host_port(b.get('HostIp', ''), b.get('HostPort', ''))}"
+                for b in bindings or []
+            ]
     out.sort(key=natural_key)
     if out:
         ctx.out("\n".join(out) + "\n")
@@ -790,4 +811,3 @@ def prune(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
         ctx.out("Deleted Containers:\n" + "".join(d + "\n" for d in deleted) + "\n")
     ctx.out(f"Total reclaimed space: {human_size(report.get('SpaceReclaimed') or 0)}\n")
     return 0
-

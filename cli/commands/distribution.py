@@ -29,10 +29,21 @@ HUB_KEY = "https://index.docker.io/v1/"
 QUIET = Opt("quiet", "q", "bool", "Suppress verbose output")
 
 SPECS: dict[str, Command] = {
-    "pull": Command("pull", "[OPTIONS] NAME[:TAG|@DIGEST]", "Download an image from a registry", (QUIET,), min_args=1, max_args=1),
-    "push": Command("push", "[OPTIONS] NAME[:TAG]", "Upload an image to a registry", (QUIET,), min_args=1, max_args=1),
+    "pull": Command(
+        "pull",
+        "[OPTIONS] NAME[:TAG|@DIGEST]",
+        "Download an image from a registry",
+        (QUIET,),
+        min_args=1,
+        max_args=1,
+    ),
+    "push": Command(
+        "push", "[OPTIONS] NAME[:TAG]", "Upload an image to a registry", (QUIET,), min_args=1, max_args=1
+    ),
     "login": Command(
-        "login", "[OPTIONS] [SERVER]", "Log in to a registry",
+        "login",
+        "[OPTIONS] [SERVER]",
+        "Log in to a registry",
         (
             Opt("username", "u", "str", "Username"),
             Opt("password", "p", "str", "Password"),
@@ -159,7 +170,11 @@ def pull(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
     finally:
         resp.close()
     if status == 0:
-        full = repo if domain != "docker.io" or repo.startswith("docker.io/") else f"docker.io/{repo if '/' in repo else 'library/' + repo}"
+        full = (
+            repo
+            if domain != "docker.io" or repo.startswith("docker.io/")
+            else f"docker.io/{repo if '/' in repo else 'library/' + repo}"
+        )
         ctx.out(f"{full}{tag if tag.startswith('@') else ':' + tag}\n")
     return status
 
@@ -174,7 +189,9 @@ def push(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
             ctx.out("Using default tag: latest\n")
     from cli.client import quote_path
 
-    resp = ctx.client.open("POST", f"/images/{quote_path(repo)}/push", {"tag": tag}, headers=registry_auth_header(ctx, domain))
+    resp = ctx.client.open(
+        "POST", f"/images/{quote_path(repo)}/push", {"tag": tag}, headers=registry_auth_header(ctx, domain)
+    )
     try:
         status = Progress(ctx, opts.quiet).consume(resp)
     finally:
@@ -209,7 +226,9 @@ def login(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
             password = getpass.getpass("Password: ")
     if not username or not password:
         raise CLIError("pydocker: Error: Username and password are required", 1)
-    _, body = ctx.client.call("POST", "/auth", body={"username": username, "password": password, "serveraddress": key})
+    _, body = ctx.client.call(
+        "POST", "/auth", body={"username": username, "password": password, "serveraddress": key}
+    )
     path = _config_path(ctx)
     data = ctx.config  # config.json as loaded at start-up (cli/context.py)
     auths = data.get("auths") if isinstance(data.get("auths"), dict) else {}

@@ -100,7 +100,7 @@ IMAGES_DIGESTS = "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.Crea
 
 
 def split_tag(ref: str) -> tuple[str, str]:
-    """"repo:tag" -> (repo, tag); "host:5000/repo" has no tag."""
+    """ "repo:tag" -> (repo, tag); "host:5000/repo" has no tag."""
     slash, colon = ref.rfind("/"), ref.rfind(":")
     if colon > slash:
         return ref[:colon], ref[colon + 1 :]
@@ -170,7 +170,9 @@ def images(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
                 seen.append(r["ID"]())
         ctx.out("".join(i + "\n" for i in seen))
         return 0
-    fmt = opts.format or ctx.config_str("imagesFormat") or (IMAGES_DIGESTS if opts.digests else IMAGES_DEFAULT)
+    fmt = (
+        opts.format or ctx.config_str("imagesFormat") or (IMAGES_DIGESTS if opts.digests else IMAGES_DEFAULT)
+    )
     if fmt == "table":
         fmt = IMAGES_DIGESTS if opts.digests else IMAGES_DEFAULT
     ctx.out(render_rows(fmt, rows, IMAGES_HEADERS, json_row=lambda r: {k: v() for k, v in sorted(r.items())}))
@@ -192,7 +194,9 @@ def rmi(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
 
 def image_inspect(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
     client = ctx.client
-    return _inspect_many(ctx, args, lambda n: client.get(f"/images/{quote_path(n)}/json"), "No such image", opts.format)
+    return _inspect_many(
+        ctx, args, lambda n: client.get(f"/images/{quote_path(n)}/json"), "No such image", opts.format
+    )
 
 
 HISTORY_HEADERS = {
@@ -230,7 +234,9 @@ def history(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
     fmt = opts.format or HISTORY_DEFAULT
     if fmt == "table":
         fmt = HISTORY_DEFAULT
-    ctx.out(render_rows(fmt, rows, HISTORY_HEADERS, json_row=lambda r: {k: v() for k, v in sorted(r.items())}))
+    ctx.out(
+        render_rows(fmt, rows, HISTORY_HEADERS, json_row=lambda r: {k: v() for k, v in sorted(r.items())})
+    )
     return 0
 
 
@@ -344,7 +350,13 @@ def import_(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
             raise CLIError(f"pydocker: open {source}: {(exc.strerror or str(exc)).lower()}", 1) from None
         body = _file_chunks(fd)
     try:
-        resp = ctx.client.open("POST", "/images/create", params, body=body, headers={"Content-Type": "application/x-tar"} if body else None)
+        resp = ctx.client.open(
+            "POST",
+            "/images/create",
+            params,
+            body=body,
+            headers={"Content-Type": "application/x-tar"} if body else None,
+        )
         try:
             return _print_json_messages(ctx, resp)
         finally:
@@ -374,4 +386,3 @@ def prune(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
         ctx.out("Deleted Images:\n" + "".join(lines) + "\n")
     ctx.out(f"Total reclaimed space: {human_size(report.get('SpaceReclaimed') or 0)}\n")
     return 0
-

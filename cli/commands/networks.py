@@ -128,7 +128,9 @@ def _contains(subnet: str, data: str) -> bool:
     return addr.version == net.version and addr in net
 
 
-def ipam_config(subnets: list[str], ranges: list[str], gateways: list[str], aux: dict[str, str]) -> list[dict[str, Any]]:
+def ipam_config(
+    subnets: list[str], ranges: list[str], gateways: list[str], aux: dict[str, str]
+) -> list[dict[str, Any]]:
     """The CLI's consolidation of --subnet/--ip-range/--gateway/--aux-address per subnet."""
     if len(subnets) < len(ranges) or len(subnets) < len(gateways):
         raise CLIError("every ip-range or gateway must have a corresponding subnet", 1)
@@ -147,7 +149,9 @@ def ipam_config(subnets: list[str], ranges: list[str], gateways: list[str], aux:
                 if data[s].get(key):
                     kind = "ranges" if key == "IPRange" else "gateways"
                     where = "on the same subnet" if key == "IPRange" else "for the same subnet"
-                    raise CLIError(f"cannot configure multiple {kind} ({value}, {data[s][key]}) {where} ({s})", 1)
+                    raise CLIError(
+                        f"cannot configure multiple {kind} ({value}, {data[s][key]}) {where} ({s})", 1
+                    )
                 data[s][key] = value
                 match = True
             if not match:
@@ -166,7 +170,10 @@ def ipam_config(subnets: list[str], ranges: list[str], gateways: list[str], aux:
 def create(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
     name = args[0]
     config = ipam_config(
-        split_strings(opts.subnet), split_strings(opts.ip_range), split_strings(opts.gateway), kv_map(opts.aux_address)
+        split_strings(opts.subnet),
+        split_strings(opts.ip_range),
+        split_strings(opts.gateway),
+        kv_map(opts.aux_address),
     )
     body: dict[str, Any] = {
         "Name": name,
@@ -184,7 +191,9 @@ def create(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
     if "ipv6" in opts.changed:
         body["EnableIPv6"] = opts.ipv6
     if "ipv4" in opts.changed:
-        body["EnableIPv4"] = opts.ipv4  # daemons before API 1.48 ignore it; the Docker CLI sends it all the same
+        body["EnableIPv4"] = (
+            opts.ipv4
+        )  # daemons before API 1.48 ignore it; the Docker CLI sends it all the same
     from cli.client import version_lt
 
     if version_lt(ctx.client.version, "1.44"):
@@ -238,7 +247,14 @@ def ls(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
     fmt = opts.format or ctx.config_str("networksFormat") or NETWORK_DEFAULT
     if fmt == "table":
         fmt = NETWORK_DEFAULT
-    ctx.out(render_rows(fmt, rows, NETWORK_HEADERS, json_row=lambda r: {k: v() for k, v in sorted(r.items()) if k != "Label"}))
+    ctx.out(
+        render_rows(
+            fmt,
+            rows,
+            NETWORK_HEADERS,
+            json_row=lambda r: {k: v() for k, v in sorted(r.items()) if k != "Label"},
+        )
+    )
     return 0
 
 
@@ -305,11 +321,15 @@ def connect(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
     if "gw_priority" in opts.changed:
         require_api(ctx, "--gw-priority", "1.48")
         endpoint["GwPriority"] = opts.gw_priority
-    ctx.client.post(f"/networks/{quote_path(network)}/connect", None, {"Container": container, "EndpointConfig": endpoint})
+    ctx.client.post(
+        f"/networks/{quote_path(network)}/connect", None, {"Container": container, "EndpointConfig": endpoint}
+    )
     return 0
 
 
 def disconnect(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
     network, container = args
-    ctx.client.post(f"/networks/{quote_path(network)}/disconnect", None, {"Container": container, "Force": opts.force})
+    ctx.client.post(
+        f"/networks/{quote_path(network)}/disconnect", None, {"Container": container, "Force": opts.force}
+    )
     return 0

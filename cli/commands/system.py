@@ -92,7 +92,9 @@ def version(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
         ctx.out(_format_data(opts.format, {"Client": client_info, "Server": server}))
     else:
         negotiated = client_info["ApiVersion"]
-        api_line = negotiated if negotiated == API_VERSION else f"{negotiated} (downgraded from {API_VERSION})"
+        api_line = (
+            negotiated if negotiated == API_VERSION else f"{negotiated} (downgraded from {API_VERSION})"
+        )
         lines = [
             "Client:",
             f" Version:           {__version__}",
@@ -133,7 +135,16 @@ def _server_version_lines(server: dict[str, Any]) -> list[str]:
         lines.append(f" {comp['Name']}:")
         lines.append(f"  {'Version:':<18}{comp.get('Version', '')}".rstrip())
         for key, value in sorted((comp.get("Details") or {}).items()):
-            if key in ("ApiVersion", "MinAPIVersion", "Os", "Arch", "GoVersion", "KernelVersion", "BuildTime", "Experimental"):
+            if key in (
+                "ApiVersion",
+                "MinAPIVersion",
+                "Os",
+                "Arch",
+                "GoVersion",
+                "KernelVersion",
+                "BuildTime",
+                "Experimental",
+            ):
                 continue
             lines.append(f"  {key + ':':<18}{value}".rstrip())
     return lines
@@ -146,7 +157,13 @@ def info(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
         client_info = {"Version": __version__, "Debug": ctx.debug}
         ctx.out(_format_data(opts.format, {**data, "ClientInfo": client_info}))
         return 0
-    lines = ["Client:", f" Version:    {__version__}", f" Debug Mode: {str(ctx.debug).lower()}", "", "Server:"]
+    lines = [
+        "Client:",
+        f" Version:    {__version__}",
+        f" Debug Mode: {str(ctx.debug).lower()}",
+        "",
+        "Server:",
+    ]
     lines += [
         f" Containers: {data.get('Containers', 0)}",
         f"  Running: {data.get('ContainersRunning', 0)}",
@@ -160,7 +177,11 @@ def info(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
         for pair in data.get("DriverStatus") or []:
             if len(pair) == 2:
                 lines.append(f"  {pair[0]}: {pair[1]}")
-    for key, label in (("LoggingDriver", "Logging Driver"), ("CgroupDriver", "Cgroup Driver"), ("CgroupVersion", "Cgroup Version")):
+    for key, label in (
+        ("LoggingDriver", "Logging Driver"),
+        ("CgroupDriver", "Cgroup Driver"),
+        ("CgroupVersion", "Cgroup Version"),
+    ):
         if data.get(key):
             lines.append(f" {label}: {data[key]}")
     runtimes = data.get("Runtimes") or {}
@@ -248,7 +269,13 @@ def events(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
 
 
 # ---- df -------------------------------------------------------------------------------------
-DF_HEADERS = {"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE", "Size": "SIZE", "Reclaimable": "RECLAIMABLE"}
+DF_HEADERS = {
+    "Type": "TYPE",
+    "TotalCount": "TOTAL",
+    "Active": "ACTIVE",
+    "Size": "SIZE",
+    "Reclaimable": "RECLAIMABLE",
+}
 DF_DEFAULT = "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}"
 
 
@@ -270,9 +297,15 @@ def df(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
     )
     cont_size = sum(c.get("SizeRw") or 0 for c in conts)
     cont_free = sum(c.get("SizeRw") or 0 for c in conts if c.get("State") != "running")
-    vol_size = sum(((v.get("UsageData") or {}).get("Size") or 0) for v in vols if ((v.get("UsageData") or {}).get("Size") or 0) > 0)
+    vol_size = sum(
+        ((v.get("UsageData") or {}).get("Size") or 0)
+        for v in vols
+        if ((v.get("UsageData") or {}).get("Size") or 0) > 0
+    )
     vol_free = sum(
-        ((v.get("UsageData") or {}).get("Size") or 0) for v in vols if ((v.get("UsageData") or {}).get("RefCount") or 0) == 0
+        ((v.get("UsageData") or {}).get("Size") or 0)
+        for v in vols
+        if ((v.get("UsageData") or {}).get("RefCount") or 0) == 0
     )
     cache_size = sum(b.get("Size") or 0 for b in cache)
     cache_free = sum(b.get("Size") or 0 for b in cache if not b.get("InUse") and not b.get("Shared"))
@@ -290,7 +323,9 @@ def df(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
     if opts.verbose and not opts.format:
         # The Docker CLI's "Build cache usage" adds up the records that are not shared (not
         # the daemon's BuilderSize).
-        return _df_verbose(ctx, imgs, conts, vols, cache, sum(b.get("Size") or 0 for b in cache if not b.get("Shared")))
+        return _df_verbose(
+            ctx, imgs, conts, vols, cache, sum(b.get("Size") or 0 for b in cache if not b.get("Shared"))
+        )
     fmt = opts.format or DF_DEFAULT
     if fmt == "table":
         fmt = DF_DEFAULT
@@ -314,8 +349,16 @@ def _df_verbose(
         render_rows(
             "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}\t{{.SharedSize}}\t{{.UniqueSize}}\t{{.Containers}}",
             image_rows(imgs, True),
-            {"Repository": "REPOSITORY", "Tag": "TAG", "ID": "IMAGE ID", "CreatedSince": "CREATED", "Size": "SIZE",
-             "SharedSize": "SHARED SIZE", "UniqueSize": "UNIQUE SIZE", "Containers": "CONTAINERS"},  # fmt: skip
+            {
+                "Repository": "REPOSITORY",
+                "Tag": "TAG",
+                "ID": "IMAGE ID",
+                "CreatedSince": "CREATED",
+                "Size": "SIZE",
+                "SharedSize": "SHARED SIZE",
+                "UniqueSize": "UNIQUE SIZE",
+                "Containers": "CONTAINERS",
+            },  # fmt: skip
         )
     )
     out += ["Containers space usage:", ""]
@@ -323,8 +366,16 @@ def _df_verbose(
         render_rows(
             "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.LocalVolumes}}\t{{.Size}}\t{{.RunningFor}}\t{{.Status}}\t{{.Names}}",
             [ps_row({**c, "SizeRootFs": 0}, True) for c in conts],  # Docker leaves the virtual size out here
-            {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "LocalVolumes": "LOCAL VOLUMES",
-             "Size": "SIZE", "RunningFor": "CREATED", "Status": "STATUS", "Names": "NAMES"},  # fmt: skip
+            {
+                "ID": "CONTAINER ID",
+                "Image": "IMAGE",
+                "Command": "COMMAND",
+                "LocalVolumes": "LOCAL VOLUMES",
+                "Size": "SIZE",
+                "RunningFor": "CREATED",
+                "Status": "STATUS",
+                "Names": "NAMES",
+            },  # fmt: skip
         )
     )
     out += ["Local Volumes space usage:", ""]
@@ -336,12 +387,21 @@ def _df_verbose(
         vol_lines.append(f"{v.get('Name', '')}\t{usage.get('RefCount', 0)}\t{shown}")
     out.append(tabulate(vol_lines))
     out += [f"Build cache usage: {human_size(builder_size)}", ""]
-    out.append(render_rows(
-        "table {{.ID}}\t{{.CacheType}}\t{{.Size}}\t{{.CreatedSince}}\t{{.LastUsedSince}}\t{{.UsageCount}}\t{{.Shared}}",
-        [_cache_row(b) for b in cache],
-        {"ID": "CACHE ID", "CacheType": "CACHE TYPE", "Size": "SIZE", "CreatedSince": "CREATED",
-         "LastUsedSince": "LAST USED", "UsageCount": "USAGE", "Shared": "SHARED"},  # fmt: skip
-    ))
+    out.append(
+        render_rows(
+            "table {{.ID}}\t{{.CacheType}}\t{{.Size}}\t{{.CreatedSince}}\t{{.LastUsedSince}}\t{{.UsageCount}}\t{{.Shared}}",
+            [_cache_row(b) for b in cache],
+            {
+                "ID": "CACHE ID",
+                "CacheType": "CACHE TYPE",
+                "Size": "SIZE",
+                "CreatedSince": "CREATED",
+                "LastUsedSince": "LAST USED",
+                "UsageCount": "USAGE",
+                "Shared": "SHARED",
+            },  # fmt: skip
+        )
+    )
     ctx.out("\n".join(out))
     return 0
 
@@ -368,7 +428,9 @@ def prune(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
     items = ["all stopped containers", "all networks not used by at least one container"]
     if opts.volumes:
         items.append("all anonymous volumes not used by at least one container")
-    items.append("all images without at least one container associated to them" if opts.all else "all dangling images")
+    items.append(
+        "all images without at least one container associated to them" if opts.all else "all dangling images"
+    )
     items.append("unused build cache")
     warning = "WARNING! This will remove:\n" + "".join(f"  - {i}\n" for i in items)
     if not opts.force and not confirm(ctx, warning.rstrip("\n")):

@@ -76,7 +76,10 @@ def create(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
     name = opts.name
     if args:
         if name and name != args[0]:
-            raise CLIError("conflicting options: cannot specify a volume-name through both --name and as a positional arg", 1)
+            raise CLIError(
+                "conflicting options: cannot specify a volume-name through both --name and as a positional arg",
+                1,
+            )
         name = args[0]
     body: dict[str, Any] = {"Driver": opts.driver}
     if opts.opt:
@@ -112,7 +115,9 @@ def volume_row(v: dict[str, Any]) -> dict[str, Any]:
         "Links": lambda: "N/A" if usage is None else str(usage.get("RefCount", 0)),
         "Size": lambda: "N/A" if usage is None else human_size(usage.get("Size") or 0),
         "Group": lambda: "N/A" if cluster is None else str((cluster.get("Spec") or {}).get("Group", "")),
-        "Availability": lambda: "N/A" if cluster is None else str((cluster.get("Spec") or {}).get("Availability", "")),
+        "Availability": lambda: (
+            "N/A" if cluster is None else str((cluster.get("Spec") or {}).get("Availability", ""))
+        ),
         "Status": lambda: "N/A",
     }
 
@@ -130,7 +135,14 @@ def ls(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
     fmt = opts.format or ctx.config_str("volumesFormat") or VOLUME_DEFAULT
     if fmt == "table":
         fmt = VOLUME_DEFAULT
-    ctx.out(render_rows(fmt, rows, VOLUME_HEADERS, json_row=lambda r: {k: v() for k, v in sorted(r.items()) if k != "Label"}))
+    ctx.out(
+        render_rows(
+            fmt,
+            rows,
+            VOLUME_HEADERS,
+            json_row=lambda r: {k: v() for k, v in sorted(r.items()) if k != "Label"},
+        )
+    )
     return 0
 
 
@@ -157,7 +169,9 @@ def rm(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
 def prune(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
     filters = parse_filters(opts.filter)
     which = "all local volumes" if opts.all else "anonymous local volumes"
-    if not opts.force and not confirm(ctx, f"WARNING! This will remove {which} not used by at least one container."):
+    if not opts.force and not confirm(
+        ctx, f"WARNING! This will remove {which} not used by at least one container."
+    ):
         return 0
     if opts.all:
         require_api(ctx, "--all", "1.42")

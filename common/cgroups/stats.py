@@ -71,7 +71,13 @@ class CpuAcct:
     __slots__ = ("total", "percpu", "percpu_user", "percpu_kernel", "user", "kernel")
 
     def __init__(
-        self, total: int, percpu: list[int], percpu_user: list[int], percpu_kernel: list[int], user: int, kernel: int
+        self,
+        total: int,
+        percpu: list[int],
+        percpu_user: list[int],
+        percpu_kernel: list[int],
+        user: int,
+        kernel: int,
     ) -> None:
         self.total = total
         self.percpu = percpu

@@ -130,7 +130,9 @@ class Client:
                 ("grpc.max_send_message_length", _MAX_MESSAGE),
             ],
         )
-        self._lease: contextvars.ContextVar[str] = contextvars.ContextVar(f"containerd-lease-{id(self)}", default="")
+        self._lease: contextvars.ContextVar[str] = contextvars.ContextVar(
+            f"containerd-lease-{id(self)}", default=""
+        )
         self.channel = grpc.intercept_channel(self._raw, _Headers(namespace, self._lease))
         self.api = Api(self.channel)
         self.content = ContentStore(self)
@@ -186,7 +188,9 @@ class Client:
         except grpc.RpcError as exc:
             raise from_rpc(exc, self.address) from None
 
-    def stream(self, method: grpc.UnaryStreamMultiCallable[Request, Response], request: Request) -> Iterator[Response]:
+    def stream(
+        self, method: grpc.UnaryStreamMultiCallable[Request, Response], request: Request
+    ) -> Iterator[Response]:
         """A server-streaming call, its responses one by one; failures map as in call()."""
         responses: Any = method(request)  # a grpc.Call as well as an iterator
         try:
@@ -214,7 +218,9 @@ class Client:
             self._lease.reset(token)
 
     @contextmanager
-    def lease(self, ttl: timedelta = DEFAULT_LEASE_TTL, labels: Mapping[str, str] | None = None) -> Iterator[str]:
+    def lease(
+        self, ttl: timedelta = DEFAULT_LEASE_TTL, labels: Mapping[str, str] | None = None
+    ) -> Iterator[str]:
         """Hold everything created inside the block with a new lease, deleted at the end.
 
         The lease expires by itself after `ttl` (the `containerd.io/gc.expire` label), so a

@@ -114,7 +114,9 @@ class Containers:
 
     def list(self, *filters: str) -> list[Container]:
         """Records matching any of containerd's filters (`id==x`, `labels."k"==v`, ...), all if none."""
-        resp = self.client.call(self.client.api.containers.List, pb.ListContainersRequest(filters=list(filters)))
+        resp = self.client.call(
+            self.client.api.containers.List, pb.ListContainersRequest(filters=list(filters))
+        )
         return [_from_pb(m) for m in resp.containers]
 
     def update(self, container: Container, fields: Sequence[str]) -> Container:

@@ -94,7 +94,9 @@ def find_image(client: Client, name: str) -> Image:
             raise NotFound(f"image {name}: not found") from None
 
 
-def _write(client: Client, images: list[Image], out: IO[bytes], format: str, platform: Platform, tmp_dir: str | None) -> None:
+def _write(
+    client: Client, images: list[Image], out: IO[bytes], format: str, platform: Platform, tmp_dir: str | None
+) -> None:
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.GNU_FORMAT) as tar:
         if format == "docker":
             _DockerWriter(client, tar, platform, tmp_dir).write(images)
@@ -172,7 +174,9 @@ class _DockerWriter:
     tmp_dir: str | None
     entries: dict[str, dict[str, Any]] = field(default_factory=dict)  # by manifest digest
     repositories: dict[str, dict[str, str]] = field(default_factory=dict)
-    layers: dict[str, tuple[str, Descriptor, str]] = field(default_factory=dict)  # dir -> (parent dir, layer, diff id)
+    layers: dict[str, tuple[str, Descriptor, str]] = field(
+        default_factory=dict
+    )  # dir -> (parent dir, layer, diff id)
     configs: dict[str, Descriptor] = field(default_factory=dict)  # file name -> config
 
     def write(self, images: list[Image]) -> None:
@@ -200,7 +204,9 @@ class _DockerWriter:
             desc.digest, {"Config": config_file, "RepoTags": None, "Layers": [f"{d}/layer.tar" for d in dirs]}
         )
         for i, directory in enumerate(dirs):
-            self.layers.setdefault(directory, (dirs[i - 1] if i else "", manifest.layers[i], config.diff_ids[i]))
+            self.layers.setdefault(
+                directory, (dirs[i - 1] if i else "", manifest.layers[i], config.diff_ids[i])
+            )
         repo_tag = _docker_repo_tag(image.name)
         if repo_tag is not None:
             repo, tag = repo_tag
@@ -229,7 +235,9 @@ class _DockerWriter:
                 spool.write(chunk)
                 size += len(chunk)
             if not digest.verify(diff_id):
-                raise DigestMismatch(f"layer {layer.digest} decompresses to {digest.digest()}, not its diff id {diff_id}")
+                raise DigestMismatch(
+                    f"layer {layer.digest} decompresses to {digest.digest()}, not its diff id {diff_id}"
+                )
             spool.seek(0)
             self.tar.addfile(_info(name, size), spool)
 
@@ -270,7 +278,11 @@ class _OciWriter:
             target = image.target
             manifests.append(Descriptor(target.media_type, target.digest, target.size, annotations).to_json())
         _add_bytes(self.tar, "oci-layout", canonical_json({"imageLayoutVersion": "1.0.0"}))
-        _add_bytes(self.tar, "index.json", canonical_json({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}))
+        _add_bytes(
+            self.tar,
+            "index.json",
+            canonical_json({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}),
+        )
         _add_dir(self.tar, "blobs")
         _add_dir(self.tar, "blobs/sha256")
         for digest in sorted(self.blobs):
@@ -285,9 +297,13 @@ class _OciWriter:
             for child in parse_index(read_blob(self.client, desc), f"index {desc.digest}"):
                 self.collect(child, required=child.platform is None or self.platform.matches(child.platform))
         elif desc.media_type in MANIFEST_TYPES:
-            manifest = parse_manifest(read_blob(self.client, desc), desc.media_type, f"manifest {desc.digest}")
+            manifest = parse_manifest(
+                read_blob(self.client, desc), desc.media_type, f"manifest {desc.digest}"
+            )
             self.collect(manifest.config, required=True)
             for layer in manifest.layers:
-                self.collect(layer, required="foreign" not in layer.media_type and "nondistributable" not in layer.media_type)
+                self.collect(
+                    layer,
+                    required="foreign" not in layer.media_type and "nondistributable" not in layer.media_type,
+                )
         self.blobs[desc.digest] = Descriptor(desc.media_type, desc.digest, desc.size)
-

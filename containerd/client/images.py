@@ -67,7 +67,9 @@ def delete_image(client: Client, name: str, *, sync: bool = False) -> None:
 
 
 def create_image(client: Client, image: Image) -> Image:
-    return _image_from(client.call(client.api.images.Create, pb.CreateImageRequest(image=_image_to(image))).image)
+    return _image_from(
+        client.call(client.api.images.Create, pb.CreateImageRequest(image=_image_to(image))).image
+    )
 
 
 def create_or_update_image(client: Client, image: Image) -> Image:
@@ -77,6 +79,7 @@ def create_or_update_image(client: Client, image: Image) -> Image:
         return create_image(client, image)
     except AlreadyExists:
         req = pb.UpdateImageRequest(
-            image=_image_to(image), update_mask=field_mask_pb2.FieldMask(paths=["target", "labels"] if image.labels else ["target"])
+            image=_image_to(image),
+            update_mask=field_mask_pb2.FieldMask(paths=["target", "labels"] if image.labels else ["target"]),
         )
         return _image_from(client.call(client.api.images.Update, req).image)

@@ -111,9 +111,13 @@ def import_archive(
             elif src.has("manifest.json"):
                 named = importer.import_docker(dangling_prefix)
             elif src.has("repositories"):
-                raise ArchiveError("a docker-save archive without manifest.json (Docker before 1.10) is not supported")
+                raise ArchiveError(
+                    "a docker-save archive without manifest.json (Docker before 1.10) is not supported"
+                )
             else:
-                raise ArchiveError("not a docker-save archive, OCI layout or OCI archive (no manifest.json, no oci-layout)")
+                raise ArchiveError(
+                    "not a docker-save archive, OCI layout or OCI archive (no manifest.json, no oci-layout)"
+                )
         targets: dict[str, Descriptor] = {}
         for name, target in named:
             targets[name] = target  # a name listed twice: the last one wins
@@ -121,7 +125,10 @@ def import_archive(
             # The daemon's refusals (a hostile layer) keep their own kind: they are not the client's findings.
             for target in {t.digest: t for t in targets.values()}.values():
                 unpack_image(client, target, snapshotter, platform=want)
-        return [create_or_update_image(client, Image(name, target, dict(labels or {}))) for name, target in targets.items()]
+        return [
+            create_or_update_image(client, Image(name, target, dict(labels or {})))
+            for name, target in targets.items()
+        ]
 
 
 @contextlib.contextmanager
@@ -141,7 +148,9 @@ class _Importer:
     src: Source
     platform: Platform
     done: set[str] = field(default_factory=set)  # digests imported (or found present) by this import
-    docker_layers: dict[str, tuple[Descriptor, str]] = field(default_factory=dict)  # member -> (desc, diff id)
+    docker_layers: dict[str, tuple[Descriptor, str]] = field(
+        default_factory=dict
+    )  # member -> (desc, diff id)
 
     # --- reading the archive -------------------------------------------------------------------
 
@@ -158,7 +167,9 @@ class _Importer:
         data = self.read_small(_blob_path(desc.digest))
         got = compute_digest(data)
         if got != desc.digest or len(data) != desc.size:
-            raise ArchiveError(f"blob {desc.digest} does not match its descriptor (it has {len(data)} bytes and digest {got})")
+            raise ArchiveError(
+                f"blob {desc.digest} does not match its descriptor (it has {len(data)} bytes and digest {got})"
+            )
         return data
 
     # --- writing content -----------------------------------------------------------------------
@@ -225,8 +236,13 @@ class _Importer:
                 except InvalidArgument as exc:
                     raise ArchiveError(f"manifest.json: RepoTag {tag!r}: {exc}") from None
                 ref = parse_reference(name)
-                annotations = {ANNOTATION_IMAGE_NAME: name, ANNOTATION_REF_NAME: ref.tag + (f"@{ref.digest}" if ref.digest else "")}
-                named.append((name, Descriptor(manifest.media_type, manifest.digest, manifest.size, annotations)))
+                annotations = {
+                    ANNOTATION_IMAGE_NAME: name,
+                    ANNOTATION_REF_NAME: ref.tag + (f"@{ref.digest}" if ref.digest else ""),
+                }
+                named.append(
+                    (name, Descriptor(manifest.media_type, manifest.digest, manifest.size, annotations))
+                )
             if not repo_tags:
                 named.append((f"{dangling_prefix}@{manifest.digest}", manifest))
         return named
@@ -236,13 +252,18 @@ class _Importer:
         config_digest = compute_digest(config_bytes)
         named_as = _CONFIG_FILE.match(posixpath.basename(config_name))
         if named_as and f"sha256:{named_as.group(1)}" != config_digest:
-            raise ArchiveError(f"image config {config_name!r} does not match the digest its name gives (it is {config_digest})")
+            raise ArchiveError(
+                f"image config {config_name!r} does not match the digest its name gives (it is {config_digest})"
+            )
         config = parse_config(config_bytes, f"image config {config_name!r}")
         if len(config.diff_ids) != len(layer_names):
             raise ArchiveError(
                 f"manifest.json lists {len(layer_names)} layers for {config_name!r}, whose config has {len(config.diff_ids)} diff ids"
             )
-        layers = [self.docker_layer(name, diff_id) for name, diff_id in zip(layer_names, config.diff_ids, strict=True)]
+        layers = [
+            self.docker_layer(name, diff_id)
+            for name, diff_id in zip(layer_names, config.diff_ids, strict=True)
+        ]
         config_desc = Descriptor(DOCKER_CONFIG, config_digest, len(config_bytes))
         self.write_json(config_bytes, config_desc)
         # Field order and compact form as containerd's importer writes it: the same digest.
@@ -269,7 +290,9 @@ class _Importer:
             media_type = {"gzip": DOCKER_LAYER_GZIP, "zstd": OCI_LAYER_ZSTD}.get(compression, DOCKER_LAYER)
             desc = Descriptor(media_type, digest, size)
             with self.src.open(name) as f:
-                _, written = self.client.content.write(f, size=size, expected=digest, labels={LABEL_UNCOMPRESSED: found})
+                _, written = self.client.content.write(
+                    f, size=size, expected=digest, labels={LABEL_UNCOMPRESSED: found}
+                )
             if not written:
                 self.client.content.update_labels(digest, {LABEL_UNCOMPRESSED: found})
             self.docker_layers[name] = (desc, found)

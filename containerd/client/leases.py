@@ -56,7 +56,9 @@ class Leases:
         all_labels = dict(labels or {})
         if ttl is not None:
             all_labels[LEASE_EXPIRE_LABEL] = (datetime.now(UTC) + ttl).strftime("%Y-%m-%dT%H:%M:%SZ")
-        req = pb.CreateRequest(id=lease_id or f"pycontainerd-client-{secrets.token_hex(8)}", labels=all_labels)
+        req = pb.CreateRequest(
+            id=lease_id or f"pycontainerd-client-{secrets.token_hex(8)}", labels=all_labels
+        )
         return _lease(self.client.call(self.client.api.leases.Create, req).lease)
 
     def delete(self, lease_id: str, *, sync: bool = False) -> None:

@@ -95,7 +95,14 @@ class Platform:
         return Platform(os_, arch, variant if isinstance(variant, str) else "")
 
 
-_MACHINES = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386", "ppc64le": "ppc64le", "s390x": "s390x"}
+_MACHINES = {
+    "x86_64": "amd64",
+    "aarch64": "arm64",
+    "armv7l": "arm",
+    "i686": "386",
+    "ppc64le": "ppc64le",
+    "s390x": "s390x",
+}
 
 
 def host_platform() -> Platform:
@@ -138,7 +145,9 @@ class Descriptor:
             isinstance(k, str) and isinstance(v, str) for k, v in annotations.items()
         ):
             raise InvalidArgument(f"{what} has malformed annotations")
-        return Descriptor(media_type, digest, size, dict(annotations), Platform.from_json(value.get("platform")))
+        return Descriptor(
+            media_type, digest, size, dict(annotations), Platform.from_json(value.get("platform"))
+        )
 
 
 def canonical_json(value: Any) -> bytes:

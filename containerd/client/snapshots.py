@@ -43,7 +43,9 @@ def mount_from_pb(msg: mount_pb2.Mount) -> Mount:
 
 
 def mount_to_pb(mount: Mount) -> mount_pb2.Mount:
-    return mount_pb2.Mount(type=mount.type, source=mount.source, target=mount.target, options=list(mount.options))
+    return mount_pb2.Mount(
+        type=mount.type, source=mount.source, target=mount.target, options=list(mount.options)
+    )
 
 
 def _info(msg: pb.Info) -> SnapshotInfo:
@@ -63,11 +65,15 @@ class Snapshots:
         self.snapshotter = snapshotter
 
     def prepare(self, key: str, parent: str = "", labels: Mapping[str, str] | None = None) -> list[Mount]:
-        req = pb.PrepareSnapshotRequest(snapshotter=self.snapshotter, key=key, parent=parent, labels=labels or {})
+        req = pb.PrepareSnapshotRequest(
+            snapshotter=self.snapshotter, key=key, parent=parent, labels=labels or {}
+        )
         return [mount_from_pb(m) for m in self.client.call(self.client.api.snapshots.Prepare, req).mounts]
 
     def view(self, key: str, parent: str, labels: Mapping[str, str] | None = None) -> list[Mount]:
-        req = pb.ViewSnapshotRequest(snapshotter=self.snapshotter, key=key, parent=parent, labels=labels or {})
+        req = pb.ViewSnapshotRequest(
+            snapshotter=self.snapshotter, key=key, parent=parent, labels=labels or {}
+        )
         return [mount_from_pb(m) for m in self.client.call(self.client.api.snapshots.View, req).mounts]
 
     def mounts(self, key: str) -> list[Mount]:
@@ -110,7 +116,9 @@ class Snapshots:
 
     def list(self, *filters: str) -> list[SnapshotInfo]:
         req = pb.ListSnapshotsRequest(snapshotter=self.snapshotter, filters=list(filters))
-        return [_info(i) for resp in self.client.stream(self.client.api.snapshots.List, req) for i in resp.info]
+        return [
+            _info(i) for resp in self.client.stream(self.client.api.snapshots.List, req) for i in resp.info
+        ]
 
 
 def apply_layer(client: Client, layer: Descriptor, mounts: Sequence[Mount]) -> Descriptor:

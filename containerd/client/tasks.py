@@ -91,7 +91,10 @@ class Metric:
 
     def cgroups_v1(self) -> cgroups_v1.Metrics | None:
         """The cgroup v1 statistics inside, if that is what the runtime reported."""
-        if self.data is None or self.data.type_url.rsplit("/", 1)[-1] != cgroups_v1.Metrics.DESCRIPTOR.full_name:
+        if (
+            self.data is None
+            or self.data.type_url.rsplit("/", 1)[-1] != cgroups_v1.Metrics.DESCRIPTOR.full_name
+        ):
             return None
         return self.data.unpack(cgroups_v1.Metrics)
 

@@ -61,7 +61,9 @@ class Unpacked:
 def read_blob(client: Client, desc: Descriptor, limit: int = MAX_JSON_BLOB) -> bytes:
     """A small blob, checked against its descriptor's size and digest."""
     if desc.size > limit:
-        raise InvalidArgument(f"{desc.media_type or 'blob'} {desc.digest} is {desc.size} bytes, more than {limit}")
+        raise InvalidArgument(
+            f"{desc.media_type or 'blob'} {desc.digest} is {desc.size} bytes, more than {limit}"
+        )
     data = client.content.read_all(desc.digest, limit)
     if len(data) != desc.size or compute_digest(data) != desc.digest:
         raise DigestMismatch(f"content {desc.digest} does not match its descriptor")
@@ -76,11 +78,17 @@ def resolve_manifest(client: Client, target: Descriptor, platform: Platform | No
         if desc.media_type in MANIFEST_TYPES:
             return desc
         if desc.media_type not in INDEX_TYPES:
-            raise InvalidArgument(f"{desc.digest}: {desc.media_type!r} is neither an image index nor a manifest")
-        children = [c for c in parse_index(read_blob(client, desc)) if c.media_type in MANIFEST_TYPES | INDEX_TYPES]
+            raise InvalidArgument(
+                f"{desc.digest}: {desc.media_type!r} is neither an image index nor a manifest"
+            )
+        children = [
+            c for c in parse_index(read_blob(client, desc)) if c.media_type in MANIFEST_TYPES | INDEX_TYPES
+        ]
         chosen = next((c for c in children if c.platform is not None and want.matches(c.platform)), None)
         if chosen is None:
-            chosen = next((c for c in children if c.platform is None and _manifest_platform_ok(client, c, want)), None)
+            chosen = next(
+                (c for c in children if c.platform is None and _manifest_platform_ok(client, c, want)), None
+            )
         if chosen is None:
             raise NotFound(f"no manifest for {want} in image index {desc.digest}")
         desc = chosen
@@ -106,7 +114,9 @@ def image_manifest(
     try:
         data = read_blob(client, desc)
     except NotFound:
-        raise NotFound(f"the {want} manifest {desc.digest} of image {target.digest} is not in the content store") from None
+        raise NotFound(
+            f"the {want} manifest {desc.digest} of image {target.digest} is not in the content store"
+        ) from None
     manifest = parse_manifest(data, desc.media_type, f"manifest {desc.digest}")
     config = parse_config(read_blob(client, manifest.config), f"image config {manifest.config.digest}")
     if config.platform is not None and not want.matches(config.platform):
@@ -119,7 +129,10 @@ def image_manifest(
 
 
 def is_unpacked(
-    client: Client, image: Image | Descriptor, snapshotter: str = "overlayfs", platform: Platform | None = None
+    client: Client,
+    image: Image | Descriptor,
+    snapshotter: str = "overlayfs",
+    platform: Platform | None = None,
 ) -> bool:
     _, _, config = image_manifest(client, image, platform)
     chains = chain_ids(config.diff_ids)
@@ -146,16 +159,22 @@ def unpack(
         chains = chain_ids(config.diff_ids)
         snapshots = Snapshots(client, snapshotter)
         applied = 0
-        for i, (layer, diff_id, chain) in enumerate(zip(manifest.layers, config.diff_ids, chains, strict=True)):
+        for i, (layer, diff_id, chain) in enumerate(
+            zip(manifest.layers, config.diff_ids, chains, strict=True)
+        ):
             if before_layer is not None:
                 before_layer(layer)
-            if not snapshots.exists(chain) and _unpack_layer(client, snapshots, layer, diff_id, chain, chains[i - 1] if i else ""):
+            if not snapshots.exists(chain) and _unpack_layer(
+                client, snapshots, layer, diff_id, chain, chains[i - 1] if i else ""
+            ):
                 applied += 1
             client.content.update_labels(layer.digest, {LABEL_UNCOMPRESSED: diff_id})
             if after_layer is not None:
                 after_layer(layer)
         if chains:
-            client.content.update_labels(manifest.config.digest, {f"{LABEL_GC_REF_SNAPSHOT}.{snapshotter}": chains[-1]})
+            client.content.update_labels(
+                manifest.config.digest, {f"{LABEL_GC_REF_SNAPSHOT}.{snapshotter}": chains[-1]}
+            )
     return Unpacked(desc, manifest.config, chains, applied)
 
 
@@ -169,7 +188,9 @@ def _unpack_layer(
     try:
         applied = apply_layer(client, layer, mounts)
         if applied.digest != diff_id:
-            raise DigestMismatch(f"layer {layer.digest} unpacks to {applied.digest}, but the image config says {diff_id}")
+            raise DigestMismatch(
+                f"layer {layer.digest} unpacks to {applied.digest}, but the image config says {diff_id}"
+            )
         try:
             snapshots.commit(chain, key)
         except AlreadyExists:

@@ -187,7 +187,9 @@ class ContentStore:
         if total and stored_total and total != stored_total:
             raise FailedPrecondition(f"ref {ref}: total {total} differs from the ingest's {stored_total}")
         if expected and stored_expected and expected != stored_expected:
-            raise FailedPrecondition(f"ref {ref}: expected {expected} differs from the ingest's {stored_expected}")
+            raise FailedPrecondition(
+                f"ref {ref}: expected {expected} differs from the ingest's {stored_expected}"
+            )
         if total and not stored_total:
             _write_text(directory / "total", str(total))
         if expected and not stored_expected:
@@ -200,7 +202,15 @@ class ContentStore:
             offset += len(chunk)
         started = int(_read_text(directory / "started") or "0")
         return ContentWriter(
-            self, directory, fd, ref, total or stored_total, expected or stored_expected, offset, hasher, started
+            self,
+            directory,
+            fd,
+            ref,
+            total or stored_total,
+            expected or stored_expected,
+            offset,
+            hasher,
+            started,
         )
 
     def status(self, ref: str) -> IngestStatus:
@@ -313,7 +323,9 @@ class ContentWriter:
         """Append `data` (at `offset`, which must be the current size); return the new offset."""
         fd = self._live_fd()
         if offset is not None and offset != self.offset:
-            raise InvalidArgument(f"write to ref {self.ref} at offset {offset}: the ingest is at {self.offset}")
+            raise InvalidArgument(
+                f"write to ref {self.ref} at offset {offset}: the ingest is at {self.offset}"
+            )
         view = memoryview(data)
         while view:
             n = os.pwrite(fd, view, self.offset)

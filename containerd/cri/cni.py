@@ -36,7 +36,11 @@ class PortMapping:
     host_ip: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"hostPort": self.host_port, "containerPort": self.container_port, "protocol": self.protocol}
+        out: dict[str, Any] = {
+            "hostPort": self.host_port,
+            "containerPort": self.container_port,
+            "protocol": self.protocol,
+        }
         if self.host_ip:
             out["hostIP"] = self.host_ip
         return out
@@ -92,7 +96,11 @@ def load_network(conf_dir: str) -> dict[str, Any]:
                 raise CNIError(f"cni config list {path} has no plugins")
             return doc
         if "type" in doc:
-            return {"cniVersion": doc.get("cniVersion", "0.3.1"), "name": doc.get("name", ""), "plugins": [doc]}
+            return {
+                "cniVersion": doc.get("cniVersion", "0.3.1"),
+                "name": doc.get("name", ""),
+                "plugins": [doc],
+            }
     raise CNIError(f"no network config found in {conf_dir}: cni plugin not initialized")
 
 
@@ -123,9 +131,19 @@ def _network_info(conf: dict[str, Any], ifname: str) -> dict[str, Any]:
 def config_info(conf_dir: str, bin_dir: str, max_conf_num: int) -> dict[str, Any]:
     """The `cniconfig` of a verbose Status, in go-cni's shape (what containerd shows): the
     loopback network, then the configured one on eth0. Raises CNIError when none loads."""
-    loopback = {"cniVersion": LOOPBACK_CONF["cniVersion"], "name": LOOPBACK_CONF["name"], "plugins": [{"type": "loopback"}]}
+    loopback = {
+        "cniVersion": LOOPBACK_CONF["cniVersion"],
+        "name": LOOPBACK_CONF["name"],
+        "plugins": [{"type": "loopback"}],
+    }
     networks = [_network_info(loopback, "lo"), _network_info(load_network(conf_dir), IFNAME)]
-    return {"PluginDirs": [bin_dir], "PluginConfDir": conf_dir, "PluginMaxConfNum": max_conf_num, "Prefix": "eth", "Networks": networks}
+    return {
+        "PluginDirs": [bin_dir],
+        "PluginConfDir": conf_dir,
+        "PluginMaxConfNum": max_conf_num,
+        "Prefix": "eth",
+        "Networks": networks,
+    }
 
 
 def go_cni_result(results: Sequence[Any]) -> dict[str, Any]:
@@ -140,7 +158,11 @@ def go_cni_result(results: Sequence[Any]) -> dict[str, Any]:
             continue
         ifaces = [i for i in result.get("interfaces") or [] if isinstance(i, dict)]
         for iface in ifaces:
-            interfaces[str(iface.get("name", ""))] = {"IPConfigs": None, "Mac": iface.get("mac", ""), "Sandbox": iface.get("sandbox", "")}
+            interfaces[str(iface.get("name", ""))] = {
+                "IPConfigs": None,
+                "Mac": iface.get("mac", ""),
+                "Sandbox": iface.get("sandbox", ""),
+            }
         for ip in result.get("ips") or []:
             index = ip.get("interface") if isinstance(ip, dict) else None
             if not isinstance(index, int) or not 0 <= index < len(ifaces):
@@ -160,7 +182,7 @@ class CNI:
         self.cache_dir = cache_dir
 
     def status(self) -> str:
-        """"" when ready, else why not (the NetworkReady condition's message)."""
+        """ "" when ready, else why not (the NetworkReady condition's message)."""
         try:
             net = load_network(self.conf_dir)
         except CNIError as exc:
@@ -203,7 +225,9 @@ class CNI:
         if cached is None:
             return
         net, result, ports = cached["network"], cached.get("result"), cached.get("ports") or []
-        pod = PodRef(pod.sandbox_id, pod.netns, pod.name, pod.namespace, pod.uid, [PortMapping(**p) for p in ports])
+        pod = PodRef(
+            pod.sandbox_id, pod.netns, pod.name, pod.namespace, pod.uid, [PortMapping(**p) for p in ports]
+        )
         self._delete(net, list(net["plugins"]), pod, result)
         if pod.netns and os.path.exists(pod.netns):
             self._exec(LOOPBACK_CONF, "DEL", pod, "lo", check=False)
@@ -223,7 +247,9 @@ class CNI:
         if errors:
             raise CNIError("; ".join(errors))
 
-    def _plugin_conf(self, net: Mapping[str, Any], plugin: Mapping[str, Any], pod: PodRef, prev: Any) -> dict[str, Any]:
+    def _plugin_conf(
+        self, net: Mapping[str, Any], plugin: Mapping[str, Any], pod: PodRef, prev: Any
+    ) -> dict[str, Any]:
         conf = dict(plugin)
         conf["name"] = net.get("name", "")
         conf["cniVersion"] = net.get("cniVersion", "0.3.1")
@@ -237,7 +263,9 @@ class CNI:
             conf["runtimeConfig"] = runtime
         return conf
 
-    def _exec(self, conf: Mapping[str, Any], command: str, pod: PodRef, ifname: str, check: bool = True) -> Any:
+    def _exec(
+        self, conf: Mapping[str, Any], command: str, pod: PodRef, ifname: str, check: bool = True
+    ) -> Any:
         kind = str(conf.get("type", ""))
         binary = os.path.join(self.bin_dir, kind)
         env = {
@@ -251,7 +279,12 @@ class CNI:
         }
         try:
             done = subprocess.run(
-                [binary], input=json.dumps(conf).encode(), env=env, capture_output=True, timeout=TIMEOUT, check=False
+                [binary],
+                input=json.dumps(conf).encode(),
+                env=env,
+                capture_output=True,
+                timeout=TIMEOUT,
+                check=False,
             )
         except FileNotFoundError:
             if not check:
@@ -262,7 +295,9 @@ class CNI:
         if done.returncode != 0:
             if not check:
                 return None
-            raise CNIError(f"plugin type={kind!r} name={conf.get('name')!r} failed ({command.lower()}): {_error_text(done.stdout, done.stderr)}")
+            raise CNIError(
+                f"plugin type={kind!r} name={conf.get('name')!r} failed ({command.lower()}): {_error_text(done.stdout, done.stderr)}"
+            )
         if command != "ADD" or not done.stdout.strip():
             return None
         try:
@@ -278,7 +313,13 @@ class CNI:
     def _save(self, pod: PodRef, net: dict[str, Any], result: Any, loopback: Any = None) -> None:
         os.makedirs(self.cache_dir, mode=0o700, exist_ok=True)
         path = self._cache_path(pod.sandbox_id)
-        data = {"network": net, "result": result, "loopback": loopback, "ports": [p.__dict__ for p in pod.ports], "netns": pod.netns}
+        data = {
+            "network": net,
+            "result": result,
+            "loopback": loopback,
+            "ports": [p.__dict__ for p in pod.ports],
+            "netns": pod.netns,
+        }
         atomicfile.write_text(path, json.dumps(data))
 
     def _load(self, sandbox_id: str) -> dict[str, Any] | None:

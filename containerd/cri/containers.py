@@ -55,7 +55,9 @@ class Containers:
 
     # --- create --------------------------------------------------------------------------------
 
-    def create(self, sandbox_id: str, config: cri.ContainerConfig, sandbox_config: cri.PodSandboxConfig | None) -> str:
+    def create(
+        self, sandbox_id: str, config: cri.ContainerConfig, sandbox_config: cri.PodSandboxConfig | None
+    ) -> str:
         p = self.p
         if not config.HasField("metadata") or not config.metadata.name:
             raise InvalidArgument("container config must include metadata with a name")
@@ -63,7 +65,9 @@ class Containers:
         sandbox_id = sandbox.meta.id
         if p.pods.state(sandbox) != cri.SANDBOX_READY:
             # as containerd, which asks for the sandbox's task
-            raise NotFound(f"failed to get sandbox container task: no running task found: task {sandbox_id} not found: not found")
+            raise NotFound(
+                f"failed to get sandbox container task: no running task found: task {sandbox_id} not found: not found"
+            )
         pod_config = p.pods.config(sandbox)
         id_ = secrets.token_hex(32)
         name = container_name(config.metadata, pod_config.metadata)
@@ -168,7 +172,9 @@ class Containers:
         with item.lock:
             state = self.state(item)
             if state != cri.CONTAINER_CREATED:
-                raise ContainerdError(f"container {id_!r} is in {STATE_NAMES[state]} state, not CONTAINER_CREATED")
+                raise ContainerdError(
+                    f"container {id_!r} is in {STATE_NAMES[state]} state, not CONTAINER_CREATED"
+                )
             sandbox = p.sandboxes.get(item.meta.sandbox_id)
             if p.pods.state(sandbox) != cri.SANDBOX_READY:
                 raise ContainerdError(f"sandbox container {sandbox.meta.id!r} is not running")
@@ -182,7 +188,14 @@ class Containers:
             p.waiter(id_)
             try:
                 pid = p.client.tasks.create(
-                    id_, mounts, IO(stdin=paths.get("stdin", ""), stdout=paths.get("stdout", ""), stderr=paths.get("stderr", ""), terminal=config.tty)
+                    id_,
+                    mounts,
+                    IO(
+                        stdin=paths.get("stdin", ""),
+                        stdout=paths.get("stdout", ""),
+                        stderr=paths.get("stderr", ""),
+                        terminal=config.tty,
+                    ),
                 )
                 p.client.tasks.start(id_)
             except ClientError as exc:
@@ -278,8 +291,14 @@ class Containers:
         resp = cri.ContainerStatusResponse(status=status)
         if verbose:
             resp.info["info"] = json.dumps(
-                {"sandboxID": item.meta.sandbox_id, "pid": s.pid, "removing": s.removing, "snapshotKey": item.meta.id,
-                 "snapshotter": self.p.cfg.snapshotter, "runtimeType": "io.containerd.runc.v2"}  # fmt: skip
+                {
+                    "sandboxID": item.meta.sandbox_id,
+                    "pid": s.pid,
+                    "removing": s.removing,
+                    "snapshotKey": item.meta.id,
+                    "snapshotter": self.p.cfg.snapshotter,
+                    "runtimeType": "io.containerd.runc.v2",
+                }  # fmt: skip
             )
         return resp
 
@@ -305,9 +324,15 @@ class Containers:
                     continue
             out.append(
                 cri.Container(
-                    id=item.meta.id, pod_sandbox_id=item.meta.sandbox_id, metadata=config.metadata, image=config.image,
-                    image_ref=item.meta.image_ref, state=state, created_at=item.meta.created_at,
-                    labels=config.labels, annotations=config.annotations,
+                    id=item.meta.id,
+                    pod_sandbox_id=item.meta.sandbox_id,
+                    metadata=config.metadata,
+                    image=config.image,
+                    image_ref=item.meta.image_ref,
+                    state=state,
+                    created_at=item.meta.created_at,
+                    labels=config.labels,
+                    annotations=config.annotations,
                 )  # fmt: skip
             )
         return out
@@ -368,7 +393,12 @@ class Containers:
                 readers.append(t)
             waiter = p.waiter(id_, exec_id)
             try:
-                p.client.tasks.exec(id_, exec_id, process, IO(stdout=os.path.join(io_dir, "stdout"), stderr=os.path.join(io_dir, "stderr")))
+                p.client.tasks.exec(
+                    id_,
+                    exec_id,
+                    process,
+                    IO(stdout=os.path.join(io_dir, "stdout"), stderr=os.path.join(io_dir, "stderr")),
+                )
                 p.client.tasks.start(id_, exec_id)
             except ClientError as exc:
                 _unblock(io_dir)
@@ -382,7 +412,9 @@ class Containers:
             for t in readers:
                 t.join(10)
             self._delete_exec(id_, exec_id)
-            return cri.ExecSyncResponse(stdout=bytes(outputs["stdout"]), stderr=bytes(outputs["stderr"]), exit_code=waiter.status)
+            return cri.ExecSyncResponse(
+                stdout=bytes(outputs["stdout"]), stderr=bytes(outputs["stderr"]), exit_code=waiter.status
+            )
         finally:
             _unblock(io_dir)
             shutil.rmtree(io_dir, ignore_errors=True)

@@ -44,7 +44,9 @@ class Images:
     def __init__(self, client: Client, cfg: CRIConfig) -> None:
         self.client = client
         self.cfg = cfg
-        self._cache: dict[str, tuple[str, int, dict[str, Any], str]] = {}  # target -> (id, size, config, chain)
+        self._cache: dict[
+            str, tuple[str, int, dict[str, Any], str]
+        ] = {}  # target -> (id, size, config, chain)
         self._pull_locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
 
@@ -61,7 +63,12 @@ class Images:
         doc = load_json(read_blob(self.client, manifest.config), "image config")
         size = desc.size + manifest.config.size + sum(layer.size for layer in manifest.layers)
         chains = chain_ids(config.diff_ids)
-        value = (manifest.config.digest, size, doc if isinstance(doc, dict) else {}, chains[-1] if chains else "")
+        value = (
+            manifest.config.digest,
+            size,
+            doc if isinstance(doc, dict) else {},
+            chains[-1] if chains else "",
+        )
         self._cache[image.target.digest] = value
         return value
 
@@ -123,7 +130,9 @@ class Images:
             lock = self._pull_locks.setdefault(name, threading.Lock())
         with lock:
             hosts = self._hosts(name, auth)
-            puller = Puller(self.client, hosts, snapshotter=self.cfg.snapshotter, labels={IMAGE_LABEL: "managed"})
+            puller = Puller(
+                self.client, hosts, snapshotter=self.cfg.snapshotter, labels={IMAGE_LABEL: "managed"}
+            )
             try:
                 pulled = puller.pull(name, extra_names=lambda p: [p.repo_digest, p.config_digest])
             except PullError as exc:
@@ -172,7 +181,9 @@ class Images:
             id_, _, _, _ = self._describe(image)
             from containerd.client import create_or_update_image
 
-            create_or_update_image(self.client, Image(name=id_, target=image.target, labels={IMAGE_LABEL: "managed"}))
+            create_or_update_image(
+                self.client, Image(name=id_, target=image.target, labels={IMAGE_LABEL: "managed"})
+            )
 
 
 def fs_usage(path: str) -> tuple[int, int]:

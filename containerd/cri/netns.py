@@ -39,7 +39,9 @@ def remove(path: str) -> None:
         libc.umount(path, libc.MNT_DETACH)
     except OSError as exc:
         if exc.errno not in (errno.EINVAL, errno.ENOENT):
-            raise NetNSError(f"failed to unmount network namespace {path}: {os.strerror(exc.errno or 0)}") from None
+            raise NetNSError(
+                f"failed to unmount network namespace {path}: {os.strerror(exc.errno or 0)}"
+            ) from None
     try:
         os.unlink(path)
     except FileNotFoundError:

@@ -172,7 +172,12 @@ class Plugin:
                     message = envelope.decode()
                     if isinstance(message, events.TaskExit):
                         exec_id = message.id if message.id != message.container_id else ""
-                        self._on_exit(message.container_id, exec_id, int(message.exit_status), int(message.exited_at.ToNanoseconds()))
+                        self._on_exit(
+                            message.container_id,
+                            exec_id,
+                            int(message.exit_status),
+                            int(message.exited_at.ToNanoseconds()),
+                        )
                     elif isinstance(message, events.TaskOOM):
                         item = self.containers.find(message.container_id)
                         if item is not None:
@@ -193,7 +198,9 @@ class Plugin:
         waiter.done.set()
         if exec_id:
             return
-        threading.Thread(target=self.handle_exit, args=(container_id, status, waiter.exited_at), daemon=True).start()
+        threading.Thread(
+            target=self.handle_exit, args=(container_id, status, waiter.exited_at), daemon=True
+        ).start()
 
     def handle_exit(self, container_id: str, status: int, exited_at: int) -> None:
         """An init exited: record it, let its output drain to the log, then delete the task (as
@@ -203,7 +210,11 @@ class Plugin:
             self.finish_logs(container_id)
             self._delete_task(container_id)
             if not item.status.finished_at:
-                reason = item.status.reason if item.status.reason == "OOMKilled" else ("Completed" if status == 0 else "Error")
+                reason = (
+                    item.status.reason
+                    if item.status.reason == "OOMKilled"
+                    else ("Completed" if status == 0 else "Error")
+                )
                 item.update(pid=0, finished_at=exited_at, exit_code=status, reason=reason)
             return
         sandbox = self.sandboxes.find(container_id)
@@ -239,7 +250,9 @@ class Plugin:
     def start_logs(self, item: Item[ContainerMeta], fifos: list[tuple[str, str]]) -> None:
         log_file = self._logs.get(item.meta.id) or LogFile(item.meta.log_path)
         self._logs[item.meta.id] = log_file
-        copiers = [Copier(path, stream, log_file, self.cfg.max_container_log_line_size) for stream, path in fifos]
+        copiers = [
+            Copier(path, stream, log_file, self.cfg.max_container_log_line_size) for stream, path in fifos
+        ]
         for c in copiers:
             c.start()
         self._copiers[item.meta.id] = copiers
@@ -280,7 +293,11 @@ class Plugin:
             except Exception:
                 log.exception("cri recovery of %s", record.id)
         self.recovered.set()
-        log.info("cri: recovered %d sandboxes, %d containers", len(self.sandboxes.list()), len(self.containers.list()))
+        log.info(
+            "cri: recovered %d sandboxes, %d containers",
+            len(self.sandboxes.list()),
+            len(self.containers.list()),
+        )
 
 
 def call_quietly(func: Callable[[], Any], what: str) -> None:

@@ -72,7 +72,9 @@ class Sandboxes:
         self.p.sandboxes.add(item)
         return id_
 
-    def _run(self, id_: str, name: str, config: cri.PodSandboxConfig, handler: str, undo: list[Callable[[], Any]]) -> Item[SandboxMeta]:
+    def _run(
+        self, id_: str, name: str, config: cri.PodSandboxConfig, handler: str, undo: list[Callable[[], Any]]
+    ) -> Item[SandboxMeta]:
         p = self.p
         image = self.ensure_image()
         ns = config.linux.security_context.namespace_options
@@ -134,7 +136,8 @@ class Sandboxes:
             meta.ip = result.primary
             meta.additional_ips = result.ips[1:]
             client.containers.update(
-                Container(id_, extensions={SANDBOX_EXTENSION: Payload(SANDBOX_TYPE, meta.to_json())}), ["extensions"]
+                Container(id_, extensions={SANDBOX_EXTENSION: Payload(SANDBOX_TYPE, meta.to_json())}),
+                ["extensions"],
             )
         item.update(pid=pid, started_at=now_ns())
         return item
@@ -202,7 +205,11 @@ class Sandboxes:
             members = [c.meta.id for c in self.p.containers.list() if c.meta.sandbox_id == id_]
             list(self._pool.map(lambda cid: self.p.ctrs.stop(cid, 0), members))
             # the network goes while the pause container is killed (CNI DEL needs only the pinned netns)
-            network = self._pool.submit(self.p.cni.teardown, self.pod_ref(item.meta, self.config(item))) if item.meta.netns else None
+            network = (
+                self._pool.submit(self.p.cni.teardown, self.pod_ref(item.meta, self.config(item)))
+                if item.meta.netns
+                else None
+            )
             self._kill_and_delete(id_)
             if not item.status.finished_at:
                 item.update(pid=0, finished_at=now_ns(), exit_code=137)
@@ -274,7 +281,9 @@ class Sandboxes:
         if not item.meta.host_network:
             status.network.ip = item.meta.ip
             status.network.additional_ips.extend(cri.PodIP(ip=ip) for ip in item.meta.additional_ips)
-        status.linux.namespaces.options.CopyFrom(cri.NamespaceOption(network=ns.network, pid=ns.pid, ipc=ns.ipc))
+        status.linux.namespaces.options.CopyFrom(
+            cri.NamespaceOption(network=ns.network, pid=ns.pid, ipc=ns.ipc)
+        )
         resp = cri.PodSandboxStatusResponse(status=status)
         if verbose:
             import json
@@ -289,9 +298,17 @@ class Sandboxes:
                     "snapshotter": self.p.cfg.snapshotter,
                     "runtimeHandler": item.meta.runtime_handler,
                     "runtimeType": RUNC_V2,
-                    **({"runtimeOptions": {"binary_name": binary}} if (binary := self.p.runtime_binary()) else {}),
+                    **(
+                        {"runtimeOptions": {"binary_name": binary}}
+                        if (binary := self.p.runtime_binary())
+                        else {}
+                    ),
                     "config": json.loads(_to_json(config)),
-                    **({"cniResult": cni_result} if (cni_result := self.p.cni.result_info(item.meta.id)) else {}),
+                    **(
+                        {"cniResult": cni_result}
+                        if (cni_result := self.p.cni.result_info(item.meta.id))
+                        else {}
+                    ),
                 }
             )
         return resp
@@ -310,8 +327,13 @@ class Sandboxes:
                     continue
             out.append(
                 cri.PodSandbox(
-                    id=item.meta.id, metadata=config.metadata, state=state, created_at=item.meta.created_at,
-                    labels=config.labels, annotations=config.annotations, runtime_handler=item.meta.runtime_handler,
+                    id=item.meta.id,
+                    metadata=config.metadata,
+                    state=state,
+                    created_at=item.meta.created_at,
+                    labels=config.labels,
+                    annotations=config.annotations,
+                    runtime_handler=item.meta.runtime_handler,
                 )  # fmt: skip
             )
         return out
@@ -346,7 +368,9 @@ def _to_json(message: Any) -> str:
 
 def _mount_tmpfs(path: str, size: int) -> None:
     try:
-        libc.mount("shm", path, "tmpfs", libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC, f"mode=1777,size={size}")
+        libc.mount(
+            "shm", path, "tmpfs", libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC, f"mode=1777,size={size}"
+        )
     except OSError as exc:
         raise ContainerdError(f"failed to mount sandbox shm: {os.strerror(exc.errno or 0)}") from None
 

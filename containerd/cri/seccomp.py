@@ -90,7 +90,9 @@ def load(path: str) -> dict[str, Any]:
     return doc
 
 
-def for_profile(kind: int, localhost_ref: str, legacy_path: str, caps: Iterable[str], privileged: bool) -> dict[str, Any] | None:
+def for_profile(
+    kind: int, localhost_ref: str, legacy_path: str, caps: Iterable[str], privileged: bool
+) -> dict[str, Any] | None:
     """The OCI seccomp section for a CRI SecurityProfile (None: unconfined).
 
     kind is SecurityProfile.ProfileType (0 RuntimeDefault, 1 Unconfined, 2 Localhost); a request
@@ -103,7 +105,7 @@ def for_profile(kind: int, localhost_ref: str, legacy_path: str, caps: Iterable[
         if legacy_path in ("runtime/default", "docker/default"):
             return convert(load(DEFAULT_PROFILE), caps)
         if legacy_path.startswith("localhost/"):
-            return convert(load(legacy_path[len("localhost/"):]), caps)
+            return convert(load(legacy_path[len("localhost/") :]), caps)
         raise InvalidArgument(f"unsupported seccomp profile {legacy_path!r}")
     if kind == 1:
         return None

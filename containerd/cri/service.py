@@ -42,7 +42,12 @@ class RuntimeService(api_pb2_grpc.RuntimeServiceServicer):
     def Version(self, request: Any, context: grpc.ServicerContext) -> Any:
         from containerd.server import VERSION
 
-        return cri.VersionResponse(version="0.1.0", runtime_name=RUNTIME_NAME, runtime_version=VERSION, runtime_api_version=API_VERSION)
+        return cri.VersionResponse(
+            version="0.1.0",
+            runtime_name=RUNTIME_NAME,
+            runtime_version=VERSION,
+            runtime_api_version=API_VERSION,
+        )
 
     @handler
     def Status(self, request: Any, context: grpc.ServicerContext) -> Any:
@@ -51,14 +56,22 @@ class RuntimeService(api_pb2_grpc.RuntimeServiceServicer):
         if problem:
             network.reason = "NetworkPluginNotReady"
             network.message = f"Network plugin returns error: {problem}"
-        resp = cri.StatusResponse(status=cri.RuntimeStatus(conditions=[cri.RuntimeCondition(type="RuntimeReady", status=True), network]))
+        resp = cri.StatusResponse(
+            status=cri.RuntimeStatus(
+                conditions=[cri.RuntimeCondition(type="RuntimeReady", status=True), network]
+            )
+        )
         if request.verbose:
             cfg = self.p.cfg
             resp.info["config"] = json.dumps(
                 {
                     "sandboxImage": cfg.sandbox_image,
                     "restrictOOMScoreAdj": cfg.restrict_oom_score_adj,
-                    "cni": {"binDir": cfg.cni_bin_dir, "confDir": cfg.cni_conf_dir, "maxConfNum": cfg.cni_max_conf_num},
+                    "cni": {
+                        "binDir": cfg.cni_bin_dir,
+                        "confDir": cfg.cni_conf_dir,
+                        "maxConfNum": cfg.cni_max_conf_num,
+                    },
                     "containerd": {"snapshotter": cfg.snapshotter, "defaultRuntimeName": "runc"},
                     "streamServerAddress": cfg.stream_server_address,
                     "streamServerPort": str(cfg.stream_server_port),
@@ -73,7 +86,9 @@ class RuntimeService(api_pb2_grpc.RuntimeServiceServicer):
             from containerd.cri.cni import CNIError, config_info
 
             try:
-                resp.info["cniconfig"] = json.dumps(config_info(cfg.cni_conf_dir, cfg.cni_bin_dir, cfg.cni_max_conf_num))
+                resp.info["cniconfig"] = json.dumps(
+                    config_info(cfg.cni_conf_dir, cfg.cni_bin_dir, cfg.cni_max_conf_num)
+                )
             except CNIError as exc:
                 load_status = str(exc)
             else:
@@ -93,7 +108,9 @@ class RuntimeService(api_pb2_grpc.RuntimeServiceServicer):
     @handler
     def RunPodSandbox(self, request: Any, context: grpc.ServicerContext) -> Any:
         _wait(self.p)
-        return cri.RunPodSandboxResponse(pod_sandbox_id=self.p.pods.run(request.config, request.runtime_handler))
+        return cri.RunPodSandboxResponse(
+            pod_sandbox_id=self.p.pods.run(request.config, request.runtime_handler)
+        )
 
     @handler
     def StopPodSandbox(self, request: Any, context: grpc.ServicerContext) -> Any:
@@ -117,7 +134,9 @@ class RuntimeService(api_pb2_grpc.RuntimeServiceServicer):
     @handler
     def ListPodSandbox(self, request: Any, context: grpc.ServicerContext) -> Any:
         _wait(self.p)
-        return cri.ListPodSandboxResponse(items=self.p.pods.list(request.filter if request.HasField("filter") else None))
+        return cri.ListPodSandboxResponse(
+            items=self.p.pods.list(request.filter if request.HasField("filter") else None)
+        )
 
     # --- containers --------------------------------------------------------------------------
 
@@ -125,7 +144,9 @@ class RuntimeService(api_pb2_grpc.RuntimeServiceServicer):
     def CreateContainer(self, request: Any, context: grpc.ServicerContext) -> Any:
         _wait(self.p)
         sandbox_config = request.sandbox_config if request.HasField("sandbox_config") else None
-        id_ = self.p.ctrs.create(_required(request.pod_sandbox_id, "sandbox id"), request.config, sandbox_config)
+        id_ = self.p.ctrs.create(
+            _required(request.pod_sandbox_id, "sandbox id"), request.config, sandbox_config
+        )
         return cri.CreateContainerResponse(container_id=id_)
 
     @handler
@@ -149,7 +170,9 @@ class RuntimeService(api_pb2_grpc.RuntimeServiceServicer):
     @handler
     def ListContainers(self, request: Any, context: grpc.ServicerContext) -> Any:
         _wait(self.p)
-        return cri.ListContainersResponse(containers=self.p.ctrs.list(request.filter if request.HasField("filter") else None))
+        return cri.ListContainersResponse(
+            containers=self.p.ctrs.list(request.filter if request.HasField("filter") else None)
+        )
 
     @handler
     def ContainerStatus(self, request: Any, context: grpc.ServicerContext) -> Any:
@@ -171,7 +194,9 @@ class RuntimeService(api_pb2_grpc.RuntimeServiceServicer):
     @handler
     def ExecSync(self, request: Any, context: grpc.ServicerContext) -> Any:
         _wait(self.p)
-        return self.p.ctrs.exec_sync(_required(request.container_id, "container id"), list(request.cmd), int(request.timeout))
+        return self.p.ctrs.exec_sync(
+            _required(request.container_id, "container id"), list(request.cmd), int(request.timeout)
+        )
 
     @handler
     def Exec(self, request: Any, context: grpc.ServicerContext) -> Any:
@@ -259,7 +284,9 @@ class ImageService(api_pb2_grpc.ImageServiceServicer):
         self.p = plugin
 
     def _image(self, item: Any) -> cri.Image:
-        image = cri.Image(id=item.id, repo_tags=item.repo_tags, repo_digests=item.repo_digests, size=item.size)
+        image = cri.Image(
+            id=item.id, repo_tags=item.repo_tags, repo_digests=item.repo_digests, size=item.size
+        )
         user = str((item.config.get("config") or {}).get("User") or "").split(":", 1)[0]
         if user.isdigit():
             image.uid.value = int(user)
@@ -293,7 +320,9 @@ class ImageService(api_pb2_grpc.ImageServiceServicer):
     @handler
     def PullImage(self, request: Any, context: grpc.ServicerContext) -> Any:
         ref = _required(request.image.image, "image")
-        return cri.PullImageResponse(image_ref=self.p.images.pull(ref, request.auth if request.HasField("auth") else None))
+        return cri.PullImageResponse(
+            image_ref=self.p.images.pull(ref, request.auth if request.HasField("auth") else None)
+        )
 
     @handler
     def RemoveImage(self, request: Any, context: grpc.ServicerContext) -> Any:

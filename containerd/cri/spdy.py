@@ -135,11 +135,15 @@ class Connection:
         self._send(struct.pack(">HHI", 0x8000 | VERSION, kind, (flags << 24) | len(payload)) + payload)
 
     def send_data(self, stream_id: int, data: bytes, fin: bool = False) -> None:
-        self._send(struct.pack(">II", stream_id & 0x7FFFFFFF, ((FLAG_FIN if fin else 0) << 24) | len(data)) + data)
+        self._send(
+            struct.pack(">II", stream_id & 0x7FFFFFFF, ((FLAG_FIN if fin else 0) << 24) | len(data)) + data
+        )
 
     def reply(self, stream_id: int, headers: dict[str, str] | None = None) -> None:
         with self._send_lock:  # the compression context is the connection's: one block at a time, in order
-            block = self._deflate.compress(encode_headers(headers or {})) + self._deflate.flush(zlib.Z_SYNC_FLUSH)
+            block = self._deflate.compress(encode_headers(headers or {})) + self._deflate.flush(
+                zlib.Z_SYNC_FLUSH
+            )
         self._control(SYN_REPLY, 0, struct.pack(">I", stream_id & 0x7FFFFFFF) + block)
 
     def reset(self, stream_id: int, status: int = RST_CANCEL) -> None:

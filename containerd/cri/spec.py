@@ -133,7 +133,11 @@ def _host_devices() -> list[dict[str, Any]]:
     """Every device node of the host's /dev, for a privileged container (as WithHostDevices)."""
     out = []
     for dirpath, dirnames, filenames in os.walk("/dev"):
-        dirnames[:] = [d for d in dirnames if os.path.join(dirpath, d) not in ("/dev/pts", "/dev/shm", "/dev/mqueue", "/dev/.lxc")]
+        dirnames[:] = [
+            d
+            for d in dirnames
+            if os.path.join(dirpath, d) not in ("/dev/pts", "/dev/shm", "/dev/mqueue", "/dev/.lxc")
+        ]
         for name in filenames:
             path = os.path.join(dirpath, name)
             try:
@@ -262,7 +266,9 @@ def sandbox_spec(
     spec["root"]["readonly"] = True
     spec["mounts"] = [m for m in spec["mounts"] if m["destination"] != "/sys/fs/cgroup"]
     for dest, source in (("/dev/shm", shm), ("/etc/resolv.conf", resolv_file)):
-        spec["mounts"].append({"destination": dest, "type": "bind", "source": source, "options": ["rbind", "ro"]})
+        spec["mounts"].append(
+            {"destination": dest, "type": "bind", "source": source, "options": ["rbind", "ro"]}
+        )
     spec["linux"]["cgroupsPath"] = cgroups_path(linux.cgroup_parent, id_, systemd_cgroup)
     spec["linux"]["resources"]["cpu"] = {"shares": SANDBOX_CPU_SHARES}
     if linux.sysctls:
@@ -272,7 +278,9 @@ def sandbox_spec(
     if sc.privileged:
         _privileged(spec)
     elif sc.HasField("seccomp") or sc.seccomp_profile_path:
-        profile = seccomp.for_profile(sc.seccomp.profile_type, sc.seccomp.localhost_ref, sc.seccomp_profile_path, caps, False)
+        profile = seccomp.for_profile(
+            sc.seccomp.profile_type, sc.seccomp.localhost_ref, sc.seccomp_profile_path, caps, False
+        )
         if profile is not None:
             spec["linux"]["seccomp"] = profile
     spec["annotations"] = {
@@ -336,7 +344,9 @@ def container_spec(
     linux = config.linux
     sc = linux.security_context
     if sc.privileged and not sandbox.privileged:
-        raise ContainerdError("no privileged container allowed in sandbox")  # containerd: a plain error, Unknown
+        raise ContainerdError(
+            "no privileged container allowed in sandbox"
+        )  # containerd: a plain error, Unknown
     spec = _base(sandbox.hostname)
     image = image_config.get("config") or {}
     process = spec["process"]
@@ -370,21 +380,50 @@ def container_spec(
     # mounts: the pod's files, /dev/shm, then the request's
     extra: list[dict[str, Any]] = []
     wanted = {m.container_path for m in config.mounts}
-    for dest, source in (("/etc/hostname", sandbox.hostname_file), ("/etc/hosts", sandbox.hosts_file), ("/etc/resolv.conf", sandbox.resolv_file)):
+    for dest, source in (
+        ("/etc/hostname", sandbox.hostname_file),
+        ("/etc/hosts", sandbox.hosts_file),
+        ("/etc/resolv.conf", sandbox.resolv_file),
+    ):
         if dest not in wanted and source:
-            extra.append({"destination": dest, "type": "bind", "source": source, "options": ["rbind", "rprivate", "ro" if sc.readonly_rootfs else "rw"]})
+            extra.append(
+                {
+                    "destination": dest,
+                    "type": "bind",
+                    "source": source,
+                    "options": ["rbind", "rprivate", "ro" if sc.readonly_rootfs else "rw"],
+                }
+            )
     if sandbox.shm and "/dev/shm" not in wanted:
         spec["mounts"] = [m for m in spec["mounts"] if m["destination"] != "/dev/shm"]
-        extra.append({"destination": "/dev/shm", "type": "bind", "source": sandbox.shm, "options": ["rbind", "rprivate", "rw"]})
+        extra.append(
+            {
+                "destination": "/dev/shm",
+                "type": "bind",
+                "source": sandbox.shm,
+                "options": ["rbind", "rprivate", "rw"],
+            }
+        )
     for m in config.mounts:
         if not m.container_path.startswith("/"):
             raise InvalidArgument(f"mount destination {m.container_path!r} must be an absolute path")
         source = os.path.realpath(m.host_path)
         if not os.path.exists(source):
             raise InvalidArgument(f'failed to mkdir "{m.host_path}": host path does not exist')
-        propagation = {cri.PROPAGATION_PRIVATE: "rprivate", cri.PROPAGATION_HOST_TO_CONTAINER: "rslave", cri.PROPAGATION_BIDIRECTIONAL: "rshared"}[m.propagation]
+        propagation = {
+            cri.PROPAGATION_PRIVATE: "rprivate",
+            cri.PROPAGATION_HOST_TO_CONTAINER: "rslave",
+            cri.PROPAGATION_BIDIRECTIONAL: "rshared",
+        }[m.propagation]
         spec["mounts"] = [x for x in spec["mounts"] if x["destination"] != m.container_path]
-        extra.append({"destination": m.container_path, "type": "bind", "source": source, "options": ["rbind", propagation, "ro" if m.readonly else "rw"]})
+        extra.append(
+            {
+                "destination": m.container_path,
+                "type": "bind",
+                "source": source,
+                "options": ["rbind", propagation, "ro" if m.readonly else "rw"],
+            }
+        )
     spec["mounts"].extend(extra)
     devices = []
     for d in config.devices:
@@ -398,7 +437,13 @@ def container_spec(
         devices.append({"path": d.container_path, "type": kind, "major": os.major(st.st_rdev), "minor": os.minor(st.st_rdev),
                         "fileMode": stat.S_IMODE(st.st_mode), "uid": st.st_uid, "gid": st.st_gid})  # fmt: skip
         spec["linux"]["resources"]["devices"].append(
-            {"allow": True, "type": kind, "major": os.major(st.st_rdev), "minor": os.minor(st.st_rdev), "access": d.permissions or "rwm"}
+            {
+                "allow": True,
+                "type": kind,
+                "major": os.major(st.st_rdev),
+                "minor": os.minor(st.st_rdev),
+                "access": d.permissions or "rwm",
+            }
         )
     if devices:
         spec["linux"]["devices"] = devices
@@ -406,7 +451,10 @@ def container_spec(
     spec["linux"]["cgroupsPath"] = cgroups_path(sandbox.cgroup_parent, id_, systemd_cgroup)
     _resources(spec, linux.resources if linux.HasField("resources") else None)
     caps = _capabilities(sc.capabilities if sc.HasField("capabilities") else None, sc.privileged)
-    ambient = [c if c.startswith("CAP_") else f"CAP_{c}" for c in (x.upper() for x in sc.capabilities.add_ambient_capabilities)]
+    ambient = [
+        c if c.startswith("CAP_") else f"CAP_{c}"
+        for c in (x.upper() for x in sc.capabilities.add_ambient_capabilities)
+    ]
     _set_caps(spec, caps, ambient)
     # containerd 1.6 masks only what the request lists (kubelet always sends its defaults)
     spec["linux"]["maskedPaths"] = list(sc.masked_paths)
@@ -414,7 +462,9 @@ def container_spec(
     if sc.privileged:
         _privileged(spec)
     elif sc.HasField("seccomp") or sc.seccomp_profile_path:
-        profile = seccomp.for_profile(sc.seccomp.profile_type, sc.seccomp.localhost_ref, sc.seccomp_profile_path, caps, False)
+        profile = seccomp.for_profile(
+            sc.seccomp.profile_type, sc.seccomp.localhost_ref, sc.seccomp_profile_path, caps, False
+        )
         if profile is not None:
             spec["linux"]["seccomp"] = profile
     spec["annotations"] = {

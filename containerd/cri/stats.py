@@ -49,7 +49,9 @@ def _cpu_memory(ts: int, metrics: Any) -> tuple[cri.CpuUsage, cri.MemoryUsage]:
     return cpu, memory
 
 
-def container_stats(p: Plugin, items: list[Any], metrics: dict[str, Any] | None = None) -> list[cri.ContainerStats]:
+def container_stats(
+    p: Plugin, items: list[Any], metrics: dict[str, Any] | None = None
+) -> list[cri.ContainerStats]:
     metrics = metrics if metrics is not None else _metrics(p, [i.meta.id for i in items])
     out = []
     snaps = p.client.snapshots(p.cfg.snapshotter)
@@ -58,7 +60,9 @@ def container_stats(p: Plugin, items: list[Any], metrics: dict[str, Any] | None 
         stats = cri.ContainerStats(
             attributes=cri.ContainerAttributes(id=item.meta.id, metadata=config.metadata, labels=config.labels, annotations=config.annotations),
         )  # fmt: skip
-        if item.meta.id in metrics:  # a container without a task (created, exited) has no CPU or memory figures, as containerd's
+        if (
+            item.meta.id in metrics
+        ):  # a container without a task (created, exited) has no CPU or memory figures, as containerd's
             ts, m = metrics[item.meta.id]
             cpu, memory = _cpu_memory(ts or time.time_ns(), m)
             stats.cpu.CopyFrom(cpu)
@@ -67,8 +71,12 @@ def container_stats(p: Plugin, items: list[Any], metrics: dict[str, Any] | None 
             usage = snaps.usage(item.meta.id)
             stats.writable_layer.CopyFrom(
                 cri.FilesystemUsage(
-                    timestamp=time.time_ns(), fs_id=cri.FilesystemIdentifier(mountpoint=os.path.join(p.daemon_cfg.root, "snapshots", p.cfg.snapshotter)),
-                    used_bytes=_u64(usage.size), inodes_used=_u64(usage.inodes),
+                    timestamp=time.time_ns(),
+                    fs_id=cri.FilesystemIdentifier(
+                        mountpoint=os.path.join(p.daemon_cfg.root, "snapshots", p.cfg.snapshotter)
+                    ),
+                    used_bytes=_u64(usage.size),
+                    inodes_used=_u64(usage.inodes),
                 )  # fmt: skip
             )
         except ClientError:
@@ -80,7 +88,9 @@ def container_stats(p: Plugin, items: list[Any], metrics: dict[str, Any] | None 
 def _network(netns: str) -> cri.NetworkUsage | None:
     if not netns:
         return None
-    done = subprocess.run(["nsenter", f"--net={netns}", "cat", "/proc/net/dev"], capture_output=True, text=True, timeout=10)
+    done = subprocess.run(
+        ["nsenter", f"--net={netns}", "cat", "/proc/net/dev"], capture_output=True, text=True, timeout=10
+    )
     if done.returncode != 0:
         return None
     usage = cri.NetworkUsage(timestamp=time.time_ns())
@@ -113,7 +123,9 @@ def sandbox_stats(p: Plugin, sandbox: Any) -> cri.PodSandboxStats:
         _, pm = _cpu_memory(ts, pause)
         working += pm.working_set_bytes.value
     stats = cri.PodSandboxStats(
-        attributes=cri.PodSandboxAttributes(id=sandbox.meta.id, metadata=config.metadata, labels=config.labels, annotations=config.annotations)
+        attributes=cri.PodSandboxAttributes(
+            id=sandbox.meta.id, metadata=config.metadata, labels=config.labels, annotations=config.annotations
+        )
     )
     linux = stats.linux
     linux.cpu.CopyFrom(cri.CpuUsage(timestamp=ts, usage_core_nano_seconds=_u64(total_cpu)))

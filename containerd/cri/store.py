@@ -140,7 +140,9 @@ class Store(Generic[M]):
             owner = self._names.get(name)
             if owner is not None and owner != id_:
                 # a plain error (UNKNOWN), as containerd's CRI answers it
-                raise ContainerdError(f'failed to reserve {self.kind} name "{name}": name "{name}" is reserved for "{owner}"')
+                raise ContainerdError(
+                    f'failed to reserve {self.kind} name "{name}": name "{name}" is reserved for "{owner}"'
+                )
             self._names[name] = id_
 
     def release(self, name: str) -> None:

@@ -140,7 +140,12 @@ class StreamServer:
         offered = [v.strip() for v in headers.get("x-stream-protocol-version", "").split(",") if v.strip()]
         want = PORTFORWARD if pending.kind == "portforward" else REMOTECOMMAND_V4
         if want not in offered:
-            _respond(sock, 403, "Forbidden", f"unsupported streaming protocol: {offered}; this server speaks {want}")
+            _respond(
+                sock,
+                403,
+                "Forbidden",
+                f"unsupported streaming protocol: {offered}; this server speaks {want}",
+            )
             return
         sock.sendall(
             b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n"
@@ -183,7 +188,10 @@ def _read_head(sock: socket.socket) -> tuple[str, str, dict[str, str]]:
 def _respond(sock: socket.socket, code: int, reason: str, text: str) -> None:
     body = text.encode() + b"\n"
     with contextlib.suppress(OSError):
-        sock.sendall(f"HTTP/1.1 {code} {reason}\r\nContent-Type: text/plain\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
+        sock.sendall(
+            f"HTTP/1.1 {code} {reason}\r\nContent-Type: text/plain\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+            + body
+        )
 
 
 # --- exec and attach -------------------------------------------------------------------------------
@@ -232,7 +240,9 @@ class RemoteCommandSession:
         reader = threading.Thread(target=self.conn.serve, daemon=True)
         reader.start()
         with self._arrived:
-            ok = self._arrived.wait_for(lambda: self.expected <= set(self.streams) or self.conn.closed.is_set(), STREAM_WAIT)
+            ok = self._arrived.wait_for(
+                lambda: self.expected <= set(self.streams) or self.conn.closed.is_set(), STREAM_WAIT
+            )
         if not ok or self.conn.closed.is_set():
             self.conn.close()
             return
@@ -264,7 +274,9 @@ class RemoteCommandSession:
                     break
                 buf = buf.lstrip()[end:]
                 with contextlib.suppress(ClientError):
-                    self.p.client.tasks.resize_pty(container_id, int(size.get("Width", 0)), int(size.get("Height", 0)), exec_id=exec_id)
+                    self.p.client.tasks.resize_pty(
+                        container_id, int(size.get("Width", 0)), int(size.get("Height", 0)), exec_id=exec_id
+                    )
 
     def _pump_stdin(self, fifo: str, on_eof: Any) -> None:
         stream = self.streams["stdin"]
@@ -292,12 +304,21 @@ class RemoteCommandSession:
         fifos = {s: os.path.join(io_dir, s) for s in ("stdin", "stdout", "stderr") if s in self.expected}
         for path in fifos.values():
             os.mkfifo(path, 0o600)
-        copiers = [threading.Thread(target=_copy_out, args=(fifos[s], self.streams[s]), daemon=True) for s in ("stdout", "stderr") if s in fifos]
+        copiers = [
+            threading.Thread(target=_copy_out, args=(fifos[s], self.streams[s]), daemon=True)
+            for s in ("stdout", "stderr")
+            if s in fifos
+        ]
         for t in copiers:
             t.start()
         waiter = p.waiter(cid, exec_id)
         try:
-            p.client.tasks.exec(cid, exec_id, process, IO(fifos.get("stdin", ""), fifos.get("stdout", ""), fifos.get("stderr", ""), req.tty))
+            p.client.tasks.exec(
+                cid,
+                exec_id,
+                process,
+                IO(fifos.get("stdin", ""), fifos.get("stdout", ""), fifos.get("stderr", ""), req.tty),
+            )
             p.client.tasks.start(cid, exec_id)
             if "stdin" in fifos:
                 close = lambda: _quiet(lambda: p.client.tasks.close_io(cid, exec_id=exec_id))  # noqa: E731
@@ -326,7 +347,11 @@ class RemoteCommandSession:
             config = p.ctrs.config(item)
             if "stdin" in self.streams and config.stdin:
                 fifo = os.path.join(p.io_dir(cid), "stdin")
-                on_eof = (lambda: _quiet(lambda: p.client.tasks.close_io(cid))) if config.stdin_once else (lambda: None)
+                on_eof = (
+                    (lambda: _quiet(lambda: p.client.tasks.close_io(cid)))
+                    if config.stdin_once
+                    else (lambda: None)
+                )
                 threading.Thread(target=self._pump_stdin, args=(fifo, on_eof), daemon=True).start()
             threading.Thread(target=self._pump_resize, args=(cid, ""), daemon=True).start()
             while not item.exited.wait(0.5):
@@ -429,7 +454,9 @@ class PortForwardSession:
                 sock = socket.create_connection(("127.0.0.1", port), timeout=10)
                 sock.settimeout(None)
         except (ValueError, OSError, ContainerdError) as exc:
-            error.write(f"failed to connect to localhost:{data.headers.get('port')} inside namespace of {self.req.pod_sandbox_id}: {exc}".encode())
+            error.write(
+                f"failed to connect to localhost:{data.headers.get('port')} inside namespace of {self.req.pod_sandbox_id}: {exc}".encode()
+            )
             error.close()
             data.close()
             return

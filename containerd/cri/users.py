@@ -20,7 +20,11 @@ Reader = Callable[[str], "str | None"]
 def _entries(text: str | None) -> list[list[str]]:
     if not text:
         return []
-    return [line.split(":") for line in text.splitlines() if line and not line.startswith("#") and line.count(":") >= 2]
+    return [
+        line.split(":")
+        for line in text.splitlines()
+        if line and not line.startswith("#") and line.count(":") >= 2
+    ]
 
 
 def _lookup_user(name: str, passwd: str | None) -> tuple[int, int, str]:
@@ -44,7 +48,9 @@ def _lookup_group(name: str, group: str | None) -> int:
 def _member_gids(username: str, group: str | None) -> list[int]:
     if not username:
         return []
-    return [int(f[2]) for f in _entries(group) if len(f) > 3 and username in f[3].split(",") and f[2].isdigit()]
+    return [
+        int(f[2]) for f in _entries(group) if len(f) > 3 and username in f[3].split(",") and f[2].isdigit()
+    ]
 
 
 def resolve_user(

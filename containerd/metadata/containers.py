@@ -77,7 +77,8 @@ class ContainerStore(NamespacedStore):
 
     def get(self, container_id: str) -> Container:
         row = self.conn.execute(
-            f"SELECT {_COLUMNS} FROM containers WHERE namespace = ? AND id = ?", (self.namespace, container_id)
+            f"SELECT {_COLUMNS} FROM containers WHERE namespace = ? AND id = ?",
+            (self.namespace, container_id),
         ).fetchone()
         if row is None:
             raise NotFound(f"container {container_id}: not found")
@@ -108,7 +109,9 @@ class ContainerStore(NamespacedStore):
         for path in fieldpaths:
             if path.startswith("labels."):
                 key = path[len("labels.") :]
-                updated = dataclasses.replace(updated, labels=_set_entry(updated.labels, key, container.labels))
+                updated = dataclasses.replace(
+                    updated, labels=_set_entry(updated.labels, key, container.labels)
+                )
             elif path.startswith("extensions."):
                 key = path[len("extensions.") :]
                 exts = dict(updated.extensions)
@@ -176,11 +179,27 @@ def _row(c: Container) -> tuple[object, ...]:
 
 
 def _container(row: Any) -> Container:
-    (cid, labels, image, rname, otype, ovalue, stype, svalue, snapshotter, skey, exts, sandbox, created, updated) = row
+    (
+        cid,
+        labels,
+        image,
+        rname,
+        otype,
+        ovalue,
+        stype,
+        svalue,
+        snapshotter,
+        skey,
+        exts,
+        sandbox,
+        created,
+        updated,
+    ) = row
     options = AnyProto(str(otype), bytes(ovalue or b"")) if otype is not None else None
     spec = AnyProto(str(stype), bytes(svalue or b"")) if stype is not None else None
     extensions = {
-        k: AnyProto(type_url, base64.b64decode(value)) for k, (type_url, value) in json.loads(str(exts)).items()
+        k: AnyProto(type_url, base64.b64decode(value))
+        for k, (type_url, value) in json.loads(str(exts)).items()
     }
     return Container(
         id=str(cid),

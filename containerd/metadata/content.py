@@ -90,7 +90,9 @@ class ContentRecords(NamespacedStore):
 
     def remove(self, digest: str) -> None:
         validate_digest(digest)
-        cur = self.conn.execute("DELETE FROM content WHERE namespace = ? AND digest = ?", (self.namespace, digest))
+        cur = self.conn.execute(
+            "DELETE FROM content WHERE namespace = ? AND digest = ?", (self.namespace, digest)
+        )
         if cur.rowcount == 0:
             raise NotFound(f"content {digest}: not found")
 

@@ -67,7 +67,8 @@ class LeaseStore(NamespacedStore):
 
     def get(self, lease_id: str) -> Lease:
         row = self.conn.execute(
-            "SELECT id, labels, created_at FROM leases WHERE namespace = ? AND id = ?", (self.namespace, lease_id)
+            "SELECT id, labels, created_at FROM leases WHERE namespace = ? AND id = ?",
+            (self.namespace, lease_id),
         ).fetchone()
         if row is None:
             raise NotFound(f"lease {lease_id}: not found")
@@ -88,7 +89,9 @@ class LeaseStore(NamespacedStore):
         return [lease for lease in found if matcher.match(lease_fields(lease))]
 
     def delete(self, lease_id: str) -> None:
-        cur = self.conn.execute("DELETE FROM leases WHERE namespace = ? AND id = ?", (self.namespace, lease_id))
+        cur = self.conn.execute(
+            "DELETE FROM leases WHERE namespace = ? AND id = ?", (self.namespace, lease_id)
+        )
         if cur.rowcount == 0:
             raise NotFound(f"lease {lease_id}: not found")
 

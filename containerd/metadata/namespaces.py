@@ -19,7 +19,12 @@ if TYPE_CHECKING:
     from containerd.metadata.db import Transaction
 
 # What keeps a namespace from being deleted, with the words containerd uses for them.
-_CONTENTS = (("images", "images"), ("content", "blobs"), ("containers", "containers"), ("snapshots", "snapshots"))
+_CONTENTS = (
+    ("images", "images"),
+    ("content", "blobs"),
+    ("containers", "containers"),
+    ("snapshots", "snapshots"),
+)
 
 
 class NamespaceStore:

@@ -110,7 +110,9 @@ class NamespacedContent:
 
     def _unprefixed(self, status: IngestStatus) -> IngestStatus:
         ref = status.ref[len(self.namespace) + 1 :]
-        return IngestStatus(ref, status.offset, status.total, status.expected, status.started_at, status.updated_at)
+        return IngestStatus(
+            ref, status.offset, status.total, status.expected, status.started_at, status.updated_at
+        )
 
 
 class NamespacedWriter:

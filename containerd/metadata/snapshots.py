@@ -64,7 +64,13 @@ class SnapshotRecords(NamespacedStore):
         updated = dataclasses.replace(current, labels=validate_labels(labels), updated_at=self.tx.now())
         self.conn.execute(
             "UPDATE snapshots SET labels = ?, updated_at = ? WHERE namespace = ? AND snapshotter = ? AND key = ?",
-            (dump_labels(updated.labels), updated.updated_at, self.namespace, updated.snapshotter, updated.key),
+            (
+                dump_labels(updated.labels),
+                updated.updated_at,
+                self.namespace,
+                updated.snapshotter,
+                updated.key,
+            ),
         )
         return updated
 

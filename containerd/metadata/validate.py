@@ -37,7 +37,9 @@ def validate_labels(labels: Mapping[str, str]) -> dict[str, str]:
             raise InvalidArgument("label key must not be empty")
         size = len(key.encode()) + len(value.encode())
         if size > MAX_LABEL:
-            raise InvalidArgument(f"label {key[:32]!r}: key and value are {size} bytes, more than {MAX_LABEL}")
+            raise InvalidArgument(
+                f"label {key[:32]!r}: key and value are {size} bytes, more than {MAX_LABEL}"
+            )
         if value:
             out[key] = value
     return out

@@ -103,7 +103,9 @@ class Puller:
             finally:
                 repo.close()
             for name in [pulled.name, *(extra_names(pulled) if extra_names else [])]:
-                create_or_update_image(self.client, Image(name=name, target=pulled.target, labels=self.labels))
+                create_or_update_image(
+                    self.client, Image(name=name, target=pulled.target, labels=self.labels)
+                )
         return pulled
 
     # --- resolving ---------------------------------------------------------------------------
@@ -121,7 +123,7 @@ class Puller:
                 not_found = not_found or exc.status == 404
                 unauthorized = unauthorized or isinstance(exc, Unauthorized)
                 errors.append(f"{endpoint}: {exc}")
-        what = f"failed to resolve reference \"{ref}\""
+        what = f'failed to resolve reference "{ref}"'
         if not_found:
             raise PullError(f"{what}: {ref}: not found", not_found=True)
         raise PullError(f"{what}: {'; '.join(errors)}", unauthorized=unauthorized)
@@ -139,7 +141,11 @@ class Puller:
             return _Resolved(top, data, top, data, -1)
         want = host_platform()
         for slot, desc in enumerate(parse_index(data)):
-            if desc.platform is not None and want.matches(desc.platform) and desc.media_type in MANIFEST_TYPES:
+            if (
+                desc.platform is not None
+                and want.matches(desc.platform)
+                and desc.media_type in MANIFEST_TYPES
+            ):
                 mdata, _, _ = repo.manifest(desc.digest, ACCEPT)
                 if compute_digest(mdata) != desc.digest:
                     raise RegistryError(f"manifest {desc.digest}: wrong content")
@@ -161,7 +167,9 @@ class Puller:
                 content.write(config, size=len(config), expected=manifest.config.digest, labels=source)
             labels = {f"{LABEL_GC_REF_CONTENT}.config": manifest.config.digest}
             labels.update({f"{LABEL_GC_REF_CONTENT}.l.{i}": d.digest for i, d in enumerate(manifest.layers)})
-            content.write(res.manifest_bytes, size=len(res.manifest_bytes), expected=res.manifest.digest, labels=labels)
+            content.write(
+                res.manifest_bytes, size=len(res.manifest_bytes), expected=res.manifest.digest, labels=labels
+            )
             if res.index_slot >= 0:
                 content.write(
                     res.top_bytes, size=len(res.top_bytes), expected=res.top.digest,
@@ -188,10 +196,14 @@ class Puller:
             raise PullError(f"failed to copy: {exc}", not_found=exc.status == 404) from None
         except DigestMismatch as exc:
             raise PullError(f"failed to copy: {exc}") from None
-        return Pulled(str(ref), res.top, res.manifest, manifest.config.digest, f"{ref.repository}@{res.top.digest}")
+        return Pulled(
+            str(ref), res.top, res.manifest, manifest.config.digest, f"{ref.repository}@{res.top.digest}"
+        )
 
     def _fetch_layer(self, repo: Repository, layer: Descriptor, source: dict[str, str]) -> None:
-        self.client.content.write(repo.blob(layer.digest), size=layer.size, expected=layer.digest, labels=source)
+        self.client.content.write(
+            repo.blob(layer.digest), size=layer.size, expected=layer.digest, labels=source
+        )
 
 
 def _sniff(data: bytes) -> str:

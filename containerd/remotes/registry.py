@@ -95,7 +95,10 @@ _CHALLENGE = re.compile(r'(\w+)\s*=\s*(?:"([^"]*)"|([^,\s]*))')
 
 def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
     scheme, _, rest = header.strip().partition(" ")
-    params = {m.group(1).lower(): m.group(2) if m.group(2) is not None else m.group(3) for m in _CHALLENGE.finditer(rest)}
+    params = {
+        m.group(1).lower(): m.group(2) if m.group(2) is not None else m.group(3)
+        for m in _CHALLENGE.finditer(rest)
+    }
     return scheme.lower(), params
 
 
@@ -127,7 +130,9 @@ class Repository:
         if r.status_code == 401:
             self._answer(r.headers.get("www-authenticate", ""))
         elif r.status_code >= 400:
-            raise RegistryError(f"unexpected status from GET request to {self.base}/v2/: {r.status_code}", r.status_code)
+            raise RegistryError(
+                f"unexpected status from GET request to {self.base}/v2/: {r.status_code}", r.status_code
+            )
 
     def _answer(self, header: str) -> None:
         scheme, params = parse_challenge(header)
@@ -147,11 +152,17 @@ class Repository:
             query["service"] = params["service"]
         basic = (c.username, c.password) if c.username else None
         try:
-            r = self.http.get(params["realm"], params=query, auth=basic) if basic else self.http.get(params["realm"], params=query)
+            r = (
+                self.http.get(params["realm"], params=query, auth=basic)
+                if basic
+                else self.http.get(params["realm"], params=query)
+            )
         except httpx.HTTPError as exc:
             raise RegistryError(f"failed to fetch token from {params['realm']}: {exc}") from None
         if r.status_code in (401, 403):
-            raise Unauthorized(f"failed to fetch anonymous token: unexpected status: {r.status_code}", r.status_code)
+            raise Unauthorized(
+                f"failed to fetch anonymous token: unexpected status: {r.status_code}", r.status_code
+            )
         if r.status_code != 200:
             raise RegistryError(f"token endpoint {params['realm']} answered {r.status_code}", r.status_code)
         body: Any = r.json()

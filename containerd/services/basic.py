@@ -57,7 +57,9 @@ class IntrospectionService(introspection_pb2_grpc.IntrospectionServicer):
                     type=kind,
                     id=plugin_id,
                     requires=requires,
-                    platforms=[platform] if kind.startswith("io.containerd.runtime") or kind.endswith("snapshotter.v1") else [],
+                    platforms=[platform]
+                    if kind.startswith("io.containerd.runtime") or kind.endswith("snapshotter.v1")
+                    else [],
                     exports=exports,
                 )
             )
@@ -83,7 +85,9 @@ class NamespacesService(namespace_pb2_grpc.NamespacesServicer):
     @handler
     def Get(self, request: Any, context: grpc.ServicerContext) -> Any:
         with self.daemon.db.transaction() as tx:
-            return namespace_pb2.GetNamespaceResponse(namespace=self._to_proto(tx.namespaces.get(request.name)))
+            return namespace_pb2.GetNamespaceResponse(
+                namespace=self._to_proto(tx.namespaces.get(request.name))
+            )
 
     @handler
     def List(self, request: Any, context: grpc.ServicerContext) -> Any:
@@ -99,7 +103,9 @@ class NamespacesService(namespace_pb2_grpc.NamespacesServicer):
     def Create(self, request: Any, context: grpc.ServicerContext) -> Any:
         with self.daemon.db.transaction() as tx:
             ns = tx.namespaces.create(request.namespace.name, dict(request.namespace.labels))
-        self.daemon.publish(ns.name, "/namespaces/create", ns_events.NamespaceCreate(name=ns.name, labels=ns.labels))
+        self.daemon.publish(
+            ns.name, "/namespaces/create", ns_events.NamespaceCreate(name=ns.name, labels=ns.labels)
+        )
         return namespace_pb2.CreateNamespaceResponse(namespace=self._to_proto(ns))
 
     @handler
@@ -108,9 +114,12 @@ class NamespacesService(namespace_pb2_grpc.NamespacesServicer):
 
         with self.daemon.db.transaction() as tx:
             ns = tx.namespaces.update(
-                Namespace(request.namespace.name, dict(request.namespace.labels)), list(request.update_mask.paths)
+                Namespace(request.namespace.name, dict(request.namespace.labels)),
+                list(request.update_mask.paths),
             )
-        self.daemon.publish(ns.name, "/namespaces/update", ns_events.NamespaceUpdate(name=ns.name, labels=ns.labels))
+        self.daemon.publish(
+            ns.name, "/namespaces/update", ns_events.NamespaceUpdate(name=ns.name, labels=ns.labels)
+        )
         return namespace_pb2.UpdateNamespaceResponse(namespace=self._to_proto(ns))
 
     @handler
@@ -148,7 +157,11 @@ class EventsService(events_pb2_grpc.EventsServicer):
         env = request.envelope
         _check_topic(env.topic)
         self.daemon.exchange.publish(
-            env.namespace, env.topic, env.event.type_url, env.event.value, env.timestamp.ToNanoseconds() or None
+            env.namespace,
+            env.topic,
+            env.event.type_url,
+            env.event.value,
+            env.timestamp.ToNanoseconds() or None,
         )
         return empty_pb2.Empty()
 
@@ -162,7 +175,9 @@ class EventsService(events_pb2_grpc.EventsServicer):
             return matcher.match(lambda path: _event_field(event, path))
 
         for event in self.daemon.exchange.subscribe(matches, context.is_active):
-            envelope = events_pb2.Envelope(timestamp=timestamp(event.timestamp), namespace=event.namespace, topic=event.topic)
+            envelope = events_pb2.Envelope(
+                timestamp=timestamp(event.timestamp), namespace=event.namespace, topic=event.topic
+            )
             envelope.event.type_url = event.type_url
             envelope.event.value = event.payload
             yield envelope

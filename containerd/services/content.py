@@ -68,8 +68,12 @@ class ContentService(content_pb2_grpc.ContentServicer):
         validate_digest(request.info.digest)
         content = self._content(context)
         current = content.info(request.info.digest)
-        wanted = ContentInfo(current.digest, current.size, current.created_at, current.updated_at, dict(request.info.labels))
-        return content_pb2.UpdateResponse(info=_info_to(content.update(wanted, list(request.update_mask.paths))))
+        wanted = ContentInfo(
+            current.digest, current.size, current.created_at, current.updated_at, dict(request.info.labels)
+        )
+        return content_pb2.UpdateResponse(
+            info=_info_to(content.update(wanted, list(request.update_mask.paths)))
+        )
 
     @handler
     def List(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
@@ -83,7 +87,9 @@ class ContentService(content_pb2_grpc.ContentServicer):
         validate_digest(request.digest)
         content = self._content(context)
         content.delete(request.digest)
-        self.daemon.publish(content.namespace, "/content/delete", content_events.ContentDelete(digest=request.digest))
+        self.daemon.publish(
+            content.namespace, "/content/delete", content_events.ContentDelete(digest=request.digest)
+        )
         self.daemon.collect_garbage()
         return empty_pb2.Empty()
 
@@ -93,7 +99,9 @@ class ContentService(content_pb2_grpc.ContentServicer):
         if request.offset < 0:
             raise InvalidArgument(f"invalid offset {request.offset}")
         offset = request.offset
-        for chunk in self._content(context).read(request.digest, request.offset, request.size if request.size > 0 else -1):
+        for chunk in self._content(context).read(
+            request.digest, request.offset, request.size if request.size > 0 else -1
+        ):
             yield content_pb2.ReadContentResponse(offset=offset, data=chunk)
             offset += len(chunk)
 

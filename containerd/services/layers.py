@@ -213,7 +213,9 @@ class DiffService(diff_pb2_grpc.DiffServicer):
                 out,
                 media_type,
                 tmp_dir=scratch,
-                source_date_epoch=request.source_date_epoch.seconds if request.HasField("source_date_epoch") else None,
+                source_date_epoch=request.source_date_epoch.seconds
+                if request.HasField("source_date_epoch")
+                else None,
             )
             out.seek(0)
             labels = dict(request.labels)

@@ -42,7 +42,9 @@ def descriptor_from(msg: Any) -> records.Descriptor:
 
 
 def descriptor_to(d: records.Descriptor) -> Any:
-    return descriptor_pb2.Descriptor(media_type=d.media_type, digest=d.digest, size=d.size, annotations=d.annotations)
+    return descriptor_pb2.Descriptor(
+        media_type=d.media_type, digest=d.digest, size=d.size, annotations=d.annotations
+    )
 
 
 def container_from(msg: Any) -> records.Container:
@@ -107,7 +109,9 @@ class ContainersService(containers_pb2_grpc.ContainersServicer):
     def Get(self, request: Any, context: grpc.ServicerContext) -> Any:
         ns = namespace_of(context)
         with self.daemon.db.transaction() as tx:
-            return containers_pb2.GetContainerResponse(container=container_to(tx.containers(ns).get(request.id)))
+            return containers_pb2.GetContainerResponse(
+                container=container_to(tx.containers(ns).get(request.id))
+            )
 
     @handler
     def List(self, request: Any, context: grpc.ServicerContext) -> Any:
@@ -139,7 +143,9 @@ class ContainersService(containers_pb2_grpc.ContainersServicer):
     def Update(self, request: Any, context: grpc.ServicerContext) -> Any:
         ns = namespace_of(context)
         with self.daemon.db.transaction() as tx:
-            updated = tx.containers(ns).update(container_from(request.container), list(request.update_mask.paths))
+            updated = tx.containers(ns).update(
+                container_from(request.container), list(request.update_mask.paths)
+            )
         self.daemon.publish(
             ns,
             "/containers/update",
@@ -182,7 +188,9 @@ class ImagesService(images_pb2_grpc.ImagesServicer):
         ns = namespace_of(context)
         with self.daemon.db.transaction() as tx:
             created = tx.images(ns).create(image_from(request.image))
-        self.daemon.publish(ns, "/images/create", image_events.ImageCreate(name=created.name, labels=created.labels))
+        self.daemon.publish(
+            ns, "/images/create", image_events.ImageCreate(name=created.name, labels=created.labels)
+        )
         return images_pb2.CreateImageResponse(image=image_to(created))
 
     @handler
@@ -190,7 +198,9 @@ class ImagesService(images_pb2_grpc.ImagesServicer):
         ns = namespace_of(context)
         with self.daemon.db.transaction() as tx:
             updated = tx.images(ns).update(image_from(request.image), list(request.update_mask.paths))
-        self.daemon.publish(ns, "/images/update", image_events.ImageUpdate(name=updated.name, labels=updated.labels))
+        self.daemon.publish(
+            ns, "/images/update", image_events.ImageUpdate(name=updated.name, labels=updated.labels)
+        )
         return images_pb2.UpdateImageResponse(image=image_to(updated))
 
     @handler
@@ -234,14 +244,18 @@ class LeasesService(leases_pb2_grpc.LeasesServicer):
     def AddResource(self, request: Any, context: grpc.ServicerContext) -> Any:
         ns = namespace_of(context)
         with self.daemon.db.transaction() as tx:
-            tx.leases(ns).add_resource(request.id, records.LeaseResource(request.resource.id, request.resource.type))
+            tx.leases(ns).add_resource(
+                request.id, records.LeaseResource(request.resource.id, request.resource.type)
+            )
         return empty_pb2.Empty()
 
     @handler
     def DeleteResource(self, request: Any, context: grpc.ServicerContext) -> Any:
         ns = namespace_of(context)
         with self.daemon.db.transaction() as tx:
-            tx.leases(ns).delete_resource(request.id, records.LeaseResource(request.resource.id, request.resource.type))
+            tx.leases(ns).delete_resource(
+                request.id, records.LeaseResource(request.resource.id, request.resource.type)
+            )
         return empty_pb2.Empty()
 
     @handler

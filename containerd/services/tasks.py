@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -63,7 +65,10 @@ class TasksService(tasks_pb2_grpc.TasksServicer):
         self._task(context, request.container_id)
         deleted = self.daemon.tasks.delete(ns, request.container_id)
         return tasks_pb2.DeleteResponse(
-            id=request.container_id, pid=deleted.pid, exit_status=deleted.exit_status, exited_at=deleted.exited_at
+            id=request.container_id,
+            pid=deleted.pid,
+            exit_status=deleted.exit_status,
+            exited_at=deleted.exited_at,
         )
 
     @handler
@@ -97,7 +102,9 @@ class TasksService(tasks_pb2_grpc.TasksServicer):
     @handler
     def Kill(self, request: Any, context: grpc.ServicerContext) -> Any:
         task = self._task(context, request.container_id)
-        task.client.kill(id=request.container_id, exec_id=request.exec_id, signal=request.signal, all=request.all)
+        task.client.kill(
+            id=request.container_id, exec_id=request.exec_id, signal=request.signal, all=request.all
+        )
         return empty_pb2.Empty()
 
     @handler
@@ -119,7 +126,9 @@ class TasksService(tasks_pb2_grpc.TasksServicer):
     @handler
     def ResizePty(self, request: Any, context: grpc.ServicerContext) -> Any:
         task = self._task(context, request.container_id)
-        task.client.resize_pty(id=request.container_id, exec_id=request.exec_id, width=request.width, height=request.height)
+        task.client.resize_pty(
+            id=request.container_id, exec_id=request.exec_id, width=request.width, height=request.height
+        )
         return empty_pb2.Empty()
 
     @handler
@@ -153,7 +162,9 @@ class TasksService(tasks_pb2_grpc.TasksServicer):
     @handler
     def Update(self, request: Any, context: grpc.ServicerContext) -> Any:
         task = self._task(context, request.container_id)
-        task.client.update(id=request.container_id, resources=request.resources, annotations=dict(request.annotations))
+        task.client.update(
+            id=request.container_id, resources=request.resources, annotations=dict(request.annotations)
+        )
         return empty_pb2.Empty()
 
     @handler
@@ -164,7 +175,7 @@ class TasksService(tasks_pb2_grpc.TasksServicer):
         matcher = parse_all(list(request.filters))
         metrics = []
         for task in self.daemon.tasks.in_namespace(ns):
-            if not matcher.match(lambda path, t=task: t.id if ".".join(path) in ("id", "container_id") else None):  # type: ignore[misc]
+            if not matcher.match(functools.partial(_task_field, task.id)):
                 continue
             stats = task.client.stats(id=task.id)
             metric = metrics_pb2.Metric(id=task.id)
@@ -178,3 +189,8 @@ class TasksService(tasks_pb2_grpc.TasksServicer):
         task = self._task(context, request.container_id)
         waited = task.client.wait(id=request.container_id, exec_id=request.exec_id)
         return tasks_pb2.WaitResponse(exit_status=waited.exit_status, exited_at=waited.exited_at)
+
+
+def _task_field(task_id: str, path: Sequence[str]) -> str | None:
+    """A task's fields as the Metrics filters name them (containerd's: id and container_id)."""
+    return task_id if ".".join(path) in ("id", "container_id") else None

@@ -265,7 +265,9 @@ class BuildStream:
             self._fail(BuildFailed(f"{type(exc).__name__}: {exc}").stream_message())
         else:
             if job.options.quiet:
-                self.queue.put(json.dumps({"stream": result.image_id + "\n"}, separators=(",", ":")).encode() + b"\r\n")
+                self.queue.put(
+                    json.dumps({"stream": result.image_id + "\n"}, separators=(",", ":")).encode() + b"\r\n"
+                )
             self.backend._tagged(job, result.image_id)
         finally:
             # The client has its answer before the context's files are removed.

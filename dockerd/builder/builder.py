@@ -87,9 +87,15 @@ class LocalImages:
         if len(short) >= 6 and all(c in "0123456789abcdef" for c in short):
             for image in list_images(self.client):
                 with contextlib.suppress(ContainerdError):
-                    if images.load_image(self.client, image.target, platform).id.removeprefix("sha256:").startswith(short):
+                    if (
+                        images.load_image(self.client, image.target, platform)
+                        .id.removeprefix("sha256:")
+                        .startswith(short)
+                    ):
                         return image.target
-        raise BuildFailed(f"pull access denied for {ref}, repository does not exist or may require 'docker login'")
+        raise BuildFailed(
+            f"pull access denied for {ref}, repository does not exist or may require 'docker login'"
+        )
 
 
 @dataclass
@@ -114,7 +120,9 @@ class Builder:
         names = [_tag_name(tag) for tag in options.tags]
         platform = host_platform()
         if options.platform and not platform.matches(_platform(options.platform)):
-            raise BuildRequestError(f"platform {options.platform} is not supported: this builder builds for {platform}")
+            raise BuildRequestError(
+                f"platform {options.platform} is not supported: this builder builds for {platform}"
+            )
         epoch = _epoch(options.build_args.get(SOURCE_DATE_EPOCH))
         context = open_context(body, options.dockerfile, self.config.tmp_dir)
         try:
@@ -143,7 +151,10 @@ def _tag_name(tag: str) -> str:
         name = normalize_name(tag)
     except InvalidArgument as exc:
         text = str(exc)
-        raise BuildRequestError("invalid reference format" + (": repository name must be lowercase" if "lowercase" in text else "")) from None
+        raise BuildRequestError(
+            "invalid reference format"
+            + (": repository name must be lowercase" if "lowercase" in text else "")
+        ) from None
     if "@" in name:
         raise BuildRequestError("invalid reference format")
     return name
@@ -200,8 +211,12 @@ class BuildJob:
             self.client,
             self.layers,
             RunSettings(
-                runtime=settings.runtime, cgroup_parent=settings.cgroup_parent, network_mode=options.network_mode,
-                extra_hosts=tuple(options.extra_hosts), host_config=options.host_config(), security=settings.security,
+                runtime=settings.runtime,
+                cgroup_parent=settings.cgroup_parent,
+                network_mode=options.network_mode,
+                extra_hosts=tuple(options.extra_hosts),
+                host_config=options.host_config(),
+                security=settings.security,
                 network_hook=settings.network_hook,
             ),  # fmt: skip
             builder.config.tmp_dir or "/tmp",
@@ -210,7 +225,11 @@ class BuildJob:
         self.stage_results: list[images.ImageState] = []
         self.progress: Progress = lambda message: None
         stages = dockerfile.stages[: last_stage + 1]
-        self.total = len(dockerfile.meta_args) + sum(1 + len(s.commands) for s in stages) + (1 if options.labels else 0)
+        self.total = (
+            len(dockerfile.meta_args)
+            + sum(1 + len(s.commands) for s in stages)
+            + (1 if options.labels else 0)
+        )
         self.step = 0
         self.cache_sources = CacheSources(self.client, options.cache_from, self.layers.snapshotter, platform)
         self.cancelled = threading.Event()  # the client went away: stop at the next step
@@ -247,7 +266,11 @@ class BuildJob:
             if final.manifest is None:
                 final = images.write_image(self.client, final, self.layers.snapshotter)
             names = self._name(final)
-        unused = sorted(k for k in self.options.build_args if k not in self.used_args and k not in PROXY_ARGS and k != SOURCE_DATE_EPOCH)
+        unused = sorted(
+            k
+            for k in self.options.build_args
+            if k not in self.used_args and k not in PROXY_ARGS and k != SOURCE_DATE_EPOCH
+        )
         if unused:
             self.say(f"[Warning] One or more build-args {gotext.value_list(unused)} were not consumed\n")
         self.say(f"Successfully built {final.short_id}\n")
@@ -313,7 +336,9 @@ class BuildJob:
         return self._image(base)
 
     def _image(self, ref: str) -> images.ImageState:
-        target = self.builder.images.resolve(ref, pull=self.options.pull, platform=self.platform, progress=self.progress)
+        target = self.builder.images.resolve(
+            ref, pull=self.options.pull, platform=self.platform, progress=self.progress
+        )
         state = images.load_image(self.client, target, self.platform)
         unpack(self.client, target, self.layers.snapshotter, platform=self.platform)
         return state
@@ -339,7 +364,9 @@ class BuildJob:
             self._workdir(instruction, state)
         else:
             child = state.image.child()
-            text = metadata.apply(instruction, child.config, self._env(state), self.dockerfile.escape, state.cmd_set)
+            text = metadata.apply(
+                instruction, child.config, self._env(state), self.dockerfile.escape, state.cmd_set
+            )
             if isinstance(instruction, ins.Command) and not instruction.entrypoint:
                 state.cmd_set = True
             self._commit(state, child, "#(nop)  " + text, text)
@@ -394,10 +421,16 @@ class BuildJob:
                 self.say(" ---> Using cache\n")
                 if restored.manifest is None and self.builder.config.docker_version:
                     restored.config["docker_version"] = self.builder.config.docker_version
-                stored = restored if restored.manifest is not None else images.write_image(self.client, restored, self.layers.snapshotter)
+                stored = (
+                    restored
+                    if restored.manifest is not None
+                    else images.write_image(self.client, restored, self.layers.snapshotter)
+                )
                 assert stored.manifest is not None
                 made_layer = len(stored.diff_ids) > len(parent.diff_ids)
-                self.builder.cache.put(key, stored.id, stored.manifest, parent.id, created_by, stored.chain if made_layer else "")
+                self.builder.cache.put(
+                    key, stored.id, stored.manifest, parent.id, created_by, stored.chain if made_layer else ""
+                )
                 state.image = stored
                 return
         made = layer(child) if layer is not None else None
@@ -437,7 +470,11 @@ class BuildJob:
         env = metadata.env_map(config)
         declared = sorted(f"{k}={v}" for k, v in state.args.items() if v is not None and k not in env)
         prefix = [f"|{len(declared)}", *declared] if declared else []
-        proxies = [f"{k}={v}" for k, v in self.options.build_args.items() if k in PROXY_ARGS and v is not None and k not in state.args]
+        proxies = [
+            f"{k}={v}"
+            for k, v in self.options.build_args.items()
+            if k in PROXY_ARGS and v is not None and k not in state.args
+        ]
         request = RunRequest(
             argv=argv,
             env=[*(config.get("Env") or []), *declared, *proxies],
@@ -456,7 +493,15 @@ class BuildJob:
             self.layers.materialize(state.image.diff_ids, desc)
             return desc, desc.digest
 
-        self._commit(state, state.image.child(), None, "RUN " + run.network, command=[*prefix, *argv], layer=make_layer, container=container)
+        self._commit(
+            state,
+            state.image.child(),
+            None,
+            "RUN " + run.network,
+            command=[*prefix, *argv],
+            layer=make_layer,
+            container=container,
+        )
 
     def _execute(self, prepared: Prepared, request: RunRequest, container: list[str]) -> None:
         def output(stream: str, data: bytes) -> None:
@@ -483,7 +528,10 @@ class BuildJob:
     # --- WORKDIR ---
 
     def _workdir(self, instruction: ins.Workdir, state: _Stage) -> None:
-        path = metadata.workdir(state.image.run_config.get("WorkingDir") or "", process_word(instruction.path, self._env(state), self.dockerfile.escape))
+        path = metadata.workdir(
+            state.image.run_config.get("WorkingDir") or "",
+            process_word(instruction.path, self._env(state), self.dockerfile.escape),
+        )
         child = state.image.child()
         child.run_config["WorkingDir"] = path
 
@@ -492,7 +540,9 @@ class BuildJob:
 
         self._commit(state, child, f"#(nop) WORKDIR {path}", f"WORKDIR {path}", layer=make_layer)
 
-    def _on_snapshot(self, parent: images.ImageState, change: Callable[[str], None]) -> tuple[Descriptor, str] | None:
+    def _on_snapshot(
+        self, parent: images.ImageState, change: Callable[[str], None]
+    ) -> tuple[Descriptor, str] | None:
         """Make a layer by changing a snapshot of PARENT (mounted here) with CHANGE."""
         key = new_key("work")
         try:
@@ -518,13 +568,23 @@ class BuildJob:
         env = self._env(state)
         escape = self.dockerfile.escape
         heredocs = {h.name: h for h in instruction.heredocs}
-        inline = [Inline(h.name, h.content.encode()) for s in instruction.sources if (h := heredocs.get(s.lstrip("<-").strip("'\"")))]
-        sources = [process_word(s, env, escape) for s in instruction.sources if s.lstrip("<-").strip("'\"") not in heredocs]
+        inline = [
+            Inline(h.name, h.content.encode())
+            for s in instruction.sources
+            if (h := heredocs.get(s.lstrip("<-").strip("'\"")))
+        ]
+        sources = [
+            process_word(s, env, escape)
+            for s in instruction.sources
+            if s.lstrip("<-").strip("'\"") not in heredocs
+        ]
         for source in sources:
             if source.startswith(("http://", "https://")):
                 if not instruction.add:
                     raise BuildFailed("source can't be a URL for COPY")
-                raise BuildFailed(f"ADD failed: cannot download {source}: this builder reaches no network for ADD")
+                raise BuildFailed(
+                    f"ADD failed: cannot download {source}: this builder reaches no network for ADD"
+                )
         dest = process_word(instruction.dest, env, escape)
         workdir = state.image.run_config.get("WorkingDir") or "/"
         full_dest = dest if dest.startswith("/") else posixpath.join(workdir, dest)
@@ -535,19 +595,38 @@ class BuildJob:
         with self._source_root(instruction, env, stage_index) as root:
             paths = expand_sources(root, sources, keyword) if sources else []
             if len(paths) + len(inline) > 1 and not full_dest.endswith("/"):
-                raise BuildFailed(f"When using {keyword} with more than one source file, the destination must be a directory and end with a /")
+                raise BuildFailed(
+                    f"When using {keyword} with more than one source file, the destination must be a directory and end with a /"
+                )
             described = checksum(root, paths, inline)
 
             def make_layer(child: images.ImageState) -> tuple[Descriptor, str] | None:
                 def change(dst_root: str) -> None:
                     # dockerd: COPY --from without --chown keeps the files' owners
-                    owner = _user_ids(dst_root, chown) if chown else (None if instruction.source_stage else (0, 0))
-                    copy_into(dst_root, root, paths, full_dest, CopyOptions(owner, mode, instruction.add and root.is_context), inline)
+                    owner = (
+                        _user_ids(dst_root, chown)
+                        if chown
+                        else (None if instruction.source_stage else (0, 0))
+                    )
+                    copy_into(
+                        dst_root,
+                        root,
+                        paths,
+                        full_dest,
+                        CopyOptions(owner, mode, instruction.add and root.is_context),
+                        inline,
+                    )
 
                 return self._on_snapshot(state.image, change)
 
             text = f"{keyword} {described} in {dest} "
-            self._commit(state, state.image.child(), "#(nop) " + text, f"{text}|{chown}|{instruction.chmod}", layer=make_layer)
+            self._commit(
+                state,
+                state.image.child(),
+                "#(nop) " + text,
+                f"{text}|{chown}|{instruction.chmod}",
+                layer=make_layer,
+            )
 
     @contextlib.contextmanager
     def _source_root(self, instruction: ins.Copy, env: dict[str, str], stage_index: int) -> Any:
@@ -558,7 +637,9 @@ class BuildJob:
         found = self.dockerfile.stage_index(name)
         if found is not None:
             if found >= stage_index:
-                raise BuildFailed(f"invalid from flag value {name}: refers to current build stage or a later one")
+                raise BuildFailed(
+                    f"invalid from flag value {name}: refers to current build stage or a later one"
+                )
             source = self.stage_results[found]
         else:
             try:

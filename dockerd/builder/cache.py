@@ -78,12 +78,16 @@ class BuildCache:
             return None
         return record
 
-    def put(self, key: str, image_id: str, manifest: Descriptor, parent: str, description: str, chain: str) -> None:
+    def put(
+        self, key: str, image_id: str, manifest: Descriptor, parent: str, description: str, chain: str
+    ) -> None:
         with contextlib.suppress(ContainerdError):
             self.client.leases.delete(f"{PREFIX}{key}")
         self._create(key, image_id, manifest, parent, description, chain)
 
-    def _create(self, key: str, image_id: str, manifest: Descriptor, parent: str, description: str, chain: str) -> None:
+    def _create(
+        self, key: str, image_id: str, manifest: Descriptor, parent: str, description: str, chain: str
+    ) -> None:
         labels = {
             LABEL_KIND: "step",
             LABEL_IMAGE: image_id,
@@ -115,7 +119,9 @@ class BuildCache:
         except NotFound:
             return 0
 
-    def prune(self, *, older_than: float | None = None, keep_storage: int = 0, keys: set[str] | None = None) -> PruneResult:
+    def prune(
+        self, *, older_than: float | None = None, keep_storage: int = 0, keys: set[str] | None = None
+    ) -> PruneResult:
         """Delete records (all, those in KEYS, or those made more than `older_than` seconds
         ago), oldest first, until what is left takes at most `keep_storage` bytes. Garbage is
         collected before the answer; a layer an image still uses stays (and is not counted)."""
@@ -145,7 +151,9 @@ def _record(lease: Lease) -> CacheRecord | None:
     if not lease.id.startswith(PREFIX) or LABEL_MANIFEST not in labels:
         return None
     try:
-        manifest = Descriptor(DOCKER_MANIFEST, labels[LABEL_MANIFEST], int(labels.get(LABEL_MANIFEST_SIZE, "0")))
+        manifest = Descriptor(
+            DOCKER_MANIFEST, labels[LABEL_MANIFEST], int(labels.get(LABEL_MANIFEST_SIZE, "0"))
+        )
     except ValueError:
         return None
     return CacheRecord(

@@ -33,7 +33,9 @@ class CacheSources:
         for ref in self.refs:
             # dockerd skips (with a warning in its log) a cache source it cannot find.
             with contextlib.suppress(BuildFailed, ContainerdError):
-                target = finder.resolve(ref, pull=False, platform=self.platform, progress=lambda message: None)
+                target = finder.resolve(
+                    ref, pull=False, platform=self.platform, progress=lambda message: None
+                )
                 state = images.load_image(self.client, target, self.platform)
                 unpack(self.client, target, self.snapshotter, platform=self.platform)
                 found.append(state)
@@ -63,10 +65,15 @@ class CacheSources:
 def _valid_parent(source: images.ImageState, parent: images.ImageState) -> bool:
     if len(parent.history) >= len(source.history) or len(parent.diff_ids) > len(source.diff_ids):
         return False
-    return parent.history == source.history[: len(parent.history)] and parent.diff_ids == source.diff_ids[: len(parent.diff_ids)]
+    return (
+        parent.history == source.history[: len(parent.history)]
+        and parent.diff_ids == source.diff_ids[: len(parent.diff_ids)]
+    )
 
 
-def _restored(parent: images.ImageState, child: images.ImageState, source: images.ImageState, position: int) -> images.ImageState:
+def _restored(
+    parent: images.ImageState, child: images.ImageState, source: images.ImageState, position: int
+) -> images.ImageState:
     entry: dict[str, Any] = dict(source.history[position])
     config: dict[str, Any] = {
         "architecture": source.config.get("architecture", ""),

@@ -38,7 +38,17 @@ from dockerd.engine import initlayer
 if TYPE_CHECKING:
     from containerd.client import Client
 
-_CHANGES = (ins.Command, ins.Env, ins.Expose, ins.Healthcheck, ins.Label, ins.OnBuild, ins.User, ins.Volume, ins.Workdir)
+_CHANGES = (
+    ins.Command,
+    ins.Env,
+    ins.Expose,
+    ins.Healthcheck,
+    ins.Label,
+    ins.OnBuild,
+    ins.User,
+    ins.Volume,
+    ins.Workdir,
+)
 
 
 @dataclass
@@ -46,7 +56,9 @@ class CommitRequest:
     snapshot_key: str  # the container's writable snapshot
     image: Descriptor | None  # the container's image (its target); None: from scratch
     container_id: str = ""  # recorded as "container"; its task is paused when `pause`
-    container_config: Mapping[str, Any] = field(default_factory=dict)  # the container's Config (Cmd for the history)
+    container_config: Mapping[str, Any] = field(
+        default_factory=dict
+    )  # the container's Config (Cmd for the history)
     config: Mapping[str, Any] | None = None  # the new image's Config before the changes (None: the image's)
     changes: Sequence[str] = ()
     message: str = ""
@@ -69,7 +81,9 @@ def apply_changes(config: dict[str, Any], changes: Sequence[str]) -> None:
             try:
                 if isinstance(instruction, ins.Workdir):
                     run_config = config.setdefault("config", {})
-                    run_config["WorkingDir"] = metadata.workdir(run_config.get("WorkingDir") or "", instruction.path)
+                    run_config["WorkingDir"] = metadata.workdir(
+                        run_config.get("WorkingDir") or "", instruction.path
+                    )
                 else:
                     metadata.apply(instruction, config, env, "\\", True)
             except BuildFailed as exc:
@@ -87,7 +101,9 @@ def commit_container(
 ) -> images.ImageState:
     """The new image, stored and named; BuildRequestError for bad changes."""
     want = platform or host_platform()
-    parent = images.load_image(client, request.image, want) if request.image is not None else images.scratch(want)
+    parent = (
+        images.load_image(client, request.image, want) if request.image is not None else images.scratch(want)
+    )
     child = parent.child()
     if request.config is not None:
         # dockerd: the given Config (the container's, unless the request has one) with the
@@ -182,7 +198,9 @@ def _same_times(source: str, target: str) -> None:
     for directory in ("dev", "etc", ""):
         with contextlib.suppress(OSError):
             st = os.lstat(os.path.join(source, directory))
-            os.utime(os.path.join(target, directory), ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+            os.utime(
+                os.path.join(target, directory), ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False
+            )
 
 
 def _container_layer(layers: Layers, parent: images.ImageState, snapshot_key: str) -> Descriptor | None:

@@ -82,7 +82,9 @@ def open_context(body: IO[bytes], dockerfile: str, tmp_dir: str | None = None) -
         name = dockerfile or "Dockerfile"
         text = _read_dockerfile(root, name)
         ignore_text = _read(root, ".dockerignore")
-        matcher = Matcher(read_patterns(ignore_text.decode(errors="replace")) if ignore_text is not None else [])
+        matcher = Matcher(
+            read_patterns(ignore_text.decode(errors="replace")) if ignore_text is not None else []
+        )
         if matcher:
             _apply_ignore(root, matcher)
         return BuildContext(root, name, text, matcher, sums, in_memory)
@@ -246,7 +248,9 @@ def _member(
             return
         if not m.isreg():
             return  # devices, fifos: nothing a build can copy from a context
-        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=parent.fd)
+        fd = os.open(
+            name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=parent.fd
+        )
         with os.fdopen(fd, "wb") as out:
             source = tar.extractfile(m)
             if source is not None:

@@ -61,7 +61,9 @@ def _glob(pattern: str) -> re.Pattern[str]:
                 out.append(re.escape(ch))
                 continue
             body = pattern[i:end]
-            out.append("[" + ("^" + body[1:] if body.startswith(("!", "^")) else body).replace("\\", "\\\\") + "]")
+            out.append(
+                "[" + ("^" + body[1:] if body.startswith(("!", "^")) else body).replace("\\", "\\\\") + "]"
+            )
             i = end + 1
         elif ch == "\\" and i < len(pattern):
             out.append(re.escape(pattern[i]))
@@ -106,7 +108,9 @@ def expand_sources(root: SourceRoot, sources: Sequence[str], keyword: str) -> li
                 raise BuildFailed(
                     f"{keyword} failed: file not found in build context or excluded by .dockerignore: stat {source}: file does not exist"
                 )
-            raise BuildFailed(f"{keyword} failed: stat {posixpath.normpath('/' + source)}: file does not exist")
+            raise BuildFailed(
+                f"{keyword} failed: stat {posixpath.normpath('/' + source)}: file does not exist"
+            )
         out.append(rel)
     if not out:
         raise BuildFailed(f"{keyword} failed: no source files were specified")
@@ -127,7 +131,14 @@ def _exists(root: str, rel: str) -> bool:
 # --- checksums -------------------------------------------------------------------------------
 
 
-_TYPEFLAGS = {stat.S_IFREG: "0", stat.S_IFLNK: "2", stat.S_IFCHR: "3", stat.S_IFBLK: "4", stat.S_IFDIR: "5", stat.S_IFIFO: "6"}
+_TYPEFLAGS = {
+    stat.S_IFREG: "0",
+    stat.S_IFLNK: "2",
+    stat.S_IFCHR: "3",
+    stat.S_IFBLK: "4",
+    stat.S_IFDIR: "5",
+    stat.S_IFIFO: "6",
+}
 
 
 def _entry_sum(root_fd: int, rel: str, follow: bool, context: bool) -> tuple[str, bool]:
@@ -277,13 +288,21 @@ def _finish(parent: int, name: str, st: os.stat_result, options: CopyOptions, sy
         os.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=parent, follow_symlinks=False)
 
 
-def _copy_entry(src_parent: int, src_name: str, dst_parent: int, dst_name: str, options: CopyOptions, follow: bool) -> None:
+def _copy_entry(
+    src_parent: int, src_name: str, dst_parent: int, dst_name: str, options: CopyOptions, follow: bool
+) -> None:
     st = os.stat(src_name, dir_fd=src_parent, follow_symlinks=follow)
     if stat.S_ISDIR(st.st_mode):
         if not _replace(dst_parent, dst_name, True):
             os.mkdir(dst_name, 0o700, dir_fd=dst_parent)
-        src = os.open(src_name, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW), dir_fd=src_parent)
-        dst = os.open(dst_name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dst_parent)
+        src = os.open(
+            src_name,
+            os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW),
+            dir_fd=src_parent,
+        )
+        dst = os.open(
+            dst_name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dst_parent
+        )
         try:
             for child in sorted(os.listdir(src)):
                 _copy_entry(src, child, dst, child, options, False)
@@ -297,9 +316,16 @@ def _copy_entry(src_parent: int, src_name: str, dst_parent: int, dst_name: str, 
         _finish(dst_parent, dst_name, st, options, symlink=True)
     elif stat.S_ISREG(st.st_mode):
         _replace(dst_parent, dst_name, False)
-        src = os.open(src_name, os.O_RDONLY | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW), dir_fd=src_parent)
+        src = os.open(
+            src_name, os.O_RDONLY | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW), dir_fd=src_parent
+        )
         try:
-            dst = os.open(dst_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dst_parent)
+            dst = os.open(
+                dst_name,
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                0o600,
+                dir_fd=dst_parent,
+            )
             try:
                 _copy_data(src, dst, st.st_size)
             finally:
@@ -396,7 +422,9 @@ def copy_into(
         os.close(src_fd)
 
 
-def _copy_file(root_fd: int, src_fd: int, rel: str, dest: str, dest_is_dir: bool, options: CopyOptions) -> None:
+def _copy_file(
+    root_fd: int, src_fd: int, rel: str, dest: str, dest_is_dir: bool, options: CopyOptions
+) -> None:
     target = posixpath.join(dest, posixpath.basename(rel)) if dest_is_dir else dest
     parent_path, name = posixpath.split(target)
     src_parent_path, src_name = posixpath.split("/" + rel)
@@ -440,7 +468,12 @@ def _write_inline(root_fd: int, item: Inline, dest: str, dest_is_dir: bool, opti
         dst_dir = scoped.reopen_dir(parent.fd)
         try:
             _replace(dst_dir, name, False)
-            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=dst_dir)
+            fd = os.open(
+                name,
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                0o644,
+                dir_fd=dst_dir,
+            )
             with os.fdopen(fd, "wb") as out:
                 out.write(item.content)
             uid, gid = options.owner or (0, 0)
@@ -453,7 +486,10 @@ def _write_inline(root_fd: int, item: Inline, dest: str, dest_is_dir: bool, opti
 def _extract(root_fd: int, src_fd: int, rel: str, dest: str) -> None:
     with _dest_dir(root_fd, dest):
         pass
-    with scoped.resolve(src_fd, rel) as source, open(os.open(scoped.proc_fd(source.fd), os.O_RDONLY | os.O_CLOEXEC), "rb") as f:
+    with (
+        scoped.resolve(src_fd, rel) as source,
+        open(os.open(scoped.proc_fd(source.fd), os.O_RDONLY | os.O_CLOEXEC), "rb") as f,
+    ):
         try:
             archive.Extractor(root_fd, dest).run(f)
         except EngineError as exc:

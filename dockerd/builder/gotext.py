@@ -60,7 +60,12 @@ def duration_string(ns: int) -> str:
 
 def quote(text: str) -> str:
     """%q of a string (Go's strconv.Quote for what Dockerfiles hold)."""
-    return json.dumps(text, ensure_ascii=False).replace("\\u0026", "&").replace("\\u003c", "<").replace("\\u003e", ">")
+    return (
+        json.dumps(text, ensure_ascii=False)
+        .replace("\\u0026", "&")
+        .replace("\\u003c", "<")
+        .replace("\\u003e", ">")
+    )
 
 
 def quote_list(items: Sequence[str]) -> str:

@@ -72,11 +72,15 @@ def _signal(text: str) -> None:
 def _healthcheck_text(h: ins.Healthcheck) -> str:
     """%v of dockerd's *HealthConfig, which is what its history shows."""
     retries = f"'{chr(h.retries)}'" if 32 <= h.retries < 127 else f"'\\x{h.retries:02x}'"
-    durations = " ".join(gotext.quote(gotext.duration_string(d)) for d in (h.interval, h.timeout, h.start_period))
+    durations = " ".join(
+        gotext.quote(gotext.duration_string(d)) for d in (h.interval, h.timeout, h.start_period)
+    )
     return f"&{{{gotext.quote_list(h.test)} {durations} {retries}}}"
 
 
-def apply(instruction: ins.Instruction, image: dict[str, Any], env: Mapping[str, str], escape: str, cmd_set: bool) -> str:
+def apply(
+    instruction: ins.Instruction, image: dict[str, Any], env: Mapping[str, str], escape: str, cmd_set: bool
+) -> str:
     """Change IMAGE (the whole image config; its "config" is the container config) as
     INSTRUCTION says; the text the history records after "#(nop) "."""
     config: dict[str, Any] = image.setdefault("config", {})

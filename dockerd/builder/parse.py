@@ -117,7 +117,9 @@ def _from(c: goparser.Command, line: int, original: str) -> ins.Instruction:
         raise _LineError("FROM requires either one or three arguments")
     name = value[2].lower() if len(value) == 3 else ""
     if name and not _STAGE_NAME.match(name):
-        raise _LineError(f"invalid name for build stage: {gotext.quote(value[2])}, name can't start with a number or contain symbols")
+        raise _LineError(
+            f"invalid name for build stage: {gotext.quote(value[2])}, name can't start with a number or contain symbols"
+        )
     return ins.From(line, original, value[0], name, flags.get("platform", ""))
 
 
@@ -153,7 +155,15 @@ def _copy(c: goparser.Command, line: int, original: str, add: bool) -> ins.Instr
     if chmod and not re.fullmatch(r"[0-7]{1,4}", chmod):
         raise _LineError(f"invalid chmod parameter {chmod}: only octal modes are supported")
     return ins.Copy(
-        line, original, tuple(c.value[:-1]), c.value[-1], add, flags.get("from", ""), flags.get("chown", ""), chmod, _heredocs(c)
+        line,
+        original,
+        tuple(c.value[:-1]),
+        c.value[-1],
+        add,
+        flags.get("from", ""),
+        flags.get("chown", ""),
+        chmod,
+        _heredocs(c),
     )
 
 
@@ -162,7 +172,9 @@ def _command(c: goparser.Command, line: int, original: str, entrypoint: bool) ->
 
 
 def _healthcheck(c: goparser.Command, line: int, original: str) -> ins.Instruction:
-    flags = _flags(c.flags, ("interval", "timeout", "start-period", "start-interval", "retries"), "HEALTHCHECK")
+    flags = _flags(
+        c.flags, ("interval", "timeout", "start-period", "start-interval", "retries"), "HEALTHCHECK"
+    )
     if not c.value:
         raise _LineError("HEALTHCHECK requires at least one argument")
     kind = c.value[0].upper()
@@ -191,7 +203,9 @@ def _healthcheck(c: goparser.Command, line: int, original: str) -> ins.Instructi
         try:
             retries = int(flags["retries"])
         except ValueError:
-            raise _LineError(f'strconv.ParseInt: parsing {gotext.quote(flags["retries"])}: invalid syntax') from None
+            raise _LineError(
+                f"strconv.ParseInt: parsing {gotext.quote(flags['retries'])}: invalid syntax"
+            ) from None
         if retries < 0:
             raise _LineError("--retries cannot be negative")
     return ins.Healthcheck(

@@ -112,7 +112,9 @@ class Runner:
         finally:
             self.layers.remove_quietly(work, init, init_work)
 
-    def run(self, prepared: Prepared, request: RunRequest, output: Output, announce: Callable[[str], None]) -> None:
+    def run(
+        self, prepared: Prepared, request: RunRequest, output: Output, announce: Callable[[str], None]
+    ) -> None:
         """Run the command in a container on PREPARED; BuildFailed on a non-zero exit."""
         cid = prepared.container_id
         files = tempfile.mkdtemp(prefix=f"run-{cid[:12]}-", dir=self.tmp_dir)
@@ -141,20 +143,34 @@ class Runner:
                 attachment.close()
             shutil.rmtree(files, ignore_errors=True)
 
-    def _spec(self, cid: str, request: RunRequest, ids: tuple[int, int], files: str, mode: str) -> dict[str, Any]:
-        hosts = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback", f"127.0.1.1\t{cid[:12]}"]
+    def _spec(
+        self, cid: str, request: RunRequest, ids: tuple[int, int], files: str, mode: str
+    ) -> dict[str, Any]:
+        hosts = [
+            "127.0.0.1\tlocalhost",
+            "::1\tlocalhost ip6-localhost ip6-loopback",
+            f"127.0.1.1\t{cid[:12]}",
+        ]
         for entry in self.settings.extra_hosts:
             name, _, address = entry.partition(":")
             hosts.append(f"{address}\t{name}")
         _write(files, "hosts", "\n".join(hosts) + "\n")
         _write(files, "hostname", cid[:12] + "\n")
         _write(files, "resolv.conf", _resolv_conf())
-        config = {"Cmd": request.argv, "Entrypoint": [], "Env": request.env, "WorkingDir": request.workdir, "Hostname": cid[:12]}
+        config = {
+            "Cmd": request.argv,
+            "Entrypoint": [],
+            "Env": request.env,
+            "WorkingDir": request.workdir,
+            "Hostname": cid[:12],
+        }
         host = dict(self.settings.host_config)
         try:
             # dockerd's user lookup lists the primary gid among the supplementary groups.
             inputs = oci_spec.private_inputs(host, ExecUser(ids[0], ids[1], [ids[1]]))
-            spec = oci_spec.build(cid, config, host, {}, inputs, files, self.settings.cgroup_parent, self.settings.security)
+            spec = oci_spec.build(
+                cid, config, host, {}, inputs, files, self.settings.cgroup_parent, self.settings.security
+            )
         except EngineError as exc:
             raise BuildFailed(str(exc)) from None
         if mode == "host":
@@ -165,7 +181,9 @@ class Runner:
             spec["linux"]["sysctl"] = {k: v for k, v in sysctls.items() if not k.startswith("net.")}
         return spec
 
-    def _run_task(self, cid: str, mounts: list[Mount], files: str, output: Output, request: RunRequest) -> None:
+    def _run_task(
+        self, cid: str, mounts: list[Mount], files: str, output: Output, request: RunRequest
+    ) -> None:
         fifos = {name: os.path.join(files, name) for name in ("stdout", "stderr")}
         readers: list[threading.Thread] = []
         finished = threading.Event()
@@ -198,7 +216,9 @@ class Runner:
             for thread in readers:
                 thread.join(30)
         if status != 0:
-            raise BuildFailed(f"The command '{' '.join(request.argv)}' returned a non-zero code: {status}", status)
+            raise BuildFailed(
+                f"The command '{' '.join(request.argv)}' returned a non-zero code: {status}", status
+            )
 
 
 def _pump(fd: int, name: str, output: Output, finished: threading.Event) -> None:
@@ -245,7 +265,15 @@ def _resolv_conf() -> str:
             lines = f.read().splitlines()
     except OSError:
         lines = []
-    kept = [line for line in lines if not (line.startswith("nameserver") and line.split()[1:2] and line.split()[1].startswith(("127.", "::1")))]
+    kept = [
+        line
+        for line in lines
+        if not (
+            line.startswith("nameserver")
+            and line.split()[1:2]
+            and line.split()[1].startswith(("127.", "::1"))
+        )
+    ]
     return "\n".join(kept) + "\n"
 
 

@@ -105,7 +105,9 @@ class TarWriter:
     named from OWNERS (the container's own account files: dockerd looks them up inside the
     container's root), and no padding to tarfile's 10 KiB records, only Go's two end blocks."""
 
-    def __init__(self, out: IO[bytes], skip_devices: set[int] | None = None, owners: Owners | None = None) -> None:
+    def __init__(
+        self, out: IO[bytes], skip_devices: set[int] | None = None, owners: Owners | None = None
+    ) -> None:
         self.tar = tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT, tarinfo=_GoHeader)
         self.skip = skip_devices or set()
         self.owners: Owners = owners or ({}, {})
@@ -113,7 +115,9 @@ class TarWriter:
 
     def close(self) -> None:
         tar = self.tar
-        tar.fileobj.write(tarfile.NUL * (2 * tarfile.BLOCKSIZE))  # what TarFile.close writes, less the record padding
+        tar.fileobj.write(
+            tarfile.NUL * (2 * tarfile.BLOCKSIZE)
+        )  # what TarFile.close writes, less the record padding
         tar.closed = True  # type: ignore[attr-defined]
         tar.fileobj.close()  # the stream's buffer flushed; the caller's file stays open
 
@@ -151,7 +155,14 @@ class TarWriter:
         finally:
             os.close(dfd)
 
-    def _entry(self, parent: int, name: str, tar_name: str, st: os.stat_result, stack: list[tuple[int, str, Iterator[str]]]) -> None:
+    def _entry(
+        self,
+        parent: int,
+        name: str,
+        tar_name: str,
+        st: os.stat_result,
+        stack: list[tuple[int, str, Iterator[str]]],
+    ) -> None:
         mode = st.st_mode
         info = _GoHeader(tar_name)
         info.mode = mode  # with the type bits (_GoHeader)
@@ -324,7 +335,9 @@ class Extractor:
             os.close(fd)
         self._dirs.append((path, m.mtime))
 
-    def _make_file(self, tar: tarfile.TarFile, m: tarfile.TarInfo, parent: int, name: str, uid: int, gid: int) -> None:
+    def _make_file(
+        self, tar: tarfile.TarFile, m: tarfile.TarInfo, parent: int, name: str, uid: int, gid: int
+    ) -> None:
         fd = os.open(
             name,
             os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
@@ -341,7 +354,9 @@ class Extractor:
         finally:
             os.close(fd)
 
-    def _make_symlink(self, m: tarfile.TarInfo, path: str, parent: int, name: str, uid: int, gid: int) -> None:
+    def _make_symlink(
+        self, m: tarfile.TarInfo, path: str, parent: int, name: str, uid: int, gid: int
+    ) -> None:
         target = posixpath.normpath(posixpath.join(posixpath.dirname(path), m.linkname))
         if not m.linkname.startswith("/") and not _within(target, self.dest):
             raise ArchiveRefused(

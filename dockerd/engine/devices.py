@@ -55,7 +55,9 @@ def cgroup_rules(host_config: dict[str, Any]) -> list[dict[str, Any]]:
         if m is None:
             raise InvalidParameter(f"invalid device cgroup rule format: '{text}'")
         kind, major, minor, access = m.groups()
-        out.append({"allow": True, "type": kind, "major": _number(major), "minor": _number(minor), "access": access})
+        out.append(
+            {"allow": True, "type": kind, "major": _number(major), "minor": _number(minor), "access": access}
+        )
     return out
 
 
@@ -70,10 +72,20 @@ def gather(maps: list[Mapping]) -> tuple[list[dict[str, Any]], list[dict[str, An
     for m in maps:
         found = _from_path(m)
         if not found:
-            raise InvalidParameter(f'error gathering device information while adding custom device "{m.host}": {_why(m.host)}')
+            raise InvalidParameter(
+                f'error gathering device information while adding custom device "{m.host}": {_why(m.host)}'
+            )
         for dev in found:
             devices.append(dev)
-            rules.append({"allow": True, "type": dev["type"], "major": dev["major"], "minor": dev["minor"], "access": m.permissions})
+            rules.append(
+                {
+                    "allow": True,
+                    "type": dev["type"],
+                    "major": dev["major"],
+                    "minor": dev["minor"],
+                    "access": m.permissions,
+                }
+            )
     return devices, rules
 
 

@@ -37,7 +37,9 @@ class EventBus:
             "timeNano": t,
         }
         if kind == "container":
-            event.update(status=action, id=actor, **({"from": attributes["image"]} if "image" in attributes else {}))
+            event.update(
+                status=action, id=actor, **({"from": attributes["image"]} if "image" in attributes else {})
+            )
         with self._lock:
             self._history = (self._history + [event])[-self._limit :]
             for q in self._listeners:
@@ -94,11 +96,12 @@ def _event_matches(event: dict[str, Any], filters: dict[str, Any]) -> bool:
                 return False
         if key == "label":
             attrs = event["Actor"]["Attributes"]
-            if not all(attrs.get(v.partition("=")[0]) == v.partition("=")[2] if "=" in v else v in attrs for v in values):
+            if not all(
+                attrs.get(v.partition("=")[0]) == v.partition("=")[2] if "=" in v else v in attrs
+                for v in values
+            ):
                 return False
     return True
-
-
 
 
 # Actions with a detail after a colon ("health_status: healthy", "exec_start: sh -c ...") that

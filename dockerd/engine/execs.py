@@ -56,7 +56,18 @@ class ExecStartError(EngineError):
 
 _CANONICAL = {
     k.lower(): k
-    for k in ("Cmd", "Env", "WorkingDir", "User", "Tty", "Privileged", "AttachStdin", "AttachStdout", "AttachStderr", "DetachKeys")
+    for k in (
+        "Cmd",
+        "Env",
+        "WorkingDir",
+        "User",
+        "Tty",
+        "Privileged",
+        "AttachStdin",
+        "AttachStdout",
+        "AttachStderr",
+        "DetachKeys",
+    )
 }
 
 
@@ -120,7 +131,9 @@ class ExecEngine:
     def live_ids(self, container_id: str) -> list[str]:
         """The container's execs that have not ended (created ones included), for its ExecIDs."""
         with self._lock:
-            return [e.id for e in self._execs.values() if e.container_id == container_id and e.exit_code is None]
+            return [
+                e.id for e in self._execs.values() if e.container_id == container_id and e.exit_code is None
+            ]
 
     def _collect(self) -> None:
         """Forget exited execs after a while, and those whose container is gone."""
@@ -165,7 +178,9 @@ class ExecEngine:
                 raise InvalidParameter(f"invalid {key}: want a string")
         working_dir = body.get("WorkingDir") or ""
         if working_dir and not working_dir.startswith("/"):
-            raise InvalidParameter(f"the working directory '{working_dir}' is invalid, it needs to be an absolute path")
+            raise InvalidParameter(
+                f"the working directory '{working_dir}' is invalid, it needs to be an absolute path"
+            )
         keys_text = body.get("DetachKeys") or ""
         keys = b""
         if keys_text:
@@ -257,7 +272,15 @@ class ExecEngine:
             message = _runtime_message(str(exc))
             self._failed(ex, message)
             lowered = message.lower()
-            invalid = any(s in lowered for s in ("executable file not found", "no such file or directory", "permission denied", "is a directory"))
+            invalid = any(
+                s in lowered
+                for s in (
+                    "executable file not found",
+                    "no such file or directory",
+                    "permission denied",
+                    "is a directory",
+                )
+            )
             raise ExecStartError(message, 400 if invalid else 500) from None
         with self._lock:
             ex.pid = pid
@@ -340,7 +363,9 @@ class ExecEngine:
         ex = self.get(exec_id)
         # dockerd waits (up to ten seconds) for the session to start: the CLI resizes right after it asked.
         if not ex.launched.wait(10):
-            raise Conflict("timeout waiting for exec session ready")  # (dockerd: 500; it is the client's doing)
+            raise Conflict(
+                "timeout waiting for exec session ready"
+            )  # (dockerd: 500; it is the client's doing)
         if ex.exit_code is not None:
             raise NotFound("no such exec")
         if not ex.tty:
@@ -418,7 +443,9 @@ class ExecEngine:
             log.debug("deleting exec %s of %s: %s", exec_id, container_id, exc)
 
     def _event(self, c: Container, action: str, ex: Exec, **extra: str) -> None:
-        self.publish("container", action, c.id, {"execID": ex.id, **extra, "image": c.image_ref, "name": c.name})
+        self.publish(
+            "container", action, c.id, {"execID": ex.id, **extra, "image": c.image_ref, "name": c.name}
+        )
 
 
 def _runtime_message(text: str) -> str:

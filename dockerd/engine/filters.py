@@ -163,7 +163,9 @@ def build_cache_until(filters: Filters) -> float | None:
         raise InvalidParameter("filters expect only one value")
     seconds = 0.0 if values[0] == "0" else go_duration(values[0])
     if seconds is None:
-        raise InvalidParameter(f"\"{key}\" filter expects a duration (e.g., '24h'): {_duration_error(values[0])}")
+        raise InvalidParameter(
+            f"\"{key}\" filter expects a duration (e.g., '24h'): {_duration_error(values[0])}"
+        )
     return seconds
 
 

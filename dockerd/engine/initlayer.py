@@ -87,7 +87,14 @@ def _make(parent: int, name: str, kind: str) -> None:
         os.mkdir(name, 0o755, dir_fd=parent)
         os.chmod(name, 0o755, dir_fd=parent)
     elif kind == FILE:
-        os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o755, dir_fd=parent))
+        os.close(
+            os.open(
+                name,
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                0o755,
+                dir_fd=parent,
+            )
+        )
         os.chmod(name, 0o755, dir_fd=parent)
     else:
         os.symlink(kind, name, dir_fd=parent)

@@ -31,7 +31,18 @@ from dockerd.engine.errors import InvalidParameter, NotImplementedYet
 CHUNK = 16 * 1024
 DEFAULT_DRIVER = "json-file"
 # Drivers dockerd ships that pydockerd does not implement: named as such rather than "not found".
-OTHER_DRIVERS = {"local", "syslog", "journald", "gelf", "fluentd", "awslogs", "splunk", "etwlogs", "gcplogs", "logentries"}
+OTHER_DRIVERS = {
+    "local",
+    "syslog",
+    "journald",
+    "gelf",
+    "fluentd",
+    "awslogs",
+    "splunk",
+    "etwlogs",
+    "gcplogs",
+    "logentries",
+}
 # json-file's options, as dockerd validates them; the ones in UNSUPPORTED_OPTS are refused.
 JSON_FILE_OPTS = {"max-size", "max-file", "compress", "labels", "labels-regex", "env", "env-regex", "tag"}
 UNSUPPORTED_OPTS = {"labels", "labels-regex", "env", "env-regex"}
@@ -48,7 +59,17 @@ def parse_time(stamp: str) -> float:
     if len(stamp) >= 20 and stamp.endswith("Z") and stamp[4] == "-" and stamp[10] == "T":
         try:  # the fast path for our own stamps: YYYY-MM-DDTHH:MM:SS[.fraction]Z
             base = calendar.timegm(
-                (int(stamp[0:4]), int(stamp[5:7]), int(stamp[8:10]), int(stamp[11:13]), int(stamp[14:16]), int(stamp[17:19]), 0, 0, 0)
+                (
+                    int(stamp[0:4]),
+                    int(stamp[5:7]),
+                    int(stamp[8:10]),
+                    int(stamp[11:13]),
+                    int(stamp[14:16]),
+                    int(stamp[17:19]),
+                    0,
+                    0,
+                    0,
+                )
             )
             frac = stamp[20:-1] if stamp[19] == "." else ""
             return base + (int(frac) / 10 ** len(frac) if frac else 0.0)
@@ -108,7 +129,11 @@ def resolve_log_config(requested: Any, default_type: str, default_opts: dict[str
         raise InvalidParameter("invalid HostConfig.LogConfig: want an object")
     kind = requested.get("Type") or ""
     opts = requested.get("Config") or {}
-    if not isinstance(kind, str) or not isinstance(opts, dict) or not all(isinstance(v, str) for v in opts.values()):
+    if (
+        not isinstance(kind, str)
+        or not isinstance(opts, dict)
+        or not all(isinstance(v, str) for v in opts.values())
+    ):
         raise InvalidParameter("invalid HostConfig.LogConfig: want a Type string and a Config of strings")
     if not kind:
         kind = default_type
@@ -122,7 +147,9 @@ def validate_log_config(kind: str, opts: dict[str, str]) -> None:
     if kind == "none":
         return  # dockerd accepts (and ignores) options for `none`
     if kind in OTHER_DRIVERS:
-        raise InvalidParameter(f"logging driver {kind!r} is not supported by pydockerd: use json-file or none")
+        raise InvalidParameter(
+            f"logging driver {kind!r} is not supported by pydockerd: use json-file or none"
+        )
     if kind != "json-file":
         raise InvalidParameter(f'error looking up logging plugin {kind}: plugin "{kind}" not found')
     for key, value in opts.items():
@@ -198,7 +225,12 @@ class JSONLog:
             self._open()
             assert self._file is not None
             for piece in pieces:
-                line = json.dumps({"log": piece.decode("utf-8", errors="replace"), "stream": stream, "time": stamp}).encode() + b"\n"
+                line = (
+                    json.dumps(
+                        {"log": piece.decode("utf-8", errors="replace"), "stream": stream, "time": stamp}
+                    ).encode()
+                    + b"\n"
+                )
                 if self.max_size and self._size >= self.max_size:
                     self._rotate()
                 self._file.write(line)
@@ -532,4 +564,3 @@ def _open_first(names: list[str]) -> BinaryIO | None:
         except FileNotFoundError:
             continue
     return None
-

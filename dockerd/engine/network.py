@@ -83,7 +83,11 @@ class Networking:
         for entry in host.get("ExtraHosts") or []:
             name, sep, ip = str(entry).partition(":")
             if not sep or not name or (ip != "host-gateway" and not _is_ip(ip)):
-                raise InvalidParameter(f"invalid IP address in add-host: \"{ip}\"" if sep else f"bad format for add-host: \"{entry}\"")
+                raise InvalidParameter(
+                    f'invalid IP address in add-host: "{ip}"'
+                    if sep
+                    else f'bad format for add-host: "{entry}"'
+                )
         for server in host.get("Dns") or []:
             if not _is_ip(str(server)):
                 raise InvalidParameter(f"{server} is not an ip address")
@@ -129,9 +133,13 @@ class Networking:
             if net.builtin:
                 raise InvalidParameter("user specified IP address is supported on user defined networks only")
             if not net.subnet_requested:
-                raise InvalidParameter("user specified IP address is supported only when connecting to networks with user configured subnets")
+                raise InvalidParameter(
+                    "user specified IP address is supported only when connecting to networks with user configured subnets"
+                )
         if settings.get("Aliases") and net.builtin:
-            raise InvalidParameter("network-scoped alias is supported only for containers in user defined networks")
+            raise InvalidParameter(
+                "network-scoped alias is supported only for containers in user defined networks"
+            )
 
     def _check_ports(self, host: dict[str, Any], body: dict[str, Any]) -> None:
         bindings = host.get("PortBindings") or {}
@@ -205,7 +213,6 @@ class Networking:
             self.release(c.id)
             raise
 
-
     def _running_donor(self, ref: str) -> Container:
         try:
             donor = self.find(ref)
@@ -222,7 +229,9 @@ class Networking:
             if exc.status != 500:
                 raise
             ep = next((e.id for e in self.backend.sandboxes.get(c.id).endpoints), "")
-            raise EngineError(f"driver failed programming external connectivity on endpoint {c.name} ({ep}): {exc}") from None
+            raise EngineError(
+                f"driver failed programming external connectivity on endpoint {c.name} ({ep}): {exc}"
+            ) from None
 
     def _bindings(self, c: Container) -> dict[str, list[dict[str, str]]]:
         host = c.host_config
@@ -230,7 +239,10 @@ class Networking:
         for key, entries in (host.get("PortBindings") or {}).items():
             port, proto = parse_port_key(key)
             # dockerd's order: fixed host ports first, then by host address ("" before 127.0.0.1)
-            ordered = sorted((dict(e or {}) for e in entries or [{}]), key=lambda e: (not e.get("HostPort"), e.get("HostIp") or ""))
+            ordered = sorted(
+                (dict(e or {}) for e in entries or [{}]),
+                key=lambda e: (not e.get("HostPort"), e.get("HostIp") or ""),
+            )
             bindings[f"{port}/{proto}"] = ordered
         if host.get("PublishAllPorts"):
             for key in exposed_ports(c.config):
@@ -273,7 +285,9 @@ class Networking:
     def _copy_files(self, owner: str, cid: str) -> None:
         for name in ("hosts", "resolv.conf", "hostname"):
             try:
-                shutil.copyfile(os.path.join(self.files_dir(owner), name), os.path.join(self.files_dir(cid), name))
+                shutil.copyfile(
+                    os.path.join(self.files_dir(owner), name), os.path.join(self.files_dir(cid), name)
+                )
             except OSError:
                 pass
 
@@ -348,9 +362,19 @@ class Networking:
             if not bound:
                 rows.append({"PrivatePort": int(port), "Type": proto})
             for b in bound or []:
-                rows.append({"IP": b["HostIp"], "PrivatePort": int(port), "PublicPort": int(b["HostPort"]), "Type": proto})
+                rows.append(
+                    {
+                        "IP": b["HostIp"],
+                        "PrivatePort": int(port),
+                        "PublicPort": int(b["HostPort"]),
+                        "Type": proto,
+                    }
+                )
         if not rows and not c.running():
-            rows = [{"PrivatePort": int(k.partition("/")[0]), "Type": k.partition("/")[2] or "tcp"} for k in exposed_ports(c.config)]
+            rows = [
+                {"PrivatePort": int(k.partition("/")[0]), "Type": k.partition("/")[2] or "tcp"}
+                for k in exposed_ports(c.config)
+            ]
         return rows
 
     def stats(self, c: Container) -> dict[str, dict[str, int]]:
@@ -364,7 +388,9 @@ class Networking:
     def create(self, body: dict[str, Any]) -> dict[str, Any]:
         name = body.get("Name")
         if not isinstance(name, str) or not name:
-            raise InvalidParameter("network name must not be empty" if not name else "invalid JSON: Name must be a string")
+            raise InvalidParameter(
+                "network name must not be empty" if not name else "invalid JSON: Name must be a string"
+            )
         ipam = body.get("IPAM") or {}
         configs = ipam.get("Config") or []
         v4 = [cfg for cfg in configs if ":" not in str(cfg.get("Subnet") or "")]
@@ -382,7 +408,7 @@ class Networking:
         if cfg.get("AuxiliaryAddresses") and not cfg.get("Subnet"):
             raise InvalidParameter("auxiliary addresses need a subnet")
         if (ipam.get("Driver") or "default") != "default":
-            raise NotFound(f"plugin \"{ipam.get('Driver')}\" not found")
+            raise NotFound(f'plugin "{ipam.get("Driver")}" not found')
         if body.get("CheckDuplicate") is not None and not isinstance(body.get("CheckDuplicate"), bool):
             raise InvalidParameter("invalid JSON: CheckDuplicate must be a boolean")
         try:
@@ -460,7 +486,9 @@ class Networking:
         c = self.find(container)
         mode = mode_of(c.host_config)
         if mode == "host" or _donor(mode) is not None:
-            raise InvalidParameter("container sharing network namespace with another container or host cannot be connected to any other network")
+            raise InvalidParameter(
+                "container sharing network namespace with another container or host cannot be connected to any other network"
+            )
         if net.name in c.networks or any(s.get("NetworkID") == net.id for s in c.networks.values()):
             raise InvalidParameter(f"endpoint with name {c.name} already exists in network {net.name}")
         self._check_endpoint(net, settings)
@@ -515,7 +543,9 @@ class BuildNetwork:
             sbs.create(container_id, container_id[:12], "netns", hostname=str(spec.get("hostname") or container_id[:12]),
                        dns=self.networking.dns_defaults)  # fmt: skip
             sbs.connect(container_id, net.id)
-            files = {m["destination"]: m["source"] for m in spec.get("mounts") or [] if m.get("type") == "bind"}
+            files = {
+                m["destination"]: m["source"] for m in spec.get("mounts") or [] if m.get("type") == "bind"
+            }
             hosts, resolv = files.get("/etc/hosts"), files.get("/etc/resolv.conf")
             sbs.write_files(container_id, Path(hosts) if hosts else None, Path(resolv) if resolv else None)
             namespaces = spec["linux"]["namespaces"]
@@ -556,7 +586,9 @@ def _check_conflicts(mode: str, body: dict[str, Any], host: dict[str, Any]) -> N
             if present:
                 raise InvalidParameter(message)
     if mode == "host" and host.get("Links"):
-        raise InvalidParameter("conflicting options: host type networking can't be used with links. This would result in undefined behavior")
+        raise InvalidParameter(
+            "conflicting options: host type networking can't be used with links. This would result in undefined behavior"
+        )
 
 
 def _is_ip(text: str) -> bool:
@@ -579,7 +611,9 @@ def _find(backend: NetworkBackend, name: str) -> Network | None:
         return None
 
 
-def _endpoint_view(asked: dict[str, Any], net: Network | None, ep: Endpoint | None, c: Container) -> dict[str, Any]:
+def _endpoint_view(
+    asked: dict[str, Any], net: Network | None, ep: Endpoint | None, c: Container
+) -> dict[str, Any]:
     aliases = asked.get("Aliases")
     if ep is not None and net is not None and not net.builtin:
         aliases = [*(aliases or []), c.id[:12]]

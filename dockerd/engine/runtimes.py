@@ -90,7 +90,9 @@ class Runtimes:
         return dict(sorted(out.items()))
 
 
-def from_settings(file_runtimes: dict[str, Any], added: list[str], default: str, wrapper_dir: str) -> Runtimes:
+def from_settings(
+    file_runtimes: dict[str, Any], added: list[str], default: str, wrapper_dir: str
+) -> Runtimes:
     """daemon.json `runtimes`, the `--add-runtime` flags and `default-runtime`, checked as dockerd does."""
     configured: dict[str, Runtime] = {}
     for name, entry in file_runtimes.items():
@@ -101,11 +103,17 @@ def from_settings(file_runtimes: dict[str, Any], added: list[str], default: str,
         name, eq, path = item.partition("=")
         name, path = name.strip().lower(), path.strip()
         if not eq or not name or not path:
-            raise RuntimeConfigError(f'invalid argument "{item}" for "--add-runtime" flag: invalid runtime argument: {item}')
+            raise RuntimeConfigError(
+                f'invalid argument "{item}" for "--add-runtime" flag: invalid runtime argument: {item}'
+            )
         if name == STOCK:
-            raise RuntimeConfigError(f'invalid argument "{item}" for "--add-runtime" flag: runtime name \'{STOCK}\' is reserved')
+            raise RuntimeConfigError(
+                f'invalid argument "{item}" for "--add-runtime" flag: runtime name \'{STOCK}\' is reserved'
+            )
         if name in configured:
-            raise RuntimeConfigError(f'invalid argument "{item}" for "--add-runtime" flag: runtime \'{name}\' was already defined')
+            raise RuntimeConfigError(
+                f'invalid argument "{item}" for "--add-runtime" flag: runtime \'{name}\' was already defined'
+            )
         configured[name] = Runtime(path)
     runtimes = Runtimes(configured, default or STOCK, wrapper_dir)
     if runtimes.default != STOCK and runtimes.default not in configured:
@@ -115,7 +123,9 @@ def from_settings(file_runtimes: dict[str, Any], added: list[str], default: str,
 
 def _from_json(name: str, entry: Any) -> Runtime:
     if not isinstance(entry, dict):
-        raise RuntimeConfigError(f"runtime {name}: json: cannot unmarshal into Go value of type types.Runtime")
+        raise RuntimeConfigError(
+            f"runtime {name}: json: cannot unmarshal into Go value of type types.Runtime"
+        )
     path = entry.get("path", "")
     args = entry.get("runtimeArgs") or []
     if not isinstance(path, str) or not isinstance(args, list) or not all(isinstance(a, str) for a in args):

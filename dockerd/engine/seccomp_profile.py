@@ -132,7 +132,9 @@ def kernel_version(text: object) -> tuple[int, int]:
         raise ProfileError(f'invalid kernel version: "{text}", expected "<kernel>.<major>"')
     version = (int(parts[0]), int(parts[1]))
     if version == (0, 0):
-        raise ProfileError(f'invalid kernel version: "{text}", expected "<kernel>.<major>": version cannot be 0.0')
+        raise ProfileError(
+            f'invalid kernel version: "{text}", expected "<kernel>.<major>": version cannot be 0.0'
+        )
     return version
 
 
@@ -180,9 +182,13 @@ def to_oci(
     if not profile.get("defaultAction") and not profile.get("syscalls"):
         return None
     if profile.get("architectures") and profile.get("archMap"):
-        raise ProfileError("'architectures' and 'archMap' were specified in the seccomp profile, use either 'architectures' or 'archMap'")
+        raise ProfileError(
+            "'architectures' and 'archMap' were specified in the seccomp profile, use either 'architectures' or 'archMap'"
+        )
     if profile.get("listenerPath"):
-        raise ProfileError("seccomp profiles with a listenerPath (SCMP_ACT_NOTIFY) are not supported by pydockerd")
+        raise ProfileError(
+            "seccomp profiles with a listenerPath (SCMP_ACT_NOTIFY) are not supported by pydockerd"
+        )
     arch, native = _HOST_ARCHES.get(machine or platform.machine(), ("", ""))
     kernel = kernel or host_kernel()
     caps = set(bounding)
@@ -203,7 +209,9 @@ def to_oci(
         if not _kept(rule, caps, arch, kernel):
             continue
         if rule.get("name") and rule.get("names"):
-            raise ProfileError("'name' and 'names' were specified in the seccomp profile, use either 'name' or 'names'")
+            raise ProfileError(
+                "'name' and 'names' were specified in the seccomp profile, use either 'name' or 'names'"
+            )
         names = [rule["name"]] if rule.get("name") else list(rule.get("names") or [])
         out: dict[str, Any] = {"names": names, "action": rule.get("action", "")}
         if rule.get("errnoRet") is not None:

@@ -83,7 +83,9 @@ class SecurityDefaults:
     default_ulimits: tuple[dict[str, Any], ...] = field(default_factory=tuple)
 
     @classmethod
-    def from_settings(cls, profile_path: str, no_new_privileges: bool, ulimits: dict[str, Any]) -> SecurityDefaults:
+    def from_settings(
+        cls, profile_path: str, no_new_privileges: bool, ulimits: dict[str, Any]
+    ) -> SecurityDefaults:
         """Read the profile file now, as dockerd does at start-up; raises InvalidParameter."""
         profile = None
         if profile_path not in ("", "builtin", "unconfined"):
@@ -92,7 +94,9 @@ class SecurityDefaults:
                     text = f.read()
             except OSError as exc:
                 reason = (exc.strerror or str(exc)).lower()
-                raise InvalidParameter(f"opening seccomp profile ({profile_path}) failed: open {profile_path}: {reason}") from None
+                raise InvalidParameter(
+                    f"opening seccomp profile ({profile_path}) failed: open {profile_path}: {reason}"
+                ) from None
             profile = seccomp_profile.decode(text)
         return cls(
             seccomp_profile=profile_path,
@@ -207,7 +211,9 @@ def check_at_create(host: dict[str, Any], bounding: list[str], defaults: Securit
     # dockerd's generateSecurityOpt: no SELinux labels for a container that shares the host's
     # IPC or PID namespace or is privileged, unless the caller chose labels itself.
     chose_label = any(opt.split("=", 1)[0] == "label" for opt in security)
-    if not chose_label and (host.get("Privileged") or host.get("IpcMode") == "host" or host.get("PidMode") == "host"):
+    if not chose_label and (
+        host.get("Privileged") or host.get("IpcMode") == "host" or host.get("PidMode") == "host"
+    ):
         security.append("label=disable")
     if security:
         host["SecurityOpt"] = security
@@ -219,9 +225,13 @@ def _apparmor_warnings(opts: SecurityOpts) -> list[str]:
         return []
     if not apparmor_enabled():
         # dockerd ignores it silently on such a host; say so instead.
-        return [f"AppArmor is not enabled on this host: security option apparmor={opts.apparmor} has no effect"]
+        return [
+            f"AppArmor is not enabled on this host: security option apparmor={opts.apparmor} has no effect"
+        ]
     if opts.apparmor != "unconfined":
-        raise InvalidParameter(f"AppArmor profiles are not supported by pydockerd (apparmor={opts.apparmor}): only apparmor=unconfined")
+        raise InvalidParameter(
+            f"AppArmor profiles are not supported by pydockerd (apparmor={opts.apparmor}): only apparmor=unconfined"
+        )
     return []
 
 
@@ -230,14 +240,21 @@ def _label_warnings(opts: SecurityOpts) -> list[str]:
     if not wanted:
         return []
     if not selinux_enabled():
-        return [f"SELinux is not enabled on this host: security option label={label} has no effect" for label in wanted]
-    raise InvalidParameter(f"SELinux labels are not supported by pydockerd (label={wanted[0]}): only label=disable")
+        return [
+            f"SELinux is not enabled on this host: security option label={label} has no effect"
+            for label in wanted
+        ]
+    raise InvalidParameter(
+        f"SELinux labels are not supported by pydockerd (label={wanted[0]}): only label=disable"
+    )
 
 
 # --- the spec -------------------------------------------------------------------------------
 
 
-def container_seccomp(opts: SecurityOpts, bounding: list[str], defaults: SecurityDefaults) -> dict[str, Any] | None:
+def container_seccomp(
+    opts: SecurityOpts, bounding: list[str], defaults: SecurityDefaults
+) -> dict[str, Any] | None:
     """The OCI linux.seccomp for a non-privileged container, None for none."""
     choice = opts.seccomp
     if choice == "unconfined":

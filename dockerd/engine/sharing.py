@@ -154,7 +154,9 @@ class Resolver:
             raise Conflict(f"can't join IPC of container {self.find(ref).id}: {exc}") from None
         source = self.shm_source(donor)
         if source is None or not os.path.isdir(source):
-            raise InvalidParameter(f"can't join IPC of container {donor.id}: non-shareable IPC (hint: use IpcMode:shareable for the donor container)")
+            raise InvalidParameter(
+                f"can't join IPC of container {donor.id}: non-shareable IPC (hint: use IpcMode:shareable for the donor container)"
+            )
         return donor
 
 

@@ -151,7 +151,9 @@ class StartInputs:
     user: ExecUser
     shared: Shared
     devices: list[dict[str, Any]] = field(default_factory=list)  # linux.devices
-    device_rules: list[dict[str, Any]] = field(default_factory=list)  # their allow rules, then DeviceCgroupRules
+    device_rules: list[dict[str, Any]] = field(
+        default_factory=list
+    )  # their allow rules, then DeviceCgroupRules
     # the container's volumes, binds and --mount tmpfs as OCI mounts (dockerd/volumes/lifecycle.py)
     mounts: list[dict[str, Any]] = field(default_factory=list)
 
@@ -205,7 +207,10 @@ def build(
             # HostConfig's lists (the CLI's --security-opt systempaths=unconfined empties them).
             "maskedPaths": list(MASKED if host.get("MaskedPaths") is None else host["MaskedPaths"]),
             "readonlyPaths": list(READONLY if host.get("ReadonlyPaths") is None else host["ReadonlyPaths"]),
-            "sysctl": {"net.ipv4.ip_unprivileged_port_start": "0", "net.ipv4.ping_group_range": "0 2147483647"},
+            "sysctl": {
+                "net.ipv4.ip_unprivileged_port_start": "0",
+                "net.ipv4.ping_group_range": "0 2147483647",
+            },
         },
     }
     if any(ns["type"] == "uts" for ns in inputs.shared.namespaces):
@@ -228,7 +233,9 @@ def build(
         init = "/usr/bin/docker-init"
         if not os.path.exists(init):
             raise InvalidParameter("--init needs docker-init (Debian package tini or docker.io)")
-        spec["mounts"].append({"destination": "/sbin/docker-init", "type": "bind", "source": init, "options": ["bind", "ro"]})
+        spec["mounts"].append(
+            {"destination": "/sbin/docker-init", "type": "bind", "source": init, "options": ["bind", "ro"]}
+        )
         spec["process"]["args"] = ["/sbin/docker-init", "--", *spec["process"]["args"]]
     return spec
 
@@ -254,7 +261,14 @@ def _mounts(
     readonly = bool(host.get("ReadonlyRootfs"))
     for name in ("resolv.conf", "hostname", "hosts"):
         opts = ["rbind", "rprivate"] + (["ro"] if readonly else [])
-        mounts.append({"destination": f"/etc/{name}", "type": "bind", "source": os.path.join(files_dir, name), "options": opts})
+        mounts.append(
+            {
+                "destination": f"/etc/{name}",
+                "type": "bind",
+                "source": os.path.join(files_dir, name),
+                "options": opts,
+            }
+        )
     mounts.extend(volumes)  # parents first; writable under --read-only unless they are ro themselves
     for target, opts in (host.get("Tmpfs") or {}).items():
         options = ["noexec", "nosuid", "nodev", "rprivate"] + [o for o in str(opts).split(",") if o]
@@ -266,7 +280,10 @@ def _resources(host: dict[str, Any], device_rules: list[dict[str, Any]]) -> dict
     res: dict[str, Any] = {
         "devices": [
             {"allow": False, "access": "rwm"},
-            *[{"allow": True, "type": "c", "major": ma, "minor": mi, "access": "rwm"} for ma, mi in ((1, 5), (1, 3), (1, 9), (1, 8), (5, 0), (5, 1))],
+            *[
+                {"allow": True, "type": "c", "major": ma, "minor": mi, "access": "rwm"}
+                for ma, mi in ((1, 5), (1, 3), (1, 9), (1, 8), (5, 0), (5, 1))
+            ],
             {"allow": False, "type": "c", "major": 10, "minor": 229, "access": "rwm"},
             *device_rules,  # after the defaults, as dockerd: a --device /dev/fuse lifts the deny above
         ],

@@ -75,7 +75,9 @@ class System:
         components: list[dict[str, Any]] = [{"Name": "Engine", "Version": version, "Details": engine}]
         containerd = self._containerd_version()
         if containerd is not None:
-            components.append({"Name": "containerd", "Version": containerd[0], "Details": {"GitCommit": containerd[1]}})
+            components.append(
+                {"Name": "containerd", "Version": containerd[0], "Details": {"GitCommit": containerd[1]}}
+            )
         top = {k: v for k, v in engine.items() if k != "Experimental"}
         platform_name = f"pydocker {self.identity.build.release}"
         return {"Platform": {"Name": platform_name}, "Components": components, "Version": version, **top}
@@ -226,4 +228,9 @@ def _driver_status(data_root: str) -> list[list[str]]:
     except OSError:
         mount = None
     backing = _BACKING_FS.get(mount.fstype, mount.fstype) if mount is not None else "<unknown>"
-    return [["Backing Filesystem", backing], ["Supports d_type", "true"], ["Native Overlay Diff", "true"], ["userxattr", "false"]]
+    return [
+        ["Backing Filesystem", backing],
+        ["Supports d_type", "true"],
+        ["Native Overlay Diff", "true"],
+        ["userxattr", "false"],
+    ]

@@ -93,7 +93,9 @@ def resolve(user: str, group_add: list[str], passwd: str | None, group: str | No
     supplementary: list[int] = []
     if group_arg:
         gid_arg = _numeric(group_arg)
-        match = next((g for g in groups if (g.id == gid_arg if gid_arg is not None else g.name == group_arg)), None)
+        match = next(
+            (g for g in groups if (g.id == gid_arg if gid_arg is not None else g.name == group_arg)), None
+        )
         if match is not None:
             out.gid = match.id
         elif gid_arg is None:
@@ -128,4 +130,3 @@ def additional_groups(wanted: list[str], groups: list[Entry]) -> list[int]:
 
 def _unique(ids: list[int]) -> list[int]:
     return list(dict.fromkeys(ids))
-

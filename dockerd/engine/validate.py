@@ -52,12 +52,19 @@ def _is_restart_policy(v: Any) -> bool:
 
 
 def _is_log_config(v: Any) -> bool:
-    return isinstance(v, dict) and _is_str(v.get("Type", "")) and (v.get("Config") is None or _is_str_map(v["Config"]))
+    return (
+        isinstance(v, dict)
+        and _is_str(v.get("Type", ""))
+        and (v.get("Config") is None or _is_str_map(v["Config"]))
+    )
 
 
 def _is_ulimits(v: Any) -> bool:
     return isinstance(v, list) and all(
-        isinstance(u, dict) and _is_str(u.get("Name")) and _is_int(u.get("Soft", 0)) and _is_int(u.get("Hard", 0))
+        isinstance(u, dict)
+        and _is_str(u.get("Name"))
+        and _is_int(u.get("Soft", 0))
+        and _is_int(u.get("Hard", 0))
         for u in v
     )
 
@@ -76,9 +83,20 @@ _NAMES: dict[Check, str] = {
 }
 
 CONFIG: dict[str, Check] = {
-    **dict.fromkeys(("Hostname", "Domainname", "User", "WorkingDir", "StopSignal", "Image", "MacAddress"), _is_str),
     **dict.fromkeys(
-        ("AttachStdin", "AttachStdout", "AttachStderr", "Tty", "OpenStdin", "StdinOnce", "NetworkDisabled", "ArgsEscaped"),
+        ("Hostname", "Domainname", "User", "WorkingDir", "StopSignal", "Image", "MacAddress"), _is_str
+    ),
+    **dict.fromkeys(
+        (
+            "AttachStdin",
+            "AttachStdout",
+            "AttachStderr",
+            "Tty",
+            "OpenStdin",
+            "StdinOnce",
+            "NetworkDisabled",
+            "ArgsEscaped",
+        ),
         _is_bool,
     ),
     "StopTimeout": _is_int,
@@ -91,23 +109,59 @@ CONFIG: dict[str, Check] = {
 HOST_CONFIG: dict[str, Check] = {
     **dict.fromkeys(
         (
-            "Memory", "MemorySwap", "MemoryReservation", "NanoCpus", "CpuShares", "CpuQuota", "CpuPeriod",
-            "PidsLimit", "ShmSize", "BlkioWeight", "OomScoreAdj", "MemorySwappiness", "KernelMemory",
+            "Memory",
+            "MemorySwap",
+            "MemoryReservation",
+            "NanoCpus",
+            "CpuShares",
+            "CpuQuota",
+            "CpuPeriod",
+            "PidsLimit",
+            "ShmSize",
+            "BlkioWeight",
+            "OomScoreAdj",
+            "MemorySwappiness",
+            "KernelMemory",
         ),
         _is_int,
     ),  # fmt: skip
-    **dict.fromkeys(("AutoRemove", "Privileged", "ReadonlyRootfs", "OomKillDisable", "Init", "PublishAllPorts"), _is_bool),
+    **dict.fromkeys(
+        ("AutoRemove", "Privileged", "ReadonlyRootfs", "OomKillDisable", "Init", "PublishAllPorts"), _is_bool
+    ),
     **dict.fromkeys(
         (
-            "CpusetCpus", "CpusetMems", "NetworkMode", "CgroupParent", "Runtime", "IpcMode", "PidMode", "UTSMode",
-            "UsernsMode", "CgroupnsMode", "Cgroup", "Isolation", "ContainerIDFile",
+            "CpusetCpus",
+            "CpusetMems",
+            "NetworkMode",
+            "CgroupParent",
+            "Runtime",
+            "IpcMode",
+            "PidMode",
+            "UTSMode",
+            "UsernsMode",
+            "CgroupnsMode",
+            "Cgroup",
+            "Isolation",
+            "ContainerIDFile",
         ),
         _is_str,
     ),  # fmt: skip
     **dict.fromkeys(
         (
-            "Binds", "CapAdd", "CapDrop", "Dns", "DnsOptions", "DnsSearch", "ExtraHosts", "SecurityOpt", "GroupAdd",
-            "Links", "VolumesFrom", "MaskedPaths", "ReadonlyPaths", "DeviceCgroupRules",
+            "Binds",
+            "CapAdd",
+            "CapDrop",
+            "Dns",
+            "DnsOptions",
+            "DnsSearch",
+            "ExtraHosts",
+            "SecurityOpt",
+            "GroupAdd",
+            "Links",
+            "VolumesFrom",
+            "MaskedPaths",
+            "ReadonlyPaths",
+            "DeviceCgroupRules",
         ),
         _is_str_list,
     ),  # fmt: skip
@@ -143,9 +197,13 @@ def json_kind(value: Any) -> str:
 
 
 def _json_type(value: Any) -> str:
-    return {"bool": "a boolean", "number": "a number", "string": "a string", "array": "an array", "object": "an object"}.get(
-        json_kind(value), "null"
-    )
+    return {
+        "bool": "a boolean",
+        "number": "a number",
+        "string": "a string",
+        "array": "an array",
+        "object": "an object",
+    }.get(json_kind(value), "null")
 
 
 def check_create(body: dict[str, Any]) -> None:

@@ -62,7 +62,7 @@ class HealthConfig:
 
     @property
     def kind(self) -> str | None:
-        """"CMD" or "CMD-SHELL" when a probe runs; None for no test, NONE or an unknown kind
+        """ "CMD" or "CMD-SHELL" when a probe runs; None for no test, NONE or an unknown kind
         (dockerd logs a warning for the latter and runs nothing)."""
         if not self.test or self.test[0] not in ("CMD", "CMD-SHELL"):
             return None
@@ -100,7 +100,12 @@ def validate(body: Mapping[str, Any] | None) -> None:
     if config is None:
         return
     minimum = duration_string(MINIMUM_DURATION)
-    for key, value in (("Interval", config.interval), ("Timeout", config.timeout), ("Retries", None), ("StartPeriod", config.start_period)):
+    for key, value in (
+        ("Interval", config.interval),
+        ("Timeout", config.timeout),
+        ("Retries", None),
+        ("StartPeriod", config.start_period),
+    ):
         if value is None:
             if config.retries < 0:
                 raise InvalidParameter("Retries in Healthcheck cannot be negative")
@@ -108,7 +113,9 @@ def validate(body: Mapping[str, Any] | None) -> None:
             raise InvalidParameter(f"{key} in Healthcheck cannot be less than {minimum}")
 
 
-def merge_with_image(user: Mapping[str, Any] | None, image: Mapping[str, Any] | None) -> dict[str, Any] | None:
+def merge_with_image(
+    user: Mapping[str, Any] | None, image: Mapping[str, Any] | None
+) -> dict[str, Any] | None:
     """The container's Healthcheck from the create request's and the image's, as dockerd
     merges them: none asked for means the image's; otherwise each empty field is the image's."""
     if image is None:

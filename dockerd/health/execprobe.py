@@ -65,7 +65,9 @@ class ContainerdExecProbe:
     def __call__(self, request: ProbeRequest, cancel: threading.Event) -> ProbeOutcome:
         cid = request.container_id
         if not request.argv or not request.argv[0]:
-            raise ProbeError("OCI runtime exec failed: exec failed: no command given to the healthcheck: unknown")
+            raise ProbeError(
+                "OCI runtime exec failed: exec failed: no command given to the healthcheck: unknown"
+            )
         try:
             process = self._process_of(cid)
         except ContainerdError as exc:
@@ -83,7 +85,9 @@ class ContainerdExecProbe:
             with self._lock:
                 self._running.discard(exec_id)
 
-    def _run(self, cid: str, exec_id: str, process: dict[str, Any], command: str, cancel: threading.Event) -> ProbeOutcome:
+    def _run(
+        self, cid: str, exec_id: str, process: dict[str, Any], command: str, cancel: threading.Event
+    ) -> ProbeOutcome:
         directory = os.path.join(self.fifo_dir, cid)
         os.makedirs(directory, mode=0o700, exist_ok=True)
         paths = [os.path.join(directory, f"{exec_id}-{stream}") for stream in ("stdout", "stderr")]
@@ -103,7 +107,9 @@ class ContainerdExecProbe:
                 self.client.tasks.start(cid, exec_id)
             except ContainerdError as exc:
                 raise ProbeError(_runtime_message(str(exc))) from None
-            reader = threading.Thread(target=_read, args=(fds, buffer, exited), name=f"probe-out-{exec_id[:8]}", daemon=True)
+            reader = threading.Thread(
+                target=_read, args=(fds, buffer, exited), name=f"probe-out-{exec_id[:8]}", daemon=True
+            )
             reader.start()
             status = self._wait(cid, exec_id, cancel)
             exited.set()

@@ -100,7 +100,11 @@ class HealthMonitor:
             self._states[container_id] = HealthState.from_api(health)
 
     def started(
-        self, container_id: str, healthcheck: Mapping[str, Any] | None, started_at: float, shell: Sequence[str] = ()
+        self,
+        container_id: str,
+        healthcheck: Mapping[str, Any] | None,
+        started_at: float,
+        shell: Sequence[str] = (),
     ) -> bool:
         """The container (re)started: status "starting", streak 0 (the log stays), probing on
         its schedule. False, and nothing changes, when its config runs no probe."""
@@ -117,7 +121,11 @@ class HealthMonitor:
         return True
 
     def resume(
-        self, container_id: str, healthcheck: Mapping[str, Any] | None, started_at: float, shell: Sequence[str] = ()
+        self,
+        container_id: str,
+        healthcheck: Mapping[str, Any] | None,
+        started_at: float,
+        shell: Sequence[str] = (),
     ) -> bool:
         """Probing again with the state as it is (after unpause, or for a container that
         survived a daemon restart); a no-op while it already runs."""
@@ -149,7 +157,9 @@ class HealthMonitor:
         """The container is removed: its loop stops and is waited for (a probe in flight
         cancelled and cleaned up), so nothing of it outlives the removal."""
         with self._lock:
-            loops = [x for x in (self._loops.pop(container_id, None), self._stopped.pop(container_id, None)) if x]
+            loops = [
+                x for x in (self._loops.pop(container_id, None), self._stopped.pop(container_id, None)) if x
+            ]
             self._states.pop(container_id, None)
         deadline = time.monotonic() + timeout
         for loop in loops:
@@ -192,7 +202,9 @@ class HealthMonitor:
             if loop.container_id in self._loops:
                 return
             self._loops[loop.container_id] = loop
-            loop.thread = threading.Thread(target=self._run, args=(loop,), name=f"health-{loop.container_id[:12]}", daemon=True)
+            loop.thread = threading.Thread(
+                target=self._run, args=(loop,), name=f"health-{loop.container_id[:12]}", daemon=True
+            )
             loop.thread.start()
 
     def _run(self, loop: _Loop) -> None:
@@ -262,7 +274,9 @@ class HealthMonitor:
             self._on_status(loop.container_id, status)
 
 
-def _probe(healthcheck: Mapping[str, Any] | None, shell: Sequence[str]) -> tuple[HealthConfig | None, list[str] | None]:
+def _probe(
+    healthcheck: Mapping[str, Any] | None, shell: Sequence[str]
+) -> tuple[HealthConfig | None, list[str] | None]:
     config = HealthConfig.from_api(healthcheck)
     if config is None:
         return None, None

@@ -48,7 +48,12 @@ class ProbeResult:
 
     @classmethod
     def from_api(cls, body: Mapping[str, Any]) -> ProbeResult:
-        return cls(str(body.get("Start", "")), str(body.get("End", "")), int(body.get("ExitCode", 0)), str(body.get("Output", "")))
+        return cls(
+            str(body.get("Start", "")),
+            str(body.get("End", "")),
+            int(body.get("ExitCode", 0)),
+            str(body.get("Output", "")),
+        )
 
 
 @dataclass
@@ -59,7 +64,11 @@ class HealthState:
 
     def to_api(self) -> dict[str, Any]:
         """State.Health as inspect shows it and config.v2.json keeps it."""
-        return {"Status": self.status or UNHEALTHY, "FailingStreak": self.failing_streak, "Log": [r.to_api() for r in self.log]}
+        return {
+            "Status": self.status or UNHEALTHY,
+            "FailingStreak": self.failing_streak,
+            "Log": [r.to_api() for r in self.log],
+        }
 
     @classmethod
     def from_api(cls, body: Mapping[str, Any]) -> HealthState:

@@ -18,6 +18,7 @@ MULTIPLEXED_STREAM = "application/vnd.docker.multiplexed-stream"
 # Request bodies of hijacked endpoints are small JSON documents (exec start's {"Detach":..,"Tty":..}).
 MAX_BODY = 1 << 20
 
+
 class HijackError(Exception):
     """Misuse of a hijacked connection by its handler."""
 

@@ -1,13 +1,13 @@
 """The network backend the engine holds: networks, sandboxes, the DNS server, restore and stop.
 
-    backend = NetworkBackend(options, emit)
-    backend.start()                 # daemon start: records, built-in networks, bridges, rules, DNS thread
-    backend.restore(live_ids)       # live restore: sandboxes of running containers kept and served
-                                    # again (DNS listeners, dead proxies restarted), the rest released
-    backend.networks...             # controller.Networks: create / get / list / remove / prune
-    backend.sandboxes...            # sandboxes.Sandboxes: create / connect / publish / release...
-    backend.shutdown()              # daemon stop: DNS thread stopped; with no sandbox left, every
-                                    # bridge, rule and namespace mount removed (records kept)
+backend = NetworkBackend(options, emit)
+backend.start()                 # daemon start: records, built-in networks, bridges, rules, DNS thread
+backend.restore(live_ids)       # live restore: sandboxes of running containers kept and served
+                                # again (DNS listeners, dead proxies restarted), the rest released
+backend.networks...             # controller.Networks: create / get / list / remove / prune
+backend.sandboxes...            # sandboxes.Sandboxes: create / connect / publish / release...
+backend.shutdown()              # daemon stop: DNS thread stopped; with no sandbox left, every
+                                # bridge, rule and namespace mount removed (records kept)
 """
 
 from __future__ import annotations
@@ -52,7 +52,9 @@ class NetworkBackend:
     def restore(self, live: set[str]) -> None:
         """Keep the sandboxes of LIVE containers (serving them again), release every other one."""
         with self.lock:
-            stale = [cid for cid, sb in self.sandboxes.by_id.items() if cid not in live or not self._intact(sb)]
+            stale = [
+                cid for cid, sb in self.sandboxes.by_id.items() if cid not in live or not self._intact(sb)
+            ]
             for cid in stale:
                 self.sandboxes.release(cid)
             for sb in self.sandboxes.by_id.values():

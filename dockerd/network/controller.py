@@ -87,7 +87,9 @@ class Networks:
             if len(prefixed) == 1:
                 return prefixed[0]
             if len(prefixed) > 1:
-                raise errors.InvalidParameter(f"network {ref} is ambiguous ({len(prefixed)} matches found based on ID prefix)")
+                raise errors.InvalidParameter(
+                    f"network {ref} is ambiguous ({len(prefixed)} matches found based on ID prefix)"
+                )
         raise errors.network_not_found(ref)
 
     def all(self) -> list[Network]:
@@ -109,12 +111,12 @@ class Networks:
         if not name:
             raise errors.InvalidParameter("network name must not be empty")  # never reached through the API
         if driver not in BUILTIN_DRIVERS and find_plugin(driver, self.options.cni_path) is None:
-            raise errors.NotFound(f"plugin \"{driver}\" not found")
+            raise errors.NotFound(f'plugin "{driver}" not found')
         with self.lock:
             if any(n.name == name for n in self.by_id.values()):
                 raise errors.name_taken(name)
             if driver in ("host", "null") and not builtin:
-                raise errors.Forbidden(f"only one instance of \"{driver}\" network is allowed")
+                raise errors.Forbidden(f'only one instance of "{driver}" network is allowed')
             net = Network(id=network_id or secrets.token_hex(32), name=name, driver=driver, created=now_rfc3339(),
                           internal=internal, attachable=attachable, labels=dict(labels or {}),
                           options=dict(options or {}), ipam_options=dict(ipam_options or {}), builtin=builtin,
@@ -123,9 +125,18 @@ class Networks:
             # making the bridge that routes it is one step for all of them.
             with host_lock(self.options.host_lock):
                 if driver not in ("host", "null"):
-                    net.subnets = [self.ipam.request_pool(net.id, self._taken(), subnet, gateway, ip_range, aux_addresses)]
+                    net.subnets = [
+                        self.ipam.request_pool(
+                            net.id, self._taken(), subnet, gateway, ip_range, aux_addresses
+                        )
+                    ]
                 if driver == "bridge":
-                    net.bridge = bridge or options and options.get("com.docker.network.bridge.name") or self.options.user_bridge_name(net.id)
+                    net.bridge = (
+                        bridge
+                        or options
+                        and options.get("com.docker.network.bridge.name")
+                        or self.options.user_bridge_name(net.id)
+                    )
                 try:
                     self.driver(net).create(net)
                     self.by_id[net.id] = net
@@ -162,7 +173,9 @@ class Networks:
             self._undo(net)
         self.emit("destroy", net.id, {"name": net.name, "type": net.driver})
 
-    def prune(self, in_use: Callable[[str], bool], keep: Callable[[Network], bool] = lambda n: False) -> list[str]:
+    def prune(
+        self, in_use: Callable[[str], bool], keep: Callable[[Network], bool] = lambda n: False
+    ) -> list[str]:
         """Remove every unused user-defined network (KEEP filters some out); their names."""
         removed = []
         for net in self.all():
@@ -180,7 +193,10 @@ class Networks:
         rules = []
         for n in self.by_id.values():
             if n.driver == "bridge":
-                icc = n.options.get("com.docker.network.bridge.enable_icc", "true" if self.options.icc or not n.builtin else "false")
+                icc = n.options.get(
+                    "com.docker.network.bridge.enable_icc",
+                    "true" if self.options.icc or not n.builtin else "false",
+                )
                 rules.append(BridgeRules(n.bridge, n.subnets[0].subnet, n.internal, icc != "false"))
         return rules
 

@@ -161,7 +161,9 @@ class Resolver:
                 except OSError:
                     continue
 
-    def _answer_udp(self, listener: Listener, sock: socket.socket, data: bytes, peer: tuple[str, int]) -> None:
+    def _answer_udp(
+        self, listener: Listener, sock: socket.socket, data: bytes, peer: tuple[str, int]
+    ) -> None:
         reply = self.answer(listener.sandbox, data, tcp=False)
         if reply:
             try:

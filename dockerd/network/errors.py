@@ -45,7 +45,9 @@ def pool_overlaps() -> Forbidden:
 
 
 def no_pool_available() -> Forbidden:
-    return Forbidden("could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network")
+    return Forbidden(
+        "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network"
+    )
 
 
 def address_in_use(address: str) -> Forbidden:

@@ -51,7 +51,12 @@ class Ipam:
     # pools ---------------------------------------------------------------------------------
 
     def request_pool(
-        self, network_id: str, taken: list[IPv4Network], subnet: str = "", gateway: str = "", ip_range: str = "",
+        self,
+        network_id: str,
+        taken: list[IPv4Network],
+        subnet: str = "",
+        gateway: str = "",
+        ip_range: str = "",
         aux_addresses: dict[str, str] | None = None,
     ) -> Subnet:
         """Reserve a subnet for NETWORK_ID (the given one, or a free default block) and its gateway."""
@@ -72,7 +77,12 @@ class Ipam:
         for address in aux.values():
             if parse_address(address) not in net:
                 raise errors.InvalidParameter(f"no matching subnet for aux-address {address}")
-        record = Subnet(subnet=str(net), gateway=str(gw), ip_range=ip_range and str(parse_network(ip_range)), aux_addresses=aux)
+        record = Subnet(
+            subnet=str(net),
+            gateway=str(gw),
+            ip_range=ip_range and str(parse_network(ip_range)),
+            aux_addresses=aux,
+        )
         self.store.write("ipam", network_id, {"subnet": record.subnet, "gateway": record.gateway, "ip_range": record.ip_range,
                                                "allocated": [str(gw), *aux.values()]})  # fmt: skip
         return record
@@ -98,11 +108,15 @@ class Ipam:
         if preferred:
             addr = parse_address(preferred)
             if addr not in net:
-                raise errors.InvalidParameter(f"Invalid address {preferred}: It does not belong to any of this network's subnets")
+                raise errors.InvalidParameter(
+                    f"Invalid address {preferred}: It does not belong to any of this network's subnets"
+                )
             if str(addr) in allocated:
                 raise errors.address_in_use(preferred)
         else:
-            addr = self._first_free(net, IPv4Network(state["ip_range"]) if state["ip_range"] else net, allocated)
+            addr = self._first_free(
+                net, IPv4Network(state["ip_range"]) if state["ip_range"] else net, allocated
+            )
         state["allocated"].append(str(addr))
         self.store.write("ipam", network_id, state)
         return str(addr), net.prefixlen

@@ -38,7 +38,9 @@ class Iptables:
     ns: Path | None = None
 
     def run(self, *args: str, check: bool = True, binary: str = "iptables", stdin: str | None = None) -> str:
-        done = subprocess.run(command(self.ns, [binary, "-w", *args]), capture_output=True, text=True, input=stdin)
+        done = subprocess.run(
+            command(self.ns, [binary, "-w", *args]), capture_output=True, text=True, input=stdin
+        )
         if check and done.returncode != 0:
             raise errors.NetworkError(f"iptables failed: {binary} {' '.join(args)}: {done.stderr.strip()}")
         return done.stdout if done.returncode == 0 else ""
@@ -104,16 +106,25 @@ class Firewall:
     def _filter(self, nets: list[BridgeRules], ports: list[PortRule]) -> list[str]:
         fwd, s1, s2, p = self.forward, self.stage1, self.stage2, self.p
         # Order by category: for any packet, the rules naming its bridges are met in this order.
-        rules = [f"-A {fwd} -o {n.bridge} -m conntrack --ctstate DNAT -j {p}" for n in nets]  # published ports, from anywhere
+        rules = [
+            f"-A {fwd} -o {n.bridge} -m conntrack --ctstate DNAT -j {p}" for n in nets
+        ]  # published ports, from anywhere
         rules.append(f"-A {fwd} -j {s1}")
-        rules += [f"-A {fwd} -o {n.bridge} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT" for n in nets]
+        rules += [
+            f"-A {fwd} -o {n.bridge} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT" for n in nets
+        ]
         rules += [f"-A {fwd} -i {n.bridge} ! -o {n.bridge} -j ACCEPT" for n in nets if not n.internal]
         rules += [f"-A {fwd} -i {n.bridge} -o {n.bridge} -j {'ACCEPT' if n.icc else 'DROP'}" for n in nets]
         # Nothing else enters or leaves our bridges (the host's FORWARD policy is not ours to set).
-        rules += [f"-A {fwd} -o {n.bridge} -j DROP" for n in nets] + [f"-A {fwd} -i {n.bridge} -j DROP" for n in nets]
+        rules += [f"-A {fwd} -o {n.bridge} -j DROP" for n in nets] + [
+            f"-A {fwd} -i {n.bridge} -j DROP" for n in nets
+        ]
         for n in nets:
             if n.internal:
-                rules += [f"-A {s1} ! -s {n.subnet} -o {n.bridge} -j DROP", f"-A {s1} -i {n.bridge} ! -d {n.subnet} -j DROP"]
+                rules += [
+                    f"-A {s1} ! -s {n.subnet} -o {n.bridge} -j DROP",
+                    f"-A {s1} -i {n.bridge} ! -d {n.subnet} -j DROP",
+                ]
             else:
                 rules.append(f"-A {s1} -i {n.bridge} ! -o {n.bridge} -j {s2}")
         rules += [f"-A {s2} -o {n.bridge} -j DROP" for n in nets]
@@ -128,7 +139,11 @@ class Firewall:
             dst = "" if r.host_ip in ("", "0.0.0.0") else f"-d {r.host_ip}/32 "
             rules.append(f"-A {self.p} {dst}! -i {r.bridge} -p {r.proto} -m {r.proto} --dport {r.host_port} "
                          f"-j DNAT --to-destination {r.container_ip}:{r.container_port}")  # fmt: skip
-        rules += [f"-A {self.postrouting} -s {n.subnet} ! -o {n.bridge} -j MASQUERADE" for n in nets if not n.internal]
+        rules += [
+            f"-A {self.postrouting} -s {n.subnet} ! -o {n.bridge} -j MASQUERADE"
+            for n in nets
+            if not n.internal
+        ]
         return rules
 
     def _jumps(self, nets: list[BridgeRules], ports: list[PortRule]) -> list[tuple[str, str, Rule]]:
@@ -161,7 +176,12 @@ class Firewall:
 
     def _our_jumps(self) -> list[tuple[str, str, Rule]]:
         found = []
-        for table, chain in (("filter", "FORWARD"), ("nat", "POSTROUTING"), ("nat", "PREROUTING"), ("nat", "OUTPUT")):
+        for table, chain in (
+            ("filter", "FORWARD"),
+            ("nat", "POSTROUTING"),
+            ("nat", "PREROUTING"),
+            ("nat", "OUTPUT"),
+        ):
             for line in self.ipt.rules(table, chain):
                 words = line.split()
                 if words[:2] == ["-A", chain] and words[-2] == "-j" and words[-1] in self.chains()[table]:

@@ -67,7 +67,13 @@ def delete_link(name: str, ns: Path | None = None) -> None:
 def add_veth(host_name: str, peer_name: str, ns: Path, mtu: int) -> None:
     """A veth pair whose peer is born inside the namespace NS under its final name (eth0...)."""
     with IPRoute() as ipr:
-        ipr.link("add", ifname=host_name, kind="veth", mtu=mtu, peer={"ifname": peer_name, "net_ns_fd": str(ns), "mtu": mtu})
+        ipr.link(
+            "add",
+            ifname=host_name,
+            kind="veth",
+            mtu=mtu,
+            peer={"ifname": peer_name, "net_ns_fd": str(ns), "mtu": mtu},
+        )
 
 
 def attach_to_bridge(host_name: str, bridge: str) -> None:
@@ -124,7 +130,16 @@ def names(ns: Path | None = None) -> list[str]:
     return _with_ipr(ns, lambda ipr: [str(link.get("ifname")) for link in ipr.get_links()])
 
 
-_STATS = ("rx_bytes", "rx_packets", "rx_errors", "rx_dropped", "tx_bytes", "tx_packets", "tx_errors", "tx_dropped")
+_STATS = (
+    "rx_bytes",
+    "rx_packets",
+    "rx_errors",
+    "rx_dropped",
+    "tx_bytes",
+    "tx_packets",
+    "tx_errors",
+    "tx_dropped",
+)
 
 
 def interface_stats(ns: Path) -> dict[str, dict[str, int]]:

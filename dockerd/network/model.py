@@ -27,7 +27,9 @@ def from_dict(cls: type[T], data: dict[str, Any]) -> T:
             continue
         nested = _NESTED.get((cls.__name__, name))
         if nested is not None and value is not None:
-            value = [from_dict(nested, v) for v in value] if isinstance(value, list) else from_dict(nested, value)
+            value = (
+                [from_dict(nested, v) for v in value] if isinstance(value, list) else from_dict(nested, value)
+            )
         kwargs[name] = value
     return cls(**kwargs)
 

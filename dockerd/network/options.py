@@ -37,11 +37,15 @@ class NetworkOptions:
     ip_forward: bool = True  # set net.ipv4.ip_forward=1 when a bridge network is set up, as dockerd
     icc: bool = True  # inter-container traffic on the default bridge
     userland_proxy: bool = True
-    proxy_command: list[str] = field(default_factory=lambda: [sys.executable, "-I", "-m", "dockerd.network.proxy"])
+    proxy_command: list[str] = field(
+        default_factory=lambda: [sys.executable, "-I", "-m", "dockerd.network.proxy"]
+    )
     mtu: int = 1500
     cni_path: list[str] = field(default_factory=lambda: ["/usr/lib/cni", "/opt/cni/bin"])
     host_resolv_conf: Path = Path("/etc/resolv.conf")
-    host_lock: Path = Path("/run/lock/pydocker-network.lock")  # shared by every daemon: pool choice and bridge creation
+    host_lock: Path = Path(
+        "/run/lock/pydocker-network.lock"
+    )  # shared by every daemon: pool choice and bridge creation
 
     def user_bridge_name(self, network_id: str) -> str:
         return (self.bridge_prefix + network_id)[:IFNAMSIZ]

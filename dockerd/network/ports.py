@@ -29,11 +29,11 @@ def local_port_range() -> tuple[int, int]:
 
 
 def parse_port_key(key: str) -> tuple[int, str]:
-    """"80/tcp" -> (80, "tcp"); a bare port is TCP."""
+    """ "80/tcp" -> (80, "tcp"); a bare port is TCP."""
     port, _, proto = key.partition("/")
     proto = (proto or "tcp").lower()
     if not port.isdigit() or not 0 < int(port) < 65536:
-        raise errors.InvalidParameter(f"invalid port specification: \"{port}\"")
+        raise errors.InvalidParameter(f'invalid port specification: "{port}"')
     if proto not in ("tcp", "udp", "sctp"):
         raise errors.InvalidParameter(f"invalid proto: {proto}")
     if proto == "sctp":
@@ -42,15 +42,15 @@ def parse_port_key(key: str) -> tuple[int, str]:
 
 
 def parse_host_port(value: str) -> tuple[int, int] | None:
-    """"" -> None (any), "8080" -> (8080, 8080), "8000-8010" -> (8000, 8010)."""
+    """ "" -> None (any), "8080" -> (8080, 8080), "8000-8010" -> (8000, 8010)."""
     if not value:
         return None
     low, _, high = value.partition("-")
     if not low.isdigit() or (high and not high.isdigit()):
-        raise errors.InvalidParameter(f"invalid port specification: \"{value}\"")
+        raise errors.InvalidParameter(f'invalid port specification: "{value}"')
     lo, hi = int(low), int(high or low)
     if not 0 < lo <= hi < 65536:
-        raise errors.InvalidParameter(f"invalid port specification: \"{value}\"")
+        raise errors.InvalidParameter(f'invalid port specification: "{value}"')
     return lo, hi
 
 
@@ -58,7 +58,9 @@ def overlaps(a_ip: str, b_ip: str) -> bool:
     return a_ip == b_ip or "0.0.0.0" in (a_ip, b_ip)
 
 
-def candidates(wanted: tuple[int, int] | None, proto: str, host_ip: str, taken: list[PortMapping]) -> list[int]:
+def candidates(
+    wanted: tuple[int, int] | None, proto: str, host_ip: str, taken: list[PortMapping]
+) -> list[int]:
     """Ports to try for a binding, in order; none free is Docker's "port is already allocated"."""
     busy = {m.host_port for m in taken if m.proto == proto and overlaps(m.host_ip, host_ip)}
     if wanted is None:

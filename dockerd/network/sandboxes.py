@@ -71,7 +71,16 @@ class Sandboxes:
             bridge = self._port_endpoint(sb)
             for m in sb.ports:
                 if bridge is not None:
-                    rules.append(PortRule(m.proto, m.host_ip, m.host_port, m.container_ip, m.container_port, bridge[0].bridge))
+                    rules.append(
+                        PortRule(
+                            m.proto,
+                            m.host_ip,
+                            m.host_port,
+                            m.container_ip,
+                            m.container_port,
+                            bridge[0].bridge,
+                        )
+                    )
         return rules
 
     def _port_endpoint(self, sb: Sandbox) -> tuple[Network, Endpoint] | None:
@@ -105,13 +114,23 @@ class Sandboxes:
         with self.lock:
             sb, net = self.get(cid), self.nets.get(ref)
             if sb.mode != "netns":
-                raise errors.Forbidden("container sharing network namespace with another container or host cannot be connected to any other network")
+                raise errors.Forbidden(
+                    "container sharing network namespace with another container or host cannot be connected to any other network"
+                )
             if any(ep.network_id == net.id for ep in sb.endpoints):
                 raise errors.Forbidden(f"endpoint with name {sb.name} already exists in network {net.name}")
-            if net.driver in ("host", "null") and sb.endpoints or any(self.nets.by_id[e.network_id].driver in ("host", "null") for e in sb.endpoints):
-                raise errors.Forbidden("container cannot be disconnected from host network or connected to host network")
+            if (
+                net.driver in ("host", "null")
+                and sb.endpoints
+                or any(self.nets.by_id[e.network_id].driver in ("host", "null") for e in sb.endpoints)
+            ):
+                raise errors.Forbidden(
+                    "container cannot be disconnected from host network or connected to host network"
+                )
             if config.ip and net.builtin:
-                raise errors.InvalidParameter("user specified IP address is supported on user defined networks only")
+                raise errors.InvalidParameter(
+                    "user specified IP address is supported on user defined networks only"
+                )
             ep = Endpoint(id=_new_id(), network_id=net.id, ifname=f"eth{len(sb.endpoints)}", ip_requested=config.ip,
                           aliases=list(config.aliases), links=list(config.links), driver_opts=dict(config.driver_opts))  # fmt: skip
             if net.driver == "null":
@@ -154,7 +173,9 @@ class Sandboxes:
                 self._unpublish(sb)
             self._leave(sb, net, ep)
             self._route(sb)
-            if self.resolver is not None and not any(not self.nets.by_id[e.network_id].builtin for e in sb.endpoints):
+            if self.resolver is not None and not any(
+                not self.nets.by_id[e.network_id].builtin for e in sb.endpoints
+            ):
                 self.resolver.remove(cid)
             self.store.save_sandbox(sb)
         self.nets.emit("disconnect", net.id, {"container": cid, "name": net.name, "type": net.driver})
@@ -255,7 +276,11 @@ class Sandboxes:
                                                sb.domainname, extra))  # fmt: skip
 
     def embedded_dns(self, sb: Sandbox) -> bool:
-        return any(not self.nets.by_id[ep.network_id].builtin for ep in sb.endpoints if ep.network_id in self.nets.by_id)
+        return any(
+            not self.nets.by_id[ep.network_id].builtin
+            for ep in sb.endpoints
+            if ep.network_id in self.nets.by_id
+        )
 
     def stats(self, cid: str) -> dict[str, dict[str, int]]:
         key = self.key(cid)

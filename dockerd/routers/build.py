@@ -59,9 +59,13 @@ def build_options(q: QueryParams) -> BuildOptions:
     if go_bool(q.get("squash")):
         raise InvalidParameter("squash is only supported with experimental mode")
     if q.getlist("securityopt"):
-        raise InvalidParameter("The daemon on this platform does not support setting security options on build")
+        raise InvalidParameter(
+            "The daemon on this platform does not support setting security options on build"
+        )
     if q.get("remote"):
-        raise InvalidParameter("remote build contexts are not supported by this daemon: send the context as a tar")
+        raise InvalidParameter(
+            "remote build contexts are not supported by this daemon: send the context as a tar"
+        )
     isolation = q.get("isolation") or ""
     if isolation not in ("", "default"):
         raise InvalidParameter(f'Unsupported isolation: "{isolation}"')
@@ -75,7 +79,9 @@ def build_options(q: QueryParams) -> BuildOptions:
     build_args = _json_query(q, "buildargs", dict, "error reading build args: ")
     labels = _json_query(q, "labels", dict, "error reading labels: ")
     if any(v is not None and not isinstance(v, str) for v in build_args.values()):
-        raise InvalidParameter("error reading build args: json: cannot unmarshal number into Go value of type string")
+        raise InvalidParameter(
+            "error reading build args: json: cannot unmarshal number into Go value of type string"
+        )
     force_rm = go_bool(q.get("forcerm"))
     return BuildOptions(
         dockerfile=q.get("dockerfile") or "Dockerfile",
@@ -157,7 +163,9 @@ async def build_prune(request: Request, builder: BuilderBackend) -> dict[str, An
     try:
         keep = int(raw)
     except ValueError:
-        raise InvalidParameter(f'keep-storage is in bytes and expects an integer, got {raw}: strconv.Atoi: parsing "{raw}": invalid syntax') from None
+        raise InvalidParameter(
+            f'keep-storage is in bytes and expects an integer, got {raw}: strconv.Atoi: parsing "{raw}": invalid syntax'
+        ) from None
     return await run_in_threadpool(builder.prune, found, keep, go_bool(q.get("all")))
 
 

@@ -55,7 +55,9 @@ def time_query(params: QueryParams, name: str) -> float | None:
         return float(raw)
     value = parse_time(raw) if len(raw) >= 19 and raw[4] == "-" and raw[10] == "T" else 0.0
     if not value:
-        raise InvalidParameter(f"invalid value for {name}: {raw!r} is neither a Unix timestamp nor an RFC 3339 time")
+        raise InvalidParameter(
+            f"invalid value for {name}: {raw!r} is neither a Unix timestamp nor an RFC 3339 time"
+        )
     return value
 
 
@@ -112,7 +114,11 @@ def spooled(f: IO[bytes], media_type: str, headers: dict[str, str] | None = None
 
 
 async def json_body(
-    request: Request, want: type, go_type: str, prefix: str = "", eof: str = "got EOF while reading request body"
+    request: Request,
+    want: type,
+    go_type: str,
+    prefix: str = "",
+    eof: str = "got EOF while reading request body",
 ) -> Any:
     """The request's JSON body, as dockerd decodes it: an empty body is an EOF (400), and a
     document of the wrong JSON type is refused naming the Go type it was decoded into.
@@ -125,7 +131,9 @@ async def json_body(
     except ValueError as exc:
         raise InvalidParameter(f"{prefix}invalid JSON: {exc}") from None
     if not isinstance(value, want):
-        raise InvalidParameter(f"{prefix}json: cannot unmarshal {json_kind(value)} into Go value of type {go_type}")
+        raise InvalidParameter(
+            f"{prefix}json: cannot unmarshal {json_kind(value)} into Go value of type {go_type}"
+        )
     return value
 
 

@@ -42,7 +42,9 @@ router = APIRouter()
 def register_hijacked(hijack: HijackRouter, backends: Backends) -> None:
     """POST /containers/{id}/attach: served on the raw connection (dockerd/attach.py)."""
     containers = backends.containers
-    hijack.add("POST", r"/containers/(?P<name>[^/]+)/attach", make_attach_handler(containers, containers.publish))
+    hijack.add(
+        "POST", r"/containers/(?P<name>[^/]+)/attach", make_attach_handler(containers, containers.publish)
+    )
 
 
 @router.post("/containers/create")
@@ -116,7 +118,9 @@ async def container_restart(ref: str, request: Request, containers: ContainersBa
 
 @router.post("/containers/{ref}/kill")
 async def container_kill(ref: str, request: Request, containers: ContainersBackend) -> Response:
-    await run_in_threadpool(containers.kill, ref, signal_number(request.query_params.get("signal") or "SIGKILL"))
+    await run_in_threadpool(
+        containers.kill, ref, signal_number(request.query_params.get("signal") or "SIGKILL")
+    )
     return Response(status_code=204)
 
 

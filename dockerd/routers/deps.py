@@ -50,6 +50,8 @@ async def _networks(request: Request) -> Networking:
 
 async def _builder(request: Request) -> BuildBackend:
     return backends(request).builder
+
+
 async def _volumes(request: Request) -> VolumeService:
     return backends(request).volumes
 

@@ -54,7 +54,9 @@ async def _progress(job: Streamed, action: str, distribution: DistributionBacken
 
 
 @router.post("/images/create")
-async def images_create(request: Request, distribution: DistributionBackend, images: ImagesBackend) -> Response:
+async def images_create(
+    request: Request, distribution: DistributionBackend, images: ImagesBackend
+) -> Response:
     q = request.query_params
     source = q.get("fromSrc")
     if not source and q.get("fromImage"):
@@ -66,7 +68,9 @@ async def images_create(request: Request, distribution: DistributionBackend, ima
     if not source:
         raise InvalidParameter("Either fromSrc or fromImage must be specified")  # nothing to pull or import
     if source != "-":
-        raise NotImplementedYet("importing from a URL is not supported yet: upload the archive (`docker import FILE`)")
+        raise NotImplementedYet(
+            "importing from a URL is not supported yet: upload the archive (`docker import FILE`)"
+        )
     # Checked before the upload is read, as dockerd does.
     changes = q.getlist("changes")
     name = images.import_target(q.get("repo") or "", q.get("tag") or "", changes)
@@ -76,7 +80,9 @@ async def images_create(request: Request, distribution: DistributionBackend, ima
         image_id = await run_in_threadpool(images.import_image, upload, name, message, changes)
     finally:
         upload.close()
-    return Response(json.dumps({"status": image_id}, separators=(",", ":")) + "\r\n", media_type="application/json")
+    return Response(
+        json.dumps({"status": image_id}, separators=(",", ":")) + "\r\n", media_type="application/json"
+    )
 
 
 @router.post("/images/{name:path}/push")

@@ -59,7 +59,9 @@ async def networks_connect(ref: str, request: Request, networks: NetworksBackend
 @router.post("/networks/{ref}/disconnect")
 async def networks_disconnect(ref: str, request: Request, networks: NetworksBackend) -> Response:
     body = await body_json(request)
-    await run_in_threadpool(networks.disconnect, ref, str(body.get("Container") or ""), bool(body.get("Force")))
+    await run_in_threadpool(
+        networks.disconnect, ref, str(body.get("Container") or ""), bool(body.get("Force"))
+    )
     return Response(status_code=200)
 
 

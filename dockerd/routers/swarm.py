@@ -37,7 +37,9 @@ def _version(request: Request, what: str, detailed: bool = True) -> None:
     try:
         parse_uint(raw)
     except ValueError as exc:
-        raise InvalidParameter(f"invalid {what} version '{raw}': {exc}" if detailed else f"invalid {what} version") from None
+        raise InvalidParameter(
+            f"invalid {what} version '{raw}': {exc}" if detailed else f"invalid {what} version"
+        ) from None
 
 
 # --- the swarm itself --------------------------------------------------------------------------

@@ -23,7 +23,11 @@ async def ping() -> Response:
         media_type="text/plain",
         # Builder-Version 1: the classic builder (POST /build), which the Docker CLI then uses
         # without BuildKit's buildx.
-        headers={"Builder-Version": "1", "Cache-Control": "no-cache, no-store, must-revalidate", "Pragma": "no-cache"},
+        headers={
+            "Builder-Version": "1",
+            "Cache-Control": "no-cache, no-store, must-revalidate",
+            "Pragma": "no-cache",
+        },
     )
 
 

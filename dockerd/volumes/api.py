@@ -51,7 +51,9 @@ def create_args(body: Any) -> dict[str, Any]:
     if body is None:
         body = {}
     if not isinstance(body, Mapping):
-        raise InvalidParameter(f"json: cannot unmarshal {json_kind(body)} into Go value of type volume.{_STRUCT}")
+        raise InvalidParameter(
+            f"json: cannot unmarshal {json_kind(body)} into Go value of type volume.{_STRUCT}"
+        )
     out: dict[str, Any] = {}
     for key, arg in (("Name", "name"), ("Driver", "driver")):
         value = body.get(key)

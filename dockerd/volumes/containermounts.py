@@ -1,18 +1,18 @@
 """What the engine does with a container's mount points at each step of its life.
 
-  create   points = mountplan.plan(...); create_volumes(points, service, cid) makes every
-           volume (anonymous ones get their names) holding a reference for CID, undoing all of
-           it if one fails; with the container's root file system mounted, populate(points,
-           rootfs, service) copies the image's files into new, empty volumes (copy-up). Store
-           [p.to_record() for p in points] in the container record.
-  start    paths = setup(points, service): mounts every volume (a mount id per point, kept in
-           the record so the same id is released), makes missing `-v` bind sources, checks bind
-           propagation; then oci.mounts(points, paths) goes into the OCI spec. If start fails
-           afterwards: teardown(points, service).
-  stop     teardown(points, service) once the task is gone (after an exit, a kill, a failed start).
-  rm       remove(points, service, cid, remove_anonymous=rm -v or --rm).
-  restore  service.reconcile_references({cid: volume_names(points)} for every container); for a
-           running container restore_mounts(points, service); then service.unmount_idle().
+create   points = mountplan.plan(...); create_volumes(points, service, cid) makes every
+         volume (anonymous ones get their names) holding a reference for CID, undoing all of
+         it if one fails; with the container's root file system mounted, populate(points,
+         rootfs, service) copies the image's files into new, empty volumes (copy-up). Store
+         [p.to_record() for p in points] in the container record.
+start    paths = setup(points, service): mounts every volume (a mount id per point, kept in
+         the record so the same id is released), makes missing `-v` bind sources, checks bind
+         propagation; then oci.mounts(points, paths) goes into the OCI spec. If start fails
+         afterwards: teardown(points, service).
+stop     teardown(points, service) once the task is gone (after an exit, a kill, a failed start).
+rm       remove(points, service, cid, remove_anonymous=rm -v or --rm).
+restore  service.reconcile_references({cid: volume_names(points)} for every container); for a
+         running container restore_mounts(points, service); then service.unmount_idle().
 """
 
 from __future__ import annotations
@@ -137,7 +137,9 @@ def teardown(points: Iterable[MountPoint], service: VolumeService) -> None:
         p.mount_id = ""
 
 
-def remove(points: Iterable[MountPoint], service: VolumeService, cid: str, remove_anonymous: bool) -> list[str]:
+def remove(
+    points: Iterable[MountPoint], service: VolumeService, cid: str, remove_anonymous: bool
+) -> list[str]:
     """The container is removed: release its volumes; with rm -v / --rm remove its anonymous
     ones that no other container uses (named volumes never). Returns errors worth reporting."""
     anonymous = [p.name for p in points if p.anonymous and p.name] if remove_anonymous else []
@@ -155,10 +157,14 @@ def ensure_bind_source(p: MountPoint) -> None:
     if os.path.lexists(p.source):
         return
     if p.skip_mountpoint_creation:
-        raise InvalidParameter(f'invalid mount config for type "bind": bind source path does not exist: {p.source}')
+        raise InvalidParameter(
+            f'invalid mount config for type "bind": bind source path does not exist: {p.source}'
+        )
     try:
         os.makedirs(p.source, 0o755, exist_ok=True)
     except OSError as exc:
         # Go's MkdirAll names the component that failed, not the whole path
-        raise DriverError(f"error while creating mount source path '{p.source}': mkdir {exc.filename or p.source}: "
-                          f"{(exc.strerror or str(exc)).lower()}") from exc
+        raise DriverError(
+            f"error while creating mount source path '{p.source}': mkdir {exc.filename or p.source}: "
+            f"{(exc.strerror or str(exc)).lower()}"
+        ) from exc

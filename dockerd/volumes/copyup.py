@@ -101,7 +101,9 @@ def _copy_dir(src: int, dst: int, dst_root: int, rel: str, links: dict[tuple[int
 def _copy_file(src: int, dst: int, name: str) -> None:
     fin = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=src)
     try:
-        fout = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dst)
+        fout = os.open(
+            name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dst
+        )
         try:
             _copy_data(fin, fout)
         finally:
@@ -135,7 +137,9 @@ def _xattr_path(dir_fd: int, name: str | None) -> str:
     return scoped.proc_fd(dir_fd) + ("/" + name if name else "")
 
 
-def _copy_attrs(st: os.stat_result, src_dir: int, src_name: str | None, dst_dir: int, dst_name: str | None) -> None:
+def _copy_attrs(
+    st: os.stat_result, src_dir: int, src_name: str | None, dst_dir: int, dst_name: str | None
+) -> None:
     """Owner, then mode (chown clears setuid bits), then xattrs (chown drops file capabilities), then times."""
     is_link = stat.S_ISLNK(st.st_mode)
     if dst_name is None:

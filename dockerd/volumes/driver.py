@@ -27,7 +27,7 @@ class Driver(Protocol):
     def name(self) -> str: ...
 
     def scope(self) -> str:
-        """"local" (the volume exists on this host only) or "global"."""
+        """ "local" (the volume exists on this host only) or "global"."""
         ...
 
     def create(self, name: str, opts: Mapping[str, str]) -> DriverVolume:

@@ -44,7 +44,9 @@ def _save_points(d: Containers, c: Container, points: Sequence[MountPoint]) -> N
             d.store.save(c)
 
 
-def plan(d: Containers, config: dict[str, Any], host: dict[str, Any], image_config: dict[str, Any]) -> list[MountPoint]:
+def plan(
+    d: Containers, config: dict[str, Any], host: dict[str, Any], image_config: dict[str, Any]
+) -> list[MountPoint]:
     """The mount points of a container about to be created: the request's Binds, Mounts and
     VolumesFrom, then an anonymous volume for each VOLUME of the image and of Config.Volumes."""
     volumes = [*(image_config.get("Volumes") or {}), *(config.get("Volumes") or {})]

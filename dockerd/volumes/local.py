@@ -41,7 +41,6 @@ _VALID_OPTS = ("type", "o", "device", "size")
 _MANDATORY = (("device", ("type",)), ("type", ("device",)), ("o", ("device", "type")))
 
 
-
 @dataclass(frozen=True)
 class LocalOptions:
     """A volume's mount: `mount -t TYPE -o O DEVICE <_data>`."""
@@ -71,7 +70,9 @@ class LocalOptions:
     def from_json(cls, data: bytes) -> LocalOptions:
         raw = json.loads(data)
         return cls(
-            type=str(raw.get("MountType") or ""), o=str(raw.get("MountOpts") or ""), device=str(raw.get("MountDevice") or "")
+            type=str(raw.get("MountType") or ""),
+            o=str(raw.get("MountOpts") or ""),
+            device=str(raw.get("MountDevice") or ""),
         )
 
 
@@ -181,7 +182,9 @@ class LocalDriver:
                 shutil.rmtree(staging, ignore_errors=True)
                 if os.path.exists(final):
                     raise DriverError(f"volume already exists under {final}") from exc
-                raise DriverError(f"error while creating volume root path '{final}': {_go_error(exc)}") from exc
+                raise DriverError(
+                    f"error while creating volume root path '{final}': {_go_error(exc)}"
+                ) from exc
             atomicfile.fsync_dir(self.root)
             vol = _LocalVolume(name, final, options)
             self._volumes[name] = vol

@@ -55,7 +55,9 @@ def plan(
         container, mode = parse_volumes_from(entry)
         for m in mounts_of(container):
             # (dockerd keeps neither the mode string nor the mount id of the donor's point)
-            cp = m.copy(rw=m.rw and read_write(mode), copy_data=False, mount_id="", mode="", from_container=True)
+            cp = m.copy(
+                rw=m.rw and read_write(mode), copy_data=False, mount_id="", mode="", from_container=True
+            )
             if cp.type == VOLUME:
                 cp.source = ""  # the volume's path is asked of its driver again
             points[cp.destination] = cp

@@ -118,7 +118,11 @@ def parse_bind(raw: str, volume_driver: str = "") -> MountPoint:
     propagation = _propagation(mode)
     if propagation:
         spec["BindOptions"] = {"Propagation": propagation}
-    spec = {k: spec[k] for k in ("Type", "Source", "Target", "ReadOnly", "BindOptions", "VolumeOptions") if k in spec}
+    spec = {
+        k: spec[k]
+        for k in ("Type", "Source", "Target", "ReadOnly", "BindOptions", "VolumeOptions")
+        if k in spec
+    }
     try:
         mp = _parse_spec(spec, check_bind_source=False)
     except InvalidParameter as exc:

@@ -24,7 +24,9 @@ def validate_local_name(name: str) -> None:
     directory ("/", "..", a leading ".") is excluded by the character rule.
     """
     if len(name) == 1:
-        raise InvalidParameter("volume name is too short, names should be at least two alphanumeric characters")
+        raise InvalidParameter(
+            "volume name is too short, names should be at least two alphanumeric characters"
+        )
     if not _VALID_NAME.fullmatch(name):
         raise InvalidParameter(
             f'"{name}" includes invalid characters for a local volume name, only "{RESTRICTED_NAME_CHARS}" '

@@ -31,5 +31,7 @@ def mounts(points: Sequence[MountPoint], paths: Mapping[str, str]) -> list[dict[
         if not p.rw:
             options.append("ro")
         options.append(p.propagation or DEFAULT_PROPAGATION)
-        out.append({"destination": p.destination, "type": "bind", "source": paths[p.destination], "options": options})
+        out.append(
+            {"destination": p.destination, "type": "bind", "source": paths[p.destination], "options": options}
+        )
     return out

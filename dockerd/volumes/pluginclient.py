@@ -76,7 +76,9 @@ class PluginClient:
         else:
             raise DriverError(f"unsupported plugin address {address!r}: only unix:// and tcp:// are")
 
-    def call(self, method: str, args: dict[str, Any] | None, timeout: float, retry: bool = True) -> dict[str, Any]:
+    def call(
+        self, method: str, args: dict[str, Any] | None, timeout: float, retry: bool = True
+    ) -> dict[str, Any]:
         """POST /METHOD with ARGS; the decoded answer. Raises PluginUnreachable or PluginAnswerError.
 
         retry: retry a refused connection for `connect_retry` seconds (moby does, except when it

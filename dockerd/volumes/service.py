@@ -138,7 +138,12 @@ class VolumeService:
         return vol, created
 
     def _create(
-        self, name: str, driver_name: str, opts: dict[str, str] | None, labels: dict[str, str] | None, ref: str | None
+        self,
+        name: str,
+        driver_name: str,
+        opts: dict[str, str] | None,
+        labels: dict[str, str] | None,
+        ref: str | None,
     ) -> tuple[Volume, bool]:
         existing = self._check_conflict(name, driver_name)
         if existing is not None:
@@ -209,7 +214,9 @@ class VolumeService:
         meta = self.meta.get(name)
         if meta is not None:
             if driver_name and driver_name != meta.driver:
-                raise errors.op_error(Conflict, "get", name, "provided volume driver does not match stored driver")
+                raise errors.op_error(
+                    Conflict, "get", name, "provided volume driver does not match stored driver"
+                )
             driver = self._driver("get", name, meta.driver)
             try:
                 dv = driver.get(name)
@@ -308,7 +315,9 @@ class VolumeService:
                 warnings.append(f"list {driver.name}: {exc}")
                 for meta in metas.values():
                     if meta.driver == driver.name:
-                        volumes[meta.name] = Volume(meta.name, meta.driver, "", "local", meta.labels, meta.options)
+                        volumes[meta.name] = Volume(
+                            meta.name, meta.driver, "", "local", meta.labels, meta.options
+                        )
                 continue
             for dv in listed:
                 known = metas.get(dv.name)

@@ -108,7 +108,9 @@ class MetadataStore:
 
     def all(self) -> list[VolumeMeta]:
         with self._lock:
-            rows = self._db.execute("SELECT name, driver, labels, options FROM volumes ORDER BY name").fetchall()
+            rows = self._db.execute(
+                "SELECT name, driver, labels, options FROM volumes ORDER BY name"
+            ).fetchall()
         return [VolumeMeta(r[0], r[1], _load(r[2]), _load(r[3])) for r in rows]
 
     def delete(self, name: str) -> None:
@@ -130,13 +132,17 @@ class MetadataStore:
     def remove_refs_of(self, ref: str) -> list[str]:
         """Drop every reference REF holds; the names of the volumes it held."""
         with self._tx() as db:
-            names = [r[0] for r in db.execute("SELECT volume FROM refs WHERE ref = ? ORDER BY volume", (ref,))]
+            names = [
+                r[0] for r in db.execute("SELECT volume FROM refs WHERE ref = ? ORDER BY volume", (ref,))
+            ]
             db.execute("DELETE FROM refs WHERE ref = ?", (ref,))
         return names
 
     def refs(self, name: str) -> list[str]:
         with self._lock:
-            return [r[0] for r in self._db.execute("SELECT ref FROM refs WHERE volume = ? ORDER BY ref", (name,))]
+            return [
+                r[0] for r in self._db.execute("SELECT ref FROM refs WHERE volume = ? ORDER BY ref", (name,))
+            ]
 
     def ref_counts(self) -> dict[str, int]:
         with self._lock:

@@ -103,7 +103,9 @@ def mount_entry(root: int, entry: dict[str, Any], cgroup_paths: dict[str, str], 
                     # Without our own net/ipc namespace the kernel refuses these; bind the host's, as runc does.
                     if exc.errno not in (errno.EPERM, errno.EBUSY):
                         raise
-                    libc.mount(f"/{dest.strip('/')}", inroot.proc_fd(target), None, libc.MS_BIND | libc.MS_REC)
+                    libc.mount(
+                        f"/{dest.strip('/')}", inroot.proc_fd(target), None, libc.MS_BIND | libc.MS_REC
+                    )
                     _remount_bind(root, dest, opts.flags)
             else:
                 libc.mount(source, inroot.proc_fd(target), kind or None, opts.flags, opts.data or None)
@@ -163,13 +165,17 @@ def _remount_path(path: str, flags: int) -> None:
         _remount_bind_fd(mounted.fd, flags)
 
 
-def _mount_cgroup(root: int, dest: str, opts: MountOptions, cgroup_paths: dict[str, str], cgroupns: bool) -> None:
+def _mount_cgroup(
+    root: int, dest: str, opts: MountOptions, cgroup_paths: dict[str, str], cgroupns: bool
+) -> None:
     """cgroup v2: one cgroup2 mount. v1: a tmpfs holding one mount per hierarchy, each showing only the container's cgroup."""
     base_flags = opts.flags & (libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC | libc.MS_RELATIME)
     readonly = libc.MS_RDONLY if opts.flags & libc.MS_RDONLY else 0
     with _Fd(_target(root, dest, True)) as target:
         if cgroup_paths.get("__version__") == "2":
-            path = cgroup_paths.get("") or next(iter(v for k, v in cgroup_paths.items() if k != "__version__"), "")
+            path = cgroup_paths.get("") or next(
+                iter(v for k, v in cgroup_paths.items() if k != "__version__"), ""
+            )
             if cgroupns:
                 libc.mount("cgroup2", inroot.proc_fd(target.fd), "cgroup2", opts.flags)
             else:
@@ -239,7 +245,9 @@ def create_devices(root: int, devices: list[dict[str, Any]], in_userns: bool, de
             _mknod(parent.fd, name, path, kind, major, minor, mode, uid, gid)
 
 
-def _mknod(parent: int, name: str, path: str, kind: str, major: int, minor: int, mode: int, uid: int, gid: int) -> None:
+def _mknod(
+    parent: int, name: str, path: str, kind: str, major: int, minor: int, mode: int, uid: int, gid: int
+) -> None:
     try:
         os.unlink(name, dir_fd=parent)
     except FileNotFoundError:

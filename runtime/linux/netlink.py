@@ -40,7 +40,9 @@ def _attr(kind: int, payload: bytes) -> bytes:
 def link_up(name: str) -> None:
     """Set IFF_UP on the link NAME of the calling thread's network namespace; OSError on refusal."""
     # struct ifinfomsg: family, pad, type, index (0: by name), flags, change mask
-    body = _struct.pack("=BxHiII", _AF_UNSPEC, 0, 0, _IFF_UP, _IFF_UP) + _attr(_IFLA_IFNAME, name.encode() + b"\0")
+    body = _struct.pack("=BxHiII", _AF_UNSPEC, 0, 0, _IFF_UP, _IFF_UP) + _attr(
+        _IFLA_IFNAME, name.encode() + b"\0"
+    )
     header = _struct.pack("=IHHII", 16 + len(body), _RTM_NEWLINK, _NLM_F_REQUEST | _NLM_F_ACK, 1, 0)
     sock = _socket.socket(_socket.AF_NETLINK, _socket.SOCK_RAW | _socket.SOCK_CLOEXEC, _NETLINK_ROUTE)
     try:

@@ -86,14 +86,20 @@ class Env:
         state = self.image(image_id)
         cid = f"check-{os.urandom(4).hex()}"
         spec = default_spec()
-        env = state.run_config.get("Env") or ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
-        spec["process"].update(args=list(argv), terminal=False, env=env, cwd=state.run_config.get("WorkingDir") or "/")
+        env = state.run_config.get("Env") or [
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        ]
+        spec["process"].update(
+            args=list(argv), terminal=False, env=env, cwd=state.run_config.get("WorkingDir") or "/"
+        )
         spec["root"] = {"path": "rootfs"}
         spec["linux"]["cgroupsPath"] = f"/pybuild-test-{os.getpid()}/{cid}"
         out = self.base / f"{cid}.out"
         out.touch()
         mounts = self.client.snapshots().prepare(cid, state.chain)
-        self.client.containers.create(Container.with_oci_spec(cid, spec, runtime=Runtime(), snapshotter="overlayfs", snapshot_key=cid))
+        self.client.containers.create(
+            Container.with_oci_spec(cid, spec, runtime=Runtime(), snapshotter="overlayfs", snapshot_key=cid)
+        )
         try:
             self.client.tasks.create(cid, mounts, IO(stdout=str(out), stderr=str(out)))
             self.client.tasks.start(cid)
@@ -108,7 +114,9 @@ class Env:
         """Build containers, tasks and snapshots that are not committed layers."""
         found = [f"container {c.id}" for c in self.client.containers.list()]
         found += [f"task {t.container_id}" for t in self.client.tasks.list()]
-        found += [f"snapshot {s.name} ({s.kind})" for s in self.client.snapshots().list() if s.kind != "committed"]
+        found += [
+            f"snapshot {s.name} ({s.kind})" for s in self.client.snapshots().list() if s.kind != "committed"
+        ]
         found += [f"snapshot {s.name}" for s in self.client.snapshots().list() if s.name.startswith("build-")]
         return found
 
@@ -151,7 +159,9 @@ def env() -> Iterator[Env]:
         client.close()
         stop_daemon(daemon)
         log = daemon.log.read_text()
-        mounts = [line.split()[4] for line in open("/proc/self/mountinfo") if line.split()[4].startswith(str(base))]
+        mounts = [
+            line.split()[4] for line in open("/proc/self/mountinfo") if line.split()[4].startswith(str(base))
+        ]
         left = ours(base)
         cgroups = [p for p in Path("/sys/fs/cgroup/pids").glob(f"pybuild-test-{os.getpid()}/*")]
         if not mounts:

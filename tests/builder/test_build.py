@@ -24,7 +24,13 @@ COPY dir /app/dir/
 WORKDIR /app
 CMD ["cat", "/app/a.txt"]
 """
-FILES: dict[str, str | bytes] = {"Dockerfile": DOCKERFILE, "a.txt": "hello a\n", "dir/": "", "dir/x": "x\n", "dir/y": "y\n"}
+FILES: dict[str, str | bytes] = {
+    "Dockerfile": DOCKERFILE,
+    "a.txt": "hello a\n",
+    "dir/": "",
+    "dir/x": "x\n",
+    "dir/y": "y\n",
+}
 
 
 def steps(text: str) -> list[str]:
@@ -36,7 +42,10 @@ def test_build_runs_and_image_sees_it(env: Env) -> None:
     assert build.error is None, build.messages
     assert build.result is not None
     text = build.text
-    assert steps(text)[0] == "Step 1/8 : FROM busybox" and steps(text)[-1] == 'Step 8/8 : CMD ["cat", "/app/a.txt"]'
+    assert (
+        steps(text)[0] == "Step 1/8 : FROM busybox"
+        and steps(text)[-1] == 'Step 8/8 : CMD ["cat", "/app/a.txt"]'
+    )
     assert " ---> Running in " in text and "Removing intermediate container " in text
     assert "\x1b[91mto-stderr\n\x1b[0m" in text
     assert text.endswith(f"Successfully built {build.result.image_id[7:19]}\nSuccessfully tagged app:1\n")
@@ -44,11 +53,18 @@ def test_build_runs_and_image_sees_it(env: Env) -> None:
     assert build.result.names == ["docker.io/library/app:1"]
     image_id = build.result.image_id
     assert env.run(image_id, "cat", "/run.txt") == "run:1:given\n"
-    assert env.run(image_id, "sh", "-c", "cat /app/a.txt /app/dir/x /app/dir/y; pwd; echo $B") == "hello a\nx\ny\n/app\ntwo words\n"
+    assert (
+        env.run(image_id, "sh", "-c", "cat /app/a.txt /app/dir/x /app/dir/y; pwd; echo $B")
+        == "hello a\nx\ny\n/app\ntwo words\n"
+    )
     state = env.image(image_id)
     cfg = state.run_config
     assert cfg["Cmd"] == ["cat", "/app/a.txt"] and cfg["WorkingDir"] == "/app"
-    assert "A=1" in cfg["Env"] and "B=two words" in cfg["Env"] and not any(e.startswith("V=") for e in cfg["Env"])
+    assert (
+        "A=1" in cfg["Env"]
+        and "B=two words" in cfg["Env"]
+        and not any(e.startswith("V=") for e in cfg["Env"])
+    )
     history = state.history
     created_by = [h["created_by"] for h in history]
     assert created_by[-7] == "/bin/sh -c #(nop)  ENV A=1 B=two words"
@@ -81,10 +97,23 @@ def test_changed_file_invalidates_from_its_copy_on(env: Env) -> None:
     second = env.build(changed)
     assert first.result and second.result and first.result.image_id != second.result.image_id
     blocks = second.text.split("Step ")[1:]
-    assert [(" ---> Using cache" in b) for b in blocks] == [False, True, True, True, True, False, False, False]
+    assert [(" ---> Using cache" in b) for b in blocks] == [
+        False,
+        True,
+        True,
+        True,
+        True,
+        False,
+        False,
+        False,
+    ]
     assert env.run(second.result.image_id, "cat", "/app/dir/y") == "changed\n"
     # a file's time alone does not count (as in Docker: checksums of content and mode)
-    touched = env.builder.build(context(changed, mtime=1800000000), __import__("dockerd.builder", fromlist=["BuildOptions"]).BuildOptions(), lambda m: None)
+    touched = env.builder.build(
+        context(changed, mtime=1800000000),
+        __import__("dockerd.builder", fromlist=["BuildOptions"]).BuildOptions(),
+        lambda m: None,
+    )
     assert touched.image_id == second.result.image_id
 
 
@@ -139,7 +168,10 @@ RUN false
     assert len(build.result.stage_ids) == 2 and "three" not in build.text and "RUN false" not in build.text
     assert steps(build.text)[-1] == "Step 18/18 : LABEL extra=yes"
     image_id = build.result.image_id
-    assert env.run(image_id, "sh", "-c", "cat /h; stat -c '%u:%g %a' /g /h") == "base=busybox\n7:8 640\n0:0 644\n"
+    assert (
+        env.run(image_id, "sh", "-c", "cat /h; stat -c '%u:%g %a' /g /h")
+        == "base=busybox\n7:8 640\n0:0 644\n"
+    )
     cfg = env.image(image_id).run_config
     assert cfg["Labels"] == {"a": "b", "c d": "e f", "extra": "yes"}
     assert cfg["ExposedPorts"] == {"53/udp": {}, "80/tcp": {}} and cfg["Volumes"] == {"/v": {}}
@@ -171,24 +203,42 @@ def test_dockerignore_add_archive_and_wildcards(env: Env) -> None:
     }
     build = env.build(files)
     assert build.result is not None, build.messages
-    out = env.run(build.result.image_id, "sh", "-c", "cat /dst/d/x.txt; ls /raw; cd /all && find . -type f | sort")
+    out = env.run(
+        build.result.image_id, "sh", "-c", "cat /dst/d/x.txt; ls /raw; cd /all && find . -type f | sort"
+    )
     assert out == "inside\nkeep.log\nt.tgz\n./.dockerignore\n./Dockerfile\n./a/b/ok\n./keep.log\n./t.tgz\n"
 
 
 @pytest.mark.parametrize(
     ("files", "status", "message"),
     [
-        ({"Dockerfile": "FROM busybox\nFOO bar\n"}, 400, "dockerfile parse error line 2: unknown instruction: FOO"),
-        ({"Dockerfile": 'FROM busybox\nCMD ["a", 1]\n'}, 400, "failed to parse Dockerfile: when using JSON array syntax, arrays must be comprised of strings only"),
-        ({"Dockerfile": "FROM busybox\nRUN true\nENV\n"}, 400, "dockerfile parse error line 3: ENV requires at least one argument"),
+        (
+            {"Dockerfile": "FROM busybox\nFOO bar\n"},
+            400,
+            "dockerfile parse error line 2: unknown instruction: FOO",
+        ),
+        (
+            {"Dockerfile": 'FROM busybox\nCMD ["a", 1]\n'},
+            400,
+            "failed to parse Dockerfile: when using JSON array syntax, arrays must be comprised of strings only",
+        ),
+        (
+            {"Dockerfile": "FROM busybox\nRUN true\nENV\n"},
+            400,
+            "dockerfile parse error line 3: ENV requires at least one argument",
+        ),
         ({"Dockerfile": "RUN echo\n"}, 400, "no build stage in current context"),
         ({"Dockerfile": ""}, 400, "the Dockerfile (Dockerfile) cannot be empty"),
         ({"a": "x"}, 500, "Cannot locate specified Dockerfile: Dockerfile"),
     ],
 )
-def test_refused_before_the_stream(env: Env, files: dict[str, str | bytes], status: int, message: str) -> None:
+def test_refused_before_the_stream(
+    env: Env, files: dict[str, str | bytes], status: int, message: str
+) -> None:
     with pytest.raises(BuildRequestError) as caught:
-        env.builder.prepare(context(files), __import__("dockerd.builder", fromlist=["BuildOptions"]).BuildOptions())
+        env.builder.prepare(
+            context(files), __import__("dockerd.builder", fromlist=["BuildOptions"]).BuildOptions()
+        )
     assert (caught.value.status, caught.value.message) == (status, message)
 
 
@@ -200,20 +250,51 @@ def test_not_a_tar_and_unknown_target(env: Env) -> None:
     assert (caught.value.status, caught.value.message) == (500, "archive/tar: invalid tar header")
     with pytest.raises(BuildRequestError) as caught:
         env.builder.prepare(context({"Dockerfile": "FROM busybox AS a\n"}), BuildOptions(target="zzz"))
-    assert (caught.value.status, caught.value.message) == (400, "failed to reach build target zzz in Dockerfile")
+    assert (caught.value.status, caught.value.message) == (
+        400,
+        "failed to reach build target zzz in Dockerfile",
+    )
 
 
 @pytest.mark.parametrize(
     ("dockerfile", "message", "code"),
     [
-        ("FROM busybox\nRUN echo out; exit 3\n", "The command '/bin/sh -c echo out; exit 3' returned a non-zero code: 3", 3),
-        ("FROM busybox\nCOPY nope /x\n", "COPY failed: file not found in build context or excluded by .dockerignore: stat nope: file does not exist", None),
+        (
+            "FROM busybox\nRUN echo out; exit 3\n",
+            "The command '/bin/sh -c echo out; exit 3' returned a non-zero code: 3",
+            3,
+        ),
+        (
+            "FROM busybox\nCOPY nope /x\n",
+            "COPY failed: file not found in build context or excluded by .dockerignore: stat nope: file does not exist",
+            None,
+        ),
         ("FROM busybox\nCOPY nope* /x\n", "COPY failed: no source files were specified", None),
-        ("FROM busybox\nCOPY ../x /x\n", "COPY failed: forbidden path outside the build context: ../x ()", None),
-        ("FROM busybox\nCOPY l/passwd /x\n", "COPY failed: file not found in build context or excluded by .dockerignore: stat l/passwd: file does not exist", None),
-        ("FROM busybox\nUSER nobodyx\nRUN id\n", "unable to find user nobodyx: no matching entries in passwd file", None),
-        ("FROM busybox\nADD http://127.0.0.1:9/x /x\n", "ADD failed: cannot download http://127.0.0.1:9/x: this builder reaches no network for ADD", None),
-        ("FROM nosuchimage\n", "pull access denied for nosuchimage, repository does not exist or may require 'docker login'", None),
+        (
+            "FROM busybox\nCOPY ../x /x\n",
+            "COPY failed: forbidden path outside the build context: ../x ()",
+            None,
+        ),
+        (
+            "FROM busybox\nCOPY l/passwd /x\n",
+            "COPY failed: file not found in build context or excluded by .dockerignore: stat l/passwd: file does not exist",
+            None,
+        ),
+        (
+            "FROM busybox\nUSER nobodyx\nRUN id\n",
+            "unable to find user nobodyx: no matching entries in passwd file",
+            None,
+        ),
+        (
+            "FROM busybox\nADD http://127.0.0.1:9/x /x\n",
+            "ADD failed: cannot download http://127.0.0.1:9/x: this builder reaches no network for ADD",
+            None,
+        ),
+        (
+            "FROM nosuchimage\n",
+            "pull access denied for nosuchimage, repository does not exist or may require 'docker login'",
+            None,
+        ),
     ],
 )
 def test_failing_steps_leave_nothing(env: Env, dockerfile: str, message: str, code: int | None) -> None:

@@ -158,7 +158,9 @@ def same_layers(engines: dict[str, RefDockerd], ref: str) -> None:
     ours, theirs = saved_layers(engines["pydockerd"], ref), saved_layers(engines["reference"], ref)
     assert len(ours) == len(theirs)
     for i, (a, b) in enumerate(zip(ours, theirs, strict=True)):
-        assert a == b, f"layer {i}: only ours {sorted(set(a) - set(b))}, only theirs {sorted(set(b) - set(a))}"
+        assert a == b, (
+            f"layer {i}: only ours {sorted(set(a) - set(b))}, only theirs {sorted(set(b) - set(a))}"
+        )
 
 
 def image(engine: RefDockerd, ref: str) -> dict[str, Any]:
@@ -199,7 +201,22 @@ def test_same_dockerfile_same_image_on_both_engines(engines: dict[str, RefDocker
     # the base stage's image, its ONBUILD, HEALTHCHECK, user, volume, ports
     base_tag = tag + "-base"
     for engine in engines.values():
-        assert docker(engine, "build", "-q", "--build-arg", "WHO=both", "--target", "base", "-t", base_tag, ".", cwd=ctx).returncode == 0
+        assert (
+            docker(
+                engine,
+                "build",
+                "-q",
+                "--build-arg",
+                "WHO=both",
+                "--target",
+                "base",
+                "-t",
+                base_tag,
+                ".",
+                cwd=ctx,
+            ).returncode
+            == 0
+        )
     ours, theirs = image(engines["pydockerd"], base_tag), image(engines["reference"], base_tag)
     assert comparable_config(ours["Config"]) == comparable_config(theirs["Config"])
     assert ours["Config"]["OnBuild"] == ["RUN echo onbuild"] and ours["Config"]["User"] == "1000"
@@ -207,8 +224,13 @@ def test_same_dockerfile_same_image_on_both_engines(engines: dict[str, RefDocker
     for engine in engines.values():
         run = engine.docker("run", "--rm", tag)
         assert run.returncode == 0, run.stderr
-        assert engine.docker_ok("run", "--rm", "--entrypoint", "cat", base_tag, "/app/greeting") == "hello both\n"
-    assert engines["pydockerd"].docker_ok("run", "--rm", tag) == engines["reference"].docker_ok("run", "--rm", tag)
+        assert (
+            engine.docker_ok("run", "--rm", "--entrypoint", "cat", base_tag, "/app/greeting")
+            == "hello both\n"
+        )
+    assert engines["pydockerd"].docker_ok("run", "--rm", tag) == engines["reference"].docker_ok(
+        "run", "--rm", tag
+    )
     for engine in engines.values():
         engine.docker_ok("rmi", tag, base_tag)
 
@@ -251,7 +273,12 @@ def test_docker_py_builds_alike(engines: dict[str, RefDockerd], tmp_path: Path) 
         client = docker_py.DockerClient(base_url=f"unix://{engine.socket}", version="1.41")
         try:
             built, logs = client.images.build(
-                path=str(ctx), tag=tag, rm=True, buildargs={"V": "7"}, target="one", labels={"by": "docker-py"}
+                path=str(ctx),
+                tag=tag,
+                rm=True,
+                buildargs={"V": "7"},
+                target="one",
+                labels={"by": "docker-py"},
             )
             text = "".join(chunk.get("stream", "") for chunk in logs)
             assert "Successfully built" in text and f"Successfully tagged {tag}:latest" in text
@@ -301,7 +328,9 @@ def test_bad_input_as_docker(engines: dict[str, RefDockerd], tmp_path: Path, cas
     _no_leftovers(engines["pydockerd"])
 
 
-def test_cli28_without_buildkit_variable_uses_this_builder(engines: dict[str, RefDockerd], tmp_path: Path) -> None:
+def test_cli28_without_buildkit_variable_uses_this_builder(
+    engines: dict[str, RefDockerd], tmp_path: Path
+) -> None:
     """No DOCKER_BUILDKIT and no buildx: the Docker CLI 28 uses the classic builder after its
     warning, on both engines, and stdin contexts work (a Dockerfile, and a tar)."""
     ctx = write(tmp_path / "ctx", {"Dockerfile": "FROM busybox\nRUN echo hi\n"})
@@ -309,13 +338,15 @@ def test_cli28_without_buildkit_variable_uses_this_builder(engines: dict[str, Re
     for name, engine in engines.items():
         res = docker(engine, "build", "-q", ".", cwd=ctx, buildkit=None)
         assert res.returncode == 0 and re.fullmatch(r"sha256:[0-9a-f]{64}\n", res.stdout), (name, res.stderr)
-        piped = docker(engine, "build", "-", input=b"FROM busybox\nCMD [\"echo\", \"piped\"]\n", cwd=tmp_path)
+        piped = docker(engine, "build", "-", input=b'FROM busybox\nCMD ["echo", "piped"]\n', cwd=tmp_path)
         assert piped.returncode == 0 and "Successfully built" in piped.stdout, (name, piped.stderr)
         for image_id in {res.stdout.strip(), piped.stdout.split("Successfully built ")[1].split()[0]}:
             engine.docker("rmi", image_id)
 
 
-def test_from_pulls_then_push_run_on_reference_and_cache_from(engines: dict[str, RefDockerd], tmp_path: Path) -> None:
+def test_from_pulls_then_push_run_on_reference_and_cache_from(
+    engines: dict[str, RefDockerd], tmp_path: Path
+) -> None:
     from tests.registry.registry_harness import pyregistry
 
     ours, ref = engines["pydockerd"], engines["reference"]
@@ -325,7 +356,10 @@ def test_from_pulls_then_push_run_on_reference_and_cache_from(engines: dict[str,
         ours.docker_ok("tag", "busybox", base)
         ours.docker_ok("push", base, timeout=120)
         ours.docker_ok("rmi", base)
-        ctx = write(tmp_path / "ctx", {"Dockerfile": f"FROM {base}\nRUN echo built > /b\nCOPY f /f\nCMD [\"cat\", \"/b\"]\n", "f": "f\n"})
+        ctx = write(
+            tmp_path / "ctx",
+            {"Dockerfile": f'FROM {base}\nRUN echo built > /b\nCOPY f /f\nCMD ["cat", "/b"]\n', "f": "f\n"},
+        )
         tag = f"{registry.host}/pdb/app:{uuid.uuid4().hex[:6]}"
         out = {}
         for name, engine in engines.items():
@@ -364,20 +398,53 @@ def test_from_pulls_then_push_run_on_reference_and_cache_from(engines: dict[str,
 
 def test_commit_as_docker(engines: dict[str, RefDockerd]) -> None:
     tag = f"pdb-commit-{uuid.uuid4().hex[:8]}"
-    changes = ["-c", "ENV B=2", "-c", 'CMD ["cat", "/f"]', "-c", "EXPOSE 80", "-m", "a message", "-a", "pdb <p@d.b>"]
+    changes = [
+        "-c",
+        "ENV B=2",
+        "-c",
+        'CMD ["cat", "/f"]',
+        "-c",
+        "EXPOSE 80",
+        "-m",
+        "a message",
+        "-a",
+        "pdb <p@d.b>",
+    ]
     for engine in engines.values():
         name = f"{tag}-c"
-        engine.docker_ok("run", "--name", name, "-e", "A=1", "--label", "l=1", "busybox", "sh", "-c", "echo hi > /f && rm /etc/group")
+        engine.docker_ok(
+            "run",
+            "--name",
+            name,
+            "-e",
+            "A=1",
+            "--label",
+            "l=1",
+            "busybox",
+            "sh",
+            "-c",
+            "echo hi > /f && rm /etc/group",
+        )
         out = engine.docker_ok("commit", *changes, name, tag)
         assert re.fullmatch(r"sha256:[0-9a-f]{64}\n", out), out
         engine.docker_ok("rm", name)
     ours, theirs = image(engines["pydockerd"], tag), image(engines["reference"], tag)
     assert comparable_config(ours["Config"]) == comparable_config(theirs["Config"])
-    assert (ours["Comment"], ours["Author"]) == (theirs["Comment"], theirs["Author"]) == ("a message", "pdb <p@d.b>")
+    assert (
+        (ours["Comment"], ours["Author"])
+        == (theirs["Comment"], theirs["Author"])
+        == ("a message", "pdb <p@d.b>")
+    )
     assert history(engines["pydockerd"], tag) == history(engines["reference"], tag)
     same_layers(engines, tag)
-    bad = {name: engine.docker("commit", "-c", "BOGUS x", "pdb-no-such-container") for name, engine in engines.items()}
-    assert (bad["pydockerd"].returncode, bad["pydockerd"].stderr) == (bad["reference"].returncode, bad["reference"].stderr)
+    bad = {
+        name: engine.docker("commit", "-c", "BOGUS x", "pdb-no-such-container")
+        for name, engine in engines.items()
+    }
+    assert (bad["pydockerd"].returncode, bad["pydockerd"].stderr) == (
+        bad["reference"].returncode,
+        bad["reference"].stderr,
+    )
     for engine in engines.values():
         assert engine.docker_ok("run", "--rm", tag) == "hi\n"
         # a running container is paused while its layer is taken, and runs on afterwards
@@ -394,13 +461,31 @@ def test_commit_as_docker(engines: dict[str, RefDockerd]) -> None:
 def test_network_modes_and_extra_hosts(engines: dict[str, RefDockerd], tmp_path: Path) -> None:
     import os
 
-    ctx = write(tmp_path / "ctx", {"Dockerfile": "FROM busybox\nRUN ls /sys/class/net | sort > /nets; grep pdb /etc/hosts > /hosts || true\n"})
+    ctx = write(
+        tmp_path / "ctx",
+        {
+            "Dockerfile": "FROM busybox\nRUN ls /sys/class/net | sort > /nets; grep pdb /etc/hosts > /hosts || true\n"
+        },
+    )
     # (the host's interfaces that stay: other work on this machine adds and removes others meanwhile)
     host_links = {n for n in os.listdir("/sys/class/net") if n in ("lo", "eth0")}
     for engine in engines.values():
         for mode, want in (("none", {"lo"}), ("host", host_links)):
             tag = f"pdb-net-{mode}-{uuid.uuid4().hex[:6]}"
-            res = docker(engine, "build", "--no-cache", "-q", "--network", mode, "--add-host", "pdb.example:10.1.2.3", "-t", tag, ".", cwd=ctx)
+            res = docker(
+                engine,
+                "build",
+                "--no-cache",
+                "-q",
+                "--network",
+                mode,
+                "--add-host",
+                "pdb.example:10.1.2.3",
+                "-t",
+                tag,
+                ".",
+                cwd=ctx,
+            )
             assert res.returncode == 0, res.stderr
             nets = set(engine.docker_ok("run", "--rm", tag, "cat", "/nets").split())
             assert nets == want if mode == "none" else want <= nets and len(nets) > 1, (mode, nets)
@@ -421,12 +506,18 @@ def test_network_modes_and_extra_hosts(engines: dict[str, RefDockerd], tmp_path:
             ours.docker_ok("rmi", tag)
     finally:
         ours.docker_ok("network", "rm", net)
-    missing = {name: docker(engine, "build", "--no-cache", "--network", "pdb-no-such-net", ".", cwd=ctx) for name, engine in engines.items()}
+    missing = {
+        name: docker(engine, "build", "--no-cache", "--network", "pdb-no-such-net", ".", cwd=ctx)
+        for name, engine in engines.items()
+    }
     assert (missing["pydockerd"].returncode, missing["pydockerd"].stderr) == (1, missing["reference"].stderr)
 
 
 def test_rm_false_output_and_reproducible_builds(engines: dict[str, RefDockerd], tmp_path: Path) -> None:
-    ctx = write(tmp_path / "ctx", {"Dockerfile": "FROM busybox\nARG SOURCE_DATE_EPOCH\nRUN echo x > /x\nCOPY f /f\n", "f": "f\n"})
+    ctx = write(
+        tmp_path / "ctx",
+        {"Dockerfile": "FROM busybox\nARG SOURCE_DATE_EPOCH\nRUN echo x > /x\nCOPY f /f\n", "f": "f\n"},
+    )
     out = {}
     for name, engine in engines.items():
         res = docker(engine, "build", "--no-cache", "--rm=false", ".", cwd=ctx)
@@ -444,7 +535,9 @@ def test_rm_false_output_and_reproducible_builds(engines: dict[str, RefDockerd],
     ours = engines["pydockerd"]
     ids = []
     for _ in range(2):
-        res = docker(ours, "build", "--no-cache", "-q", "--build-arg", "SOURCE_DATE_EPOCH=1700000000", ".", cwd=ctx)
+        res = docker(
+            ours, "build", "--no-cache", "-q", "--build-arg", "SOURCE_DATE_EPOCH=1700000000", ".", cwd=ctx
+        )
         assert res.returncode == 0, res.stderr
         ids.append(res.stdout.strip())
     assert ids[0] == ids[1]

@@ -33,7 +33,9 @@ def test_commit_a_container(env: Env) -> None:
 
     with temp_mount(mounts, str(env.base)) as root:  # what pydockerd writes into every container
         initlayer.setup(root)
-    env.client.containers.create(Container.with_oci_spec(cid, spec, runtime=Runtime(), snapshotter="overlayfs", snapshot_key=cid))
+    env.client.containers.create(
+        Container.with_oci_spec(cid, spec, runtime=Runtime(), snapshotter="overlayfs", snapshot_key=cid)
+    )
     try:
         env.client.tasks.create(cid, mounts, IO())
         env.client.tasks.start(cid)
@@ -57,7 +59,10 @@ def test_commit_a_container(env: Env) -> None:
     assert image.run_config["Cmd"] == ["cat", "/new"] and "X=1" in image.run_config["Env"]
     assert image.run_config["ExposedPorts"] == {"8080/tcp": {}}
     assert image.config["author"] == "me" and image.config["comment"] == "a message"
-    assert image.history[-1]["created_by"] == "sh -c echo changed > /new" and image.history[-1]["comment"] == "a message"
+    assert (
+        image.history[-1]["created_by"] == "sh -c echo changed > /new"
+        and image.history[-1]["comment"] == "a message"
+    )
     assert env.run(image.id, "sh", "-c", "cat /new; ls /bin/vi 2>&1; ls -a / | grep -c dockerenv") == (
         "changed\nls: /bin/vi: No such file or directory\n0\n"
     )

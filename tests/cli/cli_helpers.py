@@ -74,13 +74,22 @@ class CLI:
         )
 
     def run_via(
-        self, socket: Path, *args: str, input: str = "", env: dict[str, str] | None = None, cwd: Path | None = None
+        self,
+        socket: Path,
+        *args: str,
+        input: str = "",
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """pydocker against another socket (a recording proxy in front of the engine)."""
         return self.run("-H", f"unix://{socket}", *args, input=input, env=env, host=False, cwd=cwd)
 
-    def run_bytes(self, *args: str, input: bytes = b"", timeout: float = 60.0) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run(self.argv(*args), input=input, capture_output=True, timeout=timeout, env=self.env)
+    def run_bytes(
+        self, *args: str, input: bytes = b"", timeout: float = 60.0
+    ) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            self.argv(*args), input=input, capture_output=True, timeout=timeout, env=self.env
+        )
 
     def ok(self, *args: str, input: str | bytes | None = None, timeout: float = 60.0) -> str:
         res = self.run(*args, input=input, timeout=timeout)
@@ -89,7 +98,11 @@ class CLI:
 
     def popen(self, *args: str) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
-            self.argv(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env, start_new_session=True
+            self.argv(*args),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=self.env,
+            start_new_session=True,
         )
 
     def tty(self, *args: str, rows: int = 24, cols: int = 80) -> PtySession:
@@ -97,7 +110,9 @@ class CLI:
 
 
 def explain(res: subprocess.CompletedProcess[str]) -> str:
-    return f"$ {' '.join(map(str, res.args))}\nrc={res.returncode}\nstdout={res.stdout!r}\nstderr={res.stderr!r}"
+    return (
+        f"$ {' '.join(map(str, res.args))}\nrc={res.returncode}\nstdout={res.stdout!r}\nstderr={res.stderr!r}"
+    )
 
 
 class PtySession:
@@ -146,7 +161,9 @@ class PtySession:
             if left <= 0:
                 raise AssertionError(f"{pattern!r} not seen within {timeout}s; output: {self.text()!r}")
             if not self._read(min(left, 0.2)) and not regex.search(self.output, self._pos):
-                raise AssertionError(f"{pattern!r} not seen before the terminal closed; output: {self.text()!r}")
+                raise AssertionError(
+                    f"{pattern!r} not seen before the terminal closed; output: {self.text()!r}"
+                )
 
     def _alive(self) -> bool:
         if self.returncode is not None:
@@ -209,8 +226,14 @@ def expected_failure_on_pydockerd(features: tuple[str, ...]) -> pytest.MarkDecor
     return pytest.mark.xfail(strict=True, reason=f"pydockerd does not serve {', '.join(missing)} yet")
 
 
-def docker_via(daemon: RefDockerd, socket: Path, *args: str, input: str = "", env: dict[str, str] | None = None,
-               cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def docker_via(
+    daemon: RefDockerd,
+    socket: Path,
+    *args: str,
+    input: str = "",
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess[str]:
     """The Docker CLI against another socket (a recording proxy in front of `daemon`)."""
     return subprocess.run(
         [DOCKER_CLI, "-H", f"unix://{socket}", *args], input=input, capture_output=True, text=True, timeout=120,

@@ -77,4 +77,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "needs_engine_feature(*names): engine features the test needs (cli_helpers.py)")
+    config.addinivalue_line(
+        "markers", "needs_engine_feature(*names): engine features the test needs (cli_helpers.py)"
+    )

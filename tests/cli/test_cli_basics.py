@@ -60,9 +60,19 @@ def test_top_and_group_help(cli: CLI) -> None:
     assert top.returncode == 0 and "Management Commands:" in top.stdout and "  run  " in top.stdout
     for group in ("container", "image", "system"):
         res = cli.run(group, host=False)
-        assert res.returncode == 0 and res.stdout.startswith(f"Usage:  pydocker {group} COMMAND"), explain(res)
+        assert res.returncode == 0 and res.stdout.startswith(f"Usage:  pydocker {group} COMMAND"), explain(
+            res
+        )
     run_help = cli.ok("run", "--help")
-    for flag in ("--rm", "--env-file", "--entrypoint", "--pids-limit", "--tmpfs", "--stop-timeout", "-h, --hostname"):
+    for flag in (
+        "--rm",
+        "--env-file",
+        "--entrypoint",
+        "--pids-limit",
+        "--tmpfs",
+        "--stop-timeout",
+        "-h, --hostname",
+    ):
         assert flag in run_help
 
 
@@ -73,7 +83,9 @@ def test_flag_errors_exit_125(cli: CLI) -> None:
     res = cli.run("ps", "-z")
     assert res.returncode == 125 and "unknown shorthand flag: 'z' in -z" in res.stderr, explain(res)
     res = cli.run("run", "-m", "lots", "busybox", "true")
-    assert res.returncode == 125 and 'invalid argument "lots" for "-m, --memory" flag' in res.stderr, explain(res)
+    assert res.returncode == 125 and 'invalid argument "lots" for "-m, --memory" flag' in res.stderr, explain(
+        res
+    )
     res = cli.run("stop", "-t", "soon", "x")
     assert res.returncode == 125 and "strconv.ParseInt" in res.stderr, explain(res)
     res = cli.run("run", "--rm", "--restart", "always", "busybox", "true")

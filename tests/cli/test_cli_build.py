@@ -37,7 +37,9 @@ def generic(text: str) -> str:
     """Build output with what differs between two builds of the same thing made generic."""
     text = re.sub(r"\b[0-9a-f]{64}\b", "<id>", text)
     text = re.sub(r"\b[0-9a-f]{12}\b", "<id>", text)
-    return without_host_warnings(text.replace(" ---> [Warning] IPv4 forwarding is disabled. Networking will not work.\n", ""))
+    return without_host_warnings(
+        text.replace(" ---> [Warning] IPv4 forwarding is disabled. Networking will not work.\n", "")
+    )
 
 
 def make_context(root: Path) -> Path:
@@ -53,7 +55,7 @@ def make_context(root: Path) -> Path:
     )
     (ctx / "Dockerfile").write_text(
         "FROM busybox AS base\nARG WHO=nobody\nLABEL stage=base\nRUN echo hello $WHO > /hello\n"
-        "FROM base AS final\nCOPY . /ctx\nCMD [\"cat\", \"/hello\"]\n"
+        'FROM base AS final\nCOPY . /ctx\nCMD ["cat", "/hello"]\n'
     )
     return ctx
 
@@ -67,7 +69,9 @@ def test_build_directory_as_docker(cli: CLI, names: Names, tmp_path: Path) -> No
     rc, out, err = docker_build(cli, *args, "-t", theirs, ".", cwd=ctx)
     assert got.returncode == rc == 0, explain(got) + err
     assert got.stdout.startswith("Sending build context to Docker daemon  ")
-    assert generic(got.stdout).replace(ours, theirs).replace(f"Successfully tagged {names.images[2]}\n", "") == generic(out)
+    assert generic(got.stdout).replace(ours, theirs).replace(
+        f"Successfully tagged {names.images[2]}\n", ""
+    ) == generic(out)
     listing = "find /ctx | sort"
     files = cli.ok("run", "--rm", "--entrypoint", "sh", ours, "-c", listing).split()
     assert files == cli.ok("run", "--rm", "--entrypoint", "sh", theirs, "-c", listing).split()
@@ -79,7 +83,9 @@ def test_build_directory_as_docker(cli: CLI, names: Names, tmp_path: Path) -> No
     assert cli.ok("run", "--rm", ours) == "hello pdc\n"
     labels = json.loads(cli.ok("image", "inspect", "-f", "{{json .Config.Labels}}", ours))
     assert labels == {"stage": "base", "pdc": "1"}
-    assert cli.ok("image", "inspect", "-f", "{{.Id}}", ours) == cli.ok("image", "inspect", "-f", "{{.Id}}", names.images[2])
+    assert cli.ok("image", "inspect", "-f", "{{.Id}}", ours) == cli.ok(
+        "image", "inspect", "-f", "{{.Id}}", names.images[2]
+    )
 
 
 @needs_engine_feature("build")
@@ -93,18 +99,22 @@ def test_build_quiet_iidfile_target(cli: CLI, names: Names, tmp_path: Path) -> N
     assert re.fullmatch(r"sha256:[0-9a-f]{64}\n", res.stdout), res.stdout
     assert iid.read_text() == res.stdout  # newline and all, as the Docker CLI writes it with -q
     assert cli.ok("image", "inspect", "-f", "{{.Id}}", tag) == res.stdout
-    assert cli.daemon.docker("run", "--rm", tag, "ls", "/ctx").returncode != 0  # the target stopped before COPY
+    assert (
+        cli.daemon.docker("run", "--rm", tag, "ls", "/ctx").returncode != 0
+    )  # the target stopped before COPY
 
 
 @needs_engine_feature("build")
 def test_build_from_stdin_and_outside_dockerfile(cli: CLI, names: Names, tmp_path: Path) -> None:
-    dockerfile = b"FROM busybox\nCOPY . /ctx\nRUN ls /ctx > /listing\nCMD [\"cat\", \"/listing\"]\n"
+    dockerfile = b'FROM busybox\nCOPY . /ctx\nRUN ls /ctx > /listing\nCMD ["cat", "/listing"]\n'
     # a Dockerfile alone on stdin: an empty context
     tag, theirs = names.image("stdin"), names.image("stdin")
     res = cli.run("build", "-t", tag, "-", input=dockerfile, timeout=300)
     rc, out, _ = docker_build(cli, "-t", theirs, "-", cwd=tmp_path, input=dockerfile)
     assert res.returncode == rc == 0, explain(res)
-    assert res.stdout.startswith("Sending build context to Docker daemon  2.048kB\r\r\nStep 1/4 : FROM busybox\n")
+    assert res.stdout.startswith(
+        "Sending build context to Docker daemon  2.048kB\r\r\nStep 1/4 : FROM busybox\n"
+    )
     assert generic(res.stdout).replace(tag, theirs) == generic(out)
     assert cli.ok("run", "--rm", tag) == "Dockerfile\n"
     # a tar on stdin is the context itself
@@ -158,7 +168,19 @@ def test_commit(cli: CLI, names: Names) -> None:
     name = names.container("commit")
     cli.ok("run", "--name", name, "busybox", "sh", "-c", "echo committed > /f")
     tag = names.image("commit")
-    out = cli.ok("commit", "-c", "ENV PDC=1", "-c", 'CMD ["cat", "/f"]', "-m", "a message", "-a", "pdc <p@d.c>", name, tag)
+    out = cli.ok(
+        "commit",
+        "-c",
+        "ENV PDC=1",
+        "-c",
+        'CMD ["cat", "/f"]',
+        "-m",
+        "a message",
+        "-a",
+        "pdc <p@d.c>",
+        name,
+        tag,
+    )
     assert re.fullmatch(r"sha256:[0-9a-f]{64}\n", out), out
     data = json.loads(cli.ok("image", "inspect", tag))[0]
     assert data["Id"] == out.strip() and data["Comment"] == "a message" and data["Author"] == "pdc <p@d.c>"
@@ -204,7 +226,9 @@ def test_builder_prune_and_df_verbose(cli: CLI, names: Names, tmp_path: Path) ->
     pydockerd = "pydocker" in cli.daemon.docker_ok("version", "--format", "{{.Server.Version}}")
     if pydockerd:
         # two records (RUN: its layer, shared with the tagged image; ENV: no layer)
-        assert re.search(r"\n[0-9a-f]{12} +regular +8\.19kB .* true\n", out) and out.count(" regular ") >= 2, out
+        assert (
+            re.search(r"\n[0-9a-f]{12} +regular +8\.19kB .* true\n", out) and out.count(" regular ") >= 2
+        ), out
         res = cli.run("builder", "prune", "-a", "-f")
         assert res.returncode == 0 and res.stdout.startswith("Deleted build cache objects:\n"), explain(res)
         # the image still holds the step's layer, so pruning its record frees nothing
@@ -212,7 +236,12 @@ def test_builder_prune_and_df_verbose(cli: CLI, names: Names, tmp_path: Path) ->
         assert cli.ok("run", "--rm", tag, "cat", "/c") == "cached\n"
     res = cli.run("builder", "prune", "-a", "-f")
     want = cli.daemon.docker("builder", "prune", "-a", "-f")
-    assert (res.returncode, res.stdout) == (want.returncode, want.stdout) == (0, "Total reclaimed space: 0B\n")
+    assert (
+        (res.returncode, res.stdout) == (want.returncode, want.stdout) == (0, "Total reclaimed space: 0B\n")
+    )
     out = same_df(cli)
     assert "\nLocal Volumes space usage:\n\nVOLUME NAME   LINKS     SIZE\n" in out
-    assert "\nBuild cache usage: 0B\n\nCACHE ID   CACHE TYPE   SIZE      CREATED   LAST USED   USAGE     SHARED\n" in out
+    assert (
+        "\nBuild cache usage: 0B\n\nCACHE ID   CACHE TYPE   SIZE      CREATED   LAST USED   USAGE     SHARED\n"
+        in out
+    )

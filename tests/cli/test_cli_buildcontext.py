@@ -92,7 +92,9 @@ def test_context_tar(tmp_path: Path) -> None:
     bc.tar_directory(str(tmp_path), excludes, out)
     data = out.getvalue()
     assert _names(data) == [".dockerignore", "Dockerfile", "a", "deep", "deep/er", "deep/er/g", "skip/keep"]
-    assert len(data) % 512 == 0 and data[-1024:] == b"\0" * 1024 and len(data) < 10240  # Go's tar: no record padding
+    assert (
+        len(data) % 512 == 0 and data[-1024:] == b"\0" * 1024 and len(data) < 10240
+    )  # Go's tar: no record padding
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         assert {(m.uid, m.gid, m.uname) for m in tar} == {(0, 0, "")}
 
@@ -116,6 +118,8 @@ def test_dockerfile_lookup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert bc.dockerfile_rel_path(str(tmp_path), "") == "dockerfile"  # the lower-case name is accepted too
     monkeypatch.chdir(tmp_path.parent)
     assert bc.dockerfile_rel_path(str(tmp_path), f"{tmp_path.name}/dockerfile") == "dockerfile"
-    with pytest.raises(bc.ContextError, match="unable to evaluate symlinks in Dockerfile path: lstat .*/nope: no such"):
+    with pytest.raises(
+        bc.ContextError, match="unable to evaluate symlinks in Dockerfile path: lstat .*/nope: no such"
+    ):
         bc.dockerfile_rel_path(str(tmp_path), "nope")
     assert bc.is_archive(b"\x1f\x8b\x08rest") and not bc.is_archive(b"FROM busybox\n")

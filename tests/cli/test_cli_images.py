@@ -70,7 +70,7 @@ def test_tag_and_rmi(cli: CLI, names: Names) -> None:
 def test_history_and_inspect(cli: CLI) -> None:
     hist = cli.ok("history", "busybox").splitlines()
     assert re.match(r"IMAGE\s+CREATED\s+CREATED BY\s+SIZE\s+COMMENT$", hist[0])
-    assert "CMD [\"sh\"]" in hist[1] and "<missing>" in hist[2]
+    assert 'CMD ["sh"]' in hist[1] and "<missing>" in hist[2]
     assert cli.ok("image", "history", "-q", "busybox").splitlines()[1] == "<missing>"
     raw = cli.ok("history", "-H=false", "--format", "{{.Size}}", "busybox").split()
     assert all(s.isdigit() for s in raw)

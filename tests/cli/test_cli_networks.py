@@ -21,8 +21,13 @@ def same(cli: CLI, *args: str, input: str = "") -> str:
     got = cli.run(*args, input=input)
     want = cli.daemon.docker(*args, input=input)
     got_err = without_host_warnings(got.stderr).replace("pydocker", "docker")
-    assert (got.returncode, got.stdout, got_err) == (want.returncode, want.stdout, without_host_warnings(want.stderr)), (
-        explain(got) + f"\n--- docker ---\nrc={want.returncode}\nstdout={want.stdout!r}\nstderr={want.stderr!r}"
+    assert (got.returncode, got.stdout, got_err) == (
+        want.returncode,
+        want.stdout,
+        without_host_warnings(want.stderr),
+    ), (
+        explain(got)
+        + f"\n--- docker ---\nrc={want.returncode}\nstdout={want.stdout!r}\nstderr={want.stderr!r}"
     )
     return got.stdout
 
@@ -46,10 +51,20 @@ def test_create_as_docker_does(cli: CLI, names: Names) -> None:
     cli.daemon.docker_ok("network", "create", *other, theirs)
     mine, docker = stored(cli, ours), stored(cli, theirs)
     assert mine["IPAM"]["Config"] == [
-        {"Subnet": "10.91.0.0/24", "IPRange": "10.91.0.128/25", "Gateway": "10.91.0.1", "AuxiliaryAddresses": {"a": "10.91.0.5"}}
+        {
+            "Subnet": "10.91.0.0/24",
+            "IPRange": "10.91.0.128/25",
+            "Gateway": "10.91.0.1",
+            "AuxiliaryAddresses": {"a": "10.91.0.5"},
+        }
     ]
     assert docker["IPAM"]["Config"] == [
-        {"Subnet": "10.92.0.0/24", "IPRange": "10.92.0.128/25", "Gateway": "10.92.0.1", "AuxiliaryAddresses": {"a": "10.92.0.5"}}
+        {
+            "Subnet": "10.92.0.0/24",
+            "IPRange": "10.92.0.128/25",
+            "Gateway": "10.92.0.1",
+            "AuxiliaryAddresses": {"a": "10.92.0.5"},
+        }
     ]
     mine["IPAM"]["Config"] = docker["IPAM"]["Config"] = []
     assert mine == docker
@@ -68,14 +83,17 @@ def test_ls_and_inspect(cli: CLI, names: Names) -> None:
         ["--no-trunc"],
         ["-f", "driver=bridge"],
         ["-f", f"name={names.tag}", "-q", "--no-trunc"],
-        ["-f", "label=pdc=1", "--format", "{{.Name}} {{.Labels}} {{.Label \"pdc\"}} {{.Label \"b\"}}"],
+        ["-f", "label=pdc=1", "--format", '{{.Name}} {{.Labels}} {{.Label "pdc"}} {{.Label "b"}}'],
         ["--format", "json"],
         ["--format", "{{json .}}"],
         ["--format", "table {{.Name}}\t{{.IPv6}}\t{{.Internal}}\t{{.Scope}}\t{{.Driver}}"],
         ["--filter", "bogus=1"],
     ):
         same(cli, "network", "ls", *args)
-    assert cli.ok("network", "ls", "-f", f"name={names.tag}", "--format", "{{.Name}}").split() == [first, second]
+    assert cli.ok("network", "ls", "-f", f"name={names.tag}", "--format", "{{.Name}}").split() == [
+        first,
+        second,
+    ]
     # .Labels: Docker joins them in its map's (random) order, pydocker sorted
     third = names.network("ls")
     cli.ok("network", "create", "--label", "pdc=3", "--label", "b=2", third)
@@ -104,7 +122,10 @@ def test_rm_and_prune(cli: CLI, names: Names) -> None:
         "WARNING! This will remove all custom networks not used by at least one container.\n"
         "Are you sure you want to continue? [y/N] "
     )
-    assert cli.ok("network", "prune", "-f", "--filter", f"label=pdc-prune={names.tag}") == f"Deleted Networks:\n{c}\n\n"
+    assert (
+        cli.ok("network", "prune", "-f", "--filter", f"label=pdc-prune={names.tag}")
+        == f"Deleted Networks:\n{c}\n\n"
+    )
     assert cli.daemon.docker("network", "inspect", c).returncode == 1
     assert cli.ok("network", "prune", "-f", "--filter", f"label=pdc-prune={names.tag}") == ""
 
@@ -115,11 +136,26 @@ def test_connect_and_disconnect(cli: CLI, names: Names) -> None:
     ours, theirs = names.container("conn"), names.container("conn")
     for name in (ours, theirs):
         cli.ok("create", "--name", name, "busybox", "true")
-    opts = ["--alias", "a1", "--alias", "a2,a3", "--ip", "10.93.0.77", "--driver-opt", "k=v", "--link", f"{theirs}:web"]
+    opts = [
+        "--alias",
+        "a1",
+        "--alias",
+        "a2,a3",
+        "--ip",
+        "10.93.0.77",
+        "--driver-opt",
+        "k=v",
+        "--link",
+        f"{theirs}:web",
+    ]
     assert cli.ok("network", "connect", *opts, net, ours) == ""
     cli.daemon.docker_ok("network", "connect", *opts[:5], "10.93.0.78", *opts[6:], net, theirs)
-    mine = json.loads(cli.ok("inspect", "-f", f"{{{{json (index .NetworkSettings.Networks \"{net}\")}}}}", ours))
-    docker = json.loads(cli.ok("inspect", "-f", f"{{{{json (index .NetworkSettings.Networks \"{net}\")}}}}", theirs))
+    mine = json.loads(
+        cli.ok("inspect", "-f", f'{{{{json (index .NetworkSettings.Networks "{net}")}}}}', ours)
+    )
+    docker = json.loads(
+        cli.ok("inspect", "-f", f'{{{{json (index .NetworkSettings.Networks "{net}")}}}}', theirs)
+    )
     assert mine["IPAMConfig"] == {"IPv4Address": "10.93.0.77"}
     assert mine["Aliases"][:3] == ["a1", "a2", "a3"] and mine["DriverOpts"] == {"k": "v"}
     assert mine["Links"] == [f"{theirs}:web"]

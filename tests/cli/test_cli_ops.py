@@ -101,7 +101,7 @@ def test_inspect_format_variants(cli: CLI, sleeper: str) -> None:
         "{{.Config.Cmd}}|{{upper .Config.Image}}",
         sleeper,
     )  # fmt: skip
-    assert out == f"/{sleeper}|true|[\"sleep\",\"600\"]|sleeper|pdc.role=sleeper|np|64|[sleep 600]|BUSYBOX\n"
+    assert out == f'/{sleeper}|true|["sleep","600"]|sleeper|pdc.role=sleeper|np|64|[sleep 600]|BUSYBOX\n'
     data = json.loads(cli.ok("container", "inspect", sleeper))
     assert data[0]["Name"] == f"/{sleeper}" and data[0]["State"]["Status"] == "running"
     assert json.loads(cli.ok("inspect", "--format", "{{json .State}}", sleeper))["Running"] is True
@@ -114,13 +114,19 @@ def test_inspect_format_variants(cli: CLI, sleeper: str) -> None:
 
 def test_ps_filters_and_formats(cli: CLI, names: Names, sleeper: str) -> None:
     exited = names.container("ex")
-    assert cli.run("run", "--name", exited, "-l", "pdc.role=done", "busybox", "sh", "-c", "exit 2").returncode == 2
+    assert (
+        cli.run("run", "--name", exited, "-l", "pdc.role=done", "busybox", "sh", "-c", "exit 2").returncode
+        == 2
+    )
     running = cli.ok("ps", "--format", "{{.Names}}").split()
     assert sleeper in running and exited not in running
     assert exited in cli.ok("ps", "-a", "--format", "{{.Names}}").split()
     assert cli.ok("ps", "-a", "--filter", "label=pdc.role=done", "--filter", f"name={names.tag}",
                   "--format", "{{.Names}} {{.State}}") == f"{exited} exited\n"  # fmt: skip
-    assert cli.ok("ps", "-a", "--filter", "exited=2", "--filter", f"name={names.tag}", "--format", "{{.Names}}") == f"{exited}\n"
+    assert (
+        cli.ok("ps", "-a", "--filter", "exited=2", "--filter", f"name={names.tag}", "--format", "{{.Names}}")
+        == f"{exited}\n"
+    )
     assert cli.ok("ps", "--filter", "status=running", "--filter", f"name={names.tag}", "-q") == \
         cli.ok("inspect", "-f", "{{.Id}}", sleeper)[:12] + "\n"  # fmt: skip
     assert len(cli.ok("ps", "-q", "--no-trunc", "--filter", f"name={sleeper}").strip()) == 64
@@ -129,7 +135,9 @@ def test_ps_filters_and_formats(cli: CLI, names: Names, sleeper: str) -> None:
     table = cli.ok("ps", "--filter", f"name={sleeper}").splitlines()
     assert re.match(r"CONTAINER ID\s+IMAGE\s+COMMAND\s+CREATED\s+STATUS\s+PORTS\s+NAMES$", table[0])
     assert re.match(r"[0-9a-f]{12}\s+busybox\s+\"sleep 600\"\s+.+ ago\s+Up .+\s+" + sleeper + "$", table[1])
-    custom = cli.ok("ps", "--filter", f"name={sleeper}", "--format", "table {{.Names}}\\t{{.Label \"pdc.role\"}}")
+    custom = cli.ok(
+        "ps", "--filter", f"name={sleeper}", "--format", 'table {{.Names}}\\t{{.Label "pdc.role"}}'
+    )
     assert re.match(r"NAMES\s+LABEL\n" + sleeper + r"\s+sleeper\n$", custom), custom
     row = json.loads(cli.ok("ps", "--filter", f"name={sleeper}", "--format", "json"))
     assert row["Names"] == sleeper and row["State"] == "running" and row["Labels"] == "pdc.role=sleeper"
@@ -140,7 +148,13 @@ def test_ps_filters_and_formats(cli: CLI, names: Names, sleeper: str) -> None:
 def test_events_during_a_run(cli: CLI, names: Names) -> None:
     name = names.container("ev")
     since = time.time()
-    watcher = cli.popen("events", "--filter", f"container={name}", "--format", "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}")
+    watcher = cli.popen(
+        "events",
+        "--filter",
+        f"container={name}",
+        "--format",
+        "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}",
+    )
     time.sleep(1.0)  # let the events stream connect before the run starts
     cli.ok("run", "--rm", "--name", name, "busybox", "true")
     assert watcher.stdout is not None
@@ -157,16 +171,24 @@ def test_events_during_a_run(cli: CLI, names: Names) -> None:
     assert actions[:1] == ["create"] and {"start", "die", "destroy"} <= set(actions), seen
     assert all(line.startswith("container ") and line.endswith(f" {name}") for line in seen)
     # the same history, bounded, in Docker's default layout
-    past = cli.ok("events", "--since", f"{since:.3f}", "--until", f"{time.time():.3f}", "--filter", f"container={name}")
+    past = cli.ok(
+        "events", "--since", f"{since:.3f}", "--until", f"{time.time():.3f}", "--filter", f"container={name}"
+    )
     die = [line for line in past.splitlines() if " container die " in line]
-    assert len(die) == 1 and re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z container die [0-9a-f]{64} \(", die[0])
+    assert len(die) == 1 and re.match(
+        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z container die [0-9a-f]{64} \(", die[0]
+    )
     assert f"name={name}" in die[0] and "exitCode=0" in die[0]
 
 
 def test_stats_no_stream(cli: CLI, sleeper: str) -> None:
     out = cli.ok("stats", "--no-stream", sleeper, timeout=60).splitlines()
-    assert re.match(r"CONTAINER ID\s+NAME\s+CPU %\s+MEM USAGE / LIMIT\s+MEM %\s+NET I/O\s+BLOCK I/O\s+PIDS$", out[0])
-    assert re.match(rf"[0-9a-f]{{12}}\s+{sleeper}\s+\d+\.\d\d%\s+[\d.]+\w+ / [\d.]+\w+\s+\d+\.\d\d%", out[1]), out[1]
+    assert re.match(
+        r"CONTAINER ID\s+NAME\s+CPU %\s+MEM USAGE / LIMIT\s+MEM %\s+NET I/O\s+BLOCK I/O\s+PIDS$", out[0]
+    )
+    assert re.match(
+        rf"[0-9a-f]{{12}}\s+{sleeper}\s+\d+\.\d\d%\s+[\d.]+\w+ / [\d.]+\w+\s+\d+\.\d\d%", out[1]
+    ), out[1]
     assert cli.ok("stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}}", sleeper) == f"{sleeper} 1\n"
 
 
@@ -190,9 +212,14 @@ def test_diff_and_export(cli: CLI, sleeper: str, tmp_path: Path) -> None:
 
 
 def test_update_resources(cli: CLI, sleeper: str) -> None:
-    assert cli.ok("update", "--pids-limit", "30", "--cpus", "1.5", "--restart", "always", sleeper) == f"{sleeper}\n"
+    assert (
+        cli.ok("update", "--pids-limit", "30", "--cpus", "1.5", "--restart", "always", sleeper)
+        == f"{sleeper}\n"
+    )
     hc = json.loads(cli.ok("inspect", "-f", "{{json .HostConfig}}", sleeper))
-    assert hc["PidsLimit"] == 30 and hc["NanoCpus"] == 1_500_000_000 and hc["RestartPolicy"]["Name"] == "always"
+    assert (
+        hc["PidsLimit"] == 30 and hc["NanoCpus"] == 1_500_000_000 and hc["RestartPolicy"]["Name"] == "always"
+    )
     res = cli.run("update", sleeper)
     assert res.returncode == 1 and "provide one or more flags" in res.stderr
 
@@ -210,4 +237,6 @@ def test_container_prune(cli: CLI, names: Names) -> None:
 def test_port_without_mappings(cli: CLI, sleeper: str) -> None:
     assert cli.ok("port", sleeper) == ""
     res = cli.run("port", sleeper, "80")
-    assert res.returncode == 1 and res.stderr == f"Error: No public port '80' published for {sleeper}\n"  # as given
+    assert (
+        res.returncode == 1 and res.stderr == f"Error: No public port '80' published for {sleeper}\n"
+    )  # as given

@@ -28,10 +28,21 @@ def test_port_and_ps_ports(cli: CLI, names: Names) -> None:
     same(cli, "port", "pdc-no-such-container")
     ports = same(cli, "ps", "--filter", f"name={name}", "--format", "{{.Ports}}")
     # consecutive ports are grouped only where host and container port are the same
-    assert ports.startswith("7000-7001/tcp, 0.0.0.0:32768->53/tcp, 127.0.0.1:18080->80/tcp, 0.0.0.0:19000->9000/udp"), ports
+    assert ports.startswith(
+        "7000-7001/tcp, 0.0.0.0:32768->53/tcp, 127.0.0.1:18080->80/tcp, 0.0.0.0:19000->9000/udp"
+    ), ports
     for flt in ("publish=18080", "publish=19001/udp", "publish=5", "expose=7001", "expose=7000-7001/tcp",
                 f"network={net}", "network=pdc-no-such-network"):  # fmt: skip
-        same(cli, "ps", "--filter", flt, "--filter", f"name={names.tag}", "--format", "{{.Names}} {{.Networks}}")
+        same(
+            cli,
+            "ps",
+            "--filter",
+            flt,
+            "--filter",
+            f"name={names.tag}",
+            "--format",
+            "{{.Names}} {{.Networks}}",
+        )
     assert cli.ok("ps", "-q", "--filter", "publish=18080", "--filter", f"name={name}") != ""
 
 
@@ -41,7 +52,17 @@ def test_ps_filter_volume(cli: CLI, names: Names) -> None:
     name = names.container("psv")
     cli.ok("create", "--name", name, "-v", f"{vol}:/data", "busybox", "true")
     for flt in (f"volume={vol}", "volume=/data", "volume=pdc-no-such-volume"):
-        same(cli, "ps", "-a", "--filter", flt, "--filter", f"name={names.tag}", "--format", "{{.Names}} {{.Mounts}}")
+        same(
+            cli,
+            "ps",
+            "-a",
+            "--filter",
+            flt,
+            "--filter",
+            f"name={names.tag}",
+            "--format",
+            "{{.Names}} {{.Mounts}}",
+        )
     assert cli.ok("ps", "-a", "--filter", f"volume={vol}", "--format", "{{.Names}}") == f"{name}\n"
 
 
@@ -52,7 +73,9 @@ def _health(cli: CLI, name: str) -> str:
 def _until(cli: CLI, name: str, status: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while _health(cli, name) != status:
-        assert time.monotonic() < deadline, f"{name} not {status}: {cli.ok('inspect', '-f', '{{json .State.Health}}', name)}"
+        assert time.monotonic() < deadline, (
+            f"{name} not {status}: {cli.ok('inspect', '-f', '{{json .State.Health}}', name)}"
+        )
         time.sleep(0.2)
 
 
@@ -70,7 +93,9 @@ def test_healthcheck_flags(cli: CLI, names: Names) -> None:
     _until(cli, good, "healthy")
     _until(cli, bad, "unhealthy")
     for status, name in (("healthy", good), ("unhealthy", bad)):
-        listed = cli.ok("ps", "--filter", f"health={status}", "--filter", f"name={names.tag}", "--format", "{{.Names}}")
+        listed = cli.ok(
+            "ps", "--filter", f"health={status}", "--filter", f"name={names.tag}", "--format", "{{.Names}}"
+        )
         assert listed == f"{name}\n", listed
         assert f"({status})" in cli.ok("ps", "--filter", f"name={name}", "--format", "{{.Status}}")
     same(cli, "ps", "--filter", "health=bogus")

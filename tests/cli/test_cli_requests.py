@@ -40,7 +40,10 @@ def pruned(value: Any) -> Any:
 def create_view(req: Request) -> dict[str, Any]:
     body = req.json()
     host = body.get("HostConfig") or {}
-    view = {"Config": {k: body.get(k) for k in CONFIG_KEYS}, "HostConfig": {k: host.get(k) for k in HOST_KEYS}}
+    view = {
+        "Config": {k: body.get(k) for k in CONFIG_KEYS},
+        "HostConfig": {k: host.get(k) for k in HOST_KEYS},
+    }
     out: dict[str, Any] = pruned(view)
     if "Binds" in out.get("HostConfig", {}):
         out["HostConfig"]["Binds"].sort()  # a set in the Docker CLI
@@ -53,8 +56,16 @@ def rec(cli: CLI) -> Iterator[Recorder]:
         yield recorder
 
 
-def both(cli: CLI, rec: Recorder, *args: str, method: str, route: str, cwd: Path | None = None,
-         env: dict[str, str] | None = None, input: str = "") -> tuple[Request, Request]:
+def both(
+    cli: CLI,
+    rec: Recorder,
+    *args: str,
+    method: str,
+    route: str,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    input: str = "",
+) -> tuple[Request, Request]:
     """Run the Docker CLI, then pydocker, through the proxy; return the request each made."""
     rec.take()
     docker_via(cli.daemon, rec.socket, *args, env=env, cwd=cwd, input=input)
@@ -97,7 +108,9 @@ CREATE_CASES = [
 
 
 @pytest.mark.parametrize("opts", CREATE_CASES, ids=lambda o: " ".join(o)[:60])
-def test_create_body_as_docker_builds_it(cli: CLI, rec: Recorder, names: Names, tmp_path: Path, opts: list[str]) -> None:
+def test_create_body_as_docker_builds_it(
+    cli: CLI, rec: Recorder, names: Names, tmp_path: Path, opts: list[str]
+) -> None:
     theirs, ours = both(
         cli, rec, "create", *opts, "--name", names.container("req"), "busybox", "true",
         method="POST", route="/containers/create", cwd=tmp_path,
@@ -129,7 +142,9 @@ def test_network_create_body(cli: CLI, rec: Recorder, names: Names, opts: list[s
 def test_network_connect_and_disconnect_bodies(cli: CLI, rec: Recorder) -> None:
     args = ["--alias", "a1", "--alias", "a2,a3", "--ip", "10.99.0.77", "--ip6", "fd00::7", "--link", "r1:web",
             "--driver-opt", "k=v", "--link-local-ip", "169.254.2.2", "pdc-nonet", "pdc-nocontainer"]  # fmt: skip
-    theirs, ours = both(cli, rec, "network", "connect", *args, method="POST", route="/networks/pdc-nonet/connect")
+    theirs, ours = both(
+        cli, rec, "network", "connect", *args, method="POST", route="/networks/pdc-nonet/connect"
+    )
     assert pruned(ours.json()) == pruned(theirs.json())
     for flag in ([], ["-f"]):
         theirs, ours = both(
@@ -156,7 +171,19 @@ def test_volume_create_body(cli: CLI, rec: Recorder, opts: list[str]) -> None:
 @pytest.mark.parametrize(
     "args",
     [
-        ["commit", "-c", "ENV A=b", "-c", 'CMD ["cat","/f"]', "-m", "msg", "-a", "me", "pdc-nocontainer", "pdcommit:t1"],
+        [
+            "commit",
+            "-c",
+            "ENV A=b",
+            "-c",
+            'CMD ["cat","/f"]',
+            "-m",
+            "msg",
+            "-a",
+            "me",
+            "pdc-nocontainer",
+            "pdcommit:t1",
+        ],
         ["commit", "pdc-nocontainer"],
         ["commit", "-p=false", "pdc-nocontainer", "registry.local:5000/team/img"],
     ],
@@ -178,7 +205,14 @@ def parse_query(query: str) -> list[tuple[str, str]]:
     [
         ["image", "prune", "-f"],
         ["image", "prune", "-f", "--filter", "until=1h", "--filter", "label=x"],
-        ["image", "prune", "-a", "-f", "--filter", "label=pdc-no-image-has-this"],  # never busybox: others need it
+        [
+            "image",
+            "prune",
+            "-a",
+            "-f",
+            "--filter",
+            "label=pdc-no-image-has-this",
+        ],  # never busybox: others need it
         ["builder", "prune", "-f"],
         ["builder", "prune", "-a", "-f", "--filter", "until=1h", "--keep-storage", "1m"],
         ["network", "prune", "-f", "--filter", "label=x"],
@@ -187,7 +221,12 @@ def parse_query(query: str) -> list[tuple[str, str]]:
     ids=lambda a: " ".join(a),
 )
 def test_prune_queries_and_output(cli: CLI, rec: Recorder, args: list[str]) -> None:
-    route = {"image": "/images/prune", "builder": "/build/prune", "network": "/networks/prune", "volume": "/volumes/prune"}
+    route = {
+        "image": "/images/prune",
+        "builder": "/build/prune",
+        "network": "/networks/prune",
+        "volume": "/volumes/prune",
+    }
     rec.take()
     want = docker_via(cli.daemon, rec.socket, *args, env={"DOCKER_BUILDKIT": "0"})
     theirs = rec.find("POST", route[args[0]])
@@ -351,7 +390,10 @@ def test_run_help_networking_storage_health_flags(cli: CLI, command: str) -> Non
 
 def test_create_refused_by_the_engine(cli: CLI) -> None:
     """`create` reports the engine's refusal as any command does (status 1); `run` says 125."""
-    for verb, status, prefix in (("create", 1, "Error response from daemon: "), ("run", 125, "docker: Error response")):
+    for verb, status, prefix in (
+        ("create", 1, "Error response from daemon: "),
+        ("run", 125, "docker: Error response"),
+    ):
         args = [verb, "--pull", "never", "pdc-no-such-image:x"]
         want = cli.daemon.docker(*args)
         got = cli.run(*args)

@@ -28,7 +28,10 @@ def test_run_layered_prints_readme_lines(cli: CLI, names: Names) -> None:
     assert res.returncode == 0, explain(res)
     assert res.stdout == "hello from layered\n65534\n/data\n"
     res = cli.run("run", "--rm", "layered", "ls /data/drop; ls /bin/vi")
-    assert res.stdout == "b\nk-sym\n" and without_host_warnings(res.stderr) == "ls: /bin/vi: No such file or directory\n", explain(res)
+    assert (
+        res.stdout == "b\nk-sym\n"
+        and without_host_warnings(res.stderr) == "ls: /bin/vi: No such file or directory\n"
+    ), explain(res)
     assert res.returncode == 1
 
 
@@ -107,7 +110,9 @@ def test_run_options_reach_the_container(cli: CLI, names: Names, tmp_path: objec
     assert hc["Memory"] == 64 * 1024 * 1024 and hc["NanoCpus"] == 500_000_000 and hc["PidsLimit"] == 20
     assert hc["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 2}
     assert hc["Binds"] == [f"{host_dir}:/mnt/host:ro"] and hc["Tmpfs"] == {"/scratch": "size=1m"}
-    assert hc["ReadonlyRootfs"] and hc["Init"] and hc["CapAdd"] == ["NET_ADMIN"] and hc["CapDrop"] == ["CHOWN"]
+    assert (
+        hc["ReadonlyRootfs"] and hc["Init"] and hc["CapAdd"] == ["NET_ADMIN"] and hc["CapDrop"] == ["CHOWN"]
+    )
     assert cfg["StopSignal"] == "SIGUSR1" and cfg["StopTimeout"] == 7 and cfg["Hostname"] == "pdchost"
     assert cfg["Labels"] == {"pdc.label": "x"} and cfg["Entrypoint"] == ["/bin/sh"] and cfg["User"] == "1:2"
     assert "A=1" in cfg["Env"] and "FROM_FILE=yes" in cfg["Env"]
@@ -181,7 +186,10 @@ def _wait_for_log(cli: CLI, name: str, text: str, timeout: float = 20.0) -> None
 
 def test_run_missing_image_with_pull_never(cli: CLI) -> None:
     res = subprocess.run(
-        cli.argv("run", "--pull", "never", "--rm", "pdc-absent:latest"), capture_output=True, text=True, env=cli.env
+        cli.argv("run", "--pull", "never", "--rm", "pdc-absent:latest"),
+        capture_output=True,
+        text=True,
+        env=cli.env,
     )
     assert res.returncode == 125 and "No such image" in res.stderr
 

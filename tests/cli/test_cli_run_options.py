@@ -13,13 +13,32 @@ from tests.dockerd_ref import without_host_warnings
 
 def test_pid_ipc_uts_userns_flags(cli: CLI, names: Names) -> None:
     donor = names.container("donor")
-    cli.ok("run", "-d", "--name", donor, "--ipc", "shareable", "busybox", "sh", "-c", "echo shared > /dev/shm/f; sleep 600")
+    cli.ok(
+        "run",
+        "-d",
+        "--name",
+        donor,
+        "--ipc",
+        "shareable",
+        "busybox",
+        "sh",
+        "-c",
+        "echo shared > /dev/shm/f; sleep 600",
+    )
     out = cli.ok("run", "--rm", "--pid", f"container:{donor}", "--ipc", f"container:{donor}", "busybox",
                  "sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '; echo; cat /dev/shm/f")  # fmt: skip
     assert out == "sleep 600 \nshared\n"  # sh execs its last command
-    assert cli.ok("run", "--rm", "--pid", "host", "busybox", "sh", "-c", f"test -d /proc/{os.getpid()} && echo host") == "host\n"
+    assert (
+        cli.ok(
+            "run", "--rm", "--pid", "host", "busybox", "sh", "-c", f"test -d /proc/{os.getpid()} && echo host"
+        )
+        == "host\n"
+    )
     assert cli.ok("run", "--rm", "--uts", "host", "busybox", "hostname") == socket.gethostname() + "\n"
-    assert cli.ok("run", "--rm", "--ipc", "host", "busybox", "readlink", "/proc/self/ns/ipc") == os.readlink("/proc/self/ns/ipc") + "\n"
+    assert (
+        cli.ok("run", "--rm", "--ipc", "host", "busybox", "readlink", "/proc/self/ns/ipc")
+        == os.readlink("/proc/self/ns/ipc") + "\n"
+    )
     assert cli.ok("run", "--rm", "--userns", "host", "busybox", "id", "-u") == "0\n"
 
 
@@ -32,13 +51,22 @@ def test_group_add_device_and_cgroup_rule_flags(cli: CLI, names: Names) -> None:
         "crw------- a:e5\nread-ok\nwrite-refused\n"
     )
     made = "mknod /tmp/fuse c 10 229 && dd if=/tmp/fuse of=/dev/null count=0 2>/dev/null && echo open-ok"
-    assert cli.ok("run", "--rm", "--device-cgroup-rule", "c 10:229 r", "busybox", "sh", "-c", made) == "open-ok\n"
+    assert (
+        cli.ok("run", "--rm", "--device-cgroup-rule", "c 10:229 r", "busybox", "sh", "-c", made)
+        == "open-ok\n"
+    )
 
 
 def test_entrypoint_empty_and_domainname(cli: CLI, names: Names) -> None:
-    assert cli.ok("load", "-i", str(SHARED_IMAGES / "layered.tar"), timeout=120) == "Loaded image: layered:latest\n"
+    assert (
+        cli.ok("load", "-i", str(SHARED_IMAGES / "layered.tar"), timeout=120)
+        == "Loaded image: layered:latest\n"
+    )
     assert cli.ok("run", "--rm", "--entrypoint", "", "layered", "echo", "hi") == "hi\n"
-    assert cli.ok("run", "--rm", "--domainname", "example.com", "busybox", "cat", "/proc/sys/kernel/domainname") == "example.com\n"
+    assert (
+        cli.ok("run", "--rm", "--domainname", "example.com", "busybox", "cat", "/proc/sys/kernel/domainname")
+        == "example.com\n"
+    )
 
 
 def test_cli_refusals(cli: CLI, names: Names) -> None:
@@ -50,7 +78,10 @@ def test_cli_refusals(cli: CLI, names: Names) -> None:
         ("--device", "/dev/null:relative"): "relative is not an absolute path",
         ("--device", "/dev/null:/dev/x:rwz"): "bad mode specified: rwz",
         ("--device", "/a:/b:r:w"): "bad format for path: /a:/b:r:w",
-        ("--device-cgroup-rule", "x 1:2 r"): "invalid argument \"x 1:2 r\" for \"--device-cgroup-rule\" flag: invalid device cgroup format 'x 1:2 r'",
+        (
+            "--device-cgroup-rule",
+            "x 1:2 r",
+        ): 'invalid argument "x 1:2 r" for "--device-cgroup-rule" flag: invalid device cgroup format \'x 1:2 r\'',
         ("--cpu-rt-runtime", "abc"): 'invalid argument "abc" for "--cpu-rt-runtime" flag',
     }
     for flags, message in cases.items():
@@ -59,7 +90,12 @@ def test_cli_refusals(cli: CLI, names: Names) -> None:
     # The daemon's refusals, at create.
     for flags, message in {
         ("--ipc", "bogus"): "Invalid IPC mode: bogus",
-        ("--cpu-rt-runtime", "2000", "--cpu-rt-period", "1000"): "cpu real-time runtime cannot be higher than cpu real-time period",
+        (
+            "--cpu-rt-runtime",
+            "2000",
+            "--cpu-rt-period",
+            "1000",
+        ): "cpu real-time runtime cannot be higher than cpu real-time period",
         ("--runtime", "nosuch"): "Unknown runtime specified nosuch",
         ("--uts", "host", "-h", "web"): "conflicting options: hostname and the UTS mode",
     }.items():

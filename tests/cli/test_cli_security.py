@@ -23,7 +23,8 @@ def same_as_docker(cli: CLI, *args: str) -> tuple[int, str, str]:
 
 
 @pytest.mark.parametrize(
-    "opt", ["foo", "disable", "label=", "seccomp=", "seccomp:", "apparmor", "seccomp=/nonexistent/profile.json"]
+    "opt",
+    ["foo", "disable", "label=", "seccomp=", "seccomp:", "apparmor", "seccomp=/nonexistent/profile.json"],
 )
 def test_refused_before_any_request(cli: CLI, opt: str) -> None:
     rc, _, err = same_as_docker(cli, "run", "--rm", "--security-opt", opt, "busybox", "true")
@@ -31,7 +32,9 @@ def test_refused_before_any_request(cli: CLI, opt: str) -> None:
     assert err.startswith(("docker: Invalid --security-opt", "docker: opening seccomp profile")), err
 
 
-@pytest.mark.parametrize("text", ['{"defaultAction": ', '{"defaultAction" "SCMP_ACT_ALLOW"}', "{} {}", "[1, 2,]", ""])
+@pytest.mark.parametrize(
+    "text", ['{"defaultAction": ', '{"defaultAction" "SCMP_ACT_ALLOW"}', "{} {}", "[1, 2,]", ""]
+)
 def test_profile_that_is_not_json(cli: CLI, tmp_path: Path, text: str) -> None:
     profile = tmp_path / "bad.json"
     profile.write_text(text)
@@ -47,11 +50,23 @@ def test_profile_file_is_sent_and_applied(cli: CLI, names: Names, tmp_path: Path
         "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}],
     }, indent=4))  # fmt: skip
     name = names.container("seccomp")
-    out = cli.ok("run", "--name", name, "--security-opt", f"seccomp={profile}", "busybox", "sh", "-c", "mkdir /x; echo $?")
+    out = cli.ok(
+        "run",
+        "--name",
+        name,
+        "--security-opt",
+        f"seccomp={profile}",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir /x; echo $?",
+    )
     assert out == "1\n"
     sent = json.loads(cli.daemon.docker_ok("inspect", name))[0]["HostConfig"]["SecurityOpt"]
     # The file's JSON with its whitespace removed, as the Docker CLI sends it.
-    assert sent == ['seccomp={"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":38}]}']
+    assert sent == [
+        'seccomp={"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":38}]}'
+    ]
 
 
 def test_systempaths_unconfined_and_no_new_privileges(cli: CLI) -> None:
@@ -76,4 +91,6 @@ def security_section(info: str) -> list[str]:
 
 def test_info_shows_the_security_options(cli: CLI) -> None:
     want = security_section(cli.daemon.docker_ok("info"))
-    assert security_section(cli.ok("info")) == want == [" Security Options:", "  seccomp", "   Profile: default"]
+    assert (
+        security_section(cli.ok("info")) == want == [" Security Options:", "  seccomp", "   Profile: default"]
+    )

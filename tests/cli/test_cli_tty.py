@@ -96,7 +96,10 @@ def test_exec_without_tty(cli: CLI, names: Names) -> None:
     cli.ok("run", "-d", "--name", name, "busybox", "sleep", "600")
     res = cli.run("exec", name, "sh", "-c", "echo o; echo e >&2; exit 2")
     assert (res.returncode, res.stdout, res.stderr) == (2, "o\n", "e\n")
-    assert cli.ok("exec", "-i", "-u", "nobody", name, "sh", "-c", "cat; id -u", input="piped\n") == "piped\n65534\n"
+    assert (
+        cli.ok("exec", "-i", "-u", "nobody", name, "sh", "-c", "cat; id -u", input="piped\n")
+        == "piped\n65534\n"
+    )
     assert cli.run("exec", name, "pdc-no-such-command").returncode in (126, 127)
     assert cli.ok("exec", "-d", name, "touch", "/tmp/from-detached-exec") == ""
     deadline = time.monotonic() + 10

@@ -38,24 +38,26 @@ DATA = {
         ("{{range $k, $v := .Config.Labels}}{{$k}}{{$v}}{{end}}", "a1b2"),
         ("{{range .Config.Env}}x{{else}}empty{{end}}", "empty"),
         ("{{if .State.Running}}up{{else}}down{{end}}", "up"),
-        ("{{if eq .State.Status \"exited\"}}e{{else if .State.Running}}r{{end}}", "r"),
+        ('{{if eq .State.Status "exited"}}e{{else if .State.Running}}r{{end}}', "r"),
         ("{{with .State}}{{.Pid}}{{end}}", "42"),
-        ("{{index .Config.Labels \"a\"}} {{index .Mounts 1 | json}}", '1 {"Source":"/y"}'),
-        ("{{len .Mounts}} {{upper .Name}} {{join .Config.Cmd \",\"}}", "2 /WEB sleep,600"),
-        ("{{printf \"%s-%d\" .Name .State.Pid}}", "/web-42"),
+        ('{{index .Config.Labels "a"}} {{index .Mounts 1 | json}}', '1 {"Source":"/y"}'),
+        ('{{len .Mounts}} {{upper .Name}} {{join .Config.Cmd ","}}', "2 /WEB sleep,600"),
+        ('{{printf "%s-%d" .Name .State.Pid}}', "/web-42"),
         ("{{$n := .Name}}{{$n}}{{$n}}", "/web/web"),
         ("a  {{- .Name -}}  b", "a/webb"),
         ("{{(index .Mounts 0).Source}}", "/x"),
-        ("{{.Name | printf \"%s!\"}}", "/web!"),
-        ("{{truncate .Name 2}}|{{pad .Name 1 1}}|{{split \"a,b\" \",\"}}", "/w| /web |[a b]"),
-        ("{{not .State.Running}} {{and 1 0}} {{or 0 \"x\"}}", "false 0 x"),
+        ('{{.Name | printf "%s!"}}', "/web!"),
+        ('{{truncate .Name 2}}|{{pad .Name 1 1}}|{{split "a,b" ","}}', "/w| /web |[a b]"),
+        ('{{not .State.Running}} {{and 1 0}} {{or 0 "x"}}', "false 0 x"),
     ],
 )
 def test_template(template: str, expected: str) -> None:
     assert render(template, DATA) == expected
 
 
-@pytest.mark.parametrize("bad", ["{{nosuch}}", "{{.A", "{{if .A}}x", "{{end}}", "{{.Name 1}}", "{{range .Name}}{{end}}"])
+@pytest.mark.parametrize(
+    "bad", ["{{nosuch}}", "{{.A", "{{if .A}}x", "{{end}}", "{{.Name 1}}", "{{range .Name}}{{end}}"]
+)
 def test_template_errors(bad: str) -> None:
     with pytest.raises(TemplateError):
         Template(bad).execute(DATA)
@@ -69,22 +71,38 @@ def test_template_callable_fields() -> None:
 
 @pytest.mark.parametrize(
     ("value", "text"),
-    [(1e6, "1e+06"), (123456.0, "123456"), (1.5, "1.5"), (0.0001, "0.0001"), (1e-5, "1e-05"), (100.0, "100"), (True, "true")],
+    [
+        (1e6, "1e+06"),
+        (123456.0, "123456"),
+        (1.5, "1.5"),
+        (0.0001, "0.0001"),
+        (1e-5, "1e-05"),
+        (100.0, "100"),
+        (True, "true"),
+    ],
 )
 def test_go_value_printing(value: object, text: str) -> None:
     assert go_str(value) == text
 
 
 def test_render_rows_table_json_and_plain() -> None:
-    rows = [{"ID": lambda: "a1", "Name": lambda: "first"}, {"ID": lambda: "b2", "Name": lambda: "second-name"}]
+    rows = [
+        {"ID": lambda: "a1", "Name": lambda: "first"},
+        {"ID": lambda: "b2", "Name": lambda: "second-name"},
+    ]
     headers = {"ID": "CONTAINER ID", "Name": "NAMES"}
     table = render_rows("table {{.ID}}\\t{{.Name}}", rows, headers)
     assert table == "CONTAINER ID   NAMES\na1             first\nb2             second-name\n"
     assert render_rows("{{.Name}}", rows, headers) == "first\nsecond-name\n"
-    assert render_rows("json", rows, headers, json_row=lambda r: {k: v() for k, v in r.items()}).splitlines()[0] == (
+    assert render_rows("json", rows, headers, json_row=lambda r: {k: v() for k, v in r.items()}).splitlines()[
+        0
+    ] == (
         '{"ID":"a1","Name":"first"}'  # compact, as Go's json.Marshal
     )
-    assert tabulate(["A\tB", "long-cell-here\tx"], minwidth=2, padding=1) == "A              B\nlong-cell-here x\n"
+    assert (
+        tabulate(["A\tB", "long-cell-here\tx"], minwidth=2, padding=1)
+        == "A              B\nlong-cell-here x\n"
+    )
 
 
 def test_units_and_durations() -> None:
@@ -154,7 +172,9 @@ def test_demuxer_splits_frames_across_reads() -> None:
     out: list[bytes] = []
     err: list[bytes] = []
     demux = Demuxer(out.append, err.append)
-    stream = b"".join(struct.pack(">BxxxI", kind, len(p)) + p for kind, p in [(1, b"hello "), (2, b"oops"), (1, b"world")])
+    stream = b"".join(
+        struct.pack(">BxxxI", kind, len(p)) + p for kind, p in [(1, b"hello "), (2, b"oops"), (1, b"world")]
+    )
     for i in range(0, len(stream), 3):  # frames split at awkward places
         demux.feed(stream[i : i + 3])
     assert b"".join(out) == b"hello world" and err == [b"oops"] and demux.leftover() == b""

@@ -19,7 +19,9 @@ def test_create_ls_inspect(cli: CLI, names: Names) -> None:
                   "-o", "o=size=1m") == f"{b}\n"  # fmt: skip
     assert cli.ok("volume", "create", a) == f"{a}\n"  # again: the same volume
     data = json.loads(cli.ok("volume", "inspect", b))[0]
-    assert data["Options"] == {"type": "tmpfs", "device": "tmpfs", "o": "size=1m"} and data["Driver"] == "local"
+    assert (
+        data["Options"] == {"type": "tmpfs", "device": "tmpfs", "o": "size=1m"} and data["Driver"] == "local"
+    )
     for args in (
         ["-f", f"name={names.tag}"],
         ["-q", "-f", f"name={names.tag}"],
@@ -89,4 +91,7 @@ def test_prune(cli: CLI, names: Names) -> None:
     # before API 1.42 (20.10 and pydockerd speak 1.41) a prune takes unused named volumes too
     out = cli.ok("volume", "prune", "-f", "--filter", f"label=pdc-prune={names.tag}")
     assert out == f"Deleted Volumes:\n{vol}\n\nTotal reclaimed space: 0B\n", out
-    assert cli.ok("volume", "prune", "-f", "--filter", f"label=pdc-prune={names.tag}") == "Total reclaimed space: 0B\n"
+    assert (
+        cli.ok("volume", "prune", "-f", "--filter", f"label=pdc-prune={names.tag}")
+        == "Total reclaimed space: 0B\n"
+    )

@@ -43,7 +43,11 @@ def test_parse_lines_with_and_without_optional_fields() -> None:
     root, spaced, bare = mountinfo.parse(text)
     assert (root.id, root.parent, root.dev) == (22, 1, os.makedev(254, 0))
     assert (root.point, root.optional, root.fstype, root.source, root.super_options) == (
-        "/", ("shared:1",), "ext4", "/dev/vda", "rw,discard"
+        "/",
+        ("shared:1",),
+        "ext4",
+        "/dev/vda",
+        "rw,discard",
     )
     assert (spaced.root, spaced.point, spaced.options) == ("/sub", "/mnt/with space", "rw,nosuid")
     assert (spaced.optional, spaced.source) == (("master:3", "shared:7"), "tm pfs")

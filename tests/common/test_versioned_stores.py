@@ -108,7 +108,9 @@ def test_snapshotter_database(tmp_path: Path) -> None:
             " labels TEXT NOT NULL DEFAULT '{}', created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,"
             " size INTEGER NOT NULL DEFAULT 0, inodes INTEGER NOT NULL DEFAULT 0, UNIQUE (namespace, key))"
         )
-        conn.execute("INSERT INTO snapshots (namespace, key, kind, created_at, updated_at) VALUES ('ns', 'k', 'committed', 1, 1)")
+        conn.execute(
+            "INSERT INTO snapshots (namespace, key, kind, created_at, updated_at) VALUES ('ns', 'k', 'committed', 1, 1)"
+        )
     storage = Storage(str(path))
     with storage.transaction() as tx:
         row = tx.get("ns", "k")

@@ -85,7 +85,11 @@ class Compose:
                 "containers": docker("ps", "-aq", "--filter", label).split(),
                 "networks": self._listed("network", label),
                 "volumes": self._listed("volume", label),
-                "images": [i for i in docker("images", "--format", "{{.Repository}}").split() if i.startswith(f"{self.name}_")],
+                "images": [
+                    i
+                    for i in docker("images", "--format", "{{.Repository}}").split()
+                    if i.startswith(f"{self.name}_")
+                ],
             }.items()
             if found
         }
@@ -141,4 +145,3 @@ def ps_rows(text: str) -> list[list[str]]:
     """`docker-compose ps`'s table as rows of cells (columns are three or more spaces apart: a cut command ends "  ...")."""
     lines = [line.rstrip() for line in text.splitlines() if line.strip()]
     return [re.split(r"\s{3,}", line.strip()) for line in lines[2:] if not _PS_DASHES.match(line)]
-

@@ -24,7 +24,9 @@ def dockerd(request: pytest.FixtureRequest) -> Iterator[RefDockerd]:
     if not os.access(DOCKER_COMPOSE, os.X_OK):
         pytest.fail(f"{DOCKER_COMPOSE} is missing: scripts/setup-test installs Debian's docker-compose")
     engine = (
-        reference_dockerd({}, images=(BUSYBOX_TAR,), private_network=True, extra_args=("--userland-proxy=true", "--bridge="))
+        reference_dockerd(
+            {}, images=(BUSYBOX_TAR,), private_network=True, extra_args=("--userland-proxy=true", "--bridge=")
+        )
         if request.param == "reference"
         else pydockerd_engine()
     )
@@ -48,5 +50,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "needs_engine_feature(*names): engine features the test needs (cli_helpers.py)")
-    config.addinivalue_line("markers", "project_name(name): the Compose project of tests/compose/projects/ a test uses")
+    config.addinivalue_line(
+        "markers", "needs_engine_feature(*names): engine features the test needs (cli_helpers.py)"
+    )
+    config.addinivalue_line(
+        "markers", "project_name(name): the Compose project of tests/compose/projects/ a test uses"
+    )

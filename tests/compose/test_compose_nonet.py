@@ -39,7 +39,16 @@ def test_up_depends_on_health_labels_logs_exec_top(project: Compose) -> None:
     up = project.run("up", "-d")
     assert up.returncode == 0, explain(up)
     assert "Creating network" not in up.stderr
-    got = wait_states(project, {"web_1": "Up (healthy)", "counter_1": "Up", "init_1": "Exit 0", "after_1": "Up", "flaky_1": "Exit 3"})
+    got = wait_states(
+        project,
+        {
+            "web_1": "Up (healthy)",
+            "counter_1": "Up",
+            "init_1": "Exit 0",
+            "after_1": "Up",
+            "flaky_1": "Exit 3",
+        },
+    )
     assert set(got) == {"web_1", "counter_1", "init_1", "after_1", "flaky_1"}  # no profile's service
     # depends_on: counter started once web was healthy (its first probe runs one 200ms interval
     # after its start), after once init had completed.
@@ -49,13 +58,22 @@ def test_up_depends_on_health_labels_logs_exec_top(project: Compose) -> None:
     # Names and labels as Compose sets them, found through the engine's label filters.
     web = project.container_ids("label=com.docker.compose.service=web")
     assert len(web) == 1 and project.inspect(web[0], "{{.Name}}") == f"/{project.name}_web_1"
-    labels = project.inspect(web[0], '{{index .Config.Labels "com.docker.compose.project"}} {{index .Config.Labels "com.docker.compose.container-number"}} {{index .Config.Labels "com.docker.compose.oneoff"}} {{index .Config.Labels "org.example.role"}}')
+    labels = project.inspect(
+        web[0],
+        '{{index .Config.Labels "com.docker.compose.project"}} {{index .Config.Labels "com.docker.compose.container-number"}} {{index .Config.Labels "com.docker.compose.oneoff"}} {{index .Config.Labels "org.example.role"}}',
+    )
     assert labels == f"{project.name} 1 False frontend"
     assert project.container_ids("label=org.example.role=frontend", "health=healthy") == web
     # Env file and .env substitution, seen inside.
-    assert project.ok("exec", "-T", "web", "sh", "-c", "echo $MODE-$EMPTY-$PAGE") == "testing--hello from compose\n"
+    assert (
+        project.ok("exec", "-T", "web", "sh", "-c", "echo $MODE-$EMPTY-$PAGE")
+        == "testing--hello from compose\n"
+    )
     # logs: a service's lines, its prefix; -f from the start, in order.
-    assert project.ok("logs", "--no-color", "init").splitlines() == [f"Attaching to {project.name}_init_1", "init_1     | init done"]
+    assert project.ok("logs", "--no-color", "init").splitlines() == [
+        f"Attaching to {project.name}_init_1",
+        "init_1     | init done",
+    ]
     follow = project.popen("logs", "-f", "--no-color", "counter")
     try:
         seen = read_until(follow, lambda out: len(re.findall(r"count \d+", out)) >= 5)
@@ -92,14 +110,32 @@ def test_lifecycle_scale_run_and_profiles(project: Compose, dockerd: RefDockerd)
     assert "counter_1" not in states(project)
     # scale up and down
     project.ok("up", "-d", "--scale", "counter=3", "counter")
-    assert {k: v for k, v in states(project).items() if k.startswith("counter")} == {"counter_1": "Up", "counter_2": "Up", "counter_3": "Up"}
+    assert {k: v for k, v in states(project).items() if k.startswith("counter")} == {
+        "counter_1": "Up",
+        "counter_2": "Up",
+        "counter_3": "Up",
+    }
     down_scale = project.run("up", "-d", "--scale", "counter=1", "counter")
-    assert f"Stopping and removing {project.name}_counter_3 ... done" in down_scale.stderr, explain(down_scale)
+    assert f"Stopping and removing {project.name}_counter_3 ... done" in down_scale.stderr, explain(
+        down_scale
+    )
     # run: one-off containers, linked to the service's own.
     run = project.run("run", "--rm", "counter", "echo", "one-off")
     assert (run.returncode, run.stdout) == (0, "one-off\n"), explain(run)
     assert f"Creating {project.name}_counter_run ... done" in run.stderr
-    env = project.run("run", "--rm", "-T", "-e", "X=from-run", "--label", "pdc.extra=yes", "web", "sh", "-c", "echo $X $MODE")
+    env = project.run(
+        "run",
+        "--rm",
+        "-T",
+        "-e",
+        "X=from-run",
+        "--label",
+        "pdc.extra=yes",
+        "web",
+        "sh",
+        "-c",
+        "echo $X $MODE",
+    )
     assert env.stdout == "from-run testing\n", explain(env)
     one_off = project.ok("run", "-d", "web", "sleep", "300").strip()
     assert re.fullmatch(rf"{project.name}_web_run_[0-9a-f]{{12}}", one_off)
@@ -107,7 +143,9 @@ def test_lifecycle_scale_run_and_profiles(project: Compose, dockerd: RefDockerd)
     alias = f"/{project.name}_web_1:/{one_off}"
     assert sorted(links) == sorted(f"{alias}/{a}" for a in ("web", f"{project.name}_web_1", "web_1"))
     assert project.inspect(one_off, '{{index .Config.Labels "com.docker.compose.oneoff"}}') == "True"
-    assert project.container_ids("label=com.docker.compose.oneoff=True") == [dockerd.docker_ok("inspect", "-f", "{{.Id}}", one_off).strip()]
+    assert project.container_ids("label=com.docker.compose.oneoff=True") == [
+        dockerd.docker_ok("inspect", "-f", "{{.Id}}", one_off).strip()
+    ]
     # A profile's service runs only when asked for.
     job = project.run("--profile", "jobs", "run", "--rm", "job")
     assert (job.returncode, job.stdout) == (0, "job ran with testing\n"), explain(job)
@@ -118,9 +156,13 @@ def test_attached_up_with_exit_code_from(project: Compose) -> None:
     res = project.run("--no-ansi", "up", "--exit-code-from", "flaky", "web", "flaky")
     assert res.returncode == 3, explain(res)
     lines = res.stdout.splitlines()
-    assert lines[0] == f"Attaching to {project.name}_web_1, {project.name}_flaky_1" or lines[0] == f"Attaching to {project.name}_flaky_1, {project.name}_web_1"
+    assert (
+        lines[0] == f"Attaching to {project.name}_web_1, {project.name}_flaky_1"
+        or lines[0] == f"Attaching to {project.name}_flaky_1, {project.name}_web_1"
+    )
     assert [re.sub(r"\s+\|", " |", line) for line in lines if "|" in line] in (
-        ["flaky_1 | flaky run", "web_1 | web ready"], ["web_1 | web ready", "flaky_1 | flaky run"],
+        ["flaky_1 | flaky run", "web_1 | web ready"],
+        ["web_1 | web ready", "flaky_1 | flaky run"],
     )
     assert f"{project.name}_flaky_1 exited with code 3" in lines and "Aborting on container exit..." in lines
     assert states(project)["web_1"] == "Exit 0"  # stopped by the abort
@@ -129,7 +171,10 @@ def test_attached_up_with_exit_code_from(project: Compose) -> None:
 def test_what_cannot_come_up(project: Compose) -> None:
     sick = project.run("--profile", "sick", "up", "-d", "waiter")
     assert sick.returncode == 1, explain(sick)
-    assert normalized_errors(sick.stderr) == ['ERROR: for waiter  Container "<id>" is unhealthy.', "Encountered errors while bringing up the project."]
+    assert normalized_errors(sick.stderr) == [
+        'ERROR: for waiter  Container "<id>" is unhealthy.',
+        "Encountered errors while bringing up the project.",
+    ]
     assert states(project, "--profile", "sick") == {"sick_1": "Up (unhealthy)"}
     log = json.loads(project.inspect(f"{project.name}_sick_1", "{{json .State.Health.Log}}"))
     assert {(e["ExitCode"], e["Output"]) for e in log} == {(1, "probe says no\n")}

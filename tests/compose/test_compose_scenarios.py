@@ -58,7 +58,11 @@ def wait_states(compose: Compose, want: dict[str, str], timeout: float = 60.0, *
 
 def normalized_errors(stderr: str) -> list[str]:
     """docker-compose's ERROR lines with container ids as <id>."""
-    lines = [line.strip() for line in stderr.splitlines() if line.startswith("ERROR") or line.startswith("Encountered")]
+    lines = [
+        line.strip()
+        for line in stderr.splitlines()
+        if line.startswith("ERROR") or line.startswith("Encountered")
+    ]
     return [re.sub(r'Container "[0-9a-f]{12}"', 'Container "<id>"', line) for line in lines]
 
 
@@ -77,11 +81,17 @@ def test_up_ps_port_exec_logs_top_config(project: Compose, dockerd: RefDockerd) 
     address = project.ok("port", "web", "8080").strip()
     assert re.fullmatch(r"127\.0\.0\.1:\d+", address)
     assert fetch_in_engine_netns(dockerd, f"http://{address}/") == "hello from compose\n"
-    assert project.ok("exec", "-T", "web", "sh", "-c", "echo $MODE-$EMPTY-$PAGE") == "testing--hello from compose\n"
+    assert (
+        project.ok("exec", "-T", "web", "sh", "-c", "echo $MODE-$EMPTY-$PAGE")
+        == "testing--hello from compose\n"
+    )
     # Project labels.
     web = project.container_ids("label=com.docker.compose.service=web")
     assert len(web) == 1
-    labels = project.inspect(web[0], '{{index .Config.Labels "com.docker.compose.project"}} {{index .Config.Labels "com.docker.compose.container-number"}} {{index .Config.Labels "com.docker.compose.oneoff"}} {{index .Config.Labels "org.example.role"}}')
+    labels = project.inspect(
+        web[0],
+        '{{index .Config.Labels "com.docker.compose.project"}} {{index .Config.Labels "com.docker.compose.container-number"}} {{index .Config.Labels "com.docker.compose.oneoff"}} {{index .Config.Labels "org.example.role"}}',
+    )
     assert labels == f"{project.name} 1 False frontend"
     assert project.inspect(web[0], "{{.Name}}") == f"/{project.name}_web_1"
     # logs, logs -f
@@ -124,12 +134,19 @@ def test_pause_stop_start_restart_scale_run_profiles(project: Compose) -> None:
     assert project.inspect(f"{project.name}_counter_1", "{{.State.Running}} {{.RestartCount}}") == "true 0"
     # scale up and down
     project.ok("up", "-d", "--scale", "counter=3")
-    assert states(project) == {"web_1": "Up (healthy)", "counter_1": "Up", "counter_2": "Up", "counter_3": "Up"}
+    assert states(project) == {
+        "web_1": "Up (healthy)",
+        "counter_1": "Up",
+        "counter_2": "Up",
+        "counter_3": "Up",
+    }
     numbers = sorted(project.inspect(c, '{{index .Config.Labels "com.docker.compose.container-number"}}')
                      for c in project.container_ids("label=com.docker.compose.service=counter"))  # fmt: skip
     assert numbers == ["1", "2", "3"]
     down_scale = project.run("up", "-d", "--scale", "counter=1")
-    assert f"Stopping and removing {project.name}_counter_3 ... done" in down_scale.stderr, explain(down_scale)
+    assert f"Stopping and removing {project.name}_counter_3 ... done" in down_scale.stderr, explain(
+        down_scale
+    )
     assert set(states(project)) == {"web_1", "counter_1"}
     # run --rm: a one-off container, gone afterwards
     run = project.run("run", "--rm", "counter", "echo", "one-off")
@@ -141,7 +158,9 @@ def test_pause_stop_start_restart_scale_run_profiles(project: Compose) -> None:
     assert (job.returncode, job.stdout) == (0, "job ran with testing\n"), explain(job)
     project.ok("--profile", "jobs", "up", "-d")
     assert wait_states(project, {"job_1": "Exit 0"}, 30, "--profile", "jobs")["web_1"] == "Up (healthy)"
-    assert project.ok("--profile", "jobs", "logs", "--no-color", "job").splitlines()[1:] == ["job_1      | job ran with testing"]
+    assert project.ok("--profile", "jobs", "logs", "--no-color", "job").splitlines()[1:] == [
+        "job_1      | job ran with testing"
+    ]
 
 
 @needs_engine_feature("networks")
@@ -155,9 +174,18 @@ def test_restart_policies(project: Compose) -> None:
     deadline = time.monotonic() + 20
     while project.inspect(always, "{{.RestartCount}}") in ("0", "1") and time.monotonic() < deadline:
         time.sleep(0.3)
-    assert project.inspect(flaky, "{{.RestartCount}} {{.State.Status}} {{.State.ExitCode}} {{.HostConfig.RestartPolicy.Name}}") == "2 exited 3 on-failure"
+    assert (
+        project.inspect(
+            flaky,
+            "{{.RestartCount}} {{.State.Status}} {{.State.ExitCode}} {{.HostConfig.RestartPolicy.Name}}",
+        )
+        == "2 exited 3 on-failure"
+    )
     assert int(project.inspect(always, "{{.RestartCount}}")) >= 2
-    assert project.inspect(never, "{{.RestartCount}} {{.State.ExitCode}} [{{.HostConfig.RestartPolicy.Name}}]") == "0 5 []"
+    assert (
+        project.inspect(never, "{{.RestartCount}} {{.State.ExitCode}} [{{.HostConfig.RestartPolicy.Name}}]")
+        == "0 5 []"
+    )
     assert project.inspect(stopped, "{{.HostConfig.RestartPolicy.Name}}") == "unless-stopped"
     logs = project.ok("logs", "--no-color", "flaky").splitlines()
     assert logs[1:] == ["flaky_1    | flaky run"] * 3
@@ -172,7 +200,11 @@ def test_depends_on_completed_and_healthy(project: Compose) -> None:
     assert order == ["init", "app", "client"]
     assert states(project) == {"init_1": "Exit 0", "app_1": "Up (healthy)", "client_1": "Up"}
     logs = project.ok("logs", "--no-color", "app", "client", "init").splitlines()[1:]
-    assert sorted(re.sub(r"\s+\|", " |", line) for line in logs) == ["app_1 | seeded", "client_1 | client sees seeded", "init_1 | init done"]
+    assert sorted(re.sub(r"\s+\|", " |", line) for line in logs) == [
+        "app_1 | seeded",
+        "client_1 | client sees seeded",
+        "init_1 | init done",
+    ]
     # A dependency that does not complete successfully stops its dependant from being created.
     failing = project.run("--profile", "failing", "up", "-d")
     assert failing.returncode == 1, explain(failing)
@@ -197,7 +229,9 @@ def test_a_never_healthy_service_and_a_hanging_probe(project: Compose) -> None:
     }  # fmt: skip
     sick = project.inspect(f"{project.name}_sick_1", "{{json .State.Health.Log}}")
     assert '"ExitCode":1,"Output":"probe says no\\n"' in sick
-    hanging = project.inspect(f"{project.name}_hanging_1", "{{range .State.Health.Log}}{{.ExitCode}} {{.Output}}|{{end}}")
+    hanging = project.inspect(
+        f"{project.name}_hanging_1", "{{range .State.Health.Log}}{{.ExitCode}} {{.Output}}|{{end}}"
+    )
     assert set(hanging.rstrip("|").split("|")) == {"-1 Health check exceeded timeout (500ms)"}
     # pydockerd kills a probe past its timeout and waits for it before the next; dockerd 20.10 on
     # a loaded machine was seen to leave several running (8 after a minute), so only ours is bound.
@@ -213,11 +247,16 @@ def test_down_of_a_half_up_project(project: Compose) -> None:
     assert up.returncode == 1, explain(up)
     errors = normalized_errors(up.stderr)
     assert errors[0].startswith(f"ERROR: for {project.name}_broken_1  Cannot start service broken: ")
-    assert "/no/such/program" in errors[0] and errors[-1] == "Encountered errors while bringing up the project."
+    assert (
+        "/no/such/program" in errors[0] and errors[-1] == "Encountered errors while bringing up the project."
+    )
     assert states(project) == {"ok_1": "Up", "broken_1": "Exit 127"}
     down = project.down()
     assert down.returncode == 0, explain(down)
-    assert f"Removing volume {project.name}_keep" in down.stderr and f"Removing network {project.name}_default" in down.stderr
+    assert (
+        f"Removing volume {project.name}_keep" in down.stderr
+        and f"Removing network {project.name}_default" in down.stderr
+    )
     assert project.leftovers() == {}
     # A missing image: networks and volumes exist, no container; down removes them.
     missing = project.run("--profile", "missing", "up", "-d")

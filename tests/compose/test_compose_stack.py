@@ -20,7 +20,11 @@ NEEDS = ("build", "networks", "dns", "ports", "volumes")
 
 def sut_lines(stdout: str) -> list[str]:
     """What the sut printed, from the log lines docker-compose prefixes with "sut_1  | "."""
-    return [re.sub(r"^.*?sut_1\s+\|\s?", "", line) for line in stdout.splitlines() if re.match(r"^\S*sut_1\s+\|", line)]
+    return [
+        re.sub(r"^.*?sut_1\s+\|\s?", "", line)
+        for line in stdout.splitlines()
+        if re.match(r"^\S*sut_1\s+\|", line)
+    ]
 
 
 def run_harness(dockerd: RefDockerd, *extra_files: str) -> tuple[int, list[str], str]:

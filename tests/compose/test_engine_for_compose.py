@@ -34,16 +34,22 @@ def test_links_checked_and_shown(dockerd: RefDockerd) -> None:
         # by id prefix: shown by the child's name
         dockerd.docker_ok("create", "--name", other, "--network", "none", "--link", f"{dockerd.docker_ok('inspect', '-f', '{{.Id}}', child)[:12]}:k",
                           "busybox", "true")  # fmt: skip
-        assert json.loads(dockerd.docker_ok("inspect", "-f", "{{json .HostConfig.Links}}", other)) == [f"/{child}:/{other}/k"]
+        assert json.loads(dockerd.docker_ok("inspect", "-f", "{{json .HostConfig.Links}}", other)) == [
+            f"/{child}:/{other}/k"
+        ]
         assert json.loads(dockerd.docker_ok("inspect", "-f", "{{json .HostConfig.Links}}", child)) is None
-        missing = dockerd.docker("create", "--network", "none", "--link", "pdc-no-such-child:x", "busybox", "true")
+        missing = dockerd.docker(
+            "create", "--network", "none", "--link", "pdc-no-such-child:x", "busybox", "true"
+        )
         assert missing.returncode == 1
         assert missing.stderr.splitlines()[0] == (
             "Error response from daemon: could not get container for pdc-no-such-child: No such container: pdc-no-such-child"
         )
         # The child removed: the parent still shows the link (dockerd's link graph keeps it).
         dockerd.docker_ok("rm", child)
-        assert sorted(json.loads(dockerd.docker_ok("inspect", "-f", "{{json .HostConfig.Links}}", parent))) == sorted(links)
+        assert sorted(
+            json.loads(dockerd.docker_ok("inspect", "-f", "{{json .HostConfig.Links}}", parent))
+        ) == sorted(links)
     finally:
         dockerd.docker("rm", "-f", child, parent, other)
 
@@ -89,7 +95,9 @@ def test_restart_policy_left_out_of_the_create_request(dockerd: RefDockerd) -> N
     try:
         api.create_container("busybox", ["true"], name=f"pdc-rp-api-{tag}")
         dockerd.docker_ok("create", "--name", f"pdc-rp-cli-{tag}", "busybox", "true")
-        shown = [api.inspect_container(f"pdc-rp-{k}-{tag}")["HostConfig"]["RestartPolicy"] for k in ("api", "cli")]
+        shown = [
+            api.inspect_container(f"pdc-rp-{k}-{tag}")["HostConfig"]["RestartPolicy"] for k in ("api", "cli")
+        ]
         assert shown == [{"Name": "", "MaximumRetryCount": 0}, {"Name": "no", "MaximumRetryCount": 0}]
     finally:
         dockerd.docker("rm", "-f", f"pdc-rp-api-{tag}", f"pdc-rp-cli-{tag}")

@@ -252,7 +252,9 @@ def test_gc_root_label_and_snapshot_labels(env: Env) -> None:
     pinned = put(ns, b"pinned", {"containerd.io/gc.root": "2024-01-01T00:00:00Z"})
     via_snapshot = put(ns, b"referenced by a snapshot")
     snaps = FakeSnapshotter(
-        FakeSnapshot("rooted", labels={"containerd.io/gc.root": "x", "containerd.io/gc.ref.content.x": via_snapshot}),
+        FakeSnapshot(
+            "rooted", labels={"containerd.io/gc.root": "x", "containerd.io/gc.ref.content.x": via_snapshot}
+        ),
     )
     gc.collect(env.db, env.store, {"overlayfs": snaps})
     assert env.blobs() == {pinned, via_snapshot}
@@ -328,7 +330,9 @@ def test_snapshot_records_map_namespaced_keys(env: Env) -> None:
 
 
 def test_failed_snapshot_removal_is_reported_and_spares_its_parents(env: Env) -> None:
-    snaps = FakeSnapshotter(FakeSnapshot("p"), FakeSnapshot("busy", "p"), FakeSnapshot("free"), refuse=("busy",))
+    snaps = FakeSnapshotter(
+        FakeSnapshot("p"), FakeSnapshot("busy", "p"), FakeSnapshot("free"), refuse=("busy",)
+    )
     result = gc.collect(env.db, env.store, {"overlayfs": snaps})
     assert result.snapshots == [("overlayfs", "free")]
     assert len(result.errors) == 1 and "busy" in result.errors[0]

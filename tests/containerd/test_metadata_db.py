@@ -91,7 +91,10 @@ def test_namespace_delete_refused_unless_empty(db: MetadataDB) -> None:
     with db.transaction() as tx:
         with pytest.raises(FailedPrecondition) as err:
             tx.namespaces.delete("busy")
-        assert str(err.value) == "namespace busy must be empty, but it still has images, blobs, containers, snapshots"
+        assert (
+            str(err.value)
+            == "namespace busy must be empty, but it still has images, blobs, containers, snapshots"
+        )
     with db.transaction() as tx:
         tx.images("busy").delete("docker.io/library/busybox:latest")
         tx.containers("busy").delete("c1")
@@ -249,7 +252,9 @@ def test_image_crud_update_and_filters(db: MetadataDB) -> None:
             busybox.name,
         ]
 
-        new_target = Descriptor(MANIFEST, digest_of(b"manifest"), 8, {"org.opencontainers.image.ref.name": "x"})
+        new_target = Descriptor(
+            MANIFEST, digest_of(b"manifest"), 8, {"org.opencontainers.image.ref.name": "x"}
+        )
         u = store.update(image(labels={"env": "dev", "k": "v"}, target=new_target), ["labels.k"])
         assert u.labels == {"env": "prod", "k": "v"} and u.target == busybox.target
         u = store.update(image(target=new_target), ["annotations.org.opencontainers.image.ref.name"])
@@ -281,7 +286,7 @@ def test_leases_and_resources(db: MetadataDB) -> None:
         leases.create("pull-2")
         with pytest.raises(AlreadyExists):
             leases.create("pull-1")
-        assert [x.id for x in leases.list(["labels.\"containerd.io/gc.expire\""])] == ["pull-1"]
+        assert [x.id for x in leases.list(['labels."containerd.io/gc.expire"'])] == ["pull-1"]
         assert [x.id for x in leases.list(["id~=2$"])] == ["pull-2"]
         leases.add_resource("pull-1", LeaseResource(digest, "content"))
         leases.add_resource("pull-1", LeaseResource(digest, "content"))  # idempotent
@@ -333,7 +338,9 @@ def test_content_records(db: MetadataDB) -> None:
         assert [i.digest for i in records.list(['labels."containerd.io/gc.ref.content.l.0"'])] == [d1]
         assert [i.digest for i in records.list(["size==3"])] == sorted([d1, d2])
         u = records.update(dataclasses.replace(info, labels={"x": "y"}), ["labels.x"])
-        assert u.labels == {"containerd.io/gc.ref.content.l.0": d2, "x": "y"} and u.updated_at > info.updated_at
+        assert (
+            u.labels == {"containerd.io/gc.ref.content.l.0": d2, "x": "y"} and u.updated_at > info.updated_at
+        )
         assert records.update(dataclasses.replace(info, labels={})).labels == {}
         with pytest.raises(InvalidArgument, match="cannot update 'size'"):
             records.update(info, ["size"])

@@ -43,11 +43,21 @@ DEFAULT_CGROUP_PARENT = "/k8s.io"  # both engines' cgroups of pods without a cgr
 
 def require_tools() -> None:
     """Fail (never skip) when what the CRI tests need is missing: they would prove nothing."""
-    missing = [str(p) for p in (CRICTL, PYCONTAINERD, PAUSE_LAYOUT / "index.json", BUSYBOX_LAYOUT / "index.json") if not Path(p).exists()]
-    missing += [b for b in ("bridge", "host-local", "portmap", "loopback") if not os.access(os.path.join(CNI_BIN, b), os.X_OK)]
+    missing = [
+        str(p)
+        for p in (CRICTL, PYCONTAINERD, PAUSE_LAYOUT / "index.json", BUSYBOX_LAYOUT / "index.json")
+        if not Path(p).exists()
+    ]
+    missing += [
+        b
+        for b in ("bridge", "host-local", "portmap", "loopback")
+        if not os.access(os.path.join(CNI_BIN, b), os.X_OK)
+    ]
     if missing:
         raise AssertionError(
-            "CRI tests need: " + ", ".join(missing) + " (crictl is built into ../shared/bin; run scripts/setup-test)"
+            "CRI tests need: "
+            + ", ".join(missing)
+            + " (crictl is built into ../shared/bin; run scripts/setup-test)"
         )
 
 
@@ -110,7 +120,13 @@ def registry(base: Path, ns: NetNS, name: str = "registry", auth: list[str] | No
         stdout=open(log, "ab"), stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
-        host = _wait_for(lambda: (m := re.search(r"listening on http://(127\.0\.0\.1:\d+)", log.read_text())) and m.group(1), proc, log)
+        host = _wait_for(
+            lambda: (
+                (m := re.search(r"listening on http://(127\.0\.0\.1:\d+)", log.read_text())) and m.group(1)
+            ),
+            proc,
+            log,
+        )
         reg = Registry(str(host), proc)
         ns.exec("skopeo", "copy", "--dest-tls-verify=false", *(["--dest-creds", creds] if creds else []),
                 f"oci:{BUSYBOX_LAYOUT}:latest", f"docker://{reg.host}/library/busybox:latest", timeout=120)  # fmt: skip
@@ -156,8 +172,17 @@ def write_cni_conf(base: Path) -> dict[str, str]:
         "name": f"crinet-{tag}",
         "plugins": [
             {
-                "type": "bridge", "bridge": f"cri{tag}", "isGateway": True, "ipMasq": True, "hairpinMode": True,
-                "ipam": {"type": "host-local", "ranges": [[{"subnet": subnet}]], "routes": [{"dst": "0.0.0.0/0"}], "dataDir": str(ipam_dir)},
+                "type": "bridge",
+                "bridge": f"cri{tag}",
+                "isGateway": True,
+                "ipMasq": True,
+                "hairpinMode": True,
+                "ipam": {
+                    "type": "host-local",
+                    "ranges": [[{"subnet": subnet}]],
+                    "routes": [{"dst": "0.0.0.0/0"}],
+                    "dataDir": str(ipam_dir),
+                },
             },  # fmt: skip
             {"type": "portmap", "capabilities": {"portMappings": True}},
         ],
@@ -183,8 +208,17 @@ class Engine:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(["nsenter", f"--net={self.ns.path}", *self.argv], stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)
-        _wait_for(lambda: self.address.exists() and self.crictl("version", check=False).returncode == 0, self.proc, self.log, timeout=60)
+        self.proc = subprocess.Popen(
+            ["nsenter", f"--net={self.ns.path}", *self.argv],
+            stdout=open(self.log, "ab"),
+            stderr=subprocess.STDOUT,
+        )
+        _wait_for(
+            lambda: self.address.exists() and self.crictl("version", check=False).returncode == 0,
+            self.proc,
+            self.log,
+            timeout=60,
+        )
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -202,7 +236,9 @@ class Engine:
         return ["nsenter", f"--net={self.ns.path}", str(CRICTL), "--runtime-endpoint", endpoint,
                 "--image-endpoint", endpoint, "--timeout", "60s", *args]  # fmt: skip
 
-    def crictl(self, *args: str, check: bool = True, timeout: float = 120, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    def crictl(
+        self, *args: str, check: bool = True, timeout: float = 120, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         return run(*self.crictl_argv(*args), check=check, timeout=timeout, input=input)
 
     def json(self, *args: str) -> Any:
@@ -223,7 +259,9 @@ class Engine:
         path.write_text(json.dumps(doc))
         return path
 
-    def container_config(self, path: Path, name: str = "c", command: list[str] | None = None, **extra: Any) -> Path:
+    def container_config(
+        self, path: Path, name: str = "c", command: list[str] | None = None, **extra: Any
+    ) -> Path:
         doc = {"metadata": {"name": name}, "image": {"image": self.image()},
                "command": command or ["sh", "-c", "echo hello; echo oops >&2; sleep 1000"], "log_path": f"{name}.log", "linux": {}}  # fmt: skip
         doc.update(extra)
@@ -235,9 +273,13 @@ def pycontainerd(base: Path, ns: NetNS, reg: Registry, cni: dict[str, str], runt
     """pycontainerd with its CRI plugin; RUNTIME (the runc options' BinaryName) "" for its default, pyrunc."""
     config = base / "pycontainerd.toml"
     runtime_conf = (
-        '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]\n'
-        f'  BinaryName = "{runtime}"\n'
-    ) if runtime else ""
+        (
+            '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]\n'
+            f'  BinaryName = "{runtime}"\n'
+        )
+        if runtime
+        else ""
+    )
     config.write_text(
         "version = 2\n"
         '[plugins."io.containerd.grpc.v1.cri"]\n'
@@ -245,11 +287,20 @@ def pycontainerd(base: Path, ns: NetNS, reg: Registry, cni: dict[str, str], runt
         f'  sandbox_image_import = "{PAUSE_LAYOUT}"\n'
         "  restrict_oom_score_adj = true\n"
         '[plugins."io.containerd.grpc.v1.cri".cni]\n'
-        f'  conf_dir = "{cni["conf_dir"]}"\n  bin_dir = "{CNI_BIN}"\n'
-        + runtime_conf
+        f'  conf_dir = "{cni["conf_dir"]}"\n  bin_dir = "{CNI_BIN}"\n' + runtime_conf
     )
     address = base / "py.sock"
-    argv = [str(PYCONTAINERD), "--root", str(base / "root"), "--state", str(base / "state"), "--address", str(address), "--config", str(config)]
+    argv = [
+        str(PYCONTAINERD),
+        "--root",
+        str(base / "root"),
+        "--state",
+        str(base / "state"),
+        "--address",
+        str(address),
+        "--config",
+        str(config),
+    ]
     return Engine("pycontainerd", base, ns, address, argv, base / "pycontainerd.log", reg.host, cni)
 
 
@@ -275,12 +326,32 @@ def containerd(base: Path, ns: NetNS, reg: Registry, cni: dict[str, str]) -> Eng
         f'  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."{reg.host}"]\n'
         f'    endpoint = ["http://{reg.host}"]\n'
     )
-    engine = Engine("containerd", base, ns, address, [CONTAINERD, "--config", str(config)], base / "containerd.log", reg.host, cni)
+    engine = Engine(
+        "containerd",
+        base,
+        ns,
+        address,
+        [CONTAINERD, "--config", str(config)],
+        base / "containerd.log",
+        reg.host,
+        cni,
+    )
     return engine
 
 
 def import_pause_into_containerd(engine: Engine) -> None:
-    run(CTR, "--address", str(engine.address), "-n", "k8s.io", "images", "import", "--all-platforms", str(PAUSE_TAR), timeout=120)
+    run(
+        CTR,
+        "--address",
+        str(engine.address),
+        "-n",
+        "k8s.io",
+        "images",
+        "import",
+        "--all-platforms",
+        str(PAUSE_TAR),
+        timeout=120,
+    )
 
 
 @contextmanager
@@ -334,7 +405,9 @@ def assert_clean(engine: Engine) -> None:
     assert [name for name in links if name.startswith("veth")] == [], f"veths left: {links}"
     rules = engine.ns.nat_rules()
     assert "CNI-DN-" not in rules, f"portmap chains left:\n{rules}"
-    leased = [f for f in _walk(engine.cni["ipam_dir"]) if re.match(r"^\d+\.\d+\.\d+\.\d+$", os.path.basename(f))]
+    leased = [
+        f for f in _walk(engine.cni["ipam_dir"]) if re.match(r"^\d+\.\d+\.\d+\.\d+$", os.path.basename(f))
+    ]
     assert leased == [], f"IPAM reservations left: {leased}"
     netns_mounts = [m for m in engine.mounts_under_base() if "netns" in m and not m.endswith("/netns")]
     assert netns_mounts == [], f"pod network namespaces left mounted: {netns_mounts}"

@@ -29,9 +29,19 @@ def _pid(e: Engine, cid: str) -> int:
 def test_pods_survive_kill9(pyengine: Engine, tmp_path: Path) -> None:
     e = pyengine
     e.crictl("pull", e.image())
-    pod_json = e.pod_config(tmp_path / "pod.json", "survivor", port_mappings=[{"protocol": 0, "container_port": 80, "host_port": 18081}])
-    ticker = e.container_config(tmp_path / "t.json", "ticker", command=["sh", "-c", "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done"])
-    quitter = e.container_config(tmp_path / "q.json", "quitter", command=["sh", "-c", "sleep 2; echo bye; exit 5"])
+    pod_json = e.pod_config(
+        tmp_path / "pod.json",
+        "survivor",
+        port_mappings=[{"protocol": 0, "container_port": 80, "host_port": 18081}],
+    )
+    ticker = e.container_config(
+        tmp_path / "t.json",
+        "ticker",
+        command=["sh", "-c", "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done"],
+    )
+    quitter = e.container_config(
+        tmp_path / "q.json", "quitter", command=["sh", "-c", "sleep 2; echo bye; exit 5"]
+    )
     pod = e.crictl("runp", str(pod_json)).stdout.strip()
     tid = e.crictl("create", pod, str(ticker), str(pod_json)).stdout.strip()
     qid = e.crictl("create", pod, str(quitter), str(pod_json)).stdout.strip()
@@ -48,14 +58,20 @@ def test_pods_survive_kill9(pyengine: Engine, tmp_path: Path) -> None:
     inspect = e.json("inspect", tid)
     assert inspect["status"]["state"] == "CONTAINER_RUNNING"
     assert _pid(e, tid) == pid_before > 0
-    _wait(lambda: e.json("inspect", qid)["status"]["state"] == "CONTAINER_EXITED", what="the exit that happened while down")
+    _wait(
+        lambda: e.json("inspect", qid)["status"]["state"] == "CONTAINER_EXITED",
+        what="the exit that happened while down",
+    )
     q = e.json("inspect", qid)["status"]
     assert (q["exitCode"], q["reason"]) == (5, "Error")
     assert e.crictl("logs", qid).stdout == "bye\n"
     assert e.crictl("exec", "-s", tid, "echo", "adopted").stdout.strip() == "adopted"
     # output written while the daemon was down, and after, reaches the log in order
     lines = [int(line.split()[1]) for line in e.crictl("logs", tid).stdout.splitlines()]
-    _wait(lambda: len(e.crictl("logs", tid).stdout.splitlines()) > len(lines) + 3, what="new log lines after restart")
+    _wait(
+        lambda: len(e.crictl("logs", tid).stdout.splitlines()) > len(lines) + 3,
+        what="new log lines after restart",
+    )
     lines = [int(line.split()[1]) for line in e.crictl("logs", tid).stdout.splitlines()]
     assert lines == list(range(len(lines))), "log lines lost or duplicated across the restart"
     e.crictl("stop", tid)

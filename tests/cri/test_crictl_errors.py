@@ -21,7 +21,10 @@ def _prepare(e: Engine, tmp: Path) -> dict[str, str]:
     stopped_pod = e.pod_config(tmp / "stopped.json", "stopped")
     ctr = e.container_config(tmp / "c.json", "c", command=["sleep", "1000"])
     short = e.container_config(tmp / "short.json", "short", command=["true"])
-    ids = {"ready": e.crictl("runp", str(ready_pod)).stdout.strip(), "stopped": e.crictl("runp", str(stopped_pod)).stdout.strip()}
+    ids = {
+        "ready": e.crictl("runp", str(ready_pod)).stdout.strip(),
+        "stopped": e.crictl("runp", str(stopped_pod)).stdout.strip(),
+    }
     e.crictl("stopp", ids["stopped"])
     ids["running"] = e.crictl("create", ids["ready"], str(ctr), str(ready_pod)).stdout.strip()
     e.crictl("start", ids["running"])
@@ -38,7 +41,9 @@ def _prepare(e: Engine, tmp: Path) -> dict[str, str]:
     return ids
 
 
-def _cases(e: Engine, tmp: Path, ids: dict[str, str]) -> dict[str, Callable[[], subprocess.CompletedProcess[str]]]:
+def _cases(
+    e: Engine, tmp: Path, ids: dict[str, str]
+) -> dict[str, Callable[[], subprocess.CompletedProcess[str]]]:
     c = e.crictl
     return {
         "inspectp unknown pod": lambda: c("inspectp", UNKNOWN_ID, check=False),
@@ -49,16 +54,26 @@ def _cases(e: Engine, tmp: Path, ids: dict[str, str]) -> dict[str, Callable[[], 
         "rm unknown container": lambda: c("rm", UNKNOWN_ID, check=False),
         "start unknown container": lambda: c("start", UNKNOWN_ID, check=False),
         "exec unknown container": lambda: c("exec", "-s", UNKNOWN_ID, "true", check=False),
-        "create in unknown pod": lambda: c("create", UNKNOWN_ID, str(tmp / "late.json"), str(tmp / "ready.json"), check=False),
-        "create in stopped pod": lambda: c("create", ids["stopped"], str(tmp / "late.json"), str(tmp / "stopped.json"), check=False),
-        "create with missing image": lambda: c("create", ids["ready"], str(tmp / "missing-image.json"), str(tmp / "ready.json"), check=False),
-        "create duplicate name": lambda: c("create", ids["ready"], str(tmp / "c.json"), str(tmp / "ready.json"), check=False),
+        "create in unknown pod": lambda: c(
+            "create", UNKNOWN_ID, str(tmp / "late.json"), str(tmp / "ready.json"), check=False
+        ),
+        "create in stopped pod": lambda: c(
+            "create", ids["stopped"], str(tmp / "late.json"), str(tmp / "stopped.json"), check=False
+        ),
+        "create with missing image": lambda: c(
+            "create", ids["ready"], str(tmp / "missing-image.json"), str(tmp / "ready.json"), check=False
+        ),
+        "create duplicate name": lambda: c(
+            "create", ids["ready"], str(tmp / "c.json"), str(tmp / "ready.json"), check=False
+        ),
         "start running container": lambda: c("start", ids["running"], check=False),
         "exec in exited container": lambda: c("exec", "-s", ids["exited"], "true", check=False),
         "pull missing image": lambda: c("pull", e.image("library/nothere:1"), check=False),
         "runp without metadata": lambda: c("runp", str(tmp / "no-metadata.json"), check=False),
         "runp duplicate pod": lambda: c("runp", str(tmp / "ready.json"), check=False),
-        "runp unknown runtime handler": lambda: c("runp", "--runtime", "nosuch", str(tmp / "handler.json"), check=False),
+        "runp unknown runtime handler": lambda: c(
+            "runp", "--runtime", "nosuch", str(tmp / "handler.json"), check=False
+        ),
     }
 
 
@@ -80,11 +95,14 @@ def test_error_codes_match_containerd(both: tuple[Engine, Engine], tmp_path: Pat
     for name in cases_ref:
         ref_result, py_result = cases_ref[name](), cases_py[name]()
         want[name], got[name] = _outcome(ref_result), _outcome(py_result)
-        said[name] = f"\n      pycontainerd: {_message(py_result)}\n      containerd:   {_message(ref_result)}"
+        said[name] = (
+            f"\n      pycontainerd: {_message(py_result)}\n      containerd:   {_message(ref_result)}"
+        )
     mismatches = {n: (got[n], want[n]) for n in want if got[n] != want[n]}
     assert not mismatches, "pycontainerd (rc, code) vs containerd:\n" + "\n".join(
         f"  {n}: {g} vs {w}{said[n]}" for n, (g, w) in mismatches.items()
     )
+
     # nothing half-created: the same pods and containers (by name and state) on both
     def summary(e: Engine) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
         pods = sorted((p["metadata"]["name"], p["state"]) for p in e.json("pods")["items"])

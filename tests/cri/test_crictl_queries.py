@@ -28,7 +28,9 @@ def _pod(e: Engine, tmp: Path, name: str, labels: dict[str, str]) -> tuple[str, 
     return e.crictl("runp", str(pod_json)).stdout.strip(), pod_json
 
 
-def _ctr(e: Engine, tmp: Path, pod: str, pod_json: Path, name: str, labels: dict[str, str], command: list[str]) -> str:
+def _ctr(
+    e: Engine, tmp: Path, pod: str, pod_json: Path, name: str, labels: dict[str, str], command: list[str]
+) -> str:
     ctr_json = e.container_config(tmp / f"{name}-c.json", name, command=command, labels=labels)
     return e.crictl("create", pod, str(ctr_json), str(pod_json)).stdout.strip()
 
@@ -74,9 +76,13 @@ def test_list_filters(engine: Engine, tmp_path: Path) -> None:
     # the list's entries carry the pod, the image and the labels given
     entry = next(c for c in e.json("ps", "-a", "--id", running)["containers"])
     assert entry["podSandboxId"] == front and entry["labels"] == {"role": "server"}
-    assert entry["image"]["image"] == e.image() and entry["imageRef"].startswith("sha256:")  # the image id, as containerd
+    assert entry["image"]["image"] == e.image() and entry["imageRef"].startswith(
+        "sha256:"
+    )  # the image id, as containerd
     pod_entry = e.json("pods", "--id", front)["items"][0]
-    assert pod_entry["labels"] == {"tier": "web", "app": "shop"} and pod_entry["metadata"]["uid"] == "uid-front"
+    assert (
+        pod_entry["labels"] == {"tier": "web", "app": "shop"} and pod_entry["metadata"]["uid"] == "uid-front"
+    )
 
 
 def test_container_status_fields(engine: Engine, tmp_path: Path) -> None:
@@ -90,7 +96,9 @@ def test_container_status_fields(engine: Engine, tmp_path: Path) -> None:
     )  # fmt: skip
     cid = e.crictl("create", pod, str(ctr_json), str(pod_json)).stdout.strip()
     st = e.json("inspect", cid)["status"]
-    assert st["state"] == "CONTAINER_CREATED" and st["startedAt"] == st["finishedAt"] == "0001-01-01T00:00:00Z"  # crictl's zero time
+    assert (
+        st["state"] == "CONTAINER_CREATED" and st["startedAt"] == st["finishedAt"] == "0001-01-01T00:00:00Z"
+    )  # crictl's zero time
     assert st["createdAt"] != "0001-01-01T00:00:00Z" and st["exitCode"] == 0 and st["reason"] == ""
     e.crictl("start", cid)
     _wait(lambda: e.json("inspect", cid)["status"]["state"] == "CONTAINER_EXITED", what="exit")
@@ -101,7 +109,9 @@ def test_container_status_fields(engine: Engine, tmp_path: Path) -> None:
     assert st["labels"] == {"l": "1"} and st["annotations"] == {"an": "x"}
     assert st["image"]["image"] == e.image() and "@sha256:" in st["imageRef"]
     assert st["logPath"] == str(e.base / "logs" / "st" / "st.log")
-    assert [(m["containerPath"], m["hostPath"], m["readonly"]) for m in st["mounts"]] == [("/data", str(tmp_path), True)]
+    assert [(m["containerPath"], m["hostPath"], m["readonly"]) for m in st["mounts"]] == [
+        ("/data", str(tmp_path), True)
+    ]
     res = st["resources"]["linux"]
     assert (res["cpuShares"], res["memoryLimitInBytes"]) == ("512", str(64 << 20))
 
@@ -116,7 +126,18 @@ def test_update_container_resources(engine: Engine, tmp_path: Path) -> None:
     def cgroup(path: str) -> str:
         return e.crictl("exec", "-s", cid, "cat", f"/sys/fs/cgroup/{path}").stdout.strip()
 
-    e.crictl("update", "--memory", str(96 << 20), "--cpu-share", "256", "--cpu-quota", "20000", "--cpu-period", "100000", cid)
+    e.crictl(
+        "update",
+        "--memory",
+        str(96 << 20),
+        "--cpu-share",
+        "256",
+        "--cpu-quota",
+        "20000",
+        "--cpu-period",
+        "100000",
+        cid,
+    )
     assert cgroup("memory/memory.limit_in_bytes") == str(96 << 20)
     assert cgroup("cpu/cpu.shares") == "256"
     assert (cgroup("cpu/cpu.cfs_quota_us"), cgroup("cpu/cpu.cfs_period_us")) == ("20000", "100000")
@@ -136,22 +157,38 @@ def test_image_fs_info_version_and_status(engine: Engine) -> None:
     fs = e.json("imagefsinfo")["status"]
     # each engine's snapshotter directory (containerd 1.6 reports 0 used until its first
     # statistics pass, 10 s after start; the numbers are checked on pycontainerd alone)
-    assert fs["fsId"]["mountpoint"].startswith(str(e.base / "root")) and "overlayfs" in fs["fsId"]["mountpoint"]
+    assert (
+        fs["fsId"]["mountpoint"].startswith(str(e.base / "root")) and "overlayfs" in fs["fsId"]["mountpoint"]
+    )
     assert int(fs["timestamp"]) > 0
     if e.name == "pycontainerd":
         assert int(fs["usedBytes"]["value"]) > 1_000_000 and int(fs["inodesUsed"]["value"]) > 100
     version = dict(line.split(":", 1) for line in e.crictl("version").stdout.splitlines() if ":" in line)
     assert version["Version"].strip() == "0.1.0" and version["RuntimeApiVersion"].strip() == "v1"
-    assert version["RuntimeName"].strip() == {"pycontainerd": "pycontainerd", "containerd": "containerd"}[e.name]
+    assert (
+        version["RuntimeName"].strip() == {"pycontainerd": "pycontainerd", "containerd": "containerd"}[e.name]
+    )
     info = e.json("info")
     config = info["config"]
-    assert config["sandboxImage"] == "docker.io/pydocker/pause:3.6-catatonit" and config["restrictOOMScoreAdj"] is True
+    assert (
+        config["sandboxImage"] == "docker.io/pydocker/pause:3.6-catatonit"
+        and config["restrictOOMScoreAdj"] is True
+    )
     assert config["cni"]["confDir"] == e.cni["conf_dir"] and config["cni"]["binDir"] == "/usr/lib/cni"
-    assert config["rootDir"].endswith("io.containerd.grpc.v1.cri") and config["stateDir"].endswith("io.containerd.grpc.v1.cri")
+    assert config["rootDir"].endswith("io.containerd.grpc.v1.cri") and config["stateDir"].endswith(
+        "io.containerd.grpc.v1.cri"
+    )
     cni = info["cniconfig"]
-    assert cni["PluginConfDir"] == e.cni["conf_dir"] and cni["PluginDirs"] == ["/usr/lib/cni"] and cni["Prefix"] == "eth"
+    assert (
+        cni["PluginConfDir"] == e.cni["conf_dir"]
+        and cni["PluginDirs"] == ["/usr/lib/cni"]
+        and cni["Prefix"] == "eth"
+    )
     names = [n["Config"]["Name"] for n in cni["Networks"]]
-    assert names == ["cni-loopback", json.loads((Path(e.cni["conf_dir"]) / "10-crinet.conflist").read_text())["name"]]
+    assert names == [
+        "cni-loopback",
+        json.loads((Path(e.cni["conf_dir"]) / "10-crinet.conflist").read_text())["name"],
+    ]
     assert [n["IFName"] for n in cni["Networks"]] == ["lo", "eth0"]
     assert info["lastCNILoadStatus"] == "OK" and info["lastCNILoadStatus.default"] == "OK"
 
@@ -160,9 +197,19 @@ def test_pod_stats(pyengine: Engine, tmp_path: Path) -> None:
     e = pyengine
     e.crictl("pull", e.image())
     pod, pod_json = _pod(e, tmp_path, "stats", {"k": "v"})
-    cid = _ctr(e, tmp_path, pod, pod_json, "busy", {}, ["sh", "-c", "head -c 20000000 /dev/zero > /dev/shm/x; sleep 1000"])
+    cid = _ctr(
+        e,
+        tmp_path,
+        pod,
+        pod_json,
+        "busy",
+        {},
+        ["sh", "-c", "head -c 20000000 /dev/zero > /dev/shm/x; sleep 1000"],
+    )
     e.crictl("start", cid)
-    _wait(lambda: int(e.json("stats", cid)["stats"][0]["memory"]["workingSetBytes"]["value"]) > 0, what="stats")
+    _wait(
+        lambda: int(e.json("stats", cid)["stats"][0]["memory"]["workingSetBytes"]["value"]) > 0, what="stats"
+    )
     stats = e.json("statsp", "--id", pod)["stats"]
     assert len(stats) == 1
     pod_stats = stats[0]
@@ -186,7 +233,15 @@ def test_reopen_container_log(engine: Engine, tmp_path: Path) -> None:
     e = engine
     e.crictl("pull", e.image())
     pod, pod_json = _pod(e, tmp_path, "rot", {})
-    cid = _ctr(e, tmp_path, pod, pod_json, "ticker", {}, ["sh", "-c", "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.1; done"])
+    cid = _ctr(
+        e,
+        tmp_path,
+        pod,
+        pod_json,
+        "ticker",
+        {},
+        ["sh", "-c", "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.1; done"],
+    )
     e.crictl("start", cid)
     log = Path(e.json("inspect", cid)["status"]["logPath"])
     _wait(lambda: log.exists() and "tick 3" in log.read_text(), what="the first log")
@@ -217,7 +272,11 @@ def test_pod_status_verbose_info(engine: Engine, tmp_path: Path) -> None:
     doc = e.json("inspectp", pod)
     info, ip = doc["info"], doc["status"]["network"]["ip"]
     assert info["pid"] > 0 and info["processStatus"] == "running" and info["netNamespaceClosed"] is False
-    assert (info["snapshotKey"], info["snapshotter"], info["runtimeType"]) == (pod, "overlayfs", "io.containerd.runc.v2")
+    assert (info["snapshotKey"], info["snapshotter"], info["runtimeType"]) == (
+        pod,
+        "overlayfs",
+        "io.containerd.runc.v2",
+    )
     assert info["image"] == "docker.io/pydocker/pause:3.6-catatonit"
     assert info["config"]["metadata"]["name"] == "verbose"
     cni = info["cniResult"]
@@ -260,7 +319,9 @@ def test_container_stats_filters(engine: Engine, tmp_path: Path) -> None:
     two, two_json = _pod(e, tmp_path, "s2", {})
     a = _ctr(e, tmp_path, one, one_json, "a", {"role": "x"}, ["sleep", "1000"])
     b = _ctr(e, tmp_path, two, two_json, "b", {"role": "y"}, ["sleep", "1000"])
-    idle = _ctr(e, tmp_path, two, two_json, "idle", {"role": "y"}, ["sleep", "1000"])  # created, never started
+    idle = _ctr(
+        e, tmp_path, two, two_json, "idle", {"role": "y"}, ["sleep", "1000"]
+    )  # created, never started
     e.crictl("start", a)
     e.crictl("start", b)
 
@@ -275,5 +336,8 @@ def test_container_stats_filters(engine: Engine, tmp_path: Path) -> None:
     assert ids("--id", b[:12]) == {b}
     stat = e.json("stats", "--id", a)["stats"][0]
     assert stat["attributes"]["metadata"]["name"] == "a" and stat["attributes"]["labels"] == {"role": "x"}
-    assert int(stat["cpu"]["usageCoreNanoSeconds"]["value"]) > 0 and int(stat["memory"]["workingSetBytes"]["value"]) > 0
+    assert (
+        int(stat["cpu"]["usageCoreNanoSeconds"]["value"]) > 0
+        and int(stat["memory"]["workingSetBytes"]["value"]) > 0
+    )
     assert stat["writableLayer"]["fsId"]["mountpoint"]

@@ -50,7 +50,11 @@ def test_pull_images_inspecti_rmi(engine: Engine) -> None:
 
 def test_pod_and_container_lifecycle(engine: Engine, tmp_path: Path) -> None:
     engine.crictl("pull", engine.image())
-    pod_json = engine.pod_config(tmp_path / "pod.json", "web", port_mappings=[{"protocol": 0, "container_port": 80, "host_port": 18080}])
+    pod_json = engine.pod_config(
+        tmp_path / "pod.json",
+        "web",
+        port_mappings=[{"protocol": 0, "container_port": 80, "host_port": 18080}],
+    )
     ctr_json = engine.container_config(tmp_path / "c.json", "app")
     pod = engine.crictl("runp", str(pod_json)).stdout.strip()
     assert re.fullmatch(r"[0-9a-f]{64}", pod)
@@ -68,11 +72,15 @@ def test_pod_and_container_lifecycle(engine: Engine, tmp_path: Path) -> None:
     log_path = Path(engine.json("inspect", cid)["status"]["logPath"])
     _wait(lambda: log_path.exists() and "oops" in log_path.read_text(), what="the CRI log")
     lines = log_path.read_text().splitlines()
-    assert re.fullmatch(r"\S+Z stdout F hello", lines[0]) or re.fullmatch(r"\S+Z stdout F hello", lines[1]), lines
+    assert re.fullmatch(r"\S+Z stdout F hello", lines[0]) or re.fullmatch(r"\S+Z stdout F hello", lines[1]), (
+        lines
+    )
     assert any(re.fullmatch(r"\S+Z stderr F oops", line) for line in lines), lines
     logs = engine.crictl("logs", cid)
     assert logs.stdout == "hello\n" and logs.stderr == "oops\n"
-    out = engine.crictl("exec", "-s", cid, "sh", "-c", "hostname; ip -4 -o addr show eth0 | awk '{print $4}'").stdout.split()
+    out = engine.crictl(
+        "exec", "-s", cid, "sh", "-c", "hostname; ip -4 -o addr show eth0 | awk '{print $4}'"
+    ).stdout.split()
     assert out == ["web-host", f"{ip}/24"]
     failed = engine.crictl("exec", "-s", cid, "sh", "-c", "exit 3", check=False)
     assert failed.returncode != 0 and "exited with 3" in failed.stderr
@@ -81,7 +89,9 @@ def test_pod_and_container_lifecycle(engine: Engine, tmp_path: Path) -> None:
     assert int(stats[0]["memory"]["workingSetBytes"]["value"]) > 0
     engine.crictl("stop", "--timeout", "1", cid)
     st = engine.json("inspect", cid)["status"]
-    assert st["state"] == "CONTAINER_EXITED" and st["exitCode"] == 143 and st["reason"] == "Error"  # SIGTERM: sh is not pid 1 (the pod shares its pid namespace)
+    assert (
+        st["state"] == "CONTAINER_EXITED" and st["exitCode"] == 143 and st["reason"] == "Error"
+    )  # SIGTERM: sh is not pid 1 (the pod shares its pid namespace)
     engine.crictl("rm", cid)
     assert engine.json("ps", "-a")["containers"] == []
     engine.crictl("stopp", pod)
@@ -124,12 +134,29 @@ def test_security_context_and_pod_settings(engine: Engine, tmp_path: Path) -> No
     engine.crictl("start", cid)
     ids = engine.crictl("exec", "-s", cid, "id").stdout.strip()
     assert ids.startswith("uid=1000 gid=1001") and "2000" in ids, ids
-    assert "readonly" in engine.crictl("exec", "-s", cid, "sh", "-c", "touch /x 2>&1 || echo readonly", check=False).stdout.lower() + "readonly"
+    assert (
+        "readonly"
+        in engine.crictl(
+            "exec", "-s", cid, "sh", "-c", "touch /x 2>&1 || echo readonly", check=False
+        ).stdout.lower()
+        + "readonly"
+    )
     touched = engine.crictl("exec", "-s", cid, "touch", "/x", check=False)
     assert touched.returncode != 0
     status = engine.crictl("exec", "-s", cid, "cat", "/proc/self/status").stdout
-    assert re.search(r"^NoNewPrivs:\s+1$", status, re.M) and re.search(r"^CapEff:\s+0+$", status, re.M), status
+    assert re.search(r"^NoNewPrivs:\s+1$", status, re.M) and re.search(r"^CapEff:\s+0+$", status, re.M), (
+        status
+    )
     resolv = engine.crictl("exec", "-s", cid, "cat", "/etc/resolv.conf").stdout
-    assert "nameserver 10.96.0.10" in resolv and "search test.svc.cluster.local" in resolv and "options ndots:5" in resolv
-    assert engine.crictl("exec", "-s", cid, "cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start").stdout.strip() == "100"
+    assert (
+        "nameserver 10.96.0.10" in resolv
+        and "search test.svc.cluster.local" in resolv
+        and "options ndots:5" in resolv
+    )
+    assert (
+        engine.crictl(
+            "exec", "-s", cid, "cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start"
+        ).stdout.strip()
+        == "100"
+    )
     assert engine.crictl("exec", "-s", cid, "hostname").stdout.strip() == "sec-host"

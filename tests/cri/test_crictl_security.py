@@ -32,7 +32,9 @@ def _running(e: Engine, tmp: Path, name: str, pod_linux: dict[str, Any] | None =
              ctr_linux: dict[str, Any] | None = None, **pod_extra: Any) -> tuple[str, str]:  # fmt: skip
     """A ready pod with one running container (sleep) configured as asked; (pod id, container id)."""
     pod_json = e.pod_config(tmp / f"{name}-pod.json", name, linux=pod_linux or {}, **pod_extra)
-    ctr_json = e.container_config(tmp / f"{name}-c.json", name, command=["sleep", "1000"], linux=ctr_linux or {})
+    ctr_json = e.container_config(
+        tmp / f"{name}-c.json", name, command=["sleep", "1000"], linux=ctr_linux or {}
+    )
     pod = e.crictl("runp", str(pod_json)).stdout.strip()
     cid = e.crictl("create", pod, str(ctr_json), str(pod_json)).stdout.strip()
     e.crictl("start", cid)
@@ -61,9 +63,23 @@ def test_seccomp_profiles(engine: Engine, tmp_path: Path) -> None:
         "defaultAction": "SCMP_ACT_ALLOW",
         "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}],
     }))  # fmt: skip
-    _, default = _running(e, tmp_path, "rtdefault", ctr_linux={"security_context": {"seccomp": {"profile_type": RUNTIME_DEFAULT}}})
-    _, unconfined = _running(e, tmp_path, "unconfined", ctr_linux={"security_context": {"seccomp": {"profile_type": UNCONFINED}}})
-    _, local = _running(e, tmp_path, "local", ctr_linux={"security_context": {"seccomp": {"profile_type": LOCALHOST, "localhost_ref": str(profile)}}})
+    _, default = _running(
+        e,
+        tmp_path,
+        "rtdefault",
+        ctr_linux={"security_context": {"seccomp": {"profile_type": RUNTIME_DEFAULT}}},
+    )
+    _, unconfined = _running(
+        e, tmp_path, "unconfined", ctr_linux={"security_context": {"seccomp": {"profile_type": UNCONFINED}}}
+    )
+    _, local = _running(
+        e,
+        tmp_path,
+        "local",
+        ctr_linux={
+            "security_context": {"seccomp": {"profile_type": LOCALHOST, "localhost_ref": str(profile)}}
+        },
+    )
     _, unset = _running(e, tmp_path, "unset")
     assert _status_field(e, default, "Seccomp") == "2"
     assert _status_field(e, local, "Seccomp") == "2"
@@ -95,7 +111,16 @@ def test_capabilities_and_privileged(engine: Engine, tmp_path: Path) -> None:
     e = engine
     e.crictl("pull", e.image())
     _, default = _running(e, tmp_path, "defcaps")
-    _, added = _running(e, tmp_path, "added", ctr_linux={"security_context": {"capabilities": {"add_capabilities": ["NET_ADMIN"], "drop_capabilities": ["KILL"]}}})
+    _, added = _running(
+        e,
+        tmp_path,
+        "added",
+        ctr_linux={
+            "security_context": {
+                "capabilities": {"add_capabilities": ["NET_ADMIN"], "drop_capabilities": ["KILL"]}
+            }
+        },
+    )
     _, priv = _running(e, tmp_path, "priv", pod_linux={"security_context": {"privileged": True}},
                        ctr_linux={"security_context": {"privileged": True}})  # fmt: skip
     assert int(_status_field(e, default, "CapEff"), 16) == _mask(CRI_DEFAULT_CAPS)
@@ -110,9 +135,14 @@ def test_capabilities_and_privileged(engine: Engine, tmp_path: Path) -> None:
     bounding = int(found.group(1), 16)
     assert int(_status_field(e, priv, "CapEff"), 16) == bounding
     assert _status_field(e, priv, "Seccomp") == "0"
+
     def memory_cgroup_options(cid: str) -> list[str]:
         mounts = e.crictl("exec", "-s", cid, "cat", "/proc/self/mounts").stdout
-        found = [line.split()[3].split(",") for line in mounts.split("\n") if line.strip() and line.split()[1] == "/sys/fs/cgroup/memory"]
+        found = [
+            line.split()[3].split(",")
+            for line in mounts.split("\n")
+            if line.strip() and line.split()[1] == "/sys/fs/cgroup/memory"
+        ]
         assert found, mounts
         return found[0]
 
@@ -121,7 +151,9 @@ def test_capabilities_and_privileged(engine: Engine, tmp_path: Path) -> None:
     assert _sh(e, default, "test -e /dev/kmsg")[0] != 0
     # a privileged container in a pod that is not privileged is refused, as containerd refuses it
     pod_json = e.pod_config(tmp_path / "plain.json", "plain")
-    ctr_json = e.container_config(tmp_path / "privc.json", "privc", linux={"security_context": {"privileged": True}})
+    ctr_json = e.container_config(
+        tmp_path / "privc.json", "privc", linux={"security_context": {"privileged": True}}
+    )
     pod = e.crictl("runp", str(pod_json)).stdout.strip()
     refused = e.crictl("create", pod, str(ctr_json), str(pod_json), check=False)
     assert refused.returncode != 0 and "privileged" in refused.stderr, refused.stderr
@@ -144,7 +176,11 @@ def test_masked_and_readonly_paths(engine: Engine, tmp_path: Path) -> None:
     assert rc != 0 and "Read-only file system" in out, out
     assert _sh(e, custom, "echo 1 > /proc/sys/kernel/ns_last_pid")[0] != 0
     mounts = e.crictl("exec", "-s", custom, "cat", "/proc/self/mounts").stdout
-    assert any(line.split()[1] == "/tmp" and "ro" in line.split()[3].split(",") for line in mounts.split("\n") if line.strip()), mounts
+    assert any(
+        line.split()[1] == "/tmp" and "ro" in line.split()[3].split(",")
+        for line in mounts.split("\n")
+        if line.strip()
+    ), mounts
 
 
 def test_host_namespaces(engine: Engine, tmp_path: Path) -> None:
@@ -175,7 +211,9 @@ def test_container_pid_namespace_of_its_own(engine: Engine, tmp_path: Path) -> N
     """pid mode CONTAINER (what kubelet asks without shareProcessNamespace): the command is pid 1."""
     e = engine
     e.crictl("pull", e.image())
-    _, cid = _running(e, tmp_path, "ownpid", ctr_linux={"security_context": {"namespace_options": {"pid": CONTAINER}}})
+    _, cid = _running(
+        e, tmp_path, "ownpid", ctr_linux={"security_context": {"namespace_options": {"pid": CONTAINER}}}
+    )
     procs = e.crictl("exec", "-s", cid, "ps", "-o", "pid,args").stdout
     assert re.search(r"^\s*1\s+sleep 1000$", procs, re.M), procs
 
@@ -190,8 +228,12 @@ def test_restrict_oom_score_adj(engine: Engine, tmp_path: Path) -> None:
     with open(f"/proc/{e.proc.pid}/oom_score_adj") as f:
         own = int(f.read())
     own_pid = {"namespace_options": {"pid": CONTAINER}}  # pid 1 is the container's command
-    _, low = _running(e, tmp_path, "low", ctr_linux={"resources": {"oom_score_adj": -500}, "security_context": own_pid})
-    _, high = _running(e, tmp_path, "high", ctr_linux={"resources": {"oom_score_adj": 800}, "security_context": own_pid})
+    _, low = _running(
+        e, tmp_path, "low", ctr_linux={"resources": {"oom_score_adj": -500}, "security_context": own_pid}
+    )
+    _, high = _running(
+        e, tmp_path, "high", ctr_linux={"resources": {"oom_score_adj": 800}, "security_context": own_pid}
+    )
     _, shared = _running(e, tmp_path, "shared")  # pid 1 is the pause process
     assert int(e.crictl("exec", "-s", low, "cat", "/proc/1/oom_score_adj").stdout) == max(-500, own)
     assert int(e.crictl("exec", "-s", high, "cat", "/proc/1/oom_score_adj").stdout) == 800
@@ -230,7 +272,11 @@ def test_sysctls(engine: Engine, tmp_path: Path) -> None:
     sysctls = {"kernel.shm_rmid_forced": "1", "net.ipv4.ping_group_range": "0 2147483647"}
     _, cid = _running(e, tmp_path, "sysctl", pod_linux={"sysctls": sysctls})
     assert e.crictl("exec", "-s", cid, "cat", "/proc/sys/kernel/shm_rmid_forced").stdout.strip() == "1"
-    assert e.crictl("exec", "-s", cid, "cat", "/proc/sys/net/ipv4/ping_group_range").stdout.split() == ["0", "2147483647"]
+    assert e.crictl("exec", "-s", cid, "cat", "/proc/sys/net/ipv4/ping_group_range").stdout.split() == [
+        "0",
+        "2147483647",
+    ]
+
     def node_range() -> str:  # the node is the engine's network namespace
         return e.ns.exec("cat", "/proc/sys/net/ipv4/ping_group_range").stdout
 

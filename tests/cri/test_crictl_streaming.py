@@ -65,7 +65,13 @@ def test_exec_with_terminal(engine: Engine, tmp_path: Path) -> None:
 
 
 def test_attach_with_stdin_once(engine: Engine, tmp_path: Path) -> None:
-    _, cid = _pod(engine, tmp_path, command=["sh", "-c", "while read l; do echo got $l; done; echo bye"], stdin=True, stdin_once=True)
+    _, cid = _pod(
+        engine,
+        tmp_path,
+        command=["sh", "-c", "while read l; do echo got $l; done; echo bye"],
+        stdin=True,
+        stdin_once=True,
+    )
     done = engine.crictl("attach", "-i", cid, input="a\nb\n", timeout=60)
     assert done.stdout == "got a\ngot b\nbye\n", (done.stdout, done.stderr)
     time.sleep(0.5)
@@ -73,9 +79,18 @@ def test_attach_with_stdin_once(engine: Engine, tmp_path: Path) -> None:
 
 
 def test_port_forward(engine: Engine, tmp_path: Path) -> None:
-    pod, _ = _pod(engine, tmp_path, command=["sh", "-c", "mkdir /www && echo pong > /www/index.html && httpd -f -p 8000 -h /www"])
+    pod, _ = _pod(
+        engine,
+        tmp_path,
+        command=["sh", "-c", "mkdir /www && echo pong > /www/index.html && httpd -f -p 8000 -h /www"],
+    )
     local = 18000 + os.getpid() % 1000
-    proc = subprocess.Popen(engine.crictl_argv("port-forward", pod, f"{local}:8000"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        engine.crictl_argv("port-forward", pod, f"{local}:8000"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         body = ""
         deadline = time.monotonic() + 30
@@ -101,4 +116,3 @@ while True:
     data += c
 print(data.decode())
 """
-

@@ -34,7 +34,9 @@ class RunningDaemon:
             return channel
         return grpc.intercept_channel(channel, _NamespaceHeader(namespace))
 
-    def ctr(self, *args: str, namespace: str = "default", timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def ctr(
+        self, *args: str, namespace: str = "default", timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             ["ctr", "--address", str(self.address), "--namespace", namespace, *args],
             capture_output=True,
@@ -46,7 +48,12 @@ class RunningDaemon:
         return self.proc.poll() is None
 
 
-class _NamespaceHeader(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor, grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
+class _NamespaceHeader(
+    grpc.UnaryUnaryClientInterceptor,
+    grpc.UnaryStreamClientInterceptor,
+    grpc.StreamUnaryClientInterceptor,
+    grpc.StreamStreamClientInterceptor,
+):
     # Any, as in containerd/client's interceptor: grpc hands over a namedtuple that the stubs
     # type as the abstract ClientCallDetails, which has no _replace.
     def __init__(self, namespace: str) -> None:
@@ -72,7 +79,16 @@ class _NamespaceHeader(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientI
 def start_daemon(base: Path, extra: list[str] | None = None) -> RunningDaemon:
     root, state, address, log = base / "root", base / "state", base / "pycontainerd.sock", base / "daemon.log"
     proc = subprocess.Popen(
-        [str(PYCONTAINERD), "--root", str(root), "--state", str(state), "--address", str(address), *(extra or [])],
+        [
+            str(PYCONTAINERD),
+            "--root",
+            str(root),
+            "--state",
+            str(state),
+            "--address",
+            str(address),
+            *(extra or []),
+        ],
         stdout=open(log, "ab"),  # the daemon owns it
         stderr=subprocess.STDOUT,
     )
@@ -82,7 +98,6 @@ def start_daemon(base: Path, extra: list[str] | None = None) -> RunningDaemon:
             raise AssertionError(f"pycontainerd did not start: {log.read_text()}")
         time.sleep(0.05)
     return RunningDaemon(root, state, address, proc, log)
-
 
 
 def stop_daemon(daemon: RunningDaemon) -> None:
@@ -105,7 +120,9 @@ def daemon(tmp_path: Path) -> Iterator[RunningDaemon]:
     stop_daemon(running)
     log = running.log.read_text()
     assert "Traceback" not in log, f"the daemon hit an unexpected error:\n{log}"
-    leftovers = [line.split()[4] for line in open("/proc/self/mountinfo") if line.split()[4].startswith(str(tmp_path))]
+    leftovers = [
+        line.split()[4] for line in open("/proc/self/mountinfo") if line.split()[4].startswith(str(tmp_path))
+    ]
     assert not leftovers, f"mounts left behind: {leftovers}"
     assert os.path.exists(running.root)
 
@@ -124,7 +141,12 @@ def start_real_containerd(base: Path) -> RunningDaemon:
     than 104 bytes (pytest's tmp_path under xdist is too long).
     """
     base.mkdir(parents=True, exist_ok=True)
-    root, state, address, log = base / "root", base / "state", base / "containerd.sock", base / "containerd.log"
+    root, state, address, log = (
+        base / "root",
+        base / "state",
+        base / "containerd.sock",
+        base / "containerd.log",
+    )
     config = base / "config.toml"
     config.write_text(
         "version = 2\n"

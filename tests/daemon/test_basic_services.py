@@ -45,7 +45,15 @@ def test_plugins_listed_and_filtered(daemon: RunningDaemon) -> None:
 def test_socket_is_private_and_single(daemon: RunningDaemon, tmp_path: Path) -> None:
     assert stat.S_IMODE(os.stat(daemon.address).st_mode) == 0o660
     second = subprocess.run(
-        [str(PYCONTAINERD), "--root", str(tmp_path / "r2"), "--state", str(tmp_path / "s2"), "--address", str(daemon.address)],
+        [
+            str(PYCONTAINERD),
+            "--root",
+            str(tmp_path / "r2"),
+            "--state",
+            str(tmp_path / "s2"),
+            "--address",
+            str(daemon.address),
+        ],
         capture_output=True,
         text=True,
         timeout=30,
@@ -73,7 +81,11 @@ def test_namespaces_lifecycle_and_errors(daemon: RunningDaemon) -> None:
     from protos.gen.containerd_api.services.namespaces.v1 import namespace_pb2, namespace_pb2_grpc
 
     stub = namespace_pb2_grpc.NamespacesStub(daemon.channel(None))
-    created = stub.Create(namespace_pb2.CreateNamespaceRequest(namespace=namespace_pb2.Namespace(name="team-a", labels={"tier": "dev"})))
+    created = stub.Create(
+        namespace_pb2.CreateNamespaceRequest(
+            namespace=namespace_pb2.Namespace(name="team-a", labels={"tier": "dev"})
+        )
+    )
     assert created.namespace.labels["tier"] == "dev"
     with pytest.raises(grpc.RpcError) as err:
         stub.Create(namespace_pb2.CreateNamespaceRequest(namespace=namespace_pb2.Namespace(name="team-a")))
@@ -88,7 +100,10 @@ def test_namespaces_lifecycle_and_errors(daemon: RunningDaemon) -> None:
         stub.Delete(namespace_pb2.DeleteNamespaceRequest(name="nosuch"))
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
     updated = stub.Update(
-        namespace_pb2.UpdateNamespaceRequest(namespace=namespace_pb2.Namespace(name="team-a", labels={"owner": "x"}), update_mask=field_mask_pb2.FieldMask(paths=["labels.owner"]))
+        namespace_pb2.UpdateNamespaceRequest(
+            namespace=namespace_pb2.Namespace(name="team-a", labels={"owner": "x"}),
+            update_mask=field_mask_pb2.FieldMask(paths=["labels.owner"]),
+        )
     )
     assert dict(updated.namespace.labels) == {"tier": "dev", "owner": "x"}
     listed = stub.List(namespace_pb2.ListNamespacesRequest(filter='labels."tier"==dev'))
@@ -120,7 +135,10 @@ def test_events_publish_subscribe_and_ctr_events(daemon: RunningDaemon) -> None:
     reader = threading.Thread(target=collect)
     reader.start()
     ctr_events = subprocess.Popen(
-        ["ctr", "--address", str(daemon.address), "events"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        ["ctr", "--address", str(daemon.address), "events"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -129,7 +147,9 @@ def test_events_publish_subscribe_and_ctr_events(daemon: RunningDaemon) -> None:
             break
     exit_event = task_pb2.TaskExit(container_id="c1", id="c1", pid=42, exit_status=3)
     payload = any_pb2.Any(type_url="containerd.events.TaskExit", value=exit_event.SerializeToString())
-    stub.Publish(events_pb2.PublishRequest(topic="/images/create", event=payload))  # filtered out for our subscriber
+    stub.Publish(
+        events_pb2.PublishRequest(topic="/images/create", event=payload)
+    )  # filtered out for our subscriber
     stub.Publish(events_pb2.PublishRequest(topic="/tasks/exit", event=payload))
     deadline = time.monotonic() + 10
     while not received and time.monotonic() < deadline:
@@ -149,6 +169,8 @@ def test_events_publish_subscribe_and_ctr_events(daemon: RunningDaemon) -> None:
         stub.Publish(events_pb2.PublishRequest(topic="no-slash", event=payload))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     with pytest.raises(grpc.RpcError) as err:
-        events_pb2_grpc.EventsStub(daemon.channel(None)).Publish(events_pb2.PublishRequest(topic="/a/b", event=payload))
+        events_pb2_grpc.EventsStub(daemon.channel(None)).Publish(
+            events_pb2.PublishRequest(topic="/a/b", event=payload)
+        )
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert daemon.alive()

@@ -123,7 +123,9 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
             engine.client.close()
         stop_daemon(daemon)
         log = daemon.log.read_text()
-        mounts = [line.split()[4] for line in open("/proc/self/mountinfo") if line.split()[4].startswith(str(base))]
+        mounts = [
+            line.split()[4] for line in open("/proc/self/mountinfo") if line.split()[4].startswith(str(base))
+        ]
         left = ours(base)
         cgroups = [c for c in (engine.cgroups if engine else []) if os.path.exists(f"/sys/fs/cgroup/pids{c}")]
         for d in made_dirs:
@@ -151,7 +153,13 @@ def _spec(engine: Engine, cid: str, args: list[str]) -> dict[str, Any]:
 
 def _record(engine: Engine, cid: str, args: list[str], **fields: Any) -> Container:
     return Container.with_oci_spec(
-        cid, _spec(engine, cid, args), runtime=engine.runtime, image=IMAGE, snapshotter="overlayfs", snapshot_key=cid, **fields
+        cid,
+        _spec(engine, cid, args),
+        runtime=engine.runtime,
+        image=IMAGE,
+        snapshotter="overlayfs",
+        snapshot_key=cid,
+        **fields,
     )
 
 
@@ -243,7 +251,12 @@ def test_task_lifecycle_exec_stdio_and_events(engine: Engine, tmp_path: Path) ->
     assert [t.container_id for t in client.tasks.list()] == [cid]
 
     # An exec: the process spec as a dict, its own stdio, its exit through wait and delete.
-    process = {"args": ["sh", "-c", "echo exec-$((6*7)); exit 4"], "cwd": "/", "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0}}
+    process = {
+        "args": ["sh", "-c", "echo exec-$((6*7)); exit 4"],
+        "cwd": "/",
+        "env": ["PATH=/bin"],
+        "user": {"uid": 0, "gid": 0},
+    }
     x1 = _Stdio(tmp_path / "x1")
     client.tasks.exec(cid, "x1", process, x1.io)
     try:
@@ -271,7 +284,9 @@ def test_task_lifecycle_exec_stdio_and_events(engine: Engine, tmp_path: Path) ->
 
     # resize_pty: a terminal exec sees the size the client set.
     tty = _Stdio(tmp_path / "tty", terminal=True)
-    client.tasks.exec(cid, "tty", {**process, "args": ["sh", "-c", "sleep 1; stty size"], "terminal": True}, tty.io)
+    client.tasks.exec(
+        cid, "tty", {**process, "args": ["sh", "-c", "sleep 1; stty size"], "terminal": True}, tty.io
+    )
     try:
         client.tasks.start(cid, "tty")
         client.tasks.resize_pty(cid, 100, 30, exec_id="tty")
@@ -297,7 +312,9 @@ def test_task_lifecycle_exec_stdio_and_events(engine: Engine, tmp_path: Path) ->
 
     # Deleting a running task is refused: containerd says so as UNKNOWN ("cannot delete a running
     # process"), pycontainerd as FailedPrecondition; a client can only rely on the refusal.
-    with pytest.raises(FailedPrecondition if engine.kind == "pycontainerd" else ContainerdError, match="running"):
+    with pytest.raises(
+        FailedPrecondition if engine.kind == "pycontainerd" else ContainerdError, match="running"
+    ):
         client.tasks.delete(cid)
     client.tasks.kill(cid, 9)
     exited = client.tasks.wait(cid)
@@ -321,9 +338,17 @@ def test_task_lifecycle_exec_stdio_and_events(engine: Engine, tmp_path: Path) ->
     assert isinstance(decoded["/tasks/paused"], TaskPaused)
     added = [e.unpack(TaskExecAdded).exec_id for e in events.envelopes if e.topic == "/tasks/exec-added"]
     assert added == ["x1", "cat", "tty"]
-    started = {e.unpack(TaskExecStarted).exec_id: e.unpack(TaskExecStarted).pid for e in events.envelopes if e.topic == "/tasks/exec-started"}
+    started = {
+        e.unpack(TaskExecStarted).exec_id: e.unpack(TaskExecStarted).pid
+        for e in events.envelopes
+        if e.topic == "/tasks/exec-started"
+    }
     assert started["x1"] == exec_pid
-    exits = {e.unpack(TaskExit).id: e.unpack(TaskExit).exit_status for e in events.envelopes if e.topic == "/tasks/exit"}
+    exits = {
+        e.unpack(TaskExit).id: e.unpack(TaskExit).exit_status
+        for e in events.envelopes
+        if e.topic == "/tasks/exit"
+    }
     assert exits == {"x1": 4, "cat": 0, "tty": 0, cid: 137}
 
 
@@ -365,7 +390,12 @@ def test_container_records(engine: Engine) -> None:
     assert created.created_at > 0 and created.updated_at >= created.created_at
     got = client.containers.get("rec")
     assert got == created
-    assert (got.runtime, got.image, got.snapshotter, got.snapshot_key) == (record.runtime, IMAGE, "overlayfs", "rec")
+    assert (got.runtime, got.image, got.snapshotter, got.snapshot_key) == (
+        record.runtime,
+        IMAGE,
+        "overlayfs",
+        "rec",
+    )
     assert got.runtime.options is not None and got.runtime.options.unpack(RuncOptions).binary_name == "runc"
     assert got.labels == {"test": "yes", "other": "1"} and got.extensions == {"ext": ext}
     assert got.oci_spec()["process"]["args"] == ["true"]
@@ -383,11 +413,17 @@ def test_container_records(engine: Engine) -> None:
     assert sorted(c.id for c in client.containers.list()) == ["plain", "rec"]
     assert [c.id for c in client.containers.list('labels."test"==yes')] == ["rec"]
 
-    changed = Container.with_oci_spec("rec", {"ociVersion": "1.0.2", "process": {"args": ["false"]}}, labels={"test": "no"})
+    changed = Container.with_oci_spec(
+        "rec", {"ociVersion": "1.0.2", "process": {"args": ["false"]}}, labels={"test": "no"}
+    )
     updated = client.containers.update(changed, ["labels.test", "spec"])
-    assert updated.labels == {"test": "no", "other": "1"} and updated.oci_spec()["process"]["args"] == ["false"]
+    assert updated.labels == {"test": "no", "other": "1"} and updated.oci_spec()["process"]["args"] == [
+        "false"
+    ]
     assert updated.image == IMAGE and updated.updated_at > created.updated_at  # untouched fields stay
-    again = client.containers.create_or_update(Container.with_oci_spec("rec", {"process": {"args": ["x"]}}, image="other"))
+    again = client.containers.create_or_update(
+        Container.with_oci_spec("rec", {"process": {"args": ["x"]}}, image="other")
+    )
     assert again.image == "other" and again.labels == {"test": "no", "other": "1"}
 
     client.containers.delete("rec")
@@ -447,7 +483,9 @@ def test_diff_compare_and_apply(engine: Engine, tmp_path: Path) -> None:
         assert applied.digest == layer.digest  # uncompressed: the diff id is the blob's digest
         with temp_mount(applied_mounts, str(tmp_path)) as root:
             assert Path(root, "hello.txt").read_text() == "hi from the client\n"
-            assert not os.path.lexists(Path(root, "bin", "sh")) and os.path.exists(Path(root, "bin", "busybox"))
+            assert not os.path.lexists(Path(root, "bin", "sh")) and os.path.exists(
+                Path(root, "bin", "busybox")
+            )
         for key in ("lower", "upper", "applied"):
             snaps.remove(key)
     assert snaps.usage(engine.top).inodes > 0
@@ -471,7 +509,12 @@ def test_events_publish_and_forward(engine: Engine) -> None:
     raw = events.wait_for(lambda e: e.topic == "/pyclient/raw")
     assert raw.event == Payload("pyclient.test/opaque", b"\x00token") and raw.decode() is None
 
-    forwarded = Envelope(1_600_000_000_123_456_789, NAMESPACE, "/pyclient/forwarded", Payload.message(TaskPaused(container_id="f")))
+    forwarded = Envelope(
+        1_600_000_000_123_456_789,
+        NAMESPACE,
+        "/pyclient/forwarded",
+        Payload.message(TaskPaused(container_id="f")),
+    )
     client.events.forward(forwarded)
     got = events.wait_for(lambda e: e.topic == "/pyclient/forwarded")
     assert got == forwarded  # its timestamp and namespace kept

@@ -28,9 +28,17 @@ def test_cancelled_write_resumes_and_commits(daemon: RunningDaemon) -> None:
 
     outgoing: queue.Queue[Any] = queue.Queue()
     call = stub.Write(iter(outgoing.get, None))
-    outgoing.put(content_pb2.WriteContentRequest(action=content_pb2.WRITE, ref="r1", total=len(data), expected=digest, data=data[:100_000]))
+    outgoing.put(
+        content_pb2.WriteContentRequest(
+            action=content_pb2.WRITE, ref="r1", total=len(data), expected=digest, data=data[:100_000]
+        )
+    )
     assert next(call).offset == 100_000
-    outgoing.put(content_pb2.WriteContentRequest(action=content_pb2.WRITE, ref="r1", offset=100_000, data=data[100_000:200_000]))
+    outgoing.put(
+        content_pb2.WriteContentRequest(
+            action=content_pb2.WRITE, ref="r1", offset=100_000, data=data[100_000:200_000]
+        )
+    )
     assert next(call).offset == 200_000
     call.cancel()  # the client goes away mid-upload
     time.sleep(0.5)
@@ -39,7 +47,9 @@ def test_cancelled_write_resumes_and_commits(daemon: RunningDaemon) -> None:
     deadline = time.monotonic() + 10
     while True:  # the cancelled writer may still hold the ref for a moment: retry, as clients do
         try:
-            offset = next(iter(stub.Write(requests(content_pb2.WriteContentRequest(action=content_pb2.STAT, ref="r1"))))).offset
+            offset = next(
+                iter(stub.Write(requests(content_pb2.WriteContentRequest(action=content_pb2.STAT, ref="r1"))))
+            ).offset
             break
         except grpc.RpcError as exc:
             if exc.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
@@ -49,8 +59,12 @@ def test_cancelled_write_resumes_and_commits(daemon: RunningDaemon) -> None:
     done = list(
         stub.Write(
             requests(
-                content_pb2.WriteContentRequest(action=content_pb2.WRITE, ref="r1", offset=offset, data=data[offset:]),
-                content_pb2.WriteContentRequest(action=content_pb2.COMMIT, ref="r1", total=len(data), expected=digest),
+                content_pb2.WriteContentRequest(
+                    action=content_pb2.WRITE, ref="r1", offset=offset, data=data[offset:]
+                ),
+                content_pb2.WriteContentRequest(
+                    action=content_pb2.COMMIT, ref="r1", total=len(data), expected=digest
+                ),
             )
         )
     )
@@ -69,13 +83,19 @@ def test_wrong_digest_or_size_keeps_nothing(daemon: RunningDaemon) -> None:
 
     stub = content_pb2_grpc.ContentStub(daemon.channel("ns1"))
     wrong = "sha256:" + "0" * 64
-    for total, expected, code in ((5, wrong, grpc.StatusCode.FAILED_PRECONDITION), (9, "", grpc.StatusCode.FAILED_PRECONDITION), (5, "sha256:../../etc", grpc.StatusCode.INVALID_ARGUMENT)):
+    for total, expected, code in (
+        (5, wrong, grpc.StatusCode.FAILED_PRECONDITION),
+        (9, "", grpc.StatusCode.FAILED_PRECONDITION),
+        (5, "sha256:../../etc", grpc.StatusCode.INVALID_ARGUMENT),
+    ):
         with pytest.raises(grpc.RpcError) as err:
             list(
                 stub.Write(
                     requests(
                         content_pb2.WriteContentRequest(action=content_pb2.WRITE, ref="bad", data=b"hello"),
-                        content_pb2.WriteContentRequest(action=content_pb2.COMMIT, ref="bad", total=total, expected=expected),
+                        content_pb2.WriteContentRequest(
+                            action=content_pb2.COMMIT, ref="bad", total=total, expected=expected
+                        ),
                     )
                 )
             )

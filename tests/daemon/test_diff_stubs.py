@@ -33,8 +33,12 @@ def test_diff_of_changes_applies_elsewhere(daemon: RunningDaemon) -> None:
     diff = diff_pb2_grpc.DiffStub(channel)
     content = content_pb2_grpc.ContentStub(channel)
     base = next(i.name for r in snaps.List(sp.ListSnapshotsRequest(snapshotter="overlayfs")) for i in r.info)
-    upper = list(snaps.Prepare(sp.PrepareSnapshotRequest(snapshotter="overlayfs", key="work", parent=base)).mounts)
-    lower = list(snaps.View(sp.ViewSnapshotRequest(snapshotter="overlayfs", key="base-view", parent=base)).mounts)
+    upper = list(
+        snaps.Prepare(sp.PrepareSnapshotRequest(snapshotter="overlayfs", key="work", parent=base)).mounts
+    )
+    lower = list(
+        snaps.View(sp.ViewSnapshotRequest(snapshotter="overlayfs", key="base-view", parent=base)).mounts
+    )
     with tempfile.TemporaryDirectory(dir=daemon.root.parent) as target:
         mount_at(upper, target)
         try:
@@ -42,11 +46,17 @@ def test_diff_of_changes_applies_elsewhere(daemon: RunningDaemon) -> None:
             os.unlink(Path(target, "bin", "vi"))
         finally:
             subprocess.run(["umount", target], check=True)
-    made = diff.Diff(diff_pb2.DiffRequest(left=lower, right=upper, media_type="application/vnd.oci.image.layer.v1.tar+gzip")).diff
+    made = diff.Diff(
+        diff_pb2.DiffRequest(
+            left=lower, right=upper, media_type="application/vnd.oci.image.layer.v1.tar+gzip"
+        )
+    ).diff
     info = content.Info(content_pb2.InfoRequest(digest=made.digest)).info
     assert info.size == made.size and info.labels["containerd.io/uncompressed"].startswith("sha256:")
 
-    fresh = list(snaps.Prepare(sp.PrepareSnapshotRequest(snapshotter="overlayfs", key="replay", parent=base)).mounts)
+    fresh = list(
+        snaps.Prepare(sp.PrepareSnapshotRequest(snapshotter="overlayfs", key="replay", parent=base)).mounts
+    )
     applied = diff.Apply(diff_pb2.ApplyRequest(diff=made, mounts=fresh)).applied
     assert applied.digest == info.labels["containerd.io/uncompressed"]
     with tempfile.TemporaryDirectory(dir=daemon.root.parent) as target:

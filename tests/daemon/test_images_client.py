@@ -114,7 +114,13 @@ def _assert_nothing_left(client: Client, daemon: RunningDaemon) -> None:
     ids=["busybox.tar", "layered.tar", "busybox-oci", "layered-oci.tar", "own-busybox-oci"],
 )
 def test_import_fixture_and_unpack(
-    client: Client, daemon: RunningDaemon, source: Path, base_name: str | None, name: str, config: str | None, top_chain: str | None
+    client: Client,
+    daemon: RunningDaemon,
+    source: Path,
+    base_name: str | None,
+    name: str,
+    config: str | None,
+    top_chain: str | None,
 ) -> None:
     images = import_archive(client, source, base_name=base_name)
     assert [i.name for i in images] == [name]
@@ -134,8 +140,13 @@ def test_import_fixture_and_unpack(
     assert manifest_labels["containerd.io/gc.ref.content.config"] == manifest.config.digest
     for i, layer in enumerate(manifest.layers):
         assert manifest_labels[f"containerd.io/gc.ref.content.l.{i}"] == layer.digest
-        assert client.content.info(layer.digest).labels["containerd.io/uncompressed"] == image_config.diff_ids[i]
-    assert client.content.info(manifest.config.digest).labels["containerd.io/gc.ref.snapshot.overlayfs"] == chain[-1]
+        assert (
+            client.content.info(layer.digest).labels["containerd.io/uncompressed"] == image_config.diff_ids[i]
+        )
+    assert (
+        client.content.info(manifest.config.digest).labels["containerd.io/gc.ref.snapshot.overlayfs"]
+        == chain[-1]
+    )
 
     # containerd's own ctr agrees that the image is complete and unpacked
     row = _check_rows(daemon)[name]
@@ -190,7 +201,11 @@ def _mounted_view(client: Client, parent: str, where: Path) -> Iterator[Path]:
     mounts = snapshots.view(key, parent)
     try:
         for m in mounts:  # a view is read-only: a ro bind, or an overlay without an upper layer
-            assert "ro" in m.options if m.type == "bind" else not any(o.startswith("upperdir=") for o in m.options)
+            assert (
+                "ro" in m.options
+                if m.type == "bind"
+                else not any(o.startswith("upperdir=") for o in m.options)
+            )
         where.mkdir()
         mount_all([Mount(m.type, m.source, m.target, list(m.options)) for m in mounts], str(where))
         try:
@@ -241,7 +256,9 @@ def test_export_docker_archive_loads_into_reference_docker(client: Client, tmp_p
     manifest = json.loads(members["manifest.json"])
     assert [e["RepoTags"] for e in manifest] == [["busybox:latest"], ["layered:latest"]]
     assert manifest[0]["Config"] == BUSYBOX_CONFIG.split(":")[1] + ".json"
-    assert manifest[1]["Layers"][0] == manifest[0]["Layers"][0] == BUSYBOX_DIFF_ID.split(":")[1] + "/layer.tar"
+    assert (
+        manifest[1]["Layers"][0] == manifest[0]["Layers"][0] == BUSYBOX_DIFF_ID.split(":")[1] + "/layer.tar"
+    )
     for layer in manifest[1]["Layers"]:
         assert not members[layer].startswith(b"\x1f\x8b")  # plain tars, as docker load wants
     repositories = json.loads(members["repositories"])
@@ -250,12 +267,16 @@ def test_export_docker_archive_loads_into_reference_docker(client: Client, tmp_p
     with reference_dockerd(runtimes={}, images=()) as docker:
         loaded = docker.docker_ok("load", "-i", str(out), timeout=120)
         assert "Loaded image: busybox:latest" in loaded and "Loaded image: layered:latest" in loaded
-        assert docker.docker_ok("image", "inspect", "--format", "{{.Id}}", "busybox").strip() == BUSYBOX_CONFIG
+        assert (
+            docker.docker_ok("image", "inspect", "--format", "{{.Id}}", "busybox").strip() == BUSYBOX_CONFIG
+        )
         assert docker.docker_ok("run", "--rm", "busybox", "echo", "hi") == "hi\n"
         assert docker.docker_ok("run", "--rm", "layered") == "hello from layered\n65534\n/data\n"
 
 
-def test_export_oci_and_reimport_into_another_namespace(client: Client, daemon: RunningDaemon, tmp_path: Path) -> None:
+def test_export_oci_and_reimport_into_another_namespace(
+    client: Client, daemon: RunningDaemon, tmp_path: Path
+) -> None:
     originals = import_archive(client, BUSYBOX_TAR) + import_archive(client, LAYERED_TAR)
     out = tmp_path / "oci.tar"
     export_archive(client, [i.name for i in originals], out, format="oci")
@@ -266,8 +287,13 @@ def test_export_oci_and_reimport_into_another_namespace(client: Client, daemon: 
     members = _members(out)
     assert json.loads(members["oci-layout"]) == {"imageLayoutVersion": "1.0.0"}
     index = json.loads(members["index.json"])
-    assert [m["annotations"]["io.containerd.image.name"] for m in index["manifests"]] == [i.name for i in originals]
-    assert [m["annotations"]["org.opencontainers.image.ref.name"] for m in index["manifests"]] == ["latest", "latest"]
+    assert [m["annotations"]["io.containerd.image.name"] for m in index["manifests"]] == [
+        i.name for i in originals
+    ]
+    assert [m["annotations"]["org.opencontainers.image.ref.name"] for m in index["manifests"]] == [
+        "latest",
+        "latest",
+    ]
     for name, data in members.items():
         if name.startswith("blobs/sha256/") and data:
             assert hashlib.sha256(data).hexdigest() == name.rsplit("/", 1)[1]
@@ -317,18 +343,26 @@ def _tar(entries: list[tuple[str, bytes]]) -> bytes:
 
 
 def _config(diff_ids: list[str]) -> bytes:
-    return json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
+    return json.dumps(
+        {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": diff_ids}}
+    ).encode()
 
 
 def _snapshot_of(directory: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(directory)): p.read_bytes() if p.is_file() else b"" for p in directory.rglob("*")}
+    return {
+        str(p.relative_to(directory)): p.read_bytes() if p.is_file() else b"" for p in directory.rglob("*")
+    }
 
 
-def test_docker_manifest_pointing_outside_is_refused(client: Client, daemon: RunningDaemon, tmp_path: Path) -> None:
+def test_docker_manifest_pointing_outside_is_refused(
+    client: Client, daemon: RunningDaemon, tmp_path: Path
+) -> None:
     passwd = Path("/etc/passwd").read_bytes()
     config = _config(["sha256:" + hashlib.sha256(passwd).hexdigest()])
     config_name = hashlib.sha256(config).hexdigest() + ".json"
-    manifest = json.dumps([{"Config": config_name, "RepoTags": ["evil:latest"], "Layers": ["../../etc/passwd"]}]).encode()
+    manifest = json.dumps(
+        [{"Config": config_name, "RepoTags": ["evil:latest"], "Layers": ["../../etc/passwd"]}]
+    ).encode()
     work = tmp_path / "work" / "deeper"
     work.mkdir(parents=True)
     archive = work / "evil.tar"
@@ -349,13 +383,19 @@ def test_docker_manifest_pointing_outside_is_refused(client: Client, daemon: Run
 
 
 @pytest.mark.parametrize("victim", ["layer", "config", "manifest"])
-def test_oci_blob_not_matching_its_digest_is_refused(client: Client, daemon: RunningDaemon, tmp_path: Path, victim: str) -> None:
+def test_oci_blob_not_matching_its_digest_is_refused(
+    client: Client, daemon: RunningDaemon, tmp_path: Path, victim: str
+) -> None:
     layout = tmp_path / "layout"
     shutil.copytree(BUSYBOX_OCI, layout)
     index = json.loads((layout / "index.json").read_text())
     manifest_digest = index["manifests"][0]["digest"]
     manifest = json.loads((layout / "blobs/sha256" / manifest_digest.split(":")[1]).read_bytes())
-    digest = {"layer": manifest["layers"][0]["digest"], "config": manifest["config"]["digest"], "manifest": manifest_digest}[victim]
+    digest = {
+        "layer": manifest["layers"][0]["digest"],
+        "config": manifest["config"]["digest"],
+        "manifest": manifest_digest,
+    }[victim]
     blob = layout / "blobs/sha256" / digest.split(":")[1]
     os.chmod(blob, 0o644)
     data = bytearray(blob.read_bytes())
@@ -373,11 +413,15 @@ def test_oci_blob_not_matching_its_digest_is_refused(client: Client, daemon: Run
     _assert_nothing_left(client, daemon)
 
 
-def test_hostile_layer_content_creates_no_image(client: Client, daemon: RunningDaemon, tmp_path: Path) -> None:
+def test_hostile_layer_content_creates_no_image(
+    client: Client, daemon: RunningDaemon, tmp_path: Path
+) -> None:
     layer = _tar([("../../escaped-by-layer", b"owned")])
     config = _config(["sha256:" + hashlib.sha256(layer).hexdigest()])
     config_name = hashlib.sha256(config).hexdigest() + ".json"
-    manifest = json.dumps([{"Config": config_name, "RepoTags": ["evil:latest"], "Layers": ["l/layer.tar"]}]).encode()
+    manifest = json.dumps(
+        [{"Config": config_name, "RepoTags": ["evil:latest"], "Layers": ["l/layer.tar"]}]
+    ).encode()
     archive = tmp_path / "evil-layer.tar"
     archive.write_bytes(_tar([("l/layer.tar", layer), (config_name, config), ("manifest.json", manifest)]))
     with pytest.raises(InvalidArgument, match="escaped-by-layer"):
@@ -386,11 +430,15 @@ def test_hostile_layer_content_creates_no_image(client: Client, daemon: RunningD
     _assert_nothing_left(client, daemon)
 
 
-def test_layer_not_matching_its_diff_id_is_refused(client: Client, daemon: RunningDaemon, tmp_path: Path) -> None:
+def test_layer_not_matching_its_diff_id_is_refused(
+    client: Client, daemon: RunningDaemon, tmp_path: Path
+) -> None:
     layer = _tar([("hello", b"hi")])
     config = _config(["sha256:" + "0" * 64])
     config_name = hashlib.sha256(config).hexdigest() + ".json"
-    manifest = json.dumps([{"Config": config_name, "RepoTags": ["liar:latest"], "Layers": ["l/layer.tar"]}]).encode()
+    manifest = json.dumps(
+        [{"Config": config_name, "RepoTags": ["liar:latest"], "Layers": ["l/layer.tar"]}]
+    ).encode()
     archive = tmp_path / "liar.tar"
     archive.write_bytes(_tar([("l/layer.tar", layer), (config_name, config), ("manifest.json", manifest)]))
     with pytest.raises(ArchiveError, match="diff id"):
@@ -406,7 +454,10 @@ def test_content_write_read_labels_and_lease(client: Client, daemon: RunningDaem
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     with client.lease() as lease:
         assert client.current_lease == lease
-        assert client.content.write(data, size=len(data), expected=digest, labels={"a": "1"}) == (digest, True)
+        assert client.content.write(data, size=len(data), expected=digest, labels={"a": "1"}) == (
+            digest,
+            True,
+        )
         assert client.content.write(data, size=len(data), expected=digest) == (digest, False)
         assert b"".join(client.content.read(digest)) == data
         assert b"".join(client.content.read(digest, offset=10, size=5)) == data[10:15]
@@ -464,7 +515,9 @@ def test_reference_names() -> None:
             normalize_name(bad)
 
 
-def test_index_with_other_platforms_and_unnamed_images(client: Client, daemon: RunningDaemon, tmp_path: Path) -> None:
+def test_index_with_other_platforms_and_unnamed_images(
+    client: Client, daemon: RunningDaemon, tmp_path: Path
+) -> None:
     from containerd.client import Platform
 
     layout = tmp_path / "multi"
@@ -480,11 +533,24 @@ def test_index_with_other_platforms_and_unnamed_images(client: Client, daemon: R
         "size": 123,
         "platform": {"architecture": "arm64", "os": "linux"},
     }
-    index = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [arm64, amd64]}).encode()
+    index = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [arm64, amd64],
+        }
+    ).encode()
     index_digest = "sha256:" + hashlib.sha256(index).hexdigest()
     (layout / "blobs/sha256" / index_digest.split(":")[1]).write_bytes(index)
     top = {"mediaType": "application/vnd.oci.image.index.v1+json", "digest": index_digest, "size": len(index)}
-    (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [{**top, "annotations": {"org.opencontainers.image.ref.name": "multi"}}, amd64]}))
+    (layout / "index.json").write_text(
+        json.dumps(
+            {
+                "schemaVersion": 2,
+                "manifests": [{**top, "annotations": {"org.opencontainers.image.ref.name": "multi"}}, amd64],
+            }
+        )
+    )
 
     images = import_archive(client, layout, base_name="example.com/busybox")
     assert [i.name for i in images] == ["example.com/busybox:multi", f"import@{amd64['digest']}"]
@@ -500,7 +566,9 @@ def test_index_with_other_platforms_and_unnamed_images(client: Client, daemon: R
 
     out = tmp_path / "multi.tar"
     export_archive(client, ["example.com/busybox:multi"], out, format="oci")
-    blobs = {n.rsplit("/", 1)[1] for n in _members(out) if n.startswith("blobs/sha256/") and not n.endswith("/")}
+    blobs = {
+        n.rsplit("/", 1)[1] for n in _members(out) if n.startswith("blobs/sha256/") and not n.endswith("/")
+    }
     assert arm64["digest"].split(":")[1] not in blobs and index_digest.split(":")[1] in blobs
     reimported = import_archive(client.with_namespace("again"), out)
     assert [(i.name, i.target.digest) for i in reimported] == [("example.com/busybox:multi", index_digest)]
@@ -517,7 +585,9 @@ def test_same_client_against_real_containerd(tmp_path: Path) -> None:
         finally:
             stop_daemon(real)
     finally:
-        leftovers = [line.split()[4] for line in open("/proc/self/mountinfo") if line.split()[4].startswith(str(base))]
+        leftovers = [
+            line.split()[4] for line in open("/proc/self/mountinfo") if line.split()[4].startswith(str(base))
+        ]
         shutil.rmtree(base)
     assert not leftovers, f"mounts left behind: {leftovers}"
 

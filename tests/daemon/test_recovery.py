@@ -16,7 +16,9 @@ from tests.daemon.test_tasks_ctr import IMAGE, busybox_daemon, wait_status
 __all__ = ["busybox_daemon"]  # the fixture, used by name
 
 
-def test_a_shim_without_its_task_is_shut_down_and_the_others_adopted(busybox_daemon: RunningDaemon, tmp_path: Path) -> None:
+def test_a_shim_without_its_task_is_shut_down_and_the_others_adopted(
+    busybox_daemon: RunningDaemon, tmp_path: Path
+) -> None:
     c = busybox_daemon.ctr
     for name in ("kept", "taskless"):
         assert c("run", "-d", IMAGE, name, "sleep", "1000").returncode == 0

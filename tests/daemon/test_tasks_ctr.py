@@ -96,7 +96,9 @@ def test_ctr_detached_task_exec_kill_and_container_lifecycle(busybox_daemon: Run
     pids = c("tasks", "ps", "d1").stdout.split()
     assert "PID" in pids
     info = json.loads(c("containers", "info", "d1").stdout)
-    assert info["ID"] == "d1" and info["Image"] == IMAGE and info["Runtime"]["Name"] == "io.containerd.runc.v2"
+    assert (
+        info["ID"] == "d1" and info["Image"] == IMAGE and info["Runtime"]["Name"] == "io.containerd.runc.v2"
+    )
     assert "d1" in c("containers", "ls", "-q").stdout.split()
     refused = c("containers", "rm", "d1")
     assert refused.returncode != 0  # a container with a running task
@@ -118,16 +120,36 @@ def test_ctr_events_shows_task_lifecycle(busybox_daemon: RunningDaemon) -> None:
     events.send_signal(signal.SIGINT)
     out, _ = events.communicate(timeout=10)
     topics = [line.split()[5] for line in out.splitlines() if len(line.split()) > 5]
-    for topic in ("/containers/create", "/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete", "/containers/delete"):
+    for topic in (
+        "/containers/create",
+        "/tasks/create",
+        "/tasks/start",
+        "/tasks/exit",
+        "/tasks/delete",
+        "/containers/delete",
+    ):
         assert topic in topics, f"{topic} missing from {topics}"
     assert topics.index("/tasks/start") < topics.index("/tasks/exit") < topics.index("/tasks/delete")
 
 
-def test_tasks_survive_daemon_kill_and_exits_while_down_are_reported(busybox_daemon: RunningDaemon, tmp_path: Path) -> None:
+def test_tasks_survive_daemon_kill_and_exits_while_down_are_reported(
+    busybox_daemon: RunningDaemon, tmp_path: Path
+) -> None:
     c = busybox_daemon.ctr
     assert c("run", "-d", IMAGE, "long", "sleep", "1000").returncode == 0
     assert c("run", "-d", IMAGE, "short", "sh", "-c", "sleep 2; exit 5").returncode == 0
-    assert c("run", "-d", IMAGE, "writer", "sh", "-c", "for i in $(seq 1 40); do echo line $i; sleep 0.05; done; sleep 1000").returncode == 0
+    assert (
+        c(
+            "run",
+            "-d",
+            IMAGE,
+            "writer",
+            "sh",
+            "-c",
+            "for i in $(seq 1 40); do echo line $i; sleep 0.05; done; sleep 1000",
+        ).returncode
+        == 0
+    )
     for task in ("long", "short", "writer"):
         wait_status(busybox_daemon, task, "RUNNING")
     pids = {row.split()[0]: int(row.split()[1]) for row in c("tasks", "ls").stdout.splitlines()[1:]}
@@ -138,7 +160,9 @@ def test_tasks_survive_daemon_kill_and_exits_while_down_are_reported(busybox_dae
         os.kill(pids[task], 0)  # still alive without their daemon
     restarted = start_daemon(tmp_path)
     busybox_daemon.proc = restarted.proc
-    events = subprocess.Popen(["ctr", "--address", str(restarted.address), "events"], stdout=subprocess.PIPE, text=True)
+    events = subprocess.Popen(
+        ["ctr", "--address", str(restarted.address), "events"], stdout=subprocess.PIPE, text=True
+    )
     wait_status(restarted, "short", "STOPPED")
     wait_status(restarted, "long", "RUNNING")
     rows = {r.split()[0]: r.split() for r in restarted.ctr("tasks", "ls").stdout.splitlines()[1:]}
@@ -164,7 +188,9 @@ def test_runc_as_the_runtime(tmp_path: Path) -> None:
     daemon = start_daemon(tmp_path / "d", ["--config", str(config)])
     try:
         assert daemon.ctr("images", "import", str(BUSYBOX)).returncode == 0
-        done = daemon.ctr("run", "--rm", IMAGE, "viarunc", "sh", "-c", "echo via-runc; cat /proc/1/cgroup | head -1")
+        done = daemon.ctr(
+            "run", "--rm", IMAGE, "viarunc", "sh", "-c", "echo via-runc; cat /proc/1/cgroup | head -1"
+        )
         assert done.returncode == 0, done.stderr
         assert done.stdout.startswith("via-runc\n")
         logs = list((tmp_path / "d" / "state").rglob("log.json"))
@@ -193,7 +219,22 @@ def test_ctr_run_with_a_terminal(busybox_daemon: RunningDaemon) -> None:
 
     pid, fd = pty.fork()
     if pid == 0:
-        os.execvp("ctr", ["ctr", "--address", str(busybox_daemon.address), "run", "-t", "--rm", IMAGE, "tty1", "sh", "-c", "tty; exit 6"])
+        os.execvp(
+            "ctr",
+            [
+                "ctr",
+                "--address",
+                str(busybox_daemon.address),
+                "run",
+                "-t",
+                "--rm",
+                IMAGE,
+                "tty1",
+                "sh",
+                "-c",
+                "tty; exit 6",
+            ],
+        )
     out = b""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

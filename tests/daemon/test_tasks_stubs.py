@@ -55,7 +55,15 @@ def stubs(tmp_path: Path) -> Iterator[tuple[RunningDaemon, Stubs]]:
             for info in resp.info
             if info.kind == snapshots_pb2.COMMITTED
         )
-        yield daemon, Stubs(tasks_pb2_grpc.TasksStub(channel), containers_pb2_grpc.ContainersStub(channel), snapshots, chain)
+        yield (
+            daemon,
+            Stubs(
+                tasks_pb2_grpc.TasksStub(channel),
+                containers_pb2_grpc.ContainersStub(channel),
+                snapshots,
+                chain,
+            ),
+        )
     finally:
         stop_daemon(daemon)
     mounts = [line.split()[4] for line in open("/proc/self/mountinfo") if str(tmp_path) in line.split()[4]]
@@ -73,7 +81,9 @@ def make_container(stubs: Stubs, cid: str, args: list[str], terminal: bool = Fal
     spec["hostname"] = cid
     spec["linux"]["cgroupsPath"] = f"/pycontainerd-test-{os.getpid()}-{cid}"
     mounts = list(
-        stubs.snapshots.Prepare(snapshots_pb2.PrepareSnapshotRequest(snapshotter="overlayfs", key=cid, parent=stubs.chain)).mounts
+        stubs.snapshots.Prepare(
+            snapshots_pb2.PrepareSnapshotRequest(snapshotter="overlayfs", key=cid, parent=stubs.chain)
+        ).mounts
     )
     container = containers_pb2.Container(id=cid, image=IMAGE, snapshotter="overlayfs", snapshot_key=cid)
     container.runtime.name = "io.containerd.runc.v2"
@@ -100,11 +110,15 @@ def read_lines(fd: int, count: int, timeout: float = 20) -> list[str]:
     return data.decode().splitlines()
 
 
-def test_fifo_attach_detach_reattach_loses_nothing(stubs: tuple[RunningDaemon, Stubs], tmp_path: Path) -> None:
+def test_fifo_attach_detach_reattach_loses_nothing(
+    stubs: tuple[RunningDaemon, Stubs], tmp_path: Path
+) -> None:
     daemon, s = stubs
     stdout = tmp_path / "stdout.fifo"
     os.mkfifo(stdout)
-    mounts = make_container(s, "io1", ["sh", "-c", "i=0; while [ $i -lt 300 ]; do echo $i; i=$((i+1)); sleep 0.01; done"])
+    mounts = make_container(
+        s, "io1", ["sh", "-c", "i=0; while [ $i -lt 300 ]; do echo $i; i=$((i+1)); sleep 0.01; done"]
+    )
     s.tasks.Create(tasks_pb2.CreateTaskRequest(container_id="io1", rootfs=mounts, stdout=str(stdout)))
     reader = os.open(stdout, os.O_RDONLY | os.O_NONBLOCK)
     s.tasks.Start(tasks_pb2.StartRequest(container_id="io1"))
@@ -129,7 +143,9 @@ def test_exec_pause_pids_metrics_update_and_stdin(stubs: tuple[RunningDaemon, St
     os.mkfifo(stdin)
     os.mkfifo(stdout)
     mounts = make_container(s, "t2", ["sh", "-c", "read line; echo got-$line; sleep 1000"])
-    created = s.tasks.Create(tasks_pb2.CreateTaskRequest(container_id="t2", rootfs=mounts, stdin=str(stdin), stdout=str(stdout)))
+    created = s.tasks.Create(
+        tasks_pb2.CreateTaskRequest(container_id="t2", rootfs=mounts, stdin=str(stdin), stdout=str(stdout))
+    )
     assert created.pid > 0
     out = os.open(stdout, os.O_RDONLY | os.O_NONBLOCK)
     writer = os.open(stdin, os.O_WRONLY)
@@ -143,9 +159,19 @@ def test_exec_pause_pids_metrics_update_and_stdin(stubs: tuple[RunningDaemon, St
 
     exec_out = tmp_path / "exec.fifo"
     os.mkfifo(exec_out)
-    process = {"args": ["sh", "-c", "echo exec-$((6*7)); exit 4"], "cwd": "/", "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0}}
-    spec = any_pb2.Any(type_url="types.containerd.io/opencontainers/runtime-spec/1/Process", value=json.dumps(process).encode())
-    s.tasks.Exec(tasks_pb2.ExecProcessRequest(container_id="t2", exec_id="x1", stdout=str(exec_out), spec=spec))
+    process = {
+        "args": ["sh", "-c", "echo exec-$((6*7)); exit 4"],
+        "cwd": "/",
+        "env": ["PATH=/bin"],
+        "user": {"uid": 0, "gid": 0},
+    }
+    spec = any_pb2.Any(
+        type_url="types.containerd.io/opencontainers/runtime-spec/1/Process",
+        value=json.dumps(process).encode(),
+    )
+    s.tasks.Exec(
+        tasks_pb2.ExecProcessRequest(container_id="t2", exec_id="x1", stdout=str(exec_out), spec=spec)
+    )
     reader = os.open(exec_out, os.O_RDONLY | os.O_NONBLOCK)
     s.tasks.Start(tasks_pb2.StartRequest(container_id="t2", exec_id="x1"))
     assert read_lines(reader, 1) == ["exec-42"]
@@ -163,7 +189,10 @@ def test_exec_pause_pids_metrics_update_and_stdin(stubs: tuple[RunningDaemon, St
     metrics = s.tasks.Metrics(tasks_pb2.MetricsRequest(filters=["id==t2"])).metrics
     assert [m.id for m in metrics] == ["t2"]
     assert metrics[0].data.type_url == "io.containerd.cgroups.v1.Metrics"
-    resources = any_pb2.Any(type_url="types.containerd.io/opencontainers/runtime-spec/1/LinuxResources", value=json.dumps({"pids": {"limit": 42}}).encode())
+    resources = any_pb2.Any(
+        type_url="types.containerd.io/opencontainers/runtime-spec/1/LinuxResources",
+        value=json.dumps({"pids": {"limit": 42}}).encode(),
+    )
     s.tasks.Update(tasks_pb2.UpdateTaskRequest(container_id="t2", resources=resources))
     cgroup = f"/sys/fs/cgroup/pids/pycontainerd-test-{os.getpid()}-t2/pids.max"
     assert open(cgroup).read().strip() == "42"
@@ -186,15 +215,32 @@ def test_task_errors(stubs: tuple[RunningDaemon, Stubs]) -> None:
         return err.value.code()
 
     assert code(s.tasks.Get, tasks_pb2.GetRequest(container_id="nosuch")) == grpc.StatusCode.NOT_FOUND
-    assert code(s.tasks.Create, tasks_pb2.CreateTaskRequest(container_id="nosuch")) == grpc.StatusCode.NOT_FOUND
-    assert code(s.tasks.Kill, tasks_pb2.KillRequest(container_id="nosuch", signal=9)) == grpc.StatusCode.NOT_FOUND
-    assert code(s.tasks.Checkpoint, tasks_pb2.CheckpointTaskRequest(container_id="nosuch")) == grpc.StatusCode.UNIMPLEMENTED
+    assert (
+        code(s.tasks.Create, tasks_pb2.CreateTaskRequest(container_id="nosuch")) == grpc.StatusCode.NOT_FOUND
+    )
+    assert (
+        code(s.tasks.Kill, tasks_pb2.KillRequest(container_id="nosuch", signal=9))
+        == grpc.StatusCode.NOT_FOUND
+    )
+    assert (
+        code(s.tasks.Checkpoint, tasks_pb2.CheckpointTaskRequest(container_id="nosuch"))
+        == grpc.StatusCode.UNIMPLEMENTED
+    )
     mounts = make_container(s, "e1", ["sleep", "1000"])
     s.tasks.Create(tasks_pb2.CreateTaskRequest(container_id="e1", rootfs=mounts))
-    assert code(s.tasks.Create, tasks_pb2.CreateTaskRequest(container_id="e1", rootfs=mounts)) == grpc.StatusCode.ALREADY_EXISTS
+    assert (
+        code(s.tasks.Create, tasks_pb2.CreateTaskRequest(container_id="e1", rootfs=mounts))
+        == grpc.StatusCode.ALREADY_EXISTS
+    )
     s.tasks.Start(tasks_pb2.StartRequest(container_id="e1"))
-    assert code(s.tasks.Delete, tasks_pb2.DeleteTaskRequest(container_id="e1")) == grpc.StatusCode.FAILED_PRECONDITION
-    assert code(s.tasks.Exec, tasks_pb2.ExecProcessRequest(container_id="e1")) == grpc.StatusCode.INVALID_ARGUMENT
+    assert (
+        code(s.tasks.Delete, tasks_pb2.DeleteTaskRequest(container_id="e1"))
+        == grpc.StatusCode.FAILED_PRECONDITION
+    )
+    assert (
+        code(s.tasks.Exec, tasks_pb2.ExecProcessRequest(container_id="e1"))
+        == grpc.StatusCode.INVALID_ARGUMENT
+    )
     s.tasks.Kill(tasks_pb2.KillRequest(container_id="e1", signal=9))
     s.tasks.Wait(tasks_pb2.WaitRequest(container_id="e1"))
     s.tasks.Delete(tasks_pb2.DeleteTaskRequest(container_id="e1"))

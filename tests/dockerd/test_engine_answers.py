@@ -44,7 +44,9 @@ CLIENT_ERROR = (400, 500)  # dockerd answers some client mistakes 500, pydockerd
 @pytest.fixture(scope="module", params=["reference", "pydockerd"])
 def engine(request: pytest.FixtureRequest) -> Iterator[RefDockerd]:
     images = (BUSYBOX_TAR, LAYERED_TAR)
-    daemon = reference_dockerd({}, images=images) if request.param == "reference" else pydockerd_engine(images)
+    daemon = (
+        reference_dockerd({}, images=images) if request.param == "reference" else pydockerd_engine(images)
+    )
     with daemon as d:
         yield d
 
@@ -79,7 +81,9 @@ class Docker:
     def fails(self, *args: str) -> str:
         """A failing command's stderr (without the reference's warning about the host)."""
         res = self.run(*args)
-        assert res.returncode == 1, f"docker {' '.join(args)} exited {res.returncode}: {res.stdout}{res.stderr}"
+        assert res.returncode == 1, (
+            f"docker {' '.join(args)} exited {res.returncode}: {res.stdout}{res.stderr}"
+        )
         return "".join(line for line in res.stderr.splitlines(keepends=True) if "IPv4 forwarding" not in line)
 
     def inspect(self, ref: str) -> dict[str, Any]:
@@ -116,9 +120,17 @@ def sdk_client(engine: RefDockerd) -> Iterator[Any]:
 
 
 def pydocker(engine: RefDockerd, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(engine.workdir), "PYDOCKER_CONFIG": str(engine.workdir / "pydocker")}
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(engine.workdir),
+        "PYDOCKER_CONFIG": str(engine.workdir / "pydocker"),
+    }
     return subprocess.run(
-        [str(PYDOCKER), "-H", f"unix://{engine.socket}", *args], capture_output=True, text=True, timeout=120, env=env
+        [str(PYDOCKER), "-H", f"unix://{engine.socket}", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
     )
 
 
@@ -137,7 +149,12 @@ CLI_ANSWERS = [
     (("secret", "rm", "x"), 1, "", f"Error response from daemon: {NOT_A_MANAGER}\n"),
     (("node", "inspect", "x"), 1, "[]\n", f"Error response from daemon: {NOT_A_MANAGER}\n"),
     (("swarm", "ca"), 1, "", f"Error response from daemon: {NOT_A_MANAGER}\n"),
-    (("swarm", "unlock-key"), 1, "", f"could not fetch unlock key: Error response from daemon: {NOT_A_MANAGER}\n"),
+    (
+        ("swarm", "unlock-key"),
+        1,
+        "",
+        f"could not fetch unlock key: Error response from daemon: {NOT_A_MANAGER}\n",
+    ),
     (("swarm", "update", "--autolock"), 1, "", f"Error response from daemon: {NOT_A_MANAGER}\n"),
     (("swarm", "leave"), 1, "", "Error response from daemon: This node is not part of a swarm\n"),
     (("plugin", "ls"), 0, "ID        NAME      DESCRIPTION   ENABLED\n", ""),
@@ -149,8 +166,12 @@ CLI_ANSWERS = [
 ]
 
 
-@pytest.mark.parametrize(("args", "status", "stdout", "stderr"), CLI_ANSWERS, ids=[" ".join(a[0]) for a in CLI_ANSWERS])
-def test_swarm_and_plugin_commands_as_outside_a_swarm(docker: Docker, args: tuple[str, ...], status: int, stdout: str, stderr: str) -> None:
+@pytest.mark.parametrize(
+    ("args", "status", "stdout", "stderr"), CLI_ANSWERS, ids=[" ".join(a[0]) for a in CLI_ANSWERS]
+)
+def test_swarm_and_plugin_commands_as_outside_a_swarm(
+    docker: Docker, args: tuple[str, ...], status: int, stdout: str, stderr: str
+) -> None:
     res = docker.run(*args)
     assert (res.returncode, res.stdout, res.stderr) == (status, stdout, stderr)
 
@@ -249,8 +270,14 @@ def test_images_before_and_since_leave_the_image_itself_out(docker: Docker) -> N
     assert "busybox:latest" not in _images(docker, "before=busybox")
     assert "layered:latest" not in _images(docker, "since=layered")
     assert _images(docker, "before=layered", f"reference={mine}") == [f"{mine}:1"]
-    assert docker.fails("images", "--filter", "before=pdans-nope") == "Error response from daemon: No such image: pdans-nope:latest\n"
-    assert docker.fails("images", "--filter", "dangling=maybe") == "Error response from daemon: Invalid filter 'dangling=[maybe]'\n"
+    assert (
+        docker.fails("images", "--filter", "before=pdans-nope")
+        == "Error response from daemon: No such image: pdans-nope:latest\n"
+    )
+    assert (
+        docker.fails("images", "--filter", "dangling=maybe")
+        == "Error response from daemon: Invalid filter 'dangling=[maybe]'\n"
+    )
     # docker-py asks the same question.
     with sdk_client(docker.engine) as sdk:
         tags = [t for image in sdk.images.list(filters={"since": "busybox"}) for t in image.tags]
@@ -267,7 +294,9 @@ def test_repo_digests_after_push_and_pull(engine: RefDockerd, docker: Docker, tm
         assert digest, pushed
         canonical = f"{repo}@{digest.group(1)}"
         assert docker.inspect(name)["RepoDigests"] == [canonical]
-        rows = docker.ok("images", "--digests", "--format", "{{.Repository}} {{.Tag}} {{.Digest}}").splitlines()
+        rows = docker.ok(
+            "images", "--digests", "--format", "{{.Repository}} {{.Tag}} {{.Digest}}"
+        ).splitlines()
         assert f"{repo} 1 {digest.group(1)}" in rows and "busybox latest <none>" in rows
         if isinstance(engine, PyDockerd):  # pydocker shows the same rows against it
             ours = pydocker(engine, "images", "--digests", "--format", "{{.Repository}} {{.Tag}} {{.Digest}}")
@@ -277,7 +306,10 @@ def test_repo_digests_after_push_and_pull(engine: RefDockerd, docker: Docker, tm
 
         docker.ok("pull", "-q", name)
         assert docker.inspect(name)["RepoDigests"] == [canonical]
-        listed = {(tuple(i["RepoTags"] or ()), tuple(i["RepoDigests"] or ())) for i in docker.api("GET", "/images/json").json()}
+        listed = {
+            (tuple(i["RepoTags"] or ()), tuple(i["RepoDigests"] or ()))
+            for i in docker.api("GET", "/images/json").json()
+        }
         assert any(name in tags and digests == (canonical,) for tags, digests in listed), listed
         assert docker.ok("rmi", name) == f"Untagged: {name}\nUntagged: {canonical}\n"
 
@@ -285,7 +317,9 @@ def test_repo_digests_after_push_and_pull(engine: RefDockerd, docker: Docker, tm
         docker.ok("pull", "-q", canonical)
         info = docker.inspect(canonical)
         assert info["RepoDigests"] == [canonical] and "busybox:latest" in info["RepoTags"]
-        rows = docker.ok("images", "--digests", "--format", "{{.Repository}} {{.Tag}} {{.Digest}}").splitlines()
+        rows = docker.ok(
+            "images", "--digests", "--format", "{{.Repository}} {{.Tag}} {{.Digest}}"
+        ).splitlines()
         assert f"{repo} <none> {digest.group(1)}" in rows
         assert docker.ok("rmi", canonical) == f"Untagged: {canonical}\n"
         assert docker.inspect("busybox")["RepoDigests"] == []
@@ -310,14 +344,22 @@ def test_ps_filter_health(docker: Docker) -> None:
     docker.ok("run", "-d", "--name", name, "busybox", "sleep", "600")
 
     def names(*filters: str) -> list[str]:
-        return docker.ok("ps", "-a", *(a for x in filters for a in ("--filter", x)), "--format", "{{.Names}}").split()
+        return docker.ok(
+            "ps", "-a", *(a for x in filters for a in ("--filter", x)), "--format", "{{.Names}}"
+        ).split()
 
     assert name in names("health=none")  # no healthcheck
     for state in ("starting", "healthy", "unhealthy"):
         assert name not in names(f"health={state}")
     assert name in names("health=healthy", "health=none")
-    assert docker.fails("ps", "--filter", "health=bogus") == "Error response from daemon: Unrecognised filter value for health: bogus\n"
-    assert docker.fails("ps", "--filter", "status=bogus") == "Error response from daemon: Invalid filter 'status=bogus'\n"
+    assert (
+        docker.fails("ps", "--filter", "health=bogus")
+        == "Error response from daemon: Unrecognised filter value for health: bogus\n"
+    )
+    assert (
+        docker.fails("ps", "--filter", "status=bogus")
+        == "Error response from daemon: Invalid filter 'status=bogus'\n"
+    )
     import docker as docker_sdk
 
     with sdk_client(docker.engine) as sdk:
@@ -348,18 +390,39 @@ def test_inspect_config_network_settings_and_log_path(docker: Docker) -> None:
     # (The CLI sends its -e values in no fixed order; the image's PATH follows them, its GREETING is overridden.)
     assert sorted(config["Env"][:2]) == ["FOO=1", "GREETING=bye"]
     assert config["Env"][2:] == ["PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
-    assert (config["Entrypoint"], config["Cmd"]) == (["/bin/sh", "-c"], ["echo $GREETING from layered; id -u; pwd"])
-    assert (config["User"], config["WorkingDir"], config["ExposedPorts"]) == ("nobody", "/data", {"8080/tcp": {}})
-    assert config["Labels"] == {"mine": "yes", "org.opencontainers.image.title": "layered fixture", "purpose": "whiteouts, opaque dirs, links, config"}
+    assert (config["Entrypoint"], config["Cmd"]) == (
+        ["/bin/sh", "-c"],
+        ["echo $GREETING from layered; id -u; pwd"],
+    )
+    assert (config["User"], config["WorkingDir"], config["ExposedPorts"]) == (
+        "nobody",
+        "/data",
+        {"8080/tcp": {}},
+    )
+    assert config["Labels"] == {
+        "mine": "yes",
+        "org.opencontainers.image.title": "layered fixture",
+        "purpose": "whiteouts, opaque dirs, links, config",
+    }
     assert config["Volumes"] is None
     settings = info["NetworkSettings"]
     assert set(settings) == NETWORK_SETTINGS and settings["MacAddress"] == "" and settings["IPAddress"] == ""
     assert list(settings["Networks"]) == ["bridge"] and set(settings["Networks"]["bridge"]) == ENDPOINT
     assert info["LogPath"] == ""  # no log before the first start
-    assert docker.ok("inspect", "-f", "{{.NetworkSettings.MacAddress}}|{{.NetworkSettings.Networks.bridge.IPAddress}}", created) == "|\n"
+    assert (
+        docker.ok(
+            "inspect",
+            "-f",
+            "{{.NetworkSettings.MacAddress}}|{{.NetworkSettings.Networks.bridge.IPAddress}}",
+            created,
+        )
+        == "|\n"
+    )
 
     plain = docker.name("plain")
-    docker.ok("run", "-d", "--name", plain, "--network", "none", "busybox", "sleep", "600")  # no output at all
+    docker.ok(
+        "run", "-d", "--name", plain, "--network", "none", "busybox", "sleep", "600"
+    )  # no output at all
     info = docker.inspect(plain)
     assert info["Config"]["Env"] == ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
     assert info["Config"]["Cmd"] == ["sleep", "600"] and info["Config"]["Entrypoint"] is None
@@ -371,7 +434,9 @@ def test_inspect_config_network_settings_and_log_path(docker: Docker) -> None:
     # Its stats: dockerd leaves `networks` out when the container has no interface but loopback.
     frame = docker.api("GET", f"/containers/{plain}/stats?stream=0&one-shot=1").json()
     assert "networks" not in frame and frame["name"] == f"/{plain}" and frame["pids_stats"]["current"] >= 1
-    assert docker.ok("stats", "--no-stream", "--format", "{{.Name}} {{.NetIO}}", plain) == f"{plain} 0B / 0B\n"
+    assert (
+        docker.ok("stats", "--no-stream", "--format", "{{.Name}} {{.NetIO}}", plain) == f"{plain} 0B / 0B\n"
+    )
 
     quiet = docker.name("quiet")
     docker.ok("run", "--name", quiet, "--log-driver", "none", "busybox", "echo", "hi")
@@ -426,7 +491,9 @@ def _private_image(docker: Docker, name: str) -> str:
     source = docker.name("source")
     docker.ok("create", "--name", source, "busybox")
     cli = [DOCKER_CLI, "-H", f"unix://{docker.engine.socket}"]
-    exported = subprocess.run([*cli, "export", source], capture_output=True, timeout=120, env=docker.engine._cli_env)
+    exported = subprocess.run(
+        [*cli, "export", source], capture_output=True, timeout=120, env=docker.engine._cli_env
+    )
     assert exported.returncode == 0, exported.stderr
     imported = subprocess.run(
         [*cli, "import", "-c", 'CMD ["sh"]', "-", name], input=exported.stdout, capture_output=True, timeout=120,
@@ -450,16 +517,25 @@ def test_rmi_of_an_image_in_use(docker: Docker) -> None:
         f'Error response from daemon: conflict: unable to remove repository reference "{name}" (must force) - '
         f"container {sid} is using its referenced image {short}\n"
     )
-    assert docker.fails("rmi", short) == f"{conflict} (must be forced) - image is being used by stopped container {sid}\n"
+    assert (
+        docker.fails("rmi", short)
+        == f"{conflict} (must be forced) - image is being used by stopped container {sid}\n"
+    )
     other = f"{docker.image('other')}:1"
     docker.ok("tag", name, other)
-    assert docker.fails("rmi", short) == f"{conflict} (must be forced) - image is referenced in multiple repositories\n"
+    assert (
+        docker.fails("rmi", short)
+        == f"{conflict} (must be forced) - image is referenced in multiple repositories\n"
+    )
     assert docker.ok("rmi", other) == f"Untagged: {other}\n"
 
     running = docker.name("running")
     rid = docker.ok("run", "-d", "--name", running, name, "sleep", "600").strip()[:12]
     for args in (("rmi", short), ("rmi", "-f", short)):
-        assert docker.fails(*args) == f"{conflict} (cannot be forced) - image is being used by running container {rid}\n"
+        assert (
+            docker.fails(*args)
+            == f"{conflict} (cannot be forced) - image is being used by running container {rid}\n"
+        )
     # Forced away from a running container's image, the name goes and the image stays, dangling.
     assert docker.ok("rmi", "-f", name) == f"Untagged: {name}\n"
     assert short in docker.ok("images", "-q", "--filter", "dangling=true").split()

@@ -41,10 +41,22 @@ def test_search_is_a_clear_refusal(engine: PyDockerd) -> None:
     res = engine.docker("search", "127.0.0.1:5000/team/app")
     assert 'search 127.0.0.1:5000 for "team/app"' in res.stderr
     # dockerd's checks of the request come first, with its wording.
-    assert engine.docker("search", "--limit", "101", "x").stderr == "Error response from daemon: Limit 101 is outside the range of [1, 100]\n"
-    assert engine.docker("search", "-f", "is-official=maybe", "x").stderr == "Error response from daemon: Invalid filter 'is-official=[maybe]'\n"
-    assert engine.docker("search", "-f", "stars=many", "x").stderr == "Error response from daemon: Invalid filter 'stars=many'\n"
-    assert engine.docker("search", "-f", "bogus=1", "x").stderr == "Error response from daemon: Invalid filter 'bogus'\n"
+    assert (
+        engine.docker("search", "--limit", "101", "x").stderr
+        == "Error response from daemon: Limit 101 is outside the range of [1, 100]\n"
+    )
+    assert (
+        engine.docker("search", "-f", "is-official=maybe", "x").stderr
+        == "Error response from daemon: Invalid filter 'is-official=[maybe]'\n"
+    )
+    assert (
+        engine.docker("search", "-f", "stars=many", "x").stderr
+        == "Error response from daemon: Invalid filter 'stars=many'\n"
+    )
+    assert (
+        engine.docker("search", "-f", "bogus=1", "x").stderr
+        == "Error response from daemon: Invalid filter 'bogus'\n"
+    )
     answer = api(engine, "GET", "/images/search?term=busybox")
     assert answer.status_code == 501 and answer.json()["message"].startswith("search is not supported")
 
@@ -56,12 +68,27 @@ def test_swarm_init_and_plugin_install_are_refused(engine: PyDockerd) -> None:
             1, "Error response from daemon: swarm mode is not supported: pydockerd cannot create or join a swarm\n"
         ), args  # fmt: skip
     res = engine.docker("plugin", "install", "--grant-all-permissions", "vieux/sshfs")
-    assert (res.returncode, res.stderr) == (1, "Error response from daemon: plugins are not supported: pydockerd cannot install a plugin\n")
+    assert (res.returncode, res.stderr) == (
+        1,
+        "Error response from daemon: plugins are not supported: pydockerd cannot install a plugin\n",
+    )
     # Still outside any swarm afterwards.
-    assert engine.docker("swarm", "leave").stderr == "Error response from daemon: This node is not part of a swarm\n"
+    assert (
+        engine.docker("swarm", "leave").stderr
+        == "Error response from daemon: This node is not part of a swarm\n"
+    )
 
 
-NETWORK_STATS = {"rx_bytes", "rx_packets", "rx_errors", "rx_dropped", "tx_bytes", "tx_packets", "tx_errors", "tx_dropped"}
+NETWORK_STATS = {
+    "rx_bytes",
+    "rx_packets",
+    "rx_errors",
+    "rx_dropped",
+    "tx_bytes",
+    "tx_packets",
+    "tx_errors",
+    "tx_dropped",
+}
 
 
 def test_stats_count_the_container_interfaces(engine: PyDockerd) -> None:
@@ -95,7 +122,9 @@ def test_stats_count_the_container_interfaces(engine: PyDockerd) -> None:
 
 
 def _access_lines(log: Path, since: int) -> list[str]:
-    return [line for line in log.read_text(errors="replace").splitlines()[since:] if 'msg="API request"' in line]
+    return [
+        line for line in log.read_text(errors="replace").splitlines()[since:] if 'msg="API request"' in line
+    ]
 
 
 def test_every_request_is_in_the_log(engine: PyDockerd) -> None:
@@ -103,19 +132,35 @@ def test_every_request_is_in_the_log(engine: PyDockerd) -> None:
     engine.docker_ok("run", "--rm", "--name", "logged", "busybox", "echo", "hi")  # attach: a hijacked request
     api(engine, "GET", "/containers/nope/json")
     api(engine, "GET", "/containers/json?all=1&filters=" + json.dumps({"name": ["x"]}))
-    until("the access lines", lambda: any("/containers/nope/json" in line for line in _access_lines(engine.log_path, start)))
+    until(
+        "the access lines",
+        lambda: any("/containers/nope/json" in line for line in _access_lines(engine.log_path, start)),
+    )
     lines = _access_lines(engine.log_path, start)
-    fields = re.compile(r'^time="[^"]+" level=info msg="API request" method=(\S+) path=(\S+|"[^"]*") status=(\d+) duration=[\d.]+ms$')
+    fields = re.compile(
+        r'^time="[^"]+" level=info msg="API request" method=(\S+) path=(\S+|"[^"]*") status=(\d+) duration=[\d.]+ms$'
+    )
     parsed = []
     for line in lines:
         m = fields.match(line)
         assert m, line
         parsed.append((m.group(1), m.group(2).strip('"'), int(m.group(3))))
     assert ("GET", "/v1.41/containers/nope/json", 404) in parsed
-    assert any(method == "POST" and path.startswith("/v1.41/containers/create") and status == 201 for method, path, status in parsed)
-    assert any(method == "POST" and re.match(r"/v1\.41/containers/[0-9a-f]{64}/attach\?", path) and status == 101 for method, path, status in parsed)
-    assert any(path.startswith("/v1.41/containers/json?all=1&filters=") and status == 200 for _, path, status in parsed)
-    assert not any("Calling" in line for line in engine.log_path.read_text().splitlines()[start:])  # info level
+    assert any(
+        method == "POST" and path.startswith("/v1.41/containers/create") and status == 201
+        for method, path, status in parsed
+    )
+    assert any(
+        method == "POST" and re.match(r"/v1\.41/containers/[0-9a-f]{64}/attach\?", path) and status == 101
+        for method, path, status in parsed
+    )
+    assert any(
+        path.startswith("/v1.41/containers/json?all=1&filters=") and status == 200
+        for _, path, status in parsed
+    )
+    assert not any(
+        "Calling" in line for line in engine.log_path.read_text().splitlines()[start:]
+    )  # info level
 
 
 def test_the_log_level_decides(tmp_path: Path) -> None:
@@ -134,6 +179,8 @@ def test_the_log_level_decides(tmp_path: Path) -> None:
             text = "\n".join(daemon.log_path.read_text(errors="replace").splitlines()[start:])
         if debug:
             assert 'level=debug msg="Calling GET /v1.41/containers/json"' in text, extra
-            assert re.search(r'level=info msg="API request" method=GET path=/v1.41/containers/json status=200 ', text), text
+            assert re.search(
+                r'level=info msg="API request" method=GET path=/v1.41/containers/json status=200 ', text
+            ), text
         else:
             assert "API request" not in text and "Calling" not in text, text

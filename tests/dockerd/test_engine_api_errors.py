@@ -23,7 +23,9 @@ def engine() -> Iterator[PyDockerd]:
         yield daemon
 
 
-def request(engine: PyDockerd, method: str, path: str, body: object = None, raw: bytes | None = None) -> httpx.Response:
+def request(
+    engine: PyDockerd, method: str, path: str, body: object = None, raw: bytes | None = None
+) -> httpx.Response:
     content = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
     transport = httpx.HTTPTransport(uds=str(engine.socket))
     with httpx.Client(transport=transport, base_url="http://pydockerd", timeout=30) as client:
@@ -32,26 +34,101 @@ def request(engine: PyDockerd, method: str, path: str, body: object = None, raw:
 
 def listing(engine: PyDockerd) -> list[dict[str, object]]:
     """`GET /containers/json?all=1` without the human Status text (it ages between two reads)."""
-    return [{k: v for k, v in c.items() if k != "Status"} for c in request(engine, "GET", "/containers/json?all=1").json()]
+    return [
+        {k: v for k, v in c.items() if k != "Status"}
+        for c in request(engine, "GET", "/containers/json?all=1").json()
+    ]
 
 
 CASES = [
     # (method, path, body or raw bytes, status, message or its start)
     ("POST", "/containers/create", b"{not json", 400, "invalid JSON"),
     ("POST", "/containers/create", b"[]", 400, "invalid JSON: the body must be an object"),
-    ("POST", "/containers/create", {"Image": "busybox", "Cmd": 5}, 400, "invalid Cmd: want a string or an array of strings, got a number"),
-    ("POST", "/containers/create", {"Image": "busybox", "Env": "A=1"}, 400, "invalid Env: want an array of strings, got a string"),
-    ("POST", "/containers/create", {"Image": "busybox", "Tty": "yes"}, 400, "invalid Tty: want a boolean, got a string"),
-    ("POST", "/containers/create", {"Image": "busybox", "HostConfig": {"Memory": "lots"}}, 400, "invalid HostConfig.Memory: want an integer, got a string"),
-    ("POST", "/containers/create", {"Image": "busybox", "HostConfig": {"RestartPolicy": "always"}}, 400, "invalid HostConfig.RestartPolicy"),
-    ("POST", "/containers/create", {"Image": "busybox", "HostConfig": {"Ulimits": [{"Name": "nofile", "Soft": "x"}]}}, 400, "invalid HostConfig.Ulimits"),
+    (
+        "POST",
+        "/containers/create",
+        {"Image": "busybox", "Cmd": 5},
+        400,
+        "invalid Cmd: want a string or an array of strings, got a number",
+    ),
+    (
+        "POST",
+        "/containers/create",
+        {"Image": "busybox", "Env": "A=1"},
+        400,
+        "invalid Env: want an array of strings, got a string",
+    ),
+    (
+        "POST",
+        "/containers/create",
+        {"Image": "busybox", "Tty": "yes"},
+        400,
+        "invalid Tty: want a boolean, got a string",
+    ),
+    (
+        "POST",
+        "/containers/create",
+        {"Image": "busybox", "HostConfig": {"Memory": "lots"}},
+        400,
+        "invalid HostConfig.Memory: want an integer, got a string",
+    ),
+    (
+        "POST",
+        "/containers/create",
+        {"Image": "busybox", "HostConfig": {"RestartPolicy": "always"}},
+        400,
+        "invalid HostConfig.RestartPolicy",
+    ),
+    (
+        "POST",
+        "/containers/create",
+        {"Image": "busybox", "HostConfig": {"Ulimits": [{"Name": "nofile", "Soft": "x"}]}},
+        400,
+        "invalid HostConfig.Ulimits",
+    ),
     ("POST", "/containers/create", {"Image": "nope"}, 404, "No such image: nope:latest"),
-    ("POST", "/containers/create", {"Image": "busybox", "HostConfig": {"RestartPolicy": {"Name": "sometimes"}}}, 400, "invalid restart policy 'sometimes'"),
-    ("POST", "/containers/create?name=bad/name", {"Image": "busybox"}, 400, "Invalid container name (bad/name), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"),
-    ("POST", "/containers/create", {"Image": "busybox", "HostConfig": {"PortBindings": {"80/tcp": [{"HostPort": "abc"}]}}}, 400, 'invalid port specification: "abc"'),
-    ("POST", "/containers/create", {"Image": "busybox", "HostConfig": {"PortBindings": {"x/tcp": []}}}, 400, 'invalid port specification: "x"'),
-    ("POST", "/containers/create", {"Image": "busybox", "HostConfig": {"NetworkMode": "pdc-no-such-net"}}, 400, "network pdc-no-such-net not found"),
-    ("POST", "/containers/create", {"Image": "busybox", "HostConfig": {"NoSuchSetting": 1}}, 400, "unsupported HostConfig setting 'NoSuchSetting'"),
+    (
+        "POST",
+        "/containers/create",
+        {"Image": "busybox", "HostConfig": {"RestartPolicy": {"Name": "sometimes"}}},
+        400,
+        "invalid restart policy 'sometimes'",
+    ),
+    (
+        "POST",
+        "/containers/create?name=bad/name",
+        {"Image": "busybox"},
+        400,
+        "Invalid container name (bad/name), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
+    ),
+    (
+        "POST",
+        "/containers/create",
+        {"Image": "busybox", "HostConfig": {"PortBindings": {"80/tcp": [{"HostPort": "abc"}]}}},
+        400,
+        'invalid port specification: "abc"',
+    ),
+    (
+        "POST",
+        "/containers/create",
+        {"Image": "busybox", "HostConfig": {"PortBindings": {"x/tcp": []}}},
+        400,
+        'invalid port specification: "x"',
+    ),
+    (
+        "POST",
+        "/containers/create",
+        {"Image": "busybox", "HostConfig": {"NetworkMode": "pdc-no-such-net"}},
+        400,
+        "network pdc-no-such-net not found",
+    ),
+    (
+        "POST",
+        "/containers/create",
+        {"Image": "busybox", "HostConfig": {"NoSuchSetting": 1}},
+        400,
+        "unsupported HostConfig setting 'NoSuchSetting'",
+    ),
     ("GET", "/containers/nope/json", None, 404, "No such container: nope"),
     ("POST", "/containers/nope/start", None, 404, "No such container: nope"),
     ("DELETE", "/containers/nope", None, 404, "No such container: nope"),
@@ -69,14 +146,28 @@ CASES = [
     ("GET", "/images/nope/json", None, 404, "no such image: nope: No such image: nope:latest"),
     ("DELETE", "/images/nope", None, 404, "No such image: nope:latest"),
     ("GET", "/events?since=abc", None, 400, "invalid value for since"),
-    ("GET", "/v1.99/version", None, 400, "client version 1.99 is too new. Maximum supported API version is 1.41"),
-    ("GET", "/v1.10/version", None, 400, "client version 1.10 is too old. Minimum supported API version is 1.24"),
+    (
+        "GET",
+        "/v1.99/version",
+        None,
+        400,
+        "client version 1.99 is too new. Maximum supported API version is 1.41",
+    ),
+    (
+        "GET",
+        "/v1.10/version",
+        None,
+        400,
+        "client version 1.10 is too old. Minimum supported API version is 1.24",
+    ),
     ("GET", "/nonexistent", None, 404, "page not found"),
 ]
 
 
 def test_bad_input_gets_a_clear_error_and_loses_nothing(engine: PyDockerd) -> None:
-    created = request(engine, "POST", "/containers/create?name=victim", {"Image": "busybox", "Cmd": ["sleep", "1000"]})
+    created = request(
+        engine, "POST", "/containers/create?name=victim", {"Image": "busybox", "Cmd": ["sleep", "1000"]}
+    )
     assert created.status_code == 201, created.text
     assert request(engine, "POST", "/containers/victim/start").status_code == 204
     before = listing(engine)
@@ -85,7 +176,11 @@ def test_bad_input_gets_a_clear_error_and_loses_nothing(engine: PyDockerd) -> No
     for method, path, body, status, message in CASES:
         raw = body if isinstance(body, bytes) else None
         reply = request(engine, method, path, None if raw is not None else body, raw)
-        got = reply.json().get("message", "") if reply.headers.get("content-type", "").startswith("application/json") else reply.text
+        got = (
+            reply.json().get("message", "")
+            if reply.headers.get("content-type", "").startswith("application/json")
+            else reply.text
+        )
         if reply.status_code != status or not got.startswith(message):
             failures.append(f"{method} {path}: {reply.status_code} {got!r}, want {status} {message!r}")
     assert not failures, "\n".join(failures)
@@ -99,7 +194,10 @@ def test_bad_input_gets_a_clear_error_and_loses_nothing(engine: PyDockerd) -> No
 def test_strslice_and_null_fields_are_accepted(engine: PyDockerd) -> None:
     """Docker's Cmd/Entrypoint take one string as well as an array; null means unset."""
     created = request(
-        engine, "POST", "/containers/create?name=strslice", {"Image": "busybox", "Entrypoint": "echo", "Cmd": "one", "Env": None}
+        engine,
+        "POST",
+        "/containers/create?name=strslice",
+        {"Image": "busybox", "Entrypoint": "echo", "Cmd": "one", "Env": None},
     )
     assert created.status_code == 201, created.text
     inspect = request(engine, "GET", "/containers/strslice/json").json()

@@ -54,14 +54,18 @@ class Docker:
     def argv(self, *args: str) -> list[str]:
         return [self.binary, "-H", f"unix://{self.engine.socket}", *args]
 
-    def __call__(self, *args: str, input: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def __call__(
+        self, *args: str, input: str | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             self.argv(*args), input=input or "", capture_output=True, text=True, timeout=timeout, env=self.env
         )
 
     def ok(self, *args: str, input: str | None = None, timeout: float = 60) -> str:
         done = self(*args, input=input, timeout=timeout)
-        assert done.returncode == 0, f"docker {' '.join(args)} -> {done.returncode}: {done.stderr}\n{self.engine.log_tail()}"
+        assert done.returncode == 0, (
+            f"docker {' '.join(args)} -> {done.returncode}: {done.stderr}\n{self.engine.log_tail()}"
+        )
         return done.stdout
 
     def name(self, label: str) -> str:
@@ -111,7 +115,16 @@ def test_run_rm_output_and_exit_code(docker: Docker) -> None:
 
 def test_run_d_logs_follow_stop(docker: Docker) -> None:
     name = docker.name("follow")
-    docker.ok("run", "-d", "--name", name, "busybox", "sh", "-c", "trap 'echo bye; exit 0' TERM; i=0; while true; do echo line$i; i=$((i+1)); sleep 0.2; done")
+    docker.ok(
+        "run",
+        "-d",
+        "--name",
+        name,
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'echo bye; exit 0' TERM; i=0; while true; do echo line$i; i=$((i+1)); sleep 0.2; done",
+    )
     follower = docker.popen("logs", "-f", name)
     assert follower.stdout is not None
     # Lines written after `logs -f` began arrive while the container runs.
@@ -173,8 +186,12 @@ def test_attach_and_detach_keys(docker: Docker) -> None:
 
 def test_cp_both_ways(docker: Docker, tmp_path: Path) -> None:
     name = docker.name("cp")
-    docker.ok("run", "-d", "--name", name, "busybox", "sh", "-c", "mkdir /work; echo inside > /work/a; sleep 1000")
-    until("the file in the container", lambda: docker("exec", name, "cat", "/work/a").stdout == "inside\n", 15.0)
+    docker.ok(
+        "run", "-d", "--name", name, "busybox", "sh", "-c", "mkdir /work; echo inside > /work/a; sleep 1000"
+    )
+    until(
+        "the file in the container", lambda: docker("exec", name, "cat", "/work/a").stdout == "inside\n", 15.0
+    )
     docker.ok("cp", f"{name}:/work/a", str(tmp_path / "a"))
     assert (tmp_path / "a").read_text() == "inside\n"
     (tmp_path / "dir").mkdir()
@@ -185,7 +202,16 @@ def test_cp_both_ways(docker: Docker, tmp_path: Path) -> None:
 
 def test_wait_kill_pause_rename(docker: Docker) -> None:
     name, renamed = docker.name("life"), docker.name("renamed")
-    docker.ok("run", "-d", "--name", name, "busybox", "sh", "-c", "trap 'exit 42' USR1; while true; do sleep 0.1; done")
+    docker.ok(
+        "run",
+        "-d",
+        "--name",
+        name,
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'exit 42' USR1; while true; do sleep 0.1; done",
+    )
     docker.ok("pause", name)
     assert docker.ok("inspect", "-f", "{{.State.Status}}", name) == "paused\n"
     docker.ok("unpause", name)
@@ -194,7 +220,9 @@ def test_wait_kill_pause_rename(docker: Docker) -> None:
     docker.ok("kill", "-s", "USR1", renamed)
     out, _ = waiter.communicate(timeout=20)
     assert out == "42\n"
-    fields = docker.ok("inspect", "-f", "{{.Name}} {{.State.ExitCode}} {{.State.Running}} {{.Config.Image}}", renamed)
+    fields = docker.ok(
+        "inspect", "-f", "{{.Name}} {{.State.ExitCode}} {{.State.Running}} {{.Config.Image}}", renamed
+    )
     assert fields == f"/{renamed} 42 false busybox\n"
 
 
@@ -203,8 +231,20 @@ def test_ps_filter_events_top_stats_rm_f(docker: Docker) -> None:
     since = str(int(time.time()) - 1)
     docker.ok("run", "-d", "--name", name, "--label", f"run={docker.tag}", "busybox", "sleep", "1000")
     assert docker.ok("ps", "--filter", f"label=run={docker.tag}", "--format", "{{.Names}}") == f"{name}\n"
-    assert docker.ok("ps", "-a", "--filter", "status=exited", "--filter", f"label=run={docker.tag}", "-q") == ""
-    events = docker.ok("events", "--since", since, "--until", str(int(time.time()) + 1), "--filter", f"container={name}", "--format", "{{.Action}}")
+    assert (
+        docker.ok("ps", "-a", "--filter", "status=exited", "--filter", f"label=run={docker.tag}", "-q") == ""
+    )
+    events = docker.ok(
+        "events",
+        "--since",
+        since,
+        "--until",
+        str(int(time.time()) + 1),
+        "--filter",
+        f"container={name}",
+        "--format",
+        "{{.Action}}",
+    )
     assert events.split() == ["create", "start"]
     top = docker.ok("top", name)
     assert "sleep 1000" in top and "PID" in top.splitlines()[0]
@@ -253,7 +293,9 @@ def test_sdk_run_logs_wait_inspect(sdk: docker_sdk.DockerClient) -> None:
 
 
 def test_sdk_exec_attach_socket_pause_rename(sdk: docker_sdk.DockerClient) -> None:
-    c = sdk.containers.run("busybox", ["sh"], detach=True, stdin_open=True, tty=False, name=f"sdk-{uuid.uuid4().hex[:8]}")
+    c = sdk.containers.run(
+        "busybox", ["sh"], detach=True, stdin_open=True, tty=False, name=f"sdk-{uuid.uuid4().hex[:8]}"
+    )
     sdk.made.append(c.id)
     code, out = c.exec_run(["sh", "-c", "echo $X; pwd"], environment={"X": "exec-env"}, workdir="/tmp")
     assert (code, out) == (0, b"exec-env\n/tmp\n")
@@ -306,7 +348,9 @@ def test_sdk_archive_top_stats_events(sdk: docker_sdk.DockerClient) -> None:
     seen: list[str] = []
     ev = sdk.events(since=since, until=int(time.time()) + 1, decode=True, filters={"container": c.id})
     for event in ev:
-        if event["Type"] == "container":  # (the filter selects its network's connect/disconnect too, as dockerd's)
+        if (
+            event["Type"] == "container"
+        ):  # (the filter selects its network's connect/disconnect too, as dockerd's)
             seen.append(event["Action"])
     assert seen[:2] == ["create", "start"] and "destroy" in seen
 

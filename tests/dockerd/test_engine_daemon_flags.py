@@ -54,7 +54,9 @@ def _started_nothing(tmp: Path) -> bool:
     return not (tmp / "exec" / "containerd").exists()
 
 
-def _docker(*args: str, env: dict[str, str] | None = None, input: str = "", timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def _docker(
+    *args: str, env: dict[str, str] | None = None, input: str = "", timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [DOCKER_CLI, *args], capture_output=True, text=True, input=input, timeout=timeout,
         env={**DAEMON_ENV, "DOCKER_CONFIG": tempfile.gettempdir() + "/pydocker-flags-cli", **(env or {})},
@@ -118,7 +120,9 @@ def test_mutual_tls(certs: Path) -> None:
         res = _docker(*client, "version", "--format", "{{.Server.APIVersion}}")
         assert res.returncode == 0 and res.stdout == "1.41\n", res.stderr
         # a hijacked attach (stdin in, output and exit code back) over TLS
-        res = _docker(*client, "run", "--rm", "-i", "busybox", "sh", "-c", "cat; exit 3", input="through tls\n")
+        res = _docker(
+            *client, "run", "--rm", "-i", "busybox", "sh", "-c", "cat; exit 3", input="through tls\n"
+        )
         assert res.returncode == 3 and res.stdout == "through tls\n", res.stderr
         # no client certificate: refused
         res = _docker("--tlsverify", "--tlscacert", str(certs / "ca.pem"), "-H", host, "ps")
@@ -265,15 +269,29 @@ def test_fd_without_activation_is_refused(tmp_path: Path) -> None:
     ("content", "flags", "message"),
     [
         ({"foo": 1, "debug": True}, [], "the following directives don't match any configuration option: foo"),
-        ({"data-root": "/somewhere/else"}, ["--data-root", "{tmp}/data"],
-         "the following directives are specified both as a flag and in the configuration file: "
-         "data-root: (from flag: {tmp}/data, from file: /somewhere/else)"),
-        ({"hosts": ["unix:///tmp/x.sock"]}, ["-H", "unix://{tmp}/d.sock"],
-         "the following directives are specified both as a flag and in the configuration file: "
-         "hosts: (from flag: [unix://{tmp}/d.sock], from file: [unix:///tmp/x.sock])"),
-        ({"debug": "yes"}, [], "json: cannot unmarshal string into Go struct field Config.debug of type bool"),
+        (
+            {"data-root": "/somewhere/else"},
+            ["--data-root", "{tmp}/data"],
+            "the following directives are specified both as a flag and in the configuration file: "
+            "data-root: (from flag: {tmp}/data, from file: /somewhere/else)",
+        ),
+        (
+            {"hosts": ["unix:///tmp/x.sock"]},
+            ["-H", "unix://{tmp}/d.sock"],
+            "the following directives are specified both as a flag and in the configuration file: "
+            "hosts: (from flag: [unix://{tmp}/d.sock], from file: [unix:///tmp/x.sock])",
+        ),
+        (
+            {"debug": "yes"},
+            [],
+            "json: cannot unmarshal string into Go struct field Config.debug of type bool",
+        ),
         ("{not json", [], "unable to configure the Docker daemon with file"),
-        ({"log-driver": "syslog"}, [], "failed to set log opts: logging driver 'syslog' is not supported by pydockerd"),
+        (
+            {"log-driver": "syslog"},
+            [],
+            "failed to set log opts: logging driver 'syslog' is not supported by pydockerd",
+        ),
     ],
 )
 def test_config_file_errors(tmp_path: Path, content: object, flags: list[str], message: str) -> None:
@@ -297,7 +315,10 @@ def test_config_file_errors(tmp_path: Path, content: object, flags: list[str], m
 def test_missing_config_file(tmp_path: Path) -> None:
     res = _pydockerd(tmp_path, "--config-file", str(tmp_path / "nope.json"))
     assert res.returncode == 1
-    assert f"unable to configure the Docker daemon with file {tmp_path}/nope.json: open {tmp_path}/nope.json: no such file or directory" in res.stderr
+    assert (
+        f"unable to configure the Docker daemon with file {tmp_path}/nope.json: open {tmp_path}/nope.json: no such file or directory"
+        in res.stderr
+    )
 
 
 # --- metrics -----------------------------------------------------------------------------------------
@@ -328,9 +349,20 @@ def test_metrics_from_config_file(tmp_path: Path) -> None:
         assert 'engine_daemon_container_states_containers{state="stopped"} 1' in lines
         assert 'engine_daemon_container_states_containers{state="paused"} 0' in lines
         assert "# TYPE pydockerd_api_request_duration_seconds histogram" in lines
-        count = next(line for line in lines if line.startswith('pydockerd_api_request_duration_seconds_count{method="GET",route="/containers/json"}'))
+        count = next(
+            line
+            for line in lines
+            if line.startswith(
+                'pydockerd_api_request_duration_seconds_count{method="GET",route="/containers/json"}'
+            )
+        )
         assert int(count.rsplit(" ", 1)[1]) >= 1
-        assert any(line.startswith('pydockerd_api_request_duration_seconds_bucket{method="POST",route="/containers/{ref}/start",le="+Inf"}') for line in lines)
+        assert any(
+            line.startswith(
+                'pydockerd_api_request_duration_seconds_bucket{method="POST",route="/containers/{ref}/start",le="+Inf"}'
+            )
+            for line in lines
+        )
         d.docker_ok("pause", "up")
         assert 'engine_daemon_container_states_containers{state="paused"} 1' in _metrics(port)[1].splitlines()
         d.docker_ok("unpause", "up")

@@ -87,7 +87,15 @@ def _daemon_time(engine: PyDockerd) -> str:
 def _image_events(engine: PyDockerd, since: str) -> list[dict[str, Any]]:
     """The image events since `since` until now, as `docker events --format json` prints them."""
     out = engine.docker_ok(
-        "events", "--since", since, "--until", str(int(time.time()) + 1), "--filter", "type=image", "--format", "{{json .}}"
+        "events",
+        "--since",
+        since,
+        "--until",
+        str(int(time.time()) + 1),
+        "--filter",
+        "type=image",
+        "--format",
+        "{{json .}}",
     )
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
@@ -98,7 +106,9 @@ def _forget(engine: PyDockerd, *names: str) -> None:
         engine.docker_ok("rmi", name)
 
 
-def test_pull_downloads_layers_run_auto_pulls_and_missing_tag_fails(engine: PyDockerd, tmp_path: Path) -> None:
+def test_pull_downloads_layers_run_auto_pulls_and_missing_tag_fails(
+    engine: PyDockerd, tmp_path: Path
+) -> None:
     engine.docker_ok("load", "-i", str(LAYERED_TAR), timeout=120)
     original = image_id(engine, "layered")
     with pyregistry(tmp_path) as registry:
@@ -170,7 +180,9 @@ def test_login_then_push_and_pull_with_credentials(engine: PyDockerd, tmp_path: 
         assert refused.returncode != 0
         bad = engine.docker("login", "-u", "alice", "--password-stdin", registry.host, input="wrong\n")
         assert bad.returncode != 0 and "unauthorized" in bad.stderr.lower(), bad.stderr
-        good = engine.docker("login", "-u", "alice", "--password-stdin", registry.host, input="alice-secret\n")
+        good = engine.docker(
+            "login", "-u", "alice", "--password-stdin", registry.host, input="alice-secret\n"
+        )
         assert good.returncode == 0 and "Login Succeeded" in good.stdout, good.stderr
         pushed = engine.docker("push", name, timeout=120)
         assert pushed.returncode == 0, pushed.stderr
@@ -213,7 +225,13 @@ class _Hostile(BaseHTTPRequestHandler):
 
 def test_pull_refuses_a_layer_that_does_not_match_its_digest(engine: PyDockerd) -> None:
     good_layer = b"the real layer bytes" * 100
-    config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [sha256(good_layer)]}}).encode()
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [sha256(good_layer)]},
+        }
+    ).encode()
     _Hostile.manifest = json.dumps(image_manifest(config, [good_layer], DOCKER_MANIFEST)).encode()
     _Hostile.blobs = {sha256(config): config, sha256(good_layer): b"something else entirely" * 90}
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Hostile)
@@ -264,7 +282,9 @@ class _Slow(BaseHTTPRequestHandler):
 
 def test_a_client_hanging_up_cancels_the_pull(engine: PyDockerd) -> None:
     layer = _tar_of(os.urandom(8 << 20))
-    config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [sha256(layer)]}}).encode()
+    config = json.dumps(
+        {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [sha256(layer)]}}
+    ).encode()
     _Slow.manifest = json.dumps(image_manifest(config, [layer], DOCKER_MANIFEST)).encode()
     _Slow.blobs = {sha256(config): config, sha256(layer): layer}
     _Slow.hung_up.clear()
@@ -339,7 +359,11 @@ def test_reference_registry_and_reference_dockerd(engine: PyDockerd, tmp_path: P
 
 
 def _pydocker(engine: PyDockerd, home: Path, *args: str, input: str = "") -> subprocess.CompletedProcess[str]:
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "PYDOCKER_CONFIG": str(home / ".pydocker")}
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "PYDOCKER_CONFIG": str(home / ".pydocker"),
+    }
     return subprocess.run(
         [str(PYDOCKER), "-H", f"unix://{engine.socket}", *args],
         input=input, capture_output=True, text=True, timeout=120, env=env,
@@ -358,8 +382,14 @@ def test_pydocker_cli_login_push_pull_logout(engine: PyDockerd, tmp_path: Path) 
         denied = _pydocker(engine, home, "push", name)
         assert denied.returncode == 1 and denied.stderr, denied
         bad = _pydocker(engine, home, "login", "-u", "bob", "--password-stdin", registry.host, input="nope\n")
-        assert bad.returncode == 1 and "Error response from daemon:" in bad.stderr and "unauthorized" in bad.stderr.lower()
-        good = _pydocker(engine, home, "login", "-u", "bob", "--password-stdin", registry.host, input="bob-secret\n")
+        assert (
+            bad.returncode == 1
+            and "Error response from daemon:" in bad.stderr
+            and "unauthorized" in bad.stderr.lower()
+        )
+        good = _pydocker(
+            engine, home, "login", "-u", "bob", "--password-stdin", registry.host, input="bob-secret\n"
+        )
         assert (good.returncode, good.stdout) == (0, "Login Succeeded\n"), good.stderr
         saved = json.loads((home / ".pydocker" / "config.json").read_text())
         assert saved["auths"][registry.host] == {"auth": base64.b64encode(b"bob:bob-secret").decode()}
@@ -382,7 +412,10 @@ def test_pydocker_cli_login_push_pull_logout(engine: PyDockerd, tmp_path: Path) 
         assert f"Unable to find image '{name}:latest' locally" in ran.stderr
         missing = _pydocker(engine, home, "pull", f"{name}:gone")
         assert missing.returncode == 1
-        assert f"Error response from daemon: manifest for {name}:gone not found: manifest unknown" in missing.stderr
+        assert (
+            f"Error response from daemon: manifest for {name}:gone not found: manifest unknown"
+            in missing.stderr
+        )
 
         out = _pydocker(engine, home, "logout", registry.host)
         assert out.stdout == f"Removing login credentials for {registry.host}\n"
@@ -401,12 +434,16 @@ def test_default_registry_and_a_dead_mirror_from_daemon_json(engine: PyDockerd, 
         engine.docker_ok("push", seeded, timeout=120)
         engine.docker_ok("rmi", seeded)
         config = tmp_path / "daemon.json"
-        config.write_text(json.dumps({"default-registry": registry.host, "registry-mirrors": ["http://127.0.0.1:1"]}))
+        config.write_text(
+            json.dumps({"default-registry": registry.host, "registry-mirrors": ["http://127.0.0.1:1"]})
+        )
         with pydockerd_engine(images=(), extra_args=["--config-file", str(config)]) as fresh:
             assert fresh.docker_ok("images", "-q") == ""
             pulled = fresh.docker("pull", "busybox", timeout=120)
             assert pulled.returncode == 0, pulled.stderr + fresh.log_tail()
             assert "latest: Pulling from library/busybox" in pulled.stdout
-            assert pulled.stdout.endswith("Status: Downloaded newer image for busybox:latest\ndocker.io/library/busybox:latest\n")
+            assert pulled.stdout.endswith(
+                "Status: Downloaded newer image for busybox:latest\ndocker.io/library/busybox:latest\n"
+            )
             assert image_id(fresh, "busybox") == image_id(engine, "busybox")
             assert fresh.docker_ok("run", "--rm", "busybox", "echo", "offline") == "offline\n"

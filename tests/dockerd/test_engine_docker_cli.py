@@ -20,15 +20,20 @@ SHARED = REPO.parent / "shared" / "images"
 PYDOCKERD = REPO / ".venv" / "bin" / "pydockerd"
 
 
-
 class Engine:
     def __init__(self, base: Path) -> None:
         self.base = base
         self.sock = base / "docker.sock"
 
-    def docker(self, *args: str, input: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def docker(
+        self, *args: str, input: str | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            ["docker", "-H", f"unix://{self.sock}", *args], capture_output=True, text=True, input=input, timeout=timeout
+            ["docker", "-H", f"unix://{self.sock}", *args],
+            capture_output=True,
+            text=True,
+            input=input,
+            timeout=timeout,
         )
 
 
@@ -37,7 +42,15 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
     base = Path(os.path.realpath(tmp_path))
     log = open(base / "pydockerd.log", "wb")  # the daemon writes it
     proc = subprocess.Popen(
-        [str(PYDOCKERD), "-H", f"unix://{base}/docker.sock", "--data-root", str(base / "data"), "--exec-root", str(base / "exec")],
+        [
+            str(PYDOCKERD),
+            "-H",
+            f"unix://{base}/docker.sock",
+            "--data-root",
+            str(base / "data"),
+            "--exec-root",
+            str(base / "exec"),
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -100,7 +113,9 @@ def test_load_run_logs_stop_rm_with_the_docker_cli(engine: Engine) -> None:
     assert done.stdout == "b\nk-sym\n" and "ls: /bin/vi: No such file or directory" in done.stderr
     assert engine.docker("ps", "-aq").stdout.split() == []  # --rm removed them
 
-    done = engine.docker("run", "-d", "--name", "bg", "-e", "GREETING=hi", "busybox", "sh", "-c", "echo $GREETING; sleep 1000")
+    done = engine.docker(
+        "run", "-d", "--name", "bg", "-e", "GREETING=hi", "busybox", "sh", "-c", "echo $GREETING; sleep 1000"
+    )
     assert done.returncode == 0, done.stderr
     cid = done.stdout.strip()
     assert len(cid) == 64
@@ -123,5 +138,7 @@ def test_load_run_logs_stop_rm_with_the_docker_cli(engine: Engine) -> None:
     assert taken.returncode == 0
     again = engine.docker("create", "--name", "dup", "busybox")
     assert again.returncode != 0 and "is already in use" in again.stderr
-    published = engine.docker("run", "--rm", "-p", "127.0.0.1::80", "busybox", "true")  # a random loopback port
+    published = engine.docker(
+        "run", "--rm", "-p", "127.0.0.1::80", "busybox", "true"
+    )  # a random loopback port
     assert published.returncode == 0, published.stderr

@@ -52,12 +52,18 @@ class CLI:
     def argv(self, *args: str) -> list[str]:
         return [DOCKER, "-H", f"unix://{self.engine.socket}", *args]
 
-    def __call__(self, *args: str, input: bytes = b"", timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run(self.argv(*args), input=input, capture_output=True, timeout=timeout, env=self.env)
+    def __call__(
+        self, *args: str, input: bytes = b"", timeout: float = 60
+    ) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            self.argv(*args), input=input, capture_output=True, timeout=timeout, env=self.env
+        )
 
     def ok(self, *args: str, input: bytes = b"") -> str:
         done = self(*args, input=input)
-        assert done.returncode == 0, f"docker {' '.join(args)} -> {done.returncode}: {done.stderr!r}\n{self.engine.log_tail()}"
+        assert done.returncode == 0, (
+            f"docker {' '.join(args)} -> {done.returncode}: {done.stderr!r}\n{self.engine.log_tail()}"
+        )
         return done.stdout.decode()
 
     def sleeper(self, label: str) -> str:
@@ -156,10 +162,29 @@ def test_exec_output_streams_and_exit_codes(cli: CLI) -> None:
 def test_exec_options_env_workdir_user(cli: CLI) -> None:
     name = f"ex-opts-{cli.tag}"
     cli.names.append(name)
-    cli.ok("run", "-d", "--name", name, "-e", "KEEP=container", "-e", "OVER=container", "-w", "/tmp", "busybox", "sleep", "600")
-    out = cli.ok("exec", "-e", "OVER=exec", "-e", "NEW=1", name, "sh", "-c", "echo $KEEP $OVER $NEW $TERM; pwd; id -u")
+    cli.ok(
+        "run",
+        "-d",
+        "--name",
+        name,
+        "-e",
+        "KEEP=container",
+        "-e",
+        "OVER=container",
+        "-w",
+        "/tmp",
+        "busybox",
+        "sleep",
+        "600",
+    )
+    out = cli.ok(
+        "exec", "-e", "OVER=exec", "-e", "NEW=1", name, "sh", "-c", "echo $KEEP $OVER $NEW $TERM; pwd; id -u"
+    )
     assert out == "container exec 1\n/tmp\n0\n"  # no TERM without -t; the container's working dir
-    assert cli.ok("exec", "-w", "/etc", "-u", "nobody", name, "sh", "-c", "pwd; id -u; id -g") == "/etc\n65534\n65534\n"
+    assert (
+        cli.ok("exec", "-w", "/etc", "-u", "nobody", name, "sh", "-c", "pwd; id -u; id -g")
+        == "/etc\n65534\n65534\n"
+    )
     assert cli.ok("exec", "-u", "1234:5678", name, "id") == "uid=1234 gid=5678 groups=5678\n"
     caps = cli.ok("exec", "-u", "nobody", name, "grep", "CapEff", "/proc/self/status")
     assert caps.split() == ["CapEff:", "0000000000000000"]
@@ -173,7 +198,10 @@ def test_exec_options_env_workdir_user(cli: CLI) -> None:
 def test_exec_stdin_pipe(cli: CLI) -> None:
     name = cli.sleeper("in")
     assert cli.ok("exec", "-i", name, "cat", input=b"x\n") == "x\n"
-    assert cli.ok("exec", "-i", name, "sh", "-c", "tr a-z A-Z; echo after-eof", input=b"piped\n") == "PIPED\nafter-eof\n"
+    assert (
+        cli.ok("exec", "-i", name, "sh", "-c", "tr a-z A-Z; echo after-eof", input=b"piped\n")
+        == "PIPED\nafter-eof\n"
+    )
     blob = bytes(range(256)) * 4096  # 1 MiB, ctrl-p ctrl-q included: only a terminal detaches
     big = cli("exec", "-i", name, "cat", input=blob)
     assert big.returncode == 0 and big.stdout == blob
@@ -204,7 +232,9 @@ def test_background_process_does_not_hold_the_session(cli: CLI) -> None:
 
 def test_exec_ends_when_the_container_dies(cli: CLI) -> None:
     name = cli.sleeper("die")
-    proc = subprocess.Popen(cli.argv("exec", name, "sleep", "300"), env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        cli.argv("exec", name, "sleep", "300"), env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     try:
         # Created is not yet running: kill only once the exec's process is there.
         until("the exec to run", lambda: "sleep 300" in cli.ok("top", name))
@@ -227,7 +257,10 @@ def test_exec_into_containers_that_do_not_run(cli: CLI) -> None:
     paused = cli.sleeper("paused")
     cli.ok("pause", paused)
     res = cli("exec", paused, "true")
-    assert res.stderr == f"Error response from daemon: Container {paused} is paused, unpause the container before exec\n".encode()
+    assert (
+        res.stderr
+        == f"Error response from daemon: Container {paused} is paused, unpause the container before exec\n".encode()
+    )
     cli.ok("unpause", paused)
     res = cli("exec", f"ex-absent-{cli.tag}", "true")
     assert res.returncode == 1 and b"No such container: ex-absent-" in res.stderr
@@ -240,12 +273,26 @@ def test_exec_events(cli: CLI) -> None:
     until_ts = str(time.time() + 1)
 
     def events() -> list[dict[str, Any]]:
-        out = cli.ok("events", "--since", since, "--until", until_ts, "--filter", f"container={name}", "--format", "{{json .}}")
+        out = cli.ok(
+            "events",
+            "--since",
+            since,
+            "--until",
+            until_ts,
+            "--filter",
+            f"container={name}",
+            "--format",
+            "{{json .}}",
+        )
         return [json.loads(line) for line in out.splitlines()]
 
     until("exec_die", lambda: any(e["Action"] == "exec_die" for e in events()), timeout=10)
     seen = [e for e in events() if e["Action"].startswith("exec_")]
-    assert [e["Action"] for e in seen] == ["exec_create: sh -c exit 5", "exec_start: sh -c exit 5", "exec_die"]
+    assert [e["Action"] for e in seen] == [
+        "exec_create: sh -c exit 5",
+        "exec_start: sh -c exit 5",
+        "exec_die",
+    ]
     exec_id = seen[0]["Actor"]["Attributes"]["execID"]
     assert len(exec_id) == 64
     for e in seen:
@@ -261,7 +308,9 @@ def test_exec_events(cli: CLI) -> None:
 def test_run_i_stdin_through_attach(cli: CLI) -> None:
     """`docker run -i` attaches before the container starts: stdin waits for the task, and the
     client's EOF reaches the container (StdinOnce) while its output still comes back."""
-    res = cli("run", "-i", "--rm", "busybox", "sh", "-c", "tr a-z A-Z; echo after-eof; exit 4", input=b"hello\n")
+    res = cli(
+        "run", "-i", "--rm", "busybox", "sh", "-c", "tr a-z A-Z; echo after-eof; exit 4", input=b"hello\n"
+    )
     assert (res.returncode, res.stdout) == (4, b"HELLO\nafter-eof\n")
     blob = bytes(range(256)) * 4096
     big = cli("run", "-i", "--rm", "busybox", "cat", input=blob)
@@ -309,7 +358,9 @@ def test_sdk_exec_run(sdk: docker.DockerClient, cli: CLI) -> None:
     assert (r.exit_code, r.output) == (3, b"out\nerr\n")
     r = c.exec_run(["sh", "-c", "echo out; echo err >&2"], demux=True)
     assert (r.exit_code, r.output) == (0, (b"out\n", b"err\n"))
-    r = c.exec_run(["sh", "-c", "echo $A; pwd; id -u"], environment={"A": "va"}, workdir="/tmp", user="nobody")
+    r = c.exec_run(
+        ["sh", "-c", "echo $A; pwd; id -u"], environment={"A": "va"}, workdir="/tmp", user="nobody"
+    )
     assert (r.exit_code, r.output) == (0, b"va\n/tmp\n65534\n")
     r = c.exec_run(["sh", "-c", "for i in 1 2 3; do echo $i; sleep 0.2; done"], stream=True)
     assert b"".join(r.output) == b"1\n2\n3\n"
@@ -367,28 +418,40 @@ def test_sdk_exec_inspect_and_errors(sdk: docker.DockerClient, cli: CLI) -> None
     api.exec_resize(eid, height=10, width=40)
     with pytest.raises(docker.errors.APIError) as again:
         api.exec_start(eid, detach=True)
-    assert again.value.status_code == 409 and f"Exec command {eid} is already running" in str(again.value.explanation)
+    assert again.value.status_code == 409 and f"Exec command {eid} is already running" in str(
+        again.value.explanation
+    )
     until("exit 9", lambda: api.exec_inspect(eid)["ExitCode"] == 9)
     assert api.exec_inspect(eid)["Running"] is False
     assert exec_ids(cli, name) == []
     with pytest.raises(docker.errors.APIError) as ran:
         api.exec_start(eid, detach=True)
-    assert ran.value.status_code == 409 and ran.value.explanation == f"Error: Exec command {eid} has already run"
+    assert (
+        ran.value.status_code == 409 and ran.value.explanation == f"Error: Exec command {eid} has already run"
+    )
 
     with pytest.raises(docker.errors.APIError) as missing:
         api.exec_inspect("pdx-no-such-exec")
-    assert missing.value.status_code == 404 and missing.value.explanation == "No such exec instance: pdx-no-such-exec"
+    assert (
+        missing.value.status_code == 404
+        and missing.value.explanation == "No such exec instance: pdx-no-such-exec"
+    )
     with pytest.raises(docker.errors.APIError) as empty:
         api.exec_create(c.id, [])
     assert empty.value.status_code == 400 and empty.value.explanation == "No exec command specified"
     with pytest.raises(docker.errors.APIError) as keys:
         api.exec_create(c.id, ["true"], detach_keys="bad")
     # dockerd answers this bad input with a 500; pydockerd's rule is a 400 for the client's errors.
-    assert keys.value.status_code in (400, 500) and keys.value.explanation == "Invalid escape keys (bad) provided"
+    assert (
+        keys.value.status_code in (400, 500)
+        and keys.value.explanation == "Invalid escape keys (bad) provided"
+    )
     with pytest.raises(docker.errors.APIError) as bad:
         api.exec_start(api.exec_create(c.id, ["pdx-no-such-command"])["Id"], detach=True)
     assert bad.value.status_code == 400 and "executable file not found" in str(bad.value.explanation)
     c.stop(timeout=0)
     with pytest.raises(docker.errors.APIError) as stopped:
         c.exec_run(["true"])
-    assert stopped.value.status_code == 409 and stopped.value.explanation == f"Container {c.id} is not running"
+    assert (
+        stopped.value.status_code == 409 and stopped.value.explanation == f"Container {c.id} is not running"
+    )

@@ -145,7 +145,9 @@ def _members_data(data: bytes) -> dict[str, bytes]:
 
 
 def _stat_header(resp: httpx.Response) -> dict[str, Any]:
-    header: dict[str, Any] = json.loads(base64.b64decode(resp.headers["X-Docker-Container-Path-Stat"], validate=True))
+    header: dict[str, Any] = json.loads(
+        base64.b64decode(resp.headers["X-Docker-Container-Path-Stat"], validate=True)
+    )
     return header
 
 

@@ -60,7 +60,12 @@ class World:
     def ensure(self) -> None:
         """Put back what the last request took away (removed, killed, paused, untagged)."""
         if self.request("GET", "/images/busybox/json").status_code != 200:
-            assert self.request("POST", f"/images/{BUSYBOX_ID}/tag", params={"repo": "busybox", "tag": "latest"}).status_code == 201
+            assert (
+                self.request(
+                    "POST", f"/images/{BUSYBOX_ID}/tag", params={"repo": "busybox", "tag": "latest"}
+                ).status_code
+                == 201
+            )
         state = self.request("GET", f"/containers/{self.victim}/json") if self.victim else None
         if state is None or state.status_code != 200:
             created = self.request("POST", "/containers/create", json={"Image": "busybox", "Cmd": VICTIM_CMD})
@@ -73,7 +78,9 @@ class World:
         if not state.json()["State"]["Running"]:
             assert self.request("POST", f"/containers/{self.victim}/start").status_code in (204, 304)
         if not self.fresh or self.request("GET", f"/containers/{self.fresh}/json").status_code != 200:
-            self.fresh = self.request("POST", "/containers/create", json={"Image": "busybox", "Cmd": ["true"]}).json()["Id"]
+            self.fresh = self.request(
+                "POST", "/containers/create", json={"Image": "busybox", "Cmd": ["true"]}
+            ).json()["Id"]
         if not self.exec_id or self.request("GET", f"/exec/{self.exec_id}/json").status_code != 200:
             made = self.request("POST", f"/containers/{self.victim}/exec", json={"Cmd": ["true"]})
             self.exec_id = made.json()["Id"] if made.status_code == 201 else "none"
@@ -83,7 +90,9 @@ class World:
 def world() -> Iterator[World]:
     with pydockerd_engine() as engine:
         # One connection per request: a refusal answered before its body was read closes the connection.
-        transport = httpx.HTTPTransport(uds=str(engine.socket), limits=httpx.Limits(max_keepalive_connections=0))
+        transport = httpx.HTTPTransport(
+            uds=str(engine.socket), limits=httpx.Limits(max_keepalive_connections=0)
+        )
         with httpx.Client(transport=transport, base_url="http://pydockerd", timeout=60) as client:
             w = World(engine, client)
             w.ensure()
@@ -148,7 +157,11 @@ def explicit_cases(w: World) -> list[tuple[str, str, dict[str, Any]]]:
         ("POST", "/containers/create", {"json": {**body, "HostConfig": {"Memory": 2**70}}}),
         ("POST", "/containers/create", {"json": {**body, "HostConfig": {"Memory": -5}}}),
         ("POST", "/containers/create", {"json": {**body, "HostConfig": {"CpuShares": 2**63}}}),
-        ("POST", "/containers/create", {"json": {**body, "HostConfig": {"Ulimits": [{"Name": "nofile", "Soft": 2**70, "Hard": 1}]}}}),
+        (
+            "POST",
+            "/containers/create",
+            {"json": {**body, "HostConfig": {"Ulimits": [{"Name": "nofile", "Soft": 2**70, "Hard": 1}]}}},
+        ),
         ("POST", "/containers/create", {"json": {**body, "HostConfig": {"Binds": ["/tmp:/x\0y"]}}}),
         ("POST", "/containers/create", {"json": {**body, "HostConfig": {"Tmpfs": {"relative": ""}}}}),
         ("POST", "/containers/create", {"json": {**body, "HostConfig": {"LogConfig": {"Type": "bogus"}}}}),
@@ -175,7 +188,11 @@ def explicit_cases(w: World) -> list[tuple[str, str, dict[str, Any]]]:
         ("GET", f"/containers/{v}/stats", {"params": {"stream": "0"}}),
         ("POST", f"/containers/{v}/update", {"json": {"Memory": 2**70}}),
         ("POST", f"/containers/{v}/update", {"json": {"CpusetCpus": "99999"}}),
-        ("POST", f"/containers/{v}/update", {"json": {"RestartPolicy": {"Name": "always", "MaximumRetryCount": 2**70}}}),
+        (
+            "POST",
+            f"/containers/{v}/update",
+            {"json": {"RestartPolicy": {"Name": "always", "MaximumRetryCount": 2**70}}},
+        ),
         ("POST", f"/containers/{v}/exec", {"json": {"Cmd": ["true"], "User": "nosuchuser"}}),
         ("POST", f"/containers/{v}/exec", {"json": {"Cmd": ["true"], "Env": [1]}}),
         ("POST", f"/containers/{v}/exec", {"json": {"Cmd": ["true"], "ConsoleSize": [HUGE, 1]}}),
@@ -194,11 +211,19 @@ def explicit_cases(w: World) -> list[tuple[str, str, dict[str, Any]]]:
         ("POST", "/networks/prune", {"params": {"filters": '{"until":["0000-00-00"]}'}}),
         ("POST", "/build/prune", {"params": {"filters": "[]"}}),
         ("POST", "/auth", {"content": b"[]"}),
-        ("POST", "/auth", {"json": {"username": 1, "serveraddress": "127.0.0.1:1"}}),  # refused before any request
+        (
+            "POST",
+            "/auth",
+            {"json": {"username": 1, "serveraddress": "127.0.0.1:1"}},
+        ),  # refused before any request
         ("POST", "/containers/create", {"content": b"[" * 100_000 + b"]" * 100_000}),
         ("POST", "/containers/create", {"content": b'{"a":' * 50_000 + b"1" + b"}" * 50_000}),
         ("POST", "/containers/create", {"content": b'{"Image": "busybox", "Memory": 1e400, "Tty": NaN}'}),
-        ("POST", "/containers/prune", {"params": {"filters": "[" * 2_000 + "]" * 2_000}}),  # (deeper than Python's stack)
+        (
+            "POST",
+            "/containers/prune",
+            {"params": {"filters": "[" * 2_000 + "]" * 2_000}},
+        ),  # (deeper than Python's stack)
         ("POST", f"/containers/{v}/exec", {"content": b"[" * 100_000 + b"]" * 100_000}),
         ("POST", "/auth", {"content": b"[" * 100_000 + b"]" * 100_000}),
         ("GET", "/v1.41000000000000000000/version", {}),
@@ -238,7 +263,9 @@ json_scalar = st.one_of(
     st.floats(allow_nan=False, allow_infinity=False), text,
 )  # fmt: skip
 json_value = st.recursive(
-    json_scalar, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(text, inner, max_size=3), max_leaves=8
+    json_scalar,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(text, inner, max_size=3),
+    max_leaves=8,
 )
 
 
@@ -318,10 +345,14 @@ class Drawn:
 @st.composite
 def requests(draw: st.DrawFn) -> Drawn:
     route = draw(st.sampled_from(ROUTES))
-    params = draw(st.dictionaries(st.sampled_from([*route.params, "bogus"]), text, max_size=len(route.params) + 1))
+    params = draw(
+        st.dictionaries(st.sampled_from([*route.params, "bogus"]), text, max_size=len(route.params) + 1)
+    )
     if "filters" in params and draw(st.booleans()):
         keys = st.sampled_from(["label", "label!", "until", "dangling", "reference", "bogus"])
-        params["filters"] = json.dumps(draw(st.one_of(json_value, st.dictionaries(keys, json_value, max_size=2))))
+        params["filters"] = json.dumps(
+            draw(st.one_of(json_value, st.dictionaries(keys, json_value, max_size=2)))
+        )
     params.update(dict(route.forced))
     body: dict[str, Any] = {}
     if route.body == "create":
@@ -350,7 +381,9 @@ def test_hostile_requests_never_fail_the_server(world: World, drawn: Drawn) -> N
     hostile = drawn.hostile
     values = {
         "{c}": {"victim": world.victim, "fresh": world.fresh}.get(drawn.live, hostile),
-        "{f}": world.fresh if drawn.live != "hostile" else hostile,  # never the running one: stop and wait only wait
+        "{f}": world.fresh
+        if drawn.live != "hostile"
+        else hostile,  # never the running one: stop and wait only wait
         "{i}": "busybox" if drawn.live == "busybox" else hostile,
         "{e}": world.exec_id if drawn.live == "exec" else hostile,
     }

@@ -75,7 +75,9 @@ def scratch(engine: RefDockerd) -> Iterator[Scratch]:
     s.cleanup()
 
 
-def http(engine: RefDockerd, method: str, path: str, **kwargs: Any) -> httpx.Response:  # Any: httpx's request options
+def http(
+    engine: RefDockerd, method: str, path: str, **kwargs: Any
+) -> httpx.Response:  # Any: httpx's request options
     transport = httpx.HTTPTransport(uds=str(engine.socket))
     with httpx.Client(transport=transport, base_url="http://engine", timeout=60) as client:
         return client.request(method, path, **kwargs)
@@ -123,7 +125,9 @@ def test_run_rm_that_fails_to_start_is_removed_and_exits(
     name = scratch.name("nostart")
     since = time.time()
     # A hang shows as the harness's timeout (DockerdRefError), the CLI killed.
-    res = engine.docker("run", "--rm", *(["-i"] if stdin else []), "--name", name, *args, "busybox", "true", timeout=40)
+    res = engine.docker(
+        "run", "--rm", *(["-i"] if stdin else []), "--name", name, *args, "busybox", "true", timeout=40
+    )
     assert res.returncode == code, res
     assert error_line(res) == f"docker: Error response from daemon: {message}", res.stderr
     assert "Error waiting for container" not in res.stderr  # the removal's wait answers without an error
@@ -143,14 +147,18 @@ def test_bind_sources_made_at_start_files_kept(engine: RefDockerd, scratch: Scra
     assert out == "kept\ndir\n" and missing.is_dir()
 
 
-def test_start_failure_without_auto_remove_is_recorded(engine: RefDockerd, api: docker.DockerClient, scratch: Scratch) -> None:
+def test_start_failure_without_auto_remove_is_recorded(
+    engine: RefDockerd, api: docker.DockerClient, scratch: Scratch
+) -> None:
     name = scratch.name("recorded")
     engine.docker_ok("create", "--name", name, "-u", "nosuchuser", "busybox", "true")
     res = engine.docker("start", name)
     assert res.returncode == 1 and "unable to find user nosuchuser" in res.stderr
     state = api.api.inspect_container(name)["State"]
     assert (state["Status"], state["ExitCode"], state["Error"]) == (
-        "created", 128, "unable to find user nosuchuser: no matching entries in passwd file"
+        "created",
+        128,
+        "unable to find user nosuchuser: no matching entries in passwd file",
     )
     assert api.api.wait(name, timeout=20) == {
         "Error": {"Message": "unable to find user nosuchuser: no matching entries in passwd file"},
@@ -177,23 +185,37 @@ CREATE_REFUSALS = [
 ]
 
 
-@pytest.mark.parametrize("args, message", CREATE_REFUSALS, ids=lambda v: v if isinstance(v, str) else " ".join(v))
-def test_run_rm_refused_at_create(engine: RefDockerd, scratch: Scratch, args: list[str], message: str) -> None:
+@pytest.mark.parametrize(
+    "args, message", CREATE_REFUSALS, ids=lambda v: v if isinstance(v, str) else " ".join(v)
+)
+def test_run_rm_refused_at_create(
+    engine: RefDockerd, scratch: Scratch, args: list[str], message: str
+) -> None:
     name = scratch.name("refused")
     since = time.time()
     res = engine.docker("run", "--rm", "--name", name, *args, "busybox", "true", timeout=40)
     assert res.returncode == 125, res
     assert error_line(res) == f"docker: Error response from daemon: {message}"
     assert create_events(engine, since, name) == []  # nothing was created
-    created = http(engine, "POST", f"/v1.41/containers/create?name={name}", json={"Image": "busybox", "HostConfig": _host(args)})
+    created = http(
+        engine,
+        "POST",
+        f"/v1.41/containers/create?name={name}",
+        json={"Image": "busybox", "HostConfig": _host(args)},
+    )
     # dockerd answers 500 to a bad bind (it fails while it registers the mount); pydockerd says 400.
     dockerd_status = 500 if args[0] == "-v" else 400
-    assert (created.status_code, created.json()["message"]) == (400 if is_pydockerd(engine) else dockerd_status, message)
+    assert (created.status_code, created.json()["message"]) == (
+        400 if is_pydockerd(engine) else dockerd_status,
+        message,
+    )
 
 
 def _host(args: list[str]) -> dict[str, list[str]]:
     flag, value = args
-    return {"--cap-add": {"CapAdd": [value]}, "--cap-drop": {"CapDrop": [value]}, "-v": {"Binds": [value]}}[flag]
+    return {"--cap-add": {"CapAdd": [value]}, "--cap-drop": {"CapDrop": [value]}, "-v": {"Binds": [value]}}[
+        flag
+    ]
 
 
 def test_run_rm_with_volumes_ends_and_keeps_named_ones(engine: RefDockerd, scratch: Scratch) -> None:
@@ -214,7 +236,14 @@ def test_run_rm_with_volumes_ends_and_keeps_named_ones(engine: RefDockerd, scrat
 
 
 @pytest.mark.parametrize(
-    "opt", ["seccomp=unconfined", "apparmor=unconfined", "label=disable", "systempaths=unconfined", "no-new-privileges"]
+    "opt",
+    [
+        "seccomp=unconfined",
+        "apparmor=unconfined",
+        "label=disable",
+        "systempaths=unconfined",
+        "no-new-privileges",
+    ],
 )
 def test_security_options_never_hang_run_rm(engine: RefDockerd, scratch: Scratch, opt: str) -> None:
     """Whatever pydockerd does with an option (supported or not), `run --rm` ends, leaves nothing,
@@ -237,7 +266,9 @@ def _prune_ids(output: str) -> list[str]:
     return sorted(line for line in output.splitlines() if len(line) == 64)
 
 
-def test_container_prune_honours_filters(engine: RefDockerd, api: docker.DockerClient, scratch: Scratch) -> None:
+def test_container_prune_honours_filters(
+    engine: RefDockerd, api: docker.DockerClient, scratch: Scratch
+) -> None:
     key = f"pdh{scratch.tag}"
 
     def make(what: str, *labels: str) -> str:
@@ -245,11 +276,15 @@ def test_container_prune_honours_filters(engine: RefDockerd, api: docker.DockerC
         return engine.docker_ok("create", "--name", scratch.name(what), *args, "busybox", "true").strip()
 
     keep1, keep0, other = make("k1", f"{key}=1"), make("k0", f"{key}=0"), make("other", f"{key}x=1")
-    live = engine.docker_ok("run", "-d", "--name", scratch.name("live"), "--label", f"{key}=1", "busybox", "sleep", "600").strip()
+    live = engine.docker_ok(
+        "run", "-d", "--name", scratch.name("live"), "--label", f"{key}=1", "busybox", "sleep", "600"
+    ).strip()
     assert _prune_ids(engine.docker_ok("container", "prune", "-f", "--filter", f"label={key}=1")) == [keep1]
     assert _prune_ids(engine.docker_ok("container", "prune", "-f", "--filter", f"label={key}=2")) == []
     # label! with a key only: every stopped container without that label (here: `other` alone)
-    assert _prune_ids(engine.docker_ok("container", "prune", "-f", "--filter", f"label!={key}", "--filter", f"label={key}x")) == [other]
+    assert _prune_ids(
+        engine.docker_ok("container", "prune", "-f", "--filter", f"label!={key}", "--filter", f"label={key}x")
+    ) == [other]
     assert api.containers.prune(filters={"label": [f"{key}=0"]})["ContainersDeleted"] == [keep0]
     assert exists(engine, scratch.name("live")) and live
 
@@ -260,11 +295,18 @@ def test_container_prune_honours_filters(engine: RefDockerd, api: docker.DockerC
     time.sleep(1.5)
     late = make("late", f"{key}=t")
     label = f"label={key}=t"
-    assert _prune_ids(engine.docker_ok("container", "prune", "-f", "--filter", f"until={middle:.3f}", "--filter", label)) == [early]
-    assert _prune_ids(engine.docker_ok("container", "prune", "-f", "--filter", "until=10m", "--filter", label)) == []
+    assert _prune_ids(
+        engine.docker_ok("container", "prune", "-f", "--filter", f"until={middle:.3f}", "--filter", label)
+    ) == [early]
+    assert (
+        _prune_ids(engine.docker_ok("container", "prune", "-f", "--filter", "until=10m", "--filter", label))
+        == []
+    )
     rfc3339 = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 600))
     assert api.containers.prune(filters={"until": rfc3339, "label": f"{key}=t"})["ContainersDeleted"] is None
-    assert _prune_ids(engine.docker_ok("container", "prune", "-f", "--filter", "until=-1m", "--filter", label)) == [late]
+    assert _prune_ids(
+        engine.docker_ok("container", "prune", "-f", "--filter", "until=-1m", "--filter", label)
+    ) == [late]
     assert exists(engine, scratch.name("live"))
 
 
@@ -289,7 +331,10 @@ def test_container_prune_refuses_bad_filters(
     engine.docker_ok("create", "--name", victim, "busybox", "true")
     res = http(engine, "POST", "/v1.41/containers/prune", params={"filters": json.dumps(filters)})
     # dockerd answers 500 where a time does not parse; the mistake is the client's: pydockerd says 400.
-    assert (res.status_code, res.json()["message"]) == (400 if is_pydockerd(engine) else dockerd_status, message)
+    assert (res.status_code, res.json()["message"]) == (
+        400 if is_pydockerd(engine) else dockerd_status,
+        message,
+    )
     assert exists(engine, victim)  # nothing pruned
 
 
@@ -303,13 +348,17 @@ def _tar(tmp_path: Path, content: str) -> Path:
     return path
 
 
-def test_image_prune_honours_filters(engine: RefDockerd, api: docker.DockerClient, scratch: Scratch, tmp_path: Path) -> None:
+def test_image_prune_honours_filters(
+    engine: RefDockerd, api: docker.DockerClient, scratch: Scratch, tmp_path: Path
+) -> None:
     key = f"pdh{scratch.tag}"
     made: list[str] = []
 
     def image(label: str, repo: str = "") -> str:
         source = str(_tar(tmp_path, uuid.uuid4().hex))
-        made.append(engine.docker_ok("import", "-c", f"LABEL {label}", source, *([repo] if repo else [])).strip())
+        made.append(
+            engine.docker_ok("import", "-c", f"LABEL {label}", source, *([repo] if repo else [])).strip()
+        )
         return made[-1]
 
     def pruned(report: dict[str, Any]) -> list[str]:
@@ -322,10 +371,14 @@ def test_image_prune_honours_filters(engine: RefDockerd, api: docker.DockerClien
     try:
         d1, d0, dx = image(f"{key}=1"), image(f"{key}=0"), image(f"{key}x=1")
         tagged = image(f"{key}=1", f"pdh-tagged-{scratch.tag}:t")
-        assert pruned(api.images.prune(filters={"label": [f"{key}=1"]})) == [d1]  # dangling only: `tagged` stays
+        assert pruned(api.images.prune(filters={"label": [f"{key}=1"]})) == [
+            d1
+        ]  # dangling only: `tagged` stays
         assert pruned(api.images.prune(filters={"label!": [key], "label": [f"{key}x"]})) == [dx]
         out = engine.docker_ok("image", "prune", "-a", "-f", "--filter", f"label={key}=1")
-        assert out.startswith(f"Deleted Images:\nuntagged: pdh-tagged-{scratch.tag}:t\ndeleted: {tagged}\n"), out
+        assert out.startswith(
+            f"Deleted Images:\nuntagged: pdh-tagged-{scratch.tag}:t\ndeleted: {tagged}\n"
+        ), out
         time.sleep(1.5)
         middle = time.time()
         time.sleep(1.5)
@@ -333,7 +386,9 @@ def test_image_prune_honours_filters(engine: RefDockerd, api: docker.DockerClien
         assert pruned(api.images.prune(filters={"until": f"{middle:.3f}", "label": [f"{key}=0"]})) == [d0]
         assert api.images.prune(filters={"until": "10m", "label": [f"{key}=0"]})["ImagesDeleted"] is None
         assert present() >= {later, BUSYBOX_ID} and not present() & {d1, d0, dx, tagged}
-        bad = http(engine, "POST", "/v1.41/images/prune", params={"filters": json.dumps({"dangling": ["maybe"]})})
+        bad = http(
+            engine, "POST", "/v1.41/images/prune", params={"filters": json.dumps({"dangling": ["maybe"]})}
+        )
         assert (bad.status_code, bad.json()["message"]) == (400, "Invalid filter 'dangling=[maybe]'")
     finally:
         engine.docker("rmi", "-f", *made)
@@ -346,8 +401,18 @@ def test_image_prune_honours_filters(engine: RefDockerd, api: docker.DockerClien
         ("/volumes/prune", {"bogus": ["1"]}, "Invalid filter 'bogus'", 400),
         ("/networks/prune", {"bogus": ["1"]}, "Invalid filter 'bogus'", 400),
         ("/networks/prune", {"until": ["soon"]}, 'failed to parse value as time or duration: "soon"', 500),
-        ("/build/prune", {"bogus": ["1"], "until": ["x"]}, "failed to prune build cache: Invalid filter 'bogus'", 400),
-        ("/build/prune", {"until": ["1h", "2h"]}, "failed to prune build cache: filters expect only one value", 400),
+        (
+            "/build/prune",
+            {"bogus": ["1"], "until": ["x"]},
+            "failed to prune build cache: Invalid filter 'bogus'",
+            400,
+        ),
+        (
+            "/build/prune",
+            {"until": ["1h", "2h"]},
+            "failed to prune build cache: filters expect only one value",
+            400,
+        ),
         (
             "/build/prune",
             {"until": ["1h"], "unused-for": ["2h"]},
@@ -368,27 +433,45 @@ def test_other_prunes_check_their_filters(
 ) -> None:
     """Nothing to prune in pydockerd yet (no volumes, networks, builder), but the filters are checked as dockerd's."""
     res = http(engine, "POST", f"/v1.41{endpoint}", params={"filters": json.dumps(filters)})
-    assert (res.status_code, res.json()["message"]) == (400 if is_pydockerd(engine) else dockerd_status, message)
-    good = {"/volumes/prune": {"label": ["a"]}, "/networks/prune": {"until": ["1h"]}, "/build/prune": {"until": ["1h"]}}
-    assert http(engine, "POST", f"/v1.41{endpoint}", params={"filters": json.dumps(good[endpoint])}).status_code == 200
+    assert (res.status_code, res.json()["message"]) == (
+        400 if is_pydockerd(engine) else dockerd_status,
+        message,
+    )
+    good = {
+        "/volumes/prune": {"label": ["a"]},
+        "/networks/prune": {"until": ["1h"]},
+        "/build/prune": {"until": ["1h"]},
+    }
+    assert (
+        http(engine, "POST", f"/v1.41{endpoint}", params={"filters": json.dumps(good[endpoint])}).status_code
+        == 200
+    )
 
 
 # --- restart policies: wait and prune -------------------------------------------------------
 
 
-def test_wait_returns_at_first_stop_of_restarting_container(engine: RefDockerd, api: docker.DockerClient, scratch: Scratch) -> None:
+def test_wait_returns_at_first_stop_of_restarting_container(
+    engine: RefDockerd, api: docker.DockerClient, scratch: Scratch
+) -> None:
     name = scratch.name("always")
-    engine.docker_ok("run", "-d", "--name", name, "--restart", "always", "busybox", "sh", "-c", "sleep 1; exit 3")
+    engine.docker_ok(
+        "run", "-d", "--name", name, "--restart", "always", "busybox", "sh", "-c", "sleep 1; exit 3"
+    )
     res = engine.docker("wait", name, timeout=40)
     assert (res.returncode, res.stdout) == (0, "3\n"), res
     container = api.containers.get(name)
     assert container.wait(condition="next-exit", timeout=40) == {"Error": None, "StatusCode": 3}
-    until("the container between two runs", lambda: api.api.inspect_container(name)["State"]["Restarting"], 40)
+    until(
+        "the container between two runs", lambda: api.api.inspect_container(name)["State"]["Restarting"], 40
+    )
     assert container.wait(timeout=40)["StatusCode"] == 3  # called while restarting: its next stop
     assert api.api.inspect_container(name)["RestartCount"] >= 2
 
 
-def test_prune_skips_a_container_between_restarts(engine: RefDockerd, api: docker.DockerClient, scratch: Scratch) -> None:
+def test_prune_skips_a_container_between_restarts(
+    engine: RefDockerd, api: docker.DockerClient, scratch: Scratch
+) -> None:
     name = scratch.name("flapping")
     engine.docker_ok("run", "-d", "--name", name, "--restart", "always", "busybox", "sh", "-c", "exit 3")
     until("the container restarting", lambda: api.api.inspect_container(name)["State"]["Restarting"], 40)
@@ -402,7 +485,9 @@ def test_prune_skips_a_container_between_restarts(engine: RefDockerd, api: docke
 # --- image removal ----------------------------------------------------------------------------
 
 
-def test_removing_tags_of_an_image_a_running_container_uses(engine: RefDockerd, api: docker.DockerClient, scratch: Scratch) -> None:
+def test_removing_tags_of_an_image_a_running_container_uses(
+    engine: RefDockerd, api: docker.DockerClient, scratch: Scratch
+) -> None:
     name = scratch.name("user")
     extra = f"pdh-extra-{scratch.tag}:t"
     engine.docker_ok("run", "-d", "--name", name, "busybox", "sleep", "600")
@@ -415,13 +500,19 @@ def test_removing_tags_of_an_image_a_running_container_uses(engine: RefDockerd, 
         assert (res.status_code, res.json()) == (200, [{"Untagged": extra}])
         running = http(engine, "DELETE", f"/v1.41/images/{BUSYBOX_ID[7:19]}", params={"force": "1"})
         assert running.status_code == 409
-        assert running.json()["message"].startswith("conflict: unable to delete 80cbd88a5f7e (cannot be forced) - image is being used by running container ")
+        assert running.json()["message"].startswith(
+            "conflict: unable to delete 80cbd88a5f7e (cannot be forced) - image is being used by running container "
+        )
         refused = http(engine, "DELETE", "/v1.41/images/busybox")
         assert refused.status_code == 409
-        assert refused.json()["message"].startswith('conflict: unable to remove repository reference "busybox" (must force) - container ')
+        assert refused.json()["message"].startswith(
+            'conflict: unable to remove repository reference "busybox" (must force) - container '
+        )
         # The last tag, forced: untagged, and the image stays for the container (dangling).
         assert api.api.remove_image("busybox", force=True) == [{"Untagged": "busybox:latest"}]
-        assert BUSYBOX_ID in engine.docker_ok("images", "-aq", "--no-trunc", "--filter", "dangling=true").split()
+        assert (
+            BUSYBOX_ID in engine.docker_ok("images", "-aq", "--no-trunc", "--filter", "dangling=true").split()
+        )
         engine.docker_ok("restart", "-t", "0", name)
         assert api.api.inspect_container(name)["State"]["Running"] is True
     finally:
@@ -434,10 +525,16 @@ def test_removing_an_image_by_id_conflicts_as_docker(engine: RefDockerd, scratch
     engine.docker_ok("tag", "busybox", other)
     stopped = engine.docker_ok("create", "--name", scratch.name("stopped"), "busybox", "true").strip()
     res = engine.docker("rmi", BUSYBOX_ID[7:19])
-    assert error_line(res) == "Error response from daemon: conflict: unable to delete 80cbd88a5f7e (must be forced) - image is referenced in multiple repositories"
+    assert (
+        error_line(res)
+        == "Error response from daemon: conflict: unable to delete 80cbd88a5f7e (must be forced) - image is referenced in multiple repositories"
+    )
     engine.docker_ok("rmi", other)
     res = engine.docker("rmi", BUSYBOX_ID[7:19])
-    assert error_line(res) == f"Error response from daemon: conflict: unable to delete 80cbd88a5f7e (must be forced) - image is being used by stopped container {stopped[:12]}"
+    assert (
+        error_line(res)
+        == f"Error response from daemon: conflict: unable to delete 80cbd88a5f7e (must be forced) - image is being used by stopped container {stopped[:12]}"
+    )
     assert engine.docker_ok("images", "-q", "--no-trunc", "busybox") == BUSYBOX_ID + "\n"
 
 

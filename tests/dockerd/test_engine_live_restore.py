@@ -30,8 +30,6 @@ TICKER = "i=0; while true; do echo line $i; i=$((i+1)); sleep 1; done"
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
 
-
-
 def _json_log(d: PyDockerd, name: str) -> list[str]:
     path = Path(inspect(d, name)["LogPath"])
     return [json.loads(line)["log"] for line in path.read_text().splitlines()]
@@ -56,7 +54,9 @@ def _docker_popen(d: PyDockerd, *args: str, stdin: int | None = None) -> subproc
     )
 
 
-def _readuntil(proc: subprocess.Popen[str], predicate: Callable[[str], bool], timeout: float = 20.0) -> list[str]:
+def _readuntil(
+    proc: subprocess.Popen[str], predicate: Callable[[str], bool], timeout: float = 20.0
+) -> list[str]:
     """Lines from PROC's stdout until one satisfies PREDICATE (then PROC is stopped)."""
     import select
 
@@ -87,12 +87,18 @@ def _readuntil(proc: subprocess.Popen[str], predicate: Callable[[str], bool], ti
 def test_containers_survive_kill_9(also_containerd: bool) -> None:
     with pydockerd_engine() as d:
         d.docker_ok("run", "-d", "--name", "ticker", "busybox", "sh", "-c", TICKER)
-        d.docker_ok("run", "-d", "--name", "always", "--restart=always", "busybox", "sh", "-c", "sleep 2; exit 3")
+        d.docker_ok(
+            "run", "-d", "--name", "always", "--restart=always", "busybox", "sh", "-c", "sleep 2; exit 3"
+        )
         d.docker_ok("run", "-d", "--name", "seven", "busybox", "sh", "-c", "sleep 5; echo bye; exit 7")
-        d.docker_ok("run", "-di", "--name", "echoer", "busybox", "sh", "-c", "while read l; do echo got $l; done")
+        d.docker_ok(
+            "run", "-di", "--name", "echoer", "busybox", "sh", "-c", "while read l; do echo got $l; done"
+        )
         until("the ticker's first lines", lambda: "line 1\n" in _json_log(d, "ticker"))
         ticker_pid = inspect(d, "ticker")["State"]["Pid"]
-        restarts_before = inspect(d, "always")["RestartCount"]  # it may already have cycled on a loaded machine
+        restarts_before = inspect(d, "always")[
+            "RestartCount"
+        ]  # it may already have cycled on a loaded machine
         containerd_pid = d.containerd_pid
         assert ticker_pid > 0 and containerd_pid
 
@@ -107,7 +113,9 @@ def test_containers_survive_kill_9(also_containerd: bool) -> None:
         wait_ready(d, proc)
 
         if also_containerd:
-            assert d.containerd_pid not in (None, containerd_pid), "pydockerd should have started a new pycontainerd"
+            assert d.containerd_pid not in (None, containerd_pid), (
+                "pydockerd should have started a new pycontainerd"
+            )
         # The ticker: same process, still running, listed as such.
         state = inspect(d, "ticker")["State"]
         assert state["Status"] == "running" and state["Running"] and state["Pid"] == ticker_pid

@@ -42,8 +42,6 @@ def api(d: PyDockerd, method: str, path: str, body: object = None) -> httpx.Resp
         return client.request(method, path, content=content, headers={"Content-Type": "application/json"})
 
 
-
-
 def _files(d: PyDockerd, name: str) -> list[Path]:
     """The container's log files, oldest first."""
     log = Path(inspect(d, name)["LogPath"])
@@ -68,7 +66,10 @@ def test_rotation_and_reading_across_files(engine: PyDockerd) -> None:
     engine.docker_ok("run", "-d", "--name", "rot", "--log-opt", "max-size=1k", "--log-opt", "max-file=3",
                      "busybox", "sh", "-c", "for i in $(seq 1 100); do echo line $i; done")  # fmt: skip
     until("rot to exit", lambda: _exited(engine, "rot"), 30.0)
-    assert inspect(engine, "rot")["HostConfig"]["LogConfig"] == {"Type": "json-file", "Config": {"max-file": "3", "max-size": "1k"}}
+    assert inspect(engine, "rot")["HostConfig"]["LogConfig"] == {
+        "Type": "json-file",
+        "Config": {"max-file": "3", "max-size": "1k"},
+    }
     files = _files(engine, "rot")
     cid = inspect(engine, "rot")["Id"]
     assert [p.name for p in files] == [f"{cid}-json.log.2", f"{cid}-json.log.1", f"{cid}-json.log"]
@@ -76,7 +77,9 @@ def test_rotation_and_reading_across_files(engine: PyDockerd) -> None:
         assert 1000 <= rotated.stat().st_size < 1100, (rotated, rotated.stat().st_size)
     kept = _entries(files)
     first = int(kept[0].split()[1])
-    assert kept == [f"line {i}\n" for i in range(first, 101)] and first > 1  # the oldest went with the 4th file
+    assert (
+        kept == [f"line {i}\n" for i in range(first, 101)] and first > 1
+    )  # the oldest went with the 4th file
     # `docker logs` reads the files in order; --tail spans them
     assert engine.docker_ok("logs", "rot") == _lines(first, 100)
     assert engine.docker_ok("logs", "--tail", "3", "rot") == _lines(98, 100)
@@ -116,14 +119,21 @@ def test_logs_of_removed_container_is_404(engine: PyDockerd) -> None:
 
 def test_none_driver(engine: PyDockerd) -> None:
     # attached output still reaches the client; nothing is written; reading is refused as dockerd does
-    assert engine.docker_ok("run", "--name", "quiet", "--log-driver", "none", "busybox", "echo", "hi") == "hi\n"
+    assert (
+        engine.docker_ok("run", "--name", "quiet", "--log-driver", "none", "busybox", "echo", "hi") == "hi\n"
+    )
     info = inspect(engine, "quiet")
     assert info["HostConfig"]["LogConfig"] == {"Type": "none", "Config": {}}
     assert info["LogPath"] == ""  # as dockerd: no json-file log, no log path
     res = engine.docker("logs", "quiet")
-    assert res.returncode == 1 and res.stderr == "Error response from daemon: configured logging driver does not support reading\n"
+    assert (
+        res.returncode == 1
+        and res.stderr == "Error response from daemon: configured logging driver does not support reading\n"
+    )
     answer = api(engine, "GET", "/containers/quiet/logs?stdout=1")
-    assert answer.status_code == 501 and answer.json() == {"message": "configured logging driver does not support reading"}
+    assert answer.status_code == 501 and answer.json() == {
+        "message": "configured logging driver does not support reading"
+    }
 
 
 @pytest.mark.parametrize(
@@ -133,14 +143,22 @@ def test_none_driver(engine: PyDockerd) -> None:
         ({"Type": "syslog"}, "logging driver 'syslog' is not supported by pydockerd: use json-file or none"),
         ({"Type": "json-file", "Config": {"foo": "bar"}}, "unknown log opt 'foo' for json-file log driver"),
         ({"Type": "json-file", "Config": {"max-size": "abc"}}, "invalid size: 'abc'"),
-        ({"Type": "json-file", "Config": {"max-file": "0", "max-size": "1k"}}, "max-file cannot be less than 1"),
+        (
+            {"Type": "json-file", "Config": {"max-file": "0", "max-size": "1k"}},
+            "max-file cannot be less than 1",
+        ),
         ({"Type": "json-file", "Config": {"max-file": "x"}}, 'strconv.Atoi: parsing "x": invalid syntax'),
-        ({"Type": "json-file", "Config": {"compress": "true"}}, "log opt 'compress' of the json-file log driver is not supported yet"),
+        (
+            {"Type": "json-file", "Config": {"compress": "true"}},
+            "log opt 'compress' of the json-file log driver is not supported yet",
+        ),
         ({"Type": "json-file", "Config": {"max-size": 5}}, "invalid HostConfig.LogConfig"),
     ],
 )
 def test_refused_log_configs(engine: PyDockerd, log_config: dict[str, object], message: str) -> None:
-    answer = api(engine, "POST", "/containers/create", {"Image": "busybox", "HostConfig": {"LogConfig": log_config}})
+    answer = api(
+        engine, "POST", "/containers/create", {"Image": "busybox", "HostConfig": {"LogConfig": log_config}}
+    )
     assert answer.status_code == 400 and answer.json()["message"].startswith(message), answer.text
 
 
@@ -149,17 +167,34 @@ def test_daemon_json_defaults_and_restart(tmp_path: Path) -> None:
     a container's own options for the same driver; rotated logs are kept across a restart and
     rotation goes on after it."""
     config = tmp_path / "daemon.json"
-    config.write_text(json.dumps({"log-driver": "json-file", "log-opts": {"max-size": "1k", "max-file": "2"}}))
+    config.write_text(
+        json.dumps({"log-driver": "json-file", "log-opts": {"max-size": "1k", "max-file": "2"}})
+    )
     with pydockerd_engine(extra_args=["--config-file", str(config)]) as d:
         d.docker_ok("create", "--name", "plain", "busybox", "true")
-        assert inspect(d, "plain")["HostConfig"]["LogConfig"] == {"Type": "json-file", "Config": {"max-file": "2", "max-size": "1k"}}
+        assert inspect(d, "plain")["HostConfig"]["LogConfig"] == {
+            "Type": "json-file",
+            "Config": {"max-file": "2", "max-size": "1k"},
+        }
         d.docker_ok("create", "--name", "own", "--log-opt", "max-file=4", "busybox", "true")
-        assert inspect(d, "own")["HostConfig"]["LogConfig"] == {"Type": "json-file", "Config": {"max-file": "4", "max-size": "1k"}}
+        assert inspect(d, "own")["HostConfig"]["LogConfig"] == {
+            "Type": "json-file",
+            "Config": {"max-file": "4", "max-size": "1k"},
+        }
         d.docker_ok("create", "--name", "silent", "--log-driver", "none", "busybox", "true")
         assert inspect(d, "silent")["HostConfig"]["LogConfig"] == {"Type": "none", "Config": {}}
 
         # a slow writer: lines before, during and after a kill -9 of the daemon
-        d.docker_ok("run", "-d", "--name", "slow", "busybox", "sh", "-c", "for i in $(seq 1 60); do echo line $i; sleep 0.1; done")
+        d.docker_ok(
+            "run",
+            "-d",
+            "--name",
+            "slow",
+            "busybox",
+            "sh",
+            "-c",
+            "for i in $(seq 1 60); do echo line $i; sleep 0.1; done",
+        )
         until("a rotation", lambda: len(_files(d, "slow")) == 2, 30.0)
         os.kill(d.pid, signal.SIGKILL)
         os.waitpid(d.pid, 0)
@@ -191,7 +226,9 @@ def test_daemon_refuses_a_bad_default_log_driver(tmp_path: Path) -> None:
     )  # fmt: skip
     assert res.returncode == 1
     assert "unknown log opt 'foo' for json-file log driver" in res.stderr
-    assert not (tmp_path / "exec" / "containerd").exists(), "nothing may start for a daemon that refuses its config"
+    assert not (tmp_path / "exec" / "containerd").exists(), (
+        "nothing may start for a daemon that refuses its config"
+    )
 
 
 # --- the json-file writer and reader on their own (no daemon) ---------------------------------

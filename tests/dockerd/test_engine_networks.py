@@ -32,7 +32,13 @@ from tests.dockerd_ref import RefDockerd, reference_dockerd
 from tests.pydockerd_harness import PyDockerd, pydockerd_engine
 
 # The reference as a stock dockerd: default bridge, iptables, forwarding, masquerade, userland proxy.
-REFERENCE_NETWORKING = ["--bridge=", "--iptables=true", "--ip-forward=true", "--ip-masq=true", "--userland-proxy=true"]
+REFERENCE_NETWORKING = [
+    "--bridge=",
+    "--iptables=true",
+    "--ip-forward=true",
+    "--ip-masq=true",
+    "--userland-proxy=true",
+]
 
 
 @pytest.fixture(scope="module", params=["reference", "pydockerd"])
@@ -72,8 +78,12 @@ class Run:
 
     def host(self, *argv: str) -> subprocess.CompletedProcess[str]:
         """ARGV on the engine's host: the reference's is its own network namespace."""
-        prefix = [] if isinstance(self.engine, PyDockerd) else ["nsenter", f"--net=/proc/{self.engine.pid}/ns/net"]
-        return subprocess.run([*prefix, *argv], capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+        prefix = (
+            [] if isinstance(self.engine, PyDockerd) else ["nsenter", f"--net=/proc/{self.engine.pid}/ns/net"]
+        )
+        return subprocess.run(
+            [*prefix, *argv], capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL
+        )
 
     def inspect(self, name: str) -> dict[str, Any]:
         data: dict[str, Any] = json.loads(self.ok("inspect", name))[0]
@@ -108,7 +118,9 @@ def pydockerd_leftovers(engine: PyDockerd, run: Run) -> list[str]:
               if f"pyv{tag}" in line or f"pyb{tag}-" in line]  # fmt: skip
     for table in ("filter", "nat"):
         rules = subprocess.run(["iptables", "-w", "-t", table, "-S"], capture_output=True, text=True).stdout
-        found += [rule for rule in rules.splitlines() if f"PYD{tag.upper()}" in rule and "--to-destination" in rule]
+        found += [
+            rule for rule in rules.splitlines() if f"PYD{tag.upper()}" in rule and "--to-destination" in rule
+        ]
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     found += [line for line in ps.splitlines() if "dockerd.network.proxy" in line and run.tag in line]
     return found
@@ -141,8 +153,26 @@ def test_containers_reach_each_other_by_name_and_alias(r: Run) -> None:
     net = r.network("app", "--subnet", "10.98.0.0/24")
     db1, db2, web = r.name("db1"), r.name("db2"), r.name("web")
     for name in (db1, db2):
-        r.ok("run", "-d", "--name", name, "--network", net, "--network-alias", "db", "busybox", "sleep", "300")
-    r.ok("run", "-d", "--name", web, "--network", net, "--ip", "10.98.0.50", "busybox", "httpd", "-f", "-p", "80", "-h", "/etc")
+        r.ok(
+            "run", "-d", "--name", name, "--network", net, "--network-alias", "db", "busybox", "sleep", "300"
+        )
+    r.ok(
+        "run",
+        "-d",
+        "--name",
+        web,
+        "--network",
+        net,
+        "--ip",
+        "10.98.0.50",
+        "busybox",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/etc",
+    )
     addresses = {n: r.inspect(n)["NetworkSettings"]["Networks"][net]["IPAddress"] for n in (db1, db2, web)}
     assert addresses[web] == "10.98.0.50"
     out = _sh(r, "--network", net, "busybox", "sh", "-c",
@@ -153,7 +183,9 @@ def test_containers_reach_each_other_by_name_and_alias(r: Run) -> None:
     lines = out.splitlines()
     assert lines[:3] == ["name-ok", "fqdn-ok", "nc=0"], out
     firsts = set(lines[3:15])
-    assert firsts <= {addresses[db1], addresses[db2]} and len(firsts) == 2, f"round-robin over the alias: {out}"
+    assert firsts <= {addresses[db1], addresses[db2]} and len(firsts) == 2, (
+        f"round-robin over the alias: {out}"
+    )
     assert "nameserver 127.0.0.11" in lines and "options ndots:0" in lines
     # inspect: the alias and the short id, the network's view of its containers
     mine = r.inspect(db1)["NetworkSettings"]["Networks"][net]
@@ -165,7 +197,10 @@ def test_containers_reach_each_other_by_name_and_alias(r: Run) -> None:
     # a renamed container answers to its new name
     renamed = r.name("renamed")
     r.ok("rename", web, renamed)
-    assert _sh(r, "--network", net, "busybox", "sh", "-c", f"ping -c1 -W2 {renamed} | head -1") == f"PING {renamed} (10.98.0.50): 56 data bytes\n"
+    assert (
+        _sh(r, "--network", net, "busybox", "sh", "-c", f"ping -c1 -W2 {renamed} | head -1")
+        == f"PING {renamed} (10.98.0.50): 56 data bytes\n"
+    )
 
 
 def test_networks_are_isolated_and_internal_has_no_way_out(r: Run) -> None:
@@ -179,7 +214,9 @@ def test_networks_are_isolated_and_internal_has_no_way_out(r: Run) -> None:
     assert _sh(r, "--network", a, "busybox", "sh", "-c", probe) == "0\n"
     assert _sh(r, "--network", b, "busybox", "sh", "-c", probe) != "0\n"  # another network: dropped
     # internal: nothing outside its subnet (not even the other network's gateway)
-    out = _sh(r, "--network", inner, "busybox", "sh", "-c", f"{probe}; nc -w2 10.98.1.1 80 </dev/null; echo gw=$?")
+    out = _sh(
+        r, "--network", inner, "busybox", "sh", "-c", f"{probe}; nc -w2 10.98.1.1 80 </dev/null; echo gw=$?"
+    )
     assert out.splitlines() == ["1", "gw=1"], out
 
 
@@ -208,7 +245,11 @@ def test_default_bridge_modes_and_files(r: Run) -> None:
     r.ok("run", "-d", "--name", first, "-h", "one", "busybox", "sleep", "300")
     settings = r.inspect(first)["NetworkSettings"]
     ip, gw = settings["IPAddress"], settings["Gateway"]
-    assert settings["Networks"]["bridge"]["IPAddress"] == ip and settings["IPPrefixLen"] == 16 and settings["SandboxKey"]
+    assert (
+        settings["Networks"]["bridge"]["IPAddress"] == ip
+        and settings["IPPrefixLen"] == 16
+        and settings["SandboxKey"]
+    )
     out = _sh(r, "--link", f"{first}:db", "--add-host", "gw:host-gateway", "--add-host", "pdn:10.1.2.3", "--dns", "10.98.9.9",
               "--dns-search", "pdn.example", "--dns-option", "ndots:2", "busybox", "sh", "-c",
               "cat /etc/hosts; echo ---; cat /etc/resolv.conf; echo ---; ip route | grep default")  # fmt: skip
@@ -218,11 +259,26 @@ def test_default_bridge_modes_and_files(r: Run) -> None:
     assert resolv == "search pdn.example\nnameserver 10.98.9.9\noptions ndots:2\n"
     assert route.startswith(f"default via {gw} dev eth0")
     # none: only lo, up; host: the host's interfaces; container:X: X's namespace and files
-    assert _sh(r, "--network", "none", "busybox", "sh", "-c", "ip -o link | cut -d: -f2; cat /sys/class/net/lo/operstate") == " lo\nunknown\n"
-    bridge = r.ok("network", "inspect", "-f", '{{index .Options "com.docker.network.bridge.name"}}', "bridge").strip()
+    assert (
+        _sh(
+            r,
+            "--network",
+            "none",
+            "busybox",
+            "sh",
+            "-c",
+            "ip -o link | cut -d: -f2; cat /sys/class/net/lo/operstate",
+        )
+        == " lo\nunknown\n"
+    )
+    bridge = r.ok(
+        "network", "inspect", "-f", '{{index .Options "com.docker.network.bridge.name"}}', "bridge"
+    ).strip()
     assert f": {bridge}:" in r.host("ip", "-o", "link").stdout
     assert f": {bridge}:" in _sh(r, "--network", "host", "busybox", "ip", "-o", "link")
-    shared = _sh(r, "--network", f"container:{first}", "busybox", "sh", "-c", "ip -4 -o addr show eth0; hostname")
+    shared = _sh(
+        r, "--network", f"container:{first}", "busybox", "sh", "-c", "ip -4 -o addr show eth0; hostname"
+    )
     assert f"inet {ip}/16" in shared and shared.endswith("one\n")
     stats = json.loads(r.engine.docker_ok("stats", "--no-stream", "--format", "{{json .}}", first))
     assert stats["NetIO"] != "0B / 0B"
@@ -244,7 +300,9 @@ def test_published_ports(r: Run) -> None:
     # through DNAT: the host's own address (the reference's namespace has only its bridge's gateway)
     local = r.inspect(web)["NetworkSettings"]["Gateway"]
     assert _fetch(r, f"http://{local}:{anywhere}/hostname") == f"{hostname}\n"
-    taken = r.run("run", "--rm", "--name", r.name("taken"), "-p", f"127.0.0.1:{loopback}:80", "busybox", "true")
+    taken = r.run(
+        "run", "--rm", "--name", r.name("taken"), "-p", f"127.0.0.1:{loopback}:80", "busybox", "true"
+    )
     assert taken.returncode == 125
     assert f"Bind for 127.0.0.1:{loopback} failed: port is already allocated" in taken.stderr
     assert r.run("inspect", r.containers[-1]).returncode == 1  # --rm: the failed container is gone
@@ -260,7 +318,9 @@ def upstream(r: Run) -> Iterator[str]:
     holder = r.name("dns")
     r.ok("run", "-d", "--name", holder, "--network", net, "busybox", "sleep", "300")
     info = r.inspect(holder)
-    sock = pr_netns.create_socket(f"/proc/{info['State']['Pid']}/ns/net", socket.AF_INET, socket.SOCK_DGRAM, flags=0)
+    sock = pr_netns.create_socket(
+        f"/proc/{info['State']['Pid']}/ns/net", socket.AF_INET, socket.SOCK_DGRAM, flags=0
+    )
     sock.bind(("0.0.0.0", 53))
     sock.settimeout(0.2)
     done = threading.Event()
@@ -299,11 +359,20 @@ def test_unknown_names_are_forwarded(r: Run, upstream: str) -> None:
 def test_bad_input_is_refused_and_leaves_nothing(r: Run) -> None:
     net = r.network("bad", "--subnet", "10.98.7.0/24")
     cases = [
-        (["network", "create", "--subnet", "10.98.7.128/25", f"pdn-overlap-{r.tag}"], "Pool overlaps with other one on this address space"),
+        (
+            ["network", "create", "--subnet", "10.98.7.128/25", f"pdn-overlap-{r.tag}"],
+            "Pool overlaps with other one on this address space",
+        ),
         (["network", "create", net], f"network with name {net} already exists"),
         (["network", "rm", f"pdn-none-{r.tag}"], f"network pdn-none-{r.tag} not found"),
-        (["run", "--rm", "--network", f"pdn-none-{r.tag}", "busybox", "true"], f"network pdn-none-{r.tag} not found"),
-        (["run", "--rm", "--network", "bridge", "--ip", "172.17.0.99", "busybox", "true"], "user specified IP address is supported on user defined networks only"),
+        (
+            ["run", "--rm", "--network", f"pdn-none-{r.tag}", "busybox", "true"],
+            f"network pdn-none-{r.tag} not found",
+        ),
+        (
+            ["run", "--rm", "--network", "bridge", "--ip", "172.17.0.99", "busybox", "true"],
+            "user specified IP address is supported on user defined networks only",
+        ),
         (["run", "--rm", "--network", "container:pdn-nothing", "busybox", "true"], "pdn-nothing"),
         (["network", "rm", "bridge"], "bridge is a pre-defined network and cannot be removed"),
     ]
@@ -311,7 +380,9 @@ def test_bad_input_is_refused_and_leaves_nothing(r: Run) -> None:
         got = r.run(*args)
         assert got.returncode != 0 and message in got.stderr, (args, got.stderr)
     # an address outside the subnet fails the start; nothing of it stays
-    bad = r.run("run", "--rm", "--name", r.name("outside"), "--network", net, "--ip", "10.98.8.5", "busybox", "true")
+    bad = r.run(
+        "run", "--rm", "--name", r.name("outside"), "--network", net, "--ip", "10.98.8.5", "busybox", "true"
+    )
     assert bad.returncode == 125, bad.stderr
     assert json.loads(r.ok("network", "inspect", net))[0]["Containers"] == {}
 
@@ -322,7 +393,9 @@ def test_bad_input_is_refused_and_leaves_nothing(r: Run) -> None:
 def test_docker_py_networks_ports_and_events(r: Run) -> None:
     client = docker.DockerClient(base_url=f"unix://{r.engine.socket}", version="1.41", timeout=120)
     since = int(time.time()) - 1
-    ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet="10.98.10.0/24", gateway="10.98.10.254")])
+    ipam = docker.types.IPAMConfig(
+        pool_configs=[docker.types.IPAMPool(subnet="10.98.10.0/24", gateway="10.98.10.254")]
+    )
     name = f"pdn-py-{r.tag}"
     r.networks.append(name)
     net = client.networks.create(name, driver="bridge", ipam=ipam, labels={"pdn": "1"})

@@ -42,7 +42,7 @@ def _get(port: int) -> str:
 def _proxies(d: PyDockerd, names: list[str]) -> list[int]:
     pids = []
     for name in names:
-        for entry in json.loads(d.docker_ok("inspect", "-f", "{{json .Id}}", name)), :
+        for entry in (json.loads(d.docker_ok("inspect", "-f", "{{json .Id}}", name)),):
             record = json.loads((d.data_root / "network" / "sandboxes" / f"{entry}.json").read_text())
             assert record["Version"] == 1
             pids += [m["proxy_pid"] for m in record["ports"]]
@@ -54,7 +54,9 @@ def test_live_restore_keeps_addresses_ports_and_names_then_nothing_remains() -> 
         d.docker_ok("network", "create", "--subnet", "10.98.20.0/24", "pdn-restore")
         d.docker_ok("run", "-d", "--name", "pdn-web", "--network", "pdn-restore", "-p", "127.0.0.1::80", "busybox",
                     "httpd", "-f", "-p", "80", "-h", "/etc")  # fmt: skip
-        d.docker_ok("run", "-d", "--name", "pdn-client", "--network", "pdn-restore", "busybox", "sleep", "600")
+        d.docker_ok(
+            "run", "-d", "--name", "pdn-client", "--network", "pdn-restore", "busybox", "sleep", "600"
+        )
         before = json.loads(d.docker_ok("inspect", "pdn-web"))[0]["NetworkSettings"]
         port = int(before["Ports"]["80/tcp"][0]["HostPort"])
         hostname = d.docker_ok("inspect", "-f", "{{.Config.Hostname}}", "pdn-web").strip()
@@ -73,8 +75,13 @@ def test_live_restore_keeps_addresses_ports_and_names_then_nothing_remains() -> 
         assert after["Ports"] == before["Ports"] and _proxies(d, ["pdn-web"]) == proxies
         assert _get(port) == hostname
         web_ip = before["Networks"]["pdn-restore"]["IPAddress"]
-        assert d.docker_ok("exec", "pdn-client", "sh", "-c", "ping -c1 -W2 pdn-web >/dev/null && echo ok") == "ok\n"
-        fresh = d.docker_ok("run", "--rm", "--network", "pdn-restore", "busybox", "ip", "-4", "-o", "addr", "show", "eth0")
+        assert (
+            d.docker_ok("exec", "pdn-client", "sh", "-c", "ping -c1 -W2 pdn-web >/dev/null && echo ok")
+            == "ok\n"
+        )
+        fresh = d.docker_ok(
+            "run", "--rm", "--network", "pdn-restore", "busybox", "ip", "-4", "-o", "addr", "show", "eth0"
+        )
         assert f"inet {web_ip}/" not in fresh  # IPAM remembered what it handed out
         taken = d.docker("run", "--rm", "-p", f"127.0.0.1:{port}:80", "busybox", "true")
         assert taken.returncode == 125 and "port is already allocated" in taken.stderr
@@ -91,14 +98,22 @@ def test_daemon_json_bip_and_address_pools(tmp_path: Path) -> None:
     """daemon.json `bip` sets the default bridge's address and subnet, `default-address-pools`
     where user networks' subnets come from; both as dockerd reads them."""
     config = tmp_path / "daemon.json"
-    config.write_text(json.dumps({"bip": "10.98.40.1/24", "default-address-pools": [{"base": "10.98.48.0/21", "size": 26}]}))
+    config.write_text(
+        json.dumps({"bip": "10.98.40.1/24", "default-address-pools": [{"base": "10.98.48.0/21", "size": 26}]})
+    )
     with pydockerd_engine(extra_args=["--config-file", str(config)]) as d:
         bridge = json.loads(d.docker_ok("network", "inspect", "bridge"))[0]
         assert bridge["IPAM"]["Config"] == [{"Subnet": "10.98.40.0/24", "Gateway": "10.98.40.1"}]
-        assert d.docker_ok("run", "--rm", "busybox", "ip", "-4", "-o", "addr", "show", "eth0").split()[3] == "10.98.40.2/24"
+        assert (
+            d.docker_ok("run", "--rm", "busybox", "ip", "-4", "-o", "addr", "show", "eth0").split()[3]
+            == "10.98.40.2/24"
+        )
         d.docker_ok("network", "create", "pdn-pool-a")
         d.docker_ok("network", "create", "pdn-pool-b")
-        subnets = [json.loads(d.docker_ok("network", "inspect", n))[0]["IPAM"]["Config"][0]["Subnet"] for n in ("pdn-pool-a", "pdn-pool-b")]
+        subnets = [
+            json.loads(d.docker_ok("network", "inspect", n))[0]["IPAM"]["Config"][0]["Subnet"]
+            for n in ("pdn-pool-a", "pdn-pool-b")
+        ]
         assert subnets == ["10.98.48.0/26", "10.98.48.64/26"]
         d.docker_ok("network", "rm", "pdn-pool-a", "pdn-pool-b")
     bad = tmp_path / "bad.json"

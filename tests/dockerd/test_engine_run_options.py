@@ -33,7 +33,16 @@ RUNC = "/usr/sbin/runc"
 IMAGES = (SHARED_IMAGES / "busybox.tar", SHARED_IMAGES / "layered.tar")
 RT_BUDGET = "95000"
 # The host's chrt (util-linux) and the libraries it needs, for a real SCHED_FIFO request.
-CHRT = ["-v", "/usr/lib:/usr/lib:ro", "-v", "/usr/lib:/lib:ro", "-v", "/usr/lib64:/lib64:ro", "-v", "/usr/bin/chrt:/bin/chrt:ro"]
+CHRT = [
+    "-v",
+    "/usr/lib:/usr/lib:ro",
+    "-v",
+    "/usr/lib:/lib:ro",
+    "-v",
+    "/usr/lib64:/lib64:ro",
+    "-v",
+    "/usr/bin/chrt:/bin/chrt:ro",
+]
 
 
 class Pair:
@@ -90,8 +99,12 @@ def engines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RefDocke
     config = tmp_path_factory.mktemp("runopts") / "daemon.json"
     config.write_text(json.dumps({"runtimes": {"debian-runc": {"path": RUNC}}}))
     with (
-        reference_dockerd({"debian-runc": RUNC}, images=IMAGES, extra_args=["--cpu-rt-runtime", RT_BUDGET]) as ref,
-        pydockerd_engine(images=IMAGES, extra_args=["--config-file", str(config), "--cpu-rt-runtime", RT_BUDGET]) as pd,
+        reference_dockerd(
+            {"debian-runc": RUNC}, images=IMAGES, extra_args=["--cpu-rt-runtime", RT_BUDGET]
+        ) as ref,
+        pydockerd_engine(
+            images=IMAGES, extra_args=["--config-file", str(config), "--cpu-rt-runtime", RT_BUDGET]
+        ) as pd,
     ):
         yield ref, pd
 
@@ -121,7 +134,18 @@ def test_cap_drop_all_then_add_works_in_any_order(pair: Pair) -> None:
     _, out, _ = pair.same("run", "--rm", "--cap-add", "sys_admin", "--cap-drop", "ALL", "--cap-add", "cap_net_raw",
                           "busybox", "grep", "CapEff", "/proc/self/status")  # fmt: skip
     assert out == "CapEff:\t0000000000202000\n"
-    _, out, _ = pair.same("run", "--rm", "--cap-drop", "chown", "--cap-add", "chown", "busybox", "grep", "CapEff", "/proc/self/status")
+    _, out, _ = pair.same(
+        "run",
+        "--rm",
+        "--cap-drop",
+        "chown",
+        "--cap-add",
+        "chown",
+        "busybox",
+        "grep",
+        "CapEff",
+        "/proc/self/status",
+    )
     assert out == "CapEff:\t00000000a80425fb\n"
     code, _, err = pair.same("create", "--cap-add", "foo", "busybox")
     assert code == 1 and 'invalid CapAdd: unknown capability: "CAP_FOO"' in err
@@ -134,15 +158,29 @@ def test_home_user_groups_and_group_add(pair: Pair) -> None:
     script = 'id; echo "HOME=$HOME"; grep Groups /proc/self/status'
     cases = {
         (): "uid=0(root) gid=0(root) groups=0(root)\nHOME=/root\nGroups:\t0 \n",
-        ("-u", "nobody"): "uid=65534(nobody) gid=65534(nogroup) groups=65534(nogroup)\nHOME=/nonexistent\nGroups:\t65534 \n",
-        ("-u", "65534"): "uid=65534(nobody) gid=65534(nogroup) groups=65534(nogroup)\nHOME=/nonexistent\nGroups:\t65534 \n",
+        (
+            "-u",
+            "nobody",
+        ): "uid=65534(nobody) gid=65534(nogroup) groups=65534(nogroup)\nHOME=/nonexistent\nGroups:\t65534 \n",
+        (
+            "-u",
+            "65534",
+        ): "uid=65534(nobody) gid=65534(nogroup) groups=65534(nogroup)\nHOME=/nonexistent\nGroups:\t65534 \n",
         ("-u", "1000"): "uid=1000 gid=0(root) groups=0(root)\nHOME=/\nGroups:\t0 \n",
-        ("-u", "nobody:root"): "uid=65534(nobody) gid=0(root) groups=0(root)\nHOME=/nonexistent\nGroups:\t0 \n",
+        (
+            "-u",
+            "nobody:root",
+        ): "uid=65534(nobody) gid=0(root) groups=0(root)\nHOME=/nonexistent\nGroups:\t0 \n",
         ("-u", "1000:1000"): "uid=1000 gid=1000 groups=1000\nHOME=/\nGroups:\t1000 \n",
         ("-u", "nobody", "--group-add", "10", "--group-add", "nogroup"): (
             "uid=65534(nobody) gid=65534(nogroup) groups=10,65534(nogroup)\nHOME=/nonexistent\nGroups:\t10 65534 \n"
         ),
-        ("--group-add", "10", "--group-add", "10"): "uid=0(root) gid=0(root) groups=0(root),10\nHOME=/root\nGroups:\t0 10 \n",
+        (
+            "--group-add",
+            "10",
+            "--group-add",
+            "10",
+        ): "uid=0(root) gid=0(root) groups=0(root),10\nHOME=/root\nGroups:\t0 10 \n",
         ("-e", "HOME=/elsewhere"): "uid=0(root) gid=0(root) groups=0(root)\nHOME=/elsewhere\nGroups:\t0 \n",
         ("-e", "HOME="): "uid=0(root) gid=0(root) groups=0(root)\nHOME=/root\nGroups:\t0 \n",
     }
@@ -160,17 +198,34 @@ def test_home_user_groups_and_group_add(pair: Pair) -> None:
 def test_users_come_from_the_containers_own_files(pair: Pair, tmp_path: Path) -> None:
     """dockerd reads the container's /etc/passwd and /etc/group (not the image's): a group that
     lists the user is a supplementary group, and a user added to the container exists."""
-    (tmp_path / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\nalice:x:1500:1500:alice:/home/alice:/bin/sh\n")
+    (tmp_path / "passwd").write_text(
+        "root:x:0:0:root:/root:/bin/sh\nalice:x:1500:1500:alice:/home/alice:/bin/sh\n"
+    )
     (tmp_path / "group").write_text("root:x:0:\nalice:x:1500:\nwheel:x:10:alice,bob\naudio:x:29:bob\n")
     name = pair.name("files")
     for engine in pair.engines.values():
-        created = engine.docker("create", "--name", name, "-u", "alice", "--group-add", "audio", "busybox", "sh", "-c", 'id; echo "HOME=$HOME"')
+        created = engine.docker(
+            "create",
+            "--name",
+            name,
+            "-u",
+            "alice",
+            "--group-add",
+            "audio",
+            "busybox",
+            "sh",
+            "-c",
+            'id; echo "HOME=$HOME"',
+        )
         assert created.returncode == 0, created.stderr
         for f in ("passwd", "group"):
             copied = engine.docker("cp", str(tmp_path / f), f"{name}:/etc/{f}")
             assert copied.returncode == 0, copied.stderr
     code, out, _ = pair.same("start", "-a", name)
-    assert (code, out) == (0, "uid=1500(alice) gid=1500(alice) groups=10(wheel),29(audio),1500(alice)\nHOME=/home/alice\n")
+    assert (code, out) == (
+        0,
+        "uid=1500(alice) gid=1500(alice) groups=10(wheel),29(audio),1500(alice)\nHOME=/home/alice\n",
+    )
     # An exec as another user looks it up in the running container's files too.
     keeper = pair.name("keeper")
     pair.ok_both("run", "-d", "--name", keeper, "busybox", "sleep", "600")
@@ -208,10 +263,21 @@ def _sleeper(pair: Pair, label: str, *flags: str) -> str:
 
 def test_pid_host_and_container(pair: Pair) -> None:
     me = os.getpid()
-    _, out, _ = pair.same("run", "--rm", "--pid", "host", "busybox", "sh", "-c", f"test -d /proc/{me} && echo sees-the-host")
+    _, out, _ = pair.same(
+        "run", "--rm", "--pid", "host", "busybox", "sh", "-c", f"test -d /proc/{me} && echo sees-the-host"
+    )
     assert out == "sees-the-host\n"
     donor = _sleeper(pair, "piddonor")
-    _, out, _ = pair.same("run", "--rm", "--pid", f"container:{donor}", "busybox", "sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '")
+    _, out, _ = pair.same(
+        "run",
+        "--rm",
+        "--pid",
+        f"container:{donor}",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /proc/1/cmdline | tr '\\0' ' '",
+    )
     assert out == "sleep 600 "
     # The joiner is in the donor's namespace: the donor sees it.
     _sleeper(pair, "pidjoiner", "--pid", f"container:{donor}")
@@ -224,25 +290,60 @@ def test_pid_host_and_container(pair: Pair) -> None:
     pair.ok_both("create", "--name", stopped, "busybox", "true")
     results = pair.both("run", "--rm", "--pid", f"container:{stopped}", "busybox", "true")
     assert _without_ids(results["pydockerd"][2]) == _without_ids(results["reference"][2])
-    assert "is not running" in results["reference"][2] and results["pydockerd"][0] == results["reference"][0] == 125
+    assert (
+        "is not running" in results["reference"][2]
+        and results["pydockerd"][0] == results["reference"][0] == 125
+    )
 
 
 def test_ipc_shareable_container_host_none(pair: Pair) -> None:
     donor = pair.name("ipcdonor")
-    pair.ok_both("run", "-d", "--name", donor, "--ipc", "shareable", "busybox", "sh", "-c", "echo shared > /dev/shm/f; sleep 600")
+    pair.ok_both(
+        "run",
+        "-d",
+        "--name",
+        donor,
+        "--ipc",
+        "shareable",
+        "busybox",
+        "sh",
+        "-c",
+        "echo shared > /dev/shm/f; sleep 600",
+    )
     for which in pair.engines:
         ns = pair.run(which, "exec", donor, "readlink", "/proc/self/ns/ipc").stdout
-        joined = pair.run(which, "run", "--rm", "--ipc", f"container:{donor}", "busybox", "sh", "-c", "readlink /proc/self/ns/ipc; cat /dev/shm/f")
+        joined = pair.run(
+            which,
+            "run",
+            "--rm",
+            "--ipc",
+            f"container:{donor}",
+            "busybox",
+            "sh",
+            "-c",
+            "readlink /proc/self/ns/ipc; cat /dev/shm/f",
+        )
         assert joined.stdout == f"{ns}shared\n", (which, joined)
     host_ns = os.readlink("/proc/self/ns/ipc")
-    _, out, _ = pair.same("run", "--rm", "--ipc", "host", "busybox", "sh", "-c", "readlink /proc/self/ns/ipc; test -d /dev/shm && echo shm")
+    _, out, _ = pair.same(
+        "run",
+        "--rm",
+        "--ipc",
+        "host",
+        "busybox",
+        "sh",
+        "-c",
+        "readlink /proc/self/ns/ipc; test -d /dev/shm && echo shm",
+    )
     assert out == f"{host_ns}\nshm\n"
     code, _, err = pair.same("run", "--rm", "--ipc", "none", "busybox", "ls", "/dev/shm")
     assert code == 1 and "No such file or directory" in err
     private = _sleeper(pair, "ipcprivate")
     results = pair.both("run", "--rm", "--ipc", f"container:{private}", "busybox", "true")
     assert _without_ids(results["pydockerd"][2]) == _without_ids(results["reference"][2])
-    assert "non-shareable IPC (hint: use IpcMode:shareable for the donor container)" in results["reference"][2]
+    assert (
+        "non-shareable IPC (hint: use IpcMode:shareable for the donor container)" in results["reference"][2]
+    )
     code, _, err = pair.same("run", "--rm", "--ipc", "bogus", "busybox", "true")
     assert code == 125 and "Invalid IPC mode: bogus" in err
 
@@ -259,7 +360,9 @@ def test_uts_host_domainname_and_hosts_file(pair: Pair) -> None:
     assert 'sysctl "kernel.domainname" is not in a separate kernel namespace' in results["reference"][2]
     assert "conflicting options: domainname and the UTS mode" in results["pydockerd"][2]
     script = "hostname; cat /proc/sys/kernel/domainname; cat /etc/hostname; cat /etc/hosts"
-    outputs = pair.ok_both("run", "--rm", "-h", "web", "--domainname", "example.com", "busybox", "sh", "-c", script)
+    outputs = pair.ok_both(
+        "run", "--rm", "-h", "web", "--domainname", "example.com", "busybox", "sh", "-c", script
+    )
     defaults = (
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
         "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n"
@@ -269,7 +372,9 @@ def test_uts_host_domainname_and_hosts_file(pair: Pair) -> None:
     # own address; pydockerd's default bridge gives it one, with the name as libnetwork writes it: FQDN first.
     assert outputs["reference"] == head + defaults
     assert outputs["pydockerd"].startswith(head + defaults)
-    assert re.fullmatch(r"(\d+\.){3}\d+\tweb\.example\.com web\n", outputs["pydockerd"][len(head + defaults):])
+    assert re.fullmatch(
+        r"(\d+\.){3}\d+\tweb\.example\.com web\n", outputs["pydockerd"][len(head + defaults) :]
+    )
     assert pair.same("run", "--rm", "--network", "none", "busybox", "cat", "/etc/hosts") == (0, defaults, "")
 
 
@@ -285,7 +390,11 @@ def test_userns_host(pair: Pair) -> None:
 def test_device_node_and_cgroup_permissions(pair: Pair) -> None:
     # /dev/fuse (10:229) is denied by default: listed, it is there and may be opened.
     script = "stat -c '%A %t:%T' /dev/fuse; dd if=/dev/fuse of=/dev/null count=0 2>/dev/null && echo open-ok"
-    assert pair.same("run", "--rm", "--device", "/dev/fuse", "busybox", "sh", "-c", script) == (0, "crw------- a:e5\nopen-ok\n", "")
+    assert pair.same("run", "--rm", "--device", "/dev/fuse", "busybox", "sh", "-c", script) == (
+        0,
+        "crw------- a:e5\nopen-ok\n",
+        "",
+    )
     # Unlisted, the same node made by hand is refused by the devices cgroup.
     denied = "mknod /tmp/fuse c 10 229 && dd if=/tmp/fuse of=/dev/null count=0"
     code, _, err = pair.same("run", "--rm", "busybox", "sh", "-c", denied)
@@ -297,7 +406,9 @@ def test_device_node_and_cgroup_permissions(pair: Pair) -> None:
     )  # fmt: skip
     # A cgroup rule alone lets a node made by hand be used.
     allowed = "mknod /tmp/fuse c 10 229 && dd if=/tmp/fuse of=/dev/null count=0 2>/dev/null && echo open-ok"
-    assert pair.same("run", "--rm", "--device-cgroup-rule", "c 10:229 rw", "busybox", "sh", "-c", allowed) == (0, "open-ok\n", "")
+    assert pair.same(
+        "run", "--rm", "--device-cgroup-rule", "c 10:229 rw", "busybox", "sh", "-c", allowed
+    ) == (0, "open-ok\n", "")
     # The kernel's list of what the container may use is the same (in the kernel's own order per engine).
     lists = pair.ok_both("run", "--rm", "--device", "/dev/fuse:/dev/f:r", "--device-cgroup-rule", "b 7:* rm",
                          "busybox", "cat", "/sys/fs/cgroup/devices/devices.list")  # fmt: skip
@@ -307,7 +418,11 @@ def test_device_node_and_cgroup_permissions(pair: Pair) -> None:
 
 def test_device_errors(pair: Pair) -> None:
     code, _, err = pair.same("run", "--rm", "--device", "/dev/nosuch", "busybox", "true")
-    assert code == 127 and 'error gathering device information while adding custom device "/dev/nosuch": no such file or directory' in err
+    assert (
+        code == 127
+        and 'error gathering device information while adding custom device "/dev/nosuch": no such file or directory'
+        in err
+    )
     code, _, err = pair.same("run", "--rm", "--device", "/etc/passwd", "busybox", "true")
     assert code == 125 and "not a device node" in err
     code, _, err = pair.same("run", "--rm", "--device-cgroup-rule", "x 1:2 r", "busybox", "true")
@@ -352,7 +467,9 @@ def test_cpu_realtime_runtime(pair: Pair) -> None:
     # Without real-time time of its own the kernel refuses SCHED_FIFO.
     code, out, err = pair.same("run", "--rm", "--cap-add", "SYS_NICE", *CHRT, "busybox", "sh", "-c", script)
     assert (code, out) == (1, "0\n") and "Operation not permitted" in err
-    code, _, err = pair.same("run", "--rm", "--cpu-rt-runtime", "2000", "--cpu-rt-period", "1000", "busybox", "true")
+    code, _, err = pair.same(
+        "run", "--rm", "--cpu-rt-runtime", "2000", "--cpu-rt-period", "1000", "busybox", "true"
+    )
     assert code == 125 and "cpu real-time runtime cannot be higher than cpu real-time period" in err
     # More than the parent has: the kernel refuses it at start.
     for which in pair.engines:
@@ -371,7 +488,9 @@ def test_exec_framing_follows_the_start_request(pair: Pair) -> None:
         try:
             results = []
             for created_tty, started_tty in ((True, False), (False, True), (True, True)):
-                ex = client.api.exec_create(name, ["sh", "-c", "echo out; echo err >&2; tty"], tty=created_tty)
+                ex = client.api.exec_create(
+                    name, ["sh", "-c", "echo out; echo err >&2; tty"], tty=created_tty
+                )
                 output = client.api.exec_start(ex["Id"], tty=started_tty)
                 # Which pty the exec gets depends on when the last one was let go.
                 output = re.sub(rb"/dev/pts/\d+", b"/dev/pts/N", output)
@@ -381,7 +500,10 @@ def test_exec_framing_follows_the_start_request(pair: Pair) -> None:
             client.close()
     assert seen["pydockerd"] == seen["reference"]
     assert seen["reference"] == [
-        (b"out\r\nerr\r\n/dev/pts/N\r\n", 0),  # a terminal, read as frames: docker-py's exec_run(tty=True) start
+        (
+            b"out\r\nerr\r\n/dev/pts/N\r\n",
+            0,
+        ),  # a terminal, read as frames: docker-py's exec_run(tty=True) start
         (b"out\nnot a tty\n", 1),  # no terminal, unframed: stderr has nowhere to go
         (b"out\r\nerr\r\n/dev/pts/N\r\n", 0),
     ]

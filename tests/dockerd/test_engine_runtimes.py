@@ -46,17 +46,28 @@ def test_default_runtime_file_and_flag_runtimes_and_runtime_args(which: str, tmp
     with _engine(which, ["--config-file", str(config), "--add-runtime", f"flagged={RUNC}"]) as daemon:
         info = json.loads(daemon.docker_ok("info", "--format", "{{json .}}"))
         assert info["DefaultRuntime"] == "debian-runc"
-        assert info["Runtimes"]["debian-runc"] == {"path": RUNC} and info["Runtimes"]["flagged"] == {"path": RUNC}
+        assert info["Runtimes"]["debian-runc"] == {"path": RUNC} and info["Runtimes"]["flagged"] == {
+            "path": RUNC
+        }
         assert info["Runtimes"]["recorded"] == {"path": str(recorder), "runtimeArgs": ["--debug"]}
         # Without --runtime a container gets the default one.
         name = "rt-default"
         daemon.docker_ok("run", "-d", "--name", name, "busybox", "sleep", "600")
         assert daemon.docker_ok("inspect", "-f", "{{.HostConfig.Runtime}}", name) == "debian-runc\n"
         daemon.docker_ok("rm", "-f", name)
-        assert daemon.docker_ok("run", "--rm", "--runtime", "flagged", "busybox", "echo", "flag-ok") == "flag-ok\n"
-        assert daemon.docker_ok("run", "--rm", "--runtime", "runc", "busybox", "echo", "stock-ok") == "stock-ok\n"
+        assert (
+            daemon.docker_ok("run", "--rm", "--runtime", "flagged", "busybox", "echo", "flag-ok")
+            == "flag-ok\n"
+        )
+        assert (
+            daemon.docker_ok("run", "--rm", "--runtime", "runc", "busybox", "echo", "stock-ok")
+            == "stock-ok\n"
+        )
         # runtimeArgs come before the runtime's own command line.
-        assert daemon.docker_ok("run", "--rm", "--runtime", "recorded", "busybox", "echo", "args-ok") == "args-ok\n"
+        assert (
+            daemon.docker_ok("run", "--rm", "--runtime", "recorded", "busybox", "echo", "args-ok")
+            == "args-ok\n"
+        )
         calls = log.read_text().splitlines()
         assert any(c.startswith("--debug ") and " create " in f" {c} " for c in calls), calls
 
@@ -66,7 +77,10 @@ BAD_SETTINGS = {
     "no equals": (["--add-runtime", "noequals"], "invalid runtime argument: noequals"),
     "twice": (["--add-runtime", "a=/x", "--add-runtime", "A=/y"], "runtime 'a' was already defined"),
     "missing default": (["--default-runtime", "nosuch"], "specified default runtime 'nosuch' does not exist"),
-    "reserved in file": ({"runtimes": {"runc": {"path": RUNC}}}, "configuration validation from file failed: runtime name 'runc' is reserved"),
+    "reserved in file": (
+        {"runtimes": {"runc": {"path": RUNC}}},
+        "configuration validation from file failed: runtime name 'runc' is reserved",
+    ),
 }
 
 
@@ -79,7 +93,10 @@ def test_bad_runtime_settings_are_refused_as_dockerd_does(case: str, tmp_path: P
         config.write_text(json.dumps(setting))
         args = ["--config-file", str(config)]
     assert isinstance(args, list)
-    with pytest.raises(DockerdRefError) as refused, reference_dockerd({}, images=(), extra_args=args, start_timeout=30):
+    with (
+        pytest.raises(DockerdRefError) as refused,
+        reference_dockerd({}, images=(), extra_args=args, start_timeout=30),
+    ):
         pass
     assert message in str(refused.value)
     done = subprocess.run(

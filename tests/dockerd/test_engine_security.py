@@ -112,7 +112,9 @@ def tools(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("security-probe")
     gcc = shutil.which("gcc")
     assert gcc, "gcc is needed to build the probe (scripts/setup installs it)"
-    subprocess.run([gcc, "-static", "-O2", "-Wall", "-o", str(d / "probe"), str(HERE / "security_probe.c")], check=True)
+    subprocess.run(
+        [gcc, "-static", "-O2", "-Wall", "-o", str(d / "probe"), str(HERE / "security_probe.c")], check=True
+    )
     (d / "probe.sh").write_text(PROBE_SH)
     wrapper = d / "hostcaps-runc"
     wrapper.write_text(HOSTCAPS_RUNC.format(names=json.dumps(CAP_NAMES)))
@@ -141,7 +143,9 @@ def probe(daemon: RefDockerd, tools: Path, *options: str) -> subprocess.Complete
 
 def normalised(output: str) -> list[str]:
     """The probe's lines with each engine's cgroup path (parent/container id) made generic."""
-    return [re.sub(r"root=/\S+( \S+ cgroup )", r"root=<container cgroup>\1", line) for line in output.splitlines()]
+    return [
+        re.sub(r"root=/\S+( \S+ cgroup )", r"root=<container cgroup>\1", line) for line in output.splitlines()
+    ]
 
 
 def status_field(lines: list[str], name: str) -> str:
@@ -157,7 +161,9 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_probe_prints_the_same_profile_on_both_engines(ref: RefDockerd, pyd: PyDockerd, tools: Path, case: str) -> None:
+def test_probe_prints_the_same_profile_on_both_engines(
+    ref: RefDockerd, pyd: PyDockerd, tools: Path, case: str
+) -> None:
     want = probe(ref, tools, *CASES[case])
     got = probe(pyd, tools, *CASES[case])
     assert want.returncode == 0, want.stderr
@@ -199,7 +205,9 @@ def test_privileged_as_docker_grants_it_on_this_host(ref: RefDockerd, pyd: PyDoc
     want_lines, got_lines = normalised(want.stdout), normalised(got.stdout)
     caps = ("CapPrm", "CapEff", "CapBnd")
     assert [status_field(got_lines, c) for c in caps] == [cap_line(bounding & known)] * 3
-    assert [status_field(want_lines, c) for c in caps] == [cap_line(bounding & known & ((2 << DOCKER_20_10_LAST_CAP) - 1))] * 3
+    assert [status_field(want_lines, c) for c in caps] == [
+        cap_line(bounding & known & ((2 << DOCKER_20_10_LAST_CAP) - 1))
+    ] * 3
     assert [line for line in got_lines if line.split(":")[0] not in caps] == [
         line for line in want_lines if line.split(":")[0] not in caps
     ]
@@ -207,7 +215,9 @@ def test_privileged_as_docker_grants_it_on_this_host(ref: RefDockerd, pyd: PyDoc
     assert status_field(got_lines, "Seccomp") == "0"
     assert not [line for line in got_lines if line.startswith("mount /proc/")]
     assert "mount /sys root=/ rw,nosuid,nodev,noexec,relatime sysfs rw" in got_lines
-    host_nodes = subprocess.run(["find", "/dev", "-maxdepth", "1", "-type", "b"], capture_output=True, text=True).stdout.split()
+    host_nodes = subprocess.run(
+        ["find", "/dev", "-maxdepth", "1", "-type", "b"], capture_output=True, text=True
+    ).stdout.split()
     for node in host_nodes:
         assert any(line.startswith(f"dev {node} block special file") for line in got_lines), node
     assert "unshare(CLONE_NEWNS): ok" in got_lines
@@ -242,7 +252,9 @@ BAD_OPTS = [
 
 
 @pytest.mark.parametrize("opts", BAD_OPTS, ids=lambda o: o[0])
-def test_bad_security_opt_is_refused_at_create_with_dockerds_words(ref: RefDockerd, pyd: PyDockerd, opts: list[str]) -> None:
+def test_bad_security_opt_is_refused_at_create_with_dockerds_words(
+    ref: RefDockerd, pyd: PyDockerd, opts: list[str]
+) -> None:
     want = api_create(ref, {"SecurityOpt": opts})
     got = api_create(pyd, {"SecurityOpt": opts})
     assert want.status_code == 500  # dockerd 20.10 answers a client's mistake with a 500...
@@ -253,19 +265,35 @@ def test_bad_security_opt_is_refused_at_create_with_dockerds_words(ref: RefDocke
 BAD_PROFILES = {
     "not-json": ("notjson", "Decoding seccomp profile failed: invalid character "),
     "arch-and-archmap": (
-        json.dumps({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"], "archMap": [{"architecture": "SCMP_ARCH_X86_64"}]}),
+        json.dumps(
+            {
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "architectures": ["SCMP_ARCH_X86_64"],
+                "archMap": [{"architecture": "SCMP_ARCH_X86_64"}],
+            }
+        ),
         "'architectures' and 'archMap' were specified in the seccomp profile, use either 'architectures' or 'archMap'",
     ),
     "name-and-names": (
-        json.dumps({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"name": "mkdir", "names": ["mkdirat"], "action": "SCMP_ACT_ERRNO"}]}),
+        json.dumps(
+            {
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "syscalls": [{"name": "mkdir", "names": ["mkdirat"], "action": "SCMP_ACT_ERRNO"}],
+            }
+        ),
         "'name' and 'names' were specified in the seccomp profile, use either 'name' or 'names'",
     ),
-    "bad-action": (json.dumps({"defaultAction": "SCMP_ACT_BOGUS"}), "string SCMP_ACT_BOGUS is not a valid action"),
+    "bad-action": (
+        json.dumps({"defaultAction": "SCMP_ACT_BOGUS"}),
+        "string SCMP_ACT_BOGUS is not a valid action",
+    ),
 }
 
 
 @pytest.mark.parametrize("case", list(BAD_PROFILES))
-def test_bad_profile_is_refused_at_create_where_dockerd_fails_the_start(ref: RefDockerd, pyd: PyDockerd, case: str) -> None:
+def test_bad_profile_is_refused_at_create_where_dockerd_fails_the_start(
+    ref: RefDockerd, pyd: PyDockerd, case: str
+) -> None:
     text, message = BAD_PROFILES[case]
     created = api_create(ref, {"SecurityOpt": [f"seccomp={text}"]})
     assert created.status_code == 201
@@ -279,7 +307,10 @@ def test_bad_profile_is_refused_at_create_where_dockerd_fails_the_start(ref: Ref
     got = api_create(pyd, {"SecurityOpt": [f"seccomp={text}"]})
     assert got.status_code == 400
     if case == "bad-action":  # runc's words there; pydockerd's checker names the field
-        assert got.json()["message"] == 'invalid seccomp profile: seccomp: unknown action "SCMP_ACT_BOGUS" in defaultAction'
+        assert (
+            got.json()["message"]
+            == 'invalid seccomp profile: seccomp: unknown action "SCMP_ACT_BOGUS" in defaultAction'
+        )
     else:
         assert got.json()["message"].startswith(message)
     assert pyd.docker_ok("ps", "-aq") == ""
@@ -304,7 +335,9 @@ def test_custom_profile_file_and_overrides(ref: RefDockerd, pyd: PyDockerd, tmp_
         want = ref.docker("run", "--rm", *options, "busybox", "sh", "-c", script)
         got = pyd.docker("run", "--rm", *options, "busybox", "sh", "-c", script)
         assert (got.returncode, got.stdout) == (want.returncode, want.stdout), options
-    assert "mkdir=1" in pyd.docker_ok("run", "--rm", "--security-opt", f"seccomp={profile}", "busybox", "sh", "-c", script)
+    assert "mkdir=1" in pyd.docker_ok(
+        "run", "--rm", "--security-opt", f"seccomp={profile}", "busybox", "sh", "-c", script
+    )
 
 
 def test_apparmor_and_label_are_accepted_with_a_clear_message(ref: RefDockerd, pyd: PyDockerd) -> None:
@@ -322,10 +355,14 @@ def test_apparmor_and_label_are_accepted_with_a_clear_message(ref: RefDockerd, p
         got = pyd.docker("run", "--rm", "--security-opt", opt, "busybox", "echo", "ran")
         assert (got.returncode, got.stdout) == (want.returncode, want.stdout) == (0, "ran\n")
         # dockerd ignores both silently on a host without them; pydockerd says so.
-        assert f"WARNING: {what} is not enabled on this host: security option {opt} has no effect" in got.stderr
+        assert (
+            f"WARNING: {what} is not enabled on this host: security option {opt} has no effect" in got.stderr
+        )
 
 
-def test_privileged_records_label_disable_and_masked_paths_as_dockerd(ref: RefDockerd, pyd: PyDockerd) -> None:
+def test_privileged_records_label_disable_and_masked_paths_as_dockerd(
+    ref: RefDockerd, pyd: PyDockerd
+) -> None:
     for host_config in ({"Privileged": True}, {}, {"MaskedPaths": [], "ReadonlyPaths": ["/proc/sys"]}):
         views = []
         for daemon in (ref, pyd):
@@ -334,13 +371,19 @@ def test_privileged_records_label_disable_and_masked_paths_as_dockerd(ref: RefDo
             cid = created.json()["Id"]
             inspected = json.loads(daemon.docker_ok("inspect", cid))[0]["HostConfig"]
             daemon.docker("rm", "-f", cid)
-            views.append({k: inspected[k] for k in ("SecurityOpt", "MaskedPaths", "ReadonlyPaths", "Privileged")})
+            views.append(
+                {k: inspected[k] for k in ("SecurityOpt", "MaskedPaths", "ReadonlyPaths", "Privileged")}
+            )
         assert views[1] == views[0], host_config
 
 
 def test_info_reports_the_seccomp_profile(ref: RefDockerd, pyd: PyDockerd) -> None:
     want = ref.docker_ok("info", "--format", "{{json .SecurityOptions}}")
-    assert pyd.docker_ok("info", "--format", "{{json .SecurityOptions}}") == want == '["name=seccomp,profile=default"]\n'
+    assert (
+        pyd.docker_ok("info", "--format", "{{json .SecurityOptions}}")
+        == want
+        == '["name=seccomp,profile=default"]\n'
+    )
 
 
 DAEMON_PROFILE = {
@@ -361,16 +404,28 @@ def test_daemon_json_seccomp_profile_no_new_privileges_and_default_ulimits(tmp_p
     }))  # fmt: skip
     runs = (
         (),
-        ("--security-opt", "no-new-privileges=false", "--ulimit", "nofile=512:512"),  # the container's own win
+        (
+            "--security-opt",
+            "no-new-privileges=false",
+            "--ulimit",
+            "nofile=512:512",
+        ),  # the container's own win
         ("--security-opt", "seccomp=unconfined"),
         ("--security-opt", "seccomp=builtin"),  # Docker's default whatever the daemon's (Docker 25+)
     )
     results: list[list[tuple[int, str, object]]] = []
-    with reference_dockerd({}, extra_args=("--config-file", str(config))) as ref_daemon, pydockerd_engine(
-        extra_args=("--config-file", str(config))
-    ) as pyd_daemon:
-        info = [d.docker_ok("info", "--format", "{{json .SecurityOptions}}") for d in (ref_daemon, pyd_daemon)]
-        assert info[1] == info[0] == json.dumps([f"name=seccomp,profile={profile}"], separators=(",", ":")) + "\n"
+    with (
+        reference_dockerd({}, extra_args=("--config-file", str(config))) as ref_daemon,
+        pydockerd_engine(extra_args=("--config-file", str(config))) as pyd_daemon,
+    ):
+        info = [
+            d.docker_ok("info", "--format", "{{json .SecurityOptions}}") for d in (ref_daemon, pyd_daemon)
+        ]
+        assert (
+            info[1]
+            == info[0]
+            == json.dumps([f"name=seccomp,profile={profile}"], separators=(",", ":")) + "\n"
+        )
         for daemon in (ref_daemon, pyd_daemon):
             seen: list[tuple[int, str, object]] = []
             for options in runs:
@@ -418,7 +473,12 @@ def _seccomp_rules(config: dict[str, Any]) -> object:
     if seccomp is None:
         return None
     rules = [
-        {"names": r["names"], "action": r["action"], "errnoRet": r.get("errnoRet"), "args": r.get("args") or []}
+        {
+            "names": r["names"],
+            "action": r["action"],
+            "errnoRet": r.get("errnoRet"),
+            "args": r.get("args") or [],
+        }
         for r in seccomp.get("syscalls") or []
     ]
     top = {k: v for k, v in seccomp.items() if k != "syscalls" and v not in (None, [], "")}
@@ -431,10 +491,15 @@ def _seccomp_rules(config: dict[str, Any]) -> object:
      ("--cap-add", "SYS_NICE", "--cap-drop", "CHOWN"), ("--security-opt", "seccomp=unconfined")],
     ids=lambda o: " ".join(o) or "default",
 )  # fmt: skip
-def test_oci_seccomp_is_dockerds_rule_for_rule(ref: RefDockerd, pyd: PyDockerd, options: tuple[str, ...]) -> None:
+def test_oci_seccomp_is_dockerds_rule_for_rule(
+    ref: RefDockerd, pyd: PyDockerd, options: tuple[str, ...]
+) -> None:
     """The linux.seccomp each engine hands the runtime, read from the task's bundle."""
     specs = []
-    for daemon, bundle in ((ref, ref.bundle_dir), (pyd, lambda cid: pyd.exec_root / "containerd/state/tasks/moby" / cid)):
+    for daemon, bundle in (
+        (ref, ref.bundle_dir),
+        (pyd, lambda cid: pyd.exec_root / "containerd/state/tasks/moby" / cid),
+    ):
         cid = daemon.docker_ok("run", "-d", *options, "busybox", "sleep", "60").strip()
         try:
             specs.append(json.loads((bundle(cid) / "config.json").read_text()))

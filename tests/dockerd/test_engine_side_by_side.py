@@ -48,7 +48,9 @@ class Engine:
 
     def ok(self, *args: str, input: str | None = None) -> str:
         res = self.run(*args, input=input)
-        assert res.returncode == 0, f"[{self.name}] docker {' '.join(args)} exited {res.returncode}: {res.stderr}"
+        assert res.returncode == 0, (
+            f"[{self.name}] docker {' '.join(args)} exited {res.returncode}: {res.stderr}"
+        )
         return res.stdout
 
     def raw(self, *args: str, input: bytes = b"") -> bytes:
@@ -147,7 +149,13 @@ def _odd_layer() -> bytes:
 
         def add(name: str, kind: bytes = tarfile.REGTYPE, data: bytes = b"", link: str = "") -> None:
             info = tarfile.TarInfo(name)
-            info.type, info.size, info.linkname, info.mode, info.mtime = kind, len(data), link, 0o755, 1700000000
+            info.type, info.size, info.linkname, info.mode, info.mtime = (
+                kind,
+                len(data),
+                link,
+                0o755,
+                1700000000,
+            )
             tar.addfile(info, io.BytesIO(data) if data else None)
 
         add("bin", tarfile.DIRTYPE)
@@ -197,10 +205,17 @@ def _between_restarts(e: Engine) -> dict[str, object]:
     time.sleep(1.2)
     state = e.inspect(name)["State"]
     listed = e.ok("ps", "--filter", f"name={name}", "--format", "{{.Names}}|{{.State}}|{{.Status}}").strip()
-    listed = re.sub(r"\) (1 second|[0-9]+ seconds) ago$", ") N seconds ago", listed)  # how many: the machine's load
-    filtered = {s: e.ok("ps", "-q", "--filter", f"name={name}", "--filter", f"status={s}") != "" for s in ("running", "restarting")}
+    listed = re.sub(
+        r"\) (1 second|[0-9]+ seconds) ago$", ") N seconds ago", listed
+    )  # how many: the machine's load
+    filtered = {
+        s: e.ok("ps", "-q", "--filter", f"name={name}", "--filter", f"status={s}") != ""
+        for s in ("running", "restarting")
+    }
     return {
-        "state": {k: state[k] for k in ("Status", "Running", "Restarting", "Paused", "Pid", "ExitCode", "Dead")},
+        "state": {
+            k: state[k] for k in ("Status", "Running", "Restarting", "Paused", "Pid", "ExitCode", "Dead")
+        },
         "ps": listed.replace(name, "NAME"),
         "filters": filtered,
         "rm": without_host_warnings(e.run("rm", name).stderr).replace(e.inspect(name)["Id"], "ID"),
@@ -236,7 +251,10 @@ def _image_column(e: Engine) -> list[str]:
 
 def test_ps_shows_the_image_id_once_the_tag_is_gone(both: list[Engine]) -> None:
     rows = same(both, _image_column)
-    assert isinstance(rows, list) and "/sbs-gone-TAG sha256:17e3dc93a3aac88064162a794f72b60e3d47f77c7a84819f0fa85bc639735d42" in rows
+    assert (
+        isinstance(rows, list)
+        and "/sbs-gone-TAG sha256:17e3dc93a3aac88064162a794f72b60e3d47f77c7a84819f0fa85bc639735d42" in rows
+    )
 
 
 def _rmi_lines(e: Engine) -> dict[str, object]:
@@ -254,7 +272,9 @@ def _rmi_lines(e: Engine) -> dict[str, object]:
     with sdk(e) as client:
         records = client.api.remove_image(e.images[-1])
     records_text = json.dumps(records).replace(imported, "IMPORTED")
-    labelled = e.raw("import", "-c", f"LABEL sbs={e.tag}", "-", e.image("pruned"), input=layer).decode().strip()
+    labelled = (
+        e.raw("import", "-c", f"LABEL sbs={e.tag}", "-", e.image("pruned"), input=layer).decode().strip()
+    )
     pruned = e.ok("image", "prune", "-a", "-f", "--filter", f"label=sbs={e.tag}").replace(labelled, "PRUNED")
     return {"untag": untag, "rmi": removed, "api": records_text, "prune": pruned}
 
@@ -281,7 +301,19 @@ def _headers(raw: bytes, since: float) -> list[tuple[object, ...]]:
         for m in tar:
             block = bytearray(raw[m.offset : m.offset + tarfile.BLOCKSIZE])
             block[136:156] = b"\0" * 20
-            fields = (m.name, m.type, oct(m.mode), m.uid, m.gid, m.uname, m.gname, m.size, m.linkname, m.devmajor, m.devminor)
+            fields = (
+                m.name,
+                m.type,
+                oct(m.mode),
+                m.uid,
+                m.gid,
+                m.uname,
+                m.gname,
+                m.size,
+                m.linkname,
+                m.devmajor,
+                m.devminor,
+            )
             out.append((*fields, "new" if m.mtime >= since else m.mtime, m.pax_headers, bytes(block)))
     return out
 
@@ -306,14 +338,27 @@ def test_export_headers_are_dockers(both: list[Engine]) -> None:
 
 def _rm_forced(e: Engine, program: str) -> list[tuple[int, str, str]]:
     """`rm -f` of a missing container, alone and beside one that exists, and `rm` without -f."""
-    env = {**e.daemon._cli_env, "HOME": str(e.daemon.workdir), "PYDOCKER_CONFIG": str(e.daemon.workdir / "pydocker")}
+    env = {
+        **e.daemon._cli_env,
+        "HOME": str(e.daemon.workdir),
+        "PYDOCKER_CONFIG": str(e.daemon.workdir / "pydocker"),
+    }
     answers = []
     missing = f"sbs-missing-{e.tag}"
     present = e.container("present")
     e.ok("create", "--name", present, "busybox", "true")
-    for args in (("rm", "-f", missing), ("rm", "-f", missing, present), ("rm", missing), ("rm", "--force", missing, missing)):
+    for args in (
+        ("rm", "-f", missing),
+        ("rm", "-f", missing, present),
+        ("rm", missing),
+        ("rm", "--force", missing, missing),
+    ):
         res = subprocess.run(
-            [program, "-H", f"unix://{e.daemon.socket}", *args], capture_output=True, text=True, timeout=60, env=env
+            [program, "-H", f"unix://{e.daemon.socket}", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
         )
         answers.append((res.returncode, res.stdout, without_host_warnings(res.stderr)))
     return answers
@@ -331,13 +376,26 @@ def _kills(e: Engine) -> list[object]:
     stopped = e.container("stopped")
     stopped_id = e.ok("create", "--name", stopped, "busybox", "true").strip()
     answers: list[object] = []
-    for args in (("kill", f"sbs-missing-{e.tag}"), ("kill", stopped), ("kill", "-s", "BOGUS", stopped), ("kill", "-s", "99", stopped)):
+    for args in (
+        ("kill", f"sbs-missing-{e.tag}"),
+        ("kill", stopped),
+        ("kill", "-s", "BOGUS", stopped),
+        ("kill", "-s", "99", stopped),
+    ):
         res = e.run(*args)
-        answers.append((res.returncode, res.stdout, without_host_warnings(res.stderr).replace(e.tag, "TAG").replace(stopped_id, "ID")))
+        answers.append(
+            (
+                res.returncode,
+                res.stdout,
+                without_host_warnings(res.stderr).replace(e.tag, "TAG").replace(stopped_id, "ID"),
+            )
+        )
     flapping = e.container("flapping")
     e.ok("run", "-d", "--name", flapping, "--restart", "always", "busybox", "sh", "-c", "exit 3")
     deadline = time.monotonic() + 60
-    while not (found := e.inspect(flapping))["State"]["Restarting"] or found["RestartCount"] < 6:  # a back-off of seconds
+    while (
+        not (found := e.inspect(flapping))["State"]["Restarting"] or found["RestartCount"] < 6
+    ):  # a back-off of seconds
         assert time.monotonic() < deadline, found["State"]
         time.sleep(0.05)
     killed = e.run("kill", flapping)
@@ -365,14 +423,34 @@ def _container_sizes(e: Engine) -> list[str]:
         assert time.monotonic() < deadline
         time.sleep(0.1)
     exited = e.container("exited")
-    e.ok("run", "--name", exited, "--label", f"sbs={e.tag}", "busybox", "sh", "-c", "head -c 777 /dev/zero > /tmp/x")
+    e.ok(
+        "run",
+        "--name",
+        exited,
+        "--label",
+        f"sbs={e.tag}",
+        "busybox",
+        "sh",
+        "-c",
+        "head -c 777 /dev/zero > /tmp/x",
+    )
     created = e.container("created")
     e.ok("create", "--name", created, "busybox")
     shown = [
-        e.ok("ps", "-a", "-s", "--filter", f"name={e.tag}", "--format", "{{.Names}} {{.Size}}").replace(e.tag, "TAG"),
-        e.ok("inspect", "-s", "--format", "{{.Name}} {{.SizeRw}} {{.SizeRootFs}}", running, exited, created).replace(e.tag, "TAG"),
+        e.ok("ps", "-a", "-s", "--filter", f"name={e.tag}", "--format", "{{.Names}} {{.Size}}").replace(
+            e.tag, "TAG"
+        ),
+        e.ok(
+            "inspect", "-s", "--format", "{{.Name}} {{.SizeRw}} {{.SizeRootFs}}", running, exited, created
+        ).replace(e.tag, "TAG"),
         e.ok("container", "prune", "-f", "--filter", f"label=sbs={e.tag}").split("\n\n")[-1],
-        e.ok("system", "df", "-v", "--format", "{{range .Images}}{{.Repository}} {{.Size}} {{.SharedSize}} {{.UniqueSize}}|{{end}}"),
+        e.ok(
+            "system",
+            "df",
+            "-v",
+            "--format",
+            "{{range .Images}}{{.Repository}} {{.Size}} {{.SharedSize}} {{.UniqueSize}}|{{end}}",
+        ),
     ]
     return shown
 
@@ -388,7 +466,11 @@ PROFILE = Path(__file__).resolve().parents[2] / "dockerd" / "profiles" / "seccom
 PYDOCKERD = PYDOCKER.parent / "pydockerd"
 
 
-@pytest.mark.parametrize("flags", [(), ("--no-new-privileges",), ("--seccomp-profile", "PROFILE")], ids=["default", "nnp", "profile"])
+@pytest.mark.parametrize(
+    "flags",
+    [(), ("--no-new-privileges",), ("--seccomp-profile", "PROFILE")],
+    ids=["default", "nnp", "profile"],
+)
 def test_info_security_options(flags: tuple[str, ...], tmp_path: Path) -> None:
     """`docker info`'s SecurityOptions as the reference reports them on this host (no AppArmor,
     SELinux or cgroup namespaces here; no-new-privileges is not listed by dockerd 20.10)."""
@@ -396,7 +478,10 @@ def test_info_security_options(flags: tuple[str, ...], tmp_path: Path) -> None:
     profile.write_bytes(PROFILE.read_bytes())  # a path of its own: dockerd shows the path
     args = [str(profile) if f == "PROFILE" else f for f in flags]
     answers = []
-    for engine in (reference_dockerd({}, images=(), extra_args=args), pydockerd_engine(images=(), extra_args=args)):
+    for engine in (
+        reference_dockerd({}, images=(), extra_args=args),
+        pydockerd_engine(images=(), extra_args=args),
+    ):
         with engine as daemon:
             answers.append(json.loads(daemon.docker_ok("info", "--format", "{{json .SecurityOptions}}")))
     assert answers[1] == answers[0]
@@ -426,7 +511,8 @@ def test_userns_remap_is_refused_at_start(tmp_path: Path) -> None:
     assert (res.returncode, res.stderr) == (1, refused)
     res = _start_failure(tmp_path, "--userns-remap", "a:b:c")
     assert (res.returncode, res.stderr) == (
-        1, 'pydockerd: failed to start daemon: Invalid user/group specification in --userns-remap: "a:b:c"\n'
+        1,
+        'pydockerd: failed to start daemon: Invalid user/group specification in --userns-remap: "a:b:c"\n',
     )
     assert not (tmp_path / "pid").exists() and not (tmp_path / "data").exists()
 
@@ -449,7 +535,11 @@ def _shape(e: Engine) -> dict[str, object]:
         "info": sorted(info),
         "swarm": info["Swarm"],
         # The CLI prints the runtimes in Go's map order (random): their set is compared.
-        "lines": [" ".join(sorted(line.split())) if "Runtimes:" in line else line for line in text.splitlines() if line.startswith(wanted)],
+        "lines": [
+            " ".join(sorted(line.split())) if "Runtimes:" in line else line
+            for line in text.splitlines()
+            if line.startswith(wanted)
+        ],
         "host_config": {k: v for k, v in host_config.items() if k not in ("CgroupParent", "Runtime")},
     }
 
@@ -472,18 +562,35 @@ def test_image_inspect_answers(both: list[Engine]) -> None:
 
 @pytest.mark.parametrize(
     "flags",
-    [(), ("--insecure-registry", "10.9.0.0/16", "--insecure-registry", "myreg.example:5000", "--registry-mirror", "https://mirror.example")],
+    [
+        (),
+        (
+            "--insecure-registry",
+            "10.9.0.0/16",
+            "--insecure-registry",
+            "myreg.example:5000",
+            "--registry-mirror",
+            "https://mirror.example",
+        ),
+    ],
     ids=["default", "configured"],
 )
 def test_info_registry_config(flags: tuple[str, ...]) -> None:
     """`docker info`'s RegistryConfig and its Insecure Registries / Registry Mirrors lines."""
     answers = []
-    for engine in (reference_dockerd({}, images=(), extra_args=flags), pydockerd_engine(images=(), extra_args=flags)):
+    for engine in (
+        reference_dockerd({}, images=(), extra_args=flags),
+        pydockerd_engine(images=(), extra_args=flags),
+    ):
         with engine as daemon:
             text = daemon.docker_ok("info")
             lines = text.split(" Insecure Registries:")[1].split(" Live Restore Enabled:")[0]
-            answers.append((json.loads(daemon.docker_ok("info", "--format", "{{json .RegistryConfig}}")), lines))
-    assert answers[1] == answers[0], f"pydockerd differs from the reference: {_first_difference(answers[0], answers[1])}"
+            answers.append(
+                (json.loads(daemon.docker_ok("info", "--format", "{{json .RegistryConfig}}")), lines)
+            )
+    assert answers[1] == answers[0], (
+        f"pydockerd differs from the reference: {_first_difference(answers[0], answers[1])}"
+    )
 
 
 # --- image events ------------------------------------------------------------------------------------
@@ -498,7 +605,11 @@ def _image_events(e: Engine) -> list[str]:
         e.ok("rmi", name)
     finally:
         e.ok("load", "-i", str(LAYERED_TAR))
-    imported = e.raw("import", "-c", f"LABEL sbs={e.tag}", "-", e.image("labelled"), input=_odd_layer()).decode().strip()
+    imported = (
+        e.raw("import", "-c", f"LABEL sbs={e.tag}", "-", e.image("labelled"), input=_odd_layer())
+        .decode()
+        .strip()
+    )
     e.ok("image", "prune", "-a", "-f", "--filter", f"label=sbs={e.tag}")
     until = str(int(time.time()) + 1)
     time.sleep(1.2)
@@ -509,4 +620,6 @@ def _image_events(e: Engine) -> list[str]:
 
 def test_image_events(both: list[Engine]) -> None:
     shown = same(both, _image_events)
-    assert isinstance(shown, list) and any(line.startswith("untag sha256:17e3dc93a3aa") for line in shown), shown
+    assert isinstance(shown, list) and any(line.startswith("untag sha256:17e3dc93a3aa") for line in shown), (
+        shown
+    )

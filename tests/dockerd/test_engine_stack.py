@@ -117,13 +117,20 @@ def test_stack_start_run_stop() -> None:
         # `restart` (the upgrade step): both daemons are new processes, the container is untouched.
         assert cli("run", "-d", "--name", "kept", "busybox", "sleep", "600").returncode == 0
         kept = cli("inspect", "--format", "{{.State.Pid}}", "kept").stdout.strip()
-        daemons = [(base / "exec" / name).read_text() for name in ("pydockerd.pid", "containerd/pycontainerd.pid")]
+        daemons = [
+            (base / "exec" / name).read_text() for name in ("pydockerd.pid", "containerd/pycontainerd.pid")
+        ]
         restarted = subprocess.run([stack, "restart"], env=env, capture_output=True, text=True, timeout=120)
         assert restarted.returncode == 0, restarted.stderr
         assert "running pydockerd version 20.10.99-pydocker, build " in restarted.stderr, restarted.stderr
-        after = [(base / "exec" / name).read_text() for name in ("pydockerd.pid", "containerd/pycontainerd.pid")]
+        after = [
+            (base / "exec" / name).read_text() for name in ("pydockerd.pid", "containerd/pycontainerd.pid")
+        ]
         assert all(a != b for a, b in zip(after, daemons, strict=True)), (daemons, after)
-        assert cli("inspect", "--format", "{{.State.Status}} {{.State.Pid}}", "kept").stdout == f"running {kept}\n"
+        assert (
+            cli("inspect", "--format", "{{.State.Status}} {{.State.Pid}}", "kept").stdout
+            == f"running {kept}\n"
+        )
         assert cli("rm", "-f", "kept").returncode == 0
     finally:
         stopped = subprocess.run([stack, "stop"], env=env, capture_output=True, text=True, timeout=120)

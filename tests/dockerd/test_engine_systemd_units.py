@@ -75,7 +75,9 @@ def test_units_say_what_they_should() -> None:
 
 def test_systemd_analyze_verify(tmp_path: Path) -> None:
     tool = shutil.which("systemd-analyze")
-    assert tool is not None, "systemd-analyze is missing: scripts/setup-test installs Debian's systemd package"
+    assert tool is not None, (
+        "systemd-analyze is missing: scripts/setup-test installs Debian's systemd package"
+    )
     for unit in UNITS.iterdir():
         text = unit.read_text().replace("/usr/local/bin/", f"{VENV_BIN}/")
         (tmp_path / unit.name).write_text(text)

@@ -181,7 +181,9 @@ def test_volume_over_a_file_is_refused(pair: Pair) -> None:
 
 def test_read_only_root_keeps_volumes_writable(pair: Pair) -> None:
     vol = pair.volume("rw")
-    script = "touch /anon/a && touch /n/b && echo volumes-writable; touch /root-file 2>&1; touch /ro/c 2>&1; true"
+    script = (
+        "touch /anon/a && touch /n/b && echo volumes-writable; touch /root-file 2>&1; touch /ro/c 2>&1; true"
+    )
     _, out, _ = pair.same("run", "--rm", "--read-only", "-v", "/anon", "-v", f"{vol}:/n", "-v", f"{vol}:/ro:ro",
                           "busybox", "sh", "-c", script)  # fmt: skip
     assert out.splitlines() == [
@@ -198,7 +200,9 @@ def test_volumes_from_shares_and_inspect_shows_mounts(pair: Pair) -> None:
     script = "cat /data/f /anon/f; touch /data/g 2>&1; touch /hosttmp/x 2>&1; true"
     _, out, _ = pair.same("run", "--name", reader, "--volumes-from", writer, "busybox", "sh", "-c", script)
     assert out.splitlines() == ["shared", "anon", "touch: /hosttmp/x: Read-only file system"]
-    _, out, _ = pair.same("run", "--name", ro_reader, "--volumes-from", f"{writer}:ro", "busybox", "sh", "-c", script)
+    _, out, _ = pair.same(
+        "run", "--name", ro_reader, "--volumes-from", f"{writer}:ro", "busybox", "sh", "-c", script
+    )
     assert out.splitlines()[:3] == ["shared", "anon", "touch: /data/g: Read-only file system"]
     views = {}
     for which, engine in pair.engines.items():
@@ -255,7 +259,9 @@ def test_bad_mounts_are_refused_alike(pair: Pair) -> None:
     ]
     for host in bodies:
         answers = {
-            which: pair.http(which, "POST", "/v1.41/containers/create", json={"Image": "busybox", "HostConfig": host})
+            which: pair.http(
+                which, "POST", "/v1.41/containers/create", json={"Image": "busybox", "HostConfig": host}
+            )
             for which in pair.engines
         }
         assert answers["pydockerd"] == answers["reference"], host
@@ -291,7 +297,9 @@ def test_prune_keeps_volumes_in_use_and_honours_label_filters(pair: Pair) -> Non
     pair.ok_both("volume", "create", "--label", f"pdv={pair.tag}", b)
     pair.ok_both("volume", "create", "--label", f"pdv={pair.tag}", used)
     pair.ok_both("create", "--name", holder, "-v", f"{used}:/u", "busybox")
-    _, out, _ = pair.same("volume", "prune", "-f", "--filter", f"label=pdv={pair.tag}", "--filter", "label!=keep=yes")
+    _, out, _ = pair.same(
+        "volume", "prune", "-f", "--filter", f"label=pdv={pair.tag}", "--filter", "label!=keep=yes"
+    )
     assert out == f"Deleted Volumes:\n{b}\n\nTotal reclaimed space: 0B\n"
     _, out, _ = pair.same("volume", "ls", "-q", "--filter", f"label=pdv={pair.tag}")
     assert sorted(out.split()) == sorted([a, used])
@@ -320,7 +328,13 @@ def test_system_df_usage_data(pair: Pair) -> None:
         ]  # fmt: skip
     assert rows["pydockerd"] == rows["reference"]
     assert rows["reference"][0]["UsageData"]["RefCount"] == 1
-    pair.same("system", "df", "-v", "--format", "{{range .Volumes}}{{if eq .Name \"" + vol + "\"}}{{.Name}} {{.Links}} {{.Size}}{{end}}{{end}}")
+    pair.same(
+        "system",
+        "df",
+        "-v",
+        "--format",
+        '{{range .Volumes}}{{if eq .Name "' + vol + '"}}{{.Name}} {{.Links}} {{.Size}}{{end}}{{end}}',
+    )
 
 
 # --- the /volumes API -----------------------------------------------------------------------------
@@ -342,7 +356,11 @@ def test_volumes_api_json_and_errors(pair: Pair) -> None:
         ("GET", f"/v1.41/volumes/{vol}", {}),
         ("GET", "/v1.41/volumes/pdv-nosuch", {}),
         ("GET", "/v1.41/volumes", {"params": {"filters": json.dumps({"name": {vol: True}})}}),
-        ("GET", "/v1.41/volumes", {"params": {"filters": json.dumps({"label": ["a=b"], "name": [pair.tag]})}}),
+        (
+            "GET",
+            "/v1.41/volumes",
+            {"params": {"filters": json.dumps({"label": ["a=b"], "name": [pair.tag]})}},
+        ),
         ("GET", "/v1.41/volumes", {"params": {"filters": json.dumps({"driver": ["local"], "name": [vol]})}}),
         ("GET", "/v1.41/volumes", {"params": {"filters": json.dumps({"bogus": ["x"]})}}),
         ("GET", "/v1.41/volumes", {"params": {"filters": json.dumps({"dangling": ["x"]})}}),

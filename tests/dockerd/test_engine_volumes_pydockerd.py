@@ -92,7 +92,7 @@ def test_plugin_errors_and_a_plugin_that_is_gone(engine: PyDockerd, plugin: Runn
     del plugin.state.behaviour.errors["VolumeDriver.Mount"]
     res = engine.docker("volume", "create", "-d", "pdv-nosuch-plugin", "nope")
     assert res.stderr == (
-        'Error response from daemon: create nope: error looking up volume plugin pdv-nosuch-plugin: '
+        "Error response from daemon: create nope: error looking up volume plugin pdv-nosuch-plugin: "
         'plugin "pdv-nosuch-plugin" not found\n'
     ), res.stderr
     engine.docker_ok("volume", "rm", "pm")
@@ -140,10 +140,14 @@ def _kill9(pid: int) -> None:
 def test_volumes_survive_a_daemon_kill_with_their_container_running(engine: PyDockerd) -> None:
     volumes = engine.data_root / "volumes"
     name = f"pdv-live-{uuid.uuid4().hex[:6]}"
-    engine.docker_ok("volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "-o", "o=size=1m", "pdv-tmpfs")
+    engine.docker_ok(
+        "volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "-o", "o=size=1m", "pdv-tmpfs"
+    )
     engine.docker_ok("run", "-d", "--name", name, "-v", "pdv-data:/data", "-v", "pdv-tmpfs:/t", "-v", "/anon",
                      "busybox", "sh", "-c", "echo before > /data/f; echo t > /t/f; sleep 600")  # fmt: skip
-    until("the container to write", lambda: engine.docker("exec", name, "cat", "/data/f").stdout == "before\n")
+    until(
+        "the container to write", lambda: engine.docker("exec", name, "cat", "/data/f").stdout == "before\n"
+    )
     assert _mounts_below(volumes) == [str(volumes / "pdv-tmpfs" / "_data")]
 
     _kill9(engine.pid)

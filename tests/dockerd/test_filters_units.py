@@ -54,7 +54,11 @@ def test_malformed_filters(raw: str, message: str) -> None:
 def test_labels_as_dockerd_matches_them() -> None:
     f = Filters.from_json('{"label": ["a", "b=2"]}')
     assert match_labels(f, {"a": "x", "b": "2"})
-    assert not match_labels(f, {"a": "x", "b": "3"}) and not match_labels(f, {"b": "2"}) and not match_labels(f, None)
+    assert (
+        not match_labels(f, {"a": "x", "b": "3"})
+        and not match_labels(f, {"b": "2"})
+        and not match_labels(f, None)
+    )
     # label!: excluded only when every value matches (dockerd's MatchKVList on "label!")
     g = Filters.from_json('{"label!": ["a", "b=2"]}')
     assert not match_labels(g, {"a": "", "b": "2"})
@@ -63,7 +67,12 @@ def test_labels_as_dockerd_matches_them() -> None:
 
 @pytest.mark.parametrize(
     "raw, only",
-    [("{}", True), ('{"dangling": ["true"]}', True), ('{"dangling": ["0"]}', False), ('{"dangling": {"false": true}}', False)],
+    [
+        ("{}", True),
+        ('{"dangling": ["true"]}', True),
+        ('{"dangling": ["0"]}', False),
+        ('{"dangling": {"false": true}}', False),
+    ],
 )
 def test_dangling(raw: str, only: bool) -> None:
     assert dangling_only(Filters.from_json(raw)) is only

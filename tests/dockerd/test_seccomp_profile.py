@@ -17,7 +17,12 @@ from dockerd.engine.spec import DEFAULT_CAPS
 def allowed(oci: dict[str, Any] | None) -> set[str]:
     """Calls an unconditional ALLOW rule lets through."""
     assert oci is not None
-    return {n for r in oci["syscalls"] if r["action"] == "SCMP_ACT_ALLOW" and not r.get("args") for n in r["names"]}
+    return {
+        n
+        for r in oci["syscalls"]
+        if r["action"] == "SCMP_ACT_ALLOW" and not r.get("args")
+        for n in r["names"]
+    }
 
 
 def rules_for(oci: dict[str, Any] | None, name: str) -> list[dict[str, Any]]:
@@ -35,7 +40,9 @@ def test_the_default_is_dockers_own_file(default: dict[str, Any]) -> None:
     assert source[0] == "golang-github-docker-docker-dev"
     assert source[2].endswith("/github.com/docker/docker/profiles/seccomp/default.json")
     assert default["defaultAction"] == "SCMP_ACT_ERRNO"
-    assert {"x86_64", "aarch64"} <= {a["architecture"].removeprefix("SCMP_ARCH_").lower() for a in default["archMap"]}
+    assert {"x86_64", "aarch64"} <= {
+        a["architecture"].removeprefix("SCMP_ARCH_").lower() for a in default["archMap"]
+    }
 
 
 def test_ptrace_only_from_kernel_4_8(default: dict[str, Any]) -> None:
@@ -73,14 +80,37 @@ def test_architecture_decides_arch_rules_and_sub_architectures(default: dict[str
 
 def test_profiles_dockerd_refuses(default: dict[str, Any]) -> None:
     with pytest.raises(sp.ProfileError, match=r"^'name' and 'names' were specified"):
-        sp.to_oci({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"name": "a", "names": ["b"], "action": "SCMP_ACT_ALLOW"}]}, [])
-    with pytest.raises(sp.ProfileError, match=r'^invalid kernel version: "4.8.1", expected "<kernel>.<major>"$'):
-        sp.decode(json.dumps({"syscalls": [{"names": ["a"], "action": "SCMP_ACT_ALLOW", "includes": {"minKernel": "4.8.1"}}]}))
+        sp.to_oci(
+            {
+                "defaultAction": "SCMP_ACT_ERRNO",
+                "syscalls": [{"name": "a", "names": ["b"], "action": "SCMP_ACT_ALLOW"}],
+            },
+            [],
+        )
+    with pytest.raises(
+        sp.ProfileError, match=r'^invalid kernel version: "4.8.1", expected "<kernel>.<major>"$'
+    ):
+        sp.decode(
+            json.dumps(
+                {
+                    "syscalls": [
+                        {"names": ["a"], "action": "SCMP_ACT_ALLOW", "includes": {"minKernel": "4.8.1"}}
+                    ]
+                }
+            )
+        )
     with pytest.raises(sp.ProfileError, match=r"version cannot be 0.0$"):
         sp.kernel_version("0.0")
-    with pytest.raises(sp.ProfileError, match=r"^Decoding seccomp profile failed: json: cannot unmarshal string into Go struct field Seccomp.syscalls"):
+    with pytest.raises(
+        sp.ProfileError,
+        match=r"^Decoding seccomp profile failed: json: cannot unmarshal string into Go struct field Seccomp.syscalls",
+    ):
         sp.decode('{"syscalls": "read"}')
     # A profile with nothing in it turns seccomp off, as in dockerd.
     assert sp.to_oci({}, DEFAULT_CAPS) is None
-    converted = sp.to_oci({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"name": "mkdir", "action": "SCMP_ACT_ERRNO"}]}, [])
-    assert converted is not None and converted["syscalls"] == [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]
+    converted = sp.to_oci(
+        {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"name": "mkdir", "action": "SCMP_ACT_ERRNO"}]}, []
+    )
+    assert converted is not None and converted["syscalls"] == [
+        {"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}
+    ]

@@ -79,8 +79,12 @@ class Box:
         self.client.tasks.start(cid)
         return cid, time.time()
 
-    def monitor(self, recorder: Recorder, client: Client | None = None) -> tuple[HealthMonitor, ContainerdExecProbe]:
-        runner = ContainerdExecProbe(client or self.client, self.fifo_dir, on_exec_event=recorder.on_exec_event)
+    def monitor(
+        self, recorder: Recorder, client: Client | None = None
+    ) -> tuple[HealthMonitor, ContainerdExecProbe]:
+        runner = ContainerdExecProbe(
+            client or self.client, self.fifo_dir, on_exec_event=recorder.on_exec_event
+        )
         monitor = HealthMonitor(runner, on_status=recorder.on_status, on_update=recorder.on_update)
         self.monitors.append(monitor)
         return monitor, runner
@@ -90,7 +94,9 @@ class Box:
         out = []
         for info in self.client.tasks.pids(cid):
             with contextlib.suppress(OSError):
-                out.append(Path(f"/proc/{info.pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip())
+                out.append(
+                    Path(f"/proc/{info.pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+                )
         return out
 
     def remove(self, cid: str) -> None:
@@ -140,7 +146,9 @@ def box() -> Iterator[Box]:
         handle.client.close()
         stop_daemon(handle.daemon)
         log = handle.daemon.log.read_text()
-        mounts = [line.split()[4] for line in open("/proc/self/mountinfo") if line.split()[4].startswith(str(base))]
+        mounts = [
+            line.split()[4] for line in open("/proc/self/mountinfo") if line.split()[4].startswith(str(base))
+        ]
         left = ours(base)
         cgroups = list(Path("/sys/fs/cgroup/pids").glob(f"pyhealth-test-{os.getpid()}/*"))
         fifos = [str(p) for p in (base / "fifo").rglob("*-std*")] if (base / "fifo").exists() else []

@@ -91,7 +91,9 @@ def test_flags_starting_healthy_events_and_ps(engine: RefDockerd, name: Callable
     # The failures before the file existed counted (no start period) but never reached the retries.
     assert all(e["ExitCode"] in (0, 1) for e in h["Log"])
     assert ps_status(engine, c).endswith("(healthy)")
-    listed = engine.docker_ok("ps", "--filter", "health=healthy", "--filter", f"name={c}", "--format", "{{.Names}}")
+    listed = engine.docker_ok(
+        "ps", "--filter", "health=healthy", "--filter", f"name={c}", "--format", "{{.Names}}"
+    )
     assert listed == f"{c}\n"
     assert engine.docker_ok("ps", "-q", "--filter", "health=starting", "--filter", f"name={c}") == ""
     events = engine.docker_ok("events", "--since", since, "--until", f"{time.time():.3f}", "--filter", f"container={c}",
@@ -105,7 +107,9 @@ def test_flags_starting_healthy_events_and_ps(engine: RefDockerd, name: Callable
     assert fuzzy == ["health_status: healthy"]
 
 
-def test_unhealthy_streak_last_five_results_and_filters(engine: RefDockerd, name: Callable[[str], str]) -> None:
+def test_unhealthy_streak_last_five_results_and_filters(
+    engine: RefDockerd, name: Callable[[str], str]
+) -> None:
     bad, plain = name("bad"), name("plain")
     engine.docker_ok("run", "-d", "--name", bad, "--health-cmd", "echo nope >&2; exit 3", "--health-interval", "100ms",
                      "--health-retries", "2", "busybox", "sleep", "300")  # fmt: skip
@@ -120,9 +124,14 @@ def test_unhealthy_streak_last_five_results_and_filters(engine: RefDockerd, name
     tagged = ["--filter", f"name={bad[-8:]}", "--format", "{{.Names}}"]
     assert engine.docker_ok("ps", "--filter", "health=unhealthy", *tagged).split() == [bad]
     assert engine.docker_ok("ps", "--filter", "health=none", *tagged).split() == [plain]
-    assert engine.docker_ok("ps", "--filter", "health=healthy", "--filter", "health=unhealthy", *tagged).split() == [bad]
+    assert engine.docker_ok(
+        "ps", "--filter", "health=healthy", "--filter", "health=unhealthy", *tagged
+    ).split() == [bad]
     res = engine.docker("ps", "--filter", "health=sick")
-    assert res.returncode == 1 and res.stderr.strip() == "Error response from daemon: Unrecognised filter value for health: sick"
+    assert (
+        res.returncode == 1
+        and res.stderr.strip() == "Error response from daemon: Unrecognised filter value for health: sick"
+    )
 
 
 def test_a_hanging_probe_is_killed_by_its_timeout(engine: RefDockerd, name: Callable[[str], str]) -> None:
@@ -154,7 +163,11 @@ def test_pause_stop_and_start(engine: RefDockerd, name: Callable[[str], str]) ->
     assert engine.docker_ok("ps", "-aq", "--filter", "health=unhealthy", "--filter", f"name={c}") != ""
     engine.docker_ok("start", c)
     again = health(engine, c)
-    assert again["Status"] == "starting" and again["FailingStreak"] == 0 and again["Log"][: len(stopped["Log"])] == stopped["Log"]
+    assert (
+        again["Status"] == "starting"
+        and again["FailingStreak"] == 0
+        and again["Log"][: len(stopped["Log"])] == stopped["Log"]
+    )
     until("healthy after start", status_is(engine, c, "healthy"))
 
 
@@ -177,9 +190,14 @@ def test_image_healthcheck_merge_and_no_healthcheck(engine: RefDockerd, name: Ca
         assert image == {"Test": ["CMD", "test", "-e", "/tmp/ok"], "Interval": 200 * MS, "Retries": 4}
         inherited, merged, off = name("inherit"), name("merge"), name("off")
         engine.docker_ok("run", "-d", "--name", inherited, tag)
-        engine.docker_ok("run", "-d", "--name", merged, "--health-retries", "9", "--health-timeout", "3s", tag)
+        engine.docker_ok(
+            "run", "-d", "--name", merged, "--health-retries", "9", "--health-timeout", "3s", tag
+        )
         engine.docker_ok("run", "-d", "--name", off, "--no-healthcheck", tag)
-        config = {c: json.loads(engine.docker_ok("inspect", "-f", "{{json .Config.Healthcheck}}", c)) for c in (inherited, merged, off)}
+        config = {
+            c: json.loads(engine.docker_ok("inspect", "-f", "{{json .Config.Healthcheck}}", c))
+            for c in (inherited, merged, off)
+        }
         assert config[inherited] == image
         assert config[merged] == {**image, "Retries": 9, "Timeout": 3000 * MS}
         assert config[off] == {**image, "Test": ["NONE"]}  # the image's other fields stay, unused
@@ -188,7 +206,9 @@ def test_image_healthcheck_merge_and_no_healthcheck(engine: RefDockerd, name: Ca
         assert health(engine, off) == {}
         assert ps_status(engine, off).startswith("Up") and not ps_status(engine, off).endswith(")")
     finally:
-        engine.docker("rm", "-f", *[c for c in engine.docker("ps", "-aq", "--filter", f"ancestor={tag}").stdout.split()])
+        engine.docker(
+            "rm", "-f", *[c for c in engine.docker("ps", "-aq", "--filter", f"ancestor={tag}").stdout.split()]
+        )
         engine.docker("rmi", "-f", tag)
 
 
@@ -214,9 +234,14 @@ def test_create_refusals(engine: RefDockerd, check: dict[str, Any], message: str
 
 
 def test_cli_refusal_wording(engine: RefDockerd) -> None:
-    res = engine.docker("run", "--rm", "--health-cmd", "true", "--health-interval", "500us", "busybox", "true")
+    res = engine.docker(
+        "run", "--rm", "--health-cmd", "true", "--health-interval", "500us", "busybox", "true"
+    )
     assert res.returncode == 125
-    assert res.stderr.splitlines()[0] == "docker: Error response from daemon: Interval in Healthcheck cannot be less than 1ms"
+    assert (
+        res.stderr.splitlines()[0]
+        == "docker: Error response from daemon: Interval in Healthcheck cannot be less than 1ms"
+    )
 
 
 def test_docker_sdk_healthcheck(engine: RefDockerd, name: Callable[[str], str]) -> None:
@@ -228,7 +253,9 @@ def test_docker_sdk_healthcheck(engine: RefDockerd, name: Callable[[str], str]) 
         )  # fmt: skip
         until("healthy", lambda: (c.reload(), c.health)[1] == "healthy")
         assert c.attrs["State"]["Health"]["Log"][-1]["Output"] == "42\n"
-        assert [x.name for x in client.containers.list(filters={"health": "healthy", "name": c.name})] == [c.name]
+        assert [x.name for x in client.containers.list(filters={"health": "healthy", "name": c.name})] == [
+            c.name
+        ]
     finally:
         client.close()
 
@@ -249,7 +276,11 @@ def test_probing_resumes_after_pydockerd_is_killed(engine: RefDockerd, name: Cal
     assert any(int(e["Output"]) < killed_at for e in health(engine, c)["Log"])
     # ...and the monitor started again as dockerd's restore does it (initHealthMonitor): "starting",
     # so the next passing probe is a change, with its health_status event from the new daemon.
-    until("probes after the restart", lambda: int(health(engine, c)["Log"][-1]["Output"]) > killed_at + 1, timeout=60)
+    until(
+        "probes after the restart",
+        lambda: int(health(engine, c)["Log"][-1]["Output"]) > killed_at + 1,
+        timeout=60,
+    )
     until("healthy again", status_is(engine, c, "healthy"))
     events = engine.docker_ok("events", "--since", f"{killed_at:.3f}", "--until", f"{time.time():.3f}",
                               "--filter", f"container={c}", "--format", "{{.Action}}").splitlines()  # fmt: skip

@@ -47,7 +47,9 @@ def api(ref: RefDockerd) -> Iterator[docker.APIClient]:
 
 def ref_run(api: docker.APIClient, healthcheck: dict[str, Any], *cmd: str) -> str:
     host = api.create_host_config(network_mode="none")
-    cid = api.create_container(IMAGE, list(cmd or ("sleep", "3600")), host_config=host, healthcheck=healthcheck)["Id"]
+    cid = api.create_container(
+        IMAGE, list(cmd or ("sleep", "3600")), host_config=host, healthcheck=healthcheck
+    )["Id"]
     api.start(cid)
     return str(cid)
 
@@ -64,7 +66,10 @@ def ours(box: Box, healthcheck: dict[str, Any], *cmd: str) -> tuple[Any, str]:
 
 
 PROBES = [
-    pytest.param({"Test": ["CMD-SHELL", "printf %04095d 0; printf '\\303\\251tail'; head -c 9000 /dev/zero"]}, id="cut-at-4096"),
+    pytest.param(
+        {"Test": ["CMD-SHELL", "printf %04095d 0; printf '\\303\\251tail'; head -c 9000 /dev/zero"]},
+        id="cut-at-4096",
+    ),
     pytest.param({"Test": ["CMD-SHELL", "echo out; exit 7"]}, id="exit-status"),
     pytest.param({"Test": ["CMD", "sleep", "30"], "Timeout": 700 * MS}, id="timeout"),
     pytest.param({"Test": ["CMD-SHELL", "echo hi; exit 0"]}, id="pass"),
@@ -72,8 +77,13 @@ PROBES = [
 
 
 @pytest.mark.parametrize("check", PROBES)
-def test_first_result_as_the_reference_records_it(box: Box, api: docker.APIClient, check: dict[str, Any]) -> None:
-    check = {**check, "Interval": 1000 * MS}  # a second between probes: time to read the state after the first
+def test_first_result_as_the_reference_records_it(
+    box: Box, api: docker.APIClient, check: dict[str, Any]
+) -> None:
+    check = {
+        **check,
+        "Interval": 1000 * MS,
+    }  # a second between probes: time to read the state after the first
     ref_cid = ref_run(api, check)
     monitor, cid = ours(box, check)
     theirs = wait_for(lambda: (h := ref_health(api, ref_cid)) and h["Log"] and h, timeout=30, step=0.02)
@@ -86,7 +96,9 @@ def test_first_result_as_the_reference_records_it(box: Box, api: docker.APIClien
     assert (mine["Status"], mine["FailingStreak"]) == (theirs["Status"], theirs["FailingStreak"])
 
 
-def test_status_and_streak_sequence_and_stop_as_the_reference(box: Box, api: docker.APIClient, ref: RefDockerd) -> None:
+def test_status_and_streak_sequence_and_stop_as_the_reference(
+    box: Box, api: docker.APIClient, ref: RefDockerd
+) -> None:
     check = {"Test": ["CMD", "false"], "Interval": 200 * MS, "Retries": 2}
     since = str(int(time.time()))
     ref_cid = ref_run(api, check)
@@ -109,7 +121,9 @@ def test_status_and_streak_sequence_and_stop_as_the_reference(box: Box, api: doc
     assert ref_health(api, ref_cid)["Status"] == monitor.health(cid)["Status"] == "unhealthy"
 
 
-def test_start_status_text_and_none_filter_as_the_reference(box: Box, api: docker.APIClient, ref: RefDockerd) -> None:
+def test_start_status_text_and_none_filter_as_the_reference(
+    box: Box, api: docker.APIClient, ref: RefDockerd
+) -> None:
     ref_cid = ref_run(api, {"Test": ["CMD", "true"], "Interval": 3_600_000 * MS})
     plain = ref_run(api, {"Test": ["NONE"]})
     line = ref.docker_ok("ps", "--filter", f"id={ref_cid}", "--format", "{{.Status}}").strip()
@@ -158,15 +172,19 @@ MERGES = [
 
 
 @pytest.mark.parametrize("user", MERGES)
-def test_image_healthcheck_merge_as_the_reference(ref: RefDockerd, api: docker.APIClient, user: dict[str, Any] | None) -> None:
-    dockerfile = "FROM busybox\nHEALTHCHECK --interval=5s --start-period=3s --retries=4 CMD [\"true\"]\n"
+def test_image_healthcheck_merge_as_the_reference(
+    ref: RefDockerd, api: docker.APIClient, user: dict[str, Any] | None
+) -> None:
+    dockerfile = 'FROM busybox\nHEALTHCHECK --interval=5s --start-period=3s --retries=4 CMD ["true"]\n'
     tag = f"hc-merge-{time.monotonic_ns()}"
     ref.docker_ok("build", "-q", "-t", tag, "-", input=dockerfile, timeout=120)
     try:
         image_check = api.inspect_image(tag)["Config"]["Healthcheck"]
         cid = api.create_container(tag, ["true"], healthcheck=user)["Id"]
         theirs = api.inspect_container(cid)["Config"]["Healthcheck"]
-        assert json.dumps(merge_with_image(user, image_check), sort_keys=True) == json.dumps(theirs, sort_keys=True)
+        assert json.dumps(merge_with_image(user, image_check), sort_keys=True) == json.dumps(
+            theirs, sort_keys=True
+        )
     finally:
         for c in api.containers(all=True, quiet=True):
             api.remove_container(c["Id"], force=True)

@@ -60,7 +60,10 @@ def test_passing_probe_makes_the_container_healthy(box: Box) -> None:
     start, end = parse_time(entry["Start"]), parse_time(entry["End"])
     assert started <= start <= end < start + 5
     assert start - started >= 0.19  # the first probe waits one interval
-    assert rec.saved[cid] == monitor.health(cid) or rec.saved[cid]["Log"] == health["Log"][: len(rec.saved[cid]["Log"])]
+    assert (
+        rec.saved[cid] == monitor.health(cid)
+        or rec.saved[cid]["Log"] == health["Log"][: len(rec.saved[cid]["Log"])]
+    )
     # Each probe is a Docker exec: created, started, died with its status, then deleted.
     actions = [a.split(":")[0] for c, a, _ in rec.exec_events if c == cid][:3]
     assert actions == ["exec_create", "exec_start", "exec_die"]
@@ -76,7 +79,11 @@ def test_failures_make_it_unhealthy_after_the_retries_and_a_pass_heals_it(box: B
     rec = History()
     monitor, _ = box.monitor(rec)
     cid, started = box.run("sh", "-c", "sleep 5; touch /tmp/ok; exec sleep 3600")
-    check = {"Test": ["CMD", "sh", "-c", "test -e /tmp/ok || { echo not yet; exit 3; }"], "Interval": 100 * MS, "Retries": 3}
+    check = {
+        "Test": ["CMD", "sh", "-c", "test -e /tmp/ok || { echo not yet; exit 3; }"],
+        "Interval": 100 * MS,
+        "Retries": 3,
+    }
     monitor.started(cid, check, started)
     wait_for(lambda: health_of(monitor, cid)["Status"] == UNHEALTHY)
     streaks = [(u["Status"], u["FailingStreak"]) for u in rec.updates if u["Log"]][:3]
@@ -99,7 +106,9 @@ def test_failures_inside_the_start_period_do_not_count(box: Box) -> None:
     monitor.started(cid, check, started)
     wait_for(lambda: health_of(monitor, cid)["Status"] == UNHEALTHY)
     results = [(u["Log"][-1], u["FailingStreak"], u["Status"]) for u in rec.updates if u["Log"]]
-    inside = [r for r in results if parse_time(r[0]["Start"]) - started < 4.0]  # (probes took 0.75 s each on a loaded machine)
+    inside = [
+        r for r in results if parse_time(r[0]["Start"]) - started < 4.0
+    ]  # (probes took 0.75 s each on a loaded machine)
     assert len(inside) >= 3
     assert all(streak == 0 and status == STARTING for _, streak, status in inside)
     first_counted = results[len(inside)]
@@ -112,7 +121,12 @@ def test_a_pass_inside_the_start_period_makes_it_healthy(box: Box) -> None:
     rec = History()
     monitor, _ = box.monitor(rec)
     cid, started = box.run("sh", "-c", "sleep 1; touch /tmp/ok; exec sleep 3600")
-    check = {"Test": ["CMD", "test", "-e", "/tmp/ok"], "Interval": 100 * MS, "Retries": 1, "StartPeriod": 30_000 * MS}
+    check = {
+        "Test": ["CMD", "test", "-e", "/tmp/ok"],
+        "Interval": 100 * MS,
+        "Retries": 1,
+        "StartPeriod": 30_000 * MS,
+    }
     monitor.started(cid, check, started)
     wait_for(lambda: health_of(monitor, cid)["Status"] == HEALTHY)
     assert rec.statuses == [(cid, HEALTHY)]  # the failures before did not make it unhealthy
@@ -162,7 +176,9 @@ def test_stopping_the_monitor_cancels_a_probe_in_flight(box: Box) -> None:
     rec = History()
     monitor, runner = box.monitor(rec)
     cid, started = box.run("sleep", "3600")
-    monitor.started(cid, {"Test": ["CMD", "sleep", "40"], "Interval": 100 * MS, "Timeout": 60_000 * MS}, started)
+    monitor.started(
+        cid, {"Test": ["CMD", "sleep", "40"], "Interval": 100 * MS, "Timeout": 60_000 * MS}, started
+    )
     wait_for(lambda: "sleep 40" in box.processes(cid))
     monitor.stop(cid)
     assert monitor.health(cid) == {"Status": UNHEALTHY, "FailingStreak": 0, "Log": []}
@@ -212,7 +228,7 @@ def test_probing_resumes_after_a_daemon_restart(box: Box) -> None:
     log = health_of(monitor2, cid)["Log"]
     new = [e for e in log if e not in saved["Log"]]
     assert len(new) >= 2 and all(parse_time(e["Start"]) > restarted for e in new)
-    assert log[: len(log) - len(new)] == saved["Log"][len(saved["Log"]) + len(new) - len(log):]
+    assert log[: len(log) - len(new)] == saved["Log"][len(saved["Log"]) + len(new) - len(log) :]
     assert rec2.statuses == []  # still healthy: no event
 
 

@@ -37,7 +37,9 @@ def make_options(tmp: Path, names: Names) -> NetworkOptions:
     t = names.token
     resolv = tmp / "host-resolv.conf"
     if not resolv.exists():
-        resolv.write_text("nameserver 127.0.0.53\nsearch example.test\n")  # only loopback: nothing outside is ever named
+        resolv.write_text(
+            "nameserver 127.0.0.53\nsearch example.test\n"
+        )  # only loopback: nothing outside is ever named
     return NetworkOptions(
         state_dir=tmp / "state",
         run_dir=tmp / "run" / "netns",
@@ -53,7 +55,9 @@ def make_options(tmp: Path, names: Names) -> NetworkOptions:
 def leftovers(options: NetworkOptions, names: Names, proxies: list[tuple[int, int]]) -> list[str]:
     found = []
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
-    found += [line.split(":")[1].strip() for line in links.splitlines() if any(p in line for p in names.prefixes)]
+    found += [
+        line.split(":")[1].strip() for line in links.splitlines() if any(p in line for p in names.prefixes)
+    ]
     found += Firewall(options.chain_prefix).leftovers()
     with open("/proc/self/mountinfo") as f:
         found += [line.split()[4] for line in f if line.split()[4].startswith(str(options.run_dir.parent))]

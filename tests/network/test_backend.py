@@ -38,7 +38,11 @@ def sandbox(backend: NetworkBackend, name: str, *networks: str) -> str:
 
 
 def test_default_networks_and_connectivity_on_one_bridge(backend: NetworkBackend, names: Names) -> None:
-    assert {n.name: n.driver for n in backend.networks.all()} == {"bridge": "bridge", "host": "host", "none": "null"}
+    assert {n.name: n.driver for n in backend.networks.all()} == {
+        "bridge": "bridge",
+        "host": "host",
+        "none": "null",
+    }
     a = sandbox(backend, "a", "bridge")
     b = sandbox(backend, "b", "bridge")
     sb_a = backend.sandboxes.get(f"a-{id(backend) % 10000}")
@@ -48,7 +52,10 @@ def test_default_networks_and_connectivity_on_one_bridge(backend: NetworkBackend
     assert ep.mac == "02:42:" + ":".join(f"{int(x):02x}" for x in ep.address.split("."))
     routes = in_ns(a, "ip", "route").stdout
     assert f"default via {ep.gateway} dev eth0" in routes
-    assert "state UP" in in_ns(a, "ip", "link", "show", "lo").stdout or "LOOPBACK,UP" in in_ns(a, "ip", "link", "show", "lo").stdout
+    assert (
+        "state UP" in in_ns(a, "ip", "link", "show", "lo").stdout
+        or "LOOPBACK,UP" in in_ns(a, "ip", "link", "show", "lo").stdout
+    )
     other = backend.sandboxes.get(f"b-{id(backend) % 10000}").endpoints[0].address
     assert ping(a, other) and ping(a, ep.gateway)
     server = serve_tcp(b, 8080, "hello-from-b")
@@ -84,7 +91,9 @@ def test_networks_are_isolated_and_internal_has_no_way_out(backend: NetworkBacke
 
 
 def test_bad_input_leaves_nothing_behind(backend: NetworkBackend) -> None:
-    net = backend.networks.create("user", subnet="10.211.7.0/24", gateway="10.211.7.254", ip_range="10.211.7.128/25")
+    net = backend.networks.create(
+        "user", subnet="10.211.7.0/24", gateway="10.211.7.254", ip_range="10.211.7.128/25"
+    )
     with pytest.raises(errors.Forbidden, match="Pool overlaps with other one on this address space"):
         backend.networks.create("overlap", subnet="10.211.0.0/16")
     with pytest.raises(errors.Conflict, match="network with name user already exists"):
@@ -125,7 +134,9 @@ def test_published_port_from_loopback_host_and_other_networks(backend: NetworkBa
         client = sandbox(backend, "client", "bridge")
         gateway = backend.networks.get("bridge").subnets[0].gateway
         assert tcp_get(client, gateway, port) == "hello-published"
-        with pytest.raises(errors.NetworkError, match=f"Bind for 0.0.0.0:{port} failed: port is already allocated"):
+        with pytest.raises(
+            errors.NetworkError, match=f"Bind for 0.0.0.0:{port} failed: port is already allocated"
+        ):
             backend.sandboxes.publish(next(k for k in backend.sandboxes.by_id if k.startswith("client-")),
                                       {"81/tcp": [{"HostPort": str(port)}]})  # fmt: skip
         # A port some other program holds: docker-proxy's words, and nothing half-made.
@@ -181,7 +192,9 @@ def ask(key: str, name: str, qtype: str = "A") -> list[str]:
     return [str(rr.rdata) for rr in reply.rr]
 
 
-def test_embedded_dns_names_aliases_round_robin_and_forwarding(backend: NetworkBackend, upstream: tuple[str, int], tmp_path: Path) -> None:
+def test_embedded_dns_names_aliases_round_robin_and_forwarding(
+    backend: NetworkBackend, upstream: tuple[str, int], tmp_path: Path
+) -> None:
     backend.networks.create("app")
     dns = DNSConfig(servers=[f"{upstream[0]}:{upstream[1]}"])
     keys = {}
@@ -197,11 +210,15 @@ def test_embedded_dns_names_aliases_round_robin_and_forwarding(backend: NetworkB
     firsts = {ask(keys["web"], "db")[0] for _ in range(4)}
     assert sorted(ask(keys["web"], "db")) == sorted([addr["db1"], addr["db2"]])
     assert firsts == {addr["db1"], addr["db2"]}, "round-robin: each address comes first in turn"
-    assert ask(keys["web"], ".".join(reversed(addr["db2"].split("."))) + ".in-addr.arpa", "PTR") == ["db2.app."]
+    assert ask(keys["web"], ".".join(reversed(addr["db2"].split("."))) + ".in-addr.arpa", "PTR") == [
+        "db2.app."
+    ]
     assert ask(keys["db1"], "external.test") == ["10.0.0.99"]  # forwarded to the test's upstream
     # The container's own files: resolv.conf names the embedded server, hosts its address.
     backend.sandboxes.write_files("web-dns", tmp_path / "hosts", tmp_path / "resolv.conf")
-    assert (tmp_path / "resolv.conf").read_text() == "search example.test\nnameserver 127.0.0.11\noptions ndots:0\n"
+    assert (
+        tmp_path / "resolv.conf"
+    ).read_text() == "search example.test\nnameserver 127.0.0.11\noptions ndots:0\n"
     assert (tmp_path / "hosts").read_text().splitlines()[-1] == f"{addr['web']}\tweb"
     # The default bridge has no embedded DNS: the host's servers, loopback filtered, Google's instead.
     backend.sandboxes.create("plain", name="plain")
@@ -261,7 +278,9 @@ def test_cni_macvlan_driver(backend: NetworkBackend, names: Names) -> None:
     subprocess.run(["ip", "link", "add", parent, "type", "bridge"], check=True)
     try:
         subprocess.run(["ip", "link", "set", parent, "up"], check=True)
-        backend.networks.create("mac", driver="macvlan", subnet="10.212.3.0/24", options={"parent": parent, "mode": "bridge"})
+        backend.networks.create(
+            "mac", driver="macvlan", subnet="10.212.3.0/24", options={"parent": parent, "mode": "bridge"}
+        )
         a = sandbox(backend, "a", "mac")
         sandbox(backend, "b", "mac")
         ep_b = next(sb for k, sb in backend.sandboxes.by_id.items() if k.startswith("b-")).endpoints[0]

@@ -21,11 +21,20 @@ def _networking(backend: NetworkBackend) -> Networking:
 def _spec(tmp: Path) -> dict[str, Any]:
     for name in ("hosts", "resolv.conf"):
         (tmp / name).write_text("")
-    mounts = [{"destination": f"/etc/{n}", "type": "bind", "source": str(tmp / n), "options": ["rbind"]} for n in ("hosts", "resolv.conf")]
-    return {"hostname": "builder1", "mounts": mounts, "linux": {"namespaces": [{"type": "pid"}, {"type": "network"}]}}
+    mounts = [
+        {"destination": f"/etc/{n}", "type": "bind", "source": str(tmp / n), "options": ["rbind"]}
+        for n in ("hosts", "resolv.conf")
+    ]
+    return {
+        "hostname": "builder1",
+        "mounts": mounts,
+        "linux": {"namespaces": [{"type": "pid"}, {"type": "network"}]},
+    }
 
 
-def test_build_hook_attaches_run_containers_and_releases_them(backend: NetworkBackend, tmp_path: Path) -> None:
+def test_build_hook_attaches_run_containers_and_releases_them(
+    backend: NetworkBackend, tmp_path: Path
+) -> None:
     hook = _networking(backend).build_hook()
     spec = _spec(tmp_path)
     attached = hook.attach("b" * 64, "default", spec)

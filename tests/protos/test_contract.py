@@ -165,116 +165,202 @@ SMAP = "map<string,string>"
 # set is compared, so an extra or missing field fails too.
 MESSAGES: dict[str, dict[str, tuple[int, str]]] = {
     "containerd.runc.v1.Options": {
-        "no_pivot_root": (1, "bool"), "no_new_keyring": (2, "bool"), "shim_cgroup": (3, "string"),
-        "io_uid": (4, "uint32"), "io_gid": (5, "uint32"), "binary_name": (6, "string"), "root": (7, "string"),
-        "criu_path": (8, "string"), "systemd_cgroup": (9, "bool"), "criu_image_path": (10, "string"),
+        "no_pivot_root": (1, "bool"),
+        "no_new_keyring": (2, "bool"),
+        "shim_cgroup": (3, "string"),
+        "io_uid": (4, "uint32"),
+        "io_gid": (5, "uint32"),
+        "binary_name": (6, "string"),
+        "root": (7, "string"),
+        "criu_path": (8, "string"),
+        "systemd_cgroup": (9, "bool"),
+        "criu_image_path": (10, "string"),
         "criu_work_path": (11, "string"),
     },
     "containerd.runc.v1.ProcessDetails": {"exec_id": (1, "string")},
     "containerd.types.Mount": {
-        "type": (1, "string"), "source": (2, "string"), "target": (3, "string"),
+        "type": (1, "string"),
+        "source": (2, "string"),
+        "target": (3, "string"),
         "options": (4, "repeated string"),
     },
     "containerd.types.Descriptor": {
-        "media_type": (1, "string"), "digest": (2, "string"), "size": (3, "int64"), "annotations": (5, SMAP),
+        "media_type": (1, "string"),
+        "digest": (2, "string"),
+        "size": (3, "int64"),
+        "annotations": (5, SMAP),
     },
-    "containerd.types.Platform": {"os": (1, "string"), "architecture": (2, "string"), "variant": (3, "string")},
+    "containerd.types.Platform": {
+        "os": (1, "string"),
+        "architecture": (2, "string"),
+        "variant": (3, "string"),
+    },
     "containerd.types.Metric": {"timestamp": (1, TS), "id": (2, "string"), "data": (3, ANY)},
     "containerd.v1.types.Process": {
-        "container_id": (1, "string"), "id": (2, "string"), "pid": (3, "uint32"),
-        "status": (4, "enum containerd.v1.types.Status"), "stdin": (5, "string"), "stdout": (6, "string"),
-        "stderr": (7, "string"), "terminal": (8, "bool"), "exit_status": (9, "uint32"), "exited_at": (10, TS),
+        "container_id": (1, "string"),
+        "id": (2, "string"),
+        "pid": (3, "uint32"),
+        "status": (4, "enum containerd.v1.types.Status"),
+        "stdin": (5, "string"),
+        "stdout": (6, "string"),
+        "stderr": (7, "string"),
+        "terminal": (8, "bool"),
+        "exit_status": (9, "uint32"),
+        "exited_at": (10, TS),
     },
     "containerd.v1.types.ProcessInfo": {"pid": (1, "uint32"), "info": (2, ANY)},
     "containerd.services.version.v1.VersionResponse": {"version": (1, "string"), "revision": (2, "string")},
     "containerd.services.namespaces.v1.Namespace": {"name": (1, "string"), "labels": (2, SMAP)},
     "containerd.services.namespaces.v1.UpdateNamespaceRequest": {
-        "namespace": (1, "containerd.services.namespaces.v1.Namespace"), "update_mask": (2, MASK),
+        "namespace": (1, "containerd.services.namespaces.v1.Namespace"),
+        "update_mask": (2, MASK),
     },
     "containerd.services.containers.v1.Container": {
-        "id": (1, "string"), "labels": (2, SMAP), "image": (3, "string"),
-        "runtime": (4, "containerd.services.containers.v1.Container.Runtime"), "spec": (5, ANY),
-        "snapshotter": (6, "string"), "snapshot_key": (7, "string"), "created_at": (8, TS),
-        "updated_at": (9, TS), "extensions": (10, "map<string,google.protobuf.Any>"),
+        "id": (1, "string"),
+        "labels": (2, SMAP),
+        "image": (3, "string"),
+        "runtime": (4, "containerd.services.containers.v1.Container.Runtime"),
+        "spec": (5, ANY),
+        "snapshotter": (6, "string"),
+        "snapshot_key": (7, "string"),
+        "created_at": (8, TS),
+        "updated_at": (9, TS),
+        "extensions": (10, "map<string,google.protobuf.Any>"),
         "sandbox": (11, "string"),  # containerd 1.7
     },
     "containerd.services.containers.v1.Container.Runtime": {"name": (1, "string"), "options": (2, ANY)},
     "containerd.services.containers.v1.UpdateContainerRequest": {
-        "container": (1, "containerd.services.containers.v1.Container"), "update_mask": (2, MASK),
+        "container": (1, "containerd.services.containers.v1.Container"),
+        "update_mask": (2, MASK),
     },
     "containerd.services.content.v1.Info": {
-        "digest": (1, "string"), "size": (2, "int64"), "created_at": (3, TS), "updated_at": (4, TS),
+        "digest": (1, "string"),
+        "size": (2, "int64"),
+        "created_at": (3, TS),
+        "updated_at": (4, TS),
         "labels": (5, SMAP),
     },
     "containerd.services.content.v1.ReadContentRequest": {
-        "digest": (1, "string"), "offset": (2, "int64"), "size": (3, "int64"),
+        "digest": (1, "string"),
+        "offset": (2, "int64"),
+        "size": (3, "int64"),
     },
     "containerd.services.content.v1.ReadContentResponse": {"offset": (1, "int64"), "data": (2, "bytes")},
     "containerd.services.content.v1.Status": {
-        "started_at": (1, TS), "updated_at": (2, TS), "ref": (3, "string"), "offset": (4, "int64"),
-        "total": (5, "int64"), "expected": (6, "string"),
+        "started_at": (1, TS),
+        "updated_at": (2, TS),
+        "ref": (3, "string"),
+        "offset": (4, "int64"),
+        "total": (5, "int64"),
+        "expected": (6, "string"),
     },
     "containerd.services.content.v1.WriteContentRequest": {
-        "action": (1, "enum containerd.services.content.v1.WriteAction"), "ref": (2, "string"),
-        "total": (3, "int64"), "expected": (4, "string"), "offset": (5, "int64"), "data": (6, "bytes"),
+        "action": (1, "enum containerd.services.content.v1.WriteAction"),
+        "ref": (2, "string"),
+        "total": (3, "int64"),
+        "expected": (4, "string"),
+        "offset": (5, "int64"),
+        "data": (6, "bytes"),
         "labels": (7, SMAP),
     },
     "containerd.services.content.v1.WriteContentResponse": {
-        "action": (1, "enum containerd.services.content.v1.WriteAction"), "started_at": (2, TS),
-        "updated_at": (3, TS), "offset": (4, "int64"), "total": (5, "int64"), "digest": (6, "string"),
+        "action": (1, "enum containerd.services.content.v1.WriteAction"),
+        "started_at": (2, TS),
+        "updated_at": (3, TS),
+        "offset": (4, "int64"),
+        "total": (5, "int64"),
+        "digest": (6, "string"),
     },
     "containerd.services.images.v1.Image": {
-        "name": (1, "string"), "labels": (2, SMAP), "target": (3, DESC), "created_at": (7, TS),
+        "name": (1, "string"),
+        "labels": (2, SMAP),
+        "target": (3, DESC),
+        "created_at": (7, TS),
         "updated_at": (8, TS),
     },
     "containerd.services.images.v1.DeleteImageRequest": {"name": (1, "string"), "sync": (2, "bool")},
     "containerd.services.snapshots.v1.Info": {
-        "name": (1, "string"), "parent": (2, "string"), "kind": (3, "enum containerd.services.snapshots.v1.Kind"),
-        "created_at": (4, TS), "updated_at": (5, TS), "labels": (6, SMAP),
+        "name": (1, "string"),
+        "parent": (2, "string"),
+        "kind": (3, "enum containerd.services.snapshots.v1.Kind"),
+        "created_at": (4, TS),
+        "updated_at": (5, TS),
+        "labels": (6, SMAP),
     },
     "containerd.services.snapshots.v1.CommitSnapshotRequest": {
-        "snapshotter": (1, "string"), "name": (2, "string"), "key": (3, "string"), "labels": (4, SMAP),
+        "snapshotter": (1, "string"),
+        "name": (2, "string"),
+        "key": (3, "string"),
+        "labels": (4, SMAP),
     },
     "containerd.services.snapshots.v1.PrepareSnapshotRequest": {
-        "snapshotter": (1, "string"), "key": (2, "string"), "parent": (3, "string"), "labels": (4, SMAP),
+        "snapshotter": (1, "string"),
+        "key": (2, "string"),
+        "parent": (3, "string"),
+        "labels": (4, SMAP),
     },
     "containerd.services.snapshots.v1.ListSnapshotsRequest": {
-        "snapshotter": (1, "string"), "filters": (2, "repeated string"),
+        "snapshotter": (1, "string"),
+        "filters": (2, "repeated string"),
     },
     "containerd.services.snapshots.v1.UpdateSnapshotRequest": {
-        "snapshotter": (1, "string"), "info": (2, "containerd.services.snapshots.v1.Info"),
+        "snapshotter": (1, "string"),
+        "info": (2, "containerd.services.snapshots.v1.Info"),
         "update_mask": (3, MASK),
     },
     "containerd.services.snapshots.v1.UsageResponse": {"size": (1, "int64"), "inodes": (2, "int64")},
     "containerd.services.diff.v1.ApplyRequest": {
-        "diff": (1, DESC), "mounts": (2, f"repeated {MOUNT}"), "payloads": (3, "map<string,google.protobuf.Any>"),
+        "diff": (1, DESC),
+        "mounts": (2, f"repeated {MOUNT}"),
+        "payloads": (3, "map<string,google.protobuf.Any>"),
     },
     "containerd.services.diff.v1.DiffRequest": {
-        "left": (1, f"repeated {MOUNT}"), "right": (2, f"repeated {MOUNT}"), "media_type": (3, "string"),
-        "ref": (4, "string"), "labels": (5, SMAP),
+        "left": (1, f"repeated {MOUNT}"),
+        "right": (2, f"repeated {MOUNT}"),
+        "media_type": (3, "string"),
+        "ref": (4, "string"),
+        "labels": (5, SMAP),
         "source_date_epoch": (6, TS),  # containerd 2.0's field (the builder's reproducible layers)
     },
     "containerd.services.diff.v1.DiffResponse": {"diff": (3, DESC)},
     "containerd.services.leases.v1.Lease": {"id": (1, "string"), "created_at": (2, TS), "labels": (3, SMAP)},
     "containerd.services.leases.v1.CreateRequest": {"id": (1, "string"), "labels": (3, SMAP)},
     "containerd.services.leases.v1.AddResourceRequest": {
-        "id": (1, "string"), "resource": (2, "containerd.services.leases.v1.Resource"),
+        "id": (1, "string"),
+        "resource": (2, "containerd.services.leases.v1.Resource"),
     },
     "containerd.services.leases.v1.Resource": {"id": (1, "string"), "type": (2, "string")},
     "containerd.services.tasks.v1.CreateTaskRequest": {
-        "container_id": (1, "string"), "rootfs": (3, f"repeated {MOUNT}"), "stdin": (4, "string"),
-        "stdout": (5, "string"), "stderr": (6, "string"), "terminal": (7, "bool"), "checkpoint": (8, DESC),
-        "options": (9, ANY), "runtime_path": (10, "string"),
+        "container_id": (1, "string"),
+        "rootfs": (3, f"repeated {MOUNT}"),
+        "stdin": (4, "string"),
+        "stdout": (5, "string"),
+        "stderr": (6, "string"),
+        "terminal": (7, "bool"),
+        "checkpoint": (8, DESC),
+        "options": (9, ANY),
+        "runtime_path": (10, "string"),
     },
     "containerd.services.tasks.v1.DeleteResponse": {
-        "id": (1, "string"), "pid": (2, "uint32"), "exit_status": (3, "uint32"), "exited_at": (4, TS),
+        "id": (1, "string"),
+        "pid": (2, "uint32"),
+        "exit_status": (3, "uint32"),
+        "exited_at": (4, TS),
     },
     "containerd.services.tasks.v1.KillRequest": {
-        "container_id": (1, "string"), "exec_id": (2, "string"), "signal": (3, "uint32"), "all": (4, "bool"),
+        "container_id": (1, "string"),
+        "exec_id": (2, "string"),
+        "signal": (3, "uint32"),
+        "all": (4, "bool"),
     },
     "containerd.services.tasks.v1.ExecProcessRequest": {
-        "container_id": (1, "string"), "stdin": (2, "string"), "stdout": (3, "string"), "stderr": (4, "string"),
-        "terminal": (5, "bool"), "spec": (6, ANY), "exec_id": (7, "string"),
+        "container_id": (1, "string"),
+        "stdin": (2, "string"),
+        "stdout": (3, "string"),
+        "stderr": (4, "string"),
+        "terminal": (5, "bool"),
+        "spec": (6, ANY),
+        "exec_id": (7, "string"),
     },
     "containerd.services.tasks.v1.ListTasksResponse": {"tasks": (1, "repeated containerd.v1.types.Process")},
     "containerd.services.tasks.v1.ListPidsResponse": {
@@ -283,32 +369,49 @@ MESSAGES: dict[str, dict[str, tuple[int, str]]] = {
     "containerd.services.tasks.v1.MetricsResponse": {"metrics": (1, "repeated containerd.types.Metric")},
     "containerd.services.tasks.v1.WaitResponse": {"exit_status": (1, "uint32"), "exited_at": (2, TS)},
     "containerd.services.tasks.v1.UpdateTaskRequest": {
-        "container_id": (1, "string"), "resources": (2, ANY), "annotations": (3, SMAP),
+        "container_id": (1, "string"),
+        "resources": (2, ANY),
+        "annotations": (3, SMAP),
     },
     "containerd.services.events.v1.Envelope": {
-        "timestamp": (1, TS), "namespace": (2, "string"), "topic": (3, "string"), "event": (4, ANY),
+        "timestamp": (1, TS),
+        "namespace": (2, "string"),
+        "topic": (3, "string"),
+        "event": (4, ANY),
     },
     "containerd.services.events.v1.PublishRequest": {"topic": (1, "string"), "event": (2, ANY)},
-    "containerd.services.events.v1.ForwardRequest": {"envelope": (1, "containerd.services.events.v1.Envelope")},
+    "containerd.services.events.v1.ForwardRequest": {
+        "envelope": (1, "containerd.services.events.v1.Envelope")
+    },
     "containerd.services.introspection.v1.Plugin": {
-        "type": (1, "string"), "id": (2, "string"), "requires": (3, "repeated string"),
-        "platforms": (4, "repeated containerd.types.Platform"), "exports": (5, SMAP),
-        "capabilities": (6, "repeated string"), "init_err": (7, "google.rpc.Status"),
+        "type": (1, "string"),
+        "id": (2, "string"),
+        "requires": (3, "repeated string"),
+        "platforms": (4, "repeated containerd.types.Platform"),
+        "exports": (5, SMAP),
+        "capabilities": (6, "repeated string"),
+        "init_err": (7, "google.rpc.Status"),
     },
     "containerd.services.introspection.v1.ServerResponse": {
         "uuid": (1, "string"),
         # containerd 1.7 additions
-        "pid": (2, "uint64"), "pidns": (3, "uint64"),
+        "pid": (2, "uint64"),
+        "pidns": (3, "uint64"),
         "deprecations": (4, "repeated containerd.services.introspection.v1.DeprecationWarning"),
     },
     "google.rpc.Status": {"code": (1, "int32"), "message": (2, "string"), "details": (3, f"repeated {ANY}")},
     # events
     "containerd.events.ContainerCreate": {
-        "id": (1, "string"), "image": (2, "string"), "runtime": (3, "containerd.events.ContainerCreate.Runtime"),
+        "id": (1, "string"),
+        "image": (2, "string"),
+        "runtime": (3, "containerd.events.ContainerCreate.Runtime"),
     },
     "containerd.events.ContainerCreate.Runtime": {"name": (1, "string"), "options": (2, ANY)},
     "containerd.events.ContainerUpdate": {
-        "id": (1, "string"), "image": (2, "string"), "labels": (3, SMAP), "snapshot_key": (4, "string"),
+        "id": (1, "string"),
+        "image": (2, "string"),
+        "labels": (3, SMAP),
+        "snapshot_key": (4, "string"),
     },
     "containerd.events.ContainerDelete": {"id": (1, "string")},
     "containerd.events.ContentDelete": {"digest": (1, "string")},
@@ -322,25 +425,40 @@ MESSAGES: dict[str, dict[str, tuple[int, str]]] = {
     "containerd.events.SnapshotCommit": {"key": (1, "string"), "name": (2, "string")},
     "containerd.events.SnapshotRemove": {"key": (1, "string")},
     "containerd.events.TaskCreate": {
-        "container_id": (1, "string"), "bundle": (2, "string"), "rootfs": (3, f"repeated {MOUNT}"),
-        "io": (4, "containerd.events.TaskIO"), "checkpoint": (5, "string"), "pid": (6, "uint32"),
+        "container_id": (1, "string"),
+        "bundle": (2, "string"),
+        "rootfs": (3, f"repeated {MOUNT}"),
+        "io": (4, "containerd.events.TaskIO"),
+        "checkpoint": (5, "string"),
+        "pid": (6, "uint32"),
     },
     "containerd.events.TaskStart": {"container_id": (1, "string"), "pid": (2, "uint32")},
     "containerd.events.TaskDelete": {
-        "container_id": (1, "string"), "pid": (2, "uint32"), "exit_status": (3, "uint32"),
-        "exited_at": (4, TS), "id": (5, "string"),
+        "container_id": (1, "string"),
+        "pid": (2, "uint32"),
+        "exit_status": (3, "uint32"),
+        "exited_at": (4, TS),
+        "id": (5, "string"),
     },
     "containerd.events.TaskIO": {
-        "stdin": (1, "string"), "stdout": (2, "string"), "stderr": (3, "string"), "terminal": (4, "bool"),
+        "stdin": (1, "string"),
+        "stdout": (2, "string"),
+        "stderr": (3, "string"),
+        "terminal": (4, "bool"),
     },
     "containerd.events.TaskExit": {
-        "container_id": (1, "string"), "id": (2, "string"), "pid": (3, "uint32"), "exit_status": (4, "uint32"),
+        "container_id": (1, "string"),
+        "id": (2, "string"),
+        "pid": (3, "uint32"),
+        "exit_status": (4, "uint32"),
         "exited_at": (5, TS),
     },
     "containerd.events.TaskOOM": {"container_id": (1, "string")},
     "containerd.events.TaskExecAdded": {"container_id": (1, "string"), "exec_id": (2, "string")},
     "containerd.events.TaskExecStarted": {
-        "container_id": (1, "string"), "exec_id": (2, "string"), "pid": (3, "uint32"),
+        "container_id": (1, "string"),
+        "exec_id": (2, "string"),
+        "pid": (3, "uint32"),
     },
     "containerd.events.TaskPaused": {"container_id": (1, "string")},
     "containerd.events.TaskResumed": {"container_id": (1, "string")},
@@ -349,16 +467,25 @@ MESSAGES: dict[str, dict[str, tuple[int, str]]] = {
 
 ENUMS: dict[str, dict[str, int]] = {
     "containerd.v1.types.Status": {
-        "UNKNOWN": 0, "CREATED": 1, "RUNNING": 2, "STOPPED": 3, "PAUSED": 4, "PAUSING": 5,
+        "UNKNOWN": 0,
+        "CREATED": 1,
+        "RUNNING": 2,
+        "STOPPED": 3,
+        "PAUSED": 4,
+        "PAUSING": 5,
     },
     "containerd.services.content.v1.WriteAction": {"STAT": 0, "WRITE": 1, "COMMIT": 2},
     "containerd.services.snapshots.v1.Kind": {"UNKNOWN": 0, "VIEW": 1, "ACTIVE": 2, "COMMITTED": 3},
 }
 
 _SCALARS = {
-    FieldDescriptor.TYPE_STRING: "string", FieldDescriptor.TYPE_BYTES: "bytes", FieldDescriptor.TYPE_BOOL: "bool",
-    FieldDescriptor.TYPE_INT32: "int32", FieldDescriptor.TYPE_INT64: "int64",
-    FieldDescriptor.TYPE_UINT32: "uint32", FieldDescriptor.TYPE_UINT64: "uint64",
+    FieldDescriptor.TYPE_STRING: "string",
+    FieldDescriptor.TYPE_BYTES: "bytes",
+    FieldDescriptor.TYPE_BOOL: "bool",
+    FieldDescriptor.TYPE_INT32: "int32",
+    FieldDescriptor.TYPE_INT64: "int64",
+    FieldDescriptor.TYPE_UINT32: "uint32",
+    FieldDescriptor.TYPE_UINT64: "uint64",
 }
 
 
@@ -468,7 +595,10 @@ def test_wire_bytes_are_containerds() -> None:
     raw = field(1, "overlay") + field(2, "overlay") + field(4, "ro") + field(4, "lowerdir=/a:/b")
     mount = mount_pb2.Mount.FromString(raw)
     assert (mount.type, mount.source, mount.target, list(mount.options)) == (
-        "overlay", "overlay", "", ["ro", "lowerdir=/a:/b"],
+        "overlay",
+        "overlay",
+        "",
+        ["ro", "lowerdir=/a:/b"],
     )
     assert mount.SerializeToString() == raw
 
@@ -493,10 +623,16 @@ def test_containerds_ctr_speaks_our_wire(socket_dir: str) -> None:
     from protos.gen.containerd_api.services.version.v1 import version_pb2
     from protos.gen.containerd_api.services.version.v1 import version_pb2_grpc as version_grpc
 
-    release, revision, server_uuid = f"9.8.7-pydocker-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex, str(uuid.uuid4())
+    release, revision, server_uuid = (
+        f"9.8.7-pydocker-{uuid.uuid4().hex[:8]}",
+        uuid.uuid4().hex,
+        str(uuid.uuid4()),
+    )
 
     class Version(version_grpc.VersionServicer):
-        def Version(self, request: empty_pb2.Empty, context: grpc.ServicerContext) -> version_pb2.VersionResponse:
+        def Version(
+            self, request: empty_pb2.Empty, context: grpc.ServicerContext
+        ) -> version_pb2.VersionResponse:
             return version_pb2.VersionResponse(version=release, revision=revision)
 
     class Introspection(intro_grpc.IntrospectionServicer):
@@ -515,7 +651,9 @@ def test_containerds_ctr_speaks_our_wire(socket_dir: str) -> None:
         assert os.path.exists(CTR), f"{CTR} missing: scripts/setup-test installs Debian's containerd package"
         proc = subprocess.run(
             [CTR, "--address", sock, "--connect-timeout", "10s", "version"],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
     finally:
         server.stop(grace=None).wait(5)
@@ -538,9 +676,13 @@ def test_containerds_ctr_decodes_our_events(socket_dir: str) -> None:
     from protos.gen.containerd_api.events import task_pb2 as task_events
     from protos.gen.containerd_api.services.events.v1 import events_pb2
     from protos.gen.containerd_api.services.events.v1 import events_pb2_grpc as events_grpc
+
     tag = uuid.uuid4().hex[:12]
     payloads = [
-        ("/tasks/exit", task_events.TaskExit(container_id=f"c-{tag}", id=f"c-{tag}", pid=4242, exit_status=7)),
+        (
+            "/tasks/exit",
+            task_events.TaskExit(container_id=f"c-{tag}", id=f"c-{tag}", pid=4242, exit_status=7),
+        ),
         ("/images/create", image_events.ImageCreate(name=f"docker.io/library/x-{tag}:1", labels={"k": tag})),
     ]
     subscribed: list[list[str]] = []
@@ -551,7 +693,9 @@ def test_containerds_ctr_decodes_our_events(socket_dir: str) -> None:
         ) -> Iterator[events_pb2.Envelope]:
             subscribed.append(list(request.filters))
             for topic, event in payloads:
-                envelope = events_pb2.Envelope(namespace=f"ns-{tag}", topic=topic, event=protos.marshal_any(event))
+                envelope = events_pb2.Envelope(
+                    namespace=f"ns-{tag}", topic=topic, event=protos.marshal_any(event)
+                )
                 envelope.timestamp.FromNanoseconds(1_700_000_000_123_456_789)
                 yield envelope
             # returning ends the stream; ctr then exits after printing what it got
@@ -564,7 +708,9 @@ def test_containerds_ctr_decodes_our_events(socket_dir: str) -> None:
     try:
         proc = subprocess.run(
             [CTR, "--address", sock, "--connect-timeout", "10s", "events", "topic==/tasks/exit"],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
     finally:
         server.stop(grace=None).wait(5)
@@ -574,7 +720,11 @@ def test_containerds_ctr_decodes_our_events(socket_dir: str) -> None:
     assert len(lines) == 2, proc.stdout + proc.stderr
     exit_line, image_line = lines
     assert f"ns-{tag} /tasks/exit" in exit_line
-    assert f'"container_id":"c-{tag}"' in exit_line and '"pid":4242' in exit_line and '"exit_status":7' in exit_line
+    assert (
+        f'"container_id":"c-{tag}"' in exit_line
+        and '"pid":4242' in exit_line
+        and '"exit_status":7' in exit_line
+    )
     assert f"ns-{tag} /images/create" in image_line
     assert f'"name":"docker.io/library/x-{tag}:1"' in image_line and f'"labels":{{"k":"{tag}"}}' in image_line
 

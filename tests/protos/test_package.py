@@ -98,15 +98,23 @@ def test_mypy_sees_real_types(tmp_path: Path) -> None:
         [str(REPO / ".venv" / "bin" / "mypy"), "--no-incremental", "--cache-dir=/dev/null", str(probe)],
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
-    assert 'Revealed type is "protos.gen.containerd_api.services.tasks.v1.tasks_pb2.StartResponse"' in done.stdout
+    assert (
+        'Revealed type is "protos.gen.containerd_api.services.tasks.v1.tasks_pb2.StartResponse"'
+        in done.stdout
+    )
     assert 'Revealed type is "containerd.client.tasks.Exit"' in done.stdout
-    assert 'Argument "container_id" to "StartRequest" has incompatible type "int"; expected "str"' in done.stdout
+    assert (
+        'Argument "container_id" to "StartRequest" has incompatible type "int"; expected "str"' in done.stdout
+    )
 
 
 @pytest.mark.parametrize(
     ("generated", "expected"),
     [
-        ("from containerd_api.types import mount_pb2 as m\n", "from protos.gen.containerd_api.types import mount_pb2 as m\n"),
+        (
+            "from containerd_api.types import mount_pb2 as m\n",
+            "from protos.gen.containerd_api.types import mount_pb2 as m\n",
+        ),
         ("from google.rpc import status_pb2 as s\n", "from protos.gen.google.rpc import status_pb2 as s\n"),
         ("from google.protobuf import any_pb2 as a\n", "from google.protobuf import any_pb2 as a\n"),
         ("import containerd_api.types.mount_pb2\n", "import protos.gen.containerd_api.types.mount_pb2\n"),

@@ -67,7 +67,9 @@ class Pyrunc:
         self.cgroup_paths.append(f"/pyrunc-test-{cid}")
         return cid
 
-    def bundle(self, args: list[str], container_id: str | None = None, rootfs: Path = DEFAULT_ROOTFS) -> Bundle:
+    def bundle(
+        self, args: list[str], container_id: str | None = None, rootfs: Path = DEFAULT_ROOTFS
+    ) -> Bundle:
         cid = container_id or self.ids[-1]
         path = self.workdir / f"bundle-{cid}"
         path.mkdir(mode=0o755)
@@ -93,7 +95,9 @@ class Pyrunc:
 
     def ok(self, *args: str, input: bytes | None = None, timeout: float = 60) -> str:
         done = self(*args, input=input, timeout=timeout)
-        assert done.returncode == 0, f"pyrunc {' '.join(args)} failed ({done.returncode}): {done.stderr.decode()}"
+        assert done.returncode == 0, (
+            f"pyrunc {' '.join(args)} failed ({done.returncode}): {done.stderr.decode()}"
+        )
         return done.stdout.decode()
 
     def state(self, cid: str) -> dict[str, Any]:

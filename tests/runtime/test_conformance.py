@@ -85,7 +85,10 @@ def test_capabilities_the_runtime_lacks_fail_create_like_runc(pyrunc: Pyrunc) ->
     results = both(pyrunc, ["true"], edit, verb="create", wrap=without)
     assert results["runc"].returncode == 1 and b"unable to apply caps" in results["runc"].stderr
     assert results["pyrunc"].returncode == 1
-    assert results["pyrunc"].stderr == b"pyrunc: unable to apply caps: the runtime does not hold CAP_SYS_RESOURCE\n"
+    assert (
+        results["pyrunc"].stderr
+        == b"pyrunc: unable to apply caps: the runtime does not hold CAP_SYS_RESOURCE\n"
+    )
 
 
 @pytest.mark.parametrize("failure", ["hook", "capset", "execve"])
@@ -119,7 +122,10 @@ def test_a_failure_after_start_fails_start(pyrunc: Pyrunc, failure: str) -> None
     # `run` fails the same way and removes what it created, as runc's run does.
     cid = pyrunc.new_id()
     done = pyrunc("run", "--bundle", str(bundle.path), cid)
-    assert (done.returncode, done.stderr.decode()) == (1, f"pyrunc: unable to start container process: {expected}\n")
+    assert (done.returncode, done.stderr.decode()) == (
+        1,
+        f"pyrunc: unable to start container process: {expected}\n",
+    )
     assert not (pyrunc.root / cid).exists()
 
 
@@ -150,7 +156,9 @@ def test_without_namespaces_the_container_still_gets_its_mounts(pyrunc: Pyrunc) 
     assert ours.returncode == 0, ours.stderr
     assert ours.stdout == runc["runc"].stdout == runc["pyrunc"].stdout
     lines = ours.stdout.decode().split()
-    assert {"null", "zero", "ptmx", "stdout", "proc-ok", "/", "/proc", "/dev", "/dev/pts", "/sys"} <= set(lines)
+    assert {"null", "zero", "ptmx", "stdout", "proc-ok", "/", "/proc", "/dev", "/dev/pts", "/sys"} <= set(
+        lines
+    )
     assert mounts_under(str(pyrunc.workdir)) == []
 
 
@@ -164,13 +172,19 @@ def test_without_a_mount_namespace_masked_paths_are_refused_and_the_root_is_read
         _without_namespaces(config)
         config["linux"]["maskedPaths"] = masked
 
-    refused = both(pyrunc, ["true"], keep_masks, verb="create", wrap=["unshare", "--mount", "--propagation", "private"])
+    refused = both(
+        pyrunc, ["true"], keep_masks, verb="create", wrap=["unshare", "--mount", "--propagation", "private"]
+    )
     for name in ("runc", "pyrunc"):
         assert refused[name].returncode == 1
-        assert b"unable to restrict sys entries without a private MNT namespace" in refused[name].stderr, refused
+        assert b"unable to restrict sys entries without a private MNT namespace" in refused[name].stderr, (
+            refused
+        )
 
     cid = pyrunc.new_id()
-    bundle = pyrunc.bundle(["sh", "-c", "touch /probe || echo read-only; touch /dev/shm/probe && echo shm-writable"])
+    bundle = pyrunc.bundle(
+        ["sh", "-c", "touch /probe || echo read-only; touch /dev/shm/probe && echo shm-writable"]
+    )
     _without_namespaces(bundle.config)
     bundle.config["root"]["readonly"] = True
     bundle.write()

@@ -53,7 +53,17 @@ def test_terminal_over_console_socket(pyrunc: Pyrunc, tmp_path: Path) -> None:
     listener.bind(str(sock_path))
     listener.listen(1)
     creator = subprocess.Popen(
-        [str(PYRUNC), "--root", str(pyrunc.root), "create", "-b", str(bundle.path), "--console-socket", str(sock_path), cid],
+        [
+            str(PYRUNC),
+            "--root",
+            str(pyrunc.root),
+            "create",
+            "-b",
+            str(bundle.path),
+            "--console-socket",
+            str(sock_path),
+            cid,
+        ],
         stderr=subprocess.PIPE,
     )
     master = receive_master(listener)
@@ -68,7 +78,20 @@ def test_terminal_over_console_socket(pyrunc: Pyrunc, tmp_path: Path) -> None:
     listener2.bind(str(listener2_path))
     listener2.listen(1)
     execer = subprocess.Popen(
-        [str(PYRUNC), "--root", str(pyrunc.root), "exec", "-t", "-d", "--console-socket", str(listener2_path), cid, "sh", "-c", "tty; sleep 1"],
+        [
+            str(PYRUNC),
+            "--root",
+            str(pyrunc.root),
+            "exec",
+            "-t",
+            "-d",
+            "--console-socket",
+            str(listener2_path),
+            cid,
+            "sh",
+            "-c",
+            "tty; sleep 1",
+        ],
     )
     exec_master = receive_master(listener2)
     assert execer.wait(timeout=30) == 0
@@ -229,7 +252,9 @@ def test_unsupported_global_flag(pyrunc: Pyrunc, flag: str) -> None:
 
 
 def test_bad_flags(pyrunc: Pyrunc) -> None:
-    assert_clean_error(pyrunc("create", "--no-such-flag", "x"), "flag provided but not defined: --no-such-flag")
+    assert_clean_error(
+        pyrunc("create", "--no-such-flag", "x"), "flag provided but not defined: --no-such-flag"
+    )
     assert_clean_error(pyrunc("kill"), "missing required argument: id")
     assert_clean_error(pyrunc("nosuchverb"), "no such command")
     assert_clean_error(pyrunc("create", "--bundle"), "flag needs an argument")

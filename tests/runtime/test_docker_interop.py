@@ -93,7 +93,9 @@ def test_exit_code_propagates(dockerd: RefDockerd, runtime: str) -> None:
     res = dockerd.docker(
         "run", "--rm", "--runtime", runtime, IMAGE, "sh", "-c", "echo out; echo err >&2; exit 3"
     )
-    assert (res.returncode, res.stdout, without_host_warnings(res.stderr)) == (3, "out\n", "err\n"), explain(dockerd, res)
+    assert (res.returncode, res.stdout, without_host_warnings(res.stderr)) == (3, "out\n", "err\n"), explain(
+        dockerd, res
+    )
 
 
 def test_stdin_is_piped_with_i(dockerd: RefDockerd, runtime: str) -> None:

@@ -41,8 +41,16 @@ def name(dockerd: RefDockerd) -> Iterator[str]:
 
 
 def test_home_from_the_containers_passwd(dockerd: RefDockerd, runtime: str, name: str) -> None:
-    for flags, home in ((), "/root"), (("-u", "nobody"), "/nonexistent"), (("-u", "1000"), "/"), (("-e", "HOME="), "/root"), (("-e", "HOME=/x"), "/x"):
-        res = dockerd.docker("run", "--rm", "--runtime", runtime, *flags, "busybox", "sh", "-c", 'echo "$HOME"')
+    for flags, home in (
+        ((), "/root"),
+        (("-u", "nobody"), "/nonexistent"),
+        (("-u", "1000"), "/"),
+        (("-e", "HOME="), "/root"),
+        (("-e", "HOME=/x"), "/x"),
+    ):
+        res = dockerd.docker(
+            "run", "--rm", "--runtime", runtime, *flags, "busybox", "sh", "-c", 'echo "$HOME"'
+        )
         assert (res.returncode, res.stdout) == (0, f"{home}\n"), (flags, res.stderr)
     dockerd.docker_ok("run", "-d", "--runtime", runtime, "--name", name, "busybox", "sleep", "600")
     assert dockerd.docker_ok("exec", name, "sh", "-c", 'echo "$HOME"') == "/root\n"
@@ -50,9 +58,16 @@ def test_home_from_the_containers_passwd(dockerd: RefDockerd, runtime: str, name
 
 
 def test_listed_device_gets_only_the_specs_access(dockerd: RefDockerd, runtime: str) -> None:
-    script = "grep 10:229 /sys/fs/cgroup/devices/devices.list; dd if=/dev/null of=/dev/f count=0 2>&1 | tail -1"
-    res = dockerd.docker("run", "--rm", "--runtime", runtime, "--device", "/dev/fuse:/dev/f:r", "busybox", "sh", "-c", script)
-    assert (res.returncode, res.stdout) == (0, "c 10:229 r\ndd: can't open '/dev/f': Operation not permitted\n"), res.stderr
+    script = (
+        "grep 10:229 /sys/fs/cgroup/devices/devices.list; dd if=/dev/null of=/dev/f count=0 2>&1 | tail -1"
+    )
+    res = dockerd.docker(
+        "run", "--rm", "--runtime", runtime, "--device", "/dev/fuse:/dev/f:r", "busybox", "sh", "-c", script
+    )
+    assert (res.returncode, res.stdout) == (
+        0,
+        "c 10:229 r\ndd: can't open '/dev/f': Operation not permitted\n",
+    ), res.stderr
 
 
 DOMAINNAME = Path("/proc/sys/kernel/domainname")
@@ -63,21 +78,40 @@ def test_domainname_needs_a_uts_namespace(dockerd: RefDockerd, runtime: str) -> 
     namespace that would be the host's domain name."""
     before = DOMAINNAME.read_text()
     try:
-        res = dockerd.docker("run", "--rm", "--runtime", runtime, "--uts", "host", "--domainname", "example.invalid", "busybox", "true")
+        res = dockerd.docker(
+            "run",
+            "--rm",
+            "--runtime",
+            runtime,
+            "--uts",
+            "host",
+            "--domainname",
+            "example.invalid",
+            "busybox",
+            "true",
+        )
         after = DOMAINNAME.read_text()
     finally:
         if DOMAINNAME.read_text() != before:
             DOMAINNAME.write_text(before)  # never leave the host renamed, whatever failed
     assert after == before
-    assert res.returncode == 125 and 'sysctl "kernel.domainname" is not in a separate kernel namespace' in res.stderr, res.stderr
+    assert (
+        res.returncode == 125
+        and 'sysctl "kernel.domainname" is not in a separate kernel namespace' in res.stderr
+    ), res.stderr
 
 
 def test_sysctls_of_a_shared_namespace_are_refused(dockerd: RefDockerd, runtime: str) -> None:
     for flags, message in (
-        (("--ipc", "host", "--sysctl", "kernel.shm_rmid_forced=1"), 'sysctl "kernel.shm_rmid_forced" is not allowed in the hosts ipc namespace'),
+        (
+            ("--ipc", "host", "--sysctl", "kernel.shm_rmid_forced=1"),
+            'sysctl "kernel.shm_rmid_forced" is not allowed in the hosts ipc namespace',
+        ),
         (("--sysctl", "kernel.shm_rmid_forced=1"), ""),  # its own IPC namespace: allowed
     ):
-        res = dockerd.docker("run", "--rm", "--runtime", runtime, *flags, "busybox", "cat", "/proc/sys/kernel/shm_rmid_forced")
+        res = dockerd.docker(
+            "run", "--rm", "--runtime", runtime, *flags, "busybox", "cat", "/proc/sys/kernel/shm_rmid_forced"
+        )
         if message:
             assert res.returncode == 125 and message in res.stderr, res.stderr
         else:

@@ -74,7 +74,9 @@ def test_a_leaked_fd_as_working_directory_cannot_reach_the_host(
     if runtime == "pyrunc":
         # runc refuses the fd links and follows /proc/1/cwd (its own "/"): pyrunc refuses any magic link.
         assert done.returncode == 1 and done.stdout == b""
-        assert done.stderr.decode().startswith(f"pyrunc: cwd {cwd!r}: it goes through a magic link"), done.stderr
+        assert done.stderr.decode().startswith(f"pyrunc: cwd {cwd!r}: it goes through a magic link"), (
+            done.stderr
+        )
 
 
 @pytest.mark.parametrize("runtime", ["runc", "pyrunc"])
@@ -152,7 +154,9 @@ def test_a_mount_destination_swapped_for_a_symlink_at_the_last_moment_stays_insi
     assert (vol / "link").is_dir() and (vol / "sub").is_symlink()  # the attack did happen
 
 
-def test_volume_destinations_that_are_symlinks_to_the_host_stay_inside(pyrunc: Pyrunc, tmp_path: Path) -> None:
+def test_volume_destinations_that_are_symlinks_to_the_host_stay_inside(
+    pyrunc: Pyrunc, tmp_path: Path
+) -> None:
     """Mount destinations through symlinks to outside the rootfs (absolute, and climbing with
     '..'), in a volume and in the image: both runtimes resolve them as if the rootfs were '/',
     so every mount is inside the container and nothing is made or mounted on the host. (The
@@ -168,9 +172,7 @@ def test_volume_destinations_that_are_symlinks_to_the_host_stay_inside(pyrunc: P
     (vol / "rel").symlink_to(climb)
     data = tmp_path / "data"
     data.mkdir()
-    script = (
-        f"cat {host}/keep 2>/dev/null || echo none; ls {host}; cut -d' ' -f5 /proc/self/mountinfo | grep -c '^{host}/'"
-    )
+    script = f"cat {host}/keep 2>/dev/null || echo none; ls {host}; cut -d' ' -f5 /proc/self/mountinfo | grep -c '^{host}/'"
 
     def edit(config: dict[str, Any]) -> None:
         config["mounts"] += [
@@ -180,7 +182,9 @@ def test_volume_destinations_that_are_symlinks_to_the_host_stay_inside(pyrunc: P
             {"destination": "/up/b2", "type": "bind", "source": str(data), "options": ["rbind"]},
         ]
 
-    results = both(pyrunc, ["sh", "-c", script], edit, rootfs_edit=lambda rootfs: (rootfs / "up").symlink_to(climb))
+    results = both(
+        pyrunc, ["sh", "-c", script], edit, rootfs_edit=lambda rootfs: (rootfs / "up").symlink_to(climb)
+    )
     assert sorted(p.name for p in host.iterdir()) == ["keep"]  # nothing made on the host
     assert results["pyrunc"].stdout == results["runc"].stdout, results
     # Inside: no host file; the three mounts at the host's path, in the container.
@@ -196,7 +200,9 @@ def _python_image(config: dict[str, Any]) -> None:
     """The busybox image plus a Python (the host's installation, bound read-only, standing in for
     an image with glibc and python3): what the hostile programs below are written in."""
     for path in (sys.base_prefix, "/lib", "/lib64"):
-        config["mounts"].append({"destination": path, "type": "bind", "source": path, "options": ["rbind", "ro"]})
+        config["mounts"].append(
+            {"destination": path, "type": "bind", "source": path, "options": ["rbind", "ro"]}
+        )
 
 
 def _host_python_id() -> str:
@@ -220,7 +226,9 @@ print(f"{st.st_dev}:{st.st_ino} {verdict}", flush=True)
 
 @pytest.mark.parametrize("runtime", ["runc", "pyrunc"])
 @pytest.mark.parametrize("verb", ["run", "exec"])
-def test_a_program_that_is_proc_self_exe_never_runs_the_runtime_binary(pyrunc: Pyrunc, runtime: str, verb: str) -> None:
+def test_a_program_that_is_proc_self_exe_never_runs_the_runtime_binary(
+    pyrunc: Pyrunc, runtime: str, verb: str
+) -> None:
     """CVE-2019-5736: the container's program is a script with "#!/proc/self/exe", so the kernel
     loads as its interpreter whatever binary exec'd it. pyrunc's last execve is made by a sealed
     memfd stub, which refuses to run as an interpreter; runc's is made by a memfd clone of runc.
@@ -332,7 +340,10 @@ def test_the_exec_stub_reports_a_failed_execve(pyrunc: Pyrunc) -> None:
     pyrunc.ok("run", "-d", "--bundle", str(bundle.write().path), cid)
     try:
         done = pyrunc("exec", cid, "/bin/broken")
-        assert (done.returncode, done.stderr) == (1, b'pyrunc: exec: "/bin/broken": No such file or directory\n')
+        assert (done.returncode, done.stderr) == (
+            1,
+            b'pyrunc: exec: "/bin/broken": No such file or directory\n',
+        )
         assert pyrunc("exec", cid, "sh", "-c", "exit 3").returncode == 3
     finally:
         pyrunc.ok("delete", "--force", cid)

@@ -11,7 +11,11 @@ from runtime.spec_default import default_spec
 
 SAMPLES = [
     default_spec(),
-    {"unicode": "é ü 漢字 \u2028 \x00", "escapes": "quote\" back\\ tab\t nl\n", "nested": [[], {}, [{"a": [None]}]]},
+    {
+        "unicode": "é ü 漢字 \u2028 \x00",
+        "escapes": 'quote" back\\ tab\t nl\n',
+        "nested": [[], {}, [{"a": [None]}]],
+    },
     {"numbers": [0, -1, 2**63, 1.5, -2.25e-10, 1e300], "bools": [True, False], "null": None},
     [],
     "just a string",

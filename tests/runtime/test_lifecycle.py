@@ -88,21 +88,29 @@ def test_exit_codes_and_signals_propagate(pyrunc: Pyrunc) -> None:
     # Killed from outside (pid 1 of a pid namespace ignores SIGKILL from inside): 128 + 9.
     cid = pyrunc.new_id()
     bundle = pyrunc.bundle(["sleep", "1000"]).write()
-    proc = subprocess.Popen([str(PYRUNC), "--root", str(pyrunc.root), "run", "--bundle", str(bundle.path), cid])
-    wait_for(lambda: (pyrunc.root / cid).exists() and pyrunc.state(cid)["status"] == "running", what="running")
+    proc = subprocess.Popen(
+        [str(PYRUNC), "--root", str(pyrunc.root), "run", "--bundle", str(bundle.path), cid]
+    )
+    wait_for(
+        lambda: (pyrunc.root / cid).exists() and pyrunc.state(cid)["status"] == "running", what="running"
+    )
     pyrunc.ok("kill", cid, "SIGKILL")
     assert proc.wait(timeout=20) == 137
 
 
 def test_kill_delivers_signal_by_name_and_number(pyrunc: Pyrunc) -> None:
     cid = pyrunc.new_id()
-    bundle = pyrunc.bundle(["sh", "-c", "trap 'echo got-usr1; exit 7' USR1; while true; do sleep 0.05; done"]).write()
+    bundle = pyrunc.bundle(
+        ["sh", "-c", "trap 'echo got-usr1; exit 7' USR1; while true; do sleep 0.05; done"]
+    ).write()
     proc = subprocess.Popen(
         [str(PYRUNC), "--root", str(pyrunc.root), "run", "--bundle", str(bundle.path), cid],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    wait_for(lambda: (pyrunc.root / cid).exists() and pyrunc.state(cid)["status"] == "running", what="running")
+    wait_for(
+        lambda: (pyrunc.root / cid).exists() and pyrunc.state(cid)["status"] == "running", what="running"
+    )
     time.sleep(0.2)
     pyrunc.ok("kill", cid, "10")
     out, err = proc.communicate(timeout=20)
@@ -113,8 +121,12 @@ def test_kill_delivers_signal_by_name_and_number(pyrunc: Pyrunc) -> None:
 def test_run_forwards_sigterm(pyrunc: Pyrunc) -> None:
     cid = pyrunc.new_id()
     bundle = pyrunc.bundle(["sh", "-c", "trap 'exit 42' TERM; while true; do sleep 0.05; done"]).write()
-    proc = subprocess.Popen([str(PYRUNC), "--root", str(pyrunc.root), "run", "--bundle", str(bundle.path), cid])
-    wait_for(lambda: (pyrunc.root / cid).exists() and pyrunc.state(cid)["status"] == "running", what="running")
+    proc = subprocess.Popen(
+        [str(PYRUNC), "--root", str(pyrunc.root), "run", "--bundle", str(bundle.path), cid]
+    )
+    wait_for(
+        lambda: (pyrunc.root / cid).exists() and pyrunc.state(cid)["status"] == "running", what="running"
+    )
     time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=20) == 42
@@ -130,11 +142,28 @@ def test_exec_joins_running_container(pyrunc: Pyrunc) -> None:
     assert cmdline.strip() == "sleep 1000"
     assert pyrunc("exec", cid, "sh", "-c", "exit 5").returncode == 5
     # --process FILE, --env, --cwd and --user
-    process = {"args": ["sh", "-c", "echo $FOO; pwd; id -u"], "cwd": "/tmp", "env": ["FOO=bar"], "user": {"uid": 65534, "gid": 65534}}
+    process = {
+        "args": ["sh", "-c", "echo $FOO; pwd; id -u"],
+        "cwd": "/tmp",
+        "env": ["FOO=bar"],
+        "user": {"uid": 65534, "gid": 65534},
+    }
     process_file = pyrunc.workdir / "process.json"
     process_file.write_text(json.dumps(process))
     assert pyrunc.ok("exec", "--process", str(process_file), cid).split() == ["bar", "/tmp", "65534"]
-    assert pyrunc.ok("exec", "--env", "X=1", "--cwd", "/etc", "--user", "65534:65534", cid, "sh", "-c", "echo $X; pwd; id -g").split() == ["1", "/etc", "65534"]
+    assert pyrunc.ok(
+        "exec",
+        "--env",
+        "X=1",
+        "--cwd",
+        "/etc",
+        "--user",
+        "65534:65534",
+        cid,
+        "sh",
+        "-c",
+        "echo $X; pwd; id -g",
+    ).split() == ["1", "/etc", "65534"]
     # detached exec writes the pid of the real process
     pid_file = pyrunc.workdir / "exec.pid"
     pyrunc.ok("exec", "--detach", "--pid-file", str(pid_file), cid, "sleep", "999")
@@ -149,7 +178,9 @@ def test_pause_and_resume_freeze_processes(pyrunc: Pyrunc) -> None:
     counter = pyrunc.workdir / "counter"
     counter.mkdir()
     bundle = pyrunc.bundle(["sh", "-c", "i=0; while true; do i=$((i+1)); echo $i > /c/n; sleep 0.02; done"])
-    bundle.config["mounts"].append({"destination": "/c", "type": "bind", "source": str(counter), "options": ["rbind"]})
+    bundle.config["mounts"].append(
+        {"destination": "/c", "type": "bind", "source": str(counter), "options": ["rbind"]}
+    )
     bundle.write()
     pyrunc.ok("run", "-d", "--bundle", str(bundle.path), cid)
     wait_for(lambda: (counter / "n").exists() and (counter / "n").read_text().strip() != "", what="counting")
@@ -204,7 +235,7 @@ def test_hooks_receive_state(pyrunc: Pyrunc, tmp_path: Path) -> None:
     cid = pyrunc.new_id()
     record = tmp_path / "hooks.log"
     hook = tmp_path / "hook.sh"
-    hook.write_text(f"#!/bin/sh\necho \"$1 $(cat)\" >> {record}\n")
+    hook.write_text(f'#!/bin/sh\necho "$1 $(cat)" >> {record}\n')
     hook.chmod(0o755)
     bundle = pyrunc.bundle(["true"])
     bundle.config["hooks"] = {
@@ -248,9 +279,13 @@ def test_spec_features_version(tmp_path: Path) -> None:
 
 def test_no_pivot_and_readonly_root(pyrunc: Pyrunc) -> None:
     cid = pyrunc.new_id()
-    bundle = pyrunc.bundle(["sh", "-c", "touch /x 2>/dev/null && echo writable || echo readonly; touch /tmp/ok && echo tmp-ok"])
+    bundle = pyrunc.bundle(
+        ["sh", "-c", "touch /x 2>/dev/null && echo writable || echo readonly; touch /tmp/ok && echo tmp-ok"]
+    )
     bundle.config["root"]["readonly"] = True
-    bundle.config["mounts"].append({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid"]})
+    bundle.config["mounts"].append(
+        {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid"]}
+    )
     bundle.write()
     done = pyrunc("run", "--no-pivot", "--bundle", str(bundle.path), cid)
     assert done.returncode == 0, done.stderr
@@ -260,7 +295,17 @@ def test_no_pivot_and_readonly_root(pyrunc: Pyrunc) -> None:
 def test_log_json_records_errors(pyrunc: Pyrunc, tmp_path: Path) -> None:
     log = tmp_path / "log.json"
     done = subprocess.run(
-        [str(PYRUNC), "--root", str(pyrunc.root), "--log", str(log), "--log-format", "json", "state", "nosuch"],
+        [
+            str(PYRUNC),
+            "--root",
+            str(pyrunc.root),
+            "--log",
+            str(log),
+            "--log-format",
+            "json",
+            "state",
+            "nosuch",
+        ],
         capture_output=True,
     )
     assert done.returncode == 1
@@ -289,7 +334,11 @@ def test_join_namespaces_by_path_cgroupns_domainname_keyring(pyrunc: Pyrunc) -> 
     pid = pyrunc.state(first)["pid"]
     second = pyrunc.new_id()
     other = pyrunc.bundle(
-        ["sh", "-c", "hostname; cat /proc/sys/kernel/domainname; cat /proc/self/cgroup | grep memory; grep -c _ses.$CID /proc/keys"]
+        [
+            "sh",
+            "-c",
+            "hostname; cat /proc/sys/kernel/domainname; cat /proc/self/cgroup | grep memory; grep -c _ses.$CID /proc/keys",
+        ]
     )
     del other.config["hostname"]
     other.config["process"]["env"].append(f"CID={second}")
@@ -313,7 +362,8 @@ def test_events_stream(pyrunc: Pyrunc) -> None:
     bundle = pyrunc.bundle(["sleep", "1000"]).write()
     pyrunc.ok("run", "-d", "-b", str(bundle.path), cid)
     stream = subprocess.Popen(
-        [str(PYRUNC), "--root", str(pyrunc.root), "events", "--interval", "100ms", cid], stdout=subprocess.PIPE
+        [str(PYRUNC), "--root", str(pyrunc.root), "events", "--interval", "100ms", cid],
+        stdout=subprocess.PIPE,
     )
     assert stream.stdout is not None
     events = [json.loads(stream.stdout.readline()) for _ in range(2)]

@@ -530,7 +530,12 @@ def test_no_enosys_prologue_for_a_permissive_default_or_when_the_default_is_enos
     with sc.build_filter(enosys_default) as filt:
         assert filt.program == filt.export_bpf()
     outcome = run_filtered(enosys_default, lambda: probe_new_and_old_calls(tmp_path))
-    assert outcome.value == {"syslog": errno.ENOSYS, "fchmodat2": errno.ENOSYS, "mseal": errno.ENOSYS, "no such call": errno.ENOSYS}
+    assert outcome.value == {
+        "syslog": errno.ENOSYS,
+        "fchmodat2": errno.ENOSYS,
+        "mseal": errno.ENOSYS,
+        "no such call": errno.ENOSYS,
+    }
 
 
 # --- validation -----------------------------------------------------------------------------

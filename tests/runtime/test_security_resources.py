@@ -55,7 +55,12 @@ def test_capabilities_nnp_and_seccomp_in_proc_status(pyrunc: Pyrunc) -> None:
 def test_non_root_user_and_groups(pyrunc: Pyrunc) -> None:
     cid = pyrunc.new_id()
     bundle = pyrunc.bundle(["sh", "-c", "id -u; id -g; id -G; umask"])
-    bundle.config["process"]["user"] = {"uid": 65534, "gid": 65534, "additionalGids": [10, 20], "umask": 0o077}
+    bundle.config["process"]["user"] = {
+        "uid": 65534,
+        "gid": 65534,
+        "additionalGids": [10, 20],
+        "umask": 0o077,
+    }
     bundle.write()
     done = pyrunc("run", "--bundle", str(bundle.path), cid)
     assert done.returncode == 0, done.stderr
@@ -72,7 +77,9 @@ def test_masked_and_readonly_paths(pyrunc: Pyrunc) -> None:
         "echo 1 > /proc/sys/kernel/ns_last_pid 2>/dev/null && echo sys-writable || echo sys-readonly"
     )
     bundle = pyrunc.bundle(["sh", "-c", script])
-    assert os.path.getsize("/proc/keys") == 0 and open("/proc/keys").read(), "the host's /proc/keys has content"
+    assert os.path.getsize("/proc/keys") == 0 and open("/proc/keys").read(), (
+        "the host's /proc/keys has content"
+    )
     bundle.config["linux"]["maskedPaths"] = ["/proc/keys", "/proc/acpi", "/proc/does-not-exist"]
     bundle.config["linux"]["readonlyPaths"] = ["/proc/sys"]
     bundle.write()
@@ -88,7 +95,9 @@ def test_user_namespace_mapping() -> None:
     try:
         tool = Pyrunc(root=base / "state", workdir=base)
         cid = tool.new_id()
-        bundle = tool.bundle(["sh", "-c", "cat /proc/self/uid_map; cat /proc/self/gid_map; id -u; stat -c %u /bin/busybox"])
+        bundle = tool.bundle(
+            ["sh", "-c", "cat /proc/self/uid_map; cat /proc/self/gid_map; id -u; stat -c %u /bin/busybox"]
+        )
         bundle.config["linux"]["namespaces"].append({"type": "user"})
         bundle.config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
         bundle.config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
@@ -157,7 +166,9 @@ def test_pids_limit_stops_fork_bomb(pyrunc: Pyrunc) -> None:
 
 def test_rlimits_and_sysctl(pyrunc: Pyrunc) -> None:
     cid = pyrunc.new_id()
-    bundle = pyrunc.bundle(["sh", "-c", "ulimit -n; ulimit -Hn; cat /proc/sys/net/ipv4/ip_unprivileged_port_start"])
+    bundle = pyrunc.bundle(
+        ["sh", "-c", "ulimit -n; ulimit -Hn; cat /proc/sys/net/ipv4/ip_unprivileged_port_start"]
+    )
     bundle.config["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 200, "hard": 300}]
     bundle.config["linux"]["sysctl"] = {"net.ipv4.ip_unprivileged_port_start": "0"}
     bundle.write()
@@ -169,7 +180,9 @@ def test_rlimits_and_sysctl(pyrunc: Pyrunc) -> None:
 def test_device_cgroup_denies_unlisted_device(pyrunc: Pyrunc) -> None:
     cid = pyrunc.new_id()
     # mknod of anything is allowed (as in runc); reading a device outside the allow list is not.
-    bundle = pyrunc.bundle(["sh", "-c", "head -c 4 /dev/zero | wc -c; mknod /tmp/kmsg c 1 11; head -c 4 /tmp/kmsg | wc -c"])
+    bundle = pyrunc.bundle(
+        ["sh", "-c", "head -c 4 /dev/zero | wc -c; mknod /tmp/kmsg c 1 11; head -c 4 /tmp/kmsg | wc -c"]
+    )
     bundle.config["linux"]["resources"]["devices"] = [
         {"allow": False, "access": "rwm"},
         {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "rwm"},

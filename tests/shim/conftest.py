@@ -196,7 +196,14 @@ class Lab:
             runtime_root=str(self.runtime_root / os.path.basename(runtime)),
             exit_timeout=exit_timeout,
         )
-        task = ShimTask(cid, bundle, state_dir, config, "unix://" + str(state_dir / "shim.sock"), spec["linux"]["cgroupsPath"])
+        task = ShimTask(
+            cid,
+            bundle,
+            state_dir,
+            config,
+            "unix://" + str(state_dir / "shim.sock"),
+            spec["linux"]["cgroupsPath"],
+        )
         self.tasks.append(task)
         return task
 

@@ -102,4 +102,6 @@ def test_stats_of_a_task_on_a_unified_host(tmp_path: Path) -> None:
     # the namespace's /sys/fs/cgroup was the host's cgroup2 hierarchy: nothing left there either
     with open("/proc/self/mountinfo") as f:
         host_v2 = [line.split()[4] for line in f if line.split(" - ")[1].startswith("cgroup2 ")]
-    assert host_v2 and not any(os.listdir(p) and os.path.exists(os.path.join(p, result["task"])) for p in host_v2)
+    assert host_v2 and not any(
+        os.listdir(p) and os.path.exists(os.path.join(p, result["task"])) for p in host_v2
+    )

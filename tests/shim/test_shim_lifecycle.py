@@ -64,7 +64,8 @@ def exec_spec(task: ShimTask, args: list[str], terminal: bool = False) -> any_pb
     process["args"] = args
     process["terminal"] = terminal
     return any_pb2.Any(
-        type_url="types.containerd.io/opencontainers/runtime-spec/1/Process", value=json.dumps(process).encode()
+        type_url="types.containerd.io/opencontainers/runtime-spec/1/Process",
+        value=json.dumps(process).encode(),
     )
 
 
@@ -78,7 +79,10 @@ def decode_event(event: shim_events_pb2.ShimEvent) -> Message:
 
 @pytest.mark.parametrize("runtime", ["pyrunc", "runc"])
 def test_create_start_wait_delete(lab: Lab, runtime: str) -> None:
-    task = lab.task(["sh", "-c", "echo to-stdout; echo to-stderr >&2; exit 3"], runtime=RUNC if runtime == "runc" else PYRUNC)
+    task = lab.task(
+        ["sh", "-c", "echo to-stdout; echo to-stderr >&2; exit 3"],
+        runtime=RUNC if runtime == "runc" else PYRUNC,
+    )
     stdout, stderr = task.fifo("stdout"), task.fifo("stderr")
     out, err = lab.reader(stdout), lab.reader(stderr)
     client = task.client()
@@ -86,7 +90,12 @@ def test_create_start_wait_delete(lab: Lab, runtime: str) -> None:
     assert connected.shim_pid == task.shim_pid and connected.task_pid == 0
     pid = create(task, client, stdout, stderr)
     state = client.state(id=task.id)
-    assert (state.pid, state.status, state.stdout, state.bundle) == (pid, STATUS.CREATED, str(stdout), str(task.bundle))
+    assert (state.pid, state.status, state.stdout, state.bundle) == (
+        pid,
+        STATUS.CREATED,
+        str(stdout),
+        str(task.bundle),
+    )
     # The init's intermediate parent exited: the shim, a child subreaper, adopted it.
     with open(f"/proc/{pid}/stat") as f:
         assert int(f.read().rsplit(")", 1)[1].split()[1]) == task.shim_pid
@@ -108,7 +117,12 @@ def test_create_start_wait_delete(lab: Lab, runtime: str) -> None:
     assert all(e.namespace == "shimtest" for e in events)
     exit_event = decode_event(events[2])
     assert isinstance(exit_event, events_pb2.TaskExit)
-    assert (exit_event.container_id, exit_event.id, exit_event.pid, exit_event.exit_status) == (task.id, task.id, pid, 3)
+    assert (exit_event.container_id, exit_event.id, exit_event.pid, exit_event.exit_status) == (
+        task.id,
+        task.id,
+        pid,
+        3,
+    )
 
     deleted = finish(task, client)
     assert (deleted.pid, deleted.exit_status) == (pid, 3)
@@ -266,7 +280,13 @@ def test_exec_with_terminal(lab: Lab) -> None:
     client.start(id=task.id)
     stdout = task.fifo("exec-tty")
     out = lab.reader(stdout)
-    client.exec(id=task.id, exec_id="tty", terminal=True, stdout=str(stdout), spec=exec_spec(task, ["sh", "-c", "tty; stty size"], terminal=True))
+    client.exec(
+        id=task.id,
+        exec_id="tty",
+        terminal=True,
+        stdout=str(stdout),
+        spec=exec_spec(task, ["sh", "-c", "tty; stty size"], terminal=True),
+    )
     with pytest.raises(errors.FailedPrecondition, match="no terminal"):
         client.resize_pty(id=task.id, exec_id="tty", width=77, height=22)  # not started yet: no pty
     client.start(id=task.id, exec_id="tty")
@@ -308,7 +328,8 @@ def test_pause_resume_stats_update(lab: Lab) -> None:
     client.update(
         id=task.id,
         resources=any_pb2.Any(
-            type_url="types.containerd.io/opencontainers/runtime-spec/1/LinuxResources", value=json.dumps(resources).encode()
+            type_url="types.containerd.io/opencontainers/runtime-spec/1/LinuxResources",
+            value=json.dumps(resources).encode(),
         ),
     )
     assert open(f"/sys/fs/cgroup/pids{task.cgroups_path}/pids.max").read().strip() == "77"
@@ -344,7 +365,9 @@ def test_rootfs_mounts_from_the_request(lab: Lab) -> None:
     lower = lab.root / f"lower-{task.id}"
     import shutil
 
-    shutil.copytree(Path(__file__).resolve().parents[2] / "images" / "busybox-bundle" / "rootfs", lower, symlinks=True)
+    shutil.copytree(
+        Path(__file__).resolve().parents[2] / "images" / "busybox-bundle" / "rootfs", lower, symlinks=True
+    )
     (lower / "etc" / "marker").write_text("from the bind mount\n")
     stdout = task.fifo("stdout")
     out = lab.reader(stdout)

@@ -81,7 +81,10 @@ def test_shims_survive_a_killed_daemon(lab: Lab) -> None:
         for name, t in tasks.items()
     ]
     daemon = subprocess.Popen(
-        [sys.executable, "-c", DAEMON, json.dumps(spec)], cwd=REPO, stdout=subprocess.PIPE, start_new_session=True
+        [sys.executable, "-c", DAEMON, json.dumps(spec)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        start_new_session=True,
     )
     assert daemon.stdout is not None and daemon.stdout.readline() == b"ready\n"
     for task in tasks.values():
@@ -105,7 +108,11 @@ def test_shims_survive_a_killed_daemon(lab: Lab) -> None:
         topics = [e.topic for e in client.fetch_events()]
         assert topics[:2] == ["/tasks/create", "/tasks/start"]
         assert ("/tasks/exit" in topics) == (name != "long")
-    assert statuses == {"quick": (STATUS.STOPPED, 3), "later": (STATUS.STOPPED, 4), "long": (STATUS.RUNNING, 0)}
+    assert statuses == {
+        "quick": (STATUS.STOPPED, 3),
+        "later": (STATUS.STOPPED, 4),
+        "long": (STATUS.RUNNING, 0),
+    }
     assert lab.reader(fifos["later"]).read_to_eof() == b"later\n"
     assert readers["long"].read_available() == b"long\n"
     for task in tasks.values():
@@ -123,7 +130,11 @@ def test_exit_while_no_client_is_connected(lab: Lab) -> None:
     client.start(id=task.id)
     # A client (the daemon) blocked in Wait is killed with SIGKILL.
     waiter = subprocess.Popen(
-        [sys.executable, "-c", f"from containerd.shim_client import ShimClient; ShimClient({task.address!r}).wait(id={task.id!r}); print('returned')"],
+        [
+            sys.executable,
+            "-c",
+            f"from containerd.shim_client import ShimClient; ShimClient({task.address!r}).wait(id={task.id!r}); print('returned')",
+        ],
         cwd=REPO,
         stdout=subprocess.PIPE,
     )
@@ -302,7 +313,10 @@ def test_memory_per_shim_with_five_containers(lab: Lab) -> None:
         client.pids(id=task.id)
     time.sleep(1)
     usage = {task.shim_pid: _smaps(task.shim_pid) for task in tasks}
-    report = ", ".join(f"RSS {u['Rss'] / MiB:.1f} PSS {u['Pss'] / MiB:.1f} anon {u['Anonymous'] / MiB:.1f}" for u in usage.values())
+    report = ", ".join(
+        f"RSS {u['Rss'] / MiB:.1f} PSS {u['Pss'] / MiB:.1f} anon {u['Anonymous'] / MiB:.1f}"
+        for u in usage.values()
+    )
     print(f"\nper-shim memory (MiB): {report}")
     for pid, u in usage.items():
         assert u["Pss"] <= 8 * MiB, f"shim {pid}: PSS {u['Pss'] / MiB:.1f} MiB > 8 MiB"

@@ -37,7 +37,10 @@ def create(task: ShimTask, client: ShimClient, **request: Any) -> int:
 def exec_spec(task: ShimTask, args: list[str]) -> any_pb2.Any:
     process = json.loads((task.bundle / "config.json").read_text())["process"]
     process["args"] = args
-    return any_pb2.Any(type_url="types.containerd.io/opencontainers/runtime-spec/1/Process", value=json.dumps(process).encode())
+    return any_pb2.Any(
+        type_url="types.containerd.io/opencontainers/runtime-spec/1/Process",
+        value=json.dumps(process).encode(),
+    )
 
 
 def finish(task: ShimTask, client: ShimClient) -> None:
@@ -95,7 +98,12 @@ def test_shim_keeps_working_after_its_checkout_is_replaced(lab: Lab, tmp_path: P
 
         exec_out = task.fifo("exec-out")
         exec_reader = lab.reader(exec_out)
-        client.exec(id=task.id, exec_id="e1", stdout=str(exec_out), spec=exec_spec(task, ["sh", "-c", "echo in; exit 3"]))
+        client.exec(
+            id=task.id,
+            exec_id="e1",
+            stdout=str(exec_out),
+            spec=exec_spec(task, ["sh", "-c", "echo in; exit 3"]),
+        )
         client.start(id=task.id, exec_id="e1")
         assert client.wait(id=task.id, exec_id="e1").exit_status == 3
         assert exec_reader.read_to_eof() == b"in\n"

@@ -45,7 +45,9 @@ def test_requests_encode_like_protobuf() -> None:
     }
     parsed = shim_pb2.CreateTaskRequest()
     parsed.ParseFromString(encode(m.CREATE_TASK_REQUEST, values))
-    assert parsed.id == "c1" and parsed.bundle == "/run/b" and parsed.terminal and parsed.stdout == "/fifo/out"
+    assert (
+        parsed.id == "c1" and parsed.bundle == "/run/b" and parsed.terminal and parsed.stdout == "/fifo/out"
+    )
     assert list(parsed.rootfs[0].options) == ["lowerdir=/a:/b", "upperdir=/u"]
     assert parsed.options.type_url == "x.y/Z" and parsed.options.value == b"\x00\x01"
     # Same bytes as protobuf's own serialization (fields in number order, defaults omitted).
@@ -53,7 +55,9 @@ def test_requests_encode_like_protobuf() -> None:
 
 
 def test_responses_decode_what_protobuf_writes() -> None:
-    state = shim_pb2.StateResponse(id="c1", pid=4242, status=task_pb2.Status.STOPPED, exit_status=137, terminal=True, exec_id="e")
+    state = shim_pb2.StateResponse(
+        id="c1", pid=4242, status=task_pb2.Status.STOPPED, exit_status=137, terminal=True, exec_id="e"
+    )
     state.exited_at.FromNanoseconds(1_700_000_000_123_456_789)
     decoded = decode(m.STATE_RESPONSE, state.SerializeToString())
     assert decoded == {
@@ -100,8 +104,19 @@ def test_cgroup_metrics_tables_are_containerds() -> None:
     # every v2 field the shim fills, through protobuf and back
     values = {
         "pids": {"current": 3, "limit": 2**64 - 1},
-        "cpu": {"usage_usec": 10, "user_usec": 7, "system_usec": 3, "nr_periods": 1, "nr_throttled": 1, "throttled_usec": 2},
-        "memory": {**{k: i + 1 for i, k in enumerate(m.MEMORY_STAT_V2_KEYS)}, "usage": 5, "usage_limit": 2**64 - 1},
+        "cpu": {
+            "usage_usec": 10,
+            "user_usec": 7,
+            "system_usec": 3,
+            "nr_periods": 1,
+            "nr_throttled": 1,
+            "throttled_usec": 2,
+        },
+        "memory": {
+            **{k: i + 1 for i, k in enumerate(m.MEMORY_STAT_V2_KEYS)},
+            "usage": 5,
+            "usage_limit": 2**64 - 1,
+        },
         "io": {"usage": [{"major": 8, "minor": 1, "rbytes": 1, "wbytes": 2, "rios": 3, "wios": 4}]},
         "hugetlb": [{"current": 0, "max": 4096, "pagesize": "2MB"}],
         "memory_events": {"low": 1, "high": 2, "max": 3, "oom": 4, "oom_kill": 5},
@@ -128,7 +143,14 @@ def test_signed_and_large_numbers_round_trip() -> None:
 
 
 def test_events_are_containerd_messages() -> None:
-    raw = encode(m.SHIM_EVENT, {"seq": 5, "topic": "/tasks/exit", "event": {"type_url": "containerd.events.TaskExit", "value": b"\x0a\x01x"}})
+    raw = encode(
+        m.SHIM_EVENT,
+        {
+            "seq": 5,
+            "topic": "/tasks/exit",
+            "event": {"type_url": "containerd.events.TaskExit", "value": b"\x0a\x01x"},
+        },
+    )
     event = shim_events_pb2.ShimEvent()
     event.ParseFromString(raw)
     assert (event.seq, event.topic, event.event.type_url) == (5, "/tasks/exit", "containerd.events.TaskExit")
@@ -223,8 +245,13 @@ def test_client_drives_containerds_own_shim(tmp_path: Path) -> None:
     shim_pid = client.connect(id=cid).shim_pid
     try:
         # containerd.runc.v1.Options{root: ...} keeps runc's state in the temp dir.
-        options = any_pb2.Any(type_url="containerd.runc.v1.Options", value=encode(((7, "root", STRING),), {"root": str(runc_root)}))
-        pid = client.create(id=cid, bundle=str(bundle), stdout=str(stdout), stderr=str(stderr), options=options).pid
+        options = any_pb2.Any(
+            type_url="containerd.runc.v1.Options",
+            value=encode(((7, "root", STRING),), {"root": str(runc_root)}),
+        )
+        pid = client.create(
+            id=cid, bundle=str(bundle), stdout=str(stdout), stderr=str(stderr), options=options
+        ).pid
         assert client.start(id=cid).pid == pid
         assert client.wait(id=cid).exit_status == 4
         assert out.read_to_eof() == b"hello from runc\n"

@@ -79,10 +79,14 @@ def build() -> Release:
 
 def _build(commit: str, source: Path) -> None:
     if not (WHEELHOUSE / ".requirements-hash").exists():
-        pytest.fail(f"no wheelhouse at {WHEELHOUSE} to install the previous release offline: run scripts/setup-test")
+        pytest.fail(
+            f"no wheelhouse at {WHEELHOUSE} to install the previous release offline: run scripts/setup-test"
+        )
     shutil.rmtree(source, ignore_errors=True)  # a build that stopped half-way
     source.mkdir(parents=True)
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", commit], capture_output=True, timeout=120)
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", "--format=tar", commit], capture_output=True, timeout=120
+    )
     if archive.returncode != 0:
         pytest.fail(f"git archive {commit}: {archive.stderr.decode(errors='replace').strip()}")
     subprocess.run(["tar", "-x", "-C", str(source)], input=archive.stdout, check=True, timeout=120)
@@ -101,5 +105,7 @@ def _build(commit: str, source: Path) -> None:
         cwd=source, env=env, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     if done.returncode != 0:
-        pytest.fail(f"the previous release's scripts/setup failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+        pytest.fail(
+            f"the previous release's scripts/setup failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
+        )
     (source / READY).write_text(commit + "\n")

@@ -49,7 +49,9 @@ def test_newer_and_half_written_records_are_skipped_and_kept() -> None:
         assert state["Running"] and state["Pid"] == pids["good"]  # adopted
         assert d.docker_ok("ps", "-a", "--format", "{{.Names}}").split() == ["good"]
         log = d.log_path.read_text()
-        assert f"{records['newer']}: layout version 2 is newer than this build reads (up to 1)" in log, d.log_tail()
+        assert f"{records['newer']}: layout version 2 is newer than this build reads (up to 1)" in log, (
+            d.log_tail()
+        )
         assert f"{records['half']}: not a complete JSON document" in log, d.log_tail()
         assert {name: path.read_bytes() for name, path in records.items()} == damaged  # nothing rewritten
         assert all(os.path.exists(f"/proc/{pids[name]}") for name in ("newer", "half"))  # nor killed
@@ -77,7 +79,9 @@ def test_corrupt_metadata_database_is_refused_and_kept() -> None:
         proc = start_pydockerd(d)
         assert proc.wait(timeout=60) != 0
         log = d.log_path.read_text()
-        assert f"pycontainerd did not start: pycontainerd: {database}: not a usable SQLite database" in log, d.log_tail()
+        assert f"pycontainerd did not start: pycontainerd: {database}: not a usable SQLite database" in log, (
+            d.log_tail()
+        )
         assert database.read_bytes() == corrupt and os.path.exists(f"/proc/{pid}")
 
         database.write_bytes(original)

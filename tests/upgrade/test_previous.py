@@ -30,5 +30,7 @@ def test_without_git_history_the_test_fails_clearly(tmp_path: Path) -> None:
 
 def test_without_the_release_the_test_fails_clearly(tmp_path: Path) -> None:
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
-    with pytest.raises(pytest.fail.Exception, match=f"neither the tag {previous.PREVIOUS_TAG} nor the commit"):
+    with pytest.raises(
+        pytest.fail.Exception, match=f"neither the tag {previous.PREVIOUS_TAG} nor the commit"
+    ):
         previous.resolve(tmp_path)

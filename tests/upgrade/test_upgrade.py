@@ -49,7 +49,9 @@ def _docker_popen(d: PyDockerd, *args: str) -> subprocess.Popen[str]:
     )  # fmt: skip
 
 
-def _read_lines(proc: subprocess.Popen[str], until_line: Callable[[str], bool], timeout: float = 20.0) -> list[str]:
+def _read_lines(
+    proc: subprocess.Popen[str], until_line: Callable[[str], bool], timeout: float = 20.0
+) -> list[str]:
     """PROC's output lines until one satisfies UNTIL_LINE (PROC keeps running)."""
     assert proc.stdout is not None
     lines: list[str] = []
@@ -91,12 +93,20 @@ def test_upgrade_from_the_previous_release(stop_signal: int) -> None:
     with pydockerd_engine(program=old.bin / "pydockerd", cwd=old.source) as d:
         try:
             old_containerd = d.containerd_pid
-            assert old_containerd and _cmdline(old_containerd)[0].startswith(str(old.bin)), "not the old release's"
+            assert old_containerd and _cmdline(old_containerd)[0].startswith(str(old.bin)), (
+                "not the old release's"
+            )
             d.docker_ok("run", "-d", "--name", "ticker", "busybox", "sh", "-c", TICKER)
-            assert d.docker("run", "--name", "done3", "busybox", "sh", "-c", "echo done; exit 3").returncode == 3
+            assert (
+                d.docker("run", "--name", "done3", "busybox", "sh", "-c", "echo done; exit 3").returncode == 3
+            )
             d.docker_ok("run", "-d", "--name", "seven", "busybox", "sh", "-c", "sleep 4; echo bye; exit 7")
-            d.docker_ok("run", "-d", "--name", "always", "--restart=always", "busybox", "sh", "-c", "sleep 2; exit 3")
-            d.docker_ok("run", "-d", "--name", "unless", "--restart=unless-stopped", "busybox", "sleep", "600")
+            d.docker_ok(
+                "run", "-d", "--name", "always", "--restart=always", "busybox", "sh", "-c", "sleep 2; exit 3"
+            )
+            d.docker_ok(
+                "run", "-d", "--name", "unless", "--restart=unless-stopped", "busybox", "sleep", "600"
+            )
             follower = _docker_popen(d, "logs", "-f", "ticker")
             seen_before = _read_lines(follower, lambda line: line == "line 2\n")
             pids = {name: inspect(d, name)["State"]["Pid"] for name in ("ticker", "seven", "unless")}
@@ -110,12 +120,18 @@ def test_upgrade_from_the_previous_release(stop_signal: int) -> None:
             follower.wait(timeout=20)  # its daemon went away
             assert follower.stdout is not None
             seen_before += follower.stdout.readlines()
-            until("`seven` to exit while no daemon runs", lambda: not os.path.exists(f"/proc/{pids['seven']}"), timeout=30)
+            until(
+                "`seven` to exit while no daemon runs",
+                lambda: not os.path.exists(f"/proc/{pids['seven']}"),
+                timeout=30,
+            )
             assert all(os.path.exists(f"/proc/{pid}") for pid in (pids["ticker"], pids["unless"]))
 
             # This build on the same roots.
             wait_ready(d, start_pydockerd(d))
-            build = d.docker_ok("version", "--format", "{{.Server.Platform.Name}} {{.Server.GitCommit}}").strip()
+            build = d.docker_ok(
+                "version", "--format", "{{.Server.Platform.Name}} {{.Server.GitCommit}}"
+            ).strip()
             assert build == f"pydocker 0.1.0 {_head()}", build  # the build that runs now
             assert d.docker_ok("info", "--format", "{{.LiveRestoreEnabled}}").strip() == "true"
             new_containerd = d.containerd_pid
@@ -128,7 +144,10 @@ def test_upgrade_from_the_previous_release(stop_signal: int) -> None:
             for name in ("ticker", "unless"):
                 state = inspect(d, name)["State"]
                 assert (state["Status"], state["Pid"]) == ("running", pids[name]), (name, state)
-            rows = dict(line.split(" ", 1) for line in d.docker_ok("ps", "-a", "--format", "{{.Names}} {{.Status}}").splitlines())
+            rows = dict(
+                line.split(" ", 1)
+                for line in d.docker_ok("ps", "-a", "--format", "{{.Names}} {{.Status}}").splitlines()
+            )
             assert rows["ticker"].startswith("Up") and rows["unless"].startswith("Up"), rows
             assert rows["done3"].startswith("Exited (3)") and rows["seven"].startswith("Exited (7)"), rows
             # What exited in between: its code, when, and its last words.
@@ -138,7 +157,11 @@ def test_upgrade_from_the_previous_release(stop_signal: int) -> None:
             assert d.docker_ok("wait", "seven").strip() == "7"
             assert d.docker_ok("logs", "done3") == "done\n" and inspect(d, "done3")["State"]["ExitCode"] == 3
             # Restart policies go on: `always` is restarted by this build.
-            until("`always` to be restarted", lambda: inspect(d, "always")["RestartCount"] > restarts_before, timeout=60)
+            until(
+                "`always` to be restarted",
+                lambda: inspect(d, "always")["RestartCount"] > restarts_before,
+                timeout=60,
+            )
 
             # Logs: continuous. What the follower saw before is the start of the log, every line
             # once and in order, and a new follower goes on from there.
@@ -156,7 +179,9 @@ def test_upgrade_from_the_previous_release(stop_signal: int) -> None:
 
             # exec, stop, wait and restart through the old release's shims.
             res = d.docker("exec", "ticker", "sh", "-c", "echo in $(hostname); exit 4")
-            assert res.returncode == 4 and res.stdout == f"in {inspect(d, 'ticker')['Config']['Hostname']}\n", res
+            assert (
+                res.returncode == 4 and res.stdout == f"in {inspect(d, 'ticker')['Config']['Hostname']}\n"
+            ), res
             waiter = _docker_popen(d, "wait", "ticker")
             d.docker_ok("stop", "-t", "1", "ticker")
             assert waiter.communicate(timeout=30)[0].strip() == "137"
@@ -170,7 +195,10 @@ def test_upgrade_from_the_previous_release(stop_signal: int) -> None:
             data = d.data_root
             for record in (data / "containers").glob("*/config.v2.json"):
                 assert json.loads(record.read_text())["Version"] == 1, record
-            for database in (data / "containerd" / "metadata.db", data / "containerd" / "snapshots" / "overlayfs" / "metadata.db"):
+            for database in (
+                data / "containerd" / "metadata.db",
+                data / "containerd" / "snapshots" / "overlayfs" / "metadata.db",
+            ):
                 with sqlite3.connect(database) as conn:
                     assert conn.execute("PRAGMA user_version").fetchone()[0] == 1, database
         except BaseException:
@@ -183,7 +211,9 @@ def _print_logs(d: PyDockerd) -> None:
         print(f"bundle {bundle.name[:12]}: {sorted(p.name for p in bundle.iterdir())}")
     for log in (d.log_path, d.exec_root / "containerd" / "pycontainerd.log"):
         if log.exists():
-            print(f"--- {log} ---\n" + "".join(log.read_text(errors="replace").splitlines(keepends=True)[-150:]))
+            print(
+                f"--- {log} ---\n" + "".join(log.read_text(errors="replace").splitlines(keepends=True)[-150:])
+            )
 
 
 def _shim_pid(d: PyDockerd, name: str) -> int:
@@ -194,5 +224,7 @@ def _shim_pid(d: PyDockerd, name: str) -> int:
 
 
 def _head() -> str:
-    done = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True)
+    done = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True
+    )
     return done.stdout.strip()

@@ -41,9 +41,7 @@ def events() -> PublishedEvents:
 
 
 @pytest.fixture
-def service(
-    root: Path, plugin_dirs: PluginDirs, events: PublishedEvents
-) -> Iterator[VolumeService]:
+def service(root: Path, plugin_dirs: PluginDirs, events: PublishedEvents) -> Iterator[VolumeService]:
     svc = VolumeService(
         str(root / "data"), plugin_dirs, FAST, publish=lambda *e: events.append((e[0], e[1], e[2], e[3]))
     )

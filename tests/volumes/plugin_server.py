@@ -95,7 +95,8 @@ class PluginState:
             }
         if method == "VolumeDriver.List":
             vols = [
-                {"Name": n, "Mountpoint": self.path(n) if self.mounts.get(n) else ""} for n in sorted(self.volumes)
+                {"Name": n, "Mountpoint": self.path(n) if self.mounts.get(n) else ""}
+                for n in sorted(self.volumes)
             ]
             return {"Volumes": vols, "Err": ""}
         if method == "VolumeDriver.Capabilities":

@@ -58,7 +58,7 @@ def rootfs(root: Path) -> Iterator[Path]:
 
 
 # VFS_CAP_REVISION_2, effective, CAP_NET_BIND_SERVICE (bit 10) permitted
-_CAP_NET_BIND = bytes.fromhex("01000002" "00040000" "00000000" "00000000" "00000000")
+_CAP_NET_BIND = bytes.fromhex("0100000200040000000000000000000000000000")
 
 
 def _tree(top: Path) -> dict[str, tuple[object, ...]]:
@@ -115,7 +115,9 @@ def test_busybox_etc_through_the_service(rootfs: Path, service: VolumeService) -
 
 def test_volume_with_mount_options_mounted_for_the_copy(rootfs: Path, service: VolumeService) -> None:
     """A volume with mount options is mounted for the copy and unmounted after (as dockerd does)."""
-    service.create("tv", options={"type": "none", "o": "bind", "device": str(rootfs.parent / "upper" / "srv")})
+    service.create(
+        "tv", options={"type": "none", "o": "bind", "device": str(rootfs.parent / "upper" / "srv")}
+    )
     points = mountplan.plan({"Binds": ["tv:/usr"]}, [], _none, "/n")
     containermounts.create_volumes(points, service, CID)
     before = set(os.listdir(rootfs.parent / "upper" / "srv"))

@@ -73,7 +73,14 @@ def test_volumes_from() -> None:
 
 def test_merge_order_and_image_volumes() -> None:
     source = [
-        MountPoint("volume", "/data", name="shared", driver="local", mode="z", spec={"Type": "volume", "Source": "shared"}),
+        MountPoint(
+            "volume",
+            "/data",
+            name="shared",
+            driver="local",
+            mode="z",
+            spec={"Type": "volume", "Source": "shared"},
+        ),
         MountPoint("bind", "/over", source="/h", propagation="rprivate", spec={"Type": "bind"}),
     ]
     points = mountplan.plan(
@@ -99,7 +106,12 @@ def test_oci_mounts_parents_first() -> None:
     ]
     assert oci.mounts(points, {"/a/b": "/vols/v2/_data", "/a": "/h"}) == [
         {"destination": "/a", "type": "bind", "source": "/h", "options": ["rbind", "rslave"]},
-        {"destination": "/a/b", "type": "bind", "source": "/vols/v2/_data", "options": ["rbind", "ro", "rprivate"]},
+        {
+            "destination": "/a/b",
+            "type": "bind",
+            "source": "/vols/v2/_data",
+            "options": ["rbind", "ro", "rprivate"],
+        },
     ]
 
 
@@ -111,7 +123,9 @@ def test_setup_creates_bind_sources_for_binds_only(tmp_path: Path, service: Volu
     assert made.is_dir() and oct(made.stat().st_mode & 0o777) == "0o755"
     kept = tmp_path / "kept"
     kept.mkdir()
-    points = mountplan.plan({"Mounts": [{"Type": "bind", "Source": str(kept), "Target": "/y"}]}, [], no_containers, "/n")
+    points = mountplan.plan(
+        {"Mounts": [{"Type": "bind", "Source": str(kept), "Target": "/y"}]}, [], no_containers, "/n"
+    )
     kept.rmdir()  # gone between create and start
     with pytest.raises(InvalidParameter) as exc:
         containermounts.setup(points, service)
@@ -151,11 +165,15 @@ def ref() -> Iterator[RefDockerd]:
         yield daemon
 
 
-def ref_create(ref: RefDockerd, host_config: dict[str, Any], volumes: list[str]) -> tuple[int, dict[str, Any]]:
+def ref_create(
+    ref: RefDockerd, host_config: dict[str, Any], volumes: list[str]
+) -> tuple[int, dict[str, Any]]:
     body = {"Image": "busybox", "HostConfig": host_config, "Volumes": {v: {} for v in volumes}}
     transport = httpx.HTTPTransport(uds=str(ref.socket))
     with httpx.Client(transport=transport, base_url="http://docker/v1.41", timeout=60) as client:
-        resp = client.post("/containers/create", content=json.dumps(body), headers={"Content-Type": "application/json"})
+        resp = client.post(
+            "/containers/create", content=json.dumps(body), headers={"Content-Type": "application/json"}
+        )
         if resp.status_code != 201:
             return resp.status_code, resp.json()
         cid = resp.json()["Id"]

@@ -62,7 +62,10 @@ def test_name_conflict_between_drivers(service: VolumeService, plugin: RunningPl
     for driver in ("local", ""):
         with pytest.raises(Conflict) as exc:
             service.create("pv1", driver or "local")
-        assert str(exc.value) == "create pv1: driver 'myplug' already has volume 'pv1': volume name must be unique"
+        assert (
+            str(exc.value)
+            == "create pv1: driver 'myplug' already has volume 'pv1': volume name must be unique"
+        )
     # no driver named: the existing plugin volume is the one meant (as -v pv1:/data)
     assert service.create("pv1").driver == "myplug"
 
@@ -103,7 +106,9 @@ def test_plugin_errors_worded_as_docker(service: VolumeService, plugin: RunningP
 
 
 def test_mount_and_unmount_through_the_plugin(service: VolumeService, plugin: RunningPlugin) -> None:
-    points = mountplan.plan({"Binds": ["pv1:/data"], "VolumeDriver": "myplug"}, [], lambda ref: [], "/nonexistent")
+    points = mountplan.plan(
+        {"Binds": ["pv1:/data"], "VolumeDriver": "myplug"}, [], lambda ref: [], "/nonexistent"
+    )
     containermounts.create_volumes(points, service, CID)
     assert points[0].driver == "myplug" and points[0].mode == "" and service.references("pv1") == [CID]
     paths = containermounts.setup(points, service)
@@ -145,10 +150,14 @@ def test_a_spec_without_protocol(service: VolumeService, plugin_dirs: PluginDirs
     Path(plugin_dirs.specs[0], "noproto.spec").write_text("/some/path.sock")
     with pytest.raises(DriverError) as exc:
         service.create("x1", "noproto")
-    assert str(exc.value) == "create x1: error looking up volume plugin noproto: legacy plugin: Unknown protocol"
+    assert (
+        str(exc.value) == "create x1: error looking up volume plugin noproto: legacy plugin: Unknown protocol"
+    )
 
 
-def test_a_plugin_that_is_no_volume_driver(service: VolumeService, root: Path, plugin_dirs: PluginDirs) -> None:
+def test_a_plugin_that_is_no_volume_driver(
+    service: VolumeService, root: Path, plugin_dirs: PluginDirs
+) -> None:
     with volume_plugin(root / "nd", Path(plugin_dirs.sockets[0]) / "netonly.sock") as p:
         p.state.behaviour.implements = ["NetworkDriver"]
         with pytest.raises(DriverError) as exc:
@@ -183,7 +192,10 @@ def test_a_plugin_that_never_answers(service: VolumeService, plugin: RunningPlug
     assert FAST.long - 0.5 < elapsed < FAST.long + 3
     sock = plugin.address.removeprefix("unix://")
     quoted = sock.replace("/", "%2F")
-    assert str(outcome[0]) == f'create hung: Post "http://{quoted}/VolumeDriver.Create": context deadline exceeded'
+    assert (
+        str(outcome[0])
+        == f'create hung: Post "http://{quoted}/VolumeDriver.Create": context deadline exceeded'
+    )
     assert [v.name for v in service.list_volumes()[0]] == ["meanwhile"]
 
 

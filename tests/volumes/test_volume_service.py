@@ -87,7 +87,9 @@ def test_invalid_names(service: VolumeService, root: Path, name: str, message: s
         ({"size": "lots"}, "create vv: invalid size: 'lots'"),
     ],
 )
-def test_invalid_local_options(service: VolumeService, root: Path, opts: dict[str, str], message: str) -> None:
+def test_invalid_local_options(
+    service: VolumeService, root: Path, opts: dict[str, str], message: str
+) -> None:
     with pytest.raises(InvalidParameter) as exc:
         service.create("vv", "local", options=opts)
     assert str(exc.value) == message
@@ -388,7 +390,10 @@ def test_router_helpers(service: VolumeService) -> None:
     assert service.create(**args).to_api()["Labels"] == {"a": "b"}
     with pytest.raises(InvalidParameter) as exc:
         api.create_args({"Name": 5})
-    assert str(exc.value) == "json: cannot unmarshal number into Go struct field VolumeCreateBody.Name of type string"
+    assert (
+        str(exc.value)
+        == "json: cannot unmarshal number into Go struct field VolumeCreateBody.Name of type string"
+    )
     service.create()  # anonymous
     old = api.prune_filters(None, (1, 41))
     assert old.get("all") == ["true"]  # an old client's prune takes named volumes too

@@ -51,7 +51,9 @@ def user_of(c: Container, image: Any) -> str:
 def resolve_exec_user(c: Container, wanted: str) -> users.ExecUser:
     """An exec's --user, in the running container's own account files (its init's root)."""
     try:
-        root = os.open(f"/proc/{int(c.state.get('Pid') or 0)}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        root = os.open(
+            f"/proc/{int(c.state.get('Pid') or 0)}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
+        )
     except OSError as exc:
         raise Conflict(f"Container {c.id} is not running: {exc.strerror}") from None
     try:

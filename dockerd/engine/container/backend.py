@@ -157,7 +157,9 @@ class Containers:
     def unpause(self, ref: str) -> None:
         pause.unpause(self, ref)
 
-    def wait_condition(self, ref: str, condition: str) -> tuple[Callable[[], bool], Callable[[], dict[str, Any]]]:
+    def wait_condition(
+        self, ref: str, condition: str
+    ) -> tuple[Callable[[], bool], Callable[[], dict[str, Any]]]:
         return wait.wait_condition(self, ref, condition)
 
     def watch(self, callback: Callable[[], None]) -> Callable[[], None]:
@@ -211,7 +213,14 @@ class Containers:
     def extract(
         self, ref: str, path: str, body: IO[bytes], *, no_overwrite_dir_non_dir: bool, copy_uid_gid: bool
     ) -> None:
-        copy.extract(self, ref, path, body, no_overwrite_dir_non_dir=no_overwrite_dir_non_dir, copy_uid_gid=copy_uid_gid)
+        copy.extract(
+            self,
+            ref,
+            path,
+            body,
+            no_overwrite_dir_non_dir=no_overwrite_dir_non_dir,
+            copy_uid_gid=copy_uid_gid,
+        )
 
     def export(self, ref: str) -> IO[bytes]:
         return export.export(self, ref)
@@ -245,7 +254,9 @@ class Containers:
 
     # --- what pycontainerd reports (monitor.py, restore.py) ------------------------------------
 
-    def task_exited(self, cid: str, exit_status: int, oom: bool = False, finished_at: str | None = None) -> None:
+    def task_exited(
+        self, cid: str, exit_status: int, oom: bool = False, finished_at: str | None = None
+    ) -> None:
         monitor.task_exited(self, cid, exit_status, oom, finished_at)
 
     def mark_oom(self, cid: str) -> None:

@@ -93,7 +93,16 @@ def create(d: Containers, body: dict[str, Any], name: str | None) -> tuple[Conta
     host = {**host, "LogConfig": log_config.view()}  # inspect shows the resolved driver and options
     # Whatever the runtime spec refuses (capabilities, security options, binds, ulimits...)
     # is refused now, with nothing created, rather than when the container starts.
-    spec.build("0" * 64, config, host, image_config, spec.private_inputs(host), d.store.root, d.cgroup_parent, d.security)
+    spec.build(
+        "0" * 64,
+        config,
+        host,
+        image_config,
+        spec.private_inputs(host),
+        d.store.root,
+        d.cgroup_parent,
+        d.security,
+    )
     host["Runtime"] = d.runtimes.resolve(host.get("Runtime"))  # inspect shows the one it got
     if name:
         name = names.validate_name(name)
@@ -112,8 +121,16 @@ def create(d: Containers, body: dict[str, Any], name: str | None) -> tuple[Conta
 
 
 def _record(
-    d: Containers, cid: str, name: str | None, image: ResolvedImage, image_ref: str, config: dict[str, Any],
-    host: dict[str, Any], args: list[str], points: list[MountPoint], networks: dict[str, dict[str, Any]],
+    d: Containers,
+    cid: str,
+    name: str | None,
+    image: ResolvedImage,
+    image_ref: str,
+    config: dict[str, Any],
+    host: dict[str, Any],
+    args: list[str],
+    points: list[MountPoint],
+    networks: dict[str, dict[str, Any]],
 ) -> Container:
     """The record and its directory, under the store's lock: the name is taken or refused here."""
     with d.store.lock:
@@ -128,7 +145,11 @@ def _record(
             created=now(),
             image_id=image.id,
             image_ref=image_ref,
-            config={**config, "Image": image_ref, "Hostname": config.get("Hostname") or _default_hostname(host, cid)},
+            config={
+                **config,
+                "Image": image_ref,
+                "Hostname": config.get("Hostname") or _default_hostname(host, cid),
+            },
             host_config=host,
             path=args[0],
             args=args[1:],
@@ -199,7 +220,11 @@ def _write_files(d: str, c: Container) -> None:
     with open(os.path.join(d, "hostname"), "w") as f:
         f.write(hostname + "\n")
     with open(os.path.join(d, "hosts"), "w") as f:
-        f.write(hosts_file(hostname, str(c.config.get("Domainname") or ""), c.host_config.get("NetworkMode") == "none"))
+        f.write(
+            hosts_file(
+                hostname, str(c.config.get("Domainname") or ""), c.host_config.get("NetworkMode") == "none"
+            )
+        )
     resolv = ""
     try:
         with open("/etc/resolv.conf") as f:

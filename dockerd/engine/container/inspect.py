@@ -45,16 +45,20 @@ def inspect(d: Containers, c: Container) -> dict[str, Any]:
         "AppArmorProfile": "",
         "ExecIDs": None,
         # As dockerd's inspect: the daemon's default-ulimits merged in (not stored).
-        "HostConfig": _host_config_view({
-            **c.host_config,
-            "Ulimits": d.security.merged_ulimits(c.host_config.get("Ulimits")) or c.host_config.get("Ulimits"),
-            "Links": links.view(d, c),
-        }),  # fmt: skip
+        "HostConfig": _host_config_view(
+            {
+                **c.host_config,
+                "Ulimits": d.security.merged_ulimits(c.host_config.get("Ulimits"))
+                or c.host_config.get("Ulimits"),
+                "Links": links.view(d, c),
+            }
+        ),  # fmt: skip
         "GraphDriver": {"Data": None, "Name": "overlay2"},
         "Mounts": _mounts_view(c),
         "Config": _config_view(c),
         "NetworkSettings": d.networking.settings(c),
     }
+
 
 def summary(d: Containers, c: Container) -> dict[str, Any]:
     """A container as GET /containers/json lists it."""
@@ -157,11 +161,15 @@ def _host_config_view(host: dict[str, Any]) -> dict[str, Any]:
     if not view.get("ShmSize"):
         view["ShmSize"] = 67108864  # dockerd fills in its default (64 MiB) at create
     if view.get("MemorySwappiness") == -1:
-        view["MemorySwappiness"] = None  # -1 is "unset" (what the Docker CLI sends), which dockerd shows as null
+        view["MemorySwappiness"] = (
+            None  # -1 is "unset" (what the Docker CLI sends), which dockerd shows as null
+        )
     if not view.get("IpcMode"):
         view["IpcMode"] = "private"  # dockerd's default-ipc-mode, filled in at create
     if not view.get("CgroupnsMode"):
-        view["CgroupnsMode"] = "host"  # the daemon's default filled in, as dockerd's on cgroup v1 (no cgroup namespace)
+        view["CgroupnsMode"] = (
+            "host"  # the daemon's default filled in, as dockerd's on cgroup v1 (no cgroup namespace)
+        )
     for key in ("Init", "Sysctls", "Tmpfs"):  # omitted when unset (omitempty in dockerd's HostConfig)
         if view.get(key) in (None, {}):
             view.pop(key, None)
@@ -178,5 +186,14 @@ def _mounts_view(c: Container) -> list[dict[str, Any]]:
             bind = parse_bind(raw)
         except InvalidParameter:
             continue  # (a record from before binds were checked at create)
-        out.append({"Type": "bind", "Source": bind.source, "Destination": bind.target, "Mode": bind.mode, "RW": not bind.read_only, "Propagation": bind.propagation})
+        out.append(
+            {
+                "Type": "bind",
+                "Source": bind.source,
+                "Destination": bind.target,
+                "Mode": bind.mode,
+                "RW": not bind.read_only,
+                "Propagation": bind.propagation,
+            }
+        )
     return out

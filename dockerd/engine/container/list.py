@@ -48,7 +48,9 @@ def select(engine: Containers, show_all: bool, limit: int, filters: dict[str, An
     return chosen
 
 
-def with_shown_images(d: Containers, containers: list[Container], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def with_shown_images(
+    d: Containers, containers: list[Container], rows: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
     """ROWS (the summaries of CONTAINERS) with the Image dockerd's list shows (refreshImage): the
     reference the container was created from while it still names the container's image, else
     the image ID (the tag was removed or moved to another image)."""
@@ -87,7 +89,9 @@ def _matches(c: Container, filters: dict[str, Any], engine: Containers) -> bool:
                     return False
         if key == "exited" and (c.status() != "exited" or str(c.state.get("ExitCode")) not in values):
             return False
-        if key == "ancestor" and not any(v in (c.image_ref, c.image_id, c.image_id.removeprefix("sha256:")[:12]) for v in values):
+        if key == "ancestor" and not any(
+            v in (c.image_ref, c.image_id, c.image_id.removeprefix("sha256:")[:12]) for v in values
+        ):
             return False
         if key in ("network", "publish", "expose") and not _network_match(engine, c, key, values):
             return False

@@ -16,7 +16,10 @@ if TYPE_CHECKING:
 
 now = rfc3339nano
 
-def task_exited(d: Containers, cid: str, exit_status: int, oom: bool = False, finished_at: str | None = None) -> None:
+
+def task_exited(
+    d: Containers, cid: str, exit_status: int, oom: bool = False, finished_at: str | None = None
+) -> None:
     """One exit, however many report it (the event stream and live restore's listing can both)."""
     with d.store.lock:
         c = d.store.find(cid)
@@ -38,7 +41,14 @@ def task_exited(d: Containers, cid: str, exit_status: int, oom: bool = False, fi
         status = deleted_status if deleted_status is not None else exit_status
         d.stdio.close_log(c)
         with d.store.lock:
-            c.state.update(Status="exited", Running=False, Paused=False, Pid=0, ExitCode=status, FinishedAt=finished_at or now())
+            c.state.update(
+                Status="exited",
+                Running=False,
+                Paused=False,
+                Pid=0,
+                ExitCode=status,
+                FinishedAt=finished_at or now(),
+            )
             if oom:
                 c.state["OOMKilled"] = True
             # Restarting is set with the exit, in one step: no one (prune, rm, wait) may see a

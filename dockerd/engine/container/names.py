@@ -57,5 +57,5 @@ def generate_name(taken: set[str]) -> str:
 def validate_name(name: str) -> str:
     """Docker's rule; returns the name without its leading slash."""
     if not _NAME.match(name):
-        raise InvalidParameter(f'Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed')
+        raise InvalidParameter(f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
     return name.lstrip("/")

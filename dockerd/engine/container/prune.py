@@ -26,9 +26,7 @@ def prune_containers(d: Containers, filters: Filters) -> dict[str, Any]:
         # Paused and restarting containers count as running, as dockerd's IsRunning.
         if c.running() or c.state.get("Paused") or c.state.get("Restarting") or c.removal_in_progress:
             continue
-        if pruned_after(parse_time(c.created), until) or not match_labels(
-            filters, c.config.get("Labels")
-        ):
+        if pruned_after(parse_time(c.created), until) or not match_labels(filters, c.config.get("Labels")):
             continue
         size = sizes.writable_size(d, c)
         try:

@@ -154,7 +154,9 @@ class RootView:
 def binds_of(c: Container) -> list[Bind]:
     if c.mount_points:  # binds and volumes, as the container has them mounted
         points = [MountPoint.from_record(raw) for raw in c.mount_points]
-        return [Bind(scoped.clean(p.destination), p.source, p.rw) for p in points if p.type != TMPFS and p.source]
+        return [
+            Bind(scoped.clean(p.destination), p.source, p.rw) for p in points if p.type != TMPFS and p.source
+        ]
     out = []
     for spec in c.host_config.get("Binds") or []:
         parts = spec.split(":")

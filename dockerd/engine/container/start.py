@@ -109,7 +109,9 @@ def _start_task(d: Containers, c: Container) -> None:
     if d.cpu_rt_period or d.cpu_rt_runtime:
         realtime.init_parents(cgroup_parent, d.cpu_rt_period, d.cpu_rt_runtime)
     fifos = d.stdio.make_fifos(c)
-    stdio = IO(fifos.get("stdin", ""), fifos["stdout"], fifos.get("stderr", ""), terminal=bool(c.config.get("Tty")))
+    stdio = IO(
+        fifos.get("stdin", ""), fifos["stdout"], fifos.get("stderr", ""), terminal=bool(c.config.get("Tty"))
+    )
     copiers = d.stdio.start_copiers(c, fifos)
     try:
         pid = d.client.tasks.create(c.id, mounts, stdio)
@@ -122,7 +124,9 @@ def _start_task(d: Containers, c: Container) -> None:
             raise
         message = str(exc)
         with d.store.lock:
-            c.state.update(Error=message, ExitCode=127 if "not found" in message or "no such file" in message else 126)
+            c.state.update(
+                Error=message, ExitCode=127 if "not found" in message or "no such file" in message else 126
+            )
             d.store.save(c)
         raise InvalidParameter(f"failed to create task for container: {message}") from None
     with d.store.lock:
@@ -174,6 +178,8 @@ def _start_inputs(
     host = c.host_config
     shared = d.sharing.resolve(c, spec.shm_size(host))
     passwd, group = accounts.account_files(d.client, c, top, mounts, d.mount_root)
-    user = users.resolve(accounts.user_of(c, image), [str(g) for g in host.get("GroupAdd") or []], passwd, group)
+    user = users.resolve(
+        accounts.user_of(c, image), [str(g) for g in host.get("GroupAdd") or []], passwd, group
+    )
     found, rules = devices.gather(devices.mappings(host))
     return spec.StartInputs(user, shared, found, [*rules, *devices.cgroup_rules(host)])

@@ -189,7 +189,9 @@ def network_stats(pid: int) -> dict[str, dict[str, int]]:
     return out
 
 
-def stats(d: Containers, ref: str, stream: bool, one_shot: bool, interval: float = 1.0) -> AsyncIterator[bytes]:
+def stats(
+    d: Containers, ref: str, stream: bool, one_shot: bool, interval: float = 1.0
+) -> AsyncIterator[bytes]:
     """dockerd's ContainerStats: a sample per second, each with the one before as precpu.
     Without streaming, the second sample (so that CPU % can be computed) unless one-shot.
     Asynchronous, so that an open stream holds no worker thread between samples."""
@@ -246,9 +248,7 @@ def sample(d: Containers, c: Container) -> dict[str, Any] | None:
         # dockerd's key order: the CPU figures sit between throttling and the usage block.
         cpu = out["cpu_stats"]
         out["cpu_stats"] = {
-            k: cpu[k]
-            for k in ("cpu_usage", "system_cpu_usage", "online_cpus", "throttling_data")
-            if k in cpu
+            k: cpu[k] for k in ("cpu_usage", "system_cpu_usage", "online_cpus", "throttling_data") if k in cpu
         }
         networks = network_stats(int(c.state.get("Pid") or 0))
         if networks:

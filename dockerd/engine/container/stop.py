@@ -107,4 +107,6 @@ def check_signal(number: int, ref: str) -> None:
     import signal
 
     if number not in {int(s) for s in signal.valid_signals()}:
-        raise InvalidParameter(f"Cannot kill container: {ref}: The linux daemon does not support signal {number}")
+        raise InvalidParameter(
+            f"Cannot kill container: {ref}: The linux daemon does not support signal {number}"
+        )

@@ -32,9 +32,7 @@ def top(d: Containers, ref: str, ps_args: str) -> dict[str, Any]:
     pids = [p.pid for p in listed]
     args = ps_args.split(" ")
     # As dockerd: ps restricted to the pids first; some options (f) refuse -q, so retry without.
-    result = subprocess.run(
-        ["ps", *args, "-q" + ",".join(map(str, pids))], capture_output=True, text=True
-    )
+    result = subprocess.run(["ps", *args, "-q" + ",".join(map(str, pids))], capture_output=True, text=True)
     if result.returncode != 0:
         result = subprocess.run(["ps", *args], capture_output=True, text=True)
         if result.returncode != 0:

@@ -130,7 +130,6 @@ def check_update_body(body: dict[str, Any]) -> None:
             raise InvalidParameter(f"updating {key} is not supported by pydockerd")
 
 
-
 def verify_resources(res: dict[str, Any]) -> list[str]:
     """dockerd's verifyPlatformContainerResources for an update: 400 errors, or warnings."""
     warnings: list[str] = []

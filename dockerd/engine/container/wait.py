@@ -12,7 +12,9 @@ if TYPE_CHECKING:
     from dockerd.engine.container.backend import Containers
 
 
-def wait_condition(d: Containers, ref: str, condition: str) -> tuple[Callable[[], bool], Callable[[], dict[str, Any]]]:
+def wait_condition(
+    d: Containers, ref: str, condition: str
+) -> tuple[Callable[[], bool], Callable[[], dict[str, Any]]]:
     """Docker's wait: a predicate that holds once `condition` is met, and the answer then.
 
     As dockerd's State.Wait: `not-running` holds at once for a container that is neither

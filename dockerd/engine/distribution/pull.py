@@ -84,7 +84,9 @@ class _Resolved:
 
 
 class Pull(Streamed):
-    def __init__(self, client: Client, config: RegistryConfig, from_image: str, tag: str, auth: AuthConfig) -> None:
+    def __init__(
+        self, client: Client, config: RegistryConfig, from_image: str, tag: str, auth: AuthConfig
+    ) -> None:
         super().__init__()
         self.client = client
         self.config = config
@@ -206,7 +208,9 @@ class Pull(Streamed):
         create_or_update_image(self.client, Image(name=self.name, target=res.top))
         if not self.ref.digest:
             # As dockerd: the repository's digest reference too (the image's RepoDigests).
-            create_or_update_image(self.client, Image(name=f"{self.ref.repository}@{res.top.digest}", target=res.top))
+            create_or_update_image(
+                self.client, Image(name=f"{self.ref.repository}@{res.top.digest}", target=res.top)
+            )
         progress.put(message(f"Digest: {res.top.digest}"))
         state = "Image is up to date for" if up_to_date else "Downloaded newer image for"
         progress.put(message(f"Status: {state} {self.familiar}"))
@@ -254,7 +258,9 @@ class Pull(Streamed):
             downloads[layer.digest] = pool.submit(run, self._fetch_layer, progress, session, layer, source)
         return downloads
 
-    def _unpack_as_downloaded(self, progress: Progress, top: Descriptor, downloads: dict[str, Future[None]]) -> None:
+    def _unpack_as_downloaded(
+        self, progress: Progress, top: Descriptor, downloads: dict[str, Future[None]]
+    ) -> None:
         """Unpack layer by layer, each as soon as its download is done (as dockerd does)."""
 
         def before(layer: Descriptor) -> None:

@@ -102,7 +102,9 @@ class Push(Streamed):
         progress.put(message(f"{tag}: digest: {desc.digest} size: {len(data)}"))
         aux = {"progressDetail": {}, "aux": {"Tag": tag, "Digest": desc.digest, "Size": len(data)}}
         progress.put(json.dumps(aux, separators=(",", ":")).encode() + b"\r\n")
-        self.events.append((familiar_name(f"{self.ref.repository}:{tag}"), familiar_name(self.ref.repository)))
+        self.events.append(
+            (familiar_name(f"{self.ref.repository}:{tag}"), familiar_name(self.ref.repository))
+        )
 
     def _push_layer(self, progress: Progress, session: Session, layer: Descriptor, diff_id: str) -> None:
         id_ = short(diff_id)

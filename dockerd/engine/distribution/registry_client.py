@@ -462,7 +462,9 @@ class RawHTTP:
             raise
 
 
-def connect(config: RegistryConfig, ref: Reference, actions: str, auth: AuthConfig, *, push: bool = False) -> Session:
+def connect(
+    config: RegistryConfig, ref: Reference, actions: str, auth: AuthConfig, *, push: bool = False
+) -> Session:
     """A session on the first endpoint that answers (mirrors first for a pull from docker.io)."""
     errors: list[EngineError] = []
     for base in config.endpoints(ref.domain, push=push):

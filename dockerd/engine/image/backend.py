@@ -118,7 +118,9 @@ class Images:
         importer.apply_changes(changes)
         return name
 
-    def import_image(self, upload: IO[bytes], name: str | None, message: str, changes: builtins.list[str]) -> str:
+    def import_image(
+        self, upload: IO[bytes], name: str | None, message: str, changes: builtins.list[str]
+    ) -> str:
         """`docker import` (importer.py): the upload as a one-layer image; returns its id."""
         image_id = importer.import_rootfs(
             self.client, upload, name=name, message=message, changes=changes,

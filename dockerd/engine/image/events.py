@@ -16,7 +16,9 @@ def image_event(publish: Publish, action: str, image_id: str, labels: dict[str, 
     publish("image", action, image_id, {**labels, "name": name or image_id})
 
 
-def removal_events(publish: Publish, image_id: str, labels: dict[str, str], records: list[dict[str, str]]) -> None:
+def removal_events(
+    publish: Publish, image_id: str, labels: dict[str, str], records: list[dict[str, str]]
+) -> None:
     """The events of an image removal's records: an untag per reference (the image still
     exists then: its labels), a delete once it is gone; the layers it released have none."""
     for entry in records:

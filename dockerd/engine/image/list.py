@@ -52,7 +52,11 @@ def list_images(images: ImageService, filters: dict[str, Any]) -> list[dict[str,
 
 
 def _keep(
-    summary: dict[str, Any], images: ImageService, image: ResolvedImage, patterns: list[str], dangling: bool | None
+    summary: dict[str, Any],
+    images: ImageService,
+    image: ResolvedImage,
+    patterns: list[str],
+    dangling: bool | None,
 ) -> bool:
     """dockerd's reference and dangling rules; narrows the summary's references to the matches."""
     tags, digests = images.repo_tags(image), images.repo_digests(image)

@@ -46,7 +46,9 @@ def prune_images(images: ImageService, used: set[str], filters: Filters, publish
         deleted.extend(entries)
     gone = {image.id for image in doomed}
     kept = {chain_id for image in everything if image.id not in gone for chain_id, _ in layers[image.id]}
-    freed = {chain_id: size for image in doomed for chain_id, size in layers[image.id] if chain_id not in kept}
+    freed = {
+        chain_id: size for image in doomed for chain_id, size in layers[image.id] if chain_id not in kept
+    }
     reclaimed = sum(freed.values())
     publish("image", "prune", "", {"reclaimed": str(reclaimed)})  # as dockerd, after what it removed
     return {"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed}

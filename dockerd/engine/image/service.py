@@ -239,7 +239,9 @@ class ImageService:
         from containerd.client import get_image
 
         existing = get_image(self.client, image.names[0])
-        create_or_update_image(self.client, Image(name=target_name, target=existing.target, labels=dict(existing.labels)))
+        create_or_update_image(
+            self.client, Image(name=target_name, target=existing.target, labels=dict(existing.labels))
+        )
         return familiar_name(target_name)
 
     def remove(self, ref: str, force: bool, users: list[tuple[str, bool]]) -> list[dict[str, str]]:
@@ -310,7 +312,11 @@ class ImageService:
         from containerd.client import get_image
 
         existing = get_image(self.client, image.names[0])
-        dangling = Image(name=DANGLING_PREFIX + existing.target.digest, target=existing.target, labels=dict(existing.labels))
+        dangling = Image(
+            name=DANGLING_PREFIX + existing.target.digest,
+            target=existing.target,
+            labels=dict(existing.labels),
+        )
         create_or_update_image(self.client, dangling)
 
     def save(self, refs: list[str], out: IO[bytes]) -> None:
@@ -407,7 +413,9 @@ def _is_id_prefix(image_id: str, ref: str) -> bool:
     return image_id.startswith(ref) or image_id.removeprefix("sha256:").startswith(ref)
 
 
-def _delete_conflict(short_id: str, names: list[str], users: list[tuple[str, bool]], force: bool) -> Conflict | None:
+def _delete_conflict(
+    short_id: str, names: list[str], users: list[tuple[str, bool]], force: bool
+) -> Conflict | None:
     """Why an image cannot be deleted by ID, checked in dockerd's order: a running container
     (even with force), then without force other repositories' references and stopped containers."""
     running = [cid for cid, live in users if live]
@@ -418,7 +426,9 @@ def _delete_conflict(short_id: str, names: list[str], users: list[tuple[str, boo
     if force:
         return None
     if names and not _single_reference(names):
-        return Conflict(f"conflict: unable to delete {short_id} (must be forced) - image is referenced in multiple repositories")
+        return Conflict(
+            f"conflict: unable to delete {short_id} (must be forced) - image is referenced in multiple repositories"
+        )
     if users:
         return Conflict(
             f"conflict: unable to delete {short_id} (must be forced) - image is being used by stopped container {users[0][0][:12]}"

@@ -69,8 +69,15 @@ class CniDriver:
         }
         path = find_plugin(self.plugin, self.options.cni_path)
         if path is None:
-            raise errors.NotFound(f"plugin \"{self.plugin}\" not found")
-        done = subprocess.run([path], input=json.dumps(self.config(net, ep)), env=env, capture_output=True, text=True, timeout=60)
+            raise errors.NotFound(f'plugin "{self.plugin}" not found')
+        done = subprocess.run(
+            [path],
+            input=json.dumps(self.config(net, ep)),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         if done.returncode != 0:
             try:
                 detail = json.loads(done.stdout)

@@ -137,7 +137,9 @@ def v1_stats(paths: dict[str, str]) -> dict[str, Any]:
             for name, entries in files.v1_blkio(paths["blkio"]).items()
         }
     if "hugetlb" in paths:
-        out["hugetlb"] = {size: hugetlb_entry(*values) for size, values in files.v1_hugetlb(paths["hugetlb"]).items()}
+        out["hugetlb"] = {
+            size: hugetlb_entry(*values) for size, values in files.v1_hugetlb(paths["hugetlb"]).items()
+        }
     return out
 
 
