@@ -86,6 +86,12 @@ def _release(pid: int) -> None:
     Path(f"/proc/{pid}/root{RELEASE}").touch()
 
 
+def _started_since(d: PyDockerd, name: str, started_at: str) -> bool:
+    state = inspect(d, name)["State"]
+    assert not state["Error"], state
+    return bool(state["StartedAt"] != started_at)
+
+
 def _cmdline(pid: int) -> list[str]:
     with open(f"/proc/{pid}/cmdline", "rb") as f:
         return [part.decode() for part in f.read().split(b"\0") if part]
@@ -117,6 +123,7 @@ def test_upgrade_from_the_previous_release(stop_signal: int) -> None:
 
             # The old daemons go: pydockerd, then the pycontainerd it left running.
             assert os.path.exists(f"/proc/{pids['seven']}"), "`seven` exited before the daemons went"
+            always_started = inspect(d, "always")["State"]["StartedAt"]
             _stop(d.pid, stop_signal)
             _stop(old_containerd, stop_signal)
             follower.wait(timeout=20)  # its daemon went away
@@ -152,6 +159,9 @@ def test_upgrade_from_the_previous_release(stop_signal: int) -> None:
             assert d.docker_ok("logs", "done3") == "done\n" and inspect(d, "done3")["State"]["ExitCode"] == 3
             # Restart policies go on: `always` is restarted by this build.
             until("`always` to be restarted", lambda: inspect(d, "always")["RestartCount"] > restarts_before, timeout=60)
+            # ... and started: a restart that failed (as when a kill -9 caught it created, not started,
+            # and the sandbox its restart made was released as stale: exit 126) starts nothing.
+            until("`always` to start again", lambda: _started_since(d, "always", always_started), timeout=60)
 
             # Logs: continuous. What the follower saw before is the start of the log, every line
             # once and in order, and a new follower goes on from there.
