@@ -217,9 +217,7 @@ class Daemon:
         self._listener.start()
         if not self._subscribed.wait(30):
             log.warning("no event subscription to pycontainerd yet; restoring anyway")
-        self.containers.restore()
-        # Sandboxes of containers still running kept (DNS served again, dead proxies restarted), others released.
-        self.containers.networking.restore({c.id for c in self.containers.all() if c.running()})
+        self.containers.restore()  # sandboxes too: those of running containers kept, others released
 
     def _containerd_events(self) -> None:
         filters = ['topic=="/tasks/exit"', 'topic=="/tasks/oom"', f'topic=="{SUBSCRIBED_TOPIC}"']

@@ -3,7 +3,8 @@
 The previous release (tests/upgrade/previous.py: tag v0.1.0, or the commit named there) runs
 pydockerd, its pycontainerd, shims and pyrunc from its own checkout and virtualenv on temporary
 roots. Containers: `ticker` (a numbered line a second, followed by `logs -f`), `done3` (exited
-with 3 before the upgrade), `seven` (prints "bye" and exits 7 while no daemon runs), `always`
+with 3 before the upgrade), `seven` (prints "bye" and exits 7 while no daemon runs: the test
+releases it once both old daemons are gone), `always`
 (--restart=always, exits 3 every two seconds), `unless` (--restart=unless-stopped, sleeping).
 Then both old daemons are stopped (SIGTERM; and in the other run kill -9) and this build's
 pydockerd starts on the same roots, with a pycontainerd of this build, which reconnects to the
@@ -34,6 +35,11 @@ from tests.pydockerd_harness import PyDockerd, inspect, pydockerd_engine, start_
 from tests.upgrade import previous
 
 TICKER = "i=0; while true; do echo line $i; i=$((i+1)); sleep 1; done"
+# `seven` exits when the test says so, not after a delay: on a loaded machine a delay can run out
+# while the old daemons still run, and a kill -9 then lands in the middle of their handling its
+# exit (the task deleted, the exit not yet recorded), which loses the exit status in Docker too.
+RELEASE = "/released"
+SEVEN = f"until [ -e {RELEASE} ]; do sleep 0.1; done; echo bye; exit 7"
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -77,6 +83,17 @@ def _stop(pid: int, sig: int) -> None:
     until(f"pid {pid} to go", lambda: not os.path.exists(f"/proc/{pid}"), timeout=40)
 
 
+def _release(pid: int) -> None:
+    """Let `seven` (init PID) go on to its exit: the file it waits for, made in its own root."""
+    Path(f"/proc/{pid}/root{RELEASE}").touch()
+
+
+def _started_since(d: PyDockerd, name: str, started_at: str) -> bool:
+    state = inspect(d, name)["State"]
+    assert not state["Error"], state
+    return bool(state["StartedAt"] != started_at)
+
+
 def _cmdline(pid: int) -> list[str]:
     with open(f"/proc/{pid}/cmdline", "rb") as f:
         return [part.decode() for part in f.read().split(b"\0") if part]
@@ -100,7 +117,7 @@ def test_upgrade_from_the_previous_release(stop_signal: int) -> None:
             assert (
                 d.docker("run", "--name", "done3", "busybox", "sh", "-c", "echo done; exit 3").returncode == 3
             )
-            d.docker_ok("run", "-d", "--name", "seven", "busybox", "sh", "-c", "sleep 4; echo bye; exit 7")
+            d.docker_ok("run", "-d", "--name", "seven", "busybox", "sh", "-c", SEVEN)
             d.docker_ok(
                 "run", "-d", "--name", "always", "--restart=always", "busybox", "sh", "-c", "sleep 2; exit 3"
             )
@@ -115,11 +132,14 @@ def test_upgrade_from_the_previous_release(stop_signal: int) -> None:
             assert all(str(old.source) in " ".join(_cmdline(pid)) for pid in shims.values()), shims
 
             # The old daemons go: pydockerd, then the pycontainerd it left running.
+            assert os.path.exists(f"/proc/{pids['seven']}"), "`seven` exited before the daemons went"
+            always_started = inspect(d, "always")["State"]["StartedAt"]
             _stop(d.pid, stop_signal)
             _stop(old_containerd, stop_signal)
             follower.wait(timeout=20)  # its daemon went away
             assert follower.stdout is not None
             seen_before += follower.stdout.readlines()
+            _release(pids["seven"])
             until(
                 "`seven` to exit while no daemon runs",
                 lambda: not os.path.exists(f"/proc/{pids['seven']}"),
@@ -162,6 +182,9 @@ def test_upgrade_from_the_previous_release(stop_signal: int) -> None:
                 lambda: inspect(d, "always")["RestartCount"] > restarts_before,
                 timeout=60,
             )
+            # ... and started: a restart that failed (as when a kill -9 caught it created, not started,
+            # and the sandbox its restart made was released as stale: exit 126) starts nothing.
+            until("`always` to start again", lambda: _started_since(d, "always", always_started), timeout=60)
 
             # Logs: continuous. What the follower saw before is the start of the log, every line
             # once and in order, and a new follower goes on from there.

@@ -30,6 +30,7 @@ of this object (moby's daemon methods, one file per verb):
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import IO, Any
 
@@ -117,6 +118,10 @@ class Containers:
         self.rootfs_guard = rootfs.RootfsGuard()
         # Healthchecks (dockerd/health/): the verbs tell it of starts, exits, pauses, removals.
         self.health = ContainerHealth(self.store, client, os.path.join(exec_root, "fifo"), self.publish)
+        # Cleared while the daemon restores: a restart its policy schedules meanwhile waits, so that
+        # the release of stopped containers' sandboxes cannot take the one that restart just made.
+        self.restored = threading.Event()
+        self.restored.set()
 
     # --- records -------------------------------------------------------------------------------
 
@@ -263,7 +268,15 @@ class Containers:
         monitor.mark_oom(self, cid)
 
     def restore(self) -> None:
-        restore.restore(self)
+        """Live restore (moby's daemon.restore): the containers first (adopted, exits recorded,
+        restarts scheduled), then their sandboxes (those of running containers kept, served again;
+        every other one released), and only then may the scheduled restarts make new ones."""
+        self.restored.clear()
+        try:
+            restore.restore(self)
+            self.networking.restore({c.id for c in self.all() if c.running()})
+        finally:
+            self.restored.set()
 
     def reconcile(self) -> None:
         restore.reconcile(self)

@@ -49,6 +49,7 @@ def schedule(d: Containers, c: Container) -> None:
 
     def later() -> None:
         time.sleep(delay)
+        d.restored.wait()  # a daemon start's restore releases stale sandboxes first (backend.restore)
         with d.store.lock:
             if c.id not in d.store or c.manually_stopped or c.removal_in_progress:
                 c.state["Restarting"] = False
