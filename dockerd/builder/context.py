@@ -59,9 +59,9 @@ class BuildContext:
 def open_context(body: IO[bytes], dockerfile: str, tmp_dir: str | None = None) -> BuildContext:
     """Unpack BODY, read DOCKERFILE (a path inside the context) and apply .dockerignore.
 
-    BuildRequestError with dockerd's words and status: 500 for a body that is no tar archive
-    or a missing Dockerfile (as dockerd answers them), 400 for a Dockerfile path that leaves
-    the context."""
+    BuildRequestError with dockerd's words, as a 400: a body that is no tar archive, a missing
+    Dockerfile, a Dockerfile path that leaves the context (dockerd answers the first two with a
+    500; bad input here is never a server error)."""
     root = tempfile.mkdtemp(prefix="build-context-", dir=tmp_dir)
     sums: dict[str, str] = {}
     in_memory = _memory_root(root) if body.seekable() else False
@@ -168,14 +168,14 @@ def _unpack(body: IO[bytes], root: str, sums: dict[str, str]) -> None:
         try:
             tar = tarfile.open(fileobj=plain, mode="r|")
         except (tarfile.ReadError, EOFError, OSError, zlib_errors()):
-            raise BuildRequestError("archive/tar: invalid tar header", 500) from None
+            raise BuildRequestError("archive/tar: invalid tar header") from None
         dirs: list[tuple[str, int]] = []
         with tar:
             try:
                 for member in tar:
                     _member(root_fd, tar, member, dirs, sums)
             except (tarfile.ReadError, tarfile.StreamError, EOFError, zlib_errors(), lzma.LZMAError) as exc:
-                raise BuildRequestError(f"archive/tar: {exc}", 500) from None
+                raise BuildRequestError(f"archive/tar: {exc}") from None
         for path, mtime in reversed(dirs):  # after their contents, which change them
             with contextlib.suppress(OSError), scoped.resolve(root_fd, path, follow=False) as r:
                 os.utime(scoped.proc_fd(r.fd), (mtime, mtime))
@@ -278,7 +278,7 @@ def _read_dockerfile(root: str, name: str) -> str:
         raise BuildRequestError(f"the Dockerfile ({name}) must be within the build context")
     data = _read(root, name)
     if data is None:
-        raise BuildRequestError(f"Cannot locate specified Dockerfile: {name}", 500)
+        raise BuildRequestError(f"Cannot locate specified Dockerfile: {name}")
     return data.decode(errors="replace")
 
 

@@ -188,7 +188,7 @@ class System:
         usage = self.containers.disk_usage()
         if self.build_cache is not None:
             rows = self.build_cache()
-            usage["BuildCache"] = rows
+            usage["BuildCache"] = rows or None  # dockerd's nil slice: null while there is no cache
             usage["BuilderSize"] = sum(int(row["Size"]) for row in rows)
         return usage
 

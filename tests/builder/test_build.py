@@ -229,7 +229,7 @@ def test_dockerignore_add_archive_and_wildcards(env: Env) -> None:
         ),
         ({"Dockerfile": "RUN echo\n"}, 400, "no build stage in current context"),
         ({"Dockerfile": ""}, 400, "the Dockerfile (Dockerfile) cannot be empty"),
-        ({"a": "x"}, 500, "Cannot locate specified Dockerfile: Dockerfile"),
+        ({"a": "x"}, 400, "Cannot locate specified Dockerfile: Dockerfile"),
     ],
 )
 def test_refused_before_the_stream(
@@ -247,7 +247,7 @@ def test_not_a_tar_and_unknown_target(env: Env) -> None:
 
     with pytest.raises(BuildRequestError) as caught:
         env.builder.prepare(io.BytesIO(b"not a tar archive " * 100), BuildOptions())
-    assert (caught.value.status, caught.value.message) == (500, "archive/tar: invalid tar header")
+    assert (caught.value.status, caught.value.message) == (400, "archive/tar: invalid tar header")
     with pytest.raises(BuildRequestError) as caught:
         env.builder.prepare(context({"Dockerfile": "FROM busybox AS a\n"}), BuildOptions(target="zzz"))
     assert (caught.value.status, caught.value.message) == (
