@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import time
 
+from common.humanize import human_duration as human_duration
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -31,34 +33,6 @@ def human_size(size: float, precision: int = 4) -> str:
 def bytes_size(size: float) -> str:
     """Binary units: 1532000 -> "1.461MiB"."""
     return _scaled(float(size), 1024.0, _BINARY_UNITS, 4)
-
-
-def human_duration(seconds: float) -> str:
-    """Docker's approximate wording for an elapsed time ("2 hours", "About a minute")."""
-    s = int(seconds)
-    if s < 1:
-        return "Less than a second"
-    if s == 1:
-        return "1 second"
-    if s < 60:
-        return f"{s} seconds"
-    minutes = int(seconds / 60)
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    hours = int(seconds / 3600 + 0.5)
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    if hours < 24 * 7 * 2:
-        return f"{hours // 24} days"
-    if hours < 24 * 30 * 2:
-        return f"{hours // 24 // 7} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24 // 30} months"
-    return f"{int(seconds / 3600 / 24 / 365)} years"
 
 
 def since(timestamp: float) -> str:

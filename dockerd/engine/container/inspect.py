@@ -6,6 +6,7 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
+from common.humanize import human_duration
 from dockerd.engine.binds import parse_bind
 from dockerd.engine.container import links
 from dockerd.engine.container.state import Container
@@ -92,45 +93,18 @@ def _human_status(c: Container) -> str:
     status = c.status()
     if status == "running" or status == "paused":
         since = time.time() - parse_time(c.state.get("StartedAt") or c.created)
-        text = f"Up {_human_duration(since)}"
+        text = f"Up {human_duration(since)}"
         if status == "paused":
             return text + " (Paused)"
         health = c.state.get("Health")  # as dockerd: "(healthy)", "(health: starting)"...
         return f"{text} ({status_text(HealthState.from_api(health))})" if health else text
     if status == "exited":
         ago = time.time() - parse_time(c.state.get("FinishedAt") or c.created)
-        return f"Exited ({c.state.get('ExitCode', 0)}) {_human_duration(ago)} ago"
+        return f"Exited ({c.state.get('ExitCode', 0)}) {human_duration(ago)} ago"
     if status == "restarting":
         ago = time.time() - parse_time(c.state.get("FinishedAt") or c.created)
-        return f"Restarting ({c.state.get('ExitCode', 0)}) {_human_duration(ago)} ago"
+        return f"Restarting ({c.state.get('ExitCode', 0)}) {human_duration(ago)} ago"
     return "Created"
-
-
-def _human_duration(seconds: float) -> str:
-    """Go's units.HumanDuration, which Docker's status texts use."""
-    if int(seconds) < 1:
-        return "Less than a second"
-    if int(seconds) == 1:
-        return "1 second"
-    if seconds < 60:
-        return f"{int(seconds)} seconds"
-    minutes = int(seconds / 60)
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    hours = int(seconds / 3600 + 0.5)
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    if hours < 24 * 7 * 2:
-        return f"{hours // 24} days"
-    if hours < 24 * 30 * 2:
-        return f"{hours // 24 // 7} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24 // 30} months"
-    return f"{int(seconds / 3600) // 24 // 365} years"
 
 
 def _config_view(c: Container) -> dict[str, Any]:
