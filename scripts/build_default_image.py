@@ -227,8 +227,17 @@ def gzip_deterministic(data: bytes) -> bytes:
     return buf.getvalue()
 
 
-def write_oci_layout(out: Path, layer: bytes, arch: str) -> str:
-    """Write an OCI image layout holding one single-layer image; return the manifest digest."""
+def write_oci_layout(
+    out: Path,
+    layer: bytes,
+    arch: str,
+    image_config: dict[str, Any] | None = None,
+    created_by: str = "scripts/build_default_image.py",
+    name: str = IMAGE_NAME,
+    tag: str = IMAGE_TAG,
+) -> str:
+    """Write an OCI image layout holding one single-layer image; return the manifest digest.
+    The defaults are the default image's; scripts/build_pause_image.py passes the pause image's."""
     blobs = out / "blobs" / "sha256"
     blobs.mkdir(parents=True)
 
@@ -243,9 +252,9 @@ def write_oci_layout(out: Path, layer: bytes, arch: str) -> str:
         "architecture": arch,
         "os": "linux",
         "created": FIXED_CREATED,
-        "config": {"Env": [DEFAULT_PATH], "Cmd": ["sh"]},
+        "config": image_config if image_config is not None else {"Env": [DEFAULT_PATH], "Cmd": ["sh"]},
         "rootfs": {"type": "layers", "diff_ids": [_sha256(layer)]},
-        "history": [{"created": FIXED_CREATED, "created_by": "scripts/build_default_image.py"}],
+        "history": [{"created": FIXED_CREATED, "created_by": created_by}],
     }
     config_bytes = _canonical_json(config)
     config_digest = put(config_bytes)
@@ -267,8 +276,8 @@ def write_oci_layout(out: Path, layer: bytes, arch: str) -> str:
                 "size": len(manifest_bytes),
                 "platform": {"architecture": arch, "os": "linux"},
                 "annotations": {
-                    "io.containerd.image.name": IMAGE_NAME,
-                    "org.opencontainers.image.ref.name": IMAGE_TAG,
+                    "io.containerd.image.name": name,
+                    "org.opencontainers.image.ref.name": tag,
                 },
             }
         ],

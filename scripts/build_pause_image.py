@@ -30,20 +30,13 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
 
 from build_default_image import (  # noqa: E402
-    FIXED_CREATED,
     FIXED_EPOCH,
-    MEDIA_CONFIG,
-    MEDIA_INDEX,
-    MEDIA_LAYER_GZIP,
-    MEDIA_MANIFEST,
     Entry,
     ImageBuildError,
-    _canonical_json,
     _replace_dir,
-    _sha256,
     elf_architecture,
-    gzip_deterministic,
     layer_tar,
+    write_oci_layout,
 )
 
 # The name pycontainerd's CRI plugin uses by default (its `sandbox_image`): a name of our own, so
@@ -74,52 +67,15 @@ def rootfs_entries(binary: bytes) -> list[Entry]:
 
 
 def write_layout(out: Path, layer: bytes, arch: str) -> str:
-    blobs = out / "blobs" / "sha256"
-    blobs.mkdir(parents=True)
-
-    def put(data: bytes) -> str:
-        digest = _sha256(data)
-        (blobs / digest.split(":", 1)[1]).write_bytes(data)
-        return digest
-
-    compressed = gzip_deterministic(layer)
-    layer_digest = put(compressed)
-    config = {
-        "architecture": arch,
-        "os": "linux",
-        "created": FIXED_CREATED,
-        "config": {"Entrypoint": ["/catatonit", "-P"], "User": "65535:65535", "WorkingDir": "/"},
-        "rootfs": {"type": "layers", "diff_ids": [_sha256(layer)]},
-        "history": [{"created": FIXED_CREATED, "created_by": "scripts/build_pause_image.py (catatonit -P)"}],
-    }
-    config_bytes = _canonical_json(config)
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": MEDIA_MANIFEST,
-        "config": {"mediaType": MEDIA_CONFIG, "digest": put(config_bytes), "size": len(config_bytes)},
-        "layers": [{"mediaType": MEDIA_LAYER_GZIP, "digest": layer_digest, "size": len(compressed)}],
-    }
-    manifest_bytes = _canonical_json(manifest)
-    manifest_digest = put(manifest_bytes)
-    index = {
-        "schemaVersion": 2,
-        "mediaType": MEDIA_INDEX,
-        "manifests": [
-            {
-                "mediaType": MEDIA_MANIFEST,
-                "digest": manifest_digest,
-                "size": len(manifest_bytes),
-                "platform": {"architecture": arch, "os": "linux"},
-                "annotations": {
-                    "io.containerd.image.name": PAUSE_IMAGE,
-                    "org.opencontainers.image.ref.name": PAUSE_TAG,
-                },
-            }
-        ],
-    }
-    (out / "index.json").write_bytes(_canonical_json(index))
-    (out / "oci-layout").write_bytes(_canonical_json({"imageLayoutVersion": "1.0.0"}))
-    return manifest_digest
+    return write_oci_layout(
+        out,
+        layer,
+        arch,
+        image_config={"Entrypoint": ["/catatonit", "-P"], "User": "65535:65535", "WorkingDir": "/"},
+        created_by="scripts/build_pause_image.py (catatonit -P)",
+        name=PAUSE_IMAGE,
+        tag=PAUSE_TAG,
+    )
 
 
 def tar_layout(layout: Path, dest: Path) -> None:
