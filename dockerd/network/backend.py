@@ -93,11 +93,18 @@ class NetworkBackend:
                 return self._reverse(name, {n.id: n.name for n in nets})
             for net in nets:
                 target = name[: -len(net.name) - 1] if name.endswith("." + net.name.lower()) else name
-                found = [ep.address for other in self.sandboxes.by_id.values() for ep in other.endpoints
-                         if ep.network_id == net.id and ep.address and target in _names(other, ep.aliases, net.id)]  # fmt: skip
-                if found:
-                    if qtype != "A":
-                        return []  # the name is ours, with IPv4 addresses only
+                matching = [ep for other in self.sandboxes.by_id.values() for ep in other.endpoints
+                            if ep.network_id == net.id and ep.address and target in _names(other, ep.aliases, net.id)]  # fmt: skip
+                if matching:
+                    # the name is ours: its addresses of the family asked (none is an empty answer)
+                    found = [
+                        ep.address if qtype == "A" else ep.address6
+                        for ep in matching
+                        if qtype in ("A", "AAAA")
+                    ]
+                    found = [a for a in found if a]
+                    if not found:
+                        return []
                     turn = next(self._rotation) % len(found)
                     return found[turn:] + found[:turn]
         return None

@@ -8,6 +8,7 @@ server on 127.0.0.1).
 from __future__ import annotations
 
 import json
+import secrets
 import socket
 import subprocess
 import threading
@@ -289,7 +290,7 @@ def test_cni_macvlan_driver(backend: NetworkBackend, names: Names) -> None:
         for cid in list(backend.sandboxes.by_id):
             backend.sandboxes.release(cid)
         backend.networks.remove("mac", backend.sandboxes.in_use)
-        with pytest.raises(errors.InvalidParameter, match="parent interface was not found"):
+        with pytest.raises(errors.InvalidParameter, match="invalid subinterface vlan name"):
             backend.networks.create("bad", driver="macvlan", options={"parent": f"pt{names.token}zz"})
     finally:
         subprocess.run(["ip", "link", "del", parent], check=False)
@@ -313,3 +314,84 @@ def test_udp_port_is_published_through_the_proxy(backend: NetworkBackend) -> Non
         client.close()
     finally:
         server.close()
+
+
+@pytest.fixture
+def loopback_resolver() -> Iterator[str]:
+    """The test's DNS server on port 53 of a loopback address of its own (as a host's local
+    resolver, e.g. systemd-resolved's 127.0.0.53): external.test is 10.0.0.99."""
+    address = f"127.{secrets.randbelow(200) + 20}.{secrets.randbelow(250) + 1}.{secrets.randbelow(250) + 1}"
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((address, 53))
+    sock.settimeout(0.2)
+    done = threading.Event()
+
+    def serve() -> None:
+        while not done.is_set():
+            try:
+                data, peer = sock.recvfrom(4096)
+            except TimeoutError:
+                continue
+            query = DNSRecord.parse(data)
+            reply = query.reply()
+            if str(query.q.qname) == "external.test." and query.q.qtype == QTYPE.A:
+                reply.add_answer(RR("external.test.", QTYPE.A, rdata=A("10.0.0.99"), ttl=60))
+            sock.sendto(reply.pack(), peer)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield address
+    done.set()
+    thread.join()
+    sock.close()
+
+
+def test_embedded_dns_forwards_to_the_hosts_loopback_resolver(
+    backend: NetworkBackend, loopback_resolver: str, tmp_path: Path
+) -> None:
+    """No --dns: the host's resolv.conf names a loopback resolver, which the embedded server reaches
+    from the daemon's namespace (the container's own file names only 127.0.0.11)."""
+    backend.options.host_resolv_conf.write_text(f"nameserver {loopback_resolver}\nsearch example.test\n")
+    backend.networks.create("fwd")
+    backend.sandboxes.create("fwd-a", name="fwd-a")
+    backend.sandboxes.connect("fwd-a", "fwd")
+    key = backend.sandboxes.key("fwd-a")
+    assert ask(key, "external.test") == ["10.0.0.99"]
+    assert ask(key, "fwd-a") == [backend.sandboxes.get("fwd-a").endpoints[0].address]  # ours: not forwarded
+    backend.sandboxes.write_files("fwd-a", None, tmp_path / "resolv.conf")
+    assert (
+        tmp_path / "resolv.conf"
+    ).read_text() == "search example.test\nnameserver 127.0.0.11\noptions ndots:0\n"
+
+
+def test_ipv6_endpoints_addresses_routes_and_aaaa(backend: NetworkBackend, tmp_path: Path) -> None:
+    backend.networks.create(
+        "six", subnet="10.213.4.0/24", enable_ipv6=True, ipv6=[{"Subnet": "fd00:213:4::/64"}]
+    )
+    a = sandbox(backend, "a", "six")
+    b = sandbox(backend, "b", "six")
+    eps = {cid[0]: sb.endpoints[0] for cid, sb in backend.sandboxes.by_id.items()}
+    assert (eps["a"].address6, eps["a"].prefixlen6, eps["a"].gateway6) == (
+        "fd00:213:4::2",
+        64,
+        "fd00:213:4::1",
+    )
+    assert eps["b"].address6 == "fd00:213:4::3"
+    assert "default via fd00:213:4::1 dev eth0" in in_ns(a, "ip", "-6", "route").stdout
+    assert in_ns(a, "busybox", "ping", "-6", "-c", "1", "-W", "2", eps["b"].address6).returncode == 0
+    assert (
+        in_ns(b, "busybox", "ping", "-6", "-c", "1", "-W", "2", "fd00:213:4::1").returncode == 0
+    )  # the bridge
+    assert ask(a, "b", "AAAA") == ["fd00:213:4::3"] and ask(a, "b") == [eps["b"].address]
+    cid_a = next(k for k in backend.sandboxes.by_id if k.startswith("a-"))
+    backend.sandboxes.write_files(cid_a, tmp_path / "hosts", None)
+    assert (tmp_path / "hosts").read_text().splitlines()[-2:] == [f"{eps['a'].address}\t", "fd00:213:4::2\t"]
+    # an address is handed out once; a released one comes back
+    backend.sandboxes.create("v6-d", name="d")
+    with pytest.raises(errors.Forbidden, match="Address already in use"):
+        backend.sandboxes.connect("v6-d", "six", EndpointConfig(ip6="fd00:213:4::3"))
+    assert backend.sandboxes.get("v6-d").endpoints == []
+    backend.sandboxes.release(cid_a)
+    sandbox(backend, "c", "six")
+    c = next(sb for k, sb in backend.sandboxes.by_id.items() if k.startswith("c-"))
+    assert c.endpoints[0].address6 == "fd00:213:4::2"
