@@ -101,14 +101,17 @@ def _two_reach_each_other(r: Run, net: str, subnet_prefix: str) -> tuple[str, st
 
 
 def test_macvlan_and_ipvlan_networks(r: Run, parent: str) -> None:
-    mv = r.network("mv", "-d", "macvlan", "-o", f"parent={parent}", "--subnet", "10.97.1.0/24")
+    mv = r.network("mv", "-d", "macvlan", "-o", f"parent={parent}", "--subnet", "10.97.1.0/24",
+                   "--ipv6", "--subnet", "fd00:97:1::/64")  # fmt: skip
     view = json.loads(r.ok("network", "inspect", mv))[0]
     assert view["Driver"] == "macvlan" and view["Options"] == {"parent": parent}
-    assert view["IPAM"]["Config"] == [{"Subnet": "10.97.1.0/24"}]
+    assert view["IPAM"]["Config"] == [{"Subnet": "10.97.1.0/24"}, {"Subnet": "fd00:97:1::/64"}]
     a, b = _two_reach_each_other(r, mv, "10.97.1")
-    # dockerd's MAC for the address, on the macvlan link too
+    # dockerd's MAC for the address, on the macvlan link too; IPv6 as on a bridge
     settings = r.inspect(a)["NetworkSettings"]["Networks"][mv]
     assert settings["MacAddress"] == _mac("10.97.1.2")
+    assert (settings["GlobalIPv6Address"], settings["IPv6Gateway"]) == ("fd00:97:1::2", "fd00:97:1::1")
+    assert r.ok("exec", a, "ping6", "-c1", "-W2", "fd00:97:1::3").count("1 packets received") == 1
     assert r.ok("exec", a, "cat", "/sys/class/net/eth0/address").strip() == _mac("10.97.1.2")
     # one macvlan network per parent; an ipvlan one may share it
     _fails(r, ["network", "create", "-d", "macvlan", "-o", f"parent={parent}", "--subnet", "10.97.9.0/24",
@@ -130,11 +133,25 @@ def test_macvlan_and_ipvlan_networks(r: Run, parent: str) -> None:
 
 def _kernel_has(kind: str) -> bool:
     """Whether this kernel makes links of KIND (tried in a namespace of its own, gone at once)."""
-    script = f"ip link add pdk0 type veth peer name pdk1 && ip link add pdk2 link pdk0 type {kind}"
-    return (
-        subprocess.run(["unshare", "--net", "sh", "-c", script], capture_output=True, timeout=30).returncode
-        == 0
+    script = (
+        "ip link add pdk2 type dummy"
+        if kind == "dummy"
+        else f"ip link add pdk0 type veth peer name pdk1 && ip link add pdk2 link pdk0 type {kind}"
     )
+    done = subprocess.run(["unshare", "--net", "sh", "-c", script], capture_output=True, timeout=30)
+    return done.returncode == 0
+
+
+def test_macvlan_without_parent(r: Run) -> None:
+    """No parent: dockerd makes a dummy link for it (this kernel has none: CONFIG_DUMMY is unset, and
+    dockerd answers "operation not supported"); pydockerd a bridge of its own, gone with the network."""
+    args = ["network", "create", "-d", "macvlan", "--subnet", "10.97.12.0/24", f"pdn-noparent-{r.tag}"]
+    if not isinstance(r.engine, PyDockerd) and not _kernel_has("dummy"):
+        _fails(r, args, "operation not supported")
+        return
+    r.networks.append(args[-1])
+    r.ok(*args)
+    _two_reach_each_other(r, args[-1], "10.97.12")
 
 
 def test_macvlan_bad_input_creates_nothing(r: Run, parent: str) -> None:

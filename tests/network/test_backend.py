@@ -395,3 +395,40 @@ def test_ipv6_endpoints_addresses_routes_and_aaaa(backend: NetworkBackend, tmp_p
     sandbox(backend, "c", "six")
     c = next(sb for k, sb in backend.sandboxes.by_id.items() if k.startswith("c-"))
     assert c.endpoints[0].address6 == "fd00:213:4::2"
+
+
+def test_cni_ptp_endpoint_survives_a_crash_and_is_deleted_after(tmp_path: Path, names: Names) -> None:
+    """ptp's host-side veth (the plugin's, not ours) holds the gateway: a restarted backend adopts
+    the sandbox, and the DEL run when it is released (from the stored ADD result) removes it."""
+    from tests.network.conftest import leftovers, make_options
+
+    def host_end() -> str:
+        return subprocess.run(
+            ["ip", "-o", "-4", "addr", "show", "to", "10.214.5.1"], capture_output=True, text=True
+        ).stdout
+
+    options = make_options(tmp_path, names)
+    first = NetworkBackend(options)
+    first.start()
+    try:
+        first.networks.create("pp", driver="ptp", subnet="10.214.5.0/24")
+        key = sandbox(first, "p", "pp")
+        cid = next(iter(first.sandboxes.by_id))
+        ep = first.sandboxes.get(cid).endpoints[0]
+        assert ep.host_ifname and ep.host_ifname in host_end() and ep.driver_state["result"]["ips"]
+        assert ping(key, "10.214.5.1")
+        second = NetworkBackend(options)  # "kill -9" of the first: nothing released
+        second.start()
+        second.restore({cid})
+        assert second.sandboxes.get(cid).endpoints[0].host_ifname == ep.host_ifname
+        assert ping(key, "10.214.5.1")
+        second.sandboxes.release(cid)
+        assert host_end() == "", "DEL removed the plugin's veth"
+        second.networks.remove("pp", second.sandboxes.in_use)
+        second.shutdown()
+    finally:
+        if first.resolver:
+            first.resolver.stop()
+        for cid in list(first.sandboxes.by_id):
+            first.sandboxes.release(cid)
+    assert leftovers(options, names, []) == []
