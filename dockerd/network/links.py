@@ -152,6 +152,17 @@ def set_default_route(ns: Path, gateway: str, ifname: str) -> None:
     _with_ipr(ns, work)
 
 
+def drop_default_route6(ns: Path) -> None:
+    """No IPv6 default route in NS (the gateway endpoint has no IPv6 gateway)."""
+
+    def work(ipr: IPRoute) -> None:
+        for route in ipr.get_routes(family=10, table=254):
+            if route["dst_len"] == 0 and route.get("gateway"):
+                ipr.route("del", dst="::/0", family=10, gateway=route.get("gateway"), oif=route.get("oif"))
+
+    _with_ipr(ns, work)
+
+
 def host_routes() -> list[IPv4Network]:
     """The host's IPv4 routes to networks (default route excluded): pools must not overlap them."""
     found = []

@@ -163,14 +163,28 @@ class Sandboxes:
         return ep
 
     def _route(self, sb: Sandbox) -> None:
-        """The default routes (IPv4, IPv6) go through the first endpoint whose network reaches out."""
-        for family in ("gateway", "gateway6"):
-            for ep in sb.endpoints:
-                net = self.nets.by_id[ep.network_id]
-                gateway = getattr(ep, family)
-                if gateway and not net.internal and net.driver not in ("host", "null"):
-                    links.set_default_route(Path(sb.key), gateway, ep.ifname)
-                    break
+        """The default routes go through one gateway endpoint, chosen as libnetwork's sandbox orders
+        its endpoints: networks that reach out, those with both an IPv4 and an IPv6 gateway first,
+        then by network name (so a later `network connect` may take the default route over)."""
+        ep = self.gateway_endpoint(sb)
+        if ep is None:
+            return
+        links.set_default_route(Path(sb.key), ep.gateway, ep.ifname)
+        if ep.gateway6:
+            links.set_default_route(Path(sb.key), ep.gateway6, ep.ifname)
+        else:
+            links.drop_default_route6(Path(sb.key))
+
+    def gateway_endpoint(self, sb: Sandbox) -> Endpoint | None:
+        candidates = [
+            (self.nets.by_id[ep.network_id], ep)
+            for ep in sb.endpoints
+            if ep.network_id in self.nets.by_id and ep.gateway
+        ]
+        usable = [(n, ep) for n, ep in candidates if not n.internal and n.driver not in ("host", "null")]
+        if not usable:
+            return None
+        return min(usable, key=lambda pair: (not (pair[1].gateway and pair[1].gateway6), pair[0].name))[1]
 
     def disconnect(self, cid: str, ref: str, force: bool = False) -> None:
         with self.lock:

@@ -112,6 +112,10 @@ def test_macvlan_and_ipvlan_networks(r: Run, parent: str) -> None:
     assert settings["MacAddress"] == _mac("10.97.1.2")
     assert (settings["GlobalIPv6Address"], settings["IPv6Gateway"]) == ("fd00:97:1::2", "fd00:97:1::1")
     assert r.ok("exec", a, "ping6", "-c1", "-W2", "fd00:97:1::3").count("1 packets received") == 1
+    # the default bridge sorts first by name, but has no IPv6 gateway: the default route stays here
+    r.ok("network", "connect", "bridge", a)
+    assert r.ok("exec", a, "ip", "route").splitlines()[0] == "default via 10.97.1.1 dev eth0 "
+    r.ok("network", "disconnect", "bridge", a)
     assert r.ok("exec", a, "cat", "/sys/class/net/eth0/address").strip() == _mac("10.97.1.2")
     # one macvlan network per parent; an ipvlan one may share it
     _fails(r, ["network", "create", "-d", "macvlan", "-o", f"parent={parent}", "--subnet", "10.97.9.0/24",
@@ -235,6 +239,12 @@ def test_ipv6_user_network(r: Run) -> None:
     hostname = r.inspect(x)["Config"]["Hostname"]
     assert out.splitlines() == ["default via fd00:97:4::1 dev eth0  metric 1024 ", f"fd00:97:4::2\t{hostname}",
                                 f"PING {y} (fd00:97:4::99): 56 data bytes", "fd00:97:4::99"], out  # fmt: skip
+    # connected to a network whose name sorts first, z takes its default routes there (libnetwork's order)
+    r.ok("network", "connect", net, z)
+    routes = r.ok("exec", z, "sh", "-c", "ip route | grep default; ip -6 route | grep default").splitlines()
+    assert routes == ["default via 10.97.4.1 dev eth1 ", "default via fd00:97:4::1 dev eth1  metric 1024 "], (
+        routes
+    )
     # bad input: dockerd's words; nothing made
     cases = [
         (["network", "create", "--ipv6", f"pdn-v6none-{r.tag}"],
@@ -253,7 +263,7 @@ def test_ipv6_user_network(r: Run) -> None:
     for args, message in cases:
         _fails(r, args, message)
     assert sorted(json.loads(r.ok("network", "inspect", net))[0]["Containers"]) == sorted(
-        r.inspect(n)["Id"] for n in (x, y)
+        r.inspect(n)["Id"] for n in (x, y, z)
     )
     assert f"pdn-v6none-{r.tag}" not in r.ok("network", "ls", "--format", "{{.Name}}")
 

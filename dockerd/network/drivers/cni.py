@@ -7,7 +7,7 @@ CNI_NETNS and the network's configuration on stdin; leaving runs DEL with the sa
 configuration and the ADD's result. Addresses stay ours: the configuration's IPAM is the
 `static` plugin with the address our IPAM handed out, so one allocator (persisted, never handing
 out an address twice) serves every driver; the default route is the sandbox's business (the
-first network that reaches out), as with bridges.
+gateway endpoint libnetwork's order picks), as with bridges.
 
 Docker's own option names for its macvlan and ipvlan drivers are translated to the plugins'
 (`parent` is `master`, `macvlan_mode`/`ipvlan_mode` are `mode`, the MTU option is `mtu`) and
