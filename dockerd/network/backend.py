@@ -110,15 +110,12 @@ class NetworkBackend:
         return None
 
     def _reverse(self, name: str, nets: dict[str, str]) -> list[str] | None:
-        if not name.endswith(".in-addr.arpa"):
-            return None
-        try:
-            address = str(ipaddress.IPv4Address(".".join(reversed(name[: -len(".in-addr.arpa")].split(".")))))
-        except ValueError:
+        address = _reverse_address(name)
+        if address is None:
             return None
         for other in self.sandboxes.by_id.values():
             for ep in other.endpoints:
-                if ep.network_id in nets and ep.address == address:
+                if ep.network_id in nets and address in (ep.address, ep.address6):
                     return [f"{other.name.lstrip('/')}.{nets[ep.network_id]}"]
         return None
 
@@ -132,6 +129,21 @@ class NetworkBackend:
                 return []  # no way out of an internal network, for names neither
             dns = sb.dns
         return resolvconf.upstreams(resolvconf.host_content(self.options.host_resolv_conf), dns)
+
+
+def _reverse_address(name: str) -> str | None:
+    """The address a PTR question names: a.b.c.d.in-addr.arpa, or 32 nibbles then ip6.arpa."""
+    try:
+        if name.endswith(".in-addr.arpa"):
+            return str(ipaddress.IPv4Address(".".join(reversed(name[: -len(".in-addr.arpa")].split(".")))))
+        if name.endswith(".ip6.arpa"):
+            nibbles = name[: -len(".ip6.arpa")].split(".")
+            if len(nibbles) != 32 or any(len(n) != 1 for n in nibbles):
+                return None
+            return str(ipaddress.IPv6Address(int("".join(reversed(nibbles)), 16)))
+    except ValueError:
+        return None
+    return None
 
 
 def _names(sb: Sandbox, aliases: list[str], network_id: str) -> set[str]:

@@ -7,6 +7,7 @@ server on 127.0.0.1).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import secrets
 import socket
@@ -383,6 +384,7 @@ def test_ipv6_endpoints_addresses_routes_and_aaaa(backend: NetworkBackend, tmp_p
         in_ns(b, "busybox", "ping", "-6", "-c", "1", "-W", "2", "fd00:213:4::1").returncode == 0
     )  # the bridge
     assert ask(a, "b", "AAAA") == ["fd00:213:4::3"] and ask(a, "b") == [eps["b"].address]
+    assert ask(a, ipaddress.IPv6Address("fd00:213:4::3").reverse_pointer, "PTR") == ["b.six."]
     cid_a = next(k for k in backend.sandboxes.by_id if k.startswith("a-"))
     backend.sandboxes.write_files(cid_a, tmp_path / "hosts", None)
     assert (tmp_path / "hosts").read_text().splitlines()[-2:] == [f"{eps['a'].address}\t", "fd00:213:4::2\t"]
