@@ -117,6 +117,22 @@ def test_macvlan_and_ipvlan_networks(r: Run, parent: str) -> None:
     assert r.ok("exec", a, "ip", "route").splitlines()[0] == "default via 10.97.1.1 dev eth0 "
     r.ok("network", "disconnect", "bridge", a)
     assert r.ok("exec", a, "cat", "/sys/class/net/eth0/address").strip() == _mac("10.97.1.2")
+    # private mode: siblings do not reach each other; the generic MTU option is ignored (the parent's)
+    private = r.network("mvp", "-d", "macvlan", "-o", f"parent={parent}p", "-o", "macvlan_mode=private",
+                        "-o", "com.docker.network.driver.mtu=1400", "--subnet", "10.97.13.0/24")  # fmt: skip
+    lone = r.name("lone")
+    r.ok("run", "-d", "--name", lone, "--network", private, "busybox", "sleep", "300")
+    out = _sh(
+        r,
+        "--network",
+        private,
+        "busybox",
+        "sh",
+        "-c",
+        f"cat /sys/class/net/eth0/mtu; ping -c1 -W1 {lone} >/dev/null; echo $?",
+    )
+    assert out == "1500\n1\n", out
+    r.ok("rm", "-f", lone)
     # one macvlan network per parent; an ipvlan one may share it
     _fails(r, ["network", "create", "-d", "macvlan", "-o", f"parent={parent}", "--subnet", "10.97.9.0/24",
                f"pdn-mv2-{r.tag}"], f"is already using parent interface {parent}")  # fmt: skip

@@ -10,7 +10,8 @@ out an address twice) serves every driver; the default route is the sandbox's bu
 gateway endpoint libnetwork's order picks), as with bridges.
 
 Docker's own option names for its macvlan and ipvlan drivers are translated to the plugins'
-(`parent` is `master`, `macvlan_mode`/`ipvlan_mode` are `mode`, the MTU option is `mtu`) and
+(`parent` is `master`, `macvlan_mode`/`ipvlan_mode` are `mode`; the MTU option is other plugins' `mtu`,
+dockerd's macvlan/ipvlan ignore it and so do we) and
 checked at create with dockerd's wording; without a parent dockerd makes a dummy link, and so do
 we, a bridge where the kernel has no dummy module, removed with the network. Other plugins get
 the options as configuration keys ("true"/"false" and numbers typed).
@@ -49,7 +50,11 @@ def plugin_options(driver: str, options: dict[str, str]) -> dict[str, Any]:
     conf: dict[str, Any] = {}
     for key, value in options.items():
         if key == MTU_OPTION:
-            conf["mtu"] = int(value)
+            if driver not in (
+                "macvlan",
+                "ipvlan",
+            ):  # dockerd's own macvlan/ipvlan ignore it: the parent's MTU
+                conf["mtu"] = int(value)
         elif key == "parent":
             conf["master"] = value
         elif driver == "macvlan" and key == "macvlan_mode" or driver == "ipvlan" and key == "ipvlan_mode":
@@ -64,7 +69,7 @@ def plugin_options(driver: str, options: dict[str, str]) -> dict[str, Any]:
 def check_options(driver: str, options: dict[str, str]) -> None:
     """dockerd's refusals for its macvlan/ipvlan options (400, at create)."""
     mtu = options.get(MTU_OPTION)
-    if mtu is not None and not mtu.isdigit():
+    if mtu is not None and not mtu.isdigit() and driver not in ("macvlan", "ipvlan"):
         raise errors.InvalidParameter(f"invalid mtu value {mtu!r}")
     if driver == "macvlan":
         mode = options.get("macvlan_mode", "bridge")
