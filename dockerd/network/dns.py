@@ -209,7 +209,7 @@ class Resolver:
     def _forward(self, sandbox: str, query: DNSRecord, data: bytes, tcp: bool) -> bytes:
         for server in self.upstreams(sandbox):
             try:
-                return bytes(query.send(server[0], server[1], tcp=tcp, timeout=2))
+                return bytes(query.send(server[0], server[1], tcp=tcp, timeout=2, ipv6=":" in server[0]))
             except (OSError, struct.error):
                 continue
         reply = query.reply()

@@ -90,15 +90,18 @@ def render(host: str, dns: DNSConfig, embedded: bool) -> str:
 
 
 def upstreams(host: str, dns: DNSConfig) -> list[tuple[str, int]]:
-    """Where the embedded server forwards: --dns (IP or IP:PORT), else the host's servers, loopback
+    """Where the embedded server forwards (IPv4 and IPv6): --dns (IP, IP:PORT, [IPv6]:PORT), else the host's servers, loopback
     ones included (the server forwards from the daemon's namespace, where they answer: Docker 26's
     "host loopback" forwarding), Google's when the host names none."""
     found = []
     for server in dns.servers or nameservers(host) or DEFAULT_IPV4_DNS:
-        ip, _, port = server.partition(":") if server.count(":") == 1 else (server, "", "")
+        if server.startswith("[") and "]:" in server:  # [IPv6]:PORT (tests' upstreams)
+            ip, _, port = server[1:].partition("]:")
+        else:
+            ip, _, port = server.partition(":") if server.count(":") == 1 else (server, "", "")
         try:
-            if ipaddress.ip_address(ip).version == 4:
-                found.append((ip, int(port or 53)))
+            ipaddress.ip_address(ip)
+            found.append((ip, int(port or 53)))
         except ValueError:
             continue
     return found

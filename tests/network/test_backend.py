@@ -365,6 +365,33 @@ def test_embedded_dns_forwards_to_the_hosts_loopback_resolver(
     ).read_text() == "search example.test\nnameserver 127.0.0.11\noptions ndots:0\n"
 
 
+def test_embedded_dns_forwards_to_an_ipv6_upstream(backend: NetworkBackend) -> None:
+    """An IPv6 resolver (the test's, on ::1) is forwarded to as well as an IPv4 one."""
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    sock.bind(("::1", 0))
+    sock.settimeout(10)
+    backend.networks.create("fwd6")
+    backend.sandboxes.create(
+        "fwd6-a", name="fwd6-a", dns=DNSConfig(servers=[f"[::1]:{sock.getsockname()[1]}"])
+    )
+    backend.sandboxes.connect("fwd6-a", "fwd6")
+    key = backend.sandboxes.key("fwd6-a")
+    answers: list[list[str]] = []
+    asker = threading.Thread(target=lambda: answers.append(ask(key, "external6.test")))
+    asker.start()
+    try:
+        data, peer = sock.recvfrom(4096)
+        query = DNSRecord.parse(data)
+        assert str(query.q.qname) == "external6.test."
+        reply = query.reply()
+        reply.add_answer(RR("external6.test.", QTYPE.A, rdata=A("10.0.0.66"), ttl=60))
+        sock.sendto(reply.pack(), peer)
+        asker.join(10)
+    finally:
+        sock.close()
+    assert answers == [["10.0.0.66"]]
+
+
 def test_ipv6_endpoints_addresses_routes_and_aaaa(backend: NetworkBackend, tmp_path: Path) -> None:
     backend.networks.create(
         "six", subnet="10.213.4.0/24", enable_ipv6=True, ipv6=[{"Subnet": "fd00:213:4::/64"}]
