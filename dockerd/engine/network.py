@@ -133,6 +133,10 @@ class Networking:
             raise InvalidParameter(f"invalid IPv6 address: {ip6}")
         if ip6 and net.builtin:
             raise InvalidParameter("user specified IP address is supported on user defined networks only")
+        if ip6 and not net.ipv6_config:
+            raise InvalidParameter(
+                "user specified IP address is supported only when connecting to networks with user configured subnets"
+            )
         if ip:
             if not _is_ip(ip):
                 raise InvalidParameter(f"invalid IPv4 address: {ip}")

@@ -152,6 +152,12 @@ def set_default_route(ns: Path, gateway: str, ifname: str) -> None:
     _with_ipr(ns, work)
 
 
+def disable_ipv6(ns: Path, ifname: str) -> None:
+    """IPv6 off on IFNAME inside NS (no link-local address either): an endpoint without an IPv6
+    address, as libnetwork leaves it."""
+    _set_ipv6(ifname, False, ns)
+
+
 def drop_default_route6(ns: Path) -> None:
     """No IPv6 default route in NS (the gateway endpoint has no IPv6 gateway)."""
 

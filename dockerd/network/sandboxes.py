@@ -146,6 +146,8 @@ class Sandboxes:
                     ep.address6, ep.prefixlen6 = self.nets.ipam.request_address6(net.id, config.ip6)
                     ep.gateway6 = net.subnets6[0].gateway
                 self.nets.driver(net).join(net, ep, Path(sb.key), cid)
+                if not ep.address6:
+                    links.disable_ipv6(Path(sb.key), ep.ifname)
                 sb.endpoints.append(ep)
                 self._route(sb)
                 if not net.builtin and self.resolver is not None and self.options.iptables:

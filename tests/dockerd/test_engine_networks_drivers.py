@@ -261,6 +261,10 @@ def test_ipv6_user_network(r: Run) -> None:
     assert routes == ["default via 10.97.4.1 dev eth1 ", "default via fd00:97:4::1 dev eth1  metric 1024 "], (
         routes
     )
+    # an endpoint without an IPv6 address has IPv6 off (not even a link-local address), as dockerd's
+    v4only = r.network("v4only", "--subnet", "10.97.14.0/24")
+    for args in (["--network", v4only], []):
+        assert _sh(r, *args, "busybox", "ip", "-6", "-o", "addr", "show", "eth0") == ""
     # bad input: dockerd's words; nothing made
     cases = [
         (["network", "create", "--ipv6", f"pdn-v6none-{r.tag}"],
@@ -275,6 +279,8 @@ def test_ipv6_user_network(r: Run) -> None:
         (["run", "--rm", "--network", net, "--ip6", "fd00:97:4::99", "busybox", "true"], "Address already in use"),
         (["run", "--rm", "--network", "bridge", "--ip6", "fd00:97:4::5", "busybox", "true"],
          "user specified IP address is supported on user defined networks only"),
+        (["run", "--rm", "--network", v4only, "--ip6", "fd00:97:4::5", "busybox", "true"],
+         "user specified IP address is supported only when connecting to networks with user configured subnets"),
     ]  # fmt: skip
     for args, message in cases:
         _fails(r, args, message)
