@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from common import atomicfile
+from common import atomicfile, cni
 
 IFNAME = "eth0"
 LOOPBACK_CONF = {"cniVersion": "0.3.1", "name": "cni-loopback", "type": "loopback"}
-TIMEOUT = 60
 
 
 class CNIError(Exception):
@@ -266,44 +264,18 @@ class CNI:
     def _exec(
         self, conf: Mapping[str, Any], command: str, pod: PodRef, ifname: str, check: bool = True
     ) -> Any:
-        kind = str(conf.get("type", ""))
-        binary = os.path.join(self.bin_dir, kind)
-        env = {
-            "CNI_COMMAND": command,
-            "CNI_CONTAINERID": pod.sandbox_id,
-            "CNI_NETNS": pod.netns,
-            "CNI_IFNAME": ifname,
-            "CNI_PATH": self.bin_dir,
-            "CNI_ARGS": pod.cni_args(),
-            "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
-        }
+        who = cni.Invocation(pod.sandbox_id, pod.netns, ifname, [self.bin_dir], pod.cni_args())
         try:
-            done = subprocess.run(
-                [binary],
-                input=json.dumps(conf).encode(),
-                env=env,
-                capture_output=True,
-                timeout=TIMEOUT,
-                check=False,
-            )
-        except FileNotFoundError:
+            result = cni.invoke(conf, command, who)
+        except cni.PluginError as exc:
             if not check:
                 return None
-            raise CNIError(f'failed to find plugin "{kind}" in path [{self.bin_dir}]') from None
-        except subprocess.TimeoutExpired:
-            raise CNIError(f"plugin type={kind!r} {command} timed out") from None
-        if done.returncode != 0:
-            if not check:
-                return None
+            if exc.reason != "failed":
+                raise CNIError(exc.message) from None
             raise CNIError(
-                f"plugin type={kind!r} name={conf.get('name')!r} failed ({command.lower()}): {_error_text(done.stdout, done.stderr)}"
-            )
-        if command != "ADD" or not done.stdout.strip():
-            return None
-        try:
-            return json.loads(done.stdout)
-        except ValueError:
-            raise CNIError(f"plugin type={kind!r} returned a result that is not JSON") from None
+                f"plugin type={exc.plugin!r} name={conf.get('name')!r} failed ({command.lower()}): {exc.message}"
+            ) from None
+        return result if command == "ADD" else None
 
     # --- result cache ------------------------------------------------------------------------
 
@@ -344,13 +316,3 @@ def _ips(result: Any) -> list[str]:
         if address:
             out.append(address.split("/", 1)[0])
     return out
-
-
-def _error_text(stdout: bytes, stderr: bytes) -> str:
-    try:
-        doc = json.loads(stdout)
-        if isinstance(doc, dict) and doc.get("msg"):
-            return f"{doc['msg']}{': ' + doc['details'] if doc.get('details') else ''}"
-    except ValueError:
-        pass
-    return (stderr or stdout).decode(errors="replace").strip() or "no output"

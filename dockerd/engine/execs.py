@@ -300,6 +300,13 @@ class ExecEngine:
         for wake in waiters:
             wake()
 
+    def _link_env(self, c: Container) -> list[str]:
+        """dockerd gives an exec the legacy links' variables too; a link whose target is gone gives none."""
+        try:
+            return self.containers.networking.link_env(c)
+        except EngineError:
+            return []
+
     def _process_spec(self, c: Container, ex: Exec) -> dict[str, Any]:
         """The container's process (its capabilities, rlimits, no-new-privileges...) with the exec's
         command, environment, directory, user and terminal, as dockerd builds it."""
@@ -314,7 +321,7 @@ class ExecEngine:
         env_config = {"Env": [*(c.config.get("Env") or []), *ex.env]}
         process.update(
             args=[ex.entrypoint, *ex.arguments],
-            env=spec.merged_env(env_config, image_config, hostname, ex.tty),
+            env=spec.merged_env(env_config, image_config, hostname, ex.tty, self._link_env(c)),
             cwd=ex.working_dir or process.get("cwd") or "/",
             terminal=ex.tty,
         )

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dockerd.engine import links
 from dockerd.engine.errors import Conflict, EngineError, InvalidParameter, NotFound
 from dockerd.network import errors as net_errors
 from dockerd.network.backend import NetworkBackend
@@ -49,7 +50,7 @@ def _donor(mode: str) -> str | None:
 
 def _endpoint_config(settings: dict[str, Any]) -> EndpointConfig:
     ipam = settings.get("IPAMConfig") or {}
-    return EndpointConfig(ip=str(ipam.get("IPv4Address") or ""), aliases=list(settings.get("Aliases") or []),
+    return EndpointConfig(ip=str(ipam.get("IPv4Address") or ""), ip6=str(ipam.get("IPv6Address") or ""), aliases=list(settings.get("Aliases") or []),
                           links=list(settings.get("Links") or []), driver_opts=dict(settings.get("DriverOpts") or {}))  # fmt: skip
 
 
@@ -127,6 +128,15 @@ class Networking:
     def _check_endpoint(self, net: Network, settings: dict[str, Any]) -> None:
         ipam = settings.get("IPAMConfig") or {}
         ip = str(ipam.get("IPv4Address") or "")
+        ip6 = str(ipam.get("IPv6Address") or "")
+        if ip6 and not _is_ip(ip6, 6):
+            raise InvalidParameter(f"invalid IPv6 address: {ip6}")
+        if ip6 and net.builtin:
+            raise InvalidParameter("user specified IP address is supported on user defined networks only")
+        if ip6 and not net.ipv6_config:
+            raise InvalidParameter(
+                "user specified IP address is supported only when connecting to networks with user configured subnets"
+            )
         if ip:
             if not _is_ip(ip):
                 raise InvalidParameter(f"invalid IPv4 address: {ip}")
@@ -268,6 +278,24 @@ class Networking:
             records.append(f"{' '.join(names)}:{address}")
         return records
 
+    def link_env(self, c: Container) -> list[str]:
+        """The legacy links' environment variables (engine/links.py), for the container's process.
+        Only links on the default bridge are legacy links (dockerd registers no other)."""
+        if mode_of(c.host_config) not in ("default", "bridge"):
+            return []
+        env: list[str] = []
+        for link in c.host_config.get("Links") or []:
+            target, alias = self._link_target(str(link))
+            sb = self.backend.sandboxes.by_id.get(target.id)
+            address = next((ep.address for ep in sb.endpoints if ep.address), "") if sb else ""
+            exposed = [
+                *(target.config.get("ExposedPorts") or {}),
+                *(target.host_config.get("PortBindings") or {}),
+            ]
+            env += links.link_env(f"/{c.name.lstrip('/')}/{alias}", alias, address, list(dict.fromkeys(exposed)),
+                                  list(target.config.get("Env") or []))  # fmt: skip
+        return env
+
     def _write_files(self, cid: str) -> None:
         d = self.files_dir(cid)
         self.backend.sandboxes.write_files(cid, Path(d) / "hosts", Path(d) / "resolv.conf")
@@ -337,9 +365,10 @@ class Networking:
             "Bridge": "", "SandboxID": c.id if sb is not None and sb.key else "", "HairpinMode": False,
             "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0, "Ports": self.ports_view(c),
             "SandboxKey": sb.key if sb is not None else "", "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None,
-            "EndpointID": flat.get("EndpointID", ""), "Gateway": flat.get("Gateway", ""), "GlobalIPv6Address": "",
-            "GlobalIPv6PrefixLen": 0, "IPAddress": flat.get("IPAddress", ""), "IPPrefixLen": flat.get("IPPrefixLen", 0),
-            "IPv6Gateway": "", "MacAddress": flat.get("MacAddress", ""), "Networks": nets,
+            "EndpointID": flat.get("EndpointID", ""), "Gateway": flat.get("Gateway", ""),
+            "GlobalIPv6Address": flat.get("GlobalIPv6Address", ""), "GlobalIPv6PrefixLen": flat.get("GlobalIPv6PrefixLen", 0),
+            "IPAddress": flat.get("IPAddress", ""), "IPPrefixLen": flat.get("IPPrefixLen", 0),
+            "IPv6Gateway": flat.get("IPv6Gateway", ""), "MacAddress": flat.get("MacAddress", ""), "Networks": nets,
         }  # fmt: skip
 
     def ports_view(self, c: Container) -> dict[str, Any]:
@@ -397,13 +426,22 @@ class Networking:
         v6 = [{k: str(v) for k, v in cfg.items() if v} for cfg in configs if cfg not in v4]
         for cfg6 in v6:
             try:
-                ipaddress.IPv6Network(cfg6.get("Subnet", ""))
+                ipaddress.IPv6Network(cfg6.get("Subnet", ""), strict=False)
             except ValueError:
-                raise InvalidParameter(f"invalid subnet {cfg6.get('Subnet')}") from None
-        if v6 and not body.get("EnableIPv6"):
-            raise InvalidParameter("non-IPv6 network cannot have IPv6 subnets")
+                subnet6 = cfg6.get("Subnet", "")  # (dockerd answers 500: bad input is a 400 here)
+                raise InvalidParameter(
+                    f"Invalid subnet {subnet6} : invalid CIDR address: {subnet6}"
+                ) from None
+        enable_ipv6 = bool(body.get("EnableIPv6"))
         if len(v4) > 1:
             raise InvalidParameter("more than one IPv4 subnet per network is not supported")
+        if enable_ipv6 and len(v6) > 1:
+            err = EngineError(f"{body.get('Driver') or 'bridge'} driver doesn't support multiple subnets")
+            err.status = 403  # dockerd's
+            raise err
+        if enable_ipv6 and not v6:
+            # dockerd 20.10 has no default IPv6 pools: --ipv6 needs an IPv6 --subnet (a 404 there)
+            raise NotFound(str(net_errors.no_pool_available("IPv6")))
         cfg = v4[0] if v4 else {}
         if cfg.get("AuxiliaryAddresses") and not cfg.get("Subnet"):
             raise InvalidParameter("auxiliary addresses need a subnet")
@@ -412,17 +450,15 @@ class Networking:
         if body.get("CheckDuplicate") is not None and not isinstance(body.get("CheckDuplicate"), bool):
             raise InvalidParameter("invalid JSON: CheckDuplicate must be a boolean")
         try:
+            # (IPv6 subnets without EnableIPv6 are recorded and shown, no addresses: dockerd 20.10 takes them)
             net = self.backend.networks.create(
                 name, str(body.get("Driver") or "bridge"), subnet=str(cfg.get("Subnet") or ""),
                 gateway=str(cfg.get("Gateway") or ""), ip_range=str(cfg.get("IPRange") or ""),
                 internal=bool(body.get("Internal")), attachable=bool(body.get("Attachable")),
                 labels=body.get("Labels") or {}, options=body.get("Options") or {},
                 ipam_options=dict(ipam.get("Options") or {}),
-                aux_addresses=dict(cfg.get("AuxiliaryAddresses") or {}),
+                aux_addresses=dict(cfg.get("AuxiliaryAddresses") or {}), enable_ipv6=enable_ipv6, ipv6=v6,
             )  # fmt: skip
-            if v6 or body.get("EnableIPv6"):
-                net.enable_ipv6, net.ipv6_config = True, v6
-                self.backend.store.save_network(net)
         except net_errors.NetworkError as exc:
             raise _engine_error(exc) from None
         return {"Id": net.id, "Warning": ""}
@@ -440,7 +476,8 @@ class Networking:
             entry: dict[str, Any] = {"Subnet": s.subnet}
             if s.ip_range:
                 entry["IPRange"] = s.ip_range
-            entry["Gateway"] = s.gateway
+            if net.gateway_shown or not net.subnet_requested:
+                entry["Gateway"] = s.gateway
             if s.aux_addresses:
                 entry["AuxiliaryAddresses"] = dict(s.aux_addresses)
             cfg.append(entry)
@@ -452,7 +489,8 @@ class Networking:
                     if ep.network_id == net.id:
                         containers[sb.container_id] = {
                             "Name": sb.name, "EndpointID": ep.id, "MacAddress": ep.mac,
-                            "IPv4Address": f"{ep.address}/{ep.prefixlen}" if ep.address else "", "IPv6Address": "",
+                            "IPv4Address": f"{ep.address}/{ep.prefixlen}" if ep.address else "",
+                            "IPv6Address": f"{ep.address6}/{ep.prefixlen6}" if ep.address6 else "",
                         }  # fmt: skip
         return {
             "Name": net.name, "Id": net.id, "Created": net.created, "Scope": "local", "Driver": net.driver,
@@ -591,12 +629,12 @@ def _check_conflicts(mode: str, body: dict[str, Any], host: dict[str, Any]) -> N
         )
 
 
-def _is_ip(text: str) -> bool:
+def _is_ip(text: str, version: int | None = None) -> bool:
     try:
-        ipaddress.ip_address(text)
-        return True
+        addr = ipaddress.ip_address(text)
     except ValueError:
         return False
+    return version is None or addr.version == version
 
 
 def _asked(settings: dict[str, Any]) -> dict[str, Any]:
@@ -621,7 +659,8 @@ def _endpoint_view(
         "IPAMConfig": asked.get("IPAMConfig"), "Links": asked.get("Links"), "Aliases": aliases,
         "NetworkID": net.id if net is not None else asked.get("NetworkID", ""),
         "EndpointID": ep.id if ep else "", "Gateway": ep.gateway if ep else "", "IPAddress": ep.address if ep else "",
-        "IPPrefixLen": ep.prefixlen if ep else 0, "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+        "IPPrefixLen": ep.prefixlen if ep else 0, "IPv6Gateway": ep.gateway6 if ep else "",
+        "GlobalIPv6Address": ep.address6 if ep else "", "GlobalIPv6PrefixLen": ep.prefixlen6 if ep else 0,
         "MacAddress": ep.mac if ep else "", "DriverOpts": asked.get("DriverOpts"),
     }  # fmt: skip
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import os
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,7 +96,10 @@ def merge_image_config(config: dict[str, Any], image_config: dict[str, Any]) -> 
     return out
 
 
-def merged_env(config: dict[str, Any], image_config: dict[str, Any], hostname: str, tty: bool) -> list[str]:
+def merged_env(config: dict[str, Any], image_config: dict[str, Any], hostname: str, tty: bool,
+               linked: Sequence[str] = ()) -> list[str]:  # fmt: skip
+    """The process's environment as dockerd's CreateDaemonEnvironment: PATH, HOSTNAME, TERM,
+    the legacy links' variables (LINKED, engine/links.py), then the container's own."""
     env: dict[str, str] = {}
     for item in image_config.get("Env") or []:
         key, _, value = item.partition("=")
@@ -104,6 +108,9 @@ def merged_env(config: dict[str, Any], image_config: dict[str, Any], hostname: s
     env["HOSTNAME"] = hostname
     if tty:
         env["TERM"] = "xterm"
+    for item in linked:
+        key, _, value = item.partition("=")
+        env.setdefault(key, value)  # a repeated key keeps its first place and value, as Go's merge
     for item in config.get("Env") or []:
         key, sep, value = item.partition("=")
         if sep:
@@ -156,6 +163,9 @@ class StartInputs:
     )  # their allow rules, then DeviceCgroupRules
     # the container's volumes, binds and --mount tmpfs as OCI mounts (dockerd/volumes/lifecycle.py)
     mounts: list[dict[str, Any]] = field(default_factory=list)
+    link_env: list[str] = field(
+        default_factory=list
+    )  # legacy --link variables (DB_PORT...), set after the network
 
 
 def private_inputs(host: dict[str, Any], user: ExecUser | None = None) -> StartInputs:
@@ -189,7 +199,7 @@ def build(
             "terminal": tty,
             "user": {"uid": user.uid, "gid": user.gid, "additionalGids": list(user.groups)},
             "args": command(config, image_config),
-            "env": merged_env(config, image_config, hostname, tty),
+            "env": merged_env(config, image_config, hostname, tty, inputs.link_env),
             "cwd": config.get("WorkingDir") or image_config.get("WorkingDir") or "/",
             "capabilities": {
                 "bounding": caps,

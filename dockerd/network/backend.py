@@ -93,25 +93,29 @@ class NetworkBackend:
                 return self._reverse(name, {n.id: n.name for n in nets})
             for net in nets:
                 target = name[: -len(net.name) - 1] if name.endswith("." + net.name.lower()) else name
-                found = [ep.address for other in self.sandboxes.by_id.values() for ep in other.endpoints
-                         if ep.network_id == net.id and ep.address and target in _names(other, ep.aliases, net.id)]  # fmt: skip
-                if found:
-                    if qtype != "A":
-                        return []  # the name is ours, with IPv4 addresses only
+                matching = [ep for other in self.sandboxes.by_id.values() for ep in other.endpoints
+                            if ep.network_id == net.id and ep.address and target in _names(other, ep.aliases, net.id)]  # fmt: skip
+                if matching:
+                    # the name is ours: its addresses of the family asked (none is an empty answer)
+                    found = [
+                        ep.address if qtype == "A" else ep.address6
+                        for ep in matching
+                        if qtype in ("A", "AAAA")
+                    ]
+                    found = [a for a in found if a]
+                    if not found:
+                        return []
                     turn = next(self._rotation) % len(found)
                     return found[turn:] + found[:turn]
         return None
 
     def _reverse(self, name: str, nets: dict[str, str]) -> list[str] | None:
-        if not name.endswith(".in-addr.arpa"):
-            return None
-        try:
-            address = str(ipaddress.IPv4Address(".".join(reversed(name[: -len(".in-addr.arpa")].split(".")))))
-        except ValueError:
+        address = _reverse_address(name)
+        if address is None:
             return None
         for other in self.sandboxes.by_id.values():
             for ep in other.endpoints:
-                if ep.network_id in nets and ep.address == address:
+                if ep.network_id in nets and address in (ep.address, ep.address6):
                     return [f"{other.name.lstrip('/')}.{nets[ep.network_id]}"]
         return None
 
@@ -125,6 +129,21 @@ class NetworkBackend:
                 return []  # no way out of an internal network, for names neither
             dns = sb.dns
         return resolvconf.upstreams(resolvconf.host_content(self.options.host_resolv_conf), dns)
+
+
+def _reverse_address(name: str) -> str | None:
+    """The address a PTR question names: a.b.c.d.in-addr.arpa, or 32 nibbles then ip6.arpa."""
+    try:
+        if name.endswith(".in-addr.arpa"):
+            return str(ipaddress.IPv4Address(".".join(reversed(name[: -len(".in-addr.arpa")].split(".")))))
+        if name.endswith(".ip6.arpa"):
+            nibbles = name[: -len(".ip6.arpa")].split(".")
+            if len(nibbles) != 32 or any(len(n) != 1 for n in nibbles):
+                return None
+            return str(ipaddress.IPv6Address(int("".join(reversed(nibbles)), 16)))
+    except ValueError:
+        return None
+    return None
 
 
 def _names(sb: Sandbox, aliases: list[str], network_id: str) -> set[str]:

@@ -16,23 +16,25 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import secrets
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from ipaddress import IPv4Network
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 
 from dockerd.network import errors, links, netns
 from dockerd.network.drivers import Driver, NoOp
 from dockerd.network.drivers.bridge import BridgeDriver
-from dockerd.network.drivers.cni import CniDriver, find_plugin
+from dockerd.network.drivers.cni import CniDriver, check_options, find_plugin
 from dockerd.network.ipam import Ipam, parse_network
 from dockerd.network.iptables import BridgeRules, Firewall, PortRule
 from dockerd.network.model import Network
 from dockerd.network.options import NetworkOptions
 from dockerd.network.store import Store
 
+log = logging.getLogger("pydockerd.network")
 Emit = Callable[[str, str, dict[str, str]], None]
 BUILTIN_DRIVERS = ("bridge", "host", "null")
 
@@ -105,7 +107,8 @@ class Networks:
                internal: bool = False, attachable: bool = False, labels: dict[str, str] | None = None,
                options: dict[str, str] | None = None, ipam_options: dict[str, str] | None = None,
                builtin: bool = False, bridge: str = "", network_id: str = "",
-               aux_addresses: dict[str, str] | None = None) -> Network:  # fmt: skip
+               aux_addresses: dict[str, str] | None = None, enable_ipv6: bool = False,
+               ipv6: list[dict[str, str]] | None = None) -> Network:  # fmt: skip
         """A new network, its pool reserved and its kernel objects made; nothing left if it fails."""
         driver = {"": "bridge", "none": "null"}.get(driver, driver)
         if not name:
@@ -117,10 +120,14 @@ class Networks:
                 raise errors.name_taken(name)
             if driver in ("host", "null") and not builtin:
                 raise errors.Forbidden(f'only one instance of "{driver}" network is allowed')
+            if driver not in BUILTIN_DRIVERS:
+                check_options(driver, dict(options or {}))  # before the parent, as dockerd's order
+            self._check_parent_free(driver, (options or {}).get("parent", ""))
             net = Network(id=network_id or secrets.token_hex(32), name=name, driver=driver, created=now_rfc3339(),
                           internal=internal, attachable=attachable, labels=dict(labels or {}),
                           options=dict(options or {}), ipam_options=dict(ipam_options or {}), builtin=builtin,
-                          subnet_requested=bool(subnet))  # fmt: skip
+                          subnet_requested=bool(subnet), gateway_shown=bool(gateway or not subnet), enable_ipv6=enable_ipv6,
+                          ipv6_config=[dict(c) for c in ipv6 or []])  # fmt: skip
             # Other daemons on this kernel pick pools from the host's routes too: choosing one and
             # making the bridge that routes it is one step for all of them.
             with host_lock(self.options.host_lock):
@@ -130,6 +137,13 @@ class Networks:
                             net.id, self._taken(), subnet, gateway, ip_range, aux_addresses
                         )
                     ]
+                try:
+                    for cfg6 in net.ipv6_config if enable_ipv6 and driver not in ("host", "null") else []:
+                        net.subnets6.append(self.ipam.request_pool6(
+                            net.id, self._taken6(), cfg6.get("Subnet", ""), cfg6.get("Gateway", ""), cfg6.get("IPRange", "")))  # fmt: skip
+                except BaseException:
+                    self.ipam.release_pool(net.id)
+                    raise
                 if driver == "bridge":
                     net.bridge = (
                         bridge
@@ -150,8 +164,22 @@ class Networks:
             self.emit("create", net.id, {"name": net.name, "type": net.driver})
         return net
 
+    def _check_parent_free(self, driver: str, parent: str) -> None:
+        """One macvlan (and one ipvlan) network per parent link, as dockerd (named as its dummy link)."""
+        if driver not in ("macvlan", "ipvlan") or not parent:
+            return
+        for other in self.by_id.values():
+            if other.driver == driver and other.options.get("parent") == parent:
+                prefix = "dm-" if other.driver == "macvlan" else "di-"
+                raise errors.InvalidParameter(
+                    f"network {prefix}{other.id[:12]} is already using parent interface {parent}"
+                )
+
     def _taken(self) -> list[IPv4Network]:
         return [parse_network(s.subnet) for n in self.by_id.values() for s in n.subnets]
+
+    def _taken6(self) -> list[IPv6Network]:
+        return [IPv6Network(s.subnet) for n in self.by_id.values() for s in n.subnets6]
 
     def _undo(self, net: Network) -> None:
         try:
@@ -212,7 +240,10 @@ class Networks:
             if self.options.iptables:
                 self.sync_firewall()
             for net in self.by_id.values():
-                self.driver(net).create(net)
+                try:
+                    self.driver(net).create(net)
+                except errors.NetworkError as exc:  # e.g. a macvlan's parent gone since: the rest still start
+                    log.warning("network %s (%s): %s", net.name, net.driver, exc)
             names = {n.name for n in self.by_id.values()}
             if "bridge" not in names:
                 self._create_default_bridge()

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from dnslib import PTR, QTYPE, RCODE, RR, A, DNSRecord
+from dnslib import AAAA, PTR, QTYPE, RCODE, RR, A, DNSRecord
 
 from dockerd.network import netns
 from dockerd.network.iptables import Iptables
@@ -199,9 +199,9 @@ class Resolver:
         qtype = QTYPE.get(q.qtype, str(q.qtype))
         found = self.lookup(sandbox, name, qtype) if qtype in ("A", "AAAA", "PTR") else None
         if found is not None:
-            reply = query.reply()
+            reply = query.reply(ra=1, aa=0)  # as libnetwork: recursion available, not authoritative
             for value in found:
-                rdata = PTR(value + ".") if qtype == "PTR" else A(value)
+                rdata = PTR(value + ".") if qtype == "PTR" else AAAA(value) if qtype == "AAAA" else A(value)
                 reply.add_answer(RR(q.qname, q.qtype, rdata=rdata, ttl=TTL))
             return bytes(reply.pack())
         return self._forward(sandbox, query, data, tcp)
@@ -209,7 +209,7 @@ class Resolver:
     def _forward(self, sandbox: str, query: DNSRecord, data: bytes, tcp: bool) -> bytes:
         for server in self.upstreams(sandbox):
             try:
-                return bytes(query.send(server[0], server[1], tcp=tcp, timeout=2))
+                return bytes(query.send(server[0], server[1], tcp=tcp, timeout=2, ipv6=":" in server[0]))
             except (OSError, struct.error):
                 continue
         reply = query.reply()

@@ -44,9 +44,9 @@ def pool_overlaps() -> Forbidden:
     return Forbidden("Pool overlaps with other one on this address space")
 
 
-def no_pool_available() -> Forbidden:
+def no_pool_available(family: str = "IPv4") -> Forbidden:
     return Forbidden(
-        "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network"
+        f"could not find an available, non-overlapping {family} address pool among the defaults to assign to the network"
     )
 
 

@@ -11,8 +11,9 @@ returned: after a restart, or a crash, nothing is handed out twice.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 from collections.abc import Callable, Iterable
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from typing import Any
 
 from dockerd.network import errors
@@ -30,6 +31,26 @@ def parse_network(value: str, what: str = "subnet") -> IPv4Network:
     if not isinstance(net, IPv4Network):
         raise errors.InvalidParameter(f"IPv6 {what} {value} is not supported")
     return net
+
+
+def parse_network6(value: str) -> IPv6Network:
+    try:
+        net = ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise errors.InvalidParameter(f"invalid CIDR address: {value}") from None
+    if not isinstance(net, IPv6Network):
+        raise errors.InvalidParameter(f"invalid IPv6 subnet {value}")
+    return net
+
+
+def parse_address6(value: str) -> IPv6Address:
+    try:
+        addr = ipaddress.ip_address(value)
+    except ValueError:
+        raise errors.InvalidParameter(f"invalid IP address: {value}") from None
+    if not isinstance(addr, IPv6Address):
+        raise errors.InvalidParameter(f"invalid IPv6 address: {value}")
+    return addr
 
 
 def parse_address(value: str) -> IPv4Address:
@@ -94,6 +115,60 @@ class Ipam:
                 if not any(block.overlaps(other) for other in busy):
                     return block
         raise errors.no_pool_available()
+
+    def request_pool6(self, network_id: str, taken: list[IPv6Network], subnet: str, gateway: str = "",
+                      ip_range: str = "") -> Subnet:  # fmt: skip
+        """The IPv6 subnet of an EnableIPv6 network, recorded beside its IPv4 pool (same file)."""
+        net = parse_network6(subnet)
+        if any(net.overlaps(other) for other in taken):
+            raise errors.pool_overlaps()
+        gw = parse_address6(gateway) if gateway else net.network_address + 1
+        if gw not in net:  # (dockerd answers 500: bad input is a 400 here)
+            raise errors.InvalidParameter(
+                f"failed to allocate gateway ({gateway}): Requested address is out of range"
+            )
+        rng = parse_network6(ip_range) if ip_range else None
+        if rng is not None and not rng.subnet_of(net):
+            raise errors.InvalidParameter(f"no matching subnet for range {ip_range}")
+        state = self._state(network_id)
+        state.update(
+            {"subnet6": str(net), "gateway6": str(gw), "ip_range6": str(rng or ""), "allocated6": [str(gw)]}
+        )
+        self.store.write("ipam", network_id, state)
+        return Subnet(subnet=str(net), gateway=str(gw), ip_range=str(rng or ""))
+
+    def request_address6(self, network_id: str, preferred: str = "") -> tuple[str, int]:
+        """An IPv6 address of NETWORK_ID's v6 pool (PREFERRED if given), handed out in order as
+        libnetwork's IPAM does: (address, prefix length)."""
+        state = self._state(network_id)
+        net = IPv6Network(state["subnet6"])
+        allocated = set(state["allocated6"])
+        if preferred:
+            addr = parse_address6(preferred)
+            if addr not in net:
+                raise errors.InvalidParameter(
+                    f"Invalid address {preferred}: It does not belong to any of this network's subnets"
+                )
+            if str(addr) in allocated:
+                raise errors.Forbidden("Address already in use")  # (dockerd names no IPv6 address)
+        else:
+            rng = IPv6Network(state["ip_range6"]) if state.get("ip_range6") else net
+            # in order from the first host address: at most len(allocated) of the first ones are taken
+            free = (a for a in itertools.islice(rng.hosts(), len(allocated) + 1) if str(a) not in allocated)
+            found = next(free, None)
+            if found is None:
+                raise errors.NetworkError("no available IPv6 addresses on this network's address pools")
+            addr = found
+        state["allocated6"].append(str(addr))
+        self.store.write("ipam", network_id, state)
+        return str(addr), net.prefixlen
+
+    def release_address6(self, network_id: str, address: str) -> None:
+        state = self.store.read("ipam", network_id)
+        if state is None or address not in state.get("allocated6", []) or address == state.get("gateway6"):
+            return
+        state["allocated6"].remove(address)
+        self.store.write("ipam", network_id, state)
 
     def release_pool(self, network_id: str) -> None:
         self.store.delete("ipam", network_id)

@@ -7,6 +7,7 @@ made them, and the engine calls the backend from worker threads.
 from __future__ import annotations
 
 import ipaddress
+import os
 from collections.abc import Callable
 from ipaddress import IPv4Network
 from pathlib import Path
@@ -38,16 +39,42 @@ def index_of(name: str, ns: Path | None = None) -> int | None:
     return found[0] if found else None
 
 
-def ensure_bridge(name: str, address: str, prefixlen: int, mtu: int) -> None:
-    """The bridge NAME, up, with ADDRESS/PREFIXLEN (created, or found after a restart)."""
+def ensure_bridge(
+    name: str, address: str, prefixlen: int, mtu: int, address6: str = "", prefixlen6: int = 0
+) -> None:
+    """The bridge NAME, up, with ADDRESS/PREFIXLEN (none when ""), and ADDRESS6/PREFIXLEN6 when
+    given (created, or found after a restart)."""
     with IPRoute() as ipr:
         if not ipr.link_lookup(ifname=name):
             ipr.link("add", ifname=name, kind="bridge", mtu=mtu)
         index = ipr.link_lookup(ifname=name)[0]
-        present = {(a.get("address"), a["prefixlen"]) for a in ipr.get_addr(index=index, family=2)}
-        if (address, prefixlen) not in present:
-            ipr.addr("add", index=index, address=address, prefixlen=prefixlen)
+        if address6:
+            # a bridge's IPv6 may be off by default (sysctl): on for this link only, as dockerd
+            _set_ipv6(name, True)
+        for family, addr, plen in ((2, address, prefixlen), (10, address6, prefixlen6)):
+            present = {(a.get("address"), a["prefixlen"]) for a in ipr.get_addr(index=index, family=family)}
+            if addr and (addr, plen) not in present:
+                ipr.addr(
+                    "add",
+                    index=index,
+                    address=addr,
+                    prefixlen=plen,
+                    **({"flags": IFA_F_NODAD} if family == 10 else {}),
+                )
         ipr.link("set", index=index, state="up")
+
+
+IFA_F_NODAD = 0x02  # no duplicate address detection: the address is usable at once, as dockerd's
+
+
+def _set_ipv6(ifname: str, on: bool, ns: Path | None = None) -> None:
+    def work() -> None:
+        path = f"/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6"
+        if os.path.exists(path):
+            with open(path, "w") as f:
+                f.write("0" if on else "1")
+
+    work() if ns is None else netns.run_in(ns, work)
 
 
 def delete_link(name: str, ns: Path | None = None) -> None:
@@ -83,14 +110,18 @@ def attach_to_bridge(host_name: str, bridge: str) -> None:
         ipr.link("set", index=index, master=master, state="up")
 
 
-def configure(ns: Path, ifname: str, mac: str, address: str, prefixlen: int, gateway: str | None) -> None:
-    """Give IFNAME inside NS its MAC and address, bring it up, and route the default through GATEWAY."""
+def configure(ns: Path, ifname: str, mac: str, address: str, prefixlen: int, gateway: str | None,
+              address6: str = "", prefixlen6: int = 0) -> None:  # fmt: skip
+    """Give IFNAME inside NS its MAC and addresses, bring it up, and route the default through GATEWAY."""
 
     def work(ipr: IPRoute) -> None:
         index = ipr.link_lookup(ifname=ifname)[0]
         if mac:
             ipr.link("set", index=index, address=mac)
         ipr.addr("add", index=index, address=address, prefixlen=prefixlen)
+        if address6:
+            _set_ipv6(ifname, True)  # (this thread is inside NS: its /proc/sys/net is NS's)
+            ipr.addr("add", index=index, address=address6, prefixlen=prefixlen6, flags=IFA_F_NODAD)
         ipr.link("set", index=index, state="up")
         if gateway:
             ipr.route("replace", dst="0.0.0.0/0", gateway=gateway, oif=index)
@@ -109,9 +140,31 @@ def default_route(ns: Path) -> str | None:
 
 
 def set_default_route(ns: Path, gateway: str, ifname: str) -> None:
+    """The default route (IPv4 or IPv6, after GATEWAY's family) through GATEWAY on IFNAME."""
+
     def work(ipr: IPRoute) -> None:
         index = ipr.link_lookup(ifname=ifname)[0]
-        ipr.route("replace", dst="0.0.0.0/0", gateway=gateway, oif=index)
+        v6 = ":" in gateway
+        ipr.route(
+            "replace", dst="::/0" if v6 else "0.0.0.0/0", gateway=gateway, oif=index, family=10 if v6 else 2
+        )
+
+    _with_ipr(ns, work)
+
+
+def disable_ipv6(ns: Path, ifname: str) -> None:
+    """IPv6 off on IFNAME inside NS (no link-local address either): an endpoint without an IPv6
+    address, as libnetwork leaves it."""
+    _set_ipv6(ifname, False, ns)
+
+
+def drop_default_route6(ns: Path) -> None:
+    """No IPv6 default route in NS (the gateway endpoint has no IPv6 gateway)."""
+
+    def work(ipr: IPRoute) -> None:
+        for route in ipr.get_routes(family=10, table=254):
+            if route["dst_len"] == 0 and route.get("gateway"):
+                ipr.route("del", dst="::/0", family=10, gateway=route.get("gateway"), oif=route.get("oif"))
 
     _with_ipr(ns, work)
 

@@ -60,8 +60,11 @@ class Network:
     builtin: bool = False  # bridge, host and none: neither removable nor pruned
     bridge: str = ""  # the Linux bridge (bridge driver) or master interface (CNI macvlan/ipvlan)
     subnet_requested: bool = False  # --subnet given (Docker's IPAM "Config" shows it either way)
-    # IPv6 IPAM entries as given ({"Subnet", "Gateway"...}): recorded and shown; endpoints get no IPv6 address yet
+    # the IPv4 gateway was given or chosen with the pool; with --subnet alone dockerd's IPAM "Config" shows none
+    gateway_shown: bool = True
+    # IPv6 IPAM entries as given ({"Subnet", "Gateway"...}): what inspect shows
     ipv6_config: list[dict[str, str]] = field(default_factory=list)
+    subnets6: list[Subnet] = field(default_factory=list)  # the IPv6 pool endpoints get addresses from
 
 
 @dataclass
@@ -78,6 +81,13 @@ class Endpoint:
     aliases: list[str] = field(default_factory=list)
     links: list[str] = field(default_factory=list)  # legacy --link on the default bridge ("name:alias")
     driver_opts: dict[str, str] = field(default_factory=dict)
+    address6: str = ""  # IPv6 without prefix (networks with EnableIPv6)
+    prefixlen6: int = 0
+    gateway6: str = ""
+    ip6_requested: str = ""  # --ip6 / IPAMConfig.IPv6Address
+    driver_state: dict[str, Any] = field(
+        default_factory=dict
+    )  # what the driver needs again (CNI: ADD's result)
 
 
 @dataclass
@@ -123,6 +133,7 @@ class Sandbox:
 
 _NESTED: dict[tuple[str, str], type[Any]] = {
     ("Network", "subnets"): Subnet,
+    ("Network", "subnets6"): Subnet,
     ("Sandbox", "endpoints"): Endpoint,
     ("Sandbox", "ports"): PortMapping,
     ("Sandbox", "dns"): DNSConfig,

@@ -5,7 +5,7 @@ nameservers taken out (a 127.x resolver is the host's, unreachable from the cont
 Google's 8.8.8.8/8.8.4.4 when nothing is left; --dns/--dns-search/--dns-option replace
 their lines. On a user-defined network: `nameserver 127.0.0.11` (the embedded server), the
 host's or the given search and options, and `ndots:0` unless an ndots option is given; the
-real upstreams go to the embedded server instead (`upstreams`).
+real upstreams go to the embedded server instead (`upstreams`), loopback ones included.
 """
 
 from __future__ import annotations
@@ -90,13 +90,18 @@ def render(host: str, dns: DNSConfig, embedded: bool) -> str:
 
 
 def upstreams(host: str, dns: DNSConfig) -> list[tuple[str, int]]:
-    """Where the embedded server forwards: --dns (IP or IP:PORT), else the host's filtered servers."""
+    """Where the embedded server forwards (IPv4 and IPv6): --dns (IP, IP:PORT, [IPv6]:PORT), else the host's servers, loopback
+    ones included (the server forwards from the daemon's namespace, where they answer: Docker 26's
+    "host loopback" forwarding), Google's when the host names none."""
     found = []
-    for server in dns.servers or nameservers(filter_host(host)):
-        ip, _, port = server.partition(":") if server.count(":") == 1 else (server, "", "")
+    for server in dns.servers or nameservers(host) or DEFAULT_IPV4_DNS:
+        if server.startswith("[") and "]:" in server:  # [IPv6]:PORT (tests' upstreams)
+            ip, _, port = server[1:].partition("]:")
+        else:
+            ip, _, port = server.partition(":") if server.count(":") == 1 else (server, "", "")
         try:
-            if ipaddress.ip_address(ip).version == 4:
-                found.append((ip, int(port or 53)))
+            ipaddress.ip_address(ip)
+            found.append((ip, int(port or 53)))
         except ValueError:
             continue
     return found

@@ -31,6 +31,7 @@ class EndpointConfig:
     """Docker's EndpointSettings as the engine got them (--ip, --network-alias, --link)."""
 
     ip: str = ""
+    ip6: str = ""
     aliases: list[str] = field(default_factory=list)
     links: list[str] = field(default_factory=list)
     driver_opts: dict[str, str] = field(default_factory=dict)
@@ -132,7 +133,8 @@ class Sandboxes:
                     "user specified IP address is supported on user defined networks only"
                 )
             ep = Endpoint(id=_new_id(), network_id=net.id, ifname=f"eth{len(sb.endpoints)}", ip_requested=config.ip,
-                          aliases=list(config.aliases), links=list(config.links), driver_opts=dict(config.driver_opts))  # fmt: skip
+                          aliases=list(config.aliases), links=list(config.links), driver_opts=dict(config.driver_opts),
+                          ip6_requested=config.ip6)  # fmt: skip
             if net.driver == "null":
                 sb.endpoints.append(ep)
                 self.store.save_sandbox(sb)
@@ -140,7 +142,12 @@ class Sandboxes:
             ep.address, ep.prefixlen = self.nets.ipam.request_address(net.id, config.ip)
             ep.gateway = net.subnets[0].gateway if net.subnets else ""
             try:
+                if net.subnets6:
+                    ep.address6, ep.prefixlen6 = self.nets.ipam.request_address6(net.id, config.ip6)
+                    ep.gateway6 = net.subnets6[0].gateway
                 self.nets.driver(net).join(net, ep, Path(sb.key), cid)
+                if not ep.address6:
+                    links.disable_ipv6(Path(sb.key), ep.ifname)
                 sb.endpoints.append(ep)
                 self._route(sb)
                 if not net.builtin and self.resolver is not None and self.options.iptables:
@@ -149,19 +156,37 @@ class Sandboxes:
             except BaseException:
                 if ep in sb.endpoints:
                     sb.endpoints.remove(ep)
-                self.nets.driver(net).leave(net, ep, Path(sb.key), cid)
+                if ep.address6 or not net.subnets6:  # a failed v6 request: nothing joined yet
+                    self.nets.driver(net).leave(net, ep, Path(sb.key), cid)
                 self.nets.ipam.release_address(net.id, ep.address)
+                self.nets.ipam.release_address6(net.id, ep.address6)
                 raise
         self.nets.emit("connect", net.id, {"container": cid, "name": net.name, "type": net.driver})
         return ep
 
     def _route(self, sb: Sandbox) -> None:
-        """The default route goes through the first endpoint whose network reaches out."""
-        for ep in sb.endpoints:
-            net = self.nets.by_id[ep.network_id]
-            if ep.gateway and not net.internal and net.driver == "bridge":
-                links.set_default_route(Path(sb.key), ep.gateway, ep.ifname)
-                return
+        """The default routes go through one gateway endpoint, chosen as libnetwork's sandbox orders
+        its endpoints: networks that reach out, those with both an IPv4 and an IPv6 gateway first,
+        then by network name (so a later `network connect` may take the default route over)."""
+        ep = self.gateway_endpoint(sb)
+        if ep is None:
+            return
+        links.set_default_route(Path(sb.key), ep.gateway, ep.ifname)
+        if ep.gateway6:
+            links.set_default_route(Path(sb.key), ep.gateway6, ep.ifname)
+        else:
+            links.drop_default_route6(Path(sb.key))
+
+    def gateway_endpoint(self, sb: Sandbox) -> Endpoint | None:
+        candidates = [
+            (self.nets.by_id[ep.network_id], ep)
+            for ep in sb.endpoints
+            if ep.network_id in self.nets.by_id and ep.gateway
+        ]
+        usable = [(n, ep) for n, ep in candidates if not n.internal and n.driver not in ("host", "null")]
+        if not usable:
+            return None
+        return min(usable, key=lambda pair: (not (pair[1].gateway and pair[1].gateway6), pair[0].name))[1]
 
     def disconnect(self, cid: str, ref: str, force: bool = False) -> None:
         with self.lock:
@@ -183,6 +208,7 @@ class Sandboxes:
     def _leave(self, sb: Sandbox, net: Network, ep: Endpoint) -> None:
         self.nets.driver(net).leave(net, ep, Path(sb.key), sb.container_id)
         self.nets.ipam.release_address(net.id, ep.address)
+        self.nets.ipam.release_address6(net.id, ep.address6)
         sb.endpoints.remove(ep)
 
     def release(self, cid: str) -> None:
@@ -272,7 +298,10 @@ class Sandboxes:
         if hosts_path is not None:
             gateway = self.nets.default_bridge().subnets[0].gateway
             extra = hosts.extra_host_records(sb.extra_hosts, gateway)
-            hosts_path.write_text(hosts.render([ep.address for ep in sb.endpoints if ep.address], sb.hostname,
+            addresses = [
+                a for ep in sb.endpoints for a in (ep.address, ep.address6) if a
+            ]  # v4, then v6, per network
+            hosts_path.write_text(hosts.render(addresses, sb.hostname,
                                                sb.domainname, extra))  # fmt: skip
 
     def embedded_dns(self, sb: Sandbox) -> bool:

@@ -94,6 +94,40 @@ def test_live_restore_keeps_addresses_ports_and_names_then_nothing_remains() -> 
         object.__setattr__(d, "pid", 0)  # stopped here: the harness's teardown has nothing to stop
 
 
+def test_cni_network_across_a_crash_stop_and_start() -> None:
+    """A container on a ptp network (the CNI plugin's host-side veth holds the gateway): kept across
+    kill -9 of the daemons, DEL when it stops (veth gone), ADD again when it starts, and nothing of it
+    after rm and the daemon's stop."""
+
+    def host_end() -> str:
+        done = subprocess.run(
+            ["ip", "-o", "-4", "addr", "show", "to", "10.98.21.1"], capture_output=True, text=True
+        )
+        return done.stdout.strip()
+
+    with pydockerd_engine() as d:
+        d.docker_ok("network", "create", "-d", "ptp", "--subnet", "10.98.21.0/24", "pdn-ptp")
+        d.docker_ok("run", "-d", "--name", "pdn-p", "--network", "pdn-ptp", "busybox", "sleep", "600")
+        assert host_end() and "10.98.21.2/24" in d.docker_ok("exec", "pdn-p", "ip", "-4", "-o", "addr")
+        _kill9(d.pid)
+        _kill9(int((d.exec_root / "containerd" / "pycontainerd.pid").read_text()))
+        wait_ready(d, start_pydockerd(d))
+        assert (
+            d.docker_ok("exec", "pdn-p", "sh", "-c", "ping -c1 -W2 10.98.21.1 >/dev/null && echo ok")
+            == "ok\n"
+        )
+        d.docker_ok("stop", "-t", "1", "pdn-p")
+        until("the plugin's DEL", lambda: host_end() == "")
+        d.docker_ok("start", "pdn-p")
+        assert host_end() and "10.98.21.2/24" in d.docker_ok("exec", "pdn-p", "ip", "-4", "-o", "addr")
+        d.docker_ok("rm", "-f", "pdn-p")
+        assert host_end() == ""
+        d.docker_ok("network", "rm", "pdn-ptp")
+        assert stop_pid(d.pid, 40)
+        assert network_leftovers(d) == []
+        object.__setattr__(d, "pid", 0)
+
+
 def test_daemon_json_bip_and_address_pools(tmp_path: Path) -> None:
     """daemon.json `bip` sets the default bridge's address and subnet, `default-address-pools`
     where user networks' subnets come from; both as dockerd reads them."""

@@ -7,7 +7,9 @@ server on 127.0.0.1).
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import secrets
 import socket
 import subprocess
 import threading
@@ -289,7 +291,7 @@ def test_cni_macvlan_driver(backend: NetworkBackend, names: Names) -> None:
         for cid in list(backend.sandboxes.by_id):
             backend.sandboxes.release(cid)
         backend.networks.remove("mac", backend.sandboxes.in_use)
-        with pytest.raises(errors.InvalidParameter, match="parent interface was not found"):
+        with pytest.raises(errors.InvalidParameter, match="invalid subinterface vlan name"):
             backend.networks.create("bad", driver="macvlan", options={"parent": f"pt{names.token}zz"})
     finally:
         subprocess.run(["ip", "link", "del", parent], check=False)
@@ -313,3 +315,149 @@ def test_udp_port_is_published_through_the_proxy(backend: NetworkBackend) -> Non
         client.close()
     finally:
         server.close()
+
+
+@pytest.fixture
+def loopback_resolver() -> Iterator[str]:
+    """The test's DNS server on port 53 of a loopback address of its own (as a host's local
+    resolver, e.g. systemd-resolved's 127.0.0.53): external.test is 10.0.0.99."""
+    address = f"127.{secrets.randbelow(200) + 20}.{secrets.randbelow(250) + 1}.{secrets.randbelow(250) + 1}"
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((address, 53))
+    sock.settimeout(0.2)
+    done = threading.Event()
+
+    def serve() -> None:
+        while not done.is_set():
+            try:
+                data, peer = sock.recvfrom(4096)
+            except TimeoutError:
+                continue
+            query = DNSRecord.parse(data)
+            reply = query.reply()
+            if str(query.q.qname) == "external.test." and query.q.qtype == QTYPE.A:
+                reply.add_answer(RR("external.test.", QTYPE.A, rdata=A("10.0.0.99"), ttl=60))
+            sock.sendto(reply.pack(), peer)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield address
+    done.set()
+    thread.join()
+    sock.close()
+
+
+def test_embedded_dns_forwards_to_the_hosts_loopback_resolver(
+    backend: NetworkBackend, loopback_resolver: str, tmp_path: Path
+) -> None:
+    """No --dns: the host's resolv.conf names a loopback resolver, which the embedded server reaches
+    from the daemon's namespace (the container's own file names only 127.0.0.11)."""
+    backend.options.host_resolv_conf.write_text(f"nameserver {loopback_resolver}\nsearch example.test\n")
+    backend.networks.create("fwd")
+    backend.sandboxes.create("fwd-a", name="fwd-a")
+    backend.sandboxes.connect("fwd-a", "fwd")
+    key = backend.sandboxes.key("fwd-a")
+    assert ask(key, "external.test") == ["10.0.0.99"]
+    assert ask(key, "fwd-a") == [backend.sandboxes.get("fwd-a").endpoints[0].address]  # ours: not forwarded
+    backend.sandboxes.write_files("fwd-a", None, tmp_path / "resolv.conf")
+    assert (
+        tmp_path / "resolv.conf"
+    ).read_text() == "search example.test\nnameserver 127.0.0.11\noptions ndots:0\n"
+
+
+def test_embedded_dns_forwards_to_an_ipv6_upstream(backend: NetworkBackend) -> None:
+    """An IPv6 resolver (the test's, on ::1) is forwarded to as well as an IPv4 one."""
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    sock.bind(("::1", 0))
+    sock.settimeout(10)
+    backend.networks.create("fwd6")
+    backend.sandboxes.create(
+        "fwd6-a", name="fwd6-a", dns=DNSConfig(servers=[f"[::1]:{sock.getsockname()[1]}"])
+    )
+    backend.sandboxes.connect("fwd6-a", "fwd6")
+    key = backend.sandboxes.key("fwd6-a")
+    answers: list[list[str]] = []
+    asker = threading.Thread(target=lambda: answers.append(ask(key, "external6.test")))
+    asker.start()
+    try:
+        data, peer = sock.recvfrom(4096)
+        query = DNSRecord.parse(data)
+        assert str(query.q.qname) == "external6.test."
+        reply = query.reply()
+        reply.add_answer(RR("external6.test.", QTYPE.A, rdata=A("10.0.0.66"), ttl=60))
+        sock.sendto(reply.pack(), peer)
+        asker.join(10)
+    finally:
+        sock.close()
+    assert answers == [["10.0.0.66"]]
+
+
+def test_ipv6_endpoints_addresses_routes_and_aaaa(backend: NetworkBackend, tmp_path: Path) -> None:
+    backend.networks.create(
+        "six", subnet="10.213.4.0/24", enable_ipv6=True, ipv6=[{"Subnet": "fd00:213:4::/64"}]
+    )
+    a = sandbox(backend, "a", "six")
+    b = sandbox(backend, "b", "six")
+    eps = {cid[0]: sb.endpoints[0] for cid, sb in backend.sandboxes.by_id.items()}
+    assert (eps["a"].address6, eps["a"].prefixlen6, eps["a"].gateway6) == (
+        "fd00:213:4::2",
+        64,
+        "fd00:213:4::1",
+    )
+    assert eps["b"].address6 == "fd00:213:4::3"
+    assert "default via fd00:213:4::1 dev eth0" in in_ns(a, "ip", "-6", "route").stdout
+    assert in_ns(a, "busybox", "ping", "-6", "-c", "1", "-W", "2", eps["b"].address6).returncode == 0
+    assert (
+        in_ns(b, "busybox", "ping", "-6", "-c", "1", "-W", "2", "fd00:213:4::1").returncode == 0
+    )  # the bridge
+    assert ask(a, "b", "AAAA") == ["fd00:213:4::3"] and ask(a, "b") == [eps["b"].address]
+    assert ask(a, ipaddress.IPv6Address("fd00:213:4::3").reverse_pointer, "PTR") == ["b.six."]
+    cid_a = next(k for k in backend.sandboxes.by_id if k.startswith("a-"))
+    backend.sandboxes.write_files(cid_a, tmp_path / "hosts", None)
+    assert (tmp_path / "hosts").read_text().splitlines()[-2:] == [f"{eps['a'].address}\t", "fd00:213:4::2\t"]
+    # an address is handed out once; a released one comes back
+    backend.sandboxes.create("v6-d", name="d")
+    with pytest.raises(errors.Forbidden, match="Address already in use"):
+        backend.sandboxes.connect("v6-d", "six", EndpointConfig(ip6="fd00:213:4::3"))
+    assert backend.sandboxes.get("v6-d").endpoints == []
+    backend.sandboxes.release(cid_a)
+    sandbox(backend, "c", "six")
+    c = next(sb for k, sb in backend.sandboxes.by_id.items() if k.startswith("c-"))
+    assert c.endpoints[0].address6 == "fd00:213:4::2"
+
+
+def test_cni_ptp_endpoint_survives_a_crash_and_is_deleted_after(tmp_path: Path, names: Names) -> None:
+    """ptp's host-side veth (the plugin's, not ours) holds the gateway: a restarted backend adopts
+    the sandbox, and the DEL run when it is released (from the stored ADD result) removes it."""
+    from tests.network.conftest import leftovers, make_options
+
+    def host_end() -> str:
+        return subprocess.run(
+            ["ip", "-o", "-4", "addr", "show", "to", "10.214.5.1"], capture_output=True, text=True
+        ).stdout
+
+    options = make_options(tmp_path, names)
+    first = NetworkBackend(options)
+    first.start()
+    try:
+        first.networks.create("pp", driver="ptp", subnet="10.214.5.0/24")
+        key = sandbox(first, "p", "pp")
+        cid = next(iter(first.sandboxes.by_id))
+        ep = first.sandboxes.get(cid).endpoints[0]
+        assert ep.host_ifname and ep.host_ifname in host_end() and ep.driver_state["result"]["ips"]
+        assert ping(key, "10.214.5.1")
+        second = NetworkBackend(options)  # "kill -9" of the first: nothing released
+        second.start()
+        second.restore({cid})
+        assert second.sandboxes.get(cid).endpoints[0].host_ifname == ep.host_ifname
+        assert ping(key, "10.214.5.1")
+        second.sandboxes.release(cid)
+        assert host_end() == "", "DEL removed the plugin's veth"
+        second.networks.remove("pp", second.sandboxes.in_use)
+        second.shutdown()
+    finally:
+        if first.resolver:
+            first.resolver.stop()
+        for cid in list(first.sandboxes.by_id):
+            first.sandboxes.release(cid)
+    assert leftovers(options, names, []) == []

@@ -96,6 +96,7 @@ def _start_task(d: Containers, c: Container) -> None:
     inputs = _start_inputs(d, c, image, top, mounts)
     inputs.mounts = lifecycle.setup(d, c)  # volume mounts taken: _start_failed releases them
     netns = d.networking.setup(c)  # the sandbox (engine/network.py): released by _start_failed
+    inputs.link_env = d.networking.link_env(c)
     oci = spec.build(
         c.id, c.config, host, image.config.get("config") or {}, inputs, d.store.dir(c.id), cgroup_parent, d.security,
     )  # fmt: skip

@@ -32,7 +32,9 @@ class BridgeDriver:
         subnet = net.subnets[0]
         prefixlen = ipaddress.IPv4Network(subnet.subnet).prefixlen
         mtu = int(net.options.get("com.docker.network.driver.mtu") or self.options.mtu)
-        links.ensure_bridge(net.bridge, subnet.gateway, prefixlen, mtu)
+        v6 = net.subnets6[0] if net.subnets6 else None
+        links.ensure_bridge(net.bridge, subnet.gateway, prefixlen, mtu, v6.gateway if v6 else "",
+                            ipaddress.IPv6Network(v6.subnet).prefixlen if v6 else 0)  # fmt: skip
         if self.options.ip_forward and self.options.iptables:
             enable_ip_forward()
 
@@ -47,7 +49,7 @@ class BridgeDriver:
         links.add_veth(ep.host_ifname, ep.ifname, ns, mtu)
         try:
             links.attach_to_bridge(ep.host_ifname, net.bridge)
-            links.configure(ns, ep.ifname, ep.mac, ep.address, ep.prefixlen, None)
+            links.configure(ns, ep.ifname, ep.mac, ep.address, ep.prefixlen, None, ep.address6, ep.prefixlen6)
         except BaseException:
             links.delete_link(ep.host_ifname)
             raise
