@@ -96,6 +96,7 @@ class ShimConfig:
     address: str = ""  # the daemon's socket (recorded by the shim)
     socket: str = ""  # default: STATE_DIR/shim.sock
     exit_timeout: float | None = None
+    systemd_cgroup: bool = False  # containerd.runc.v1.Options' SystemdCgroup: the runtime's --systemd-cgroup
     command: list[str] = field(default_factory=default_shim_command)
 
     def argv(self, action: str) -> list[str]:
@@ -111,6 +112,8 @@ class ShimConfig:
                 argv += [flag, value]
         if self.exit_timeout is not None:
             argv += ["--exit-timeout", str(self.exit_timeout)]
+        if self.systemd_cgroup:
+            argv.append("--systemd-cgroup")
         return [*argv, action]
 
 

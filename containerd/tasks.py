@@ -137,6 +137,8 @@ class TaskManager:
                 f.write(runtime)  # a restarted daemon needs it to clean up after a dead shim
             os.makedirs(os.path.join(bundle, "rootfs"), exist_ok=True)
             config = self._shim_config(namespace, container_id, bundle, runtime)
+            options = runc_options(request.options, container.runtime.options)
+            config.systemd_cgroup = bool(options is not None and options.systemd_cgroup)
             address = start_shim(config)
             client = ShimClient(address.removeprefix("unix://"))
             try:
@@ -356,22 +358,29 @@ def _listdir(path: str) -> list[str]:
 RUNC_OPTIONS = "containerd.runc.v1.Options"
 
 
-def runc_binary(task_options: Any, runtime_options: Any) -> str | None:
-    """The OCI runtime a runc-shim client asked for (containerd.runc.v1.Options.binary_name): in
-    the task request's options, else the container record's runtime options, as containerd
-    hands its shim whichever is set. A bare name is looked up in PATH (exec.LookPath in the shim)."""
+def runc_options(task_options: Any, runtime_options: Any) -> Any:
+    """The containerd.runc.v1.Options a runc-shim client gave: in the task request's options,
+    else the container record's runtime options, as containerd hands its shim whichever is set."""
     for options in (task_options, runtime_options):
         if options is None or getattr(options, "type_url", "") != RUNC_OPTIONS:
             continue
         from protos.gen.containerd_api.types.runc.options import oci_pb2
 
-        parsed = oci_pb2.Options.FromString(bytes(options.value))
-        name = parsed.binary_name
+        return oci_pb2.Options.FromString(bytes(options.value))
+    return None
+
+
+def runc_binary(task_options: Any, runtime_options: Any) -> str | None:
+    """The OCI runtime the runc options name (binary_name), None for the default. A bare name is
+    looked up in PATH (exec.LookPath in the shim)."""
+    parsed = runc_options(task_options, runtime_options)
+    if parsed is not None:
+        name: str = parsed.binary_name
         if not name:
             return None
         if "/" in name:
             return name
-        found = shutil.which(name)
+        found: str | None = shutil.which(name)
         if found is None:
             from containerd.config import ConfigError
 

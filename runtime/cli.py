@@ -24,7 +24,7 @@ GLOBAL_FLAGS = [
     Flag("--log", "log file (default: stderr only)"),
     Flag("--log-format", "text or json", default="text"),
     switch("--debug", "log debug messages"),
-    switch("--systemd-cgroup", "not supported: pyrunc drives cgroupfs directly"),
+    switch("--systemd-cgroup", "refused at create and run: pyrunc drives cgroupfs directly"),
     Flag("--rootless", "accepted for compatibility (auto|true|false)", default="auto"),
     Flag("--criu", "accepted for compatibility; checkpointing is not supported"),
     switch("--version,-v", "print the version"),
@@ -140,6 +140,30 @@ VERBS = [
     ),
     Verb("features", "print the features this runtime supports, as JSON", [_HELP], []),
 ]
+
+
+def _systemd_refusal(bundle: str) -> str:
+    """Why --systemd-cgroup cannot create a container, in runc's order and words: a cgroupsPath
+    not of the systemd driver's form, then systemd not being the init (runc, like sd_booted(3),
+    looks for /run/systemd/system); otherwise that pyrunc has no systemd driver. Other verbs
+    ignore the flag: a container's state records its cgroups."""
+    path = _cgroups_path(bundle)
+    if path and (path.startswith("/") or path.count(":") != 2):
+        return f'expected cgroupsPath to be of format "slice:prefix:name" for systemd cgroups, got "{path}" instead'
+    if not os.path.isdir("/run/systemd/system"):
+        return "systemd not running on this host, cannot use systemd cgroups manager"
+    return "--systemd-cgroup is not supported: pyrunc manages cgroups through cgroupfs"
+
+
+def _cgroups_path(bundle: str) -> str:
+    from common import fastjson
+
+    try:
+        with open(os.path.join(bundle, "config.json"), "rb") as f:
+            linux = fastjson.loads(f.read()).get("linux") or {}
+        return str(linux.get("cgroupsPath") or "")
+    except (OSError, ValueError, AttributeError):
+        return ""  # create itself says what is wrong with the bundle
 
 
 def parse(argv: list[str]) -> Namespace:
@@ -294,8 +318,8 @@ def main(argv: list[str] | None = None) -> int:
         print(args.verb_help)
         return 0
     try:
-        if args.systemd_cgroup:
-            raise PyruncError("--systemd-cgroup is not supported: pyrunc manages cgroups through cgroupfs")
+        if args.systemd_cgroup and args.verb in ("create", "run"):
+            raise PyruncError(_systemd_refusal(getattr(args, "bundle", ".") or "."))
         if args.log_format not in ("text", "json"):
             raise PyruncError(f"invalid --log-format {args.log_format!r}: want text or json")
         return _dispatch(args)

@@ -131,7 +131,7 @@ def delete(opts: Options) -> bytes:
         pid, status, exited_at = int(fields[0]), int(fields[1]), int(fields[2])
     except (OSError, ValueError, IndexError):
         pass
-    runtime = Runtime(_resolve_runtime(opts.runtime), opts.runtime_root, opts.log_json)
+    runtime = Runtime(_resolve_runtime(opts.runtime), opts.runtime_root, opts.log_json, opts.systemd_cgroup)
     try:
         runtime.call(["delete", "--force", opts.id])
     except RuntimeFailed as exc:

@@ -23,15 +23,18 @@ class RuntimeFailed(Exception):
 
 
 class Runtime:
-    def __init__(self, path: str, root: str, log_path: str) -> None:
+    def __init__(self, path: str, root: str, log_path: str, systemd_cgroup: bool = False) -> None:
         self.path = path
         self.root = root
         self.log_path = log_path
+        self.systemd_cgroup = systemd_cgroup
 
     def _argv(self, args: list[str]) -> list[str]:
         argv = [self.path]
         if self.root:
             argv += ["--root", self.root]
+        if self.systemd_cgroup:
+            argv.append("--systemd-cgroup")
         return argv + ["--log", self.log_path, "--log-format", "json", *args]
 
     def _spawn(self, args: list[str], stdio: tuple[int, int, int]) -> int:

@@ -2,7 +2,7 @@
 
     pycontainerd-shim --namespace NS --id ID --bundle DIR [--state-dir DIR] [--runtime PATH]
                       [--runtime-root DIR] [--address DAEMON_SOCK] [--socket PATH]
-                      [--exit-timeout SECONDS] start|delete
+                      [--exit-timeout SECONDS] [--systemd-cgroup] start|delete
 
 Kept free of argparse (it imports `re`, `gettext` and more): the long-lived shim parses
 the same flags again when it is exec'd, and every import stays in its memory.
@@ -34,6 +34,8 @@ flags:
   --socket PATH          where to serve ttrpc [STATE_DIR/shim.sock]
   --exit-timeout SECS    once the task has exited (or was never created) and no client is
                          connected, clean up and exit after this long [86400]
+  --systemd-cgroup       run the runtime with --systemd-cgroup (containerd.runc.v1.Options'
+                         SystemdCgroup)
 """
 
 _FLAGS = {
@@ -48,6 +50,7 @@ _FLAGS = {
     "--exit-timeout": "exit_timeout",
     "--ready-fd": "ready_fd",
 }
+_SWITCHES = {"--systemd-cgroup": "systemd_cgroup"}
 ACTIONS = ("start", "delete", "serve")
 # Unix socket paths are limited to 108 bytes including the terminating NUL.
 MAX_SOCKET_PATH = 107
@@ -60,7 +63,7 @@ class UsageError(Exception):
 class Options:
     __slots__ = (
         "action", "namespace", "id", "bundle", "state_dir", "runtime", "runtime_root", "address", "socket",
-        "exit_timeout", "ready_fd",
+        "exit_timeout", "ready_fd", "systemd_cgroup",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -75,6 +78,7 @@ class Options:
         self.socket = ""
         self.exit_timeout = DEFAULT_EXIT_TIMEOUT
         self.ready_fd = -1
+        self.systemd_cgroup = False
 
     def argv(self) -> list[str]:
         """These options as flags again (for the exec of the long-lived shim)."""
@@ -83,7 +87,7 @@ class Options:
             value = getattr(self, attr)
             if attr != "ready_fd" and value not in ("", None):
                 out += [flag, str(value)]
-        return out
+        return out + [flag for flag, attr in _SWITCHES.items() if getattr(self, attr)]
 
     # --- the state directory ---------------------------------------------------------------
     def path(self, name: str) -> str:
@@ -134,6 +138,8 @@ def parse(argv: list[str]) -> Options:
                 i += 1
                 value = argv[i]
             setattr(opts, _FLAGS[name], value)
+        elif arg in _SWITCHES:
+            setattr(opts, _SWITCHES[arg], True)
         elif arg in ACTIONS and not opts.action:
             opts.action = arg
         else:

@@ -11,6 +11,9 @@ directory and fed to the FIFO as it drains; when the spool is empty it is trunca
 it only grows while no one reads. The shim's memory stays flat whatever the container
 writes. When the container's side is closed and everything is delivered, the shim waits
 for the FIFO itself to be read empty and then closes it, which is the reader's EOF.
+
+A `k8s-file://` target (shim/crilog.py) is different: the shim writes the CRI log file itself,
+and the FIFO named in the URI only gets a lossy copy for live readers (CRI attach).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import os
 import stat
 import sys
 
+from shim import crilog
 from shim.loop import ERR, IN, OUT, Loop, Timer
 
 CHUNK = 65536
@@ -28,15 +32,29 @@ _FIONREAD = 0x541B
 
 
 def open_target(path: str, for_output: bool) -> int:
-    """A FIFO path (containerd's cio), or file:///path (append to a regular file)."""
+    """A FIFO path (containerd's cio), or file:///path (append to a regular file); for a
+    k8s-file:// URI its tee FIFO (/dev/null without one), the log being opened by open_log."""
+    if path.startswith(crilog.SCHEME):
+        if not for_output:
+            raise ValueError(f"{crilog.SCHEME} works for stdout and stderr, not stdin")
+        tee = crilog.parse(path)[2]
+        return open_target(tee, True) if tee else null_fd(os.O_WRONLY | os.O_NONBLOCK)
     if path.startswith("file://"):
         if not for_output:
             raise ValueError("file:// works for stdout and stderr, not stdin")
         return os.open(path[7:], os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK, 0o640)
     if "://" in path:
-        raise ValueError(f"unsupported stdio URI {path!r}: use a FIFO path or file:///path")
+        raise ValueError(f"unsupported stdio URI {path!r}: use a FIFO path, file:///path or k8s-file:///path")
     # O_RDWR on a FIFO never blocks and keeps the FIFO alive between readers (Linux semantics).
     return os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+
+
+def open_log(path: str, stream: str) -> crilog.CRILog | None:
+    """The CRI log writer of a k8s-file:// target, None for any other."""
+    if not path.startswith(crilog.SCHEME):
+        return None
+    log_path, max_line, _ = crilog.parse(path)
+    return crilog.CRILog(log_path, stream, max_line)
 
 
 def _queued(fd: int) -> int:
@@ -47,9 +65,13 @@ def _queued(fd: int) -> int:
 class Output:
     """One container output stream (pipe read end or pty master) into one FIFO, spooling what it cannot take."""
 
-    def __init__(self, loop: Loop, src: int, fifo: int, spool_path: str) -> None:
-        """FIFO is an fd from open_target, or -1 to read and discard (a terminal nobody asked to see)."""
+    def __init__(
+        self, loop: Loop, src: int, fifo: int, spool_path: str, log: crilog.CRILog | None = None
+    ) -> None:
+        """FIFO is an fd from open_target, or -1 to read and discard (a terminal nobody asked to see);
+        with LOG, the output is logged there and FIFO only gets what it can take at once."""
         self.loop = loop
+        self.log = log
         self.fifo = fifo
         self.is_fifo = fifo >= 0 and stat.S_ISFIFO(os.fstat(fifo).st_mode)
         self.src = src
@@ -86,11 +108,17 @@ class Output:
                 self.loop.unwatch(self.src)
                 os.close(self.src)
                 self.src = -1
+                if self.log is not None:
+                    self.log.finish()
                 self._maybe_finish()
                 return
             self._deliver(data)
 
     def _deliver(self, data: bytes) -> None:
+        if self.log is not None:
+            self.log.feed(data)
+            self._tee(data)
+            return
         if self.fifo < 0:
             return
         if self.read_off == self.size:  # nothing queued: straight into the FIFO
@@ -106,6 +134,14 @@ class Output:
         os.pwrite(self.spool, data, self.size)
         self.size += len(data)
         self.loop.watch(self.fifo, OUT, self._on_fifo)
+
+    def _tee(self, data: bytes) -> None:
+        """A live copy: whatever the FIFO cannot take now is dropped (nobody is attached)."""
+        if self.fifo >= 0:
+            try:
+                os.write(self.fifo, data)
+            except OSError:
+                pass
 
     def _on_fifo(self, _mask: int) -> None:
         while self.read_off < self.size:
@@ -130,11 +166,13 @@ class Output:
             os.close(self.spool)
             self.spool = -1
             _unlink(self.spool_path)
+        if self.log is not None:
+            self.log.close()
         if self.fifo < 0:
             return
         # Closing our end while bytes still sit in the FIFO would discard them (we may be its
         # only holder): wait, with growing pauses, until a reader has taken them.
-        if self.is_fifo and _queued(self.fifo) > 0:
+        if self.is_fifo and self.log is None and _queued(self.fifo) > 0:
             self.timer = self.loop.call_later(self.poll_delay, self._maybe_finish)
             self.poll_delay = min(self.poll_delay * 2, 0.5)
             return
@@ -150,6 +188,8 @@ class Output:
                 self.loop.unwatch(fd)
                 os.close(fd)
         self.src = self.fifo = self.spool = -1
+        if self.log is not None:
+            self.log.close()
         _unlink(self.spool_path)
 
 

@@ -20,7 +20,7 @@ from shim.events import EventQueue
 from shim.loop import Loop, Timer, log
 from shim.oci import Runtime, RuntimeFailed
 from shim.options import VERSION, Options, valid_id
-from shim.stdio import Input, Output, open_target
+from shim.stdio import Input, Output, open_log, open_target
 from ttrpc import RpcError
 from ttrpc.wire import encode, timestamp
 
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
     from common.cgroups import EventsFile
     from common.cgroups.layout import ProcessCgroups
+    from shim.crilog import CRILog
     from shim.server import Call, Server
 
 CREATED, RUNNING, STOPPED, PAUSED = m.STATUS_CREATED, m.STATUS_RUNNING, m.STATUS_STOPPED, m.STATUS_PAUSED
@@ -76,6 +77,13 @@ class Process:
             self.console = -1
 
 
+def _disown_logs(owned: list[int], logs: dict[str, CRILog]) -> None:
+    """The CRI logs now belong to their outputs (the descriptors change when a log is rotated)."""
+    for crilog in logs.values():
+        if crilog.fd in owned:
+            owned.remove(crilog.fd)
+
+
 def _exit_code(wait_status: int) -> int:
     if os.WIFSIGNALED(wait_status):
         return 128 + os.WTERMSIG(wait_status)
@@ -91,7 +99,7 @@ class TaskService:
         self.loop = loop
         self.opts = opts
         self.events = events
-        self.runtime = Runtime(opts.runtime, opts.runtime_root, opts.log_json)
+        self.runtime = Runtime(opts.runtime, opts.runtime_root, opts.log_json, opts.systemd_cgroup)
         self.server: Server | None = None
         self.init: Process | None = None
         self.execs: dict[str, Process] = {}
@@ -145,6 +153,7 @@ class TaskService:
         owned: list[int] = []  # closed if anything fails
         child: list[int] = []  # the runtime's ends, closed once it has run
         listener = None
+        logs: dict[str, CRILog] = {}  # k8s-file:// targets: the shim writes their CRI log
 
         def fd(value: int, into: list[int]) -> int:
             into.append(value)
@@ -157,6 +166,13 @@ class TaskService:
                 fifo_err = (
                     fd(open_target(proc.stderr, True), owned) if proc.stderr and not proc.terminal else -1
                 )
+                for stream, target in (
+                    ("stdout", fifo_out >= 0 and proc.stdout),
+                    ("stderr", fifo_err >= 0 and proc.stderr),
+                ):
+                    if target and (crilog := open_log(target, stream)) is not None:
+                        logs[stream] = crilog
+                        owned.append(crilog.fd)
             except (OSError, ValueError) as exc:
                 raise RpcError(
                     ttrpc.INVALID_ARGUMENT, f"cannot open the stdio of {proc.name}: {exc}"
@@ -176,9 +192,14 @@ class TaskService:
                     _unlink(console_path)
                 master = _receive_fd(listener)
                 proc.console = master
-                proc.outputs.append(Output(self.loop, os.dup(master), fifo_out, self._spool(proc, "stdout")))
+                proc.outputs.append(
+                    Output(
+                        self.loop, os.dup(master), fifo_out, self._spool(proc, "stdout"), logs.get("stdout")
+                    )
+                )
                 if fifo_out >= 0:
                     owned.remove(fifo_out)
+                _disown_logs(owned, logs)
                 if fifo_in >= 0:
                     proc.input = Input(self.loop, fifo_in, os.dup(master), True)
                     owned.remove(fifo_in)
@@ -194,9 +215,12 @@ class TaskService:
             run((pipes[0][1], pipes[1][1], pipes[2][1]), None)
             for (mine, _), fifo, stream in ((pipes[1], fifo_out, "stdout"), (pipes[2], fifo_err, "stderr")):
                 if mine >= 0:
-                    proc.outputs.append(Output(self.loop, mine, fifo, self._spool(proc, stream)))
+                    proc.outputs.append(
+                        Output(self.loop, mine, fifo, self._spool(proc, stream), logs.get(stream))
+                    )
                     owned.remove(mine)
                     owned.remove(fifo)
+            _disown_logs(owned, logs)
             if fifo_in >= 0:
                 proc.input = Input(self.loop, fifo_in, pipes[0][0], False)
                 owned.remove(fifo_in)

@@ -1,8 +1,8 @@
 """Containers in a pod: create, start, stop, remove, status, list, update, exec, stats.
 
 A container's stdio goes through FIFOs in the plugin's state directory (stdin too when the
-config asks for it); the plugin copies stdout and stderr into the CRI log file at the path
-kubelet gives (log_directory/log_path). Its record carries the CRI metadata (the config as
+config asks for it); the shim writes stdout and stderr into the CRI log file at the path
+kubelet gives (log_directory/log_path) and tees them into the FIFOs for attach (logs.py). Its record carries the CRI metadata (the config as
 sent), its status file the life of its init; both survive a daemon restart.
 """
 
@@ -20,6 +20,8 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from google.protobuf import json_format
+
 from common.errdefs import DeadlineExceeded
 from common.mount import Mount as CMount
 from common.mount import readonly as readonly_mounts
@@ -29,6 +31,7 @@ from containerd.client.errors import ContainerdError as ClientError
 from containerd.client.errors import NotFound as ClientNotFound
 from containerd.client.typeurl import Payload
 from containerd.cri import spec as specs
+from containerd.cri.logs import SHIM_LOG_SCHEME, shim_log_uri
 from containerd.cri.store import CONTAINER_EXTENSION, CONTAINER_TYPE, KIND_LABEL, ContainerMeta, Item, now_ns
 from containerd.cri.users import resolve_user
 from containerd.errors import ContainerdError, InvalidArgument, NotFound
@@ -119,7 +122,7 @@ class Containers:
             privileged=pod_config.linux.security_context.privileged, name=pod_config.metadata.name, namespace=pod_config.metadata.namespace, uid=pod_config.metadata.uid,
         )  # fmt: skip
         spec = specs.container_spec(id_, config, paths, image.config, user=user,
-                                    restrict_oom=p.cfg.restrict_oom_score_adj, systemd_cgroup=p.cfg.systemd_cgroup)  # fmt: skip
+                                    restrict_oom=p.cfg.restrict_oom_score_adj)  # fmt: skip
         record = Container.with_oci_spec(
             id_, spec, image=meta.image_name, snapshotter=p.cfg.snapshotter, snapshot_key=id_, runtime=p.pods.runtime(),
             labels={KIND_LABEL: "container", "io.kubernetes.sandbox.id": sandbox.meta.id, **{k: v for k, v in config.labels.items() if k != KIND_LABEL}},
@@ -183,7 +186,8 @@ class Containers:
             streams = self._streams(config)
             paths = {s: os.path.join(io_dir, s) for s in streams}
             fifos: list[tuple[str, str]] = [(s, paths[s]) for s in ("stdout", "stderr") if s in paths]
-            p.start_logs(item, fifos)
+            p.start_logs(item, fifos, shim_logs=True)
+            targets = {s: self._target(item, paths, s) for s in ("stdout", "stderr")}
             mounts = p.client.snapshots(p.cfg.snapshotter).mounts(id_)
             p.waiter(id_)
             try:
@@ -192,8 +196,8 @@ class Containers:
                     mounts,
                     IO(
                         stdin=paths.get("stdin", ""),
-                        stdout=paths.get("stdout", ""),
-                        stderr=paths.get("stderr", ""),
+                        stdout=targets["stdout"],
+                        stderr=targets["stderr"],
                         terminal=config.tty,
                     ),
                 )
@@ -206,6 +210,14 @@ class Containers:
                 item.update(finished_at=now_ns(), exit_code=128, reason="StartError", message=str(exc))
                 raise ContainerdError(f"failed to start containerd task {id_!r}: {exc}") from None
             item.update(pid=pid, started_at=now_ns())
+
+    def _target(self, item: Item[ContainerMeta], fifos: dict[str, str], stream: str) -> str:
+        """Where the shim sends a stream: the CRI log it writes itself (the FIFO gets a live copy
+        for attach), or only the FIFO when kubelet asked for no log."""
+        fifo = fifos.get(stream, "")
+        if not fifo or not item.meta.log_path:
+            return fifo
+        return shim_log_uri(item.meta.log_path, self.p.cfg.max_container_log_line_size, fifo)
 
     @staticmethod
     def _unblock_copiers(paths: dict[str, str]) -> None:
@@ -298,6 +310,8 @@ class Containers:
                     "snapshotKey": item.meta.id,
                     "snapshotter": self.p.cfg.snapshotter,
                     "runtimeType": "io.containerd.runc.v2",
+                    **self.p.verbose_runtime(item.meta.id),
+                    "config": json.loads(json_format.MessageToJson(config)),
                 }  # fmt: skip
             )
         return resp
@@ -363,8 +377,7 @@ class Containers:
         item = self.p.containers.get(id_)
         if self.state(item) != cri.CONTAINER_RUNNING:
             raise ContainerdError("container is not running")
-        if not self.p.reopen_log(item.meta.id):
-            raise ContainerdError("container has no log to reopen")
+        self.p.reopen_log(item)
 
     # --- exec ----------------------------------------------------------------------------------
 
@@ -434,12 +447,15 @@ class Containers:
         p.containers.add(item)
         config = self.config(item)
         paths = {s: os.path.join(p.io_dir(meta.id), s) for s in self._streams(config)}
+        fifos: list[tuple[str, str]] = [(s, paths[s]) for s in ("stdout", "stderr") if s in paths]
+        # the shim writes the log (k8s-file://) unless an older daemon started the container
+        shim_logs = task is not None and task.io.stdout.startswith(SHIM_LOG_SCHEME)
         if task is not None and task.status.alive and item.status.started_at:
-            p.start_logs(item, [(s, paths[s]) for s in ("stdout", "stderr") if s in paths])
+            p.start_logs(item, fifos, shim_logs)
             return
         if task is not None and not task.status.alive:  # exited while the daemon was down
-            if task.status.name == "STOPPED" and item.status.started_at:
-                p.start_logs(item, [(s, paths[s]) for s in ("stdout", "stderr") if s in paths])
+            if task.status.name == "STOPPED" and item.status.started_at and not shim_logs:
+                p.start_logs(item, fifos, shim_logs)  # what the shim still holds goes to the log
             p.handle_exit(meta.id, task.exit_status, task.exited_at or now_ns())
         elif task is None and item.status.started_at and not item.status.finished_at:
             item.update(pid=0, finished_at=now_ns(), exit_code=255, reason="Unknown")

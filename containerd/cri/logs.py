@@ -1,10 +1,13 @@
-"""Container output to the CRI log file, in the format kubelet and `crictl logs` read.
+"""What the CRI plugin does with a container's output: the raw bytes to attach sessions.
 
-Each line: `<RFC3339Nano timestamp> <stdout|stderr> <F|P> <text>` — F for a full line, P for a
-piece of a line longer than max_container_log_line_size (the rest follows in later records).
-One copier thread per stream reads the shim's FIFO until EOF (the shim closes it once the
-container's output is all delivered), so after a daemon restart a new copier on the same FIFO
-picks up exactly where the old one stopped. ReopenContainerLog swaps the file under the writer.
+The CRI log file (`<RFC3339Nano timestamp> <stdout|stderr> <F|P> <text>` records at the path
+kubelet gives) is written by the shim itself (`k8s-file://` stdio, shim/crilog.py), which
+outlives the daemon: a daemon that read a chunk and was killed before writing it would lose
+it. The shim also tees the raw output into a FIFO; one Copier thread per stream reads it and
+hands it to the attach sessions of the moment (nothing, when none).
+
+Containers started by an older daemon had the daemon write their log from the FIFO (the shim
+spooling what it could not take): a Copier given a LogFile still does that, for them.
 """
 
 from __future__ import annotations
@@ -13,7 +16,15 @@ import datetime
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from urllib.parse import quote
+
+SHIM_LOG_SCHEME = "k8s-file://"
+
+
+def shim_log_uri(log_path: str, max_line: int, tee: str) -> str:
+    """The stdio URI that has the shim write the CRI log at LOG_PATH and tee into the FIFO TEE."""
+    return f"{SHIM_LOG_SCHEME}{quote(log_path)}?max_line={max_line}&tee={quote(tee, safe='')}"
 
 
 def timestamp() -> bytes:
@@ -56,7 +67,7 @@ class LogFile:
 
 
 class Copier(threading.Thread):
-    def __init__(self, fifo: str, stream: str, log: LogFile, max_line: int) -> None:
+    def __init__(self, fifo: str, stream: str, log: LogFile | None, max_line: int) -> None:
         super().__init__(name=f"cri-log-{stream}", daemon=True)
         self.fifo = fifo
         self.stream = stream.encode()
@@ -98,10 +109,10 @@ class Copier(threading.Thread):
                         listener(data)
                     except Exception:  # noqa: BLE001 - a broken attach session never stops the log
                         pass
-                pending += data
-                pending = self._emit(pending)
+                if self.log is not None:
+                    pending = self._emit(pending + data)
             if pending:
-                self._record(pending, b"F")
+                self._record(pending, b"P")  # the stream ended mid-line, as containerd logs it
         finally:
             os.close(fd)
 
@@ -121,11 +132,5 @@ class Copier(threading.Thread):
         return buf
 
     def _record(self, text: bytes, tag: bytes) -> None:
+        assert self.log is not None
         self.log.write(b" ".join((timestamp(), self.stream, tag, text)) + b"\n")
-
-
-def start_copiers(fifos: Sequence[tuple[str, str]], log: LogFile, max_line: int) -> list[Copier]:
-    copiers = [Copier(path, stream, log, max_line) for stream, path in fifos]
-    for c in copiers:
-        c.start()
-    return copiers

@@ -125,6 +125,23 @@ class Plugin:
     def runtime_binary(self) -> str:
         return self.cfg.runtime_binary
 
+    def verbose_runtime(self, container_id: str) -> dict[str, Any]:
+        """What containerd's verbose status says of the runtime: its options (when any) and the
+        OCI spec the container record carries (tools read cgroupsPath there)."""
+        out: dict[str, Any] = {}
+        options = {
+            k: v
+            for k, v in (("binary_name", self.runtime_binary()), ("systemd_cgroup", self.cfg.systemd_cgroup))
+            if v
+        }
+        if options:
+            out["runtimeOptions"] = options
+        try:
+            out["runtimeSpec"] = self.client.containers.get(container_id).oci_spec()
+        except ClientError:
+            pass  # removed meanwhile
+        return out
+
     # --- lifetime ------------------------------------------------------------------------------
 
     def start(self) -> None:
@@ -247,9 +264,13 @@ class Plugin:
     def io_dir(self, container_id: str) -> str:
         return os.path.join(self.state, "io", container_id)
 
-    def start_logs(self, item: Item[ContainerMeta], fifos: list[tuple[str, str]]) -> None:
-        log_file = self._logs.get(item.meta.id) or LogFile(item.meta.log_path)
-        self._logs[item.meta.id] = log_file
+    def start_logs(self, item: Item[ContainerMeta], fifos: list[tuple[str, str]], shim_logs: bool) -> None:
+        """Read the output FIFOs for attach sessions; with SHIM_LOGS false (a container an older
+        daemon started) also write the CRI log from them, as that daemon did."""
+        log_file = None
+        if not shim_logs:
+            log_file = self._logs.get(item.meta.id) or LogFile(item.meta.log_path)
+            self._logs[item.meta.id] = log_file
         copiers = [
             Copier(path, stream, log_file, self.cfg.max_container_log_line_size) for stream, path in fifos
         ]
@@ -264,12 +285,17 @@ class Plugin:
         if log_file is not None:
             log_file.close()
 
-    def reopen_log(self, container_id: str) -> bool:
-        log_file = self._logs.get(container_id)
-        if log_file is None:
-            return False
-        log_file.reopen()
-        return True
+    def reopen_log(self, item: Item[ContainerMeta]) -> None:
+        """kubelet renamed the log: the next record goes to a new file at its path. The shim
+        notices the rename at its next write by itself; the file is made now (as containerd
+        makes it at once), so a reader finds it."""
+        log_file = self._logs.get(item.meta.id)
+        if log_file is not None:
+            log_file.reopen()
+        elif item.meta.log_path:
+            os.close(
+                os.open(item.meta.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+            )
 
     # --- restart -------------------------------------------------------------------------------
 

@@ -111,7 +111,7 @@ class Sandboxes:
         )  # fmt: skip
         spec = specs.sandbox_spec(
             id_, config, image.config, meta.netns, shm=meta.shm or specs.HOST_SHM, resolv_file=os.path.join(meta.root, "resolv.conf"), user=user,
-            restrict_oom=p.cfg.restrict_oom_score_adj, systemd_cgroup=p.cfg.systemd_cgroup,
+            restrict_oom=p.cfg.restrict_oom_score_adj,
         )  # fmt: skip
         client = p.client
         record = Container.with_oci_spec(
@@ -143,12 +143,13 @@ class Sandboxes:
         return item
 
     def runtime(self) -> Runtime:
-        binary = self.p.runtime_binary()
-        if not binary:
+        binary, systemd = self.p.runtime_binary(), self.p.cfg.systemd_cgroup
+        if not binary and not systemd:
             return Runtime(RUNC_V2)
         from containerd.client import RuncOptions
 
-        return Runtime(RUNC_V2, Payload.message(RuncOptions(binary_name=binary)))
+        # SystemdCgroup reaches the runtime as --systemd-cgroup (through the shim), as with containerd
+        return Runtime(RUNC_V2, Payload.message(RuncOptions(binary_name=binary, systemd_cgroup=systemd)))
 
     def ensure_image(self) -> Any:
         p = self.p
@@ -298,11 +299,7 @@ class Sandboxes:
                     "snapshotter": self.p.cfg.snapshotter,
                     "runtimeHandler": item.meta.runtime_handler,
                     "runtimeType": RUNC_V2,
-                    **(
-                        {"runtimeOptions": {"binary_name": binary}}
-                        if (binary := self.p.runtime_binary())
-                        else {}
-                    ),
+                    **self.p.verbose_runtime(item.meta.id),
                     "config": json.loads(_to_json(config)),
                     **(
                         {"cniResult": cni_result}

@@ -103,6 +103,13 @@ class RuntimeService(api_pb2_grpc.RuntimeServiceServicer):
         self.p.pod_cidr = request.runtime_config.network_config.pod_cidr
         return cri.UpdateRuntimeConfigResponse()
 
+    @handler
+    def RuntimeConfig(self, request: Any, context: grpc.ServicerContext) -> Any:
+        """The cgroup driver kubelet is to use (KubeletCgroupDriverFromCRI): the runc options'
+        SystemdCgroup, as containerd 1.7 answers it."""
+        driver = cri.SYSTEMD if self.p.cfg.systemd_cgroup else cri.CGROUPFS
+        return cri.RuntimeConfigResponse(linux=cri.LinuxRuntimeConfiguration(cgroup_driver=driver))
+
     # --- sandboxes ---------------------------------------------------------------------------
 
     @handler

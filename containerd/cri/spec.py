@@ -11,6 +11,7 @@ anything exists (InvalidArgument).
 from __future__ import annotations
 
 import os
+import posixpath
 import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -216,10 +217,15 @@ def oom_score_adj(preferred: int, restrict: bool) -> int:
     return max(preferred, current)
 
 
-def cgroups_path(parent: str, id_: str, systemd: bool) -> str:
-    if systemd:
-        return f"{parent or 'system.slice'}:cri-containerd:{id_}"
-    return os.path.join(parent or "/", id_) if parent else f"/k8s.io/{id_}"
+def cgroups_path(parent: str, id_: str) -> str:
+    """As containerd 1.6 names them: under a systemd slice (the parent's last element ends in
+    ".slice", as kubelet's systemd driver sends "/kubepods.slice/.../kubepods-besteffort-pod<uid>.slice")
+    in the systemd driver's "slice:prefix:name" form, else a path below the parent (/k8s.io without
+    one). The form follows the parent, not SystemdCgroup: the runtime refuses a mismatch."""
+    base = posixpath.basename(parent)
+    if base.endswith(".slice"):
+        return f"{base}:cri-containerd:{id_}"
+    return posixpath.join(parent, id_) if parent else f"/k8s.io/{id_}"
 
 
 # --- sandbox -----------------------------------------------------------------------------------
@@ -235,7 +241,6 @@ def sandbox_spec(
     resolv_file: str,
     user: User,
     restrict_oom: bool,
-    systemd_cgroup: bool,
 ) -> dict[str, Any]:
     linux = config.linux
     sc = linux.security_context
@@ -269,7 +274,7 @@ def sandbox_spec(
         spec["mounts"].append(
             {"destination": dest, "type": "bind", "source": source, "options": ["rbind", "ro"]}
         )
-    spec["linux"]["cgroupsPath"] = cgroups_path(linux.cgroup_parent, id_, systemd_cgroup)
+    spec["linux"]["cgroupsPath"] = cgroups_path(linux.cgroup_parent, id_)
     spec["linux"]["resources"]["cpu"] = {"shares": SANDBOX_CPU_SHARES}
     if linux.sysctls:
         spec["linux"]["sysctl"] = dict(linux.sysctls)
@@ -339,7 +344,6 @@ def container_spec(
     *,
     user: User,
     restrict_oom: bool,
-    systemd_cgroup: bool,
 ) -> dict[str, Any]:
     linux = config.linux
     sc = linux.security_context
@@ -448,7 +452,7 @@ def container_spec(
     if devices:
         spec["linux"]["devices"] = devices
     spec["root"]["readonly"] = sc.readonly_rootfs
-    spec["linux"]["cgroupsPath"] = cgroups_path(sandbox.cgroup_parent, id_, systemd_cgroup)
+    spec["linux"]["cgroupsPath"] = cgroups_path(sandbox.cgroup_parent, id_)
     _resources(spec, linux.resources if linux.HasField("resources") else None)
     caps = _capabilities(sc.capabilities if sc.HasField("capabilities") else None, sc.privileged)
     ambient = [

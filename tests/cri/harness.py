@@ -269,16 +269,15 @@ class Engine:
         return path
 
 
-def pycontainerd(base: Path, ns: NetNS, reg: Registry, cni: dict[str, str], runtime: str = "") -> Engine:
-    """pycontainerd with its CRI plugin; RUNTIME (the runc options' BinaryName) "" for its default, pyrunc."""
+def pycontainerd(base: Path, ns: NetNS, reg: Registry, cni: dict[str, str], runtime: str = "",
+                 systemd_cgroup: bool = False) -> Engine:  # fmt: skip
+    """pycontainerd with its CRI plugin; RUNTIME (the runc options' BinaryName) "" for its default, pyrunc;
+    SYSTEMD_CGROUP the runc options' SystemdCgroup."""
     config = base / "pycontainerd.toml"
     runtime_conf = (
-        (
-            '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]\n'
-            f'  BinaryName = "{runtime}"\n'
-        )
-        if runtime
-        else ""
+        '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]\n'
+        + (f'  BinaryName = "{runtime}"\n' if runtime else "")
+        + ("  SystemdCgroup = true\n" if systemd_cgroup else "")
     )
     config.write_text(
         "version = 2\n"
@@ -304,7 +303,9 @@ def pycontainerd(base: Path, ns: NetNS, reg: Registry, cni: dict[str, str], runt
     return Engine("pycontainerd", base, ns, address, argv, base / "pycontainerd.log", reg.host, cni)
 
 
-def containerd(base: Path, ns: NetNS, reg: Registry, cni: dict[str, str]) -> Engine:
+def containerd(
+    base: Path, ns: NetNS, reg: Registry, cni: dict[str, str], systemd_cgroup: bool = False
+) -> Engine:
     """Debian's containerd 1.6 with its CRI plugin on private roots (sockets under a short BASE)."""
     address = base / "cd.sock"
     config = base / "containerd.toml"
@@ -323,7 +324,8 @@ def containerd(base: Path, ns: NetNS, reg: Registry, cni: dict[str, str]) -> Eng
         '  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]\n    runtime_type = "io.containerd.runc.v2"\n'
         '  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]\n'
         f'    BinaryName = "{RUNC}"\n'
-        f'  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."{reg.host}"]\n'
+        + ("    SystemdCgroup = true\n" if systemd_cgroup else "")
+        + f'  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."{reg.host}"]\n'
         f'    endpoint = ["http://{reg.host}"]\n'
     )
     engine = Engine(
@@ -355,7 +357,7 @@ def import_pause_into_containerd(engine: Engine) -> None:
 
 
 @contextmanager
-def cri_engine(kind: str, tmp_root: Path) -> Iterator[Engine]:
+def cri_engine(kind: str, tmp_root: Path, systemd_cgroup: bool = False) -> Iterator[Engine]:
     """A node: namespace, registry, CNI conf, engine; on exit every pod is removed and nothing
     may remain (mounts under the base, veths, per-pod chains, IPAM reservations)."""
     require_tools()
@@ -363,9 +365,9 @@ def cri_engine(kind: str, tmp_root: Path) -> Iterator[Engine]:
     with netns(base) as ns, registry(base, ns) as reg:
         cni = write_cni_conf(base)
         if kind == "containerd":
-            engine = containerd(base, ns, reg, cni)
+            engine = containerd(base, ns, reg, cni, systemd_cgroup)
         else:  # "pycontainerd", or "pycontainerd+runc" for pycontainerd running Debian's runc
-            engine = pycontainerd(base, ns, reg, cni, RUNC if kind.endswith("+runc") else "")
+            engine = pycontainerd(base, ns, reg, cni, RUNC if kind.endswith("+runc") else "", systemd_cgroup)
         engine.start()
         try:
             if kind == "containerd":

@@ -11,8 +11,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
-
 from tests.runtime.conftest import PYRUNC, SHARED_IMAGES, Pyrunc
 from tests.tarread import member
 
@@ -246,9 +244,26 @@ def test_cgroup_limit_refused_by_kernel(pyrunc: Pyrunc) -> None:
     assert not (pyrunc.root / cid).exists()
 
 
-@pytest.mark.parametrize("flag", ["--systemd-cgroup"])
-def test_unsupported_global_flag(pyrunc: Pyrunc, flag: str) -> None:
-    assert_clean_error(pyrunc(flag, "list"), "not supported")
+def test_systemd_cgroup_refused_as_runc_refuses_it(pyrunc: Pyrunc, tmp_path: Path) -> None:
+    """--systemd-cgroup (containerd's SystemdCgroup) on this machine, where systemd is not the init:
+    create is refused in runc's order and words (the cgroupsPath form first), side by side with
+    runc; verbs that make no cgroup take the flag, as runc's do."""
+    assert not os.path.isdir("/run/systemd/system")
+    assert pyrunc("--systemd-cgroup", "list").returncode == 0
+    runc_root = tmp_path / "runc-root"
+    for path, reason in (
+        ("/plain/path", 'expected cgroupsPath to be of format "slice:prefix:name" for systemd cgroups, got "/plain/path" instead'),
+        ("system.slice:test:x", "systemd not running on this host, cannot use systemd cgroups manager"),
+    ):  # fmt: skip
+        cid = pyrunc.new_id()
+        bundle = pyrunc.bundle(["true"])
+        bundle.config["linux"]["cgroupsPath"] = path
+        bundle.write()
+        assert_clean_error(pyrunc("--systemd-cgroup", "create", "-b", str(bundle.path), cid), reason)
+        assert not (pyrunc.root / cid).exists()
+        runc = subprocess.run(["runc", "--root", str(runc_root), "--systemd-cgroup", "create", "-b", str(bundle.path), cid],
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert runc.returncode != 0 and reason.replace('"', '\\"') in runc.stderr, runc.stderr
 
 
 def test_bad_flags(pyrunc: Pyrunc) -> None:
