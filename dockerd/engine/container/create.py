@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from dockerd.engine import devices, realtime, security, sharing, spec, validate
+from dockerd.engine import devices, realtime, security, sharing, spec, userns, validate
 from dockerd.engine.container import names
 from dockerd.engine.container.state import Container, fresh_state
 from dockerd.engine.container.stop import signal_number
@@ -158,6 +158,7 @@ def _record(
             mount_points=[p.to_record() for p in points],
         )
         os.makedirs(d.store.dir(cid), mode=0o710)
+        userns.share_with_root(d.store.dir(cid), d.security.userns)
         _write_files(d.store.dir(cid), c)
         d.store.add(c)
     return c
