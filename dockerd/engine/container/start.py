@@ -131,13 +131,15 @@ def _start_task(d: Containers, c: Container) -> None:
         task.delete_quietly(d.client, c.id)
         if not isinstance(exc, ContainerdError):
             raise
-        message = str(exc)
+        # pycontainerd's, shim's and runtime's words: "failed to create shim task: OCI runtime create
+        # failed: runc create failed: unable to start container process: ...", as containerd 1.6 and runc 1.1
+        message = task.go_message(exc)
         with d.store.lock:
             c.state.update(
                 Error=message, ExitCode=127 if "not found" in message or "no such file" in message else 126
             )
             d.store.save(c)
-        raise InvalidParameter(f"failed to create task for container: {message}") from None
+        raise InvalidParameter(message) from None
     with d.store.lock:
         d.stdio.set_copiers(c.id, copiers)
         c.state.update(
