@@ -11,7 +11,11 @@ uid/gid range, as dockerd does it.
 * Image layers stay as pycontainerd unpacked them; a container's writable snapshot grows from
   a remapped copy of the image's chain (containerd's WithRemappedSnapshot): a snapshot in
   which every file's owner is moved into the range, made once per image and mapping and kept
-  alive by a label on the image's config blob, so the image's removal collects it.
+  alive by a label on the image's config blob, so the image's removal collects it. (Measured on
+  this host's kernel 6.18: an idmapped bind of a layer directory, open_tree + mount_setattr with
+  MOUNT_ATTR_IDMAP, works as an overlayfs lower and would spare the copy, as containerd 2.0's
+  snapshotter does; it needs the shim to mount through idmapped lowers, which it does not yet.
+  util-linux 2.38's `mount -o X-mount.idmap=` silently ignores the option.)
 * Volumes' `_data` directories and the bind sources the daemon creates belong to the remapped
   root; each container gets a user namespace with the mapping (linux.uidMappings/gidMappings),
   unless it asks for `--userns=host`.
