@@ -107,7 +107,7 @@ class TaskManager:
 
     def create(self, namespace: str, request: Any) -> Task:
         from containerd.config import ConfigError
-        from containerd.shim_client import ShimClient, start_shim
+        from containerd.shim_client import ShimClient, ShimError, start_shim
 
         container_id = request.container_id
         with self.daemon.db.transaction() as tx:
@@ -153,6 +153,9 @@ class TaskManager:
                     checkpoint=request.checkpoint.digest if request.HasField("checkpoint") else "",
                     options=request.options,
                 )
+            except ShimError as exc:  # the runtime failed: containerd 1.6's runtime v2 words
+                self._discard_shim(client, config)
+                raise ShimError(f"failed to create shim task: {exc}", exc.code) from None
             except BaseException:
                 self._discard_shim(client, config)
                 raise

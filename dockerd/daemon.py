@@ -94,8 +94,12 @@ class Daemon:
             lambda action, nid, attrs: self.events.publish("network", action, nid, attrs),
         )
         self.network.start()  # records, built-in networks, bridges and rules, before any container starts
+        mapping = security.userns if security is not None else None
         self.volumes = VolumeService(
-            self.data_root, _plugin_dirs(volume_plugin_dirs), publish=self.events.publish
+            self.data_root,
+            _plugin_dirs(volume_plugin_dirs),
+            publish=self.events.publish,
+            root_owner=mapping.root_pair() if mapping is not None else None,
         )
         self.containers = Containers(
             self.data_root, self.exec_root, self.client, self.images, self.events.publish, self.network, cgroup_parent=cgroup_parent,

@@ -171,12 +171,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pydockerd: failed to start daemon: failed to set log opts: {exc}", file=sys.stderr)
         return 1
     try:
-        from dockerd.engine.security import SecurityDefaults, check_userns_remap
+        from dockerd.engine import userns
+        from dockerd.engine.security import SecurityDefaults
 
-        check_userns_remap(values["userns-remap"])
+        mapping = userns.load(values["userns-remap"])
         security = SecurityDefaults.from_settings(
-            values["seccomp-profile"], values["no-new-privileges"], values["default-ulimits"]
+            values["seccomp-profile"], values["no-new-privileges"], values["default-ulimits"], mapping
         )
+        if mapping is not None:  # the daemon's state moves to <data-root>/<uid>.<gid>, as dockerd's
+            values["data-root"] = userns.setup_data_root(values["data-root"], mapping)
     except EngineError as exc:
         print(f"pydockerd: failed to start daemon: {exc}", file=sys.stderr)
         return 1

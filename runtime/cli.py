@@ -299,6 +299,14 @@ def _version() -> str:
     )
 
 
+def _verb_failure(verb: str, message: str) -> str:
+    """runc 1.1's words for a container process that create or run could not start ("runc create
+    failed: unable to start container process: ..."): callers quote them (dockerd's messages)."""
+    if verb in ("create", "run") and message.startswith("unable to start container process: "):
+        return f"runc {verb} failed: {message}"
+    return message
+
+
 def main(argv: list[str] | None = None) -> int:
     from runtime.linux import log
 
@@ -324,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
             raise PyruncError(f"invalid --log-format {args.log_format!r}: want text or json")
         return _dispatch(args)
     except PyruncError as exc:
-        log.error(str(exc))
+        log.error(_verb_failure(args.verb, str(exc)))
         return 1
     except KeyboardInterrupt:
         return 130

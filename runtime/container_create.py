@@ -10,7 +10,7 @@ from common import libc
 from common.mountinfo import top_mount_id
 from runtime import process
 from runtime import state as statemod
-from runtime.errors import PyruncError
+from runtime.errors import InitFailed, PyruncError
 from runtime.init import InitConfig, stage1
 from runtime.linux import capabilities, hooks, namespaces, sysctl
 from runtime.linux.cgroups import CgroupError, new_manager
@@ -205,6 +205,8 @@ def create(opts: CreateOptions) -> statemod.ContainerState:
             detach_if_ours(rootfs, top_mount_id(rootfs))
         if isinstance(exc, CgroupError):
             raise PyruncError(str(exc)) from None
+        if isinstance(exc, InitFailed):  # libcontainer's words for what the init could not do
+            raise PyruncError(f"unable to start container process: {exc}") from None
         if isinstance(exc, OSError) and not isinstance(exc, PyruncError):
             raise PyruncError(
                 f"{exc.strerror or exc}{' ' + str(exc.filename) if exc.filename else ''}"

@@ -3,3 +3,7 @@
 
 class PyruncError(Exception):
     """Raised for anything the user should read; the CLI prints it and exits 1, never a traceback."""
+
+
+class InitFailed(PyruncError):
+    """The container's init reported a failure while it was being set up (create, run)."""

@@ -70,6 +70,11 @@ def stage1(cfg: InitConfig, chan: Channel) -> NoReturn:
             # Loaded now: once in a user namespace, the mapped root may not reach the host's library.
             from runtime.linux import netlink
         namespaces.join(namespaces.open_paths(joins))
+        if any(kind == "user" for kind, _ in joins):
+            # Our host ids mean nothing in a joined user namespace (files we made would fail with
+            # EOVERFLOW): become its root, as runc's nsexec does.
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
         if new_flags & libc.CLONE_NEWUSER:
             libc.unshare(libc.CLONE_NEWUSER)
             chan.send("userns")

@@ -57,8 +57,8 @@ def _check_executable(path: str, name: str) -> None:
         raise PyruncError(f'exec: "{name}": stat {path}: no such file or directory') from None
     except OSError as exc:
         raise PyruncError(f'exec: "{name}": {exc.strerror}') from None
-    if os.path.isdir(path):
-        raise PyruncError(f'exec: "{name}": is a directory')
+    if os.path.isdir(path):  # what execve answers for a directory, and so runc
+        raise PyruncError(f'exec: "{name}": permission denied')
     if not st.st_mode & 0o111:
         raise PyruncError(f'exec: "{name}": permission denied')
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 from common import fastjson
-from runtime.errors import PyruncError
+from runtime.errors import InitFailed, PyruncError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ class Channel:
                     break
                 self._backlog.append(msg)
         if msg["type"] == "error":
-            raise PyruncError(msg["message"])
+            raise InitFailed(msg["message"])
         return msg
 
     def _read_message(self, timeout: float | None) -> dict[str, Any]:

@@ -287,7 +287,9 @@ class TaskService:
             proc.pid = self._read_pid(proc)
         except RuntimeFailed as exc:
             self._unmount_rootfs()
-            raise _rpc_failure(exc) from None
+            raise RpcError(
+                ttrpc.UNKNOWN, f"OCI runtime create failed: {exc}"
+            ) from None  # containerd's runc shim
         except BaseException:
             self._unmount_rootfs()
             raise

@@ -358,6 +358,7 @@ def reference_dockerd(
     _check_tools()
     tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
     workdir = Path(tempfile.mkdtemp(prefix=f"pydocker-dref-{tag}-", dir="/tmp"))
+    workdir.chmod(0o711)  # passable for a userns-remap daemon's remapped root (dockerd checks it)
     cgroup_parent = f"/pydocker-dref-{tag}"
     tracking = CGROUP_ROOT / TRACKING_HIERARCHY / cgroup_parent.lstrip("/") / "daemon"
     runtime_paths = {name: str(path) for name, path in runtimes.items()}

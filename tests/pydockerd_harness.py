@@ -141,6 +141,7 @@ def pydockerd_engine(
         raise DockerdRefError("pydockerd needs root")
     tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
     workdir = Path(tempfile.mkdtemp(prefix=f"pydocker-pd-{tag}-", dir="/tmp"))
+    workdir.chmod(0o711)  # passable for a userns-remap daemon's remapped root (dockerd checks it)
     daemon = PyDockerd(
         workdir=workdir,
         socket=workdir / "docker.sock",

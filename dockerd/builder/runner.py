@@ -33,6 +33,7 @@ from dockerd.builder.layers import Layers, new_key
 from dockerd.engine import initlayer, scoped
 from dockerd.engine import spec as oci_spec
 from dockerd.engine.container.accounts import lookup_user
+from dockerd.engine.container.task import go_message
 from dockerd.engine.errors import EngineError
 from dockerd.engine.security import SecurityDefaults
 from dockerd.engine.users import ExecUser
@@ -200,7 +201,7 @@ class Runner:
                 task_made = True
                 self.client.tasks.start(cid)
             except ContainerdError as exc:
-                raise BuildFailed(f"failed to create shim task: {exc}") from None
+                raise BuildFailed(go_message(exc)) from None
             status = self.client.tasks.wait(cid).status
         finally:
             if task_made:

@@ -36,20 +36,21 @@ ENTRIES = (
 )
 
 
-def setup(root: str) -> None:
-    """Make the init entries in the (mounted, writable) container root at ROOT."""
+def setup(root: str, owner: tuple[int, int] = (0, 0)) -> None:
+    """Make the init entries in the (mounted, writable) container root at ROOT, owned by OWNER
+    (the host's ids of the container's root: not 0:0 with userns-remap)."""
     root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         for path, kind in ENTRIES:
             *parents, name = path.strip("/").split("/")
-            with _directory(root_fd, parents) as parent:
-                _make(parent, name, kind)
+            with _directory(root_fd, parents, owner) as parent:
+                _make(parent, name, kind, owner)
     finally:
         os.close(root_fd)
 
 
 @contextlib.contextmanager
-def _directory(root: int, parts: list[str]) -> Iterator[int]:
+def _directory(root: int, parts: list[str], owner: tuple[int, int]) -> Iterator[int]:
     """An O_PATH fd on ROOT/parts..., each component made a real directory (0755) when it is
     missing or anything else (a symlink is removed, not followed)."""
     fd = os.dup(root)
@@ -65,6 +66,7 @@ def _directory(root: int, parts: list[str]) -> Iterator[int]:
             if st is None:
                 os.mkdir(part, 0o755, dir_fd=fd)
                 os.chmod(part, 0o755, dir_fd=fd)  # whatever our umask
+                os.chown(part, *owner, dir_fd=fd, follow_symlinks=False)
             child = os.open(part, scoped.O_PATH | os.O_DIRECTORY, dir_fd=fd)
             os.close(fd)
             fd = child
@@ -73,7 +75,7 @@ def _directory(root: int, parts: list[str]) -> Iterator[int]:
         os.close(fd)
 
 
-def _make(parent: int, name: str, kind: str) -> None:
+def _make(parent: int, name: str, kind: str, owner: tuple[int, int]) -> None:
     try:
         st: os.stat_result | None = os.stat(name, dir_fd=parent, follow_symlinks=False)
     except FileNotFoundError:
@@ -98,7 +100,8 @@ def _make(parent: int, name: str, kind: str) -> None:
         os.chmod(name, 0o755, dir_fd=parent)
     else:
         os.symlink(kind, name, dir_fd=parent)
-    os.chown(name, 0, 0, dir_fd=parent, follow_symlinks=False)
+        return  # dockerd's init layer leaves its symlink root's, remapped or not
+    os.chown(name, *owner, dir_fd=parent, follow_symlinks=False)
 
 
 def _already(parent: int, name: str, kind: str, st: os.stat_result) -> bool:

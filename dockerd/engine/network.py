@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from dockerd.engine import links
 from dockerd.engine.errors import Conflict, EngineError, InvalidParameter, NotFound
 from dockerd.network import errors as net_errors
+from dockerd.network import netns
 from dockerd.network.backend import NetworkBackend
 from dockerd.network.model import DNSConfig, Endpoint, Network, Sandbox
 from dockerd.network.ports import parse_host_port, parse_port_key
@@ -180,8 +181,9 @@ class Networking:
 
     # --- container start / stop ------------------------------------------------------------------
 
-    def setup(self, c: Container) -> str:
-        """The container's sandbox, endpoints, ports and files; its namespace path ("" : the host's)."""
+    def setup(self, c: Container, userns: netns.UserNamespace | None = None) -> str:
+        """The container's sandbox, endpoints, ports and files; its namespace path ("" : the host's).
+        USERNS: the user namespace that is to own a new network namespace (userns-remap)."""
         self.release(c.id)  # a sandbox left by a crash between start and exit
         host, mode = c.host_config, mode_of(c.host_config)
         dns = DNSConfig(list(host.get("Dns") or []) or list(self.dns_defaults.servers),
@@ -204,7 +206,8 @@ class Networking:
                 return ""
             sbs.create(c.id, c.name, "netns", hostname=str(c.config.get("Hostname") or ""),
                        domainname=str(c.config.get("Domainname") or ""), dns=dns,
-                       extra_hosts=[*map(str, host.get("ExtraHosts") or []), *self._link_hosts(host, mode)])  # fmt: skip
+                       extra_hosts=[*map(str, host.get("ExtraHosts") or []), *self._link_hosts(host, mode)],
+                       userns=userns)  # fmt: skip
             for name, settings in list(c.networks.items()):
                 net = self._network(name)
                 cfg = _endpoint_config(settings)

@@ -16,6 +16,7 @@ from typing import Any
 
 from dockerd.engine import seccomp_profile
 from dockerd.engine.errors import InvalidParameter
+from dockerd.engine.userns import IdentityMapping
 
 # Go's strconv.ParseBool, which dockerd uses for no-new-privileges=VALUE.
 _GO_BOOLS = {
@@ -81,10 +82,15 @@ class SecurityDefaults:
     profile: dict[str, Any] | None = None  # that file, decoded, when it is a path
     no_new_privileges: bool = False
     default_ulimits: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+    userns: IdentityMapping | None = None  # userns-remap's mapping, None without remapping
 
     @classmethod
     def from_settings(
-        cls, profile_path: str, no_new_privileges: bool, ulimits: dict[str, Any]
+        cls,
+        profile_path: str,
+        no_new_privileges: bool,
+        ulimits: dict[str, Any],
+        userns: IdentityMapping | None = None,
     ) -> SecurityDefaults:
         """Read the profile file now, as dockerd does at start-up; raises InvalidParameter."""
         profile = None
@@ -103,36 +109,19 @@ class SecurityDefaults:
             profile=profile,
             no_new_privileges=no_new_privileges,
             default_ulimits=tuple(ulimits[name] for name in sorted(ulimits)),
+            userns=userns,
         )
 
     def security_options(self) -> list[str]:
-        """`docker info` SecurityOptions: what this daemon applies (no AppArmor, SELinux, userns)."""
-        return [f"name=seccomp,profile={self.seccomp_profile or 'default'}"]
+        """`docker info` SecurityOptions: what this daemon applies (no AppArmor, SELinux)."""
+        options = [f"name=seccomp,profile={self.seccomp_profile or 'default'}"]
+        return [*options, "name=userns"] if self.userns is not None else options
 
     def merged_ulimits(self, ulimits: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
         """A container's ulimits plus the daemon's for the names it does not set (dockerd's mergeUlimits)."""
         own = list(ulimits or [])
         named = {u.get("Name") for u in own}
         return own + [dict(u) for u in self.default_ulimits if u["Name"] not in named]
-
-
-def check_userns_remap(value: str) -> None:
-    """daemon.json `userns-remap` / --userns-remap, refused until it is implemented: a remapped
-    daemon runs every container in a user namespace mapped to the user's /etc/subuid and
-    /etc/subgid ranges, with its image layers, containers and volumes owned by that range under
-    `<data-root>/<uid>.<gid>/`, and pydockerd does none of that yet. dockerd's own checks of the
-    value come first; root remapped to itself is no remapping (dockerd warns and goes on)."""
-    if not value:
-        return
-    parts = value.split(":")
-    if len(parts) > 2:
-        raise InvalidParameter(f'Invalid user/group specification in --userns-remap: "{value}"')
-    if parts[0] in ("root", "0"):
-        return
-    raise InvalidParameter(
-        f"userns-remap ({value}) is not supported by pydockerd yet: it would have to own image layers, "
-        "containers and volumes by the subordinate uid/gid range; remove it from the flags or daemon.json"
-    )
 
 
 # --- the host ------------------------------------------------------------------------------
@@ -203,6 +192,8 @@ def check_at_create(host: dict[str, Any], bounding: list[str], defaults: Securit
     dockerd records at create; returns the create warnings. `host` is updated in place."""
     opts = parse_security_opts(list(host.get("SecurityOpt") or []))
     warnings = [*_apparmor_warnings(opts), *_label_warnings(opts)]
+    if remapped(host, defaults):
+        _check_remapped(host)
     if not host.get("Privileged"):
         seccomp = container_seccomp(opts, bounding, defaults)
         if seccomp is not None:
@@ -218,6 +209,24 @@ def check_at_create(host: dict[str, Any], bounding: list[str], defaults: Securit
     if security:
         host["SecurityOpt"] = security
     return warnings
+
+
+def remapped(host: dict[str, Any], defaults: SecurityDefaults) -> bool:
+    """Whether the container gets a user namespace of the daemon's mapping (not `--userns=host`)."""
+    return defaults.userns is not None and host.get("UsernsMode") != "host"
+
+
+def _check_remapped(host: dict[str, Any]) -> None:
+    """What dockerd refuses at create when the container would be remapped."""
+    if host.get("Privileged"):
+        raise InvalidParameter(
+            "privileged mode is incompatible with user namespaces.  You must run the container in the "
+            "host namespace when running privileged mode"
+        )
+    if host.get("NetworkMode") == "host":
+        raise InvalidParameter("cannot share the host's network namespace when user namespaces are enabled")
+    if host.get("PidMode") == "host":
+        raise InvalidParameter("cannot share the host PID namespace when user namespaces are enabled")
 
 
 def _apparmor_warnings(opts: SecurityOpts) -> list[str]:
@@ -278,6 +287,15 @@ def apply(spec: dict[str, Any], host: dict[str, Any], defaults: SecurityDefaults
     nnp = defaults.no_new_privileges if opts.no_new_privileges is None else opts.no_new_privileges
     if nnp:
         process["noNewPrivileges"] = True
+    if remapped(host, defaults):
+        assert defaults.userns is not None
+        _add_user_namespace(linux, defaults.userns)
+    if defaults.userns is not None:
+        # dockerd: a read-only cgroup mount cannot be remounted in a user namespace, so a
+        # remapping daemon leaves every container's cgroup mount writable
+        for mount in spec.get("mounts") or []:
+            if mount.get("type") == "cgroup":
+                mount["options"] = [o for o in mount.get("options") or [] if o != "ro"]
     if privileged:
         linux["devices"] = [*linux.get("devices", []), *host_devices()]
         linux["maskedPaths"], linux["readonlyPaths"] = [], []
@@ -285,3 +303,16 @@ def apply(spec: dict[str, Any], host: dict[str, Any], defaults: SecurityDefaults
     seccomp = container_seccomp(opts, list(process["capabilities"]["bounding"]), defaults)
     if seccomp is not None:
         linux["seccomp"] = seccomp
+
+
+def _add_user_namespace(linux: dict[str, Any], mapping: IdentityMapping) -> None:
+    """A new user namespace with the daemon's mapping; joined instead when the container shares
+    a namespace of another container's init (dockerd: to share one, they must share the user
+    namespace too)."""
+    namespaces = linux.setdefault("namespaces", [])
+    donor = next((ns["path"] for ns in namespaces if str(ns.get("path", "")).startswith("/proc/")), None)
+    user: dict[str, str] = {"type": "user"}
+    if donor is not None:
+        user["path"] = donor.rsplit("/", 1)[0] + "/user"
+    namespaces.append(user)
+    linux["uidMappings"], linux["gidMappings"] = mapping.oci()

@@ -14,7 +14,9 @@ import os
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -61,11 +63,38 @@ def run_in(path: Path, fn: Callable[[], T]) -> T:
     return _in_thread(joined)
 
 
-def create(path: Path) -> None:
+CAT = "/usr/bin/cat"  # the helper's program once in its namespaces: it waits for EOF on stdin
+
+
+@dataclass(frozen=True)
+class UserNamespace:
+    """Who owns a new network namespace: a new user namespace with these maps (the text of
+    /proc/PID/uid_map and gid_map), or the one at JOIN (a /proc/PID/ns/user path)."""
+
+    uid_map: str = ""
+    gid_map: str = ""
+    join: str = ""
+
+
+def user_pin(path: Path) -> Path:
+    """Where the user namespace owning the network namespace at PATH is kept (bind-mounted)."""
+    return path.with_name(path.name + ".user")
+
+
+def create(path: Path, owner: UserNamespace | None = None) -> None:
     """A new network namespace at PATH with `lo` up (as runc would bring it up): a thread unshares
     its network namespace and bind-mounts it on PATH the way `ip netns add` does (pyroute2's
-    attach: the directory made a shared mount point first)."""
+    attach: the directory made a shared mount point first). With OWNER (userns-remap), the
+    namespace belongs to that user namespace, so that the container's root, in it, may
+    configure it (sysctls, sysfs) as runc's own network namespace would let it."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    if owner is not None:
+        try:
+            _create_owned(path, owner)
+        except BaseException:
+            remove(path)
+            raise
+        return
 
     def make() -> None:
         libc.unshare(libc.CLONE_NEWNET)
@@ -80,12 +109,68 @@ def create(path: Path) -> None:
         raise
 
 
+def _create_owned(path: Path, owner: UserNamespace) -> None:
+    """A helper process enters (or makes) the user namespace and makes the network namespace
+    in it (threads cannot change user namespace); both are bind-mounted, then it exits."""
+
+    # util-linux's tools rather than a preexec_fn: the daemon's forked child fails unshare of
+    # CLONE_NEWUSER with EINVAL (measured), an exec'd program does not.
+    if owner.join:
+        # (nsenter becomes the namespace's root: unmapped ids would lose every capability at exec)
+        argv = ["nsenter", f"--user={owner.join}", "--", "unshare", "--net", CAT]
+    else:
+        argv = ["unshare", "--user", "--net", CAT]
+    helper = subprocess.Popen(argv, stdin=subprocess.PIPE, close_fds=True)
+    try:
+        _wait_for_netns(helper, argv)
+        if not owner.join:
+            for name, text in (("uid_map", owner.uid_map), ("gid_map", owner.gid_map)):
+                with open(f"/proc/{helper.pid}/{name}", "w") as f:
+                    f.write(text)
+        netns.attach(str(path), helper.pid)
+        if not owner.join:
+            pin = user_pin(path)
+            pin.touch()
+            libc.mount(f"/proc/{helper.pid}/ns/user", str(pin), None, libc.MS_BIND)
+    finally:
+        assert helper.stdin is not None
+        helper.stdin.close()
+        helper.wait()
+
+    def lo_up() -> None:
+        with IPRoute() as ipr:
+            ipr.link("set", index=1, state="up")
+
+    run_in(path, lo_up)
+
+
+def _wait_for_netns(helper: subprocess.Popen[bytes], argv: list[str], timeout: float = 10.0) -> None:
+    """Until the helper runs CAT in a network namespace other than ours (it unshares, then execs)."""
+    ours = os.readlink("/proc/self/ns/net")
+    deadline = time.monotonic() + timeout
+    while not _unshared(helper.pid, ours):
+        if helper.poll() is not None or time.monotonic() > deadline:
+            raise OSError(f"could not make a network namespace in a user namespace ({' '.join(argv)})")
+        time.sleep(0.002)
+
+
+def _unshared(pid: int, host_netns: str) -> bool:
+    try:
+        return os.readlink(f"/proc/{pid}/exe") == CAT and os.readlink(f"/proc/{pid}/ns/net") != host_netns
+    except OSError:  # gone (it failed), or between two execs
+        return False
+
+
 def is_mounted(path: Path) -> bool:
     """Is PATH a namespace mount (a file left by a crash mid-create is not)?"""
     return mountinfo.is_mount_point(str(path))
 
 
 def remove(path: Path) -> None:
+    pin = user_pin(path)
+    if is_mounted(pin):
+        libc.umount(str(pin), libc.MNT_DETACH)
+    pin.unlink(missing_ok=True)
     if is_mounted(path):
         netns.remove(str(path))
     else:

@@ -94,8 +94,10 @@ class Sandboxes:
     # lifecycle -----------------------------------------------------------------------------
 
     def create(self, cid: str, name: str = "", mode: str = "netns", owner: str = "", hostname: str = "",
-               domainname: str = "", dns: DNSConfig | None = None, extra_hosts: list[str] | None = None) -> Sandbox:  # fmt: skip
-        """MODE "netns" (bridge, none, user networks: a namespace of its own), "host", "container"."""
+               domainname: str = "", dns: DNSConfig | None = None, extra_hosts: list[str] | None = None,
+               userns: netns.UserNamespace | None = None) -> Sandbox:  # fmt: skip
+        """MODE "netns" (bridge, none, user networks: a namespace of its own, owned by USERNS when
+        given), "host", "container"."""
         sb = Sandbox(cid, mode, owner=owner, name=name, hostname=hostname, domainname=domainname,
                      dns=dns or DNSConfig(), extra_hosts=list(extra_hosts or []))  # fmt: skip
         with self.lock:
@@ -105,7 +107,7 @@ class Sandboxes:
                 self.get(owner)
             if mode == "netns":
                 sb.key = str(self.options.run_dir / cid)
-                netns.create(Path(sb.key))
+                netns.create(Path(sb.key), userns)
             self.by_id[cid] = sb
             self.store.save_sandbox(sb)
         return sb

@@ -105,7 +105,7 @@ def setup(points: Sequence[MountPoint], service: VolumeService) -> dict[str, str
                 paths[p.destination] = service.mount(p.name, p.mount_id, p.driver, source=p.source)
                 mounted.append(p)
             elif p.type == BIND:
-                ensure_bind_source(p)
+                ensure_bind_source(p, service.root_owner)
                 if _propagation_asked(p):  # (the rslave implied for a bind of the daemon root is not checked)
                     check_propagation(p.source, p.propagation)
                 paths[p.destination] = p.source
@@ -153,7 +153,9 @@ def _propagation_asked(p: MountPoint) -> bool:
     return any(option in PROPAGATION_MODES for option in p.mode.split(","))
 
 
-def ensure_bind_source(p: MountPoint) -> None:
+def ensure_bind_source(p: MountPoint, owner: tuple[int, int] | None = None) -> None:
+    """A missing `-v` source is made (0755), owned by OWNER when given (userns-remap: each
+    directory it makes, as dockerd's MkdirAllAndChown)."""
     if os.path.lexists(p.source):
         return
     if p.skip_mountpoint_creation:
@@ -161,10 +163,24 @@ def ensure_bind_source(p: MountPoint) -> None:
             f'invalid mount config for type "bind": bind source path does not exist: {p.source}'
         )
     try:
+        made = _missing_ancestors(p.source)
         os.makedirs(p.source, 0o755, exist_ok=True)
+        if owner is not None:
+            for path in made:
+                os.chown(path, *owner)
     except OSError as exc:
         # Go's MkdirAll names the component that failed, not the whole path
         raise DriverError(
             f"error while creating mount source path '{p.source}': mkdir {exc.filename or p.source}: "
             f"{(exc.strerror or str(exc)).lower()}"
         ) from exc
+
+
+def _missing_ancestors(path: str) -> list[str]:
+    """PATH and each of its missing parents, outermost first."""
+    missing = []
+    path = os.path.abspath(path)
+    while not os.path.lexists(path):
+        missing.append(path)
+        path = os.path.dirname(path)
+    return missing[::-1]

@@ -116,8 +116,10 @@ class _LocalVolume:
 class LocalDriver:
     """moby's local driver. ROOT is `<data-root>/volumes` (it also holds the service's metadata.db)."""
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, root_owner: tuple[int, int] | None = None) -> None:
         self.root = root
+        # With userns-remap, the container's root on the host: it owns each new volume's _data.
+        self.root_owner = root_owner
         os.makedirs(root, mode=0o701, exist_ok=True)
         self._lock = threading.Lock()
         self._volumes: dict[str, _LocalVolume] = {}
@@ -174,6 +176,8 @@ class LocalDriver:
             os.mkdir(staging, 0o755)
             try:
                 os.mkdir(os.path.join(staging, DATA_DIR), 0o755)
+                if self.root_owner is not None:
+                    os.chown(os.path.join(staging, DATA_DIR), *self.root_owner)
                 if options is not None:
                     atomicfile.write_atomic(os.path.join(staging, OPTS_FILE), options.to_json())
                 atomicfile.fsync_dir(staging)

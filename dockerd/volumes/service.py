@@ -65,9 +65,12 @@ class VolumeService:
         plugin_dirs: PluginDirs | None = None,
         timeouts: Timeouts | None = None,
         publish: Publish | None = None,
+        root_owner: tuple[int, int] | None = None,
     ) -> None:
         self.root = os.path.join(data_root, "volumes")
-        self.local = LocalDriver(self.root)
+        # userns-remap: the host's ids of containers' root, which owns what is made for them.
+        self.root_owner = root_owner
+        self.local = LocalDriver(self.root, root_owner)
         self.drivers = DriverStore(self.local, plugin_dirs or PluginDirs(), timeouts or Timeouts())
         self.meta = MetadataStore(os.path.join(self.root, "metadata.db"))
         self.publish = publish or _no_events

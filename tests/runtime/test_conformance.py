@@ -86,8 +86,8 @@ def test_capabilities_the_runtime_lacks_fail_create_like_runc(pyrunc: Pyrunc) ->
     assert results["runc"].returncode == 1 and b"unable to apply caps" in results["runc"].stderr
     assert results["pyrunc"].returncode == 1
     assert (
-        results["pyrunc"].stderr
-        == b"pyrunc: unable to apply caps: the runtime does not hold CAP_SYS_RESOURCE\n"
+        results["pyrunc"].stderr == b"pyrunc: runc create failed: unable to start container process: "
+        b"unable to apply caps: the runtime does not hold CAP_SYS_RESOURCE\n"
     )
 
 
@@ -124,7 +124,7 @@ def test_a_failure_after_start_fails_start(pyrunc: Pyrunc, failure: str) -> None
     done = pyrunc("run", "--bundle", str(bundle.path), cid)
     assert (done.returncode, done.stderr.decode()) == (
         1,
-        f"pyrunc: unable to start container process: {expected}\n",
+        f"pyrunc: runc run failed: unable to start container process: {expected}\n",
     )
     assert not (pyrunc.root / cid).exists()
 

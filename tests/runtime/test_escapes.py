@@ -74,7 +74,8 @@ def test_a_leaked_fd_as_working_directory_cannot_reach_the_host(
     if runtime == "pyrunc":
         # runc refuses the fd links and follows /proc/1/cwd (its own "/"): pyrunc refuses any magic link.
         assert done.returncode == 1 and done.stdout == b""
-        assert done.stderr.decode().startswith(f"pyrunc: cwd {cwd!r}: it goes through a magic link"), (
+        failed = "pyrunc: runc run failed: unable to start container process: "
+        assert done.stderr.decode().startswith(f"{failed}cwd {cwd!r}: it goes through a magic link"), (
             done.stderr
         )
 

@@ -35,7 +35,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import IO, Any
 
 from containerd.client import Client
-from dockerd.engine import security, sharing
+from dockerd.engine import security, sharing, userns
 from dockerd.engine.container import (
     changes,
     copy,
@@ -103,6 +103,7 @@ class Containers:
         # The daemon's default LogConfig (daemon.json log-driver/log-opts), checked as a container's is.
         self.log_defaults = resolve_log_config({"Type": log_driver, "Config": log_opts or {}}, log_driver, {})
         self.store = ContainerStore(os.path.join(data_root, "containers"))
+        userns.share_with_root(self.store.root, self.security.userns)  # its files are bind-mounted in
         self.publish = ContainerAttributes(publish, self.store.find)  # labels, image and name, as dockerd's
         self.data_root = data_root
         # The volume service (dockerd/volumes/): create, start, stop, rm and restore call it.

@@ -8,10 +8,12 @@ once here so that whatever it would refuse at start is refused at create (400).
 from __future__ import annotations
 
 import os
+import secrets
+import stat
 from typing import TYPE_CHECKING, Any
 
-from dockerd.engine import devices, realtime, security, sharing, spec, validate
-from dockerd.engine.container import names
+from dockerd.engine import devices, realtime, scoped, security, sharing, spec, userns, validate
+from dockerd.engine.container import names, rootfs
 from dockerd.engine.container.state import Container, fresh_state
 from dockerd.engine.container.stop import signal_number
 from dockerd.engine.errors import Conflict, InvalidParameter
@@ -109,6 +111,7 @@ def create(d: Containers, body: dict[str, Any], name: str | None) -> tuple[Conta
         with d.store.lock:
             _refuse_taken(d, name)  # before any volume is made (checked again with the record)
     points = lifecycle.plan(d, config, host, image_config)  # binds, --mount, volumes-from: refused now
+    _check_working_dir(d, image, str(config.get("WorkingDir") or image_config.get("WorkingDir") or ""))
     cid = names.new_id()
     lifecycle.create(d, cid, points, image)  # the volumes, referenced by the new id; copy-up
     try:
@@ -158,6 +161,7 @@ def _record(
             mount_points=[p.to_record() for p in points],
         )
         os.makedirs(d.store.dir(cid), mode=0o710)
+        userns.share_with_root(d.store.dir(cid), d.security.userns)
         _write_files(d.store.dir(cid), c)
         d.store.add(c)
     return c
@@ -253,3 +257,21 @@ def hosts_file(hostname: str, domainname: str, no_network: bool) -> str:
     short = fqdn.split(".", 1)[0]
     names = f"{fqdn} {short}" if fqdn != short else fqdn
     return f"{HOSTS_DEFAULTS}{OWN_ADDRESS}\t{names}\n"
+
+
+def _check_working_dir(d: Containers, image: ResolvedImage, workdir: str) -> None:
+    """dockerd makes the working directory in the container's layer at create, and refuses it
+    where the image has something else than a directory (the runtime would fail the start)."""
+    if workdir.strip("/") == "":
+        return
+    top = d.images.ensure_unpacked(image)
+    if not top:
+        return
+    with rootfs.image_root(d.client, f"workdir-{secrets.token_hex(8)}", top, d.mount_root) as root:
+        try:
+            with scoped.resolve(root, workdir) as found:
+                is_dir = stat.S_ISDIR(os.stat(found.fd).st_mode)
+        except OSError:  # missing (made at start) or below a file: the runtime's to report
+            return
+    if not is_dir:
+        raise InvalidParameter(f"Cannot mkdir: {workdir} is not a directory")

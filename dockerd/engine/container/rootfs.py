@@ -37,7 +37,7 @@ from containerd.client import Client, Mount, Snapshots
 from containerd.client.errors import AlreadyExists, ContainerdError, NotFound
 from containerd.client.mount import mount_points, temp_mount, unmount
 from containerd.client.mount import readonly as readonly_mounts
-from dockerd.engine import initlayer, scoped
+from dockerd.engine import initlayer, scoped, userns
 from dockerd.engine.container.state import Container
 from dockerd.engine.errors import EngineError
 from dockerd.volumes.mountpoint import TMPFS, MountPoint
@@ -93,13 +93,19 @@ def mounted(mounts: list[Mount], mount_root: str, *, readonly: bool = False) -> 
 
 
 def prepare_writable(
-    snaps: Snapshots, key: str, parent: str, mount_root: str, labels: dict[str, str] | None = None
+    snaps: Snapshots,
+    key: str,
+    parent: str,
+    mount_root: str,
+    labels: dict[str, str] | None = None,
+    owner: tuple[int, int] = (0, 0),
 ) -> list[Mount]:
-    """A container's writable snapshot, with what dockerd's init layer holds (initlayer.py)."""
+    """A container's writable snapshot, with what dockerd's init layer holds (initlayer.py),
+    owned by OWNER (the container's root on the host)."""
     mounts = snaps.prepare(key, parent, labels=labels)
     try:
         with mounted(mounts, mount_root) as path:
-            initlayer.setup(path)
+            initlayer.setup(path, owner)
     except BaseException:
         with contextlib.suppress(ContainerdError):
             snaps.remove(key)
@@ -295,6 +301,28 @@ def _bind_into(root: int, b: Bind) -> int | None:
     return fd
 
 
+def layer_parent(d: Containers, c: Container, image_id: str, top: str) -> str:
+    """What the writable layer grows from: the image's chain TOP, remapped (userns.py) when the
+    daemon remaps."""
+    mapping = d.security.userns
+    if mapping is None or not top:  # (also with --userns=host: dockerd's layers are the range's)
+        return top
+
+    def mount(mounts: list[Mount]) -> Any:
+        return mounted(mounts, d.mount_root)
+
+    try:
+        return userns.remapped_parent(d.client, top, image_id, mapping, mount)
+    except ValueError as exc:  # an owner outside the mapping
+        raise EngineError(f"error remapping the image's files for user namespaces: {exc}") from None
+
+
+def root_owner(d: Containers, c: Container) -> tuple[int, int]:
+    """The host's ids of the daemon's remapped root, which owns containers' init files."""
+    mapping = d.security.userns
+    return (0, 0) if mapping is None else mapping.root_pair()  # also with --userns=host, as dockerd
+
+
 def snapshot_mounts(d: Containers, c: Container, *, prepare: bool) -> list[Mount] | None:
     """The container's snapshot (prepared now with PREPARE if it never started)."""
     snaps = d.client.snapshots("overlayfs")
@@ -304,9 +332,12 @@ def snapshot_mounts(d: Containers, c: Container, *, prepare: bool) -> list[Mount
         if not prepare:
             return None
     # Never started: make its RW layer now, as dockerd has it from create on.
-    top = d.images.ensure_unpacked(d.images.resolve(c.image_id))
+    image = d.images.resolve(c.image_id)
+    top = layer_parent(d, c, image.id, d.images.ensure_unpacked(image))
     try:
-        return prepare_writable(snaps, c.id, top, d.mount_root, labels={GC_ROOT: go_time(time.time_ns())})
+        return prepare_writable(
+            snaps, c.id, top, d.mount_root, labels={GC_ROOT: go_time(time.time_ns())}, owner=root_owner(d, c)
+        )
     except AlreadyExists:
         return snaps.mounts(c.id)
 

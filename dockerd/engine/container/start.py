@@ -10,6 +10,8 @@ no record refers to (the container's writable layer) would be collected.
 from __future__ import annotations
 
 import logging
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from containerd.client import (
@@ -25,13 +27,14 @@ from containerd.client import (
 from containerd.client import (
     Container as ContainerRecord,
 )
-from dockerd.engine import devices, realtime, sharing, spec, users
+from dockerd.engine import devices, realtime, security, sharing, spec, users
 from dockerd.engine.container import accounts, rootfs, task
 from dockerd.engine.container.state import Container
 from dockerd.engine.errors import Conflict, EngineError, InvalidParameter, NotModified
 from dockerd.engine.image.service import ResolvedImage
 from dockerd.engine.logs import rfc3339nano
 from dockerd.engine.runtimes import SHIM
+from dockerd.network.netns import UserNamespace, user_pin
 from dockerd.volumes import lifecycle
 
 if TYPE_CHECKING:
@@ -95,16 +98,21 @@ def _start_task(d: Containers, c: Container) -> None:
     cgroup_parent = host.get("CgroupParent") or d.cgroup_parent
     inputs = _start_inputs(d, c, image, top, mounts)
     inputs.mounts = lifecycle.setup(d, c)  # volume mounts taken: _start_failed releases them
-    netns = d.networking.setup(c)  # the sandbox (engine/network.py): released by _start_failed
+    # the sandbox (engine/network.py): released by _start_failed
+    netns = d.networking.setup(c, _netns_owner(d, c, inputs.shared.namespaces))
     inputs.link_env = d.networking.link_env(c)
     oci = spec.build(
         c.id, c.config, host, image.config.get("config") or {}, inputs, d.store.dir(c.id), cgroup_parent, d.security,
     )  # fmt: skip
     _join_network(oci, netns)
+    _remapped_spec(d, c, oci, netns)
+    _give_files_to_root(d, c)
     task.delete_quietly(d.client, c.id)
     d.client.containers.create_or_update(_record(d, c, image, oci), ("spec", "image"))
     if mounts is None:
-        mounts = rootfs.prepare_writable(snaps, c.id, top, d.mount_root)
+        mounts = rootfs.prepare_writable(
+            snaps, c.id, rootfs.layer_parent(d, c, image.id, top), d.mount_root, owner=rootfs.root_owner(d, c)
+        )
     if host.get("IpcMode") == "shareable":
         sharing.mount_shm(d.store.dir(c.id), spec.shm_size(host))
     if d.cpu_rt_period or d.cpu_rt_runtime:
@@ -123,13 +131,15 @@ def _start_task(d: Containers, c: Container) -> None:
         task.delete_quietly(d.client, c.id)
         if not isinstance(exc, ContainerdError):
             raise
-        message = str(exc)
+        # pycontainerd's, shim's and runtime's words: "failed to create shim task: OCI runtime create
+        # failed: runc create failed: unable to start container process: ...", as containerd 1.6 and runc 1.1
+        message = task.go_message(exc)
         with d.store.lock:
             c.state.update(
                 Error=message, ExitCode=127 if "not found" in message or "no such file" in message else 126
             )
             d.store.save(c)
-        raise InvalidParameter(f"failed to create task for container: {message}") from None
+        raise InvalidParameter(message) from None
     with d.store.lock:
         d.stdio.set_copiers(c.id, copiers)
         c.state.update(
@@ -142,6 +152,52 @@ def _start_task(d: Containers, c: Container) -> None:
         d.store.notify()
     d.health.started(c)
     d.publish("container", "start", c.id, {"image": c.image_ref, "name": c.name})
+
+
+def _netns_owner(d: Containers, c: Container, shared: list[dict[str, str]]) -> UserNamespace | None:
+    """Who is to own the container's network namespace with userns-remap: the user namespace of
+    the container whose pid or ipc namespace it joins, else a new one with the daemon's mapping
+    (pinned next to the network namespace, for the spec to join). runc creates the network
+    namespace inside the container's user namespace; the daemon makes it here, so it does."""
+    mapping = d.security.userns
+    if mapping is None or not security.remapped(c.host_config, d.security):
+        return None
+    donor = next((ns["path"] for ns in shared if ns.get("path", "").startswith("/proc/")), "")
+    if donor:
+        return UserNamespace(join=donor.rsplit("/", 1)[0] + "/user")
+    uids, gids = mapping.oci()
+    return UserNamespace(uid_map=_map_text(uids), gid_map=_map_text(gids))
+
+
+def _map_text(maps: list[dict[str, int]]) -> str:
+    return "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in maps)
+
+
+def _remapped_spec(d: Containers, c: Container, oci: dict[str, Any], netns: str) -> None:
+    """A remapped container's user namespace: the one owning its network namespace (joined by
+    path); the ping sysctl, whose gid range the mapping does not cover, left out as dockerd does."""
+    if not security.remapped(c.host_config, d.security):
+        return
+    if "net.ipv4.ping_group_range" not in (c.host_config.get("Sysctls") or {}):
+        (oci["linux"].get("sysctl") or {}).pop("net.ipv4.ping_group_range", None)
+    user = next(ns for ns in oci["linux"]["namespaces"] if ns["type"] == "user")
+    mode = str(c.host_config.get("NetworkMode") or "")
+    if mode.startswith("container:"):  # to share a namespace, they share the user namespace (dockerd)
+        pid = d.get(mode.split(":", 1)[1]).state.get("Pid")
+        user["path"] = f"/proc/{pid}/ns/user"
+    elif netns and not user.get("path") and user_pin(Path(netns)).exists():
+        user["path"] = str(user_pin(Path(netns)))
+
+
+def _give_files_to_root(d: Containers, c: Container) -> None:
+    """The container's hostname, hosts and resolv.conf belong to the remapped root (dockerd's)."""
+    mapping = d.security.userns
+    if mapping is None:
+        return
+    for name in ("hostname", "hosts", "resolv.conf"):
+        path = os.path.join(d.store.dir(c.id), name)
+        if os.path.exists(path):
+            os.chown(path, *mapping.root_pair())
 
 
 def _join_network(oci: dict[str, Any], netns: str) -> None:

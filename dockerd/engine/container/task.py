@@ -29,3 +29,13 @@ def timestamp_text(ns: int) -> str | None:
         return None
     seconds, nanos = divmod(ns, 1_000_000_000)
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{nanos:09d}Z"
+
+
+def go_message(exc: ContainerdError) -> str:
+    """A containerd error as dockerd prints it: Go's errdefs turn a gRPC status of no known kind
+    into ErrUnknown, wrapped, so the code comes after the message ("...: unknown"); the client
+    library puts it in front, as containerd's own Go errors print."""
+    text = str(exc)
+    if text.startswith("unknown: "):
+        return f"{text.removeprefix('unknown: ')}: unknown"
+    return text
