@@ -57,12 +57,14 @@ def compare(
     *,
     tmp_dir: str | None = None,
     source_date_epoch: int | None = None,
+    docker_whiteouts: bool = False,
 ) -> CompareResult:
     """Write the layer that turns LOWER into UPPER to OUT (compressed as MEDIA_TYPE says);
-    SOURCE_DATE_EPOCH (seconds) clamps the entries' times."""
+    SOURCE_DATE_EPOCH (seconds) clamps the entries' times; DOCKER_WHITEOUTS: whiteouts as
+    dockerd writes them (WHITEOUT_STYLE_LABEL)."""
     layer_compression(media_type)
     with _view(lower, tmp_dir) as lower_root, _view(upper, tmp_dir) as upper_root:
-        return write_diff(lower_root, upper_root, out, media_type, source_date_epoch)
+        return write_diff(lower_root, upper_root, out, media_type, source_date_epoch, docker_whiteouts)
 
 
 @contextlib.contextmanager
@@ -80,13 +82,14 @@ def write_diff(
     out: Writable,
     media_type: str = OCI_LAYER_GZIP,
     source_date_epoch: int | None = None,
+    docker_whiteouts: bool = False,
 ) -> CompareResult:
     """The diff between two directory trees, as a layer of MEDIA_TYPE written to OUT."""
     compressed = DigestWriter(out)
     compressor = Compressor(compressed, layer_compression(media_type))
     plain = DigestWriter(compressor)
     with tarfile.open(fileobj=plain, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
-        _Differ(tar, source_date_epoch).diff_dir((), lower_root, upper_root)
+        _Differ(tar, source_date_epoch, docker_whiteouts).diff_dir((), lower_root, upper_root)
     compressor.close()
     return CompareResult(Descriptor(media_type, compressed.digest, compressed.size), plain.digest, plain.size)
 
@@ -177,6 +180,11 @@ def _same(lst: os.stat_result, ust: os.stat_result, lpath: str, upath: str) -> b
         return False
     if lst.st_mtime_ns != ust.st_mtime_ns:
         return False
+    if (lst.st_ino, lst.st_ctime_ns, lst.st_size) == (ust.st_ino, ust.st_ctime_ns, ust.st_size):
+        # The very same inode seen through both mounts (an overlay shows a lower layer's file
+        # that was not copied up as itself): no content or xattr to compare. A copy-up or a
+        # rewrite, even one keeping the inode number, has a later change time.
+        return True
     if _xattrs(lpath) != _xattrs(upath):
         return False
     if stat.S_ISLNK(ust.st_mode):
@@ -191,9 +199,12 @@ def _same(lst: os.stat_result, ust: os.stat_result, lpath: str, upath: str) -> b
 
 
 class _Differ:
-    def __init__(self, tar: tarfile.TarFile, source_date_epoch: int | None = None) -> None:
+    def __init__(
+        self, tar: tarfile.TarFile, source_date_epoch: int | None = None, docker_whiteouts: bool = False
+    ) -> None:
         self.tar = tar
         self.epoch = source_date_epoch
+        self.docker_whiteouts = docker_whiteouts
         # unchanged directories on the current walk, written only if something below changes
         self.pending: list[tuple[Path, str, os.stat_result]] = []
         # (dev, ino) -> name first written, for hard links
@@ -208,7 +219,7 @@ class _Differ:
             path = rel + (name,)
             upath = os.path.join(upper, name)
             if ust is None:
-                self._whiteout(path)
+                self._whiteout(path, upper)
             elif lst is None or lower is None:
                 self._add_tree(path, upath, ust)
             elif not _recordable(ust):
@@ -231,11 +242,19 @@ class _Differ:
             self._write(path, upath, st)
         self.pending.clear()
 
-    def _whiteout(self, path: Path) -> None:
+    def _whiteout(self, path: Path, upper_parent: str) -> None:
         self._flush_parents()
         info = tarfile.TarInfo("/".join(path[:-1] + (WHITEOUT_PREFIX + path[-1],)))
         info.mode = 0
         info.mtime = 0
+        if self.docker_whiteouts:
+            # dockerd's overlay2 diff turns overlayfs' whiteout device (made by the deletion,
+            # as root) into a 0600 file with the device's time; the deletion last changed the
+            # parent directory, whose time stands for it here
+            info.mode = 0o600
+            info.mtime = os.stat(upper_parent).st_mtime_ns // 10**9
+            if self.epoch is not None and info.mtime > self.epoch:
+                info.mtime = self.epoch
         self.tar.addfile(info)
 
     def _add(self, path: Path, upath: str, st: os.stat_result) -> None:
