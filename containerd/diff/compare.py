@@ -9,7 +9,11 @@ can be compared) and walked together, as containerd's double-walking differ does
   target or (when mtimes have no sub-second part, as after a tar extraction) content
   differ; a directory's own header also when only its mtime changed.
 Entries come out depth-first, names sorted bytewise in each directory, each preceded by
-any parent directory not yet written; whiteouts carry time 0 and owner 0. A file with
+any parent directory not yet written; whiteouts carry time 0 and owner 0. When UPPER is an
+overlay on exactly LOWER's layers (a snapshot prepared on the compared parent), every change is
+under a directory its upperdir has (overlayfs copies up a changed entry's parents), so a
+directory the upperdir lacks is not walked: the diff is the same, without reading the
+unchanged rest of the tree twice. A file with
 several links inside the diff is written once, the later names as hard links to it.
 Sockets, device nodes and fifos are left out (apply() refuses the latter two anyway).
 """
@@ -34,7 +38,7 @@ from containerd.diff.types import (
     layer_compression,
 )
 from containerd.errors import AlreadyExists
-from containerd.snapshots.mount import Mount, is_bind, readonly, temp_mount
+from containerd.snapshots.mount import Mount, is_bind, overlay_dirs, readonly, temp_mount
 
 Path = tuple[str, ...]
 _CHUNK = 1 << 20
@@ -63,8 +67,30 @@ def compare(
     SOURCE_DATE_EPOCH (seconds) clamps the entries' times; DOCKER_WHITEOUTS: whiteouts as
     dockerd writes them (WHITEOUT_STYLE_LABEL)."""
     layer_compression(media_type)
+    changes = _changes_root(lower, upper)
     with _view(lower, tmp_dir) as lower_root, _view(upper, tmp_dir) as upper_root:
-        return write_diff(lower_root, upper_root, out, media_type, source_date_epoch, docker_whiteouts)
+        return write_diff(
+            lower_root, upper_root, out, media_type, source_date_epoch, docker_whiteouts, changes_root=changes
+        )
+
+
+def _changes_root(lower: list[Mount], upper: list[Mount]) -> str | None:
+    """UPPER's upperdir when UPPER is one overlay mount on exactly LOWER's layers: the only
+    place changes can be. None otherwise (every directory is walked)."""
+    if len(lower) != 1 or len(upper) != 1 or upper[0].type != "overlay":
+        return None
+    changes, upper_layers = overlay_dirs(upper[0])
+    if changes is None:
+        return None
+    if lower[0].type == "overlay":
+        top, lower_layers = overlay_dirs(lower[0])
+        layers = ([top] if top else []) + lower_layers
+    elif is_bind(lower[0]):
+        layers = [lower[0].source]
+    else:
+        return None
+    same = [os.path.realpath(p) for p in layers] == [os.path.realpath(p) for p in upper_layers]
+    return changes if same else None
 
 
 @contextlib.contextmanager
@@ -83,13 +109,16 @@ def write_diff(
     media_type: str = OCI_LAYER_GZIP,
     source_date_epoch: int | None = None,
     docker_whiteouts: bool = False,
+    *,
+    changes_root: str | None = None,
 ) -> CompareResult:
-    """The diff between two directory trees, as a layer of MEDIA_TYPE written to OUT."""
+    """The diff between two directory trees, as a layer of MEDIA_TYPE written to OUT;
+    CHANGES_ROOT: a directory whose tree holds every directory with a change (the upperdir)."""
     compressed = DigestWriter(out)
     compressor = Compressor(compressed, layer_compression(media_type))
     plain = DigestWriter(compressor)
     with tarfile.open(fileobj=plain, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
-        _Differ(tar, source_date_epoch, docker_whiteouts).diff_dir((), lower_root, upper_root)
+        _Differ(tar, source_date_epoch, docker_whiteouts, changes_root).diff_dir((), lower_root, upper_root)
     compressor.close()
     return CompareResult(Descriptor(media_type, compressed.digest, compressed.size), plain.digest, plain.size)
 
@@ -200,9 +229,14 @@ def _same(lst: os.stat_result, ust: os.stat_result, lpath: str, upath: str) -> b
 
 class _Differ:
     def __init__(
-        self, tar: tarfile.TarFile, source_date_epoch: int | None = None, docker_whiteouts: bool = False
+        self,
+        tar: tarfile.TarFile,
+        source_date_epoch: int | None = None,
+        docker_whiteouts: bool = False,
+        changes_root: str | None = None,
     ) -> None:
         self.tar = tar
+        self.changes_root = changes_root
         self.epoch = source_date_epoch
         self.docker_whiteouts = docker_whiteouts
         # unchanged directories on the current walk, written only if something below changes
@@ -227,6 +261,8 @@ class _Differ:
             elif stat.S_ISDIR(lst.st_mode) and stat.S_ISDIR(ust.st_mode):
                 lpath = os.path.join(lower, name)
                 if _same(lst, ust, lpath, upath):
+                    if not self._may_have_changes(path):
+                        continue
                     self.pending.append((path, upath, ust))
                     self.diff_dir(path, lpath, upath)
                     if self.pending and self.pending[-1][0] == path:
@@ -236,6 +272,12 @@ class _Differ:
                     self.diff_dir(path, lpath, upath)
             elif not _same(lst, ust, os.path.join(lower, name), upath):
                 self._add_tree(path, upath, ust)
+
+    def _may_have_changes(self, path: Path) -> bool:
+        """Whether anything below PATH (a directory the same on both sides) can differ."""
+        if self.changes_root is None:
+            return True
+        return os.path.lexists(os.path.join(self.changes_root, *path))
 
     def _flush_parents(self) -> None:
         for path, upath, st in self.pending:
