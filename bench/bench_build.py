@@ -51,11 +51,12 @@ cold no slower than dockerd, cached rebuild at most 0.5x dockerd's. pydockerd ke
 unpacked contexts (dockerd/builder/contexts.py) and finds them again by the request body's
 sha256: from the second build on, the unchanged context is not unpacked and checksummed again,
 in the cold builds too (their `--no-cache` is about the layer cache); the first round's cold
-build, which unpacks it, is given apart. Where the time went before (pydockerd, one cached
-rebuild at load 10): 1.0 s the CLI sending the context, 1.7 s unpacking and checksumming its
-3000 files, 0.3 s the nine cached steps; in a cold build each RUN after the COPYs also compared
-every unchanged file's content in the layer diff (whole-second times), now skipped when both
-sides show the same inode."""
+build, which unpacks it, is given apart. Where the time went before (py-spy and step
+timestamps, pydockerd, load 10-20): a cached rebuild spent 1.0 s in the CLI sending the
+context, 1.7 s unpacking and checksumming its 3000 files, 0.3 s in the nine cached steps; a
+cold build's layer diffs (pycontainerd) walked both whole trees, reading every unchanged file's
+content (whole-second times) after each RUN, now only the directories the step's upperdir has;
+a COPY's files are finished through their open descriptors (no path lookups in the overlay)."""
 
 DOCKERFILE = """\
 FROM busybox
