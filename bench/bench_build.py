@@ -117,7 +117,10 @@ def run(rounds: int, files: int) -> str:
         for name in engines:
             times[name] = {"cold": [], "cached": []}
         for r in range(rounds):
-            for name, engine in engines.items():
+            # the engine that goes first alternates, so a load that rises or falls during a
+            # round (the machine is shared) is not always on the same engine's side
+            order = list(engines.items()) if r % 2 == 0 else list(reversed(engines.items()))
+            for name, engine in order:
                 tag = f"bench/build:r{r}"
                 cold, out = build(engine, ctx, tag, no_cache=True)
                 if "Using cache" in out:
