@@ -18,6 +18,7 @@ from containerd.client import Client, Envelope, Payload
 from containerd.client.events import TaskExit, TaskOOM
 from dockerd.backends import Backends
 from dockerd.builder.backend import BuildBackend
+from dockerd.builder.recovery import empty_tmp_dir
 from dockerd.buildinfo import read_build_info
 from dockerd.engine.container.backend import NAMESPACE, Containers
 from dockerd.engine.container.task import timestamp_text
@@ -81,6 +82,10 @@ class Daemon:
             os.makedirs(d, mode=0o711, exist_ok=True)
         self.tmp_dir = os.path.join(self.data_root, "tmp")
         os.makedirs(self.tmp_dir, mode=0o700, exist_ok=True)
+        # What a previous run left there (a build's context or mounts, after a crash): nothing
+        # in it outlives the request that made it, so it starts empty, as dockerd's tmp dir.
+        if removed := empty_tmp_dir(self.tmp_dir):
+            log.info("emptied %s: %s", self.tmp_dir, ", ".join(removed))
         self.id = self._engine_id()
         self.owns_containerd = containerd is None
         self._containerd_proc: subprocess.Popen[bytes] | None = None
@@ -222,6 +227,7 @@ class Daemon:
         if not self._subscribed.wait(30):
             log.warning("no event subscription to pycontainerd yet; restoring anyway")
         self.containers.restore()  # sandboxes too: those of running containers kept, others released
+        self.backends.builder.recover()
 
     def _containerd_events(self) -> None:
         filters = ['topic=="/tasks/exit"', 'topic=="/tasks/oom"', f'topic=="{SUBSCRIBED_TOPIC}"']
@@ -321,6 +327,7 @@ class Daemon:
         self.containers.close()
         self.containers.networking.shutdown()  # with no container running: no bridge, rule or mount left
         self.volumes.close()
+        self.backends.builder.close()
         self.client.close()
 
     def render_metrics(self) -> str:

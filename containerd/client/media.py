@@ -42,6 +42,9 @@ LABEL_UNCOMPRESSED = "containerd.io/uncompressed"
 
 # JSON blobs (indexes, manifests, configs) are read whole; nothing legitimate is this big.
 MAX_JSON_BLOB = 32 << 20
+# A DiffRequest label pycontainerd reads (containerd/diff/types.py): "docker" makes whiteouts
+# as dockerd's tar writer does (mode 0600, the deletion's time) instead of containerd's
+WHITEOUT_STYLE_LABEL = "pydocker.io/diff.whiteouts"
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"

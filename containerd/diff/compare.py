@@ -9,7 +9,11 @@ can be compared) and walked together, as containerd's double-walking differ does
   target or (when mtimes have no sub-second part, as after a tar extraction) content
   differ; a directory's own header also when only its mtime changed.
 Entries come out depth-first, names sorted bytewise in each directory, each preceded by
-any parent directory not yet written; whiteouts carry time 0 and owner 0. A file with
+any parent directory not yet written; whiteouts carry time 0 and owner 0. When UPPER is an
+overlay on exactly LOWER's layers (a snapshot prepared on the compared parent), every change is
+under a directory its upperdir has (overlayfs copies up a changed entry's parents), so a
+directory the upperdir lacks is not walked: the diff is the same, without reading the
+unchanged rest of the tree twice. A file with
 several links inside the diff is written once, the later names as hard links to it.
 Sockets, device nodes and fifos are left out (apply() refuses the latter two anyway).
 """
@@ -34,7 +38,7 @@ from containerd.diff.types import (
     layer_compression,
 )
 from containerd.errors import AlreadyExists
-from containerd.snapshots.mount import Mount, is_bind, readonly, temp_mount
+from containerd.snapshots.mount import Mount, is_bind, overlay_dirs, readonly, temp_mount
 
 Path = tuple[str, ...]
 _CHUNK = 1 << 20
@@ -57,12 +61,36 @@ def compare(
     *,
     tmp_dir: str | None = None,
     source_date_epoch: int | None = None,
+    docker_whiteouts: bool = False,
 ) -> CompareResult:
     """Write the layer that turns LOWER into UPPER to OUT (compressed as MEDIA_TYPE says);
-    SOURCE_DATE_EPOCH (seconds) clamps the entries' times."""
+    SOURCE_DATE_EPOCH (seconds) clamps the entries' times; DOCKER_WHITEOUTS: whiteouts as
+    dockerd writes them (WHITEOUT_STYLE_LABEL)."""
     layer_compression(media_type)
+    changes = _changes_root(lower, upper)
     with _view(lower, tmp_dir) as lower_root, _view(upper, tmp_dir) as upper_root:
-        return write_diff(lower_root, upper_root, out, media_type, source_date_epoch)
+        return write_diff(
+            lower_root, upper_root, out, media_type, source_date_epoch, docker_whiteouts, changes_root=changes
+        )
+
+
+def _changes_root(lower: list[Mount], upper: list[Mount]) -> str | None:
+    """UPPER's upperdir when UPPER is one overlay mount on exactly LOWER's layers: the only
+    place changes can be. None otherwise (every directory is walked)."""
+    if len(lower) != 1 or len(upper) != 1 or upper[0].type != "overlay":
+        return None
+    changes, upper_layers = overlay_dirs(upper[0])
+    if changes is None:
+        return None
+    if lower[0].type == "overlay":
+        top, lower_layers = overlay_dirs(lower[0])
+        layers = ([top] if top else []) + lower_layers
+    elif is_bind(lower[0]):
+        layers = [lower[0].source]
+    else:
+        return None
+    same = [os.path.realpath(p) for p in layers] == [os.path.realpath(p) for p in upper_layers]
+    return changes if same else None
 
 
 @contextlib.contextmanager
@@ -80,13 +108,17 @@ def write_diff(
     out: Writable,
     media_type: str = OCI_LAYER_GZIP,
     source_date_epoch: int | None = None,
+    docker_whiteouts: bool = False,
+    *,
+    changes_root: str | None = None,
 ) -> CompareResult:
-    """The diff between two directory trees, as a layer of MEDIA_TYPE written to OUT."""
+    """The diff between two directory trees, as a layer of MEDIA_TYPE written to OUT;
+    CHANGES_ROOT: a directory whose tree holds every directory with a change (the upperdir)."""
     compressed = DigestWriter(out)
     compressor = Compressor(compressed, layer_compression(media_type))
     plain = DigestWriter(compressor)
     with tarfile.open(fileobj=plain, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
-        _Differ(tar, source_date_epoch).diff_dir((), lower_root, upper_root)
+        _Differ(tar, source_date_epoch, docker_whiteouts, changes_root).diff_dir((), lower_root, upper_root)
     compressor.close()
     return CompareResult(Descriptor(media_type, compressed.digest, compressed.size), plain.digest, plain.size)
 
@@ -177,6 +209,11 @@ def _same(lst: os.stat_result, ust: os.stat_result, lpath: str, upath: str) -> b
         return False
     if lst.st_mtime_ns != ust.st_mtime_ns:
         return False
+    if (lst.st_ino, lst.st_ctime_ns, lst.st_size) == (ust.st_ino, ust.st_ctime_ns, ust.st_size):
+        # The very same inode seen through both mounts (an overlay shows a lower layer's file
+        # that was not copied up as itself): no content or xattr to compare. A copy-up or a
+        # rewrite, even one keeping the inode number, has a later change time.
+        return True
     if _xattrs(lpath) != _xattrs(upath):
         return False
     if stat.S_ISLNK(ust.st_mode):
@@ -191,9 +228,17 @@ def _same(lst: os.stat_result, ust: os.stat_result, lpath: str, upath: str) -> b
 
 
 class _Differ:
-    def __init__(self, tar: tarfile.TarFile, source_date_epoch: int | None = None) -> None:
+    def __init__(
+        self,
+        tar: tarfile.TarFile,
+        source_date_epoch: int | None = None,
+        docker_whiteouts: bool = False,
+        changes_root: str | None = None,
+    ) -> None:
         self.tar = tar
+        self.changes_root = changes_root
         self.epoch = source_date_epoch
+        self.docker_whiteouts = docker_whiteouts
         # unchanged directories on the current walk, written only if something below changes
         self.pending: list[tuple[Path, str, os.stat_result]] = []
         # (dev, ino) -> name first written, for hard links
@@ -208,7 +253,7 @@ class _Differ:
             path = rel + (name,)
             upath = os.path.join(upper, name)
             if ust is None:
-                self._whiteout(path)
+                self._whiteout(path, upper)
             elif lst is None or lower is None:
                 self._add_tree(path, upath, ust)
             elif not _recordable(ust):
@@ -216,6 +261,8 @@ class _Differ:
             elif stat.S_ISDIR(lst.st_mode) and stat.S_ISDIR(ust.st_mode):
                 lpath = os.path.join(lower, name)
                 if _same(lst, ust, lpath, upath):
+                    if not self._may_have_changes(path):
+                        continue
                     self.pending.append((path, upath, ust))
                     self.diff_dir(path, lpath, upath)
                     if self.pending and self.pending[-1][0] == path:
@@ -226,16 +273,30 @@ class _Differ:
             elif not _same(lst, ust, os.path.join(lower, name), upath):
                 self._add_tree(path, upath, ust)
 
+    def _may_have_changes(self, path: Path) -> bool:
+        """Whether anything below PATH (a directory the same on both sides) can differ."""
+        if self.changes_root is None:
+            return True
+        return os.path.lexists(os.path.join(self.changes_root, *path))
+
     def _flush_parents(self) -> None:
         for path, upath, st in self.pending:
             self._write(path, upath, st)
         self.pending.clear()
 
-    def _whiteout(self, path: Path) -> None:
+    def _whiteout(self, path: Path, upper_parent: str) -> None:
         self._flush_parents()
         info = tarfile.TarInfo("/".join(path[:-1] + (WHITEOUT_PREFIX + path[-1],)))
         info.mode = 0
         info.mtime = 0
+        if self.docker_whiteouts:
+            # dockerd's overlay2 diff turns overlayfs' whiteout device (made by the deletion,
+            # as root) into a 0600 file with the device's time; the deletion last changed the
+            # parent directory, whose time stands for it here
+            info.mode = 0o600
+            info.mtime = os.stat(upper_parent).st_mtime_ns // 10**9
+            if self.epoch is not None and info.mtime > self.epoch:
+                info.mtime = self.epoch
         self.tar.addfile(info)
 
     def _add(self, path: Path, upath: str, st: os.stat_result) -> None:

@@ -31,6 +31,10 @@ LAYER_COMPRESSION: dict[str, str] = {
 UNCOMPRESSED_LABEL = "containerd.io/uncompressed"
 
 WHITEOUT_PREFIX = ".wh."
+# A DiffRequest label (pycontainerd's own; taken off the request, never put on the content):
+# "docker" writes whiteouts as dockerd's overlay2 tar writer does (mode 0600, owner 0:0, the
+# time of the deletion: the parent directory's mtime) instead of containerd's (mode 0, time 0).
+WHITEOUT_STYLE_LABEL = "pydocker.io/diff.whiteouts"
 WHITEOUT_META_PREFIX = ".wh..wh."
 WHITEOUT_OPAQUE = ".wh..wh..opq"
 OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque"

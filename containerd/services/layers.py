@@ -201,11 +201,13 @@ class DiffService(diff_pb2_grpc.DiffServicer):
     @handler
     def Diff(self, request: Any, context: grpc.ServicerContext) -> Any:
         from containerd.diff.compare import compare
-        from containerd.diff.types import OCI_LAYER_GZIP
+        from containerd.diff.types import OCI_LAYER_GZIP, WHITEOUT_STYLE_LABEL
 
         ns = namespace_of(context)
         media_type = request.media_type or OCI_LAYER_GZIP
         scratch = self.daemon.scratch_dir()
+        labels = dict(request.labels)
+        whiteouts = labels.pop(WHITEOUT_STYLE_LABEL, "")
         with tempfile.TemporaryFile(dir=scratch) as out:
             result = compare(
                 [mount_from(m) for m in request.left],
@@ -216,9 +218,9 @@ class DiffService(diff_pb2_grpc.DiffServicer):
                 source_date_epoch=request.source_date_epoch.seconds
                 if request.HasField("source_date_epoch")
                 else None,
+                docker_whiteouts=whiteouts == "docker",
             )
             out.seek(0)
-            labels = dict(request.labels)
             labels[UNCOMPRESSED_LABEL] = result.uncompressed_digest
             content = NamespacedContent(self.daemon.db, self.daemon.content, ns)
             ref = request.ref or f"diff-{secrets.token_hex(8)}"

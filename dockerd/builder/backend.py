@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import queue
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -26,9 +27,11 @@ from dockerd.builder import image as images
 from dockerd.builder.builder import Builder, BuilderConfig, BuildJob
 from dockerd.builder.cache import CacheRecord
 from dockerd.builder.commit import CommitRequest, commit_container
+from dockerd.builder.contexts import ContextCache
 from dockerd.builder.errors import BuildError, BuildFailed, BuildRequestError
 from dockerd.builder.options import BuildOptions
 from dockerd.builder.pulling import RegistryImages
+from dockerd.builder.recovery import remove_build_leftovers
 from dockerd.builder.runner import NetworkHook, RunSettings
 from dockerd.engine import filters as prune_filters
 from dockerd.engine.errors import Conflict, EngineError, InvalidParameter, NotImplementedYet
@@ -48,6 +51,7 @@ if TYPE_CHECKING:
 # network backend's): Docker's default and "bridge" then get a namespace of their own with
 # loopback only.
 NETWORK_MODES = ("", "default", "bridge", "none", "host")
+log = logging.getLogger("pydockerd.build")
 
 
 class RequestError(EngineError):
@@ -96,6 +100,7 @@ class BuildBackend:
         self.tmp_dir = tmp_dir
         self.version = version
         self.network_hook = network_hook
+        self.contexts = ContextCache()
         self.cache = Builder(client, self._config(None)).cache
 
     def _run_settings(self) -> RunSettings:
@@ -113,8 +118,22 @@ class BuildBackend:
         source = RegistryImages(self.client, self.distribution, auth) if auth is not None else None
         return BuilderConfig(
             tmp_dir=self.tmp_dir, docker_version=self.version, dangling_prefix=DANGLING, run=self._run_settings(),
-            image_source=source,
+            image_source=source, contexts=self.contexts,
         )  # fmt: skip
+
+    def close(self) -> None:
+        """At the daemon's stop: the kept contexts go (their tmpfs mounts with them)."""
+        self.contexts.clear(in_use=True)
+
+    def recover(self) -> None:
+        """At start: what builds interrupted by pydockerd's death left in pycontainerd."""
+        try:
+            gone = remove_build_leftovers(self.client, self.cache.snapshotter)
+        except ContainerdError as exc:
+            log.warning("build recovery: %s", exc)
+            return
+        if gone:
+            log.info("build recovery: removed %s", ", ".join(gone))
 
     # --- POST /build ---
 
@@ -149,6 +168,7 @@ class BuildBackend:
         rows = {r.key: r for r in self.cache.records()}
         wanted = {key for key, r in rows.items() if _matches(r, filters)}
         result = self.cache.prune(older_than=older_than, keep_storage=keep_storage, keys=wanted)
+        self.contexts.clear()  # (kept contexts are no cache record: nothing to count)
         return {"CachesDeleted": result.deleted or None, "SpaceReclaimed": result.reclaimed}
 
     def usage(self) -> list[dict[str, Any]]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import posixpath
+import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -49,11 +50,13 @@ from dockerd.builder import instructions as ins
 from dockerd.builder.cache import BuildCache, cache_key
 from dockerd.builder.cachefrom import CacheSources
 from dockerd.builder.context import BuildContext, open_context
+from dockerd.builder.contexts import ContextCache
 from dockerd.builder.copier import CopyOptions, Inline, SourceRoot, checksum, copy_into, expand_sources
 from dockerd.builder.errors import BuildFailed, BuildRequestError
 from dockerd.builder.layers import Layers, new_key
 from dockerd.builder.options import PROXY_ARGS, SOURCE_DATE_EPOCH, BuildOptions, BuildResult, Progress
 from dockerd.builder.parse import heredoc_script, parse_dockerfile, parse_line
+from dockerd.builder.recovery import LABEL_LEASE
 from dockerd.builder.runner import Prepared, Runner, RunRequest, RunSettings, _user_ids
 from dockerd.builder.shell import process_word
 
@@ -106,6 +109,7 @@ class BuilderConfig:
     dangling_prefix: str = "moby-dangling"  # the record name of an untagged image: <prefix>@<manifest digest>
     run: RunSettings = field(default_factory=RunSettings)
     image_source: ImageSource | None = None  # default: LocalImages
+    contexts: ContextCache | None = None  # unpacked contexts kept for the next build of the same bytes
 
 
 class Builder:
@@ -124,7 +128,9 @@ class Builder:
                 f"platform {options.platform} is not supported: this builder builds for {platform}"
             )
         epoch = _epoch(options.build_args.get(SOURCE_DATE_EPOCH))
-        context = open_context(body, options.dockerfile, self.config.tmp_dir)
+        contexts = self.config.contexts
+        opener = contexts.open if contexts is not None else open_context
+        context = opener(body, options.dockerfile, self.config.tmp_dir)
         try:
             dockerfile = parse_dockerfile(context.dockerfile, options.dockerfile)
             last = len(dockerfile.stages) - 1
@@ -254,7 +260,7 @@ class BuildJob:
     def run(self, progress: Progress) -> BuildResult:
         """Build; BuildFailed (its stream_message() is the stream's last message) on failure."""
         self.progress = progress
-        with self.client.lease(ttl=BUILD_LEASE_TTL):
+        with self.client.lease(ttl=BUILD_LEASE_TTL, labels={LABEL_LEASE: "build"}):
             try:
                 meta = self._meta_args()
                 for stage in self.dockerfile.stages[: self.last + 1]:
@@ -400,9 +406,13 @@ class BuildJob:
         command: list[str] | None = None,
         layer: Callable[[images.ImageState], tuple[Descriptor, str] | None] | None = None,
         container: list[str] | None = None,
+        config_container: bool = True,
     ) -> None:
         """Store the step's image (cached if the cache has it): CHILD's config changes, the
-        history entry, and, if LAYER is given, the layer it makes (run only on a cache miss)."""
+        history entry, and, if LAYER is given, the layer it makes (run only on a cache miss).
+        CONTAINER: RUN's (it announces its own); otherwise, unless CONFIG_CONTAINER is false
+        (COPY, ADD), the step is announced as dockerd's, which commits a step that only changes
+        the config (or makes WORKDIR's directory) from a container it creates and removes."""
         parent = state.image
         # dockerd records a config-only step with the shell as the step leaves it (SHELL's own
         # entry already names the new shell).
@@ -433,8 +443,15 @@ class BuildJob:
                 )
                 state.image = stored
                 return
-        made = layer(child) if layer is not None else None
-        container_id = container[0] if container else ""
+        container_id = ""
+        if container is not None:
+            made = layer(child) if layer is not None else None
+            container_id = container[0] if container else ""
+        elif config_container:
+            container_id = secrets.token_hex(32)
+            made = self._in_container(container_id, lambda: layer(child) if layer is not None else None)
+        else:
+            made = layer(child) if layer is not None else None
         if made is not None:
             images.add_layer(child, made[0], made[0].digest)
         created = self._created()
@@ -455,6 +472,18 @@ class BuildJob:
         chain = stored.chain if made is not None else ""
         self.builder.cache.put(key, stored.id, stored.manifest, parent.id, created_by, chain)
         state.image = stored
+
+    def _in_container(
+        self, container_id: str, work: Callable[[], tuple[Descriptor, str] | None]
+    ) -> tuple[Descriptor, str] | None:
+        """WORK, then the container lines dockerd prints for a step it commits from a container
+        of its own (kept with rm=0). pydockerd needs no container for it: the ID only names
+        the step. A failure comes first, as dockerd's (WORKDIR makes its directory before)."""
+        made = work()
+        self.say(f" ---> Running in {container_id[:12]}\n")
+        if self.options.remove:
+            self.say(f"Removing intermediate container {container_id[:12]}\n")
+        return made
 
     # --- RUN ---
 
@@ -626,6 +655,7 @@ class BuildJob:
                 "#(nop) " + text,
                 f"{text}|{chown}|{instruction.chmod}",
                 layer=make_layer,
+                config_container=False,
             )
 
     @contextlib.contextmanager
@@ -665,6 +695,8 @@ def _mkdir(root: str, path: str) -> None:
         with scoped.resolve(fd, path, mkdirs=True):
             pass
     except OSError as exc:
-        raise BuildFailed(f"mkdir {path}: {exc.strerror or exc}") from None
+        # Go's words for the errno, as dockerd's lstat of the path in its mounted root
+        text = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+        raise BuildFailed(f"lstat {root.rstrip('/')}{path}: {text}") from None
     finally:
         os.close(fd)

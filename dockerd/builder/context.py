@@ -22,7 +22,7 @@ import shutil
 import stat
 import tarfile
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -45,8 +45,13 @@ class BuildContext:
     ignore: Matcher
     sums: dict[str, str] = field(default_factory=dict)  # context path -> tarsum, as the archive gave it
     in_memory: bool = False  # unpacked on a tmpfs of its own
+    release: Callable[[], None] | None = None  # a kept context's (contexts.py): instead of removing it
 
     def close(self) -> None:
+        if self.release is not None:
+            release, self.release = self.release, lambda: None
+            release()
+            return
         _remove(self.root, self.in_memory)
 
     def __enter__(self) -> BuildContext:

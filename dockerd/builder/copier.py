@@ -288,12 +288,29 @@ def _finish(parent: int, name: str, st: os.stat_result, options: CopyOptions, sy
         os.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=parent, follow_symlinks=False)
 
 
+def _finish_file(fd: int, st: os.stat_result, options: CopyOptions) -> None:
+    """_finish on the open file: no path looked up again in the (overlay) destination."""
+    uid, gid = options.owner if options.owner is not None else (st.st_uid, st.st_gid)
+    os.fchown(fd, uid, gid)
+    os.fchmod(fd, options.mode if options.mode is not None else stat.S_IMODE(st.st_mode))
+    with contextlib.suppress(OSError):
+        os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
 def _copy_entry(
-    src_parent: int, src_name: str, dst_parent: int, dst_name: str, options: CopyOptions, follow: bool
+    src_parent: int,
+    src_name: str,
+    dst_parent: int,
+    dst_name: str,
+    options: CopyOptions,
+    follow: bool,
+    fresh: bool = False,
 ) -> None:
+    """Copy one entry; FRESH: DST_PARENT was made by this copy, so nothing is in the way."""
     st = os.stat(src_name, dir_fd=src_parent, follow_symlinks=follow)
     if stat.S_ISDIR(st.st_mode):
-        if not _replace(dst_parent, dst_name, True):
+        merging = not fresh and _replace(dst_parent, dst_name, True)
+        if not merging:
             os.mkdir(dst_name, 0o700, dir_fd=dst_parent)
         src = os.open(
             src_name,
@@ -305,17 +322,19 @@ def _copy_entry(
         )
         try:
             for child in sorted(os.listdir(src)):
-                _copy_entry(src, child, dst, child, options, False)
+                _copy_entry(src, child, dst, child, options, False, fresh=not merging)
         finally:
             os.close(src)
             os.close(dst)
         _finish(dst_parent, dst_name, st, options)
     elif stat.S_ISLNK(st.st_mode):
-        _replace(dst_parent, dst_name, False)
+        if not fresh:
+            _replace(dst_parent, dst_name, False)
         os.symlink(os.readlink(src_name, dir_fd=src_parent), dst_name, dir_fd=dst_parent)
         _finish(dst_parent, dst_name, st, options, symlink=True)
     elif stat.S_ISREG(st.st_mode):
-        _replace(dst_parent, dst_name, False)
+        if not fresh:
+            _replace(dst_parent, dst_name, False)
         src = os.open(
             src_name, os.O_RDONLY | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW), dir_fd=src_parent
         )
@@ -328,11 +347,11 @@ def _copy_entry(
             )
             try:
                 _copy_data(src, dst, st.st_size)
+                _finish_file(dst, st, options)
             finally:
                 os.close(dst)
         finally:
             os.close(src)
-        _finish(dst_parent, dst_name, st, options)
     # sockets, fifos and devices are not copied (a context cannot carry them; a stage's /dev is empty)
 
 
@@ -408,7 +427,8 @@ def copy_into(
                     dst_dir = scoped.reopen_dir(target.fd)
                     try:
                         for child in sorted(os.listdir(src_dir)):
-                            _copy_entry(src_dir, child, dst_dir, child, options, False)
+                            # (a destination this copy made is empty: nothing to replace)
+                            _copy_entry(src_dir, child, dst_dir, child, options, False, fresh=bool(new))
                     finally:
                         os.close(src_dir)
                         os.close(dst_dir)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from common.digest import compute as compute_digest
 from containerd.client import AlreadyExists, ContainerdError, Descriptor, Mount, NotFound, chain_ids
-from containerd.client.media import DOCKER_LAYER
+from containerd.client.media import DOCKER_LAYER, WHITEOUT_STYLE_LABEL
 from containerd.client.mount import temp_mount
 
 if TYPE_CHECKING:
@@ -27,6 +27,10 @@ if TYPE_CHECKING:
 # What Diff writes when nothing changed: a tar with no entries (Python's tarfile pads it to
 # one 10 KiB record, Go's archive/tar writes two zero blocks); either is "no layer".
 _EMPTY_TARS = {compute_digest(bytes(size)) for size in (2 * tarfile.BLOCKSIZE, tarfile.RECORDSIZE)}
+
+
+# dockerd's layers are its graphdriver's tars: whiteouts as its tar writer makes them
+DOCKER_WHITEOUTS = {WHITEOUT_STYLE_LABEL: "docker"}
 
 
 def is_empty_layer(desc: Descriptor) -> bool:
@@ -72,7 +76,9 @@ class Layers:
     def diff(self, lower_chain: str, upper: list[Mount], epoch: int | None) -> Descriptor | None:
         """The layer that turns LOWER_CHAIN into UPPER, stored; None when nothing changed."""
         with self.view(lower_chain) as lower:
-            desc = self.client.diff.compare(lower, upper, media_type=DOCKER_LAYER, source_date_epoch=epoch)
+            desc = self.client.diff.compare(
+                lower, upper, media_type=DOCKER_LAYER, source_date_epoch=epoch, labels=DOCKER_WHITEOUTS
+            )
         if is_empty_layer(desc):
             return None
         return Descriptor(DOCKER_LAYER, desc.digest, desc.size)

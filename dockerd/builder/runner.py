@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from containerd.client import IO, Container, ContainerdError, NotFound, Runtime
 from dockerd.builder.errors import BuildFailed
 from dockerd.builder.layers import Layers, new_key
+from dockerd.builder.recovery import LABEL_CONTAINER
 from dockerd.engine import initlayer, scoped
 from dockerd.engine import spec as oci_spec
 from dockerd.engine.container.accounts import lookup_user
@@ -130,7 +131,7 @@ class Runner:
                 attachment = self.settings.network_hook.attach(cid, mode, spec)
             record = Container.with_oci_spec(
                 cid, spec, runtime=self.settings.runtime, snapshotter=self.layers.snapshotter, snapshot_key=prepared.work,
-                labels={"pydocker.build/container": "true"},
+                labels={LABEL_CONTAINER: "true"},
             )  # fmt: skip
             self.client.containers.create(record)
             created = True

@@ -18,6 +18,7 @@ import subprocess
 import tarfile
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -66,11 +67,9 @@ def docker(engine: RefDockerd, *args: str, cwd: Path | None = None, input: bytes
 
 
 def generic(text: str) -> str:
-    """Build output with IDs made generic, and without the container lines dockerd prints for
-    steps that only change the config (it makes a container for each, pydockerd none)."""
+    """Build output with IDs made generic (the container lines of every step, config-only
+    ones included, are kept: pydockerd prints them where dockerd does)."""
     text = text.replace(" ---> [Warning] IPv4 forwarding is disabled. Networking will not work.\n", "")
-    text = re.sub(r" ---> Running in ([0-9a-f]{12})\nRemoving intermediate container \1\n", "", text)
-    text = re.sub(r" ---> Running in [0-9a-f]{12}\n(?= ---> )", "", text)  # the same, kept (rm=0)
     text = re.sub(r"\b[0-9a-f]{64}\b", "<id>", text)
     return re.sub(r"\b[0-9a-f]{12}\b", "<id>", text)
 
@@ -147,8 +146,8 @@ def saved_layers(engine: RefDockerd, ref: str) -> list[list[tuple[Any, ...]]]:
         for m in inner.getmembers():
             data = hashlib.sha256(inner.extractfile(m).read()).hexdigest()[:16] if m.isfile() else ""  # type: ignore[union-attr]
             # The permission bits (Go's tar writer adds the file type's bits to the mode field);
-            # a whiteout's mode means nothing (containerd's differ writes 0, dockerd's 0600).
-            mode = "whiteout" if m.name.rsplit("/", 1)[-1].startswith(".wh.") else oct(m.mode & 0o7777)
+            # a whiteout's are dockerd's 0600 on both (containerd's own differ writes 0).
+            mode = oct(m.mode & 0o7777)
             entries.append((m.name.rstrip("/"), m.type, mode, m.uid, m.gid, m.linkname, data))
         layers.append(sorted(entries))
     return layers
@@ -559,3 +558,117 @@ def test_cache_survives_a_daemon_restart(engines: dict[str, RefDockerd], tmp_pat
     assert again.returncode == 0 and again.stdout.count(" ---> Using cache\n") == 2, again.stdout
     assert f"Successfully built {first.stdout.strip()[7:19]}\n" in again.stdout
     ours.docker_ok("rmi", first.stdout.strip())
+
+
+CONFIG_STEPS = """\
+FROM busybox
+ARG A=1
+ENV X=1
+LABEL a=b
+WORKDIR /w
+WORKDIR /w
+USER 0
+EXPOSE 80
+VOLUME /v
+STOPSIGNAL SIGINT
+SHELL ["/bin/sh", "-c"]
+HEALTHCHECK CMD true
+ONBUILD RUN true
+ENTRYPOINT ["sh"]
+COPY Dockerfile /d
+RUN true
+CMD ["x"]
+"""
+
+
+@pytest.mark.parametrize("args", [(), ("--rm=false",), ("--force-rm",)], ids=["rm", "no-rm", "force-rm"])
+def test_config_only_steps_print_as_dockerd(
+    engines: dict[str, RefDockerd], tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    """Each step but COPY/ADD prints dockerd's container lines ("Running in", and "Removing
+    intermediate container" unless rm=0), config-only steps and WORKDIR included; a cached
+    rebuild prints none; -q prints the image ID alone."""
+    ctx = write(tmp_path / "ctx", {"Dockerfile": CONFIG_STEPS})
+    out: dict[str, tuple[str, ...]] = {}
+    for name, engine in engines.items():
+        cold = docker(engine, "build", "--no-cache", *args, ".", cwd=ctx)
+        assert cold.returncode == 0, (name, cold.stderr)
+        lines = cold.stdout.splitlines()
+        assert sum(line.startswith(" ---> Running in ") for line in lines) == 15, (name, cold.stdout)
+        cached = docker(engine, "build", *args, ".", cwd=ctx)
+        quiet = docker(engine, "build", "-q", *args, ".", cwd=ctx)
+        assert re.fullmatch(r"sha256:[0-9a-f]{64}\n", quiet.stdout), (name, quiet.stdout)
+        out[name] = (generic(cold.stdout), generic(cached.stdout), cold.stderr, cached.stderr, quiet.stderr)
+        if name == "reference":
+            kept = engine.docker_ok("ps", "-aq").split()
+            if kept:
+                engine.docker_ok("rm", *kept)
+        image_id = quiet.stdout.strip()
+        images_made = {image_id, cold.stdout.split("Successfully built ")[1].split()[0]}
+        engine.docker("rmi", *images_made)
+    assert out["pydockerd"] == out["reference"]
+    _no_leftovers(engines["pydockerd"])
+
+
+FAILING_STEPS = {
+    "workdir over a file": "FROM busybox\nENV A=1\nRUN touch /f\nWORKDIR /f/x\n",
+    "failing run": "FROM busybox\nLABEL a=b\nRUN echo out; sleep 0.5; echo err >&2; exit 3\n",
+}
+
+
+@pytest.mark.parametrize("case", list(FAILING_STEPS))
+@pytest.mark.parametrize("args", [(), ("--force-rm",), ("-q",)], ids=["rm", "force-rm", "quiet"])
+def test_failing_steps_print_as_dockerd(
+    engines: dict[str, RefDockerd], tmp_path: Path, case: str, args: tuple[str, ...]
+) -> None:
+    ctx = write(tmp_path / "ctx", {"Dockerfile": FAILING_STEPS[case]})
+    got = {}
+    for name, engine in engines.items():
+        before = set(engine.docker_ok("images", "-qa").split())
+        res = docker(engine, "build", "--no-cache", *args, ".", cwd=ctx)
+        # (WORKDIR's error names the path in the engine's own mount of the step's root)
+        err = re.sub(r"lstat /\S+/f/x:", "lstat <root>/f/x:", res.stderr)
+        got[name] = (res.returncode, generic(res.stdout), generic(err))
+        if name == "reference":  # its failed build's steps stay as images and containers
+            kept = engine.docker_ok("ps", "-aq").split()
+            if kept:
+                engine.docker_ok("rm", *kept)
+            new = set(engine.docker_ok("images", "-qa").split()) - before
+            if new:
+                engine.docker("rmi", *new)
+    assert got["pydockerd"] == got["reference"]
+    assert got["pydockerd"][0] != 0
+    _no_leftovers(engines["pydockerd"])
+
+
+def test_whiteouts_as_dockerd_writes_them(engines: dict[str, RefDockerd], tmp_path: Path) -> None:
+    """A RUN that deletes files: the layer's whiteouts are files of mode 0600 owned by 0:0,
+    dated about when the step ran (dockerd's overlay2 tar writer; containerd's writes 0 and the
+    epoch), in the same places on both engines."""
+    ctx = write(tmp_path / "ctx", {
+        "Dockerfile": "FROM busybox\nRUN mkdir -p /d/s && touch /d/a /d/s/b /d/keep\nRUN rm /bin/ls /d/a && rm -r /d/s\n",
+    })  # fmt: skip
+    tag = f"pdb-wh-{uuid.uuid4().hex[:8]}"
+    found = {}
+    for name, engine in engines.items():
+        res = docker(engine, "build", "--no-cache", "-t", tag, ".", cwd=ctx)
+        assert res.returncode == 0, res.stderr
+        raw = subprocess.run(
+            [DOCKER_CLI, "-H", f"unix://{engine.socket}", "save", tag], capture_output=True, env=engine._cli_env,
+            timeout=120,
+        ).stdout  # fmt: skip
+        outer = tarfile.open(fileobj=io.BytesIO(raw))
+        manifest = json.load(outer.extractfile("manifest.json"))  # type: ignore[arg-type]
+        created = json.load(outer.extractfile(manifest[0]["Config"]))["created"]  # type: ignore[arg-type]
+        built = datetime.fromisoformat(created.split(".")[0].rstrip("Z")).replace(tzinfo=UTC).timestamp()
+        inner = tarfile.open(fileobj=outer.extractfile(manifest[0]["Layers"][-1]))
+        whiteouts = [m for m in inner.getmembers() if m.name.rsplit("/", 1)[-1].startswith(".wh.")]
+        found[name] = sorted((m.name, m.type, m.mode, m.uid, m.gid, m.size) for m in whiteouts)
+        for m in whiteouts:
+            assert abs(m.mtime - built) < 120, (name, m.name, m.mtime, created)
+        engine.docker_ok("rmi", tag)
+    assert found["pydockerd"] == found["reference"]
+    assert found["pydockerd"] == [
+        ("bin/.wh.ls", tarfile.REGTYPE, 0o600, 0, 0, 0), ("d/.wh.a", tarfile.REGTYPE, 0o600, 0, 0, 0),
+        ("d/.wh.s", tarfile.REGTYPE, 0o600, 0, 0, 0),
+    ]  # fmt: skip

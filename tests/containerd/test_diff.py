@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
+import importlib
 import io
 import json
 import os
@@ -572,6 +573,14 @@ def test_compare_round_trips_through_apply(sn: OverlaySnapshotter, tmp_path: Pat
     again = io.BytesIO()
     assert compare(lower, child, again, OCI_LAYER_GZIP) == result
     assert again.getvalue() == blob.getvalue()  # deterministic, to the byte
+    # the child is an overlay on exactly the lower's layers: only directories its upperdir has
+    # were walked; walking every directory of both trees gives the same layer, to the byte
+    compare_module = importlib.import_module("containerd.diff.compare")  # (the package exports the function)
+    assert compare_module._changes_root(lower, child) is not None
+    full = io.BytesIO()
+    with compare_module._view(lower, None) as lower_root, compare_module._view(child, None) as upper_root:
+        compare_module.write_diff(lower_root, upper_root, full, OCI_LAYER_GZIP)
+    assert full.getvalue() == blob.getvalue()
     data = blob.getvalue()
     assert result.descriptor.digest == "sha256:" + hashlib.sha256(data).hexdigest()
     assert result.descriptor.size == len(data)
