@@ -27,6 +27,12 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+# docker restart takes docker stop's options: it stops the container the same way first
+_STOP_OPTS = (
+    Opt("signal", "s", "str", "Signal to send to the container"),
+    Opt("time", "t", "int", "Seconds to wait before killing the container"),
+)
+
 SPECS: dict[str, Command] = {
     "run": RUN_SPEC,
     "create": CREATE_SPEC,
@@ -41,18 +47,12 @@ SPECS: dict[str, Command] = {
     ),
     "stop": Command(
         "stop", "[OPTIONS] CONTAINER [CONTAINER...]", "Stop one or more running containers",
-        (
-            Opt("signal", "s", "str", "Signal to send to the container"),
-            Opt("time", "t", "int", "Seconds to wait before killing the container"),
-        ),
+        _STOP_OPTS,
         min_args=1,
     ),
     "restart": Command(
         "restart", "[OPTIONS] CONTAINER [CONTAINER...]", "Restart one or more containers",
-        (
-            Opt("signal", "s", "str", "Signal to send to the container"),
-            Opt("time", "t", "int", "Seconds to wait before killing the container"),
-        ),
+        _STOP_OPTS,
         min_args=1,
     ),
     "kill": Command(
