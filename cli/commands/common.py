@@ -171,6 +171,12 @@ def inspect_each(ctx: Context, names: list[str], fetch: Callable[[str], Any], fm
     return 1 if errors else 0
 
 
+def table_format(chosen: str, table: str) -> str:
+    """The template a listing renders with: the one chosen (--format, else the config file's),
+    Docker's plain "table" or none meaning the command's default `table`."""
+    return table if not chosen or chosen == "table" else chosen
+
+
 def natural_key(text: str) -> list[Any]:
     """The Docker CLI's sortorder.NaturalLess: digit runs compare as numbers."""
     import re

@@ -7,7 +7,7 @@ import os
 import sys
 
 from cli.client import APIError, quote_path
-from cli.commands.common import api_timestamp
+from cli.commands.common import api_timestamp, table_format
 from cli.commands.containers import detach_keys, inspect_container, resize
 from cli.context import CLIError, Context
 from cli.flags import Command, Opt, UsageError, Values
@@ -379,9 +379,7 @@ def stats(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
     if not names:
         params = {"all": True} if opts.all else None
         names = [c["Id"] for c in client.get("/containers/json", params) or []]
-    fmt = opts.format or ctx.config_str("statsFormat") or STATS_DEFAULT
-    if fmt == "table":
-        fmt = STATS_DEFAULT
+    fmt = table_format(opts.format or ctx.config_str("statsFormat"), STATS_DEFAULT)
     trunc = not opts.no_trunc
     results: dict[str, dict[str, Any]] = {}
     errors: list[str] = []

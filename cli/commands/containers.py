@@ -8,7 +8,16 @@ import os
 import threading
 
 from cli.client import APIError, Client, DaemonUnreachable, Response, encode_filters, quote_path, version_lt
-from cli.commands.common import FILTER, FORCE_PROMPT, PRUNE_FILTER, confirm, for_each, parse_filters, short_id
+from cli.commands.common import (
+    FILTER,
+    FORCE_PROMPT,
+    PRUNE_FILTER,
+    confirm,
+    for_each,
+    parse_filters,
+    short_id,
+    table_format,
+)
 from cli.context import CLIError, Context
 from cli.flags import Command, Opt, UsageError, Values
 from cli.formatting import go_time, human_size, print_json, render_rows, since
@@ -27,6 +36,12 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+# docker restart takes docker stop's options: it stops the container the same way first
+_STOP_OPTS = (
+    Opt("signal", "s", "str", "Signal to send to the container"),
+    Opt("time", "t", "int", "Seconds to wait before killing the container"),
+)
+
 SPECS: dict[str, Command] = {
     "run": RUN_SPEC,
     "create": CREATE_SPEC,
@@ -41,18 +56,12 @@ SPECS: dict[str, Command] = {
     ),
     "stop": Command(
         "stop", "[OPTIONS] CONTAINER [CONTAINER...]", "Stop one or more running containers",
-        (
-            Opt("signal", "s", "str", "Signal to send to the container"),
-            Opt("time", "t", "int", "Seconds to wait before killing the container"),
-        ),
+        _STOP_OPTS,
         min_args=1,
     ),
     "restart": Command(
         "restart", "[OPTIONS] CONTAINER [CONTAINER...]", "Restart one or more containers",
-        (
-            Opt("signal", "s", "str", "Signal to send to the container"),
-            Opt("time", "t", "int", "Seconds to wait before killing the container"),
-        ),
+        _STOP_OPTS,
         min_args=1,
     ),
     "kill": Command(
@@ -702,9 +711,7 @@ def ps(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
     if opts.quiet:
         ctx.out("".join(r["ID"]() + "\n" for r in rows))
         return 0
-    fmt = opts.format or ctx.config_str("psFormat") or PS_DEFAULT
-    if fmt == "table":
-        fmt = PS_DEFAULT
+    fmt = table_format(opts.format or ctx.config_str("psFormat"), PS_DEFAULT)
     if opts.size and fmt == PS_DEFAULT:
         fmt += "\t{{.Size}}"
     ctx.out(render_rows(fmt, rows, PS_HEADERS, json_row=_json_row))

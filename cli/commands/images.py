@@ -6,7 +6,16 @@ from __future__ import annotations
 import os
 
 from cli.client import Response, encode_filters, quote_path
-from cli.commands.common import FILTER, FORCE_PROMPT, PRUNE_FILTER, confirm, for_each, parse_filters, short_id
+from cli.commands.common import (
+    FILTER,
+    FORCE_PROMPT,
+    PRUNE_FILTER,
+    confirm,
+    for_each,
+    parse_filters,
+    short_id,
+    table_format,
+)
 from cli.commands.container_io import save_body
 from cli.commands.containers import _inspect_many
 from cli.context import CLIError, Context
@@ -170,11 +179,9 @@ def images(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
                 seen.append(r["ID"]())
         ctx.out("".join(i + "\n" for i in seen))
         return 0
-    fmt = (
-        opts.format or ctx.config_str("imagesFormat") or (IMAGES_DIGESTS if opts.digests else IMAGES_DEFAULT)
+    fmt = table_format(
+        opts.format or ctx.config_str("imagesFormat"), IMAGES_DIGESTS if opts.digests else IMAGES_DEFAULT
     )
-    if fmt == "table":
-        fmt = IMAGES_DIGESTS if opts.digests else IMAGES_DEFAULT
     ctx.out(render_rows(fmt, rows, IMAGES_HEADERS, json_row=lambda r: {k: v() for k, v in sorted(r.items())}))
     return 0
 
@@ -231,9 +238,7 @@ def history(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
     if opts.quiet:
         ctx.out("".join(r["ID"]() + "\n" for r in rows))
         return 0
-    fmt = opts.format or HISTORY_DEFAULT
-    if fmt == "table":
-        fmt = HISTORY_DEFAULT
+    fmt = table_format(opts.format, HISTORY_DEFAULT)
     ctx.out(
         render_rows(fmt, rows, HISTORY_HEADERS, json_row=lambda r: {k: v() for k, v in sorted(r.items())})
     )

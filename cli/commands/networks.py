@@ -14,6 +14,7 @@ from cli.commands.common import (
     parse_filters,
     require_api,
     split_strings,
+    table_format,
 )
 from cli.context import CLIError, Context
 from cli.flags import Command, Opt, Values
@@ -244,9 +245,7 @@ def ls(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
     if opts.quiet:
         ctx.out("".join(r["ID"]() + "\n" for r in rows))
         return 0
-    fmt = opts.format or ctx.config_str("networksFormat") or NETWORK_DEFAULT
-    if fmt == "table":
-        fmt = NETWORK_DEFAULT
+    fmt = table_format(opts.format or ctx.config_str("networksFormat"), NETWORK_DEFAULT)
     ctx.out(
         render_rows(
             fmt,

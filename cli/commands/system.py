@@ -9,7 +9,7 @@ import time
 
 from cli import API_VERSION, __version__
 from cli.client import APIError, DaemonUnreachable, encode_filters
-from cli.commands.common import FILTER, PRUNE_FILTER, api_timestamp, confirm, parse_filters
+from cli.commands.common import FILTER, PRUNE_FILTER, api_timestamp, confirm, parse_filters, table_format
 from cli.context import CLIError, Context
 from cli.flags import Command, Opt, Values
 from cli.formatting import bytes_size, human_size, render_rows, tabulate
@@ -326,9 +326,7 @@ def df(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
         return _df_verbose(
             ctx, imgs, conts, vols, cache, sum(b.get("Size") or 0 for b in cache if not b.get("Shared"))
         )
-    fmt = opts.format or DF_DEFAULT
-    if fmt == "table":
-        fmt = DF_DEFAULT
+    fmt = table_format(opts.format, DF_DEFAULT)
     ctx.out(render_rows(fmt, rows, DF_HEADERS))
     return 0
 

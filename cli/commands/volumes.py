@@ -12,6 +12,7 @@ from cli.commands.common import (
     natural_key,
     parse_filters,
     require_api,
+    table_format,
 )
 from cli.context import CLIError, Context
 from cli.flags import Command, Opt, Values, usage_line
@@ -132,9 +133,7 @@ def ls(ctx: Context, opts: Values, args: list[str], spec: Command) -> int:
     if opts.quiet:
         ctx.out("".join(r["Name"]() + "\n" for r in rows))
         return 0
-    fmt = opts.format or ctx.config_str("volumesFormat") or VOLUME_DEFAULT
-    if fmt == "table":
-        fmt = VOLUME_DEFAULT
+    fmt = table_format(opts.format or ctx.config_str("volumesFormat"), VOLUME_DEFAULT)
     ctx.out(
         render_rows(
             fmt,

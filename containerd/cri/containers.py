@@ -31,6 +31,7 @@ from containerd.client.errors import ContainerdError as ClientError
 from containerd.client.errors import NotFound as ClientNotFound
 from containerd.client.typeurl import Payload
 from containerd.cri import spec as specs
+from containerd.cri.filters import selects
 from containerd.cri.logs import SHIM_LOG_SCHEME, shim_log_uri
 from containerd.cri.store import CONTAINER_EXTENSION, CONTAINER_TYPE, KIND_LABEL, ContainerMeta, Item, now_ns
 from containerd.cri.users import resolve_user
@@ -327,15 +328,10 @@ class Containers:
         for item in self.p.containers.list():
             config = self.config(item)
             state = self.state(item)
-            if flt is not None:
-                if flt.id and not item.meta.id.startswith(flt.id):
-                    continue
-                if flt.pod_sandbox_id and not item.meta.sandbox_id.startswith(flt.pod_sandbox_id):
-                    continue
-                if flt.HasField("state") and flt.state.state != state:
-                    continue
-                if any(config.labels.get(k) != v for k, v in flt.label_selector.items()):
-                    continue
+            if flt is not None and not selects(
+                flt, item.meta.id, config.labels, sandbox_id=item.meta.sandbox_id, state=state
+            ):
+                continue
             out.append(
                 cri.Container(
                     id=item.meta.id,

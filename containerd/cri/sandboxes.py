@@ -27,6 +27,7 @@ from containerd.client.typeurl import Payload
 from containerd.cri import netns
 from containerd.cri import spec as specs
 from containerd.cri.cni import CNIError, NetworkResult, PodRef, PortMapping
+from containerd.cri.filters import selects
 from containerd.cri.store import KIND_LABEL, SANDBOX_EXTENSION, SANDBOX_TYPE, Item, SandboxMeta, now_ns
 from containerd.cri.users import resolve_user
 from containerd.errors import ContainerdError
@@ -315,13 +316,8 @@ class Sandboxes:
         for item in self.p.sandboxes.list():
             config = self.config(item)
             state = self.state(item)
-            if flt is not None:
-                if flt.id and not item.meta.id.startswith(flt.id):
-                    continue
-                if flt.HasField("state") and flt.state.state != state:
-                    continue
-                if any(config.labels.get(k) != v for k, v in flt.label_selector.items()):
-                    continue
+            if flt is not None and not selects(flt, item.meta.id, config.labels, state=state):
+                continue
             out.append(
                 cri.PodSandbox(
                     id=item.meta.id,

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from containerd.cri import stats
+from containerd.cri.filters import selects
 from containerd.cri.images import fs_usage
 from containerd.errors import InvalidArgument, NotFound, Unavailable, Unimplemented
 from containerd.rpc import handler
@@ -234,14 +235,9 @@ class RuntimeService(api_pb2_grpc.RuntimeServiceServicer):
         f = request.filter
         items = []
         for item in self.p.containers.list():  # every state, as containerd 1.6
-            if f.id and not item.meta.id.startswith(f.id):
-                continue
-            if f.pod_sandbox_id and not item.meta.sandbox_id.startswith(f.pod_sandbox_id):
-                continue
             labels = self.p.ctrs.config(item).labels
-            if any(labels.get(k) != v for k, v in f.label_selector.items()):
-                continue
-            items.append(item)
+            if selects(f, item.meta.id, labels, sandbox_id=item.meta.sandbox_id):
+                items.append(item)
         return cri.ListContainerStatsResponse(stats=stats.container_stats(self.p, items))
 
     @handler
@@ -258,12 +254,8 @@ class RuntimeService(api_pb2_grpc.RuntimeServiceServicer):
         for sandbox in self.p.sandboxes.list():
             if self.p.pods.state(sandbox) != cri.SANDBOX_READY:
                 continue
-            if f.id and not sandbox.meta.id.startswith(f.id):
-                continue
-            labels = self.p.pods.config(sandbox).labels
-            if any(labels.get(k) != v for k, v in f.label_selector.items()):
-                continue
-            out.append(stats.sandbox_stats(self.p, sandbox))
+            if selects(f, sandbox.meta.id, self.p.pods.config(sandbox).labels):
+                out.append(stats.sandbox_stats(self.p, sandbox))
         return cri.ListPodSandboxStatsResponse(stats=out)
 
     # --- not in containerd 1.6 ----------------------------------------------------------------

@@ -14,7 +14,7 @@ import ipaddress
 import itertools
 from collections.abc import Callable, Iterable
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
-from typing import Any
+from typing import Any, TypeVar
 
 from dockerd.network import errors
 from dockerd.network.model import Subnet
@@ -23,44 +23,51 @@ from dockerd.network.store import Store
 Routes = Callable[[], list[IPv4Network]]
 
 
-def parse_network(value: str, what: str = "subnet") -> IPv4Network:
+_Parsed = TypeVar("_Parsed", IPv4Network, IPv6Network, IPv4Address, IPv6Address)
+
+
+def _parse(
+    value: str, parse: Callable[[str], object], bad: str, family: type[_Parsed], wrong_family: str
+) -> _Parsed:
+    """`value` parsed by `parse`, refused in libnetwork's words when malformed (`bad`) or of the
+    other IP family (`wrong_family`)."""
     try:
-        net = ipaddress.ip_network(value, strict=False)
+        parsed = parse(value)
     except ValueError:
-        raise errors.InvalidParameter(f"invalid CIDR address: {value}") from None
-    if not isinstance(net, IPv4Network):
-        raise errors.InvalidParameter(f"IPv6 {what} {value} is not supported")
-    return net
+        raise errors.InvalidParameter(f"{bad}: {value}") from None
+    if not isinstance(parsed, family):
+        raise errors.InvalidParameter(wrong_family)
+    return parsed
+
+
+def _network(value: str) -> object:
+    return ipaddress.ip_network(value, strict=False)
+
+
+def parse_network(value: str, what: str = "subnet") -> IPv4Network:
+    return _parse(
+        value, _network, "invalid CIDR address", IPv4Network, f"IPv6 {what} {value} is not supported"
+    )
 
 
 def parse_network6(value: str) -> IPv6Network:
-    try:
-        net = ipaddress.ip_network(value, strict=False)
-    except ValueError:
-        raise errors.InvalidParameter(f"invalid CIDR address: {value}") from None
-    if not isinstance(net, IPv6Network):
-        raise errors.InvalidParameter(f"invalid IPv6 subnet {value}")
-    return net
+    return _parse(value, _network, "invalid CIDR address", IPv6Network, f"invalid IPv6 subnet {value}")
 
 
 def parse_address6(value: str) -> IPv6Address:
-    try:
-        addr = ipaddress.ip_address(value)
-    except ValueError:
-        raise errors.InvalidParameter(f"invalid IP address: {value}") from None
-    if not isinstance(addr, IPv6Address):
-        raise errors.InvalidParameter(f"invalid IPv6 address: {value}")
-    return addr
+    return _parse(
+        value, ipaddress.ip_address, "invalid IP address", IPv6Address, f"invalid IPv6 address: {value}"
+    )
 
 
 def parse_address(value: str) -> IPv4Address:
-    try:
-        addr = ipaddress.ip_address(value)
-    except ValueError:
-        raise errors.InvalidParameter(f"invalid IP address: {value}") from None
-    if not isinstance(addr, IPv4Address):
-        raise errors.InvalidParameter(f"IPv6 address {value} is not supported")
-    return addr
+    return _parse(
+        value,
+        ipaddress.ip_address,
+        "invalid IP address",
+        IPv4Address,
+        f"IPv6 address {value} is not supported",
+    )
 
 
 class Ipam:

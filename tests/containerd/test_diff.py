@@ -33,7 +33,7 @@ from containerd.diff import apply as diff_apply
 from containerd.diff.streams import Source
 from containerd.errors import InvalidArgument, Unimplemented
 from containerd.snapshots import Mount, OverlaySnapshotter
-from containerd.snapshots.mount import mount_all, mount_points, unmount_all
+from tests.containerd.conftest import mounted
 from tests.tarread import member
 
 REPO = Path(__file__).resolve().parents[2]
@@ -70,27 +70,6 @@ def apply(mounts: list[Mount], layer: Source, media_type: str) -> Descriptor:
         writer.commit(len(data), digest)
     with open(store.blob_path(digest), "rb") as blob:
         return diff_apply(mounts, blob, media_type, verified=digest)
-
-
-@pytest.fixture
-def sn(tmp_path: Path) -> Iterator[OverlaySnapshotter]:
-    snapshotter = OverlaySnapshotter(str(tmp_path / "sn"))
-    yield snapshotter
-    snapshotter.close()
-    leaked = mount_points(str(tmp_path))
-    for point in reversed(leaked):
-        unmount_all(point)
-    assert leaked == [], "mounts left behind"
-
-
-@contextlib.contextmanager
-def mounted(mounts: list[Mount], target: Path) -> Iterator[Path]:
-    target.mkdir(parents=True, exist_ok=True)
-    mount_all(mounts, str(target))
-    try:
-        yield target
-    finally:
-        unmount_all(str(target))
 
 
 def write_dir(mounts: list[Mount]) -> str:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,31 +19,10 @@ from containerd.snapshots import (
     OverlaySnapshotter,
     SnapshotInfo,
 )
-from containerd.snapshots.mount import mount_all, mount_points, unmount_all
 from containerd.snapshots.views import AllNamespaces, Namespaced, flat_name
+from tests.containerd.conftest import mounted
 
 NS = "default"
-
-
-@pytest.fixture
-def sn(tmp_path: Path) -> Iterator[OverlaySnapshotter]:
-    snapshotter = OverlaySnapshotter(str(tmp_path / "snapshotter"))
-    yield snapshotter
-    snapshotter.close()
-    leaked = mount_points(str(tmp_path))
-    for point in reversed(leaked):
-        unmount_all(point)
-    assert leaked == [], "mounts left behind"
-
-
-@contextlib.contextmanager
-def mounted(mounts: list[Mount], target: Path) -> Iterator[Path]:
-    target.mkdir(parents=True, exist_ok=True)
-    mount_all(mounts, str(target))
-    try:
-        yield target
-    finally:
-        unmount_all(str(target))
 
 
 def fs_of(sn: OverlaySnapshotter, mounts: list[Mount]) -> str:
