@@ -23,6 +23,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -248,6 +249,9 @@ def main(argv: list[str] | None = None) -> int:
     roots = {rt.name: scratch / f"{rt.name}-root" for rt in runtimes}
     sleepers: dict[str, str] = {}
     load_before = os.getloadavg()
+    # A terminated run still removes its containers, cgroups and scratch directory (finally below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGHUP, lambda *_: sys.exit(129))
     try:
         set_child_subreaper()
         if args.rootfs is not None:
