@@ -33,6 +33,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_BUNDLE = REPO / "images" / "busybox-bundle"
@@ -110,15 +111,23 @@ def write_bundle(
     (bundle / "config.json").write_text(json.dumps(config, indent=2))
 
 
-def timed(rt: Runtime, argv: list[str]) -> float:
-    """Seconds from spawn to exit of one runtime command; a failure stops the benchmark."""
+def timed(rt: Runtime, argv: list[str], detached: bool = False) -> float:
+    """Seconds from spawn to exit of one runtime command; a failure stops the benchmark.
+
+    DETACHED: the command leaves a container running, which inherits its stdio: its output then
+    goes to a file, as a pipe would stay open (and a read of it blocked) as long as the container."""
     full = [str(rt.path), *argv]
-    start = time.perf_counter()
-    res = subprocess.run(full, stdin=subprocess.DEVNULL, capture_output=True)
-    elapsed = time.perf_counter() - start
+    with tempfile.TemporaryFile() as spool:
+        out: int | IO[bytes] = spool if detached else subprocess.PIPE
+        start = time.perf_counter()
+        res = subprocess.run(full, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        elapsed = time.perf_counter() - start
+        spool.seek(0)
+        output = spool.read() if detached else res.stdout
     if res.returncode != 0:
-        detail = (res.stderr or res.stdout).decode(errors="replace").strip()
-        raise BenchError(f"{' '.join(full)} exited {res.returncode}: {detail}")
+        raise BenchError(
+            f"{' '.join(full)} exited {res.returncode}: {output.decode(errors='replace').strip()}"
+        )
     return elapsed
 
 
@@ -140,7 +149,9 @@ def lifecycle_once(rt: Runtime, root: Path, bundle: Path, scratch: Path) -> dict
     pid_file = scratch / f"{cid}.pid"
     out = {
         "create": timed(
-            rt, ["--root", str(root), "create", "--bundle", str(bundle), "--pid-file", str(pid_file), cid]
+            rt,
+            ["--root", str(root), "create", "--bundle", str(bundle), "--pid-file", str(pid_file), cid],
+            detached=True,
         )
     }
     pid = int(pid_file.read_text())
@@ -265,7 +276,11 @@ def main(argv: list[str] | None = None) -> int:
         write_bundle(sleeper, rootfs, config_src, f"{cgroup_parent}/sleeper", ["sleep", "100000"])
         for rt in runtimes:
             sid = new_id(rt)
-            timed(rt, ["--root", str(roots[rt.name]), "run", "--detach", "--bundle", str(sleeper), sid])
+            timed(
+                rt,
+                ["--root", str(roots[rt.name]), "run", "--detach", "--bundle", str(sleeper), sid],
+                detached=True,
+            )
             sleepers[rt.name] = sid
 
         def one_round(record: bool) -> None:
