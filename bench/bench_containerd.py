@@ -574,11 +574,27 @@ def shim_pids(engine: Engine) -> list[int]:
     found = []
     for pid in _pids():
         argv = _cmdline(pid)
-        if pid == engine.proc.pid or str(engine.workdir) not in argv:
+        if pid == engine.proc.pid or str(engine.workdir) not in argv or pid in template_pids(engine):
             continue
-        if "shim.server" in argv or os.path.basename(argv.split(" ")[0]) == "containerd-shim-runc-v2":
+        if (
+            "shim.server" in argv
+            or "shim.spawner" in argv
+            or os.path.basename(argv.split(" ")[0]) == "containerd-shim-runc-v2"
+        ):
             found.append(pid)
     return found
+
+
+def template_pids(engine: Engine) -> list[int]:
+    """pycontainerd's shim template (shim/spawner.py): the daemon's child, named like the shims it forks."""
+    return [pid for pid in _pids() if "shim.spawner" in _cmdline(pid) and _ppid(pid) == engine.proc.pid]
+
+
+def _ppid(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
 
 
 def process_name(pid: int) -> str:
@@ -586,6 +602,8 @@ def process_name(pid: int) -> str:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return "?"
+    if b"shim.spawner" in b" ".join(argv):
+        return "pycontainerd-shim (forked from the template, shim/spawner.py)"
     if b"shim.server" in b" ".join(argv):
         return "pycontainerd-shim (python -IS shim.server)"
     return os.path.basename(argv[0].decode(errors="replace"))
@@ -731,6 +749,7 @@ class Results:
     mem_loaded: dict[str, Mem] = field(default_factory=dict)
     shims: dict[str, list[Mem]] = field(default_factory=dict)
     shim_names: dict[str, str] = field(default_factory=dict)
+    templates: dict[str, Mem] = field(default_factory=dict)
     rate: dict[tuple[str, int], float] = field(default_factory=dict)
 
 
@@ -778,6 +797,11 @@ def report(engines: Sequence[EngineSpec], res: Results, args: argparse.Namespace
         out.append(
             f"| {e.name} | {res.shim_names[e.name]} | {mib(statistics.fmean(pss))} | {mib(max(pss))}"
             f" | {mib(statistics.fmean(rss))} | {mib(max(rss))} |"
+        )
+    for name, template in res.templates.items():
+        out.append(
+            f"\n{name}: the shims' template (one per daemon, shim/spawner.py) has PSS {mib(template.pss_kib)}"
+            f" and RSS {mib(template.rss_kib)}; its pages are shared with the shims forked from it."
         )
     clients = sorted({c for _, c in res.rate})
     out += [
@@ -931,6 +955,8 @@ def main(argv: list[str] | None = None) -> int:
                 raise BenchError(f"{engine.name}: {len(pids)} shims for {args.shims} tasks")
             res.shims[engine.name] = [memory(pid) for pid in pids]
             res.shim_names[engine.name] = process_name(pids[0])
+            for template in template_pids(engine):
+                res.templates[engine.name] = memory(template)
             run_sleepers(engine, ids[args.shims :])
             time.sleep(0.5)
             res.mem_loaded[engine.name] = memory(engine.proc.pid)

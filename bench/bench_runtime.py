@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
-"""Benchmark: `pyrunc run` against `runc run` of the same busybox bundle running `true`.
+"""Benchmark: pyrunc against runc, verb by verb, on the same busybox bundle.
 
-Both runtimes get the same config.json and root filesystem. Runs are interleaved (and the
-order alternates every round) so that drift in the machine's load hits both alike; every run
-has its own fresh `--root` directory and container id, and is timed from fork to exit of the
-runtime process, i.e. create + start + wait + delete as `run` does it.
+Both runtimes get the same config.json and root filesystem. Every round times, for each
+runtime in turn (the order alternates every round, so drift in the machine's load hits both
+alike), each verb as its own process, from spawn to exit of the runtime:
+
+- `run` of `true`: create + start + wait + delete in one process, with a fresh `--root`;
+- `create`, `start` and `delete` of a container running `true`, as a shim drives them (the
+  container's exit is reaped by this script, a child subreaper, between start and delete);
+- `exec` of `true` in a container running `sleep` (created once per runtime).
 
     .venv/bin/python bench/bench_runtime.py                # 50 runs each, prints the table
     .venv/bin/python bench/bench_runtime.py --write-doc    # also updates docs/BENCHMARKS.md
@@ -19,6 +23,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -28,13 +33,16 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_BUNDLE = REPO / "images" / "busybox-bundle"
 DEFAULT_PYRUNC = REPO / ".venv" / "bin" / "pyrunc"
 DEFAULT_RUNC = Path("/usr/sbin/runc")
 DEFAULT_DOC = REPO / "docs" / "BENCHMARKS.md"
-DOC_SECTION = "## pyrunc vs runc: `run` of busybox `true`"
+DOC_SECTION = "## pyrunc vs runc: every verb on busybox"
+VERBS = ("run", "create", "start", "delete", "exec")
+PR_SET_CHILD_SUBREAPER = 36
 HOST_BUSYBOX = ("/bin/busybox", "/usr/bin/busybox")
 
 
@@ -85,33 +93,94 @@ def build_rootfs(dest: Path) -> Path:
     return dest
 
 
-def write_bundle(bundle: Path, rootfs: Path, config_src: Path | None, cgroups_path: str) -> None:
-    """config.json running `true` on `rootfs`; the rest comes from `config_src` or `runc spec`."""
+def write_bundle(
+    bundle: Path, rootfs: Path, config_src: Path | None, cgroups_path: str, args: list[str]
+) -> None:
+    """config.json running ARGS on `rootfs`; the rest comes from `config_src` or `runc spec`."""
+    bundle.mkdir()
     if config_src is not None and config_src.is_file():
         config = json.loads(config_src.read_text())
     else:
         subprocess.run([str(DEFAULT_RUNC), "spec", "--bundle", str(bundle)], check=True)
         config = json.loads((bundle / "config.json").read_text())
     config["root"] = {"path": str(rootfs.resolve()), "readonly": True}
-    config["process"]["args"] = ["true"]
+    config["process"]["args"] = args
     config["process"]["terminal"] = False
     # Both runtimes place the container under one parent we can remove at the end.
     config.setdefault("linux", {})["cgroupsPath"] = cgroups_path
     (bundle / "config.json").write_text(json.dumps(config, indent=2))
 
 
+def timed(rt: Runtime, argv: list[str], detached: bool = False) -> float:
+    """Seconds from spawn to exit of one runtime command; a failure stops the benchmark.
+
+    DETACHED: the command leaves a container running, which inherits its stdio: its output then
+    goes to a file, as a pipe would stay open (and a read of it blocked) as long as the container."""
+    full = [str(rt.path), *argv]
+    with tempfile.TemporaryFile() as spool:
+        out: int | IO[bytes] = spool if detached else subprocess.PIPE
+        start = time.perf_counter()
+        res = subprocess.run(full, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        elapsed = time.perf_counter() - start
+        spool.seek(0)
+        output = spool.read() if detached else res.stdout
+    if res.returncode != 0:
+        raise BenchError(
+            f"{' '.join(full)} exited {res.returncode}: {output.decode(errors='replace').strip()}"
+        )
+    return elapsed
+
+
+def new_id(rt: Runtime) -> str:
+    return f"bench-{rt.name}-{uuid.uuid4().hex[:12]}"
+
+
 def run_once(rt: Runtime, bundle: Path, scratch: Path) -> float:
     root = Path(tempfile.mkdtemp(prefix=f"{rt.name}-root-", dir=scratch))
-    cid = f"bench-{rt.name}-{uuid.uuid4().hex[:12]}"
-    argv = [str(rt.path), "--root", str(root), "run", "--bundle", str(bundle), cid]
-    start = time.perf_counter()
-    res = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True)
-    elapsed = time.perf_counter() - start
-    shutil.rmtree(root, ignore_errors=True)
-    if res.returncode != 0:
-        detail = (res.stderr or res.stdout).decode(errors="replace").strip()
-        raise BenchError(f"{' '.join(argv)} exited {res.returncode}: {detail}")
-    return elapsed
+    try:
+        return timed(rt, ["--root", str(root), "run", "--bundle", str(bundle), new_id(rt)])
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def lifecycle_once(rt: Runtime, root: Path, bundle: Path, scratch: Path) -> dict[str, float]:
+    """create, start and delete of one container running `true`, each timed on its own."""
+    cid = new_id(rt)
+    pid_file = scratch / f"{cid}.pid"
+    out = {
+        "create": timed(
+            rt,
+            ["--root", str(root), "create", "--bundle", str(bundle), "--pid-file", str(pid_file), cid],
+            detached=True,
+        )
+    }
+    pid = int(pid_file.read_text())
+    pid_file.unlink()
+    out["start"] = timed(rt, ["--root", str(root), "start", cid])
+    # The init was re-parented to us (a child subreaper), as it is to a shim: reap it so that
+    # `delete` finds the container stopped, as a shim's delete after the exit event does.
+    os.waitpid(pid, 0)
+    out["delete"] = timed(rt, ["--root", str(root), "delete", cid])
+    return out
+
+
+def set_child_subreaper() -> None:
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise BenchError(f"prctl(PR_SET_CHILD_SUBREAPER): {os.strerror(ctypes.get_errno())}")
+
+
+def reap_children() -> None:
+    """Reap whatever was re-parented to us and has exited (a failed round's leftovers)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
 
 
 def remove_cgroup_parent(parent: str) -> None:
@@ -137,13 +206,19 @@ def version_line(rt: Runtime) -> str:
     )
 
 
-def table(summaries: list[Summary], baseline: Summary) -> str:
-    lines = ["| runtime | runs | median | p90 | ratio to runc |", "| --- | --- | --- | --- | --- |"]
-    for s in summaries:
-        ratio = s.median_s / baseline.median_s
-        lines.append(
-            f"| {s.name} | {s.runs} | {s.median_s * 1000:.1f} ms | {s.p90_s * 1000:.1f} ms | {ratio:.2f} |"
-        )
+def table(summaries: dict[str, list[Summary]]) -> str:
+    lines = [
+        "| verb | runtime | runs | median | p90 | ratio to runc |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for verb, per_runtime in summaries.items():
+        baseline = per_runtime[0]
+        for s in per_runtime:
+            ratio = s.median_s / baseline.median_s
+            lines.append(
+                f"| {verb} | {s.name} | {s.runs} | {s.median_s * 1000:.1f} ms | {s.p90_s * 1000:.1f} ms "
+                f"| {ratio:.2f} |"
+            )
     return "\n".join(lines)
 
 
@@ -181,36 +256,68 @@ def main(argv: list[str] | None = None) -> int:
 
     scratch = Path(tempfile.mkdtemp(prefix="pydocker-bench-"))
     cgroup_parent = f"/pydocker-bench-{os.getpid()}"
-    samples: dict[str, list[float]] = {rt.name: [] for rt in runtimes}
+    samples: dict[str, dict[str, list[float]]] = {v: {rt.name: [] for rt in runtimes} for v in VERBS}
+    roots = {rt.name: scratch / f"{rt.name}-root" for rt in runtimes}
+    sleepers: dict[str, str] = {}
+    load_before = os.getloadavg()
+    # A terminated run still removes its containers, cgroups and scratch directory (finally below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGHUP, lambda *_: sys.exit(129))
     try:
+        set_child_subreaper()
         if args.rootfs is not None:
             rootfs, config_src = args.rootfs, DEFAULT_BUNDLE / "config.json"
         elif (DEFAULT_BUNDLE / "rootfs").is_dir():
             rootfs, config_src = DEFAULT_BUNDLE / "rootfs", DEFAULT_BUNDLE / "config.json"
         else:
             rootfs, config_src = build_rootfs(scratch / "rootfs"), None
-        bundle = scratch / "bundle"
-        bundle.mkdir()
-        write_bundle(bundle, rootfs, config_src, f"{cgroup_parent}/bench")
+        bundle, sleeper = scratch / "bundle", scratch / "sleeper"
+        write_bundle(bundle, rootfs, config_src, f"{cgroup_parent}/bench", ["true"])
+        write_bundle(sleeper, rootfs, config_src, f"{cgroup_parent}/sleeper", ["sleep", "100000"])
+        for rt in runtimes:
+            sid = new_id(rt)
+            timed(
+                rt,
+                ["--root", str(roots[rt.name]), "run", "--detach", "--bundle", str(sleeper), sid],
+                detached=True,
+            )
+            sleepers[rt.name] = sid
+
+        def one_round(record: bool) -> None:
+            for rt in runtimes if len(samples["run"][runtimes[0].name]) % 2 == 0 else reversed(runtimes):
+                got = {"run": run_once(rt, bundle, scratch)}
+                got.update(lifecycle_once(rt, roots[rt.name], bundle, scratch))
+                got["exec"] = timed(rt, ["--root", str(roots[rt.name]), "exec", sleepers[rt.name], "true"])
+                if record:
+                    for verb, seconds in got.items():
+                        samples[verb][rt.name].append(seconds)
 
         for _ in range(args.warmup):
-            for rt in runtimes:
-                run_once(rt, bundle, scratch)
-        for i in range(args.runs):
-            for rt in runtimes if i % 2 == 0 else reversed(runtimes):
-                samples[rt.name].append(run_once(rt, bundle, scratch))
+            one_round(record=False)
+        for _ in range(args.runs):
+            one_round(record=True)
     except BenchError as exc:
         print(f"bench_runtime: {exc}", file=sys.stderr)
         return 1
     finally:
+        for rt in runtimes:
+            if rt.name in sleepers:
+                subprocess.run(
+                    [str(rt.path), "--root", str(roots[rt.name]), "delete", "--force", sleepers[rt.name]],
+                    capture_output=True,
+                )
+        reap_children()
         shutil.rmtree(scratch, ignore_errors=True)
         remove_cgroup_parent(cgroup_parent)
+    load_after = os.getloadavg()
 
-    summaries = [summarize(rt.name, samples[rt.name]) for rt in runtimes]
-    body = table(summaries, summaries[0])
+    summaries = {v: [summarize(rt.name, samples[v][rt.name]) for rt in runtimes] for v in VERBS}
+    body = table(summaries)
+    load = f"1-minute load average {load_before[0]:.1f} before and {load_after[0]:.1f} after"
     print(f"rootfs: {rootfs}")
     for rt in runtimes:
         print(f"{rt.name}: {rt.path} ({version_line(rt)})")
+    print(load)
     print(body)
     if args.write_doc:
         command = ".venv/bin/python bench/bench_runtime.py --write-doc"
@@ -221,9 +328,9 @@ def main(argv: list[str] | None = None) -> int:
         versions = ", ".join(version_line(rt) for rt in runtimes)
         when = datetime.now(UTC).strftime("%Y-%m-%d")
         note = (
-            f"Measured {when} on {platform.node() or 'this machine'} (kernel {platform.release()}): "
-            f"{versions}; {args.warmup} warm-up runs each, then {args.runs} interleaved timed runs each, "
-            "every run with a fresh `--root` and container id, timed from spawn to exit of the runtime."
+            f"Measured {when} on {platform.node() or 'this machine'} (kernel {platform.release()}, "
+            f"{os.cpu_count()} cores, {load}): {versions}; {args.warmup} warm-up rounds, then "
+            f"{args.runs} interleaved rounds, each timing every verb of both runtimes, spawn to exit."
         )
         update_doc(args.doc, command, f"{note}\n\n{body}")
         print(f"updated {args.doc}")

@@ -72,8 +72,6 @@ SYS_pivot_root = 155
 SYS_setns = 308
 SYS_capget = 125
 SYS_capset = 126
-SYS_pidfd_open = 434
-SYS_pidfd_send_signal = 424
 SYS_close_range = 436
 SYS_keyctl = 250
 SYS_openat2 = 437
@@ -279,14 +277,6 @@ def join_session_keyring(name: str) -> None:
     _check(_libc.syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, _b(name)), "join session keyring")
 
 
-def pidfd_open(pid: int) -> int:
-    return _check(_libc.syscall(SYS_pidfd_open, pid, 0), f"pidfd_open {pid}")
-
-
-def pidfd_send_signal(pidfd: int, sig: int) -> None:
-    _check(_libc.syscall(SYS_pidfd_send_signal, pidfd, sig, None, 0), "pidfd_send_signal")
-
-
 CLOSE_RANGE_CLOEXEC = 4
 
 
@@ -321,27 +311,6 @@ def get_winsize(fd: int) -> tuple[int, int]:
     buf = fcntl.ioctl(fd, TIOCGWINSZ, struct.pack("HHHH", 0, 0, 0, 0))
     rows, cols, _, _ = struct.unpack("HHHH", buf)
     return rows, cols
-
-
-def process_start_time(pid: int) -> int | None:
-    """Field 22 of /proc/PID/stat: tells a live container init from a recycled pid."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            raw = f.read()
-    except OSError:
-        return None
-    fields = raw[raw.rindex(b")") + 2 :].split()
-    return int(fields[19])
-
-
-def process_state(pid: int) -> str | None:
-    """The one-letter state from /proc/PID/stat (R, S, Z, ...), None if the pid is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            raw = f.read()
-    except OSError:
-        return None
-    return raw[raw.rindex(b")") + 2 :].split()[0].decode()
 
 
 SYS_seccomp = 317

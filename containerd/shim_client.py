@@ -27,6 +27,7 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -117,10 +118,123 @@ class ShimConfig:
         return [*argv, action]
 
 
-def start_shim(config: ShimConfig, timeout: float = 30) -> str:
-    """Start the shim of a task (or find the one already serving its state dir); return its address."""
+def start_shim(config: ShimConfig, timeout: float = 30, spawner: ShimSpawner | None = None) -> str:
+    """Start the shim of a task (or find the one already serving its state dir); return its address.
+
+    With a SPAWNER, a shim of the default command is forked from its warm template; otherwise (or
+    for another command: another checkout's shim) `pycontainerd-shim start` runs."""
+    if spawner is not None and config.command == default_shim_command():
+        return spawner.start(config, timeout)
     done = _run_shim(config, "start", timeout)
     return done.stdout.decode().strip()
+
+
+class ShimSpawner:
+    """pycontainerd's handle on the shim template (shim/spawner.py), started at its first use.
+
+    The template is this daemon's child and reads requests on a pipe: when the daemon exits, the
+    pipe closes and the template exits with it, while the shims forked from it run on (they are
+    orphaned at once, in sessions of their own). Requests are one at a time (each takes a fork
+    and the shim's start-up); a template that died is started again once per request."""
+
+    def __init__(self, tag: Sequence[str] = ()) -> None:
+        # Arguments the template ignores, for its command line only: the shims forked from it share
+        # that command line, so it should name the daemon (its socket, its state), as a started
+        # shim's names its bundle, for `ps` and for whoever looks for a daemon's processes.
+        self._tag = list(tag)
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, config: ShimConfig, timeout: float = 30) -> str:
+        import json
+
+        request = json.dumps(config.argv("start")[len(config.command) :]).encode() + b"\n"
+        with self._lock:
+            for attempt in (1, 2):
+                proc = self._running()
+                assert proc.stdin is not None and proc.stdout is not None
+                try:
+                    proc.stdin.write(request)
+                    proc.stdin.flush()
+                    answer = _read_line(proc.stdout.fileno(), timeout)
+                except (OSError, EOFError):
+                    self._discard()
+                    if attempt == 2:
+                        raise errors.Unavailable("the shim template died twice in a row") from None
+                    continue
+                except TimeoutError:
+                    self._discard()
+                    raise DeadlineExceeded(
+                        f"starting the shim of {config.id} took longer than {timeout:g}s"
+                    ) from None
+                text = answer.decode(errors="replace")
+                if text.startswith("ok "):
+                    return text[3:]
+                raise ShimError(text.removeprefix("error ") or f"cannot start the shim of {config.id}")
+        raise AssertionError("unreachable")
+
+    def _running(self) -> subprocess.Popen[bytes]:
+        if self._proc is not None and self._proc.poll() is None:
+            return self._proc
+        self._discard()
+        boot = f"import sys;sys.path.insert(0,{REPO!r});from shim.spawner import main;sys.exit(main())"
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-IS", "-c", boot, *self._tag],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                bufsize=0,
+                close_fds=True,
+            )
+        except OSError as exc:
+            raise errors.Unavailable(f"cannot run the shim template: {exc.strerror}") from None
+        return self._proc
+
+    def _discard(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        for pipe in (proc.stdin, proc.stdout):
+            if pipe is not None:
+                pipe.close()
+
+    def close(self) -> None:
+        """Daemon shutdown: the template reads EOF and exits; the shims it forked run on."""
+        with self._lock:
+            proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.close()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+
+
+def _read_line(fd: int, timeout: float) -> bytes:
+    """One line from FD within TIMEOUT seconds; EOFError if it closes first, TimeoutError if late."""
+    import select
+    import time
+
+    deadline = time.monotonic() + timeout
+    data = b""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    while not data.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        if left <= 0 or not poller.poll(left * 1000):
+            raise TimeoutError
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            raise EOFError
+        data += chunk
+    return data.rstrip(b"\n")
 
 
 def cleanup_shim(config: ShimConfig, timeout: float = 60) -> shim_pb2.DeleteResponse:

@@ -61,6 +61,10 @@ class TaskManager:
         os.makedirs(self.sockets, mode=0o711, exist_ok=True)
         self._lock = threading.Lock()
         self._tasks: dict[tuple[str, str], Task] = {}
+        from containerd.shim_client import ShimSpawner
+
+        # New shims are forked from a warm template (shim/spawner.py) rather than started cold.
+        self.spawner = ShimSpawner(["--address", daemon.cfg.address, "--state", daemon.cfg.state])
 
     # --- lookup ------------------------------------------------------------------------------
 
@@ -139,7 +143,7 @@ class TaskManager:
             config = self._shim_config(namespace, container_id, bundle, runtime)
             options = runc_options(request.options, container.runtime.options)
             config.systemd_cgroup = bool(options is not None and options.systemd_cgroup)
-            address = start_shim(config)
+            address = start_shim(config, spawner=self.spawner)
             client = ShimClient(address.removeprefix("unix://"))
             try:
                 created = client.create(
@@ -302,6 +306,7 @@ class TaskManager:
                 task.client.close()
             if task.pump is not None:
                 task.pump.join(timeout=5)
+        self.spawner.close()
 
 
 def _reconnect(bundle: str, container_id: str, connect: Any, patience: float = 10.0) -> tuple[Any, Any]:

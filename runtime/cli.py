@@ -14,7 +14,7 @@ from runtime.errors import PyruncError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, NoReturn
 
 VERSION = "0.1.0"
 DEFAULT_ROOT = "/run/pyrunc"
@@ -261,7 +261,11 @@ def _dispatch(args: Any) -> int:
 
         list_containers(root, args.format, args.quiet)
     elif command == "events":
+        import gc
+
         from runtime.container_events import events, parse_duration
+
+        gc.enable()  # the launcher turns it off for short-lived verbs; this one may run for days
 
         events(root, args.id, args.stats, parse_duration(args.interval))
     elif command == "update":
@@ -343,6 +347,21 @@ def main(argv: list[str] | None = None) -> int:
             log.debug(traceback.format_exc())
         log.error(f"internal error: {exc.__class__.__name__}: {exc}")
         return 1
+
+
+def run_and_exit() -> NoReturn:
+    """The launcher's entry point: main(), then exit at once.
+
+    pyrunc lives for one verb; tearing the interpreter down (module by module, a last garbage
+    collection) would only cost time. Everything it writes goes through os.write or closed files,
+    but what print() buffered, which is flushed here."""
+    code = main()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a reader that went away, as at interpreter exit
+            code = code or 120
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,8 @@ import _signal  # the C module: `signal` would import enum
 import errno
 import os
 
-from common import libc
 from common.mountinfo import top_mount_id
+from common.procfs import process_start_time
 from runtime import process
 from runtime import state as statemod
 from runtime.errors import InitFailed, PyruncError
@@ -179,7 +179,7 @@ def create(opts: CreateOptions) -> statemod.ContainerState:
             bundle=os.path.abspath(opts.bundle),
             rootfs=rootfs,
             pid=init_pid,
-            pid_start=libc.process_start_time(init_pid) or 0,
+            pid_start=process_start_time(init_pid) or 0,
             created=statemod.now_rfc3339(),
             config=spec,
             cgroup=cgroups.to_dict(),

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import copy
-import json
 import os
 
-from common import libc
+from common import fastjson, libc
 from runtime import process
 from runtime import spec as specmod
 from runtime import state as statemod
@@ -65,7 +63,7 @@ def build_process(opts: ExecOptions, base: dict[str, Any]) -> dict[str, Any]:
     if opts.process_file:
         try:
             with open(opts.process_file, "rb") as f:
-                proc = json.load(f)
+                proc = fastjson.loads(f.read())
         except OSError as exc:
             raise PyruncError(f"cannot read process file {opts.process_file}: {exc.strerror}") from None
         except ValueError as exc:
@@ -73,7 +71,8 @@ def build_process(opts: ExecOptions, base: dict[str, Any]) -> dict[str, Any]:
     else:
         if not opts.args:
             raise PyruncError("exec: a command to run is required (or --process FILE)")
-        proc = copy.deepcopy(base)
+        # A deep copy: the process comes from JSON, so a JSON round trip is one (without `copy`).
+        proc = fastjson.loads(fastjson.dumps(base))
         proc["args"] = opts.args
         proc["terminal"] = opts.tty
         proc.pop("consoleSize", None)

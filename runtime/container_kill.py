@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import _signal  # the C module: `signal` would import enum
 import os
 
-from common import libc
+from common.procfs import process_start_time
 from runtime import state as statemod
 from runtime.errors import PyruncError
 from runtime.linux.cgroups import load_manager
@@ -19,13 +20,13 @@ def kill(root: str, container_id: str, sig: int, all_processes: bool) -> None:
         return
     # A pidfd pins the process we checked, so a recycled pid never gets the signal.
     try:
-        pidfd = libc.pidfd_open(cs.pid)
+        pidfd = os.pidfd_open(cs.pid)
     except OSError:
         raise PyruncError("container not running") from None
     try:
-        if libc.process_start_time(cs.pid) != cs.pid_start:
+        if process_start_time(cs.pid) != cs.pid_start:
             raise PyruncError("container not running")
-        libc.pidfd_send_signal(pidfd, sig)
+        _signal.pidfd_send_signal(pidfd, sig)
     except ProcessLookupError:
         raise PyruncError("container not running") from None
     finally:

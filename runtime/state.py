@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 
-from common import fastjson, libc, schema
+from common import fastjson, schema
+from common.procfs import process_start_time, process_state
 from runtime.errors import PyruncError
 from runtime.linux.log import rfc3339_now
 
@@ -128,9 +129,9 @@ def init_alive(cs: ContainerState) -> bool:
     """Alive means the same process (pid + start time) and not a zombie awaiting its reaper."""
     if cs.pid <= 0:
         return False
-    if libc.process_start_time(cs.pid) != cs.pid_start:
+    if process_start_time(cs.pid) != cs.pid_start:
         return False
-    return libc.process_state(cs.pid) not in (None, "Z", "X")
+    return process_state(cs.pid) not in (None, "Z", "X")
 
 
 def status(root: str, cs: ContainerState) -> str:

@@ -9,6 +9,7 @@ handler itself, because waitpid is transparently retried after EINTR.
 from __future__ import annotations
 
 import _signal  # the C module: `signal` would import enum
+import gc
 import os
 
 from runtime.errors import PyruncError
@@ -50,6 +51,8 @@ class Forwarding:
 
 def wait(pid: int, master: int | None = None) -> int:
     """Wait for PID (proxying its terminal if MASTER is given) and return its exit code."""
+    # The launcher turns the collector off for short-lived verbs; a wait may last as long as the container.
+    gc.enable()
     statuses: dict[int, int] = {}
 
     def reap(block: bool) -> bool:

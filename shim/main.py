@@ -59,8 +59,11 @@ def _resolve_runtime(runtime: str) -> str:
     return os.path.abspath(found)
 
 
-def start(opts: Options) -> str:
-    """Start (or find) the shim for OPTS; return its address."""
+def start(opts: Options, in_process: bool = False) -> str:
+    """Start (or find) the shim for OPTS; return its address.
+
+    IN_PROCESS (the template, shim/spawner.py): the forked shim serves with the code this process
+    has loaded instead of exec'ing a fresh interpreter."""
     address = "unix://" + opts.socket
     os.makedirs(opts.state_dir, mode=0o711, exist_ok=True)
     if _serving(opts.socket):
@@ -68,7 +71,7 @@ def start(opts: Options) -> str:
     opts.runtime = _resolve_runtime(opts.runtime)
     ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
-    if pid == 0:  # pragma: no cover - replaced by exec
+    if pid == 0:  # pragma: no cover - replaced by exec, or serves until the shim exits
         try:
             os.close(ready_r)
             os.setsid()
@@ -80,6 +83,8 @@ def start(opts: Options) -> str:
             os.dup2(null, 0)
             os.dup2(null, 1)
             os.dup2(log, 2)
+            if in_process:
+                os._exit(_serve_here(opts, ready_w, (null, log)))
             os.set_inheritable(ready_w, True)
             argv = [sys.executable, "-IS", "-c", BOOTSTRAP, *opts.argv(), "--ready-fd", str(ready_w), "serve"]
             os.execv(sys.executable, argv)
@@ -104,6 +109,21 @@ def start(opts: Options) -> str:
         else f"it exited during start-up (see {opts.path('shim.log')})"
     )
     raise ShimError(f"cannot start the shim for {opts.id}: {detail}")
+
+
+def _serve_here(opts: Options, ready_w: int, opened: tuple[int, ...]) -> int:
+    """Serve in this forked process. Nothing of the process it was forked from may stay open (the
+    template's pipes to pycontainerd, above all): every descriptor but stdio and READY_W is closed,
+    as exec would have closed them."""
+    for fd in opened:
+        os.close(fd)
+    os.closerange(3, ready_w)
+    os.closerange(ready_w + 1, os.sysconf("SC_OPEN_MAX"))
+    opts.action = "serve"
+    opts.ready_fd = ready_w
+    from shim.server import run
+
+    return run(opts)
 
 
 def delete(opts: Options) -> bytes:

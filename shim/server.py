@@ -281,6 +281,11 @@ def main(argv: list[str]) -> int:
     except UsageError as exc:
         print(f"pycontainerd-shim: {exc}", file=sys.stderr)
         return 2
+    return run(opts)
+
+
+def run(opts: Options) -> int:
+    """Serve until the end; a failure to start is reported on the ready pipe, so `start` can say why."""
     try:
         return serve(opts)
     except Exception as exc:  # noqa: BLE001 - reported on the ready pipe, so `start` can say why

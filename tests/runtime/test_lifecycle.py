@@ -92,7 +92,8 @@ def test_exit_codes_and_signals_propagate(pyrunc: Pyrunc) -> None:
         [str(PYRUNC), "--root", str(pyrunc.root), "run", "--bundle", str(bundle.path), cid]
     )
     wait_for(
-        lambda: (pyrunc.root / cid).exists() and pyrunc.state(cid)["status"] == "running", what="running"
+        lambda: (pyrunc.root / cid / "state.json").exists() and pyrunc.state(cid)["status"] == "running",
+        what="running",
     )
     pyrunc.ok("kill", cid, "SIGKILL")
     assert proc.wait(timeout=20) == 137
@@ -109,7 +110,8 @@ def test_kill_delivers_signal_by_name_and_number(pyrunc: Pyrunc) -> None:
         stderr=subprocess.PIPE,
     )
     wait_for(
-        lambda: (pyrunc.root / cid).exists() and pyrunc.state(cid)["status"] == "running", what="running"
+        lambda: (pyrunc.root / cid / "state.json").exists() and pyrunc.state(cid)["status"] == "running",
+        what="running",
     )
     time.sleep(0.2)
     pyrunc.ok("kill", cid, "10")
@@ -125,7 +127,8 @@ def test_run_forwards_sigterm(pyrunc: Pyrunc) -> None:
         [str(PYRUNC), "--root", str(pyrunc.root), "run", "--bundle", str(bundle.path), cid]
     )
     wait_for(
-        lambda: (pyrunc.root / cid).exists() and pyrunc.state(cid)["status"] == "running", what="running"
+        lambda: (pyrunc.root / cid / "state.json").exists() and pyrunc.state(cid)["status"] == "running",
+        what="running",
     )
     time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
