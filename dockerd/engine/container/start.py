@@ -234,7 +234,7 @@ def _start_inputs(
     namespaces it joins, the host's devices. Refusals here are dockerd's start-time errors."""
     host = c.host_config
     shared = d.sharing.resolve(c, spec.shm_size(host))
-    passwd, group = accounts.account_files(d.client, c, top, mounts, d.mount_root)
+    passwd, group = accounts.account_files(d.images, c, top, mounts, d.mount_root)
     user = users.resolve(
         accounts.user_of(c, image), [str(g) for g in host.get("GroupAdd") or []], passwd, group
     )
