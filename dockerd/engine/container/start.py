@@ -59,12 +59,19 @@ def run(d: Containers, c: Container) -> None:
     """Start the task; on any failure the container records the error and, with AutoRemove,
     is removed at once (as dockerd's start cleanup): the Docker CLI's `run --rm` waits for
     that removal after a failed start, so a failure that left the container would hang it."""
+    released(d, c)
     try:
         with d.rootfs_guard.hold(c.id):  # a cp into the stopped container has it mounted: let it finish
             _start_task(d, c)
     except Exception as exc:
         _start_failed(d, c, exc)
         raise
+
+
+def released(d: Containers, c: Container) -> None:
+    """Wait until the container's last exit has released its resources (network, mounts): its
+    stop is recorded first (engine/container/monitor.py)."""
+    d.store.wait_until(lambda: c.id not in d.store.exiting, 60)
 
 
 def _start_failed(d: Containers, c: Container, exc: Exception) -> None:
