@@ -22,6 +22,10 @@ def task_exited(
     d: Containers, cid: str, exit_status: int, oom: bool = False, finished_at: str | None = None
 ) -> None:
     """One exit, however many report it (the event stream and live restore's listing can both)."""
+    # An exit can overtake its own start (`true` ends before Tasks.Start has answered and the
+    # state says running): it waits for the start to finish, as dockerd's container lock makes
+    # it wait; dropped, the container would stay "Up" for ever and `run --rm` would hang.
+    d.store.wait_until(lambda: cid not in d.store.starting, 120)
     with d.store.lock:
         c = d.store.find(cid)
         if c is None or not c.running() or cid in d.store.exiting:

@@ -60,12 +60,20 @@ def run(d: Containers, c: Container) -> None:
     is removed at once (as dockerd's start cleanup): the Docker CLI's `run --rm` waits for
     that removal after a failed start, so a failure that left the container would hang it."""
     released(d, c)
+    with d.store.lock:
+        d.store.starting[c.id] += 1
     try:
         with d.rootfs_guard.hold(c.id):  # a cp into the stopped container has it mounted: let it finish
             _start_task(d, c)
     except Exception as exc:
         _start_failed(d, c, exc)
         raise
+    finally:
+        with d.store.lock:
+            d.store.starting[c.id] -= 1
+            if d.store.starting[c.id] <= 0:
+                del d.store.starting[c.id]
+            d.store.notify()
 
 
 def released(d: Containers, c: Container) -> None:
