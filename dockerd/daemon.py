@@ -193,12 +193,15 @@ class Daemon:
             os.path.join(self.exec_root, "containerd", "pycontainerd.log"), "ab"
         )  # handed to the child
         # -P: `-m` would otherwise put pydockerd's working directory first on pycontainerd's path,
-        # so a `containerd` directory there would run instead of the installed one.
+        # so a `containerd` directory there would run instead of the installed one. --no-cri: as
+        # dockerd writes disabled_plugins = ["cri"] for the containerd it starts; the plugin
+        # would cost this pycontainerd 9 MiB and follow every task event for nothing.
         cmd = [
             sys.executable, "-P", "-m", "containerd.main",
             "--root", os.path.join(self.data_root, "containerd"),
             "--state", os.path.join(self.exec_root, "containerd", "state"),
             "--address", address,
+            "--no-cri",
         ]  # fmt: skip
         proc = subprocess.Popen(
             cmd,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from containerd.client import ContainerdError
 from dockerd.engine import sharing
-from dockerd.engine.container import task
+from dockerd.engine.container import start, task
 from dockerd.engine.errors import Conflict
 from dockerd.volumes import lifecycle
 
@@ -36,6 +36,7 @@ def remove(d: Containers, ref: str, force: bool, volumes: bool) -> None:
         c.manually_stopped = True
         task.kill_quietly(d.client, c.id, 9, all=True)
         d.store.wait_until(lambda: not c.running(), 30)
+    start.released(d, c)
     with d.store.lock:
         if c.removal_in_progress:
             return

@@ -1,6 +1,7 @@
 """What pycontainerd reports of a task (moby's daemon/monitor.go): its exit (the log
-finished, the task deleted, the state recorded, then removal or the restart policy) and its
-OOMs. Each arrives from the containerd event listener (dockerd/daemon.py) or live restore."""
+finished, the task deleted, the state recorded, its resources released, then removal or the
+restart policy) and its OOMs. Each arrives from the containerd event listener
+(dockerd/daemon.py) or live restore."""
 
 from __future__ import annotations
 
@@ -21,6 +22,10 @@ def task_exited(
     d: Containers, cid: str, exit_status: int, oom: bool = False, finished_at: str | None = None
 ) -> None:
     """One exit, however many report it (the event stream and live restore's listing can both)."""
+    # An exit can overtake its own start (`true` ends before Tasks.Start has answered and the
+    # state says running): it waits for the start to finish, as dockerd's container lock makes
+    # it wait; dropped, the container would stay "Up" for ever and `run --rm` would hang.
+    d.store.wait_until(lambda: cid not in d.store.starting, 120)
     with d.store.lock:
         c = d.store.find(cid)
         if c is None or not c.running() or cid in d.store.exiting:
@@ -35,9 +40,6 @@ def task_exited(
         # Only now: deleting the task makes the shim drop the output it still holds (spooled
         # while the FIFO was full), and the copiers end once it has delivered everything.
         deleted_status = task.delete_quietly(d.client, cid)
-        sharing.unmount_shm(d.store.dir(cid))
-        d.networking.release(cid)  # addresses, ports, veths, namespace (engine/network.py)
-        lifecycle.teardown(d, c)  # the task is gone: its volume mounts are released
         status = deleted_status if deleted_status is not None else exit_status
         d.stdio.close_log(c)
         with d.store.lock:
@@ -58,10 +60,17 @@ def task_exited(
             d.store.save(c)
             d.store.notify()
         d.health.stopped(cid)
+        d.publish("container", "die", cid, {"exitCode": str(status), "image": c.image_ref, "name": c.name})
+        # As dockerd's exit handling: the stop is recorded (a `docker stop` or `wait` returns)
+        # before the container's resources are released (20-100 ms: veths, rules, mounts);
+        # start and remove wait for the release (`exiting`), as dockerd's container lock has them.
+        sharing.unmount_shm(d.store.dir(cid))
+        d.networking.release(cid)  # addresses, ports, veths, namespace (engine/network.py)
+        lifecycle.teardown(d, c)  # the task is gone: its volume mounts are released
     finally:
         with d.store.lock:
             d.store.exiting.discard(cid)
-    d.publish("container", "die", cid, {"exitCode": str(status), "image": c.image_ref, "name": c.name})
+            d.store.notify()
     if c.host_config.get("AutoRemove"):
         d.remove(cid, force=True, volumes=True)  # --rm takes its anonymous volumes, as dockerd
         return

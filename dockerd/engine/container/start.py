@@ -59,12 +59,27 @@ def run(d: Containers, c: Container) -> None:
     """Start the task; on any failure the container records the error and, with AutoRemove,
     is removed at once (as dockerd's start cleanup): the Docker CLI's `run --rm` waits for
     that removal after a failed start, so a failure that left the container would hang it."""
+    released(d, c)
+    with d.store.lock:
+        d.store.starting[c.id] += 1
     try:
         with d.rootfs_guard.hold(c.id):  # a cp into the stopped container has it mounted: let it finish
             _start_task(d, c)
     except Exception as exc:
         _start_failed(d, c, exc)
         raise
+    finally:
+        with d.store.lock:
+            d.store.starting[c.id] -= 1
+            if d.store.starting[c.id] <= 0:
+                del d.store.starting[c.id]
+            d.store.notify()
+
+
+def released(d: Containers, c: Container) -> None:
+    """Wait until the container's last exit has released its resources (network, mounts): its
+    stop is recorded first (engine/container/monitor.py)."""
+    d.store.wait_until(lambda: c.id not in d.store.exiting, 60)
 
 
 def _start_failed(d: Containers, c: Container, exc: Exception) -> None:
@@ -234,7 +249,7 @@ def _start_inputs(
     namespaces it joins, the host's devices. Refusals here are dockerd's start-time errors."""
     host = c.host_config
     shared = d.sharing.resolve(c, spec.shm_size(host))
-    passwd, group = accounts.account_files(d.client, c, top, mounts, d.mount_root)
+    passwd, group = accounts.account_files(d.images, c, top, mounts, d.mount_root)
     user = users.resolve(
         accounts.user_of(c, image), [str(g) for g in host.get("GroupAdd") or []], passwd, group
     )

@@ -14,6 +14,7 @@ import logging
 import os
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -97,6 +98,7 @@ class ContainerStore:
         self.stops: dict[str, Stop] = {}  # the last stop of each container, for waiters
         self.exiting: set[str] = set()  # containers whose exit is being recorded
         self.restarting_now: set[str] = set()  # containers a restart policy is starting right now
+        self.starting: Counter[str] = Counter()  # starts under way per container (their exits wait)
         self._load()
 
     # --- records -------------------------------------------------------------------------

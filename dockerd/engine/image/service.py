@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import json
 import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, Any, Generic, TypeVar
 
 from containerd.client import (
     Client,
     Descriptor,
     Image,
+    Snapshots,
     chain_ids,
     create_or_update_image,
     delete_image,
@@ -35,6 +38,10 @@ from dockerd.engine.image import layersize
 from dockerd.engine.logs import parse_time
 
 CONFIG_LIMIT = 8 << 20
+CACHED_IMAGES = 512  # images whose manifests, unpacked state and account files are kept in memory
+K = TypeVar("K")
+V = TypeVar("V")
+T = TypeVar("T")
 # The name of an image without a reference: loaded without a tag, or that lost its last
 # reference while a container used it (Docker's containerd image store names them so). Never
 # shown as a reference; "import@" is what loads named them before.
@@ -59,19 +66,67 @@ class ResolvedImage:
     layer_digests: list[str] = field(default_factory=list)  # the manifest's layer blobs
 
 
+@dataclass(frozen=True)
+class _Parsed:
+    """What an image's target (manifest or index) says, as read once: content never changes
+    under a digest, so it is kept (the config as its bytes: each caller gets its own dict)."""
+
+    config_digest: str
+    config_raw: bytes
+    diff_ids: tuple[str, ...]
+    layers: tuple[Descriptor, ...]
+
+
+class Bounded(Generic[K, V]):
+    """A dict that forgets its oldest entries past LIMIT (for content-addressed facts)."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._items: OrderedDict[K, V] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: K) -> V | None:
+        with self._lock:
+            return self._items.get(key)
+
+    def put(self, key: K, value: V) -> None:
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self._limit:
+                self._items.popitem(last=False)
+
+
 class ImageService:
     def __init__(self, client: Client) -> None:
         self.client = client
         # Layers never change: each one's size is measured once.
         self._layer_usage: dict[str, int] = {}
         self._usage_lock = threading.Lock()
+        # Every container start and exec resolves its image: without these, each would read the
+        # manifest and config of every image, and unpack and mount the image's layers anew.
+        self._parsed: Bounded[str, _Parsed] = Bounded(CACHED_IMAGES)
+        self._unpacked: Bounded[str, bool] = Bounded(CACHED_IMAGES)  # chains this process unpacked
+        self._chain_facts: Bounded[tuple[str, str], tuple[Any]] = Bounded(CACHED_IMAGES)
 
     # --- reading ---------------------------------------------------------------------------
 
     def _config_of(self, image: Image) -> tuple[str, dict[str, Any], list[str], list[Descriptor]]:
-        desc, manifest, config = image_manifest(self.client, image)
-        raw = self.client.content.read_all(manifest.config.digest, CONFIG_LIMIT)
-        return manifest.config.digest, json.loads(raw), list(config.diff_ids), list(manifest.layers)
+        parsed = self._parsed.get(image.target.digest)
+        if parsed is None:
+            desc, manifest, config = image_manifest(self.client, image)
+            raw = self.client.content.read_all(manifest.config.digest, CONFIG_LIMIT)
+            parsed = _Parsed(manifest.config.digest, raw, tuple(config.diff_ids), tuple(manifest.layers))
+            self._parsed.put(image.target.digest, parsed)
+        return parsed.config_digest, json.loads(parsed.config_raw), list(parsed.diff_ids), list(parsed.layers)
+
+    def chain_fact(self, chain: str, name: str, compute: Callable[[], T]) -> T:
+        """What COMPUTE reads from the committed (so unchanging) layer chain CHAIN, computed once
+        per NAME (the account files a start reads before the container has a filesystem)."""
+        cached = self._chain_facts.get((chain, name))
+        if cached is None:
+            cached = (compute(),)
+            self._chain_facts.put((chain, name), cached)
+        return cached[0]
 
     def all(self) -> list[ResolvedImage]:
         grouped: dict[str, ResolvedImage] = {}
@@ -226,10 +281,16 @@ class ImageService:
         return lines
 
     def ensure_unpacked(self, image: ResolvedImage) -> str:
-        name = image.names[0]
+        """The image's unpacked chain (its top snapshot), unpacking what is missing. A chain this
+        process unpacked (and labelled for the garbage collector) costs one Stat while it exists."""
+        chain = image.chain_id
+        if chain and self._unpacked.get(chain) and Snapshots(self.client, "overlayfs").exists(chain):
+            return chain
         from containerd.client import get_image
 
-        result = unpack(self.client, get_image(self.client, name))
+        result = unpack(self.client, get_image(self.client, image.names[0]))
+        if result.top:
+            self._unpacked.put(result.top, True)
         return result.top
 
     def tag(self, source: str, repo: str, tag: str) -> str:
