@@ -488,35 +488,6 @@ def test_info_security_options(flags: tuple[str, ...], tmp_path: Path) -> None:
     assert answers[0][0] == f"name=seccomp,profile={args[1] if len(args) == 2 else 'default'}"
 
 
-def _start_failure(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(PYDOCKERD), "-H", f"unix://{tmp_path}/docker.sock", "--data-root", str(tmp_path / "data"),
-         "--exec-root", str(tmp_path / "exec"), "--pidfile", str(tmp_path / "pid"), *args],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-
-
-def test_userns_remap_is_refused_at_start(tmp_path: Path) -> None:
-    """Not implemented yet: refused at start with a message, never half done (no container may
-    run unmapped on a daemon told to remap). dockerd's own check of the value comes first."""
-    refused = (
-        "pydockerd: failed to start daemon: userns-remap (default) is not supported by pydockerd yet: it would have to "
-        "own image layers, containers and volumes by the subordinate uid/gid range; remove it from the flags or daemon.json\n"
-    )
-    res = _start_failure(tmp_path, "--userns-remap", "default")
-    assert (res.returncode, res.stderr) == (1, refused)
-    config = tmp_path / "daemon.json"
-    config.write_text(json.dumps({"userns-remap": "default"}))
-    res = _start_failure(tmp_path, "--config-file", str(config))
-    assert (res.returncode, res.stderr) == (1, refused)
-    res = _start_failure(tmp_path, "--userns-remap", "a:b:c")
-    assert (res.returncode, res.stderr) == (
-        1,
-        'pydockerd: failed to start daemon: Invalid user/group specification in --userns-remap: "a:b:c"\n',
-    )
-    assert not (tmp_path / "pid").exists() and not (tmp_path / "data").exists()
-
-
 # --- info and inspect: dockerd's fields ----------------------------------------------------------------
 
 
