@@ -454,3 +454,21 @@ def test_volume_events(pair: Pair) -> None:
     assert any(line.startswith(f"mount {vol} ") for line in seen["reference"])
     assert any(line.startswith("destroy <anonymous> ") for line in seen["reference"])
 
+
+def test_commit_leaves_volume_contents_out(pair: Pair) -> None:
+    """`docker commit` keeps the container's layer (the mount points are in it, empty) but never
+    what its volumes hold; an anonymous `-v /anon` stays a VOLUME of the image, as the
+    container's config declared it."""
+    vol = pair.volume("commit")
+    c = pair.name("commit")
+    image = f"pdv-commit:{pair.tag}"
+    pair.ok_both("run", "--name", c, "-v", f"{vol}:/data", "-v", "/anon", "busybox", "sh", "-c",
+                 "echo v > /data/f; echo a > /anon/g; echo l > /layer")  # fmt: skip
+    try:
+        pair.ok_both("commit", c, image)
+        volumes = pair.ok_both("image", "inspect", "-f", "{{json .Config.Volumes}}", image)
+        seen = pair.ok_both("run", "--rm", "-v", "/anon", image, "sh", "-c", "ls -A /data /anon; cat /layer")
+        assert volumes["pydockerd"] == volumes["reference"] == '{"/anon":{}}\n'
+        assert seen["pydockerd"] == seen["reference"] == "/anon:\n\n/data:\nl\n"
+    finally:
+        pair.both("image", "rm", "-f", image)
