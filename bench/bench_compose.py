@@ -10,7 +10,9 @@ each engine in turn:
    50 ms): the wall time from the start of `up` to the last "healthy";
 2. `docker-compose down -v`: its wall time.
 
-The reference runs in a network namespace of its own with its userland proxy on (as in
+Both engines run at once and the samples alternate between them (after a warm-up round), so
+the machine's load falls on both alike; the load average is printed with the figures. The
+reference runs in a network namespace of its own with its userland proxy on (as in
 tests/compose/), pydockerd on its harness's roots. Target: pydockerd <= Docker on both.
 
     .venv/bin/python bench/bench_compose.py               # prints the table
@@ -29,13 +31,14 @@ then says why).
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -67,8 +70,9 @@ PROJECTS = {
         """\
 docker-compose 1.29 bringing bench/compose5/ (five busybox services, a user network, a named
 volume, a published port, healthchecks with 200 ms intervals and service_healthy dependencies)
-up until every service is healthy, then `down -v`, on each engine in turn; the reference in a
-network namespace of its own with its userland proxy on. Target: pydockerd <= Docker's.""",
+up until every service is healthy, then `down -v`, samples alternating between the engines;
+the reference in a network namespace of its own with its userland proxy on. Target: pydockerd
+<= Docker's.""",
     ),
     "none": Project(
         REPO / "bench" / "compose5-none", (),
@@ -76,8 +80,8 @@ network namespace of its own with its userland proxy on. Target: pydockerd <= Do
         """\
 bench/compose5-none/: the same five services, healthchecks (200 ms intervals) and
 service_healthy dependencies as bench/compose5/, every service `network_mode: none`, no volume
-or port; `up -d` until every service is healthy, then `down -v`, on each engine in turn.
-Target: pydockerd <= Docker's.""",
+or port; `up -d` until every service is healthy, then `down -v`, samples alternating between
+the engines. Target: pydockerd <= Docker's.""",
     ),
 }  # fmt: skip
 
@@ -137,23 +141,54 @@ def one_sample(daemon: RefDockerd, project: Project, timeout: float) -> tuple[fl
 
 
 def measure(names: list[str], project: Project, runs: int, timeout: float) -> tuple[str, list[str]]:
-    rows, failures = [], []
-    for name, context in engines(names):
-        try:
-            with context as daemon:
-                one_sample(daemon, project, timeout)  # warm-up: image layers, page cache
-                samples = [one_sample(daemon, project, timeout) for _ in range(runs)]
-        except (EngineFailed, DockerdRefError, subprocess.SubprocessError, OSError) as exc:
-            rows.append(f"| {name} | fails: {str(exc).splitlines()[0][:120]} | |")
-            failures.append(name)
+    """Both engines up at once, the samples interleaved (a warm-up round first: image layers,
+    page cache), so a change in the machine's load falls on both alike."""
+    failures: dict[str, str] = {}
+    samples: dict[str, list[tuple[float, float]]] = {}
+    loads = [os.getloadavg()[0]]
+    with ExitStack() as stack:
+        daemons: dict[str, RefDockerd] = {}
+        for name, context in engines(names):
+            try:
+                daemons[name] = stack.enter_context(context)
+                samples[name] = []
+            except (DockerdRefError, subprocess.SubprocessError, OSError) as exc:
+                failures[name] = str(exc)
+        for round_ in range(runs + 1):
+            for name, daemon in daemons.items():
+                if name in failures:
+                    continue
+                try:
+                    sample = one_sample(daemon, project, timeout)
+                except (EngineFailed, DockerdRefError, subprocess.SubprocessError, OSError) as exc:
+                    failures[name] = str(exc)
+                    continue
+                if round_:
+                    samples[name].append(sample)
+            loads.append(os.getloadavg()[0])
+    rows = []
+    for name in names:
+        if name in failures:
+            rows.append(f"| {name} | fails: {failures[name].splitlines()[0][:120]} | |")
             continue
-        ups, downs = [s[0] for s in samples], [s[1] for s in samples]
+        ups, downs = [s[0] for s in samples[name]], [s[1] for s in samples[name]]
         rows.append(
             f"| {name} | {statistics.median(ups):.2f} s (max {max(ups):.2f}) | {statistics.median(downs):.2f} s (max {max(downs):.2f}) |"
         )
     table = "\n".join([f"| engine | `up -d` until {SERVICES} healthy (median of {runs}) | `down -v` (median) |",
                        "| --- | --- | --- |", *rows])  # fmt: skip
-    return table, failures
+    if {"reference", "pydockerd"} <= set(samples) and not {"reference", "pydockerd"} & set(failures):
+        ratio = [
+            statistics.median(s[i] for s in samples["pydockerd"])
+            / statistics.median(s[i] for s in samples["reference"])
+            for i in (0, 1)
+        ]
+        table += f"\n\npydockerd / reference: `up -d` {ratio[0]:.2f}x, `down -v` {ratio[1]:.2f}x."
+    table += (
+        f"\n\nSamples interleaved (reference, pydockerd, ...); 1-minute load average "
+        f"{min(loads):.1f} to {max(loads):.1f} on {os.cpu_count()} CPUs during the run."
+    )
+    return table, list(failures)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,9 +14,12 @@ The commands rather than netlink: they are what dockerd runs, they take the xtab
 
 The chains are declarative: `sync` rewrites all of them from the list of networks and
 ports in one `iptables-restore --noflush` (atomic, and a declared chain is flushed first),
-then adds or removes the jumps from the built-in chains, each restricted to our bridge or
-subnet. So a restarted daemon converges on what its records say, and `teardown` (a sync of
-nothing, then the chains dropped) leaves no rule behind.
+which also inserts the missing jumps from the built-in chains (each restricted to our bridge or
+subnet) and deletes the stale ones, found in one `iptables-save` beforehand. Two commands per
+sync, however many networks: it runs at every network create and remove and every port publish
+(a `docker-compose down` removes a network, its containers unpublish ports). So a restarted
+daemon converges on what its records say, and `teardown` (a sync of nothing, then the chains
+dropped) leaves no rule behind.
 """
 
 from __future__ import annotations
@@ -37,10 +40,16 @@ class Iptables:
 
     ns: Path | None = None
 
-    def run(self, *args: str, check: bool = True, binary: str = "iptables", stdin: str | None = None) -> str:
-        done = subprocess.run(
-            command(self.ns, [binary, "-w", *args]), capture_output=True, text=True, input=stdin
-        )
+    def run(
+        self,
+        *args: str,
+        check: bool = True,
+        binary: str = "iptables",
+        stdin: str | None = None,
+        wait: bool = True,
+    ) -> str:
+        argv = [binary, "-w", *args] if wait else [binary, *args]
+        done = subprocess.run(command(self.ns, argv), capture_output=True, text=True, input=stdin)
         if check and done.returncode != 0:
             raise errors.NetworkError(f"iptables failed: {binary} {' '.join(args)}: {done.stderr.strip()}")
         return done.stdout if done.returncode == 0 else ""
@@ -51,6 +60,19 @@ class Iptables:
 
     def rules(self, table: str, chain: str) -> list[str]:
         return self.run("-t", table, "-S", chain, check=False).splitlines()
+
+    def saved(self) -> dict[str, list[str]]:
+        """Every table's rules as `iptables-save` prints them (table -> its `-A` lines): one
+        command for what `-S` would take one per chain (iptables-save takes no lock, nor needs
+        one: the kernel hands it a consistent copy)."""
+        tables: dict[str, list[str]] = {}
+        current: list[str] = []
+        for line in self.run(binary="iptables-save", check=False, wait=False).splitlines():
+            if line.startswith("*"):
+                current = tables.setdefault(line[1:].strip(), [])
+            elif line.startswith("-A "):
+                current.append(line)
+        return tables
 
     def restore(self, text: str) -> None:
         self.run("--noflush", binary="iptables-restore", stdin=text)
@@ -161,28 +183,39 @@ class Firewall:
     # applying ------------------------------------------------------------------------------
 
     def sync(self, nets: list[BridgeRules], ports: list[PortRule]) -> None:
-        """Make our chains and jumps say exactly NETS and PORTS."""
+        """Make our chains and jumps say exactly NETS and PORTS, in one atomic restore."""
+        wanted = self._jumps(nets, ports)
+        present = self._our_jumps()
         text = ""
         for table, rules in (("filter", self._filter(nets, ports)), ("nat", self._nat(nets, ports))):
             text += f"*{table}\n" + "".join(f":{c} - [0:0]\n" for c in self.chains()[table])
-            text += "".join(r + "\n" for r in rules) + "COMMIT\n"
+            text += "".join(r + "\n" for r in rules)
+            # each missing jump inserted first in its chain, in order (the last one ends up on top,
+            # as one `-I CHAIN 1` after the other did); every copy of a stale one deleted
+            text += "".join(
+                f"-I {chain} 1 {' '.join(rule)}\n"
+                for t, chain, rule in wanted
+                if t == table and (t, chain, rule) not in present
+            )
+            text += "".join(
+                f"-D {chain} {' '.join(rule)}\n"
+                for t, chain, rule in present
+                if t == table and (t, chain, rule) not in wanted
+            )
+            text += "COMMIT\n"
         self.ipt.restore(text)
-        wanted = self._jumps(nets, ports)
-        for table, chain, rule in wanted:
-            self.ipt.insert(table, chain, rule)
-        for table, chain, rule in self._our_jumps():
-            if (table, chain, rule) not in wanted:
-                self.ipt.delete(table, chain, rule)
 
     def _our_jumps(self) -> list[tuple[str, str, Rule]]:
+        """The jumps to our chains from the built-in ones, one entry per copy."""
         found = []
+        saved = self.ipt.saved()
         for table, chain in (
             ("filter", "FORWARD"),
             ("nat", "POSTROUTING"),
             ("nat", "PREROUTING"),
             ("nat", "OUTPUT"),
         ):
-            for line in self.ipt.rules(table, chain):
+            for line in saved.get(table, []):
                 words = line.split()
                 if words[:2] == ["-A", chain] and words[-2] == "-j" and words[-1] in self.chains()[table]:
                     found.append((table, chain, words[2:]))

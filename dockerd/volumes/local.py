@@ -9,12 +9,18 @@ Crash safety: a volume directory appears complete or not at all (built under a h
 synced, renamed into place) and disappears at once (renamed to a hidden name, then deleted);
 hidden leftovers of an interrupted create or remove are deleted at start. Volume names never
 start with ".", so hidden names cannot collide with volumes.
+
+Versioned (common/schema.py): an `opts.json` of a newer release, or one that is not a complete
+JSON object, is refused at start, naming the file: that volume is left as it is (never mounted,
+rewritten nor removed, its name not reused) and every request for it is a 409 saying why, while
+the other volumes work. moby's files carry no version, which is version 1, the same fields.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import secrets
@@ -24,14 +30,16 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from common import atomicfile, libc
+from common import atomicfile, libc, schema
 from common.mount import mount_points, unmount
 from common.mountopts import PROPAGATION, parse_options
-from dockerd.engine.errors import InvalidParameter
+from dockerd.engine.errors import Conflict, InvalidParameter
 from dockerd.volumes.driver import DriverVolume
 from dockerd.volumes.errors import DriverError, NotFound
 from dockerd.volumes.names import validate_local_name
 from dockerd.volumes.units import ram_in_bytes
+
+log = logging.getLogger(__name__)
 
 DATA_DIR = "_data"
 OPTS_FILE = "opts.json"
@@ -67,8 +75,9 @@ class LocalOptions:
         ).encode()
 
     @classmethod
-    def from_json(cls, data: bytes) -> LocalOptions:
-        raw = json.loads(data)
+    def load(cls, path: str) -> LocalOptions:
+        """The options in PATH (an opts.json); schema.LayoutError for a newer or damaged one."""
+        raw, _ = schema.load(path, json.loads, OPTS_VERSION)
         return cls(
             type=str(raw.get("MountType") or ""),
             o=str(raw.get("MountOpts") or ""),
@@ -113,6 +122,10 @@ class _LocalVolume:
         return DriverVolume(self.name, self.path, created)
 
 
+class RefusedVolume(Conflict):
+    """A volume whose opts.json this build cannot use (a newer release's, or damaged)."""
+
+
 class LocalDriver:
     """moby's local driver. ROOT is `<data-root>/volumes` (it also holds the service's metadata.db)."""
 
@@ -123,6 +136,7 @@ class LocalDriver:
         os.makedirs(root, mode=0o701, exist_ok=True)
         self._lock = threading.Lock()
         self._volumes: dict[str, _LocalVolume] = {}
+        self._refused: dict[str, str] = {}  # name -> why (the LayoutError's text, naming the file)
         self._load()
 
     @property
@@ -144,10 +158,13 @@ class LocalDriver:
                 continue  # metadata.db and its journal
             opts = None
             try:
-                with open(os.path.join(entry.path, OPTS_FILE), "rb") as f:
-                    opts = LocalOptions.from_json(f.read())
+                opts = LocalOptions.load(os.path.join(entry.path, OPTS_FILE))
             except FileNotFoundError:
                 pass
+            except schema.LayoutError as exc:
+                log.error("volume %s is refused: %s", entry.name, exc)
+                self._refused[entry.name] = str(exc)
+                continue
             vol = _LocalVolume(entry.name, entry.path, opts)
             # a volume still mounted from before a restart (live restore) counts as mounted
             vol.mounted = vol.path in mounted
@@ -167,6 +184,7 @@ class LocalDriver:
     def create(self, name: str, opts: Mapping[str, str]) -> DriverVolume:
         validate_local_name(name)
         with self._lock:
+            self._check_refused(name)
             existing = self._volumes.get(name)
             if existing is not None:
                 return existing.describe()
@@ -196,6 +214,7 @@ class LocalDriver:
 
     def remove(self, name: str) -> None:
         with self._lock:
+            self._check_refused(name)
             vol = self._volumes.get(name)
             if vol is None:
                 raise NotFound("no such volume")
@@ -219,6 +238,7 @@ class LocalDriver:
 
     def get(self, name: str) -> DriverVolume | None:
         with self._lock:
+            self._check_refused(name)
             vol = self._volumes.get(name)
         return None if vol is None else vol.describe()
 
@@ -269,8 +289,19 @@ class LocalDriver:
     def users(self, name: str) -> set[str]:
         return set(self._get(name).users)
 
+    def refused(self) -> dict[str, str]:
+        """The volumes refused at start (name -> why), which list_volumes leaves out."""
+        with self._lock:
+            return dict(self._refused)
+
+    def _check_refused(self, name: str) -> None:
+        why = self._refused.get(name)
+        if why is not None:
+            raise RefusedVolume(f"volume {name} is not usable by this build: {why}")
+
     def _get(self, name: str) -> _LocalVolume:
         with self._lock:
+            self._check_refused(name)
             vol = self._volumes.get(name)
         if vol is None:
             raise NotFound("no such volume")
@@ -349,4 +380,4 @@ def _go_error(exc: OSError) -> str:
     return text[:1].lower() + text[1:]
 
 
-__all__ = ["DATA_DIR", "PROPAGATION", "LocalDriver", "LocalOptions", "validate_options"]
+__all__ = ["DATA_DIR", "PROPAGATION", "LocalDriver", "LocalOptions", "RefusedVolume", "validate_options"]

@@ -28,7 +28,7 @@ from dockerd.volumes.driver import Driver, DriverVolume
 from dockerd.volumes.drivers import DriverStore
 from dockerd.volumes.errors import Conflict, DriverError, EngineError, InvalidParameter, NotFound
 from dockerd.volumes.filters import Filters
-from dockerd.volumes.local import LocalDriver
+from dockerd.volumes.local import LocalDriver, RefusedVolume
 from dockerd.volumes.model import Volume
 from dockerd.volumes.names import ANONYMOUS_LABEL, new_anonymous_name
 from dockerd.volumes.pluginclient import PluginUnreachable, Timeouts
@@ -87,10 +87,12 @@ class VolumeService:
     def _restore(self) -> None:
         """Forget local volumes whose directory is gone (a remove cut short after the driver's part).
 
-        Plugin volumes are checked when first used: their plugin may not be running yet.
+        Plugin volumes are checked when first used: their plugin may not be running yet. A
+        volume the local driver refused (a newer release's) keeps its metadata untouched.
         """
+        refused = self.local.refused()
         for meta in self.meta.all():
-            if meta.driver == LOCAL and self.local.get(meta.name) is None:
+            if meta.driver == LOCAL and meta.name not in refused and self.local.get(meta.name) is None:
                 log.info("volume %s: its directory is gone, forgetting it", meta.name)
                 self.meta.delete(meta.name)
 
@@ -223,6 +225,8 @@ class VolumeService:
             driver = self._driver("get", name, meta.driver)
             try:
                 dv = driver.get(name)
+            except RefusedVolume as exc:
+                raise errors.wrap("get", name, exc) from exc
             except PluginUnreachable as exc:
                 raise errors.op_error(
                     DriverError, "get", name,
@@ -249,6 +253,8 @@ class VolumeService:
         for driver in self.drivers.all():
             try:
                 dv = driver.get(name)
+            except RefusedVolume as exc:
+                raise errors.wrap("get", name, exc) from exc
             except EngineError:
                 continue
             if dv is not None:
@@ -322,6 +328,8 @@ class VolumeService:
                             meta.name, meta.driver, "", "local", meta.labels, meta.options
                         )
                 continue
+            if driver is self.local:
+                warnings += [f"list {driver.name}: {why}" for why in self.local.refused().values()]
             for dv in listed:
                 known = metas.get(dv.name)
                 if known is not None and known.driver != driver.name:

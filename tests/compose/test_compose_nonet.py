@@ -160,10 +160,11 @@ def test_attached_up_with_exit_code_from(project: Compose) -> None:
         lines[0] == f"Attaching to {project.name}_web_1, {project.name}_flaky_1"
         or lines[0] == f"Attaching to {project.name}_flaky_1, {project.name}_web_1"
     )
-    assert [re.sub(r"\s+\|", " |", line) for line in lines if "|" in line] in (
-        ["flaky_1 | flaky run", "web_1 | web ready"],
-        ["web_1 | web ready", "flaky_1 | flaky run"],
-    )
+    logged = [re.sub(r"\s+\|", " |", line) for line in lines if "|" in line]
+    # flaky's on-failure:2 may start it again (on either engine) before docker-compose, seeing
+    # the first exit, stops it: one run's line, or up to three, never anything else
+    assert logged.count("web_1 | web ready") == 1 and 1 <= logged.count("flaky_1 | flaky run") <= 3, logged
+    assert len(logged) == 1 + logged.count("flaky_1 | flaky run"), logged
     assert f"{project.name}_flaky_1 exited with code 3" in lines and "Aborting on container exit..." in lines
     assert states(project)["web_1"] == "Exit 0"  # stopped by the abort
 

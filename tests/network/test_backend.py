@@ -461,3 +461,35 @@ def test_cni_ptp_endpoint_survives_a_crash_and_is_deleted_after(tmp_path: Path, 
         for cid in list(first.sandboxes.by_id):
             first.sandboxes.release(cid)
     assert leftovers(options, names, []) == []
+
+
+def test_firewall_sync_makes_each_jump_exactly_once(backend: NetworkBackend) -> None:
+    """A sync (one iptables-save, one restore) adds the jumps a network needs once however often
+    it runs, and a removed network's go (with any copy of them) while the others' stay."""
+    nets = backend.networks
+    prefix = nets.firewall.p
+
+    def jumps() -> list[str]:
+        saved = subprocess.run(["iptables-save"], capture_output=True, text=True, check=True).stdout
+        return sorted(
+            line for line in saved.splitlines()
+            if line.startswith(("-A FORWARD ", "-A POSTROUTING ")) and f"-j {prefix}" in line
+        )  # fmt: skip
+
+    one, two = nets.create("one"), nets.create("two")
+    before = jumps()
+    nets.sync_firewall()
+    nets.sync_firewall()
+    assert jumps() == before
+    for n in (one, two):
+        assert f"-A FORWARD -i {n.bridge} -j {prefix}-FORWARD" in before
+        assert f"-A FORWARD -o {n.bridge} -j {prefix}-FORWARD" in before
+        assert f"-A POSTROUTING -s {n.subnets[0].subnet} -j {prefix}-POSTROUTING" in before
+    stale = ["-t", "filter", "-I", "FORWARD", "1", "-i", one.bridge, "-j", f"{prefix}-FORWARD"]
+    subprocess.run(["iptables", "-w", *stale], check=True)  # a second copy, as a crash could leave
+    nets.remove("one", lambda _: False)
+    assert not [line for line in jumps() if one.bridge in line or one.subnets[0].subnet in line]
+    assert [line for line in jumps() if two.bridge in line] == [
+        f"-A FORWARD -i {two.bridge} -j {prefix}-FORWARD",
+        f"-A FORWARD -o {two.bridge} -j {prefix}-FORWARD",
+    ]

@@ -88,3 +88,39 @@ def test_corrupt_metadata_database_is_refused_and_kept() -> None:
         wait_ready(d, start_pydockerd(d))
         state = inspect(d, "kept")["State"]
         assert state["Running"] and state["Pid"] == pid
+
+
+def test_volume_of_a_newer_release_is_refused_and_kept() -> None:
+    """A volume whose opts.json a newer release wrote: every request for it is refused naming the
+    file (409, the daemon up), the file is kept as it is, other volumes work; put back, it works."""
+    with pydockerd_engine() as d:
+        for name in ("newer", "fine"):
+            d.docker_ok("volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", name)
+        opts = d.data_root / "volumes" / "newer" / "opts.json"
+        original = opts.read_bytes()
+        _stop_daemons(d)
+        opts.write_text(json.dumps(dict(json.loads(original), Version=2, OptionOfTheFuture="x")))
+        written = opts.read_bytes()
+
+        wait_ready(d, start_pydockerd(d))
+        why = f"volume newer is not usable by this build: {opts}: layout version 2 is newer than this build reads"
+        for args in (
+            ("volume", "inspect", "newer"),
+            ("volume", "rm", "-f", "newer"),
+            ("run", "--rm", "-v", "newer:/d", "busybox", "true"),
+        ):
+            res = d.docker(*args)
+            assert res.returncode != 0 and why in res.stderr, (args, res.stderr)
+        assert d.docker_ok("volume", "ls", "-q").split() == ["fine"]
+        assert (
+            d.docker_ok("run", "--rm", "-v", "fine:/d", "busybox", "grep", "-c", " /d tmpfs", "/proc/mounts")
+            == "1\n"
+        )
+        assert f"volume newer is refused: {opts}: layout version 2" in d.log_path.read_text(), d.log_tail()
+        assert opts.read_bytes() == written
+
+        _stop_daemons(d)
+        opts.write_bytes(original)
+        wait_ready(d, start_pydockerd(d))
+        d.docker_ok("run", "--rm", "-v", "newer:/d", "busybox", "true")
+        d.docker_ok("volume", "rm", "newer", "fine")

@@ -337,6 +337,54 @@ def test_opts_json_is_mobys(service: VolumeService, root: Path) -> None:
     assert raw == {"Version": 1, "MountType": "tmpfs", "MountOpts": "size=2m", "MountDevice": "tmpfs"}
 
 
+def test_newer_or_damaged_opts_json_refuses_that_volume_only(root: Path) -> None:
+    """An opts.json of a newer release (or half written) is refused naming the file, left as it
+    is with its metadata, and its name not reused; the other volumes still work."""
+    data = str(root / "data")
+    svc = VolumeService(data)
+    for name in ("newer", "half", "fine"):
+        svc.create(name, options={"type": "tmpfs", "device": "tmpfs"}, labels={"k": name})
+    svc.create("plain")
+    svc.close()
+    vols = root / "data" / "volumes"
+    newer, half = vols / "newer" / "opts.json", vols / "half" / "opts.json"
+    newer.write_text(json.dumps({"Version": 2, "MountType": "tmpfs", "MountDevice": "tmpfs", "Future": 1}))
+    half.write_text(half.read_text()[:20])
+    damaged = {p: p.read_bytes() for p in (newer, half)}
+    svc = VolumeService(data)
+    try:
+        assert names(svc) == ["fine", "plain"] and svc.inspect("fine")["Labels"] == {"k": "fine"}
+        svc.mount("fine", "m0")  # a tmpfs
+        svc.unmount("fine", "m0")
+        why = {
+            "newer": f"{newer}: layout version 2 is newer than this build reads (up to 1)",
+            "half": f"{half}: not a complete JSON document",
+        }
+        assert sorted(svc.list_api()["Warnings"]) == sorted(
+            [f"list local: {svc.local.refused()[n]}" for n in ("half", "newer")]
+        )
+        for name, text in why.items():
+            for call in (
+                lambda: svc.inspect(name),  # noqa: B023 - called at once
+                lambda: svc.remove(name, force=True),  # noqa: B023
+                lambda: svc.create(name),  # noqa: B023
+                lambda: svc.mount(name, "m1"),  # noqa: B023
+            ):
+                with pytest.raises(Conflict) as exc:
+                    call()
+                assert f"volume {name} is not usable by this build: {text}" in str(exc.value)
+        assert svc.prune(Filters({"all": frozenset(["true"])})).deleted == ["plain"]
+    finally:
+        svc.close()
+    assert {p: p.read_bytes() for p in (newer, half)} == damaged  # nothing rewritten
+    assert sorted(os.listdir(vols)) == ["fine", "half", "metadata.db", "newer"]
+    svc = VolumeService(data)  # the metadata of the refused volumes is kept across restarts
+    try:
+        assert sorted(m.name for m in svc.meta.all()) == ["fine", "half", "newer"]
+    finally:
+        svc.close()
+
+
 def test_metadata_carries_its_schema_version(root: Path) -> None:
     data = str(root / "data")
     svc = VolumeService(data)
