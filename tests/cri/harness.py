@@ -239,7 +239,22 @@ class Engine:
     def crictl(
         self, *args: str, check: bool = True, timeout: float = 120, input: str | None = None
     ) -> subprocess.CompletedProcess[str]:
-        return run(*self.crictl_argv(*args), check=check, timeout=timeout, input=input)
+        done = run(*self.crictl_argv(*args), check=False, timeout=timeout, input=input)
+        if (
+            not self.name.startswith("pycontainerd")
+            and done.returncode != 0
+            and "ttrpc: closed" in done.stderr
+        ):
+            # containerd 1.6's own race (its shim's ttrpc connection closing under a kill on a
+            # loaded machine: "failed to kill container: ttrpc: closed"): the reference, not the
+            # engine under test; asked once more. pycontainerd gets no second chance.
+            time.sleep(0.5)
+            done = run(*self.crictl_argv(*args), check=False, timeout=timeout, input=input)
+        if check and done.returncode != 0:
+            raise AssertionError(
+                f"{' '.join(self.crictl_argv(*args))} failed ({done.returncode}): {done.stderr.strip()}"
+            )
+        return done
 
     def json(self, *args: str) -> Any:
         # urfave/cli stops reading flags at the first positional argument

@@ -349,6 +349,13 @@ def _private_etc_pydockerd(workdir: Path, args: list[str]) -> subprocess.Popen[b
     )  # fmt: skip
 
 
+def _merged(upper: Path, name: str) -> str:
+    """A file of /etc as the daemon saw it through its overlay: the upper copy if it wrote one, else
+    the host's (on a host that already has dockremap, both engines must reuse its range)."""
+    written = upper / name
+    return (written if written.exists() else Path("/etc") / name).read_text()
+
+
 def test_default_creates_dockremap_as_dockerd(ref: RefDockerd, remap_user: tuple[str, int, int]) -> None:
     from tests.pydockerd_harness import stop_pid, until
 
@@ -358,7 +365,7 @@ def test_default_creates_dockremap_as_dockerd(ref: RefDockerd, remap_user: tuple
     try:
         with reference_dockerd({}, extra_args=("--userns-remap", "default"), images=()) as daemon:
             root = daemon.docker_ok("info", "--format", "{{.DockerRootDir}}").strip()
-            subuid = (daemon.workdir / "ns/etc/upper/subuid").read_text()
+            subuid = _merged(daemon.workdir / "ns/etc/upper", "subuid")
             views.append((Path(root).name, [ln for ln in subuid.splitlines() if ln.startswith("dockremap:")]))
         proc = _private_etc_pydockerd(workdir, ["--userns-remap", "default"])
         cli = [
@@ -383,9 +390,9 @@ def test_default_creates_dockremap_as_dockerd(ref: RefDockerd, remap_user: tuple
             until("pydockerd with userns-remap default", lambda: info() or proc.poll() is not None, 60)
             options, root = info().split()
             assert options == '["name=seccomp,profile=default","name=userns"]'
-            subuid = (workdir / "etc/upper/subuid").read_text()
+            subuid = _merged(workdir / "etc/upper", "subuid")
             views.append((Path(root).name, [ln for ln in subuid.splitlines() if ln.startswith("dockremap:")]))
-            assert "dockremap:" in (workdir / "etc/upper/passwd").read_text()
+            assert "dockremap:" in _merged(workdir / "etc/upper", "passwd")
         finally:
             containerd_pid = workdir / "exec/containerd/pycontainerd.pid"
             assert stop_pid(proc.pid)
