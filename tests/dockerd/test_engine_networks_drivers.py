@@ -317,7 +317,7 @@ def test_link_environment(r: Run) -> None:
     links = [line for line in env if line.startswith((f"{p}_", f"{q}_"))]
     assert dict(line.split("=", 1) for line in links) == expected, "\n".join(links)
     assert len(links) == len(expected), "a variable twice"
-    assert links[0] == f"{p}_PORT=tcp://{ip}:80"  # first, as dockerd's
+    # No order between links: dockerd walks its links in Go map order (seen both ways).
     # an exec gets them too
     r.ok("rm", web)
     r.ok("run", "-d", "--name", web, "--link", f"{db}:my-db.x", "busybox", "sleep", "300")
