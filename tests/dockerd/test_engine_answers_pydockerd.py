@@ -132,9 +132,13 @@ def test_every_request_is_in_the_log(engine: PyDockerd) -> None:
     engine.docker_ok("run", "--rm", "--name", "logged", "busybox", "echo", "hi")  # attach: a hijacked request
     api(engine, "GET", "/containers/nope/json")
     api(engine, "GET", "/containers/json?all=1&filters=" + json.dumps({"name": ["x"]}))
+    # Each line is written when its response is done, so wait for the last request's line too.
     until(
         "the access lines",
-        lambda: any("/containers/nope/json" in line for line in _access_lines(engine.log_path, start)),
+        lambda: all(
+            any(part in line for line in _access_lines(engine.log_path, start))
+            for part in ("/containers/nope/json", "/containers/json?all=1")
+        ),
     )
     lines = _access_lines(engine.log_path, start)
     fields = re.compile(
