@@ -26,7 +26,8 @@ from pathlib import Path
 import docker
 import pytest
 
-from tests.dockerd_ref import SHARED_IMAGES, RefDockerd, reference_dockerd, without_host_warnings
+from tests.dockerd.pair import EnginePair
+from tests.dockerd_ref import SHARED_IMAGES, RefDockerd, reference_dockerd
 from tests.pydockerd_harness import PyDockerd, pydockerd_engine
 
 RUNC = "/usr/sbin/runc"
@@ -45,7 +46,7 @@ CHRT = [
 ]
 
 
-class Pair:
+class Pair(EnginePair[RefDockerd]):
     """The same docker command against both engines; names it hands out are removed afterwards."""
 
     def __init__(self, ref: RefDockerd, pd: PyDockerd) -> None:
@@ -66,27 +67,6 @@ class Pair:
 
     def run(self, which: str, *args: str) -> subprocess.CompletedProcess[str]:
         return self.engines[which].docker(*args)
-
-    def both(self, *args: str) -> dict[str, tuple[int, str, str]]:
-        """(exit code, stdout, stderr without the reference's host warning) per engine."""
-        out = {}
-        for which, engine in self.engines.items():
-            res = engine.docker(*args)
-            out[which] = (res.returncode, res.stdout, without_host_warnings(res.stderr))
-        return out
-
-    def same(self, *args: str) -> tuple[int, str, str]:
-        """Run on both, assert identical results, return them."""
-        results = self.both(*args)
-        assert results["pydockerd"] == results["reference"], f"docker {' '.join(args)}: {results}"
-        return results["reference"]
-
-    def ok_both(self, *args: str) -> dict[str, str]:
-        out = {}
-        for which, (code, stdout, stderr) in self.both(*args).items():
-            assert code == 0, f"{which}: docker {' '.join(args)} -> {code}: {stderr}"
-            out[which] = stdout
-        return out
 
     def cleanup(self) -> None:
         for engine in self.engines.values():

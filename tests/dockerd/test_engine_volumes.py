@@ -21,7 +21,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.dockerd_ref import RefDockerd, reference_dockerd, without_host_warnings
+from tests.dockerd.pair import EnginePair
+from tests.dockerd_ref import RefDockerd, reference_dockerd
 from tests.pydockerd_harness import pydockerd_engine
 
 # The image's files under its VOLUME: owners, modes, a symlink, a nested directory.
@@ -32,7 +33,7 @@ IMAGE_SETUP = (
 SHOW_DATA = "stat -c '%n %u:%g %a %F' /data /data/sub /data/sub/f; readlink /data/link; cat /data/link; grep -c ' /data ' /proc/mounts"
 
 
-class Pair:
+class Pair(EnginePair[RefDockerd]):
     """The same command against both engines; the containers, images and volumes it names are removed after."""
 
     def __init__(self, ref: RefDockerd, pd: RefDockerd) -> None:
@@ -50,25 +51,6 @@ class Pair:
         n = f"pdv-{label}-{self.tag}"
         self.volumes.append(n)
         return n
-
-    def both(self, *args: str) -> dict[str, tuple[int, str, str]]:
-        out = {}
-        for which, engine in self.engines.items():
-            res = engine.docker(*args)
-            out[which] = (res.returncode, res.stdout, without_host_warnings(res.stderr))
-        return out
-
-    def same(self, *args: str) -> tuple[int, str, str]:
-        results = self.both(*args)
-        assert results["pydockerd"] == results["reference"], f"docker {' '.join(args)}: {results}"
-        return results["reference"]
-
-    def ok_both(self, *args: str) -> dict[str, str]:
-        out = {}
-        for which, (code, stdout, stderr) in self.both(*args).items():
-            assert code == 0, f"{which}: docker {' '.join(args)} -> {code}: {stderr}"
-            out[which] = stdout
-        return out
 
     def http(self, which: str, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
         transport = httpx.HTTPTransport(uds=str(self.engines[which].socket))
