@@ -10,6 +10,10 @@ alike), each verb as its own process, from spawn to exit of the runtime:
   container's exit is reaped by this script, a child subreaper, between start and delete);
 - `exec` of `true` in a container running `sleep` (created once per runtime).
 
+Beside each wall time, the CPU time (user + system) of the runtime's process and of the
+children it reaped: what the verb costs whatever the load, where the wall time on a busy
+machine is mostly the wait for a core.
+
     .venv/bin/python bench/bench_runtime.py                # 50 runs each, prints the table
     .venv/bin/python bench/bench_runtime.py --write-doc    # also updates docs/BENCHMARKS.md
     .venv/bin/python bench/bench_runtime.py --instructions # instructions per verb instead
@@ -407,7 +411,8 @@ def main(argv: list[str] | None = None) -> int:
         note = (
             f"Measured {when} on {platform.node() or 'this machine'} (kernel {platform.release()}, "
             f"{os.cpu_count()} cores, {load}): {versions}; {args.warmup} warm-up rounds, then "
-            f"{args.runs} interleaved rounds, each timing every verb of both runtimes, spawn to exit."
+            f"{args.runs} interleaved rounds, each timing every verb of both runtimes, spawn to exit "
+            "(CPU: the runtime's process and the children it reaped)."
         )
         update_doc(args.doc, command, f"{note}\n\n{body}")
         print(f"updated {args.doc}")
