@@ -10,8 +10,17 @@ alike), each verb as its own process, from spawn to exit of the runtime:
   container's exit is reaped by this script, a child subreaper, between start and delete);
 - `exec` of `true` in a container running `sleep` (created once per runtime).
 
+Beside each wall time, the CPU time (user + system) of the runtime's process and of the
+children it reaped: what the verb costs whatever the load, where the wall time on a busy
+machine is mostly the wait for a core.
+
     .venv/bin/python bench/bench_runtime.py                # 50 runs each, prints the table
     .venv/bin/python bench/bench_runtime.py --write-doc    # also updates docs/BENCHMARKS.md
+    .venv/bin/python bench/bench_runtime.py --instructions # instructions per verb instead
+
+`--instructions` runs each verb once per runtime under `valgrind --tool=lackey` and prints the
+user-space instructions of the runtime's own process (not of its forks or execs): a count that
+does not depend on the machine's load, unlike the wall times of a shared 2-core box.
 
 It is a script, not a test: it exits non-zero only when a runtime fails to run the bundle.
 """
@@ -20,8 +29,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
+import re
+import resource
 import shutil
 import signal
 import statistics
@@ -30,6 +42,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -111,44 +124,87 @@ def write_bundle(
     (bundle / "config.json").write_text(json.dumps(config, indent=2))
 
 
-def timed(rt: Runtime, argv: list[str], detached: bool = False) -> float:
-    """Seconds from spawn to exit of one runtime command; a failure stops the benchmark.
+def timed(rt: Runtime, argv: list[str], detached: bool = False) -> tuple[float, float]:
+    """Seconds from spawn to exit of one runtime command, and the CPU seconds (user + system) of
+    it and of the children it reaped; a failure stops the benchmark. The CPU time is what the
+    runtime costs whatever the load, where the wall time on a busy machine is mostly the wait
+    for a core.
 
     DETACHED: the command leaves a container running, which inherits its stdio: its output then
     goes to a file, as a pipe would stay open (and a read of it blocked) as long as the container."""
     full = [str(rt.path), *argv]
     with tempfile.TemporaryFile() as spool:
         out: int | IO[bytes] = spool if detached else subprocess.PIPE
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         res = subprocess.run(full, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
         elapsed = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
         spool.seek(0)
         output = spool.read() if detached else res.stdout
     if res.returncode != 0:
         raise BenchError(
             f"{' '.join(full)} exited {res.returncode}: {output.decode(errors='replace').strip()}"
         )
-    return elapsed
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return elapsed, cpu
+
+
+_LACKEY_COUNT = re.compile(r"guest instrs:\s+([\d,]+)")
+
+
+def counted(rt: Runtime, argv: list[str], detached: bool = False) -> tuple[float, float]:
+    """Instructions of one runtime command's own process, under valgrind's lackey tool.
+
+    Without --trace-children valgrind follows forks (each fork logs its own count, in its own
+    file) but not execs; the count kept is the first process's, the one a caller waits for.
+    create, run and exec run uncounted (NaN): runc re-executes /proc/self/exe, which under
+    valgrind is valgrind's tool, not runc, and valgrind 3.19 does not know openat2 (ENOSYS), which
+    pyrunc's init resolves every path of the spec with. Their CPU time is in the timed table."""
+    if argv[2] in ("create", "run", "exec"):
+        timed(rt, argv, detached)
+        return math.nan, math.nan
+    with tempfile.TemporaryDirectory(prefix="bench-lackey-") as logs:
+        full = [
+            "valgrind", "--tool=lackey", "--basic-counts=yes", f"--log-file={logs}/%p",
+            str(rt.path), *argv,
+        ]  # fmt: skip
+        with tempfile.TemporaryFile() as spool:
+            proc = subprocess.Popen(full, stdin=subprocess.DEVNULL, stdout=spool, stderr=subprocess.STDOUT)
+            code = proc.wait()
+            spool.seek(0)
+            output = spool.read()
+        if code != 0:
+            raise BenchError(f"{' '.join(full)} exited {code}: {output.decode(errors='replace').strip()}")
+        found = _LACKEY_COUNT.search(Path(logs, str(proc.pid)).read_text())
+    if found is None:
+        raise BenchError(f"no instruction count in valgrind's log of {' '.join(full)}")
+    return float(found.group(1).replace(",", "")), math.nan
 
 
 def new_id(rt: Runtime) -> str:
     return f"bench-{rt.name}-{uuid.uuid4().hex[:12]}"
 
 
-def run_once(rt: Runtime, bundle: Path, scratch: Path) -> float:
+Measure = Callable[..., tuple[float, float]]
+
+
+def run_once(rt: Runtime, bundle: Path, scratch: Path, measure: Measure = timed) -> tuple[float, float]:
     root = Path(tempfile.mkdtemp(prefix=f"{rt.name}-root-", dir=scratch))
     try:
-        return timed(rt, ["--root", str(root), "run", "--bundle", str(bundle), new_id(rt)])
+        return measure(rt, ["--root", str(root), "run", "--bundle", str(bundle), new_id(rt)])
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def lifecycle_once(rt: Runtime, root: Path, bundle: Path, scratch: Path) -> dict[str, float]:
-    """create, start and delete of one container running `true`, each timed on its own."""
+def lifecycle_once(
+    rt: Runtime, root: Path, bundle: Path, scratch: Path, measure: Measure = timed
+) -> dict[str, tuple[float, float]]:
+    """create, start and delete of one container running `true`, each measured on its own."""
     cid = new_id(rt)
     pid_file = scratch / f"{cid}.pid"
     out = {
-        "create": timed(
+        "create": measure(
             rt,
             ["--root", str(root), "create", "--bundle", str(bundle), "--pid-file", str(pid_file), cid],
             detached=True,
@@ -156,11 +212,11 @@ def lifecycle_once(rt: Runtime, root: Path, bundle: Path, scratch: Path) -> dict
     }
     pid = int(pid_file.read_text())
     pid_file.unlink()
-    out["start"] = timed(rt, ["--root", str(root), "start", cid])
+    out["start"] = measure(rt, ["--root", str(root), "start", cid])
     # The init was re-parented to us (a child subreaper), as it is to a shim: reap it so that
     # `delete` finds the container stopped, as a shim's delete after the exit event does.
     os.waitpid(pid, 0)
-    out["delete"] = timed(rt, ["--root", str(root), "delete", cid])
+    out["delete"] = measure(rt, ["--root", str(root), "delete", cid])
     return out
 
 
@@ -206,19 +262,30 @@ def version_line(rt: Runtime) -> str:
     )
 
 
-def table(summaries: dict[str, list[Summary]]) -> str:
+def table(summaries: dict[str, list[Summary]], cpu: dict[str, list[Summary]]) -> str:
     lines = [
-        "| verb | runtime | runs | median | p90 | ratio to runc |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| verb | runtime | runs | median | p90 | ratio to runc | CPU median | CPU ratio |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for verb, per_runtime in summaries.items():
-        baseline = per_runtime[0]
-        for s in per_runtime:
+        baseline, cpu_baseline = per_runtime[0], cpu[verb][0]
+        for s, c in zip(per_runtime, cpu[verb], strict=True):
             ratio = s.median_s / baseline.median_s
+            cpu_ratio = c.median_s / cpu_baseline.median_s if cpu_baseline.median_s else math.nan
             lines.append(
                 f"| {verb} | {s.name} | {s.runs} | {s.median_s * 1000:.1f} ms | {s.p90_s * 1000:.1f} ms "
-                f"| {ratio:.2f} |"
+                f"| {ratio:.2f} | {c.median_s * 1000:.1f} ms | {cpu_ratio:.2f} |"
             )
+    return "\n".join(lines)
+
+
+def instruction_table(summaries: dict[str, list[Summary]]) -> str:
+    lines = ["| verb | runc | pyrunc | ratio |", "| --- | --- | --- | --- |"]
+    for verb, (runc, pyrunc) in summaries.items():
+        lines.append(
+            f"| {verb} | {runc.median_s / 1e6:.1f}M | {pyrunc.median_s / 1e6:.1f}M "
+            f"| {pyrunc.median_s / runc.median_s:.1f} |".replace("nanM", "n/a").replace("| nan |", "| |")
+        )
     return "\n".join(lines)
 
 
@@ -241,7 +308,18 @@ def main(argv: list[str] | None = None) -> int:
         "--write-doc", action="store_true", help=f"update the pyrunc section of {DEFAULT_DOC}"
     )
     parser.add_argument("--doc", type=Path, default=DEFAULT_DOC)
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="count each verb's instructions under valgrind (lackey) instead of timing it",
+    )
     args = parser.parse_args(argv)
+    if args.instructions and args.write_doc:
+        parser.error("--instructions prints its table; --write-doc records wall times")
+    if args.instructions and not shutil.which("valgrind"):
+        print("bench_runtime: --instructions needs valgrind", file=sys.stderr)
+        return 2
+    measure: Measure = counted if args.instructions else timed
     if args.runs < 1 or args.warmup < 0:
         parser.error("--runs must be >= 1 and --warmup >= 0")
     if os.geteuid() != 0:
@@ -257,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="pydocker-bench-"))
     cgroup_parent = f"/pydocker-bench-{os.getpid()}"
     samples: dict[str, dict[str, list[float]]] = {v: {rt.name: [] for rt in runtimes} for v in VERBS}
+    cpu: dict[str, dict[str, list[float]]] = {v: {rt.name: [] for rt in runtimes} for v in VERBS}
     roots = {rt.name: scratch / f"{rt.name}-root" for rt in runtimes}
     sleepers: dict[str, str] = {}
     load_before = os.getloadavg()
@@ -285,12 +364,13 @@ def main(argv: list[str] | None = None) -> int:
 
         def one_round(record: bool) -> None:
             for rt in runtimes if len(samples["run"][runtimes[0].name]) % 2 == 0 else reversed(runtimes):
-                got = {"run": run_once(rt, bundle, scratch)}
-                got.update(lifecycle_once(rt, roots[rt.name], bundle, scratch))
-                got["exec"] = timed(rt, ["--root", str(roots[rt.name]), "exec", sleepers[rt.name], "true"])
+                got = {"run": run_once(rt, bundle, scratch, measure)}
+                got.update(lifecycle_once(rt, roots[rt.name], bundle, scratch, measure))
+                got["exec"] = measure(rt, ["--root", str(roots[rt.name]), "exec", sleepers[rt.name], "true"])
                 if record:
-                    for verb, seconds in got.items():
-                        samples[verb][rt.name].append(seconds)
+                    for verb, (primary, cpu_seconds) in got.items():
+                        samples[verb][rt.name].append(primary)
+                        cpu[verb][rt.name].append(cpu_seconds)
 
         for _ in range(args.warmup):
             one_round(record=False)
@@ -312,7 +392,8 @@ def main(argv: list[str] | None = None) -> int:
     load_after = os.getloadavg()
 
     summaries = {v: [summarize(rt.name, samples[v][rt.name]) for rt in runtimes] for v in VERBS}
-    body = table(summaries)
+    cpu_summaries = {v: [summarize(rt.name, cpu[v][rt.name]) for rt in runtimes] for v in VERBS}
+    body = instruction_table(summaries) if args.instructions else table(summaries, cpu_summaries)
     load = f"1-minute load average {load_before[0]:.1f} before and {load_after[0]:.1f} after"
     print(f"rootfs: {rootfs}")
     for rt in runtimes:
@@ -330,7 +411,8 @@ def main(argv: list[str] | None = None) -> int:
         note = (
             f"Measured {when} on {platform.node() or 'this machine'} (kernel {platform.release()}, "
             f"{os.cpu_count()} cores, {load}): {versions}; {args.warmup} warm-up rounds, then "
-            f"{args.runs} interleaved rounds, each timing every verb of both runtimes, spawn to exit."
+            f"{args.runs} interleaved rounds, each timing every verb of both runtimes, spawn to exit "
+            "(CPU: the runtime's process and the children it reaped)."
         )
         update_doc(args.doc, command, f"{note}\n\n{body}")
         print(f"updated {args.doc}")

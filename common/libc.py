@@ -2,21 +2,99 @@
 
 pyrunc uses most of it; the shim's mount helper, pycontainerd's snapshots and pydockerd's
 filesystem and volume code use mount/umount. Keeping the calls in one place means the rest
-is plain Python logic over a small, typed surface, and the ctypes details (argument types,
-errno handling) are written once. It is on pyrunc's start path: it imports only ctypes and
-C-backed standard modules (and ctypes.util never: that spawns ldconfig).
+is plain Python logic over a small, typed surface, and the foreign-call details (argument
+types, errno handling) are written once.
+
+It is on pyrunc's create, run and exec paths, so it is built on `_ctypes`, the C half of ctypes,
+and not on the `ctypes` package: importing the package costs 12M instructions (more than half
+an interpreter's start: its module body defines and checks every C type), `_ctypes` under 1M.
+The few C types needed are declared here; structures are packed with `struct` into buffers the
+kernel reads (or writes, through an array over a bytearray). ctypes.util is never imported: it
+spawns ldconfig.
 """
 
 from __future__ import annotations
 
-import ctypes
+import _ctypes
 import errno
 import fcntl
 import os
 import struct
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typeshed makes the C data types generic; at run time they are not subscriptable
+    _IntData = _ctypes._SimpleCData[int]
+    _BytesData = _ctypes._SimpleCData[bytes]
+    _PointerData = _ctypes._SimpleCData[bytes | None]
+else:
+    _IntData = _BytesData = _PointerData = _ctypes._SimpleCData
+
+
+class _Int(_IntData):
+    _type_ = "i"
+
+
+class _Long(_IntData):
+    """Every integer argument: on x86_64 a long fills the register an int argument is read from,
+    and a variadic callee (syscall) reads longs."""
+
+    _type_ = "l"
+
+
+class _CharP(_PointerData):
+    _type_ = "z"
+
+
+class _Char(_BytesData):
+    _type_ = "c"
+
+
+class _Function(_ctypes.CFuncPtr):
+    """A libc function returning int, errno saved for _ctypes.get_errno (ctypes' use_errno).
+    No argtypes: _call converts the arguments (bytes and None pass as pointers)."""
+
+    _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
+    _restype_ = _Int
+
+
+class _Library:
+    """What _ctypes needs of a library to look a function up in it: its dlopen handle."""
+
+    def __init__(self, soname: str) -> None:
+        # RTLD_NOW (2): a missing symbol fails here, not at the first call.
+        self._handle = _ctypes.dlopen(soname, 2)
+
+    def function(self, name: str, restype: type[_IntData] = _Int) -> _Function:
+        fn = _Function((name, self))  # type: ignore[arg-type]  # _ctypes reads only ._handle
+        fn.restype = restype
+        return fn
+
+
+def _call(fn: _Function, *args: object) -> int:
+    """FN(ARGS...): integers as C longs, bytes and None as pointers, C arrays by address."""
+    result: int = fn(*[_Long(a) if isinstance(a, int) else a for a in args])
+    return result
+
+
+def _buffer(data: bytearray) -> _ctypes.Array[_Char]:
+    """DATA as a C array the callee may write into (bytes passed directly are read-only)."""
+    return (_Char * len(data)).from_buffer(data)
+
+
 # By soname: ctypes.util.find_library would spawn ldconfig, costing more than a container start.
-_libc = ctypes.CDLL("libc.so.6", use_errno=True)
+_libc = _Library("libc.so.6")
+_mount = _libc.function("mount")
+_umount2 = _libc.function("umount2")
+_unshare = _libc.function("unshare")
+_sethostname = _libc.function("sethostname")
+_setdomainname = _libc.function("setdomainname")
+_prctl = _libc.function("prctl")
+_syscall_fn = _libc.function("syscall", _Long)
+
+
+def _syscall(number: int, *args: object) -> int:
+    return _call(_syscall_fn, number, *args)
+
 
 # --- constants (x86_64 / generic Linux) ---------------------------------------------------
 
@@ -103,7 +181,7 @@ class SyscallError(OSError):
 
 def _check(result: int, what: str) -> int:
     if result < 0:
-        err = ctypes.get_errno()
+        err = _ctypes.get_errno()
         raise SyscallError(err, f"{what}: {os.strerror(err)}")
     return result
 
@@ -114,49 +192,37 @@ def _b(path: str | bytes | None) -> bytes | None:
     return path if isinstance(path, bytes) else os.fsencode(path)
 
 
-_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
-_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
-_libc.unshare.argtypes = [ctypes.c_int]
-_libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
-_libc.setdomainname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
-_libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
-_libc.syscall.restype = ctypes.c_long
-
-
 def mount(
     source: str | None, target: str, fstype: str | None, flags: int = 0, data: str | None = None
 ) -> None:
     _check(
-        _libc.mount(_b(source), _b(target), _b(fstype), flags, _b(data)),
+        _call(_mount, _b(source), _b(target), _b(fstype), flags, _b(data)),
         f"mount {source or fstype} on {target}",
     )
-
-
-class _OpenHow(ctypes.Structure):
-    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
 
 
 def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
     """openat2(2): PATH looked up from DIRFD under the RESOLVE rules, all in one system call (so
     RESOLVE_IN_ROOT keeps every symlink and '..' inside DIRFD whatever changes meanwhile)."""
-    how = _OpenHow(flags, mode, resolve)
+    how = struct.pack("=QQQ", flags, mode, resolve)  # struct open_how, which the kernel only reads
     raw = _b(path)
     for _ in range(64):
-        fd = _libc.syscall(
-            SYS_openat2, ctypes.c_int(dirfd), raw, ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how))
-        )
+        fd = _syscall(SYS_openat2, dirfd, raw, how, len(how))
         # EAGAIN: a rename raced with a '..' lookup; the kernel asks us to try again.
-        if fd >= 0 or ctypes.get_errno() != errno.EAGAIN:
+        if fd >= 0 or _ctypes.get_errno() != errno.EAGAIN:
             break
     return _check(fd, f"open {path}")
 
 
+def _string_array(items: list[str]) -> _ctypes.Array[_CharP]:
+    """A NULL-terminated char *[] (argv, envp)."""
+    return (_CharP * (len(items) + 1))(*[os.fsencode(item) for item in items], None)
+
+
 def execveat(dirfd: int, path: str, argv: list[str], envp: list[str], flags: int) -> None:
     """execveat(2); returns only on failure (raises)."""
-    args = (ctypes.c_char_p * (len(argv) + 1))(*[os.fsencode(a) for a in argv], None)
-    env = (ctypes.c_char_p * (len(envp) + 1))(*[os.fsencode(e) for e in envp], None)
     _check(
-        _libc.syscall(SYS_execveat, ctypes.c_int(dirfd), _b(path), args, env, ctypes.c_int(flags)), "execveat"
+        _syscall(SYS_execveat, dirfd, _b(path), _string_array(argv), _string_array(envp), flags), "execveat"
     )
 
 
@@ -167,33 +233,33 @@ def set_dumpable(on: bool) -> None:
 
 
 def umount(target: str, flags: int = 0) -> None:
-    _check(_libc.umount2(_b(target), flags), f"umount {target}")
+    _check(_call(_umount2, _b(target), flags), f"umount {target}")
 
 
 def unshare(flags: int) -> None:
-    _check(_libc.unshare(flags), "unshare")
+    _check(_call(_unshare, flags), "unshare")
 
 
 def setns(fd: int, nstype: int = 0) -> None:
-    _check(_libc.syscall(SYS_setns, fd, nstype), "setns")
+    _check(_syscall(SYS_setns, fd, nstype), "setns")
 
 
 def pivot_root(new_root: str, put_old: str) -> None:
-    _check(_libc.syscall(SYS_pivot_root, _b(new_root), _b(put_old)), f"pivot_root {new_root}")
+    _check(_syscall(SYS_pivot_root, _b(new_root), _b(put_old)), f"pivot_root {new_root}")
 
 
 def sethostname(name: str) -> None:
     raw = name.encode()
-    _check(_libc.sethostname(raw, len(raw)), "sethostname")
+    _check(_call(_sethostname, raw, len(raw)), "sethostname")
 
 
 def setdomainname(name: str) -> None:
     raw = name.encode()
-    _check(_libc.setdomainname(raw, len(raw)), "setdomainname")
+    _check(_call(_setdomainname, raw, len(raw)), "setdomainname")
 
 
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
-    return _check(_libc.prctl(option, arg2, arg3, arg4, arg5), f"prctl({option})")
+    return _check(_call(_prctl, option, arg2, arg3, arg4, arg5), f"prctl({option})")
 
 
 def set_child_subreaper() -> None:
@@ -213,7 +279,7 @@ def set_keepcaps(on: bool) -> None:
 
 
 def capbset_read(cap: int) -> bool:
-    res: int = _libc.prctl(PR_CAPBSET_READ, cap, 0, 0, 0)
+    res = _call(_prctl, PR_CAPBSET_READ, cap, 0, 0, 0)
     return res == 1
 
 
@@ -229,39 +295,30 @@ def cap_ambient_raise(cap: int) -> None:
     prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap)
 
 
-class _CapHeader(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
-
-
-class _CapData(ctypes.Structure):
-    _fields_ = [
-        ("effective", ctypes.c_uint32),
-        ("permitted", ctypes.c_uint32),
-        ("inheritable", ctypes.c_uint32),
-    ]
+# struct __user_cap_header_struct {u32 version; int pid} and, for version 3, two
+# struct __user_cap_data_struct {u32 effective, permitted, inheritable}: the low and high 32 bits.
+_CAP_HEADER = "=Ii"
+_CAP_DATA = "=IIIIII"
 
 
 def capset(effective: int, permitted: int, inheritable: int) -> None:
-    header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
-    data = (_CapData * 2)()
-    for i in range(2):
-        shift = 32 * i
-        data[i].effective = (effective >> shift) & 0xFFFFFFFF
-        data[i].permitted = (permitted >> shift) & 0xFFFFFFFF
-        data[i].inheritable = (inheritable >> shift) & 0xFFFFFFFF
-    _check(_libc.syscall(SYS_capset, ctypes.byref(header), data), "capset")
+    header = bytearray(struct.pack(_CAP_HEADER, _LINUX_CAPABILITY_VERSION_3, 0))
+    low, high = 0xFFFFFFFF, 32
+    data = struct.pack(
+        _CAP_DATA,
+        effective & low, permitted & low, inheritable & low,
+        (effective >> high) & low, (permitted >> high) & low, (inheritable >> high) & low,
+    )  # fmt: skip
+    _check(_syscall(SYS_capset, _buffer(header), data), "capset")
 
 
 def capget() -> tuple[int, int, int]:
     """This thread's (effective, permitted, inheritable) sets."""
-    header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
-    data = (_CapData * 2)()
-    _check(_libc.syscall(SYS_capget, ctypes.byref(header), data), "capget")
-    return (
-        data[0].effective | data[1].effective << 32,
-        data[0].permitted | data[1].permitted << 32,
-        data[0].inheritable | data[1].inheritable << 32,
-    )
+    header = bytearray(struct.pack(_CAP_HEADER, _LINUX_CAPABILITY_VERSION_3, 0))
+    data = bytearray(struct.calcsize(_CAP_DATA))
+    _check(_syscall(SYS_capget, _buffer(header), _buffer(data)), "capget")
+    eff0, perm0, inh0, eff1, perm1, inh1 = struct.unpack(_CAP_DATA, data)
+    return eff0 | eff1 << 32, perm0 | perm1 << 32, inh0 | inh1 << 32
 
 
 def last_cap() -> int:
@@ -274,7 +331,7 @@ def last_cap() -> int:
 
 def join_session_keyring(name: str) -> None:
     """A fresh session keyring, so the container cannot read the keys of the runtime's session."""
-    _check(_libc.syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, _b(name)), "join session keyring")
+    _check(_syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, _b(name)), "join session keyring")
 
 
 CLOSE_RANGE_CLOEXEC = 4
@@ -283,7 +340,7 @@ CLOSE_RANGE_CLOEXEC = 4
 def cloexec_from(first: int) -> None:
     """Mark every fd >= FIRST close-on-exec: nothing of the runtime leaks into the container, yet
     the sync channel stays usable to report a failed execve."""
-    if _libc.syscall(SYS_close_range, first, 0xFFFFFFFF, CLOSE_RANGE_CLOEXEC) < 0:
+    if _syscall(SYS_close_range, first, 0xFFFFFFFF, CLOSE_RANGE_CLOEXEC) < 0:
         for fd in os.listdir("/proc/self/fd"):
             if int(fd) >= first:
                 try:
@@ -319,25 +376,20 @@ SECCOMP_MODE_FILTER = 2
 SECCOMP_SET_MODE_FILTER = 1
 
 
-class _SockFprog(ctypes.Structure):
-    # struct sock_fprog
-    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
-
-
 def seccomp_set_filter(program: bytes, flags: int) -> None:
     """Install a classic BPF program (a struct sock_filter array) as the caller's seccomp filter.
 
     prctl when no SECCOMP_FILTER_FLAG_* is asked for (it cannot take flags), seccomp(2) otherwise.
     """
-    buf = ctypes.create_string_buffer(program, len(program))
-    prog = _SockFprog(len(program) // 8, ctypes.addressof(buf))
+    code = bytearray(program)
+    buf = _buffer(code)
+    # struct sock_fprog {unsigned short len; struct sock_filter *filter}: 6 bytes of padding.
+    prog = bytearray(struct.pack("=H6xQ", len(program) // 8, _ctypes.addressof(buf)))
+    fprog = _buffer(prog)
     if flags:
-        _check(
-            _libc.syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, ctypes.c_ulong(flags), ctypes.byref(prog)),
-            "seccomp",
-        )
+        _check(_syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, fprog), "seccomp")
     else:
         _check(
-            _libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(prog), 0, 0),
+            _call(_prctl, PR_SET_SECCOMP, SECCOMP_MODE_FILTER, _ctypes.addressof(fprog), 0, 0),
             "prctl(PR_SET_SECCOMP)",
         )

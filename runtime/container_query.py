@@ -1,13 +1,17 @@
-"""Read-only verbs: `state`, `list`, `ps`."""
+"""Read-only verbs: `state`, `list`, `ps`.
+
+`state` is on containerd's paths (its runc shim asks for a task's status with it), so it
+imports neither `json` (which imports `re`) nor `subprocess`: its indented output is written
+here over common.fastjson, as json.dumps(..., indent=2) writes it. `list` and `ps` load them.
+"""
 
 from __future__ import annotations
 
-import json
 import os
 import pwd
-import subprocess
 import sys
 
+from common import fastjson
 from runtime import state as statemod
 from runtime.errors import PyruncError
 from runtime.linux.cgroups import load_manager
@@ -15,10 +19,26 @@ from runtime.linux.cgroups import load_manager
 
 def state(root: str, container_id: str) -> None:
     cs = statemod.load(root, container_id)
-    print(json.dumps(statemod.oci_state(root, cs), indent=2))
+    print(indented(statemod.oci_state(root, cs)))
+
+
+def indented(value: object, level: int = 0) -> str:
+    """VALUE as json.dumps(VALUE, indent=2) writes it: two spaces a level, ", " nowhere (each
+    item ends its line), ": " after keys, ASCII only, empty containers as {} and []."""
+    inner = "  " * (level + 1)
+    if isinstance(value, dict) and value:
+        items = [f"{inner}{fastjson.dumps(str(k))}: {indented(v, level + 1)}" for k, v in value.items()]
+    elif isinstance(value, list | tuple) and value:
+        items = [f"{inner}{indented(v, level + 1)}" for v in value]
+    else:
+        return fastjson.dumps(value)
+    open_, close = ("{", "}") if isinstance(value, dict) else ("[", "]")
+    return open_ + "\n" + ",\n".join(items) + "\n" + "  " * level + close
 
 
 def list_containers(root: str, fmt: str, quiet: bool) -> None:
+    import json
+
     rows = []
     for cid in statemod.list_ids(root):
         try:
@@ -51,6 +71,9 @@ def list_containers(root: str, fmt: str, quiet: bool) -> None:
 
 
 def ps(root: str, container_id: str, fmt: str, ps_args: list[str]) -> None:
+    import json
+    import subprocess
+
     cs = statemod.load(root, container_id)
     if statemod.status(root, cs) == "stopped":
         pids: list[int] = []

@@ -42,3 +42,23 @@ def test_malformed_input_is_a_value_error(text: str) -> None:
 def test_unserialisable_value_is_a_type_error() -> None:
     with pytest.raises(TypeError, match="not JSON serializable"):
         fastjson.dumps({"a": object()})
+
+
+def test_state_output_is_json_dumps_indent_2() -> None:
+    """`pyrunc state` prints without the json package; its text must be json.dumps(indent=2)'s."""
+    import json
+
+    from runtime.container_query import indented
+
+    doc = {
+        "ociVersion": "1.2.0",
+        "id": "c1",
+        "pid": 4242,
+        "status": "running",
+        "bundle": '/tmp/a b/\u00e9"\\',
+        "annotations": {"k": "v", "empty": ""},
+        "nested": [[], {}, [1, 2.5, None, True, False], {"x": []}],
+    }
+    values: list[object] = [doc, {}, [], "s", 0, [[]], {"a": {}}]
+    for value in values:
+        assert indented(value) == json.dumps(value, indent=2)

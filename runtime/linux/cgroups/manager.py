@@ -10,7 +10,7 @@ import errno
 import os
 import time
 
-from common.cgroups import CgroupError, all_pids, strerror, walk_dirs
+from common.cgroups import CgroupError, all_pids, read_procs, strerror, walk_dirs
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -193,11 +193,16 @@ class CgroupManager:
         if not self.exists():
             self._remove_created()
             return
-        if self._pids_anywhere():
+        # One walk of each hierarchy serves both the check for processes and the removal (a
+        # walk reads every file name of every cgroup directory: most of a `delete`'s own work);
+        # after a kill the container's processes may have made sub-cgroups, so walk again.
+        trees = [walk_dirs(d) for d in self.dirs()]
+        if any(read_procs(sub) for tree in trees for sub in tree):
             self._kill_and_wait()
-        for d in self.dirs():
+            trees = [walk_dirs(d) for d in self.dirs()]
+        for tree in trees:
             # Sub-cgroups the container made for itself (e.g. systemd inside) must go before our dir.
-            for sub in reversed(walk_dirs(d)[1:]):
+            for sub in reversed(tree[1:]):
                 if not rmdir_retry(sub):
                     raise CgroupError(f"cgroup: {sub} is still busy, cannot remove it")
         self._remove_created()
