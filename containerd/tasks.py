@@ -54,6 +54,7 @@ class Task:
     # events at once, publish each one once; the lock keeps them in order.
     published: int = 0
     publishing: threading.Lock = field(default_factory=threading.Lock)
+    acked: Any = None  # the last Acknowledgement sent (shim_client), not waited for
 
 
 class TaskManager:
@@ -227,10 +228,11 @@ class TaskManager:
                     event.timestamp.ToNanoseconds() or None,
                 )
                 task.published = last = event.seq
-            done = task.published
-        if last:
-            task.client.ack_events(last)
-        return done
+            if last:
+                if task.acked is not None:
+                    task.acked.check()  # the previous one's failure, if it has failed
+                task.acked = task.client.send_ack(last)
+            return task.published
 
     def _pump(self, task: Task) -> None:
         after = 0
