@@ -566,6 +566,14 @@ def memory(pid: int) -> Mem:
     return Mem(rss_kib=values["Rss"], pss_kib=values["Pss"])
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of process PID (every thread), load-independent unlike wall time."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # fields[0] is the state (field 3 of proc(5)): utime and stime are fields 14 and 15.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def shim_pids(engine: Engine) -> list[int]:
     """The engine's shim processes: their command lines name its socket (inside its work dir).
 
@@ -751,6 +759,8 @@ class Results:
     shim_names: dict[str, str] = field(default_factory=dict)
     templates: dict[str, Mem] = field(default_factory=dict)
     rate: dict[tuple[str, int], float] = field(default_factory=dict)
+    cpu: dict[str, float] = field(default_factory=dict)  # daemon CPU seconds over the throughput runs
+    runs: dict[str, int] = field(default_factory=dict)
 
 
 def report(engines: Sequence[EngineSpec], res: Results, args: argparse.Namespace, baseline: str) -> str:
@@ -813,6 +823,19 @@ def report(engines: Sequence[EngineSpec], res: Results, args: argparse.Namespace
     ]
     for e in engines:
         out.append(f"| {e.name} | " + " | ".join(f"{res.rate[(e.name, c)]:.2f} /s" for c in clients) + " |")
+    out += [
+        "",
+        "Daemon CPU over those runs (utime + stime of the daemon process alone, not its shims; CPU",
+        "time does not grow with the load as wall time does):",
+        "",
+        "| engine | containers | daemon CPU | per container |",
+        "| --- | --- | --- | --- |",
+    ]
+    for e in engines:
+        runs = res.runs[e.name]
+        out.append(
+            f"| {e.name} | {runs} | {res.cpu[e.name]:.2f} s | {res.cpu[e.name] / runs * 1000:.1f} ms |"
+        )
     out += ["", "Targets:", ""]
     for e in engines:
         if e.kind != "py":
@@ -941,7 +964,12 @@ def main(argv: list[str] | None = None) -> int:
             for r in range(THROUGHPUT_ROUNDS):
                 share = total // THROUGHPUT_ROUNDS + (1 if r < total % THROUGHPUT_ROUNDS else 0)
                 for engine in engines if r % 2 == 0 else reversed(engines):
+                    cpu_before = cpu_seconds(engine.proc.pid)
                     spent[engine.name] += throughput_block(engine, clients, share, f"tp{clients}-{r}")
+                    res.cpu[engine.name] = (
+                        res.cpu.get(engine.name, 0.0) + cpu_seconds(engine.proc.pid) - cpu_before
+                    )
+                    res.runs[engine.name] = res.runs.get(engine.name, 0) + share
             for engine in engines:
                 res.rate[(engine.name, clients)] = total / spent[engine.name]
         print(f"throughput done ({time.monotonic() - started:.0f}s)", flush=True)

@@ -27,6 +27,12 @@ REVISION = "pydocker"
 
 log = logging.getLogger("pycontainerd")
 
+# The gRPC server's threads. A blocking call holds one for as long as it blocks: Tasks.Wait for the
+# task's whole life, an Events.Subscribe stream until its client leaves. With 32 (the old figure),
+# 32 `ctr run` waiting on their tasks or 32 event subscribers left no thread for anything else, and
+# every other request queued behind them. Threads are started only as requests need them.
+GRPC_WORKERS = 1024
+
 
 class DaemonError(Exception):
     pass
@@ -211,7 +217,7 @@ class Daemon:
         address = self.cfg.address
         _claim_socket_path(address)
         server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="grpc"),
+            futures.ThreadPoolExecutor(max_workers=GRPC_WORKERS, thread_name_prefix="grpc"),
             options=[
                 ("grpc.max_receive_message_length", 16 << 20),
                 ("grpc.max_send_message_length", 16 << 20),

@@ -300,6 +300,19 @@ class TtrpcClient:
         return self._closed
 
     def call(self, service: str, method: str, payload: bytes, timeout: float | None = None) -> bytes:
+        stream_id, pending = self._send(service, method, payload, timeout)
+        if not pending.event.wait(timeout):
+            with self._lock:
+                self._pending.pop(stream_id, None)
+            raise DeadlineExceeded(f"{method} on shim {self.address} timed out after {timeout:g}s")
+        return _result(pending)
+
+    def send(self, service: str, method: str, payload: bytes, timeout: float | None = None) -> _Pending:
+        """Send a request without waiting for its answer: PENDING's event is set when it arrives
+        (or the connection is lost), and `result(pending)` reads it then."""
+        return self._send(service, method, payload, timeout)[1]
+
+    def _send(self, service: str, method: str, payload: bytes, timeout: float | None) -> tuple[int, _Pending]:
         pending = _Pending()
         request: dict[str, Any] = {"service": service, "method": method, "payload": payload}
         if timeout is not None:
@@ -315,14 +328,7 @@ class TtrpcClient:
             except OSError as exc:
                 del self._pending[stream_id]
                 raise errors.Unavailable(f"shim {self.address}: {exc.strerror or exc}") from None
-        if not pending.event.wait(timeout):
-            with self._lock:
-                self._pending.pop(stream_id, None)
-            raise DeadlineExceeded(f"{method} on shim {self.address} timed out after {timeout:g}s")
-        status = pending.status or {}
-        if status.get("code", 0) != 0:
-            raise error_for(status["code"], status.get("message", ""))
-        return pending.payload
+        return stream_id, pending
 
     def _read_loop(self) -> None:
         reader = ttrpc.FrameReader()
@@ -369,6 +375,14 @@ class TtrpcClient:
         self._sock.close()
         if self._reader is not threading.current_thread():
             self._reader.join(timeout=5)
+
+
+def _result(pending: _Pending) -> bytes:
+    """The payload of an answered call, or its error."""
+    status = pending.status or {}
+    if status.get("code", 0) != 0:
+        raise error_for(status["code"], status.get("message", ""))
+    return pending.payload
 
 
 def _message(cls: type[M], request: M | None, fields: dict[str, Any]) -> M:
@@ -545,3 +559,23 @@ class ShimClient:
     def ack_events(self, seq: int) -> None:
         """The daemon has handled every event up to SEQ: the shim forgets them."""
         self._call("Ack", shim_events_pb2.AckEventsRequest(seq=seq), empty_pb2.Empty, 30, EVENTS_SERVICE)
+
+    def send_ack(self, seq: int) -> Acknowledgement:
+        """ack_events without waiting for the answer: the next Fetch can go out at once behind
+        it (the shim answers in order), so an event queued meanwhile is not held up by the
+        acknowledgement's round trip. `Acknowledgement.check()` raises its error later."""
+        request = shim_events_pb2.AckEventsRequest(seq=seq).SerializeToString()
+        return Acknowledgement(seq, self.ttrpc.send(EVENTS_SERVICE, "Ack", request, 30))
+
+
+class Acknowledgement:
+    """An Ack sent and not waited for."""
+
+    def __init__(self, seq: int, pending: _Pending) -> None:
+        self.seq = seq
+        self._pending = pending
+
+    def check(self) -> None:
+        """Raise the Ack's error if it has been answered with one (nothing if not answered yet)."""
+        if self._pending.event.is_set():
+            _result(self._pending)

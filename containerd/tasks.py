@@ -50,6 +50,11 @@ class Task:
     pid: int = 0
     pump: threading.Thread | None = None
     stopping: threading.Event = field(default_factory=threading.Event)
+    # The last event published, so that the pump and Delete's drain, which may fetch the same
+    # events at once, publish each one once; the lock keeps them in order.
+    published: int = 0
+    publishing: threading.Lock = field(default_factory=threading.Lock)
+    acked: Any = None  # the last Acknowledgement sent (shim_client), not waited for
 
 
 class TaskManager:
@@ -209,19 +214,25 @@ class TaskManager:
         task.pump.start()
 
     def _publish(self, task: Task, events: list[Any]) -> int:
+        """Publish EVENTS not yet published, acknowledge them; the last seq published so far."""
         last = 0
-        for event in events:
-            self.daemon.exchange.publish(
-                event.namespace or task.namespace,
-                event.topic,
-                event.event.type_url,
-                bytes(event.event.value),
-                event.timestamp.ToNanoseconds() or None,
-            )
-            last = max(last, event.seq)
-        if last:
-            task.client.ack_events(last)
-        return last
+        with task.publishing:
+            for event in events:
+                if event.seq <= task.published:
+                    continue  # the other fetcher (pump or drain) published it already
+                self.daemon.exchange.publish(
+                    event.namespace or task.namespace,
+                    event.topic,
+                    event.event.type_url,
+                    bytes(event.event.value),
+                    event.timestamp.ToNanoseconds() or None,
+                )
+                task.published = last = event.seq
+            if last:
+                if task.acked is not None:
+                    task.acked.check()  # the previous one's failure, if it has failed
+                task.acked = task.client.send_ack(last)
+            return task.published
 
     def _pump(self, task: Task) -> None:
         after = 0
@@ -241,9 +252,11 @@ class TaskManager:
                     return
 
     def _drain_events(self, task: Task) -> None:
-        """Deliver what the shim still holds (TaskDelete, a late TaskExit) before it goes away."""
+        """Deliver what the shim still holds (TaskDelete, a late TaskExit) before it goes away.
+
+        One fetch: the shim queues TaskDelete before it answers Delete, and nothing after it."""
         try:
-            while events := task.client.fetch_events(after=0, wait=False):
+            if events := task.client.fetch_events(after=task.published, wait=False):
                 self._publish(task, events)
         except ContainerdError as exc:
             log.warning("draining events of %s/%s: %s", task.namespace, task.id, exc)

@@ -174,3 +174,46 @@ def test_events_publish_subscribe_and_ctr_events(daemon: RunningDaemon) -> None:
         )
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert daemon.alive()
+
+
+def test_many_blocking_calls_leave_room_for_others(daemon: RunningDaemon) -> None:
+    """40 open event subscriptions (each holds a server thread while it blocks, as a Tasks.Wait
+    does) must not stop the daemon answering: with a 32-thread server, Version queued behind them."""
+    from protos.gen.containerd_api.events import task_pb2
+    from protos.gen.containerd_api.services.events.v1 import events_pb2, events_pb2_grpc
+    from protos.gen.containerd_api.services.version.v1 import version_pb2_grpc
+
+    channel = daemon.channel("ns1")
+    stub = events_pb2_grpc.EventsStub(channel)
+    counts = [0] * 40
+    streams = [stub.Subscribe(events_pb2.SubscribeRequest(filters=['topic=="/tasks/exit"'])) for _ in counts]
+
+    def collect(i: int) -> None:
+        try:
+            for _ in streams[i]:
+                counts[i] += 1
+        except grpc.RpcError:
+            pass
+
+    readers = [threading.Thread(target=collect, args=(i,)) for i in range(len(streams))]
+    for reader in readers:
+        reader.start()
+    try:
+        # Every subscription registered (each got a thread): 40 subscribers of the exchange, seen
+        # through what they receive; published until all have one, since a subscription is not
+        # observable before its first event.
+        exit_event = task_pb2.TaskExit(container_id="c1", id="c1", pid=42, exit_status=3)
+        payload = any_pb2.Any(type_url="containerd.events.TaskExit", value=exit_event.SerializeToString())
+        deadline = time.monotonic() + 30
+        while min(counts) == 0 and time.monotonic() < deadline:
+            stub.Publish(events_pb2.PublishRequest(topic="/tasks/exit", event=payload), timeout=10)
+            time.sleep(0.2)
+        assert min(counts) > 0, f"subscriptions that never received an event: {counts.count(0)}"
+        version = version_pb2_grpc.VersionStub(channel).Version(empty_pb2.Empty(), timeout=10)
+        assert version.version
+    finally:
+        for stream in streams:
+            stream.cancel()
+        for reader in readers:
+            reader.join(timeout=10)
+    assert daemon.alive()
