@@ -166,8 +166,11 @@ class ContentStore:
             _write_text(tmp / "ref", ref)
             _write_text(tmp / "total", str(total))
             _write_text(tmp / "expected", expected)
-            _write_text(tmp / "started", str(time.time_ns()))
+            # The start is read from the file system's clock, as every later update (the data's
+            # mtime) is: the kernel's coarse clock can lag time.time_ns() by a tick, which made
+            # an ingest look updated before it started.
             (tmp / "data").touch()
+            _write_text(tmp / "started", str((tmp / "data").stat().st_mtime_ns))
             try:
                 tmp.rename(directory)
             except OSError:
