@@ -20,6 +20,7 @@ import ipaddress
 import logging
 import os
 import shutil
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -353,6 +354,20 @@ class Networking:
             self.backend.sandboxes.release(cid)
         except net_errors.NetworkError as exc:
             log.warning("releasing the network of %s: %s", cid, exc)
+
+    def unplug(self, cid: str) -> Callable[[], None]:
+        """The container's veths deleted by a thread of its own, while its exit is handled (its
+        task deleted); returns the wait for that thread, which comes before `release`."""
+
+        def work() -> None:
+            try:
+                self.backend.sandboxes.unplug(cid)
+            except Exception as exc:  # noqa: BLE001 - release deletes them, or says why
+                log.debug("unplugging %s: %s", cid, exc)
+
+        thread = threading.Thread(target=work, name="net-unplug", daemon=True)
+        thread.start()
+        return thread.join
 
     def renamed(self, c: Container) -> None:
         with self.backend.lock:

@@ -31,6 +31,7 @@ def task_exited(
         if c is None or not c.running() or cid in d.store.exiting:
             return
         d.store.exiting.add(cid)
+    unplugged = d.networking.unplug(cid)  # the kernel's share of the release, meanwhile
     try:
         copiers = d.stdio.take_copiers(cid)
         if copiers is None:  # exited before a restarted daemon adopted it: what the shim kept goes to the log
@@ -65,9 +66,11 @@ def task_exited(
         # before the container's resources are released (20-100 ms: veths, rules, mounts);
         # start and remove wait for the release (`exiting`), as dockerd's container lock has them.
         sharing.unmount_shm(d.store.dir(cid))
+        unplugged()
         d.networking.release(cid)  # addresses, ports, veths, namespace (engine/network.py)
         lifecycle.teardown(d, c)  # the task is gone: its volume mounts are released
     finally:
+        unplugged()
         with d.store.lock:
             d.store.exiting.discard(cid)
             d.store.notify()
