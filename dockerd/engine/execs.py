@@ -315,8 +315,7 @@ class ExecEngine:
         except ContainerdError as exc:
             raise Conflict(f"Container {c.id} is not running: {exc}") from None
         process: dict[str, Any] = dict(container_spec.get("process") or {})
-        image = self.containers.images.resolve(c.image_id)
-        image_config = image.config.get("config") or {}
+        image_config = self.containers.images.config_of(c.image_id).get("config") or {}
         hostname = c.config.get("Hostname") or c.id[:12]
         env_config = {"Env": [*(c.config.get("Env") or []), *ex.env]}
         process.update(
