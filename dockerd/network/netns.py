@@ -143,7 +143,7 @@ def _create_owned(path: Path, owner: UserNamespace) -> None:
 
 
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
-_IFREQ = struct.Struct("16sH14x")  # struct ifreq: the name, then ifr_flags in the union
+_IFREQ = struct.Struct("16sH22x")  # struct ifreq (40 bytes): the name, then ifr_flags in its union
 
 
 def _lo_up() -> None:
