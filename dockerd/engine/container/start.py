@@ -9,6 +9,7 @@ no record refers to (the container's writable layer) would be collected.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import threading
@@ -169,6 +170,8 @@ def _create_task(
     _remapped_spec(d, c, oci, netns)
     _give_files_to_root(d, c)
     d.client.containers.create_or_update(_record(d, c, image, oci), ("spec", "image"))
+    with d.store.lock:
+        d.store.process_specs[c.id] = copy.deepcopy(oci["process"])
     if mounts is None:
         mounts = rootfs.prepare_writable(
             d.client.snapshots(SNAPSHOTTER), c.id, rootfs.layer_parent(d, c, image.id, top), d.mount_root,

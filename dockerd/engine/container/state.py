@@ -99,6 +99,9 @@ class ContainerStore:
         self.exiting: set[str] = set()  # containers whose exit is being recorded
         self.restarting_now: set[str] = set()  # containers a restart policy is starting right now
         self.starting: Counter[str] = Counter()  # starts under way per container (their exits wait)
+        # The OCI process each start wrote into the containerd record (only start writes it): an
+        # exec's base without a Containers.Get; unknown after a daemon restart (then asked).
+        self.process_specs: dict[str, dict[str, Any]] = {}
         self._load()
 
     # --- records -------------------------------------------------------------------------
@@ -170,6 +173,7 @@ class ContainerStore:
         with self.lock:
             self._records.pop(cid, None)
             self.stops.pop(cid, None)
+            self.process_specs.pop(cid, None)
             self.notify()
 
     def owner_of(self, name: str, other_than: str = "") -> str | None:
