@@ -41,6 +41,9 @@ def task_exited(
         # Only now: deleting the task makes the shim drop the output it still holds (spooled
         # while the FIFO was full), and the copiers end once it has delivered everything.
         deleted_status = task.delete_quietly(d.client, cid)
+        if deleted_status is not None:  # (else removal asks again: pycontainerd may have been away)
+            with d.store.lock:
+                d.store.tasks_deleted.add(cid)
         status = deleted_status if deleted_status is not None else exit_status
         d.stdio.close_log(c)
         with d.store.lock:

@@ -186,6 +186,8 @@ def _create_task(
         fifos.get("stdin", ""), fifos["stdout"], fifos.get("stderr", ""), terminal=bool(c.config.get("Tty"))
     )
     copiers = d.stdio.start_copiers(c, fifos)
+    with d.store.lock:
+        d.store.tasks_deleted.discard(c.id)
     try:
         try:
             pid = d.client.tasks.create(c.id, mounts, stdio)
