@@ -20,6 +20,7 @@ them lives in dockerd/attach.py. Two orderings matter, both as in dockerd:
 from __future__ import annotations
 
 import base64
+import copy
 import logging
 import os
 import threading
@@ -310,13 +311,8 @@ class ExecEngine:
     def _process_spec(self, c: Container, ex: Exec) -> dict[str, Any]:
         """The container's process (its capabilities, rlimits, no-new-privileges...) with the exec's
         command, environment, directory, user and terminal, as dockerd builds it."""
-        try:
-            container_spec = self.client.containers.get(c.id).oci_spec()
-        except ContainerdError as exc:
-            raise Conflict(f"Container {c.id} is not running: {exc}") from None
-        process: dict[str, Any] = dict(container_spec.get("process") or {})
-        image = self.containers.images.resolve(c.image_id)
-        image_config = image.config.get("config") or {}
+        process = self._base_process(c)
+        image_config = self.containers.images.config_of(c.image_id).get("config") or {}
         hostname = c.config.get("Hostname") or c.id[:12]
         env_config = {"Env": [*(c.config.get("Env") or []), *ex.env]}
         process.update(
@@ -338,6 +334,20 @@ class ExecEngine:
             caps = {"bounding": list(granted), "effective": list(granted), "permitted": list(granted)}
         process["capabilities"] = caps
         return process
+
+    def _base_process(self, c: Container) -> dict[str, Any]:
+        """The process the container's start wrote into its containerd record (kept by the store;
+        read back from the record after a daemon restart), a copy of its own."""
+        store = self.containers.store
+        with store.lock:
+            kept = store.process_specs.get(c.id)
+            if kept is not None:
+                return copy.deepcopy(kept)
+        try:
+            container_spec = self.client.containers.get(c.id).oci_spec()
+        except ContainerdError as exc:
+            raise Conflict(f"Container {c.id} is not running: {exc}") from None
+        return dict(container_spec.get("process") or {})
 
     def _make_fifos(self, ex: Exec) -> dict[str, str]:
         d = os.path.join(self.containers.stdio.fifo_root, ex.container_id)

@@ -20,7 +20,9 @@ import ipaddress
 import logging
 import os
 import shutil
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -184,6 +186,18 @@ class Networking:
     def setup(self, c: Container, userns: netns.UserNamespace | None = None) -> str:
         """The container's sandbox, endpoints, ports and files; its namespace path ("" : the host's).
         USERNS: the user namespace that is to own a new network namespace (userns-remap)."""
+        key, wire = self.prepare(c, userns)
+        if wire is not None:
+            wire()
+        return key
+
+    def prepare(
+        self, c: Container, userns: netns.UserNamespace | None = None
+    ) -> tuple[str, Callable[[], None] | None]:
+        """The sandbox made, its namespace path known (the spec's; "" : the host's), and what is
+        left to do before the process starts, or None: the endpoints, ports and files of a
+        namespace of its own (`wire`, which releases the sandbox if it fails). Start runs the
+        wiring while containerd prepares the task, as pyrunc's create only needs the path."""
         self.release(c.id)  # a sandbox left by a crash between start and exit
         host, mode = c.host_config, mode_of(c.host_config)
         dns = DNSConfig(list(host.get("Dns") or []) or list(self.dns_defaults.servers),
@@ -191,7 +205,7 @@ class Networking:
                         list(host.get("DnsOptions") or []) or list(self.dns_defaults.options))  # fmt: skip
         sbs = self.backend.sandboxes
         donor = _donor(mode)
-        try:
+        with self._released_on_error(c.id):
             if donor is not None:
                 owner = self._running_donor(donor)
                 # as dockerd: the donor's host and domain names (its /etc/hostname comes along)
@@ -199,31 +213,43 @@ class Networking:
                 c.config["Domainname"] = owner.config.get("Domainname") or ""
                 sbs.create(c.id, c.name, "container", owner=owner.id)
                 self._copy_files(owner.id, c.id)
-                return sbs.key(c.id)
+                return sbs.key(c.id), None
             if mode == "host":
                 sbs.create(c.id, c.name, "host", hostname=c.config.get("Hostname") or "", dns=dns)
                 self._host_files(c.id)
-                return ""
+                return "", None
             sbs.create(c.id, c.name, "netns", hostname=str(c.config.get("Hostname") or ""),
                        domainname=str(c.config.get("Domainname") or ""), dns=dns,
                        extra_hosts=[*map(str, host.get("ExtraHosts") or []), *self._link_hosts(host, mode)],
                        userns=userns)  # fmt: skip
-            for name, settings in list(c.networks.items()):
-                net = self._network(name)
-                cfg = _endpoint_config(settings)
-                if not net.builtin:
-                    cfg.aliases = [*cfg.aliases, c.id[:12]]
-                sbs.connect(c.id, net.id, cfg)
+            # the endpoints asked now: the record may change once start has returned
+            asked = [
+                (self._network(name), _endpoint_config(settings)) for name, settings in c.networks.items()
+            ]
             bindings = self._bindings(c)
+            return sbs.key(c.id), lambda: self._wire(c.id, asked, bindings)
+
+    def _wire(self, cid: str, asked: list[tuple[Network, EndpointConfig]],
+              bindings: dict[str, list[dict[str, str]]]) -> None:  # fmt: skip
+        """A new sandbox's endpoints (eth0 first), published ports and files."""
+        with self._released_on_error(cid):
+            for net, cfg in asked:
+                if not net.builtin:
+                    cfg.aliases = [*cfg.aliases, cid[:12]]
+                self.backend.sandboxes.connect(cid, net.id, cfg)
             if bindings:
-                self._publish(c, bindings)
-            self._write_files(c.id)
-            return sbs.key(c.id)
+                self._publish(cid, bindings)
+            self._write_files(cid)
+
+    @contextmanager
+    def _released_on_error(self, cid: str) -> Iterator[None]:
+        try:
+            yield
         except net_errors.NetworkError as exc:
-            self.release(c.id)
+            self.release(cid)
             raise _engine_error(exc) from None
         except BaseException:
-            self.release(c.id)
+            self.release(cid)
             raise
 
     def _running_donor(self, ref: str) -> Container:
@@ -235,15 +261,16 @@ class Networking:
             raise Conflict(f"cannot join network of a non running container: {donor.id}")
         return donor
 
-    def _publish(self, c: Container, bindings: dict[str, list[dict[str, str]]]) -> None:
+    def _publish(self, cid: str, bindings: dict[str, list[dict[str, str]]]) -> None:
         try:
-            self.backend.sandboxes.publish(c.id, bindings)
+            self.backend.sandboxes.publish(cid, bindings)
         except net_errors.NetworkError as exc:
             if exc.status != 500:
                 raise
-            ep = next((e.id for e in self.backend.sandboxes.get(c.id).endpoints), "")
+            sb = self.backend.sandboxes.get(cid)
+            ep = next((e.id for e in sb.endpoints), "")
             raise EngineError(
-                f"driver failed programming external connectivity on endpoint {c.name} ({ep}): {exc}"
+                f"driver failed programming external connectivity on endpoint {sb.name} ({ep}): {exc}"
             ) from None
 
     def _bindings(self, c: Container) -> dict[str, list[dict[str, str]]]:
@@ -327,6 +354,20 @@ class Networking:
             self.backend.sandboxes.release(cid)
         except net_errors.NetworkError as exc:
             log.warning("releasing the network of %s: %s", cid, exc)
+
+    def unplug(self, cid: str) -> Callable[[], None]:
+        """The container's veths deleted by a thread of its own, while its exit is handled (its
+        task deleted); returns the wait for that thread, which comes before `release`."""
+
+        def work() -> None:
+            try:
+                self.backend.sandboxes.unplug(cid)
+            except Exception as exc:  # noqa: BLE001 - release deletes them, or says why
+                log.debug("unplugging %s: %s", cid, exc)
+
+        thread = threading.Thread(target=work, name="net-unplug", daemon=True)
+        thread.start()
+        return thread.join
 
     def renamed(self, c: Container) -> None:
         with self.backend.lock:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 from collections.abc import Callable
 from ipaddress import IPv4Network
 from pathlib import Path
@@ -78,12 +79,11 @@ def _set_ipv6(ifname: str, on: bool, ns: Path | None = None) -> None:
 
 
 def delete_link(name: str, ns: Path | None = None) -> None:
+    """The link NAME gone (one request: the kernel finds it by name), if it is there."""
+
     def work(ipr: IPRoute) -> None:
-        found = ipr.link_lookup(ifname=name)
-        if not found:
-            return
         try:
-            ipr.link("del", index=found[0])
+            ipr.link("del", ifname=name)
         except NetlinkError as exc:
             if exc.code not in ENOENT_CODES:
                 raise
@@ -91,31 +91,27 @@ def delete_link(name: str, ns: Path | None = None) -> None:
     _with_ipr(ns, work)
 
 
-def add_veth(host_name: str, peer_name: str, ns: Path, mtu: int) -> None:
-    """A veth pair whose peer is born inside the namespace NS under its final name (eth0...)."""
+def add_veth(
+    host_name: str, peer_name: str, ns: Path, mtu: int, bridge: str = "", peer_mac: str = ""
+) -> None:
+    """A veth pair whose peer is born inside the namespace NS under its final name (eth0...) with
+    PEER_MAC (the kernel's random one when ""); the host end, with BRIDGE, enslaved to it and up.
+    One netlink request: the kernel sets the master, the flags and the peer's address at creation."""
+    peer: dict[str, Any] = {"ifname": peer_name, "net_ns_fd": str(ns), "mtu": mtu}
+    if peer_mac:
+        peer["address"] = peer_mac
+    extra: dict[str, Any] = {"master": socket.if_nametoindex(bridge), "state": "up"} if bridge else {}
     with IPRoute() as ipr:
-        ipr.link(
-            "add",
-            ifname=host_name,
-            kind="veth",
-            mtu=mtu,
-            peer={"ifname": peer_name, "net_ns_fd": str(ns), "mtu": mtu},
-        )
-
-
-def attach_to_bridge(host_name: str, bridge: str) -> None:
-    with IPRoute() as ipr:
-        master = ipr.link_lookup(ifname=bridge)[0]
-        index = ipr.link_lookup(ifname=host_name)[0]
-        ipr.link("set", index=index, master=master, state="up")
+        ipr.link("add", ifname=host_name, kind="veth", mtu=mtu, peer=peer, **extra)
 
 
 def configure(ns: Path, ifname: str, mac: str, address: str, prefixlen: int, gateway: str | None,
               address6: str = "", prefixlen6: int = 0) -> None:  # fmt: skip
-    """Give IFNAME inside NS its MAC and addresses, bring it up, and route the default through GATEWAY."""
+    """Give IFNAME inside NS its MAC (unless ""), addresses, bring it up, and route the default
+    through GATEWAY."""
 
     def work(ipr: IPRoute) -> None:
-        index = ipr.link_lookup(ifname=ifname)[0]
+        index = socket.if_nametoindex(ifname)  # (an ioctl on a socket this thread makes: NS's)
         if mac:
             ipr.link("set", index=index, address=mac)
         ipr.addr("add", index=index, address=address, prefixlen=prefixlen)
@@ -127,6 +123,31 @@ def configure(ns: Path, ifname: str, mac: str, address: str, prefixlen: int, gat
             ipr.route("replace", dst="0.0.0.0/0", gateway=gateway, oif=index)
 
     _with_ipr(ns, work)
+
+
+def settle(
+    ns: Path, ipv6_off: str = "", route: tuple[str, str, str] | None = None, drop_route6: bool = False
+) -> None:
+    """What a sandbox's change of endpoints leaves to do inside NS, in one visit: IPv6 off on the
+    interface IPV6_OFF (unless ""), the default routes through ROUTE (interface, IPv4 gateway,
+    IPv6 gateway or ""), and with DROP_ROUTE6 no IPv6 default route."""
+
+    def work() -> None:
+        if ipv6_off:
+            _set_ipv6(ipv6_off, False)
+        if route is None and not drop_route6:
+            return
+        with IPRoute() as ipr:
+            if route is not None:
+                ifname, gateway, gateway6 = route
+                index = socket.if_nametoindex(ifname)
+                for gw in (gateway, gateway6):
+                    if gw:
+                        _replace_default_route(ipr, gw, index)
+            if drop_route6:
+                _drop_default_route6(ipr)
+
+    netns.run_in(ns, work)
 
 
 def default_route(ns: Path) -> str | None:
@@ -141,15 +162,14 @@ def default_route(ns: Path) -> str | None:
 
 def set_default_route(ns: Path, gateway: str, ifname: str) -> None:
     """The default route (IPv4 or IPv6, after GATEWAY's family) through GATEWAY on IFNAME."""
+    _with_ipr(ns, lambda ipr: _replace_default_route(ipr, gateway, socket.if_nametoindex(ifname)))
 
-    def work(ipr: IPRoute) -> None:
-        index = ipr.link_lookup(ifname=ifname)[0]
-        v6 = ":" in gateway
-        ipr.route(
-            "replace", dst="::/0" if v6 else "0.0.0.0/0", gateway=gateway, oif=index, family=10 if v6 else 2
-        )
 
-    _with_ipr(ns, work)
+def _replace_default_route(ipr: IPRoute, gateway: str, index: int) -> None:
+    v6 = ":" in gateway
+    ipr.route(
+        "replace", dst="::/0" if v6 else "0.0.0.0/0", gateway=gateway, oif=index, family=10 if v6 else 2
+    )
 
 
 def disable_ipv6(ns: Path, ifname: str) -> None:
@@ -160,13 +180,13 @@ def disable_ipv6(ns: Path, ifname: str) -> None:
 
 def drop_default_route6(ns: Path) -> None:
     """No IPv6 default route in NS (the gateway endpoint has no IPv6 gateway)."""
+    _with_ipr(ns, _drop_default_route6)
 
-    def work(ipr: IPRoute) -> None:
-        for route in ipr.get_routes(family=10, table=254):
-            if route["dst_len"] == 0 and route.get("gateway"):
-                ipr.route("del", dst="::/0", family=10, gateway=route.get("gateway"), oif=route.get("oif"))
 
-    _with_ipr(ns, work)
+def _drop_default_route6(ipr: IPRoute) -> None:
+    for route in ipr.get_routes(family=10, table=254):
+        if route["dst_len"] == 0 and route.get("gateway"):
+            ipr.route("del", dst="::/0", family=10, gateway=route.get("gateway"), oif=route.get("oif"))
 
 
 def host_routes() -> list[IPv4Network]:

@@ -10,8 +10,11 @@ copied it (the shims', the containers' before their pivot_root).
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -20,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pyroute2 import IPRoute, netns
+from pyroute2 import netns
 
 from common import libc, mountinfo
 
@@ -99,8 +102,7 @@ def create(path: Path, owner: UserNamespace | None = None) -> None:
     def make() -> None:
         libc.unshare(libc.CLONE_NEWNET)
         netns.attach(str(path), "thread-self")
-        with IPRoute() as ipr:
-            ipr.link("set", index=1, state="up")
+        _lo_up()
 
     try:
         _in_thread(make)
@@ -137,11 +139,19 @@ def _create_owned(path: Path, owner: UserNamespace) -> None:
         helper.stdin.close()
         helper.wait()
 
-    def lo_up() -> None:
-        with IPRoute() as ipr:
-            ipr.link("set", index=1, state="up")
+    run_in(path, _lo_up)
 
-    run_in(path, lo_up)
+
+SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
+_IFREQ = struct.Struct("16sH22x")  # struct ifreq (40 bytes): the name, then ifr_flags in its union
+
+
+def _lo_up() -> None:
+    """`lo` up in the calling thread's network namespace: two ioctls on a socket made here (as
+    `ip link set lo up` would, without a netlink session for one flag)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        name, flags = _IFREQ.unpack(fcntl.ioctl(sock, SIOCGIFFLAGS, _IFREQ.pack(b"lo", 0)))
+        fcntl.ioctl(sock, SIOCSIFFLAGS, _IFREQ.pack(name, flags | IFF_UP))
 
 
 def _wait_for_netns(helper: subprocess.Popen[bytes], argv: list[str], timeout: float = 10.0) -> None:
@@ -167,14 +177,23 @@ def is_mounted(path: Path) -> bool:
 
 
 def remove(path: Path) -> None:
+    """The namespace's file unmounted (and its user namespace's pin, with userns-remap) and gone.
+    umount(2) says whether it is a mount (EINVAL when not: a file left by a crash mid-create),
+    which spares reading the mount table, long with many containers, twice per removal."""
     pin = user_pin(path)
-    if is_mounted(pin):
-        libc.umount(str(pin), libc.MNT_DETACH)
-    pin.unlink(missing_ok=True)
-    if is_mounted(path):
-        netns.remove(str(path))
-    else:
-        path.unlink(missing_ok=True)
+    if pin.exists():
+        _detach(pin)
+        pin.unlink(missing_ok=True)
+    _detach(path)
+    path.unlink(missing_ok=True)
+
+
+def _detach(path: Path) -> None:
+    try:
+        libc.umount(str(path), libc.MNT_DETACH)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOENT):  # not a mount point, or no file
+            raise
 
 
 def release_dir(run_dir: Path) -> None:

@@ -147,11 +147,10 @@ class Sandboxes:
                 if net.subnets6:
                     ep.address6, ep.prefixlen6 = self.nets.ipam.request_address6(net.id, config.ip6)
                     ep.gateway6 = net.subnets6[0].gateway
+                route6 = self._may_have_route6(sb)
                 self.nets.driver(net).join(net, ep, Path(sb.key), cid)
-                if not ep.address6:
-                    links.disable_ipv6(Path(sb.key), ep.ifname)
                 sb.endpoints.append(ep)
-                self._route(sb)
+                self._route(sb, ipv6_off="" if ep.address6 else ep.ifname, route6=route6)
                 if not net.builtin and self.resolver is not None and self.options.iptables:
                     self.resolver.add(cid, Path(sb.key))
                 self.store.save_sandbox(sb)
@@ -166,18 +165,23 @@ class Sandboxes:
         self.nets.emit("connect", net.id, {"container": cid, "name": net.name, "type": net.driver})
         return ep
 
-    def _route(self, sb: Sandbox) -> None:
+    def _route(self, sb: Sandbox, ipv6_off: str = "", route6: bool = True) -> None:
         """The default routes go through one gateway endpoint, chosen as libnetwork's sandbox orders
         its endpoints: networks that reach out, those with both an IPv4 and an IPv6 gateway first,
-        then by network name (so a later `network connect` may take the default route over)."""
+        then by network name (so a later `network connect` may take the default route over).
+        IPV6_OFF: an interface to turn IPv6 off on, in the same visit of the namespace; ROUTE6:
+        an IPv6 default route may be there (none was ever set without an IPv6 gateway)."""
         ep = self.gateway_endpoint(sb)
         if ep is None:
+            if ipv6_off:
+                links.settle(Path(sb.key), ipv6_off)
             return
-        links.set_default_route(Path(sb.key), ep.gateway, ep.ifname)
-        if ep.gateway6:
-            links.set_default_route(Path(sb.key), ep.gateway6, ep.ifname)
-        else:
-            links.drop_default_route6(Path(sb.key))
+        links.settle(Path(sb.key), ipv6_off, (ep.ifname, ep.gateway, ep.gateway6),
+                     drop_route6=route6 and not ep.gateway6)  # fmt: skip
+
+    @staticmethod
+    def _may_have_route6(sb: Sandbox) -> bool:
+        return any(ep.gateway6 for ep in sb.endpoints)
 
     def gateway_endpoint(self, sb: Sandbox) -> Endpoint | None:
         candidates = [
@@ -198,8 +202,9 @@ class Sandboxes:
                 raise errors.Forbidden(f"container {cid} is not connected to network {net.name}")
             if sb.ports and self._port_endpoint(sb) == (net, ep):
                 self._unpublish(sb)
+            route6 = self._may_have_route6(sb)
             self._leave(sb, net, ep)
-            self._route(sb)
+            self._route(sb, route6=route6)
             if self.resolver is not None and not any(
                 not self.nets.by_id[e.network_id].builtin for e in sb.endpoints
             ):
@@ -212,6 +217,23 @@ class Sandboxes:
         self.nets.ipam.release_address(net.id, ep.address)
         self.nets.ipam.release_address6(net.id, ep.address6)
         sb.endpoints.remove(ep)
+
+    def unplug(self, cid: str) -> None:
+        """The host ends of the container's veths deleted (the kernel takes 10-20 ms per pair),
+        ahead of `release`, whose leave then finds them gone; once its processes are dead, at
+        the task's exit. Not while other containers share the namespace, which may still use it.
+        The records, addresses and events stay release's, so inspect sees no change."""
+        with self.lock:
+            sb = self.by_id.get(cid)
+            if sb is None or sb.mode != "netns" or any(o.owner == cid for o in self.by_id.values()):
+                return
+            names = [
+                ep.host_ifname
+                for ep in sb.endpoints
+                if ep.host_ifname and getattr(self.nets.by_id.get(ep.network_id), "driver", "") == "bridge"
+            ]
+        for name in names:  # outside the lock: other containers' sandboxes go on meanwhile
+            links.delete_link(name)
 
     def release(self, cid: str) -> None:
         """Everything of the sandbox gone: proxies, rules, endpoints, DNS listener, namespace, record."""

@@ -42,7 +42,8 @@ def remove(d: Containers, ref: str, force: bool, volumes: bool) -> None:
             return
         c.removal_in_progress = True
     d.health.removed(c.id)
-    task.delete_quietly(d.client, c.id)
+    if c.id not in d.store.tasks_deleted:  # (the exit's handling deleted it: no round trip for nothing)
+        task.delete_quietly(d.client, c.id)
     for copier in d.stdio.take_copiers(c.id) or []:
         copier.stop()
     d.stdio.close_log(c)

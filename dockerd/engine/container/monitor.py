@@ -31,6 +31,7 @@ def task_exited(
         if c is None or not c.running() or cid in d.store.exiting:
             return
         d.store.exiting.add(cid)
+    unplugged = d.networking.unplug(cid)  # the kernel's share of the release, meanwhile
     try:
         copiers = d.stdio.take_copiers(cid)
         if copiers is None:  # exited before a restarted daemon adopted it: what the shim kept goes to the log
@@ -40,6 +41,9 @@ def task_exited(
         # Only now: deleting the task makes the shim drop the output it still holds (spooled
         # while the FIFO was full), and the copiers end once it has delivered everything.
         deleted_status = task.delete_quietly(d.client, cid)
+        if deleted_status is not None:  # (else removal asks again: pycontainerd may have been away)
+            with d.store.lock:
+                d.store.tasks_deleted.add(cid)
         status = deleted_status if deleted_status is not None else exit_status
         d.stdio.close_log(c)
         with d.store.lock:
@@ -65,9 +69,11 @@ def task_exited(
         # before the container's resources are released (20-100 ms: veths, rules, mounts);
         # start and remove wait for the release (`exiting`), as dockerd's container lock has them.
         sharing.unmount_shm(d.store.dir(cid))
+        unplugged()
         d.networking.release(cid)  # addresses, ports, veths, namespace (engine/network.py)
         lifecycle.teardown(d, c)  # the task is gone: its volume mounts are released
     finally:
+        unplugged()
         with d.store.lock:
             d.store.exiting.discard(cid)
             d.store.notify()

@@ -9,20 +9,23 @@ no record refers to (the container's writable layer) would be collected.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from containerd.client import (
     IO,
     SPEC_TYPE,
+    AlreadyExists,
     ContainerdError,
     NotFound,
     Payload,
     RuncOptions,
     Runtime,
-    get_image,
 )
 from containerd.client import (
     Container as ContainerRecord,
@@ -113,48 +116,31 @@ def _start_task(d: Containers, c: Container) -> None:
     cgroup_parent = host.get("CgroupParent") or d.cgroup_parent
     inputs = _start_inputs(d, c, image, top, mounts)
     inputs.mounts = lifecycle.setup(d, c)  # volume mounts taken: _start_failed releases them
-    # the sandbox (engine/network.py): released by _start_failed
-    netns = d.networking.setup(c, _netns_owner(d, c, inputs.shared.namespaces))
-    inputs.link_env = d.networking.link_env(c)
-    oci = spec.build(
-        c.id, c.config, host, image.config.get("config") or {}, inputs, d.store.dir(c.id), cgroup_parent, d.security,
-    )  # fmt: skip
-    _join_network(oci, netns)
-    _remapped_spec(d, c, oci, netns)
-    _give_files_to_root(d, c)
-    task.delete_quietly(d.client, c.id)
-    d.client.containers.create_or_update(_record(d, c, image, oci), ("spec", "image"))
-    if mounts is None:
-        mounts = rootfs.prepare_writable(
-            snaps, c.id, rootfs.layer_parent(d, c, image.id, top), d.mount_root, owner=rootfs.root_owner(d, c)
-        )
-    if host.get("IpcMode") == "shareable":
-        sharing.mount_shm(d.store.dir(c.id), spec.shm_size(host))
-    if d.cpu_rt_period or d.cpu_rt_runtime:
-        realtime.init_parents(cgroup_parent, d.cpu_rt_period, d.cpu_rt_runtime)
-    fifos = d.stdio.make_fifos(c)
-    stdio = IO(
-        fifos.get("stdin", ""), fifos["stdout"], fifos.get("stderr", ""), terminal=bool(c.config.get("Tty"))
-    )
-    copiers = d.stdio.start_copiers(c, fifos)
+    # the sandbox (engine/network.py), released by _start_failed: its namespace now, its endpoints,
+    # ports and files by a thread while containerd makes the task (runc's create only joins the
+    # namespace by path), done before the process starts, as dockerd's are
+    netns, wire = d.networking.prepare(c, _netns_owner(d, c, inputs.shared.namespaces))
+    wiring = _Wiring(wire)
     try:
-        pid = d.client.tasks.create(c.id, mounts, stdio)
+        copiers, pid = _create_task(d, c, image, top, mounts, inputs, netns, cgroup_parent)
+    except BaseException as exc:
+        failed = wiring.join()
+        if failed is not None:  # it would have come first, the task never made: the start's error
+            raise failed from None
+        if isinstance(exc, ContainerdError):
+            raise _task_error(d, c, exc) from None
+        raise
+    failed = wiring.join()
+    if failed is not None:
+        _undo_task(d, c, copiers)
+        raise failed
+    try:
         d.client.tasks.start(c.id)
     except Exception as exc:
-        for copier in copiers:
-            copier.stop()
-        task.delete_quietly(d.client, c.id)
-        if not isinstance(exc, ContainerdError):
-            raise
-        # pycontainerd's, shim's and runtime's words: "failed to create shim task: OCI runtime create
-        # failed: runc create failed: unable to start container process: ...", as containerd 1.6 and runc 1.1
-        message = task.go_message(exc)
-        with d.store.lock:
-            c.state.update(
-                Error=message, ExitCode=127 if "not found" in message or "no such file" in message else 126
-            )
-            d.store.save(c)
-        raise InvalidParameter(message) from None
+        _undo_task(d, c, copiers)
+        if isinstance(exc, ContainerdError):
+            raise _task_error(d, c, exc) from None
+        raise
     with d.store.lock:
         d.stdio.set_copiers(c.id, copiers)
         c.state.update(
@@ -167,6 +153,93 @@ def _start_task(d: Containers, c: Container) -> None:
         d.store.notify()
     d.health.started(c)
     d.publish("container", "start", c.id, {"image": c.image_ref, "name": c.name})
+
+
+def _create_task(
+    d: Containers, c: Container, image: ResolvedImage, top: str, mounts: list[Mount] | None,
+    inputs: spec.StartInputs, netns: str, cgroup_parent: str,
+) -> tuple[list[Any], int]:  # fmt: skip
+    """The spec, the containerd record, the writable snapshot, the FIFOs and log copiers, then
+    Tasks.Create: the copiers and the init's pid."""
+    host = c.host_config
+    inputs.link_env = d.networking.link_env(c)
+    oci = spec.build(
+        c.id, c.config, host, image.config.get("config") or {}, inputs, d.store.dir(c.id), cgroup_parent, d.security,
+    )  # fmt: skip
+    _join_network(oci, netns)
+    _remapped_spec(d, c, oci, netns)
+    _give_files_to_root(d, c)
+    d.client.containers.create_or_update(_record(d, c, image, oci), ("spec", "image"))
+    with d.store.lock:
+        d.store.process_specs[c.id] = copy.deepcopy(oci["process"])
+    if mounts is None:
+        mounts = rootfs.prepare_writable(
+            d.client.snapshots(SNAPSHOTTER), c.id, rootfs.layer_parent(d, c, image.id, top), d.mount_root,
+            owner=rootfs.root_owner(d, c),
+        )  # fmt: skip
+    if host.get("IpcMode") == "shareable":
+        sharing.mount_shm(d.store.dir(c.id), spec.shm_size(host))
+    if d.cpu_rt_period or d.cpu_rt_runtime:
+        realtime.init_parents(cgroup_parent, d.cpu_rt_period, d.cpu_rt_runtime)
+    fifos = d.stdio.make_fifos(c)
+    stdio = IO(
+        fifos.get("stdin", ""), fifos["stdout"], fifos.get("stderr", ""), terminal=bool(c.config.get("Tty"))
+    )
+    copiers = d.stdio.start_copiers(c, fifos)
+    with d.store.lock:
+        d.store.tasks_deleted.discard(c.id)
+    try:
+        try:
+            pid = d.client.tasks.create(c.id, mounts, stdio)
+        except AlreadyExists:  # a task left from a run pydockerd never saw end: gone, then again (dockerd's)
+            task.delete_quietly(d.client, c.id)
+            pid = d.client.tasks.create(c.id, mounts, stdio)
+    except BaseException:
+        _undo_task(d, c, copiers)
+        raise
+    return copiers, pid
+
+
+def _undo_task(d: Containers, c: Container, copiers: list[Any]) -> None:
+    for copier in copiers:
+        copier.stop()
+    task.delete_quietly(d.client, c.id)
+
+
+def _task_error(d: Containers, c: Container, exc: ContainerdError) -> InvalidParameter:
+    """Tasks.Create or Start failed: containerd's error recorded, and a 400 for the client."""
+    # pycontainerd's, shim's and runtime's words: "failed to create shim task: OCI runtime create
+    # failed: runc create failed: unable to start container process: ...", as containerd 1.6 and runc 1.1
+    message = task.go_message(exc)
+    with d.store.lock:
+        c.state.update(
+            Error=message, ExitCode=127 if "not found" in message or "no such file" in message else 126
+        )
+        d.store.save(c)
+    return InvalidParameter(message)
+
+
+class _Wiring:
+    """WIRE (the sandbox's endpoints, ports and files) run by a thread of its own; `join` waits
+    for it and returns its error, if any."""
+
+    def __init__(self, wire: Callable[[], None] | None) -> None:
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        if wire is not None:
+            self._thread = threading.Thread(target=self._run, args=(wire,), name="net-wire", daemon=True)
+            self._thread.start()
+
+    def _run(self, wire: Callable[[], None]) -> None:
+        try:
+            wire()
+        except BaseException as exc:  # noqa: BLE001 - handed to the start by join()
+            self._error = exc
+
+    def join(self) -> BaseException | None:
+        if self._thread is not None:
+            self._thread.join()
+        return self._error
 
 
 def _netns_owner(d: Containers, c: Container, shared: list[dict[str, str]]) -> UserNamespace | None:
@@ -236,7 +309,7 @@ def _record(d: Containers, c: Container, image: ResolvedImage, oci: dict[str, ob
         id=c.id,
         runtime=Runtime(SHIM, options),
         spec=Payload.json(SPEC_TYPE, oci),
-        image=get_image(d.client, image.names[0]).name,
+        image=image.names[0],  # from the listing resolve() just read
         snapshotter=SNAPSHOTTER,
         snapshot_key=c.id,
     )

@@ -99,6 +99,11 @@ class ContainerStore:
         self.exiting: set[str] = set()  # containers whose exit is being recorded
         self.restarting_now: set[str] = set()  # containers a restart policy is starting right now
         self.starting: Counter[str] = Counter()  # starts under way per container (their exits wait)
+        # The OCI process each start wrote into the containerd record (only start writes it): an
+        # exec's base without a Containers.Get; unknown after a daemon restart (then asked).
+        self.process_specs: dict[str, dict[str, Any]] = {}
+        # Containers whose task this process deleted at their last exit: removal need not ask again.
+        self.tasks_deleted: set[str] = set()
         self._load()
 
     # --- records -------------------------------------------------------------------------
@@ -170,6 +175,8 @@ class ContainerStore:
         with self.lock:
             self._records.pop(cid, None)
             self.stops.pop(cid, None)
+            self.process_specs.pop(cid, None)
+            self.tasks_deleted.discard(cid)
             self.notify()
 
     def owner_of(self, name: str, other_than: str = "") -> str | None:

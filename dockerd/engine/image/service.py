@@ -107,6 +107,7 @@ class ImageService:
         self._parsed: Bounded[str, _Parsed] = Bounded(CACHED_IMAGES)
         self._unpacked: Bounded[str, bool] = Bounded(CACHED_IMAGES)  # chains this process unpacked
         self._chain_facts: Bounded[tuple[str, str], tuple[Any]] = Bounded(CACHED_IMAGES)
+        self._configs: Bounded[str, bytes] = Bounded(CACHED_IMAGES)  # image ID (config digest) -> config
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -117,6 +118,7 @@ class ImageService:
             raw = self.client.content.read_all(manifest.config.digest, CONFIG_LIMIT)
             parsed = _Parsed(manifest.config.digest, raw, tuple(config.diff_ids), tuple(manifest.layers))
             self._parsed.put(image.target.digest, parsed)
+            self._configs.put(parsed.config_digest, raw)
         return parsed.config_digest, json.loads(parsed.config_raw), list(parsed.diff_ids), list(parsed.layers)
 
     def chain_fact(self, chain: str, name: str, compute: Callable[[], T]) -> T:
@@ -127,6 +129,15 @@ class ImageService:
             cached = (compute(),)
             self._chain_facts.put((chain, name), cached)
         return cached[0]
+
+    def config_of(self, image_id: str) -> dict[str, Any]:
+        """The config of the image IMAGE_ID (its config's digest, so what was read once under it
+        stays true): an exec's environment without listing every image each time."""
+        raw = self._configs.get(image_id)
+        if raw is None:
+            return self.resolve(image_id).config
+        loaded: dict[str, Any] = json.loads(raw)
+        return loaded
 
     def all(self) -> list[ResolvedImage]:
         grouped: dict[str, ResolvedImage] = {}

@@ -46,10 +46,9 @@ class BridgeDriver:
         ep.host_ifname = self.options.veth_prefix + secrets.token_hex(4)[:room]
         ep.mac = ep.mac or mac_for(ep.address)
         mtu = int(net.options.get("com.docker.network.driver.mtu") or self.options.mtu)
-        links.add_veth(ep.host_ifname, ep.ifname, ns, mtu)
+        links.add_veth(ep.host_ifname, ep.ifname, ns, mtu, bridge=net.bridge, peer_mac=ep.mac)
         try:
-            links.attach_to_bridge(ep.host_ifname, net.bridge)
-            links.configure(ns, ep.ifname, ep.mac, ep.address, ep.prefixlen, None, ep.address6, ep.prefixlen6)
+            links.configure(ns, ep.ifname, "", ep.address, ep.prefixlen, None, ep.address6, ep.prefixlen6)
         except BaseException:
             links.delete_link(ep.host_ifname)
             raise
