@@ -38,8 +38,15 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def _load_everything() -> None:
     """What a serving shim loads, now, so that each fork shares it instead of loading it again."""
     from shim.frozen import hold_code
+    from shim.options import Options
 
-    # First: a shim forked from us holds the source of its late imports from this moment on,
+    # pyrunc's verbs, which the shims whose runtime is this checkout's pyrunc fork instead of
+    # exec'ing (shim/runtimefork.py), unless pycontainerd's environment turned that off.
+    if not Options().no_fork_runtime:
+        from shim import runtimefork
+
+        runtimefork.preload()
+    # Then: a shim forked from us holds the source of its late imports from this moment on,
     # as a shim started by the command holds it from its own start.
     hold_code(REPO)
     # What a shim runs, and the subreaper call (ctypes) each fork makes before it serves. Not the

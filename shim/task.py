@@ -99,7 +99,9 @@ class TaskService:
         self.loop = loop
         self.opts = opts
         self.events = events
-        self.runtime = Runtime(opts.runtime, opts.runtime_root, opts.log_json, opts.systemd_cgroup)
+        self.runtime = Runtime(
+            opts.runtime, opts.runtime_root, opts.log_json, opts.systemd_cgroup, fork=not opts.no_fork_runtime
+        )
         self.server: Server | None = None
         self.init: Process | None = None
         self.execs: dict[str, Process] = {}
