@@ -65,6 +65,7 @@ class Mode:
         self.template = proc.pid
         (self.cgroup / "cgroup.procs").write_text(str(proc.pid))
         self.times: dict[str, list[float]] = {c: [] for c in CALLS}
+        self.cpu_of: dict[str, list[float]] = {c: [] for c in CALLS}
         self.cpu: list[float] = []
 
     def usage(self) -> float:
@@ -104,9 +105,12 @@ def bundle(root: Path, cid: str, args: list[str]) -> ShimConfig:
 
 @contextmanager
 def timed(mode: Mode, call: str) -> Iterator[None]:
-    t0 = time.perf_counter()
+    """The wall time of CALL, and the CPU its shim and runtime spent meanwhile (the template's
+    cgroup holds nothing else that runs)."""
+    c0, t0 = mode.usage(), time.perf_counter()
     yield
     mode.times[call].append((time.perf_counter() - t0) * 1000)
+    mode.cpu_of[call].append((mode.usage() - c0) * 1000)
 
 
 def one_round(mode: Mode) -> None:
@@ -186,6 +190,7 @@ def main() -> int:
                 if i + 1 == args.warmup:
                     for m in modes:
                         m.times = {c: [] for c in CALLS}
+                        m.cpu_of = {c: [] for c in CALLS}
                         m.cpu = []
             mem = {m.name: memory(m, args.shims) for m in modes}
         finally:
@@ -201,6 +206,13 @@ def main() -> int:
     for m in modes:
         cells = [f"{statistics.median(m.times[c]):.1f} ms" for c in CALLS]
         print(f"| {m.name} | " + " | ".join(cells) + f" | {statistics.median(m.cpu):.0f} ms |")
+    print()
+    print("CPU of the shim and its runtime during each call (median):")
+    print()
+    print("| pyrunc | " + " | ".join(CALLS) + " |")
+    print("| --- " * (len(CALLS) + 1) + "|")
+    for m in modes:
+        print(f"| {m.name} | " + " | ".join(f"{statistics.median(m.cpu_of[c]):.1f} ms" for c in CALLS) + " |")
     print()
     print(f"| pyrunc | shim PSS ({args.shims} tasks, mean) | shim RSS (mean) | template PSS |")
     print("| --- | --- | --- | --- |")

@@ -98,11 +98,15 @@ def _spawn(line: bytes) -> bytes:
 
 
 def main() -> int:
+    # No collection while loading: one would free the imports' garbage, leaving holes in pages that
+    # the forks' own allocations would then fill, copying them (the gc module's advice for fork
+    # servers). What is loaded lives as long as we do: frozen out of the collector's sight, its
+    # pages stay shared with every fork (a collection writes to each object it visits). It stays
+    # off here: a collection of what the template makes later would copy pages its shims share
+    # (each of them then charged a larger part of the rest); its loop makes no cycles. A shim turns
+    # it back on for its own objects (shim/main.py).
+    gc.disable()
     _load_everything()
-    # Everything loaded so far lives as long as we do: out of the collector's sight, its pages stay
-    # shared with every fork (a collection writes to each object it visits). The garbage of the
-    # imports goes first, so that forks do not reuse (and so copy) the pages it held.
-    gc.collect()
     gc.freeze()
     requests, answers = sys.stdin.buffer, sys.stdout.buffer
     for line in requests:
