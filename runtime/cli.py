@@ -289,9 +289,10 @@ def _dispatch(args: Any) -> int:
 
 
 # What the verbs a shim runs (create, start, exec, kill, delete, pause, resume) import, including
-# what they load late (a terminal, seccomp, hooks' subprocess, the v1/v2 cgroup managers): a
-# process that forks pyrunc instead of exec'ing it (pycontainerd-shim's template) imports these
-# ahead, so that every fork finds them loaded (and shares them copy-on-write).
+# what they load late (a terminal, seccomp, the v1/v2 cgroup managers): a process that forks pyrunc
+# instead of exec'ing it (pycontainerd-shim's template) imports these ahead, so that every fork
+# finds them loaded (and shares them copy-on-write). Not `subprocess`, for hooks only (it brings
+# `re`, `threading`, `locale`: 1 MiB more in every shim); a container with hooks imports it then.
 FORK_PRELOAD = (
     "runtime.container_create",
     "runtime.container_start",
@@ -306,7 +307,6 @@ FORK_PRELOAD = (
     "runtime.linux.cgroups.manager",
     "runtime.linux.cgroups.v1",
     "runtime.linux.cgroups.v2",
-    "subprocess",
 )
 
 
