@@ -288,6 +288,34 @@ def _dispatch(args: Any) -> int:
     return 0
 
 
+# What the verbs a shim runs (create, start, exec, kill, delete, pause, resume) import, including
+# what they load late (a terminal, seccomp, the v1/v2 cgroup managers): a process that forks pyrunc
+# instead of exec'ing it (pycontainerd-shim's template) imports these ahead, so that every fork
+# finds them loaded (and shares them copy-on-write). Not `subprocess`, for hooks only (it brings
+# `re`, `threading`, `locale`: 1 MiB more in every shim); a container with hooks imports it then.
+FORK_PRELOAD = (
+    "runtime.container_create",
+    "runtime.container_start",
+    "runtime.container_exec",
+    "runtime.container_kill",
+    "runtime.container_delete",
+    "runtime.container_pause",
+    "runtime.signals",
+    "runtime.linux.console",
+    "runtime.linux.seccomp",
+    "runtime.linux.cgroups.devices",
+    "runtime.linux.cgroups.manager",
+    "runtime.linux.cgroups.v1",
+    "runtime.linux.cgroups.v2",
+)
+
+
+def preload() -> None:
+    """Import FORK_PRELOAD (see there)."""
+    for name in FORK_PRELOAD:
+        __import__(name)
+
+
 def _version() -> str:
     from runtime.state import OCI_VERSION
 
@@ -349,13 +377,16 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-def run_and_exit() -> NoReturn:
+def run_and_exit(argv: list[str] | None = None) -> NoReturn:
     """The launcher's entry point: main(), then exit at once.
 
     pyrunc lives for one verb; tearing the interpreter down (module by module, a last garbage
     collection) would only cost time. Everything it writes goes through os.write or closed files,
-    but what print() buffered, which is flushed here."""
-    code = main()
+    but what print() buffered, which is flushed here.
+
+    ARGV (without the program's name) is for a process that forks pyrunc instead of exec'ing it
+    (pycontainerd-shim, shim/runtimefork.py): the child calls this as the launcher would have."""
+    code = main(argv)
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

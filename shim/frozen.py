@@ -23,8 +23,10 @@ if TYPE_CHECKING:
     from types import ModuleType
     from typing import Any
 
-# Everything the shim imports of the repository (the import contracts keep it to these).
+# Everything the shim imports of the repository (the import contracts keep it to these), and pyrunc
+# when the shim has loaded it to fork its verbs (shim/runtimefork.py).
 PACKAGES = ("shim", "common", "ttrpc")
+RUNTIME_PACKAGE = "runtime"
 _ModuleSpec = sys.modules["_frozen_importlib"].ModuleSpec
 
 
@@ -56,9 +58,11 @@ class SourceCopy:
 def read_sources(
     repo: str, skip: set[str] | frozenset[str] = frozenset()
 ) -> dict[str, tuple[str, bytes, bool]]:
-    """The source of every module of PACKAGES under REPO, but those named in SKIP."""
+    """The source of every module of PACKAGES under REPO (and of `runtime` if pyrunc is loaded), but
+    those named in SKIP."""
     sources: dict[str, tuple[str, bytes, bool]] = {}
-    for package in PACKAGES:
+    packages = PACKAGES + ((RUNTIME_PACKAGE,) if "runtime.cli" in sys.modules else ())
+    for package in packages:
         top = os.path.join(repo, package)
         for directory, dirs, files in os.walk(top):
             dirs[:] = [d for d in dirs if d != "__pycache__"]

@@ -115,6 +115,9 @@ def _serve_here(opts: Options, ready_w: int, opened: tuple[int, ...]) -> int:
     """Serve in this forked process. Nothing of the process it was forked from may stay open (the
     template's pipes to pycontainerd, above all): every descriptor but stdio and READY_W is closed,
     as exec would have closed them."""
+    import gc
+
+    gc.enable()  # off in the template (shim/spawner.py)
     for fd in opened:
         os.close(fd)
     os.closerange(3, ready_w)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import _signal  # the C module: `signal` would import enum
 import os
 import select
+import sys
 
 # The shim ignores SIGPIPE (Python does); the runtime, and through it the container,
 # must start with the default dispositions.
@@ -23,11 +24,16 @@ class RuntimeFailed(Exception):
 
 
 class Runtime:
-    def __init__(self, path: str, root: str, log_path: str, systemd_cgroup: bool = False) -> None:
+    def __init__(
+        self, path: str, root: str, log_path: str, systemd_cgroup: bool = False, fork: bool = False
+    ) -> None:
         self.path = path
         self.root = root
         self.log_path = log_path
         self.systemd_cgroup = systemd_cgroup
+        # FORK: run this checkout's pyrunc in a forked process when PATH is its launcher and it is
+        # loaded (shim/runtimefork.py); any other runtime is exec'd.
+        self.fork = fork and "runtime.cli" in sys.modules
 
     def _argv(self, args: list[str]) -> list[str]:
         argv = [self.path]
@@ -37,7 +43,22 @@ class Runtime:
             argv.append("--systemd-cgroup")
         return argv + ["--log", self.log_path, "--log-format", "json", *args]
 
+    def forks(self) -> bool:
+        """Whether the next verb runs in a forked pyrunc rather than an exec'd runtime."""
+        if not self.fork:
+            return False
+        from shim import runtimefork
+
+        return runtimefork.is_own_pyrunc(self.path)
+
     def _spawn(self, args: list[str], stdio: tuple[int, int, int]) -> int:
+        if self.forks():
+            from shim import runtimefork
+
+            try:
+                return runtimefork.spawn(self._argv(args), stdio, self.log_path)
+            except OSError as exc:
+                raise RuntimeFailed(f"cannot run the runtime {self.path}: {exc.strerror}") from None
         actions = [(os.POSIX_SPAWN_DUP2, fd, target) for target, fd in enumerate(stdio)]
         try:
             return os.posix_spawn(

@@ -36,6 +36,8 @@ flags:
                          connected, clean up and exit after this long [86400]
   --systemd-cgroup       run the runtime with --systemd-cgroup (containerd.runc.v1.Options'
                          SystemdCgroup)
+  --no-fork-runtime      exec this checkout's pyrunc for every verb instead of forking it
+                         (also: PYCONTAINERD_SHIM_FORK_RUNTIME=0 in the environment)
 """
 
 _FLAGS = {
@@ -50,7 +52,10 @@ _FLAGS = {
     "--exit-timeout": "exit_timeout",
     "--ready-fd": "ready_fd",
 }
-_SWITCHES = {"--systemd-cgroup": "systemd_cgroup"}
+_SWITCHES = {"--systemd-cgroup": "systemd_cgroup", "--no-fork-runtime": "no_fork_runtime"}
+# "0" here turns the forked pyrunc off as --no-fork-runtime does (shim/runtimefork.py): set in
+# pycontainerd's environment, it reaches its shims (and their template).
+FORK_RUNTIME_ENV = "PYCONTAINERD_SHIM_FORK_RUNTIME"
 ACTIONS = ("start", "delete", "serve")
 # Unix socket paths are limited to 108 bytes including the terminating NUL.
 MAX_SOCKET_PATH = 107
@@ -63,7 +68,7 @@ class UsageError(Exception):
 class Options:
     __slots__ = (
         "action", "namespace", "id", "bundle", "state_dir", "runtime", "runtime_root", "address", "socket",
-        "exit_timeout", "ready_fd", "systemd_cgroup",
+        "exit_timeout", "ready_fd", "systemd_cgroup", "no_fork_runtime",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -79,6 +84,7 @@ class Options:
         self.exit_timeout = DEFAULT_EXIT_TIMEOUT
         self.ready_fd = -1
         self.systemd_cgroup = False
+        self.no_fork_runtime = os.environ.get(FORK_RUNTIME_ENV, "1") in ("0", "false", "no", "off")
 
     def argv(self) -> list[str]:
         """These options as flags again (for the exec of the long-lived shim)."""

@@ -37,18 +37,27 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def _load_everything() -> None:
     """What a serving shim loads, now, so that each fork shares it instead of loading it again."""
-    from shim.frozen import hold_code
-
-    # First: a shim forked from us holds the source of its late imports from this moment on,
-    # as a shim started by the command holds it from its own start.
-    hold_code(REPO)
-    # What a shim runs, and the subreaper call (ctypes) each fork makes before it serves. Not the
-    # mount helper's and statistics' code, which a lone shim loads late to stay small: every
-    # object a forked shim touches is copied (3.11 writes its reference count), so a fuller
-    # template would not make the shims smaller, only the template larger.
+    # What a shim runs, and the subreaper call (ctypes) each fork makes before it serves; the
+    # statistics and OOM watch every shim loads at Create, and the rootfs mount helper every
+    # Create and Delete runs in a forked child: loaded late, each would be compiled from the held
+    # source in every shim (15 ms of CPU at each Create), and be private to it.
     import shim.main
-    import shim.server  # noqa: F401
-    from common import libc  # noqa: F401
+    import shim.mounts
+    import shim.server
+    import shim.stats  # noqa: F401
+    from common import libc, mountopts  # noqa: F401
+    from shim.frozen import hold_code
+    from shim.options import Options
+
+    # pyrunc's verbs, which the shims whose runtime is this checkout's pyrunc fork instead of
+    # exec'ing (shim/runtimefork.py), unless pycontainerd's environment turned that off.
+    if not Options().no_fork_runtime:
+        from shim import runtimefork
+
+        runtimefork.preload()
+    # Then a shim forked from us holds the source of the rest of its late imports (the CRI log...)
+    # from this moment on, as a shim started by the command holds it from its own start.
+    hold_code(REPO)
 
 
 def _answer(line: bytes) -> bytes:
@@ -89,9 +98,15 @@ def _spawn(line: bytes) -> bytes:
 
 
 def main() -> int:
+    # No collection while loading: one would free the imports' garbage, leaving holes in pages that
+    # the forks' own allocations would then fill, copying them (the gc module's advice for fork
+    # servers). What is loaded lives as long as we do: frozen out of the collector's sight, its
+    # pages stay shared with every fork (a collection writes to each object it visits). It stays
+    # off here: a collection of what the template makes later would copy pages its shims share
+    # (each of them then charged a larger part of the rest); its loop makes no cycles. A shim turns
+    # it back on for its own objects (shim/main.py).
+    gc.disable()
     _load_everything()
-    # Everything loaded so far lives as long as we do: out of the collector's sight, its pages stay
-    # shared with every fork (a collection writes to each object it visits).
     gc.freeze()
     requests, answers = sys.stdin.buffer, sys.stdout.buffer
     for line in requests:

@@ -2,8 +2,9 @@
 
 Handlers take a decoded request dict and return the encoded response (or None when they
 answer later, as Wait does). Errors are RpcError with containerd's status codes and a
-one-line message. Exits are recorded on disk (exits/<name>, fsync'd) and queued as
-TaskExit events before any waiter is answered, so a daemon that was away learns them.
+one-line message. Exits are recorded on disk (exits/<name>, written whole, not synced: see
+shim/events.py) and queued as TaskExit events before any waiter is answered, so a daemon that was
+away, or a restarted one cleaning up after a killed shim, learns them.
 """
 
 from __future__ import annotations
@@ -99,7 +100,9 @@ class TaskService:
         self.loop = loop
         self.opts = opts
         self.events = events
-        self.runtime = Runtime(opts.runtime, opts.runtime_root, opts.log_json, opts.systemd_cgroup)
+        self.runtime = Runtime(
+            opts.runtime, opts.runtime_root, opts.log_json, opts.systemd_cgroup, fork=not opts.no_fork_runtime
+        )
         self.server: Server | None = None
         self.init: Process | None = None
         self.execs: dict[str, Process] = {}
@@ -656,7 +659,11 @@ class TaskService:
         proc.exit_status = code
         proc.exited_at = when
         try:
-            write_atomic(os.path.join(self.opts.exits_dir, proc.name), f"{proc.pid} {code} {when}\n".encode())
+            write_atomic(
+                os.path.join(self.opts.exits_dir, proc.name),
+                f"{proc.pid} {code} {when}\n".encode(),
+                durable=False,  # as the events (shim/events.py)
+            )
         except OSError as exc:
             log(f"cannot record the exit of {proc.name}: {exc}")
         for out in proc.outputs:

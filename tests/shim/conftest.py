@@ -5,6 +5,10 @@ state directories, the runtime's --root and the stdio FIFOs. At teardown the `la
 fixture stops what a test left running and then asserts that nothing of its shims
 remains: no shim or container process, no cgroup, no mount, no runtime state, no shim
 files.
+
+The `lab` runs every test twice: with shims started by the command (`pycontainerd-shim start`),
+which exec the runtime for every verb, and with shims forked from the warm template as
+pycontainerd starts them, which fork this checkout's pyrunc instead (shim/runtimefork.py).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from containerd.shim_client import ShimClient, ShimConfig, start_shim
+from containerd.shim_client import ShimClient, ShimConfig, ShimSpawner, start_shim
 
 REPO = Path(__file__).resolve().parents[2]
 PYRUNC = str(REPO / ".venv" / "bin" / "pyrunc")
@@ -138,6 +142,9 @@ class Lab:
     runtime_root: Path
     tasks: list[ShimTask] = field(default_factory=list)
     readers: list[FifoReader] = field(default_factory=list)
+    spawner: ShimSpawner | None = (
+        None  # shims forked from a template (that fork pyrunc), or started by the command
+    )
 
     def spec(self, args: list[str], cid: str, terminal: bool = False) -> dict[str, Any]:
         from runtime.spec_default import default_spec
@@ -162,7 +169,7 @@ class Lab:
     ) -> ShimTask:
         """A bundle for ARGS and a started shim for it (no task created yet)."""
         task = self.prepare(args, runtime, terminal, exit_timeout, edit, copy_rootfs, bundle_suffix)
-        task.address = start_shim(task.config)
+        task.address = start_shim(task.config, spawner=self.spawner)
         task.shim_pid = int((task.state_dir / "shim.pid").read_text())
         return task
 
@@ -244,13 +251,16 @@ def _force_stop(task: ShimTask) -> None:
             os.kill(task.shim_pid, signal.SIGKILL)
 
 
-@pytest.fixture
-def lab(tmp_path: Path) -> Iterator[Lab]:
+@pytest.fixture(params=["command", "template"])
+def lab(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Lab]:
     assert Path(PYRUNC).exists(), "run ./scripts/setup first"
     runtime_root = tmp_path / "runtime-root"
     runtime_root.mkdir()
-    tool = Lab(root=tmp_path, runtime_root=runtime_root)
+    spawner = ShimSpawner() if request.param == "template" else None
+    tool = Lab(root=tmp_path, runtime_root=runtime_root, spawner=spawner)
     yield tool
+    if spawner is not None:
+        spawner.close()  # its shims run on: the clean-up below stops them
     for reader in tool.readers:
         reader.close()
     leftovers = []

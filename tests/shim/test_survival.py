@@ -142,7 +142,7 @@ def test_exit_while_no_client_is_connected(lab: Lab) -> None:
     waiter.kill()
     waiter.wait()
     client.close()
-    wait_for(lambda: (task.state_dir / "exits" / "init").exists(), what="the durable exit record")
+    wait_for(lambda: (task.state_dir / "exits" / "init").exists(), what="the exit record")
     assert not pid_alive(pid)
 
     client = task.client()

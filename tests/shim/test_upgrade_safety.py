@@ -6,6 +6,9 @@ A shim runs for as long as its container, so every module it will ever need must
 memory: the first test starts a shim from a copy of the checkout, replaces every module of that
 copy with one that fails on import, and then drives the shim through every verb that loads code
 late (a rootfs mount and unmount in forked helpers, exec, stats, OOM watch, pause, delete).
+It does so for a shim started by the command and for one forked from the copy's template, which
+runs the copy's pyrunc in forked processes (shim/runtimefork.py): that pyrunc, replaced on disk
+too, must keep working from memory as well.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,6 +31,7 @@ from tests.shim.conftest import REPO, Lab, ShimTask, cgroup_dirs, pid_alive, wai
 
 STATUS = task_pb2.Status
 SHIM_PACKAGES = ("shim", "common", "ttrpc")  # all the shim is made of (the import contracts say so)
+RUNTIME_PACKAGES = ("runtime",)  # and what a shim forked from the template runs of pyrunc
 REPLACED = "raise ImportError('this module was replaced by an upgrade after the shim started')\n"
 
 
@@ -54,14 +59,14 @@ def finish(task: ShimTask, client: ShimClient) -> None:
 
 
 def _copy_checkout(dest: Path) -> None:
-    for package in SHIM_PACKAGES:
+    for package in SHIM_PACKAGES + RUNTIME_PACKAGES:
         shutil.copytree(REPO / package, dest / package, ignore=shutil.ignore_patterns("__pycache__"))
 
 
 def _replace_checkout(checkout: Path) -> int:
     """Every module of the copy now fails on import, and no byte-code is left to fall back on."""
     replaced = 0
-    for package in SHIM_PACKAGES:
+    for package in SHIM_PACKAGES + RUNTIME_PACKAGES:
         for path in sorted((checkout / package).rglob("*")):
             if path.is_dir() and path.name == "__pycache__":
                 shutil.rmtree(path)
@@ -71,15 +76,42 @@ def _replace_checkout(checkout: Path) -> int:
     return replaced
 
 
-def test_shim_keeps_working_after_its_checkout_is_replaced(lab: Lab, tmp_path: Path) -> None:
+def _launcher(checkout: Path) -> Path:
+    """The copy's own pyrunc launcher (as scripts/setup writes it, naming the copy)."""
+    text = (REPO / ".venv" / "bin" / "pyrunc").read_text().replace(str(REPO), str(checkout))
+    launcher = checkout / "pyrunc"
+    launcher.write_text(text)
+    launcher.chmod(0o755)
+    return launcher
+
+
+def _start_from_template(checkout: Path, task: ShimTask) -> str:
+    """The shim forked by the copy's template (shim/spawner.py's protocol), which then exits."""
+    boot = f"import sys;sys.path.insert(0,{str(checkout)!r});from shim.spawner import main;sys.exit(main())"
+    template = subprocess.Popen(
+        [sys.executable, "-IS", "-c", boot], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    request = json.dumps(task.config.argv("start")[len(task.config.command) :]) + "\n"
+    answer, _ = template.communicate(request.encode(), timeout=60)
+    assert answer.startswith(b"ok "), answer
+    return answer[3:].decode().strip()
+
+
+@pytest.mark.parametrize("lab", ["command"], indirect=True)  # the shims are started here
+@pytest.mark.parametrize("started_by", ["command", "template"])
+def test_shim_keeps_working_after_its_checkout_is_replaced(lab: Lab, tmp_path: Path, started_by: str) -> None:
     checkout = tmp_path / "checkout"
     _copy_checkout(checkout)
     task = lab.prepare(["sh", "-c", "echo started; read line; echo got $line; sleep 1000"], copy_rootfs=False)
+    if started_by == "template":  # its shim forks the copy's pyrunc (a shim of the command execs ours)
+        task.config.runtime = str(_launcher(checkout))
     boot = f"import sys;sys.path.insert(0,{str(checkout)!r});from shim.main import main;sys.exit(main())"
     task.config.command = [sys.executable, "-IS", "-c", boot]
-    task.address = start_shim(task.config)
+    task.address = (
+        start_shim(task.config) if started_by == "command" else _start_from_template(checkout, task)
+    )
     task.shim_pid = int((task.state_dir / "shim.pid").read_text())
-    assert _replace_checkout(checkout) > 20
+    assert _replace_checkout(checkout) > 40
 
     lower = lab.root / f"lower-{task.id}"
     shutil.copytree(REPO / "images" / "busybox-bundle" / "rootfs", lower, symlinks=True)
