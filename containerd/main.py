@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pycontainerd {VERSION}")
         return 0
     _dump_stacks_on_sigusr1()
-    malloc.fix_thresholds()  # large buffers mmapped and returned at free (common/malloc.py)
+    malloc.Scavenger().start()  # freed heap returned after bursts of work (common/malloc.py)
     try:
         cfg = load(
             args.config,

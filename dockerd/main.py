@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pydockerd version {VERSION}, build {build.commit} (pydocker {build.release})")
         return 0
     _setup_logging(opts)
-    malloc.fix_thresholds()  # large buffers mmapped and returned at free (common/malloc.py)
+    malloc.Scavenger().start()  # freed heap returned after bursts of work (common/malloc.py)
     # For our own READY=1 only: pycontainerd, started by us, must not report to our unit.
     notify = os.environ.pop("NOTIFY_SOCKET", None)
     from dockerd import listeners, metrics
