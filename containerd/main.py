@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 
+from common import malloc
 from containerd.config import ConfigError, load
 
 
@@ -48,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pycontainerd {VERSION}")
         return 0
     _dump_stacks_on_sigusr1()
+    malloc.Scavenger().start()  # freed heap returned after bursts of work (common/malloc.py)
     try:
         cfg = load(
             args.config,

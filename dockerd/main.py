@@ -16,7 +16,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from common import atomicfile
+from common import atomicfile, malloc
 from dockerd.config import ConfigError, Options, parse
 
 if TYPE_CHECKING:
@@ -157,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pydockerd version {VERSION}, build {build.commit} (pydocker {build.release})")
         return 0
     _setup_logging(opts)
+    malloc.Scavenger().start()  # freed heap returned after bursts of work (common/malloc.py)
     # For our own READY=1 only: pycontainerd, started by us, must not report to our unit.
     notify = os.environ.pop("NOTIFY_SOCKET", None)
     from dockerd import listeners, metrics

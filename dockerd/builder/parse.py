@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-
-import dockerfile as goparser
+from typing import TYPE_CHECKING
 
 from dockerd.builder import gotext
 from dockerd.builder import instructions as ins
 from dockerd.builder.errors import BuildRequestError
+
+if TYPE_CHECKING:
+    # Loaded by the first parse: the Go runtime in its shared object is 3.3 MiB resident, which
+    # an idle daemon need not hold.
+    import dockerfile as goparser
 
 _DIRECTIVE = re.compile(r"^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$")
 _STAGE_NAME = re.compile(r"^[a-z][a-z0-9-_.]*$")
@@ -33,6 +37,8 @@ def parse_dockerfile(text: str, name: str = "Dockerfile") -> ins.Dockerfile:
     """Parse TEXT; BuildRequestError (400) with dockerd's message when it is no Dockerfile."""
     if not text.strip():
         raise BuildRequestError(f"the Dockerfile ({name}) cannot be empty")
+    import dockerfile as goparser
+
     try:
         commands = goparser.parse_string(text)
     except goparser.GoParseError as exc:
@@ -238,7 +244,7 @@ def _list(values: Sequence[str], what: str) -> tuple[str, ...]:
     return tuple(values)
 
 
-_Builder = Callable[[goparser.Command, int, str], ins.Instruction]
+_Builder = Callable[["goparser.Command", int, str], ins.Instruction]
 _TABLE: dict[str, _Builder] = {
     "FROM": _from,
     "ARG": _arg,
@@ -275,6 +281,8 @@ def to_instruction(command: goparser.Command) -> ins.Instruction:
 def parse_line(text: str, line: int = 0) -> ins.Instruction:
     """One instruction (an ONBUILD trigger, a commit's --change); BuildFailed-style errors as
     BuildRequestError with dockerd's wording."""
+    import dockerfile as goparser
+
     try:
         commands = goparser.parse_string(text + "\n")
     except goparser.GoParseError as exc:

@@ -21,11 +21,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-
-from dnslib import AAAA, PTR, QTYPE, RCODE, RR, A, DNSRecord
+from typing import TYPE_CHECKING
 
 from dockerd.network import netns
 from dockerd.network.iptables import Iptables
+
+if TYPE_CHECKING:
+    from dnslib import DNSRecord
 
 log = logging.getLogger("pydockerd.network.dns")
 ADDRESS = "127.0.0.11"
@@ -188,6 +190,9 @@ class Resolver:
             return
 
     def answer(self, sandbox: str, data: bytes, tcp: bool) -> bytes | None:
+        # dnslib is loaded by the first query, not by a daemon whose containers never ask (0.6 MiB)
+        from dnslib import AAAA, PTR, QTYPE, RR, A, DNSRecord
+
         try:
             query = DNSRecord.parse(data)
         except Exception:  # noqa: BLE001 - dnslib raises several kinds on malformed packets; drop them
@@ -212,6 +217,8 @@ class Resolver:
                 return bytes(query.send(server[0], server[1], tcp=tcp, timeout=2, ipv6=":" in server[0]))
             except (OSError, struct.error):
                 continue
+        from dnslib import RCODE
+
         reply = query.reply()
         reply.header.rcode = RCODE.SERVFAIL
         return bytes(reply.pack())

@@ -14,10 +14,8 @@ from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-
 from dockerd.network import netns
+from dockerd.network.rtnl import IPRoute, NetlinkError
 
 ENOENT_CODES = (19, 2)  # ENODEV, ENOENT: the link is already gone
 

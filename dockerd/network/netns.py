@@ -23,9 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pyroute2 import netns
-
 from common import libc, mountinfo
+from dockerd.network.rtnl import netns
 
 T = TypeVar("T")
 

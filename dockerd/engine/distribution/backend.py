@@ -4,8 +4,6 @@ insecure registries, the default registry), pulls and pushes as progress streams
 
 from __future__ import annotations
 
-import httpx
-
 from containerd.client import Client
 from containerd.client.errors import InvalidArgument
 from containerd.client.names import parse_reference
@@ -66,6 +64,8 @@ def login(config: RegistryConfig, auth: AuthConfig) -> dict[str, str]:
         ref = parse_reference(f"{host}/login/probe" if host != "docker.io" else "login/probe")
     except InvalidArgument as exc:
         raise InvalidParameter(str(exc)) from None
+    import httpx  # not held by an idle daemon (registry_client)
+
     errors: list[EngineError] = []
     for base in config.endpoints(ref.domain, push=True):
         session = Session(base, ref.path, "pull", auth)

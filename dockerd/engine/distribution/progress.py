@@ -14,8 +14,6 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
-
 from containerd.client.errors import ContainerdError
 from dockerd.engine.distribution.registry_client import transport_text
 from dockerd.engine.errors import EngineError
@@ -113,6 +111,8 @@ class Streamed:
         self.progress.cancelled.set()
 
     def stream(self) -> Iterator[bytes]:
+        import httpx  # not held by an idle daemon (registry_client)
+
         progress = self.progress
 
         def main() -> None:

@@ -22,14 +22,15 @@ import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
-
-import httpx
 
 from containerd.client.names import Reference
 from dockerd.engine.errors import EngineError, InvalidParameter
 from dockerd.engine.validate import json_kind
+
+if TYPE_CHECKING:
+    import httpx  # imported where a session starts: an idle daemon does not hold it (5 MiB with its imports)
 
 # One INFO line per registry request would drown the daemon's log.
 logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -198,6 +199,8 @@ class Session:
         self.repo = repo
         self.actions = actions
         self.auth = auth
+        import httpx
+
         self.http = httpx.Client(base_url=base, verify=tls_context(), timeout=timeout, follow_redirects=True)
         self.raw = RawHTTP(timeout)
         self._header: dict[str, str] = {}
@@ -466,6 +469,8 @@ def connect(
     config: RegistryConfig, ref: Reference, actions: str, auth: AuthConfig, *, push: bool = False
 ) -> Session:
     """A session on the first endpoint that answers (mirrors first for a pull from docker.io)."""
+    import httpx
+
     errors: list[EngineError] = []
     for base in config.endpoints(ref.domain, push=push):
         session = Session(base, ref.path, actions, auth)
@@ -502,6 +507,8 @@ def dial_address(base: str) -> str:
 
 
 def _dialled(exc: Exception) -> str:
+    import httpx
+
     try:
         url = exc.request.url if isinstance(exc, httpx.RequestError) else None
     except RuntimeError:  # no request attached
