@@ -61,6 +61,7 @@ class Daemon:
         }
         self._server: grpc.Server | None = None
         self._cri_server: grpc.Server | None = None
+        self._api_server: grpc.Server | None = None  # the CRI plugin's private one
         self._gc_lock = threading.Lock()
         self.cri: Any = None
         if cfg.cri.enabled:
@@ -244,23 +245,33 @@ class Daemon:
         self._server = server
         if self.cri is not None:
             if self.cfg.cri.address:
-                self._cri_server = self._serve_cri(self.cfg.cri.address)
+                self._cri_server = self._serve_on(self.cfg.cri.address, self._cri_services(), "cri-grpc")
+            elif len(self.cri.api_socket) < 100:
+                # The CRI shares the daemon's socket, hence its workers: 30 pods started at once held
+                # 30 of the 32 while the calls each makes into the daemon (containers, snapshots,
+                # tasks) queued for the other two. The plugin's client gets a listener of its own,
+                # private to the daemon, so its calls never wait for the CRI calls that make them.
+                self._api_server = self._serve_on(self.cri.api_socket, self._services(), "cri-api", 0o177)
+                self.cri.api_address = self.cri.api_socket
             self.cri.start()
 
-    def _serve_cri(self, address: str) -> grpc.Server:
-        """The CRI on a socket of its own (`--cri-address`), as a second listener of this daemon."""
+    def _serve_on(
+        self, address: str, services: list[tuple[Any, Any]], prefix: str, umask: int = 0o117
+    ) -> grpc.Server:
+        """A second listener of this daemon: the CRI on a socket of its own (`--cri-address`), or
+        the containerd API for the CRI plugin's own client."""
         _claim_socket_path(address)
         os.makedirs(os.path.dirname(address), mode=0o711, exist_ok=True)
         server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="cri-grpc"),
+            futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix=prefix),
             options=[
                 ("grpc.max_receive_message_length", 16 << 20),
                 ("grpc.max_send_message_length", 16 << 20),
             ],
         )
-        for add, service in self._cri_services():
+        for add, service in services:
             add(service, server)
-        previous_umask = os.umask(0o117)
+        previous_umask = os.umask(umask)
         try:
             bound = server.add_insecure_port(f"unix://{address}")
         except RuntimeError:
@@ -280,6 +291,13 @@ class Daemon:
             self._cri_server = None
             try:
                 os.unlink(self.cfg.cri.address)
+            except FileNotFoundError:
+                pass
+        if self._api_server is not None:
+            self._api_server.stop(grace=2).wait()
+            self._api_server = None
+            try:
+                os.unlink(self.cri.api_socket)
             except FileNotFoundError:
                 pass
         if self._server is not None:

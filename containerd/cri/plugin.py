@@ -60,6 +60,10 @@ class Plugin:
         for d in (self.root, self.state):
             os.makedirs(d, mode=0o711, exist_ok=True)
         self.netns_dir = cfg.netns_dir or os.path.join(self.state, "netns")
+        # the daemon's API as this plugin's client reaches it: the daemon's socket, or a listener
+        # of the daemon's own for this plugin (api_socket) when the CRI shares that socket
+        self.api_socket = os.path.join(self.state, "api.sock")
+        self.api_address = daemon_cfg.address
         self.cni = cnimod.CNI(cfg.cni_conf_dir, cfg.cni_bin_dir, os.path.join(self.state, "cni"))
         self.sandboxes: Store[SandboxMeta] = Store("sandbox")
         self.containers: Store[ContainerMeta] = Store("container")
@@ -89,14 +93,14 @@ class Plugin:
     def client(self) -> Client:
         with self._lock:
             if self._client is None:
-                self._client = Client(self.daemon_cfg.address, K8S_NAMESPACE)
+                self._client = Client(self.api_address, K8S_NAMESPACE)
             return self._client
 
     @property
     def images(self) -> Images:
         with self._lock:
             if self._images is None:
-                self._images = Images(Client(self.daemon_cfg.address, K8S_NAMESPACE), self.cfg)
+                self._images = Images(Client(self.api_address, K8S_NAMESPACE), self.cfg)
             return self._images
 
     def streaming(self) -> Any:
@@ -177,7 +181,7 @@ class Plugin:
         subscribed = False
         while not self._stop.is_set():
             try:
-                sub = Client(self.daemon_cfg.address, K8S_NAMESPACE, timeout=None).events.subscribe(
+                sub = Client(self.api_address, K8S_NAMESPACE, timeout=None).events.subscribe(
                     f'namespace=={K8S_NAMESPACE},topic=="/tasks/exit"',
                     f'namespace=={K8S_NAMESPACE},topic=="/tasks/oom"',
                 )
