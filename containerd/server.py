@@ -217,6 +217,8 @@ class Daemon:
         self.tasks.recover()
         address = self.cfg.address
         _claim_socket_path(address)
+        if self.cri is not None:
+            self._serve_cri_client()
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=GRPC_WORKERS, thread_name_prefix="grpc"),
             options=[
@@ -246,14 +248,19 @@ class Daemon:
         if self.cri is not None:
             if self.cfg.cri.address:
                 self._cri_server = self._serve_on(self.cfg.cri.address, self._cri_services(), "cri-grpc")
-            elif len(self.cri.api_socket) < 100:
-                # The CRI shares the daemon's socket, hence its workers: 30 pods started at once held
-                # 30 of the 32 while the calls each makes into the daemon (containers, snapshots,
-                # tasks) queued for the other two. The plugin's client gets a listener of its own,
-                # private to the daemon, so its calls never wait for the CRI calls that make them.
-                self._api_server = self._serve_on(self.cri.api_socket, self._services(), "cri-api", 0o177)
-                self.cri.api_address = self.cri.api_socket
             self.cri.start()
+
+    def _serve_cri_client(self) -> None:
+        """What the CRI plugin's client calls, set before any CRI call can come: the unary
+        services in-process (cri/local.py), and the streaming ones over a listener of its own
+        when the CRI shares the daemon's socket, hence its workers (32): 30 pods started at once
+        held 30 while their calls into the daemon queued for the other two (31, and none started)."""
+        from containerd.cri.local import unary_handlers
+
+        self.cri.local_handlers = unary_handlers(self._services())
+        if not self.cfg.cri.address and len(self.cri.api_socket) < 100:
+            self._api_server = self._serve_on(self.cri.api_socket, self._services(), "cri-api", 0o177)
+            self.cri.api_address = self.cri.api_socket
 
     def _serve_on(
         self, address: str, services: list[tuple[Any, Any]], prefix: str, umask: int = 0o117
