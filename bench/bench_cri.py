@@ -223,7 +223,11 @@ def main(argv: list[str] | None = None) -> int:
             "`--runc` adds pycontainerd with runc). CPU in parentheses: the daemon process's own share."
         )
         update_section(
-            REPO / "docs" / "BENCHMARKS.md", SECTION, intro, "python bench/bench_cri.py --write-doc", body
+            REPO / "docs" / "BENCHMARKS.md",
+            SECTION,
+            intro,
+            f"python bench/bench_cri.py{' --runc' if args.runc else ''} --write-doc",
+            body,
         )
     return 0
 
