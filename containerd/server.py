@@ -61,7 +61,6 @@ class Daemon:
         }
         self._server: grpc.Server | None = None
         self._cri_server: grpc.Server | None = None
-        self._api_server: grpc.Server | None = None  # the CRI plugin's private one
         self._gc_lock = threading.Lock()
         self.cri: Any = None
         if cfg.cri.enabled:
@@ -247,38 +246,30 @@ class Daemon:
         self._server = server
         if self.cri is not None:
             if self.cfg.cri.address:
-                self._cri_server = self._serve_on(self.cfg.cri.address, self._cri_services(), "cri-grpc")
+                self._cri_server = self._serve_cri(self.cfg.cri.address)
             self.cri.start()
 
     def _serve_cri_client(self) -> None:
-        """What the CRI plugin's client calls, set before any CRI call can come: the unary
-        services in-process (cri/local.py), and the streaming ones over a listener of its own
-        when the CRI shares the daemon's socket, hence its workers (32): 30 pods started at once
-        held 30 while their calls into the daemon queued for the other two (31, and none started)."""
+        """The CRI plugin's client makes its unary calls in-process (cri/local.py), set before
+        any CRI call can come; its streaming ones go over the daemon's socket."""
         from containerd.cri.local import unary_handlers
 
         self.cri.local_handlers = unary_handlers(self._services())
-        if not self.cfg.cri.address and len(self.cri.api_socket) < 100:
-            self._api_server = self._serve_on(self.cri.api_socket, self._services(), "cri-api", 0o177)
-            self.cri.api_address = self.cri.api_socket
 
-    def _serve_on(
-        self, address: str, services: list[tuple[Any, Any]], prefix: str, umask: int = 0o117
-    ) -> grpc.Server:
-        """A second listener of this daemon: the CRI on a socket of its own (`--cri-address`), or
-        the containerd API for the CRI plugin's own client."""
+    def _serve_cri(self, address: str) -> grpc.Server:
+        """The CRI on a socket of its own (`--cri-address`), as a second listener of this daemon."""
         _claim_socket_path(address)
         os.makedirs(os.path.dirname(address), mode=0o711, exist_ok=True)
         server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix=prefix),
+            futures.ThreadPoolExecutor(max_workers=GRPC_WORKERS, thread_name_prefix="cri-grpc"),
             options=[
                 ("grpc.max_receive_message_length", 16 << 20),
                 ("grpc.max_send_message_length", 16 << 20),
             ],
         )
-        for add, service in services:
+        for add, service in self._cri_services():
             add(service, server)
-        previous_umask = os.umask(umask)
+        previous_umask = os.umask(0o117)
         try:
             bound = server.add_insecure_port(f"unix://{address}")
         except RuntimeError:
@@ -298,13 +289,6 @@ class Daemon:
             self._cri_server = None
             try:
                 os.unlink(self.cfg.cri.address)
-            except FileNotFoundError:
-                pass
-        if self._api_server is not None:
-            self._api_server.stop(grace=2).wait()
-            self._api_server = None
-            try:
-                os.unlink(self.cri.api_socket)
             except FileNotFoundError:
                 pass
         if self._server is not None:

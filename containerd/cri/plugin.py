@@ -62,10 +62,6 @@ class Plugin:
         for d in (self.root, self.state):
             os.makedirs(d, mode=0o711, exist_ok=True)
         self.netns_dir = cfg.netns_dir or os.path.join(self.state, "netns")
-        # the daemon's API as this plugin's client reaches it: the daemon's socket, or a listener
-        # of the daemon's own for this plugin (api_socket) when the CRI shares that socket
-        self.api_socket = os.path.join(self.state, "api.sock")
-        self.api_address = daemon_cfg.address
         # the daemon's unary methods by path, called in-process (local.py); set by the daemon
         self.local_handlers: dict[str, Any] | None = None
         self.cni = cnimod.CNI(cfg.cni_conf_dir, cfg.cni_bin_dir, os.path.join(self.state, "cni"))
@@ -94,14 +90,14 @@ class Plugin:
     # --- the client ----------------------------------------------------------------------------
 
     def _new_client(self) -> Client:
-        client = Client(self.api_address, K8S_NAMESPACE)
+        client = Client(self.daemon_cfg.address, K8S_NAMESPACE)
         if self.local_handlers is None:
             return client
         from containerd.cri.local import LocalChannel
 
         # the socket's channel (with the client's options) carries the streaming calls
         channel = LocalChannel(self.local_handlers, client._raw)
-        return Client(self.api_address, K8S_NAMESPACE, _channel=cast(grpc.Channel, channel))
+        return Client(self.daemon_cfg.address, K8S_NAMESPACE, _channel=cast(grpc.Channel, channel))
 
     @property
     def client(self) -> Client:
@@ -195,7 +191,7 @@ class Plugin:
         subscribed = False
         while not self._stop.is_set():
             try:
-                sub = Client(self.api_address, K8S_NAMESPACE, timeout=None).events.subscribe(
+                sub = Client(self.daemon_cfg.address, K8S_NAMESPACE, timeout=None).events.subscribe(
                     f'namespace=={K8S_NAMESPACE},topic=="/tasks/exit"',
                     f'namespace=={K8S_NAMESPACE},topic=="/tasks/oom"',
                 )

@@ -1,10 +1,10 @@
 """The CRI plugin's own calls into the daemon never wait behind the calls that hold its workers.
 
-pycontainerd serves the CRI on the daemon's socket, whose gRPC server has a fixed pool of
-workers; each CRI call holds one while it makes its own calls into the daemon (containers,
-snapshots, tasks). Those calls reach the daemon through a listener of their own: when they shared
-the pool, 30 pods started at once held 30 workers and every nested call queued for the last two
-(31 at once, and the pods never started). Long-lived calls hold workers too: here 30 event
+pycontainerd serves the CRI on the daemon's socket, whose gRPC server has a pool of workers; each
+CRI call holds one while it makes its own calls into the daemon (containers, snapshots, tasks).
+Those are made in-process (containerd/cri/local.py): when they went over the socket with 32
+workers, 30 pods started at once held 30 and every nested call queued for the last two (31 at
+once, and the pods never started). Long-lived calls hold workers too: here 30 event
 subscriptions do, as a pydockerd or `ctr events` would, and a pull and a pod must still work.
 The same test body runs against containerd 1.6, which has no such pool.
 """
