@@ -216,6 +216,8 @@ class Daemon:
         self.tasks.recover()
         address = self.cfg.address
         _claim_socket_path(address)
+        if self.cri is not None:
+            self._serve_cri_client()
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=GRPC_WORKERS, thread_name_prefix="grpc"),
             options=[
@@ -247,12 +249,19 @@ class Daemon:
                 self._cri_server = self._serve_cri(self.cfg.cri.address)
             self.cri.start()
 
+    def _serve_cri_client(self) -> None:
+        """The CRI plugin's client makes its unary calls in-process (cri/local.py), set before
+        any CRI call can come; its streaming ones go over the daemon's socket."""
+        from containerd.cri.local import unary_handlers
+
+        self.cri.local_handlers = unary_handlers(self._services())
+
     def _serve_cri(self, address: str) -> grpc.Server:
         """The CRI on a socket of its own (`--cri-address`), as a second listener of this daemon."""
         _claim_socket_path(address)
         os.makedirs(os.path.dirname(address), mode=0o711, exist_ok=True)
         server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="cri-grpc"),
+            futures.ThreadPoolExecutor(max_workers=GRPC_WORKERS, thread_name_prefix="cri-grpc"),
             options=[
                 ("grpc.max_receive_message_length", 16 << 20),
                 ("grpc.max_send_message_length", 16 << 20),

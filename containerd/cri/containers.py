@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pycontainerd.cri")
 EXEC_OUTPUT_LIMIT = 16 << 20
+ETC_FILES = ("/etc/passwd", "/etc/group")  # what users.resolve_user reads
+ETC_CACHE = 64  # images whose ETC_FILES are kept
 
 
 def container_name(md: cri.ContainerMetadata, sandbox: cri.PodSandboxMetadata) -> str:
@@ -56,6 +58,7 @@ STATE_NAMES = {cri.CONTAINER_CREATED: "CONTAINER_CREATED", cri.CONTAINER_RUNNING
 class Containers:
     def __init__(self, plugin: Plugin) -> None:
         self.p = plugin
+        self._etc: dict[str, dict[str, str | None]] = {}  # layer chain -> ETC_FILES' contents
 
     # --- create --------------------------------------------------------------------------------
 
@@ -108,12 +111,12 @@ class Containers:
         undo.append(lambda: snaps.remove(id_))
         sc = config.linux.security_context
         ns = pod_config.linux.security_context.namespace_options
-        with self._rootfs(mounts) as read:
-            user = resolve_user(
-                image.config, read, sc.run_as_user.value if sc.HasField("run_as_user") else None,
-                sc.run_as_group.value if sc.HasField("run_as_group") else None, list(sc.supplemental_groups),
-                sc.run_as_username,
-            )  # fmt: skip
+        etc = self._image_etc(image.top_chain, mounts)
+        user = resolve_user(
+            image.config, etc.get, sc.run_as_user.value if sc.HasField("run_as_user") else None,
+            sc.run_as_group.value if sc.HasField("run_as_group") else None, list(sc.supplemental_groups),
+            sc.run_as_username,
+        )  # fmt: skip
         paths = specs.SandboxPaths(
             id=sandbox.meta.id, pid=sandbox.status.pid, netns=sandbox.meta.netns,
             hostname_file=os.path.join(sandbox.meta.root, "hostname"), hosts_file=os.path.join(sandbox.meta.root, "hosts"),
@@ -146,6 +149,19 @@ class Containers:
     def _streams(config: cri.ContainerConfig) -> list[str]:
         streams = ["stdout"] if config.tty else ["stdout", "stderr"]
         return streams + (["stdin"] if config.stdin else [])
+
+    def _image_etc(self, chain: str, mounts: list[Any]) -> dict[str, str | None]:
+        """The image's /etc/passwd and /etc/group for user lookup, read through the container's
+        fresh snapshot the first time an image (its layer chain, which fixes their contents) is
+        used, then kept: a mount and unmount of the rootfs less per container."""
+        etc = self._etc.get(chain)
+        if etc is None:
+            with self._rootfs(mounts) as read:
+                etc = {path: read(path) for path in ETC_FILES}
+            if len(self._etc) >= ETC_CACHE:
+                self._etc.pop(next(iter(self._etc)), None)
+            self._etc[chain] = etc
+        return etc
 
     @contextlib.contextmanager
     def _rootfs(self, mounts: list[Any]) -> Any:

@@ -1,8 +1,10 @@
 """Pod network namespaces, pinned by a bind mount on a file (as containerd's netns package).
 
-`unshare --net=FILE true` (util-linux) makes a new network namespace and binds it on FILE, so it
-outlives every process in it; the CNI plugins and the pod's containers enter it by that path.
-Removal unmounts and unlinks it. The directory is the plugin's own (under its state dir).
+As containerd does it, in-process: a thread of its own unshares its network namespace and binds
+it (/proc/thread-self/ns/net) on FILE, so it outlives every process in it, then ends, taking its
+namespace with it (no thread is ever switched back; `unshare --net=FILE true` did the same from
+two programs, ~5 ms more per pod). The CNI plugins and the pod's containers enter it by that
+path. Removal unmounts and unlinks it. The directory is the plugin's own (under its state dir).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import errno
 import os
 import secrets
-import subprocess
+import threading
 
 from common import libc
 
@@ -24,11 +26,23 @@ def create(directory: str) -> str:
     path = os.path.join(directory, f"cni-{secrets.token_hex(16)}")
     with open(path, "x"):
         pass
-    done = subprocess.run(["unshare", f"--net={path}", "true"], capture_output=True, text=True, timeout=30)
-    if done.returncode != 0:
+    failed: list[OSError] = []
+    pinner = threading.Thread(target=_pin, args=(path, failed), name="cri-netns")
+    pinner.start()
+    pinner.join()
+    if failed:
         os.unlink(path)
-        raise NetNSError(f"failed to create network namespace: {done.stderr.strip()}")
+        raise NetNSError(f"failed to create network namespace: {os.strerror(failed[0].errno or 0)}")
     return path
+
+
+def _pin(path: str, failed: list[OSError]) -> None:
+    """In a thread that ends right after: only it moves into the new namespace."""
+    try:
+        libc.unshare(libc.CLONE_NEWNET)
+        libc.mount("/proc/thread-self/ns/net", path, None, libc.MS_BIND)
+    except OSError as exc:
+        failed.append(exc)
 
 
 def remove(path: str) -> None:

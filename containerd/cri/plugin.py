@@ -18,7 +18,9 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
+
+import grpc
 
 from containerd.client import Client
 from containerd.client.errors import ContainerdError as ClientError
@@ -60,6 +62,8 @@ class Plugin:
         for d in (self.root, self.state):
             os.makedirs(d, mode=0o711, exist_ok=True)
         self.netns_dir = cfg.netns_dir or os.path.join(self.state, "netns")
+        # the daemon's unary methods by path, called in-process (local.py); set by the daemon
+        self.local_handlers: dict[str, Any] | None = None
         self.cni = cnimod.CNI(cfg.cni_conf_dir, cfg.cni_bin_dir, os.path.join(self.state, "cni"))
         self.sandboxes: Store[SandboxMeta] = Store("sandbox")
         self.containers: Store[ContainerMeta] = Store("container")
@@ -85,18 +89,28 @@ class Plugin:
 
     # --- the client ----------------------------------------------------------------------------
 
+    def _new_client(self) -> Client:
+        client = Client(self.daemon_cfg.address, K8S_NAMESPACE)
+        if self.local_handlers is None:
+            return client
+        from containerd.cri.local import LocalChannel
+
+        # the socket's channel (with the client's options) carries the streaming calls
+        channel = LocalChannel(self.local_handlers, client._raw)
+        return Client(self.daemon_cfg.address, K8S_NAMESPACE, _channel=cast(grpc.Channel, channel))
+
     @property
     def client(self) -> Client:
         with self._lock:
             if self._client is None:
-                self._client = Client(self.daemon_cfg.address, K8S_NAMESPACE)
+                self._client = self._new_client()
             return self._client
 
     @property
     def images(self) -> Images:
         with self._lock:
             if self._images is None:
-                self._images = Images(Client(self.daemon_cfg.address, K8S_NAMESPACE), self.cfg)
+                self._images = Images(self._new_client(), self.cfg)
             return self._images
 
     def streaming(self) -> Any:

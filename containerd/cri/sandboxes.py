@@ -48,7 +48,9 @@ class Sandboxes:
     def __init__(self, plugin: Plugin) -> None:
         self.p = plugin
         self._image_lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="cri-network")
+        # CNI ADD/DEL and member stops of pods started or stopped at once, as many as the CRI
+        # serves (a smaller pool queued the 9th pod's network behind the first eight)
+        self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="cri-network")
 
     # --- run -----------------------------------------------------------------------------------
 
@@ -154,7 +156,10 @@ class Sandboxes:
 
     def ensure_image(self) -> Any:
         p = self.p
-        with self._image_lock:
+        image = p.images.find(p.cfg.sandbox_image)
+        if image is not None:  # pods started at once look it up side by side
+            return image
+        with self._image_lock:  # one import or pull when it is missing
             image = p.images.find(p.cfg.sandbox_image)
             if image is not None:
                 return image
