@@ -399,6 +399,13 @@ class SeccompFilter:
         self.program = program
         self.flags = flags  # SECCOMP_FILTER_FLAG_* bits for seccomp(2)
 
+    @classmethod
+    def compiled(cls, program: bytes, flags: int) -> SeccompFilter:
+        """A filter compiled before (`program`, `flags` as `build_filter` made them), to load."""
+        filt = cls(0, program, flags)
+        filt._ctx = None  # no libseccomp context behind it: nothing to export or release
+        return filt
+
     def _handle(self) -> int:
         if self._ctx is None:
             raise SeccompError("seccomp: filter was already released")

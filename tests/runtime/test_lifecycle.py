@@ -135,6 +135,45 @@ def test_run_forwards_sigterm(pyrunc: Pyrunc) -> None:
     assert proc.wait(timeout=20) == 42
 
 
+def test_exec_applies_the_containers_seccomp_profile_compiled_once(pyrunc: Pyrunc) -> None:
+    """Every exec gets the profile's filter, the second from the program the first compiled;
+    a cache file from another profile is not used."""
+
+    def start(denied: str) -> str:
+        cid = pyrunc.new_id()
+        bundle = pyrunc.bundle(["sleep", "1000"])
+        bundle.config["linux"]["seccomp"] = {
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64"],
+            "syscalls": [{"names": [denied, f"{denied}at"], "action": "SCMP_ACT_ERRNO"}],
+        }
+        bundle.write()
+        pyrunc.ok("run", "--detach", "--bundle", str(bundle.path), cid)
+        return cid
+
+    no_mkdir, no_mknod = start("mkdir"), start("mknod")
+    cache = pyrunc.root / no_mkdir / "seccomp.bpf"
+    probe = [
+        "sh",
+        "-c",
+        "grep Seccomp: /proc/self/status; mkdir /tmp/d 2>&1; echo rc=$?; rmdir /tmp/d 2>/dev/null; true",
+    ]
+    for attempt in ("compiled", "cached"):
+        out = pyrunc.ok("exec", no_mkdir, *probe)
+        assert "Seccomp:\t2" in out and "Operation not permitted" in out and "rc=1" in out, (attempt, out)
+        assert cache.exists()
+    ours = cache.read_bytes()
+    # The other container's cache (a profile allowing mkdir) is compiled over, not loaded.
+    assert "rc=0" in pyrunc.ok("exec", no_mknod, *probe)
+    cache.write_bytes((pyrunc.root / no_mknod / "seccomp.bpf").read_bytes())
+    out = pyrunc.ok("exec", no_mkdir, *probe)
+    assert "Operation not permitted" in out and "rc=1" in out, out
+    assert cache.read_bytes() == ours
+    for cid in (no_mkdir, no_mknod):
+        pyrunc.ok("delete", "--force", cid)
+        assert not (pyrunc.root / cid).exists()
+
+
 def test_exec_joins_running_container(pyrunc: Pyrunc) -> None:
     cid = pyrunc.new_id()
     bundle = pyrunc.bundle(["sleep", "1000"]).write()
