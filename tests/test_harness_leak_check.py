@@ -80,6 +80,6 @@ def test_leftover_reported_and_exiting_process_waited_for() -> None:
         deadline = time.monotonic() + 10
         while not (_gone(sleeper) and _gone(exiting)) and time.monotonic() < deadline:
             time.sleep(0.05)
+        workdir.rmdir()
         if cgroup.exists():
             cgroup.rmdir()
-        workdir.rmdir()
