@@ -38,7 +38,7 @@ import tempfile
 import termios
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -502,7 +502,7 @@ def _teardown_checked(
 
     # The daemon is gone; whatever it (or a runtime) started and is still alive is a leftover.
     if ns is not None:
-        stray = _pids_in_mount_ns(ns)
+        stray = _pids_once_exits_finish(lambda: _pids_in_mount_ns(ns))
         if stray:
             leftovers.append(f"processes left in dockerd's mount namespace: {_describe(stray)}")
             _kill_pids(stray)
@@ -523,7 +523,7 @@ def sweep_cgroups_and_mounts(cgroup_parent: str, workdir: Path, leftovers: list[
     """After the daemons are gone: kill what is still in our cgroups, remove the cgroups,
     unmount what is under `workdir`; each finding is appended to `leftovers`."""
     trees = _cgroup_trees(cgroup_parent)
-    in_cgroups = _pids_once_exits_finish(trees)
+    in_cgroups = _pids_once_exits_finish(lambda: _pids_in_cgroups(trees))
     if in_cgroups:
         leftovers.append(f"processes left in cgroups {cgroup_parent}: {_describe(in_cgroups)}")
         _thaw(trees)
@@ -554,14 +554,14 @@ def _exiting(pid: int) -> bool:
     return bool(flags & PF_EXITING)
 
 
-def _pids_once_exits_finish(trees: Sequence[Path], timeout: float = 10.0) -> list[int]:
-    """The processes in our cgroups, once those already exiting have left (for up to `timeout`
+def _pids_once_exits_finish(find: Callable[[], Iterable[int]], timeout: float = 10.0) -> list[int]:
+    """The processes `find` lists, once those already exiting have left (for up to `timeout`
     seconds). A process stays in cgroup.procs until its last thread is gone, after its leader has
     become a zombie and its command line has emptied: such a process has ended, it is not a leak.
     One that is not exiting is returned at once; one still exiting after `timeout`, too."""
     deadline = time.monotonic() + timeout
     while True:
-        pids = sorted(_pids_in_cgroups(trees))
+        pids = sorted(find())
         if not any(_exiting(pid) for pid in pids) or time.monotonic() > deadline:
             return pids
         time.sleep(0.05)
