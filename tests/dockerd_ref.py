@@ -38,7 +38,7 @@ import tempfile
 import termios
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -502,7 +502,7 @@ def _teardown_checked(
 
     # The daemon is gone; whatever it (or a runtime) started and is still alive is a leftover.
     if ns is not None:
-        stray = _pids_in_mount_ns(ns)
+        stray = _pids_once_exits_finish(lambda: _pids_in_mount_ns(ns))
         if stray:
             leftovers.append(f"processes left in dockerd's mount namespace: {_describe(stray)}")
             _kill_pids(stray)
@@ -523,7 +523,7 @@ def sweep_cgroups_and_mounts(cgroup_parent: str, workdir: Path, leftovers: list[
     """After the daemons are gone: kill what is still in our cgroups, remove the cgroups,
     unmount what is under `workdir`; each finding is appended to `leftovers`."""
     trees = _cgroup_trees(cgroup_parent)
-    in_cgroups = sorted(_pids_in_cgroups(trees))
+    in_cgroups = _pids_once_exits_finish(lambda: _pids_in_cgroups(trees))
     if in_cgroups:
         leftovers.append(f"processes left in cgroups {cgroup_parent}: {_describe(in_cgroups)}")
         _thaw(trees)
@@ -540,6 +540,44 @@ def sweep_cgroups_and_mounts(cgroup_parent: str, workdir: Path, leftovers: list[
             subprocess.run(["umount", "-l", mount_point], capture_output=True, check=False)
 
 
+PF_EXITING = 0x4  # a task's flag (include/linux/sched.h) from the start of its do_exit
+
+
+def _exiting(pid: int) -> bool:
+    """Whether PID is already on its way out: exited or killed, the kernel still tearing it down
+    (its threads, its memory, its namespaces), which can take a while on a loaded machine."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            flags = int(f.read().rsplit(")", 1)[1].split()[6])
+    except (OSError, IndexError, ValueError):
+        return False  # gone
+    return bool(flags & PF_EXITING)
+
+
+def _pids_once_exits_finish(find: Callable[[], Iterable[int]], timeout: float = 10.0) -> list[int]:
+    """The processes `find` lists, once those already exiting have left (for up to `timeout`
+    seconds). A process stays in cgroup.procs until its last thread is gone, after its leader has
+    become a zombie and its command line has emptied: such a process has ended, it is not a leak.
+    One that is not exiting is returned at once; one still exiting after `timeout`, too."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pids = sorted(find())
+        if not any(_exiting(pid) for pid in pids) or time.monotonic() > deadline:
+            return pids
+        time.sleep(0.05)
+
+
+def _status_summary(pid: int) -> str:
+    """State, PPid, Name and Threads from /proc/PID/status: an empty command line alone cannot
+    tell an exiting process (its memory already released) from a zombie or a stuck one."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return "gone"
+    keep = ("Name:", "State:", "PPid:", "Threads:")
+    return ", ".join(" ".join(line.split()) for line in lines if line.startswith(keep))
+
+
 def _describe(pids: Sequence[int]) -> str:
     out = []
     for pid in pids:
@@ -553,5 +591,5 @@ def _describe(pids: Sequence[int]) -> str:
             )
         except OSError:
             cmd = "?"
-        out.append(f"{pid} ({cmd[:120]})")
+        out.append(f"{pid} ({cmd[:120]}) [{_status_summary(pid)}]")
     return ", ".join(out)

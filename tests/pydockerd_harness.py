@@ -163,13 +163,19 @@ def pydockerd_engine(
 
 
 def _alive(pid: int) -> bool:
+    """Whether PID has a thread left. A zombie is dead unless it is a thread-group leader whose
+    other threads are still being torn down: after exit_group the leader shows "Z" at once, while
+    the last thread out still frees the address space (tens of ms for a daemon, more under load),
+    and until then the process stays in its cgroup's cgroup.procs."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     try:
         with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+            if f.read().rsplit(")", 1)[1].split()[0] != "Z":
+                return True
+        return len(os.listdir(f"/proc/{pid}/task")) > 1
     except OSError:
         return False
 

@@ -181,6 +181,26 @@ class PtySession:
         """Change the terminal size; the kernel signals SIGWINCH to pydocker."""
         fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
+    def expect_size(
+        self, rows: int, cols: int, previous: tuple[int, int] | None = None, timeout: float = 15.0
+    ) -> None:
+        """Run `stty size` in the container's shell until it reports ROWS COLS. A terminal gets
+        its size from the client's resize call, which the CLI posts after the start (or exec
+        start) returns, or after SIGWINCH; at API 1.41 nothing orders that call before what is
+        typed, so a shell can run a command on a terminal still 0x0 (busybox then prints
+        "stty: standard input") or still PREVIOUS. Any other size, or none in time, fails."""
+        waiting = [b"0 0"] + ([f"{previous[0]} {previous[1]}".encode()] if previous else [])
+        deadline = time.monotonic() + timeout
+        while True:
+            self.send(b"stty size\r")
+            seen = self.expect(r"(\d+ \d+|stty: standard input[^\r\n]*)\r\n").group(1)
+            if seen == f"{rows} {cols}".encode():
+                return
+            assert seen.startswith(b"stty:") or seen in waiting, f"terminal size {seen!r}, not {rows} {cols}"
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the terminal never became {rows}x{cols}; output: {self.text()!r}")
+            time.sleep(0.1)
+
     def wait(self, timeout: float = 30.0) -> int:
         deadline = time.monotonic() + timeout
         while self._alive():

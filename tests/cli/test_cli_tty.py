@@ -20,12 +20,11 @@ def test_run_it_stdin_size_resize_and_exit_code(cli: CLI, names: Names) -> None:
     s = _session(cli, "run", "-it", "--rm", "--name", name, "busybox", "sh", rows=30, cols=100)
     try:
         s.expect(PROMPT)
-        s.send(b"echo $((6*7)); stty size\r")
-        s.expect(r"42\r\n30 100\r\n")
+        s.send(b"echo $((6*7))\r")
+        s.expect(r"42\r\n")
+        s.expect_size(30, 100)
         s.resize(40, 120)  # the kernel sends SIGWINCH to pydocker, which resizes the container
-        time.sleep(0.5)
-        s.send(b"stty size\r")
-        s.expect(r"40 120\r\n")
+        s.expect_size(40, 120, previous=(30, 100))
         s.send(b"tty; exit 3\r")
         s.expect(r"/dev/pts/\d+")
         assert s.wait() == 3
@@ -79,12 +78,11 @@ def test_exec_it(cli: CLI, names: Names) -> None:
     s = _session(cli, "exec", "-it", "-e", "PDC=exec-env", "-w", "/etc", name, "sh", rows=33, cols=91)
     try:
         s.expect(PROMPT.replace("/", "/etc"))
-        s.send(b"echo $PDC; pwd; stty size\r")
-        s.expect(r"exec-env\r\n/etc\r\n33 91\r\n")
+        s.send(b"echo $PDC; pwd\r")
+        s.expect(r"exec-env\r\n/etc\r\n")
+        s.expect_size(33, 91)
         s.resize(20, 70)
-        time.sleep(0.5)
-        s.send(b"stty size\r")
-        s.expect(r"20 70\r\n")
+        s.expect_size(20, 70, previous=(33, 91))
         s.send(b"exit 7\r")
         assert s.wait() == 7
     finally:
