@@ -201,6 +201,20 @@ class PtySession:
                 raise AssertionError(f"the terminal never became {rows}x{cols}; output: {self.text()!r}")
             time.sleep(0.1)
 
+    def until_answered(self, command: bytes, answer: str, timeout: float = 15.0) -> None:
+        """Type COMMAND until ANSWER (a regex) comes back: an attach is live once a shell answers
+        through it, and what is typed while the client is still attaching is the client's to
+        drop (a user types at a prompt, not before), so a single try would test that race."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.send(command)
+            try:
+                self.expect(answer, timeout=min(2.0, max(deadline - time.monotonic(), 0.1)))
+                return
+            except AssertionError:
+                if time.monotonic() > deadline or not self._alive():
+                    raise
+
     def wait(self, timeout: float = 30.0) -> int:
         deadline = time.monotonic() + timeout
         while self._alive():

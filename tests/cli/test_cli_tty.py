@@ -51,9 +51,7 @@ def test_run_it_detach_keys_leave_container_running(cli: CLI, names: Names) -> N
     (cli.config_dir / "config.json").write_text(json.dumps({"detachKeys": "ctrl-x,y"}))
     s = _session(cli, "attach", name)
     try:
-        time.sleep(0.5)
-        s.send(b"echo attached-$((1+1))\r")
-        s.expect("attached-2\r\n")
+        s.until_answered(b"echo attached-$((1+1))\r", "attached-2\r\n")
         s.send(b"\x18y")  # ctrl-x y
         assert s.wait() == 1
         assert "read escape sequence" in s.text()
@@ -64,7 +62,7 @@ def test_run_it_detach_keys_leave_container_running(cli: CLI, names: Names) -> N
     # and a third time, leaving by exiting the shell: attach reports its exit code
     s = _session(cli, "attach", "--detach-keys", "ctrl-a", name)
     try:
-        time.sleep(0.5)
+        s.until_answered(b"echo attached-$((1+2))\r", "attached-3\r\n")
         s.send(b"exit 5\r")
         assert s.wait() == 5
     finally:

@@ -23,6 +23,35 @@ BUSYBOX = Path(__file__).resolve().parents[3] / "shared" / "images" / "busybox.t
 IMAGE = "docker.io/library/busybox:latest"
 
 
+def _default_signals() -> None:
+    # ctr stops on SIGINT as Go's default; started from this worker it would inherit an ignored
+    # or blocked SIGINT if anything in the worker left one (a shell starting it resets neither).
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
+def ctr_events(address: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        ["ctr", "--address", str(address), "events"],
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=_default_signals,
+    )
+
+
+def stop_events(events: subprocess.Popen[str]) -> str:
+    """Interrupt `ctr events` as a user's ^C does; its output up to then."""
+    events.send_signal(signal.SIGINT)
+    try:
+        return events.communicate(timeout=10)[0]
+    except subprocess.TimeoutExpired:
+        status = Path(f"/proc/{events.pid}/status").read_text()
+        events.kill()
+        events.communicate()
+        sig = [line for line in status.splitlines() if line.startswith(("State", "Sig", "Shd"))]
+        raise AssertionError(f"ctr events outlived SIGINT by 10 s: {sig}") from None
+
+
 def ours(base: Path) -> list[str]:
     """Processes whose command line mentions this test's directory: its shims and daemons."""
     found = []
@@ -111,14 +140,11 @@ def test_ctr_detached_task_exec_kill_and_container_lifecycle(busybox_daemon: Run
 
 
 def test_ctr_events_shows_task_lifecycle(busybox_daemon: RunningDaemon) -> None:
-    events = subprocess.Popen(
-        ["ctr", "--address", str(busybox_daemon.address), "events"], stdout=subprocess.PIPE, text=True
-    )
+    events = ctr_events(busybox_daemon.address)
     time.sleep(0.5)
     assert busybox_daemon.ctr("run", "--rm", IMAGE, "ev1", "true").returncode == 0
     time.sleep(0.5)
-    events.send_signal(signal.SIGINT)
-    out, _ = events.communicate(timeout=10)
+    out = stop_events(events)
     topics = [line.split()[5] for line in out.splitlines() if len(line.split()) > 5]
     for topic in (
         "/containers/create",
@@ -160,9 +186,7 @@ def test_tasks_survive_daemon_kill_and_exits_while_down_are_reported(
         os.kill(pids[task], 0)  # still alive without their daemon
     restarted = start_daemon(tmp_path)
     busybox_daemon.proc = restarted.proc
-    events = subprocess.Popen(
-        ["ctr", "--address", str(restarted.address), "events"], stdout=subprocess.PIPE, text=True
-    )
+    events = ctr_events(restarted.address)
     wait_status(restarted, "short", "STOPPED")
     wait_status(restarted, "long", "RUNNING")
     rows = {r.split()[0]: r.split() for r in restarted.ctr("tasks", "ls").stdout.splitlines()[1:]}
@@ -173,8 +197,7 @@ def test_tasks_survive_daemon_kill_and_exits_while_down_are_reported(
     assert deleted.returncode == 0, deleted.stderr
     assert "5" in deleted.stdout + deleted.stderr  # ctr reports the recorded exit status
     time.sleep(0.5)
-    events.send_signal(signal.SIGINT)
-    out, _ = events.communicate(timeout=10)
+    out = stop_events(events)
     assert "/tasks/delete" in out
 
 
