@@ -139,7 +139,11 @@ def env() -> Iterator[Env]:
 
     protos.load()
     base = Path(tempfile.mkdtemp(prefix=f"bld-{os.getpid()}-", dir="/tmp"))
-    daemon, client = start(base)
+    try:
+        daemon, client = start(base)
+    except BaseException:
+        shutil.rmtree(base, ignore_errors=True)  # nothing was mounted yet
+        raise
     handle = None
     try:
         import_archive(client, BUSYBOX)
