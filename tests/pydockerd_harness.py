@@ -203,15 +203,25 @@ def stop_pid(pid: int | None, timeout: float = 30.0) -> bool:
     return True
 
 
-def network_leftovers(daemon: PyDockerd) -> list[str]:
-    """Every kernel object named for this daemon (links, iptables chains and rules, namespace
-    mounts): its names come from a hash of its exec root (dockerd/main.py's network_options)."""
+def _network_tag(daemon: PyDockerd) -> str:
+    """The hash of the exec root that names this daemon's links and chains (dockerd/main.py's
+    network_options)."""
     import hashlib
 
-    tag = hashlib.sha256(str(daemon.exec_root.absolute()).encode()).hexdigest()[:6]
+    return hashlib.sha256(str(daemon.exec_root.absolute()).encode()).hexdigest()[:6]
+
+
+def _own_links(tag: str) -> list[str]:
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
-    found = [line.split(":")[1].strip() for line in links.splitlines()
-             if any(name in line for name in (f"pyd{tag}", f"pyv{tag}", f"pyb{tag}-"))]  # fmt: skip
+    return [line.split(":")[1].strip().split("@")[0] for line in links.splitlines()
+            if any(name in line for name in (f"pyd{tag}", f"pyv{tag}", f"pyb{tag}-"))]  # fmt: skip
+
+
+def network_leftovers(daemon: PyDockerd) -> list[str]:
+    """Every kernel object named for this daemon (links, iptables chains and rules, namespace
+    mounts): its names come from a hash of its exec root."""
+    tag = _network_tag(daemon)
+    found = _own_links(tag)
     rules = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
     found += [line for line in rules.splitlines() if f"PYD{tag.upper()}" in line]
     with open("/proc/self/mountinfo") as f:
@@ -219,6 +229,27 @@ def network_leftovers(daemon: PyDockerd) -> list[str]:
             line.split()[4] for line in f if line.split()[4].startswith(str(daemon.exec_root / "netns"))
         ]
     return found
+
+
+def remove_network_leftovers(daemon: PyDockerd) -> None:
+    """Delete what network_leftovers found, so that a failed test leaves the host as it was:
+    the rules in the built-in chains that name our chains or links, our chains, our links.
+    The namespace mounts go with the mounts under the daemon's directory."""
+    import shlex
+
+    tag = _network_tag(daemon)
+    ours = (f"PYD{tag.upper()}", f"pyd{tag}", f"pyv{tag}", f"pyb{tag}-")
+    for table in ("filter", "nat"):
+        rules = subprocess.run(["iptables-save", "-t", table], capture_output=True, text=True).stdout
+        chains = [line[1:].split()[0] for line in rules.splitlines() if line.startswith(f":PYD{tag.upper()}")]
+        for line in rules.splitlines():
+            if line.startswith("-A ") and line.split()[1] not in chains and any(n in line for n in ours):
+                subprocess.run(["iptables", "-t", table, "-D", *shlex.split(line)[1:]], capture_output=True)
+        for flag in ("-F", "-X"):
+            for chain in chains:
+                subprocess.run(["iptables", "-t", table, flag, chain], capture_output=True)
+    for link in _own_links(tag):
+        subprocess.run(["ip", "link", "del", link], capture_output=True)
 
 
 def teardown(daemon: PyDockerd) -> None:
@@ -237,7 +268,10 @@ def teardown(daemon: PyDockerd) -> None:
         leftovers.append(f"pydockerd {daemon.pid} ignored SIGTERM for 40s")
     if not stop_pid(daemon.containerd_pid, 40):
         leftovers.append(f"pycontainerd {daemon.containerd_pid} ignored SIGTERM for 40s")
-    leftovers += [f"network object left: {what}" for what in network_leftovers(daemon)]
+    network_left = network_leftovers(daemon)
+    if network_left:
+        leftovers += [f"network object left: {what}" for what in network_left]
+        remove_network_leftovers(daemon)
     sweep_cgroups_and_mounts(daemon.cgroup_parent, daemon.workdir, leftovers)
     fifo_root = daemon.exec_root / "fifo"
     if fifo_root.exists() and any(fifo_root.iterdir()):

@@ -83,3 +83,22 @@ def test_leftover_reported_and_exiting_process_waited_for() -> None:
         workdir.rmdir()
         if cgroup.exists():
             cgroup.rmdir()
+
+
+def test_network_leftovers_reported_then_removed() -> None:
+    """A pydockerd killed with -9 leaves its default bridge and its iptables chains: the
+    teardown reports them (the test fails) and removes them (the host is left as it was)."""
+    import pytest
+
+    from tests.dockerd_ref import LeftoversError
+    from tests.pydockerd_harness import _network_tag, _own_links, pydockerd_engine
+
+    with pytest.raises(LeftoversError, match="network object left") as failed:
+        with pydockerd_engine(images=()) as daemon:
+            tag = _network_tag(daemon)
+            assert _own_links(tag), "pydockerd made no default bridge"
+            os.kill(daemon.pid, signal.SIGKILL)
+    assert f"pyd{tag}" in str(failed.value)
+    assert _own_links(tag) == []
+    rules = subprocess.run(["iptables-save"], capture_output=True, text=True, check=True).stdout
+    assert f"PYD{tag.upper()}" not in rules
